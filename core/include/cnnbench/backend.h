@@ -1,0 +1,106 @@
+/*
+ * cnnbench/backend.h - backend plugins: how the kernels run.
+ *
+ * A backend is a kernel factory. For each op it implements, kernel_create() builds a
+ * kernel for one fixed descriptor (shapes and batch known), the way oneDNN builds a
+ * primitive: create may allocate, reorder or JIT; forward and backward allocate nothing
+ * and do no I/O; destroy frees. An op the backend leaves out (CNB_ENOTSUP, or a clear
+ * bit in ops) runs on the naive backend, and the host records which backend ran each
+ * layer. The naive backend is the reference every other kernel is checked against.
+ *
+ * LRN follows the AlexNet paper and the seed notes: the sum runs over the `size` channels
+ * centred on c (clipped at the ends) and alpha is NOT divided by size (Caffe, oneDNN and
+ * PyTorch divide it; a backend wrapping them passes alpha * size).
+ *
+ * Tensors are float32, dense, NCHW. Weights: convolution (K, C, KH, KW), inner product
+ * (K, C*H*W); bias (K). Backward writes (overwrites, never accumulates) every non-NULL
+ * diff_* output.
+ */
+#ifndef CNNBENCH_BACKEND_H
+#define CNNBENCH_BACKEND_H
+
+#include "cnnbench/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNB_BACKEND_ABI_MAJOR 1
+#define CNB_BACKEND_ABI_MINOR 0
+
+typedef enum cnb_op {
+    CNB_OP_CONV = 0,      /* 2-D convolution, any kernel, stride, padding          */
+    CNB_OP_INNER_PRODUCT, /* fully connected: src flattened to C*H*W              */
+    CNB_OP_POOL_MAX,      /* max pooling, overlapping windows allowed             */
+    CNB_OP_POOL_AVG,      /* average pooling; divisor kh*kw (padding included)    */
+    CNB_OP_SIGMOID,
+    CNB_OP_RELU,
+    CNB_OP_LRN,           /* across channels: b = a / (k + alpha * sum a^2)^beta  */
+    CNB_OP_SOFTMAX_XENT,  /* softmax over C with cross-entropy against labels     */
+    CNB_OP_COUNT
+} cnb_op;
+
+#define CNB_OP_BIT(op) (1u << (op))
+#define CNB_OPS_ALL ((1u << CNB_OP_COUNT) - 1u)
+
+/* What a kernel computes. Fixed at create time. */
+struct cnb_op_desc {
+    cnb_op op;
+    int batch;          /* N                                                   */
+    cnb_shape src, dst; /* per-sample shapes; dst is what the layer inferred   */
+    union {
+        struct { int kh, kw, sh, sw, ph, pw; } conv; /* dst.c = output channels K */
+        struct { int kh, kw, sh, sw, ph, pw; } pool;
+        struct { int size; float alpha, beta, k; } lrn;
+    } u;
+};
+
+/* Buffers for one call. Unused fields are NULL. */
+typedef struct cnb_args {
+    const float *src;       /* (N, src.c, src.h, src.w)                              */
+    float *dst;             /* (N, dst.c, dst.h, dst.w); softmax_xent: probabilities */
+    const float *weights;   /* conv (K,C,KH,KW); inner product (K, C*H*W)            */
+    const float *bias;      /* (K)                                                   */
+    const float *diff_dst;  /* backward input, shaped like dst                       */
+    float *diff_src;        /* backward output, shaped like src; NULL = not needed   */
+    float *diff_weights;    /* backward output, shaped like weights                  */
+    float *diff_bias;       /* backward output, shaped like bias                     */
+    const int32_t *labels;  /* softmax_xent: (N) class ids; a negative id is padding  */
+    float *loss;            /* softmax_xent forward: mean -log p[label] over real ids */
+} cnb_args;
+
+/*
+ * A kernel. Backends embed it as the first member of their own struct.
+ * backward() may use what the latest forward() on the same src saved (max-pool argmax,
+ * LRN scale); it reads src, dst and diff_dst. softmax_xent's backward ignores diff_dst
+ * and writes diff_src = (p - onehot(label)) / (number of real labels).
+ */
+struct cnb_kernel {
+    int (*forward)(cnb_kernel *self, const cnb_args *a);
+    int (*backward)(cnb_kernel *self, const cnb_args *a);
+    void (*destroy)(cnb_kernel *self);
+};
+
+typedef struct cnb_backend_config {
+    int threads; /* worker threads the backend may use (>= 1) */
+} cnb_backend_config;
+
+typedef struct cnb_backend_desc {
+    cnb_plugin_header hdr; /* kind = CNB_PLUGIN_BACKEND */
+    uint32_t ops;          /* CNB_OP_BIT() of every op it implements */
+
+    /* Optional: set up state shared by the backend's kernels. */
+    int (*init)(const cnb_host *host, const cnb_backend_config *cfg, void **state);
+    void (*fini)(void *state);
+
+    /* Required: CNB_ENOTSUP for an op or geometry it does not handle. */
+    int (*kernel_create)(void *state, const cnb_op_desc *desc, cnb_kernel **out);
+
+    /* Optional: one line for run metadata (library versions, CPU core chosen). */
+    const char *(*info)(void *state);
+} cnb_backend_desc;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNBENCH_BACKEND_H */

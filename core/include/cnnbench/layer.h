@@ -1,0 +1,83 @@
+/*
+ * cnnbench/layer.h - layer-variant plugins: what a layer computes.
+ *
+ * A layer type reads its parameters from its model-file section, infers its output shape,
+ * declares the learnable tensors it needs (the host owns, initialises, updates and saves
+ * them), and computes forward and backward through kernels the host creates for it on the
+ * run's backend. A layer no backend knows (dropout, flatten) computes in plain C itself.
+ *
+ * Life cycle: create (parse, infer shapes; no kernels yet) -> bind (batch known: create
+ * kernels) -> forward/backward many times (no allocation) -> destroy.
+ */
+#ifndef CNNBENCH_LAYER_H
+#define CNNBENCH_LAYER_H
+
+#include "cnnbench/backend.h"
+#include "cnnbench/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNB_LAYER_ABI_MAJOR 1
+#define CNB_LAYER_ABI_MINOR 0
+
+#define CNB_MAX_PARAMS 4
+
+/* A learnable tensor the layer asks the host to own. */
+typedef struct cnb_param_spec {
+    const char *name; /* "weights", "bias"                                      */
+    size_t count;     /* floats                                                 */
+    int fan_in;       /* for Xavier/He initialisation                           */
+    int fan_out;
+    int is_bias;      /* initialised to zero, no weight decay                   */
+} cnb_param_spec;
+
+/* Buffers of one forward or backward call; N is the batch given to bind(). */
+typedef struct cnb_io {
+    int train;                  /* 1 while training (dropout active)               */
+    const float *x;             /* (N, in)                                         */
+    float *y;                   /* (N, out)                                        */
+    const float *dy;            /* (N, out) backward input                         */
+    float *dx;                  /* (N, in)  backward output; NULL for the first layer */
+    float *const *w;            /* [n_params] host-owned parameters                */
+    float *const *dw;           /* [n_params] their gradients (overwritten)        */
+    const int32_t *labels;      /* loss layers: (N), negative = padding            */
+    float *loss;                /* loss layers: forward writes the mean loss       */
+} cnb_io;
+
+typedef struct cnb_layer cnb_layer;
+struct cnb_layer {
+    /* Filled by create(). */
+    cnb_shape out;                          /* per-sample output shape          */
+    double flops;                           /* forward FLOPs per sample (FMA = 2) */
+    int n_params;
+    cnb_param_spec params[CNB_MAX_PARAMS];
+
+    int (*bind)(cnb_layer *self, int batch);
+    int (*forward)(cnb_layer *self, const cnb_io *io);
+    int (*backward)(cnb_layer *self, const cnb_io *io);
+    void (*destroy)(cnb_layer *self);
+};
+
+enum {
+    CNB_LAYER_LOSS = 1u << 0,       /* the last layer: consumes labels, writes loss   */
+    CNB_LAYER_ACTIVATION = 1u << 1, /* an element-wise non-linearity                  */
+    CNB_LAYER_INIT_HE = 1u << 2,    /* ReLU-like: the learnable layer before it gets
+                                       He initialisation instead of Xavier           */
+};
+
+typedef struct cnb_layer_desc {
+    cnb_plugin_header hdr;     /* kind = CNB_PLUGIN_LAYER                           */
+    uint32_t flags;            /* CNB_LAYER_*                                       */
+    const char *const *keys;   /* accepted section keys besides `type`, NULL-ended; */
+                               /* the host rejects any other key                    */
+    /* Read parameters through host->param_*, infer out, fill the cnb_layer. `ctx`
+     * stays valid until destroy (kernel_create, layer_rng, layer_error take it). */
+    int (*create)(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb_layer **out);
+} cnb_layer_desc;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNBENCH_LAYER_H */

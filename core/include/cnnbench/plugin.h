@@ -1,0 +1,135 @@
+/*
+ * cnnbench/plugin.h - what every cnnbench plugin sees: ABI versions, error codes,
+ * shapes and the host-services table.
+ *
+ * A plugin is a shared object exporting one symbol, cnb_plugin_entry(), which the host
+ * calls with index 0, 1, 2, ... until it returns NULL. Each call returns a descriptor that
+ * starts with a cnb_plugin_header (so one file may hold several variants). A plugin never
+ * links against the cnnbench executable: everything it needs from the host comes through
+ * the cnb_host table handed to it.
+ *
+ * Compatibility rules (as LV2 and SQLite extensions do it): a descriptor carries the ABI
+ * major/minor it was built with and its own struct size. The host refuses a different
+ * major and a newer minor than its own; new fields are only ever appended, so a host reads
+ * no field past struct_size.
+ */
+#ifndef CNNBENCH_PLUGIN_H
+#define CNNBENCH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CNB_EXPORT __attribute__((visibility("default")))
+#define CNB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CNB_EXPORT
+#define CNB_PRINTF(fmt, args)
+#endif
+
+/* Return codes: 0 or a negative cnb_status. */
+typedef enum cnb_status {
+    CNB_OK = 0,
+    CNB_EINVAL = -1,   /* bad parameter or geometry; the callee has said why */
+    CNB_ENOMEM = -2,
+    CNB_ENOTSUP = -3,  /* a backend does not implement this op (the host falls back) */
+    CNB_EIO = -4,
+    CNB_EABI = -5,
+    CNB_ENOTFOUND = -6,
+} cnb_status;
+
+typedef enum cnb_plugin_kind {
+    CNB_PLUGIN_BACKEND = 1,
+    CNB_PLUGIN_LAYER = 2,
+} cnb_plugin_kind;
+
+/* First member of every descriptor. */
+typedef struct cnb_plugin_header {
+    uint16_t abi_major;      /* CNB_{BACKEND,LAYER}_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;      /* ... and _MINOR                                        */
+    uint32_t struct_size;    /* sizeof the whole descriptor                           */
+    uint32_t kind;           /* cnb_plugin_kind                                       */
+    const char *name;        /* unique within its kind: "naive", "pool.max"           */
+    const char *version;     /* the plugin's own version, "1.0.0"                     */
+    const char *description; /* one line for `cnnbench plugins`                       */
+} cnb_plugin_header;
+
+#define CNB_PLUGIN_ENTRY_SYMBOL "cnb_plugin_entry"
+typedef const cnb_plugin_header *(*cnb_plugin_entry_fn)(unsigned index);
+
+/* Per-sample shape of an activation tensor; a batch adds a leading N (NCHW layout). */
+typedef struct cnb_shape {
+    int c, h, w;
+} cnb_shape;
+
+static inline size_t cnb_shape_size(cnb_shape s) { return (size_t)s.c * s.h * s.w; }
+
+typedef enum cnb_log_level {
+    CNB_LOG_ERROR = 0,
+    CNB_LOG_WARN = 1,
+    CNB_LOG_INFO = 2,
+    CNB_LOG_DEBUG = 3,
+} cnb_log_level;
+
+typedef struct cnb_rng cnb_rng;             /* a seeded random stream owned by the host */
+typedef struct cnb_params cnb_params;       /* one model-file section's keys and values */
+typedef struct cnb_layer_ctx cnb_layer_ctx; /* the host's view of one layer instance    */
+typedef struct cnb_kernel cnb_kernel;       /* defined in cnnbench/backend.h            */
+typedef struct cnb_op_desc cnb_op_desc;     /* defined in cnnbench/backend.h            */
+
+#define CNB_HOST_ABI_MAJOR 1
+#define CNB_HOST_ABI_MINOR 0
+
+/*
+ * Host services. Plugins call through this table only. Fields are appended, never
+ * reordered; check struct_size before using a field newer than your build's minor.
+ */
+typedef struct cnb_host {
+    uint16_t abi_major, abi_minor;
+    uint32_t struct_size;
+
+    /* Logging: `who` is the plugin or layer name. */
+    void (*log)(cnb_log_level level, const char *who, const char *fmt, ...) CNB_PRINTF(3, 4);
+
+    /* Memory: 64-byte aligned, zero-filled; NULL on failure. Never in forward/backward. */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+
+    /* Seeded random streams: every random choice in a run comes from one of these. */
+    uint32_t (*rng_u32)(cnb_rng *rng);
+    float (*rng_uniform)(cnb_rng *rng); /* [0, 1)                */
+    float (*rng_normal)(cnb_rng *rng);  /* mean 0, deviation 1   */
+
+    /* Model-file parameters of a layer section. Each returns 0, or CNB_EINVAL after
+     * reporting "file:line: key 'k': ..." itself. A missing key yields `dflt`; pass
+     * required = 1 to make a missing key an error instead. */
+    int (*param_int)(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out);
+    int (*param_float)(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
+                       float *out);
+    int (*param_str)(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
+                     const char **out);
+
+    /* Report a layer error at the line of `key` (or of the section when key is NULL).
+     * Always returns CNB_EINVAL so that callers can `return host->layer_error(...)`. */
+    int (*layer_error)(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+        CNB_PRINTF(3, 4);
+    /* A warning at the line of `key` (geometry that drops input rows, say). */
+    void (*layer_warn)(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+        CNB_PRINTF(3, 4);
+
+    /* Create a kernel on the run's backend, falling back to the naive backend op by op
+     * when the chosen one returns CNB_ENOTSUP. The host records which backend ran it. */
+    int (*kernel_create)(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out);
+
+    /* This layer's own random stream (dropout masks), derived from the run's seed. */
+    cnb_rng *(*layer_rng)(cnb_layer_ctx *ctx);
+} cnb_host;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNBENCH_PLUGIN_H */

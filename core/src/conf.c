@@ -1,0 +1,326 @@
+/*
+ * conf.c - INI files with line numbers; see conf.h. libinih does the parsing; we feed it
+ * line by line through ini_parse_stream so that the handler knows the current line.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnnbench/plugin.h"
+#include "host.h"
+
+typedef struct reader {
+    FILE *f;            /* file source, or                    */
+    const char *text;   /* string source                      */
+    int line;           /* the line most recently handed over */
+    cnb_conf *conf;
+    int failed;         /* a handler error already reported   */
+} reader;
+
+static char *read_line(char *buf, int size, void *stream)
+{
+    reader *r = stream;
+    if (r->f) {
+        if (!fgets(buf, size, r->f))
+            return NULL;
+    } else {
+        if (!*r->text)
+            return NULL;
+        const char *nl = strchr(r->text, '\n');
+        size_t len = nl ? (size_t)(nl - r->text) + 1 : strlen(r->text);
+        if (len > (size_t)size - 1)
+            len = (size_t)size - 1;
+        memcpy(buf, r->text, len);
+        buf[len] = '\0';
+        r->text += len;
+    }
+    r->line++;
+    return buf;
+}
+
+static cnb_section *add_section(cnb_conf *c, const char *name, int line)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        cnb_section *s = realloc(c->sec, (size_t)cap * sizeof *s);
+        if (!s)
+            return NULL;
+        c->sec = s, c->cap = cap;
+    }
+    cnb_section *s = &c->sec[c->n];
+    memset(s, 0, sizeof *s);
+    if (!(s->name = strdup(name)))
+        return NULL;
+    s->line = line;
+    c->n++;
+    return s;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    reader *r = user;
+    cnb_conf *c = r->conf;
+    cnb_section *s = c->n ? &c->sec[c->n - 1] : NULL;
+    if (!*section) {
+        cnb_error("%s:%d: key '%s' stands before any [section]; put it under one",
+                  c->path, r->line, name);
+        r->failed = 1;
+        return 0;
+    }
+    if (!s || strcmp(s->name, section) != 0) {
+        if (cnb_conf_section(c, section)) {
+            cnb_error("%s:%d: section [%s] appears twice; give each section a unique name",
+                      c->path, r->line, section);
+            r->failed = 1;
+            return 0;
+        }
+        if (!(s = add_section(c, section, r->line)))
+            return 0;
+    }
+    const cnb_kv *dup = cnb_section_get(s, name);
+    if (dup) {
+        cnb_error("%s:%d: key '%s' in [%s] is already set on line %d (an indented line "
+                  "continues the previous value; remove the indentation or the duplicate)",
+                  c->path, r->line, name, section, dup->line);
+        r->failed = 1;
+        return 0;
+    }
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 8;
+        cnb_kv *kv = realloc(s->kv, (size_t)cap * sizeof *kv);
+        if (!kv)
+            return 0;
+        s->kv = kv, s->cap = cap;
+    }
+    cnb_kv *kv = &s->kv[s->n];
+    kv->key = strdup(name);
+    kv->value = strdup(value);
+    kv->line = r->line;
+    if (!kv->key || !kv->value)
+        return 0;
+    s->n++;
+    return 1;
+}
+
+/* A section with no keys never reaches the handler, so it is simply absent. */
+static int parse(cnb_conf *c, reader *r)
+{
+    r->conf = c;
+    int rc = ini_parse_stream(read_line, r, handler, r);
+    if (rc == 0)
+        return 0;
+    if (!r->failed)
+        cnb_error("%s:%d: malformed line: expected '[section]', 'key = value' or a "
+                  "';' comment (lines are limited to 200 characters)",
+                  c->path, rc > 0 ? rc : r->line);
+    return CNB_EINVAL;
+}
+
+int cnb_conf_load(cnb_conf *c, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    if (!(c->path = strdup(path)))
+        return CNB_ENOMEM;
+    reader r = {.f = fopen(path, "r")};
+    if (!r.f)
+        return cnb_error("%s: cannot open: %s", path, strerror(errno)), CNB_EIO;
+    int rc = parse(c, &r);
+    fclose(r.f);
+    return rc;
+}
+
+int cnb_conf_load_string(cnb_conf *c, const char *virtual_path, const char *text)
+{
+    memset(c, 0, sizeof *c);
+    if (!(c->path = strdup(virtual_path)))
+        return CNB_ENOMEM;
+    reader r = {.text = text};
+    return parse(c, &r);
+}
+
+void cnb_conf_free(cnb_conf *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        for (int k = 0; k < c->sec[i].n; k++)
+            free(c->sec[i].kv[k].key), free(c->sec[i].kv[k].value);
+        free(c->sec[i].kv);
+        free(c->sec[i].name);
+    }
+    free(c->sec);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}
+
+const cnb_section *cnb_conf_section(const cnb_conf *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->sec[i].name, name) == 0)
+            return &c->sec[i];
+    return NULL;
+}
+
+const cnb_kv *cnb_section_get(const cnb_section *s, const char *key)
+{
+    for (int i = 0; s && i < s->n; i++)
+        if (strcmp(s->kv[i].key, key) == 0)
+            return &s->kv[i];
+    return NULL;
+}
+
+int cnb_vars_set(cnb_vars *v, const char *name, const char *value)
+{
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->names[i], name) == 0) {
+            char *copy = strdup(value);
+            if (!copy)
+                return CNB_ENOMEM;
+            free(v->values[i]);
+            v->values[i] = copy;
+            return 0;
+        }
+    if (v->n == (int)(sizeof v->names / sizeof v->names[0]))
+        return cnb_error("too many variables (at most %zu)", sizeof v->names / sizeof v->names[0]);
+    v->names[v->n] = strdup(name);
+    v->values[v->n] = strdup(value);
+    if (!v->names[v->n] || !v->values[v->n])
+        return CNB_ENOMEM;
+    v->n++;
+    return 0;
+}
+
+const char *cnb_vars_get(const cnb_vars *v, const char *name)
+{
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->names[i], name) == 0)
+            return v->values[i];
+    return NULL;
+}
+
+void cnb_vars_free(cnb_vars *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->names[i]), free(v->values[i]);
+    v->n = 0;
+}
+
+/* Expand ${name} in one value; returns a new string or NULL after reporting. */
+static char *expand(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
+                    const cnb_vars *vars)
+{
+    size_t cap = strlen(kv->value) + 1, len = 0;
+    char *out = malloc(cap);
+    for (const char *p = kv->value; out && *p;) {
+        const char *piece = p;
+        size_t n = 1;
+        char name[64];
+        if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            size_t nl = end ? (size_t)(end - p - 2) : 0;
+            if (!end || nl == 0 || nl >= sizeof name) {
+                cnb_error("%s:%d: [%s] %s: unterminated or empty '${' in '%s'; write ${name}",
+                          c->path, kv->line, s->name, kv->key, kv->value);
+                free(out);
+                return NULL;
+            }
+            memcpy(name, p + 2, nl);
+            name[nl] = '\0';
+            piece = cnb_vars_get(vars, name);
+            if (!piece) {
+                cnb_error("%s:%d: [%s] %s: undefined variable ${%s}; define it in the "
+                          "model's [vars], the experiment's [vars], or with --set %s=VALUE",
+                          c->path, kv->line, s->name, kv->key, name, name);
+                free(out);
+                return NULL;
+            }
+            n = strlen(piece);
+            p = end + 1;
+        } else {
+            p++;
+        }
+        if (len + n + 1 > cap) {
+            cap = 2 * (len + n + 1);
+            char *grown = realloc(out, cap);
+            if (!grown)
+                free(out);
+            out = grown;
+            if (!out)
+                break;
+        }
+        memcpy(out + len, piece, n);
+        len += n;
+    }
+    if (out)
+        out[len] = '\0';
+    return out;
+}
+
+int cnb_conf_substitute(cnb_conf *c, const cnb_vars *vars)
+{
+    for (int i = 0; i < c->n; i++)
+        for (int k = 0; k < c->sec[i].n; k++) {
+            cnb_kv *kv = &c->sec[i].kv[k];
+            if (!strstr(kv->value, "${"))
+                continue;
+            char *v = expand(c, &c->sec[i], kv, vars);
+            if (!v)
+                return CNB_EINVAL;
+            free(kv->value);
+            kv->value = v;
+        }
+    return 0;
+}
+
+int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed)
+{
+    for (int k = 0; k < s->n; k++) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, s->kv[k].key) == 0;
+        if (ok)
+            continue;
+        char list[512] = "";
+        size_t used = 0;
+        for (const char *const *a = allowed; *a && used < sizeof list; a++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *a);
+        return cnb_error("%s:%d: unknown key '%s' in [%s]; known keys: %s", c->path,
+                         s->kv[k].line, s->kv[k].key, s->name, list);
+    }
+    return 0;
+}
+
+int cnb_conf_int(const cnb_conf *c, const cnb_section *s, const char *key, long lo, long hi,
+                 long *out)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (!kv)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(kv->value, &end, 10);
+    if (errno || end == kv->value || *end || v < lo || v > hi)
+        return cnb_error("%s:%d: [%s] %s = '%s': expected a whole number from %ld to %ld",
+                         c->path, kv->line, s->name, key, kv->value, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cnb_conf_double(const cnb_conf *c, const cnb_section *s, const char *key, double lo,
+                    double hi, double *out)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (!kv)
+        return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(kv->value, &end);
+    if (errno || end == kv->value || *end || !isfinite(v) || v < lo || v > hi)
+        return cnb_error("%s:%d: [%s] %s = '%s': expected a number from %g to %g", c->path,
+                         kv->line, s->name, key, kv->value, lo, hi);
+    *out = v;
+    return 0;
+}

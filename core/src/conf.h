@@ -1,0 +1,62 @@
+/*
+ * conf.h - INI files (model and experiment files) read through libinih, kept in order
+ * with the line of every key, so every later error can name file and line.
+ *
+ * `${name}` in a value is filled from a variable list (cnb_conf_substitute); an undefined
+ * name is an error naming it, the file and the line.
+ */
+#ifndef CNB_CONF_H
+#define CNB_CONF_H
+
+#include <stddef.h>
+
+typedef struct cnb_kv {
+    char *key, *value;
+    int line;
+} cnb_kv;
+
+typedef struct cnb_section {
+    char *name;
+    int line;
+    cnb_kv *kv;
+    int n, cap;
+} cnb_section;
+
+typedef struct cnb_conf {
+    char *path;
+    cnb_section *sec;
+    int n, cap;
+} cnb_conf;
+
+/* Variables for ${name}: later entries win, so defaults go first. */
+typedef struct cnb_vars {
+    char *names[64];
+    char *values[64];
+    int n;
+} cnb_vars;
+
+/* 0, or CNB_EIO / CNB_EINVAL after reporting "file:line: what to do" through cnb_error. */
+int cnb_conf_load(cnb_conf *c, const char *path);
+int cnb_conf_load_string(cnb_conf *c, const char *virtual_path, const char *text);
+void cnb_conf_free(cnb_conf *c);
+
+const cnb_section *cnb_conf_section(const cnb_conf *c, const char *name);
+const cnb_kv *cnb_section_get(const cnb_section *s, const char *key);
+
+/* Replace ${var} in every value. */
+int cnb_conf_substitute(cnb_conf *c, const cnb_vars *vars);
+
+/* Reject keys of `s` not in the NULL-terminated `allowed` list, naming them and the list. */
+int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);
+
+int cnb_vars_set(cnb_vars *v, const char *name, const char *value);
+const char *cnb_vars_get(const cnb_vars *v, const char *name);
+void cnb_vars_free(cnb_vars *v);
+
+/* Typed reads of a section's key with file:line errors. A missing key leaves *out. */
+int cnb_conf_int(const cnb_conf *c, const cnb_section *s, const char *key, long lo, long hi,
+                 long *out);
+int cnb_conf_double(const cnb_conf *c, const cnb_section *s, const char *key, double lo,
+                    double hi, double *out);
+
+#endif

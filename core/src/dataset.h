@@ -1,0 +1,67 @@
+/*
+ * dataset.h - an in-memory image classification dataset and the IDX (MNIST family) loader.
+ *
+ * What it is: the whole split held as float pixels in NCHW order plus int32 labels, read
+ * from IDX files (Fashion-MNIST, MNIST) through zlib, so .gz and raw files load the same
+ * way; and the per-channel statistics and normalisation the data path applies.
+ *
+ * What it is not: no minibatching, shuffling or augmentation (those belong to the data
+ * path that consumes a cnb_dataset), no streaming (a split is loaded whole, Fashion-MNIST
+ * train is 188 MB as floats), and no format other than IDX here. Memory is plain
+ * malloc/free, not the plugin host allocator: nothing here is handed to a kernel as is.
+ */
+#ifndef CNB_DATASET_H
+#define CNB_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cnb_dataset {
+    int n, c, h, w;      /* images, channels, height, width          */
+    int classes;         /* 1 + largest label seen                   */
+    float *images;       /* (n, c, h, w), pixels scaled to [0, 1]    */
+    int32_t *labels;     /* (n)                                      */
+} cnb_dataset;
+
+/*
+ * Load an IDX image file (magic 0x00000803: unsigned bytes, 3 dimensions n x h x w) and
+ * its IDX label file (magic 0x00000801: unsigned bytes, 1 dimension n) into *out, with
+ * c = 1 and pixels divided by 255. Either file may be gzip-compressed or raw.
+ *
+ * limit 0 loads every sample, otherwise the first min(limit, n). The two headers must
+ * declare the same n even when a limit is given (they must be one split's pair).
+ *
+ * Returns 0, or CNB_EIO (cannot open or read, corrupt gzip stream), CNB_EINVAL (wrong
+ * magic, zero dimension, truncated data, count mismatch) or CNB_ENOMEM, with a one-line
+ * message in err (when err is not NULL) naming the file and what to do. On failure *out
+ * is left zeroed and owns nothing; on success release it with cnb_dataset_free.
+ */
+int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_path,
+                 size_t limit, char *err, size_t errlen);
+
+/*
+ * Load the conventional file pair of one split from a folder: split "train" reads
+ * <dir>/train-images-idx3-ubyte.gz and <dir>/train-labels-idx1-ubyte.gz, "t10k" the test
+ * pair. Where the .gz name does not exist but the unpacked name does, the latter is read.
+ * Same returns and messages as cnb_idx_load.
+ */
+int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,
+                       char *err, size_t errlen);
+
+/* Free what cnb_idx_load allocated and zero *d. Safe on a zeroed struct and on NULL. */
+void cnb_dataset_free(cnb_dataset *d);
+
+/*
+ * Per-channel mean and population standard deviation (divided by the count, not count-1)
+ * over every pixel of every image, accumulated in double, two passes. mean and std are
+ * arrays of d->c. An empty dataset gives mean 0, std 0.
+ */
+void cnb_dataset_channel_stats(const cnb_dataset *d, double *mean, double *std);
+
+/*
+ * In place, per channel: x = (x - mean[ch]) / std[ch]. A channel whose std is not
+ * positive (a constant channel) is only shifted by its mean, never divided by zero.
+ */
+void cnb_dataset_normalize(cnb_dataset *d, const double *mean, const double *std);
+
+#endif

@@ -1,0 +1,512 @@
+/*
+ * experiment.c - load an experiment file and run it; see experiment.h.
+ * A run writes, each file atomically:
+ *   config.ini   the fully resolved experiment and model
+ *   meta.ini     seeds and streams, build, machine, backend and plugins
+ *   metrics.csv  one row per epoch (rewritten after every epoch)
+ *   final.csv    one row: the last epoch, best test accuracy, timing, peak memory
+ *   weights.cnbw the trained parameters
+ */
+#include "experiment.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "fsutil.h"
+#include "host.h"
+#include "net.h"
+
+static const char *const experiment_keys[] = {"name", "mode", "model", "backend", "threads",
+                                              "seed", "results", NULL};
+static const char *const data_keys[] = {"dir", "train_images", "train_labels", "test_images",
+                                        "test_labels", "train_limit", "test_limit",
+                                        "normalize", NULL};
+static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
+                                         "schedule", "step_epochs", "gamma",
+                                         "train_eval_limit", NULL};
+
+/* Add or replace section.key = value (from --set). */
+static int conf_set(cnb_conf *c, const char *assignment)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", assignment);
+    char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
+    if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq)
+        return cnb_error("--set %s: expected section.key=value, e.g. --set train.epochs=3 or "
+                         "--set vars.act=relu", assignment);
+    *eq = '\0', *dot = '\0';
+    const char *section = buf, *key = dot + 1, *value = eq + 1;
+    cnb_section *s = (cnb_section *)cnb_conf_section(c, section);
+    if (!s) {
+        if (c->n == c->cap) {
+            int cap = c->cap ? 2 * c->cap : 8;
+            cnb_section *grown = realloc(c->sec, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return CNB_ENOMEM;
+            c->sec = grown, c->cap = cap;
+        }
+        s = &c->sec[c->n++];
+        memset(s, 0, sizeof *s);
+        s->name = strdup(section);
+    }
+    cnb_kv *kv = (cnb_kv *)cnb_section_get(s, key);
+    if (!kv) {
+        if (s->n == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 8;
+            cnb_kv *grown = realloc(s->kv, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return CNB_ENOMEM;
+            s->kv = grown, s->cap = cap;
+        }
+        kv = &s->kv[s->n++];
+        kv->key = strdup(key);
+        kv->value = NULL;
+    }
+    free(kv->value);
+    kv->value = strdup(value);
+    kv->line = 0; /* 0: from the command line */
+    return kv->key && kv->value && s->name ? 0 : CNB_ENOMEM;
+}
+
+static void copy_str(const cnb_section *s, const char *key, char *dst, size_t len)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (kv)
+        snprintf(dst, len, "%s", kv->value);
+}
+
+/* `rel` relative to the folder of `file`, unless absolute. */
+static void resolve(char *dst, size_t len, const char *file, const char *rel)
+{
+    if (rel[0] == '/') {
+        snprintf(dst, len, "%s", rel);
+        return;
+    }
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", file);
+    snprintf(dst, len, "%s/%s", dirname(tmp), rel);
+}
+
+static int join(char *dst, size_t len, const char *dir, const char *file)
+{
+    int n = file[0] == '/' ? snprintf(dst, len, "%s", file) : snprintf(dst, len, "%s/%s", dir, file);
+    return n < 0 || (size_t)n >= len ? cnb_error("%s/%s: path too long", dir, file) : 0;
+}
+
+static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
+                  const char *const *options, int *out)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (!kv)
+        return 0;
+    for (int i = 0; options[i]; i++)
+        if (strcmp(kv->value, options[i]) == 0)
+            return *out = i, 0;
+    char list[256] = "";
+    for (int i = 0; options[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
+    return cnb_error("%s:%d: [%s] %s = '%s': expected one of %s", c->path, kv->line, s->name,
+                     key, kv->value, list);
+}
+
+int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_sets)
+{
+    memset(e, 0, sizeof *e);
+    int rc = cnb_conf_load(&e->conf, path);
+    for (int i = 0; i < n_sets && rc == 0; i++)
+        rc = conf_set(&e->conf, sets[i]);
+    if (rc)
+        return rc;
+    const cnb_conf *c = &e->conf;
+    for (int i = 0; i < c->n; i++) {
+        const cnb_section *s = &c->sec[i];
+        const char *const *keys = strcmp(s->name, "experiment") == 0 ? experiment_keys
+                                  : strcmp(s->name, "data") == 0     ? data_keys
+                                  : strcmp(s->name, "train") == 0    ? train_keys
+                                                                     : NULL;
+        if (strcmp(s->name, "vars") == 0)
+            continue;
+        if (!keys)
+            return cnb_error("%s:%d: unknown section [%s]; an experiment has [experiment], "
+                             "[vars], [data] and [train]", c->path, s->line, s->name);
+        if (cnb_section_check_keys(c, s, keys))
+            return CNB_EINVAL;
+    }
+    const cnb_section *ex = cnb_conf_section(c, "experiment");
+    const cnb_section *data = cnb_conf_section(c, "data");
+    const cnb_section *tr = cnb_conf_section(c, "train");
+    const cnb_section *vars = cnb_conf_section(c, "vars");
+    if (!ex || !cnb_section_get(ex, "model"))
+        return cnb_error("%s: [experiment] needs 'model = path/to/model.ini'", c->path);
+
+    /* Defaults, then the file's values. */
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s", path);
+    snprintf(e->name, sizeof e->name, "%s", basename(base));
+    char *dot = strrchr(e->name, '.');
+    if (dot)
+        *dot = '\0';
+    snprintf(e->mode, sizeof e->mode, "train");
+    snprintf(e->backend, sizeof e->backend, "naive");
+    snprintf(e->results, sizeof e->results, "results");
+    e->threads = 1;
+    e->seed = 1;
+    snprintf(e->data_dir, sizeof e->data_dir, "%s", getenv("CNB_DATA_DIR") && *getenv("CNB_DATA_DIR")
+                                                         ? getenv("CNB_DATA_DIR")
+                                                         : CNB_DEFAULT_DATA_DIR);
+    char ti[256] = "train-images-idx3-ubyte.gz", tl[256] = "train-labels-idx1-ubyte.gz";
+    char vi[256] = "t10k-images-idx3-ubyte.gz", vl[256] = "t10k-labels-idx1-ubyte.gz";
+    e->normalize = 1;
+    e->batch = 64;
+    e->train = (cnb_train_cfg){.epochs = 10, .lr = 0.05, .momentum = 0.9,
+                               .weight_decay = 5e-4, .schedule = CNB_SCHEDULE_COSINE,
+                               .step_epochs = 5, .gamma = 0.1, .train_eval_limit = 10000};
+
+    char model[PATH_MAX] = "";
+    long threads = e->threads, seed = 1, epochs = e->train.epochs, batch = e->batch;
+    long step = e->train.step_epochs, tel = e->train.train_eval_limit;
+    int mode = 0, norm = 0, sched = (int)e->train.schedule;
+    static const char *const modes[] = {"train", NULL};
+    static const char *const norms[] = {"dataset", "none", NULL};
+    static const char *const scheds[] = {"constant", "step", "cosine", NULL};
+    copy_str(ex, "name", e->name, sizeof e->name);
+    copy_str(ex, "model", model, sizeof model);
+    copy_str(ex, "backend", e->backend, sizeof e->backend);
+    copy_str(ex, "results", e->results, sizeof e->results);
+    copy_str(data, "dir", e->data_dir, sizeof e->data_dir);
+    copy_str(data, "train_images", ti, sizeof ti);
+    copy_str(data, "train_labels", tl, sizeof tl);
+    copy_str(data, "test_images", vi, sizeof vi);
+    copy_str(data, "test_labels", vl, sizeof vl);
+    if (choose(c, ex, "mode", modes, &mode) || cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
+        cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
+        cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
+        cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||
+        choose(c, data, "normalize", norms, &norm) ||
+        cnb_conf_int(c, tr, "epochs", 1, 100000, &epochs) ||
+        cnb_conf_int(c, tr, "batch", 1, 65536, &batch) ||
+        cnb_conf_double(c, tr, "lr", 0.0, 100.0, &e->train.lr) ||
+        cnb_conf_double(c, tr, "momentum", 0.0, 0.9999, &e->train.momentum) ||
+        cnb_conf_double(c, tr, "weight_decay", 0.0, 1.0, &e->train.weight_decay) ||
+        choose(c, tr, "schedule", scheds, &sched) ||
+        cnb_conf_int(c, tr, "step_epochs", 1, 100000, &step) ||
+        cnb_conf_double(c, tr, "gamma", 0.0, 1.0, &e->train.gamma) ||
+        cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel))
+        return CNB_EINVAL;
+    snprintf(e->mode, sizeof e->mode, "%s", modes[mode]);
+    e->threads = (int)threads;
+    e->seed = (uint64_t)seed;
+    e->normalize = norm == 0;
+    e->batch = (int)batch;
+    e->train.epochs = (int)epochs;
+    e->train.step_epochs = (int)step;
+    e->train.schedule = (cnb_schedule)sched;
+    e->train.seed = e->seed;
+    e->train.train_eval_limit = tel;
+    resolve(e->model, sizeof e->model, path, model);
+    if (join(e->train_images, sizeof e->train_images, e->data_dir, ti) ||
+        join(e->train_labels, sizeof e->train_labels, e->data_dir, tl) ||
+        join(e->test_images, sizeof e->test_images, e->data_dir, vi) ||
+        join(e->test_labels, sizeof e->test_labels, e->data_dir, vl))
+        return CNB_EINVAL;
+    for (int i = 0; vars && i < vars->n; i++)
+        if ((rc = cnb_vars_set(&e->vars, vars->kv[i].key, vars->kv[i].value)))
+            return rc;
+    return 0;
+}
+
+void cnb_experiment_free(cnb_experiment *e)
+{
+    cnb_conf_free(&e->conf);
+    cnb_vars_free(&e->vars);
+}
+
+/* ---- running ----------------------------------------------------------------------- */
+
+typedef struct run {
+    cnb_experiment *e;
+    cnb_net *net;
+    char dir[PATH_MAX];
+    cnb_epoch_stats *history;
+    int n;
+} run;
+
+static void run_id(const cnb_experiment *e, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < e->vars.n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s-%s_", e->vars.names[i],
+                                 e->vars.values[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, "seed%llu_%s_t%d", (unsigned long long)e->seed,
+                 e->backend, e->threads);
+    for (char *p = buf; *p; p++)
+        if (*p == '/' || *p == ' ')
+            *p = '_';
+}
+
+static int write_metrics(const run *r)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
+                 "test_acc,gap,train_seconds,eval_seconds,images_per_second\n");
+    for (int i = 0; i < r->n; i++) {
+        const cnb_epoch_stats *s = &r->history[i];
+        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f\n", s->epoch,
+                s->lr, s->train_loss, s->train_acc, s->train_eval_loss, s->train_eval_acc,
+                s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
+                s->eval_seconds, s->images_per_second);
+    }
+    return cnb_atomic_commit(&a);
+}
+
+static int on_epoch(const cnb_epoch_stats *s, void *user)
+{
+    run *r = user;
+    cnb_epoch_stats *h = realloc(r->history, (size_t)(r->n + 1) * sizeof *h);
+    if (!h)
+        return CNB_ENOMEM;
+    r->history = h;
+    r->history[r->n++] = *s;
+    printf("epoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
+           "%.4f  gap %+.4f  %.1f s  %.0f img/s\n",
+           s->epoch, r->e->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
+           s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
+           s->images_per_second);
+    fflush(stdout);
+    return write_metrics(r);
+}
+
+static void command_output(const char *cmd, char *buf, size_t len)
+{
+    snprintf(buf, len, "unknown");
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return;
+    if (fgets(buf, (int)len, p))
+        buf[strcspn(buf, "\n")] = '\0';
+    else
+        snprintf(buf, len, "unknown");
+    pclose(p);
+}
+
+static void cpu_model(char *buf, size_t len)
+{
+    snprintf(buf, len, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(buf, len, "%s", colon + 2);
+                buf[strcspn(buf, "\n")] = '\0';
+            }
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int write_config(const run *r)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.ini", r->dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    const cnb_experiment *e = r->e;
+    static const char *const sched[] = {"constant", "step", "cosine"};
+    fprintf(a.f, "; the fully resolved experiment of this run (defaults filled in)\n");
+    fprintf(a.f, "[experiment]\nname = %s\nmode = %s\nmodel = %s\nbackend = %s\nthreads = %d\n"
+                 "seed = %llu\n\n[vars]\n",
+            e->name, e->mode, e->model, e->backend, e->threads, (unsigned long long)e->seed);
+    for (int i = 0; i < e->vars.n; i++)
+        fprintf(a.f, "%s = %s\n", e->vars.names[i], e->vars.values[i]);
+    fprintf(a.f, "\n[data]\ntrain_images = %s\ntrain_labels = %s\ntest_images = %s\n"
+                 "test_labels = %s\ntrain_limit = %ld\ntest_limit = %ld\nnormalize = %s\n\n",
+            e->train_images, e->train_labels, e->test_images, e->test_labels, e->train_limit,
+            e->test_limit, e->normalize ? "dataset" : "none");
+    fprintf(a.f, "[train]\nepochs = %d\nbatch = %d\nlr = %g\nmomentum = %g\nweight_decay = %g\n"
+                 "schedule = %s\nstep_epochs = %d\ngamma = %g\ntrain_eval_limit = %ld\n",
+            e->train.epochs, e->batch, e->train.lr, e->train.momentum, e->train.weight_decay,
+            sched[e->train.schedule], e->train.step_epochs, e->train.gamma,
+            e->train.train_eval_limit);
+    fprintf(a.f, "\n; the model as built, ${vars} filled in\n");
+    const cnb_conf *m = r->net->model;
+    for (int i = 0; i < m->n; i++) {
+        fprintf(a.f, "[model.%s]\n", m->sec[i].name);
+        for (int k = 0; k < m->sec[i].n; k++)
+            fprintf(a.f, "%s = %s\n", m->sec[i].kv[k].key, m->sec[i].kv[k].value);
+    }
+    return cnb_atomic_commit(&a);
+}
+
+static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *train,
+                      const cnb_dataset *test, const double *mean, const double *sd)
+{
+    char path[PATH_MAX + 32], buf[512], cmd[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/meta.ini", r->dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    const cnb_experiment *e = r->e;
+    const cnb_net *net = r->net;
+    time_t now = time(NULL);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(a.f, "[run]\nstarted = %s\nexperiment = %s\nmodel = %s\n", buf, e->conf.path,
+            e->model);
+    fprintf(a.f, "\n[random]\n; every random choice comes from PCG32 stream (seed, id)\n"
+                 "seed = %llu\ninit_stream = %d\nshuffle_stream = %d\nlayer_streams = %d + "
+                 "layer index\n",
+            (unsigned long long)e->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
+    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", CNB_SOURCE_ROOT);
+    command_output(cmd, buf, sizeof buf);
+    fprintf(a.f, "\n[build]\nversion = %s\ngit_revision = %s\n", CNB_VERSION, buf);
+    snprintf(cmd, sizeof cmd,
+             "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | wc -l",
+             CNB_SOURCE_ROOT);
+    command_output(cmd, buf, sizeof buf);
+    fprintf(a.f, "git_dirty = %s\ncompiler = %s\nbuildtype = %s\n",
+            strcmp(buf, "0") == 0 ? "no" : "yes", CNB_COMPILER, CNB_BUILDTYPE);
+    cpu_model(buf, sizeof buf);
+    fprintf(a.f, "\n[machine]\ncpu = %s\nlogical_cpus = %ld\n", buf, sysconf(_SC_NPROCESSORS_ONLN));
+    const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, e->backend);
+    fprintf(a.f, "\n[backend]\nname = %s\nversion = %s\nabi = %u.%u\nfile = %s\nthreads = %d\n"
+                 "info = %s\n",
+            e->backend, bp->hdr->version, bp->hdr->abi_major, bp->hdr->abi_minor, bp->path,
+            e->threads, net->backend->info ? net->backend->info(net->backend_state) : "");
+    fprintf(a.f, "\n[layers]\n; layer = plugin version abi, backend that ran its kernels\n");
+    for (int i = 0; i < net->n; i++) {
+        const cnb_net_layer *L = &net->layers[i];
+        fprintf(a.f, "%s = %s %s %u.%u %s%s\n", L->name, L->desc->hdr.name, L->desc->hdr.version,
+                L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
+                L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "");
+    }
+    fprintf(a.f, "\n[data]\ntrain = %d images %dx%dx%d\ntest = %d images\n", train->n, train->c,
+            train->h, train->w, test->n);
+    for (int c = 0; c < train->c; c++)
+        fprintf(a.f, "mean_%d = %.6f\nstd_%d = %.6f\n", c, mean[c], c, sd[c]);
+    return cnb_atomic_commit(&a);
+}
+
+static int write_final(const run *r, double peak_mib)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/final.csv", r->dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    const cnb_epoch_stats *last = &r->history[r->n - 1];
+    double best = 0.0, seconds = 0.0;
+    for (int i = 0; i < r->n; i++) {
+        best = fmax(best, r->history[i].test_acc);
+        seconds += r->history[i].train_seconds;
+    }
+    fprintf(a.f, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
+                 "mean_epoch_seconds,images_per_second,peak_rss_mib\n");
+    fprintf(a.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.1f\n", r->n, last->test_acc, best,
+            last->test_loss, last->train_eval_acc, last->train_eval_acc - last->test_acc,
+            seconds / r->n, last->images_per_second, peak_mib);
+    return cnb_atomic_commit(&a);
+}
+
+static int load_data(const cnb_experiment *e, cnb_dataset *train, cnb_dataset *test)
+{
+    char err[1024];
+    if (cnb_idx_load(train, e->train_images, e->train_labels, (size_t)e->train_limit, err,
+                     sizeof err) ||
+        cnb_idx_load(test, e->test_images, e->test_labels, (size_t)e->test_limit, err,
+                     sizeof err))
+        return cnb_error("%s (experiment %s, [data])", err, e->conf.path);
+    return 0;
+}
+
+int cnb_experiment_run(cnb_experiment *e, cnb_registry *reg, int progress)
+{
+    cnb_conf model;
+    cnb_net net;
+    cnb_dataset train = {0}, test = {0};
+    run r = {.e = e, .net = &net};
+    double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
+    int rc = cnb_net_load(&net, &model, reg, e->model, &e->vars);
+    if (rc == 0 && (rc = load_data(e, &train, &test)) == 0) {
+        if (train.c != net.input.c || train.h != net.input.h || train.w != net.input.w)
+            rc = cnb_error("%s: the data are %dx%dx%d but the model %s takes %dx%dx%d",
+                           e->conf.path, train.c, train.h, train.w, e->model, net.input.c,
+                           net.input.h, net.input.w);
+        else if (train.classes > net.classes)
+            rc = cnb_error("%s: labels reach class %d but the model has %d classes",
+                           e->train_labels, train.classes - 1, net.classes);
+    }
+    if (rc == 0 && e->normalize && train.c <= 4) {
+        cnb_dataset_channel_stats(&train, mean, sd);
+        cnb_dataset_normalize(&train, mean, sd);
+        cnb_dataset_normalize(&test, mean, sd);
+    }
+    e->train.progress = progress;
+    if (rc == 0)
+        rc = cnb_net_init_params(&net, e->seed);
+    if (rc == 0)
+        rc = cnb_net_bind(&net, e->backend, e->threads, e->batch);
+    if (rc == 0) {
+        char id[512];
+        run_id(e, id, sizeof id);
+        int n = snprintf(r.dir, sizeof r.dir, "%s/%s/%s", e->results, e->name, id);
+        rc = n < 0 || (size_t)n >= sizeof r.dir ? cnb_error("%s: results path too long", id)
+                                                : cnb_mkdirs(r.dir);
+    }
+    if (rc == 0)
+        rc = write_config(&r);
+    if (rc == 0)
+        rc = write_meta(&r, reg, &train, &test, mean, sd);
+    if (rc == 0) {
+        printf("run %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch %d\n",
+               r.dir, e->model, e->backend, e->threads, e->threads == 1 ? "" : "s",
+               (unsigned long long)e->seed, train.n, test.n, e->batch);
+        fflush(stdout);
+        rc = cnb_train(&net, &train, &test, &e->train, on_epoch, &r);
+    }
+    if (rc == 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/weights.cnbw", r.dir);
+        double peak = peak_rss_mib(), seconds = 0.0;
+        for (int i = 0; i < r.n; i++)
+            seconds += r.history[i].train_seconds;
+        rc = cnb_net_save_weights(&net, path);
+        if (rc == 0)
+            rc = write_final(&r, peak);
+        if (rc == 0)
+            printf("done: test accuracy %.4f after %d epochs; %.1f s per training epoch "
+                   "(%s, %d thread%s); peak memory %.0f MiB\nresults in %s\n",
+                   r.history[r.n - 1].test_acc, r.n, seconds / r.n, e->backend, e->threads,
+                   e->threads == 1 ? "" : "s", peak, r.dir);
+    }
+    free(r.history);
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    cnb_net_free(&net);
+    cnb_conf_free(&model);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/*
+ * host.h - the cnb_host services table the core hands to every plugin.
+ */
+#ifndef CNB_HOST_H
+#define CNB_HOST_H
+
+#include "cnnbench/plugin.h"
+
+/* The process-wide table (logging to stderr, aligned allocation, RNG, layer services). */
+const cnb_host *cnb_host_services(void);
+
+/* Logging used by the core itself; level filter set by cnb_log_set_level. */
+void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...) CNB_PRINTF(3, 4);
+void cnb_log_set_level(cnb_log_level max_level);
+
+/* Report an error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless
+ * quieted, as tests do) and kept as the last error. Always returns CNB_EINVAL. */
+int cnb_error(const char *fmt, ...) CNB_PRINTF(1, 2);
+const char *cnb_last_error(void);
+void cnb_error_quiet(int quiet);
+
+void *cnb_alloc(size_t bytes);  /* 64-byte aligned, zeroed; NULL on failure */
+void cnb_free(void *p);
+
+#endif

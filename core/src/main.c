@@ -1,0 +1,200 @@
+/*
+ * main.c - the cnnbench command line.
+ *
+ *   cnnbench plugins                      list every plugin found and where
+ *   cnnbench summary MODEL.ini            per-layer shapes, parameters and FLOPs
+ *   cnnbench run EXPERIMENT.ini           train and validate as the file declares
+ *
+ * Options: --plugin FILE (load a plugin file explicitly; repeatable), --set K=V
+ * (experiment: section.key=value; summary: a model variable, act=relu), -q (quiet).
+ * Exit status: 0 success, 1 a run failed, 2 bad input or usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "experiment.h"
+#include "host.h"
+#include "net.h"
+#include "plugin.h"
+
+#define MAX_SETS 64
+#define MAX_PLUGINS 16
+
+typedef struct options {
+    const char *command, *file;
+    char *sets[MAX_SETS];
+    int n_sets;
+    const char *plugins[MAX_PLUGINS];
+    int n_plugins;
+    int quiet;
+} options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cnnbench COMMAND [options]\n\n"
+            "commands:\n"
+            "  plugins                  list the plugins found (backends, layer variants)\n"
+            "  summary MODEL.ini        per-layer plugin, output shape, parameters, FLOPs\n"
+            "  run EXPERIMENT.ini       train and validate as the experiment declares\n\n"
+            "options:\n"
+            "  --set KEY=VALUE          run: override section.key (train.epochs=3,\n"
+            "                           vars.act=relu); summary: set a model variable (act=relu)\n"
+            "  --plugin FILE            load this plugin file too (repeatable)\n"
+            "  -q, --quiet              no progress bar, warnings only\n"
+            "  -h, --help, --version\n\n"
+            "plugins are searched in $CNB_PLUGIN_PATH (colon-separated), then %s\n"
+            "(from the build tree) or %s (installed).\n",
+            CNB_BUILD_PLUGIN_DIR, CNB_INSTALL_PLUGIN_DIR);
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("cnnbench %s\n", CNB_VERSION);
+            exit(0);
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            o->quiet = 1;
+        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--plugin") == 0) {
+            if (i + 1 >= argc)
+                return cnb_error("%s needs a value", a);
+            if (a[2] == 's' && o->n_sets < MAX_SETS)
+                o->sets[o->n_sets++] = argv[++i];
+            else if (a[2] == 'p' && o->n_plugins < MAX_PLUGINS)
+                o->plugins[o->n_plugins++] = argv[++i];
+            else
+                return cnb_error("too many %s options", a);
+        } else if (a[0] == '-') {
+            return cnb_error("unknown option '%s'; see cnnbench --help", a);
+        } else if (!o->command) {
+            o->command = a;
+        } else if (!o->file) {
+            o->file = a;
+        } else {
+            return cnb_error("unexpected argument '%s'; see cnnbench --help", a);
+        }
+    }
+    if (!o->command)
+        return usage(stderr), CNB_EINVAL;
+    return 0;
+}
+
+static int load_plugins(cnb_registry *reg, const options *o)
+{
+    cnb_registry_init(reg);
+    for (int i = 0; i < o->n_plugins; i++) {
+        char err[1024];
+        if (cnb_registry_load_file(reg, o->plugins[i], err, sizeof err) != 0)
+            return cnb_error("--plugin: %s", err);
+    }
+    cnb_registry_scan_default(reg);
+    if (!cnb_registry_backend(reg, "naive"))
+        return cnb_error("the naive backend plugin was not found (searched %s); build the "
+                         "project (meson compile -C build) or set CNB_PLUGIN_PATH",
+                         reg->searched ? reg->searched : "nothing");
+    return 0;
+}
+
+static int cmd_plugins(const cnb_registry *reg)
+{
+    static const char *const op_names[CNB_OP_COUNT] = {
+        "conv", "inner_product", "pool_max", "pool_avg", "sigmoid", "relu", "lrn",
+        "softmax_xent"};
+    printf("searched: %s\n\n", reg->searched ? reg->searched : "(nothing)");
+    printf("%-8s %-12s %-8s %-5s %s\n", "kind", "name", "version", "abi", "file / provides");
+    for (int i = 0; i < reg->n; i++) {
+        const cnb_plugin *p = &reg->items[i];
+        printf("%-8s %-12s %-8s %u.%-3u %s\n", cnb_plugin_kind_name((cnb_plugin_kind)p->hdr->kind),
+               p->hdr->name, p->hdr->version, p->hdr->abi_major, p->hdr->abi_minor, p->path);
+        if (p->hdr->kind == CNB_PLUGIN_BACKEND) {
+            const cnb_backend_desc *b = (const cnb_backend_desc *)p->hdr;
+            printf("%38s ops:", "");
+            for (int op = 0; op < CNB_OP_COUNT; op++)
+                if (b->ops & CNB_OP_BIT(op))
+                    printf(" %s", op_names[op]);
+            printf("\n");
+        }
+        printf("%38s %s\n", "", p->hdr->description ? p->hdr->description : "");
+    }
+    if (reg->refused)
+        printf("\n%d file%s refused (see the messages above)\n", reg->refused,
+               reg->refused == 1 ? "" : "s");
+    return 0;
+}
+
+static int cmd_summary(const cnb_registry *reg, const options *o)
+{
+    if (!o->file)
+        return cnb_error("summary needs a model file: cnnbench summary experiments/models/lenet5.ini");
+    cnb_vars vars = {0};
+    int rc = 0;
+    for (int i = 0; i < o->n_sets && rc == 0; i++) {
+        char *eq = strchr(o->sets[i], '=');
+        if (!eq || eq == o->sets[i]) {
+            rc = cnb_error("--set %s: expected NAME=VALUE (a model variable, e.g. act=relu)",
+                           o->sets[i]);
+            break;
+        }
+        *eq = '\0';
+        rc = cnb_vars_set(&vars, o->sets[i], eq + 1);
+        *eq = '=';
+    }
+    cnb_conf model;
+    cnb_net net;
+    memset(&model, 0, sizeof model);
+    memset(&net, 0, sizeof net);
+    if (rc == 0)
+        rc = cnb_net_load(&net, &model, reg, o->file, &vars);
+    if (rc == 0)
+        cnb_net_print_summary(&net, stdout);
+    cnb_net_free(&net);
+    cnb_conf_free(&model);
+    cnb_vars_free(&vars);
+    return rc;
+}
+
+static int cmd_run(cnb_registry *reg, const options *o)
+{
+    if (!o->file)
+        return cnb_error("run needs an experiment file: cnnbench run experiments/lenet5-fashion.ini");
+    cnb_experiment e;
+    int rc = cnb_experiment_load(&e, o->file, (char **)o->sets, o->n_sets);
+    if (rc == 0)
+        rc = cnb_experiment_run(&e, reg, !o->quiet && isatty(STDERR_FILENO));
+    cnb_experiment_free(&e);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    if (o.quiet)
+        cnb_log_set_level(CNB_LOG_WARN);
+    cnb_registry reg;
+    int rc = load_plugins(&reg, &o);
+    if (rc == 0) {
+        if (strcmp(o.command, "plugins") == 0)
+            rc = cmd_plugins(&reg);
+        else if (strcmp(o.command, "summary") == 0)
+            rc = cmd_summary(&reg, &o);
+        else if (strcmp(o.command, "run") == 0)
+            rc = cmd_run(&reg, &o);
+        else
+            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run", o.command);
+    }
+    cnb_registry_free(&reg);
+    if (rc == 0)
+        return 0;
+    return rc == CNB_EINVAL || rc == CNB_EIO || rc == CNB_ENOTFOUND ? 2 : 1;
+}

@@ -1,0 +1,596 @@
+/*
+ * net.c - build, bind, run and train a network of layer plugins; see net.h.
+ * Also the per-layer host services (parameters, errors, kernels, RNG) plugins call.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "host.h"
+
+/* ---- per-layer host services ------------------------------------------------------- */
+
+static const cnb_kv *layer_kv(cnb_layer_ctx *ctx, const char *key, int required)
+{
+    const cnb_kv *kv = cnb_section_get(ctx->sec, key);
+    if (!kv && required)
+        cnb_error("%s:%d: [%s] needs the key '%s'", ctx->net->model->path, ctx->sec->line,
+                  ctx->sec->name, key);
+    return kv;
+}
+
+static int layer_line(cnb_layer_ctx *ctx, const char *key)
+{
+    const cnb_kv *kv = key ? cnb_section_get(ctx->sec, key) : NULL;
+    return kv ? kv->line : ctx->sec->line;
+}
+
+int cnb_layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    char *end;
+    errno = 0;
+    long v = strtol(kv->value, &end, 10);
+    if (errno || end == kv->value || *end || v < -1000000000L || v > 1000000000L)
+        return cnb_error("%s:%d: [%s] %s = '%s': expected a whole number", ctx->net->model->path,
+                         kv->line, ctx->sec->name, key, kv->value);
+    *out = (int)v;
+    return 0;
+}
+
+int cnb_layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
+                          float *out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    char *end;
+    errno = 0;
+    double v = strtod(kv->value, &end);
+    if (errno || end == kv->value || *end || !isfinite(v))
+        return cnb_error("%s:%d: [%s] %s = '%s': expected a number", ctx->net->model->path,
+                         kv->line, ctx->sec->name, key, kv->value);
+    *out = (float)v;
+    return 0;
+}
+
+int cnb_layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
+                        const char **out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    *out = kv->value;
+    return 0;
+}
+
+int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cnb_error("%s:%d: [%s] %s", ctx->net->model->path, layer_line(ctx, key),
+                     ctx->sec->name, msg);
+}
+
+void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cnb_log(CNB_LOG_WARN, "cnnbench", "%s:%d: [%s] %s", ctx->net->model->path,
+            layer_line(ctx, key), ctx->sec->name, msg);
+}
+
+int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
+{
+    cnb_net *net = ctx->net;
+    if (!net->backend)
+        return cnb_layer_error(ctx, NULL, "kernel requested before a backend was chosen");
+    const cnb_backend_desc *be = net->backend;
+    int rc = CNB_ENOTSUP;
+    if (be->ops & CNB_OP_BIT(desc->op))
+        rc = be->kernel_create(net->backend_state, desc, out);
+    if (rc == CNB_ENOTSUP && net->naive) {
+        be = net->naive;
+        rc = be->kernel_create(net->naive_state, desc, out);
+    }
+    if (rc != 0)
+        return cnb_layer_error(ctx, NULL, "backend '%s' could not create the kernel (op %d): %d",
+                               be->hdr.name, (int)desc->op, rc);
+    if (ctx->ran_on && strcmp(ctx->ran_on, be->hdr.name) != 0)
+        ctx->mixed = 1;
+    if (!ctx->ran_on)
+        ctx->ran_on = be->hdr.name;
+    return 0;
+}
+
+cnb_rng *cnb_layer_rng(cnb_layer_ctx *ctx) { return &ctx->rng; }
+
+/* ---- building ---------------------------------------------------------------------- */
+
+static int read_net_section(cnb_net *net, const cnb_conf *model)
+{
+    static const char *const keys[] = {"channels", "height", "width", "classes", NULL};
+    const cnb_section *s = cnb_conf_section(model, "net");
+    if (!s)
+        return cnb_error("%s: no [net] section; declare the input as [net] with channels, "
+                         "height, width and classes", model->path);
+    if (cnb_section_check_keys(model, s, keys))
+        return CNB_EINVAL;
+    long v[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        if (!cnb_section_get(s, keys[i]))
+            return cnb_error("%s:%d: [net] needs the key '%s'", model->path, s->line, keys[i]);
+        if (cnb_conf_int(model, s, keys[i], 1, 100000, &v[i]))
+            return CNB_EINVAL;
+    }
+    net->input = (cnb_shape){(int)v[0], (int)v[1], (int)v[2]};
+    net->classes = (int)v[3];
+    return 0;
+}
+
+static int is_layer_section(const cnb_section *s)
+{
+    return strcmp(s->name, "net") != 0 && strcmp(s->name, "vars") != 0;
+}
+
+static int create_layer(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cnb_shape in)
+{
+    const cnb_kv *type = cnb_section_get(s, "type");
+    if (!type)
+        return cnb_error("%s:%d: [%s] has no 'type'; name a layer plugin (see `cnnbench "
+                         "plugins`)", net->model->path, s->line, s->name);
+    L->desc = cnb_registry_layer(net->reg, type->value);
+    if (!L->desc) {
+        char names[1024];
+        cnb_registry_names(net->reg, CNB_PLUGIN_LAYER, names, sizeof names);
+        return cnb_error("%s:%d: [%s] unknown layer type '%s'; layer plugins found: %s",
+                         net->model->path, type->line, s->name, type->value, names);
+    }
+    L->name = s->name;
+    L->in = in;
+    L->ctx.sec = s;
+    int rc = L->desc->create(cnb_host_services(), &L->ctx, in, &L->layer);
+    if (rc != 0) {
+        if (rc != CNB_EINVAL) /* the plugin reported EINVAL itself */
+            cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create (%d)",
+                            L->desc->hdr.name, rc);
+        return CNB_EINVAL;
+    }
+    /* Keys: `type` plus what the plugin declares. */
+    const char *allowed[64] = {"type"};
+    int na = 1;
+    for (const char *const *k = L->desc->keys; k && *k && na < 63; k++)
+        allowed[na++] = *k;
+    allowed[na] = NULL;
+    if (cnb_section_check_keys(net->model, s, allowed))
+        return CNB_EINVAL;
+    L->out = L->layer->out;
+    if (L->out.c <= 0 || L->out.h <= 0 || L->out.w <= 0)
+        return cnb_layer_error(&L->ctx, NULL, "output shape %dx%dx%d is empty", L->out.c,
+                               L->out.h, L->out.w);
+    return 0;
+}
+
+/* Xavier unless the first activation after a learnable layer asks for He. */
+static void choose_init(cnb_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        if (net->layers[i].layer->n_params == 0)
+            continue;
+        net->layers[i].init = "xavier";
+        for (int j = i + 1; j < net->n && net->layers[j].layer->n_params == 0; j++)
+            if (net->layers[j].desc->flags & CNB_LAYER_ACTIVATION) {
+                if (net->layers[j].desc->flags & CNB_LAYER_INIT_HE)
+                    net->layers[i].init = "he";
+                break;
+            }
+    }
+}
+
+int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
+{
+    memset(net, 0, sizeof *net);
+    net->model = model;
+    net->reg = reg;
+    if (read_net_section(net, model))
+        return CNB_EINVAL;
+    int count = 0;
+    for (int i = 0; i < model->n; i++)
+        count += is_layer_section(&model->sec[i]);
+    if (count == 0)
+        return cnb_error("%s: no layer sections after [net]", model->path);
+    net->layers = calloc((size_t)count, sizeof *net->layers);
+    if (!net->layers)
+        return CNB_ENOMEM;
+    cnb_shape shape = net->input;
+    for (int i = 0; i < model->n; i++) {
+        if (!is_layer_section(&model->sec[i]))
+            continue;
+        cnb_net_layer *L = &net->layers[net->n];
+        L->ctx.net = net;
+        L->ctx.index = net->n;
+        net->n++; /* counted before create so that free() sees a partial layer */
+        if (create_layer(net, L, &model->sec[i], shape))
+            return CNB_EINVAL;
+        shape = L->out;
+    }
+    cnb_net_layer *last = &net->layers[net->n - 1];
+    if (!(last->desc->flags & CNB_LAYER_LOSS))
+        return cnb_error("%s:%d: [%s] the last layer must be a loss layer (type = softmax)",
+                         model->path, last->ctx.sec->line, last->name);
+    if (cnb_shape_size(last->out) != (size_t)net->classes)
+        return cnb_error("%s:%d: [%s] gives %zu outputs but [net] classes = %d; make the last "
+                         "fc layer's outputs equal the number of classes",
+                         model->path, last->ctx.sec->line, last->name, cnb_shape_size(last->out),
+                         net->classes);
+    for (int i = 0; i < net->n - 1; i++)
+        if (net->layers[i].desc->flags & CNB_LAYER_LOSS)
+            return cnb_error("%s:%d: [%s] a loss layer may only come last", model->path,
+                             net->layers[i].ctx.sec->line, net->layers[i].name);
+    choose_init(net);
+    return 0;
+}
+
+int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
+                 const cnb_vars *overrides)
+{
+    memset(net, 0, sizeof *net);
+    int rc = cnb_conf_load(model, path);
+    if (rc)
+        return rc;
+    cnb_vars vars = {0};
+    const cnb_section *defaults = cnb_conf_section(model, "vars");
+    for (int i = 0; defaults && i < defaults->n && rc == 0; i++)
+        rc = cnb_vars_set(&vars, defaults->kv[i].key, defaults->kv[i].value);
+    for (int i = 0; overrides && i < overrides->n && rc == 0; i++)
+        rc = cnb_vars_set(&vars, overrides->names[i], overrides->values[i]);
+    if (rc == 0)
+        rc = cnb_conf_substitute(model, &vars);
+    cnb_vars_free(&vars);
+    return rc ? rc : cnb_net_build(net, reg, model);
+}
+
+static void unbind(cnb_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        cnb_free(net->layers[i].y), cnb_free(net->layers[i].dy);
+        net->layers[i].y = net->layers[i].dy = NULL;
+    }
+    cnb_free(net->x), cnb_free(net->labels);
+    net->x = NULL, net->labels = NULL;
+    net->batch = 0;
+}
+
+static void release_backends(cnb_net *net)
+{
+    if (net->backend && net->backend->fini)
+        net->backend->fini(net->backend_state);
+    if (net->naive && net->naive->fini)
+        net->naive->fini(net->naive_state);
+    net->backend = net->naive = NULL;
+    net->backend_state = net->naive_state = NULL;
+}
+
+void cnb_net_free(cnb_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        if (L->layer && L->layer->destroy)
+            L->layer->destroy(L->layer);
+        for (int p = 0; p < CNB_MAX_PARAMS; p++)
+            cnb_free(L->w[p]), cnb_free(L->dw[p]), cnb_free(L->vel[p]);
+    }
+    unbind(net);
+    release_backends(net);
+    free(net->layers);
+    memset(net, 0, sizeof *net);
+}
+
+size_t cnb_net_param_count(const cnb_net *net)
+{
+    size_t n = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int p = 0; p < net->layers[i].layer->n_params; p++)
+            n += net->layers[i].layer->params[p].count;
+    return n;
+}
+
+double cnb_net_flops(const cnb_net *net)
+{
+    double f = 0;
+    for (int i = 0; i < net->n; i++)
+        f += net->layers[i].layer->flops;
+    return f;
+}
+
+static void thousands(char *buf, size_t len, double v)
+{
+    char raw[32];
+    snprintf(raw, sizeof raw, "%.0f", v);
+    size_t n = strlen(raw), o = 0;
+    for (size_t i = 0; i < n && o + 2 < len; i++) {
+        buf[o++] = raw[i];
+        if ((n - i - 1) % 3 == 0 && i + 1 < n)
+            buf[o++] = ',';
+    }
+    buf[o] = '\0';
+}
+
+void cnb_net_print_summary(const cnb_net *net, FILE *out)
+{
+    char p[32], f[32];
+    fprintf(out, "model %s: input %dx%dx%d (C x H x W), %d classes\n\n", net->model->path,
+            net->input.c, net->input.h, net->input.w, net->classes);
+    fprintf(out, "%-3s %-10s %-12s %-16s %8s %14s %16s\n", "#", "layer", "plugin",
+            "output CxHxW", "values", "parameters", "forward FLOPs");
+    size_t fc_params = 0;
+    for (int i = 0; i < net->n; i++) {
+        const cnb_net_layer *L = &net->layers[i];
+        size_t np = 0;
+        for (int k = 0; k < L->layer->n_params; k++)
+            np += L->layer->params[k].count;
+        if (strcmp(L->desc->hdr.name, "fc") == 0)
+            fc_params += np;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
+        thousands(p, sizeof p, (double)np);
+        thousands(f, sizeof f, L->layer->flops);
+        fprintf(out, "%-3d %-10s %-12s %-16s %8zu %14s %16s\n", i + 1, L->name,
+                L->desc->hdr.name, shape, cnb_shape_size(L->out), p, f);
+    }
+    size_t total = cnb_net_param_count(net);
+    thousands(p, sizeof p, (double)total);
+    thousands(f, sizeof f, cnb_net_flops(net));
+    fprintf(out, "\ntotal: %s parameters, %s forward FLOPs per image\n", p, f);
+    thousands(p, sizeof p, (double)fc_params);
+    fprintf(out, "fully connected layers: %s parameters (%.1f%% of all)\n", p,
+            total ? 100.0 * (double)fc_params / (double)total : 0.0);
+}
+
+/* ---- parameters -------------------------------------------------------------------- */
+
+int cnb_net_init_params(cnb_net *net, uint64_t seed)
+{
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, seed, CNB_STREAM_INIT);
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        cnb_rng_seed(&L->ctx.rng, seed, CNB_STREAM_LAYER + (uint64_t)i);
+        for (int p = 0; p < L->layer->n_params; p++) {
+            const cnb_param_spec *ps = &L->layer->params[p];
+            if (!L->w[p]) {
+                L->w[p] = cnb_alloc(ps->count * sizeof(float));
+                L->dw[p] = cnb_alloc(ps->count * sizeof(float));
+                L->vel[p] = cnb_alloc(ps->count * sizeof(float));
+                if (!L->w[p] || !L->dw[p] || !L->vel[p])
+                    return cnb_error("out of memory for the parameters of [%s]", L->name);
+            }
+            memset(L->vel[p], 0, ps->count * sizeof(float));
+            if (ps->is_bias) {
+                memset(L->w[p], 0, ps->count * sizeof(float));
+            } else if (strcmp(L->init, "he") == 0) { /* N(0, 2 / fan_in) */
+                float sd = sqrtf(2.0f / (float)ps->fan_in);
+                for (size_t k = 0; k < ps->count; k++)
+                    L->w[p][k] = sd * cnb_rng_normal(&rng);
+            } else { /* Xavier/Glorot uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
+                float a = sqrtf(6.0f / (float)(ps->fan_in + ps->fan_out));
+                for (size_t k = 0; k < ps->count; k++)
+                    L->w[p][k] = a * (2.0f * cnb_rng_uniform(&rng) - 1.0f);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- binding and running ----------------------------------------------------------- */
+
+static int start_backend(const cnb_backend_desc *be, int threads, void **state)
+{
+    cnb_backend_config cfg = {.threads = threads};
+    *state = NULL;
+    if (be->init && be->init(cnb_host_services(), &cfg, state) != 0)
+        return cnb_error("backend '%s' failed to start", be->hdr.name);
+    return 0;
+}
+
+int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
+{
+    unbind(net);
+    release_backends(net);
+    const cnb_backend_desc *be = cnb_registry_backend(net->reg, backend);
+    if (!be) {
+        char names[512];
+        cnb_registry_names(net->reg, CNB_PLUGIN_BACKEND, names, sizeof names);
+        return cnb_error("unknown backend '%s'; backends found: %s", backend, names);
+    }
+    const cnb_backend_desc *naive = cnb_registry_backend(net->reg, "naive");
+    if (start_backend(be, threads, &net->backend_state))
+        return CNB_EINVAL;
+    net->backend = be;
+    if (naive && naive != be) {
+        if (start_backend(naive, 1, &net->naive_state))
+            return CNB_EINVAL;
+        net->naive = naive;
+    }
+    net->threads = threads;
+    net->batch = batch;
+    net->x = cnb_alloc((size_t)batch * cnb_shape_size(net->input) * sizeof(float));
+    net->labels = cnb_alloc((size_t)batch * sizeof(int32_t));
+    if (!net->x || !net->labels)
+        return cnb_error("out of memory for a batch of %d", batch);
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        size_t bytes = (size_t)batch * cnb_shape_size(L->out) * sizeof(float);
+        L->y = cnb_alloc(bytes);
+        L->dy = cnb_alloc(bytes);
+        if (!L->y || !L->dy)
+            return cnb_error("out of memory for the activations of [%s]", L->name);
+        L->ctx.ran_on = NULL;
+        L->ctx.mixed = 0;
+        if (L->layer->bind && L->layer->bind(L->layer, batch) != 0)
+            return CNB_EINVAL;
+    }
+    return 0;
+}
+
+int cnb_net_forward(cnb_net *net, int train, float *loss)
+{
+    const float *x = net->x;
+    *loss = 0.0f;
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        cnb_io io = {.train = train, .x = x, .y = L->y, .w = L->w, .dw = L->dw,
+                     .labels = net->labels, .loss = loss};
+        int rc = L->layer->forward(L->layer, &io);
+        if (rc)
+            return cnb_error("[%s] forward failed (%d)", L->name, rc);
+        x = L->y;
+    }
+    return 0;
+}
+
+int cnb_net_backward(cnb_net *net)
+{
+    for (int i = net->n - 1; i >= 0; i--) {
+        cnb_net_layer *L = &net->layers[i];
+        cnb_io io = {.train = 1,
+                     .x = i ? net->layers[i - 1].y : net->x,
+                     .y = L->y,
+                     .dy = L->dy,
+                     .dx = i ? net->layers[i - 1].dy : NULL,
+                     .w = L->w,
+                     .dw = L->dw,
+                     .labels = net->labels};
+        int rc = L->layer->backward(L->layer, &io);
+        if (rc)
+            return cnb_error("[%s] backward failed (%d)", L->name, rc);
+    }
+    return 0;
+}
+
+void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay)
+{
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        for (int p = 0; p < L->layer->n_params; p++) {
+            const cnb_param_spec *ps = &L->layer->params[p];
+            float wd = ps->is_bias ? 0.0f : weight_decay;
+            float *w = L->w[p], *v = L->vel[p];
+            const float *g = L->dw[p];
+            for (size_t k = 0; k < ps->count; k++) {
+                v[k] = momentum * v[k] + g[k] + wd * w[k];
+                w[k] -= lr * v[k];
+            }
+        }
+    }
+}
+
+const float *cnb_net_probs(const cnb_net *net) { return net->layers[net->n - 1].y; }
+
+/* ---- weights file ------------------------------------------------------------------ */
+
+#define WEIGHTS_MAGIC "CNBW"
+#define WEIGHTS_VERSION 1u
+
+static int put(FILE *f, const void *p, size_t n, uLong *crc)
+{
+    *crc = crc32(*crc, p, (uInt)n);
+    return fwrite(p, 1, n, f) == n ? 0 : -1;
+}
+
+int cnb_net_save_weights(const cnb_net *net, const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return cnb_error("%s: cannot write: %s", tmp, strerror(errno));
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint32_t version = WEIGHTS_VERSION, count = 0;
+    for (int i = 0; i < net->n; i++)
+        count += (uint32_t)net->layers[i].layer->n_params;
+    int bad = put(f, WEIGHTS_MAGIC, 4, &crc) | put(f, &version, 4, &crc) |
+              put(f, &count, 4, &crc);
+    for (int i = 0; i < net->n && !bad; i++) {
+        const cnb_net_layer *L = &net->layers[i];
+        for (int p = 0; p < L->layer->n_params && !bad; p++) {
+            char name[256];
+            int len = snprintf(name, sizeof name, "%s.%s", L->name, L->layer->params[p].name);
+            uint16_t nl = (uint16_t)len;
+            uint64_t n = L->layer->params[p].count;
+            bad = put(f, &nl, 2, &crc) | put(f, name, nl, &crc) | put(f, &n, 8, &crc) |
+                  put(f, L->w[p], n * sizeof(float), &crc);
+        }
+    }
+    uint32_t c32 = (uint32_t)crc;
+    bad |= fwrite(&c32, 4, 1, f) != 1;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return cnb_error("%s: writing the weights failed: %s (nothing was replaced)", path,
+                         strerror(e));
+    }
+    return 0;
+}
+
+static int get(FILE *f, void *p, size_t n, uLong *crc)
+{
+    if (fread(p, 1, n, f) != n)
+        return -1;
+    *crc = crc32(*crc, p, (uInt)n);
+    return 0;
+}
+
+int cnb_net_load_weights(cnb_net *net, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cnb_error("%s: cannot open: %s", path, strerror(errno));
+    uLong crc = crc32(0L, Z_NULL, 0);
+    char magic[4];
+    uint32_t version = 0, count = 0, want = 0, c32;
+    int rc = 0;
+    for (int i = 0; i < net->n; i++)
+        want += (uint32_t)net->layers[i].layer->n_params;
+    if (get(f, magic, 4, &crc) || memcmp(magic, WEIGHTS_MAGIC, 4) || get(f, &version, 4, &crc) ||
+        version != WEIGHTS_VERSION || get(f, &count, 4, &crc) || count != want) {
+        rc = cnb_error("%s: not a cnnbench weights file for this model (magic, version %u or "
+                       "tensor count %u vs %u)", path, version, count, want);
+        goto out;
+    }
+    for (int i = 0; i < net->n && !rc; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        for (int p = 0; p < L->layer->n_params && !rc; p++) {
+            char name[256], expect[256];
+            uint16_t nl;
+            uint64_t n;
+            snprintf(expect, sizeof expect, "%s.%s", L->name, L->layer->params[p].name);
+            if (get(f, &nl, 2, &crc) || nl >= sizeof name || get(f, name, nl, &crc) ||
+                (name[nl] = '\0', strcmp(name, expect)) || get(f, &n, 8, &crc) ||
+                n != L->layer->params[p].count || get(f, L->w[p], n * sizeof(float), &crc))
+                rc = cnb_error("%s: tensor %s is missing, misnamed, mis-sized or truncated",
+                               path, expect);
+        }
+    }
+    if (!rc && (fread(&c32, 4, 1, f) != 1 || c32 != (uint32_t)crc))
+        rc = cnb_error("%s: checksum mismatch: the file is damaged", path);
+out:
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/*
+ * net.h - a network built from a model file out of layer plugins, run on a backend.
+ *
+ * The net owns every buffer: parameters, their gradients and momentum, and one output
+ * and one gradient buffer per layer for a fixed batch. Layer plugins only compute.
+ * Model file: [net] (channels, height, width, classes), optional [vars] (defaults for
+ * ${var}), then one section per layer in order, each with `type = <layer plugin>`.
+ */
+#ifndef CNB_NET_H
+#define CNB_NET_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cnnbench/layer.h"
+#include "conf.h"
+#include "plugin.h"
+#include "rng.h"
+
+typedef struct cnb_net cnb_net;
+
+struct cnb_layer_ctx {
+    cnb_net *net;
+    int index;
+    const cnb_section *sec;
+    struct cnb_rng rng;      /* this layer's stream                    */
+    const char *ran_on;      /* backend that created its kernels       */
+    int mixed;               /* kernels from more than one backend     */
+};
+
+typedef struct cnb_net_layer {
+    const char *name;            /* section name, "conv1"                 */
+    const cnb_layer_desc *desc;  /* its plugin                            */
+    cnb_layer *layer;
+    cnb_layer_ctx ctx;
+    cnb_shape in, out;
+    const char *init;            /* "xavier" or "he" for learnable layers */
+    float *w[CNB_MAX_PARAMS], *dw[CNB_MAX_PARAMS], *vel[CNB_MAX_PARAMS];
+    float *y, *dy;               /* (batch, out)                          */
+} cnb_net_layer;
+
+struct cnb_net {
+    const cnb_conf *model;
+    const cnb_registry *reg;
+    cnb_shape input;
+    int classes;
+    int n;
+    cnb_net_layer *layers;
+    int batch;                       /* 0 until bound                     */
+    float *x;                        /* (batch, input)                    */
+    int32_t *labels;                 /* (batch)                           */
+    const cnb_backend_desc *backend; /* the run's backend                 */
+    void *backend_state;
+    const cnb_backend_desc *naive;   /* fallback, when backend isn't naive */
+    void *naive_state;
+    int threads;
+};
+
+/* Build layers from a (substituted) model: shapes, parameter specs, FLOPs. Errors are
+ * reported with file:line; returns CNB_EINVAL then. */
+int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model);
+/* Load a model file, apply its [vars] under `overrides`, and build. */
+int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
+                 const cnb_vars *overrides);
+void cnb_net_free(cnb_net *net);
+
+size_t cnb_net_param_count(const cnb_net *net);
+double cnb_net_flops(const cnb_net *net); /* forward FLOPs per sample */
+void cnb_net_print_summary(const cnb_net *net, FILE *out);
+
+/* Allocate parameters and initialise them (Xavier, or He before a ReLU-like layer) from
+ * the stream (seed, CNB_STREAM_INIT). Layer streams derive from the same seed. */
+int cnb_net_init_params(cnb_net *net, uint64_t seed);
+
+/* Choose the backend and batch: creates every kernel and activation buffer. */
+int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
+
+/* net->x and net->labels hold the batch. Forward writes the mean loss; the last layer's
+ * y holds the class probabilities. */
+int cnb_net_forward(cnb_net *net, int train, float *loss);
+int cnb_net_backward(cnb_net *net);
+/* SGD with momentum and L2 weight decay (biases exempt): v = m v + g + wd w; w -= lr v. */
+void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay);
+const float *cnb_net_probs(const cnb_net *net);
+
+/* Weights file (see README "Weights format"); written atomically. */
+int cnb_net_save_weights(const cnb_net *net, const char *path);
+int cnb_net_load_weights(cnb_net *net, const char *path);
+
+/* Layer services behind the cnb_host table (host.c). */
+int cnb_layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out);
+int cnb_layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
+                          float *out);
+int cnb_layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
+                        const char **out);
+int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...) CNB_PRINTF(3, 4);
+void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...) CNB_PRINTF(3, 4);
+int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out);
+cnb_rng *cnb_layer_rng(cnb_layer_ctx *ctx);
+
+#endif

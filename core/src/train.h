@@ -1,0 +1,57 @@
+/*
+ * train.h - minibatch SGD training and evaluation of a bound network on a dataset.
+ *
+ * Each epoch shuffles the training set from the stream (seed, CNB_STREAM_SHUFFLE), runs
+ * forward/backward/update per full batch (the tail that does not fill a batch is left
+ * out of that epoch; a different tail each epoch), then evaluates in evaluation mode on
+ * the test split and on a fixed subset of the training split (for an honest train/test
+ * gap: the running training accuracy is measured with dropout on and weights moving).
+ */
+#ifndef CNB_TRAIN_H
+#define CNB_TRAIN_H
+
+#include <stdint.h>
+
+#include "dataset.h"
+#include "net.h"
+
+typedef enum cnb_schedule {
+    CNB_SCHEDULE_CONSTANT,
+    CNB_SCHEDULE_STEP,   /* lr * gamma^floor(epoch / step_epochs) */
+    CNB_SCHEDULE_COSINE, /* lr * (1 + cos(pi * epoch / epochs)) / 2 */
+} cnb_schedule;
+
+typedef struct cnb_train_cfg {
+    int epochs;
+    double lr, momentum, weight_decay;
+    cnb_schedule schedule;
+    int step_epochs;
+    double gamma;
+    uint64_t seed;
+    long train_eval_limit; /* training samples evaluated each epoch; 0 = none */
+    int progress;          /* 1: redraw a progress bar on stderr */
+} cnb_train_cfg;
+
+typedef struct cnb_epoch_stats {
+    int epoch;            /* 1-based */
+    double lr;
+    double train_loss, train_acc;           /* running, in training mode */
+    double train_eval_loss, train_eval_acc; /* evaluation mode, fixed subset; NAN if off */
+    double test_loss, test_acc;
+    double train_seconds, eval_seconds;
+    double images_per_second;               /* training throughput */
+} cnb_epoch_stats;
+
+/* Called after every epoch; a non-zero return stops training with that code. */
+typedef int (*cnb_epoch_fn)(const cnb_epoch_stats *s, void *user);
+
+int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
+              const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user);
+
+/* Mean loss and accuracy over the first `limit` samples (0 = all), evaluation mode. */
+int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, double *loss, double *acc);
+
+double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
+double cnb_now(void); /* monotonic seconds */
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * identity.c - layer plugins "flatten" and "none". Both copy values through unchanged:
+ * flatten reshapes (C, H, W) to (C*H*W, 1, 1) between convolutions and fully connected
+ * layers; none keeps the shape and stands in a model slot that an ablation switches
+ * off ("without LRN", "without dropout"). No keys. Plain C, no backend kernel.
+ */
+#include <string.h>
+
+#include <cnnbench/layer.h>
+
+typedef struct copy_layer {
+    cnb_layer base;
+    const cnb_host *host;
+    size_t values; /* N * C * H * W, known at bind */
+} copy_layer;
+
+static const char *const no_keys[] = {NULL};
+
+static int copy_bind(cnb_layer *self, int batch)
+{
+    copy_layer *l = (copy_layer *)self;
+    l->values = (size_t)batch * self->out.c * self->out.h * self->out.w;
+    return 0;
+}
+
+static int copy_forward(cnb_layer *self, const cnb_io *io)
+{
+    copy_layer *l = (copy_layer *)self;
+    memcpy(io->y, io->x, l->values * sizeof(float));
+    return 0;
+}
+
+static int copy_backward(cnb_layer *self, const cnb_io *io)
+{
+    copy_layer *l = (copy_layer *)self;
+    if (io->dx)
+        memcpy(io->dx, io->dy, l->values * sizeof(float));
+    return 0;
+}
+
+static void copy_destroy(cnb_layer *self) { ((copy_layer *)self)->host->free(self); }
+
+static int copy_create(const cnb_host *host, cnb_shape out_shape, cnb_layer **out)
+{
+    copy_layer *l = host->alloc(sizeof *l);
+    if (!l)
+        return CNB_ENOMEM;
+    l->host = host;
+    l->base.out = out_shape;
+    l->base.bind = copy_bind;
+    l->base.forward = copy_forward;
+    l->base.backward = copy_backward;
+    l->base.destroy = copy_destroy;
+    *out = &l->base;
+    return 0;
+}
+
+static int flatten_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in,
+                          cnb_layer **out)
+{
+    (void)ctx;
+    return copy_create(host, (cnb_shape){in.c * in.h * in.w, 1, 1}, out);
+}
+
+static int none_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb_layer **out)
+{
+    (void)ctx;
+    return copy_create(host, in, out);
+}
+
+static const cnb_layer_desc copy_descs[] = {
+    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
+             "flatten", "1.0.0", "reshape (C,H,W) to (C*H*W,1,1)"},
+     .keys = no_keys,
+     .create = flatten_create},
+    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
+             "none", "1.0.0", "identity: a switched-off slot (no LRN, no dropout)"},
+     .keys = no_keys,
+     .create = none_create},
+};
+
+CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
+{
+    return index < sizeof copy_descs / sizeof copy_descs[0] ? &copy_descs[index].hdr : NULL;
+}

@@ -1,0 +1,31 @@
+/*
+ * softmax.c - layer plugin "softmax": the loss layer. Forward gives class probabilities
+ * and the mean cross-entropy against the batch labels; backward gives
+ * (p - onehot(label)) / (number of real labels). Must come last. No keys.
+ */
+#include "kernel_layer.h"
+
+static const char *const no_keys[] = {NULL};
+
+static int softmax_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in,
+                          cnb_layer **out)
+{
+    kernel_layer *l = kernel_layer_new(host, ctx, CNB_OP_SOFTMAX_XENT, in);
+    if (!l)
+        return CNB_ENOMEM;
+    l->base.flops = 3.0 * in.c * in.h * in.w;
+    return kernel_layer_done(l, in, out);
+}
+
+static const cnb_layer_desc softmax_desc = {
+    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
+            "softmax", "1.0.0", "softmax with cross-entropy loss (last layer)"},
+    .flags = CNB_LAYER_LOSS,
+    .keys = no_keys,
+    .create = softmax_create,
+};
+
+CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
+{
+    return index == 0 ? &softmax_desc.hdr : NULL;
+}

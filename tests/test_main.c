@@ -1,0 +1,45 @@
+/*
+ * test_main.c - runs every CUnit suite of cnnbench and exits non-zero on any failure.
+ *
+ * Usage: cnnbench-tests [SUITE...]   (no argument: all suites)
+ * Paths come from config.h (the build's plugin folder) and CNB_DATA_DIR (Fashion-MNIST).
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const struct {
+    const char *name;
+    void (*add)(void);
+} suites[] = {
+    {"rng", suite_rng},
+    {"kernels", suite_kernels},
+    {"dataset", suite_dataset},
+    {"plugins", suite_plugins},
+    {"model", suite_model},
+    {"gradcheck", suite_gradcheck},
+    {"train", suite_train},
+};
+
+int main(int argc, char **argv)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+        int wanted = argc < 2;
+        for (int a = 1; a < argc; a++)
+            wanted |= strcmp(argv[a], suites[i].name) == 0;
+        if (wanted)
+            suites[i].add();
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    printf("\n%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
+           CU_get_number_of_tests_failed());
+    return failed || run == 0 ? 1 : 0;
+}

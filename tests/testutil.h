@@ -1,0 +1,32 @@
+/* testutil.h - shared helpers and the suite registry of the CUnit tests. */
+#ifndef CNB_TESTUTIL_H
+#define CNB_TESTUTIL_H
+
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+
+void suite_rng(void);
+void suite_kernels(void);
+void suite_dataset(void);
+void suite_plugins(void);
+void suite_model(void);
+void suite_gradcheck(void);
+void suite_train(void);
+
+/* Register a suite of NULL-terminated {name, fn} pairs; aborts on registry failure. */
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+void test_add_suite(const char *suite, const test_case *cases);
+
+/* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
+const char *test_data_dir(void);
+
+/* A fresh temporary folder for one test (removed by the OS's tmp policy, not by us). */
+const char *test_tmpdir(void);
+
+#endif
