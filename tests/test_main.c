@@ -36,10 +36,10 @@ int main(int argc, char **argv)
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned run = CU_get_number_of_tests_run();
+    unsigned failed = CU_get_number_of_tests_failed();
+    unsigned asserts_failed = CU_get_number_of_failures();
     CU_cleanup_registry();
-    printf("\n%u passed, %u failed\n", run - CU_get_number_of_tests_failed(),
-           CU_get_number_of_tests_failed());
-    return failed || run == 0 ? 1 : 0;
+    printf("\n%u passed, %u failed\n", run - failed, failed);
+    return failed || asserts_failed || run == 0 ? 1 : 0;
 }

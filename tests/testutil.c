@@ -6,7 +6,13 @@
 
 void test_add_suite(const char *suite, const test_case *cases)
 {
-    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    test_add_suite_fixture(suite, NULL, NULL, cases);
+}
+
+void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)(void),
+                            const test_case *cases)
+{
+    CU_pSuite s = CU_add_suite(suite, init, cleanup);
     if (!s) {
         fprintf(stderr, "cannot add CUnit suite %s\n", suite);
         exit(2);

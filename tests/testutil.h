@@ -22,6 +22,9 @@ typedef struct {
     void (*fn)(void);
 } test_case;
 void test_add_suite(const char *suite, const test_case *cases);
+/* The same with a suite set-up and tear-down (CUnit init/cleanup functions). */
+void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)(void),
+                            const test_case *cases);
 
 /* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
 const char *test_data_dir(void);

@@ -13,15 +13,23 @@
 #include "rng.h"
 
 static cnb_log_level log_max = CNB_LOG_INFO;
+static char last_warning[2048];
+
+const char *cnb_last_warning(void) { return last_warning; }
 
 void cnb_log_set_level(cnb_log_level max_level) { log_max = max_level; }
 
 void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
+    va_list ap;
+    if (level == CNB_LOG_WARN) {
+        va_start(ap, fmt);
+        vsnprintf(last_warning, sizeof last_warning, fmt, ap);
+        va_end(ap);
+    }
     if (level > log_max)
         return;
-    va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s: %s: ", who ? who : "cnnbench", names[level]);
     vfprintf(stderr, fmt, ap);

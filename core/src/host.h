@@ -12,6 +12,7 @@ const cnb_host *cnb_host_services(void);
 /* Logging used by the core itself; level filter set by cnb_log_set_level. */
 void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...) CNB_PRINTF(3, 4);
 void cnb_log_set_level(cnb_log_level max_level);
+const char *cnb_last_warning(void); /* the latest warning, shown or not */
 
 /* Report an error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless
  * quieted, as tests do) and kept as the last error. Always returns CNB_EINVAL. */

@@ -8,13 +8,14 @@
  * bit in ops) runs on the naive backend, and the host records which backend ran each
  * layer. The naive backend is the reference every other kernel is checked against.
  *
- * LRN follows the AlexNet paper and the seed notes: the sum runs over the `size` channels
- * centred on c (clipped at the ends) and alpha is NOT divided by size (Caffe, oneDNN and
+ * LRN follows the AlexNet paper and the seed notes: the sum runs over channels
+ * c - size/2 .. c + size/2 (clipped at the ends; layers require an odd size) and alpha is NOT divided by size (Caffe, oneDNN and
  * PyTorch divide it; a backend wrapping them passes alpha * size).
  *
  * Tensors are float32, dense, NCHW. Weights: convolution (K, C, KH, KW), inner product
- * (K, C*H*W); bias (K). Backward writes (overwrites, never accumulates) every non-NULL
- * diff_* output.
+ * (K, C*H*W); bias (K), or NULL for none. Backward writes (overwrites, never accumulates)
+ * every non-NULL diff_* output. softmax_xent forward needs labels when loss is non-NULL;
+ * a label >= C*H*W makes it return CNB_EINVAL.
  */
 #ifndef CNNBENCH_BACKEND_H
 #define CNNBENCH_BACKEND_H
@@ -36,7 +37,7 @@ typedef enum cnb_op {
     CNB_OP_SIGMOID,
     CNB_OP_RELU,
     CNB_OP_LRN,           /* across channels: b = a / (k + alpha * sum a^2)^beta  */
-    CNB_OP_SOFTMAX_XENT,  /* softmax over C with cross-entropy against labels     */
+    CNB_OP_SOFTMAX_XENT,  /* softmax over C*H*W per sample, cross-entropy vs labels */
     CNB_OP_COUNT
 } cnb_op;
 

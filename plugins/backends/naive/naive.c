@@ -591,7 +591,7 @@ static int softmax_xent_backward(cnb_kernel *self, const cnb_args *a)
     const float *prob = a->dst;        /* (N,D) */
     const int32_t *labels = a->labels; /* (N)   */
 
-    int n_real;
+    int n_real = 0;
     int err = count_labels((naive_kernel *)self, labels, &n_real);
     if (err)
         return err;

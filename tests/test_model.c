@@ -1,0 +1,316 @@
+/*
+ * test_model.c - model files: shapes, parameters and FLOPs against the formulas and the
+ * seed's numbers, and every kind of bad input named with file and line.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "experiment.h"
+#include "host.h"
+#include "net.h"
+#include "testutil.h"
+
+static cnb_registry reg;
+
+static int setup(void)
+{
+    cnb_registry_init(&reg);
+    cnb_registry_scan_default(&reg);
+    return cnb_registry_backend(&reg, "naive") ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    cnb_registry_free(&reg);
+    return 0;
+}
+
+static int load_model(cnb_net *net, cnb_conf *conf, const char *file, const char *act,
+                      const char *pool)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, file);
+    cnb_vars vars = {0};
+    if (act)
+        cnb_vars_set(&vars, "act", act);
+    if (pool)
+        cnb_vars_set(&vars, "pool", pool);
+    int rc = cnb_net_load(net, conf, &reg, path, &vars);
+    cnb_vars_free(&vars);
+    return rc;
+}
+
+static const cnb_net_layer *layer(const cnb_net *net, const char *name)
+{
+    for (int i = 0; i < net->n; i++)
+        if (strcmp(net->layers[i].name, name) == 0)
+            return &net->layers[i];
+    return NULL;
+}
+
+static size_t params_of(const cnb_net_layer *L)
+{
+    size_t n = 0;
+    for (int p = 0; p < L->layer->n_params; p++)
+        n += L->layer->params[p].count;
+    return n;
+}
+
+#define ASSERT_SHAPE(net, name, C, H, W)                                                       \
+    do {                                                                                       \
+        const cnb_net_layer *L_ = layer(net, name);                                            \
+        CU_ASSERT_PTR_NOT_NULL_FATAL(L_);                                                      \
+        if (L_->out.c != (C) || L_->out.h != (H) || L_->out.w != (W))                          \
+            fprintf(stderr, "\n  %s: %dx%dx%d, expected %dx%dx%d\n", name, L_->out.c,          \
+                    L_->out.h, L_->out.w, C, H, W);                                            \
+        CU_ASSERT(L_->out.c == (C) && L_->out.h == (H) && L_->out.w == (W));                   \
+    } while (0)
+
+static void test_lenet5_seed_numbers(void)
+{
+    cnb_net net;
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", NULL, NULL), 0);
+    ASSERT_SHAPE(&net, "conv1", 6, 28, 28);
+    ASSERT_SHAPE(&net, "pool1", 6, 14, 14);
+    ASSERT_SHAPE(&net, "conv2", 16, 10, 10);
+    ASSERT_SHAPE(&net, "pool2", 16, 5, 5);
+    ASSERT_SHAPE(&net, "flatten", 400, 1, 1);
+    ASSERT_SHAPE(&net, "fc1", 120, 1, 1);
+    ASSERT_SHAPE(&net, "fc2", 84, 1, 1);
+    ASSERT_SHAPE(&net, "fc3", 10, 1, 1);
+    CU_ASSERT_EQUAL(cnb_net_param_count(&net), 61706);
+    CU_ASSERT_EQUAL(params_of(layer(&net, "conv1")), 6 * 25 + 6);
+    CU_ASSERT_EQUAL(params_of(layer(&net, "conv2")), 16 * 6 * 25 + 16);
+    /* FLOPs: 2 * K * C * KH * KW * OH * OW for conv, 2 * in * out for fc */
+    CU_ASSERT_DOUBLE_EQUAL(layer(&net, "conv1")->layer->flops, 2.0 * 6 * 1 * 25 * 28 * 28, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(layer(&net, "conv2")->layer->flops, 2.0 * 16 * 6 * 25 * 10 * 10, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(layer(&net, "fc1")->layer->flops, 2.0 * 400 * 120, 0.5);
+    /* the seed's defaults: sigmoid and average pooling, Xavier initialisation */
+    CU_ASSERT_STRING_EQUAL(layer(&net, "act1")->desc->hdr.name, "act.sigmoid");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "pool1")->desc->hdr.name, "pool.avg");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->init, "xavier");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_STRING_EQUAL(layer(&net, "act1")->desc->hdr.name, "act.relu");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "pool2")->desc->hdr.name, "pool.max");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->init, "he");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "fc3")->init, "xavier"); /* no activation after it */
+    CU_ASSERT_EQUAL(cnb_net_param_count(&net), 61706);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
+static void test_alexnet_seed_numbers(void)
+{
+    cnb_net net;
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "alexnet.ini", NULL, NULL), 0);
+    ASSERT_SHAPE(&net, "conv1", 96, 55, 55);
+    ASSERT_SHAPE(&net, "pool1", 96, 27, 27);
+    ASSERT_SHAPE(&net, "conv2", 256, 27, 27);
+    ASSERT_SHAPE(&net, "pool2", 256, 13, 13);
+    ASSERT_SHAPE(&net, "conv3", 384, 13, 13);
+    ASSERT_SHAPE(&net, "conv4", 384, 13, 13);
+    ASSERT_SHAPE(&net, "conv5", 256, 13, 13);
+    ASSERT_SHAPE(&net, "pool5", 256, 6, 6);
+    ASSERT_SHAPE(&net, "flatten", 9216, 1, 1);
+    ASSERT_SHAPE(&net, "fc6", 4096, 1, 1);
+    ASSERT_SHAPE(&net, "fc7", 4096, 1, 1);
+    ASSERT_SHAPE(&net, "fc8", 1000, 1, 1);
+    CU_ASSERT_EQUAL(cnb_net_param_count(&net), 62378344);
+    CU_ASSERT_EQUAL(params_of(layer(&net, "fc6")), 4096u * 9216u + 4096u);
+    size_t fc = params_of(layer(&net, "fc6")) + params_of(layer(&net, "fc7")) +
+                params_of(layer(&net, "fc8"));
+    CU_ASSERT(fc > 58600000 && fc < 58700000); /* "about 58.6M" */
+    CU_ASSERT_STRING_EQUAL(layer(&net, "norm1")->desc->hdr.name, "lrn");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "drop6")->desc->hdr.name, "dropout");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
+/* Build a model from text; returns the status and leaves the message in cnb_last_error. */
+static int build_text(const char *text)
+{
+    cnb_conf conf;
+    cnb_net net;
+    memset(&net, 0, sizeof net);
+    int rc = cnb_conf_load_string(&conf, "model.ini", text);
+    if (rc == 0) {
+        cnb_vars vars = {0};
+        rc = cnb_conf_substitute(&conf, &vars);
+    }
+    if (rc == 0)
+        rc = cnb_net_build(&net, &reg, &conf);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+    return rc;
+}
+
+static void expect_error(const char *text, const char *const *words)
+{
+    cnb_error_quiet(1);
+    int rc = build_text(text);
+    cnb_error_quiet(0);
+    CU_ASSERT_EQUAL(rc, CNB_EINVAL);
+    for (const char *const *w = words; *w; w++)
+        if (!strstr(cnb_last_error(), *w)) {
+            fprintf(stderr, "\n  error lacks '%s': %s\n", *w, cnb_last_error());
+            CU_FAIL("error message incomplete");
+        }
+}
+
+#define NET "[net]\nchannels = 1\nheight = 8\nwidth = 8\nclasses = 4\n"
+#define TAIL "[flat]\ntype = flatten\n[fc]\ntype = fc\noutputs = 4\n[prob]\ntype = softmax\n"
+
+static void test_malformed_line(void)
+{
+    const char *w[] = {"model.ini:6", "malformed", NULL};
+    expect_error(NET "[conv1\n", w);
+    const char *w2[] = {"model.ini:7", "malformed", NULL};
+    expect_error(NET "[c]\nno-equals-sign\n", w2);
+}
+
+static void test_unknown_key(void)
+{
+    const char *w[] = {"model.ini:8", "unknown key 'strid'", "[c]", "stride", NULL};
+    expect_error(NET "[c]\ntype = conv\nstrid = 2\nfilters = 2\nkernel = 3\n" TAIL, w);
+}
+
+static void test_undefined_variable(void)
+{
+    const char *w[] = {"model.ini:7", "undefined variable ${act}", "--set", NULL};
+    expect_error(NET "[a]\ntype = act.${act}\n" TAIL, w);
+}
+
+static void test_unknown_layer_type(void)
+{
+    const char *w[] = {"model.ini:7", "unknown layer type 'pool.median'", "pool.max", "conv",
+                       NULL};
+    expect_error(NET "[p]\ntype = pool.median\nkernel = 2\n" TAIL, w);
+}
+
+static void test_impossible_geometry(void)
+{
+    const char *w[] = {"model.ini:8", "[p]", "larger than the padded input", NULL};
+    expect_error(NET "[p]\ntype = pool.max\nkernel = 9\n" TAIL, w);
+    const char *w2[] = {"model.ini:8", "filters must be >= 1", NULL};
+    expect_error(NET "[c]\ntype = conv\nfilters = 0\nkernel = 3\n" TAIL, w2);
+    const char *w3[] = {"model.ini:7", "needs the key 'kernel'", NULL};
+    expect_error(NET "[c]\ntype = conv\nfilters = 2\n" TAIL, w3);
+    const char *w4[] = {"model.ini:9", "expected a whole number", NULL};
+    expect_error(NET "[c]\ntype = conv\nfilters = 2\nkernel = three\n" TAIL, w4);
+}
+
+static void test_structure_errors(void)
+{
+    const char *w[] = {"no [net] section", NULL};
+    expect_error("[c]\ntype = flatten\n", w);
+    const char *w2[] = {"last layer must be a loss layer", NULL};
+    expect_error(NET "[flat]\ntype = flatten\n", w2);
+    const char *w3[] = {"gives 5 outputs", "classes = 4", NULL};
+    expect_error(NET "[flat]\ntype = flatten\n[fc]\ntype = fc\noutputs = 5\n[prob]\n"
+                     "type = softmax\n", w3);
+    const char *w4[] = {"model.ini:8", "already set on line 7", NULL};
+    expect_error(NET "[c]\ntype = conv\ntype = fc\n", w4);
+}
+
+/* (I - K + 2P) not divisible by S: a warning naming the line, floor() as the formula says. */
+static void test_indivisible_stride_warns(void)
+{
+    const char *text = "[net]\nchannels = 3\nheight = 224\nwidth = 224\nclasses = 4\n"
+                       "[conv1]\ntype = conv\nfilters = 4\nkernel = 11\nstride = 4\n" TAIL;
+    cnb_conf conf;
+    cnb_net net;
+    cnb_log_set_level(CNB_LOG_ERROR);
+    CU_ASSERT_EQUAL_FATAL(cnb_conf_load_string(&conf, "alex224.ini", text), 0);
+    CU_ASSERT_EQUAL(cnb_net_build(&net, &reg, &conf), 0);
+    cnb_log_set_level(CNB_LOG_INFO);
+    CU_ASSERT_EQUAL(net.layers[0].out.h, 54); /* floor(213 / 4) + 1, not 55 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_warning(), "alex224.ini:10"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_warning(), "not divisible by stride 4"));
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_experiment_errors(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/exp.ini", test_tmpdir());
+    cnb_experiment e;
+    cnb_error_quiet(1);
+    write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = 3\nlearning_rate = 0.1\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini:5: unknown key 'learning_rate'"));
+    cnb_experiment_free(&e);
+    write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = many\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini:4: [train] epochs = 'many'"));
+    cnb_experiment_free(&e);
+    write_file(path, "[experiment]\nmodel = m.ini\n[optimiser]\nlr = 1\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "unknown section [optimiser]"));
+    cnb_experiment_free(&e);
+    write_file(path, "[experiment]\nmodel = m.ini\n");
+    char *bad_set[] = {"epochs=3"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, bad_set, 1), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "section.key=value"));
+    cnb_experiment_free(&e);
+    char *good_set[] = {"train.epochs=3", "vars.act=relu"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, good_set, 2), 0);
+    CU_ASSERT_EQUAL(e.train.epochs, 3);
+    CU_ASSERT_STRING_EQUAL(cnb_vars_get(&e.vars, "act"), "relu");
+    cnb_experiment_free(&e);
+    cnb_error_quiet(0);
+}
+
+/* The executable turns bad input into exit status 2 with a message, never a crash. */
+static void test_cli_exit_status(void)
+{
+    char cmd[2048], model[512];
+    const char *dir = test_tmpdir();
+    snprintf(model, sizeof model, "%s/bad.ini", dir);
+    write_file(model, NET "[p]\ntype = pool.max\nkernel = 9\n" TAIL);
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' summary '%s' 2>'%s/err.txt'", CNB_BUILD_ROOT,
+             model, dir);
+    int status = system(cmd);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    snprintf(cmd, sizeof cmd, "grep -q 'bad.ini:8' '%s/err.txt'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' frobnicate 2>/dev/null", CNB_BUILD_ROOT);
+    status = system(cmd);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' summary '%s/experiments/models/lenet5.ini' "
+             "| grep -q '61,706 parameters'", CNB_BUILD_ROOT, CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+void suite_model(void)
+{
+    static const test_case cases[] = {
+        {"LeNet-5 shapes, parameters, FLOPs", test_lenet5_seed_numbers},
+        {"AlexNet shapes and parameters", test_alexnet_seed_numbers},
+        {"malformed line", test_malformed_line},
+        {"unknown key", test_unknown_key},
+        {"undefined ${var}", test_undefined_variable},
+        {"unknown layer type lists plugins", test_unknown_layer_type},
+        {"impossible geometry and bad values", test_impossible_geometry},
+        {"model structure errors", test_structure_errors},
+        {"indivisible stride warns (224 vs 227)", test_indivisible_stride_warns},
+        {"experiment file errors and --set", test_experiment_errors},
+        {"cnnbench exits 2 on bad input", test_cli_exit_status},
+        {NULL, NULL},
+    };
+    test_add_suite_fixture("model", setup, teardown, cases);
+}

@@ -1,0 +1,223 @@
+/*
+ * test_train.c - training on a real Fashion-MNIST subset: the loss falls, accuracy clears
+ * chance by a wide margin, the same seed gives the same curve bit for bit, weights
+ * survive a save/load round trip, and `cnnbench run` writes its result files.
+ */
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dataset.h"
+#include "experiment.h"
+#include "host.h"
+#include "net.h"
+#include "testutil.h"
+#include "train.h"
+
+#define TRAIN_N 3000
+#define TEST_N 1000
+#define EPOCHS 3
+
+static cnb_registry reg;
+static cnb_dataset train, test;
+
+static int setup(void)
+{
+    char ti[512], tl[512], vi[512], vl[512], err[512];
+    snprintf(ti, sizeof ti, "%s/train-images-idx3-ubyte.gz", test_data_dir());
+    snprintf(tl, sizeof tl, "%s/train-labels-idx1-ubyte.gz", test_data_dir());
+    snprintf(vi, sizeof vi, "%s/t10k-images-idx3-ubyte.gz", test_data_dir());
+    snprintf(vl, sizeof vl, "%s/t10k-labels-idx1-ubyte.gz", test_data_dir());
+    if (cnb_idx_load(&train, ti, tl, TRAIN_N, err, sizeof err) ||
+        cnb_idx_load(&test, vi, vl, TEST_N, err, sizeof err)) {
+        fprintf(stderr, "train suite: %s\n", err);
+        return -1;
+    }
+    double mean[1], sd[1];
+    cnb_dataset_channel_stats(&train, mean, sd);
+    cnb_dataset_normalize(&train, mean, sd);
+    cnb_dataset_normalize(&test, mean, sd);
+    cnb_registry_init(&reg);
+    cnb_registry_scan_default(&reg);
+    return 0;
+}
+
+static int teardown(void)
+{
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    cnb_registry_free(&reg);
+    return 0;
+}
+
+typedef struct curve {
+    cnb_epoch_stats s[EPOCHS];
+    int n;
+} curve;
+
+static int record(const cnb_epoch_stats *s, void *user)
+{
+    curve *c = user;
+    c->s[c->n++] = *s;
+    return 0;
+}
+
+/* Train LeNet-5 (act, pool) from `seed`; returns the first-batch loss. */
+static double train_lenet(const char *act, const char *pool, uint64_t seed, curve *c,
+                          cnb_net *net, cnb_conf *conf)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    cnb_vars vars = {0};
+    cnb_vars_set(&vars, "act", act);
+    cnb_vars_set(&vars, "pool", pool);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(net, conf, &reg, path, &vars), 0);
+    cnb_vars_free(&vars);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(net, seed), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(net, "naive", 1, 50), 0);
+    double first;
+    CU_ASSERT_EQUAL_FATAL(cnb_evaluate(net, &train, 0, &first, &(double){0}), 0);
+    cnb_train_cfg cfg = {.epochs = EPOCHS, .lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4,
+                         .schedule = CNB_SCHEDULE_COSINE, .seed = seed,
+                         .train_eval_limit = 500};
+    memset(c, 0, sizeof *c);
+    CU_ASSERT_EQUAL_FATAL(cnb_train(net, &train, &test, &cfg, record, c), 0);
+    CU_ASSERT_EQUAL(c->n, EPOCHS);
+    return first;
+}
+
+static void test_loss_falls_accuracy_clears_chance(void)
+{
+    cnb_net net;
+    cnb_conf conf;
+    curve c;
+    double first = train_lenet("relu", "max", 1, &c, &net, &conf);
+    const cnb_epoch_stats *last = &c.s[EPOCHS - 1];
+    fprintf(stderr, "\n  loss %.3f -> %.3f, test accuracy %.3f ", first, last->train_loss,
+            last->test_acc);
+    CU_ASSERT(first > 2.0);                       /* about ln 10 at the start */
+    CU_ASSERT(last->train_loss < 0.5 * first);
+    CU_ASSERT(c.s[EPOCHS - 1].train_loss < c.s[0].train_loss);
+    CU_ASSERT(last->test_acc > 0.65);             /* chance is 0.10 */
+    CU_ASSERT(isfinite(last->train_eval_acc) && last->train_eval_acc > 0.65);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
+static void test_same_seed_same_curve(void)
+{
+    cnb_net n1, n2, n3;
+    cnb_conf c1, c2, c3;
+    curve a, b, d;
+    train_lenet("sigmoid", "avg", 5, &a, &n1, &c1);
+    train_lenet("sigmoid", "avg", 5, &b, &n2, &c2);
+    train_lenet("sigmoid", "avg", 6, &d, &n3, &c3);
+    for (int e = 0; e < EPOCHS; e++) {
+        CU_ASSERT(a.s[e].train_loss == b.s[e].train_loss);
+        CU_ASSERT(a.s[e].test_loss == b.s[e].test_loss);
+        CU_ASSERT(a.s[e].test_acc == b.s[e].test_acc);
+    }
+    CU_ASSERT(a.s[EPOCHS - 1].test_loss != d.s[EPOCHS - 1].test_loss);
+    cnb_net_free(&n1), cnb_net_free(&n2), cnb_net_free(&n3);
+    cnb_conf_free(&c1), cnb_conf_free(&c2), cnb_conf_free(&c3);
+}
+
+static void test_weights_round_trip(void)
+{
+    cnb_net net, fresh_net;
+    cnb_conf conf, fresh_conf;
+    curve c;
+    train_lenet("relu", "max", 2, &c, &net, &conf);
+    char path[512];
+    snprintf(path, sizeof path, "%s/w.cnbw", test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(cnb_net_save_weights(&net, path), 0);
+    double loss_a, acc_a, loss_b, acc_b;
+    CU_ASSERT_EQUAL(cnb_evaluate(&net, &test, 0, &loss_a, &acc_a), 0);
+
+    char model[512];
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    cnb_vars vars = {0};
+    cnb_vars_set(&vars, "act", "relu");
+    cnb_vars_set(&vars, "pool", "max");
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&fresh_net, &fresh_conf, &reg, model, &vars), 0);
+    cnb_vars_free(&vars);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&fresh_net, 99), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&fresh_net, "naive", 1, 50), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load_weights(&fresh_net, path), 0);
+    CU_ASSERT_EQUAL(cnb_evaluate(&fresh_net, &test, 0, &loss_b, &acc_b), 0);
+    CU_ASSERT(loss_a == loss_b && acc_a == acc_b);
+
+    /* a damaged file is refused, naming it */
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    cnb_error_quiet(1);
+    CU_ASSERT(cnb_net_load_weights(&fresh_net, path) != 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "checksum"));
+    cnb_net_free(&net), cnb_net_free(&fresh_net);
+    cnb_conf_free(&conf), cnb_conf_free(&fresh_conf);
+}
+
+/* An experiment file run end to end writes every result file; a missing data file is a
+ * clear error naming it. */
+static void test_experiment_run_writes_results(void)
+{
+    const char *dir = test_tmpdir();
+    char path[512], text[2048];
+    snprintf(path, sizeof path, "%s/exp.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = t\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\nseed = 3\n[vars]\nact = relu\npool = max\n"
+             "[data]\ndir = %s\ntrain_limit = 500\ntest_limit = 200\n"
+             "[train]\nepochs = 2\nbatch = 50\ntrain_eval_limit = 100\n",
+             CNB_SOURCE_ROOT, dir, test_data_dir());
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    cnb_experiment e;
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, 0), 0);
+    CU_ASSERT_EQUAL(cnb_experiment_run(&e, &reg, 0), 0);
+    cnb_experiment_free(&e);
+    static const char *const files[] = {"config.ini", "meta.ini", "metrics.csv", "final.csv",
+                                        "weights.cnbw", NULL};
+    for (const char *const *name = files; *name; name++) {
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/results/t/act-relu_pool-max_seed3_naive_t1/%s", dir, *name);
+        CU_ASSERT(stat(p, &st) == 0 && st.st_size > 0);
+    }
+    char p[1024], line[512];
+    snprintf(p, sizeof p, "%s/results/t/act-relu_pool-max_seed3_naive_t1/metrics.csv", dir);
+    f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines++;
+    fclose(f);
+    CU_ASSERT_EQUAL(lines, 1 + 2); /* header + one row per epoch */
+
+    char *missing[] = {"data.train_images=nope.gz"};
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, missing, 1), 0);
+    cnb_error_quiet(1);
+    CU_ASSERT(cnb_experiment_run(&e, &reg, 0) != 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "nope.gz"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini"));
+    cnb_experiment_free(&e);
+}
+
+void suite_train(void)
+{
+    static const test_case cases[] = {
+        {"loss falls, accuracy clears chance", test_loss_falls_accuracy_clears_chance},
+        {"same seed, same curve", test_same_seed_same_curve},
+        {"weights save and load", test_weights_round_trip},
+        {"experiment run writes results", test_experiment_run_writes_results},
+        {NULL, NULL},
+    };
+    test_add_suite_fixture("train", setup, teardown, cases);
+}
