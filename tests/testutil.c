@@ -1,8 +1,13 @@
 /* testutil.c - see testutil.h. */
 #include "testutil.h"
 
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+static char made[64][256]; /* folders test_tmpdir() made, removed at exit */
+static int n_made;
 
 void test_add_suite(const char *suite, const test_case *cases)
 {
@@ -39,5 +44,20 @@ const char *test_tmpdir(void)
         perror("mkdtemp");
         exit(2);
     }
+    if (n_made < 64)
+        snprintf(made[n_made++], sizeof made[0], "%s", path);
     return path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+void test_remove_tmpdirs(void)
+{
+    for (int i = 0; i < n_made; i++)
+        nftw(made[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    n_made = 0;
 }

@@ -29,7 +29,8 @@ void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)
 /* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
 const char *test_data_dir(void);
 
-/* A fresh temporary folder for one test (removed by the OS's tmp policy, not by us). */
+/* A fresh temporary folder; test_remove_tmpdirs() (at exit) deletes every one made. */
 const char *test_tmpdir(void);
+void test_remove_tmpdirs(void);
 
 #endif
