@@ -21,6 +21,8 @@ static const struct {
     {"model", suite_model},
     {"gradcheck", suite_gradcheck},
     {"train", suite_train},
+    {"sweep", suite_sweep},
+    {"conformance", suite_conformance},
 };
 
 int main(int argc, char **argv)

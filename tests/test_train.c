@@ -1,14 +1,12 @@
 /*
  * test_train.c - training on a real Fashion-MNIST subset: the loss falls, accuracy clears
  * chance by a wide margin, the same seed gives the same curve bit for bit, weights
- * survive a save/load round trip, and `cnnbench run` writes its result files.
+ * survive a save/load round trip.
  */
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dataset.h"
-#include "experiment.h"
 #include "host.h"
 #include "net.h"
 #include "testutil.h"
@@ -161,62 +159,12 @@ static void test_weights_round_trip(void)
     cnb_conf_free(&conf), cnb_conf_free(&fresh_conf);
 }
 
-/* An experiment file run end to end writes every result file; a missing data file is a
- * clear error naming it. */
-static void test_experiment_run_writes_results(void)
-{
-    const char *dir = test_tmpdir();
-    char path[512], text[2048];
-    snprintf(path, sizeof path, "%s/exp.ini", dir);
-    snprintf(text, sizeof text,
-             "[experiment]\nname = t\nmodel = %s/experiments/models/lenet5.ini\n"
-             "results = %s/results\nseed = 3\n[vars]\nact = relu\npool = max\n"
-             "[data]\ndir = %s\ntrain_limit = 500\ntest_limit = 200\n"
-             "[train]\nepochs = 2\nbatch = 50\ntrain_eval_limit = 100\n",
-             CNB_SOURCE_ROOT, dir, test_data_dir());
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-    cnb_experiment e;
-    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, 0), 0);
-    CU_ASSERT_EQUAL(cnb_experiment_run(&e, &reg, 0), 0);
-    cnb_experiment_free(&e);
-    static const char *const files[] = {"config.ini", "meta.ini", "metrics.csv", "final.csv",
-                                        "weights.cnbw", NULL};
-    for (const char *const *name = files; *name; name++) {
-        char p[1024];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/results/t/act-relu_pool-max_seed3_naive_t1/%s", dir, *name);
-        CU_ASSERT(stat(p, &st) == 0 && st.st_size > 0);
-    }
-    char p[1024], line[512];
-    snprintf(p, sizeof p, "%s/results/t/act-relu_pool-max_seed3_naive_t1/metrics.csv", dir);
-    f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    int lines = 0;
-    while (fgets(line, sizeof line, f))
-        lines++;
-    fclose(f);
-    CU_ASSERT_EQUAL(lines, 1 + 2); /* header + one row per epoch */
-
-    char *missing[] = {"data.train_images=nope.gz"};
-    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, missing, 1), 0);
-    cnb_error_quiet(1);
-    CU_ASSERT(cnb_experiment_run(&e, &reg, 0) != 0);
-    cnb_error_quiet(0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "nope.gz"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini"));
-    cnb_experiment_free(&e);
-}
-
 void suite_train(void)
 {
     static const test_case cases[] = {
         {"loss falls, accuracy clears chance", test_loss_falls_accuracy_clears_chance},
         {"same seed, same curve", test_same_seed_same_curve},
         {"weights save and load", test_weights_round_trip},
-        {"experiment run writes results", test_experiment_run_writes_results},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

@@ -15,6 +15,8 @@ void suite_plugins(void);
 void suite_model(void);
 void suite_gradcheck(void);
 void suite_train(void);
+void suite_sweep(void);
+void suite_conformance(void);
 
 /* Register a suite of NULL-terminated {name, fn} pairs; aborts on registry failure. */
 typedef struct {

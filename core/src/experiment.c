@@ -26,7 +26,7 @@
 #include "net.h"
 
 static const char *const experiment_keys[] = {"name", "mode", "model", "backend", "threads",
-                                              "seed", "results", NULL};
+                                              "seed", "results", "baseline", NULL};
 static const char *const data_keys[] = {"dir", "train_images", "train_labels", "test_images",
                                         "test_labels", "train_limit", "test_limit",
                                         "normalize", NULL};
@@ -34,17 +34,10 @@ static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "w
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", NULL};
 
-/* Add or replace section.key = value (from --set). */
-static int conf_set(cnb_conf *c, const char *assignment)
+/* Add or replace section.key = value; `line` 0 marks the command line. */
+static int conf_put(cnb_conf *c, const char *section, const char *key, const char *value,
+                    int line)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", assignment);
-    char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
-    if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq)
-        return cnb_error("--set %s: expected section.key=value, e.g. --set train.epochs=3 or "
-                         "--set vars.act=relu", assignment);
-    *eq = '\0', *dot = '\0';
-    const char *section = buf, *key = dot + 1, *value = eq + 1;
     cnb_section *s = (cnb_section *)cnb_conf_section(c, section);
     if (!s) {
         if (c->n == c->cap) {
@@ -73,8 +66,74 @@ static int conf_set(cnb_conf *c, const char *assignment)
     }
     free(kv->value);
     kv->value = strdup(value);
-    kv->line = 0; /* 0: from the command line */
+    kv->line = line;
     return kv->key && kv->value && s->name ? 0 : CNB_ENOMEM;
+}
+
+/* "section.key=value" (from --set) or, with `value` given, "section.key" (a profile). */
+static int conf_set(cnb_conf *c, const char *assignment, const char *value, int line)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", assignment);
+    char *eq = value ? buf + strlen(buf) : strchr(buf, '='), *dot = strchr(buf, '.');
+    if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq)
+        return value ? cnb_error("%s:%d: profile key '%s': expected section.key = value, "
+                                 "e.g. train.epochs = 3", c->path, line, assignment)
+                     : cnb_error("--set %s: expected section.key=value, e.g. --set "
+                                 "train.epochs=3 or --set vars.act=relu", assignment);
+    *dot = '\0';
+    if (!value)
+        *eq = '\0', value = eq + 1;
+    return conf_put(c, buf, dot + 1, value, line);
+}
+
+/* Split a comma-separated list in place into trimmed items. */
+static int split_list(char *text, char sep, char **items, int max)
+{
+    int n = 0;
+    for (char *tok = text; tok && n < max;) {
+        char *next = strchr(tok, sep);
+        if (next)
+            *next++ = '\0';
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (*tok)
+            items[n++] = tok;
+        tok = next;
+    }
+    return n;
+}
+
+static int apply_profile(cnb_conf *c, const char *profile)
+{
+    char name[128];
+    snprintf(name, sizeof name, "profile.%s", profile);
+    const cnb_section *s = cnb_conf_section(c, name);
+    if (!s) {
+        char list[512] = "";
+        for (int i = 0; i < c->n; i++)
+            if (strncmp(c->sec[i].name, "profile.", 8) == 0)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", c->sec[i].name + 8);
+        return cnb_error("%s: no [profile.%s]; profiles here: %s", c->path, profile,
+                         list[0] ? list : "(none)");
+    }
+    /* copy first: conf_set may grow the section array s points into */
+    int n = s->n, rc = 0;
+    cnb_kv *kv = malloc((size_t)n * sizeof *kv);
+    if (!kv)
+        return CNB_ENOMEM;
+    memcpy(kv, s->kv, (size_t)n * sizeof *kv);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (strncmp(kv[i].key, "profile.", 8) == 0 || strncmp(kv[i].key, "experiment.name", 15) == 0)
+            rc = cnb_error("%s:%d: a profile may not set '%s'", c->path, kv[i].line, kv[i].key);
+        else
+            rc = conf_set(c, kv[i].key, kv[i].value, kv[i].line);
+    free(kv);
+    return rc;
 }
 
 static void copy_str(const cnb_section *s, const char *key, char *dst, size_t len)
@@ -118,12 +177,62 @@ static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
                      key, kv->value, list);
 }
 
-int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_sets)
+static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
+{
+    const cnb_conf *c = &e->conf;
+    for (int i = 0; sw && i < sw->n; i++) {
+        const cnb_kv *kv = &sw->kv[i];
+        if (strcmp(kv->key, "only") == 0 || strcmp(kv->key, "exclude") == 0) {
+            snprintf(strcmp(kv->key, "only") == 0 ? e->only : e->exclude, sizeof e->only, "%s",
+                     kv->value);
+            continue;
+        }
+        if (e->n_axes == CNB_MAX_AXES)
+            return cnb_error("%s:%d: at most %d sweep axes", c->path, kv->line, CNB_MAX_AXES);
+        cnb_axis *ax = &e->axes[e->n_axes++];
+        snprintf(ax->name, sizeof ax->name, "%s", kv->key);
+        char *copy = strdup(kv->value), *items[CNB_MAX_AXIS_VALUES];
+        if (!copy)
+            return CNB_ENOMEM;
+        int n = split_list(copy, ',', items, CNB_MAX_AXIS_VALUES);
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < k; j++)
+                if (strcmp(items[j], items[k]) == 0) {
+                    int rc = cnb_error("%s:%d: [sweep] %s lists '%s' twice", c->path, kv->line,
+                                       kv->key, items[k]);
+                    free(copy);
+                    return rc;
+                }
+        for (int k = 0; k < n; k++)
+            ax->values[ax->n++] = strdup(items[k]);
+        free(copy);
+        if (ax->n == 0)
+            return cnb_error("%s:%d: [sweep] %s has no values; write a comma-separated list",
+                             c->path, kv->line, kv->key);
+        for (int k = 0; k < ax->n; k++) {
+            char *end;
+            if (strcmp(ax->name, "seed") == 0 || strcmp(ax->name, "threads") == 0) {
+                long v = strtol(ax->values[k], &end, 10);
+                if (*end || end == ax->values[k] || v < (ax->name[0] == 's' ? 0 : 1))
+                    return cnb_error("%s:%d: [sweep] %s value '%s' is not a valid %s", c->path,
+                                     kv->line, ax->name, ax->values[k], ax->name);
+            }
+        }
+    }
+    return 0;
+}
+
+int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
+                        char **sets, int n_sets)
 {
     memset(e, 0, sizeof *e);
     int rc = cnb_conf_load(&e->conf, path);
+    if (rc == 0 && profile && *profile) {
+        snprintf(e->profile, sizeof e->profile, "%s", profile);
+        rc = apply_profile(&e->conf, profile);
+    }
     for (int i = 0; i < n_sets && rc == 0; i++)
-        rc = conf_set(&e->conf, sets[i]);
+        rc = conf_set(&e->conf, sets[i], NULL, 0);
     if (rc)
         return rc;
     const cnb_conf *c = &e->conf;
@@ -133,11 +242,13 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_
                                   : strcmp(s->name, "data") == 0     ? data_keys
                                   : strcmp(s->name, "train") == 0    ? train_keys
                                                                      : NULL;
-        if (strcmp(s->name, "vars") == 0)
+        if (strcmp(s->name, "vars") == 0 || strcmp(s->name, "sweep") == 0 ||
+            strncmp(s->name, "profile.", 8) == 0)
             continue;
         if (!keys)
             return cnb_error("%s:%d: unknown section [%s]; an experiment has [experiment], "
-                             "[vars], [data] and [train]", c->path, s->line, s->name);
+                             "[vars], [sweep], [data], [train] and [profile.NAME]",
+                             c->path, s->line, s->name);
         if (cnb_section_check_keys(c, s, keys))
             return CNB_EINVAL;
     }
@@ -182,6 +293,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_
     copy_str(ex, "model", model, sizeof model);
     copy_str(ex, "backend", e->backend, sizeof e->backend);
     copy_str(ex, "results", e->results, sizeof e->results);
+    copy_str(ex, "baseline", e->baseline, sizeof e->baseline);
     copy_str(data, "dir", e->data_dir, sizeof e->data_dir);
     copy_str(data, "train_images", ti, sizeof ti);
     copy_str(data, "train_labels", tl, sizeof tl);
@@ -213,6 +325,9 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_
     e->train.seed = e->seed;
     e->train.train_eval_limit = tel;
     resolve(e->model, sizeof e->model, path, model);
+    char real[PATH_MAX];
+    if (realpath(e->model, real)) /* one spelling, whatever the working folder */
+        snprintf(e->model, sizeof e->model, "%s", real);
     if (join(e->train_images, sizeof e->train_images, e->data_dir, ti) ||
         join(e->train_labels, sizeof e->train_labels, e->data_dir, tl) ||
         join(e->test_images, sizeof e->test_images, e->data_dir, vi) ||
@@ -221,39 +336,171 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_
     for (int i = 0; vars && i < vars->n; i++)
         if ((rc = cnb_vars_set(&e->vars, vars->kv[i].key, vars->kv[i].value)))
             return rc;
-    return 0;
+    return parse_sweep(e, cnb_conf_section(c, "sweep"));
 }
 
 void cnb_experiment_free(cnb_experiment *e)
 {
     cnb_conf_free(&e->conf);
     cnb_vars_free(&e->vars);
+    for (int a = 0; a < e->n_axes; a++)
+        for (int k = 0; k < e->axes[a].n; k++)
+            free(e->axes[a].values[k]);
+    e->n_axes = 0;
+}
+
+void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", e->results, e->name);
+}
+
+/* ---- the grid ---------------------------------------------------------------------- */
+
+static int is_run_axis(const char *name)
+{
+    return strcmp(name, "seed") == 0 || strcmp(name, "backend") == 0 ||
+           strcmp(name, "threads") == 0;
+}
+
+/* The value of `name` in a cell, for matching "name=value" terms. */
+static const char *cell_value(const cnb_cell *c, const char *name, char *buf, size_t len)
+{
+    if (strcmp(name, "seed") == 0)
+        return snprintf(buf, len, "%llu", (unsigned long long)c->seed), buf;
+    if (strcmp(name, "threads") == 0)
+        return snprintf(buf, len, "%d", c->threads), buf;
+    if (strcmp(name, "backend") == 0)
+        return c->backend;
+    return cnb_vars_get(&c->vars, name);
+}
+
+/* Does the cell match any of the ';'-separated combinations ("a=1 b=2; a=3")? */
+static int matches(const cnb_experiment *e, const cnb_cell *c, const char *list, int *err)
+{
+    char copy[1024], *combos[64];
+    snprintf(copy, sizeof copy, "%s", list);
+    int n = split_list(copy, ';', combos, 64);
+    for (int i = 0; i < n; i++) {
+        int all = 1;
+        for (char *save = NULL, *term = strtok_r(combos[i], " \t", &save); term;
+             term = strtok_r(NULL, " \t", &save)) {
+            char *eq = strchr(term, '='), buf[32];
+            if (!eq) {
+                *err = cnb_error("%s: [sweep] only/exclude term '%s': expected name=value",
+                                 e->conf.path, term);
+                return 0;
+            }
+            *eq = '\0';
+            const char *v = cell_value(c, term, buf, sizeof buf);
+            if (!v) {
+                *err = cnb_error("%s: [sweep] only/exclude names '%s', which is neither a "
+                                 "variable nor seed, backend or threads", e->conf.path, term);
+                return 0;
+            }
+            all &= strcmp(v, eq + 1) == 0;
+        }
+        if (all)
+            return 1;
+    }
+    return 0;
+}
+
+static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
+{
+    memset(c, 0, sizeof *c);
+    c->seed = e->seed;
+    c->threads = e->threads;
+    snprintf(c->backend, sizeof c->backend, "%s", e->backend);
+    int rc = 0;
+    for (int i = 0; i < e->vars.n && rc == 0; i++)
+        rc = cnb_vars_set(&c->vars, e->vars.names[i], e->vars.values[i]);
+    size_t vl = 0;
+    for (int a = 0; a < e->n_axes && rc == 0; a++) {
+        const cnb_axis *ax = &e->axes[a];
+        const char *v = ax->values[pick[a]];
+        if (strcmp(ax->name, "seed") == 0)
+            c->seed = strtoull(v, NULL, 10);
+        else if (strcmp(ax->name, "threads") == 0)
+            c->threads = atoi(v);
+        else if (strcmp(ax->name, "backend") == 0)
+            snprintf(c->backend, sizeof c->backend, "%s", v);
+        else
+            rc = cnb_vars_set(&c->vars, ax->name, v);
+        if (strcmp(ax->name, "seed") != 0 && vl < sizeof c->variant)
+            vl += (size_t)snprintf(c->variant + vl, sizeof c->variant - vl, "%s%s=%s",
+                                   vl ? " " : "", ax->name, v);
+    }
+    if (!c->variant[0])
+        snprintf(c->variant, sizeof c->variant, "%s", "all");
+    /* folder name: the swept variables, then seed, backend and threads */
+    size_t used = 0;
+    for (int a = 0; a < e->n_axes && used < sizeof c->id; a++)
+        if (!is_run_axis(e->axes[a].name))
+            used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_",
+                                     e->axes[a].name, e->axes[a].values[pick[a]]);
+    if (used < sizeof c->id)
+        snprintf(c->id + used, sizeof c->id - used, "seed%llu_%s_t%d",
+                 (unsigned long long)c->seed, c->backend, c->threads);
+    for (char *p = c->id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            *p = '_';
+    return rc;
+}
+
+int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n)
+{
+    size_t total = 1;
+    for (int a = 0; a < e->n_axes; a++)
+        total *= (size_t)e->axes[a].n;
+    if (total > 100000)
+        return cnb_error("%s: the grid has %zu cells; restrict it with [sweep] only", e->conf.path,
+                         total);
+    *cells = calloc(total, sizeof **cells);
+    *n = 0;
+    if (!*cells)
+        return CNB_ENOMEM;
+    int pick[CNB_MAX_AXES] = {0}, rc = 0;
+    for (size_t k = 0; k < total && rc == 0; k++) {
+        /* odometer over the axes, the last axis fastest */
+        size_t rest = k;
+        for (int a = e->n_axes - 1; a >= 0; a--) {
+            pick[a] = (int)(rest % (size_t)e->axes[a].n);
+            rest /= (size_t)e->axes[a].n;
+        }
+        cnb_cell *c = &(*cells)[*n];
+        if ((rc = make_cell(e, pick, c)) != 0)
+            break;
+        int keep = (!e->only[0] || matches(e, c, e->only, &rc)) &&
+                   (!e->exclude[0] || !matches(e, c, e->exclude, &rc));
+        if (keep && rc == 0)
+            (*n)++;
+        else
+            cnb_vars_free(&c->vars);
+    }
+    if (rc == 0 && *n == 0)
+        rc = cnb_error("%s: [sweep] only/exclude leave no cell to run", e->conf.path);
+    return rc;
+}
+
+void cnb_cells_free(cnb_cell *cells, int n)
+{
+    for (int i = 0; i < n; i++)
+        cnb_vars_free(&cells[i].vars);
+    free(cells);
 }
 
 /* ---- running ----------------------------------------------------------------------- */
 
 typedef struct run {
-    cnb_experiment *e;
+    const cnb_experiment *e;
+    const cnb_cell *c;
     cnb_net *net;
-    char dir[PATH_MAX];
+    const char *dir;
+    const char *label;
     cnb_epoch_stats *history;
     int n;
 } run;
-
-static void run_id(const cnb_experiment *e, char *buf, size_t len)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < e->vars.n && used < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s-%s_", e->vars.names[i],
-                                 e->vars.values[i]);
-    if (used < len)
-        snprintf(buf + used, len - used, "seed%llu_%s_t%d", (unsigned long long)e->seed,
-                 e->backend, e->threads);
-    for (char *p = buf; *p; p++)
-        if (*p == '/' || *p == ' ')
-            *p = '_';
-}
 
 static int write_metrics(const run *r)
 {
@@ -282,9 +529,9 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
         return CNB_ENOMEM;
     r->history = h;
     r->history[r->n++] = *s;
-    printf("epoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
+    printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
            "%.4f  gap %+.4f  %.1f s  %.0f img/s\n",
-           s->epoch, r->e->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
+           r->label, s->epoch, r->e->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            s->images_per_second);
     fflush(stdout);
@@ -329,6 +576,53 @@ static double peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* The cell's settings with every default filled in: config.ini, and the fingerprint. */
+static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
+{
+    static const char *const sched[] = {"constant", "step", "cosine"};
+    fprintf(f, "[experiment]\nname = %s\nmode = %s\nmodel = %s\nbackend = %s\nthreads = %d\n"
+               "seed = %llu\nprofile = %s\n\n[vars]\n",
+            e->name, e->mode, e->model, c->backend, c->threads, (unsigned long long)c->seed,
+            e->profile[0] ? e->profile : "(none)");
+    for (int i = 0; i < c->vars.n; i++)
+        fprintf(f, "%s = %s\n", c->vars.names[i], c->vars.values[i]);
+    fprintf(f, "\n[data]\ntrain_images = %s\ntrain_labels = %s\ntest_images = %s\n"
+               "test_labels = %s\ntrain_limit = %ld\ntest_limit = %ld\nnormalize = %s\n\n",
+            e->train_images, e->train_labels, e->test_images, e->test_labels, e->train_limit,
+            e->test_limit, e->normalize ? "dataset" : "none");
+    fprintf(f, "[train]\nepochs = %d\nbatch = %d\nlr = %.17g\nmomentum = %.17g\n"
+               "weight_decay = %.17g\nschedule = %s\nstep_epochs = %d\ngamma = %.17g\n"
+               "train_eval_limit = %ld\n",
+            e->train.epochs, e->batch, e->train.lr, e->train.momentum, e->train.weight_decay,
+            sched[e->train.schedule], e->train.step_epochs, e->train.gamma,
+            e->train.train_eval_limit);
+}
+
+int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17])
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return CNB_ENOMEM;
+    write_resolved(f, e, c);
+    FILE *m = fopen(e->model, "rb"); /* the model file's bytes count too */
+    if (m) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, m)) > 0)
+            fwrite(buf, 1, n, f);
+        fclose(m);
+    }
+    fclose(f);
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, 64 bit */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+    free(text);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
 static int write_config(const run *r)
 {
     char path[PATH_MAX + 32];
@@ -336,23 +630,8 @@ static int write_config(const run *r)
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    const cnb_experiment *e = r->e;
-    static const char *const sched[] = {"constant", "step", "cosine"};
-    fprintf(a.f, "; the fully resolved experiment of this run (defaults filled in)\n");
-    fprintf(a.f, "[experiment]\nname = %s\nmode = %s\nmodel = %s\nbackend = %s\nthreads = %d\n"
-                 "seed = %llu\n\n[vars]\n",
-            e->name, e->mode, e->model, e->backend, e->threads, (unsigned long long)e->seed);
-    for (int i = 0; i < e->vars.n; i++)
-        fprintf(a.f, "%s = %s\n", e->vars.names[i], e->vars.values[i]);
-    fprintf(a.f, "\n[data]\ntrain_images = %s\ntrain_labels = %s\ntest_images = %s\n"
-                 "test_labels = %s\ntrain_limit = %ld\ntest_limit = %ld\nnormalize = %s\n\n",
-            e->train_images, e->train_labels, e->test_images, e->test_labels, e->train_limit,
-            e->test_limit, e->normalize ? "dataset" : "none");
-    fprintf(a.f, "[train]\nepochs = %d\nbatch = %d\nlr = %g\nmomentum = %g\nweight_decay = %g\n"
-                 "schedule = %s\nstep_epochs = %d\ngamma = %g\ntrain_eval_limit = %ld\n",
-            e->train.epochs, e->batch, e->train.lr, e->train.momentum, e->train.weight_decay,
-            sched[e->train.schedule], e->train.step_epochs, e->train.gamma,
-            e->train.train_eval_limit);
+    fprintf(a.f, "; the fully resolved settings of this run (defaults filled in)\n");
+    write_resolved(a.f, r->e, r->c);
     fprintf(a.f, "\n; the model as built, ${vars} filled in\n");
     const cnb_conf *m = r->net->model;
     for (int i = 0; i < m->n; i++) {
@@ -372,6 +651,7 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     const cnb_experiment *e = r->e;
+    const cnb_cell *c = r->c;
     const cnb_net *net = r->net;
     time_t now = time(NULL);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -380,7 +660,7 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
     fprintf(a.f, "\n[random]\n; every random choice comes from PCG32 stream (seed, id)\n"
                  "seed = %llu\ninit_stream = %d\nshuffle_stream = %d\nlayer_streams = %d + "
                  "layer index\n",
-            (unsigned long long)e->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
+            (unsigned long long)c->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
     snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", CNB_SOURCE_ROOT);
     command_output(cmd, buf, sizeof buf);
     fprintf(a.f, "\n[build]\nversion = %s\ngit_revision = %s\n", CNB_VERSION, buf);
@@ -392,11 +672,11 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
             strcmp(buf, "0") == 0 ? "no" : "yes", CNB_COMPILER, CNB_BUILDTYPE);
     cpu_model(buf, sizeof buf);
     fprintf(a.f, "\n[machine]\ncpu = %s\nlogical_cpus = %ld\n", buf, sysconf(_SC_NPROCESSORS_ONLN));
-    const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, e->backend);
+    const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, c->backend);
     fprintf(a.f, "\n[backend]\nname = %s\nversion = %s\nabi = %u.%u\nfile = %s\nthreads = %d\n"
                  "info = %s\n",
-            e->backend, bp->hdr->version, bp->hdr->abi_major, bp->hdr->abi_minor, bp->path,
-            e->threads, net->backend->info ? net->backend->info(net->backend_state) : "");
+            c->backend, bp->hdr->version, bp->hdr->abi_major, bp->hdr->abi_minor, bp->path,
+            c->threads, net->backend->info ? net->backend->info(net->backend_state) : "");
     fprintf(a.f, "\n[layers]\n; layer = plugin version abi, backend that ran its kernels\n");
     for (int i = 0; i < net->n; i++) {
         const cnb_net_layer *L = &net->layers[i];
@@ -443,14 +723,18 @@ static int load_data(const cnb_experiment *e, cnb_dataset *train, cnb_dataset *t
     return 0;
 }
 
-int cnb_experiment_run(cnb_experiment *e, cnb_registry *reg, int progress)
+int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
+                 const char *dir, int progress, const char *label)
 {
     cnb_conf model;
     cnb_net net;
     cnb_dataset train = {0}, test = {0};
-    run r = {.e = e, .net = &net};
+    run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : ""};
     double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
-    int rc = cnb_net_load(&net, &model, reg, e->model, &e->vars);
+    cnb_train_cfg cfg = e->train;
+    cfg.seed = c->seed;
+    cfg.progress = progress;
+    int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
     if (rc == 0 && (rc = load_data(e, &train, &test)) == 0) {
         if (train.c != net.input.c || train.h != net.input.h || train.w != net.input.w)
             rc = cnb_error("%s: the data are %dx%dx%d but the model %s takes %dx%dx%d",
@@ -465,32 +749,26 @@ int cnb_experiment_run(cnb_experiment *e, cnb_registry *reg, int progress)
         cnb_dataset_normalize(&train, mean, sd);
         cnb_dataset_normalize(&test, mean, sd);
     }
-    e->train.progress = progress;
     if (rc == 0)
-        rc = cnb_net_init_params(&net, e->seed);
+        rc = cnb_net_init_params(&net, c->seed);
     if (rc == 0)
-        rc = cnb_net_bind(&net, e->backend, e->threads, e->batch);
-    if (rc == 0) {
-        char id[512];
-        run_id(e, id, sizeof id);
-        int n = snprintf(r.dir, sizeof r.dir, "%s/%s/%s", e->results, e->name, id);
-        rc = n < 0 || (size_t)n >= sizeof r.dir ? cnb_error("%s: results path too long", id)
-                                                : cnb_mkdirs(r.dir);
-    }
+        rc = cnb_net_bind(&net, c->backend, c->threads, e->batch);
+    if (rc == 0)
+        rc = cnb_mkdirs(dir);
     if (rc == 0)
         rc = write_config(&r);
     if (rc == 0)
         rc = write_meta(&r, reg, &train, &test, mean, sd);
     if (rc == 0) {
-        printf("run %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch %d\n",
-               r.dir, e->model, e->backend, e->threads, e->threads == 1 ? "" : "s",
-               (unsigned long long)e->seed, train.n, test.n, e->batch);
+        printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch "
+               "%d\n", r.label, dir, e->model, c->backend, c->threads, c->threads == 1 ? "" : "s",
+               (unsigned long long)c->seed, train.n, test.n, e->batch);
         fflush(stdout);
-        rc = cnb_train(&net, &train, &test, &e->train, on_epoch, &r);
+        rc = cnb_train(&net, &train, &test, &cfg, on_epoch, &r);
     }
     if (rc == 0) {
         char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/weights.cnbw", r.dir);
+        snprintf(path, sizeof path, "%s/weights.cnbw", dir);
         double peak = peak_rss_mib(), seconds = 0.0;
         for (int i = 0; i < r.n; i++)
             seconds += r.history[i].train_seconds;
@@ -498,10 +776,10 @@ int cnb_experiment_run(cnb_experiment *e, cnb_registry *reg, int progress)
         if (rc == 0)
             rc = write_final(&r, peak);
         if (rc == 0)
-            printf("done: test accuracy %.4f after %d epochs; %.1f s per training epoch "
-                   "(%s, %d thread%s); peak memory %.0f MiB\nresults in %s\n",
-                   r.history[r.n - 1].test_acc, r.n, seconds / r.n, e->backend, e->threads,
-                   e->threads == 1 ? "" : "s", peak, r.dir);
+            printf("%sdone: test accuracy %.4f after %d epochs; %.1f s per training epoch "
+                   "(%s, %d thread%s); peak memory %.0f MiB\n",
+                   r.label, r.history[r.n - 1].test_acc, r.n, seconds / r.n, c->backend,
+                   c->threads, c->threads == 1 ? "" : "s", peak);
     }
     free(r.history);
     cnb_dataset_free(&train);

@@ -2,14 +2,21 @@
  * experiment.h - experiment files: what to run, on which data, with which settings.
  *
  *   [experiment] name, mode (train), model (relative to this file), backend, threads,
- *                seed, results (folder; default results/)
+ *                seed, results (folder; default results/), baseline (the variant the
+ *                report compares against, "act=sigmoid pool=avg")
  *   [vars]       values for the model's ${var}
+ *   [sweep]      axes, each a comma-separated list: a variable (act = sigmoid, relu), or
+ *                seed, backend, threads; `only` and `exclude` list combinations
+ *                separated by ';' ("act=relu pool=max; act=sigmoid pool=avg")
  *   [data]       dir, train_images, train_labels, test_images, test_labels,
  *                train_limit, test_limit, normalize (dataset | none)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
+ *   [profile.NAME] section.key = value overrides applied by --profile NAME
  *
- * `--set section.key=value` overrides any key (vars.act=relu sets a variable).
+ * Precedence: file < profile < `--set section.key=value` (vars.act=relu sets a variable,
+ * sweep.seed=1,2 an axis). The grid is the cartesian product of the sweep axes; each cell
+ * runs in its own folder.
  */
 #ifndef CNB_EXPERIMENT_H
 #define CNB_EXPERIMENT_H
@@ -20,6 +27,26 @@
 #include "conf.h"
 #include "plugin.h"
 #include "train.h"
+
+#define CNB_MAX_AXES 16
+#define CNB_MAX_AXIS_VALUES 64
+
+typedef struct cnb_axis {
+    char name[64];                       /* a variable, or seed / backend / threads */
+    char *values[CNB_MAX_AXIS_VALUES];
+    int n;
+} cnb_axis;
+
+/* One run of a sweep. */
+typedef struct cnb_cell {
+    cnb_vars vars;      /* [vars] with this cell's axis values     */
+    uint64_t seed;
+    char backend[64];
+    int threads;
+    char id[256];       /* folder name: act-relu_pool-max_seed1_naive_t1 */
+    char variant[256];  /* what seeds are pooled over: "act=relu pool=max" (+ backend,
+                           threads when they are axes) */
+} cnb_cell;
 
 typedef struct cnb_experiment {
     cnb_conf conf;
@@ -38,14 +65,34 @@ typedef struct cnb_experiment {
     int normalize;          /* 1: per-channel mean/std of the training split */
     int batch;
     cnb_train_cfg train;
+    char baseline[256];     /* "" = the first variant of the grid */
+    char profile[64];       /* the --profile applied, or "" */
+    cnb_axis axes[CNB_MAX_AXES];
+    int n_axes;
+    char only[1024], exclude[1024];
 } cnb_experiment;
 
-/* Load, apply `sets` ("section.key=value" strings, n_sets of them), validate. */
-int cnb_experiment_load(cnb_experiment *e, const char *path, char **sets, int n_sets);
+/* Load, apply the profile (NULL for none) and `sets` ("section.key=value"), validate. */
+int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
+                        char **sets, int n_sets);
 void cnb_experiment_free(cnb_experiment *e);
 
-/* Run a train experiment: results under <results>/<name>/<run id>/. Returns 0 or an
- * error code (reported). `progress` draws a progress bar. */
-int cnb_experiment_run(cnb_experiment *e, cnb_registry *reg, int progress);
+/* Expand the grid (cartesian product, then only/exclude). *cells is malloc'ed; free with
+ * cnb_cells_free. */
+int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n);
+void cnb_cells_free(cnb_cell *cells, int n);
+
+/* The experiment's folder: <results>/<name>. */
+void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);
+
+/* A hex digest of everything that determines a cell's result (resolved settings and the
+ * model file's bytes): a finished cell with the same fingerprint is not run again. */
+int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17]);
+
+/* Train and validate one cell into `dir` (config.ini, meta.ini, metrics.csv, final.csv,
+ * weights.cnbw). `label` prefixes its printed lines. Returns 0 or an error (reported);
+ * CNB_EINVAL when the cell's settings make the model invalid. */
+int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
+                 const char *dir, int progress, const char *label);
 
 #endif

@@ -3,11 +3,10 @@
  *
  *   cnnbench plugins                      list every plugin found and where
  *   cnnbench summary MODEL.ini            per-layer shapes, parameters and FLOPs
- *   cnnbench run EXPERIMENT.ini           train and validate as the file declares
+ *   cnnbench run EXPERIMENT.ini           run every cell of the experiment's grid
+ *   cnnbench report|plot RESULTS_DIR      redo a sweep's tables and plots from its cells
  *
- * Options: --plugin FILE (load a plugin file explicitly; repeatable), --set K=V
- * (experiment: section.key=value; summary: a model variable, act=relu), -q (quiet).
- * Exit status: 0 success, 1 a run failed, 2 bad input or usage.
+ * Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 interrupted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,9 @@
 #include "host.h"
 #include "net.h"
 #include "plugin.h"
+#include "report.h"
+#include "sweep.h"
+#include "train.h"
 
 #define MAX_SETS 64
 #define MAX_PLUGINS 16
@@ -30,6 +32,8 @@ typedef struct options {
     const char *plugins[MAX_PLUGINS];
     int n_plugins;
     int quiet;
+    const char *profile;
+    int dry_run, force, jobs;
 } options;
 
 static void usage(FILE *out)
@@ -39,10 +43,18 @@ static void usage(FILE *out)
             "commands:\n"
             "  plugins                  list the plugins found (backends, layer variants)\n"
             "  summary MODEL.ini        per-layer plugin, output shape, parameters, FLOPs\n"
-            "  run EXPERIMENT.ini       train and validate as the experiment declares\n\n"
+            "  run EXPERIMENT.ini       run every cell of the experiment's grid (resumable),\n"
+            "                           then write its report and plots\n"
+            "  report RESULTS_DIR       redo the tables and plots of a sweep from its cells\n"
+            "  plot RESULTS_DIR         the same (redraws every plot)\n\n"
             "options:\n"
             "  --set KEY=VALUE          run: override section.key (train.epochs=3,\n"
-            "                           vars.act=relu); summary: set a model variable (act=relu)\n"
+            "                           vars.act=relu, sweep.seed=1,2); summary: set a model\n"
+            "                           variable (act=relu)\n"
+            "  --profile NAME           run: apply the experiment's [profile.NAME]\n"
+            "  --dry-run                run: print the grid and what would run, run nothing\n"
+            "  --force                  run: rerun cells that already finished\n"
+            "  --jobs N                 run: cells at once (default: cores / threads)\n"
             "  --plugin FILE            load this plugin file too (repeatable)\n"
             "  -q, --quiet              no progress bar, warnings only\n"
             "  -h, --help, --version\n\n"
@@ -64,6 +76,22 @@ static int parse_args(int argc, char **argv, options *o)
             exit(0);
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            o->dry_run = 1;
+        } else if (strcmp(a, "--force") == 0) {
+            o->force = 1;
+        } else if (strcmp(a, "--profile") == 0 || strcmp(a, "--jobs") == 0) {
+            if (i + 1 >= argc)
+                return cnb_error("%s needs a value", a);
+            if (a[2] == 'p') {
+                o->profile = argv[++i];
+            } else {
+                char *end;
+                long j = strtol(argv[++i], &end, 10);
+                if (*end || j < 1 || j > 256)
+                    return cnb_error("--jobs %s: expected a number from 1 to 256", argv[i]);
+                o->jobs = (int)j;
+            }
         } else if (strcmp(a, "--set") == 0 || strcmp(a, "--plugin") == 0) {
             if (i + 1 >= argc)
                 return cnb_error("%s needs a value", a);
@@ -167,11 +195,25 @@ static int cmd_run(cnb_registry *reg, const options *o)
     if (!o->file)
         return cnb_error("run needs an experiment file: cnnbench run experiments/lenet5-fashion.ini");
     cnb_experiment e;
-    int rc = cnb_experiment_load(&e, o->file, (char **)o->sets, o->n_sets);
-    if (rc == 0)
-        rc = cnb_experiment_run(&e, reg, !o->quiet && isatty(STDERR_FILENO));
+    int rc = cnb_experiment_load(&e, o->file, o->profile, (char **)o->sets, o->n_sets);
+    if (rc == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int jobs = o->jobs ? o->jobs : (int)(cores / (e.threads > 0 ? e.threads : 1));
+        cnb_sweep_opts so = {.dry_run = o->dry_run, .force = o->force,
+                             .jobs = jobs > 0 ? jobs : 1,
+                             .progress = !o->quiet && isatty(STDERR_FILENO)};
+        rc = cnb_sweep_run(&e, reg, &so);
+    }
     cnb_experiment_free(&e);
     return rc;
+}
+
+static int cmd_report(const options *o)
+{
+    if (!o->file)
+        return cnb_error("%s needs a results folder: cnnbench %s results/lenet5-ablation",
+                         o->command, o->command);
+    return cnb_report_write(o->file);
 }
 
 int main(int argc, char **argv)
@@ -190,11 +232,16 @@ int main(int argc, char **argv)
             rc = cmd_summary(&reg, &o);
         else if (strcmp(o.command, "run") == 0)
             rc = cmd_run(&reg, &o);
+        else if (strcmp(o.command, "report") == 0 || strcmp(o.command, "plot") == 0)
+            rc = cmd_report(&o);
         else
-            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run", o.command);
+            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run, report, plot",
+                           o.command);
     }
     cnb_registry_free(&reg);
     if (rc == 0)
         return 0;
+    if (rc == CNB_EINTR)
+        return 130;
     return rc == CNB_EINVAL || rc == CNB_EIO || rc == CNB_ENOTFOUND ? 2 : 1;
 }

@@ -4,12 +4,17 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "host.h"
+
+static volatile sig_atomic_t stop_requested;
+
+void cnb_train_stop(void) { stop_requested = 1; }
 
 double cnb_now(void)
 {
@@ -120,6 +125,10 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         double t0 = cnb_now(), loss_sum = 0.0, last_draw = 0.0;
         long correct = 0, seen = 0;
         for (long b = 0; b < batches && rc == 0; b++) {
+            if (stop_requested) {
+                rc = CNB_EINTR;
+                break;
+            }
             fill_batch(net, train, order + b * net->batch, net->batch);
             float loss;
             if ((rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))

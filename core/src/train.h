@@ -45,6 +45,10 @@ typedef struct cnb_epoch_stats {
 /* Called after every epoch; a non-zero return stops training with that code. */
 typedef int (*cnb_epoch_fn)(const cnb_epoch_stats *s, void *user);
 
+/* Returned by cnb_train when cnb_train_stop() was called (from a signal handler). */
+#define CNB_EINTR (-100)
+void cnb_train_stop(void);
+
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
               const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user);
 

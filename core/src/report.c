@@ -1,0 +1,507 @@
+/*
+ * report.c - tables and plots of a sweep; see report.h.
+ */
+#include "report.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cnnbench/plugin.h"
+#include "conf.h"
+#include "fsutil.h"
+#include "host.h"
+#include "stats.h"
+
+#define MAX_FIELDS 32
+
+typedef struct cell_result {
+    char id[256], variant[256];
+    unsigned long long seed;
+    double test_acc, best_acc, test_loss, train_acc, gap, epoch_seconds, ips;
+    int epochs;
+    double *curve_test, *curve_train; /* per epoch */
+} cell_result;
+
+typedef enum {
+    M_TEST, M_BEST, M_TRAIN, M_GAP, M_LOSS, M_SECONDS, M_COUNT
+} metric;
+static const char *const metric_names[M_COUNT] = {"test_acc", "best_test_acc", "train_acc",
+                                                  "gap", "test_loss", "epoch_seconds"};
+
+typedef struct variant {
+    char name[256];
+    int cells[256];
+    int n;
+    cnb_summary m[M_COUNT];
+} variant;
+
+/* Split one CSV line (our own files: quotes only around text) into fields, in place. */
+static int csv_split(char *line, char **fields, int max)
+{
+    int n = 0;
+    char *p = line;
+    line[strcspn(line, "\r\n")] = '\0';
+    while (n < max) {
+        if (*p == '"') {
+            char *out = ++p;
+            fields[n++] = out;
+            for (; *p; p++) {
+                if (*p == '"' && p[1] == '"')
+                    *out++ = '"', p++;
+                else if (*p == '"')
+                    break;
+                else
+                    *out++ = *p;
+            }
+            if (*p == '"')
+                p++;
+            *out = '\0';
+            if (*p == ',')
+                p++;
+            else
+                break;
+        } else {
+            fields[n++] = p;
+            char *comma = strchr(p, ',');
+            if (!comma)
+                break;
+            *comma = '\0';
+            p = comma + 1;
+        }
+    }
+    return n;
+}
+
+static double num(const char *s) { return s && *s ? strtod(s, NULL) : NAN; }
+
+static int read_cell(const char *dir, cell_result *r)
+{
+    char path[PATH_MAX + 300], line[1024], *f[MAX_FIELDS];
+    snprintf(path, sizeof path, "%s/%s/final.csv", dir, r->id);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cnb_error("%s: cannot open: %s", path, strerror(errno));
+    int ok = fgets(line, sizeof line, fp) && fgets(line, sizeof line, fp) &&
+             csv_split(line, f, MAX_FIELDS) >= 8;
+    fclose(fp);
+    if (!ok)
+        return cnb_error("%s: expected a header and one row of 9 fields", path);
+    r->epochs = atoi(f[0]);
+    r->test_acc = num(f[1]);
+    r->best_acc = num(f[2]);
+    r->test_loss = num(f[3]);
+    r->train_acc = num(f[4]);
+    r->gap = num(f[5]);
+    r->epoch_seconds = num(f[6]);
+    r->ips = num(f[7]);
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, r->id);
+    if (!(fp = fopen(path, "r")))
+        return cnb_error("%s: cannot open: %s", path, strerror(errno));
+    r->curve_test = calloc((size_t)r->epochs + 1, sizeof(double));
+    r->curve_train = calloc((size_t)r->epochs + 1, sizeof(double));
+    int rows = 0;
+    if (r->curve_test && r->curve_train && fgets(line, sizeof line, fp))
+        while (rows < r->epochs && fgets(line, sizeof line, fp) &&
+               csv_split(line, f, MAX_FIELDS) >= 12) {
+            r->curve_train[rows] = num(f[5]);
+            r->curve_test[rows] = num(f[7]);
+            rows++;
+        }
+    fclose(fp);
+    if (rows != r->epochs)
+        return cnb_error("%s: %d epoch rows, final.csv says %d", path, rows, r->epochs);
+    return 0;
+}
+
+static double metric_of(const cell_result *r, metric m)
+{
+    switch (m) {
+    case M_TEST: return r->test_acc;
+    case M_BEST: return r->best_acc;
+    case M_TRAIN: return r->train_acc;
+    case M_GAP: return r->gap;
+    case M_LOSS: return r->test_loss;
+    case M_SECONDS: return r->epoch_seconds;
+    case M_COUNT: break;
+    }
+    return NAN;
+}
+
+static void values(const variant *v, const cell_result *cells, metric m, double *out)
+{
+    for (int i = 0; i < v->n; i++)
+        out[i] = metric_of(&cells[v->cells[i]], m);
+}
+
+/* Does every "k=v" term of `baseline` appear in the variant name? */
+static int is_baseline(const char *variant, const char *baseline)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", baseline);
+    int any = 0;
+    for (char *save = NULL, *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+        any = 1;
+        size_t len = strlen(t);
+        const char *hit = strstr(variant, t);
+        int whole = 0;
+        while (hit && !whole) {
+            whole = (hit == variant || hit[-1] == ' ') && (hit[len] == '\0' || hit[len] == ' ');
+            hit = whole ? hit : strstr(hit + 1, t);
+        }
+        if (!whole)
+            return 0;
+    }
+    return any;
+}
+
+static void fmt_pm(char *buf, size_t len, const cnb_summary *s, int digits)
+{
+    if (isnan(s->lo))
+        snprintf(buf, len, "%.*f", digits, s->mean);
+    else
+        snprintf(buf, len, "%.*f ± %.*f", digits, s->mean, digits, s->sd);
+}
+
+static void fmt_ci(char *buf, size_t len, double lo, double hi, int digits)
+{
+    if (isnan(lo))
+        snprintf(buf, len, "n/a (one seed)");
+    else
+        snprintf(buf, len, "[%.*f, %.*f]", digits, lo, digits, hi);
+}
+
+int cnb_gnuplot(const char *dir, const char *script)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return cnb_error("gnuplot: fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        if (chdir(dir) != 0)
+            _exit(126);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return cnb_error("gnuplot: waitpid: %s", strerror(errno));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        return cnb_error("%s/%s: gnuplot was not found; install the Debian package gnuplot-nox",
+                         dir, script);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return cnb_error("%s/%s: gnuplot failed (%s %d); its messages are above", dir, script,
+                         WIFEXITED(status) ? "exit status" : "signal",
+                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return 0;
+}
+
+static int open_in(cnb_atomic *a, const char *dir, const char *name)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return cnb_atomic_open(a, path);
+}
+
+static void gp_header(FILE *f, const char *out, const char *title, const char *ylabel)
+{
+    fprintf(f, "# redraw with: gnuplot %s.gp (in this folder)\n", out);
+    fprintf(f, "set terminal pngcairo size 1000,600 font ',10'\nset output '%s.png'\n", out);
+    fprintf(f, "set title '%s' noenhanced\nset ylabel '%s'\nset grid ytics\n", title, ylabel);
+}
+
+static void gp_svg(FILE *f, const char *out)
+{
+    fprintf(f, "set terminal svg size 1000,600 font ',10'\nset output '%s.svg'\nreplot\n", out);
+}
+
+static int plot_curves(const char *dir, const char *name, const variant *v, int nv,
+                       const cell_result *cells)
+{
+    cnb_atomic a;
+    int epochs = 0;
+    for (int i = 0; i < nv; i++)
+        for (int k = 0; k < v[i].n; k++)
+            epochs = cells[v[i].cells[k]].epochs > epochs ? cells[v[i].cells[k]].epochs : epochs;
+    if (open_in(&a, dir, "learning-curves.dat"))
+        return CNB_EIO;
+    fprintf(a.f, "# one block per variant (gnuplot index); mean and mean +/- sd over seeds\n");
+    for (int i = 0; i < nv; i++) {
+        fprintf(a.f, "# variant \"%s\"\n# epoch test_mean test_lo test_hi train_mean train_lo "
+                     "train_hi\n", v[i].name);
+        for (int e = 0; e < epochs; e++) {
+            double t[256], r[256];
+            int n = 0;
+            for (int k = 0; k < v[i].n; k++)
+                if (e < cells[v[i].cells[k]].epochs) {
+                    t[n] = cells[v[i].cells[k]].curve_test[e];
+                    r[n++] = cells[v[i].cells[k]].curve_train[e];
+                }
+            cnb_summary st, sr;
+            cnb_summarize(t, n, &st);
+            cnb_summarize(r, n, &sr);
+            fprintf(a.f, "%d %.6f %.6f %.6f %.6f %.6f %.6f\n", e + 1, st.mean, st.mean - st.sd,
+                    st.mean + st.sd, sr.mean, sr.mean - sr.sd, sr.mean + sr.sd);
+        }
+        fprintf(a.f, "\n\n");
+    }
+    if (cnb_atomic_commit(&a) || open_in(&a, dir, "learning-curves.gp"))
+        return CNB_EIO;
+    char title[512];
+    snprintf(title, sizeof title, "%s: test (solid) and train (dashed) accuracy, mean and "
+             "+/- sd band over seeds", name);
+    gp_header(a.f, "learning-curves", title, "accuracy");
+    fprintf(a.f, "set xlabel 'epoch'\nset key bottom right noenhanced\n"
+                 "set style fill transparent solid 0.15 noborder\nset xrange [1:%d]\n",
+            epochs > 1 ? epochs : 2);
+    fprintf(a.f, "plot \\\n");
+    for (int i = 0; i < nv; i++)
+        fprintf(a.f, "  'learning-curves.dat' index %d using 1:3:4 with filledcurves lc %d "
+                     "notitle, \\\n  '' index %d using 1:2 with linespoints pt 7 ps 0.6 lc %d "
+                     "title '%s', \\\n  '' index %d using 1:5 with lines dt 2 lc %d notitle%s\n",
+                i, i + 1, i, i + 1, v[i].name, i, i + 1, i + 1 < nv ? ", \\" : "");
+    gp_svg(a.f, "learning-curves");
+    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(dir, "learning-curves.gp");
+}
+
+static int plot_bars(const char *dir, const char *file, const char *title, const char *ylabel,
+                     const variant *v, int nv, metric m)
+{
+    cnb_atomic a;
+    char dat[64], gp[64];
+    snprintf(dat, sizeof dat, "%s.dat", file);
+    snprintf(gp, sizeof gp, "%s.gp", file);
+    if (open_in(&a, dir, dat))
+        return CNB_EIO;
+    fprintf(a.f, "# index variant mean ci_lo ci_hi sd n (95%% interval: Student t over seeds)\n");
+    for (int i = 0; i < nv; i++) {
+        const cnb_summary *s = &v[i].m[m];
+        fprintf(a.f, "%d \"%s\" %.6f %.6f %.6f %.6f %d\n", i, v[i].name, s->mean,
+                isnan(s->lo) ? s->mean : s->lo, isnan(s->hi) ? s->mean : s->hi, s->sd, s->n);
+    }
+    if (cnb_atomic_commit(&a) || open_in(&a, dir, gp))
+        return CNB_EIO;
+    gp_header(a.f, file, title, ylabel);
+    fprintf(a.f, "set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xtics noenhanced "
+                 "rotate by -20\nset key top left noenhanced\nset xrange [-0.7:%d.7]\n"
+                 "set offsets 0, 0, graph 0.1, graph 0.05\n",
+            nv - 1);
+    fprintf(a.f, "plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa' title 'mean over "
+                 "seeds', \\\n  '' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 7 ps 0.5 "
+                 "title '95%% interval'\n", dat);
+    gp_svg(a.f, file);
+    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(dir, gp);
+}
+
+static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
+                        int nv, int base, const cell_result *cells, int n_cells)
+{
+    cnb_atomic md, vc, cc, cmp;
+    if (open_in(&md, dir, "report.md"))
+        return CNB_EIO;
+    if (open_in(&vc, dir, "variants.csv") || open_in(&cc, dir, "comparison.csv") ||
+        open_in(&cmp, dir, "cells.csv"))
+        return CNB_EIO;
+    fprintf(md.f, "# %s\n\n%s\n\n", name, info);
+    fprintf(md.f, "## Variants (mean ± sd over seeds, 95%% interval of the mean)\n\n");
+    fprintf(md.f, "| variant | seeds | final test acc | 95%% interval | best test acc | train acc "
+                  "| train − test gap | test loss | s / epoch |\n");
+    fprintf(md.f, "|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    fprintf(vc.f, "variant,n");
+    for (int m = 0; m < M_COUNT; m++)
+        fprintf(vc.f, ",%s_mean,%s_sd,%s_ci_lo,%s_ci_hi", metric_names[m], metric_names[m],
+                metric_names[m], metric_names[m]);
+    fputc('\n', vc.f);
+    for (int i = 0; i < nv; i++) {
+        char t[64], ci[64], b[64], tr[64], g[64], l[64], s[64];
+        fmt_pm(t, sizeof t, &v[i].m[M_TEST], 4);
+        fmt_ci(ci, sizeof ci, v[i].m[M_TEST].lo, v[i].m[M_TEST].hi, 4);
+        fmt_pm(b, sizeof b, &v[i].m[M_BEST], 4);
+        fmt_pm(tr, sizeof tr, &v[i].m[M_TRAIN], 4);
+        fmt_pm(g, sizeof g, &v[i].m[M_GAP], 4);
+        fmt_pm(l, sizeof l, &v[i].m[M_LOSS], 4);
+        fmt_pm(s, sizeof s, &v[i].m[M_SECONDS], 1);
+        fprintf(md.f, "| %s%s | %d | %s | %s | %s | %s | %s | %s | %s |\n", v[i].name,
+                i == base ? " (baseline)" : "", v[i].n, t, ci, b, tr, g, l, s);
+        fprintf(vc.f, "\"%s\",%d", v[i].name, v[i].n);
+        for (int m = 0; m < M_COUNT; m++)
+            fprintf(vc.f, ",%.6f,%.6f,%.6f,%.6f", v[i].m[m].mean, v[i].m[m].sd, v[i].m[m].lo,
+                    v[i].m[m].hi);
+        fputc('\n', vc.f);
+    }
+    fprintf(md.f, "\nTest accuracy is measured on the whole test split after the last epoch "
+                  "(best: the highest over epochs); train accuracy in evaluation mode on a fixed "
+                  "subset of the training split, so the gap is not blurred by dropout or by "
+                  "weights moving during the epoch. The interval is mean ± t(0.975, n−1)·sd/√n.\n");
+
+    fprintf(md.f, "\n## Against the baseline: %s\n\n", v[base].name);
+    fprintf(md.f, "| variant | Δ final test acc | 95%% interval of Δ | p (Welch) | Δ gap | "
+                  "verdict |\n|---|---:|---|---:|---:|---|\n");
+    fprintf(cc.f, "variant,baseline,metric,diff,ci_lo,ci_hi,t,df,p\n");
+    for (int i = 0; i < nv; i++) {
+        if (i == base)
+            continue;
+        double a[256], b[256], ga[256], gb[256];
+        values(&v[i], cells, M_TEST, a);
+        values(&v[base], cells, M_TEST, b);
+        values(&v[i], cells, M_GAP, ga);
+        values(&v[base], cells, M_GAP, gb);
+        cnb_comparison c, cg;
+        cnb_welch(a, v[i].n, b, v[base].n, &c);
+        cnb_welch(ga, v[i].n, gb, v[base].n, &cg);
+        char ci[64], p[32];
+        fmt_ci(ci, sizeof ci, c.lo, c.hi, 4);
+        snprintf(p, sizeof p, isnan(c.p) ? "n/a" : c.p < 0.001 ? "< 0.001" : "%.3f", c.p);
+        const char *verdict = isnan(c.lo)  ? "needs 2+ seeds per variant"
+                              : c.lo > 0.0 ? "better (interval above 0)"
+                              : c.hi < 0.0 ? "worse (interval below 0)"
+                                           : "no clear difference (interval spans 0)";
+        fprintf(md.f, "| %s | %+.4f | %s | %s | %+.4f | %s |\n", v[i].name, c.diff, ci, p,
+                cg.diff, verdict);
+        fprintf(cc.f, "\"%s\",\"%s\",test_acc,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f\n", v[i].name,
+                v[base].name, c.diff, c.lo, c.hi, c.t, c.df, c.p);
+        fprintf(cc.f, "\"%s\",\"%s\",gap,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f\n", v[i].name,
+                v[base].name, cg.diff, cg.lo, cg.hi, cg.t, cg.df, cg.p);
+    }
+    fprintf(md.f, "\nΔ = variant − baseline. Welch's unequal-variance t-test, two-sided, "
+                  "unpaired over seeds.\n\n");
+    fprintf(md.f, "## Plots\n\n![learning curves](learning-curves.png)\n\n"
+                  "![final test accuracy](accuracy.png)\n\n![train-test gap](gap.png)\n\n");
+    fprintf(md.f, "Each plot has its data (.dat) and gnuplot script (.gp) beside it; `gnuplot "
+                  "X.gp` in this folder redraws X.png and X.svg, `cnnbench plot %s` redraws "
+                  "all.\n\n", dir);
+    fprintf(md.f, "## Cells\n\n| cell | seed | epochs | final test acc | best | train acc | gap "
+                  "| test loss | s / epoch | img/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+                  "---:|\n");
+    fprintf(cmp.f, "cell,variant,seed,epochs,test_acc,best_test_acc,train_acc,gap,test_loss,"
+                   "epoch_seconds,images_per_second\n");
+    for (int i = 0; i < n_cells; i++) {
+        const cell_result *r = &cells[i];
+        fprintf(md.f, "| %s | %llu | %d | %.4f | %.4f | %.4f | %+.4f | %.4f | %.1f | %.0f |\n",
+                r->id, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
+                r->test_loss, r->epoch_seconds, r->ips);
+        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", r->id,
+                r->variant, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
+                r->test_loss, r->epoch_seconds, r->ips);
+    }
+    int rc = cnb_atomic_commit(&md);
+    rc |= cnb_atomic_commit(&vc);
+    rc |= cnb_atomic_commit(&cc);
+    rc |= cnb_atomic_commit(&cmp);
+    return rc ? CNB_EIO : 0;
+}
+
+int cnb_report_write(const char *dir)
+{
+    char path[PATH_MAX + 32], line[2048], *f[MAX_FIELDS];
+    cnb_conf info;
+    snprintf(path, sizeof path, "%s/sweep.ini", dir);
+    int rc = cnb_conf_load(&info, path);
+    if (rc)
+        return cnb_error("%s is not a sweep folder (no readable sweep.ini); give the folder "
+                         "`cnnbench run` wrote, e.g. results/lenet5-ablation", dir);
+    const cnb_section *s = cnb_conf_section(&info, "sweep");
+    const cnb_kv *kv_name = cnb_section_get(s, "name"), *kv_base = cnb_section_get(s, "baseline");
+    const cnb_kv *kv_prof = cnb_section_get(s, "profile"), *kv_exp = cnb_section_get(s, "experiment");
+    char name[256], baseline[256], about[1024];
+    snprintf(name, sizeof name, "%s", kv_name ? kv_name->value : "sweep");
+    snprintf(baseline, sizeof baseline, "%s", kv_base ? kv_base->value : "");
+
+    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        cnb_conf_free(&info);
+        return cnb_error("%s: cannot open: %s", path, strerror(errno));
+    }
+    cell_result *cells = NULL;
+    variant *v = NULL;
+    int n = 0, nv = 0, pending = 0;
+    if (fgets(line, sizeof line, fp))
+        while (rc == 0 && fgets(line, sizeof line, fp)) {
+            if (csv_split(line, f, MAX_FIELDS) < 6)
+                continue;
+            if (strcmp(f[5], "done") != 0) {
+                pending++;
+                continue;
+            }
+            cell_result *grown = realloc(cells, (size_t)(n + 1) * sizeof *grown);
+            if (!grown) {
+                rc = CNB_ENOMEM;
+                break;
+            }
+            cells = grown;
+            cell_result *r = &cells[n];
+            memset(r, 0, sizeof *r);
+            snprintf(r->id, sizeof r->id, "%s", f[0]);
+            snprintf(r->variant, sizeof r->variant, "%s", f[1]);
+            r->seed = strtoull(f[2], NULL, 10);
+            n++;
+            rc = read_cell(dir, r);
+        }
+    fclose(fp);
+    for (int i = 0; i < n && rc == 0; i++) { /* group by variant, in grid order */
+        int k = 0;
+        while (k < nv && strcmp(v[k].name, cells[i].variant) != 0)
+            k++;
+        if (k == nv) {
+            variant *grown = realloc(v, (size_t)(nv + 1) * sizeof *grown);
+            if (!grown) {
+                rc = CNB_ENOMEM;
+                break;
+            }
+            v = grown;
+            memset(&v[nv], 0, sizeof v[nv]);
+            snprintf(v[nv].name, sizeof v[nv].name, "%s", cells[i].variant);
+            nv++;
+        }
+        if (v[k].n < 256)
+            v[k].cells[v[k].n++] = i;
+    }
+    if (rc == 0 && n == 0)
+        rc = cnb_error("%s: no finished cell to report on yet", dir);
+    int base = 0;
+    for (int i = 0; rc == 0 && i < nv; i++) {
+        for (int m = 0; m < M_COUNT; m++) {
+            double x[256];
+            values(&v[i], cells, (metric)m, x);
+            cnb_summarize(x, v[i].n, &v[i].m[m]);
+        }
+        if (baseline[0] && is_baseline(v[i].name, baseline))
+            base = i;
+    }
+    if (rc == 0) {
+        snprintf(about, sizeof about,
+                 "Experiment `%s`, profile %s: %d finished cell%s in %d variant%s%s. Baseline: "
+                 "%s.",
+                 kv_exp ? kv_exp->value : "?", kv_prof ? kv_prof->value : "(none)", n,
+                 n == 1 ? "" : "s", nv, nv == 1 ? "" : "s",
+                 pending ? " (some cells are not finished: rerun the experiment to complete it)"
+                         : "",
+                 v[base].name);
+        rc = write_tables(dir, name, about, v, nv, base, cells, n);
+    }
+    if (rc == 0)
+        rc = plot_curves(dir, name, v, nv, cells);
+    if (rc == 0)
+        rc = plot_bars(dir, "accuracy", "final test accuracy (mean over seeds, 95% interval)",
+                       "test accuracy", v, nv, M_TEST);
+    if (rc == 0)
+        rc = plot_bars(dir, "gap", "train - test accuracy gap (mean over seeds, 95% interval)",
+                       "train accuracy - test accuracy", v, nv, M_GAP);
+    if (rc == 0)
+        printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, "
+               "learning-curves/accuracy/gap .png .svg)\n", dir);
+    for (int i = 0; i < n; i++)
+        free(cells[i].curve_test), free(cells[i].curve_train);
+    free(cells);
+    free(v);
+    cnb_conf_free(&info);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/*
+ * report.h - the report of a sweep folder, made from what its cells wrote to disk (so it
+ * can be redone at any time, and equals one from an uninterrupted run of the same cells).
+ *
+ *   report.md        tables: per variant over seeds, against the baseline, per cell
+ *   variants.csv     one row per variant: n, mean, sd, 95% interval of every metric
+ *   comparison.csv   each variant against the baseline (Welch)
+ *   cells.csv        one row per finished cell
+ *   learning-curves, accuracy, gap: each as .dat, .gp, .png and .svg (gnuplot X.gp
+ *                    in the folder redraws it)
+ */
+#ifndef CNB_REPORT_H
+#define CNB_REPORT_H
+
+/* Write the tables and plots of the sweep in `dir` (it holds manifest.csv and sweep.ini).
+ * 0, or an error (reported). Gnuplot runs as a child process; its failure is an error. */
+int cnb_report_write(const char *dir);
+
+/* Run `gnuplot script` in `dir`; 0 or an error naming the script. */
+int cnb_gnuplot(const char *dir, const char *script);
+
+#endif

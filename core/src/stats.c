@@ -1,0 +1,47 @@
+/* stats.c - see stats.h. */
+#include "stats.h"
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+
+void cnb_summarize(const double *x, int n, cnb_summary *s)
+{
+    s->n = n;
+    s->mean = s->sd = s->lo = s->hi = s->min = s->max = NAN;
+    if (n < 1)
+        return;
+    s->mean = gsl_stats_mean(x, 1, (size_t)n);
+    gsl_stats_minmax(&s->min, &s->max, x, 1, (size_t)n);
+    s->sd = n > 1 ? gsl_stats_sd_m(x, 1, (size_t)n, s->mean) : 0.0;
+    if (n > 1) {
+        double half = gsl_cdf_tdist_Pinv(0.975, n - 1) * s->sd / sqrt((double)n);
+        s->lo = s->mean - half;
+        s->hi = s->mean + half;
+    }
+}
+
+void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c)
+{
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = NAN;
+    if (na < 1 || nb < 1)
+        return;
+    double ma = gsl_stats_mean(a, 1, (size_t)na), mb = gsl_stats_mean(b, 1, (size_t)nb);
+    c->diff = ma - mb;
+    if (na < 2 || nb < 2)
+        return;
+    double va = gsl_stats_variance_m(a, 1, (size_t)na, ma) / na;
+    double vb = gsl_stats_variance_m(b, 1, (size_t)nb, mb) / nb;
+    double se = sqrt(va + vb);
+    if (se == 0.0) { /* both constant: the difference is exact */
+        c->lo = c->hi = c->diff;
+        c->p = c->diff == 0.0 ? 1.0 : 0.0;
+        return;
+    }
+    c->df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
+    c->t = c->diff / se;
+    c->p = 2.0 * gsl_cdf_tdist_Q(fabs(c->t), c->df);
+    double half = gsl_cdf_tdist_Pinv(0.975, c->df) * se;
+    c->lo = c->diff - half;
+    c->hi = c->diff + half;
+}

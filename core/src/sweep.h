@@ -1,0 +1,28 @@
+/*
+ * sweep.h - run every cell of an experiment's grid, resumably.
+ *
+ * <results>/<name>/ holds one folder per cell, manifest.csv (every cell's state, rewritten
+ * atomically after each change) and sweep.ini (what the report needs: baseline, profile).
+ * A cell is finished when its folder holds `done` with the cell's fingerprint; re-running
+ * skips finished cells and redoes the rest (--force redoes all). Each cell runs in a child
+ * process (`jobs` at a time), so a crash or an invalid model costs only that cell. Ctrl-C
+ * stops the running cells, keeps every finished one and leaves the manifest consistent.
+ */
+#ifndef CNB_SWEEP_H
+#define CNB_SWEEP_H
+
+#include "experiment.h"
+#include "plugin.h"
+
+typedef struct cnb_sweep_opts {
+    int dry_run;  /* print the grid and what would run, run nothing */
+    int force;    /* rerun finished cells                          */
+    int jobs;     /* cells at once (>= 1)                          */
+    int progress; /* progress bar (only with jobs == 1)            */
+} cnb_sweep_opts;
+
+/* 0 when every cell finished (or was reported invalid), CNB_EINTR when interrupted,
+ * another negative code when cells failed or results could not be written. */
+int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * test_sweep.c - experiment grids, the resumable sweep runner, the statistics and the
+ * report: grid expansion and restriction, profiles, resume (finished cells skipped, a
+ * half-written cell redone), invalid cells reported while the sweep goes on, statistics
+ * on data with known answers, and a report whose plots gnuplot renders.
+ */
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "experiment.h"
+#include "host.h"
+#include "report.h"
+#include "stats.h"
+#include "sweep.h"
+#include "testutil.h"
+
+static cnb_registry reg;
+
+static int setup(void)
+{
+    cnb_registry_init(&reg);
+    cnb_registry_scan_default(&reg);
+    return cnb_registry_backend(&reg, "naive") ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    cnb_registry_free(&reg);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* An experiment in a fresh folder; `extra` is appended (sections of its own). */
+static const char *experiment(const char *extra)
+{
+    static char path[512];
+    const char *dir = test_tmpdir();
+    char text[4096];
+    snprintf(path, sizeof path, "%s/exp.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = t\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\nbaseline = act=sigmoid pool=avg\n"
+             "[data]\ndir = %s\ntrain_limit = 400\ntest_limit = 200\n"
+             "[train]\nepochs = 2\nbatch = 50\nlr = 0.05\ntrain_eval_limit = 100\n%s",
+             CNB_SOURCE_ROOT, dir, test_data_dir(), extra);
+    write_file(path, text);
+    return path;
+}
+
+static void test_grid_expansion(void)
+{
+    const char *path = experiment("[sweep]\nact = sigmoid, relu\npool = avg, max\n"
+                                  "seed = 1, 2, 3\n");
+    cnb_experiment e;
+    cnb_cell *cells;
+    int n;
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(n, 12);
+    CU_ASSERT_STRING_EQUAL(cells[0].id, "act-sigmoid_pool-avg_seed1_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[0].variant, "act=sigmoid pool=avg");
+    CU_ASSERT_STRING_EQUAL(cells[1].id, "act-sigmoid_pool-avg_seed2_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[11].id, "act-relu_pool-max_seed3_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cnb_vars_get(&cells[11].vars, "pool"), "max");
+    CU_ASSERT_EQUAL(cells[11].seed, 3);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+
+    /* restriction by an explicit list, and by exclusion */
+    char *only[] = {"sweep.only=act=relu pool=max; act=sigmoid pool=avg"};
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, only, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(n, 6);
+    for (int i = 0; i < n; i++)
+        CU_ASSERT(strcmp(cells[i].variant, "act=relu pool=max") == 0 ||
+                  strcmp(cells[i].variant, "act=sigmoid pool=avg") == 0);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+    char *exclude[] = {"sweep.exclude=pool=max; seed=3"};
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, exclude, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(n, 4); /* pool=avg, seeds 1 and 2, both activations */
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+
+    /* backends and threads as axes belong to the variant; seeds do not */
+    char *axes[] = {"sweep.threads=1,2", "sweep.act=relu", "sweep.pool=max"};
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, axes, 3), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(n, 6);
+    CU_ASSERT_STRING_EQUAL(cells[0].variant, "act=relu pool=max threads=1");
+    CU_ASSERT_STRING_EQUAL(cells[1].variant, "act=relu pool=max threads=2");
+    CU_ASSERT_EQUAL(cells[1].threads, 2);
+    CU_ASSERT_EQUAL(cells[2].seed, 2);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+}
+
+static void test_grid_errors_and_profiles(void)
+{
+    cnb_experiment e;
+    cnb_cell *cells;
+    int n;
+    cnb_error_quiet(1);
+    const char *path = experiment("[sweep]\nact = sigmoid, sigmoid\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "lists 'sigmoid' twice"));
+    cnb_experiment_free(&e);
+    path = experiment("[sweep]\nact = sigmoid, relu\nonly = colour=red\n");
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT(cnb_experiment_cells(&e, &cells, &n) != 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "'colour'"));
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+    path = experiment("[sweep]\nseed = 1, x\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "'x' is not a valid seed"));
+    cnb_experiment_free(&e);
+    path = experiment("[profile.quick]\ntrain.epochs = 1\ndata.train_limit = 100\n");
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, "slow", NULL, 0), CNB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "profiles here: quick"));
+    cnb_experiment_free(&e);
+    cnb_error_quiet(0);
+    /* profile over file, --set over profile */
+    char *set[] = {"train.epochs=5"};
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, "quick", set, 1), 0);
+    CU_ASSERT_EQUAL(e.train.epochs, 5);
+    CU_ASSERT_EQUAL(e.train_limit, 100);
+    cnb_experiment_free(&e);
+}
+
+static long mtime_ns(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : -1;
+}
+
+static int run_sweep(const char *path, char **sets, int n_sets, int force)
+{
+    cnb_experiment e;
+    int rc = cnb_experiment_load(&e, path, NULL, sets, n_sets);
+    if (rc == 0) {
+        cnb_sweep_opts o = {.jobs = 2, .force = force};
+        rc = cnb_sweep_run(&e, &reg, &o);
+    }
+    cnb_experiment_free(&e);
+    return rc;
+}
+
+/* Two variants x two seeds end to end, then resume: nothing reruns; a cell with no `done`
+ * (killed half-way) reruns alone; the report is the same afterwards. */
+static void test_sweep_resume_and_report(void)
+{
+    const char *path = experiment("[sweep]\nact = sigmoid, relu\npool = avg\nseed = 1, 2\n");
+    char dir[512], p[1024];
+    snprintf(dir, sizeof dir, "%.*s/results/t", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT_EQUAL_FATAL(run_sweep(path, NULL, 0, 0), 0);
+    static const char *const files[] = {"config.ini", "meta.ini", "metrics.csv", "final.csv",
+                                        "weights.cnbw", "done", NULL};
+    for (const char *const *f = files; *f; f++) {
+        snprintf(p, sizeof p, "%s/act-relu_pool-avg_seed2_naive_t1/%s", dir, *f);
+        CU_ASSERT(access(p, R_OK) == 0);
+    }
+    static const char *const outputs[] = {"manifest.csv", "report.md", "variants.csv",
+                                          "comparison.csv", "cells.csv", "learning-curves.png",
+                                          "learning-curves.svg", "learning-curves.gp",
+                                          "learning-curves.dat", "accuracy.png", "gap.png",
+                                          "gap.svg", NULL};
+    for (const char *const *f = outputs; *f; f++) {
+        snprintf(p, sizeof p, "%s/%s", dir, *f);
+        struct stat st;
+        if (stat(p, &st) != 0 || st.st_size == 0) {
+            fprintf(stderr, "\n  missing or empty: %s", p);
+            CU_FAIL("sweep output missing");
+        }
+    }
+    char report[8192] = "", again[8192] = "";
+    snprintf(p, sizeof p, "%s/comparison.csv", dir); /* no timing in it */
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    size_t len = fread(report, 1, sizeof report - 1, f);
+    report[len] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(report, "\"act=relu pool=avg\",\"act=sigmoid pool=avg\",test_acc"));
+
+    char kept[1024], redo[1024], redo_done[1024];
+    snprintf(kept, sizeof kept, "%s/act-sigmoid_pool-avg_seed1_naive_t1/metrics.csv", dir);
+    snprintf(redo, sizeof redo, "%s/act-relu_pool-avg_seed1_naive_t1/metrics.csv", dir);
+    snprintf(redo_done, sizeof redo_done, "%s/act-relu_pool-avg_seed1_naive_t1/done", dir);
+    long kept_time = mtime_ns(kept), redo_time = mtime_ns(redo);
+    usleep(20000);
+    CU_ASSERT_EQUAL(run_sweep(path, NULL, 0, 0), 0); /* all finished: nothing runs */
+    CU_ASSERT_EQUAL(mtime_ns(kept), kept_time);
+    CU_ASSERT_EQUAL(mtime_ns(redo), redo_time);
+
+    unlink(redo_done);  /* as if killed before it finished */
+    write_file(redo, "epoch,lr\n1,0.1\n"); /* and half-written */
+    CU_ASSERT_EQUAL(run_sweep(path, NULL, 0, 0), 0);
+    CU_ASSERT_EQUAL(mtime_ns(kept), kept_time);   /* not redone */
+    CU_ASSERT(mtime_ns(redo) != redo_time);       /* redone */
+    CU_ASSERT_EQUAL(access(redo_done, R_OK), 0);
+    f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    len = fread(again, 1, sizeof again - 1, f);
+    again[len] = '\0';
+    fclose(f);
+    CU_ASSERT_STRING_EQUAL(again, report); /* same seeds, same numbers */
+    /* a changed setting changes the fingerprint: every cell runs again */
+    char *more[] = {"train.epochs=1"};
+    long before = mtime_ns(kept);
+    CU_ASSERT_EQUAL(run_sweep(path, more, 1, 0), 0);
+    CU_ASSERT(mtime_ns(kept) != before);
+}
+
+/* A value that makes the model invalid fails that cell with its reason; the rest run. */
+static void test_invalid_cell_reported(void)
+{
+    const char *path = experiment("[sweep]\npool = avg, median\n");
+    char *one_epoch[] = {"train.epochs=1"};
+    cnb_error_quiet(1);
+    int rc = run_sweep(path, one_epoch, 1, 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_EQUAL(rc, 0); /* invalid cells are reported, not failures of the sweep */
+    char p[1024], line[1024];
+    snprintf(p, sizeof p, "%.*s/results/t/manifest.csv", (int)(strrchr(path, '/') - path), path);
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    int done = 0, invalid = 0;
+    while (fgets(line, sizeof line, f)) {
+        done += strstr(line, ",done,") != NULL;
+        if (strstr(line, ",invalid,")) {
+            invalid++;
+            CU_ASSERT_PTR_NOT_NULL(strstr(line, "unknown layer type 'pool.median'"));
+        }
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(done, 1);
+    CU_ASSERT_EQUAL(invalid, 1);
+}
+
+static void test_statistics_known_answers(void)
+{
+    /* mean 5, sample sd 1.5811388, t(0.975, 4) = 2.7764451 */
+    const double x[] = {3, 4, 5, 6, 7};
+    cnb_summary s;
+    cnb_summarize(x, 5, &s);
+    CU_ASSERT_DOUBLE_EQUAL(s.mean, 5.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.sd, 1.5811388300841898, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.hi - s.mean, 2.7764451051977987 * 1.5811388300841898 / sqrt(5.0),
+                           1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(s.min, 3.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(s.max, 7.0, 0.0);
+    cnb_summarize(x, 1, &s);
+    CU_ASSERT(s.sd == 0.0 && isnan(s.lo));
+    /* Welch: a = {1,2,3,4} (var 5/3), b = {3,5,7} (var 4): diff -2.5, se^2 = 5/12 + 4/3,
+     * t = -1.8898, df = 3.2347, two-sided p = 0.14847 (as R's t.test(a, b) gives) */
+    const double a[] = {1, 2, 3, 4}, b[] = {3, 5, 7};
+    cnb_comparison c;
+    cnb_welch(a, 4, b, 3, &c);
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, -2.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(c.t, -2.5 / sqrt(5.0 / 12.0 + 4.0 / 3.0), 1e-12);
+    double va = 5.0 / 12.0, vb = 4.0 / 3.0;
+    CU_ASSERT_DOUBLE_EQUAL(c.df, (va + vb) * (va + vb) / (va * va / 3 + vb * vb / 2), 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.p, 0.14847, 0.0001);
+    CU_ASSERT(c.lo < c.diff && c.diff < c.hi && c.lo < 0.0 && c.hi > 0.0);
+    cnb_welch(a, 4, b, 1, &c);
+    CU_ASSERT(isnan(c.p) && isnan(c.lo));
+}
+
+/* A report made from a hand-written sweep folder: its tables hold the known numbers and
+ * gnuplot renders every script. */
+static void test_report_from_known_cells(void)
+{
+    const char *dir = test_tmpdir();
+    char p[2048];
+    snprintf(p, sizeof p, "%s/sweep.ini", dir);
+    write_file(p, "[sweep]\nname = known\nbaseline = v=a\nexperiment = x.ini\n");
+    snprintf(p, sizeof p, "%s/manifest.csv", dir);
+    write_file(p, "cell,variant,seed,backend,threads,status,fingerprint,message\n"
+                  "a1,\"v=a\",1,naive,1,done,0,\"\"\na2,\"v=a\",2,naive,1,done,0,\"\"\n"
+                  "b1,\"v=b\",1,naive,1,done,0,\"\"\nb2,\"v=b\",2,naive,1,done,0,\"\"\n"
+                  "b3,\"v=b\",3,naive,1,failed,0,\"crashed\"\n");
+    const char *ids[] = {"a1", "a2", "b1", "b2"};
+    const double acc[] = {0.80, 0.82, 0.90, 0.91};
+    for (int i = 0; i < 4; i++) {
+        char d[1024], text[1024];
+        if (snprintf(d, sizeof d, "%s/%s", dir, ids[i]) >= (int)sizeof d - 16)
+            CU_FAIL_FATAL("path too long");
+        mkdir(d, 0777);
+        snprintf(p, sizeof p, "%s/final.csv", d);
+        snprintf(text, sizeof text, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
+                 "mean_epoch_seconds,images_per_second,peak_rss_mib\n2,%.2f,%.2f,0.5,%.2f,0.01,"
+                 "3.0,1000,100\n", acc[i], acc[i], acc[i] + 0.01);
+        write_file(p, text);
+        snprintf(p, sizeof p, "%s/metrics.csv", d);
+        snprintf(text, sizeof text, "epoch,lr,train_loss,train_acc,train_eval_loss,"
+                 "train_eval_acc,test_loss,test_acc,gap,train_seconds,eval_seconds,"
+                 "images_per_second\n1,0.1,1,0.5,1,0.6,1,0.5,0.1,3,1,1000\n2,0.1,0.5,0.8,0.5,"
+                 "%.2f,0.5,%.2f,0.01,3,1,1000\n", acc[i] + 0.01, acc[i]);
+        write_file(p, text);
+    }
+    CU_ASSERT_EQUAL_FATAL(cnb_report_write(dir), 0);
+    char text[16384] = "";
+    snprintf(p, sizeof p, "%s/report.md", dir);
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "| v=a (baseline) | 2 | 0.8100 ± 0.0141 |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "| v=b | +0.0950 |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "some cells are not finished"));
+    snprintf(p, sizeof p, "%s/comparison.csv", dir);
+    f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"v=b\",\"v=a\",test_acc,0.095000,"));
+    static const char *const plots[] = {"learning-curves", "accuracy", "gap", NULL};
+    for (const char *const *pl = plots; *pl; pl++) {
+        const char *ext[] = {"dat", "gp", "png", "svg"};
+        for (int k = 0; k < 4; k++) {
+            struct stat st;
+            snprintf(p, sizeof p, "%s/%s.%s", dir, *pl, ext[k]);
+            CU_ASSERT(stat(p, &st) == 0 && st.st_size > 0);
+        }
+    }
+    /* a broken script is reported, naming it */
+    snprintf(p, sizeof p, "%s/broken.gp", dir);
+    write_file(p, "plot 'no-such-file.dat'\n");
+    cnb_error_quiet(1);
+    CU_ASSERT(cnb_gnuplot(dir, "broken.gp") != 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
+}
+
+void suite_sweep(void)
+{
+    static const test_case cases[] = {
+        {"grid expansion and restriction", test_grid_expansion},
+        {"grid errors and profiles", test_grid_errors_and_profiles},
+        {"statistics on known answers", test_statistics_known_answers},
+        {"report from known cells renders", test_report_from_known_cells},
+        {"sweep runs, resumes and reports", test_sweep_resume_and_report},
+        {"an invalid cell is reported, the sweep goes on", test_invalid_cell_reported},
+        {NULL, NULL},
+    };
+    test_add_suite_fixture("sweep", setup, teardown, cases);
+}
