@@ -177,6 +177,33 @@ static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
                      key, kv->value, list);
 }
 
+/* A [train] key swept as an axis ("train.lr"): apply `value` to t / batch. Returns 0, or
+ * -1 for an unknown key, -2 for a bad value. */
+static int apply_train_axis(const char *key, const char *value, cnb_train_cfg *t, int *batch)
+{
+    char *end;
+    double v = strtod(value, &end);
+    if (end == value || *end || !isfinite(v))
+        return -2;
+    if (strcmp(key, "lr") == 0 && v > 0)
+        t->lr = v;
+    else if (strcmp(key, "momentum") == 0 && v >= 0 && v < 1)
+        t->momentum = v;
+    else if (strcmp(key, "weight_decay") == 0 && v >= 0)
+        t->weight_decay = v;
+    else if (strcmp(key, "epochs") == 0 && v >= 1 && v == (int)v)
+        t->epochs = (int)v;
+    else if (strcmp(key, "batch") == 0 && v >= 1 && v == (int)v)
+        *batch = (int)v;
+    else if (strcmp(key, "gamma") == 0 && v > 0 && v <= 1)
+        t->gamma = v;
+    else if (strcmp(key, "step_epochs") == 0 && v >= 1 && v == (int)v)
+        t->step_epochs = (int)v;
+    else
+        return strstr("lr momentum weight_decay epochs batch gamma step_epochs", key) ? -2 : -1;
+    return 0;
+}
+
 static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
 {
     const cnb_conf *c = &e->conf;
@@ -211,6 +238,15 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
                              c->path, kv->line, kv->key);
         for (int k = 0; k < ax->n; k++) {
             char *end;
+            cnb_train_cfg t = e->train;
+            int batch = e->batch, bad;
+            if (strncmp(ax->name, "train.", 6) == 0 &&
+                (bad = apply_train_axis(ax->name + 6, ax->values[k], &t, &batch)) != 0)
+                return bad == -1 ? cnb_error("%s:%d: [sweep] %s: only train.lr, momentum, "
+                                             "weight_decay, epochs, batch, gamma and step_epochs "
+                                             "can be swept", c->path, kv->line, ax->name)
+                                 : cnb_error("%s:%d: [sweep] %s value '%s' is out of range",
+                                             c->path, kv->line, ax->name, ax->values[k]);
             if (strcmp(ax->name, "seed") == 0 || strcmp(ax->name, "threads") == 0) {
                 long v = strtol(ax->values[k], &end, 10);
                 if (*end || end == ax->values[k] || v < (ax->name[0] == 's' ? 0 : 1))
@@ -351,7 +387,10 @@ void cnb_experiment_free(cnb_experiment *e)
 
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s", e->results, e->name);
+    if (e->profile[0]) /* a profile never overwrites the full experiment's results */
+        snprintf(buf, len, "%s/%s-%s", e->results, e->name, e->profile);
+    else
+        snprintf(buf, len, "%s/%s", e->results, e->name);
 }
 
 /* ---- the grid ---------------------------------------------------------------------- */
@@ -362,15 +401,13 @@ static int is_run_axis(const char *name)
            strcmp(name, "threads") == 0;
 }
 
-/* The value of `name` in a cell, for matching "name=value" terms. */
-static const char *cell_value(const cnb_cell *c, const char *name, char *buf, size_t len)
+/* The value of `name` in a cell (its axis value, else a fixed variable), for matching
+ * "name=value" terms. */
+static const char *cell_value(const cnb_experiment *e, const cnb_cell *c, const char *name)
 {
-    if (strcmp(name, "seed") == 0)
-        return snprintf(buf, len, "%llu", (unsigned long long)c->seed), buf;
-    if (strcmp(name, "threads") == 0)
-        return snprintf(buf, len, "%d", c->threads), buf;
-    if (strcmp(name, "backend") == 0)
-        return c->backend;
+    for (int a = 0; a < e->n_axes; a++)
+        if (strcmp(e->axes[a].name, name) == 0)
+            return c->axis_values[a];
     return cnb_vars_get(&c->vars, name);
 }
 
@@ -384,17 +421,17 @@ static int matches(const cnb_experiment *e, const cnb_cell *c, const char *list,
         int all = 1;
         for (char *save = NULL, *term = strtok_r(combos[i], " \t", &save); term;
              term = strtok_r(NULL, " \t", &save)) {
-            char *eq = strchr(term, '='), buf[32];
+            char *eq = strchr(term, '=');
             if (!eq) {
                 *err = cnb_error("%s: [sweep] only/exclude term '%s': expected name=value",
                                  e->conf.path, term);
                 return 0;
             }
             *eq = '\0';
-            const char *v = cell_value(c, term, buf, sizeof buf);
+            const char *v = cell_value(e, c, term);
             if (!v) {
                 *err = cnb_error("%s: [sweep] only/exclude names '%s', which is neither a "
-                                 "variable nor seed, backend or threads", e->conf.path, term);
+                                 "sweep axis nor a variable", e->conf.path, term);
                 return 0;
             }
             all &= strcmp(v, eq + 1) == 0;
@@ -410,6 +447,8 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     memset(c, 0, sizeof *c);
     c->seed = e->seed;
     c->threads = e->threads;
+    c->train = e->train;
+    c->batch = e->batch;
     snprintf(c->backend, sizeof c->backend, "%s", e->backend);
     int rc = 0;
     for (int i = 0; i < e->vars.n && rc == 0; i++)
@@ -418,7 +457,10 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     for (int a = 0; a < e->n_axes && rc == 0; a++) {
         const cnb_axis *ax = &e->axes[a];
         const char *v = ax->values[pick[a]];
-        if (strcmp(ax->name, "seed") == 0)
+        c->axis_values[a] = v;
+        if (strncmp(ax->name, "train.", 6) == 0)
+            apply_train_axis(ax->name + 6, v, &c->train, &c->batch); /* checked at load */
+        else if (strcmp(ax->name, "seed") == 0)
             c->seed = strtoull(v, NULL, 10);
         else if (strcmp(ax->name, "threads") == 0)
             c->threads = atoi(v);
@@ -434,10 +476,15 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
         snprintf(c->variant, sizeof c->variant, "%s", "all");
     /* folder name: the swept variables, then seed, backend and threads */
     size_t used = 0;
-    for (int a = 0; a < e->n_axes && used < sizeof c->id; a++)
-        if (!is_run_axis(e->axes[a].name))
-            used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_",
-                                     e->axes[a].name, e->axes[a].values[pick[a]]);
+    for (int a = 0; a < e->n_axes && used < sizeof c->id; a++) {
+        const char *name = e->axes[a].name;
+        if (is_run_axis(name))
+            continue;
+        if (strncmp(name, "train.", 6) == 0)
+            name += 6;
+        used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_", name,
+                                 e->axes[a].values[pick[a]]);
+    }
     if (used < sizeof c->id)
         snprintf(c->id + used, sizeof c->id - used, "seed%llu_%s_t%d",
                  (unsigned long long)c->seed, c->backend, c->threads);
@@ -531,7 +578,7 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history[r->n++] = *s;
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
            "%.4f  gap %+.4f  %.1f s  %.0f img/s\n",
-           r->label, s->epoch, r->e->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
+           r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            s->images_per_second);
     fflush(stdout);
@@ -590,12 +637,12 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
                "test_labels = %s\ntrain_limit = %ld\ntest_limit = %ld\nnormalize = %s\n\n",
             e->train_images, e->train_labels, e->test_images, e->test_labels, e->train_limit,
             e->test_limit, e->normalize ? "dataset" : "none");
+    const cnb_train_cfg *t = &c->train;
     fprintf(f, "[train]\nepochs = %d\nbatch = %d\nlr = %.17g\nmomentum = %.17g\n"
                "weight_decay = %.17g\nschedule = %s\nstep_epochs = %d\ngamma = %.17g\n"
                "train_eval_limit = %ld\n",
-            e->train.epochs, e->batch, e->train.lr, e->train.momentum, e->train.weight_decay,
-            sched[e->train.schedule], e->train.step_epochs, e->train.gamma,
-            e->train.train_eval_limit);
+            t->epochs, c->batch, t->lr, t->momentum, t->weight_decay, sched[t->schedule],
+            t->step_epochs, t->gamma, t->train_eval_limit);
 }
 
 int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17])
@@ -731,7 +778,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     cnb_dataset train = {0}, test = {0};
     run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : ""};
     double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
-    cnb_train_cfg cfg = e->train;
+    cnb_train_cfg cfg = c->train;
     cfg.seed = c->seed;
     cfg.progress = progress;
     int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
@@ -752,7 +799,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     if (rc == 0)
         rc = cnb_net_init_params(&net, c->seed);
     if (rc == 0)
-        rc = cnb_net_bind(&net, c->backend, c->threads, e->batch);
+        rc = cnb_net_bind(&net, c->backend, c->threads, c->batch);
     if (rc == 0)
         rc = cnb_mkdirs(dir);
     if (rc == 0)
@@ -762,7 +809,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     if (rc == 0) {
         printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch "
                "%d\n", r.label, dir, e->model, c->backend, c->threads, c->threads == 1 ? "" : "s",
-               (unsigned long long)c->seed, train.n, test.n, e->batch);
+               (unsigned long long)c->seed, train.n, test.n, c->batch);
         fflush(stdout);
         rc = cnb_train(&net, &train, &test, &cfg, on_epoch, &r);
     }

@@ -5,9 +5,10 @@
  *                seed, results (folder; default results/), baseline (the variant the
  *                report compares against, "act=sigmoid pool=avg")
  *   [vars]       values for the model's ${var}
- *   [sweep]      axes, each a comma-separated list: a variable (act = sigmoid, relu), or
- *                seed, backend, threads; `only` and `exclude` list combinations
- *                separated by ';' ("act=relu pool=max; act=sigmoid pool=avg")
+ *   [sweep]      axes, each a comma-separated list: a variable (act = sigmoid, relu),
+ *                seed, backend, threads, or a [train] setting (train.lr = 0.1, 0.02);
+ *                `only` and `exclude` list combinations separated by ';'
+ *                ("act=relu pool=max; act=sigmoid pool=avg")
  *   [data]       dir, train_images, train_labels, test_images, test_labels,
  *                train_limit, test_limit, normalize (dataset | none)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
@@ -45,7 +46,10 @@ typedef struct cnb_cell {
     int threads;
     char id[256];       /* folder name: act-relu_pool-max_seed1_naive_t1 */
     char variant[256];  /* what seeds are pooled over: "act=relu pool=max" (+ backend,
-                           threads when they are axes) */
+                           threads, train.* when they are axes) */
+    cnb_train_cfg train; /* [train] with this cell's train.* axis values */
+    int batch;
+    const char *axis_values[CNB_MAX_AXES]; /* this cell's value on each axis */
 } cnb_cell;
 
 typedef struct cnb_experiment {
@@ -82,7 +86,7 @@ void cnb_experiment_free(cnb_experiment *e);
 int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n);
 void cnb_cells_free(cnb_cell *cells, int n);
 
-/* The experiment's folder: <results>/<name>. */
+/* The experiment's folder: <results>/<name>, or <results>/<name>-<profile>. */
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);
 
 /* A hex digest of everything that determines a cell's result (resolved settings and the

@@ -258,7 +258,7 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
     snprintf(title, sizeof title, "%s: test (solid) and train (dashed) accuracy, mean and "
              "+/- sd band over seeds", name);
     gp_header(a.f, "learning-curves", title, "accuracy");
-    fprintf(a.f, "set xlabel 'epoch'\nset key bottom right noenhanced\n"
+    fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key bottom right noenhanced\n"
                  "set style fill transparent solid 0.15 noborder\nset xrange [1:%d]\n",
             epochs > 1 ? epochs : 2);
     fprintf(a.f, "plot \\\n");

@@ -194,10 +194,15 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         printf("%s: %d cell%s, %d to run, %d already finished (results in %s)%s%s\n\n",
                e->conf.path, n, n == 1 ? "" : "s", to_run, n - to_run, dir,
                e->profile[0] ? ", profile " : "", e->profile);
-        printf("%-4s %-44s %-28s %5s %-10s %7s  %s\n", "#", "cell", "variant", "seed", "backend",
-               "threads", "state");
+        int wi = 4, wv = 7;
+        for (int i = 0; i < n; i++) {
+            wi = (int)strlen(cells[i].id) > wi ? (int)strlen(cells[i].id) : wi;
+            wv = (int)strlen(cells[i].variant) > wv ? (int)strlen(cells[i].variant) : wv;
+        }
+        printf("%-4s %-*s  %-*s  %5s %-10s %7s  %s\n", "#", wi, "cell", wv, "variant", "seed",
+               "backend", "threads", "state");
         for (int i = 0; i < n; i++)
-            printf("%-4d %-44s %-28s %5llu %-10s %7d  %s\n", i + 1, cells[i].id,
+            printf("%-4d %-*s  %-*s  %5llu %-10s %7d  %s\n", i + 1, wi, cells[i].id, wv,
                    cells[i].variant, (unsigned long long)cells[i].seed, cells[i].backend,
                    cells[i].threads, slots[i].state == SKIPPED ? "finished" : "to run");
         goto out;
