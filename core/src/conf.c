@@ -275,6 +275,59 @@ int cnb_conf_substitute(cnb_conf *c, const cnb_vars *vars)
     return 0;
 }
 
+/* Add or replace section.key = value; `line` 0 marks the command line. */
+int cnb_conf_put(cnb_conf *c, const char *section, const char *key, const char *value,
+                    int line)
+{
+    cnb_section *s = (cnb_section *)cnb_conf_section(c, section);
+    if (!s) {
+        if (c->n == c->cap) {
+            int cap = c->cap ? 2 * c->cap : 8;
+            cnb_section *grown = realloc(c->sec, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return CNB_ENOMEM;
+            c->sec = grown, c->cap = cap;
+        }
+        s = &c->sec[c->n++];
+        memset(s, 0, sizeof *s);
+        s->name = strdup(section);
+    }
+    cnb_kv *kv = (cnb_kv *)cnb_section_get(s, key);
+    if (!kv) {
+        if (s->n == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 8;
+            cnb_kv *grown = realloc(s->kv, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return CNB_ENOMEM;
+            s->kv = grown, s->cap = cap;
+        }
+        kv = &s->kv[s->n++];
+        kv->key = strdup(key);
+        kv->value = NULL;
+    }
+    free(kv->value);
+    kv->value = strdup(value);
+    kv->line = line;
+    return kv->key && kv->value && s->name ? 0 : CNB_ENOMEM;
+}
+
+/* "section.key=value" (from --set) or, with `value` given, "section.key" (a profile). */
+int cnb_conf_set(cnb_conf *c, const char *assignment, const char *value, int line)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", assignment);
+    char *eq = value ? buf + strlen(buf) : strchr(buf, '='), *dot = strchr(buf, '.');
+    if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq)
+        return value ? cnb_error("%s:%d: profile key '%s': expected section.key = value, "
+                                 "e.g. train.epochs = 3", c->path, line, assignment)
+                     : cnb_error("--set %s: expected section.key=value, e.g. --set "
+                                 "train.epochs=3 or --set vars.act=relu", assignment);
+    *dot = '\0';
+    if (!value)
+        *eq = '\0', value = eq + 1;
+    return cnb_conf_put(c, buf, dot + 1, value, line);
+}
+
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed)
 {
     for (int k = 0; k < s->n; k++) {

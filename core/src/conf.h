@@ -46,6 +46,12 @@ const cnb_kv *cnb_section_get(const cnb_section *s, const char *key);
 /* Replace ${var} in every value. */
 int cnb_conf_substitute(cnb_conf *c, const cnb_vars *vars);
 
+/* Add or replace section.key = value (the section is created if missing); `line` 0 marks
+ * the command line. */
+int cnb_conf_put(cnb_conf *c, const char *section, const char *key, const char *value, int line);
+/* "section.key=value" (from --set), or with `value` given, "section.key" (a profile). */
+int cnb_conf_set(cnb_conf *c, const char *assignment, const char *value, int line);
+
 /* Reject keys of `s` not in the NULL-terminated `allowed` list, naming them and the list. */
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);
 

@@ -15,14 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "dataset.h"
 #include "fsutil.h"
 #include "host.h"
+#include "meta.h"
 #include "net.h"
 
 static const char *const experiment_keys[] = {"name", "mode", "model", "backend", "threads",
@@ -33,59 +32,6 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", NULL};
-
-/* Add or replace section.key = value; `line` 0 marks the command line. */
-static int conf_put(cnb_conf *c, const char *section, const char *key, const char *value,
-                    int line)
-{
-    cnb_section *s = (cnb_section *)cnb_conf_section(c, section);
-    if (!s) {
-        if (c->n == c->cap) {
-            int cap = c->cap ? 2 * c->cap : 8;
-            cnb_section *grown = realloc(c->sec, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return CNB_ENOMEM;
-            c->sec = grown, c->cap = cap;
-        }
-        s = &c->sec[c->n++];
-        memset(s, 0, sizeof *s);
-        s->name = strdup(section);
-    }
-    cnb_kv *kv = (cnb_kv *)cnb_section_get(s, key);
-    if (!kv) {
-        if (s->n == s->cap) {
-            int cap = s->cap ? 2 * s->cap : 8;
-            cnb_kv *grown = realloc(s->kv, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return CNB_ENOMEM;
-            s->kv = grown, s->cap = cap;
-        }
-        kv = &s->kv[s->n++];
-        kv->key = strdup(key);
-        kv->value = NULL;
-    }
-    free(kv->value);
-    kv->value = strdup(value);
-    kv->line = line;
-    return kv->key && kv->value && s->name ? 0 : CNB_ENOMEM;
-}
-
-/* "section.key=value" (from --set) or, with `value` given, "section.key" (a profile). */
-static int conf_set(cnb_conf *c, const char *assignment, const char *value, int line)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", assignment);
-    char *eq = value ? buf + strlen(buf) : strchr(buf, '='), *dot = strchr(buf, '.');
-    if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq)
-        return value ? cnb_error("%s:%d: profile key '%s': expected section.key = value, "
-                                 "e.g. train.epochs = 3", c->path, line, assignment)
-                     : cnb_error("--set %s: expected section.key=value, e.g. --set "
-                                 "train.epochs=3 or --set vars.act=relu", assignment);
-    *dot = '\0';
-    if (!value)
-        *eq = '\0', value = eq + 1;
-    return conf_put(c, buf, dot + 1, value, line);
-}
 
 /* Split a comma-separated list in place into trimmed items. */
 static int split_list(char *text, char sep, char **items, int max)
@@ -131,7 +77,7 @@ static int apply_profile(cnb_conf *c, const char *profile)
         if (strncmp(kv[i].key, "profile.", 8) == 0 || strncmp(kv[i].key, "experiment.name", 15) == 0)
             rc = cnb_error("%s:%d: a profile may not set '%s'", c->path, kv[i].line, kv[i].key);
         else
-            rc = conf_set(c, kv[i].key, kv[i].value, kv[i].line);
+            rc = cnb_conf_set(c, kv[i].key, kv[i].value, kv[i].line);
     free(kv);
     return rc;
 }
@@ -268,7 +214,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         rc = apply_profile(&e->conf, profile);
     }
     for (int i = 0; i < n_sets && rc == 0; i++)
-        rc = conf_set(&e->conf, sets[i], NULL, 0);
+        rc = cnb_conf_set(&e->conf, sets[i], NULL, 0);
     if (rc)
         return rc;
     const cnb_conf *c = &e->conf;
@@ -585,43 +531,6 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     return write_metrics(r);
 }
 
-static void command_output(const char *cmd, char *buf, size_t len)
-{
-    snprintf(buf, len, "unknown");
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return;
-    if (fgets(buf, (int)len, p))
-        buf[strcspn(buf, "\n")] = '\0';
-    else
-        snprintf(buf, len, "unknown");
-    pclose(p);
-}
-
-static void cpu_model(char *buf, size_t len)
-{
-    snprintf(buf, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            char *colon = strchr(line, ':');
-            if (colon) {
-                snprintf(buf, len, "%s", colon + 2);
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
-        }
-    if (f)
-        fclose(f);
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
 
 /* The cell's settings with every default filled in: config.ini, and the fingerprint. */
 static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
@@ -692,7 +601,7 @@ static int write_config(const run *r)
 static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *train,
                       const cnb_dataset *test, const double *mean, const double *sd)
 {
-    char path[PATH_MAX + 32], buf[512], cmd[PATH_MAX + 128];
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/meta.ini", r->dir);
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
@@ -700,25 +609,12 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
     const cnb_experiment *e = r->e;
     const cnb_cell *c = r->c;
     const cnb_net *net = r->net;
-    time_t now = time(NULL);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(a.f, "[run]\nstarted = %s\nexperiment = %s\nmodel = %s\n", buf, e->conf.path,
-            e->model);
+    fprintf(a.f, "[run]\nexperiment = %s\nmodel = %s\ncell = %s\n", e->conf.path, e->model,
+            c->id);
     fprintf(a.f, "\n[random]\n; every random choice comes from PCG32 stream (seed, id)\n"
                  "seed = %llu\ninit_stream = %d\nshuffle_stream = %d\nlayer_streams = %d + "
                  "layer index\n",
             (unsigned long long)c->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", CNB_SOURCE_ROOT);
-    command_output(cmd, buf, sizeof buf);
-    fprintf(a.f, "\n[build]\nversion = %s\ngit_revision = %s\n", CNB_VERSION, buf);
-    snprintf(cmd, sizeof cmd,
-             "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | wc -l",
-             CNB_SOURCE_ROOT);
-    command_output(cmd, buf, sizeof buf);
-    fprintf(a.f, "git_dirty = %s\ncompiler = %s\nbuildtype = %s\n",
-            strcmp(buf, "0") == 0 ? "no" : "yes", CNB_COMPILER, CNB_BUILDTYPE);
-    cpu_model(buf, sizeof buf);
-    fprintf(a.f, "\n[machine]\ncpu = %s\nlogical_cpus = %ld\n", buf, sysconf(_SC_NPROCESSORS_ONLN));
     const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, c->backend);
     fprintf(a.f, "\n[backend]\nname = %s\nversion = %s\nabi = %u.%u\nfile = %s\nthreads = %d\n"
                  "info = %s\n",
@@ -733,8 +629,9 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
     }
     fprintf(a.f, "\n[data]\ntrain = %d images %dx%dx%d\ntest = %d images\n", train->n, train->c,
             train->h, train->w, test->n);
-    for (int c = 0; c < train->c; c++)
-        fprintf(a.f, "mean_%d = %.6f\nstd_%d = %.6f\n", c, mean[c], c, sd[c]);
+    for (int ch = 0; ch < train->c; ch++)
+        fprintf(a.f, "mean_%d = %.6f\nstd_%d = %.6f\n", ch, mean[ch], ch, sd[ch]);
+    cnb_meta_write(a.f, reg);
     return cnb_atomic_commit(&a);
 }
 
@@ -816,7 +713,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     if (rc == 0) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/weights.cnbw", dir);
-        double peak = peak_rss_mib(), seconds = 0.0;
+        double peak = cnb_peak_rss_mib(), seconds = 0.0;
         for (int i = 0; i < r.n; i++)
             seconds += r.history[i].train_seconds;
         rc = cnb_net_save_weights(&net, path);

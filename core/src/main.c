@@ -3,16 +3,21 @@
  *
  *   cnnbench plugins                      list every plugin found and where
  *   cnnbench summary MODEL.ini            per-layer shapes, parameters and FLOPs
- *   cnnbench run EXPERIMENT.ini           run every cell of the experiment's grid
+ *   cnnbench run EXPERIMENT.ini           run every cell of the experiment's grid, or
+ *                                         time backends (mode = time)
+ *   cnnbench bench MODEL.ini              time every backend on one model
  *   cnnbench report|plot RESULTS_DIR      redo a sweep's tables and plots from its cells
  *
  * Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 interrupted.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "config.h"
 #include "experiment.h"
 #include "host.h"
@@ -45,6 +50,8 @@ static void usage(FILE *out)
             "  summary MODEL.ini        per-layer plugin, output shape, parameters, FLOPs\n"
             "  run EXPERIMENT.ini       run every cell of the experiment's grid (resumable),\n"
             "                           then write its report and plots\n"
+            "  bench MODEL.ini          time the model on every backend (whole network and per\n"
+            "                           layer; --set bench.threads=1,2 bench.batch=256 ...)\n"
             "  report RESULTS_DIR       redo the tables and plots of a sweep from its cells\n"
             "  plot RESULTS_DIR         the same (redraws every plot)\n\n"
             "options:\n"
@@ -190,10 +197,64 @@ static int cmd_summary(const cnb_registry *reg, const options *o)
     return rc;
 }
 
+/* A time experiment's conf with the --set overrides applied. */
+static int run_time_experiment(cnb_conf *c, cnb_registry *reg, const options *o)
+{
+    int rc = 0;
+    for (int i = 0; i < o->n_sets && rc == 0; i++)
+        rc = cnb_conf_set(c, o->sets[i], NULL, 0);
+    return rc ? rc : cnb_bench_run(c, reg);
+}
+
+static int cmd_bench(cnb_registry *reg, const options *o)
+{
+    if (!o->file)
+        return cnb_error("bench needs a model file: cnnbench bench experiments/models/lenet5.ini");
+    char real[PATH_MAX], name[256], text[8192], backends[1024] = "";
+    if (!realpath(o->file, real))
+        return cnb_error("%s: cannot open: %s", o->file, strerror(errno));
+    snprintf(name, sizeof name, "%s", strrchr(real, '/') + 1);
+    name[strcspn(name, ".")] = '\0';
+    for (int i = 0; i < reg->n; i++)
+        if (reg->items[i].hdr->kind == CNB_PLUGIN_BACKEND)
+            snprintf(backends + strlen(backends), sizeof backends - strlen(backends), "%s%s",
+                     backends[0] ? ", " : "", reg->items[i].hdr->name);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = bench-%s\nmode = time\n[bench]\nbackends = %s\n"
+             "threads = 1\n[bench.%s]\nmodel = %s\nbatch = 64\n",
+             name, backends, name, real);
+    cnb_conf c;
+    int rc = cnb_conf_load_string(&c, "(cnnbench bench)", text);
+    for (int i = 0; i < o->n_sets && rc == 0; i++) {
+        char section[300];
+        snprintf(section, sizeof section, "bench.%s", name);
+        if (strncmp(o->sets[i], "bench.batch=", 12) == 0) /* the one model's batch */
+            rc = cnb_conf_put(&c, section, "batch", o->sets[i] + 12, 0);
+        else
+            rc = cnb_conf_set(&c, o->sets[i], NULL, 0);
+    }
+    if (rc == 0)
+        rc = cnb_bench_run(&c, reg);
+    cnb_conf_free(&c);
+    return rc;
+}
+
 static int cmd_run(cnb_registry *reg, const options *o)
 {
     if (!o->file)
         return cnb_error("run needs an experiment file: cnnbench run experiments/lenet5-fashion.ini");
+    cnb_conf peek;
+    int is_time = 0;
+    if (cnb_conf_load(&peek, o->file) == 0) {
+        const cnb_kv *mode = cnb_section_get(cnb_conf_section(&peek, "experiment"), "mode");
+        is_time = mode && strcmp(mode->value, "time") == 0;
+    }
+    if (is_time) {
+        int rc = run_time_experiment(&peek, reg, o);
+        cnb_conf_free(&peek);
+        return rc;
+    }
+    cnb_conf_free(&peek);
     cnb_experiment e;
     int rc = cnb_experiment_load(&e, o->file, o->profile, (char **)o->sets, o->n_sets);
     if (rc == 0) {
@@ -232,6 +293,8 @@ int main(int argc, char **argv)
             rc = cmd_summary(&reg, &o);
         else if (strcmp(o.command, "run") == 0)
             rc = cmd_run(&reg, &o);
+        else if (strcmp(o.command, "bench") == 0)
+            rc = cmd_bench(&reg, &o);
         else if (strcmp(o.command, "report") == 0 || strcmp(o.command, "plot") == 0)
             rc = cmd_report(&o);
         else

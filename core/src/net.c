@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "host.h"
+#include "train.h"
 
 /* ---- per-layer host services ------------------------------------------------------- */
 
@@ -447,7 +448,7 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     return 0;
 }
 
-int cnb_net_forward(cnb_net *net, int train, float *loss)
+int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds)
 {
     const float *x = net->x;
     *loss = 0.0f;
@@ -455,7 +456,10 @@ int cnb_net_forward(cnb_net *net, int train, float *loss)
         cnb_net_layer *L = &net->layers[i];
         cnb_io io = {.train = train, .x = x, .y = L->y, .w = L->w, .dw = L->dw,
                      .labels = net->labels, .loss = loss};
+        double t0 = seconds ? cnb_now() : 0.0;
         int rc = L->layer->forward(L->layer, &io);
+        if (seconds)
+            seconds[i] = cnb_now() - t0;
         if (rc)
             return cnb_error("[%s] forward failed (%d)", L->name, rc);
         x = L->y;
@@ -463,7 +467,14 @@ int cnb_net_forward(cnb_net *net, int train, float *loss)
     return 0;
 }
 
-int cnb_net_backward(cnb_net *net)
+int cnb_net_forward(cnb_net *net, int train, float *loss)
+{
+    return cnb_net_forward_timed(net, train, loss, NULL);
+}
+
+int cnb_net_backward(cnb_net *net) { return cnb_net_backward_timed(net, NULL); }
+
+int cnb_net_backward_timed(cnb_net *net, double *seconds)
 {
     for (int i = net->n - 1; i >= 0; i--) {
         cnb_net_layer *L = &net->layers[i];
@@ -475,7 +486,10 @@ int cnb_net_backward(cnb_net *net)
                      .w = L->w,
                      .dw = L->dw,
                      .labels = net->labels};
+        double t0 = seconds ? cnb_now() : 0.0;
         int rc = L->layer->backward(L->layer, &io);
+        if (seconds)
+            seconds[i] = cnb_now() - t0;
         if (rc)
             return cnb_error("[%s] backward failed (%d)", L->name, rc);
     }

@@ -79,6 +79,9 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
  * y holds the class probabilities. */
 int cnb_net_forward(cnb_net *net, int train, float *loss);
 int cnb_net_backward(cnb_net *net);
+/* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass). */
+int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds);
+int cnb_net_backward_timed(cnb_net *net, double *seconds);
 /* SGD with momentum and L2 weight decay (biases exempt): v = m v + g + wd w; w -= lr v. */
 void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay);
 const float *cnb_net_probs(const cnb_net *net);

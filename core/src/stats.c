@@ -2,8 +2,11 @@
 #include "stats.h"
 
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 void cnb_summarize(const double *x, int n, cnb_summary *s)
 {
@@ -44,4 +47,31 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
     double half = gsl_cdf_tdist_Pinv(0.975, c->df) * se;
     c->lo = c->diff - half;
     c->hi = c->diff + half;
+}
+
+void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    if (n < 1) {
+        s->median = s->min = s->max = s->q1 = s->q3 = s->mean = s->sd = s->cv = NAN;
+        return;
+    }
+    double *sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return;
+    memcpy(sorted, x, (size_t)n * sizeof *sorted);
+    gsl_sort(sorted, 1, (size_t)n);
+    s->min = sorted[0];
+    s->max = sorted[n - 1];
+    s->median = gsl_stats_median_from_sorted_data(sorted, 1, (size_t)n);
+    s->q1 = gsl_stats_quantile_from_sorted_data(sorted, 1, (size_t)n, 0.25);
+    s->q3 = gsl_stats_quantile_from_sorted_data(sorted, 1, (size_t)n, 0.75);
+    s->mean = gsl_stats_mean(sorted, 1, (size_t)n);
+    s->sd = n > 1 ? gsl_stats_sd_m(sorted, 1, (size_t)n, s->mean) : 0.0;
+    s->cv = s->mean > 0 ? s->sd / s->mean : NAN;
+    double iqr = s->q3 - s->q1;
+    for (int i = 0; i < n; i++)
+        s->outliers += sorted[i] < s->q1 - 1.5 * iqr || sorted[i] > s->q3 + 1.5 * iqr;
+    free(sorted);
 }

@@ -26,4 +26,14 @@ void cnb_summarize(const double *x, int n, cnb_summary *s);
 /* a against b; NAN fields when either side has fewer than 2 values. */
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c);
 
+/* Timing samples: order statistics and spread. Outliers (outside the Tukey fences
+ * q1 - 1.5 IQR .. q3 + 1.5 IQR) are counted, never dropped. */
+typedef struct cnb_sample_stats {
+    int n;
+    double median, min, max, q1, q3, mean, sd, cv;
+    int outliers;
+} cnb_sample_stats;
+
+void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s);
+
 #endif

@@ -1,0 +1,966 @@
+/*
+ * bench.c - backend speed measurements; the method is described in bench.h.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "host.h"
+#include "meta.h"
+#include "net.h"
+#include "peak.h"
+#include "report.h"
+#include "rng.h"
+#include "stats.h"
+#include "train.h"
+
+#define MAX_BACKENDS 8
+#define MAX_THREADS 8
+#define MAX_MODELS 8
+#define MAX_REPS 100000
+#define STREAM_BENCH 5
+
+typedef struct override {
+    int batch, min_reps;   /* 0: not set */
+    double min_time;       /* < 0: not set */
+    int threads[MAX_THREADS], nt; /* thread counts this backend runs at; 0: all */
+} override;
+
+typedef struct bmodel {
+    char name[64];
+    char path[PATH_MAX];
+    cnb_vars vars;
+    int batch;
+    override ov[MAX_BACKENDS];
+} bmodel;
+
+typedef struct bconf {
+    const cnb_conf *conf;
+    char name[128], results[PATH_MAX], peer[PATH_MAX], dir[PATH_MAX + 130];
+    uint64_t seed;
+    char backends[MAX_BACKENDS][64];
+    int nb;
+    int threads[MAX_THREADS], nt;
+    int warmup, min_reps, layers;
+    double min_time;
+    bmodel models[MAX_MODELS];
+    int nm;
+} bconf;
+
+/* One backend's network inside a (model, threads) group, and its samples (seconds). */
+typedef struct entry {
+    int b;
+    cnb_conf model;
+    cnb_net net;
+    int batch, min_reps;
+    double min_time, create_ms;
+    double *fwd, *train;          /* whole network, [reps]                  */
+    int reps;
+    double sum_fwd, sum_train;
+    double *lf, *lb;              /* per layer, [layer_reps][n_layers]      */
+    int layer_reps;
+} entry;
+
+/* A row of bench.csv (also read back from the peer's CSV). */
+typedef struct row {
+    char model[64], backend[80];
+    int batch, threads, train;    /* train: 0 forward pass, 1 training step */
+    cnb_sample_stats s;           /* milliseconds */
+    double ips, create_ms, gflops, share;
+} row;
+
+typedef struct layer_row {
+    char model[64], backend[64], ran_on[80], layer[64], plugin[32];
+    int batch, threads, backward;
+    cnb_sample_stats s;           /* milliseconds */
+    double gflops, share;
+} layer_row;
+
+typedef struct results {
+    row *rows;
+    int n_rows;
+    layer_row *layers;
+    int n_layers;
+    cnb_peak peaks[MAX_THREADS];
+    int n_peaks;
+    char peer_note[PATH_MAX + 200];
+} results;
+
+/* ---- configuration ----------------------------------------------------------------- */
+
+static int split_csv(char *text, char **items, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(text, ", \t", &save); t && n < max;
+         t = strtok_r(NULL, ", \t", &save))
+        items[n++] = t;
+    return n;
+}
+
+static int int_list(const cnb_conf *c, const cnb_kv *kv, int *out, int max, const char *what)
+{
+    char copy[512], *items[MAX_THREADS];
+    snprintf(copy, sizeof copy, "%s", kv->value);
+    int n = split_csv(copy, items, max);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        long v = strtol(items[i], &end, 10);
+        if (*end || v < 1 || v > 1024)
+            return cnb_error("%s:%d: %s = '%s': expected a list of %s from 1 to 1024", c->path,
+                             kv->line, kv->key, kv->value, what);
+        out[i] = (int)v;
+    }
+    if (n == 0)
+        return cnb_error("%s:%d: %s is empty", c->path, kv->line, kv->key);
+    return n;
+}
+
+static int backend_index(const bconf *bc, const char *name)
+{
+    for (int i = 0; i < bc->nb; i++)
+        if (strcmp(bc->backends[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_model(bconf *bc, const cnb_section *s)
+{
+    const cnb_conf *c = bc->conf;
+    bmodel *m = &bc->models[bc->nm++];
+    snprintf(m->name, sizeof m->name, "%s", s->name + 6);
+    m->batch = 32;
+    for (int b = 0; b < MAX_BACKENDS; b++)
+        m->ov[b].min_time = -1.0;
+    for (int k = 0; k < s->n; k++) {
+        const cnb_kv *kv = &s->kv[k];
+        char key[128];
+        snprintf(key, sizeof key, "%s", kv->key);
+        char *dot = strchr(key, '.');
+        if (dot) { /* BACKEND.setting */
+            *dot = '\0';
+            int b = backend_index(bc, key);
+            if (b < 0)
+                return cnb_error("%s:%d: [%s] %s: '%s' is not in [bench] backends", c->path,
+                                 kv->line, s->name, kv->key, key);
+            override *o = &m->ov[b];
+            long v;
+            double d;
+            if (strcmp(dot + 1, "batch") == 0 && cnb_conf_int(c, s, kv->key, 1, 65536, &v) == 0)
+                o->batch = (int)v;
+            else if (strcmp(dot + 1, "min_reps") == 0 &&
+                     cnb_conf_int(c, s, kv->key, 1, MAX_REPS, &v) == 0)
+                o->min_reps = (int)v;
+            else if (strcmp(dot + 1, "min_time") == 0 &&
+                     cnb_conf_double(c, s, kv->key, 0.0, 3600.0, &d) == 0)
+                o->min_time = d;
+            else if (strcmp(dot + 1, "threads") == 0) {
+                if ((o->nt = int_list(c, kv, o->threads, MAX_THREADS, "thread counts")) < 0)
+                    return CNB_EINVAL;
+            } else
+                return cnb_error("%s:%d: [%s] unknown or invalid key '%s' (per-backend keys: "
+                                 "BACKEND.batch, .min_reps, .min_time, .threads)",
+                                 c->path, kv->line, s->name, kv->key);
+        } else if (strcmp(key, "model") == 0) {
+            char tmp[PATH_MAX];
+            snprintf(tmp, sizeof tmp, "%s", c->path);
+            if (kv->value[0] == '/')
+                snprintf(m->path, sizeof m->path, "%s", kv->value);
+            else if (snprintf(m->path, sizeof m->path, "%s/%s", dirname(tmp), kv->value) >=
+                     (int)sizeof m->path)
+                return cnb_error("%s:%d: model path too long", c->path, kv->line);
+        } else if (strcmp(key, "batch") == 0) {
+            long v;
+            if (cnb_conf_int(c, s, "batch", 1, 65536, &v))
+                return CNB_EINVAL;
+            m->batch = (int)v;
+        } else if (strcmp(key, "vars") == 0) {
+            char copy[512];
+            snprintf(copy, sizeof copy, "%s", kv->value);
+            for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t;
+                 t = strtok_r(NULL, " \t", &save)) {
+                char *eq = strchr(t, '=');
+                if (!eq)
+                    return cnb_error("%s:%d: [%s] vars: '%s' is not name=value", c->path,
+                                     kv->line, s->name, t);
+                *eq = '\0';
+                cnb_vars_set(&m->vars, t, eq + 1);
+            }
+        } else {
+            return cnb_error("%s:%d: unknown key '%s' in [%s]; known keys: model, vars, batch, "
+                             "BACKEND.batch, BACKEND.min_reps, BACKEND.min_time, BACKEND.threads",
+                             c->path, kv->line, kv->key, s->name);
+        }
+    }
+    if (!m->path[0])
+        return cnb_error("%s:%d: [%s] needs 'model = path/to/model.ini'", c->path, s->line,
+                         s->name);
+    return 0;
+}
+
+static int parse(bconf *bc, const cnb_conf *c)
+{
+    static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
+    static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
+                                             "min_time", "layers", "peer", NULL};
+    memset(bc, 0, sizeof *bc);
+    bc->conf = c;
+    const cnb_section *ex = cnb_conf_section(c, "experiment"), *b = cnb_conf_section(c, "bench");
+    if (!b)
+        return cnb_error("%s: a time experiment needs a [bench] section (backends, threads, "
+                         "min_reps, min_time) and one [bench.NAME] per model", c->path);
+    if ((ex && cnb_section_check_keys(c, ex, ex_keys)) || cnb_section_check_keys(c, b, bench_keys))
+        return CNB_EINVAL;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", c->path);
+    char *base = basename(tmp), *dot = strrchr(base, '.');
+    if (dot)
+        *dot = '\0';
+    snprintf(bc->name, sizeof bc->name, "%s", base);
+    snprintf(bc->results, sizeof bc->results, "results");
+    const cnb_kv *kv;
+    if ((kv = cnb_section_get(ex, "name")))
+        snprintf(bc->name, sizeof bc->name, "%s", kv->value);
+    if ((kv = cnb_section_get(ex, "results")))
+        snprintf(bc->results, sizeof bc->results, "%s", kv->value);
+    long seed = 1, warmup = 3, reps = 10, layers = 1;
+    bc->min_time = 1.0;
+    if (cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
+        cnb_conf_int(c, b, "warmup", 0, 1000, &warmup) ||
+        cnb_conf_int(c, b, "min_reps", 1, MAX_REPS, &reps) ||
+        cnb_conf_double(c, b, "min_time", 0.0, 3600.0, &bc->min_time))
+        return CNB_EINVAL;
+    if ((kv = cnb_section_get(b, "layers"))) {
+        if (strcmp(kv->value, "yes") != 0 && strcmp(kv->value, "no") != 0)
+            return cnb_error("%s:%d: layers = '%s': expected yes or no", c->path, kv->line,
+                             kv->value);
+        layers = strcmp(kv->value, "yes") == 0;
+    }
+    bc->seed = (uint64_t)seed, bc->warmup = (int)warmup, bc->min_reps = (int)reps;
+    bc->layers = (int)layers;
+    if ((kv = cnb_section_get(b, "peer"))) {
+        snprintf(tmp, sizeof tmp, "%s", c->path);
+        if (snprintf(bc->peer, sizeof bc->peer, "%s/%s", dirname(tmp), kv->value) >=
+            (int)sizeof bc->peer)
+            return cnb_error("%s:%d: peer path too long", c->path, kv->line);
+    }
+    char list[512], *items[MAX_BACKENDS];
+    kv = cnb_section_get(b, "backends");
+    snprintf(list, sizeof list, "%s", kv ? kv->value : "naive");
+    bc->nb = split_csv(list, items, MAX_BACKENDS);
+    for (int i = 0; i < bc->nb; i++)
+        snprintf(bc->backends[i], sizeof bc->backends[i], "%s", items[i]);
+    bc->threads[0] = 1, bc->nt = 1;
+    if ((kv = cnb_section_get(b, "threads")) &&
+        (bc->nt = int_list(c, kv, bc->threads, MAX_THREADS, "thread counts")) < 0)
+        return CNB_EINVAL;
+    for (int i = 0; i < c->n; i++)
+        if (strncmp(c->sec[i].name, "bench.", 6) == 0) {
+            if (bc->nm == MAX_MODELS)
+                return cnb_error("%s: at most %d [bench.NAME] sections", c->path, MAX_MODELS);
+            if (parse_model(bc, &c->sec[i]))
+                return CNB_EINVAL;
+        } else if (strcmp(c->sec[i].name, "experiment") != 0 &&
+                   strcmp(c->sec[i].name, "bench") != 0) {
+            return cnb_error("%s:%d: unknown section [%s]; a time experiment has [experiment], "
+                             "[bench] and [bench.NAME] per model", c->path, c->sec[i].line,
+                             c->sec[i].name);
+        }
+    if (bc->nm == 0)
+        return cnb_error("%s: no [bench.NAME] section: name at least one model to time", c->path);
+    return 0;
+}
+
+/* ---- measuring --------------------------------------------------------------------- */
+
+static int runs_at(const override *o, int threads)
+{
+    if (o->nt == 0)
+        return 1;
+    for (int i = 0; i < o->nt; i++)
+        if (o->threads[i] == threads)
+            return 1;
+    return 0;
+}
+
+static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, entry *e,
+                       const cnb_registry *reg)
+{
+    const override *o = &m->ov[b];
+    e->b = b;
+    e->batch = o->batch ? o->batch : m->batch;
+    e->min_reps = o->min_reps ? o->min_reps : bc->min_reps;
+    e->min_time = o->min_time >= 0 ? o->min_time : bc->min_time;
+    int rc = cnb_net_load(&e->net, &e->model, reg, m->path, &m->vars);
+    if (rc == 0)
+        rc = cnb_net_init_params(&e->net, bc->seed);
+    double t0 = cnb_now();
+    if (rc == 0)
+        rc = cnb_net_bind(&e->net, bc->backends[b], threads, e->batch);
+    e->create_ms = (cnb_now() - t0) * 1e3;
+    if (rc)
+        return rc;
+    struct cnb_rng rng; /* synthetic batch: N(0,1) pixels, uniform labels */
+    cnb_rng_seed(&rng, bc->seed, CNB_STREAM_DATA);
+    size_t n = (size_t)e->batch * cnb_shape_size(e->net.input);
+    for (size_t i = 0; i < n; i++)
+        e->net.x[i] = cnb_rng_normal(&rng);
+    for (int i = 0; i < e->batch; i++)
+        e->net.labels[i] = (int32_t)cnb_rng_below(&rng, (uint32_t)e->net.classes);
+    return 0;
+}
+
+static void free_entry(entry *e)
+{
+    free(e->fwd), free(e->train), free(e->lf), free(e->lb);
+    cnb_net_free(&e->net);
+    cnb_conf_free(&e->model);
+}
+
+static int train_step(cnb_net *net)
+{
+    float loss;
+    int rc = cnb_net_forward(net, 1, &loss);
+    if (rc == 0)
+        rc = cnb_net_backward(net);
+    if (rc == 0)
+        cnb_net_sgd(net, 1e-4f, 0.9f, 5e-4f);
+    return rc;
+}
+
+static void shuffle(int *order, int n, struct cnb_rng *rng)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)cnb_rng_below(rng, (uint32_t)i + 1), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+}
+
+static int grow(double **p, int n)
+{
+    double *q = realloc(*p, (size_t)n * sizeof *q);
+    if (!q)
+        return CNB_ENOMEM;
+    *p = q;
+    return 0;
+}
+
+/* Whole-network samples, rounds over the backends in shuffled order. */
+static int sample_whole(entry *es, int ne, struct cnb_rng *rng)
+{
+    int order[MAX_BACKENDS], rc = 0;
+    for (int k = 0; k < ne; k++)
+        order[k] = k;
+    for (int round = 0; round < MAX_REPS && rc == 0; round++) {
+        shuffle(order, ne, rng);
+        int busy = 0;
+        for (int i = 0; i < ne && rc == 0; i++) {
+            entry *e = &es[order[i]];
+            if (e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time)
+                continue;
+            busy = 1;
+            if ((rc = grow(&e->fwd, e->reps + 1)) || (rc = grow(&e->train, e->reps + 1)))
+                break;
+            float loss;
+            double t0 = cnb_now();
+            rc = cnb_net_forward(&e->net, 0, &loss);
+            double t1 = cnb_now();
+            if (rc == 0)
+                rc = train_step(&e->net);
+            double t2 = cnb_now();
+            e->fwd[e->reps] = t1 - t0;
+            e->train[e->reps] = t2 - t1;
+            e->sum_fwd += t1 - t0;
+            e->sum_train += t2 - t1;
+            e->reps++;
+        }
+        if (!busy)
+            break;
+    }
+    return rc;
+}
+
+/* Per-layer samples: a separate pass, timing each layer's forward and backward. */
+static int sample_layers(entry *es, int ne, struct cnb_rng *rng)
+{
+    int order[MAX_BACKENDS], rc = 0, done[MAX_BACKENDS] = {0};
+    double spent[MAX_BACKENDS] = {0};
+    for (int k = 0; k < ne; k++)
+        order[k] = k;
+    for (int round = 0; round < MAX_REPS && rc == 0; round++) {
+        shuffle(order, ne, rng);
+        int busy = 0;
+        for (int i = 0; i < ne && rc == 0; i++) {
+            entry *e = &es[order[i]];
+            int k = order[i], nl = e->net.n;
+            if (done[k])
+                continue;
+            busy = 1;
+            if ((rc = grow(&e->lf, (e->layer_reps + 1) * nl)) ||
+                (rc = grow(&e->lb, (e->layer_reps + 1) * nl)))
+                break;
+            float loss;
+            double t0 = cnb_now();
+            rc = cnb_net_forward_timed(&e->net, 1, &loss, e->lf + (size_t)e->layer_reps * nl);
+            if (rc == 0)
+                rc = cnb_net_backward_timed(&e->net, e->lb + (size_t)e->layer_reps * nl);
+            spent[k] += cnb_now() - t0;
+            e->layer_reps++;
+            done[k] = e->layer_reps >= e->min_reps && spent[k] >= e->min_time;
+        }
+        if (!busy)
+            break;
+    }
+    return rc;
+}
+
+/* Training FLOPs of one layer's backward per sample: conv and fc compute the data and
+ * the weight gradients (2x forward; 1x for a first layer with no data gradient). */
+static double backward_flops(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    if (L->layer->n_params == 0)
+        return L->layer->flops;
+    return (i == 0 ? 1.0 : 2.0) * L->layer->flops;
+}
+
+static double peak_at(const results *r, int threads)
+{
+    for (int i = 0; i < r->n_peaks; i++)
+        if (r->peaks[i].threads == threads)
+            return r->peaks[i].gflops;
+    return NAN;
+}
+
+static void to_ms(const double *sec, int n, int stride, cnb_sample_stats *s)
+{
+    double *ms = malloc((size_t)(n ? n : 1) * sizeof *ms);
+    if (!ms)
+        return;
+    for (int i = 0; i < n; i++)
+        ms[i] = sec[(size_t)i * stride] * 1e3;
+    cnb_sample_summarize(ms, n, s);
+    free(ms);
+}
+
+static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, const entry *es,
+                    int ne)
+{
+    for (int k = 0; k < ne; k++) {
+        const entry *e = &es[k];
+        double fwd_flops = 0, train_flops = 0;
+        for (int i = 0; i < e->net.n; i++) {
+            fwd_flops += e->net.layers[i].layer->flops;
+            train_flops += e->net.layers[i].layer->flops + backward_flops(&e->net, i);
+        }
+        row *grown = realloc(r->rows, (size_t)(r->n_rows + 2) * sizeof *grown);
+        if (!grown)
+            return CNB_ENOMEM;
+        r->rows = grown;
+        for (int pass = 0; pass < 2; pass++) {
+            row *w = &r->rows[r->n_rows++];
+            memset(w, 0, sizeof *w);
+            snprintf(w->model, sizeof w->model, "%s", m->name);
+            snprintf(w->backend, sizeof w->backend, "%s", bc->backends[e->b]);
+            w->batch = e->batch, w->threads = threads, w->train = pass;
+            to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
+            w->ips = e->batch / (w->s.median * 1e-3);
+            w->create_ms = e->create_ms;
+            w->gflops = (pass ? train_flops : fwd_flops) * e->batch / (w->s.median * 1e-3) * 1e-9;
+            w->share = w->gflops / peak_at(r, threads);
+        }
+        if (!e->layer_reps)
+            continue;
+        int nl = e->net.n;
+        layer_row *lg = realloc(r->layers, (size_t)(r->n_layers + 2 * nl) * sizeof *lg);
+        if (!lg)
+            return CNB_ENOMEM;
+        r->layers = lg;
+        for (int i = 0; i < nl; i++)
+            for (int dir = 0; dir < 2; dir++) {
+                const cnb_net_layer *L = &e->net.layers[i];
+                layer_row *w = &r->layers[r->n_layers++];
+                memset(w, 0, sizeof *w);
+                snprintf(w->model, sizeof w->model, "%s", m->name);
+                snprintf(w->backend, sizeof w->backend, "%s", bc->backends[e->b]);
+                snprintf(w->ran_on, sizeof w->ran_on, "%s%s", L->ctx.ran_on ? L->ctx.ran_on : "host",
+                         L->ctx.mixed ? "+mixed" : "");
+                snprintf(w->layer, sizeof w->layer, "%s", L->name);
+                snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
+                w->batch = e->batch, w->threads = threads, w->backward = dir;
+                to_ms((dir ? e->lb : e->lf) + i, e->layer_reps, nl, &w->s);
+                double flops = dir ? backward_flops(&e->net, i) : L->layer->flops;
+                w->gflops = flops * e->batch / (w->s.median * 1e-3) * 1e-9;
+                w->share = w->gflops / peak_at(r, threads);
+            }
+    }
+    return 0;
+}
+
+static int measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
+                         const cnb_registry *reg)
+{
+    entry es[MAX_BACKENDS];
+    int ne = 0, rc = 0;
+    memset(es, 0, sizeof es);
+    for (int b = 0; b < bc->nb && rc == 0; b++)
+        if (runs_at(&m->ov[b], threads))
+            rc = setup_entry(bc, m, b, threads, &es[ne++], reg);
+    printf("%s, %d thread%s:", m->name, threads, threads == 1 ? "" : "s");
+    for (int k = 0; k < ne; k++)
+        printf(" %s (batch %d)", bc->backends[es[k].b], es[k].batch);
+    printf("\n");
+    fflush(stdout);
+    for (int k = 0; k < ne && rc == 0; k++) /* warm-up: caches, page faults, JIT, pools */
+        for (int w = 0; w < bc->warmup && rc == 0; w++) {
+            float loss;
+            rc = cnb_net_forward(&es[k].net, 0, &loss);
+            if (rc == 0)
+                rc = train_step(&es[k].net);
+        }
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, bc->seed, STREAM_BENCH);
+    double t0 = cnb_now();
+    if (rc == 0)
+        rc = sample_whole(es, ne, &rng);
+    double t1 = cnb_now();
+    if (rc == 0 && bc->layers)
+        rc = sample_layers(es, ne, &rng);
+    if (rc == 0) {
+        rc = add_rows(r, bc, m, threads, es, ne);
+        for (int k = 0; k < ne; k++) {
+            const row *w = &r->rows[r->n_rows - 2 * ne + 2 * k + 1];
+            printf("  %-10s train %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
+                   "reps)%s\n", w->backend, w->ips, w->s.median, w->s.q1, w->s.q3,
+                   100 * w->s.cv, w->s.n, w->s.cv >= 0.10 ? "  unstable" : "");
+        }
+        printf("  (%.1f s whole-network, %.1f s per-layer pass)\n", t1 - t0, cnb_now() - t1);
+    }
+    for (int k = 0; k < ne; k++)
+        free_entry(&es[k]);
+    return rc;
+}
+
+/* ---- the peer script --------------------------------------------------------------- */
+
+static int run_peer(const bconf *bc, const bmodel *m, int threads, results *r)
+{
+    char out[PATH_MAX + 160], batch[16], th[16], reps[16], mt[32], warm[16];
+    snprintf(out, sizeof out, "%s/peer.csv", bc->dir);
+    snprintf(batch, sizeof batch, "%d", m->batch);
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(reps, sizeof reps, "%d", bc->min_reps);
+    snprintf(mt, sizeof mt, "%g", bc->min_time);
+    snprintf(warm, sizeof warm, "%d", bc->warmup);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(bc->peer, bc->peer, "--model", m->name, "--batch", batch, "--threads", th,
+              "--min-reps", reps, "--min-time", mt, "--warmup", warm, "--out", out,
+              (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return cnb_error("%s: could not run: %s", bc->peer, strerror(errno));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+        snprintf(r->peer_note, sizeof r->peer_note,
+                 "PyTorch rows skipped: PyTorch is not installed (Debian package python3-torch; "
+                 "install it and rerun to add them).");
+        return 1; /* skipped: do not ask again */
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(r->peer_note, sizeof r->peer_note, "peer script %s failed (status %d); its "
+                 "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 1;
+    }
+    return 0;
+}
+
+static void read_peer_rows(const bconf *bc, results *r)
+{
+    char path[PATH_MAX + 160], line[1024];
+    snprintf(path, sizeof path, "%s/peer.csv", bc->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        char *fld[20];
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(line, ",\n", &save); t && n < 20;
+             t = strtok_r(NULL, ",\n", &save))
+            fld[n++] = t;
+        if (n < 14 || strcmp(fld[0], "model") == 0)
+            continue;
+        row *grown = realloc(r->rows, (size_t)(r->n_rows + 1) * sizeof *grown);
+        if (!grown)
+            break;
+        r->rows = grown;
+        row *w = &r->rows[r->n_rows];
+        memset(w, 0, sizeof *w);
+        snprintf(w->model, sizeof w->model, "%s", fld[0]);
+        snprintf(w->backend, sizeof w->backend, "%s", fld[1]);
+        w->batch = atoi(fld[2]), w->threads = atoi(fld[3]);
+        w->train = strcmp(fld[4], "train") == 0;
+        w->s.n = atoi(fld[5]);
+        w->s.median = atof(fld[6]), w->s.min = atof(fld[7]);
+        w->s.q1 = atof(fld[8]), w->s.q3 = atof(fld[9]), w->s.cv = atof(fld[10]);
+        w->s.outliers = atoi(fld[11]);
+        w->ips = atof(fld[12]);
+        w->create_ms = n > 14 ? atof(fld[14]) : NAN;
+        /* GFLOP/s from our own FLOP count of the same model */
+        w->gflops = w->share = NAN;
+        for (int i = 0; i < r->n_rows; i++)
+            if (strcmp(r->rows[i].model, w->model) == 0 && r->rows[i].train == w->train &&
+                r->rows[i].gflops > 0) {
+                double per_image = r->rows[i].gflops / r->rows[i].ips;
+                w->gflops = per_image * w->ips;
+                w->share = w->gflops / peak_at(r, w->threads);
+                break;
+            }
+        r->n_rows++;
+    }
+    fclose(f);
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+static int write_csvs(const bconf *bc, const results *r)
+{
+    cnb_atomic a;
+    char path[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/bench.csv", bc->dir);
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
+                 "images_per_second,unstable,create_ms,gflops,peak_share\n");
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,%.4f\n",
+                w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
+                w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
+                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share);
+    }
+    if (cnb_atomic_commit(&a))
+        return CNB_EIO;
+    snprintf(path, sizeof path, "%s/layers.csv", bc->dir);
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
+                 "q3_ms,cv,gflops,peak_share\n");
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f\n", w->model,
+                w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
+                w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
+                w->s.cv, w->gflops, w->share);
+    }
+    if (cnb_atomic_commit(&a))
+        return CNB_EIO;
+    snprintf(path, sizeof path, "%s/peak.csv", bc->dir);
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "threads,isa,gflops\n");
+    for (int i = 0; i < r->n_peaks; i++)
+        fprintf(a.f, "%d,%s,%.1f\n", r->peaks[i].threads, r->peaks[i].isa, r->peaks[i].gflops);
+    return cnb_atomic_commit(&a) ? CNB_EIO : 0;
+}
+
+static const row *find_row(const results *r, const char *model, const char *backend, int threads,
+                           int train)
+{
+    for (int i = 0; i < r->n_rows; i++)
+        if (strcmp(r->rows[i].model, model) == 0 && strcmp(r->rows[i].backend, backend) == 0 &&
+            r->rows[i].threads == threads && r->rows[i].train == train)
+            return &r->rows[i];
+    return NULL;
+}
+
+static int plot_throughput(const bconf *bc, const results *r, const bmodel *m)
+{
+    char name[128], file[PATH_MAX + 400];
+    cnb_atomic a;
+    snprintf(name, sizeof name, "throughput-%s", m->name);
+    snprintf(file, sizeof file, "%s/%s.dat", bc->dir, name);
+    if (cnb_atomic_open(&a, file))
+        return CNB_EIO;
+    fprintf(a.f, "# label forward_ips lo hi train_ips lo hi (error bars: interquartile range)\n");
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        if (w->train || strcmp(w->model, m->name) != 0)
+            continue;
+        const row *t = find_row(r, w->model, w->backend, w->threads, 1);
+        if (!t)
+            continue;
+        fprintf(a.f, "\"%s %dT\" %.2f %.2f %.2f %.2f %.2f %.2f\n", w->backend, w->threads, w->ips,
+                w->batch / (w->s.q3 * 1e-3), w->batch / (w->s.q1 * 1e-3), t->ips,
+                t->batch / (t->s.q3 * 1e-3), t->batch / (t->s.q1 * 1e-3));
+    }
+    if (cnb_atomic_commit(&a))
+        return CNB_EIO;
+    snprintf(file, sizeof file, "%s/%s.gp", bc->dir, name);
+    if (cnb_atomic_open(&a, file))
+        return CNB_EIO;
+    fprintf(a.f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
+    fprintf(a.f, "set terminal pngcairo size 1000,600 font ',10'\nset output '%s.png'\n", name);
+    fprintf(a.f, "set title '%s: images per second (median; bars: interquartile range)' "
+                 "noenhanced\nset ylabel 'images / s'\nset logscale y\nset grid ytics\n"
+                 "set style data histogram\nset style histogram errorbars gap 2 lw 1\n"
+                 "set style fill solid 0.7 border -1\nset xtics noenhanced rotate by -25\n"
+                 "set key top left\n", m->name);
+    fprintf(a.f, "plot '%s.dat' using 2:3:4:xtic(1) title 'forward (inference)' lc rgb "
+                 "'#4477aa', '' using 5:6:7 title 'training step' lc rgb '#ee6677'\n", name);
+    fprintf(a.f, "set terminal svg size 1000,600 font ',10'\nset output '%s.svg'\nreplot\n", name);
+    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(bc->dir, strrchr(file, '/') + 1);
+}
+
+static int plot_layers(const bconf *bc, const results *r, const bmodel *m, int threads)
+{
+    char name[128], file[PATH_MAX + 400];
+    const char *bk[MAX_BACKENDS];
+    int nb = 0;
+    for (int b = 0; b < bc->nb; b++)
+        if (find_row(r, m->name, bc->backends[b], threads, 1))
+            bk[nb++] = bc->backends[b];
+    if (nb == 0 || !bc->layers)
+        return 0;
+    cnb_atomic a;
+    snprintf(name, sizeof name, "layers-%s-t%d", m->name, threads);
+    snprintf(file, sizeof file, "%s/%s.dat", bc->dir, name);
+    if (cnb_atomic_open(&a, file))
+        return CNB_EIO;
+    fprintf(a.f, "# layer, then per backend: forward+backward median ms per image (");
+    for (int b = 0; b < nb; b++)
+        fprintf(a.f, "%s%s", b ? " " : "", bk[b]);
+    fprintf(a.f, ")\n");
+    for (int i = 0; i < r->n_layers; i += 2) { /* rows come forward, backward */
+        const layer_row *w = &r->layers[i];
+        if (strcmp(w->model, m->name) != 0 || w->threads != threads || strcmp(w->backend, bk[0]))
+            continue;
+        fprintf(a.f, "\"%s\"", w->layer);
+        for (int b = 0; b < nb; b++) {
+            double ms = NAN;
+            for (int j = 0; j < r->n_layers; j += 2) {
+                const layer_row *v = &r->layers[j];
+                if (strcmp(v->model, m->name) == 0 && v->threads == threads &&
+                    strcmp(v->backend, bk[b]) == 0 && strcmp(v->layer, w->layer) == 0) {
+                    ms = (v->s.median + r->layers[j + 1].s.median) / v->batch;
+                    break;
+                }
+            }
+            fprintf(a.f, " %.6f", ms);
+        }
+        fprintf(a.f, "\n");
+    }
+    if (cnb_atomic_commit(&a))
+        return CNB_EIO;
+    snprintf(file, sizeof file, "%s/%s.gp", bc->dir, name);
+    if (cnb_atomic_open(&a, file))
+        return CNB_EIO;
+    fprintf(a.f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
+    fprintf(a.f, "set terminal pngcairo size 1100,600 font ',10'\nset output '%s.png'\n", name);
+    fprintf(a.f, "set title '%s, %d thread%s: forward + backward time per image, per layer "
+                 "(median of the per-layer pass)' noenhanced\nset ylabel 'ms per image'\n"
+                 "set logscale y\nset grid ytics\nset style data histogram\n"
+                 "set style histogram clustered gap 1\nset style fill solid 0.7 border -1\n"
+                 "set xtics noenhanced rotate by -45\nset key top right\n",
+            m->name, threads, threads == 1 ? "" : "s");
+    fprintf(a.f, "plot ");
+    for (int b = 0; b < nb; b++)
+        fprintf(a.f, "%s'%s.dat' using %d%s title '%s'", b ? ", " : "", name, b + 2,
+                b ? "" : ":xtic(1)", bk[b]);
+    fprintf(a.f, "\nset terminal svg size 1100,600 font ',10'\nset output '%s.svg'\nreplot\n", name);
+    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(bc->dir, strrchr(file, '/') + 1);
+}
+
+static void fmt_share(char *buf, size_t len, double share)
+{
+    if (isnan(share))
+        snprintf(buf, len, "–");
+    else
+        snprintf(buf, len, "%.1f%%", 100 * share);
+}
+
+static int write_report(const bconf *bc, const results *r)
+{
+    char path[PATH_MAX + 200], cpu[256] = "unknown";
+    snprintf(path, sizeof path, "%s/report.md", bc->dir);
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    char line[1024];
+    while (ci && fgets(line, sizeof line, ci))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+            cpu[strcspn(cpu, "\n")] = '\0';
+            break;
+        }
+    if (ci)
+        fclose(ci);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    FILE *f = a.f;
+    fprintf(f, "# %s\n\nMachine: %s, %ld logical CPUs. Measured FP32 peak (FMA microbenchmark):",
+            bc->name, cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    for (int i = 0; i < r->n_peaks; i++)
+        fprintf(f, "%s %.0f GFLOP/s on %d thread%s (%s)", i ? "," : "", r->peaks[i].gflops,
+                r->peaks[i].threads, r->peaks[i].threads == 1 ? "" : "s", r->peaks[i].isa);
+    fprintf(f, ".\n\nMedians over repetitions interleaved across backends in a shuffled order; "
+               "IQR = interquartile range; CV = coefficient of variation (≥ 10%% marked "
+               "unstable); outliers beyond the Tukey fences are counted, never dropped. "
+               "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
+               "multiply-add (training: 3× forward for conv and fc). Kernel creation is timed "
+               "apart (create ms).\n\n");
+    if (r->peer_note[0])
+        fprintf(f, "%s\n\n", r->peer_note);
+    for (int mi = 0; mi < bc->nm; mi++) {
+        const bmodel *m = &bc->models[mi];
+        fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
+                   "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
+                   "GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+                m->name);
+        for (int i = 0; i < r->n_rows; i++) {
+            const row *t = &r->rows[i];
+            if (!t->train || strcmp(t->model, m->name) != 0)
+                continue;
+            const row *w = find_row(r, t->model, t->backend, t->threads, 0);
+            char share[32];
+            fmt_share(share, sizeof share, t->share);
+            fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d (%d) | %.1f "
+                       "| %.1f | %s |\n",
+                    t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
+                    t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= 0.10 ? " unstable" : "", t->s.n,
+                    t->s.outliers, t->create_ms, t->gflops, share);
+        }
+        fprintf(f, "\n![throughput](throughput-%s.png)\n\n", m->name);
+        for (int ti = 0; ti < bc->nt && bc->layers; ti++) {
+            int threads = bc->threads[ti];
+            fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share "
+                       "of the %d-thread peak)\n\n| layer | plugin |",
+                    m->name, threads, threads == 1 ? "" : "s", threads);
+            int shown[MAX_BACKENDS], ns = 0;
+            for (int b = 0; b < bc->nb; b++)
+                if (find_row(r, m->name, bc->backends[b], threads, 1)) {
+                    shown[ns++] = b;
+                    fprintf(f, " %s fwd | bwd | fwd GFLOP/s (peak) |", bc->backends[b]);
+                }
+            fprintf(f, "\n|---|---|");
+            for (int b = 0; b < ns; b++)
+                fprintf(f, "---:|---:|---:|");
+            fprintf(f, "\n");
+            double sums[MAX_BACKENDS][2] = {{0}};
+            for (int i = 0; ns && i < r->n_layers; i += 2) {
+                const layer_row *w = &r->layers[i];
+                if (strcmp(w->model, m->name) || w->threads != threads ||
+                    strcmp(w->backend, bc->backends[shown[0]]))
+                    continue;
+                fprintf(f, "| %s | %s |", w->layer, w->plugin);
+                for (int b = 0; b < ns; b++)
+                    for (int j = 0; j < r->n_layers; j += 2) {
+                        const layer_row *v = &r->layers[j], *vb = &r->layers[j + 1];
+                        if (strcmp(v->model, m->name) || v->threads != threads ||
+                            strcmp(v->backend, bc->backends[shown[b]]) || strcmp(v->layer, w->layer))
+                            continue;
+                        char share[32];
+                        fmt_share(share, sizeof share, v->share);
+                        const char *other = strcmp(v->ran_on, v->backend) && strcmp(v->ran_on, "host")
+                                                ? v->ran_on : NULL;
+                        fprintf(f, " %.3f%s%s%s | %.3f | %.1f (%s) |", v->s.median,
+                                other ? " (on " : "", other ? other : "", other ? ")" : "",
+                                vb->s.median, v->gflops, share);
+                        sums[b][0] += v->s.median, sums[b][1] += vb->s.median;
+                        break;
+                    }
+                fprintf(f, "\n");
+            }
+            fprintf(f, "| sum of layers | |");
+            for (int b = 0; b < ns; b++) {
+                const row *t = find_row(r, m->name, bc->backends[shown[b]], threads, 1);
+                fprintf(f, " %.2f | %.2f | whole step %.2f |", sums[b][0], sums[b][1],
+                        t ? t->s.median : NAN);
+            }
+            fprintf(f, "\n\n![layers](layers-%s-t%d.png)\n\n", m->name, threads);
+        }
+    }
+    fprintf(f, "Files: bench.csv (whole network), layers.csv (per layer), peak.csv, meta.ini; "
+               "each plot as .dat, .gp, .png and .svg (`gnuplot X.gp` here redraws it).\n");
+    return cnb_atomic_commit(&a);
+}
+
+int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
+{
+    bconf bc;
+    results r;
+    memset(&r, 0, sizeof r);
+    int rc = parse(&bc, conf);
+    for (int b = 0; b < bc.nb && rc == 0; b++)
+        if (!cnb_registry_backend(reg, bc.backends[b])) {
+            char names[512];
+            cnb_registry_names(reg, CNB_PLUGIN_BACKEND, names, sizeof names);
+            rc = cnb_error("%s: [bench] backends names '%s', which was not found; backends "
+                           "found: %s", conf->path, bc.backends[b], names);
+        }
+    if (rc == 0) {
+        snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
+        rc = cnb_mkdirs(bc.dir);
+    }
+    for (int t = 0; t < bc.nt && rc == 0; t++) {
+        cnb_peak *p = &r.peaks[r.n_peaks++];
+        rc = cnb_peak_measure(bc.threads[t], 1.0, p);
+        printf("FP32 peak, %d thread%s: %.1f GFLOP/s (%s FMA)\n", p->threads,
+               p->threads == 1 ? "" : "s", p->gflops, p->isa);
+    }
+    if (rc == 0) {
+        char path[PATH_MAX + 200];
+        snprintf(path, sizeof path, "%s/peer.csv", bc.dir);
+        unlink(path); /* this run's peer rows only */
+    }
+    int peer_off = !bc.peer[0];
+    for (int mi = 0; mi < bc.nm && rc == 0; mi++)
+        for (int t = 0; t < bc.nt && rc == 0; t++) {
+            rc = measure_group(&r, &bc, &bc.models[mi], bc.threads[t], reg);
+            if (rc == 0 && !peer_off)
+                peer_off = run_peer(&bc, &bc.models[mi], bc.threads[t], &r) != 0;
+            if (rc == 0)
+                rc = write_csvs(&bc, &r); /* after every group: partial results survive */
+        }
+    if (rc == 0 && !bc.peer[0])
+        snprintf(r.peer_note, sizeof r.peer_note, "No peer rows: [bench] names no peer script.");
+    if (rc == 0) {
+        read_peer_rows(&bc, &r);
+        rc = write_csvs(&bc, &r);
+    }
+    if (rc == 0) {
+        char path[PATH_MAX + 200];
+        cnb_atomic a;
+        snprintf(path, sizeof path, "%s/meta.ini", bc.dir);
+        if ((rc = cnb_atomic_open(&a, path)) == 0) {
+            fprintf(a.f, "[run]\nexperiment = %s\nseed = %llu\nsynthetic_data_stream = %d\n"
+                         "order_stream = %d\n", conf->path, (unsigned long long)bc.seed,
+                    CNB_STREAM_DATA, STREAM_BENCH);
+            cnb_meta_write(a.f, reg);
+            rc = cnb_atomic_commit(&a);
+        }
+    }
+    for (int mi = 0; mi < bc.nm && rc == 0; mi++) {
+        rc = plot_throughput(&bc, &r, &bc.models[mi]);
+        for (int t = 0; t < bc.nt && rc == 0; t++)
+            rc = plot_layers(&bc, &r, &bc.models[mi], bc.threads[t]);
+    }
+    if (rc == 0)
+        rc = write_report(&bc, &r);
+    if (rc == 0)
+        printf("report: %s/report.md (bench.csv, layers.csv, peak.csv, plots)\n", bc.dir);
+    for (int mi = 0; mi < bc.nm; mi++)
+        cnb_vars_free(&bc.models[mi].vars);
+    free(r.rows);
+    free(r.layers);
+    return rc;
+}

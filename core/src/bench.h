@@ -1,0 +1,37 @@
+/*
+ * bench.h - backend speed: whole-network and per-layer timing of models on backends.
+ *
+ * A time experiment (`mode = time`):
+ *
+ *   [experiment]  name, mode = time, seed, results
+ *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
+ *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
+ *                 ../scripts/pytorch-peer.py; optional)
+ *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max"), batch, and
+ *                 per-backend overrides BACKEND.batch, BACKEND.min_reps, BACKEND.min_time
+ *
+ * Method. For each model and thread count, every backend gets its own network with the
+ * same weights (same seed) and the same synthetic batch; kernel creation is timed apart.
+ * After `warmup` untimed iterations each, repetitions go round the backends in a freshly
+ * shuffled order each round (so drift and neighbours' noise spread evenly), timing one
+ * forward pass (evaluation mode) and one training step (forward, backward, SGD update)
+ * per backend per round, until every backend has at least min_reps repetitions and
+ * min_time seconds of each. Per-layer forward and backward times come from a separate
+ * pass (timers inside the whole-network loop would inflate it). Every sample is kept:
+ * median, min, interquartile range and coefficient of variation are reported, outliers
+ * (Tukey fences) counted, never dropped, and a CV of 10% or more marks a result unstable.
+ * GFLOP/s use the model's forward FLOPs (training: 3x for conv and fc, whose backward
+ * computes both data and weight gradients) and are given as a share of the FP32 peak
+ * measured by the FMA microbenchmark (peak.h) at the same thread count.
+ */
+#ifndef CNB_BENCH_H
+#define CNB_BENCH_H
+
+#include "conf.h"
+#include "plugin.h"
+
+/* Run the time experiment in `conf` (already loaded, --set applied). Writes
+ * <results>/<name>/{bench.csv, layers.csv, peak.csv, meta.ini, report.md, plots}. */
+int cnb_bench_run(cnb_conf *conf, cnb_registry *reg);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * meta.h - what every result records about where it came from: the build (version, git
+ * revision and whether the tree was dirty, compiler, flags), the machine (CPU model and
+ * flags, cores) and each backend's library versions and chosen CPU code path.
+ */
+#ifndef CNB_META_H
+#define CNB_META_H
+
+#include <stdio.h>
+
+#include "plugin.h"
+
+/* Write [build], [machine] and [backends] INI sections. Backends are started briefly
+ * (1 thread) to ask for their info line. */
+void cnb_meta_write(FILE *f, const cnb_registry *reg);
+
+/* Peak resident memory of this process so far, MiB. */
+double cnb_peak_rss_mib(void);
+
+#endif
