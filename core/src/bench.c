@@ -132,7 +132,7 @@ static int backend_index(const bconf *bc, const char *name)
     return -1;
 }
 
-static int parse_model(bconf *bc, const cnb_section *s)
+static int parse_model(bconf *bc, const cnb_section *s, const cnb_registry *reg)
 {
     const cnb_conf *c = bc->conf;
     bmodel *m = &bc->models[bc->nm++];
@@ -148,9 +148,11 @@ static int parse_model(bconf *bc, const cnb_section *s)
         if (dot) { /* BACKEND.setting */
             *dot = '\0';
             int b = backend_index(bc, key);
+            if (b < 0 && cnb_registry_backend(reg, key))
+                continue; /* a backend left out of this run (--set bench.backends=...) */
             if (b < 0)
-                return cnb_error("%s:%d: [%s] %s: '%s' is not in [bench] backends", c->path,
-                                 kv->line, s->name, kv->key, key);
+                return cnb_error("%s:%d: [%s] %s: '%s' is not a backend", c->path, kv->line,
+                                 s->name, kv->key, key);
             override *o = &m->ov[b];
             long v;
             double d;
@@ -206,7 +208,7 @@ static int parse_model(bconf *bc, const cnb_section *s)
     return 0;
 }
 
-static int parse(bconf *bc, const cnb_conf *c)
+static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
     static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
@@ -266,7 +268,7 @@ static int parse(bconf *bc, const cnb_conf *c)
         if (strncmp(c->sec[i].name, "bench.", 6) == 0) {
             if (bc->nm == MAX_MODELS)
                 return cnb_error("%s: at most %d [bench.NAME] sections", c->path, MAX_MODELS);
-            if (parse_model(bc, &c->sec[i]))
+            if (parse_model(bc, &c->sec[i], reg))
                 return CNB_EINVAL;
         } else if (strcmp(c->sec[i].name, "experiment") != 0 &&
                    strcmp(c->sec[i].name, "bench") != 0) {
@@ -839,7 +841,22 @@ static int write_report(const bconf *bc, const results *r)
                     t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= 0.10 ? " unstable" : "", t->s.n,
                     t->s.outliers, t->create_ms, t->gflops, share);
         }
-        fprintf(f, "\n![throughput](throughput-%s.png)\n\n", m->name);
+        /* each backend against the peer (PyTorch) at the same thread count */
+        int said = 0;
+        for (int i = 0; i < r->n_rows; i++) {
+            const row *t = &r->rows[i], *p = NULL;
+            if (!t->train || strcmp(t->model, m->name) || strncmp(t->backend, "pytorch", 7) == 0)
+                continue;
+            for (int j = 0; j < r->n_rows && !p; j++)
+                if (r->rows[j].train && r->rows[j].threads == t->threads &&
+                    !strcmp(r->rows[j].model, m->name) && !strncmp(r->rows[j].backend, "pytorch", 7))
+                    p = &r->rows[j];
+            if (!p)
+                continue;
+            fprintf(f, "%s%s %.2f× (%d thread%s)", said++ ? ", " : "\nTraining throughput against "
+                    "PyTorch: ", t->backend, t->ips / p->ips, t->threads, t->threads == 1 ? "" : "s");
+        }
+        fprintf(f, "%s\n![throughput](throughput-%s.png)\n\n", said ? ".\n" : "", m->name);
         for (int ti = 0; ti < bc->nt && bc->layers; ti++) {
             int threads = bc->threads[ti];
             fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share "
@@ -899,7 +916,7 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
     bconf bc;
     results r;
     memset(&r, 0, sizeof r);
-    int rc = parse(&bc, conf);
+    int rc = parse(&bc, conf, reg);
     for (int b = 0; b < bc.nb && rc == 0; b++)
         if (!cnb_registry_backend(reg, bc.backends[b])) {
             char names[512];

@@ -6,7 +6,8 @@
  *   cnnbench run EXPERIMENT.ini           run every cell of the experiment's grid, or
  *                                         time backends (mode = time)
  *   cnnbench bench MODEL.ini              time every backend on one model
- *   cnnbench report|plot RESULTS_DIR      redo a sweep's tables and plots from its cells
+ *   cnnbench report RESULTS_DIR           redo a sweep's tables and plots from its cells
+ *   cnnbench plot RESULTS_DIR             redraw every plot in a results folder
  *
  * Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 interrupted.
  */
@@ -52,8 +53,8 @@ static void usage(FILE *out)
             "                           then write its report and plots\n"
             "  bench MODEL.ini          time the model on every backend (whole network and per\n"
             "                           layer; --set bench.threads=1,2 bench.batch=256 ...)\n"
-            "  report RESULTS_DIR       redo the tables and plots of a sweep from its cells\n"
-            "  plot RESULTS_DIR         the same (redraws every plot)\n\n"
+            "  report RESULTS_DIR       redo a sweep's tables and plots from its cells\n"
+            "  plot RESULTS_DIR         redraw every plot in a results folder (gnuplot *.gp)\n\n"
             "options:\n"
             "  --set KEY=VALUE          run: override section.key (train.epochs=3,\n"
             "                           vars.act=relu, sweep.seed=1,2); summary: set a model\n"
@@ -274,7 +275,7 @@ static int cmd_report(const options *o)
     if (!o->file)
         return cnb_error("%s needs a results folder: cnnbench %s results/lenet5-ablation",
                          o->command, o->command);
-    return cnb_report_write(o->file);
+    return strcmp(o->command, "plot") == 0 ? cnb_plot_all(o->file) : cnb_report_write(o->file);
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
  */
 #include "report.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -503,5 +504,31 @@ int cnb_report_write(const char *dir)
     free(cells);
     free(v);
     cnb_conf_free(&info);
+    return rc;
+}
+
+static int gp_file(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return n > 3 && strcmp(d->d_name + n - 3, ".gp") == 0;
+}
+
+int cnb_plot_all(const char *dir)
+{
+    struct dirent **list;
+    int n = scandir(dir, &list, gp_file, alphasort), rc = 0, drawn = 0;
+    if (n < 0)
+        return cnb_error("%s: cannot read the folder: %s", dir, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && (rc = cnb_gnuplot(dir, list[i]->d_name)) == 0)
+            drawn++;
+        free(list[i]);
+    }
+    free(list);
+    if (rc == 0 && drawn == 0)
+        return cnb_error("%s: no gnuplot scripts (*.gp) here; give a folder that `cnnbench "
+                         "run` wrote", dir);
+    if (rc == 0)
+        printf("redrew %d plot%s in %s\n", drawn, drawn == 1 ? "" : "s", dir);
     return rc;
 }

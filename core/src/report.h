@@ -16,6 +16,9 @@
  * 0, or an error (reported). Gnuplot runs as a child process; its failure is an error. */
 int cnb_report_write(const char *dir);
 
+/* Redraw every plot in `dir`: gnuplot on each *.gp (sweep and bench folders alike). */
+int cnb_plot_all(const char *dir);
+
 /* Run `gnuplot script` in `dir`; 0 or an error naming the script. */
 int cnb_gnuplot(const char *dir, const char *script);
 
