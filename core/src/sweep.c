@@ -232,7 +232,8 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             fflush(stdout);
             pid_t pid = fork();
             if (pid == 0)
-                run_child(e, reg, s, o->progress && o->jobs == 1, o->jobs > 1);
+                run_child(e, reg, s, o->progress && (o->jobs == 1 || to_run == 1),
+                          o->jobs > 1 && to_run > 1);
             if (pid < 0) {
                 s->state = FAILED;
                 snprintf(s->message, sizeof s->message, "fork: %s", strerror(errno));
