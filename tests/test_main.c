@@ -23,6 +23,7 @@ static const struct {
     {"train", suite_train},
     {"sweep", suite_sweep},
     {"conformance", suite_conformance},
+    {"agreement", suite_agreement},
 };
 
 int main(int argc, char **argv)

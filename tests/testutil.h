@@ -17,6 +17,7 @@ void suite_gradcheck(void);
 void suite_train(void);
 void suite_sweep(void);
 void suite_conformance(void);
+void suite_agreement(void);
 
 /* Register a suite of NULL-terminated {name, fn} pairs; aborts on registry failure. */
 typedef struct {
