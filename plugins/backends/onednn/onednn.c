@@ -1,0 +1,1084 @@
+/*
+ * onednn.c - the oneDNN backend ("onednn"): every op of cnnbench/backend.h, forward and
+ * backward, as oneDNN 2.x primitives through its C API on the CPU engine.
+ *
+ * Create once, execute many. kernel_create builds, for one fixed descriptor, the
+ * primitive descriptors and primitives of the forward pass and both backward passes,
+ * the reorders between the host's dense NCHW/OIHW tensors and the layouts oneDNN chose,
+ * and every buffer: reordered copies, workspaces (max-pool indices, LRN) and the
+ * scratchpad (user-managed, one buffer per backend state shared by its kernels, which
+ * run one at a time on the state's stream). The host's pointers change from call to
+ * call, so each host tensor is a memory object made without a buffer and bound with
+ * dnnl_memory_set_data_handle(); forward and backward then only bind and execute.
+ *
+ * Layouts. A convolution lets oneDNN choose (format_tag any; on AVX-512 that is nChw16c
+ * activations and OIhw16i16o-like weights) and reorders at its edges: src in, dst out,
+ * diff_dst in, diff_src and diff_weights out, and the weights on every call, as SGD
+ * changes them between steps. The blocked src made by forward is reused by the
+ * backward-weights pass (the ABI lets backward use what the latest forward on the same
+ * src saved). Backward weights takes nhwc where oneDNN 2.6 would otherwise drop to an
+ * AVX2 kernel (4 <= C < 16). LRN runs on nChw16c, since oneDNN has no fast NCHW backward
+ * (its reference kernel took 417 ms for AlexNet norm1 at batch 32, 7 ms blocked); its
+ * blocked src from forward is kept for backward too. Inner product, pooling, eltwise and
+ * softmax run on the plain tensors directly: a reorder there costs as much as the op.
+ *
+ * Semantics follow the naive backend, the oracle:
+ *   - LRN: oneDNN divides alpha by the size and the ABI does not, so alpha * size is
+ *     passed; an even size is left to naive (oneDNN's window then has size channels,
+ *     naive's size + 1). The forward workspace is kept for backward.
+ *   - average pooling includes padding (divisor kh*kw); max pooling keeps the forward
+ *     workspace and, like naive, the first maximum in row-major window order wins.
+ *   - sigmoid's backward uses dst, ReLU's uses src (dx = 0 at x = 0).
+ *   - softmax is a primitive; the loss, mean -log p[label] over real labels, comes from
+ *     a log-softmax primitive (finite where p underflows, as naive's log(0) guard), and
+ *     the gradient (p - onehot)/n_real is a plain loop, 0 for padding (negative) labels.
+ *   - a NULL bias is a zero bias; a NULL diff_* skips its pass (diff_bias alone is a
+ *     plain loop); a NULL diff_bias next to diff_weights goes to a private sink.
+ * It is deliberately not a graph compiler: each kernel reorders its own edges, because
+ * the ABI hands dense NCHW tensors between layers.
+ *
+ * Threads: cfg->threads is the OpenMP thread count. It is set again before every create
+ * and call, because oneDNN sizes its per-thread buffers at create and reads the count at
+ * execution, and another backend state in the process may have set a different one.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+
+#include "cnnbench/backend.h"
+
+#define WHO "onednn"
+#define MAX_ARGS 8  /* execution arguments of one primitive          */
+#define MAX_MEMS 32 /* memory objects of one kernel                  */
+
+/* ------------------------------------------------------------------------------------ */
+/* Backend state: one engine, stream and scratchpad per init(). Kernels hold a reference,
+ * so the state outlives fini() until its last kernel is destroyed. */
+
+typedef struct onednn_state {
+    const cnb_host *host;
+    int threads;                /* OpenMP threads for every create and call     */
+    int refs;                   /* 1 for the backend, 1 per live kernel         */
+    dnnl_engine_t engine;       /* CPU engine 0                                 */
+    dnnl_stream_t stream;       /* in-order; every kernel executes on it        */
+    dnnl_primitive_attr_t attr; /* scratchpad mode user                         */
+    void *scratch;              /* the shared scratchpad, grown at create only  */
+    size_t scratch_bytes;
+    char info[200];
+} onednn_state;
+
+static void state_release(onednn_state *st)
+{
+    if (!st || --st->refs > 0)
+        return;
+    if (st->attr)
+        dnnl_primitive_attr_destroy(st->attr);
+    if (st->stream)
+        dnnl_stream_destroy(st->stream);
+    if (st->engine)
+        dnnl_engine_destroy(st->engine);
+    st->host->free(st->scratch);
+    st->host->free(st);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernels. A prim is one primitive with its argument list, ready to execute; a tensor
+ * is one argument as the host holds it and as the primitive wants it. */
+
+typedef struct prim {
+    dnnl_primitive_t p;             /* NULL: nothing to run                      */
+    dnnl_memory_t scratch;          /* bound to the state's scratchpad, or NULL  */
+    int nargs;
+    dnnl_exec_arg_t args[MAX_ARGS];
+} prim;
+
+typedef struct tensor {
+    dnnl_memory_t user; /* host layout, bound per call; NULL when mem is borrowed    */
+    dnnl_memory_t mem;  /* what the primitive uses: user, or a buffer in its layout  */
+    prim reorder;       /* user -> mem (inputs), mem -> user (outputs); empty if same */
+} tensor;
+
+typedef struct dn_kernel {
+    cnb_kernel base;          /* first: the host only sees this                   */
+    onednn_state *st;
+    cnb_op_desc d;            /* the descriptor it was created for                */
+    /* forward */
+    tensor src, weights, dst;
+    dnnl_memory_t bias;       /* (K) plain: a->bias, or zeros                    */
+    dnnl_memory_t ws;         /* max pool, LRN: forward writes, backward reads   */
+    prim fwd;
+    prim fwd_log;             /* softmax: log-softmax for the loss               */
+    /* backward */
+    tensor diff_dst;          /* as backward-data wants it                       */
+    tensor diff_dst_w;        /* as backward-weights wants it (often borrowed)   */
+    tensor src_w;             /* backward-weights' src (often forward's copy)    */
+    tensor weights_d;         /* backward-data's weights                         */
+    tensor diff_src, diff_weights;
+    dnnl_memory_t diff_bias;  /* (K) plain: a->diff_bias, or sink                */
+    prim bwd_data, bwd_weights;
+    float *zeros;             /* (K) the bias when a->bias is NULL               */
+    float *sink;              /* (K) diff_bias nobody asked for                  */
+    const float *logp;        /* softmax: (N,D) log-probabilities (fwd_log dst)  */
+    dnnl_memory_t mems[MAX_MEMS]; /* every memory object, destroyed together      */
+    int n_mems;
+} dn_kernel;
+
+static const char *const op_names[CNB_OP_COUNT] = {
+    [CNB_OP_CONV] = "conv", [CNB_OP_INNER_PRODUCT] = "inner_product",
+    [CNB_OP_POOL_MAX] = "pool_max", [CNB_OP_POOL_AVG] = "pool_avg",
+    [CNB_OP_SIGMOID] = "sigmoid", [CNB_OP_RELU] = "relu", [CNB_OP_LRN] = "lrn",
+    [CNB_OP_SOFTMAX_XENT] = "softmax_xent",
+};
+
+static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
+static int fail(const cnb_host *host, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
+    return code;
+}
+
+/* A oneDNN call failed: say which, and map the status onto a cnb_status. Unimplemented
+ * (a geometry oneDNN has no kernel for) is CNB_ENOTSUP, so the host runs naive. */
+static int dnnl_fail(dn_kernel *k, dnnl_status_t s, const char *call, int line)
+{
+    const cnb_host *host = k->st->host;
+    if (s == dnnl_unimplemented) {
+        host->log(CNB_LOG_WARN, WHO, "%s: oneDNN has no implementation (%s, line %d); "
+                  "the naive backend runs it", op_names[k->d.op], call, line);
+        return CNB_ENOTSUP;
+    }
+    host->log(CNB_LOG_ERROR, WHO, "%s: %s failed: %s (onednn.c:%d)", op_names[k->d.op], call,
+              dnnl_status2str(s), line);
+    return s == dnnl_out_of_memory ? CNB_ENOMEM : CNB_EINVAL;
+}
+
+/* In a function with `int rc` and a `done:` label. */
+#define TRY(call)                                                                   \
+    do {                                                                            \
+        dnnl_status_t s_ = (call);                                                  \
+        if (s_ != dnnl_success) {                                                   \
+            rc = dnnl_fail(k, s_, #call, __LINE__);                                 \
+            goto done;                                                              \
+        }                                                                           \
+    } while (0)
+
+/* "nChw16c"-like name of a layout, for the debug log. */
+static void md_str(char *buf, size_t len, const dnnl_memory_desc_t *md)
+{
+    if (md->format_kind != dnnl_blocked) {
+        snprintf(buf, len, "%s", dnnl_fmt_kind2str(md->format_kind));
+        return;
+    }
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    int order[DNNL_MAX_NDIMS], nd = md->ndims, n = 0;
+    for (int i = 0; i < nd; i++)
+        order[i] = i;
+    for (int i = 0; i < nd; i++) /* outer dims by decreasing stride (stable) */
+        for (int j = nd - 1; j > i; j--)
+            if (b->strides[order[j]] > b->strides[order[j - 1]]) {
+                int t = order[j];
+                order[j] = order[j - 1];
+                order[j - 1] = t;
+            }
+    for (int i = 0; i < nd && n < (int)len - 1; i++) {
+        int blocked = 0;
+        for (int j = 0; j < b->inner_nblks; j++)
+            blocked |= b->inner_idxs[j] == order[i];
+        buf[n++] = (char)((blocked ? 'A' : 'a') + order[i]);
+    }
+    for (int j = 0; j < b->inner_nblks && n < (int)len - 1; j++)
+        n += snprintf(buf + n, len - n, "%d%c", (int)b->inner_blks[j],
+                      (char)('a' + b->inner_idxs[j]));
+    buf[n < (int)len ? n : (int)len - 1] = '\0';
+}
+
+static dnnl_status_t mem_new(dn_kernel *k, dnnl_memory_t *m, const dnnl_memory_desc_t *md,
+                             void *handle)
+{
+    if (k->n_mems == MAX_MEMS)
+        return dnnl_out_of_memory;
+    dnnl_status_t s = dnnl_memory_create(m, md, k->st->engine, handle);
+    if (s == dnnl_success)
+        k->mems[k->n_mems++] = *m;
+    return s;
+}
+
+static void prim_arg(prim *p, int arg, dnnl_memory_t mem)
+{
+    p->args[p->nargs].arg = arg;
+    p->args[p->nargs].memory = mem;
+    p->nargs++;
+}
+
+/* The primitive of pd, its scratchpad (the state's buffer grows to fit) and no args. */
+static dnnl_status_t prim_make(dn_kernel *k, prim *p, const_dnnl_primitive_desc_t pd)
+{
+    onednn_state *st = k->st;
+    dnnl_status_t s = dnnl_primitive_create(&p->p, pd);
+    if (s != dnnl_success)
+        return s;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    if (!bytes)
+        return dnnl_success;
+    if (bytes > st->scratch_bytes) {
+        void *grown = st->host->alloc(bytes);
+        if (!grown)
+            return dnnl_out_of_memory;
+        st->host->free(st->scratch);
+        st->scratch = grown;
+        st->scratch_bytes = bytes;
+    }
+    s = mem_new(k, &p->scratch, md, DNNL_MEMORY_NONE);
+    if (s == dnnl_success)
+        prim_arg(p, DNNL_ARG_SCRATCHPAD, p->scratch);
+    return s;
+}
+
+static dnnl_status_t pd_make(dn_kernel *k, dnnl_primitive_desc_t *pd, const void *op_desc,
+                             const_dnnl_primitive_desc_t hint)
+{
+    return dnnl_primitive_desc_create(pd, op_desc, k->st->attr, k->st->engine, hint);
+}
+
+static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+static int is_avx512(dnnl_cpu_isa_t isa)
+{
+    return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
+/* Does the implementation oneDNN picked for pd run AVX-512 code ("jit:avx512_core")? */
+static int pd_is_avx512(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+           impl && strstr(impl, "avx512");
+}
+
+/* A tensor the host holds as `host_md` and the primitive wants as `want`; an output
+ * reorders want -> host after the primitive, an input host -> want before it. */
+static dnnl_status_t tensor_make(dn_kernel *k, tensor *t, const dnnl_memory_desc_t *host_md,
+                                 const dnnl_memory_desc_t *want, int output, const char *what)
+{
+    dnnl_status_t s = mem_new(k, &t->user, host_md, DNNL_MEMORY_NONE);
+    if (s != dnnl_success)
+        return s;
+    if (dnnl_memory_desc_equal(host_md, want)) {
+        t->mem = t->user;
+        return dnnl_success;
+    }
+    char a[32], b[32];
+    md_str(a, sizeof a, host_md);
+    md_str(b, sizeof b, want);
+    k->st->host->log(CNB_LOG_DEBUG, WHO, "%s: %s reordered %s %s %s", op_names[k->d.op], what,
+                     output ? b : a, "->", output ? a : b);
+    if ((s = mem_new(k, &t->mem, want, DNNL_MEMORY_ALLOCATE)) != dnnl_success)
+        return s;
+    dnnl_primitive_desc_t rpd = NULL;
+    const dnnl_memory_desc_t *from = output ? want : host_md, *to = output ? host_md : want;
+    s = dnnl_reorder_primitive_desc_create(&rpd, from, k->st->engine, to, k->st->engine,
+                                           k->st->attr);
+    if (s == dnnl_success)
+        s = prim_make(k, &t->reorder, rpd);
+    if (rpd)
+        dnnl_primitive_desc_destroy(rpd);
+    if (s == dnnl_success) {
+        prim_arg(&t->reorder, DNNL_ARG_FROM, output ? t->mem : t->user);
+        prim_arg(&t->reorder, DNNL_ARG_TO, output ? t->user : t->mem);
+    }
+    return s;
+}
+
+/* A tensor that borrows `mem` (already in the wanted layout) when `have` equals `want`,
+ * or else gets its own reorder from the host layout. */
+static dnnl_status_t tensor_share(dn_kernel *k, tensor *t, dnnl_memory_t mem,
+                                  const dnnl_memory_desc_t *have,
+                                  const dnnl_memory_desc_t *host_md,
+                                  const dnnl_memory_desc_t *want, const char *what)
+{
+    if (dnnl_memory_desc_equal(have, want)) {
+        t->mem = mem;
+        return dnnl_success;
+    }
+    return tensor_make(k, t, host_md, want, 0, what);
+}
+
+static dnnl_status_t plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
+                              dnnl_format_tag_t tag)
+{
+    return dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Execution: bind the host's pointers, run the non-empty prims in order, wait. */
+
+static void begin(const dn_kernel *k) { omp_set_num_threads(k->st->threads); }
+
+static int bind(dn_kernel *k, const tensor *t, const void *ptr)
+{
+    if (!t->user || !ptr)
+        return CNB_OK;
+    dnnl_status_t s = dnnl_memory_set_data_handle(t->user, (void *)ptr);
+    return s == dnnl_success ? CNB_OK : dnnl_fail(k, s, "dnnl_memory_set_data_handle", __LINE__);
+}
+
+static int bind_mem(dn_kernel *k, dnnl_memory_t m, const void *ptr)
+{
+    dnnl_status_t s = dnnl_memory_set_data_handle(m, (void *)ptr);
+    return s == dnnl_success ? CNB_OK : dnnl_fail(k, s, "dnnl_memory_set_data_handle", __LINE__);
+}
+
+static int run(dn_kernel *k, prim *const *seq, int n)
+{
+    onednn_state *st = k->st;
+    for (int i = 0; i < n; i++) {
+        prim *p = seq[i];
+        if (!p || !p->p)
+            continue;
+        if (p->scratch) {
+            dnnl_status_t s = dnnl_memory_set_data_handle(p->scratch, st->scratch);
+            if (s != dnnl_success)
+                return dnnl_fail(k, s, "dnnl_memory_set_data_handle(scratchpad)", __LINE__);
+        }
+        dnnl_status_t s = dnnl_primitive_execute(p->p, st->stream, p->nargs, p->args);
+        if (s != dnnl_success)
+            return dnnl_fail(k, s, "dnnl_primitive_execute", __LINE__);
+    }
+    dnnl_status_t s = dnnl_stream_wait(st->stream);
+    return s == dnnl_success ? CNB_OK : dnnl_fail(k, s, "dnnl_stream_wait", __LINE__);
+}
+
+#define RUN(k, ...)                                                                   \
+    run((k), (prim *const[]){__VA_ARGS__},                                            \
+        (int)(sizeof((prim *const[]){__VA_ARGS__}) / sizeof(prim *)))
+
+/* dbias[k] = sum_{n,o} dout[n,k,o], for a backward asked for diff_bias alone. */
+static void bias_grad(float *dbias, const float *dout, int N, int K, int HW)
+{
+    for (int c = 0; c < K; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float *row = dout + ((size_t)n * K + c) * HW;
+            for (int o = 0; o < HW; o++)
+                sum += row[o];
+        }
+        dbias[c] = (float)sum;
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Convolution and inner product: forward, backward data, backward weights (with bias).
+ * Both share forward and backward; they differ in descriptors and in layouts (the
+ * convolution's are oneDNN's choice, the inner product's plain). */
+
+static int wb_forward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    begin(k);
+    int rc = bind(k, &k->src, a->src);             /* (N,C,H,W)      */
+    if (!rc)
+        rc = bind(k, &k->weights, a->weights);     /* (K,C,KH,KW)    */
+    if (!rc)
+        rc = bind_mem(k, k->bias, a->bias ? a->bias : k->zeros); /* (K) */
+    if (!rc)
+        rc = bind(k, &k->dst, a->dst);             /* (N,K,OH,OW)    */
+    if (rc)
+        return rc;
+    return RUN(k, &k->src.reorder, &k->weights.reorder, &k->fwd, &k->dst.reorder);
+}
+
+static int wb_backward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    const int N = k->d.batch, K = k->d.dst.c, OHW = k->d.dst.h * k->d.dst.w;
+    const int need_d = a->diff_src != NULL, need_w = a->diff_weights != NULL;
+    begin(k);
+    if (!need_w && a->diff_bias)
+        bias_grad(a->diff_bias, a->diff_dst, N, K, OHW);
+    if (!need_d && !need_w)
+        return CNB_OK;
+    int rc = bind(k, &k->diff_dst, a->diff_dst);    /* (N,K,OH,OW)  */
+    if (!rc)
+        rc = bind(k, &k->diff_dst_w, a->diff_dst);
+    if (!rc)  /* src_w borrows src.mem, which is src.user when src is not reordered */
+        rc = bind(k, &k->src, a->src);              /* (N,C,H,W)    */
+    if (!rc)
+        rc = bind(k, &k->src_w, a->src);
+    if (!rc)
+        rc = bind(k, &k->weights_d, a->weights);    /* (K,C,KH,KW)  */
+    if (!rc)
+        rc = bind(k, &k->diff_src, a->diff_src);    /* (N,C,H,W)    */
+    if (!rc)
+        rc = bind(k, &k->diff_weights, a->diff_weights);
+    if (!rc && need_w)
+        rc = bind_mem(k, k->diff_bias, a->diff_bias ? a->diff_bias : k->sink);
+    if (rc)
+        return rc;
+    /* backward-weights reads diff_dst.mem when diff_dst_w borrows it */
+    int ddst = need_d || !k->diff_dst_w.user;
+    prim *none = NULL;
+    return RUN(k, ddst ? &k->diff_dst.reorder : none,
+               need_d ? &k->weights_d.reorder : none, need_d ? &k->bwd_data : none,
+               need_d ? &k->diff_src.reorder : none, need_w ? &k->src_w.reorder : none,
+               need_w ? &k->diff_dst_w.reorder : none, need_w ? &k->bwd_weights : none,
+               need_w ? &k->diff_weights.reorder : none);
+}
+
+/* Shared by conv and inner product once the three primitive descriptors exist: host
+ * layouts src_md, w_md, dst_md; bias and diff_bias are plain (K) and never reordered. */
+static int wb_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
+                    const_dnnl_primitive_desc_t dpd, const_dnnl_primitive_desc_t wpd,
+                    const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *w_md,
+                    const dnnl_memory_desc_t *b_md, const dnnl_memory_desc_t *dst_md)
+{
+    const cnb_host *host = k->st->host;
+    const int K = k->d.dst.c;
+    int rc = CNB_OK;
+    /* forward */
+    TRY(tensor_make(k, &k->src, src_md, pd_md(fpd, dnnl_query_src_md), 0, "src"));
+    TRY(tensor_make(k, &k->weights, w_md, pd_md(fpd, dnnl_query_weights_md), 0, "weights"));
+    TRY(tensor_make(k, &k->dst, dst_md, pd_md(fpd, dnnl_query_dst_md), 1, "dst"));
+    TRY(mem_new(k, &k->bias, b_md, DNNL_MEMORY_NONE));
+    TRY(prim_make(k, &k->fwd, fpd));
+    prim_arg(&k->fwd, DNNL_ARG_SRC, k->src.mem);
+    prim_arg(&k->fwd, DNNL_ARG_WEIGHTS, k->weights.mem);
+    prim_arg(&k->fwd, DNNL_ARG_BIAS, k->bias);
+    prim_arg(&k->fwd, DNNL_ARG_DST, k->dst.mem);
+    /* backward data */
+    TRY(tensor_make(k, &k->diff_dst, dst_md, pd_md(dpd, dnnl_query_diff_dst_md), 0,
+                    "diff_dst"));
+    TRY(tensor_make(k, &k->weights_d, w_md, pd_md(dpd, dnnl_query_weights_md), 0,
+                    "weights (backward data)"));
+    TRY(tensor_make(k, &k->diff_src, src_md, pd_md(dpd, dnnl_query_diff_src_md), 1,
+                    "diff_src"));
+    TRY(prim_make(k, &k->bwd_data, dpd));
+    prim_arg(&k->bwd_data, DNNL_ARG_DIFF_DST, k->diff_dst.mem);
+    prim_arg(&k->bwd_data, DNNL_ARG_WEIGHTS, k->weights_d.mem);
+    prim_arg(&k->bwd_data, DNNL_ARG_DIFF_SRC, k->diff_src.mem);
+    /* backward weights: src from forward's copy and diff_dst from backward data's when
+     * the layouts agree */
+    TRY(tensor_share(k, &k->src_w, k->src.mem, pd_md(fpd, dnnl_query_src_md), src_md,
+                     pd_md(wpd, dnnl_query_src_md), "src (backward weights)"));
+    TRY(tensor_share(k, &k->diff_dst_w, k->diff_dst.mem, pd_md(dpd, dnnl_query_diff_dst_md),
+                     dst_md, pd_md(wpd, dnnl_query_diff_dst_md), "diff_dst (backward weights)"));
+    TRY(tensor_make(k, &k->diff_weights, w_md, pd_md(wpd, dnnl_query_diff_weights_md), 1,
+                    "diff_weights"));
+    TRY(mem_new(k, &k->diff_bias, b_md, DNNL_MEMORY_NONE));
+    TRY(prim_make(k, &k->bwd_weights, wpd));
+    prim_arg(&k->bwd_weights, DNNL_ARG_SRC, k->src_w.mem);
+    prim_arg(&k->bwd_weights, DNNL_ARG_DIFF_DST, k->diff_dst_w.mem);
+    prim_arg(&k->bwd_weights, DNNL_ARG_DIFF_WEIGHTS, k->diff_weights.mem);
+    prim_arg(&k->bwd_weights, DNNL_ARG_DIFF_BIAS, k->diff_bias);
+
+    k->zeros = host->alloc(sizeof(float) * K);
+    k->sink = host->alloc(sizeof(float) * K);
+    if (!k->zeros || !k->sink)
+        rc = CNB_ENOMEM;
+done:
+    return rc;
+}
+
+/* out = bias + weight (*) inp, with stride and symmetric zero padding; O follows
+ * floor((I - K + 2P)/S) + 1, which oneDNN accepts with padding_r = P. */
+static int conv_create(dn_kernel *k)
+{
+    const cnb_op_desc *d = &k->d;
+    const dnnl_dim_t N = d->batch, C = d->src.c, H = d->src.h, W = d->src.w;
+    const dnnl_dim_t K = d->dst.c, OH = d->dst.h, OW = d->dst.w;
+    const dnnl_dims_t src_dims = {N, C, H, W}, w_dims = {K, C, d->u.conv.kh, d->u.conv.kw};
+    const dnnl_dims_t b_dims = {K}, dst_dims = {N, K, OH, OW};
+    const dnnl_dims_t strides = {d->u.conv.sh, d->u.conv.sw};
+    const dnnl_dims_t pad = {d->u.conv.ph, d->u.conv.pw};
+    dnnl_memory_desc_t src_md, w_md, b_md, dst_md, src_any, w_any, dst_any;
+    dnnl_convolution_desc_t fd, dd, wd;
+    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
+    int rc = CNB_OK;
+
+    TRY(plain_md(&src_md, 4, src_dims, dnnl_nchw));
+    TRY(plain_md(&w_md, 4, w_dims, dnnl_oihw));
+    TRY(plain_md(&b_md, 1, b_dims, dnnl_x));
+    TRY(plain_md(&dst_md, 4, dst_dims, dnnl_nchw));
+    TRY(plain_md(&src_any, 4, src_dims, dnnl_format_tag_any));
+    TRY(plain_md(&w_any, 4, w_dims, dnnl_format_tag_any));
+    TRY(plain_md(&dst_any, 4, dst_dims, dnnl_format_tag_any));
+    TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                           &src_any, &w_any, &b_md, &dst_any, strides, pad,
+                                           pad));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src_any, &w_any,
+                                                 &dst_any, strides, pad, pad));
+    TRY(pd_make(k, &dpd, &dd, fpd));
+    TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src_any,
+                                                    &w_any, &b_md, &dst_any, strides, pad,
+                                                    pad));
+    TRY(pd_make(k, &wpd, &wd, fpd));
+    /* oneDNN 2.6 runs backward weights with 4 <= C < 16 on an AVX2 8-blocked kernel (its
+     * AVX-512 one wants C < 4 or C % 16 == 0); on nhwc it keeps AVX-512: 2.5 instead of
+     * 3.5 ms for LeNet conv2 at batch 256. Take nhwc when that is the only AVX-512 kernel. */
+    if (is_avx512(dnnl_get_effective_cpu_isa()) && !pd_is_avx512(wpd)) {
+        dnnl_memory_desc_t src_nhwc, dst_nhwc;
+        dnnl_primitive_desc_t alt = NULL;
+        TRY(plain_md(&src_nhwc, 4, src_dims, dnnl_nhwc));
+        TRY(plain_md(&dst_nhwc, 4, dst_dims, dnnl_nhwc));
+        TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
+                                                        &src_nhwc, &w_any, &b_md, &dst_nhwc,
+                                                        strides, pad, pad));
+        if (pd_make(k, &alt, &wd, fpd) == dnnl_success && pd_is_avx512(alt)) {
+            dnnl_primitive_desc_destroy(wpd);
+            wpd = alt;
+        } else if (alt) {
+            dnnl_primitive_desc_destroy(alt);
+        }
+    }
+    rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(dpd);
+    dnnl_primitive_desc_destroy(wpd);
+    return rc;
+}
+
+/* out[n,k] = bias[k] + sum_i weight[k,i] inp[n,i] over i < D = C*H*W: the (N,C,H,W)
+ * src is the (N,D) matrix and the weights are (K,D), all plain (GEMM-based). */
+static int inner_product_create(dn_kernel *k)
+{
+    const cnb_op_desc *d = &k->d;
+    const dnnl_dim_t N = d->batch, D = (dnnl_dim_t)cnb_shape_size(d->src), K = d->dst.c;
+    const dnnl_dims_t src_dims = {N, D}, w_dims = {K, D}, b_dims = {K}, dst_dims = {N, K};
+    dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
+    dnnl_inner_product_desc_t fd, dd, wd;
+    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
+    int rc = CNB_OK;
+
+    TRY(plain_md(&src_md, 2, src_dims, dnnl_nc));
+    TRY(plain_md(&w_md, 2, w_dims, dnnl_oi));
+    TRY(plain_md(&b_md, 1, b_dims, dnnl_x));
+    TRY(plain_md(&dst_md, 2, dst_dims, dnnl_nc));
+    TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src_md, &w_md, &b_md,
+                                             &dst_md));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_inner_product_backward_data_desc_init(&dd, &src_md, &w_md, &dst_md));
+    TRY(pd_make(k, &dpd, &dd, fpd));
+    TRY(dnnl_inner_product_backward_weights_desc_init(&wd, &src_md, &w_md, &b_md, &dst_md));
+    TRY(pd_make(k, &wpd, &wd, fpd));
+    rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(dpd);
+    dnnl_primitive_desc_destroy(wpd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Pooling, eltwise and LRN: plain NCHW in and out, one forward and one backward
+ * primitive; max pooling and LRN pass the forward workspace to backward. */
+
+static int data_forward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    begin(k);
+    int rc = bind(k, &k->src, a->src);  /* (N,C,H,W)   */
+    if (!rc)
+        rc = bind(k, &k->dst, a->dst);  /* (N,C,OH,OW) */
+    return rc ? rc : RUN(k, &k->src.reorder, &k->fwd, &k->dst.reorder);
+}
+
+static int data_backward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    if (!a->diff_src)
+        return CNB_OK;
+    begin(k);
+    int rc = bind(k, &k->src, a->src);            /* (N,C,H,W): relu, LRN     */
+    if (!rc)
+        rc = bind(k, &k->dst, a->dst);            /* (N,C,OH,OW): sigmoid     */
+    if (!rc)
+        rc = bind(k, &k->diff_dst, a->diff_dst);  /* (N,C,OH,OW)              */
+    if (!rc)
+        rc = bind(k, &k->diff_src, a->diff_src);  /* (N,C,H,W)                */
+    /* a reordered src or dst is read from forward's copy */
+    return rc ? rc : RUN(k, &k->diff_dst.reorder, &k->bwd_data, &k->diff_src.reorder);
+}
+
+/* Tensors src and dst (forward), diff_dst and diff_src (backward data) on the plain
+ * layout of the two primitives, the workspace if the forward has one, and the args. */
+static int data_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
+                      const_dnnl_primitive_desc_t bpd, const dnnl_memory_desc_t *src_md,
+                      const dnnl_memory_desc_t *dst_md, int bwd_arg)
+{
+    int rc = CNB_OK;
+    TRY(tensor_make(k, &k->src, src_md, pd_md(fpd, dnnl_query_src_md), 0, "src"));
+    TRY(tensor_make(k, &k->dst, dst_md, pd_md(fpd, dnnl_query_dst_md), 1, "dst"));
+    TRY(tensor_make(k, &k->diff_dst, dst_md, pd_md(bpd, dnnl_query_diff_dst_md), 0,
+                    "diff_dst"));
+    TRY(tensor_make(k, &k->diff_src, src_md, pd_md(bpd, dnnl_query_diff_src_md), 1,
+                    "diff_src"));
+    const dnnl_memory_desc_t *ws = pd_md(fpd, dnnl_query_workspace_md);
+    if (ws && dnnl_memory_desc_get_size(ws))
+        TRY(mem_new(k, &k->ws, ws, DNNL_MEMORY_ALLOCATE));
+    TRY(prim_make(k, &k->fwd, fpd));
+    prim_arg(&k->fwd, DNNL_ARG_SRC, k->src.mem);
+    prim_arg(&k->fwd, DNNL_ARG_DST, k->dst.mem);
+    TRY(prim_make(k, &k->bwd_data, bpd));
+    prim_arg(&k->bwd_data, DNNL_ARG_DIFF_DST, k->diff_dst.mem);
+    prim_arg(&k->bwd_data, DNNL_ARG_DIFF_SRC, k->diff_src.mem);
+    if (bwd_arg == DNNL_ARG_SRC)
+        prim_arg(&k->bwd_data, DNNL_ARG_SRC, k->src.mem);
+    if (bwd_arg == DNNL_ARG_DST)
+        prim_arg(&k->bwd_data, DNNL_ARG_DST, k->dst.mem);
+    if (k->ws) {
+        prim_arg(&k->fwd, DNNL_ARG_WORKSPACE, k->ws);
+        prim_arg(&k->bwd_data, DNNL_ARG_WORKSPACE, k->ws);
+    }
+done:
+    return rc;
+}
+
+/* Max: the first largest input of the window (padding never wins); average: the window
+ * sum over kh*kw, padding counted as zeros. */
+static int pool_create(dn_kernel *k)
+{
+    const cnb_op_desc *d = &k->d;
+    const dnnl_dims_t src_dims = {d->batch, d->src.c, d->src.h, d->src.w};
+    const dnnl_dims_t dst_dims = {d->batch, d->dst.c, d->dst.h, d->dst.w};
+    const dnnl_dims_t strides = {d->u.pool.sh, d->u.pool.sw};
+    const dnnl_dims_t kernel = {d->u.pool.kh, d->u.pool.kw};
+    const dnnl_dims_t pad = {d->u.pool.ph, d->u.pool.pw};
+    const dnnl_alg_kind_t alg =
+        d->op == CNB_OP_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
+    dnnl_memory_desc_t src_md, dst_md;
+    dnnl_pooling_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    int rc = CNB_OK;
+
+    TRY(plain_md(&src_md, 4, src_dims, dnnl_nchw));
+    TRY(plain_md(&dst_md, 4, dst_dims, dnnl_nchw));
+    TRY(dnnl_pooling_forward_desc_init(&fd, dnnl_forward_training, alg, &src_md, &dst_md,
+                                       strides, kernel, pad, pad));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_pooling_backward_desc_init(&bd, alg, &src_md, &dst_md, strides, kernel, pad, pad));
+    TRY(pd_make(k, &bpd, &bd, fpd));
+    rc = data_build(k, fpd, bpd, &src_md, &dst_md, 0);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+    return rc;
+}
+
+/* Sigmoid y = 1/(1 + e^-x), dx = dy y (1 - y) from dst; ReLU y = max(x, 0),
+ * dx = dy [x > 0] from src. */
+static int eltwise_create(dn_kernel *k)
+{
+    const cnb_op_desc *d = &k->d;
+    const dnnl_dims_t dims = {d->batch, d->src.c, d->src.h, d->src.w};
+    const int sigmoid = d->op == CNB_OP_SIGMOID;
+    const dnnl_alg_kind_t alg = sigmoid ? dnnl_eltwise_logistic_use_dst_for_bwd : dnnl_eltwise_relu;
+    dnnl_memory_desc_t md;
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    int rc = CNB_OK;
+
+    TRY(plain_md(&md, 4, dims, dnnl_nchw));
+    TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, 0.0f, 0.0f));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, 0.0f, 0.0f));
+    TRY(pd_make(k, &bpd, &bd, fpd));
+    rc = data_build(k, fpd, bpd, &md, &md, sigmoid ? DNNL_ARG_DST : DNNL_ARG_SRC);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+    return rc;
+}
+
+/* b_c = a_c (k + alpha sum_{|c'-c| <= size/2} a_c'^2)^-beta: oneDNN divides its alpha by
+ * the size, so it gets alpha * size. */
+static int lrn_create(dn_kernel *k)
+{
+    const cnb_op_desc *d = &k->d;
+    const dnnl_dims_t dims = {d->batch, d->src.c, d->src.h, d->src.w};
+    const int size = d->u.lrn.size;
+    const float alpha = d->u.lrn.alpha * (float)size, beta = d->u.lrn.beta, kk = d->u.lrn.k;
+    dnnl_memory_desc_t md;
+    dnnl_lrn_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    int rc = CNB_OK;
+
+    dnnl_memory_desc_t bmd;
+    TRY(plain_md(&md, 4, dims, dnnl_nchw));
+    TRY(plain_md(&bmd, 4, dims, dnnl_nChw16c));
+    TRY(dnnl_lrn_forward_desc_init(&fd, dnnl_forward_training, dnnl_lrn_across_channels, &bmd,
+                                   size, alpha, beta, kk));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_lrn_backward_desc_init(&bd, dnnl_lrn_across_channels, &bmd, &bmd, size, alpha, beta,
+                                    kk));
+    TRY(pd_make(k, &bpd, &bd, fpd));
+    rc = data_build(k, fpd, bpd, &md, &md, DNNL_ARG_SRC);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Softmax with cross-entropy over the D = C*H*W values of each sample:
+ *     p = softmax(x)                 (a primitive, into dst)
+ *     loss = mean over real labels of -log p_label = -logsoftmax(x)_label
+ *     dx = (p - onehot(label)) / n_real, 0 for rows with a negative label (plain loop) */
+
+/* Count the real (non-negative) labels; CNB_EINVAL (logged) for a label >= D. */
+static int count_labels(const dn_kernel *k, const int32_t *labels, int *n_real)
+{
+    const int N = k->d.batch, D = (int)cnb_shape_size(k->d.src);
+    if (!labels)
+        return fail(k->st->host, CNB_EINVAL, "softmax_xent: no labels given");
+    *n_real = 0;
+    for (int n = 0; n < N; n++) {
+        if (labels[n] >= D)
+            return fail(k->st->host, CNB_EINVAL,
+                        "softmax_xent: label %d of sample %d is not below %d classes",
+                        (int)labels[n], n, D);
+        *n_real += labels[n] >= 0;
+    }
+    return CNB_OK;
+}
+
+static int softmax_xent_forward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    const int N = k->d.batch, D = (int)cnb_shape_size(k->d.src);
+    const int32_t *labels = a->labels; /* (N), or NULL when no loss is asked */
+    int n_real = 0;
+    if (a->loss) {
+        int err = count_labels(k, labels, &n_real);
+        if (err)
+            return err;
+    }
+    begin(k);
+    int rc = bind(k, &k->src, a->src);  /* (N,D) logits        */
+    if (!rc)
+        rc = bind(k, &k->dst, a->dst);  /* (N,D) probabilities */
+    if (!rc)
+        rc = a->loss ? RUN(k, &k->fwd, &k->fwd_log) : RUN(k, &k->fwd);
+    if (rc || !a->loss)
+        return rc;
+    double total = 0.0;
+    for (int n = 0; n < N; n++)
+        if (labels[n] >= 0)
+            total -= k->logp[(size_t)n * D + labels[n]];
+    *a->loss = n_real ? (float)(total / n_real) : 0.0f;
+    return CNB_OK;
+}
+
+static int softmax_xent_backward(cnb_kernel *self, const cnb_args *a)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    const int N = k->d.batch, D = (int)cnb_shape_size(k->d.src);
+    float *dinp = a->diff_src;         /* (N,D) */
+    const float *prob = a->dst;        /* (N,D) */
+    const int32_t *labels = a->labels; /* (N)   */
+    int n_real = 0;
+    int err = count_labels(k, labels, &n_real);
+    if (err || !dinp)
+        return err;
+    for (int n = 0; n < N; n++) {
+        float *dx = dinp + (size_t)n * D;
+        const float *p = prob + (size_t)n * D;
+        if (labels[n] < 0) {
+            memset(dx, 0, sizeof(float) * D);
+            continue;
+        }
+        for (int i = 0; i < D; i++)
+            dx[i] = (p[i] - (i == labels[n] ? 1.0f : 0.0f)) / (float)n_real;
+    }
+    return CNB_OK;
+}
+
+static int softmax_create(dn_kernel *k)
+{
+    const dnnl_dims_t dims = {k->d.batch, (dnnl_dim_t)cnb_shape_size(k->d.src)};
+    dnnl_memory_desc_t md;
+    dnnl_softmax_v2_desc_t fd, ld;
+    dnnl_primitive_desc_t fpd = NULL, lpd = NULL;
+    dnnl_memory_t logp = NULL;
+    void *handle = NULL;
+    int rc = CNB_OK;
+
+    TRY(plain_md(&md, 2, dims, dnnl_nc));
+    TRY(dnnl_softmax_v2_forward_desc_init(&fd, dnnl_forward_inference, dnnl_softmax_accurate,
+                                          &md, &md, 1));
+    TRY(pd_make(k, &fpd, &fd, NULL));
+    TRY(dnnl_softmax_v2_forward_desc_init(&ld, dnnl_forward_inference, dnnl_softmax_log, &md,
+                                          &md, 1));
+    TRY(pd_make(k, &lpd, &ld, NULL));
+    TRY(tensor_make(k, &k->src, &md, pd_md(fpd, dnnl_query_src_md), 0, "src"));
+    TRY(tensor_make(k, &k->dst, &md, pd_md(fpd, dnnl_query_dst_md), 1, "dst"));
+    TRY(mem_new(k, &logp, &md, DNNL_MEMORY_ALLOCATE));
+    TRY(dnnl_memory_get_data_handle(logp, &handle));
+    k->logp = handle;
+    TRY(prim_make(k, &k->fwd, fpd));
+    prim_arg(&k->fwd, DNNL_ARG_SRC, k->src.mem);
+    prim_arg(&k->fwd, DNNL_ARG_DST, k->dst.mem);
+    TRY(prim_make(k, &k->fwd_log, lpd));
+    prim_arg(&k->fwd_log, DNNL_ARG_SRC, k->src.mem);
+    prim_arg(&k->fwd_log, DNNL_ARG_DST, logp);
+done:
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(lpd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernel creation: validate the descriptor as naive does, build the primitives. */
+
+static int out_len(int in, int k, int s, int p)
+{
+    return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
+}
+
+static int shape_eq(cnb_shape x, cnb_shape y) { return x.c == y.c && x.h == y.h && x.w == y.w; }
+
+static int check_window(const cnb_host *host, const cnb_op_desc *d, int kh, int kw, int sh,
+                        int sw, int ph, int pw)
+{
+    const char *name = op_names[d->op];
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
+        return fail(host, CNB_EINVAL,
+                    "%s: kernel %dx%d, stride %dx%d, padding %dx%d: kernel and stride must "
+                    "be >= 1 and padding >= 0", name, kh, kw, sh, sw, ph, pw);
+    int oh = out_len(d->src.h, kh, sh, ph), ow = out_len(d->src.w, kw, sw, pw);
+    if (oh < 1 || ow < 1)
+        return fail(host, CNB_EINVAL, "%s: kernel %dx%d does not fit src %dx%d padded by %dx%d",
+                    name, kh, kw, d->src.h, d->src.w, ph, pw);
+    if (d->dst.h != oh || d->dst.w != ow)
+        return fail(host, CNB_EINVAL,
+                    "%s: dst is %dx%d but src %dx%d with kernel %dx%d, stride %dx%d, "
+                    "padding %dx%d gives floor((I - K + 2P)/S) + 1 = %dx%d",
+                    name, d->dst.h, d->dst.w, d->src.h, d->src.w, kh, kw, sh, sw, ph, pw, oh,
+                    ow);
+    return CNB_OK;
+}
+
+static int check_desc(const cnb_host *host, const cnb_op_desc *d)
+{
+    const char *name = op_names[d->op];
+    const cnb_shape s = d->src, t = d->dst;
+    if (d->batch < 1 || s.c < 1 || s.h < 1 || s.w < 1 || t.c < 1 || t.h < 1 || t.w < 1)
+        return fail(host, CNB_EINVAL, "%s: batch %d, src %dx%dx%d, dst %dx%dx%d: every size "
+                    "must be >= 1", name, d->batch, s.c, s.h, s.w, t.c, t.h, t.w);
+    switch (d->op) {
+    case CNB_OP_CONV:
+        return check_window(host, d, d->u.conv.kh, d->u.conv.kw, d->u.conv.sh, d->u.conv.sw,
+                            d->u.conv.ph, d->u.conv.pw);
+    case CNB_OP_POOL_MAX:
+    case CNB_OP_POOL_AVG: {
+        if (t.c != s.c)
+            return fail(host, CNB_EINVAL, "%s: dst has %d channels, src %d", name, t.c, s.c);
+        int err = check_window(host, d, d->u.pool.kh, d->u.pool.kw, d->u.pool.sh,
+                               d->u.pool.sw, d->u.pool.ph, d->u.pool.pw);
+        if (err)
+            return err;
+        if (d->op == CNB_OP_POOL_MAX &&
+            (d->u.pool.ph >= d->u.pool.kh || d->u.pool.pw >= d->u.pool.kw))
+            return fail(host, CNB_EINVAL, "%s: padding %dx%d must be smaller than the "
+                        "kernel %dx%d (a window of padding only has no maximum)", name,
+                        d->u.pool.ph, d->u.pool.pw, d->u.pool.kh, d->u.pool.kw);
+        return CNB_OK;
+    }
+    case CNB_OP_INNER_PRODUCT:
+        if (t.h != 1 || t.w != 1)
+            return fail(host, CNB_EINVAL, "%s: dst must be Kx1x1, got %dx%dx%d", name, t.c,
+                        t.h, t.w);
+        return CNB_OK;
+    case CNB_OP_LRN:
+        if (d->u.lrn.size < 1 || !(d->u.lrn.k > 0.0f) || !(d->u.lrn.alpha >= 0.0f) ||
+            !isfinite(d->u.lrn.beta))
+            return fail(host, CNB_EINVAL, "%s: size %d, alpha %g, beta %g, k %g: need size "
+                        ">= 1, k > 0, alpha >= 0", name, d->u.lrn.size,
+                        (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
+        /* LRN's dst must equal its src, like the element-wise ops below */
+        /* fall through */
+    case CNB_OP_SIGMOID:
+    case CNB_OP_RELU:
+    case CNB_OP_SOFTMAX_XENT:
+        if (!shape_eq(s, t))
+            return fail(host, CNB_EINVAL, "%s: dst %dx%dx%d differs from src %dx%dx%d", name,
+                        t.c, t.h, t.w, s.c, s.h, s.w);
+        return CNB_OK;
+    default:
+        return CNB_ENOTSUP;
+    }
+}
+
+static void prim_destroy(prim *p)
+{
+    if (p->p)
+        dnnl_primitive_destroy(p->p);
+    p->p = NULL;
+}
+
+static void onednn_kernel_destroy(cnb_kernel *self)
+{
+    dn_kernel *k = (dn_kernel *)self;
+    if (!k)
+        return;
+    tensor *ts[] = {&k->src, &k->weights, &k->dst, &k->diff_dst, &k->diff_dst_w,
+                    &k->src_w, &k->weights_d, &k->diff_src, &k->diff_weights};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        prim_destroy(&ts[i]->reorder);
+    prim_destroy(&k->fwd);
+    prim_destroy(&k->fwd_log);
+    prim_destroy(&k->bwd_data);
+    prim_destroy(&k->bwd_weights);
+    for (int i = 0; i < k->n_mems; i++)
+        dnnl_memory_destroy(k->mems[i]);
+    onednn_state *st = k->st;
+    st->host->free(k->zeros);
+    st->host->free(k->sink);
+    st->host->free(k);
+    state_release(st);
+}
+
+static int onednn_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **out)
+{
+    onednn_state *st = state;
+    *out = NULL;
+    if (!st)
+        return CNB_EINVAL; /* init() was not called: nowhere to log to */
+    if ((unsigned)desc->op >= CNB_OP_COUNT)
+        return fail(st->host, CNB_ENOTSUP, "op %d unknown to this backend", (int)desc->op);
+    int rc = check_desc(st->host, desc);
+    if (rc)
+        return rc;
+    if (desc->op == CNB_OP_LRN && desc->u.lrn.size % 2 == 0) {
+        st->host->log(CNB_LOG_INFO, WHO, "lrn: size %d is even; oneDNN's window would span "
+                      "%d channels and naive's %d, so the naive backend runs it",
+                      desc->u.lrn.size, desc->u.lrn.size, desc->u.lrn.size + 1);
+        return CNB_ENOTSUP;
+    }
+
+    dn_kernel *k = st->host->alloc(sizeof *k);
+    if (!k)
+        return CNB_ENOMEM;
+    k->st = st;
+    st->refs++;
+    k->d = *desc;
+    k->base.destroy = onednn_kernel_destroy;
+    omp_set_num_threads(st->threads);
+    switch (desc->op) {
+    case CNB_OP_CONV:
+    case CNB_OP_INNER_PRODUCT:
+        k->base.forward = wb_forward;
+        k->base.backward = wb_backward;
+        rc = desc->op == CNB_OP_CONV ? conv_create(k) : inner_product_create(k);
+        break;
+    case CNB_OP_POOL_MAX:
+    case CNB_OP_POOL_AVG:
+        k->base.forward = data_forward;
+        k->base.backward = data_backward;
+        rc = pool_create(k);
+        break;
+    case CNB_OP_SIGMOID:
+    case CNB_OP_RELU:
+        k->base.forward = data_forward;
+        k->base.backward = data_backward;
+        rc = eltwise_create(k);
+        break;
+    case CNB_OP_LRN:
+        k->base.forward = data_forward;
+        k->base.backward = data_backward;
+        rc = lrn_create(k);
+        break;
+    case CNB_OP_SOFTMAX_XENT:
+        k->base.forward = softmax_xent_forward;
+        k->base.backward = softmax_xent_backward;
+        rc = softmax_create(k);
+        break;
+    default:
+        rc = CNB_ENOTSUP;
+    }
+    if (rc) {
+        onednn_kernel_destroy(&k->base);
+        return rc;
+    }
+    *out = &k->base;
+    return CNB_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The plugin: one backend descriptor. */
+
+static int onednn_init(const cnb_host *host, const cnb_backend_config *cfg, void **state)
+{
+    *state = NULL;
+    onednn_state *st = host->alloc(sizeof *st);
+    if (!st)
+        return CNB_ENOMEM;
+    st->host = host;
+    st->refs = 1;
+    st->threads = cfg && cfg->threads > 0 ? cfg->threads : 1;
+    omp_set_num_threads(st->threads);
+    dnnl_status_t s = dnnl_engine_create(&st->engine, dnnl_cpu, 0);
+    if (s == dnnl_success)
+        s = dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_create(&st->attr);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_scratchpad_mode(st->attr, dnnl_scratchpad_mode_user);
+    if (s != dnnl_success) {
+        host->log(CNB_LOG_ERROR, WHO, "cannot set up the oneDNN CPU engine: %s",
+                  dnnl_status2str(s));
+        state_release(st);
+        return CNB_EINVAL;
+    }
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(st->info, sizeof st->info, "oneDNN %d.%d.%d (%s), %s, ISA %s, %d thread%s",
+             v->major, v->minor, v->patch, v->hash ? v->hash : "no hash",
+             dnnl_runtime2str(v->cpu_runtime), dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()),
+             st->threads, st->threads == 1 ? "" : "s");
+    *state = st;
+    return CNB_OK;
+}
+
+static void onednn_fini(void *state) { state_release(state); }
+
+static const char *onednn_info(void *state)
+{
+    return state ? ((onednn_state *)state)->info : "oneDNN (not started)";
+}
+
+static const cnb_backend_desc onednn_desc = {
+    .hdr = {
+        .abi_major = CNB_BACKEND_ABI_MAJOR,
+        .abi_minor = CNB_BACKEND_ABI_MINOR,
+        .struct_size = sizeof(cnb_backend_desc),
+        .kind = CNB_PLUGIN_BACKEND,
+        .name = "onednn",
+        .version = "1.0.0",
+        .description = "oneDNN primitives (JIT, blocked layouts for convolution), OpenMP threads",
+    },
+    .ops = CNB_OPS_ALL,
+    .init = onednn_init,
+    .fini = onednn_fini,
+    .kernel_create = onednn_kernel_create,
+    .info = onednn_info,
+};
+
+CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
+{
+    return index == 0 ? &onednn_desc.hdr : NULL;
+}
