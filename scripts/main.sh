@@ -5,8 +5,8 @@
 # two cores, and write its report, tables and plots under results/lenet5-ablation-quick/
 # (results/lenet5-ablation/ with --full).
 #
-#   scripts/main.sh          the declared quick profile (3 epochs, 20,000 training images)
-#   scripts/main.sh --full   the full experiment (10 epochs, all 60,000 images)
+#   scripts/main.sh          the declared quick profile (4 epochs; about 2 minutes)
+#   scripts/main.sh --full   the full experiment (10 epochs; about 5 minutes)
 #
 # Finished runs are kept: running it again resumes where it stopped.
 set -euo pipefail

@@ -14,20 +14,15 @@
 
 #define BATCH 2
 
-static cnb_registry reg;
-
 static int setup(void)
 {
-    cnb_registry_init(&reg);
-    cnb_registry_scan_default(&reg);
     cnb_log_set_level(CNB_LOG_ERROR); /* odd test geometries warn by design */
-    return cnb_registry_backend(&reg, "naive") ? 0 : -1;
+    return 0;
 }
 
 static int teardown(void)
 {
     cnb_log_set_level(CNB_LOG_INFO);
-    cnb_registry_free(&reg);
     return 0;
 }
 
@@ -69,12 +64,12 @@ static void setup_layer(harness *h, const char *section, cnb_shape in, uint64_t 
     memset(h, 0, sizeof *h);
     CU_ASSERT_EQUAL_FATAL(cnb_conf_load_string(&h->conf, "gradcheck.ini", section), 0);
     h->net.model = &h->conf;
-    h->net.reg = &reg;
+    h->net.reg = test_registry();
     h->net.input = in;
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&h->net, "naive", 1, BATCH), 0);
     const cnb_section *s = &h->conf.sec[0];
     h->L.name = s->name;
-    h->L.desc = cnb_registry_layer(&reg, cnb_section_get(s, "type")->value);
+    h->L.desc = cnb_registry_layer(test_registry(), cnb_section_get(s, "type")->value);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h->L.desc);
     h->L.ctx.net = &h->net;
     h->L.ctx.sec = s;

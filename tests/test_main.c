@@ -44,6 +44,7 @@ int main(int argc, char **argv)
     unsigned asserts_failed = CU_get_number_of_failures();
     CU_cleanup_registry();
     test_remove_tmpdirs();
+    test_free_registry();
     printf("\n%u passed, %u failed\n", run - failed, failed);
     return failed || asserts_failed || run == 0 ? 1 : 0;
 }

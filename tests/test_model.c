@@ -11,21 +11,6 @@
 #include "net.h"
 #include "testutil.h"
 
-static cnb_registry reg;
-
-static int setup(void)
-{
-    cnb_registry_init(&reg);
-    cnb_registry_scan_default(&reg);
-    return cnb_registry_backend(&reg, "naive") ? 0 : -1;
-}
-
-static int teardown(void)
-{
-    cnb_registry_free(&reg);
-    return 0;
-}
-
 static int load_model(cnb_net *net, cnb_conf *conf, const char *file, const char *act,
                       const char *pool)
 {
@@ -36,7 +21,7 @@ static int load_model(cnb_net *net, cnb_conf *conf, const char *file, const char
         cnb_vars_set(&vars, "act", act);
     if (pool)
         cnb_vars_set(&vars, "pool", pool);
-    int rc = cnb_net_load(net, conf, &reg, path, &vars);
+    int rc = cnb_net_load(net, conf, test_registry(), path, &vars);
     cnb_vars_free(&vars);
     return rc;
 }
@@ -144,7 +129,7 @@ static int build_text(const char *text)
         rc = cnb_conf_substitute(&conf, &vars);
     }
     if (rc == 0)
-        rc = cnb_net_build(&net, &reg, &conf);
+        rc = cnb_net_build(&net, test_registry(), &conf);
     cnb_net_free(&net);
     cnb_conf_free(&conf);
     return rc;
@@ -227,7 +212,7 @@ static void test_indivisible_stride_warns(void)
     cnb_net net;
     cnb_log_set_level(CNB_LOG_ERROR);
     CU_ASSERT_EQUAL_FATAL(cnb_conf_load_string(&conf, "alex224.ini", text), 0);
-    CU_ASSERT_EQUAL(cnb_net_build(&net, &reg, &conf), 0);
+    CU_ASSERT_EQUAL(cnb_net_build(&net, test_registry(), &conf), 0);
     cnb_log_set_level(CNB_LOG_INFO);
     CU_ASSERT_EQUAL(net.layers[0].out.h, 54); /* floor(213 / 4) + 1, not 55 */
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_warning(), "alex224.ini:10"));
@@ -312,5 +297,5 @@ void suite_model(void)
         {"cnnbench exits 2 on bad input", test_cli_exit_status},
         {NULL, NULL},
     };
-    test_add_suite_fixture("model", setup, teardown, cases);
+    test_add_suite("model", cases);
 }

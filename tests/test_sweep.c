@@ -16,21 +16,6 @@
 #include "sweep.h"
 #include "testutil.h"
 
-static cnb_registry reg;
-
-static int setup(void)
-{
-    cnb_registry_init(&reg);
-    cnb_registry_scan_default(&reg);
-    return cnb_registry_backend(&reg, "naive") ? 0 : -1;
-}
-
-static int teardown(void)
-{
-    cnb_registry_free(&reg);
-    return 0;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -150,7 +135,7 @@ static int run_sweep(const char *path, char **sets, int n_sets, int force)
     int rc = cnb_experiment_load(&e, path, NULL, sets, n_sets);
     if (rc == 0) {
         cnb_sweep_opts o = {.jobs = 2, .force = force};
-        rc = cnb_sweep_run(&e, &reg, &o);
+        rc = cnb_sweep_run(&e, test_registry(), &o);
     }
     cnb_experiment_free(&e);
     return rc;
@@ -353,5 +338,5 @@ void suite_sweep(void)
         {"an invalid cell is reported, the sweep goes on", test_invalid_cell_reported},
         {NULL, NULL},
     };
-    test_add_suite_fixture("sweep", setup, teardown, cases);
+    test_add_suite("sweep", cases);
 }

@@ -16,7 +16,6 @@
 #define TEST_N 1000
 #define EPOCHS 3
 
-static cnb_registry reg;
 static cnb_dataset train, test;
 
 static int setup(void)
@@ -35,8 +34,6 @@ static int setup(void)
     cnb_dataset_channel_stats(&train, mean, sd);
     cnb_dataset_normalize(&train, mean, sd);
     cnb_dataset_normalize(&test, mean, sd);
-    cnb_registry_init(&reg);
-    cnb_registry_scan_default(&reg);
     return 0;
 }
 
@@ -44,7 +41,6 @@ static int teardown(void)
 {
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
-    cnb_registry_free(&reg);
     return 0;
 }
 
@@ -69,7 +65,7 @@ static double train_lenet(const char *act, const char *pool, uint64_t seed, curv
     cnb_vars vars = {0};
     cnb_vars_set(&vars, "act", act);
     cnb_vars_set(&vars, "pool", pool);
-    CU_ASSERT_EQUAL_FATAL(cnb_net_load(net, conf, &reg, path, &vars), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(net, conf, test_registry(), path, &vars), 0);
     cnb_vars_free(&vars);
     CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(net, seed), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(net, "naive", 1, 50), 0);
@@ -137,7 +133,7 @@ static void test_weights_round_trip(void)
     cnb_vars vars = {0};
     cnb_vars_set(&vars, "act", "relu");
     cnb_vars_set(&vars, "pool", "max");
-    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&fresh_net, &fresh_conf, &reg, model, &vars), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&fresh_net, &fresh_conf, test_registry(), model, &vars), 0);
     cnb_vars_free(&vars);
     CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&fresh_net, 99), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&fresh_net, "naive", 1, 50), 0);

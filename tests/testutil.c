@@ -6,6 +6,26 @@
 #include <string.h>
 #include <unistd.h>
 
+static cnb_registry registry;
+static int registry_loaded;
+
+cnb_registry *test_registry(void)
+{
+    if (!registry_loaded) {
+        cnb_registry_init(&registry);
+        cnb_registry_scan_default(&registry);
+        registry_loaded = 1;
+    }
+    return &registry;
+}
+
+void test_free_registry(void)
+{
+    if (registry_loaded)
+        cnb_registry_free(&registry);
+    registry_loaded = 0;
+}
+
 static char made[64][256]; /* folders test_tmpdir() made, removed at exit */
 static int n_made;
 

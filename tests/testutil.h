@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "plugin.h"
 
 void suite_rng(void);
 void suite_kernels(void);
@@ -31,6 +32,10 @@ void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)
 
 /* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
 const char *test_data_dir(void);
+
+/* The plugins of the build tree (the default scan), loaded once; freed at exit. */
+cnb_registry *test_registry(void);
+void test_free_registry(void);
 
 /* A fresh temporary folder; test_remove_tmpdirs() (at exit) deletes every one made. */
 const char *test_tmpdir(void);

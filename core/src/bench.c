@@ -248,7 +248,7 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
     }
     bc->seed = (uint64_t)seed, bc->warmup = (int)warmup, bc->min_reps = (int)reps;
     bc->layers = (int)layers;
-    if ((kv = cnb_section_get(b, "peer"))) {
+    if ((kv = cnb_section_get(b, "peer")) && kv->value[0]) { /* peer = (empty): none */
         snprintf(tmp, sizeof tmp, "%s", c->path);
         if (snprintf(bc->peer, sizeof bc->peer, "%s/%s", dirname(tmp), kv->value) >=
             (int)sizeof bc->peer)
@@ -706,22 +706,17 @@ static int plot_throughput(const bconf *bc, const results *r, const bmodel *m)
                 w->batch / (w->s.q3 * 1e-3), w->batch / (w->s.q1 * 1e-3), t->ips,
                 t->batch / (t->s.q3 * 1e-3), t->batch / (t->s.q1 * 1e-3));
     }
-    if (cnb_atomic_commit(&a))
+    char title[256];
+    snprintf(title, sizeof title, "%s: images per second (median; bars: interquartile range)",
+             m->name);
+    if (cnb_atomic_commit(&a) || cnb_plot_open(&a, bc->dir, name, title, "images / s"))
         return CNB_EIO;
-    snprintf(file, sizeof file, "%s/%s.gp", bc->dir, name);
-    if (cnb_atomic_open(&a, file))
-        return CNB_EIO;
-    fprintf(a.f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
-    fprintf(a.f, "set terminal pngcairo size 1000,600 font ',10'\nset output '%s.png'\n", name);
-    fprintf(a.f, "set title '%s: images per second (median; bars: interquartile range)' "
-                 "noenhanced\nset ylabel 'images / s'\nset logscale y\nset grid ytics\n"
-                 "set style data histogram\nset style histogram errorbars gap 2 lw 1\n"
-                 "set style fill solid 0.7 border -1\nset xtics noenhanced rotate by -25\n"
-                 "set key top left\n", m->name);
+    fprintf(a.f, "set logscale y\nset style data histogram\n"
+                 "set style histogram errorbars gap 2 lw 1\nset style fill solid 0.7 border -1\n"
+                 "set xtics noenhanced rotate by -25\nset key top left\n");
     fprintf(a.f, "plot '%s.dat' using 2:3:4:xtic(1) title 'forward (inference)' lc rgb "
                  "'#4477aa', '' using 5:6:7 title 'training step' lc rgb '#ee6677'\n", name);
-    fprintf(a.f, "set terminal svg size 1000,600 font ',10'\nset output '%s.svg'\nreplot\n", name);
-    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(bc->dir, strrchr(file, '/') + 1);
+    return cnb_plot_finish(&a, bc->dir, name);
 }
 
 static int plot_layers(const bconf *bc, const results *r, const bmodel *m, int threads)
@@ -762,25 +757,20 @@ static int plot_layers(const bconf *bc, const results *r, const bmodel *m, int t
         }
         fprintf(a.f, "\n");
     }
-    if (cnb_atomic_commit(&a))
+    char title[256];
+    snprintf(title, sizeof title, "%s, %d thread%s: forward + backward time per image, per "
+             "layer (median of the per-layer pass)", m->name, threads, threads == 1 ? "" : "s");
+    if (cnb_atomic_commit(&a) || cnb_plot_open(&a, bc->dir, name, title, "ms per image"))
         return CNB_EIO;
-    snprintf(file, sizeof file, "%s/%s.gp", bc->dir, name);
-    if (cnb_atomic_open(&a, file))
-        return CNB_EIO;
-    fprintf(a.f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
-    fprintf(a.f, "set terminal pngcairo size 1100,600 font ',10'\nset output '%s.png'\n", name);
-    fprintf(a.f, "set title '%s, %d thread%s: forward + backward time per image, per layer "
-                 "(median of the per-layer pass)' noenhanced\nset ylabel 'ms per image'\n"
-                 "set logscale y\nset grid ytics\nset style data histogram\n"
-                 "set style histogram clustered gap 1\nset style fill solid 0.7 border -1\n"
-                 "set xtics noenhanced rotate by -45\nset key top right\n",
-            m->name, threads, threads == 1 ? "" : "s");
+    fprintf(a.f, "set logscale y\nset style data histogram\nset style histogram clustered gap 1\n"
+                 "set style fill solid 0.7 border -1\nset xtics noenhanced rotate by -45\n"
+                 "set key top right\n");
     fprintf(a.f, "plot ");
     for (int b = 0; b < nb; b++)
         fprintf(a.f, "%s'%s.dat' using %d%s title '%s'", b ? ", " : "", name, b + 2,
                 b ? "" : ":xtic(1)", bk[b]);
-    fprintf(a.f, "\nset terminal svg size 1100,600 font ',10'\nset output '%s.svg'\nreplot\n", name);
-    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(bc->dir, strrchr(file, '/') + 1);
+    fprintf(a.f, "\n");
+    return cnb_plot_finish(&a, bc->dir, name);
 }
 
 static void fmt_share(char *buf, size_t len, double share)

@@ -20,6 +20,7 @@
 #include "stats.h"
 
 #define MAX_FIELDS 32
+#define PLOT_WIDTH 1000
 
 typedef struct cell_result {
     char id[256], variant[256];
@@ -211,16 +212,27 @@ static int open_in(cnb_atomic *a, const char *dir, const char *name)
     return cnb_atomic_open(a, path);
 }
 
-static void gp_header(FILE *f, const char *out, const char *title, const char *ylabel)
+int cnb_plot_open(cnb_atomic *a, const char *dir, const char *name, const char *title,
+                  const char *ylabel)
 {
-    fprintf(f, "# redraw with: gnuplot %s.gp (in this folder)\n", out);
-    fprintf(f, "set terminal pngcairo size 1000,600 font ',10'\nset output '%s.png'\n", out);
-    fprintf(f, "set title '%s' noenhanced\nset ylabel '%s'\nset grid ytics\n", title, ylabel);
+    char file[256];
+    snprintf(file, sizeof file, "%s.gp", name);
+    if (open_in(a, dir, file))
+        return CNB_EIO;
+    fprintf(a->f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
+    fprintf(a->f, "set terminal pngcairo size %d,600 font ',10'\nset output '%s.png'\n",
+            PLOT_WIDTH, name);
+    fprintf(a->f, "set title '%s' noenhanced\nset ylabel '%s'\nset grid ytics\n", title, ylabel);
+    return 0;
 }
 
-static void gp_svg(FILE *f, const char *out)
+int cnb_plot_finish(cnb_atomic *a, const char *dir, const char *name)
 {
-    fprintf(f, "set terminal svg size 1000,600 font ',10'\nset output '%s.svg'\nreplot\n", out);
+    fprintf(a->f, "set terminal svg size %d,600 font ',10'\nset output '%s.svg'\nreplot\n",
+            PLOT_WIDTH, name);
+    char file[256];
+    snprintf(file, sizeof file, "%s.gp", name);
+    return cnb_atomic_commit(a) ? CNB_EIO : cnb_gnuplot(dir, file);
 }
 
 static int plot_curves(const char *dir, const char *name, const variant *v, int nv,
@@ -253,12 +265,11 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
         }
         fprintf(a.f, "\n\n");
     }
-    if (cnb_atomic_commit(&a) || open_in(&a, dir, "learning-curves.gp"))
-        return CNB_EIO;
     char title[512];
     snprintf(title, sizeof title, "%s: test (solid) and train (dashed) accuracy, mean and "
              "+/- sd band over seeds", name);
-    gp_header(a.f, "learning-curves", title, "accuracy");
+    if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, "learning-curves", title, "accuracy"))
+        return CNB_EIO;
     fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key bottom right noenhanced\n"
                  "set style fill transparent solid 0.15 noborder\nset xrange [1:%d]\n",
             epochs > 1 ? epochs : 2);
@@ -268,17 +279,15 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
                      "notitle, \\\n  '' index %d using 1:2 with linespoints pt 7 ps 0.6 lc %d "
                      "title '%s', \\\n  '' index %d using 1:5 with lines dt 2 lc %d notitle%s\n",
                 i, i + 1, i, i + 1, v[i].name, i, i + 1, i + 1 < nv ? ", \\" : "");
-    gp_svg(a.f, "learning-curves");
-    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(dir, "learning-curves.gp");
+    return cnb_plot_finish(&a, dir, "learning-curves");
 }
 
 static int plot_bars(const char *dir, const char *file, const char *title, const char *ylabel,
                      const variant *v, int nv, metric m)
 {
     cnb_atomic a;
-    char dat[64], gp[64];
+    char dat[64];
     snprintf(dat, sizeof dat, "%s.dat", file);
-    snprintf(gp, sizeof gp, "%s.gp", file);
     if (open_in(&a, dir, dat))
         return CNB_EIO;
     fprintf(a.f, "# index variant mean ci_lo ci_hi sd n (95%% interval: Student t over seeds)\n");
@@ -287,9 +296,8 @@ static int plot_bars(const char *dir, const char *file, const char *title, const
         fprintf(a.f, "%d \"%s\" %.6f %.6f %.6f %.6f %d\n", i, v[i].name, s->mean,
                 isnan(s->lo) ? s->mean : s->lo, isnan(s->hi) ? s->mean : s->hi, s->sd, s->n);
     }
-    if (cnb_atomic_commit(&a) || open_in(&a, dir, gp))
+    if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, file, title, ylabel))
         return CNB_EIO;
-    gp_header(a.f, file, title, ylabel);
     fprintf(a.f, "set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xtics noenhanced "
                  "rotate by -20\nset key top left noenhanced\nset xrange [-0.7:%d.7]\n"
                  "set offsets 0, 0, graph 0.1, graph 0.05\n",
@@ -297,8 +305,7 @@ static int plot_bars(const char *dir, const char *file, const char *title, const
     fprintf(a.f, "plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa' title 'mean over "
                  "seeds', \\\n  '' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 7 ps 0.5 "
                  "title '95%% interval'\n", dat);
-    gp_svg(a.f, file);
-    return cnb_atomic_commit(&a) ? CNB_EIO : cnb_gnuplot(dir, gp);
+    return cnb_plot_finish(&a, dir, file);
 }
 
 static int write_tables(const char *dir, const char *name, const char *info, const variant *v,

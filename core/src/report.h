@@ -12,12 +12,21 @@
 #ifndef CNB_REPORT_H
 #define CNB_REPORT_H
 
+#include "fsutil.h"
+
 /* Write the tables and plots of the sweep in `dir` (it holds manifest.csv and sweep.ini).
  * 0, or an error (reported). Gnuplot runs as a child process; its failure is an error. */
 int cnb_report_write(const char *dir);
 
 /* Redraw every plot in `dir`: gnuplot on each *.gp (sweep and bench folders alike). */
 int cnb_plot_all(const char *dir);
+
+/* Plot scripts: cnb_plot_open starts DIR/NAME.gp (PNG terminal, title, y label) for the
+ * caller to add its `plot` lines; cnb_plot_finish adds the SVG replot, commits the
+ * script atomically and runs gnuplot on it, giving NAME.png and NAME.svg. */
+int cnb_plot_open(cnb_atomic *a, const char *dir, const char *name, const char *title,
+                  const char *ylabel);
+int cnb_plot_finish(cnb_atomic *a, const char *dir, const char *name);
 
 /* Run `gnuplot script` in `dir`; 0 or an error naming the script. */
 int cnb_gnuplot(const char *dir, const char *script);
