@@ -18,9 +18,12 @@
  * backward-weights pass (the ABI lets backward use what the latest forward on the same
  * src saved). Backward weights takes nhwc where oneDNN 2.6 would otherwise drop to an
  * AVX2 kernel (4 <= C < 16). LRN runs on nChw16c, since oneDNN has no fast NCHW backward
- * (its reference kernel took 417 ms for AlexNet norm1 at batch 32, 7 ms blocked); its
- * blocked src from forward is kept for backward too. Inner product, pooling, eltwise and
- * softmax run on the plain tensors directly: a reorder there costs as much as the op.
+ * (its reference kernel took 417 ms for AlexNet norm1 at batch 32, 12 ms blocked with
+ * the reorders); its blocked src from forward is kept for backward too. The inner
+ * product keeps the host's (K,D) weights (a per-call reorder of fc6's would cost more
+ * than blocking saves); from batch 16 its forward is a matmul primitive on their
+ * transposed view, which oneDNN 2.6 runs far faster than its inner product's GEMM.
+ * Pooling, eltwise and softmax run on the plain tensors: a reorder costs as much as them.
  *
  * Semantics follow the naive backend, the oracle:
  *   - LRN: oneDNN divides alpha by the size and the ABI does not, so alpha * size is
@@ -55,7 +58,7 @@
 
 #define WHO "onednn"
 #define MAX_ARGS 8  /* execution arguments of one primitive          */
-#define MAX_MEMS 32 /* memory objects of one kernel                  */
+#define MAX_MEMS 48 /* memory objects of one kernel (a conv uses ~30) */
 
 /* ------------------------------------------------------------------------------------ */
 /* Backend state: one engine, stream and scratchpad per init(). Kernels hold a reference,
@@ -221,6 +224,17 @@ static void prim_arg(prim *p, int arg, dnnl_memory_t mem)
     p->nargs++;
 }
 
+static dnnl_status_t pd_make(dn_kernel *k, dnnl_primitive_desc_t *pd, const void *op_desc,
+                             const_dnnl_primitive_desc_t hint)
+{
+    return dnnl_primitive_desc_create(pd, op_desc, k->st->attr, k->st->engine, hint);
+}
+
+static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
 /* The primitive of pd, its scratchpad (the state's buffer grows to fit) and no args. */
 static dnnl_status_t prim_make(dn_kernel *k, prim *p, const_dnnl_primitive_desc_t pd)
 {
@@ -228,7 +242,7 @@ static dnnl_status_t prim_make(dn_kernel *k, prim *p, const_dnnl_primitive_desc_
     dnnl_status_t s = dnnl_primitive_create(&p->p, pd);
     if (s != dnnl_success)
         return s;
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *md = pd_md(pd, dnnl_query_scratchpad_md);
     size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
     if (!bytes)
         return dnnl_success;
@@ -244,17 +258,6 @@ static dnnl_status_t prim_make(dn_kernel *k, prim *p, const_dnnl_primitive_desc_
     if (s == dnnl_success)
         prim_arg(p, DNNL_ARG_SCRATCHPAD, p->scratch);
     return s;
-}
-
-static dnnl_status_t pd_make(dn_kernel *k, dnnl_primitive_desc_t *pd, const void *op_desc,
-                             const_dnnl_primitive_desc_t hint)
-{
-    return dnnl_primitive_desc_create(pd, op_desc, k->st->attr, k->st->engine, hint);
-}
-
-static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
-{
-    return dnnl_primitive_desc_query_md(pd, what, 0);
 }
 
 static int is_avx512(dnnl_cpu_isa_t isa)
@@ -285,8 +288,8 @@ static dnnl_status_t tensor_make(dn_kernel *k, tensor *t, const dnnl_memory_desc
     char a[32], b[32];
     md_str(a, sizeof a, host_md);
     md_str(b, sizeof b, want);
-    k->st->host->log(CNB_LOG_DEBUG, WHO, "%s: %s reordered %s %s %s", op_names[k->d.op], what,
-                     output ? b : a, "->", output ? a : b);
+    k->st->host->log(CNB_LOG_DEBUG, WHO, "%s: %s reordered %s -> %s", op_names[k->d.op], what,
+                     output ? b : a, output ? a : b);
     if ((s = mem_new(k, &t->mem, want, DNNL_MEMORY_ALLOCATE)) != dnnl_success)
         return s;
     dnnl_primitive_desc_t rpd = NULL;
@@ -329,18 +332,19 @@ static dnnl_status_t plain_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dims
 
 static void begin(const dn_kernel *k) { omp_set_num_threads(k->st->threads); }
 
-static int bind(dn_kernel *k, const tensor *t, const void *ptr)
-{
-    if (!t->user || !ptr)
-        return CNB_OK;
-    dnnl_status_t s = dnnl_memory_set_data_handle(t->user, (void *)ptr);
-    return s == dnnl_success ? CNB_OK : dnnl_fail(k, s, "dnnl_memory_set_data_handle", __LINE__);
-}
-
+/* Point memory object m at the host's buffer (const only for the host: oneDNN takes a
+ * void * for inputs too and does not write them). */
 static int bind_mem(dn_kernel *k, dnnl_memory_t m, const void *ptr)
 {
     dnnl_status_t s = dnnl_memory_set_data_handle(m, (void *)ptr);
-    return s == dnnl_success ? CNB_OK : dnnl_fail(k, s, "dnnl_memory_set_data_handle", __LINE__);
+    return s == dnnl_success ? CNB_OK
+                             : dnnl_fail(k, s, "dnnl_memory_set_data_handle", __LINE__);
+}
+
+/* The same for a tensor's host side; nothing to do for a borrowed tensor or NULL. */
+static int bind(dn_kernel *k, const tensor *t, const void *ptr)
+{
+    return t->user && ptr ? bind_mem(k, t->user, ptr) : CNB_OK;
 }
 
 static int run(dn_kernel *k, prim *const *seq, int n)
@@ -440,20 +444,23 @@ static int wb_backward(cnb_kernel *self, const cnb_args *a)
 }
 
 /* Shared by conv and inner product once the three primitive descriptors exist: host
- * layouts src_md, w_md, dst_md; bias and diff_bias are plain (K) and never reordered. */
+ * layouts src_md, w_md, dst_md; bias and diff_bias are plain (K) and never reordered.
+ * fw_md and fb_md are how the forward sees the host's weights and bias (w_md and b_md,
+ * or the inner product's matmul views of the same memory). */
 static int wb_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
                     const_dnnl_primitive_desc_t dpd, const_dnnl_primitive_desc_t wpd,
                     const dnnl_memory_desc_t *src_md, const dnnl_memory_desc_t *w_md,
-                    const dnnl_memory_desc_t *b_md, const dnnl_memory_desc_t *dst_md)
+                    const dnnl_memory_desc_t *b_md, const dnnl_memory_desc_t *dst_md,
+                    const dnnl_memory_desc_t *fw_md, const dnnl_memory_desc_t *fb_md)
 {
     const cnb_host *host = k->st->host;
     const int K = k->d.dst.c;
     int rc = CNB_OK;
     /* forward */
     TRY(tensor_make(k, &k->src, src_md, pd_md(fpd, dnnl_query_src_md), 0, "src"));
-    TRY(tensor_make(k, &k->weights, w_md, pd_md(fpd, dnnl_query_weights_md), 0, "weights"));
+    TRY(tensor_make(k, &k->weights, fw_md, pd_md(fpd, dnnl_query_weights_md), 0, "weights"));
     TRY(tensor_make(k, &k->dst, dst_md, pd_md(fpd, dnnl_query_dst_md), 1, "dst"));
-    TRY(mem_new(k, &k->bias, b_md, DNNL_MEMORY_NONE));
+    TRY(mem_new(k, &k->bias, fb_md, DNNL_MEMORY_NONE));
     TRY(prim_make(k, &k->fwd, fpd));
     prim_arg(&k->fwd, DNNL_ARG_SRC, k->src.mem);
     prim_arg(&k->fwd, DNNL_ARG_WEIGHTS, k->weights.mem);
@@ -475,7 +482,8 @@ static int wb_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
     TRY(tensor_share(k, &k->src_w, k->src.mem, pd_md(fpd, dnnl_query_src_md), src_md,
                      pd_md(wpd, dnnl_query_src_md), "src (backward weights)"));
     TRY(tensor_share(k, &k->diff_dst_w, k->diff_dst.mem, pd_md(dpd, dnnl_query_diff_dst_md),
-                     dst_md, pd_md(wpd, dnnl_query_diff_dst_md), "diff_dst (backward weights)"));
+                     dst_md, pd_md(wpd, dnnl_query_diff_dst_md),
+                     "diff_dst (backward weights)"));
     TRY(tensor_make(k, &k->diff_weights, w_md, pd_md(wpd, dnnl_query_diff_weights_md), 1,
                     "diff_weights"));
     TRY(mem_new(k, &k->diff_bias, b_md, DNNL_MEMORY_NONE));
@@ -545,7 +553,7 @@ static int conv_create(dn_kernel *k)
             dnnl_primitive_desc_destroy(alt);
         }
     }
-    rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md);
+    rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md, &w_md, &b_md);
 done:
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(dpd);
@@ -554,21 +562,32 @@ done:
 }
 
 /* out[n,k] = bias[k] + sum_i weight[k,i] inp[n,i] over i < D = C*H*W: the (N,C,H,W)
- * src is the (N,D) matrix and the weights are (K,D), all plain (GEMM-based). */
+ * src is the (N,D) matrix and the weights are (K,D), all plain, as a reorder of the
+ * weights on every call costs more than a blocked layout saves (20 ms for fc6's 151 MB).
+ * Backward runs the inner-product primitives (GEMM). The forward does too for a small
+ * batch, but from MATMUL_MIN_BATCH on it is a matmul primitive on the (D,K) transposed
+ * view of the same weights (brgemm): the inner product's GEMM splits its 32 rows badly,
+ * fc6 at batch 32 took 24.8 ms on 1 thread and 38.6 ms on 2, the matmul 15.8 and 8.5. */
+#define MATMUL_MIN_BATCH 16 /* crossover measured on fc6: IP faster at 8, matmul at 16 */
+
 static int inner_product_create(dn_kernel *k)
 {
     const cnb_op_desc *d = &k->d;
     const dnnl_dim_t N = d->batch, D = (dnnl_dim_t)cnb_shape_size(d->src), K = d->dst.c;
     const dnnl_dims_t src_dims = {N, D}, w_dims = {K, D}, b_dims = {K}, dst_dims = {N, K};
-    dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
+    const dnnl_dims_t wt_dims = {D, K}, brow_dims = {1, K};
+    dnnl_memory_desc_t src_md, w_md, b_md, dst_md, wt_md, brow_md;
     dnnl_inner_product_desc_t fd, dd, wd;
-    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL, mpd = NULL;
     int rc = CNB_OK;
 
     TRY(plain_md(&src_md, 2, src_dims, dnnl_nc));
     TRY(plain_md(&w_md, 2, w_dims, dnnl_oi));
     TRY(plain_md(&b_md, 1, b_dims, dnnl_x));
     TRY(plain_md(&dst_md, 2, dst_dims, dnnl_nc));
+    TRY(plain_md(&wt_md, 2, wt_dims, dnnl_ba));     /* the (K,D) weights, read as (D,K) */
+    TRY(plain_md(&brow_md, 2, brow_dims, dnnl_ab)); /* the (K) bias, read as (1,K)      */
     TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src_md, &w_md, &b_md,
                                              &dst_md));
     TRY(pd_make(k, &fpd, &fd, NULL));
@@ -576,17 +595,25 @@ static int inner_product_create(dn_kernel *k)
     TRY(pd_make(k, &dpd, &dd, fpd));
     TRY(dnnl_inner_product_backward_weights_desc_init(&wd, &src_md, &w_md, &b_md, &dst_md));
     TRY(pd_make(k, &wpd, &wd, fpd));
-    rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md);
+    if (N >= MATMUL_MIN_BATCH) {
+        TRY(dnnl_matmul_desc_init(&md, &src_md, &wt_md, &brow_md, &dst_md));
+        TRY(pd_make(k, &mpd, &md, NULL));
+        rc = wb_build(k, mpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md, &wt_md, &brow_md);
+    } else {
+        rc = wb_build(k, fpd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md, &w_md, &b_md);
+    }
 done:
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(dpd);
     dnnl_primitive_desc_destroy(wpd);
+    dnnl_primitive_desc_destroy(mpd);
     return rc;
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Pooling, eltwise and LRN: plain NCHW in and out, one forward and one backward
- * primitive; max pooling and LRN pass the forward workspace to backward. */
+/* Pooling, eltwise and LRN: one forward and one backward primitive on the host's NCHW
+ * tensors (LRN: on nChw16c copies); max pooling and LRN pass the forward workspace to
+ * backward. */
 
 static int data_forward(cnb_kernel *self, const cnb_args *a)
 {
@@ -615,8 +642,9 @@ static int data_backward(cnb_kernel *self, const cnb_args *a)
     return rc ? rc : RUN(k, &k->diff_dst.reorder, &k->bwd_data, &k->diff_src.reorder);
 }
 
-/* Tensors src and dst (forward), diff_dst and diff_src (backward data) on the plain
- * layout of the two primitives, the workspace if the forward has one, and the args. */
+/* Tensors src and dst (forward), diff_dst and diff_src (backward data) with reorders
+ * where the primitives' layout is not NCHW, the workspace if the forward has one, and
+ * the args; bwd_arg is what backward reads besides diff_dst (src, dst or neither). */
 static int data_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
                       const_dnnl_primitive_desc_t bpd, const dnnl_memory_desc_t *src_md,
                       const dnnl_memory_desc_t *dst_md, int bwd_arg)
@@ -687,7 +715,8 @@ static int eltwise_create(dn_kernel *k)
     const cnb_op_desc *d = &k->d;
     const dnnl_dims_t dims = {d->batch, d->src.c, d->src.h, d->src.w};
     const int sigmoid = d->op == CNB_OP_SIGMOID;
-    const dnnl_alg_kind_t alg = sigmoid ? dnnl_eltwise_logistic_use_dst_for_bwd : dnnl_eltwise_relu;
+    const dnnl_alg_kind_t alg =
+        sigmoid ? dnnl_eltwise_logistic_use_dst_for_bwd : dnnl_eltwise_relu;
     dnnl_memory_desc_t md;
     dnnl_eltwise_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
@@ -706,26 +735,26 @@ done:
 }
 
 /* b_c = a_c (k + alpha sum_{|c'-c| <= size/2} a_c'^2)^-beta: oneDNN divides its alpha by
- * the size, so it gets alpha * size. */
+ * the size, so it gets alpha * size. On nChw16c, where oneDNN has JIT kernels for both
+ * directions (on NCHW its backward is the reference loop, 35x slower for AlexNet). */
 static int lrn_create(dn_kernel *k)
 {
     const cnb_op_desc *d = &k->d;
     const dnnl_dims_t dims = {d->batch, d->src.c, d->src.h, d->src.w};
     const int size = d->u.lrn.size;
     const float alpha = d->u.lrn.alpha * (float)size, beta = d->u.lrn.beta, kk = d->u.lrn.k;
-    dnnl_memory_desc_t md;
+    dnnl_memory_desc_t md, bmd;
     dnnl_lrn_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     int rc = CNB_OK;
 
-    dnnl_memory_desc_t bmd;
     TRY(plain_md(&md, 4, dims, dnnl_nchw));
     TRY(plain_md(&bmd, 4, dims, dnnl_nChw16c));
     TRY(dnnl_lrn_forward_desc_init(&fd, dnnl_forward_training, dnnl_lrn_across_channels, &bmd,
                                    size, alpha, beta, kk));
     TRY(pd_make(k, &fpd, &fd, NULL));
-    TRY(dnnl_lrn_backward_desc_init(&bd, dnnl_lrn_across_channels, &bmd, &bmd, size, alpha, beta,
-                                    kk));
+    TRY(dnnl_lrn_backward_desc_init(&bd, dnnl_lrn_across_channels, &bmd, &bmd, size, alpha,
+                                    beta, kk));
     TRY(pd_make(k, &bpd, &bd, fpd));
     rc = data_build(k, fpd, bpd, &md, &md, DNNL_ARG_SRC);
 done:
@@ -1069,7 +1098,7 @@ static const cnb_backend_desc onednn_desc = {
         .kind = CNB_PLUGIN_BACKEND,
         .name = "onednn",
         .version = "1.0.0",
-        .description = "oneDNN primitives (JIT, blocked layouts for convolution), OpenMP threads",
+        .description = "oneDNN primitives (JIT, blocked layouts for conv and LRN), OpenMP",
     },
     .ops = CNB_OPS_ALL,
     .init = onednn_init,
