@@ -410,8 +410,10 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
 
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
 {
-    unbind(net);
-    release_backends(net);
+    /* Once: layers destroy their kernels only in destroy(), and a backend's fini must
+     * come after every kernel it made is gone. */
+    if (net->backend)
+        return cnb_error("a network is bound to a backend once; build another to rebind");
     const cnb_backend_desc *be = cnb_registry_backend(net->reg, backend);
     if (!be) {
         char names[512];

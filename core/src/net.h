@@ -72,7 +72,8 @@ void cnb_net_print_summary(const cnb_net *net, FILE *out);
  * the stream (seed, CNB_STREAM_INIT). Layer streams derive from the same seed. */
 int cnb_net_init_params(cnb_net *net, uint64_t seed);
 
-/* Choose the backend and batch: creates every kernel and activation buffer. */
+/* Choose the backend and batch, once per network: creates every kernel and activation
+ * buffer. */
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
 
 /* net->x and net->labels hold the batch. Forward writes the mean loss; the last layer's

@@ -86,6 +86,11 @@ typedef struct cnb_backend_config {
     int threads; /* worker threads the backend may use (>= 1) */
 } cnb_backend_config;
 
+/*
+ * Lifetime rules the host keeps: fini() runs only after every kernel of that state has
+ * been destroyed, and kernels of one state are never called concurrently (a backend may
+ * share scratch memory between them).
+ */
 typedef struct cnb_backend_desc {
     cnb_plugin_header hdr; /* kind = CNB_PLUGIN_BACKEND */
     uint32_t ops;          /* CNB_OP_BIT() of every op it implements */
