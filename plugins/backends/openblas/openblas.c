@@ -3,25 +3,33 @@
  * of OpenBLAS. Every other op is left to the naive backend (ops has only these two bits
  * and kernel_create answers CNB_ENOTSUP for the rest).
  *
- * Lowering. Convolution goes through im2col: the taps of `group` samples are laid side by
- * side in cols (C*KH*KW, group*OH*OW), so one GEMM covers the group:
- *     forward      out (K, g*OHOW)      = W (K, CKK) . cols (CKK, g*OHOW)
- *     diff_weights dW  (K, CKK)        += dout (K, g*OHOW) . cols^T
- *     diff_src     dcols (CKK, g*OHOW)  = W^T . dout, then col2im adds dcols into dsrc
- * A group of one sample writes straight into the NCHW output; a larger group goes through
- * a (K, g*OHOW) staging buffer (out is (g, K, OHOW), so rows are moved, not transposed).
- * The group is the whole batch when its columns fit in COLS_BUDGET bytes, so that
- * backward reuses the columns of the latest forward instead of redoing im2col. A 1x1
- * stride-1 unpadded convolution needs no im2col. Inner product is one GEMM per direction.
+ * Lowering. Convolution goes through im2col, one sample at a time, so that the columns
+ * (C*KH*KW, OH*OW) stay in cache between im2col and the GEMM that reads them:
+ *     forward      out_n (K, OHOW)  = W (K, CKK) . cols_n (CKK, OHOW)      bias first
+ *     diff_weights dW^T (CKK, K)   += cols_n . dout_n^T                    (transposed:
+ *                  10-35% faster than dout_n . cols_n^T here), transposed back at the end
+ *     diff_src     dcols_n          = W^T . dout_n, which col2im adds up into dsrc_n
+ * A 1x1 stride-1 unpadded convolution reads src in place. Grouping several samples into
+ * one wider GEMM was measured and dropped: at most 5% better on LeNet's conv2 forward,
+ * worse for conv1 and for every backward, and it needs a transposing copy.
+ * Inner product is one GEMM per output, split by output columns (rows for diff_weights).
+ *
+ * Threads. cfg->threads - 1 worker threads (started in init) and the caller share each
+ * call: conv by samples (each thread with its own im2col buffer and its own partial dW^T
+ * and bias sums, added up in a second short pass), inner product by output blocks. Each
+ * thread calls OpenBLAS, which is kept single-threaded. Measured on 2 threads against
+ * OpenBLAS's own threading of the same GEMMs (which leaves im2col and col2im serial and
+ * cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers, 1.03-1.5x on
+ * AlexNet's. A batch smaller than the thread count leaves threads idle.
  *
  * Loading. The plugin does not link libopenblas: init() dlopens it, because OpenBLAS
  * picks its CPU kernels ("core") once, when it is loaded, from OPENBLAS_CORETYPE or its
  * own CPUID table, and 0.3.21's table may pick a slow generic core on CPUs newer than it.
- * When OPENBLAS_CORETYPE is unset, cnnbench chooses the core from the CPU flags, sets the
- * variable for the load and removes it again; when it is set, it is respected. info()
- * says which core runs and why. The library stays loaded for the life of the process
- * (OpenBLAS's thread pool does not survive dlclose well), and its thread count is
- * process-wide: every kernel call sets it to its backend's cfg->threads if it differs.
+ * When OPENBLAS_CORETYPE is unset, cnnbench chooses the core from the CPU flags and sets
+ * the variable for the load only; when it is set, it is respected. info() says which core
+ * runs and why. OPENBLAS_NUM_THREADS=1 for the load keeps OpenBLAS from starting threads
+ * of its own (they spin for 0.1 s after the load, on the cores the workers need). The
+ * library stays loaded for the life of the process.
  *
  * Results match naive up to float summation order (GEMM sums in float; bias sums in
  * double, as naive does). Workspaces are allocated in kernel_create; forward and backward
@@ -44,8 +52,6 @@
 
 #define WHO "openblas"
 
-
-
 /* ------------------------------------------------------------------------------------ */
 /* The library, loaded once per process. */
 
@@ -60,15 +66,15 @@ static struct {
     void (*set_num_threads)(int);      /* openblas_set_num_threads                   */
     char *(*get_corename)(void);       /* openblas_get_corename                      */
     char *(*get_config)(void);         /* openblas_get_config                        */
-    int threads;                       /* the count last given to set_num_threads    */
     char core_why[200];                /* how the core came to be, for info()       */
 } lib;
 
 static const char *const lib_names[] = {"libopenblas.so.0", "libopenblas.so"};
 
-/* The fastest core for these CPU flags, measured on an AVX-512 Zen 5 with 0.3.21 (sgemm
- * 2048^3, 1 thread: SkylakeX 235 GFLOP/s, Cooperlake 226, Haswell 123, Zen 126,
- * Sandybridge 113, Prescott 45); NULL when the CPU has neither AVX2 nor AVX-512. */
+/* The fastest core for these CPU flags, measured with 0.3.21 on a 2-core AVX-512 Zen 5
+ * (sgemm 2048^3, GFLOP/s on 1 and 2 threads: SkylakeX 240/452, Cooperlake 236/438,
+ * Haswell 125/237, Zen 125/239, Sandybridge 113/209, Core2 50/96, Prescott 45/91, Nehalem
+ * 44/86; all correct); NULL when the CPU has neither AVX2 nor AVX-512. */
 static const char *core_for_cpu(const char **flags)
 {
     __builtin_cpu_init();
@@ -85,7 +91,7 @@ static const char *core_for_cpu(const char **flags)
     return NULL;
 }
 
-/* 1 for the cores OpenBLAS falls back to (SSE-era kernels): 3-5x slower on an AVX2 CPU. */
+/* 1 for the cores that predate AVX2 (OpenBLAS's fallbacks): 2-5x slower on an AVX2 CPU. */
 static int core_is_generic(const char *core)
 {
     static const char *const fast[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
@@ -106,32 +112,63 @@ static void *lib_sym(const cnb_host *host, const char *name, int *missing)
     return p;
 }
 
-/* dlopen libopenblas with a sound OPENBLAS_CORETYPE and look up what the kernels call. */
+/* An environment variable set for the load only, and its previous value. */
+typedef struct env_override {
+    const char *name;
+    int had;       /* it was set before */
+    char old[128]; /* to what           */
+} env_override;
+
+static void env_set(env_override *e, const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    e->name = name;
+    e->had = old != NULL;
+    snprintf(e->old, sizeof e->old, "%s", old ? old : "");
+    setenv(name, value, 1);
+}
+
+static void env_restore(const env_override *e)
+{
+    if (e->had)
+        setenv(e->name, e->old, 1);
+    else
+        unsetenv(e->name);
+}
+
+/* dlopen libopenblas with a sound OPENBLAS_CORETYPE and look up what the kernels call.
+ * OPENBLAS_NUM_THREADS=1 for the load keeps OpenBLAS from starting its own threads, which
+ * would spin for 0.1 s after loading (and after every threaded call) on the cores the
+ * pool's workers need; kernel_run() sets the count each call needs. */
 static int lib_load(const cnb_host *host)
 {
     if (lib.dl)
         return CNB_OK;
-    const char *env = getenv("OPENBLAS_CORETYPE");
+    char env[64] = "";        /* OPENBLAS_CORETYPE as the environment sets it */
+    snprintf(env, sizeof env, "%s", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE")
+                                                                 : "");
     const char *flags = "", *want = core_for_cpu(&flags);
-    const char *chosen = NULL; /* what cnnbench put into OPENBLAS_CORETYPE */
-    const char *asked = NULL;  /* the OPENBLAS_CORETYPE the load will see   */
+    const char *asked = NULL; /* the OPENBLAS_CORETYPE the load will see */
+    env_override core_env = {NULL, 0, ""}, threads_env = {NULL, 0, ""};
     void *dl = NULL;
     for (size_t i = 0; i < sizeof lib_names / sizeof lib_names[0] && !dl; i++)
         dl = dlopen(lib_names[i], RTLD_NOW | RTLD_NOLOAD);
     if (dl)
         snprintf(lib.core_why, sizeof lib.core_why,
                  "OpenBLAS was already loaded in this process: its own choice");
-    else if (env && *env) {
+    else if (*env) {
         asked = env;
         snprintf(lib.core_why, sizeof lib.core_why,
                  "OPENBLAS_CORETYPE=%s set by the environment", env);
     } else if (want) {
-        asked = chosen = want;
-        setenv("OPENBLAS_CORETYPE", chosen, 1);
+        asked = want;
+        env_set(&core_env, "OPENBLAS_CORETYPE", want);
         snprintf(lib.core_why, sizeof lib.core_why,
                  "chosen by cnnbench from CPU flags %s", flags);
     } else
         snprintf(lib.core_why, sizeof lib.core_why, "OpenBLAS's own detection (%s)", flags);
+    if (!dl)
+        env_set(&threads_env, "OPENBLAS_NUM_THREADS", "1");
 
     char errs[2][256] = {"", ""};
     for (size_t i = 0; i < sizeof lib_names / sizeof lib_names[0] && !dl; i++) {
@@ -139,8 +176,11 @@ static int lib_load(const cnb_host *host)
         if (!dl)
             snprintf(errs[i], sizeof errs[i], "%s", dlerror());
     }
-    if (chosen)
-        unsetenv("OPENBLAS_CORETYPE"); /* read once at load: leave the environment as found */
+    /* both are read once, at load: leave the environment as it was found */
+    if (core_env.name)
+        env_restore(&core_env);
+    if (threads_env.name)
+        env_restore(&threads_env);
     if (!dl) {
         host->log(CNB_LOG_ERROR, WHO, "cannot load OpenBLAS (%s; %s): install libopenblas0 "
                   "(Debian: apt-get install libopenblas0-pthread)", errs[0], errs[1]);
@@ -162,6 +202,7 @@ static int lib_load(const cnb_host *host)
     memcpy(&lib.set_num_threads, &p_threads, sizeof lib.set_num_threads);
     memcpy(&lib.get_corename, &p_core, sizeof lib.get_corename);
     memcpy(&lib.get_config, &p_config, sizeof lib.get_config);
+    lib.set_num_threads(1); /* every sgemm call runs on the thread that makes it */
 
     const char *core = lib.get_corename();
     if (asked && strcasecmp(core, asked) != 0) {
@@ -169,8 +210,8 @@ static int lib_load(const cnb_host *host)
         snprintf(lib.core_why + n, sizeof lib.core_why - n, ", not taken by OpenBLAS");
     }
     if (want && core_is_generic(core))
-        host->log(CNB_LOG_WARN, WHO, "OpenBLAS runs its generic '%s' kernels on a CPU with "
-                  "%s (%s): sgemm is 3-5x slower; set OPENBLAS_CORETYPE=%s", core, flags,
+        host->log(CNB_LOG_WARN, WHO, "OpenBLAS runs its pre-AVX2 '%s' kernels on a CPU with "
+                  "%s (%s): sgemm is 2-5x slower; set OPENBLAS_CORETYPE=%s", core, flags,
                   lib.core_why, want);
     else if (want && strcmp(want, "SkylakeX") == 0 && strcasecmp(core, "Haswell") == 0)
         host->log(CNB_LOG_INFO, WHO, "OpenBLAS runs its AVX2 'Haswell' kernels on a CPU with "
@@ -179,43 +220,46 @@ static int lib_load(const cnb_host *host)
     return CNB_OK;
 }
 
-static void lib_threads(int threads)
-{
-    if (lib.threads != threads) {
-        lib.set_num_threads(threads);
-        lib.threads = threads;
-    }
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* A fork-join pool: cfg->threads - 1 workers plus the calling thread, started in init.
- * A worker spins on the job counter for POOL_SPIN_NS after a job (a condition-variable
- * wake-up costs about 40 us on the 2-vCPU VM this was tuned on, as much as a small GEMM)
- * and then sleeps until the next one. */
+ *
+ * Work is handed out dynamically: a job is a list of items (samples, output blocks) that
+ * the caller and whichever workers join take one at a time from an atomic counter. A
+ * worker joins a job only while it is open; the caller closes it once no item is left and
+ * waits only for the workers that joined. So a worker that is asleep, or has lost its
+ * core to another process (cnnbench's bench runs backends side by side in one process,
+ * each with its own threads), never stalls the caller: the caller does its items itself.
+ *
+ * After a job a worker spins for POOL_SPIN_NS before it sleeps, yielding its core to any
+ * other runnable thread as it does: on the 2-vCPU VM this was tuned on, waking a sleeping
+ * thread took 30 us at best and over 0.5 ms at worst (a LeNet conv layer takes 0.5 ms),
+ * and the calls of a training step come close together. */
 
 #define POOL_SPIN_NS 2000000L
 
-typedef void (*task_fn)(void *arg, int tid, int nthreads);
+typedef void (*task_fn)(void *arg, int slot); /* slot: 0 the caller, 1.. the workers */
+
+#define JOB_CLOSED 0x8000u /* state: no more workers may join */
+#define JOB_JOINED 0x7fffu /* state: workers that joined      */
 
 typedef struct ob_pool ob_pool;
 typedef struct ob_worker {
     ob_pool *pool;
-    int tid;               /* 1 .. n (the caller is 0) */
+    int slot;              /* 1 .. n */
     pthread_t thread;
 } ob_worker;
 
 struct ob_pool {
-    atomic_uint gen;       /* bumped by every job; workers start on a change     */
-    atomic_int pending;    /* workers still on the current job                    */
+    atomic_uint state;     /* generation << 16 | JOB_CLOSED | joined workers            */
+    atomic_uint done;      /* joined workers that have finished                         */
     atomic_int quit;
-    task_fn fn;            /* the current job: written before gen is bumped      */
-    void *arg;
-    int nthreads;          /* threads of the current job, caller included        */
-    pthread_mutex_t mu;    /* guards sleepers and the wait on go                 */
+    task_fn fn;            /* the job: written before its state is published, read by  */
+    void *arg;             /*   workers only after they joined                         */
+    pthread_mutex_t mu;    /* guards sleepers and the wait on go                        */
     pthread_cond_t go;
-    int sleepers;          /* workers blocked on go                              */
-    int n;                 /* workers started                                    */
-    ob_worker *workers;    /* (n)                                                */
+    int sleepers;          /* workers blocked on go                                     */
+    int n;                 /* workers started                                           */
+    ob_worker *workers;    /* (n)                                                       */
 };
 
 static void cpu_relax(void)
@@ -232,67 +276,84 @@ static long elapsed_ns(const struct timespec *t0)
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* Wait until gen differs from seen or quit is set: spin, then sleep. */
-static void pool_wait_job(ob_pool *pool, unsigned seen)
+/* 1 if state holds an open job of a generation other than `last`. */
+static int job_open(unsigned state, unsigned last)
+{
+    return (state >> 16) != last && !(state & JOB_CLOSED);
+}
+
+/* Wait for an open job newer than `last` (returns its state) or quit (returns 0). */
+static unsigned pool_wait_job(ob_pool *pool, unsigned last)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (unsigned spins = 1;; spins++) {
-        if (atomic_load_explicit(&pool->gen, memory_order_acquire) != seen ||
-            atomic_load_explicit(&pool->quit, memory_order_relaxed))
-            return;
+        unsigned s = atomic_load_explicit(&pool->state, memory_order_acquire);
+        if (atomic_load_explicit(&pool->quit, memory_order_relaxed))
+            return 0;
+        if (job_open(s, last))
+            return s;
         cpu_relax();
-        if (spins % 256 == 0 && elapsed_ns(&t0) > POOL_SPIN_NS)
-            break;
+        if (spins % 64 == 0) {
+            if (elapsed_ns(&t0) > POOL_SPIN_NS)
+                break;
+            sched_yield();
+        }
     }
+    unsigned s;
     pthread_mutex_lock(&pool->mu);
     pool->sleepers++;
-    while (atomic_load_explicit(&pool->gen, memory_order_acquire) == seen &&
+    while (!job_open(s = atomic_load_explicit(&pool->state, memory_order_acquire), last) &&
            !atomic_load_explicit(&pool->quit, memory_order_relaxed))
         pthread_cond_wait(&pool->go, &pool->mu);
     pool->sleepers--;
     pthread_mutex_unlock(&pool->mu);
+    return atomic_load_explicit(&pool->quit, memory_order_relaxed) ? 0 : s;
 }
 
 static void *pool_worker(void *p)
 {
     ob_worker *w = p;
     ob_pool *pool = w->pool;
-    unsigned seen = 0;
+    unsigned last = 0; /* generation of the latest job joined */
     for (;;) {
-        pool_wait_job(pool, seen);
-        if (atomic_load_explicit(&pool->quit, memory_order_relaxed))
+        unsigned s = pool_wait_job(pool, last);
+        if (!s)
             return NULL;
-        seen = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        if (w->tid < pool->nthreads)
-            pool->fn(pool->arg, w->tid, pool->nthreads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        /* join unless the caller closed it meanwhile (then wait for the next) */
+        while (job_open(s, last) &&
+               !atomic_compare_exchange_weak_explicit(&pool->state, &s, s + 1,
+                                                      memory_order_acq_rel,
+                                                      memory_order_acquire))
+            ;
+        if (!job_open(s, last))
+            continue;
+        last = s >> 16;
+        pool->fn(pool->arg, w->slot);
+        atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
     }
 }
 
-/* Run fn(arg, tid, nthreads) for tid = 0 .. nthreads-1 (0 on the caller); wait for all. */
-static void pool_run(ob_pool *pool, task_fn fn, void *arg, int nthreads)
+/* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
+static void pool_run(ob_pool *pool, task_fn fn, void *arg)
 {
-    if (nthreads <= 1 || !pool || pool->n == 0) {
-        fn(arg, 0, 1);
-        return;
-    }
-    if (nthreads > pool->n + 1)
-        nthreads = pool->n + 1;
+    unsigned gen = ((atomic_load_explicit(&pool->state, memory_order_relaxed) >> 16) + 1) &
+                   0xffffu;
     pool->fn = fn;
     pool->arg = arg;
-    pool->nthreads = nthreads;
-    atomic_store_explicit(&pool->pending, pool->n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_release);
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->state, (gen ? gen : 1) << 16, memory_order_release);
     pthread_mutex_lock(&pool->mu);
     if (pool->sleepers)
         pthread_cond_broadcast(&pool->go);
     pthread_mutex_unlock(&pool->mu);
-    fn(arg, 0, nthreads);
-    for (unsigned spins = 1; atomic_load_explicit(&pool->pending, memory_order_acquire);
-         spins++)
+    fn(arg, 0);
+    unsigned joined = atomic_fetch_or_explicit(&pool->state, JOB_CLOSED,
+                                               memory_order_acq_rel) & JOB_JOINED;
+    for (unsigned spins = 1;
+         atomic_load_explicit(&pool->done, memory_order_acquire) != joined; spins++)
         if (spins % 1024 == 0)
-            sched_yield(); /* a worker lost its core: let it have ours */
+            sched_yield(); /* a worker lost its core while on its last item */
         else
             cpu_relax();
 }
@@ -318,19 +379,19 @@ static ob_pool *pool_start(const cnb_host *host, int workers)
     ob_pool *pool = host->alloc(sizeof *pool);
     if (!pool)
         return NULL;
-    pool->workers = host->alloc(sizeof *pool->workers * (workers ? workers : 1));
+    pool->workers = host->alloc(sizeof *pool->workers * workers);
     if (!pool->workers) {
         host->free(pool);
         return NULL;
     }
-    atomic_init(&pool->gen, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->state, JOB_CLOSED); /* generation 0, closed */
+    atomic_init(&pool->done, 0);
     atomic_init(&pool->quit, 0);
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->go, NULL);
     for (int i = 0; i < workers; i++) {
         pool->workers[i].pool = pool;
-        pool->workers[i].tid = i + 1;
+        pool->workers[i].slot = i + 1;
         int err = pthread_create(&pool->workers[i].thread, NULL, pool_worker,
                                  &pool->workers[i]);
         if (err) {
@@ -342,15 +403,6 @@ static ob_pool *pool_start(const cnb_host *host, int workers)
         pool->n = i + 1;
     }
     return pool;
-}
-
-/* [*b, *e): part tid of nthreads of 0..n-1, each part a multiple of `align` but the last. */
-static void split(int n, int nthreads, int align, int tid, int *b, int *e)
-{
-    int chunk = (n + nthreads - 1) / nthreads;
-    chunk = (chunk + align - 1) / align * align;
-    *b = tid * chunk < n ? tid * chunk : n;
-    *e = *b + chunk < n ? *b + chunk : n;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -366,37 +418,43 @@ typedef struct ob_state {
 /* One thread's workspace in a conv kernel. */
 typedef struct ob_slot {
     float *cols;   /* (CKK, OH*OW): im2col of one sample, then its dcols; NULL if direct */
-    float *dwt;    /* (CKK, K): this thread's diff_weights, transposed                   */
-    double *db;    /* (K): this thread's diff_bias                                       */
+    float *dwt;    /* (CKK, K): this thread's share of diff_weights, transposed          */
+    double *db;    /* (K): this thread's share of diff_bias                              */
     float *row;    /* ((OW-1)*SW + KW): one input row with its zero padding              */
+    int samples;   /* samples this thread took in the latest backward                    */
 } ob_slot;
 
 typedef struct ob_kernel {
     cnb_kernel base;  /* first: the host only sees this                                */
     ob_state *st;     /* host table, threads, pool                                     */
     cnb_op_desc d;    /* the descriptor it was created for                             */
-    int nthreads;     /* pool threads its calls use: 1 = caller only, OpenBLAS threaded */
+    int nslots;       /* conv: workspaces, one per thread (cfg->threads)               */
     int direct;       /* conv: 1x1, stride 1, no padding: src is its own cols          */
-    ob_slot *slot;    /* conv: (nthreads) workspaces                                   */
+    ob_slot *slot;    /* conv: (nslots)                                                */
 } ob_kernel;
 
-/* Run a task on the kernel's threads. With the pool, each thread calls a one-thread
- * OpenBLAS on its own share of the work; without it, OpenBLAS threads each GEMM. */
-static void kernel_run(ob_kernel *ok, task_fn fn, void *arg)
-{
-    if (ok->nthreads > 1) {
-        lib_threads(1);
-        pool_run(ok->st->pool, fn, arg, ok->nthreads);
-    } else {
-        lib_threads(ok->st->threads);
-        fn(arg, 0, 1);
-    }
-}
-
+/* One call: the kernel, its arguments and the next item to hand out. */
 typedef struct ob_job {
     ob_kernel *ok;
     const cnb_args *a;
+    atomic_int next;
 } ob_job;
+
+static int job_take(ob_job *job) /* the next item, or past the last one */
+{
+    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+}
+
+/* Run a task on the caller and the pool's workers, each taking items in turn. */
+static void kernel_run(ob_kernel *ok, const cnb_args *a, task_fn fn)
+{
+    ob_job job = {.ok = ok, .a = a};
+    atomic_init(&job.next, 0);
+    if (ok->st->pool)
+        pool_run(ok->st->pool, fn, &job);
+    else
+        fn(&job, 0);
+}
 
 static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
 static int fail(const cnb_host *host, int code, const char *fmt, ...)
@@ -557,25 +615,23 @@ static void col2im(float *dinp, const float *cols, const cnb_op_desc *d)
 /* ------------------------------------------------------------------------------------ */
 /* Convolution: out[n,k,oh,ow] = bias[k]
  *     + sum_{c,i,j} weight[k,c,i,j] * inp[n, c, oh*SH - PH + i, ow*SW - PW + j]
- * Thread tid of nthreads takes a contiguous share of the samples, one GEMM per sample.  */
+ * The items are the samples, one GEMM each.                                            */
 
-static void conv_forward_task(void *arg, int tid, int nthreads)
+static void conv_forward_task(void *arg, int slot)
 {
-    ob_kernel *ok = ((ob_job *)arg)->ok;
-    const cnb_args *a = ((ob_job *)arg)->a;
+    ob_job *job = arg;
+    ob_kernel *ok = job->ok;
     const cnb_op_desc *d = &ok->d;
-    const int K = d->dst.c, P = d->dst.h * d->dst.w;
+    const int N = d->batch, K = d->dst.c, P = d->dst.h * d->dst.w;
     const int CKK = d->src.c * d->u.conv.kh * d->u.conv.kw;
     const size_t src_n = cnb_shape_size(d->src);
-    float *out = a->dst;              /* (N,K,OH,OW)  */
-    const float *inp = a->src;        /* (N,C,H,W)    */
-    const float *weight = a->weights; /* (K,C,KH,KW)  */
-    const float *bias = a->bias;      /* (K), or NULL */
-    const ob_slot *ws = &ok->slot[tid];
+    float *out = job->a->dst;              /* (N,K,OH,OW)  */
+    const float *inp = job->a->src;        /* (N,C,H,W)    */
+    const float *weight = job->a->weights; /* (K,C,KH,KW)  */
+    const float *bias = job->a->bias;      /* (K), or NULL */
+    const ob_slot *ws = &ok->slot[slot];
 
-    int n0, n1;
-    split(d->batch, nthreads, 1, tid, &n0, &n1);
-    for (int n = n0; n < n1; n++) {
+    for (int n; (n = job_take(job)) < N;) {
         const float *cols = inp + n * src_n; /* (CKK, P) */
         if (!ok->direct) {
             im2col(ws->cols, ws->row, inp + n * src_n, d);
@@ -592,48 +648,42 @@ static void conv_forward_task(void *arg, int tid, int nthreads)
 
 static int conv_forward(cnb_kernel *self, const cnb_args *a)
 {
-    ob_job job = {(ob_kernel *)self, a};
-    kernel_run(job.ok, conv_forward_task, &job);
+    kernel_run((ob_kernel *)self, a, conv_forward_task);
     return CNB_OK;
 }
 
-/* Thread tid, over its samples n:
+/* For each sample n a thread takes:
  *     dwt (CKK, K) += cols_n . dout_n^T   (transposed: 10-35% faster than dout . cols^T)
- *     dcols_n       = W^T . dout_n, col2im'd into dinp[n]
  *     db[k]        += sum_p dout[n,k,p]
- * conv_reduce_task then adds the threads' dwt and db into diff_weights and diff_bias.   */
-static void conv_backward_task(void *arg, int tid, int nthreads)
+ *     dcols_n       = W^T . dout_n, col2im'd into dinp[n]
+ * into its own slot; conv_reduce_task then adds up the slots that took samples.        */
+static void conv_backward_task(void *arg, int slot)
 {
-    ob_kernel *ok = ((ob_job *)arg)->ok;
-    const cnb_args *a = ((ob_job *)arg)->a;
+    ob_job *job = arg;
+    ob_kernel *ok = job->ok;
+    const cnb_args *a = job->a;
     const cnb_op_desc *d = &ok->d;
-    const int K = d->dst.c, P = d->dst.h * d->dst.w;
+    const int N = d->batch, K = d->dst.c, P = d->dst.h * d->dst.w;
     const int CKK = d->src.c * d->u.conv.kh * d->u.conv.kw;
     const size_t src_n = cnb_shape_size(d->src);
     float *dinp = a->diff_src;        /* (N,C,H,W), or NULL */
     const float *dout = a->diff_dst;  /* (N,K,OH,OW)        */
     const float *inp = a->src;        /* (N,C,H,W)          */
     const float *weight = a->weights; /* (K,C,KH,KW)        */
-    const ob_slot *ws = &ok->slot[tid];
+    ob_slot *ws = &ok->slot[slot];
 
-    int n0, n1;
-    split(d->batch, nthreads, 1, tid, &n0, &n1);
-    if (a->diff_bias)
-        for (int k = 0; k < K; k++) {
-            double sum = 0.0;
-            for (int n = n0; n < n1; n++)
-                sum += sum_floats(dout + ((size_t)n * K + k) * P, P);
-            ws->db[k] = sum;
-        }
-    for (int n = n0; n < n1 && (dinp || a->diff_weights); n++) {
+    for (int n; (n = job_take(job)) < N; ws->samples++) {
         const float *dy = dout + (size_t)n * K * P; /* (K, P) */
+        if (a->diff_bias)
+            for (int k = 0; k < K; k++)
+                ws->db[k] = (ws->samples ? ws->db[k] : 0.0) + sum_floats(dy + (size_t)k * P, P);
         if (a->diff_weights) {
             const float *cols = inp + n * src_n;
             if (!ok->direct) {
                 im2col(ws->cols, ws->row, inp + n * src_n, d);
                 cols = ws->cols;
             }
-            gemm(0, 1, CKK, K, P, cols, P, dy, P, n > n0 ? 1.0f : 0.0f, ws->dwt, K);
+            gemm(0, 1, CKK, K, P, cols, P, dy, P, ws->samples ? 1.0f : 0.0f, ws->dwt, K);
         }
         if (dinp && ok->direct)
             gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, dinp + n * src_n, P);
@@ -644,90 +694,101 @@ static void conv_backward_task(void *arg, int tid, int nthreads)
     }
 }
 
-/* diff_weights[k][r] = sum over threads of dwt[r][k], in 32x32 tiles; thread tid takes a
- * share of the k rows. diff_bias likewise.                                               */
-static void conv_reduce_task(void *arg, int tid, int nthreads)
-{
-    ob_kernel *ok = ((ob_job *)arg)->ok;
-    const cnb_args *a = ((ob_job *)arg)->a;
-    const int K = ok->d.dst.c, CKK = ok->d.src.c * ok->d.u.conv.kh * ok->d.u.conv.kw;
-    const int T = ok->nthreads;
-    float *dweight = a->diff_weights; /* (K, CKK), or NULL */
-    float *dbias = a->diff_bias;      /* (K), or NULL      */
+/* diff_weights[k][r] = the sum over slots of dwt[r][k], diff_bias[k] that of db[k]. The
+ * items are blocks of 32 rows k, transposed in 32x32 tiles.                             */
+#define REDUCE_BLOCK 32
 
-    int k0, k1;
-    split(K, nthreads, 32, tid, &k0, &k1);
-    if (dweight)
-        for (int kb = k0; kb < k1; kb += 32)
-            for (int rb = 0; rb < CKK; rb += 32) {
-                const int ke = kb + 32 < k1 ? kb + 32 : k1, re = rb + 32 < CKK ? rb + 32 : CKK;
-                for (int k = kb; k < ke; k++)
-                    for (int r = rb; r < re; r++) {
-                        float sum = 0.0f;
-                        for (int t = 0; t < T; t++)
+static void conv_reduce_task(void *arg, int slot)
+{
+    ob_job *job = arg;
+    ob_kernel *ok = job->ok;
+    const int K = ok->d.dst.c, CKK = ok->d.src.c * ok->d.u.conv.kh * ok->d.u.conv.kw;
+    float *dweight = job->a->diff_weights; /* (K, CKK), or NULL */
+    float *dbias = job->a->diff_bias;      /* (K), or NULL      */
+
+    (void)slot;
+    for (int b; (b = job_take(job)) * REDUCE_BLOCK < K;) {
+        const int k0 = b * REDUCE_BLOCK, k1 = k0 + REDUCE_BLOCK < K ? k0 + REDUCE_BLOCK : K;
+        for (int r0 = 0; r0 < CKK && dweight; r0 += REDUCE_BLOCK) {
+            const int r1 = r0 + REDUCE_BLOCK < CKK ? r0 + REDUCE_BLOCK : CKK;
+            for (int k = k0; k < k1; k++)
+                for (int r = r0; r < r1; r++) {
+                    float sum = 0.0f;
+                    for (int t = 0; t < ok->nslots; t++)
+                        if (ok->slot[t].samples)
                             sum += ok->slot[t].dwt[(size_t)r * K + k];
-                        dweight[(size_t)k * CKK + r] = sum;
-                    }
-            }
-    if (dbias)
-        for (int k = k0; k < k1; k++) {
+                    dweight[(size_t)k * CKK + r] = sum;
+                }
+        }
+        for (int k = k0; k < k1 && dbias; k++) {
             double sum = 0.0;
-            for (int t = 0; t < T; t++)
-                sum += ok->slot[t].db[k];
+            for (int t = 0; t < ok->nslots; t++)
+                if (ok->slot[t].samples)
+                    sum += ok->slot[t].db[k];
             dbias[k] = (float)sum;
         }
+    }
 }
 
 static int conv_backward(cnb_kernel *self, const cnb_args *a)
 {
-    ob_job job = {(ob_kernel *)self, a};
-    kernel_run(job.ok, conv_backward_task, &job);
+    ob_kernel *ok = (ob_kernel *)self;
+    for (int t = 0; t < ok->nslots; t++)
+        ok->slot[t].samples = 0;
+    kernel_run(ok, a, conv_backward_task);
     if (a->diff_weights || a->diff_bias)
-        kernel_run(job.ok, conv_reduce_task, &job);
+        kernel_run(ok, a, conv_reduce_task);
     return CNB_OK;
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* Inner product: out[n,k] = bias[k] + sum_i weight[k,i] * inp[n,i], i over D = C*H*W.
- * Thread tid computes a block of output columns (forward, diff_src) or rows (diff_weights),
- * so no partial sums are needed.                                                       */
+ * The items are blocks of output columns (forward, diff_src) or rows (diff_weights), so
+ * no partial sums are needed.                                                          */
 
-#define IP_ALIGN 16 /* block boundaries on whole micro-tiles of the GEMM kernel */
-
-static void inner_product_forward_task(void *arg, int tid, int nthreads)
+/* Columns per item: about two items per thread, on whole 16-wide GEMM micro-tiles. */
+static int ip_block(const ob_kernel *ok, int n)
 {
-    ob_kernel *ok = ((ob_job *)arg)->ok;
-    const cnb_args *a = ((ob_job *)arg)->a;
-    const int N = ok->d.batch, D = (int)cnb_shape_size(ok->d.src), K = ok->d.dst.c;
-    float *out = a->dst;              /* (N,K)        */
-    const float *inp = a->src;        /* (N,D)        */
-    const float *weight = a->weights; /* (K,D)        */
-    const float *bias = a->bias;      /* (K), or NULL */
+    int threads = ok->st->threads;
+    int b = (n + 2 * threads - 1) / (2 * threads);
+    return (b + 15) / 16 * 16;
+}
 
-    int k0, k1;
-    split(K, nthreads, IP_ALIGN, tid, &k0, &k1);
-    if (k0 == k1)
-        return;
-    if (bias)
-        for (int n = 0; n < N; n++)
-            memcpy(out + (size_t)n * K + k0, bias + k0, sizeof(float) * (k1 - k0));
-    gemm(0, 1, N, k1 - k0, D, inp, D, weight + (size_t)k0 * D, D, bias ? 1.0f : 0.0f,
-         out + k0, K);
+static void inner_product_forward_task(void *arg, int slot)
+{
+    ob_job *job = arg;
+    ob_kernel *ok = job->ok;
+    const int N = ok->d.batch, D = (int)cnb_shape_size(ok->d.src), K = ok->d.dst.c;
+    float *out = job->a->dst;              /* (N,K)        */
+    const float *inp = job->a->src;        /* (N,D)        */
+    const float *weight = job->a->weights; /* (K,D)        */
+    const float *bias = job->a->bias;      /* (K), or NULL */
+    const int bk = ip_block(ok, K);
+
+    (void)slot;
+    for (int b; (b = job_take(job)) * bk < K;) {
+        const int k0 = b * bk, k1 = k0 + bk < K ? k0 + bk : K;
+        if (bias)
+            for (int n = 0; n < N; n++)
+                memcpy(out + (size_t)n * K + k0, bias + k0, sizeof(float) * (k1 - k0));
+        gemm(0, 1, N, k1 - k0, D, inp, D, weight + (size_t)k0 * D, D, bias ? 1.0f : 0.0f,
+             out + k0, K);
+    }
 }
 
 static int inner_product_forward(cnb_kernel *self, const cnb_args *a)
 {
-    ob_job job = {(ob_kernel *)self, a};
-    kernel_run(job.ok, inner_product_forward_task, &job);
+    kernel_run((ob_kernel *)self, a, inner_product_forward_task);
     return CNB_OK;
 }
 
-/* dinp = dout . W (columns d0..d1); dweight = dout^T . inp and dbias[k] = sum_n dout[n,k]
- * (rows k0..k1).                                                                        */
-static void inner_product_backward_task(void *arg, int tid, int nthreads)
+/* Items: blocks of dinp = dout . W columns d0..d1, then blocks of dweight = dout^T . inp
+ * and dbias[k] = sum_n dout[n,k] rows k0..k1.                                           */
+static void inner_product_backward_task(void *arg, int slot)
 {
-    ob_kernel *ok = ((ob_job *)arg)->ok;
-    const cnb_args *a = ((ob_job *)arg)->a;
+    ob_job *job = arg;
+    ob_kernel *ok = job->ok;
+    const cnb_args *a = job->a;
     const int N = ok->d.batch, D = (int)cnb_shape_size(ok->d.src), K = ok->d.dst.c;
     float *dinp = a->diff_src;        /* (N,D), or NULL */
     float *dweight = a->diff_weights; /* (K,D), or NULL */
@@ -735,27 +796,32 @@ static void inner_product_backward_task(void *arg, int tid, int nthreads)
     const float *dout = a->diff_dst;  /* (N,K)          */
     const float *inp = a->src;        /* (N,D)          */
     const float *weight = a->weights; /* (K,D)          */
+    const int bd = ip_block(ok, D), bk = ip_block(ok, K);
+    const int nd = dinp ? (D + bd - 1) / bd : 0, nk = (K + bk - 1) / bk;
 
-    int d0, d1, k0, k1;
-    split(D, nthreads, IP_ALIGN, tid, &d0, &d1);
-    split(K, nthreads, IP_ALIGN, tid, &k0, &k1);
-    if (dinp && d0 < d1)
-        gemm(0, 0, N, d1 - d0, K, dout, K, weight + d0, D, 0.0f, dinp + d0, D);
-    if (dweight && k0 < k1)
-        gemm(1, 0, k1 - k0, D, N, dout + k0, K, inp, D, 0.0f, dweight + (size_t)k0 * D, D);
-    if (dbias)
-        for (int k = k0; k < k1; k++) {
+    (void)slot;
+    for (int b; (b = job_take(job)) < nd + nk;) {
+        if (b < nd) {
+            const int d0 = b * bd, d1 = d0 + bd < D ? d0 + bd : D;
+            gemm(0, 0, N, d1 - d0, K, dout, K, weight + d0, D, 0.0f, dinp + d0, D);
+            continue;
+        }
+        const int k0 = (b - nd) * bk, k1 = k0 + bk < K ? k0 + bk : K;
+        if (dweight)
+            gemm(1, 0, k1 - k0, D, N, dout + k0, K, inp, D, 0.0f, dweight + (size_t)k0 * D,
+                 D);
+        for (int k = k0; k < k1 && dbias; k++) {
             double sum = 0.0;
             for (int n = 0; n < N; n++)
                 sum += dout[(size_t)n * K + k];
             dbias[k] = (float)sum;
         }
+    }
 }
 
 static int inner_product_backward(cnb_kernel *self, const cnb_args *a)
 {
-    ob_job job = {(ob_kernel *)self, a};
-    kernel_run(job.ok, inner_product_backward_task, &job);
+    kernel_run((ob_kernel *)self, a, inner_product_backward_task);
     return CNB_OK;
 }
 
@@ -804,7 +870,7 @@ static void ob_kernel_destroy(cnb_kernel *self)
     if (!ok)
         return;
     const cnb_host *host = ok->st->host;
-    for (int t = 0; ok->slot && t < ok->nthreads; t++) {
+    for (int t = 0; ok->slot && t < ok->nslots; t++) {
         host->free(ok->slot[t].cols);
         host->free(ok->slot[t].dwt);
         host->free(ok->slot[t].db);
@@ -825,16 +891,17 @@ static int conv_workspace(ob_kernel *ok)
     const size_t row = ok->direct ? 0 : sizeof(float) * ((d->dst.w - 1) * d->u.conv.sw +
                                                          d->u.conv.kw);
     const size_t per_thread = cols + row + sizeof(float) * CKK * K + sizeof(double) * K;
-    int bad = !(ok->slot = host->alloc(sizeof *ok->slot * ok->nthreads));
-    for (int t = 0; t < ok->nthreads && !bad; t++) {
+    int bad = !(ok->slot = host->alloc(sizeof *ok->slot * ok->nslots));
+    for (int t = 0; t < ok->nslots && !bad; t++) {
         ob_slot *s = &ok->slot[t];
-        bad = (cols && !(s->cols = host->alloc(cols))) || (row && !(s->row = host->alloc(row))) ||
+        bad = (cols && !(s->cols = host->alloc(cols))) ||
+              (row && !(s->row = host->alloc(row))) ||
               !(s->dwt = host->alloc(sizeof(float) * CKK * K)) ||
               !(s->db = host->alloc(sizeof(double) * K));
     }
     if (bad)
         return fail(host, CNB_ENOMEM, "conv: cannot allocate %d x %zu bytes of workspace",
-                    ok->nthreads, per_thread);
+                    ok->nslots, per_thread);
     return CNB_OK;
 }
 
@@ -857,10 +924,7 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     ok->st = st;
     ok->d = *desc;
     ok->base.destroy = ob_kernel_destroy;
-    /* conv splits the batch: with fewer samples than threads, OpenBLAS threads instead */
-    ok->nthreads = st->pool ? st->threads : 1;
-    if (desc->op == CNB_OP_CONV && desc->batch < ok->nthreads)
-        ok->nthreads = 1;
+    ok->nslots = st->threads;
     if (desc->op == CNB_OP_INNER_PRODUCT) {
         ok->base.forward = inner_product_forward;
         ok->base.backward = inner_product_backward;
@@ -897,10 +961,9 @@ static int ob_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
         host->free(st);
         return CNB_ENOMEM;
     }
-    lib_threads(st->threads);
-    snprintf(st->info, sizeof st->info, "%s; core %s (%s); %d thread%s",
-             lib.get_config(), lib.get_corename(), lib.core_why, st->threads,
-             st->threads == 1 ? "" : "s");
+    snprintf(st->info, sizeof st->info, "%s; core %s (%s); %d thread%s (OpenBLAS "
+             "single-threaded, calls split by the plugin)", lib.get_config(),
+             lib.get_corename(), lib.core_why, st->threads, st->threads == 1 ? "" : "s");
     *state = st;
     return CNB_OK;
 }
