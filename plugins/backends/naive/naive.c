@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
 
 #define WHO "naive"
 
@@ -49,12 +50,6 @@ static int fail(const cnb_host *host, int code, const char *fmt, ...)
 /* Window geometry, shared by convolution and pooling: output o along an axis of input
  * length `in` sees inputs o*s - p + t for taps t = 0..k-1; taps outside [0, in) are the
  * zero padding. */
-
-/* Output length, O = floor((I - K + 2P) / S) + 1; 0 when the kernel does not fit. */
-static int out_len(int in, int k, int s, int p)
-{
-    return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
-}
 
 /* Outputs o in [*o0, *o1) for which tap t lands inside the input (convolution loops). */
 static void tap_outputs(int *o0, int *o1, int t, int s, int p, int in, int out)
@@ -628,82 +623,6 @@ static const struct {
     [CNB_OP_SOFTMAX_XENT] = {"softmax_xent", softmax_xent_forward, softmax_xent_backward},
 };
 
-static int shape_eq(cnb_shape x, cnb_shape y) { return x.c == y.c && x.h == y.h && x.w == y.w; }
-
-/* Conv and pool: the window parameters are sane and dst.h, dst.w follow the formula. */
-static int check_window(const cnb_host *host, const cnb_op_desc *d, int kh, int kw, int sh,
-                        int sw, int ph, int pw)
-{
-    const char *name = ops[d->op].name;
-    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
-        return fail(host, CNB_EINVAL,
-                    "%s: kernel %dx%d, stride %dx%d, padding %dx%d: kernel and stride must "
-                    "be >= 1 and padding >= 0", name, kh, kw, sh, sw, ph, pw);
-    int oh = out_len(d->src.h, kh, sh, ph), ow = out_len(d->src.w, kw, sw, pw);
-    if (oh < 1 || ow < 1)
-        return fail(host, CNB_EINVAL,
-                    "%s: kernel %dx%d does not fit src %dx%d padded by %dx%d", name, kh, kw,
-                    d->src.h, d->src.w, ph, pw);
-    if (d->dst.h != oh || d->dst.w != ow)
-        return fail(host, CNB_EINVAL,
-                    "%s: dst is %dx%d but src %dx%d with kernel %dx%d, stride %dx%d, "
-                    "padding %dx%d gives floor((I - K + 2P)/S) + 1 = %dx%d",
-                    name, d->dst.h, d->dst.w, d->src.h, d->src.w, kh, kw, sh, sw, ph, pw,
-                    oh, ow);
-    return CNB_OK;
-}
-
-static int check_desc(const cnb_host *host, const cnb_op_desc *d)
-{
-    const char *name = ops[d->op].name;
-    const cnb_shape s = d->src, t = d->dst;
-    if (d->batch < 1 || s.c < 1 || s.h < 1 || s.w < 1 || t.c < 1 || t.h < 1 || t.w < 1)
-        return fail(host, CNB_EINVAL, "%s: batch %d, src %dx%dx%d, dst %dx%dx%d: every size "
-                    "must be >= 1", name, d->batch, s.c, s.h, s.w, t.c, t.h, t.w);
-    switch (d->op) {
-    case CNB_OP_CONV:
-        return check_window(host, d, d->u.conv.kh, d->u.conv.kw, d->u.conv.sh, d->u.conv.sw,
-                            d->u.conv.ph, d->u.conv.pw);
-    case CNB_OP_POOL_MAX:
-    case CNB_OP_POOL_AVG: {
-        if (t.c != s.c)
-            return fail(host, CNB_EINVAL, "%s: dst has %d channels, src %d", name, t.c, s.c);
-        int err = check_window(host, d, d->u.pool.kh, d->u.pool.kw, d->u.pool.sh,
-                               d->u.pool.sw, d->u.pool.ph, d->u.pool.pw);
-        if (err)
-            return err;
-        if (d->op == CNB_OP_POOL_MAX && (d->u.pool.ph >= d->u.pool.kh ||
-                                         d->u.pool.pw >= d->u.pool.kw))
-            return fail(host, CNB_EINVAL, "%s: padding %dx%d must be smaller than the "
-                        "kernel %dx%d (a window of padding only has no maximum)", name,
-                        d->u.pool.ph, d->u.pool.pw, d->u.pool.kh, d->u.pool.kw);
-        return CNB_OK;
-    }
-    case CNB_OP_INNER_PRODUCT:
-        if (t.h != 1 || t.w != 1)
-            return fail(host, CNB_EINVAL, "%s: dst must be Kx1x1, got %dx%dx%d", name, t.c,
-                        t.h, t.w);
-        return CNB_OK;
-    case CNB_OP_LRN:
-        if (d->u.lrn.size < 1 || !(d->u.lrn.k > 0.0f) || !(d->u.lrn.alpha >= 0.0f) ||
-            !isfinite(d->u.lrn.beta))
-            return fail(host, CNB_EINVAL, "%s: size %d, alpha %g, beta %g, k %g: need size "
-                        ">= 1, k > 0, alpha >= 0", name, d->u.lrn.size,
-                        (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
-        /* LRN's dst must equal its src, like the element-wise ops below */
-        /* fall through */
-    case CNB_OP_SIGMOID:
-    case CNB_OP_RELU:
-    case CNB_OP_SOFTMAX_XENT:
-        if (!shape_eq(s, t))
-            return fail(host, CNB_EINVAL, "%s: dst %dx%dx%d differs from src %dx%dx%d", name,
-                        t.c, t.h, t.w, s.c, s.h, s.w);
-        return CNB_OK;
-    default:
-        return CNB_ENOTSUP;
-    }
-}
-
 static size_t workspace_bytes(const cnb_op_desc *d)
 {
     switch (d->op) {
@@ -731,11 +650,10 @@ static int naive_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel 
     *out = NULL;
     if (!host)
         return CNB_EINVAL; /* init() was not called: nowhere to log to */
-    if ((unsigned)desc->op >= CNB_OP_COUNT)
-        return fail(host, CNB_ENOTSUP, "op %d unknown to this backend", (int)desc->op);
-    int err = check_desc(host, desc);
+    char why[512];
+    int err = cnb_op_desc_check(desc, why, sizeof why);
     if (err)
-        return err;
+        return fail(host, err, "%s", why);
 
     naive_kernel *nk = host->alloc(sizeof *nk);
     if (!nk)

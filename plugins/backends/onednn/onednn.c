@@ -55,6 +55,7 @@
 #include <dnnl_debug.h>
 
 #include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
 
 #define WHO "onednn"
 #define MAX_ARGS 8  /* execution arguments of one primitive          */
@@ -132,12 +133,6 @@ typedef struct dn_kernel {
     int n_mems;
 } dn_kernel;
 
-static const char *const op_names[CNB_OP_COUNT] = {
-    [CNB_OP_CONV] = "conv", [CNB_OP_INNER_PRODUCT] = "inner_product",
-    [CNB_OP_POOL_MAX] = "pool_max", [CNB_OP_POOL_AVG] = "pool_avg",
-    [CNB_OP_SIGMOID] = "sigmoid", [CNB_OP_RELU] = "relu", [CNB_OP_LRN] = "lrn",
-    [CNB_OP_SOFTMAX_XENT] = "softmax_xent",
-};
 
 static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
 static int fail(const cnb_host *host, int code, const char *fmt, ...)
@@ -158,10 +153,10 @@ static int dnnl_fail(dn_kernel *k, dnnl_status_t s, const char *call, int line)
     const cnb_host *host = k->st->host;
     if (s == dnnl_unimplemented) {
         host->log(CNB_LOG_WARN, WHO, "%s: oneDNN has no implementation (%s, line %d); "
-                  "the naive backend runs it", op_names[k->d.op], call, line);
+                  "the naive backend runs it", cnb_op_name(k->d.op), call, line);
         return CNB_ENOTSUP;
     }
-    host->log(CNB_LOG_ERROR, WHO, "%s: %s failed: %s (onednn.c:%d)", op_names[k->d.op], call,
+    host->log(CNB_LOG_ERROR, WHO, "%s: %s failed: %s (onednn.c:%d)", cnb_op_name(k->d.op), call,
               dnnl_status2str(s), line);
     return s == dnnl_out_of_memory ? CNB_ENOMEM : CNB_EINVAL;
 }
@@ -288,7 +283,7 @@ static dnnl_status_t tensor_make(dn_kernel *k, tensor *t, const dnnl_memory_desc
     char a[32], b[32];
     md_str(a, sizeof a, host_md);
     md_str(b, sizeof b, want);
-    k->st->host->log(CNB_LOG_DEBUG, WHO, "%s: %s reordered %s -> %s", op_names[k->d.op], what,
+    k->st->host->log(CNB_LOG_DEBUG, WHO, "%s: %s reordered %s -> %s", cnb_op_name(k->d.op), what,
                      output ? b : a, output ? a : b);
     if ((s = mem_new(k, &t->mem, want, DNNL_MEMORY_ALLOCATE)) != dnnl_success)
         return s;
@@ -872,86 +867,7 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Kernel creation: validate the descriptor as naive does, build the primitives. */
-
-static int out_len(int in, int k, int s, int p)
-{
-    return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
-}
-
-static int shape_eq(cnb_shape x, cnb_shape y) { return x.c == y.c && x.h == y.h && x.w == y.w; }
-
-static int check_window(const cnb_host *host, const cnb_op_desc *d, int kh, int kw, int sh,
-                        int sw, int ph, int pw)
-{
-    const char *name = op_names[d->op];
-    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
-        return fail(host, CNB_EINVAL,
-                    "%s: kernel %dx%d, stride %dx%d, padding %dx%d: kernel and stride must "
-                    "be >= 1 and padding >= 0", name, kh, kw, sh, sw, ph, pw);
-    int oh = out_len(d->src.h, kh, sh, ph), ow = out_len(d->src.w, kw, sw, pw);
-    if (oh < 1 || ow < 1)
-        return fail(host, CNB_EINVAL, "%s: kernel %dx%d does not fit src %dx%d padded by %dx%d",
-                    name, kh, kw, d->src.h, d->src.w, ph, pw);
-    if (d->dst.h != oh || d->dst.w != ow)
-        return fail(host, CNB_EINVAL,
-                    "%s: dst is %dx%d but src %dx%d with kernel %dx%d, stride %dx%d, "
-                    "padding %dx%d gives floor((I - K + 2P)/S) + 1 = %dx%d",
-                    name, d->dst.h, d->dst.w, d->src.h, d->src.w, kh, kw, sh, sw, ph, pw, oh,
-                    ow);
-    return CNB_OK;
-}
-
-static int check_desc(const cnb_host *host, const cnb_op_desc *d)
-{
-    const char *name = op_names[d->op];
-    const cnb_shape s = d->src, t = d->dst;
-    if (d->batch < 1 || s.c < 1 || s.h < 1 || s.w < 1 || t.c < 1 || t.h < 1 || t.w < 1)
-        return fail(host, CNB_EINVAL, "%s: batch %d, src %dx%dx%d, dst %dx%dx%d: every size "
-                    "must be >= 1", name, d->batch, s.c, s.h, s.w, t.c, t.h, t.w);
-    switch (d->op) {
-    case CNB_OP_CONV:
-        return check_window(host, d, d->u.conv.kh, d->u.conv.kw, d->u.conv.sh, d->u.conv.sw,
-                            d->u.conv.ph, d->u.conv.pw);
-    case CNB_OP_POOL_MAX:
-    case CNB_OP_POOL_AVG: {
-        if (t.c != s.c)
-            return fail(host, CNB_EINVAL, "%s: dst has %d channels, src %d", name, t.c, s.c);
-        int err = check_window(host, d, d->u.pool.kh, d->u.pool.kw, d->u.pool.sh,
-                               d->u.pool.sw, d->u.pool.ph, d->u.pool.pw);
-        if (err)
-            return err;
-        if (d->op == CNB_OP_POOL_MAX &&
-            (d->u.pool.ph >= d->u.pool.kh || d->u.pool.pw >= d->u.pool.kw))
-            return fail(host, CNB_EINVAL, "%s: padding %dx%d must be smaller than the "
-                        "kernel %dx%d (a window of padding only has no maximum)", name,
-                        d->u.pool.ph, d->u.pool.pw, d->u.pool.kh, d->u.pool.kw);
-        return CNB_OK;
-    }
-    case CNB_OP_INNER_PRODUCT:
-        if (t.h != 1 || t.w != 1)
-            return fail(host, CNB_EINVAL, "%s: dst must be Kx1x1, got %dx%dx%d", name, t.c,
-                        t.h, t.w);
-        return CNB_OK;
-    case CNB_OP_LRN:
-        if (d->u.lrn.size < 1 || !(d->u.lrn.k > 0.0f) || !(d->u.lrn.alpha >= 0.0f) ||
-            !isfinite(d->u.lrn.beta))
-            return fail(host, CNB_EINVAL, "%s: size %d, alpha %g, beta %g, k %g: need size "
-                        ">= 1, k > 0, alpha >= 0", name, d->u.lrn.size,
-                        (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
-        /* LRN's dst must equal its src, like the element-wise ops below */
-        /* fall through */
-    case CNB_OP_SIGMOID:
-    case CNB_OP_RELU:
-    case CNB_OP_SOFTMAX_XENT:
-        if (!shape_eq(s, t))
-            return fail(host, CNB_EINVAL, "%s: dst %dx%dx%d differs from src %dx%dx%d", name,
-                        t.c, t.h, t.w, s.c, s.h, s.w);
-        return CNB_OK;
-    default:
-        return CNB_ENOTSUP;
-    }
-}
+/* Kernel creation: validate the descriptor (cnnbench/op_check.h), build the primitives. */
 
 static void prim_destroy(prim *p)
 {
@@ -988,11 +904,10 @@ static int onednn_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel
     *out = NULL;
     if (!st)
         return CNB_EINVAL; /* init() was not called: nowhere to log to */
-    if ((unsigned)desc->op >= CNB_OP_COUNT)
-        return fail(st->host, CNB_ENOTSUP, "op %d unknown to this backend", (int)desc->op);
-    int rc = check_desc(st->host, desc);
+    char why[512];
+    int rc = cnb_op_desc_check(desc, why, sizeof why);
     if (rc)
-        return rc;
+        return fail(st->host, rc, "%s", why);
     if (desc->op == CNB_OP_LRN && desc->u.lrn.size % 2 == 0) {
         st->host->log(CNB_LOG_INFO, WHO, "lrn: size %d is even; oneDNN's window would span "
                       "%d channels and naive's %d, so the naive backend runs it",

@@ -49,6 +49,7 @@
 #include <cblas.h>
 
 #include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
 
 #define WHO "openblas"
 
@@ -828,42 +829,6 @@ static int inner_product_backward(cnb_kernel *self, const cnb_args *a)
 /* ------------------------------------------------------------------------------------ */
 /* Kernel creation: validate like naive does, size the workspace, pick the functions. */
 
-static int out_len(int in, int k, int s, int p)
-{
-    return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
-}
-
-static int check_desc(const cnb_host *host, const cnb_op_desc *d)
-{
-    const char *name = d->op == CNB_OP_CONV ? "conv" : "inner_product";
-    const cnb_shape s = d->src, t = d->dst;
-    if (d->batch < 1 || s.c < 1 || s.h < 1 || s.w < 1 || t.c < 1 || t.h < 1 || t.w < 1)
-        return fail(host, CNB_EINVAL, "%s: batch %d, src %dx%dx%d, dst %dx%dx%d: every size "
-                    "must be >= 1", name, d->batch, s.c, s.h, s.w, t.c, t.h, t.w);
-    if (d->op == CNB_OP_INNER_PRODUCT) {
-        if (t.h != 1 || t.w != 1)
-            return fail(host, CNB_EINVAL, "%s: dst must be Kx1x1, got %dx%dx%d", name, t.c,
-                        t.h, t.w);
-        return CNB_OK;
-    }
-    const int kh = d->u.conv.kh, kw = d->u.conv.kw, sh = d->u.conv.sh, sw = d->u.conv.sw;
-    const int ph = d->u.conv.ph, pw = d->u.conv.pw;
-    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0)
-        return fail(host, CNB_EINVAL,
-                    "%s: kernel %dx%d, stride %dx%d, padding %dx%d: kernel and stride must "
-                    "be >= 1 and padding >= 0", name, kh, kw, sh, sw, ph, pw);
-    int oh = out_len(s.h, kh, sh, ph), ow = out_len(s.w, kw, sw, pw);
-    if (oh < 1 || ow < 1)
-        return fail(host, CNB_EINVAL, "%s: kernel %dx%d does not fit src %dx%d padded by "
-                    "%dx%d", name, kh, kw, s.h, s.w, ph, pw);
-    if (t.h != oh || t.w != ow)
-        return fail(host, CNB_EINVAL,
-                    "%s: dst is %dx%d but src %dx%d with kernel %dx%d, stride %dx%d, "
-                    "padding %dx%d gives floor((I - K + 2P)/S) + 1 = %dx%d",
-                    name, t.h, t.w, s.h, s.w, kh, kw, sh, sw, ph, pw, oh, ow);
-    return CNB_OK;
-}
-
 static void ob_kernel_destroy(cnb_kernel *self)
 {
     ob_kernel *ok = (ob_kernel *)self;
@@ -914,9 +879,10 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     if (desc->op != CNB_OP_CONV && desc->op != CNB_OP_INNER_PRODUCT)
         return CNB_ENOTSUP;
     const cnb_host *host = st->host;
-    int err = check_desc(host, desc);
+    char why[512];
+    int err = cnb_op_desc_check(desc, why, sizeof why);
     if (err)
-        return err;
+        return fail(host, err, "%s", why);
 
     ob_kernel *ok = host->alloc(sizeof *ok);
     if (!ok)
