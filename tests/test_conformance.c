@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
 #include "host.h"
 #include "plugin.h"
 #include "testutil.h"
@@ -172,17 +173,9 @@ static const conf_case cases[] = {
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
-static const char *op_name(cnb_op op)
-{
-    static const char *const names[CNB_OP_COUNT] = {
-        "conv", "inner_product", "pool_max", "pool_avg", "sigmoid", "relu", "lrn",
-        "softmax_xent"};
-    return (unsigned)op < CNB_OP_COUNT ? names[op] : "?";
-}
 
 static int has_weights(cnb_op op) { return op == CNB_OP_CONV || op == CNB_OP_INNER_PRODUCT; }
 
-static int out_len(int in, int k, int s, int p) { return (in - k + 2 * p) / s + 1; }
 
 /* The descriptor; dst from O = floor((I - K + 2P) / S) + 1, worked out here. */
 static cnb_op_desc case_desc(const conf_case *cs)
@@ -193,8 +186,8 @@ static cnb_op_desc case_desc(const conf_case *cs)
     case CNB_OP_POOL_MAX:
     case CNB_OP_POOL_AVG:
         d.dst = (cnb_shape){cs->op == CNB_OP_CONV ? cs->k : cs->c,
-                            out_len(cs->h, cs->kh, cs->sh, cs->ph),
-                            out_len(cs->w, cs->kw, cs->sw, cs->pw)};
+                            cnb_out_len(cs->h, cs->kh, cs->sh, cs->ph),
+                            cnb_out_len(cs->w, cs->kw, cs->sw, cs->pw)};
         /* conv and pool share the layout of u */
         d.u.conv.kh = cs->kh, d.u.conv.kw = cs->kw, d.u.conv.sh = cs->sh;
         d.u.conv.sw = cs->sw, d.u.conv.ph = cs->ph, d.u.conv.pw = cs->pw;
@@ -640,7 +633,7 @@ static void say_case(conf_ctx *x)
     char shape[128];
     shape_str(shape, sizeof shape, &r->d);
     fprintf(stderr, "\nconformance: FAIL backend %s, op %s, case %s: %s, batch %d, seed %llu "
-            "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, op_name(r->d.op), r->cs->name,
+            "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, cnb_op_name(r->d.op), r->cs->name,
             shape, r->d.batch, (unsigned long long)(seed_get() + r->row + 1),
             (unsigned long long)seed_get(), r->row + 1);
     x->said_case = 1;
@@ -887,7 +880,7 @@ static void ops_str(char *buf, size_t len, uint32_t ops)
     buf[0] = '\0';
     for (int op = 0; op < CNB_OP_COUNT && used < len; op++)
         if (ops & CNB_OP_BIT(op)) {
-            int k = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", op_name(op));
+            int k = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", cnb_op_name(op));
             if (k < 0)
                 break;
             used += (size_t)k;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
 #include "host.h"
 #include "testutil.h"
 
@@ -242,14 +243,13 @@ static int compare(const char *ctx, const char *what, const int dims[4], const f
 /* Descriptors. Output sizes are computed here from the formula, independently of the
  * backend. */
 
-static int out_len(int in, int k, int s, int p) { return (in - k + 2 * p) / s + 1; }
 
 static cnb_op_desc window_desc(cnb_op op, int n, int c, int h, int w, int k, int kh, int kw,
                                int sh, int sw, int ph, int pw)
 {
     cnb_op_desc d = {.op = op, .batch = n, .src = {c, h, w}};
-    d.dst = (cnb_shape){op == CNB_OP_CONV ? k : c, out_len(h, kh, sh, ph),
-                        out_len(w, kw, sw, pw)};
+    d.dst = (cnb_shape){op == CNB_OP_CONV ? k : c, cnb_out_len(h, kh, sh, ph),
+                        cnb_out_len(w, kw, sw, pw)};
     if (op == CNB_OP_CONV) {
         d.u.conv.kh = kh;
         d.u.conv.kw = kw;
@@ -302,18 +302,11 @@ static cnb_op_desc lrn_desc(int n, int c, int h, int w, int size, float alpha, f
     return d;
 }
 
-static const char *op_name(cnb_op op)
-{
-    static const char *const names[CNB_OP_COUNT] = {
-        "conv", "inner_product", "pool_max", "pool_avg", "sigmoid", "relu", "lrn",
-        "softmax_xent"};
-    return (unsigned)op < CNB_OP_COUNT ? names[op] : "?";
-}
 
 /* "conv N2 3x9x11 -> 4x5x6 k3x5 s2x2 p1x2 (CNB_TEST_SEED=20240611)" */
 static void desc_str(char *buf, size_t len, const cnb_op_desc *d)
 {
-    int n = snprintf(buf, len, "%s N%d %dx%dx%d -> %dx%dx%d", op_name(d->op), d->batch,
+    int n = snprintf(buf, len, "%s N%d %dx%dx%d -> %dx%dx%d", cnb_op_name(d->op), d->batch,
                      d->src.c, d->src.h, d->src.w, d->dst.c, d->dst.h, d->dst.w);
     if (d->op == CNB_OP_CONV || d->op == CNB_OP_POOL_MAX || d->op == CNB_OP_POOL_AVG) {
         /* conv and pool share the layout of u */
