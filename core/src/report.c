@@ -298,10 +298,18 @@ static int plot_bars(const char *dir, const char *file, const char *title, const
     }
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, file, title, ylabel))
         return CNB_EIO;
+    /* the y range from the data (intervals included), so equal bars still get an axis */
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < nv; i++) {
+        const cnb_summary *sm = &v[i].m[m];
+        lo = fmin(lo, isnan(sm->lo) ? sm->mean : sm->lo);
+        hi = fmax(hi, isnan(sm->hi) ? sm->mean : sm->hi);
+    }
+    double pad = fmax(0.1 * (hi - lo), fmax(0.01 * fabs(hi), 1e-3));
     fprintf(a.f, "set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xtics noenhanced "
                  "rotate by -20\nset key top left noenhanced\nset xrange [-0.7:%d.7]\n"
-                 "set offsets 0, 0, graph 0.1, graph 0.05\n",
-            nv - 1);
+                 "set yrange [%g:%g]\n",
+            nv - 1, lo - pad, hi + 2 * pad);
     fprintf(a.f, "plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa' title 'mean over "
                  "seeds', \\\n  '' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 7 ps 0.5 "
                  "title '95%% interval'\n", dat);
