@@ -334,10 +334,10 @@ static void thousands(char *buf, size_t len, double v)
 void cnb_net_print_summary(const cnb_net *net, FILE *out)
 {
     char p[32], f[32];
-    fprintf(out, "model %s: input %dx%dx%d (C x H x W), %d classes\n\n", net->model->path,
-            net->input.c, net->input.h, net->input.w, net->classes);
+    fprintf(out, "model %s: input %dx%dx%d (H x W x C), %d classes\n\n", net->model->path,
+            net->input.h, net->input.w, net->input.c, net->classes);
     fprintf(out, "%-3s %-10s %-12s %-16s %8s %14s %16s\n", "#", "layer", "plugin",
-            "output CxHxW", "values", "parameters", "forward FLOPs");
+            "output HxWxC", "values", "parameters", "forward FLOPs");
     size_t fc_params = 0;
     for (int i = 0; i < net->n; i++) {
         const cnb_net_layer *L = &net->layers[i];
@@ -347,7 +347,7 @@ void cnb_net_print_summary(const cnb_net *net, FILE *out)
         if (strcmp(L->desc->hdr.name, "fc") == 0)
             fc_params += np;
         char shape[32];
-        snprintf(shape, sizeof shape, "%dx%dx%d", L->out.c, L->out.h, L->out.w);
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out.h, L->out.w, L->out.c);
         thousands(p, sizeof p, (double)np);
         thousands(f, sizeof f, L->layer->flops);
         fprintf(out, "%-3d %-10s %-12s %-16s %8zu %14s %16s\n", i + 1, L->name,
