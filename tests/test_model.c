@@ -279,6 +279,9 @@ static void test_cli_exit_status(void)
     snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' summary '%s/experiments/models/lenet5.ini' "
              "| grep -q '61,706 parameters'", CNB_BUILD_ROOT, CNB_SOURCE_ROOT);
     CU_ASSERT_EQUAL(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' summary '%s/experiments/models/alexnet.ini' "
+             "| grep -q 'pool5 .* 6x6x256 .* 9216'", CNB_BUILD_ROOT, CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL(system(cmd), 0); /* the seed's H x W x C notation */
 }
 
 void suite_model(void)
