@@ -68,6 +68,7 @@ typedef struct entry {
     double sum_fwd, sum_train;
     double *lf, *lb;              /* per layer, [layer_reps][n_layers]      */
     int layer_reps;
+    double layer_seconds;         /* spent in the per-layer pass            */
 } entry;
 
 /* A row of bench.csv (also read back from the peer's CSV). */
@@ -355,72 +356,63 @@ static int grow(double **p, int n)
     return 0;
 }
 
-/* Whole-network samples, rounds over the backends in shuffled order. */
-static int sample_whole(entry *es, int ne, struct cnb_rng *rng)
+/* One timed repetition of one backend; sets *enough once it has its samples. */
+typedef int (*rep_fn)(entry *e, int *enough);
+
+/* Rounds over the backends, in a freshly shuffled order each round, until every one has
+ * enough: drift and neighbours' noise then fall on all backends alike. */
+static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep)
 {
-    int order[MAX_BACKENDS], rc = 0;
+    int order[MAX_BACKENDS], enough[MAX_BACKENDS] = {0}, left = ne, rc = 0;
     for (int k = 0; k < ne; k++)
         order[k] = k;
-    for (int round = 0; round < MAX_REPS && rc == 0; round++) {
+    for (int round = 0; round < MAX_REPS && left > 0 && rc == 0; round++) {
         shuffle(order, ne, rng);
-        int busy = 0;
         for (int i = 0; i < ne && rc == 0; i++) {
-            entry *e = &es[order[i]];
-            if (e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time)
-                continue;
-            busy = 1;
-            if ((rc = grow(&e->fwd, e->reps + 1)) || (rc = grow(&e->train, e->reps + 1)))
-                break;
-            float loss;
-            double t0 = cnb_now();
-            rc = cnb_net_forward(&e->net, 0, &loss);
-            double t1 = cnb_now();
-            if (rc == 0)
-                rc = train_step(&e->net);
-            double t2 = cnb_now();
-            e->fwd[e->reps] = t1 - t0;
-            e->train[e->reps] = t2 - t1;
-            e->sum_fwd += t1 - t0;
-            e->sum_train += t2 - t1;
-            e->reps++;
+            int k = order[i];
+            if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
+                left -= enough[k];
         }
-        if (!busy)
-            break;
     }
     return rc;
 }
 
-/* Per-layer samples: a separate pass, timing each layer's forward and backward. */
-static int sample_layers(entry *es, int ne, struct cnb_rng *rng)
+/* Whole network: one inference forward and one training step. */
+static int rep_whole(entry *e, int *enough)
 {
-    int order[MAX_BACKENDS], rc = 0, done[MAX_BACKENDS] = {0};
-    double spent[MAX_BACKENDS] = {0};
-    for (int k = 0; k < ne; k++)
-        order[k] = k;
-    for (int round = 0; round < MAX_REPS && rc == 0; round++) {
-        shuffle(order, ne, rng);
-        int busy = 0;
-        for (int i = 0; i < ne && rc == 0; i++) {
-            entry *e = &es[order[i]];
-            int k = order[i], nl = e->net.n;
-            if (done[k])
-                continue;
-            busy = 1;
-            if ((rc = grow(&e->lf, (e->layer_reps + 1) * nl)) ||
-                (rc = grow(&e->lb, (e->layer_reps + 1) * nl)))
-                break;
-            float loss;
-            double t0 = cnb_now();
-            rc = cnb_net_forward_timed(&e->net, 1, &loss, e->lf + (size_t)e->layer_reps * nl);
-            if (rc == 0)
-                rc = cnb_net_backward_timed(&e->net, e->lb + (size_t)e->layer_reps * nl);
-            spent[k] += cnb_now() - t0;
-            e->layer_reps++;
-            done[k] = e->layer_reps >= e->min_reps && spent[k] >= e->min_time;
-        }
-        if (!busy)
-            break;
-    }
+    int rc = grow(&e->fwd, e->reps + 1);
+    if (rc || (rc = grow(&e->train, e->reps + 1)))
+        return rc;
+    float loss;
+    double t0 = cnb_now();
+    rc = cnb_net_forward(&e->net, 0, &loss);
+    double t1 = cnb_now();
+    if (rc == 0)
+        rc = train_step(&e->net);
+    double t2 = cnb_now();
+    e->fwd[e->reps] = t1 - t0;
+    e->train[e->reps] = t2 - t1;
+    e->sum_fwd += t1 - t0;
+    e->sum_train += t2 - t1;
+    e->reps++;
+    *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time;
+    return rc;
+}
+
+/* The separate per-layer pass: each layer's forward and backward timed on its own. */
+static int rep_layers(entry *e, int *enough)
+{
+    int nl = e->net.n, rc = grow(&e->lf, (e->layer_reps + 1) * nl);
+    if (rc || (rc = grow(&e->lb, (e->layer_reps + 1) * nl)))
+        return rc;
+    float loss;
+    double t0 = cnb_now();
+    rc = cnb_net_forward_timed(&e->net, 1, &loss, e->lf + (size_t)e->layer_reps * nl);
+    if (rc == 0)
+        rc = cnb_net_backward_timed(&e->net, e->lb + (size_t)e->layer_reps * nl);
+    e->layer_seconds += cnb_now() - t0;
+    e->layer_reps++;
+    *enough = e->layer_reps >= e->min_reps && e->layer_seconds >= e->min_time;
     return rc;
 }
 
@@ -532,10 +524,10 @@ static int measure_group(results *r, const bconf *bc, const bmodel *m, int threa
     cnb_rng_seed(&rng, bc->seed, STREAM_BENCH);
     double t0 = cnb_now();
     if (rc == 0)
-        rc = sample_whole(es, ne, &rng);
+        rc = interleave(es, ne, &rng, rep_whole);
     double t1 = cnb_now();
     if (rc == 0 && bc->layers)
-        rc = sample_layers(es, ne, &rng);
+        rc = interleave(es, ne, &rng, rep_layers);
     if (rc == 0) {
         rc = add_rows(r, bc, m, threads, es, ne);
         for (int k = 0; k < ne; k++) {
