@@ -33,10 +33,10 @@
 
 #include "host.h"
 #include "net.h"
+#include "testdata.h"
 #include "testutil.h"
 #include "train.h"
 
-#define DEFAULT_SEED 20240611u
 #define DEFAULT_THREADS 2
 #define MAX_BACKENDS 16
 
@@ -125,19 +125,6 @@ typedef struct step {
 static cnb_registry reg;
 static const cnb_backend_desc *backends[MAX_BACKENDS]; /* every one but naive */
 static int n_backends;
-
-static uint64_t test_seed(void)
-{
-    const char *e = getenv("CNB_TEST_SEED");
-    return e && *e ? strtoull(e, NULL, 10) : DEFAULT_SEED;
-}
-
-static int test_threads(void)
-{
-    const char *e = getenv("CNB_TEST_THREADS");
-    long n = e && *e ? strtol(e, NULL, 10) : DEFAULT_THREADS;
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
-}
 
 static int verbose(void)
 {
@@ -401,7 +388,7 @@ static int check_against(const step *got, const step *ref, const model_case *mc,
 static void run_model(const model_case *mc)
 {
     uint64_t seed = test_seed();
-    int threads = test_threads();
+    int threads = test_threads(DEFAULT_THREADS);
     step ref;
     fprintf(stderr, "\nagreement: %s, batch %d, seed %llu, %d thread(s) for the backends "
             "under test\n", mc->label, mc->batch, (unsigned long long)seed, threads);

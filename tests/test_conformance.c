@@ -38,13 +38,11 @@
 #include "cnnbench/op_check.h"
 #include "host.h"
 #include "plugin.h"
+#include "testdata.h"
 #include "testutil.h"
 
-#define DEFAULT_SEED 20240611u
-#define GUARD 16                     /* sentinel floats before and after every buffer */
 #define SENTINEL_IN_BITS 0x7fc0f00du /* around inputs (a NaN payload)                  */
 #define SENTINEL_OUT_BITS 0x7fc0deadu /* around outputs                                */
-#define POISON_BITS 0x7fc0beefu      /* fills outputs before each call                 */
 #define MAX_REPORTS 5                /* bad values printed per output                  */
 #define BROKEN_PATH CNB_FIXTURE_DIR "/fixture-broken-backend.so"
 
@@ -229,102 +227,6 @@ static const conf_case *case_find(const char *name)
 /* ------------------------------------------------------------------------------------ */
 /* Seeded random numbers (xorshift64*), as in test_kernels.c. */
 
-static uint64_t seed_base, rng_s;
-
-static uint64_t seed_get(void)
-{
-    if (!seed_base) {
-        const char *e = getenv("CNB_TEST_SEED");
-        seed_base = e && *e ? strtoull(e, NULL, 0) : DEFAULT_SEED;
-    }
-    return seed_base;
-}
-
-static void rng_seed(uint64_t salt) { rng_s = (seed_get() + salt) * 0x9E3779B97F4A7C15ull | 1u; }
-
-static uint32_t rng_u32(void)
-{
-    rng_s ^= rng_s >> 12;
-    rng_s ^= rng_s << 25;
-    rng_s ^= rng_s >> 27;
-    return (uint32_t)((rng_s * 2685821657736338717ull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f);
-}
-
-static void fill_uniform(float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = rng_uniform(lo, hi);
-}
-
-/* The values (2i + 1)/n - 1, i < n, shuffled: all distinct floats in (-1, 1) for n up to
- * 2^22 (spacing 2/n against float spacing 2^-23 near 1), so max pooling has no ties. */
-static void fill_distinct(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)((2.0 * i + 1.0) / (double)n - 1.0);
-    for (size_t i = n; i > 1; i--) {
-        size_t j = rng_u32() % i;
-        float t = x[i - 1];
-        x[i - 1] = x[j];
-        x[j] = t;
-    }
-}
-
-/* |x| in [0.1, 1], either sign: never at the ReLU kink. */
-static void fill_away_from_zero(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (rng_u32() & 1 ? 1.0f : -1.0f) * rng_uniform(0.1f, 1.0f);
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Guarded buffers: GUARD sentinel floats on each side. */
-
-static void fill_bits(float *x, size_t n, uint32_t bits)
-{
-    for (size_t i = 0; i < n; i++)
-        memcpy(&x[i], &bits, sizeof bits);
-}
-
-static float *gbuf_new(size_t n, uint32_t sentinel)
-{
-    float *b = malloc((n + 2 * GUARD) * sizeof(float));
-    if (!b) {
-        fprintf(stderr, "conformance: out of memory for %zu floats\n", n);
-        exit(2);
-    }
-    fill_bits(b, GUARD, sentinel);
-    fill_bits(b + GUARD + n, GUARD, sentinel);
-    fill_bits(b + GUARD, n, POISON_BITS);
-    return b + GUARD;
-}
-
-static void gbuf_free(float *p)
-{
-    if (p)
-        free(p - GUARD);
-}
-
-/* Offset of the first trampled guard float (negative: before the start), or 0 if intact. */
-static int gbuf_trampled(const float *p, size_t n, uint32_t sentinel, uint32_t *found)
-{
-    for (int i = 0; i < 2 * GUARD; i++) {
-        const float *g = i < GUARD ? p - GUARD + i : p + n + (i - GUARD);
-        uint32_t bits;
-        memcpy(&bits, g, sizeof bits);
-        if (bits != sentinel) {
-            *found = bits;
-            return i < GUARD ? i - GUARD : i - GUARD + 1; /* -16..-1 or +1..+16 */
-        }
-    }
-    return 0;
-}
-
 static uint64_t hash_words(uint64_t h, const void *p, size_t bytes)
 {
     const unsigned char *b = p;
@@ -402,13 +304,13 @@ static int result_total(const conf_result *r)
 
 static void fill_inputs(conf_ref *r)
 {
-    rng_seed((uint64_t)r->row + 1);
+    test_rng_seed((uint64_t)r->row + 1);
     switch (r->d.op) {
     case CNB_OP_POOL_MAX:
-        fill_distinct(r->src, r->n_src);
+        test_fill_distinct(r->src, r->n_src, 2.0 / (double)r->n_src);
         break;
     case CNB_OP_RELU:
-        fill_away_from_zero(r->src, r->n_src);
+        test_fill_away_from_zero(r->src, r->n_src);
         break;
     case CNB_OP_SIGMOID:
     case CNB_OP_LRN:
@@ -416,20 +318,20 @@ static void fill_inputs(conf_ref *r)
         /* sigmoid over its curved range; LRN large enough that the cross-channel term
          * moves the output by ~1e-3 at alpha 1e-4 (post-ReLU AlexNet activations are of
          * this order); logits spread enough that softmax is far from uniform */
-        fill_uniform(r->src, r->n_src, -4.0f, 4.0f);
+        test_fill_uniform(r->src, r->n_src, -4.0f, 4.0f);
         break;
     default:
-        fill_uniform(r->src, r->n_src, -1.0f, 1.0f);
+        test_fill_uniform(r->src, r->n_src, -1.0f, 1.0f);
     }
     if (r->w)
-        fill_uniform(r->w, r->n_w, -0.5f, 0.5f);
+        test_fill_uniform(r->w, r->n_w, -0.5f, 0.5f);
     if (r->b)
-        fill_uniform(r->b, r->n_b, -0.5f, 0.5f);
-    fill_uniform(r->dd, r->n_dst, -1.0f, 1.0f);
+        test_fill_uniform(r->b, r->n_b, -0.5f, 0.5f);
+    test_fill_uniform(r->dd, r->n_dst, -1.0f, 1.0f);
     if (r->labels) {
         int D = (int)cnb_shape_size(r->d.src);
         for (int n = 0; n < r->d.batch; n++)
-            r->labels[n] = (int32_t)(rng_u32() % (uint32_t)D);
+            r->labels[n] = (int32_t)(test_rng_u32() % (uint32_t)D);
         if (r->cs->flags & CASE_PAD_LABEL)
             r->labels[r->d.batch / 2] = -1;
     }
@@ -438,12 +340,12 @@ static void fill_inputs(conf_ref *r)
 static uint64_t inputs_hash(const conf_ref *r)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    h = hash_words(h, r->src - GUARD, (r->n_src + 2 * GUARD) * sizeof(float));
+    h = hash_words(h, r->src - TEST_GUARD, (r->n_src + 2 * TEST_GUARD) * sizeof(float));
     if (r->w)
-        h = hash_words(h, r->w - GUARD, (r->n_w + 2 * GUARD) * sizeof(float));
+        h = hash_words(h, r->w - TEST_GUARD, (r->n_w + 2 * TEST_GUARD) * sizeof(float));
     if (r->b)
-        h = hash_words(h, r->b - GUARD, (r->n_b + 2 * GUARD) * sizeof(float));
-    h = hash_words(h, r->dd - GUARD, (r->n_dst + 2 * GUARD) * sizeof(float));
+        h = hash_words(h, r->b - TEST_GUARD, (r->n_b + 2 * TEST_GUARD) * sizeof(float));
+    h = hash_words(h, r->dd - TEST_GUARD, (r->n_dst + 2 * TEST_GUARD) * sizeof(float));
     if (r->labels)
         h = hash_words(h, r->labels, r->d.batch * sizeof(int32_t));
     return h;
@@ -504,14 +406,14 @@ static void set_tolerances(conf_ref *r)
 
 static void ref_free(conf_ref *r)
 {
-    gbuf_free(r->src);
-    gbuf_free(r->w);
-    gbuf_free(r->b);
-    gbuf_free(r->dd);
+    test_gbuf_free(r->src);
+    test_gbuf_free(r->w);
+    test_gbuf_free(r->b);
+    test_gbuf_free(r->dd);
     free(r->labels);
     for (int o = 0; o < O_COUNT; o++)
         if (o != O_DW_NOSRC && o != O_DB_NOSRC) /* aliases of O_DW and O_DB */
-            gbuf_free(r->want[o]);
+            test_gbuf_free(r->want[o]);
     memset(r, 0, sizeof *r);
 }
 
@@ -556,10 +458,10 @@ static int ref_init(conf_ref *r, int row, const cnb_backend_desc *naive, void *n
     r->len[O_DW] = r->len[O_DW_NOSRC] = r->n_w;
     r->len[O_DB] = r->len[O_DB_NOSRC] = r->n_b;
 
-    r->src = gbuf_new(r->n_src, SENTINEL_IN_BITS);
-    r->dd = gbuf_new(r->n_dst, SENTINEL_IN_BITS);
-    r->w = r->n_w ? gbuf_new(r->n_w, SENTINEL_IN_BITS) : NULL;
-    r->b = r->n_b ? gbuf_new(r->n_b, SENTINEL_IN_BITS) : NULL;
+    r->src = test_gbuf_new(r->n_src, SENTINEL_IN_BITS);
+    r->dd = test_gbuf_new(r->n_dst, SENTINEL_IN_BITS);
+    r->w = r->n_w ? test_gbuf_new(r->n_w, SENTINEL_IN_BITS) : NULL;
+    r->b = r->n_b ? test_gbuf_new(r->n_b, SENTINEL_IN_BITS) : NULL;
     if (d->op == CNB_OP_SOFTMAX_XENT && !(r->labels = calloc((size_t)N, sizeof(int32_t)))) {
         fprintf(stderr, "conformance: out of memory\n");
         exit(2);
@@ -567,7 +469,7 @@ static int ref_init(conf_ref *r, int row, const cnb_backend_desc *naive, void *n
     fill_inputs(r);
     r->in_hash = inputs_hash(r);
     for (int o = O_DST; o <= O_DB; o++)
-        r->want[o] = r->len[o] ? gbuf_new(r->len[o], SENTINEL_OUT_BITS) : NULL;
+        r->want[o] = r->len[o] ? test_gbuf_new(r->len[o], SENTINEL_OUT_BITS) : NULL;
     if (d->op != CNB_OP_CONV && d->op != CNB_OP_INNER_PRODUCT)
         r->len[O_DW_NOSRC] = r->len[O_DB_NOSRC] = 0; /* only ops with weights */
     r->want[O_DW_NOSRC] = r->len[O_DW_NOSRC] ? r->want[O_DW] : NULL;
@@ -600,7 +502,7 @@ static int ref_init(conf_ref *r, int row, const cnb_backend_desc *naive, void *n
             ok &= isfinite(r->want[o][i]);
             ss += (double)r->want[o][i] * r->want[o][i];
         }
-        ok &= !r->want[o] || !gbuf_trampled(r->want[o], r->len[o], SENTINEL_OUT_BITS, &bits);
+        ok &= !r->want[o] || !test_gbuf_trampled(r->want[o], r->len[o], SENTINEL_OUT_BITS, &bits);
         r->rms[o] = r->len[o] ? sqrt(ss / (double)r->len[o]) : 0.0;
     }
     r->rms[O_DW_NOSRC] = r->rms[O_DW];
@@ -634,8 +536,8 @@ static void say_case(conf_ctx *x)
     shape_str(shape, sizeof shape, &r->d);
     fprintf(stderr, "\nconformance: FAIL backend %s, op %s, case %s: %s, batch %d, seed %llu "
             "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, cnb_op_name(r->d.op), r->cs->name,
-            shape, r->d.batch, (unsigned long long)(seed_get() + r->row + 1),
-            (unsigned long long)seed_get(), r->row + 1);
+            shape, r->d.batch, (unsigned long long)(test_seed() + r->row + 1),
+            (unsigned long long)test_seed(), r->row + 1);
     x->said_case = 1;
 }
 
@@ -691,7 +593,7 @@ static int compare(conf_ctx *x, conf_out o, const float *got, double *worst)
 static int check_guard(conf_ctx *x, conf_out o, const float *p)
 {
     uint32_t bits;
-    int at = p ? gbuf_trampled(p, x->ref->len[o], SENTINEL_OUT_BITS, &bits) : 0;
+    int at = p ? test_gbuf_trampled(p, x->ref->len[o], SENTINEL_OUT_BITS, &bits) : 0;
     if (at && !x->quiet) {
         say_case(x);
         fprintf(stderr, "  %s: stray write %d float(s) %s the buffer (sentinel 0x%08x "
@@ -715,7 +617,7 @@ static int check_rc(conf_ctx *x, const char *what, int rc)
 static void poison(float *p, size_t n)
 {
     if (p)
-        fill_bits(p, n, POISON_BITS);
+        test_fill_bits(p, n, TEST_POISON_BITS);
 }
 
 /*
@@ -732,7 +634,7 @@ static int conf_check(const cnb_backend_desc *be, void *state, conf_ref *ref, in
     double t;
     memset(res, 0, sizeof *res);
     for (int o = O_DST; o <= O_DB; o++)
-        got[o] = ref->len[o] ? gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
+        got[o] = ref->len[o] ? test_gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
 
     cnb_kernel *k = NULL;
     t = now();
@@ -811,22 +713,22 @@ done:
             fprintf(stderr, "  an input (src, weights, bias, diff_dst, labels or their guard "
                     "bands) was written to\n");
         }
-        fill_bits(ref->src - GUARD, GUARD, SENTINEL_IN_BITS); /* restore, for the next */
-        fill_bits(ref->src + ref->n_src, GUARD, SENTINEL_IN_BITS);
-        fill_bits(ref->dd - GUARD, GUARD, SENTINEL_IN_BITS);
-        fill_bits(ref->dd + ref->n_dst, GUARD, SENTINEL_IN_BITS);
+        test_fill_bits(ref->src - TEST_GUARD, TEST_GUARD, SENTINEL_IN_BITS); /* restore, for the next */
+        test_fill_bits(ref->src + ref->n_src, TEST_GUARD, SENTINEL_IN_BITS);
+        test_fill_bits(ref->dd - TEST_GUARD, TEST_GUARD, SENTINEL_IN_BITS);
+        test_fill_bits(ref->dd + ref->n_dst, TEST_GUARD, SENTINEL_IN_BITS);
         if (ref->w) {
-            fill_bits(ref->w - GUARD, GUARD, SENTINEL_IN_BITS);
-            fill_bits(ref->w + ref->n_w, GUARD, SENTINEL_IN_BITS);
+            test_fill_bits(ref->w - TEST_GUARD, TEST_GUARD, SENTINEL_IN_BITS);
+            test_fill_bits(ref->w + ref->n_w, TEST_GUARD, SENTINEL_IN_BITS);
         }
         if (ref->b) {
-            fill_bits(ref->b - GUARD, GUARD, SENTINEL_IN_BITS);
-            fill_bits(ref->b + ref->n_b, GUARD, SENTINEL_IN_BITS);
+            test_fill_bits(ref->b - TEST_GUARD, TEST_GUARD, SENTINEL_IN_BITS);
+            test_fill_bits(ref->b + ref->n_b, TEST_GUARD, SENTINEL_IN_BITS);
         }
         fill_inputs(ref);
     }
     for (int o = O_DST; o <= O_DB; o++)
-        gbuf_free(got[o]);
+        test_gbuf_free(got[o]);
     return result_total(res);
 }
 
@@ -845,18 +747,11 @@ typedef struct conf_backend {
     int worst_out;
 } conf_backend;
 
-static int test_threads(void)
-{
-    const char *e = getenv("CNB_TEST_THREADS");
-    long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
-}
-
 static int backend_init(conf_backend *b, const cnb_backend_desc *desc)
 {
     memset(b, 0, sizeof *b);
     b->desc = desc;
-    cnb_backend_config cfg = {.threads = test_threads()};
+    cnb_backend_config cfg = {.threads = test_threads((int)sysconf(_SC_NPROCESSORS_ONLN))};
     int rc = desc->init ? desc->init(cnb_host_services(), &cfg, &b->state) : CNB_OK;
     if (rc != CNB_OK) {
         fprintf(stderr, "\nconformance: backend %s: init returned %d\n", desc->hdr.name, rc);
@@ -1124,10 +1019,10 @@ static void test_broken_backend(void)
         /* Some planted bugs show in a handful of values only (zero padding beats a window
          * of negatives a few times per case): the expectations hold for the default
          * seed, so this test ignores CNB_TEST_SEED. */
-        const uint64_t user_seed = seed_get();
-        seed_base = DEFAULT_SEED;
+        const uint64_t user_seed = test_seed();
+        test_seed_set(TEST_DEFAULT_SEED);
         broken_run(&bb, &nb);
-        seed_base = user_seed;
+        test_seed_set(user_seed);
     } else if (broken && naive) {
         CU_FAIL("init of naive or fixture.broken failed");
     }

@@ -26,13 +26,11 @@
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
 #include "host.h"
+#include "testdata.h"
 #include "testutil.h"
 
 #define NAIVE_PATH CNB_BUILD_PLUGIN_DIR "/backends/naive/cnb-backend-naive.so"
-#define DEFAULT_SEED 20240611u
-#define GUARD 16                  /* sentinel floats before and after every buffer */
 #define SENTINEL_BITS 0x7fc0deadu /* a NaN payload no kernel computes              */
-#define POISON_BITS 0x7fc0beefu   /* fills outputs before a call                   */
 #define MAX_REPORTS 8             /* mismatches printed per comparison             */
 
 /* ------------------------------------------------------------------------------------ */
@@ -94,116 +92,25 @@ static const cnb_backend_desc *naive(void)
 #define REQUIRE_NAIVE() CU_ASSERT_PTR_NOT_NULL_FATAL(naive())
 
 /* ------------------------------------------------------------------------------------ */
-/* Seeded random numbers (xorshift64*). */
+/* Guarded buffers (testdata.h): SENTINEL_BITS around, poisoned body. */
 
-static uint64_t seed_base, rng_s;
-
-/* Each case reseeds from CNB_TEST_SEED (or the default) plus its own salt, so a case's
- * numbers do not depend on which cases ran before it. */
-static void rng_seed(uint64_t salt)
-{
-    if (!seed_base) {
-        const char *e = getenv("CNB_TEST_SEED");
-        seed_base = e && *e ? strtoull(e, NULL, 0) : DEFAULT_SEED;
-    }
-    rng_s = (seed_base + salt) * 0x9E3779B97F4A7C15ull | 1u;
-}
-
-static uint32_t rng_u32(void)
-{
-    rng_s ^= rng_s >> 12;
-    rng_s ^= rng_s << 25;
-    rng_s ^= rng_s >> 27;
-    return (uint32_t)((rng_s * 2685821657736338717ull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f);
-}
-
-static void fill_uniform(float *x, size_t n, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = rng_uniform(lo, hi);
-}
-
-/* Values at least `gap` apart in shuffled order: no max-pool ties, even after a
- * perturbation smaller than gap/2. */
-static void fill_distinct(float *x, size_t n, float gap)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = ((float)i - (float)n / 2) * gap;
-    for (size_t i = n; i > 1; i--) {
-        size_t j = rng_u32() % i;
-        float t = x[i - 1];
-        x[i - 1] = x[j];
-        x[j] = t;
-    }
-}
-
-/* |x| in [0.1, 1]: a perturbation of 1e-2 never crosses the ReLU kink. */
-static void fill_away_from_zero(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (rng_u32() & 1 ? 1.0f : -1.0f) * rng_uniform(0.1f, 1.0f);
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Guarded buffers: GUARD sentinel floats on each side, body poisoned with NaN. */
-
-static void fill_bits(float *x, size_t n, uint32_t bits)
-{
-    for (size_t i = 0; i < n; i++)
-        memcpy(&x[i], &bits, sizeof bits);
-}
-
-static float *gbuf_new(size_t n)
-{
-    if (n == 0)
-        return NULL;
-    float *b = malloc((n + 2 * GUARD) * sizeof(float));
-    if (!b) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    fill_bits(b, GUARD, SENTINEL_BITS);
-    fill_bits(b + GUARD + n, GUARD, SENTINEL_BITS);
-    fill_bits(b + GUARD, n, POISON_BITS);
-    return b + GUARD;
-}
-
-static void gbuf_free(float *p)
-{
-    if (p)
-        free(p - GUARD);
-}
+static float *gbuf_new(size_t n) { return test_gbuf_new(n, SENTINEL_BITS); }
 
 static void poison(float *p, size_t n)
 {
     if (p)
-        fill_bits(p, n, POISON_BITS);
+        test_fill_bits(p, n, TEST_POISON_BITS);
 }
 
 /* 1 if both guard bands of p are intact; prints the first trampled float otherwise. */
 static int gbuf_intact(const float *p, size_t n, const char *ctx, const char *what)
 {
-    if (!p)
-        return 1;
-    for (int side = 0; side < 2; side++) {
-        const float *g = side ? p + n : p - GUARD;
-        for (int i = 0; i < GUARD; i++) {
-            uint32_t bits;
-            memcpy(&bits, &g[i], sizeof bits);
-            if (bits != SENTINEL_BITS) {
-                fprintf(stderr, "%s: %s: write %s the buffer at offset %d (value %g)\n", ctx,
-                        what, side ? "past the end of" : "before the start of",
-                        side ? i : i - GUARD, (double)g[i]);
-                return 0;
-            }
-        }
-    }
-    return 1;
+    uint32_t found;
+    int at = p ? test_gbuf_trampled(p, n, SENTINEL_BITS, &found) : 0;
+    if (at)
+        fprintf(stderr, "%s: %s: write %s the buffer at offset %d (bits 0x%08x)\n", ctx, what,
+                at > 0 ? "past the end of" : "before the start of", at, found);
+    return at == 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -316,7 +223,7 @@ static void desc_str(char *buf, size_t len, const cnb_op_desc *d)
         n += snprintf(buf + n, len - n, " size %d alpha %g beta %g k %g", d->u.lrn.size,
                       (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
     }
-    snprintf(buf + n, len - n, " (CNB_TEST_SEED=%llu)", (unsigned long long)seed_base);
+    snprintf(buf + n, len - n, " (CNB_TEST_SEED=%llu)", (unsigned long long)test_seed());
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -386,7 +293,7 @@ static void problem_free(problem *p)
         p->k->destroy(p->k);
     float *bufs[] = {p->src, p->dst, p->w, p->b, p->R, p->dsrc, p->dw, p->db, p->loss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        gbuf_free(bufs[i]);
+        test_gbuf_free(bufs[i]);
     free(p->labels);
 }
 
@@ -435,26 +342,26 @@ static void problem_fill(problem *p)
 {
     switch (p->d.op) {
     case CNB_OP_POOL_MAX:
-        fill_distinct(p->src, p->n_src, 0.05f);
+        test_fill_distinct(p->src, p->n_src, 0.05f);
         break;
     case CNB_OP_RELU:
-        fill_away_from_zero(p->src, p->n_src);
+        test_fill_away_from_zero(p->src, p->n_src);
         break;
     case CNB_OP_SIGMOID:
     case CNB_OP_LRN:
     case CNB_OP_SOFTMAX_XENT:
-        fill_uniform(p->src, p->n_src, -2.0f, 2.0f);
+        test_fill_uniform(p->src, p->n_src, -2.0f, 2.0f);
         break;
     default:
-        fill_uniform(p->src, p->n_src, -1.0f, 1.0f);
+        test_fill_uniform(p->src, p->n_src, -1.0f, 1.0f);
     }
-    fill_uniform(p->w, p->n_w, -0.5f, 0.5f);
-    fill_uniform(p->b, p->n_b, -0.5f, 0.5f);
-    fill_uniform(p->R, p->n_dst, -1.0f, 1.0f);
+    test_fill_uniform(p->w, p->n_w, -0.5f, 0.5f);
+    test_fill_uniform(p->b, p->n_b, -0.5f, 0.5f);
+    test_fill_uniform(p->R, p->n_dst, -1.0f, 1.0f);
     if (p->labels) {
         int D = (int)cnb_shape_size(p->d.src);
         for (int n = 0; n < p->d.batch; n++)
-            p->labels[n] = (int32_t)(rng_u32() % (uint32_t)D);
+            p->labels[n] = (int32_t)(test_rng_u32() % (uint32_t)D);
         p->labels[p->d.batch / 2] = -1; /* one padding row */
     }
 }
@@ -564,7 +471,7 @@ static void ref_forward(const problem *p, double *out)
 static void check_forward_against_ref(cnb_op_desc d, uint64_t salt)
 {
     problem p;
-    rng_seed(salt);
+    test_rng_seed(salt);
     if (problem_init(&p, d)) {
         problem_fill(&p);
         CU_ASSERT(forward(&p) == CNB_OK);
@@ -619,7 +526,7 @@ static void check_grad(problem *p, float *x, const int dims[4], const float *ana
 static void gradcheck(cnb_op_desc d, uint64_t salt)
 {
     problem p;
-    rng_seed(salt);
+    test_rng_seed(salt);
     if (!problem_init(&p, d)) {
         problem_free(&p);
         return;
@@ -784,7 +691,7 @@ static void test_conv_hand(void)
     static const double want[8] = {14.5, 30.5, 57.5, 99.5, -11, -7, -41, -9};
     REQUIRE_NAIVE();
     problem p;
-    rng_seed(0);
+    test_rng_seed(0);
     if (problem_init(&p, conv_desc(1, 1, 4, 4, 2, 3, 3, 2, 2, 1, 1))) {
         CU_ASSERT_EQUAL(p.n_dst, 8);
         memcpy(p.src, x4x4, sizeof x4x4);
@@ -802,7 +709,7 @@ static void pool_case(cnb_op op, int pad, float shift, const double *want, const
                       const double *want_dx)
 {
     problem p;
-    rng_seed(0);
+    test_rng_seed(0);
     if (problem_init(&p, pool_desc(op, 1, 1, 5, 5, 3, 3, 2, 2, pad, pad))) {
         for (int i = 0; i < 25; i++)
             p.src[i] = x5x5[i] + shift;
@@ -858,7 +765,7 @@ static void test_pool_max_ties(void)
 {
     REQUIRE_NAIVE();
     problem p;
-    rng_seed(0);
+    test_rng_seed(0);
     if (problem_init(&p, pool_desc(CNB_OP_POOL_MAX, 1, 1, 5, 5, 3, 3, 2, 2, 1, 1))) {
         for (int i = 0; i < 25; i++)
             p.src[i] = 1.0f;
@@ -911,7 +818,7 @@ static void test_softmax_hand(void)
 {
     REQUIRE_NAIVE();
     problem p;
-    rng_seed(0);
+    test_rng_seed(0);
     if (problem_init(&p, same_desc(CNB_OP_SOFTMAX_XENT, 3, 4, 1, 1))) {
         /* row 0: logits log(1..4) -> p = 0.1 0.2 0.3 0.4, label 3
          * row 1: all 1000 (overflows without the max shift) -> p = 0.25, label 0
@@ -933,7 +840,7 @@ static void test_softmax_hand(void)
         CU_ASSERT(compare(p.ctx, "loss", one, p.loss, &want_loss, 1e-6, 1e-6) == 0);
 
         /* backward: (p - onehot) / 2 on real rows, 0 on the padding row; R is ignored */
-        fill_uniform(p.R, p.n_dst, -1, 1);
+        test_fill_uniform(p.R, p.n_dst, -1, 1);
         CU_ASSERT(backward(&p) == CNB_OK);
         const double want_dx[12] = {0.05, 0.1, 0.15, -0.3, -0.375, 0.125, 0.125, 0.125,
                                     0, 0, 0, 0};
@@ -967,7 +874,7 @@ static void test_softmax_hand(void)
     problem_free(&p);
 
     /* random rows sum to 1 */
-    rng_seed(301);
+    test_rng_seed(301);
     if (problem_init(&p, same_desc(CNB_OP_SOFTMAX_XENT, 5, 2, 2, 3))) {
         problem_fill(&p);
         for (size_t i = 0; i < p.n_src; i++)
