@@ -23,7 +23,7 @@
  * output gradient dy and the ReLU/max-pool decisions that flipped, naming the first
  * layer to diverge forward and backward.
  *
- * Environment: CNB_TEST_SEED (default below) seeds weights, data and dropout;
+ * Environment: CNB_TEST_SEED (default TEST_DEFAULT_SEED, testdata.h) seeds weights, data and dropout;
  * CNB_TEST_THREADS (default 2) threads for the backends under test (naive runs on 1);
  * CNB_TEST_VERBOSE=1 prints the per-layer errors even when everything passes.
  */
