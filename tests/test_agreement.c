@@ -23,7 +23,7 @@
  * output gradient dy and the ReLU/max-pool decisions that flipped, naming the first
  * layer to diverge forward and backward.
  *
- * Environment: CNB_TEST_SEED (default TEST_DEFAULT_SEED, testdata.h) seeds weights, data and dropout;
+ * Environment: CNB_TEST_SEED (default CNB_CHECK_DEFAULT_SEED, checkdata.h) seeds weights, data and dropout;
  * CNB_TEST_THREADS (default 2) threads for the backends under test (naive runs on 1);
  * CNB_TEST_VERBOSE=1 prints the per-layer errors even when everything passes.
  */
@@ -33,7 +33,7 @@
 
 #include "host.h"
 #include "net.h"
-#include "testdata.h"
+#include "checkdata.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -387,8 +387,8 @@ static int check_against(const step *got, const step *ref, const model_case *mc,
 
 static void run_model(const model_case *mc)
 {
-    uint64_t seed = test_seed();
-    int threads = test_threads(DEFAULT_THREADS);
+    uint64_t seed = cnb_check_seed();
+    int threads = cnb_check_threads(DEFAULT_THREADS);
     step ref;
     fprintf(stderr, "\nagreement: %s, batch %d, seed %llu, %d thread(s) for the backends "
             "under test\n", mc->label, mc->batch, (unsigned long long)seed, threads);

@@ -26,7 +26,7 @@
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
 #include "host.h"
-#include "testdata.h"
+#include "checkdata.h"
 #include "testutil.h"
 
 #define NAIVE_PATH CNB_BUILD_PLUGIN_DIR "/backends/naive/cnb-backend-naive.so"
@@ -92,21 +92,21 @@ static const cnb_backend_desc *naive(void)
 #define REQUIRE_NAIVE() CU_ASSERT_PTR_NOT_NULL_FATAL(naive())
 
 /* ------------------------------------------------------------------------------------ */
-/* Guarded buffers (testdata.h): SENTINEL_BITS around, poisoned body. */
+/* Guarded buffers (checkdata.h): SENTINEL_BITS around, poisoned body. */
 
-static float *gbuf_new(size_t n) { return test_gbuf_new(n, SENTINEL_BITS); }
+static float *gbuf_new(size_t n) { return cnb_gbuf_new(n, SENTINEL_BITS); }
 
 static void poison(float *p, size_t n)
 {
     if (p)
-        test_fill_bits(p, n, TEST_POISON_BITS);
+        cnb_fill_bits(p, n, CNB_POISON_BITS);
 }
 
 /* 1 if both guard bands of p are intact; prints the first trampled float otherwise. */
 static int gbuf_intact(const float *p, size_t n, const char *ctx, const char *what)
 {
     uint32_t found;
-    int at = p ? test_gbuf_trampled(p, n, SENTINEL_BITS, &found) : 0;
+    int at = p ? cnb_gbuf_trampled(p, n, SENTINEL_BITS, &found) : 0;
     if (at)
         fprintf(stderr, "%s: %s: write %s the buffer at offset %d (bits 0x%08x)\n", ctx, what,
                 at > 0 ? "past the end of" : "before the start of", at, found);
@@ -223,7 +223,7 @@ static void desc_str(char *buf, size_t len, const cnb_op_desc *d)
         n += snprintf(buf + n, len - n, " size %d alpha %g beta %g k %g", d->u.lrn.size,
                       (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
     }
-    snprintf(buf + n, len - n, " (CNB_TEST_SEED=%llu)", (unsigned long long)test_seed());
+    snprintf(buf + n, len - n, " (CNB_TEST_SEED=%llu)", (unsigned long long)cnb_check_seed());
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -293,7 +293,7 @@ static void problem_free(problem *p)
         p->k->destroy(p->k);
     float *bufs[] = {p->src, p->dst, p->w, p->b, p->R, p->dsrc, p->dw, p->db, p->loss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        test_gbuf_free(bufs[i]);
+        cnb_gbuf_free(bufs[i]);
     free(p->labels);
 }
 
@@ -342,26 +342,26 @@ static void problem_fill(problem *p)
 {
     switch (p->d.op) {
     case CNB_OP_POOL_MAX:
-        test_fill_distinct(p->src, p->n_src, 0.05f);
+        cnb_fill_distinct(p->src, p->n_src, 0.05f);
         break;
     case CNB_OP_RELU:
-        test_fill_away_from_zero(p->src, p->n_src);
+        cnb_fill_away_from_zero(p->src, p->n_src);
         break;
     case CNB_OP_SIGMOID:
     case CNB_OP_LRN:
     case CNB_OP_SOFTMAX_XENT:
-        test_fill_uniform(p->src, p->n_src, -2.0f, 2.0f);
+        cnb_fill_uniform(p->src, p->n_src, -2.0f, 2.0f);
         break;
     default:
-        test_fill_uniform(p->src, p->n_src, -1.0f, 1.0f);
+        cnb_fill_uniform(p->src, p->n_src, -1.0f, 1.0f);
     }
-    test_fill_uniform(p->w, p->n_w, -0.5f, 0.5f);
-    test_fill_uniform(p->b, p->n_b, -0.5f, 0.5f);
-    test_fill_uniform(p->R, p->n_dst, -1.0f, 1.0f);
+    cnb_fill_uniform(p->w, p->n_w, -0.5f, 0.5f);
+    cnb_fill_uniform(p->b, p->n_b, -0.5f, 0.5f);
+    cnb_fill_uniform(p->R, p->n_dst, -1.0f, 1.0f);
     if (p->labels) {
         int D = (int)cnb_shape_size(p->d.src);
         for (int n = 0; n < p->d.batch; n++)
-            p->labels[n] = (int32_t)(test_rng_u32() % (uint32_t)D);
+            p->labels[n] = (int32_t)(cnb_check_u32() % (uint32_t)D);
         p->labels[p->d.batch / 2] = -1; /* one padding row */
     }
 }
@@ -471,7 +471,7 @@ static void ref_forward(const problem *p, double *out)
 static void check_forward_against_ref(cnb_op_desc d, uint64_t salt)
 {
     problem p;
-    test_rng_seed(salt);
+    cnb_check_rng_seed(salt);
     if (problem_init(&p, d)) {
         problem_fill(&p);
         CU_ASSERT(forward(&p) == CNB_OK);
@@ -526,7 +526,7 @@ static void check_grad(problem *p, float *x, const int dims[4], const float *ana
 static void gradcheck(cnb_op_desc d, uint64_t salt)
 {
     problem p;
-    test_rng_seed(salt);
+    cnb_check_rng_seed(salt);
     if (!problem_init(&p, d)) {
         problem_free(&p);
         return;
@@ -691,7 +691,7 @@ static void test_conv_hand(void)
     static const double want[8] = {14.5, 30.5, 57.5, 99.5, -11, -7, -41, -9};
     REQUIRE_NAIVE();
     problem p;
-    test_rng_seed(0);
+    cnb_check_rng_seed(0);
     if (problem_init(&p, conv_desc(1, 1, 4, 4, 2, 3, 3, 2, 2, 1, 1))) {
         CU_ASSERT_EQUAL(p.n_dst, 8);
         memcpy(p.src, x4x4, sizeof x4x4);
@@ -709,7 +709,7 @@ static void pool_case(cnb_op op, int pad, float shift, const double *want, const
                       const double *want_dx)
 {
     problem p;
-    test_rng_seed(0);
+    cnb_check_rng_seed(0);
     if (problem_init(&p, pool_desc(op, 1, 1, 5, 5, 3, 3, 2, 2, pad, pad))) {
         for (int i = 0; i < 25; i++)
             p.src[i] = x5x5[i] + shift;
@@ -765,7 +765,7 @@ static void test_pool_max_ties(void)
 {
     REQUIRE_NAIVE();
     problem p;
-    test_rng_seed(0);
+    cnb_check_rng_seed(0);
     if (problem_init(&p, pool_desc(CNB_OP_POOL_MAX, 1, 1, 5, 5, 3, 3, 2, 2, 1, 1))) {
         for (int i = 0; i < 25; i++)
             p.src[i] = 1.0f;
@@ -818,7 +818,7 @@ static void test_softmax_hand(void)
 {
     REQUIRE_NAIVE();
     problem p;
-    test_rng_seed(0);
+    cnb_check_rng_seed(0);
     if (problem_init(&p, same_desc(CNB_OP_SOFTMAX_XENT, 3, 4, 1, 1))) {
         /* row 0: logits log(1..4) -> p = 0.1 0.2 0.3 0.4, label 3
          * row 1: all 1000 (overflows without the max shift) -> p = 0.25, label 0
@@ -840,7 +840,7 @@ static void test_softmax_hand(void)
         CU_ASSERT(compare(p.ctx, "loss", one, p.loss, &want_loss, 1e-6, 1e-6) == 0);
 
         /* backward: (p - onehot) / 2 on real rows, 0 on the padding row; R is ignored */
-        test_fill_uniform(p.R, p.n_dst, -1, 1);
+        cnb_fill_uniform(p.R, p.n_dst, -1, 1);
         CU_ASSERT(backward(&p) == CNB_OK);
         const double want_dx[12] = {0.05, 0.1, 0.15, -0.3, -0.375, 0.125, 0.125, 0.125,
                                     0, 0, 0, 0};
@@ -874,7 +874,7 @@ static void test_softmax_hand(void)
     problem_free(&p);
 
     /* random rows sum to 1 */
-    test_rng_seed(301);
+    cnb_check_rng_seed(301);
     if (problem_init(&p, same_desc(CNB_OP_SOFTMAX_XENT, 5, 2, 2, 3))) {
         problem_fill(&p);
         for (size_t i = 0; i < p.n_src; i++)

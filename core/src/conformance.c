@@ -1,0 +1,652 @@
+/* conformance.c - the case table and the checker; see conformance.h. */
+#include "conformance.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkdata.h"
+#include "cnnbench/op_check.h"
+
+#define SENTINEL_IN_BITS 0x7fc0f00du /* around inputs (a NaN payload)                  */
+#define SENTINEL_OUT_BITS 0x7fc0deadu /* around outputs                                */
+#define MAX_REPORTS 5                /* bad values printed per output                  */
+
+/*
+ * Tolerance: |got - expected| <= EPS * sqrt(K) * (|expected| + rms), with K the number of
+ * terms summed into that output and rms the root mean square of the expected tensor.
+ *
+ * Why: a float sum of K terms, added in any order (blocked GEMM, im2col, JIT), carries a
+ * rounding error that grows like a random walk, u * sqrt(K) times the size of the partial
+ * sums, with u = 2^-24 ~ 6e-8 the unit roundoff. With random signed terms the partial
+ * sums are of the order of the output's rms (a cancelling sum is NOT small against it),
+ * hence the rms term; |expected| covers outputs far above the rms. The reference carries
+ * its own error (less: naive sums dot products in double), so the difference is about
+ * u * sqrt(2K) * rms for a typical value and ~5 times that for the worst of 10^6 values:
+ * ~7u. EPS = 2e-6 ~ 32u leaves a margin of 4 over that; transcendental ops (exp, pow)
+ * with K = 1 get ~30 ulp. A real bug is at least one term off (about rms / sqrt(K)),
+ * which is sqrt(K) / (EPS * K) ~ 500 / sqrt(K) times the tolerance: even a dot product of
+ * 9216 dropping one term (AlexNet fc6) stands out by ~5x, which the broken fixture proves
+ * (worst value 139x the tolerance, 7897 of 8192 values flagged). Selections (ReLU, max
+ * pooling forward) must be exact.
+ * Observed with the default seed: OpenBLAS and oneDNN convolution and inner product stay
+ * below 0.06x the tolerance, LRN, pooling and softmax below 0.05x; the closest is oneDNN's
+ * sigmoid backward at 0.29x (K = 1; dy y (1 - y) loses bits to 1 - y near y = 1).
+ */
+#define EPS 2e-6
+
+/* ------------------------------------------------------------------------------------ */
+/* The shape table. */
+
+
+
+#define WIN(KH, KW, SH, SW, PH, PW) .kh = KH, .kw = KW, .sh = SH, .sw = SW, .ph = PH, .pw = PW
+#define CONV(NAME, N, C, H, W, K, ...) \
+    {.name = NAME, .op = CNB_OP_CONV, .n = N, .c = C, .h = H, .w = W, .k = K, __VA_ARGS__}
+#define POOL(NAME, OP, N, C, H, W, ...) \
+    {.name = NAME, .op = OP, .n = N, .c = C, .h = H, .w = W, __VA_ARGS__}
+#define IP(NAME, N, C, H, W, K, ...) \
+    {.name = NAME, .op = CNB_OP_INNER_PRODUCT, .n = N, .c = C, .h = H, .w = W, .k = K, \
+     __VA_ARGS__}
+#define ELT(NAME, OP, N, C, H, W, ...) \
+    {.name = NAME, .op = OP, .n = N, .c = C, .h = H, .w = W, __VA_ARGS__}
+#define LRN(NAME, N, C, H, W, SIZE, ALPHA, BETA, K) \
+    {.name = NAME, .op = CNB_OP_LRN, .n = N, .c = C, .h = H, .w = W, .size = SIZE, \
+     .alpha = ALPHA, .beta = BETA, .lrn_k = K}
+
+/* Batches: 3 for LeNet-5 and the odd cnb_conform_cases (1 for some), 1 or 2 for AlexNet (1 for its
+ * two largest convolutions) so that the naive reference of its convolutions (~3 G
+ * multiply-adds a sample, forward and backward) stays within a few seconds. The case's row number salts its seed: append
+ * new rows at the end of a group only if old seeds need not stay reproducible. */
+const cnb_conform_case cnb_conform_cases[] = {
+    /* LeNet-5 on 1x28x28 */
+    CONV("lenet.conv1", 3, 1, 28, 28, 6, WIN(5, 5, 1, 1, 2, 2)),
+    ELT("lenet.act1.sigmoid", CNB_OP_SIGMOID, 3, 6, 28, 28),
+    ELT("lenet.act1.relu", CNB_OP_RELU, 3, 6, 28, 28),
+    POOL("lenet.pool1.avg", CNB_OP_POOL_AVG, 3, 6, 28, 28, WIN(2, 2, 2, 2, 0, 0)),
+    POOL("lenet.pool1.max", CNB_OP_POOL_MAX, 3, 6, 28, 28, WIN(2, 2, 2, 2, 0, 0)),
+    CONV("lenet.conv2", 3, 6, 14, 14, 16, WIN(5, 5, 1, 1, 0, 0)),
+    ELT("lenet.act2.sigmoid", CNB_OP_SIGMOID, 3, 16, 10, 10),
+    ELT("lenet.act2.relu", CNB_OP_RELU, 3, 16, 10, 10),
+    POOL("lenet.pool2.avg", CNB_OP_POOL_AVG, 3, 16, 10, 10, WIN(2, 2, 2, 2, 0, 0)),
+    POOL("lenet.pool2.max", CNB_OP_POOL_MAX, 3, 16, 10, 10, WIN(2, 2, 2, 2, 0, 0)),
+    IP("lenet.fc1", 3, 16, 5, 5, 120),
+    ELT("lenet.act3.sigmoid", CNB_OP_SIGMOID, 3, 120, 1, 1),
+    ELT("lenet.act3.relu", CNB_OP_RELU, 3, 120, 1, 1),
+    IP("lenet.fc2", 3, 120, 1, 1, 84),
+    ELT("lenet.act4.sigmoid", CNB_OP_SIGMOID, 3, 84, 1, 1),
+    ELT("lenet.act4.relu", CNB_OP_RELU, 3, 84, 1, 1),
+    IP("lenet.fc3", 3, 84, 1, 1, 10),
+    ELT("lenet.softmax", CNB_OP_SOFTMAX_XENT, 3, 10, 1, 1, .flags = CNB_CASE_PAD_LABEL),
+
+    /* AlexNet on 3x227x227 */
+    CONV("alexnet.conv1", 2, 3, 227, 227, 96, WIN(11, 11, 4, 4, 0, 0)),
+    ELT("alexnet.relu1", CNB_OP_RELU, 2, 96, 55, 55),
+    LRN("alexnet.lrn1", 2, 96, 55, 55, 5, 1e-4f, 0.75f, 2.0f),
+    POOL("alexnet.pool1", CNB_OP_POOL_MAX, 2, 96, 55, 55, WIN(3, 3, 2, 2, 0, 0)),
+    CONV("alexnet.conv2", 1, 96, 27, 27, 256, WIN(5, 5, 1, 1, 2, 2)),
+    LRN("alexnet.lrn2", 2, 256, 27, 27, 5, 1e-4f, 0.75f, 2.0f),
+    POOL("alexnet.pool2", CNB_OP_POOL_MAX, 2, 256, 27, 27, WIN(3, 3, 2, 2, 0, 0)),
+    CONV("alexnet.conv3", 2, 256, 13, 13, 384, WIN(3, 3, 1, 1, 1, 1)),
+    CONV("alexnet.conv4", 1, 384, 13, 13, 384, WIN(3, 3, 1, 1, 1, 1)),
+    CONV("alexnet.conv5", 2, 384, 13, 13, 256, WIN(3, 3, 1, 1, 1, 1)),
+    POOL("alexnet.pool5", CNB_OP_POOL_MAX, 2, 256, 13, 13, WIN(3, 3, 2, 2, 0, 0)),
+    IP("alexnet.fc6", 2, 256, 6, 6, 4096),
+    ELT("alexnet.relu6", CNB_OP_RELU, 2, 4096, 1, 1),
+    IP("alexnet.fc7", 2, 4096, 1, 1, 4096),
+    IP("alexnet.fc8", 2, 4096, 1, 1, 1000),
+    ELT("alexnet.softmax", CNB_OP_SOFTMAX_XENT, 2, 1000, 1, 1),
+
+    /* Odd geometries: odd and non-square sizes, strides 2 and 3, padding 1 and 2,
+     * overlapping padded pools, a window dropping the last row and column, no bias,
+     * element counts that are not a multiple of any vector width. */
+    CONV("odd.conv.7x9.s2.p1", 3, 3, 7, 9, 4, WIN(3, 3, 2, 2, 1, 1)),
+    CONV("odd.conv.k5x3.s3.p2", 1, 2, 11, 13, 5, WIN(5, 3, 3, 3, 2, 2)),
+    CONV("odd.conv.s2x3.p1x2", 3, 3, 10, 7, 4, WIN(3, 4, 2, 3, 1, 2)),
+    CONV("odd.conv.1x1.s2", 3, 4, 6, 5, 3, WIN(1, 1, 2, 2, 0, 0)),
+    CONV("odd.conv.nobias", 1, 3, 7, 9, 2, WIN(3, 3, 1, 1, 1, 1), .flags = CNB_CASE_NO_BIAS),
+    IP("odd.fc.3x7x9", 3, 3, 7, 9, 5),
+    IP("odd.fc.nobias", 3, 2, 3, 5, 7, .flags = CNB_CASE_NO_BIAS),
+    IP("odd.fc.1", 1, 1, 1, 1, 1),
+    POOL("odd.pool.max.k3.s2.p1", CNB_OP_POOL_MAX, 3, 3, 7, 9, WIN(3, 3, 2, 2, 1, 1)),
+    POOL("odd.pool.avg.k3.s2.p1", CNB_OP_POOL_AVG, 3, 3, 7, 9, WIN(3, 3, 2, 2, 1, 1)),
+    POOL("odd.pool.max.k5x3.s3.p2", CNB_OP_POOL_MAX, 1, 2, 11, 9, WIN(5, 3, 3, 3, 2, 2)),
+    POOL("odd.pool.avg.k5x3.s3.p2", CNB_OP_POOL_AVG, 1, 2, 11, 9, WIN(5, 3, 3, 3, 2, 2)),
+    POOL("odd.pool.max.k3x2.s1x2.p1", CNB_OP_POOL_MAX, 3, 2, 8, 7, WIN(3, 2, 1, 2, 1, 1)),
+    POOL("odd.pool.avg.7x9.k2.s2", CNB_OP_POOL_AVG, 3, 3, 7, 9, WIN(2, 2, 2, 2, 0, 0)),
+    ELT("odd.sigmoid", CNB_OP_SIGMOID, 3, 3, 7, 9),
+    ELT("odd.relu", CNB_OP_RELU, 3, 3, 7, 9),
+    LRN("odd.lrn.size3.alpha0.5", 3, 7, 5, 3, 3, 0.5f, 0.75f, 1.0f),
+    LRN("odd.lrn.size5.c3", 1, 3, 7, 9, 5, 0.1f, 0.6f, 1.5f),
+    ELT("odd.softmax.3x3x5", CNB_OP_SOFTMAX_XENT, 3, 3, 3, 5, .flags = CNB_CASE_PAD_LABEL),
+    ELT("odd.softmax.nopad", CNB_OP_SOFTMAX_XENT, 1, 7, 1, 1),
+};
+const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
+
+
+static int has_weights(cnb_op op) { return op == CNB_OP_CONV || op == CNB_OP_INNER_PRODUCT; }
+
+
+/* The descriptor; dst from O = floor((I - K + 2P) / S) + 1, worked out here. */
+static cnb_op_desc case_desc(const cnb_conform_case *cs)
+{
+    cnb_op_desc d = {.op = cs->op, .batch = cs->n, .src = {cs->c, cs->h, cs->w}};
+    switch (cs->op) {
+    case CNB_OP_CONV:
+    case CNB_OP_POOL_MAX:
+    case CNB_OP_POOL_AVG:
+        d.dst = (cnb_shape){cs->op == CNB_OP_CONV ? cs->k : cs->c,
+                            cnb_out_len(cs->h, cs->kh, cs->sh, cs->ph),
+                            cnb_out_len(cs->w, cs->kw, cs->sw, cs->pw)};
+        /* conv and pool share the layout of u */
+        d.u.conv.kh = cs->kh, d.u.conv.kw = cs->kw, d.u.conv.sh = cs->sh;
+        d.u.conv.sw = cs->sw, d.u.conv.ph = cs->ph, d.u.conv.pw = cs->pw;
+        break;
+    case CNB_OP_INNER_PRODUCT:
+        d.dst = (cnb_shape){cs->k, 1, 1};
+        break;
+    case CNB_OP_LRN:
+        d.u.lrn.size = cs->size, d.u.lrn.alpha = cs->alpha;
+        d.u.lrn.beta = cs->beta, d.u.lrn.k = cs->lrn_k;
+        /* fall through */
+    default:
+        d.dst = d.src;
+    }
+    return d;
+}
+
+/* "3x227x227 -> 96x55x55 k11x11 s4x4 p0x0" */
+void cnb_conform_shape_str(char *buf, size_t len, const cnb_op_desc *d)
+{
+    int n = snprintf(buf, len, "%dx%dx%d -> %dx%dx%d", d->src.c, d->src.h, d->src.w,
+                     d->dst.c, d->dst.h, d->dst.w);
+    if (d->op == CNB_OP_CONV || d->op == CNB_OP_POOL_MAX || d->op == CNB_OP_POOL_AVG)
+        snprintf(buf + n, len - n, " k%dx%d s%dx%d p%dx%d", d->u.conv.kh, d->u.conv.kw,
+                 d->u.conv.sh, d->u.conv.sw, d->u.conv.ph, d->u.conv.pw);
+    else if (d->op == CNB_OP_LRN)
+        snprintf(buf + n, len - n, " size %d alpha %g beta %g k %g", d->u.lrn.size,
+                 (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
+}
+
+const cnb_conform_case *cnb_conform_case_find(const char *name)
+{
+    for (int i = 0; i < cnb_conform_n_cases; i++)
+        if (strcmp(cnb_conform_cases[i].name, name) == 0)
+            return &cnb_conform_cases[i];
+    return NULL;
+}
+
+/* Seeded random numbers (xorshift64*), as in test_kernels.c. */
+
+static uint64_t hash_words(uint64_t h, const void *p, size_t bytes)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i + 4 <= bytes; i += 4) {
+        uint32_t w;
+        memcpy(&w, b + i, 4);
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+/* ------------------------------------------------------------------------------------ */
+/* Outputs compared, and how. */
+
+
+const char *const cnb_conform_out_name[CNB_OUT_COUNT] = {
+    "forward dst", "forward loss", "backward diff_src", "backward diff_weights",
+    "backward diff_bias", "backward (diff_src NULL) diff_weights",
+    "backward (diff_src NULL) diff_bias"};
+
+
+
+int cnb_conform_problems(const cnb_conform_result *r)
+{
+    int t = (r->rc_create != 0) + (r->rc_fwd != 0) + (r->rc_bwd != 0) + (r->rc_bwd2 != 0) +
+            r->inputs_changed;
+    for (int o = 0; o < CNB_OUT_COUNT; o++)
+        t += r->bad[o] + r->guard[o];
+    return t;
+}
+
+static void fill_inputs(cnb_conform_ref *r)
+{
+    cnb_check_rng_seed((uint64_t)r->row + 1);
+    switch (r->d.op) {
+    case CNB_OP_POOL_MAX:
+        cnb_fill_distinct(r->src, r->n_src, 2.0 / (double)r->n_src);
+        break;
+    case CNB_OP_RELU:
+        cnb_fill_away_from_zero(r->src, r->n_src);
+        break;
+    case CNB_OP_SIGMOID:
+    case CNB_OP_LRN:
+    case CNB_OP_SOFTMAX_XENT:
+        /* sigmoid over its curved range; LRN large enough that the cross-channel term
+         * moves the output by ~1e-3 at alpha 1e-4 (post-ReLU AlexNet activations are of
+         * this order); logits spread enough that softmax is far from uniform */
+        cnb_fill_uniform(r->src, r->n_src, -4.0f, 4.0f);
+        break;
+    default:
+        cnb_fill_uniform(r->src, r->n_src, -1.0f, 1.0f);
+    }
+    if (r->w)
+        cnb_fill_uniform(r->w, r->n_w, -0.5f, 0.5f);
+    if (r->b)
+        cnb_fill_uniform(r->b, r->n_b, -0.5f, 0.5f);
+    cnb_fill_uniform(r->dd, r->n_dst, -1.0f, 1.0f);
+    if (r->labels) {
+        int D = (int)cnb_shape_size(r->d.src);
+        for (int n = 0; n < r->d.batch; n++)
+            r->labels[n] = (int32_t)(cnb_check_u32() % (uint32_t)D);
+        if (r->cs->flags & CNB_CASE_PAD_LABEL)
+            r->labels[r->d.batch / 2] = -1;
+    }
+}
+
+static uint64_t inputs_hash(const cnb_conform_ref *r)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = hash_words(h, r->src - CNB_GUARD, (r->n_src + 2 * CNB_GUARD) * sizeof(float));
+    if (r->w)
+        h = hash_words(h, r->w - CNB_GUARD, (r->n_w + 2 * CNB_GUARD) * sizeof(float));
+    if (r->b)
+        h = hash_words(h, r->b - CNB_GUARD, (r->n_b + 2 * CNB_GUARD) * sizeof(float));
+    h = hash_words(h, r->dd - CNB_GUARD, (r->n_dst + 2 * CNB_GUARD) * sizeof(float));
+    if (r->labels)
+        h = hash_words(h, r->labels, r->d.batch * sizeof(int32_t));
+    return h;
+}
+
+static void set_dims(int dst[4], int a, int b, int c, int d)
+{
+    dst[0] = a, dst[1] = b, dst[2] = c, dst[3] = d;
+}
+
+/* The reduction length of each output: see EPS. */
+static void set_tolerances(cnb_conform_ref *r)
+{
+    const cnb_op_desc *d = &r->d;
+    const int C = d->src.c, D = (int)cnb_shape_size(d->src), N = d->batch;
+    double ov = 1; /* conv, pool: the most windows covering one input */
+    if (d->op == CNB_OP_CONV || d->op == CNB_OP_POOL_MAX || d->op == CNB_OP_POOL_AVG)
+        ov = (double)((d->u.conv.kh + d->u.conv.sh - 1) / d->u.conv.sh) *
+             ((d->u.conv.kw + d->u.conv.sw - 1) / d->u.conv.sw);
+    for (int o = 0; o < CNB_OUT_COUNT; o++)
+        r->K[o] = 1;
+    switch (d->op) {
+    case CNB_OP_CONV:
+        r->K[CNB_OUT_DST] = (double)C * d->u.conv.kh * d->u.conv.kw + 1;
+        r->K[CNB_OUT_DSRC] = d->dst.c * ov;
+        r->K[CNB_OUT_DW] = r->K[CNB_OUT_DB] = (double)N * d->dst.h * d->dst.w;
+        break;
+    case CNB_OP_INNER_PRODUCT:
+        r->K[CNB_OUT_DST] = D + 1;
+        r->K[CNB_OUT_DSRC] = d->dst.c;
+        r->K[CNB_OUT_DW] = r->K[CNB_OUT_DB] = N;
+        break;
+    case CNB_OP_POOL_MAX:
+        r->exact[CNB_OUT_DST] = 1;
+        r->K[CNB_OUT_DSRC] = ov;
+        break;
+    case CNB_OP_POOL_AVG:
+        r->K[CNB_OUT_DST] = (double)d->u.pool.kh * d->u.pool.kw;
+        r->K[CNB_OUT_DSRC] = ov;
+        break;
+    case CNB_OP_RELU:
+        r->exact[CNB_OUT_DST] = r->exact[CNB_OUT_DSRC] = 1;
+        break;
+    case CNB_OP_LRN:
+        r->K[CNB_OUT_DST] = d->u.lrn.size + 1;           /* sum of squares, then a power      */
+        r->K[CNB_OUT_DSRC] = 2.0 * d->u.lrn.size + 2;    /* and a second windowed sum         */
+        break;
+    case CNB_OP_SOFTMAX_XENT:
+        r->K[CNB_OUT_DST] = r->K[CNB_OUT_DSRC] = D;            /* the sum of exponentials           */
+        r->K[CNB_OUT_LOSS] = (double)D * N;
+        break;
+    default:
+        break;
+    }
+    r->K[CNB_OUT_DW_NOSRC] = r->K[CNB_OUT_DW];
+    r->K[CNB_OUT_DB_NOSRC] = r->K[CNB_OUT_DB];
+}
+
+void cnb_conform_ref_free(cnb_conform_ref *r)
+{
+    cnb_gbuf_free(r->src);
+    cnb_gbuf_free(r->w);
+    cnb_gbuf_free(r->b);
+    cnb_gbuf_free(r->dd);
+    free(r->labels);
+    for (int o = 0; o < CNB_OUT_COUNT; o++)
+        if (o != CNB_OUT_DW_NOSRC && o != CNB_OUT_DB_NOSRC) /* aliases of CNB_OUT_DW and CNB_OUT_DB */
+            cnb_gbuf_free(r->want[o]);
+    memset(r, 0, sizeof *r);
+}
+
+int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *naive,
+                         void *naive_state)
+{
+    const cnb_conform_case *cs = &cnb_conform_cases[row];
+    memset(r, 0, sizeof *r);
+    r->cs = cs;
+    r->row = row;
+    r->d = case_desc(cs);
+    const cnb_op_desc *d = &r->d;
+    const int N = d->batch, K = d->dst.c;
+    r->n_src = (size_t)N * cnb_shape_size(d->src);
+    r->n_dst = (size_t)N * cnb_shape_size(d->dst);
+    set_dims(r->dims[CNB_OUT_DST], N, d->dst.c, d->dst.h, d->dst.w);
+    set_dims(r->dims[CNB_OUT_DSRC], N, d->src.c, d->src.h, d->src.w);
+    set_dims(r->dims[CNB_OUT_LOSS], 1, 1, 1, 1);
+    r->layout[CNB_OUT_DST] = r->layout[CNB_OUT_DSRC] = "(n,c,h,w)";
+    r->layout[CNB_OUT_LOSS] = "(scalar)";
+    if (d->op == CNB_OP_CONV) {
+        r->n_w = (size_t)K * d->src.c * d->u.conv.kh * d->u.conv.kw;
+        set_dims(r->dims[CNB_OUT_DW], K, d->src.c, d->u.conv.kh, d->u.conv.kw);
+        r->layout[CNB_OUT_DW] = "(k,c,kh,kw)";
+    } else if (d->op == CNB_OP_INNER_PRODUCT) {
+        r->n_w = (size_t)K * cnb_shape_size(d->src);
+        set_dims(r->dims[CNB_OUT_DW], K, d->src.c, d->src.h, d->src.w);
+        r->layout[CNB_OUT_DW] = "(k,c,h,w)";
+    }
+    if (has_weights(d->op) && !(cs->flags & CNB_CASE_NO_BIAS)) {
+        r->n_b = K;
+        set_dims(r->dims[CNB_OUT_DB], K, 1, 1, 1);
+        r->layout[CNB_OUT_DB] = "(k)";
+    }
+    memcpy(r->dims[CNB_OUT_DW_NOSRC], r->dims[CNB_OUT_DW], sizeof r->dims[0]);
+    memcpy(r->dims[CNB_OUT_DB_NOSRC], r->dims[CNB_OUT_DB], sizeof r->dims[0]);
+    r->layout[CNB_OUT_DW_NOSRC] = r->layout[CNB_OUT_DW];
+    r->layout[CNB_OUT_DB_NOSRC] = r->layout[CNB_OUT_DB];
+    r->len[CNB_OUT_DST] = r->n_dst;
+    r->len[CNB_OUT_DSRC] = r->n_src;
+    r->len[CNB_OUT_LOSS] = d->op == CNB_OP_SOFTMAX_XENT;
+    r->len[CNB_OUT_DW] = r->len[CNB_OUT_DW_NOSRC] = r->n_w;
+    r->len[CNB_OUT_DB] = r->len[CNB_OUT_DB_NOSRC] = r->n_b;
+
+    r->src = cnb_gbuf_new(r->n_src, SENTINEL_IN_BITS);
+    r->dd = cnb_gbuf_new(r->n_dst, SENTINEL_IN_BITS);
+    r->w = r->n_w ? cnb_gbuf_new(r->n_w, SENTINEL_IN_BITS) : NULL;
+    r->b = r->n_b ? cnb_gbuf_new(r->n_b, SENTINEL_IN_BITS) : NULL;
+    if (d->op == CNB_OP_SOFTMAX_XENT && !(r->labels = calloc((size_t)N, sizeof(int32_t)))) {
+        fprintf(stderr, "conformance: out of memory\n");
+        exit(2);
+    }
+    fill_inputs(r);
+    r->in_hash = inputs_hash(r);
+    for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
+        r->want[o] = r->len[o] ? cnb_gbuf_new(r->len[o], SENTINEL_OUT_BITS) : NULL;
+    if (d->op != CNB_OP_CONV && d->op != CNB_OP_INNER_PRODUCT)
+        r->len[CNB_OUT_DW_NOSRC] = r->len[CNB_OUT_DB_NOSRC] = 0; /* only ops with weights */
+    r->want[CNB_OUT_DW_NOSRC] = r->len[CNB_OUT_DW_NOSRC] ? r->want[CNB_OUT_DW] : NULL;
+    r->want[CNB_OUT_DB_NOSRC] = r->len[CNB_OUT_DB_NOSRC] ? r->want[CNB_OUT_DB] : NULL;
+    set_tolerances(r);
+
+    char shape[128];
+    cnb_conform_shape_str(shape, sizeof shape, d);
+    cnb_kernel *k = NULL;
+    int rc = naive->kernel_create(naive_state, d, &k);
+    if (rc != CNB_OK || !k) {
+        fprintf(stderr, "conformance: naive refuses case %s (%s), batch %d: %d\n", cs->name,
+                shape, N, rc);
+        return -1;
+    }
+    cnb_args fa = {.src = r->src, .dst = r->want[CNB_OUT_DST], .weights = r->w, .bias = r->b,
+                   .labels = r->labels, .loss = r->want[CNB_OUT_LOSS]};
+    cnb_args ba = {.src = r->src, .dst = r->want[CNB_OUT_DST], .weights = r->w, .bias = r->b,
+                   .diff_dst = r->dd, .diff_src = r->want[CNB_OUT_DSRC],
+                   .diff_weights = r->want[CNB_OUT_DW], .diff_bias = r->want[CNB_OUT_DB],
+                   .labels = r->labels};
+    int rf = k->forward(k, &fa), rb = rf ? rf : k->backward(k, &ba);
+    k->destroy(k);
+    int ok = rf == CNB_OK && rb == CNB_OK && inputs_hash(r) == r->in_hash;
+    for (int o = 0; ok && o <= CNB_OUT_DB; o++) {
+        double ss = 0.0;
+        uint32_t bits;
+        for (size_t i = 0; i < r->len[o]; i++) {
+            ok &= isfinite(r->want[o][i]);
+            ss += (double)r->want[o][i] * r->want[o][i];
+        }
+        ok &= !r->want[o] || !cnb_gbuf_trampled(r->want[o], r->len[o], SENTINEL_OUT_BITS, &bits);
+        r->rms[o] = r->len[o] ? sqrt(ss / (double)r->len[o]) : 0.0;
+    }
+    r->rms[CNB_OUT_DW_NOSRC] = r->rms[CNB_OUT_DW];
+    r->rms[CNB_OUT_DB_NOSRC] = r->rms[CNB_OUT_DB];
+    if (!ok) {
+        fprintf(stderr, "conformance: naive fails on case %s (%s), batch %d (forward %d, "
+                "backward %d, or a non-finite value or stray write)\n", cs->name, shape, N,
+                rf, rb);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The checker. */
+
+typedef struct conform_ctx {
+    const char *backend;
+    const cnb_conform_ref *ref;
+    int quiet;
+    int said_case; /* the case header has been printed */
+} conform_ctx;
+
+static void say_case(conform_ctx *x)
+{
+    if (x->quiet || x->said_case)
+        return;
+    const cnb_conform_ref *r = x->ref;
+    char shape[128];
+    cnb_conform_shape_str(shape, sizeof shape, &r->d);
+    fprintf(stderr, "\nconformance: FAIL backend %s, op %s, case %s: %s, batch %d, seed %llu "
+            "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, cnb_op_name(r->d.op), r->cs->name,
+            shape, r->d.batch, (unsigned long long)(cnb_check_seed() + r->row + 1),
+            (unsigned long long)cnb_check_seed(), r->row + 1);
+    x->said_case = 1;
+}
+
+/* Compare output o against the reference; returns the values out of tolerance. */
+static int compare(conform_ctx *x, cnb_conform_out o, const float *got, double *worst)
+{
+    const cnb_conform_ref *r = x->ref;
+    const float *want = r->want[o];
+    const size_t n = r->len[o];
+    const double scale = EPS * sqrt(r->K[o]);
+    int bad = 0;
+    *worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = want[i], g = got[i], diff = fabs(g - e);
+        double tol = r->exact[o] ? 0.0 : scale * (fabs(e) + r->rms[o]);
+        if (diff <= tol) { /* false for NaN */
+            if (tol > 0 && diff / tol > *worst)
+                *worst = diff / tol;
+            continue;
+        }
+        *worst = isnan(diff) ? INFINITY : fmax(*worst, tol > 0 ? diff / tol : INFINITY);
+        if (bad++ == 0 && !x->quiet) {
+            say_case(x);
+            if (r->exact[o])
+                fprintf(stderr, "  %s: must equal the reference exactly\n", cnb_conform_out_name[o]);
+            else
+                fprintf(stderr, "  %s: tolerance %g * sqrt(K = %.0f) * (|expected| + rms "
+                        "%.4g)\n", cnb_conform_out_name[o], EPS, r->K[o], r->rms[o]);
+        }
+        if (bad <= MAX_REPORTS && !x->quiet) {
+            const int *dm = r->dims[o];
+            size_t q = i;
+            int idx[4];
+            for (int k = 3; k >= 0; k--) {
+                idx[k] = (int)(q % (size_t)dm[k]);
+                q /= (size_t)dm[k];
+            }
+            fprintf(stderr, "    [%d,%d,%d,%d] %s (flat %zu): expected %.8g, got %.8g "
+                    "(|diff| %.3g, tolerance %.3g)\n", idx[0], idx[1], idx[2], idx[3],
+                    r->layout[o], i, e, g, diff, tol);
+        }
+    }
+    if (bad && !x->quiet) {
+        fprintf(stderr, "    %d of %zu values wrong", bad, n);
+        if (isinf(*worst))
+            fprintf(stderr, " (NaN, or a selection that differs)\n");
+        else
+            fprintf(stderr, "; worst |diff| = %.3g x tolerance\n", *worst);
+    }
+    return bad;
+}
+
+static int check_guard(conform_ctx *x, cnb_conform_out o, const float *p)
+{
+    uint32_t bits;
+    int at = p ? cnb_gbuf_trampled(p, x->ref->len[o], SENTINEL_OUT_BITS, &bits) : 0;
+    if (at && !x->quiet) {
+        say_case(x);
+        fprintf(stderr, "  %s: stray write %d float(s) %s the buffer (sentinel 0x%08x "
+                "became 0x%08x)\n", cnb_conform_out_name[o], at < 0 ? -at : at,
+                at < 0 ? "before the start of" : "past the end of",
+                (unsigned)SENTINEL_OUT_BITS, (unsigned)bits);
+    }
+    return at != 0;
+}
+
+static int check_rc(conform_ctx *x, const char *what, int rc)
+{
+    if (rc != CNB_OK && !x->quiet) {
+        say_case(x);
+        fprintf(stderr, "  %s returned %d%s\n", what, rc,
+                rc == CNB_ENOTSUP ? " (CNB_ENOTSUP for an op the backend claims in ops)" : "");
+    }
+    return rc;
+}
+
+static void poison(float *p, size_t n)
+{
+    if (p)
+        cnb_fill_bits(p, n, CNB_POISON_BITS);
+}
+
+static void phase(const cnb_conform_opts *o, const char *what)
+{
+    if (o && o->phase)
+        o->phase(o->user, what);
+}
+
+int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *ref,
+                      const cnb_conform_opts *opts, cnb_conform_result *res)
+{
+    const int quiet = opts && opts->quiet;
+    conform_ctx x = {.backend = be->hdr.name, .ref = ref, .quiet = quiet};
+    float *got[CNB_OUT_COUNT] = {0};
+    double t;
+    memset(res, 0, sizeof *res);
+    for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
+        got[o] = ref->len[o] ? cnb_gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
+
+    cnb_kernel *k = NULL;
+    phase(opts, "kernel_create");
+    t = now();
+    res->rc_create = check_rc(&x, "kernel_create", be->kernel_create(state, &ref->d, &k));
+    res->seconds += now() - t;
+    if (res->rc_create == CNB_OK && !k) {
+        if (!quiet) {
+            say_case(&x);
+            fprintf(stderr, "  kernel_create returned 0 but no kernel\n");
+        }
+        res->rc_create = CNB_EINVAL;
+    }
+    if (res->rc_create != CNB_OK)
+        goto done;
+
+    /* forward, with the arguments a layer passes */
+    cnb_args fa = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
+                   .labels = ref->labels, .loss = got[CNB_OUT_LOSS]};
+    phase(opts, "forward");
+    t = now();
+    res->rc_fwd = check_rc(&x, "forward", k->forward(k, &fa));
+    res->seconds += now() - t;
+    if (res->rc_fwd == CNB_OK)
+        for (int o = CNB_OUT_DST; o <= CNB_OUT_LOSS; o++)
+            if (got[o])
+                res->bad[o] = compare(&x, o, got[o], &res->worst[o]);
+    for (int o = CNB_OUT_DST; o <= CNB_OUT_LOSS; o++)
+        res->guard[o] = check_guard(&x, o, got[o]);
+
+    /* backward, on the backend's own dst (what its forward saved goes with it) */
+    if (res->rc_fwd == CNB_OK) {
+        poison(got[CNB_OUT_DSRC], ref->len[CNB_OUT_DSRC]);
+        poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
+        poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
+        cnb_args ba = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
+                       .diff_dst = ref->dd, .diff_src = got[CNB_OUT_DSRC],
+                       .diff_weights = got[CNB_OUT_DW], .diff_bias = got[CNB_OUT_DB],
+                       .labels = ref->labels};
+        phase(opts, "backward");
+        t = now();
+        res->rc_bwd = check_rc(&x, "backward", k->backward(k, &ba));
+        res->seconds += now() - t;
+        if (res->rc_bwd == CNB_OK)
+            for (int o = CNB_OUT_DSRC; o <= CNB_OUT_DB; o++)
+                if (got[o])
+                    res->bad[o] = compare(&x, o, got[o], &res->worst[o]);
+        for (int o = CNB_OUT_DSRC; o <= CNB_OUT_DB; o++)
+            res->guard[o] = check_guard(&x, o, got[o]);
+
+        /* again without diff_src, as for a network's first layer */
+        if (ref->len[CNB_OUT_DW_NOSRC]) {
+            poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
+            poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
+            ba.diff_src = NULL;
+            phase(opts, "backward with diff_src NULL");
+            t = now();
+            res->rc_bwd2 = check_rc(&x, "backward with diff_src NULL", k->backward(k, &ba));
+            res->seconds += now() - t;
+            if (res->rc_bwd2 == CNB_OK) {
+                res->bad[CNB_OUT_DW_NOSRC] = compare(&x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW],
+                                               &res->worst[CNB_OUT_DW_NOSRC]);
+                if (got[CNB_OUT_DB])
+                    res->bad[CNB_OUT_DB_NOSRC] = compare(&x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB],
+                                                   &res->worst[CNB_OUT_DB_NOSRC]);
+            }
+            res->guard[CNB_OUT_DW_NOSRC] = check_guard(&x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW]);
+            res->guard[CNB_OUT_DB_NOSRC] = check_guard(&x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB]);
+        }
+    }
+    phase(opts, "destroy");
+    t = now();
+    k->destroy(k);
+    res->seconds += now() - t;
+
+done:
+    if (inputs_hash(ref) != ref->in_hash) {
+        res->inputs_changed = 1;
+        if (!quiet) {
+            say_case(&x);
+            fprintf(stderr, "  an input (src, weights, bias, diff_dst, labels or their guard "
+                    "bands) was written to\n");
+        }
+        cnb_fill_bits(ref->src - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS); /* restore, for the next */
+        cnb_fill_bits(ref->src + ref->n_src, CNB_GUARD, SENTINEL_IN_BITS);
+        cnb_fill_bits(ref->dd - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
+        cnb_fill_bits(ref->dd + ref->n_dst, CNB_GUARD, SENTINEL_IN_BITS);
+        if (ref->w) {
+            cnb_fill_bits(ref->w - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
+            cnb_fill_bits(ref->w + ref->n_w, CNB_GUARD, SENTINEL_IN_BITS);
+        }
+        if (ref->b) {
+            cnb_fill_bits(ref->b - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
+            cnb_fill_bits(ref->b + ref->n_b, CNB_GUARD, SENTINEL_IN_BITS);
+        }
+        fill_inputs(ref);
+    }
+    for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
+        cnb_gbuf_free(got[o]);
+    return cnb_conform_problems(res);
+}
