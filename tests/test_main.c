@@ -17,6 +17,7 @@ static const struct {
     {"rng", suite_rng},
     {"kernels", suite_kernels},
     {"dataset", suite_dataset},
+    {"augment", suite_augment},
     {"plugins", suite_plugins},
     {"model", suite_model},
     {"gradcheck", suite_gradcheck},
@@ -24,6 +25,7 @@ static const struct {
     {"sweep", suite_sweep},
     {"conformance", suite_conformance},
     {"agreement", suite_agreement},
+    {"check", suite_check},
 };
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@
 void suite_rng(void);
 void suite_kernels(void);
 void suite_dataset(void);
+void suite_augment(void);
 void suite_plugins(void);
 void suite_model(void);
 void suite_gradcheck(void);
@@ -19,6 +20,7 @@ void suite_train(void);
 void suite_sweep(void);
 void suite_conformance(void);
 void suite_agreement(void);
+void suite_check(void);
 
 /* Register a suite of NULL-terminated {name, fn} pairs; aborts on registry failure. */
 typedef struct {

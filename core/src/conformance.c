@@ -129,8 +129,7 @@ const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conf
 static int has_weights(cnb_op op) { return op == CNB_OP_CONV || op == CNB_OP_INNER_PRODUCT; }
 
 
-/* The descriptor; dst from O = floor((I - K + 2P) / S) + 1, worked out here. */
-static cnb_op_desc case_desc(const cnb_conform_case *cs)
+cnb_op_desc cnb_conform_case_desc(const cnb_conform_case *cs)
 {
     cnb_op_desc d = {.op = cs->op, .batch = cs->n, .src = {cs->c, cs->h, cs->w}};
     switch (cs->op) {
@@ -339,7 +338,7 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
     memset(r, 0, sizeof *r);
     r->cs = cs;
     r->row = row;
-    r->d = case_desc(cs);
+    r->d = cnb_conform_case_desc(cs);
     const cnb_op_desc *d = &r->d;
     const int N = d->batch, K = d->dst.c;
     r->n_src = (size_t)N * cnb_shape_size(d->src);

@@ -90,6 +90,8 @@ extern const int cnb_conform_n_cases;
 extern const char *const cnb_conform_out_name[CNB_OUT_COUNT];
 
 const cnb_conform_case *cnb_conform_case_find(const char *name);
+/* The case's descriptor; dst from O = floor((I - K + 2P) / S) + 1, worked out here. */
+cnb_op_desc cnb_conform_case_desc(const cnb_conform_case *cs);
 /* "3x227x227 -> 96x55x55 k11x11 s4x4 p0x0" */
 void cnb_conform_shape_str(char *buf, size_t len, const cnb_op_desc *d);
 

@@ -8,6 +8,8 @@
  *   cnnbench bench MODEL.ini              time every backend on one model
  *   cnnbench report RESULTS_DIR           redo a sweep's tables and plots from its cells
  *   cnnbench plot RESULTS_DIR             redraw every plot in a results folder
+ *   cnnbench check PLUGIN                 conformance (or gradient check) and speed of one
+ *                                         plugin, each part in a child process
  *
  * Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 interrupted.
  */
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "check.h"
 #include "config.h"
 #include "experiment.h"
 #include "host.h"
@@ -40,6 +43,10 @@ typedef struct options {
     int quiet;
     const char *profile;
     int dry_run, force, jobs;
+    int threads;        /* check: 0 = the online CPUs */
+    double timeout;     /* check */
+    int no_speed;       /* check */
+    const char *input;  /* check: a layer's input, HxWxC */
 } options;
 
 static void usage(FILE *out)
@@ -52,9 +59,13 @@ static void usage(FILE *out)
             "  run EXPERIMENT.ini       run every cell of the experiment's grid (resumable),\n"
             "                           then write its report and plots\n"
             "  bench MODEL.ini          time the model on every backend (whole network and per\n"
-            "                           layer; --set bench.threads=1,2 bench.batch=256 ...)\n"
+            "                           layer; --set bench.threads=1,2 bench.batch=256\n"
+            "                           bench.vars=\"act=relu pool=max\" bench.backends=a,b)\n"
             "  report RESULTS_DIR       redo a sweep's tables and plots from its cells\n"
-            "  plot RESULTS_DIR         redraw every plot in a results folder (gnuplot *.gp)\n\n"
+            "  plot RESULTS_DIR         redraw every plot in a results folder (gnuplot *.gp)\n"
+            "  check PLUGIN             check one plugin (a name or a .so file) against the\n"
+            "                           naive reference, or its gradients for a layer, then\n"
+            "                           time it against the other backends\n\n"
             "options:\n"
             "  --set KEY=VALUE          run: override section.key (train.epochs=3,\n"
             "                           vars.act=relu, sweep.seed=1,2); summary: set a model\n"
@@ -64,6 +75,11 @@ static void usage(FILE *out)
             "  --force                  run: rerun cells that already finished\n"
             "  --jobs N                 run: cells at once (default: cores / threads)\n"
             "  --plugin FILE            load this plugin file too (repeatable)\n"
+            "  --threads N              check: threads for every backend (default: cores)\n"
+            "  --timeout SECONDS        check: kill a child making no progress (default 60)\n"
+            "  --no-speed               check: correctness only\n"
+            "  --input HxWxC            check: a layer plugin's input (default 9x7x4); its\n"
+            "                           keys come from --set KEY=VALUE (filters=4)\n"
             "  -q, --quiet              no progress bar, warnings only\n"
             "  -h, --help, --version\n\n"
             "plugins are searched in $CNB_PLUGIN_PATH (colon-separated), then %s\n"
@@ -88,6 +104,26 @@ static int parse_args(int argc, char **argv, options *o)
             o->dry_run = 1;
         } else if (strcmp(a, "--force") == 0) {
             o->force = 1;
+        } else if (strcmp(a, "--no-speed") == 0) {
+            o->no_speed = 1;
+        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--timeout") == 0 ||
+                   strcmp(a, "--input") == 0) {
+            if (i + 1 >= argc)
+                return cnb_error("%s needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            if (a[2] == 'i') {
+                o->input = v;
+            } else if (a[4] == 'r') {
+                long t = strtol(v, &end, 10);
+                if (*end || t < 1 || t > 256)
+                    return cnb_error("--threads %s: expected a number from 1 to 256", v);
+                o->threads = (int)t;
+            } else {
+                o->timeout = strtod(v, &end);
+                if (*end || !(o->timeout > 0))
+                    return cnb_error("--timeout %s: expected seconds above 0", v);
+            }
         } else if (strcmp(a, "--profile") == 0 || strcmp(a, "--jobs") == 0) {
             if (i + 1 >= argc)
                 return cnb_error("%s needs a value", a);
@@ -229,9 +265,13 @@ static int cmd_bench(cnb_registry *reg, const options *o)
     for (int i = 0; i < o->n_sets && rc == 0; i++) {
         char section[300];
         snprintf(section, sizeof section, "bench.%s", name);
-        if (strncmp(o->sets[i], "bench.batch=", 12) == 0) /* the one model's batch */
-            rc = cnb_conf_put(&c, section, "batch", o->sets[i] + 12, 0);
-        else
+        const char *eq = strchr(o->sets[i], '=');
+        if (eq && (strncmp(o->sets[i], "bench.batch=", 12) == 0 ||
+                   strncmp(o->sets[i], "bench.vars=", 11) == 0)) { /* the one model's */
+            char key[8];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i] - 6), o->sets[i] + 6);
+            rc = cnb_conf_put(&c, section, key, eq + 1, 0);
+        } else
             rc = cnb_conf_set(&c, o->sets[i], NULL, 0);
     }
     if (rc == 0)
@@ -278,6 +318,20 @@ static int cmd_report(const options *o)
     return strcmp(o->command, "plot") == 0 ? cnb_plot_all(o->file) : cnb_report_write(o->file);
 }
 
+static int cmd_check(const options *o)
+{
+    if (!o->file)
+        return cnb_error("check needs a plugin: a name from `cnnbench plugins` or a .so file");
+    cnb_check_opts c = {.plugin = o->file, .extra = o->plugins, .n_extra = o->n_plugins,
+                        .threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
+                        .timeout = o->timeout > 0 ? o->timeout : 60.0, .speed = !o->no_speed,
+                        .keys = o->sets, .n_keys = o->n_sets, .input = {4, 9, 7}};
+    if (o->input && (sscanf(o->input, "%dx%dx%d", &c.input.h, &c.input.w, &c.input.c) != 3 ||
+                     c.input.h < 1 || c.input.w < 1 || c.input.c < 1))
+        return cnb_error("--input %s: expected HxWxC, for example 28x28x6", o->input);
+    return cnb_check_run(&c);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -285,6 +339,10 @@ int main(int argc, char **argv)
         return 2;
     if (o.quiet)
         cnb_log_set_level(CNB_LOG_WARN);
+    if (strcmp(o.command, "check") == 0) { /* loads the plugin in children only */
+        int rc = cmd_check(&o);
+        return rc == 0 ? 0 : rc == CNB_EINVAL ? 2 : 1;
+    }
     cnb_registry reg;
     int rc = load_plugins(&reg, &o);
     if (rc == 0) {
@@ -299,7 +357,8 @@ int main(int argc, char **argv)
         else if (strcmp(o.command, "report") == 0 || strcmp(o.command, "plot") == 0)
             rc = cmd_report(&o);
         else
-            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run, report, plot",
+            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run, bench, "
+                           "report, plot, check",
                            o.command);
     }
     cnb_registry_free(&reg);
