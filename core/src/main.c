@@ -22,6 +22,7 @@
 
 #include "bench.h"
 #include "check.h"
+#include "cnnbench/op_check.h"
 #include "config.h"
 #include "experiment.h"
 #include "host.h"
@@ -176,26 +177,40 @@ static int load_plugins(cnb_registry *reg, const options *o)
     return 0;
 }
 
+/* " conv, relu" for every op whose bit in `ops` equals `set` */
+static void print_ops(uint32_t ops, int set)
+{
+    int any = 0;
+    for (int op = 0; op < CNB_OP_COUNT; op++)
+        if (!!(ops & CNB_OP_BIT(op)) == set)
+            printf("%s%s", any++ ? ", " : " ", cnb_op_name(op));
+    printf("%s\n", any ? "" : " (none)");
+}
+
 static int cmd_plugins(const cnb_registry *reg)
 {
-    static const char *const op_names[CNB_OP_COUNT] = {
-        "conv", "inner_product", "pool_max", "pool_avg", "sigmoid", "relu", "lrn",
-        "softmax_xent"};
     printf("searched: %s\n\n", reg->searched ? reg->searched : "(nothing)");
-    printf("%-8s %-12s %-8s %-5s %s\n", "kind", "name", "version", "abi", "file / provides");
+    printf("%-8s %-16s %-8s %-5s %s\n", "kind", "name", "version", "abi", "file / provides");
     for (int i = 0; i < reg->n; i++) {
         const cnb_plugin *p = &reg->items[i];
-        printf("%-8s %-12s %-8s %u.%-3u %s\n", cnb_plugin_kind_name((cnb_plugin_kind)p->hdr->kind),
+        printf("%-8s %-16s %-8s %u.%-3u %s\n", cnb_plugin_kind_name((cnb_plugin_kind)p->hdr->kind),
                p->hdr->name, p->hdr->version, p->hdr->abi_major, p->hdr->abi_minor, p->path);
         if (p->hdr->kind == CNB_PLUGIN_BACKEND) {
             const cnb_backend_desc *b = (const cnb_backend_desc *)p->hdr;
-            printf("%38s ops:", "");
-            for (int op = 0; op < CNB_OP_COUNT; op++)
-                if (b->ops & CNB_OP_BIT(op))
-                    printf(" %s", op_names[op]);
-            printf("\n");
+            printf("%42s ops:", "");
+            print_ops(b->ops, 1);
+            if ((b->ops & CNB_OPS_ALL) != CNB_OPS_ALL) {
+                printf("%42s on naive:", "");
+                print_ops(b->ops, 0);
+            }
+        } else {
+            const cnb_layer_desc *l = (const cnb_layer_desc *)p->hdr;
+            printf("%42s type = %s; keys:", "", p->hdr->name);
+            for (int k = 0; l->keys && l->keys[k]; k++)
+                printf("%s%s", k ? ", " : " ", l->keys[k]);
+            printf("%s\n", l->keys && l->keys[0] ? "" : " (none)");
         }
-        printf("%38s %s\n", "", p->hdr->description ? p->hdr->description : "");
+        printf("%42s %s\n", "", p->hdr->description ? p->hdr->description : "");
     }
     if (reg->refused)
         printf("\n%d file%s refused (see the messages above)\n", reg->refused,
