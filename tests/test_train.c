@@ -70,7 +70,7 @@ static double train_lenet(const char *act, const char *pool, uint64_t seed, curv
     CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(net, seed), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(net, "naive", 1, 50), 0);
     double first;
-    CU_ASSERT_EQUAL_FATAL(cnb_evaluate(net, &train, 0, &first, &(double){0}), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_evaluate(net, &train, 0, NULL, &first, &(double){0}), 0);
     cnb_train_cfg cfg = {.epochs = EPOCHS, .lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4,
                          .schedule = CNB_SCHEDULE_COSINE, .seed = seed,
                          .train_eval_limit = 500};
@@ -126,7 +126,7 @@ static void test_weights_round_trip(void)
     snprintf(path, sizeof path, "%s/w.cnbw", test_tmpdir());
     CU_ASSERT_EQUAL_FATAL(cnb_net_save_weights(&net, path), 0);
     double loss_a, acc_a, loss_b, acc_b;
-    CU_ASSERT_EQUAL(cnb_evaluate(&net, &test, 0, &loss_a, &acc_a), 0);
+    CU_ASSERT_EQUAL(cnb_evaluate(&net, &test, 0, NULL, &loss_a, &acc_a), 0);
 
     char model[512];
     snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
@@ -138,7 +138,7 @@ static void test_weights_round_trip(void)
     CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&fresh_net, 99), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&fresh_net, "naive", 1, 50), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_load_weights(&fresh_net, path), 0);
-    CU_ASSERT_EQUAL(cnb_evaluate(&fresh_net, &test, 0, &loss_b, &acc_b), 0);
+    CU_ASSERT_EQUAL(cnb_evaluate(&fresh_net, &test, 0, NULL, &loss_b, &acc_b), 0);
     CU_ASSERT(loss_a == loss_b && acc_a == acc_b);
 
     /* a damaged file is refused, naming it */

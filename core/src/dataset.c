@@ -1,5 +1,6 @@
 /*
- * dataset.c - the IDX (MNIST family) loader and per-channel statistics; see dataset.h.
+ * dataset.c - the IDX (MNIST family) and CIFAR-10 binary loaders and per-channel
+ * statistics; see dataset.h.
  *
  * IDX layout (yann.lecun.com/exdb/mnist): a big-endian 32-bit magic 0x0000TTDD (TT the
  * element type, 0x08 = unsigned byte; DD the number of dimensions), DD big-endian 32-bit
@@ -7,9 +8,14 @@
  * which passes raw files through unchanged, so there is no separate uncompressed path and
  * no hand-written gzip parsing.
  *
- * Not here: other element types than unsigned bytes (no MNIST-family file uses them) and
- * checks a short read cannot see: with a limit, only the bytes of the first `limit`
- * samples are read, so damage further into the file goes unnoticed until a full load.
+ * CIFAR-10 binary (www.cs.toronto.edu/~kriz/cifar.html): no header, records of 1 label
+ * byte and 3072 pixel bytes (1024 R, 1024 G, 1024 B, each 32 x 32 row-major: already CHW),
+ * read through the same gzread path.
+ *
+ * Not here: other element types than unsigned bytes (no MNIST-family file uses them),
+ * CIFAR-100 (2 label bytes per record) and checks a short read cannot see: with a limit,
+ * only the bytes of the first `limit` samples are read, so damage further into the file
+ * goes unnoticed until a full load.
  */
 #include "dataset.h"
 
@@ -56,14 +62,15 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int idx_open(gzFile *f, const char *path, char *err, size_t errlen)
+/* Open for gzread; hint (where the data come from) ends the "cannot open" message. */
+static int idx_open(gzFile *f, const char *path, const char *hint, char *err, size_t errlen)
 {
     errno = 0;
     *f = gzopen(path, "rb");
     if (!*f)
         return fail(errno == ENOMEM || errno == 0 ? CNB_ENOMEM : CNB_EIO, err, errlen,
-                    "%s: cannot open (%s); " HINT_DATA, path,
-                    errno ? strerror(errno) : "out of memory");
+                    "%s: cannot open (%s); %s", path,
+                    errno ? strerror(errno) : "out of memory", hint);
     gzbuffer(*f, GZ_BUFFER);
     return 0;
 }
@@ -175,7 +182,7 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
     if (err && errlen)
         err[0] = '\0';
 
-    if ((rc = idx_open(&fi, images_path, err, errlen)))
+    if ((rc = idx_open(&fi, images_path, HINT_DATA, err, errlen)))
         goto done;
     if ((rc = idx_header(fi, images_path, IDX_MAGIC_IMAGES, "image", IDX_MAGIC_LABELS, idims,
                          3, err, errlen)))
@@ -196,7 +203,7 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
         goto done;
     }
 
-    if ((rc = idx_open(&fl, labels_path, err, errlen)))
+    if ((rc = idx_open(&fl, labels_path, HINT_DATA, err, errlen)))
         goto done;
     if ((rc = idx_header(fl, labels_path, IDX_MAGIC_LABELS, "label", IDX_MAGIC_IMAGES, ldims,
                          1, err, errlen)))
@@ -309,6 +316,191 @@ int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, siz
         }
     }
     return cnb_idx_load(out, images, labels, limit, err, errlen);
+}
+
+/* ---- CIFAR-10 binary ----------------------------------------------------------------- */
+
+#define CIFAR_SIDE 32
+#define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE) /* 1024 R, 1024 G, 1024 B          */
+#define CIFAR_RECORD (1 + CIFAR_PIXELS)            /* a label byte, then the pixels     */
+#define CIFAR_CHUNK 256                            /* records read at a time            */
+#define CIFAR_CLASSES 10
+#define HINT_CIFAR "the binary version of CIFAR-10 (cifar-10-binary.tar.gz, from " \
+                   "www.cs.toronto.edu/~kriz/cifar.html) unpacks to cifar-10-batches-bin/; " \
+                   "set the data folder to that folder"
+#define HINT_CIFAR_DAMAGED "the file is truncated or not CIFAR-10 binary (CIFAR-100 " \
+                           "records are 3074 bytes); download it again"
+
+/* The records read so far, as bytes; converted to floats once all are in. */
+typedef struct {
+    unsigned char *bytes;
+    size_t n, cap; /* records held, records there is room for */
+} cifar_buf;
+
+static int cifar_reserve(cifar_buf *b, size_t more, const char *path, char *err, size_t errlen)
+{
+    if (b->n + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + more)
+        cap *= 2;
+    unsigned char *p = b->n + more <= INT_MAX ? realloc(b->bytes, cap * CIFAR_RECORD) : NULL;
+    if (!p)
+        return fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
+                    "records; load fewer with a limit", path,
+                    (cap * CIFAR_RECORD >> 20) + 1, b->n + more);
+    b->bytes = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* The labels of records first..b->n of one file must be 0..9. */
+static int cifar_check_labels(const cifar_buf *b, size_t first, const char *path, char *err,
+                              size_t errlen)
+{
+    for (size_t k = first; k < b->n; k++) {
+        unsigned label = b->bytes[k * CIFAR_RECORD];
+        if (label >= CIFAR_CLASSES)
+            return fail(CNB_EINVAL, err, errlen, "%s: the record at byte %zu (record size %d) "
+                        "has label %u; CIFAR-10 labels are 0 to 9: " HINT_CIFAR_DAMAGED, path,
+                        (k - first) * CIFAR_RECORD, CIFAR_RECORD, label);
+    }
+    return 0;
+}
+
+/* The file ended after `size` bytes: it must hold at least one whole record, and only
+ * whole records. */
+static int cifar_check_size(gzFile f, size_t size, const char *path, char *err, size_t errlen)
+{
+    const char *what = gzdirect(f) ? "" : " uncompressed";
+    if (size == 0)
+        return fail(CNB_EINVAL, err, errlen, "%s: empty (0 bytes%s); a CIFAR-10 binary file "
+                    "holds records of %d bytes (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
+                    path, what, CIFAR_RECORD, CIFAR_PIXELS);
+    if (size % CIFAR_RECORD)
+        return fail(CNB_EINVAL, err, errlen, "%s: %zu bytes%s is not a multiple of the "
+                    "CIFAR-10 record size %d (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
+                    path, size, what, CIFAR_RECORD, CIFAR_PIXELS);
+    return 0;
+}
+
+/* Append the records of one file to b: all of them, or until b holds limit (0 = all). */
+static int cifar_read_file(cifar_buf *b, const char *path, size_t limit, char *err,
+                           size_t errlen)
+{
+    gzFile f;
+    size_t first = b->n, size = 0;
+    int rc = idx_open(&f, path, HINT_CIFAR, err, errlen);
+    if (rc)
+        return rc;
+    for (;;) {
+        size_t want = limit && limit - b->n < CIFAR_CHUNK ? limit - b->n : CIFAR_CHUNK, got;
+        if (want == 0)
+            break;
+        if ((rc = cifar_reserve(b, want, path, err, errlen)) ||
+            (rc = idx_read(f, path, b->bytes + b->n * CIFAR_RECORD, want * CIFAR_RECORD,
+                           &got, err, errlen)))
+            break;
+        size += got;
+        b->n += got / CIFAR_RECORD;
+        if (got < want * CIFAR_RECORD) { /* the end of the file */
+            rc = cifar_check_size(f, size, path, err, errlen);
+            break;
+        }
+    }
+    if (rc == 0)
+        rc = cifar_check_labels(b, first, path, err, errlen);
+    gzclose(f);
+    return rc;
+}
+
+/* The records of b as a dataset: c = 3, 32 x 32, pixels byte / 255. */
+static int cifar_to_dataset(cnb_dataset *out, const cifar_buf *b, const char *path, char *err,
+                            size_t errlen)
+{
+    size_t n = b->n;
+    out->images = malloc(n * CIFAR_PIXELS * sizeof(float));
+    out->labels = malloc(n * sizeof(int32_t));
+    if (!out->images || !out->labels)
+        return fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
+                    "images; load fewer with a limit", path,
+                    (n * CIFAR_PIXELS * sizeof(float) >> 20) + 1, n);
+    float scale[256];
+    for (int v = 0; v < 256; v++)
+        scale[v] = (float)v / 255.0f;
+    int maxlabel = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *rec = b->bytes + i * CIFAR_RECORD;
+        float *img = out->images + i * CIFAR_PIXELS;
+        for (int k = 0; k < CIFAR_PIXELS; k++)
+            img[k] = scale[rec[1 + k]];
+        out->labels[i] = rec[0];
+        maxlabel = rec[0] > maxlabel ? rec[0] : maxlabel;
+    }
+    out->n = (int)n;
+    out->c = 3;
+    out->h = out->w = CIFAR_SIDE;
+    out->classes = maxlabel + 1;
+    return 0;
+}
+
+int cnb_cifar_load(cnb_dataset *out, const char *const *paths, int n_paths, size_t limit,
+                   char *err, size_t errlen)
+{
+    cifar_buf b = {NULL, 0, 0};
+    int rc = 0;
+    memset(out, 0, sizeof *out);
+    if (err && errlen)
+        err[0] = '\0';
+    if (!paths || n_paths < 1)
+        return fail(CNB_EINVAL, err, errlen, "no CIFAR-10 files given; give data_batch_1.bin "
+                    "... data_batch_5.bin or test_batch.bin");
+    for (int i = 0; i < n_paths && rc == 0 && !(limit && b.n >= limit); i++)
+        rc = cifar_read_file(&b, paths[i], limit, err, errlen);
+    if (rc == 0)
+        rc = cifar_to_dataset(out, &b, paths[0], err, errlen);
+    free(b.bytes);
+    if (rc)
+        cnb_dataset_free(out);
+    return rc;
+}
+
+int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,
+                         char *err, size_t errlen)
+{
+    static const char *const train[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                        "data_batch_3.bin", "data_batch_4.bin",
+                                        "data_batch_5.bin"};
+    static const char *const test[] = {"test_batch.bin"};
+    char buf[5][4096], missing[256] = "";
+    const char *paths[5];
+    int is_train = split && strcmp(split, "train") == 0, count = is_train ? 5 : 1;
+
+    memset(out, 0, sizeof *out);
+    if (!is_train && !(split && strcmp(split, "test") == 0))
+        return fail(CNB_EINVAL, err, errlen, "CIFAR-10 split '%s': give train or test",
+                    split ? split : "(none)");
+    for (int i = 0; i < count; i++) {
+        const char *name = is_train ? train[i] : test[i];
+        int len = snprintf(buf[i], sizeof buf[i], "%s/%s.gz", dir, name);
+        if (len < 0 || (size_t)len >= sizeof buf[i])
+            return fail(CNB_EINVAL, err, errlen,
+                        "%s: data folder path too long; use a shorter one", dir);
+        buf[i][len - 3] = '\0'; /* the unpacked name first, as the tarball has it */
+        if (access(buf[i], F_OK) != 0) {
+            buf[i][len - 3] = '.';
+            if (access(buf[i], F_OK) != 0) {
+                size_t used = strlen(missing);
+                snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "",
+                         name);
+            }
+        }
+        paths[i] = buf[i];
+    }
+    if (missing[0])
+        return fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the CIFAR-10 "
+                    "%s split; %s", dir, missing, split, HINT_CIFAR);
+    return cnb_cifar_load(out, paths, count, limit, err, errlen);
 }
 
 void cnb_dataset_free(cnb_dataset *d)

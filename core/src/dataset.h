@@ -1,13 +1,16 @@
 /*
- * dataset.h - an in-memory image classification dataset and the IDX (MNIST family) loader.
+ * dataset.h - an in-memory image classification dataset and its loaders: IDX (MNIST
+ * family) and CIFAR-10 binary.
  *
  * What it is: the whole split held as float pixels in NCHW order plus int32 labels, read
- * from IDX files (Fashion-MNIST, MNIST) through zlib, so .gz and raw files load the same
- * way; and the per-channel statistics and normalisation the data path applies.
+ * from IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches through zlib, so .gz
+ * and raw files load the same way; and the per-channel statistics and normalisation the
+ * data path applies.
  *
  * What it is not: no minibatching, shuffling or augmentation (those belong to the data
- * path that consumes a cnb_dataset), no streaming (a split is loaded whole, Fashion-MNIST
- * train is 188 MB as floats), and no format other than IDX here. Memory is plain
+ * path that consumes a cnb_dataset, augment.h), no streaming (a split is loaded whole,
+ * Fashion-MNIST train is 188 MB as floats, CIFAR-10 train 614 MB), and no format other
+ * than IDX and CIFAR-10 binary here (not CIFAR-100, not image files). Memory is plain
  * malloc/free, not the plugin host allocator: nothing here is handed to a kernel as is.
  */
 #ifndef CNB_DATASET_H
@@ -48,7 +51,31 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
 int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,
                        char *err, size_t errlen);
 
-/* Free what cnb_idx_load allocated and zero *d. Safe on a zeroed struct and on NULL. */
+/*
+ * Load CIFAR-10 binary files (paths[0..n_paths), in that order, each raw or gzip) into
+ * *out: records of 1 label byte (0..9) and 3072 pixel bytes, 1024 R, 1024 G, 1024 B, each
+ * 32 x 32 row-major; c = 3, h = w = 32, pixels divided by 255, classes = 1 + largest label.
+ * limit 0 loads every record, otherwise the first min(limit, total) (later files are then
+ * not read).
+ *
+ * Returns 0, or CNB_EIO (cannot open or read, corrupt gzip stream), CNB_EINVAL (no paths,
+ * an empty file, a size that is not a multiple of the 3073-byte record, a label above 9;
+ * the message names the file, its size and the record size) or CNB_ENOMEM. On failure
+ * *out is left zeroed and owns nothing; on success release it with cnb_dataset_free.
+ */
+int cnb_cifar_load(cnb_dataset *out, const char *const *paths, int n_paths, size_t limit,
+                   char *err, size_t errlen);
+
+/*
+ * Load one split from a folder (the tarball's cifar-10-batches-bin/): "train" reads
+ * <dir>/data_batch_1.bin .. data_batch_5.bin, "test" <dir>/test_batch.bin; each name
+ * or the same with .gz. Missing files are CNB_EIO with a message naming every one missing;
+ * otherwise as cnb_cifar_load.
+ */
+int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,
+                         char *err, size_t errlen);
+
+/* Free what a loader allocated and zero *d. Safe on a zeroed struct and on NULL. */
 void cnb_dataset_free(cnb_dataset *d);
 
 /*

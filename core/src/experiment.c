@@ -28,7 +28,8 @@ static const char *const experiment_keys[] = {"name", "mode", "model", "backend"
                                               "seed", "results", "baseline", NULL};
 static const char *const data_keys[] = {"dir", "train_images", "train_labels", "test_images",
                                         "test_labels", "train_limit", "test_limit",
-                                        "normalize", NULL};
+                                        "normalize", "format", "resize", "augment", "crop",
+                                        "crop_pad", "lighting", "lighting_sigma", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", NULL};
@@ -150,6 +151,43 @@ static int apply_train_axis(const char *key, const char *value, cnb_train_cfg *t
     return 0;
 }
 
+/* "none" or steps joined by '+' (flip, crop, lighting), each at most once; as bits. */
+enum { STEP_FLIP = 1, STEP_CROP = 2, STEP_LIGHTING = 4 };
+static int parse_steps(const char *text)
+{
+    if (strcmp(text, "none") == 0)
+        return 0;
+    static const char *const names[] = {"flip", "crop", "lighting"};
+    int bits = 0;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "+");
+        int k = 0;
+        while (k < 3 && !(strlen(names[k]) == n && strncmp(p, names[k], n) == 0))
+            k++;
+        if (k == 3 || (bits & (1 << k)))
+            return -1;
+        bits |= 1 << k;
+        p += n + (p[n] == '+');
+    }
+    return bits ? bits : -1;
+}
+
+/* "N" (square) or "HxW", both positive. */
+static int parse_hw(const cnb_conf *c, const cnb_section *s, const char *key, int *h, int *w)
+{
+    const cnb_kv *kv = s ? cnb_section_get(s, key) : NULL;
+    if (!kv)
+        return 0;
+    char x;
+    int n = sscanf(kv->value, "%d%c%d", h, &x, w);
+    if (n == 1)
+        *w = *h;
+    if (!((n == 1 || (n == 3 && x == 'x')) && *h > 0 && *w > 0))
+        return cnb_error("%s:%d: data.%s = '%s': expected a size, N or HxW, above 0 (for "
+                         "example 227 or 24x24)", c->path, kv->line, key, kv->value);
+    return 0;
+}
+
 static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
 {
     const cnb_conf *c = &e->conf;
@@ -193,6 +231,13 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
                                              "can be swept", c->path, kv->line, ax->name)
                                  : cnb_error("%s:%d: [sweep] %s value '%s' is out of range",
                                              c->path, kv->line, ax->name, ax->values[k]);
+            if (strncmp(ax->name, "data.", 5) == 0 && strcmp(ax->name, "data.augment") != 0)
+                return cnb_error("%s:%d: [sweep] %s: of [data], only data.augment can be "
+                                 "swept", c->path, kv->line, ax->name);
+            if (strcmp(ax->name, "data.augment") == 0 && parse_steps(ax->values[k]) < 0)
+                return cnb_error("%s:%d: [sweep] data.augment value '%s': expected none, or "
+                                 "flip, crop and lighting joined by '+'", c->path, kv->line,
+                                 ax->values[k]);
             if (strcmp(ax->name, "seed") == 0 || strcmp(ax->name, "threads") == 0) {
                 long v = strtol(ax->values[k], &end, 10);
                 if (*end || end == ax->values[k] || v < (ax->name[0] == 's' ? 0 : 1))
@@ -267,7 +312,13 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     char model[PATH_MAX] = "";
     long threads = e->threads, seed = 1, epochs = e->train.epochs, batch = e->batch;
     long step = e->train.step_epochs, tel = e->train.train_eval_limit;
-    int mode = 0, norm = 0, sched = (int)e->train.schedule;
+    int mode = 0, norm = 0, sched = (int)e->train.schedule, format = 0, lighting = 0;
+    long crop_pad = 0;
+    static const char *const formats[] = {"idx", "cifar", NULL};
+    static const char *const lightings[] = {"dataset", "image", NULL};
+    snprintf(e->augment_steps, sizeof e->augment_steps, "none");
+    copy_str(data, "augment", e->augment_steps, sizeof e->augment_steps);
+    e->augment.lighting_sigma = 0.1f;
     static const char *const modes[] = {"train", NULL};
     static const char *const norms[] = {"dataset", "none", NULL};
     static const char *const scheds[] = {"constant", "step", "cosine", NULL};
@@ -285,7 +336,11 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
         cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
         cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||
-        choose(c, data, "normalize", norms, &norm) ||
+        choose(c, data, "normalize", norms, &norm) || choose(c, data, "format", formats, &format) ||
+        choose(c, data, "lighting", lightings, &lighting) ||
+        cnb_conf_int(c, data, "crop_pad", 0, 4096, &crop_pad) ||
+        parse_hw(c, data, "resize", &e->augment.resize_h, &e->augment.resize_w) ||
+        parse_hw(c, data, "crop", &e->augment.crop_h, &e->augment.crop_w) ||
         cnb_conf_int(c, tr, "epochs", 1, 100000, &epochs) ||
         cnb_conf_int(c, tr, "batch", 1, 65536, &batch) ||
         cnb_conf_double(c, tr, "lr", 0.0, 100.0, &e->train.lr) ||
@@ -300,6 +355,18 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     e->threads = (int)threads;
     e->seed = (uint64_t)seed;
     e->normalize = norm == 0;
+    e->cifar = format == 1;
+    e->augment.crop_pad = (int)crop_pad;
+    e->augment.lighting = lighting == 0 ? CNB_LIGHTING_DATASET : CNB_LIGHTING_IMAGE;
+    if (data && cnb_section_get(data, "lighting_sigma")) {
+        double sigma;
+        if (cnb_conf_double(c, data, "lighting_sigma", 0.0, 10.0, &sigma))
+            return CNB_EINVAL;
+        e->augment.lighting_sigma = (float)sigma;
+    }
+    if (parse_steps(e->augment_steps) < 0)
+        return cnb_error("%s: data.augment = '%s': expected none, or flip, crop and lighting "
+                         "joined by '+' (flip+crop+lighting)", c->path, e->augment_steps);
     e->batch = (int)batch;
     e->train.epochs = (int)epochs;
     e->train.step_epochs = (int)step;
@@ -396,6 +463,7 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     c->train = e->train;
     c->batch = e->batch;
     snprintf(c->backend, sizeof c->backend, "%s", e->backend);
+    snprintf(c->augment, sizeof c->augment, "%s", e->augment_steps);
     int rc = 0;
     for (int i = 0; i < e->vars.n && rc == 0; i++)
         rc = cnb_vars_set(&c->vars, e->vars.names[i], e->vars.values[i]);
@@ -412,6 +480,8 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
             c->threads = atoi(v);
         else if (strcmp(ax->name, "backend") == 0)
             snprintf(c->backend, sizeof c->backend, "%s", v);
+        else if (strcmp(ax->name, "data.augment") == 0)
+            snprintf(c->augment, sizeof c->augment, "%s", v);
         else
             rc = cnb_vars_set(&c->vars, ax->name, v);
         if (strcmp(ax->name, "seed") != 0 && vl < sizeof c->variant)
@@ -426,8 +496,8 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
         const char *name = e->axes[a].name;
         if (is_run_axis(name))
             continue;
-        if (strncmp(name, "train.", 6) == 0)
-            name += 6;
+        if (strncmp(name, "train.", 6) == 0 || strncmp(name, "data.", 5) == 0)
+            name = strchr(name, '.') + 1;
         used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_", name,
                                  e->axes[a].values[pick[a]]);
     }
@@ -503,13 +573,13 @@ static int write_metrics(const run *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
-                 "test_acc,gap,train_seconds,eval_seconds,images_per_second\n");
+                 "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds\n");
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
-        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f\n", s->epoch,
-                s->lr, s->train_loss, s->train_acc, s->train_eval_loss, s->train_eval_acc,
-                s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
-                s->eval_seconds, s->images_per_second);
+        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f\n",
+                s->epoch, s->lr, s->train_loss, s->train_acc, s->train_eval_loss,
+                s->train_eval_acc, s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc,
+                s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds);
     }
     return cnb_atomic_commit(&a);
 }
@@ -523,10 +593,10 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history = h;
     r->history[r->n++] = *s;
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
-           "%.4f  gap %+.4f  %.1f s  %.0f img/s\n",
+           "%.4f  gap %+.4f  %.1f s (data %.0f%%)  %.0f img/s\n",
            r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
-           s->images_per_second);
+           100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
     fflush(stdout);
     return write_metrics(r);
 }
@@ -542,10 +612,20 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
             e->profile[0] ? e->profile : "(none)");
     for (int i = 0; i < c->vars.n; i++)
         fprintf(f, "%s = %s\n", c->vars.names[i], c->vars.values[i]);
-    fprintf(f, "\n[data]\ntrain_images = %s\ntrain_labels = %s\ntest_images = %s\n"
-               "test_labels = %s\ntrain_limit = %ld\ntest_limit = %ld\nnormalize = %s\n\n",
-            e->train_images, e->train_labels, e->test_images, e->test_labels, e->train_limit,
-            e->test_limit, e->normalize ? "dataset" : "none");
+    const cnb_augment_cfg *a = &e->augment;
+    fprintf(f, "\n[data]\nformat = %s\n", e->cifar ? "cifar" : "idx");
+    if (e->cifar)
+        fprintf(f, "dir = %s\n", e->data_dir);
+    else
+        fprintf(f, "train_images = %s\ntrain_labels = %s\ntest_images = %s\n"
+                   "test_labels = %s\n", e->train_images, e->train_labels, e->test_images,
+                e->test_labels);
+    fprintf(f, "train_limit = %ld\ntest_limit = %ld\nnormalize = %s\nresize = %dx%d\n"
+               "augment = %s\ncrop = %dx%d\ncrop_pad = %d\nlighting = %s\n"
+               "lighting_sigma = %.9g\n\n",
+            e->train_limit, e->test_limit, e->normalize ? "dataset" : "none", a->resize_h,
+            a->resize_w, c->augment, a->crop_h, a->crop_w, a->crop_pad,
+            a->lighting == CNB_LIGHTING_IMAGE ? "image" : "dataset", (double)a->lighting_sigma);
     const cnb_train_cfg *t = &c->train;
     fprintf(f, "[train]\nepochs = %d\nbatch = %d\nlr = %.17g\nmomentum = %.17g\n"
                "weight_decay = %.17g\nschedule = %s\nstep_epochs = %d\ngamma = %.17g\n"
@@ -659,17 +739,45 @@ static int write_final(const run *r, double peak_mib)
 static int load_data(const cnb_experiment *e, cnb_dataset *train, cnb_dataset *test)
 {
     char err[1024];
-    if (cnb_idx_load(train, e->train_images, e->train_labels, (size_t)e->train_limit, err,
-                     sizeof err) ||
-        cnb_idx_load(test, e->test_images, e->test_labels, (size_t)e->test_limit, err,
-                     sizeof err))
+    if (e->cifar ? cnb_cifar_load_split(train, e->data_dir, "train", (size_t)e->train_limit, err,
+                                        sizeof err) ||
+                       cnb_cifar_load_split(test, e->data_dir, "test", (size_t)e->test_limit,
+                                            err, sizeof err)
+                 : cnb_idx_load(train, e->train_images, e->train_labels,
+                                (size_t)e->train_limit, err, sizeof err) ||
+                       cnb_idx_load(test, e->test_images, e->test_labels,
+                                    (size_t)e->test_limit, err, sizeof err))
         return cnb_error("%s (experiment %s, [data])", err, e->conf.path);
+    return 0;
+}
+
+/* The cell's data processing on the (normalised) training set: resize as the experiment
+ * says, and the cell's steps. *on = 0 when there is nothing to do. */
+static int make_augment(const cnb_experiment *e, const cnb_cell *c, const cnb_dataset *train,
+                        cnb_augment *aug, int *on)
+{
+    int steps = parse_steps(c->augment); /* checked at load */
+    cnb_augment_cfg cfg = e->augment;
+    cfg.flip = (steps & STEP_FLIP) != 0;
+    if (!(steps & STEP_CROP))
+        cfg.crop_h = cfg.crop_w = cfg.crop_pad = 0;
+    else if (!cfg.crop_h) /* translations within the padding, the image's own size */
+        cfg.crop_h = cfg.resize_h ? cfg.resize_h : train->h,
+        cfg.crop_w = cfg.resize_w ? cfg.resize_w : train->w;
+    if (!(steps & STEP_LIGHTING))
+        cfg.lighting = CNB_LIGHTING_NONE;
+    *on = steps != 0 || cfg.resize_h != 0;
+    char err[1024];
+    if (*on && cnb_augment_init(aug, &cfg, train, err, sizeof err) != 0)
+        return cnb_error("%s: %s", e->conf.path, err);
     return 0;
 }
 
 int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
                  const char *dir, int progress, const char *label)
 {
+    cnb_augment aug = {0};
+    int use_aug = 0;
     cnb_conf model;
     cnb_net net;
     cnb_dataset train = {0}, test = {0};
@@ -679,19 +787,27 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     cfg.seed = c->seed;
     cfg.progress = progress;
     int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
-    if (rc == 0 && (rc = load_data(e, &train, &test)) == 0) {
-        if (train.c != net.input.c || train.h != net.input.h || train.w != net.input.w)
-            rc = cnb_error("%s: the data are %dx%dx%d but the model %s takes %dx%dx%d",
-                           e->conf.path, train.c, train.h, train.w, e->model, net.input.c,
-                           net.input.h, net.input.w);
-        else if (train.classes > net.classes)
-            rc = cnb_error("%s: labels reach class %d but the model has %d classes",
-                           e->train_labels, train.classes - 1, net.classes);
-    }
+    if (rc == 0)
+        rc = load_data(e, &train, &test);
     if (rc == 0 && e->normalize && train.c <= 4) {
         cnb_dataset_channel_stats(&train, mean, sd);
         cnb_dataset_normalize(&train, mean, sd);
         cnb_dataset_normalize(&test, mean, sd);
+    }
+    if (rc == 0 && (rc = make_augment(e, c, &train, &aug, &use_aug)) == 0) {
+        int ic = train.c, ih = train.h, iw = train.w;
+        if (use_aug)
+            cnb_augment_out_shape(&aug, &ic, &ih, &iw);
+        cfg.augment = use_aug ? &aug : NULL;
+        if (ic != net.input.c || ih != net.input.h || iw != net.input.w)
+            rc = cnb_error("%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
+                           "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
+                           e->conf.path, ih, iw, ic, use_aug ? " after resize and crop" : "",
+                           e->model, net.input.h, net.input.w, net.input.c);
+        else if (train.classes > net.classes)
+            rc = cnb_error("%s: labels reach class %d but the model has %d classes",
+                           e->cifar ? e->data_dir : e->train_labels, train.classes - 1,
+                           net.classes);
     }
     if (rc == 0)
         rc = cnb_net_init_params(&net, c->seed);
@@ -726,6 +842,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
                    c->threads, c->threads == 1 ? "" : "s", peak);
     }
     free(r.history);
+    cnb_augment_free(&aug);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
     cnb_net_free(&net);

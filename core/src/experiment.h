@@ -9,8 +9,12 @@
  *                seed, backend, threads, or a [train] setting (train.lr = 0.1, 0.02);
  *                `only` and `exclude` list combinations separated by ';'
  *                ("act=relu pool=max; act=sigmoid pool=avg")
- *   [data]       dir, train_images, train_labels, test_images, test_labels,
- *                train_limit, test_limit, normalize (dataset | none)
+ *   [data]       format (idx | cifar), dir, train_images, train_labels, test_images,
+ *                test_labels (idx), train_limit, test_limit, normalize (dataset | none),
+ *                and the data processing of augment.h: resize (N or HxW), augment (none,
+ *                or steps joined by '+': flip, crop, lighting; sweepable as data.augment),
+ *                crop (HxW; default the image), crop_pad, lighting (dataset | image),
+ *                lighting_sigma
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
  *   [profile.NAME] section.key = value overrides applied by --profile NAME
@@ -25,6 +29,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "augment.h"
 #include "conf.h"
 #include "plugin.h"
 #include "train.h"
@@ -50,6 +55,7 @@ typedef struct cnb_cell {
     cnb_train_cfg train; /* [train] with this cell's train.* axis values */
     int batch;
     const char *axis_values[CNB_MAX_AXES]; /* this cell's value on each axis */
+    char augment[64];   /* data processing steps: "none", "flip+crop+lighting" */
 } cnb_cell;
 
 typedef struct cnb_experiment {
@@ -67,6 +73,10 @@ typedef struct cnb_experiment {
     char test_images[PATH_MAX], test_labels[PATH_MAX];
     long train_limit, test_limit;
     int normalize;          /* 1: per-channel mean/std of the training split */
+    int cifar;              /* [data] format = cifar (else IDX)                */
+    cnb_augment_cfg augment; /* resize, crop size and pad, lighting form; which
+                                steps run is each cell's `augment`           */
+    char augment_steps[64];
     int batch;
     cnb_train_cfg train;
     char baseline[256];     /* "" = the first variant of the grid */

@@ -36,19 +36,28 @@ double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0)
     return cfg->lr;
 }
 
-/* Copy samples idx[0..count) into the net's batch; pad the rest with zeros, label -1. */
-static void fill_batch(cnb_net *net, const cnb_dataset *d, const uint32_t *idx, int count)
+/* Samples idx[0..count) into the net's batch, through the data processing when there is
+ * one; the rest padded with zeros and label -1. */
+static int fill_batch(cnb_net *net, const cnb_dataset *d, const uint32_t *idx, int count,
+                      const cnb_augment *aug, int train, uint64_t seed, int epoch)
 {
-    size_t per = (size_t)d->c * d->h * d->w;
-    for (int i = 0; i < count; i++) {
-        memcpy(net->x + (size_t)i * per, d->images + (size_t)idx[i] * per, per * sizeof(float));
-        net->labels[i] = d->labels[idx[i]];
+    size_t per = cnb_shape_size(net->input);
+    if (aug) {
+        if (cnb_augment_batch(aug, d, idx, count, train, seed, (uint64_t)epoch, net->x) != 0)
+            return cnb_error("data processing: %s", cnb_augment_error(aug));
+    } else {
+        for (int i = 0; i < count; i++)
+            memcpy(net->x + (size_t)i * per, d->images + (size_t)idx[i] * per,
+                   per * sizeof(float));
     }
+    for (int i = 0; i < count; i++)
+        net->labels[i] = d->labels[idx[i]];
     if (count < net->batch) {
         memset(net->x + (size_t)count * per, 0, (size_t)(net->batch - count) * per * sizeof(float));
         for (int i = count; i < net->batch; i++)
             net->labels[i] = -1;
     }
+    return 0;
 }
 
 static int count_correct(const cnb_net *net, int count)
@@ -66,7 +75,8 @@ static int count_correct(const cnb_net *net, int count)
     return correct;
 }
 
-int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, double *loss, double *acc)
+int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augment *augment,
+                 double *loss, double *acc)
 {
     long n = limit > 0 && limit < d->n ? limit : d->n;
     uint32_t *idx = malloc((size_t)net->batch * sizeof *idx);
@@ -79,9 +89,9 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, double *loss, d
         int count = (int)(n - start < net->batch ? n - start : net->batch);
         for (int i = 0; i < count; i++)
             idx[i] = (uint32_t)(start + i);
-        fill_batch(net, d, idx, count);
-        float l;
-        rc = cnb_net_forward(net, 0, &l);
+        float l = 0.0f;
+        if ((rc = fill_batch(net, d, idx, count, augment, 0, 0, 0)) == 0)
+            rc = cnb_net_forward(net, 0, &l);
         loss_sum += (double)l * count;
         correct += count_correct(net, count);
     }
@@ -129,9 +139,12 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
                 rc = CNB_EINTR;
                 break;
             }
-            fill_batch(net, train, order + b * net->batch, net->batch);
+            double td = cnb_now();
+            rc = fill_batch(net, train, order + b * net->batch, net->batch, cfg->augment, 1,
+                            cfg->seed, epoch);
+            s.data_seconds += cnb_now() - td;
             float loss;
-            if ((rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
+            if (rc || (rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
                 break;
             if (!isfinite(loss)) {
                 rc = cnb_error("epoch %d, batch %ld: the loss is %g; lower the learning rate "
@@ -158,10 +171,10 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         double t1 = cnb_now();
         s.train_eval_loss = s.train_eval_acc = NAN;
         if (cfg->train_eval_limit > 0)
-            rc = cnb_evaluate(net, train, cfg->train_eval_limit, &s.train_eval_loss,
-                              &s.train_eval_acc);
+            rc = cnb_evaluate(net, train, cfg->train_eval_limit, cfg->augment,
+                              &s.train_eval_loss, &s.train_eval_acc);
         if (rc == 0)
-            rc = cnb_evaluate(net, test, 0, &s.test_loss, &s.test_acc);
+            rc = cnb_evaluate(net, test, 0, cfg->augment, &s.test_loss, &s.test_acc);
         s.eval_seconds = cnb_now() - t1;
         if (cfg->progress)
             fputc('\r', stderr), fprintf(stderr, "%*s\r", 100, "");

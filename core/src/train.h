@@ -1,7 +1,9 @@
 /*
  * train.h - minibatch SGD training and evaluation of a bound network on a dataset.
  *
- * Each epoch shuffles the training set from the stream (seed, CNB_STREAM_SHUFFLE), runs
+ * Each epoch shuffles the training set from the stream (seed, CNB_STREAM_SHUFFLE), makes
+ * each batch (through the data processing of augment.h when cfg->augment is set: every
+ * sample's draws from its own stream of (seed, epoch, index)), runs
  * forward/backward/update per full batch (the tail that does not fill a batch is left
  * out of that epoch; a different tail each epoch), then evaluates in evaluation mode on
  * the test split and on a fixed subset of the training split (for an honest train/test
@@ -12,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "augment.h"
 #include "dataset.h"
 #include "net.h"
 
@@ -30,6 +33,7 @@ typedef struct cnb_train_cfg {
     uint64_t seed;
     long train_eval_limit; /* training samples evaluated each epoch; 0 = none */
     int progress;          /* 1: redraw a progress bar on stderr */
+    const cnb_augment *augment; /* the data processing of every batch; NULL: none */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
@@ -39,6 +43,7 @@ typedef struct cnb_epoch_stats {
     double train_eval_loss, train_eval_acc; /* evaluation mode, fixed subset; NAN if off */
     double test_loss, test_acc;
     double train_seconds, eval_seconds;
+    double data_seconds;                    /* of train_seconds: making the batches */
     double images_per_second;               /* training throughput */
 } cnb_epoch_stats;
 
@@ -52,8 +57,10 @@ void cnb_train_stop(void);
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
               const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user);
 
-/* Mean loss and accuracy over the first `limit` samples (0 = all), evaluation mode. */
-int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, double *loss, double *acc);
+/* Mean loss and accuracy over the first `limit` samples (0 = all), evaluation mode; the
+ * batches go through `augment` in evaluation mode (resize, centre crop) when not NULL. */
+int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augment *augment,
+                 double *loss, double *acc);
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
 double cnb_now(void); /* monotonic seconds */
