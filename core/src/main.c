@@ -22,6 +22,7 @@
 
 #include "bench.h"
 #include "check.h"
+#include "claims.h"
 #include "cnnbench/op_check.h"
 #include "config.h"
 #include "experiment.h"
@@ -300,13 +301,25 @@ static int cmd_run(cnb_registry *reg, const options *o)
     if (!o->file)
         return cnb_error("run needs an experiment file: cnnbench run experiments/lenet5-fashion.ini");
     cnb_conf peek;
-    int is_time = 0;
+    int is_time = 0, is_claims = 0;
     if (cnb_conf_load(&peek, o->file) == 0) {
         const cnb_kv *mode = cnb_section_get(cnb_conf_section(&peek, "experiment"), "mode");
         is_time = mode && strcmp(mode->value, "time") == 0;
+        is_claims = mode && strcmp(mode->value, "claims") == 0;
     }
     if (is_time) {
         int rc = run_time_experiment(&peek, reg, o);
+        cnb_conf_free(&peek);
+        return rc;
+    }
+    if (is_claims) {
+        int rc = 0;
+        for (int i = 0; i < o->n_sets && rc == 0; i++)
+            rc = cnb_conf_set(&peek, o->sets[i], NULL, 0);
+        cnb_sweep_opts so = {.dry_run = o->dry_run, .force = o->force,
+                             .jobs = o->jobs ? o->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN)};
+        if (rc == 0)
+            rc = cnb_claims_run(&peek, o->file, o->profile, reg, &so);
         cnb_conf_free(&peek);
         return rc;
     }

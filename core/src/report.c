@@ -31,10 +31,11 @@ typedef struct cell_result {
 } cell_result;
 
 typedef enum {
-    M_TEST, M_BEST, M_TRAIN, M_GAP, M_LOSS, M_SECONDS, M_COUNT
+    M_TEST, M_BEST, M_TRAIN, M_GAP, M_LOSS, M_SECONDS, M_EPOCH1, M_COUNT
 } metric;
 static const char *const metric_names[M_COUNT] = {"test_acc", "best_test_acc", "train_acc",
-                                                  "gap", "test_loss", "epoch_seconds"};
+                                                  "gap", "test_loss", "epoch_seconds",
+                                                  "epoch1_test_acc"};
 
 typedef struct variant {
     char name[256];
@@ -43,8 +44,7 @@ typedef struct variant {
     cnb_summary m[M_COUNT];
 } variant;
 
-/* Split one CSV line (our own files: quotes only around text) into fields, in place. */
-static int csv_split(char *line, char **fields, int max)
+int cnb_csv_split(char *line, char **fields, int max)
 {
     int n = 0;
     char *p = line;
@@ -90,7 +90,7 @@ static int read_cell(const char *dir, cell_result *r)
     if (!fp)
         return cnb_error("%s: cannot open: %s", path, strerror(errno));
     int ok = fgets(line, sizeof line, fp) && fgets(line, sizeof line, fp) &&
-             csv_split(line, f, MAX_FIELDS) >= 8;
+             cnb_csv_split(line, f, MAX_FIELDS) >= 8;
     fclose(fp);
     if (!ok)
         return cnb_error("%s: expected a header and one row of 9 fields", path);
@@ -110,7 +110,7 @@ static int read_cell(const char *dir, cell_result *r)
     int rows = 0;
     if (r->curve_test && r->curve_train && fgets(line, sizeof line, fp))
         while (rows < r->epochs && fgets(line, sizeof line, fp) &&
-               csv_split(line, f, MAX_FIELDS) >= 12) {
+               cnb_csv_split(line, f, MAX_FIELDS) >= 12) {
             r->curve_train[rows] = num(f[5]);
             r->curve_test[rows] = num(f[7]);
             rows++;
@@ -130,6 +130,7 @@ static double metric_of(const cell_result *r, metric m)
     case M_GAP: return r->gap;
     case M_LOSS: return r->test_loss;
     case M_SECONDS: return r->epoch_seconds;
+    case M_EPOCH1: return r->epochs > 0 ? r->curve_test[0] : NAN; /* how fast it learns */
     case M_COUNT: break;
     }
     return NAN;
@@ -397,15 +398,15 @@ static int write_tables(const char *dir, const char *name, const char *info, con
                   "| test loss | s / epoch | img/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
                   "---:|\n");
     fprintf(cmp.f, "cell,variant,seed,epochs,test_acc,best_test_acc,train_acc,gap,test_loss,"
-                   "epoch_seconds,images_per_second\n");
+                   "epoch_seconds,images_per_second,epoch1_test_acc\n");
     for (int i = 0; i < n_cells; i++) {
         const cell_result *r = &cells[i];
         fprintf(md.f, "| %s | %llu | %d | %.4f | %.4f | %.4f | %+.4f | %.4f | %.1f | %.0f |\n",
                 r->id, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
                 r->test_loss, r->epoch_seconds, r->ips);
-        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", r->id,
+        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6f\n", r->id,
                 r->variant, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
-                r->test_loss, r->epoch_seconds, r->ips);
+                r->test_loss, r->epoch_seconds, r->ips, metric_of(r, M_EPOCH1));
     }
     int rc = cnb_atomic_commit(&md);
     rc |= cnb_atomic_commit(&vc);
@@ -441,7 +442,7 @@ int cnb_report_write(const char *dir)
     int n = 0, nv = 0, pending = 0;
     if (fgets(line, sizeof line, fp))
         while (rc == 0 && fgets(line, sizeof line, fp)) {
-            if (csv_split(line, f, MAX_FIELDS) < 6)
+            if (cnb_csv_split(line, f, MAX_FIELDS) < 6)
                 continue;
             if (strcmp(f[5], "done") != 0) {
                 pending++;

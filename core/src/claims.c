@@ -1,0 +1,379 @@
+/* claims.c - answer the seed notes' claims from finished experiments; see claims.h. */
+#include "claims.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment.h"
+#include "fsutil.h"
+#include "host.h"
+#include "net.h"
+#include "report.h"
+#include "stats.h"
+
+#define MAX_SIDE 512
+#define MAX_RUNS 16
+
+static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
+                                         "expect", "margin", "model", "vars", "layers", NULL};
+static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs", NULL};
+static const char *const metrics[] = {"test_acc", "best_test_acc", "train_acc", "gap",
+                                      "test_loss", "epoch_seconds", "epoch1_test_acc", NULL};
+static const char *const expects[] = {"higher", "lower", "similar", "majority", NULL};
+enum { EXPECT_HIGHER, EXPECT_LOWER, EXPECT_SIMILAR, EXPECT_MAJORITY };
+
+typedef struct side {
+    double v[MAX_SIDE];
+    int n;
+} side;
+
+/* One answered claim. */
+typedef struct answer {
+    const char *id, *text, *metric, *variant, *baseline;
+    char source[PATH_MAX]; /* the evidence's folder, as linked from the page      */
+    char effect[256];      /* "+0.0432 [0.0358, 0.0507], p < 0.001"                 */
+    double diff, lo, hi, p;
+    int n_variant, n_baseline;
+    const char *verdict;
+} answer;
+
+static const char *value_of(const cnb_section *s, const char *key)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    return kv ? kv->value : NULL;
+}
+
+/* Every whitespace-separated term of `terms` is a term of `variant`. */
+static int has_terms(const char *variant, const char *terms)
+{
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", terms);
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        size_t n = strlen(t);
+        const char *p = variant;
+        int found = 0;
+        while (!found && (p = strstr(p, t)) != NULL) {
+            found = (p == variant || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ');
+            p += n;
+        }
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+/* The metric of every cell of `dir`/cells.csv on each side. */
+static int read_sides(const char *dir, const char *metric, const char *variant,
+                      const char *baseline, side *a, side *b)
+{
+    char path[PATH_MAX + 16], line[4096], *f[32];
+    snprintf(path, sizeof path, "%s/cells.csv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cnb_error("%s: cannot open (%s); run its experiment first", path, strerror(errno));
+    int col_variant = -1, col_metric = -1;
+    if (fgets(line, sizeof line, fp)) {
+        int n = cnb_csv_split(line, f, 32);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(f[i], "variant") == 0)
+                col_variant = i;
+            if (strcmp(f[i], metric) == 0)
+                col_metric = i;
+        }
+    }
+    if (col_variant < 0 || col_metric < 0) {
+        fclose(fp);
+        return cnb_error("%s: no 'variant' or '%s' column", path, metric);
+    }
+    a->n = b->n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        int n = cnb_csv_split(line, f, 32);
+        if (n <= col_variant || n <= col_metric)
+            continue;
+        double v = strtod(f[col_metric], NULL);
+        if (has_terms(f[col_variant], variant) && a->n < MAX_SIDE)
+            a->v[a->n++] = v;
+        else if (has_terms(f[col_variant], baseline) && b->n < MAX_SIDE)
+            b->v[b->n++] = v;
+    }
+    fclose(fp);
+    return 0;
+}
+
+static const char *verdict_of(int expect, double lo, double hi, double margin)
+{
+    if (!isfinite(lo) || !isfinite(hi))
+        return "inconclusive";
+    switch (expect) {
+    case EXPECT_HIGHER:
+        return lo > 0 ? "supported" : hi < 0 ? "not supported" : "inconclusive";
+    case EXPECT_LOWER:
+        return hi < 0 ? "supported" : lo > 0 ? "not supported" : "inconclusive";
+    default:
+        return lo > -margin && hi < margin ? "supported"
+               : lo >= margin || hi <= -margin ? "not supported"
+                                               : "inconclusive";
+    }
+}
+
+/* `rel` as seen from the folder of `file` (as is when absolute). */
+static void resolve_path(char *out, size_t len, const char *file, const char *rel)
+{
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s", file);
+    if (rel[0] == '/')
+        snprintf(out, len, "%s", rel);
+    else
+        snprintf(out, len, "%s/%s", dirname(base), rel);
+}
+
+/* The folder an experiment file writes to, and the experiment's name. */
+static int experiment_dir(const char *claims_path, const char *rel, const char *profile,
+                          char *dir, size_t len, cnb_experiment *e)
+{
+    char file[PATH_MAX];
+    resolve_path(file, sizeof file, claims_path, rel);
+    int rc = cnb_experiment_load(e, file, profile, NULL, 0);
+    if (rc == 0)
+        cnb_experiment_dir(e, dir, len);
+    return rc;
+}
+
+static int answer_comparison(const cnb_conf *c, const cnb_section *s, const char *path,
+                             const char *profile, int expect, answer *a)
+{
+    const char *exp = value_of(s, "experiment");
+    int metric = 0;
+    double margin = 0.005;
+    a->variant = value_of(s, "variant");
+    a->baseline = value_of(s, "baseline");
+    if (!exp || !a->variant || !a->baseline)
+        return cnb_error("%s:%d: [%s] needs experiment, variant and baseline (or model and "
+                         "layers with expect = majority)", c->path, s->line, s->name);
+    for (int i = 0; metrics[i]; i++)
+        if (value_of(s, "metric") && strcmp(value_of(s, "metric"), metrics[i]) == 0)
+            metric = i;
+    if (value_of(s, "metric") && strcmp(value_of(s, "metric"), metrics[metric]) != 0)
+        return cnb_error("%s:%d: [%s] metric = %s: expected one of test_acc, best_test_acc, "
+                         "train_acc, gap, test_loss, epoch_seconds, epoch1_test_acc", c->path, s->line, s->name,
+                         value_of(s, "metric"));
+    if (cnb_conf_double(c, s, "margin", 0.0, 1e9, &margin))
+        return CNB_EINVAL;
+    a->metric = metrics[metric];
+    cnb_experiment e;
+    int rc = experiment_dir(path, exp, profile, a->source, sizeof a->source, &e);
+    cnb_experiment_free(&e);
+    if (rc)
+        return rc;
+    static side va, vb;
+    if ((rc = read_sides(a->source, a->metric, a->variant, a->baseline, &va, &vb)))
+        return rc;
+    if (va.n == 0 || vb.n == 0)
+        return cnb_error("%s:%d: [%s]: no finished cell of %s matches the %s '%s'", c->path,
+                         s->line, s->name, a->source, va.n ? "baseline" : "variant",
+                         va.n ? a->baseline : a->variant);
+    cnb_comparison cmp;
+    cnb_welch(va.v, va.n, vb.v, vb.n, &cmp);
+    a->n_variant = va.n, a->n_baseline = vb.n;
+    a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi, a->p = cmp.p;
+    a->verdict = verdict_of(expect, cmp.lo, cmp.hi, margin);
+    char p[32];
+    if (isfinite(cmp.p))
+        snprintf(p, sizeof p, cmp.p < 0.001 ? "p < 0.001" : "p = %.3f", cmp.p);
+    else
+        snprintf(p, sizeof p, "p n/a");
+    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f], %s", cmp.diff, cmp.lo, cmp.hi,
+             p);
+    if (expect == EXPECT_SIMILAR)
+        snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
+                 "; margin ±%g", margin);
+    return 0;
+}
+
+static int answer_params(const cnb_conf *c, const cnb_section *s, const char *path,
+                         cnb_registry *reg, answer *a)
+{
+    const char *model = value_of(s, "model"), *layers = value_of(s, "layers");
+    if (!model || !layers)
+        return cnb_error("%s:%d: [%s] expect = majority needs model and layers (a layer type)",
+                         c->path, s->line, s->name);
+    char file[PATH_MAX];
+    resolve_path(file, sizeof file, path, model);
+    cnb_vars vars = {0};
+    char terms[512];
+    snprintf(terms, sizeof terms, "%s", value_of(s, "vars") ? value_of(s, "vars") : "");
+    for (char *save = NULL, *t = strtok_r(terms, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(t, '=');
+        if (eq)
+            *eq = '\0', cnb_vars_set(&vars, t, eq + 1);
+    }
+    cnb_conf m;
+    cnb_net net;
+    int rc = cnb_net_load(&net, &m, reg, file, &vars);
+    cnb_vars_free(&vars);
+    if (rc)
+        return rc;
+    size_t total = cnb_net_param_count(&net), part = 0;
+    for (int i = 0; i < net.n; i++)
+        if (strcmp(net.layers[i].desc->hdr.name, layers) == 0)
+            for (int p = 0; p < net.layers[i].layer->n_params; p++)
+                part += net.layers[i].layer->params[p].count;
+    cnb_net_free(&net);
+    cnb_conf_free(&m);
+    double share = total ? (double)part / (double)total : 0.0;
+    a->metric = "parameters";
+    a->variant = layers;
+    a->baseline = "all layers";
+    a->diff = a->lo = a->hi = share;
+    a->p = NAN;
+    snprintf(a->source, sizeof a->source, "%s", file);
+    snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)", layers,
+             part, total, 100.0 * share);
+    a->verdict = share > 0.5 ? "supported" : "not supported";
+    return 0;
+}
+
+/* Folder `target` as linked from a page in folder `from`: relative when they share a
+ * parent. */
+static void link_to(char *out, size_t len, const char *from, const char *target)
+{
+    char a[PATH_MAX + 300], b[PATH_MAX], name[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+    snprintf(a, sizeof a, "%s", from);
+    snprintf(b, sizeof b, "%s", target);
+    snprintf(name, sizeof name, "%s", target);
+    if (realpath(dirname(a), ra) && realpath(dirname(b), rb) && strcmp(ra, rb) == 0)
+        snprintf(out, len, "../%s", basename(name));
+    else
+        snprintf(out, len, "%s", target);
+}
+
+static int write_page(const char *dir, const char *name, const answer *ans, int n)
+{
+    char path[PATH_MAX + 300];
+    cnb_atomic a;
+    snprintf(path, sizeof path, "%s/claims.csv", dir);
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "claim,text,metric,variant,baseline,n_variant,n_baseline,diff,ci_lo,ci_hi,p,"
+                 "verdict,source\n");
+    for (int i = 0; i < n; i++)
+        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%d,%d,%.6f,%.6f,%.6f,%.6g,%s,\"%s\"\n",
+                ans[i].id, ans[i].text, ans[i].metric, ans[i].variant, ans[i].baseline,
+                ans[i].n_variant, ans[i].n_baseline, ans[i].diff, ans[i].lo, ans[i].hi,
+                ans[i].p, ans[i].verdict, ans[i].source);
+    if (cnb_atomic_commit(&a))
+        return CNB_EIO;
+
+    snprintf(path, sizeof path, "%s/claims.md", dir);
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "# %s: the seed notes' claims, answered\n\n"
+                 "Each claim is a comparison between variants of a committed experiment, over "
+                 "its seeds: the difference of means (variant − baseline), its 95%% interval "
+                 "(Welch) and p. A claim is *supported* when the whole interval lies on the "
+                 "side the claim predicts (or, for \"adds little\", inside the stated margin), "
+                 "*not supported* when it lies on the other side (or outside the margin), and "
+                 "*inconclusive* otherwise.\n\n"
+                 "| claim | evidence | variant | baseline | metric | seeds | difference [95%% "
+                 "interval] | verdict |\n|---|---|---|---|---|---|---|---|\n", name);
+    for (int i = 0; i < n; i++) {
+        char link[3 * PATH_MAX + 64];
+        if (strcmp(ans[i].metric, "parameters") == 0)
+            snprintf(link, sizeof link, "`cnnbench summary %s`", ans[i].source);
+        else {
+            char rel[PATH_MAX];
+            link_to(rel, sizeof rel, dir, ans[i].source);
+            snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
+                     "[gap](%s/gap.png)", rel, rel, rel);
+        }
+        char seeds[32] = "-";
+        if (ans[i].n_variant)
+            snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
+        fprintf(a.f, "| %s | %s | %s | %s | %s | %s | %s | **%s** |\n", ans[i].text, link,
+                ans[i].variant, ans[i].baseline, ans[i].metric, seeds, ans[i].effect,
+                ans[i].verdict);
+    }
+    fprintf(a.f, "\nFiles: claims.csv (the same rows, machine-readable). Each evidence folder "
+                 "holds its experiment's full report (every variant, learning curves, the "
+                 "train/test gap) and the cells it came from.\n");
+    return cnb_atomic_commit(&a);
+}
+
+int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_registry *reg,
+                   const cnb_sweep_opts *so)
+{
+    const cnb_section *ex = cnb_conf_section(c, "experiment");
+    if (cnb_section_check_keys(c, ex, claims_experiment_keys))
+        return CNB_EINVAL;
+    for (int i = 0; i < c->n; i++)
+        if (strncmp(c->sec[i].name, "claim.", 6) == 0) {
+            if (cnb_section_check_keys(c, &c->sec[i], claim_keys))
+                return CNB_EINVAL;
+        } else if (strcmp(c->sec[i].name, "experiment") != 0) {
+            return cnb_error("%s:%d: unknown section [%s]; a claims file has [experiment] and "
+                             "[claim.ID] sections", c->path, c->sec[i].line, c->sec[i].name);
+        }
+
+    /* the experiments holding the evidence, each resumed */
+    char runs[2048];
+    snprintf(runs, sizeof runs, "%s", value_of(ex, "runs") ? value_of(ex, "runs") : "");
+    int rc = 0;
+    for (char *save = NULL, *r = strtok_r(runs, ", \t", &save); r && rc == 0;
+         r = strtok_r(NULL, ", \t", &save)) {
+        cnb_experiment e;
+        char dir[PATH_MAX];
+        if ((rc = experiment_dir(path, r, profile, dir, sizeof dir, &e)) == 0) {
+            printf("claims: evidence from %s -> %s\n", r, dir);
+            fflush(stdout);
+            rc = cnb_sweep_run(&e, reg, so);
+        }
+        cnb_experiment_free(&e);
+    }
+    if (rc || so->dry_run)
+        return rc;
+
+    answer ans[64];
+    int n = 0;
+    for (int i = 0; i < c->n && n < 64 && rc == 0; i++) {
+        const cnb_section *s = &c->sec[i];
+        if (strncmp(s->name, "claim.", 6) != 0)
+            continue;
+        answer *a = &ans[n];
+        memset(a, 0, sizeof *a);
+        a->id = s->name + 6;
+        a->text = value_of(s, "text") ? value_of(s, "text") : a->id;
+        const cnb_kv *ek = cnb_section_get(s, "expect");
+        int expect = -1;
+        for (int k = 0; ek && expects[k]; k++)
+            if (strcmp(ek->value, expects[k]) == 0)
+                expect = k;
+        if (expect < 0)
+            return cnb_error("%s:%d: [%s] expect = %s: expected higher, lower, similar or "
+                             "majority", c->path, ek ? ek->line : s->line, s->name,
+                             ek ? ek->value : "(missing)");
+        rc = expect == EXPECT_MAJORITY ? answer_params(c, s, path, reg, a)
+                                       : answer_comparison(c, s, path, profile, expect, a);
+        n += rc == 0;
+    }
+    if (rc)
+        return rc;
+
+    char name[128] = "claims", dir[PATH_MAX + 200], results[PATH_MAX] = "results";
+    if (value_of(ex, "name"))
+        snprintf(name, sizeof name, "%s", value_of(ex, "name"));
+    if (value_of(ex, "results"))
+        snprintf(results, sizeof results, "%s", value_of(ex, "results"));
+    snprintf(dir, sizeof dir, "%s/%s%s%s", results, name, profile && *profile ? "-" : "",
+             profile && *profile ? profile : "");
+    if ((rc = cnb_mkdirs(dir)) || (rc = write_page(dir, name, ans, n)))
+        return rc;
+    for (int i = 0; i < n; i++)
+        printf("claim %-14s %-13s %s\n", ans[i].id, ans[i].verdict, ans[i].effect);
+    printf("claims: %s/claims.md (and claims.csv)\n", dir);
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * claims.h - a claims experiment (`mode = claims`): run the experiments that hold the
+ * evidence (each resumes, so finished cells are not run again), then answer each claim
+ * with an effect size, its 95% interval over seeds and a verdict, in one Markdown page.
+ *
+ *   [experiment]  name, mode = claims, results, runs (experiment files, relative to this
+ *                 one, comma-separated; run in order with this run's --profile)
+ *   [claim.ID]    one per claim, in file order:
+ *     text        the claim, as the source states it
+ *     experiment  the experiment file whose results hold the evidence
+ *     variant, baseline   name=value terms ("lrn=lrn dropout=0"); a cell belongs to a side
+ *                 when its variant has every term (so terms left out pool over the rest)
+ *     metric      test_acc | best_test_acc | train_acc | gap | test_loss | epoch_seconds |
+ *                 epoch1_test_acc (after the first epoch: how fast it learns)
+ *     expect      higher | lower (variant against baseline) | similar (|difference| below
+ *                 `margin`, default 0.005)
+ *   or, for a claim about a model's parameters:
+ *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), expect = majority
+ *
+ * Verdicts. higher: supported when the whole 95% interval of the difference (Welch) is
+ * above 0, not supported when it is below 0, otherwise inconclusive; lower: mirrored;
+ * similar: supported when the interval lies inside (-margin, margin), not supported when
+ * it lies outside, otherwise inconclusive; majority: supported when the layers hold more
+ * than half the parameters. Fewer than 2 seeds a side is inconclusive.
+ *
+ * Writes <results>/<name>/claims.md and claims.csv (atomically), linking each row to the
+ * report and plots it came from.
+ */
+#ifndef CNB_CLAIMS_H
+#define CNB_CLAIMS_H
+
+#include "conf.h"
+#include "plugin.h"
+#include "sweep.h"
+
+/* `path` the claims file, already loaded into `c` (with --set applied by the caller). */
+int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_registry *reg,
+                   const cnb_sweep_opts *so);
+
+#endif
