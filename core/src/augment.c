@@ -3,13 +3,17 @@
  *
  * The eigen-decompositions go through LAPACKE_dsyev_work (column-major, so LAPACKE neither
  * transposes nor allocates) with a workspace on the stack: the matrices are at most
- * CNB_AUGMENT_MAX_C x CNB_AUGMENT_MAX_C, and double costs nothing at that size.
+ * CNB_AUGMENT_MAX_C x CNB_AUGMENT_MAX_C, and double costs nothing at that size. LAPACKE is
+ * loaded on first use (dlopen), not linked: on Debian it brings in OpenBLAS, which the
+ * openblas backend must load itself after choosing its CPU kernels, so a run without
+ * lighting never loads it.
  *
  * Not here: threads (a batch of AlexNet-sized images takes milliseconds; the caller may
  * split a batch over threads, each with its own cnb_augment, and get the same result).
  */
 #include "augment.h"
 
+#include <dlfcn.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdarg.h>
@@ -207,6 +211,25 @@ void cnb_flip_h(const float *src, int c, int h, int w, float *dst)
 
 /* ---- PCA lighting ------------------------------------------------------------------- */
 
+typedef lapack_int (*dsyev_work_fn)(int layout, char jobz, char uplo, lapack_int n, double *a,
+                                    lapack_int lda, double *w, double *work, lapack_int lwork);
+
+/* LAPACKE_dsyev_work from liblapacke.so.3, loaded once (the first call comes from
+ * cnb_augment_init or a single-threaded batch); NULL with a message when it is missing. */
+static dsyev_work_fn lapack_dsyev(char *err, size_t errlen)
+{
+    static dsyev_work_fn fn;
+    if (!fn) {
+        void *h = dlopen("liblapacke.so.3", RTLD_NOW | RTLD_LOCAL);
+        if (h)
+            *(void **)&fn = dlsym(h, "LAPACKE_dsyev_work");
+        if (!fn)
+            fail(err, errlen, "lighting needs LAPACKE (liblapacke.so.3: %s); install the "
+                 "Debian package liblapacke", h ? "no LAPACKE_dsyev_work" : dlerror());
+    }
+    return fn;
+}
+
 /* Eigen data of the symmetric n x n matrix a (row-major, n <= CNB_AUGMENT_MAX_C) into p,
  * with the sign convention of augment.h. */
 static int sym_eigen(const double *a, int n, cnb_pca *p, const char *what, char *err,
@@ -220,8 +243,10 @@ static int sym_eigen(const double *a, int n, cnb_pca *p, const char *what, char 
                         "pixels); check the data", what);
         m[k] = a[k]; /* symmetric: row- and column-major are the same matrix */
     }
-    lapack_int info = LAPACKE_dsyev_work(LAPACK_COL_MAJOR, 'V', 'U', n, m, n, vals, work,
-                                         SYEV_LWORK);
+    dsyev_work_fn dsyev = lapack_dsyev(err, errlen);
+    if (!dsyev)
+        return CNB_EINVAL;
+    lapack_int info = dsyev(LAPACK_COL_MAJOR, 'V', 'U', n, m, n, vals, work, SYEV_LWORK);
     if (info != 0)
         return fail(err, errlen, "%s: the eigen-decomposition failed (LAPACK dsyev info %d)",
                     what, (int)info);

@@ -593,7 +593,7 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history = h;
     r->history[r->n++] = *s;
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
-           "%.4f  gap %+.4f  %.1f s (data %.0f%%)  %.0f img/s\n",
+           "%.4f  gap %+.4f  %.1f s (data %.1f%%)  %.0f img/s\n",
            r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
