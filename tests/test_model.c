@@ -261,6 +261,35 @@ static void test_experiment_errors(void)
 }
 
 /* The executable turns bad input into exit status 2 with a message, never a crash. */
+/* "direct+naive": conv from the partial backend, every other op from the next in the
+ * chain; an unknown member is named. */
+static void test_backend_chain(void)
+{
+    cnb_net net;
+    cnb_conf conf;
+    if (!cnb_registry_backend(test_registry(), "direct")) {
+        fprintf(stderr, "\n  (no 'direct' backend built: chain test skipped)\n");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "direct+naive", 1, 2), 0);
+    CU_ASSERT_EQUAL(net.n_chain, 2); /* naive once, not twice */
+    CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->ctx.ran_on, "direct");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "conv2")->ctx.ran_on, "direct");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "pool1")->ctx.ran_on, "naive");
+    CU_ASSERT_STRING_EQUAL(layer(&net, "fc1")->ctx.ran_on, "naive");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    cnb_error_quiet(1);
+    CU_ASSERT_NOT_EQUAL(cnb_net_bind(&net, "direct+nosuch", 1, 2), 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "backend 'nosuch' (in a '+' chain)"));
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
 static void test_cli_exit_status(void)
 {
     char cmd[2048], model[512];
@@ -298,6 +327,7 @@ void suite_model(void)
         {"indivisible stride warns (224 vs 227)", test_indivisible_stride_warns},
         {"experiment file errors and --set", test_experiment_errors},
         {"cnnbench exits 2 on bad input", test_cli_exit_status},
+        {"a backend chain takes each kernel from the first that has it", test_backend_chain},
         {NULL, NULL},
     };
     test_add_suite("model", cases);

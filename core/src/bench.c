@@ -899,13 +899,10 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
     results r;
     memset(&r, 0, sizeof r);
     int rc = parse(&bc, conf, reg);
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof where, "%s: [bench] backends", conf->path);
     for (int b = 0; b < bc.nb && rc == 0; b++)
-        if (!cnb_registry_backend(reg, bc.backends[b])) {
-            char names[512];
-            cnb_registry_names(reg, CNB_PLUGIN_BACKEND, names, sizeof names);
-            rc = cnb_error("%s: [bench] backends names '%s', which was not found; backends "
-                           "found: %s", conf->path, bc.backends[b], names);
-        }
+        rc = cnb_backend_spec_check(reg, bc.backends[b], where);
     if (rc == 0) {
         snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
         rc = cnb_mkdirs(bc.dir);

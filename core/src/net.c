@@ -102,11 +102,10 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
         return cnb_layer_error(ctx, NULL, "kernel requested before a backend was chosen");
     const cnb_backend_desc *be = net->backend;
     int rc = CNB_ENOTSUP;
-    if (be->ops & CNB_OP_BIT(desc->op))
-        rc = be->kernel_create(net->backend_state, desc, out);
-    if (rc == CNB_ENOTSUP && net->naive) {
-        be = net->naive;
-        rc = be->kernel_create(net->naive_state, desc, out);
+    for (int i = 0; i < net->n_chain && rc == CNB_ENOTSUP; i++) {
+        be = net->chain[i];
+        if (be->ops & CNB_OP_BIT(desc->op))
+            rc = be->kernel_create(net->chain_state[i], desc, out);
     }
     if (rc != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not create the kernel (op %d): %d",
@@ -278,12 +277,12 @@ static void unbind(cnb_net *net)
 
 static void release_backends(cnb_net *net)
 {
-    if (net->backend && net->backend->fini)
-        net->backend->fini(net->backend_state);
-    if (net->naive && net->naive->fini)
-        net->naive->fini(net->naive_state);
-    net->backend = net->naive = NULL;
-    net->backend_state = net->naive_state = NULL;
+    for (int i = net->n_chain - 1; i >= 0; i--)
+        if (net->chain[i]->fini)
+            net->chain[i]->fini(net->chain_state[i]);
+    net->n_chain = 0;
+    net->backend = NULL;
+    net->backend_state = NULL;
 }
 
 void cnb_net_free(cnb_net *net)
@@ -408,27 +407,47 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
     return 0;
 }
 
+int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where)
+{
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", spec);
+    for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save))
+        if (!cnb_registry_backend(reg, name)) {
+            char names[512];
+            cnb_registry_names(reg, CNB_PLUGIN_BACKEND, names, sizeof names);
+            return cnb_error("%s: backend '%s'%s was not found; backends found: %s (join "
+                             "several with '+')", where, name,
+                             strcmp(name, spec) ? " (in a '+' chain)" : "", names);
+        }
+    return 0;
+}
+
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
 {
     /* Once: layers destroy their kernels only in destroy(), and a backend's fini must
      * come after every kernel it made is gone. */
     if (net->backend)
         return cnb_error("a network is bound to a backend once; build another to rebind");
-    const cnb_backend_desc *be = cnb_registry_backend(net->reg, backend);
-    if (!be) {
-        char names[512];
-        cnb_registry_names(net->reg, CNB_PLUGIN_BACKEND, names, sizeof names);
-        return cnb_error("unknown backend '%s'; backends found: %s", backend, names);
-    }
-    const cnb_backend_desc *naive = cnb_registry_backend(net->reg, "naive");
-    if (start_backend(be, threads, &net->backend_state))
-        return CNB_EINVAL;
-    net->backend = be;
-    if (naive && naive != be) {
-        if (start_backend(naive, 1, &net->naive_state))
+    char spec[256], *save = NULL;
+    snprintf(spec, sizeof spec, "%s+naive", backend);
+    for (char *name = strtok_r(spec, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
+        const cnb_backend_desc *be = cnb_registry_backend(net->reg, name);
+        if (!be)
+            return cnb_backend_spec_check(net->reg, backend, "bind");
+        int dup = 0;
+        for (int i = 0; i < net->n_chain; i++)
+            dup |= net->chain[i] == be;
+        if (dup)
+            continue;
+        if (net->n_chain == CNB_MAX_CHAIN)
+            return cnb_error("backend '%s': at most %d backends in a chain", backend,
+                             CNB_MAX_CHAIN - 1);
+        if (start_backend(be, threads, &net->chain_state[net->n_chain]))
             return CNB_EINVAL;
-        net->naive = naive;
+        net->chain[net->n_chain++] = be;
     }
+    net->backend = net->chain[0];
+    net->backend_state = net->chain_state[0];
     net->threads = threads;
     net->batch = batch;
     net->x = cnb_alloc((size_t)batch * cnb_shape_size(net->input) * sizeof(float));

@@ -19,6 +19,8 @@
 
 typedef struct cnb_net cnb_net;
 
+#define CNB_MAX_CHAIN 8 /* backends one run may combine */
+
 struct cnb_layer_ctx {
     cnb_net *net;
     int index;
@@ -49,10 +51,13 @@ struct cnb_net {
     int batch;                       /* 0 until bound                     */
     float *x;                        /* (batch, input)                    */
     int32_t *labels;                 /* (batch)                           */
-    const cnb_backend_desc *backend; /* the run's backend                 */
+    const cnb_backend_desc *backend; /* the run's backend: chain[0]       */
     void *backend_state;
-    const cnb_backend_desc *naive;   /* fallback, when backend isn't naive */
-    void *naive_state;
+    /* Where each kernel is made: the first backend of the chain that creates it. The
+     * chain is the run's backend spec ("direct+onednn"), then naive. */
+    const cnb_backend_desc *chain[CNB_MAX_CHAIN];
+    void *chain_state[CNB_MAX_CHAIN];
+    int n_chain;
     int threads;
 };
 
@@ -73,8 +78,12 @@ void cnb_net_print_summary(const cnb_net *net, FILE *out);
 int cnb_net_init_params(cnb_net *net, uint64_t seed);
 
 /* Choose the backend and batch, once per network: creates every kernel and activation
- * buffer. */
+ * buffer. `backend` names one backend, or several joined by '+' ("direct+onednn"): each
+ * layer's kernels come from the first that provides them, then from naive. */
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
+/* Every backend of a spec ("direct+onednn") exists; otherwise an error naming it, `where`
+ * first. */
+int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where);
 
 /* net->x and net->labels hold the batch. Forward writes the mean loss; the last layer's
  * y holds the class probabilities. */
