@@ -252,6 +252,13 @@ static void link_to(char *out, size_t len, const char *from, const char *target)
         snprintf(out, len, "%s", target);
 }
 
+/* Text for a Markdown table cell: '|' escaped. */
+static void md_text(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        fputs(*s == '|' ? "\\|" : (char[2]){*s, 0}, f);
+}
+
 static int write_page(const char *dir, const char *name, const answer *ans, int n)
 {
     char path[PATH_MAX + 300];
@@ -294,9 +301,10 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
         char seeds[32] = "-";
         if (ans[i].n_variant)
             snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
-        fprintf(a.f, "| %s | %s | %s | %s | %s | %s | %s | **%s** |\n", ans[i].text, link,
-                ans[i].variant, ans[i].baseline, ans[i].metric, seeds, ans[i].effect,
-                ans[i].verdict);
+        fputs("| ", a.f);
+        md_text(a.f, ans[i].text);
+        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | **%s** |\n", link, ans[i].variant,
+                ans[i].baseline, ans[i].metric, seeds, ans[i].effect, ans[i].verdict);
     }
     fprintf(a.f, "\nFiles: claims.csv (the same rows, machine-readable). Each evidence folder "
                  "holds its experiment's full report (every variant, learning curves, the "
