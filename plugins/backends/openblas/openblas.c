@@ -14,13 +14,13 @@
  * worse for conv1 and for every backward, and it needs a transposing copy.
  * Inner product is one GEMM per output, split by output columns (rows for diff_weights).
  *
- * Threads. cfg->threads - 1 worker threads (started in init) and the caller share each
- * call: conv by samples (each thread with its own im2col buffer and its own partial dW^T
- * and bias sums, added up in a second short pass), inner product by output blocks. Each
- * thread calls OpenBLAS, which is kept single-threaded. Measured on 2 threads against
- * OpenBLAS's own threading of the same GEMMs (which leaves im2col and col2im serial and
- * cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers, 1.03-1.5x on
- * AlexNet's. A batch smaller than the thread count leaves threads idle.
+ * Threads. cfg->threads - 1 worker threads (started in init; the pool of ../common/pool.h)
+ * and the caller share each call: conv by samples (each thread with its own im2col buffer
+ * and its own partial dW^T and bias sums, added up in a second short pass), inner product
+ * by output blocks. Each thread calls OpenBLAS, which is kept single-threaded. Measured on
+ * 2 threads against OpenBLAS's own threading of the same GEMMs (which leaves im2col and
+ * col2im serial and cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers,
+ * 1.03-1.5x on AlexNet's. A batch smaller than the thread count leaves threads idle.
  *
  * Loading. The plugin does not link libopenblas: init() dlopens it, because OpenBLAS
  * picks its CPU kernels ("core") once, when it is loaded, from OPENBLAS_CORETYPE or its
@@ -36,20 +36,18 @@
  * allocate nothing and do no I/O.
  */
 #include <dlfcn.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <cblas.h>
 
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
+#include "pool.h"
 
 #define WHO "openblas"
 
@@ -222,197 +220,12 @@ static int lib_load(const cnb_host *host)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* A fork-join pool: cfg->threads - 1 workers plus the calling thread, started in init.
- *
- * Work is handed out dynamically: a job is a list of items (samples, output blocks) that
- * the caller and whichever workers join take one at a time from an atomic counter. A
- * worker joins a job only while it is open; the caller closes it once no item is left and
- * waits only for the workers that joined. So a worker that is asleep, or has lost its
- * core to another process (cnnbench's bench runs backends side by side in one process,
- * each with its own threads), never stalls the caller: the caller does its items itself.
- *
- * After a job a worker spins for POOL_SPIN_NS before it sleeps, yielding its core to any
- * other runnable thread as it does: on the 2-vCPU VM this was tuned on, waking a sleeping
- * thread took 30 us at best and over 0.5 ms at worst (a LeNet conv layer takes 0.5 ms),
- * and the calls of a training step come close together. */
-
-#define POOL_SPIN_NS 2000000L
-
-typedef void (*task_fn)(void *arg, int slot); /* slot: 0 the caller, 1.. the workers */
-
-#define JOB_CLOSED 0x8000u /* state: no more workers may join */
-#define JOB_JOINED 0x7fffu /* state: workers that joined      */
-
-typedef struct ob_pool ob_pool;
-typedef struct ob_worker {
-    ob_pool *pool;
-    int slot;              /* 1 .. n */
-    pthread_t thread;
-} ob_worker;
-
-struct ob_pool {
-    atomic_uint state;     /* generation << 16 | JOB_CLOSED | joined workers            */
-    atomic_uint done;      /* joined workers that have finished                         */
-    atomic_int quit;
-    task_fn fn;            /* the job: written before its state is published, read by  */
-    void *arg;             /*   workers only after they joined                         */
-    pthread_mutex_t mu;    /* guards sleepers and the wait on go                        */
-    pthread_cond_t go;
-    int sleepers;          /* workers blocked on go                                     */
-    int n;                 /* workers started                                           */
-    ob_worker *workers;    /* (n)                                                       */
-};
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static long elapsed_ns(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
-}
-
-/* 1 if state holds an open job of a generation other than `last`. */
-static int job_open(unsigned state, unsigned last)
-{
-    return (state >> 16) != last && !(state & JOB_CLOSED);
-}
-
-/* Wait for an open job newer than `last` (returns its state) or quit (returns 0). */
-static unsigned pool_wait_job(ob_pool *pool, unsigned last)
-{
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (unsigned spins = 1;; spins++) {
-        unsigned s = atomic_load_explicit(&pool->state, memory_order_acquire);
-        if (atomic_load_explicit(&pool->quit, memory_order_relaxed))
-            return 0;
-        if (job_open(s, last))
-            return s;
-        cpu_relax();
-        if (spins % 64 == 0) {
-            if (elapsed_ns(&t0) > POOL_SPIN_NS)
-                break;
-            sched_yield();
-        }
-    }
-    unsigned s;
-    pthread_mutex_lock(&pool->mu);
-    pool->sleepers++;
-    while (!job_open(s = atomic_load_explicit(&pool->state, memory_order_acquire), last) &&
-           !atomic_load_explicit(&pool->quit, memory_order_relaxed))
-        pthread_cond_wait(&pool->go, &pool->mu);
-    pool->sleepers--;
-    pthread_mutex_unlock(&pool->mu);
-    return atomic_load_explicit(&pool->quit, memory_order_relaxed) ? 0 : s;
-}
-
-static void *pool_worker(void *p)
-{
-    ob_worker *w = p;
-    ob_pool *pool = w->pool;
-    unsigned last = 0; /* generation of the latest job joined */
-    for (;;) {
-        unsigned s = pool_wait_job(pool, last);
-        if (!s)
-            return NULL;
-        /* join unless the caller closed it meanwhile (then wait for the next) */
-        while (job_open(s, last) &&
-               !atomic_compare_exchange_weak_explicit(&pool->state, &s, s + 1,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire))
-            ;
-        if (!job_open(s, last))
-            continue;
-        last = s >> 16;
-        pool->fn(pool->arg, w->slot);
-        atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
-    }
-}
-
-/* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
-static void pool_run(ob_pool *pool, task_fn fn, void *arg)
-{
-    unsigned gen = ((atomic_load_explicit(&pool->state, memory_order_relaxed) >> 16) + 1) &
-                   0xffffu;
-    pool->fn = fn;
-    pool->arg = arg;
-    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->state, (gen ? gen : 1) << 16, memory_order_release);
-    pthread_mutex_lock(&pool->mu);
-    if (pool->sleepers)
-        pthread_cond_broadcast(&pool->go);
-    pthread_mutex_unlock(&pool->mu);
-    fn(arg, 0);
-    unsigned joined = atomic_fetch_or_explicit(&pool->state, JOB_CLOSED,
-                                               memory_order_acq_rel) & JOB_JOINED;
-    for (unsigned spins = 1;
-         atomic_load_explicit(&pool->done, memory_order_acquire) != joined; spins++)
-        if (spins % 1024 == 0)
-            sched_yield(); /* a worker lost its core while on its last item */
-        else
-            cpu_relax();
-}
-
-static void pool_stop(const cnb_host *host, ob_pool *pool)
-{
-    if (!pool)
-        return;
-    atomic_store(&pool->quit, 1);
-    pthread_mutex_lock(&pool->mu);
-    pthread_cond_broadcast(&pool->go);
-    pthread_mutex_unlock(&pool->mu);
-    for (int i = 0; i < pool->n; i++)
-        pthread_join(pool->workers[i].thread, NULL);
-    pthread_cond_destroy(&pool->go);
-    pthread_mutex_destroy(&pool->mu);
-    host->free(pool->workers);
-    host->free(pool);
-}
-
-static ob_pool *pool_start(const cnb_host *host, int workers)
-{
-    ob_pool *pool = host->alloc(sizeof *pool);
-    if (!pool)
-        return NULL;
-    pool->workers = host->alloc(sizeof *pool->workers * workers);
-    if (!pool->workers) {
-        host->free(pool);
-        return NULL;
-    }
-    atomic_init(&pool->state, JOB_CLOSED); /* generation 0, closed */
-    atomic_init(&pool->done, 0);
-    atomic_init(&pool->quit, 0);
-    pthread_mutex_init(&pool->mu, NULL);
-    pthread_cond_init(&pool->go, NULL);
-    for (int i = 0; i < workers; i++) {
-        pool->workers[i].pool = pool;
-        pool->workers[i].slot = i + 1;
-        int err = pthread_create(&pool->workers[i].thread, NULL, pool_worker,
-                                 &pool->workers[i]);
-        if (err) {
-            host->log(CNB_LOG_ERROR, WHO, "cannot start worker thread %d of %d: %s", i + 1,
-                      workers, strerror(err));
-            pool_stop(host, pool);
-            return NULL;
-        }
-        pool->n = i + 1;
-    }
-    return pool;
-}
-
-/* ------------------------------------------------------------------------------------ */
 /* Backend state and kernels. */
 
 typedef struct ob_state {
     const cnb_host *host;
     int threads;          /* cfg->threads                          */
-    ob_pool *pool;        /* threads - 1 workers; NULL for 1 thread */
+    thread_pool *pool;    /* threads - 1 workers; NULL for 1 thread */
     char info[512];       /* info() line                           */
 } ob_state;
 
@@ -923,7 +736,7 @@ static int ob_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
         return CNB_ENOMEM;
     st->host = host;
     st->threads = cfg && cfg->threads > 1 ? cfg->threads : 1;
-    if (st->threads > 1 && !(st->pool = pool_start(host, st->threads - 1))) {
+    if (st->threads > 1 && !(st->pool = pool_start(host, st->threads - 1, WHO))) {
         host->free(st);
         return CNB_ENOMEM;
     }

@@ -1,0 +1,30 @@
+/*
+ * pool.h - a small fork-join thread pool shared by the backend plugins that split their
+ * calls over threads (openblas, direct). It is a static source compiled into each plugin,
+ * not a library of the host: a plugin still needs nothing but the public headers.
+ *
+ * cfg->threads - 1 workers are started in init; pool_run() runs a task on the calling
+ * thread (slot 0) and on the workers that join in time (slots 1..workers), and returns
+ * when every one of them has finished. The task itself hands out its items (samples,
+ * output blocks), usually from an atomic counter, so a worker that is asleep or has lost
+ * its core never stalls the caller: the caller does the remaining items itself.
+ */
+#ifndef CNB_BACKEND_POOL_H
+#define CNB_BACKEND_POOL_H
+
+#include "cnnbench/plugin.h"
+
+typedef struct thread_pool thread_pool;
+
+typedef void (*task_fn)(void *arg, int slot); /* slot: 0 the caller, 1.. the workers */
+
+/* Start `workers` threads (>= 1); NULL after logging, as `who`, what failed. */
+thread_pool *pool_start(const cnb_host *host, int workers, const char *who);
+
+/* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
+void pool_run(thread_pool *pool, task_fn fn, void *arg);
+
+/* Stop and join the workers, free the pool. NULL is a no-op. */
+void pool_stop(const cnb_host *host, thread_pool *pool);
+
+#endif /* CNB_BACKEND_POOL_H */

@@ -1,0 +1,1291 @@
+/*
+ * direct.c - the "direct" backend: convolution computed directly from its definition, in
+ * hand-vectorised AVX-512F loops, with a plain-C path for CPUs without AVX-512. It
+ * implements CNB_OP_CONV only (forward, diff_src, diff_weights, diff_bias); every other op
+ * runs on the naive backend (ops has one bit and kernel_create answers CNB_ENOTSUP).
+ *
+ * What it is not: no im2col, no GEMM, no library, no JIT. Every output is a sum of
+ * (weight x input) products read from the tensors themselves, as the formula reads.
+ *
+ * The scratch. One sample's input is first copied into a zero-padded scratch (so the
+ * loops need no bounds), its columns split into `stride` phases (padded column q goes to
+ * phase q % S at q / S) so that the inputs of 16 neighbouring outputs are 16 contiguous
+ * floats whatever the stride.
+ *
+ * Two families of tiles, chosen per layer by which fills more of the 16 lanes:
+ *  - along the output width (16 outputs of a row per zmm; LeNet's conv1, K = 6):
+ *      forward   RB rows x NV vectors x MB output channels of accumulators (up to 24
+ *                zmm); per tap (i, c, j) RB*NV input loads and RB*NV*MB FMAs with
+ *                broadcast weights; the last vector of a row is masked; tap rows that
+ *                reach only padding are skipped.
+ *      diff_src  (stride 1) the same tile: diff_src is the correlation of diff_dst,
+ *                padded by K - 1 - P, with the weights flipped and K and C swapped.
+ *                Strides > 1 take the plain-C scatter loop.
+ *      diff_wts  MB output channels x JB taps j of one (c, i); per row and 16 outputs MB
+ *                diff_dst and JB input loads, MB*JB FMAs. The 16 lanes are kept apart in
+ *                the thread's share when it fits in DW_LANES_MAX bytes (LeNet) and added
+ *                up once per call; otherwise each tile adds its horizontal sums.
+ *  - along the output channels (16 channels per zmm; LeNet's conv2, whose rows have 10
+ *    outputs but K = 16; horizontal stride 1):
+ *      forward   (KW = 3 or 5) XB <= 12 outputs of a row; per (i, c) KW weight vectors
+ *                in registers, each input broadcast once for the up to KW outputs that
+ *                read it; a transposing copy to NCHW.
+ *      diff_wts  diff_dst transposed to (position, channel) by gathers; IB x JB <= 25
+ *                taps per tile, per pair of positions 2 diff_dst loads and 32 broadcast
+ *                inputs for 50 FMAs.
+ * The tile shapes are compile-time constants (one function per shape, picked from a
+ * table) so that the compiler unrolls the loops and keeps the accumulators in registers.
+ *
+ * Threads. cfg->threads - 1 workers (../common/pool.h) and the caller share each call by
+ * samples, each thread with its own scratch and its own diff_weights and diff_bias share;
+ * a second short pass adds the shares up (diff_* are overwritten, never accumulated).
+ *
+ * ISA. init() picks the AVX-512F kernels when __builtin_cpu_supports("avx512f"), else the
+ * plain-C loops (same scratch layout, any geometry); CNB_DIRECT_ISA=scalar forces the
+ * latter (to test it on an AVX-512 machine). Only the AVX-512 functions carry the target
+ * attribute, so a generic build loads and runs on any x86-64. info() says which runs.
+ *
+ * Results match naive up to float summation order (products summed in float; bias sums in
+ * double, as naive does). Scratch and shares are allocated in kernel_create; forward and
+ * backward allocate nothing and do no I/O.
+ */
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnnbench/backend.h"
+#include "cnnbench/op_check.h"
+#include "pool.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DC_HAVE_AVX512 1
+#define DC_AVX512 __attribute__((target("avx512f,fma")))
+#define DC_INLINE static inline __attribute__((always_inline)) DC_AVX512
+#define DC_PRAGMA(x) _Pragma(#x)
+#define UNROLL DC_PRAGMA(GCC unroll 16) /* whole: acc[] must be indexed by constants */
+#else
+#define DC_HAVE_AVX512 0
+#endif
+
+#define WHO "direct"
+
+/* diff_weights shares keep their 16 lanes apart up to this size per thread (bytes). */
+#define DW_LANES_MAX (1u << 20)
+#define REDUCE_ITEM 1024 /* weights per item of the pass that adds the shares up */
+#define FWDK_XB_MIN 4    /* outputs per row segment of a forward fwdk tile (see there) */
+#define FWDK_XB_MAX 12
+
+/* ------------------------------------------------------------------------------------ */
+/* Backend state and kernels. */
+
+typedef struct dc_state {
+    const cnb_host *host;
+    int threads;          /* cfg->threads                          */
+    int avx512;           /* 1: AVX-512F kernels; 0: plain C        */
+    thread_pool *pool;    /* threads - 1 workers; NULL for 1 thread */
+    char info[256];       /* info() line                           */
+} dc_state;
+
+/*
+ * One correlation: out[o, y, x] = sum_{c, i, j} w[o, c, i, j] * in[c, y*ys + i, x*xs + j]
+ * over a zero-padded scratch copy of `in`. The forward pass is one (o = output channel,
+ * c = input channel); diff_src at stride 1 is another (o = input channel, c = output
+ * channel, in = diff_dst). The scratch of one channel is `rows` rows of `ld` floats; a
+ * row holds `sw` phases of `lt` floats, padded column q at (q % sw) * lt + q / sw.
+ */
+typedef struct dc_pass {
+    int cin, kh, kw;      /* channels summed over, window                                 */
+    int cout, oh, ow;     /* what it writes per sample                                    */
+    int ystep;            /* scratch rows from one output row to the next (stride)        */
+    int sw, lt, rows;     /* phases per row (stride), floats per phase, rows per channel  */
+    size_t ld, plane;     /* floats per scratch row (sw * lt) and per channel             */
+    int top, left;        /* scratch row and padded column of in[c, 0, 0] (may be < 0)   */
+    int lo, hi;           /* scratch rows [lo, hi) hold data; the others stay zero        */
+    int jo[64];           /* offset of tap j in a scratch row: (j % sw) * lt + j / sw     */
+    int *jo_big;          /* instead of jo when kw > 64                                   */
+    int rb, nv, mb;       /* AVX-512 tile: output rows, 16-wide vectors, output channels  */
+} dc_pass;
+
+/* One thread's workspace, alone in its cache lines (samples changes every sample). */
+typedef struct dc_slot {
+    _Alignas(64) float *x; /* (C, rows, ld): src of one sample, padded, phase-split */
+    float *dy;     /* (K, rows, ld): diff_dst of one sample, padded (vectorised diff_src) */
+    float *dyt;    /* (OH*OW, kp): diff_dst of one sample transposed (when dwk)         */
+    float *dw;     /* this thread's diff_weights: (K, C, KH, KW), times 16 lanes if
+                      lanes; (C, KH, KW, kp) if dwk                                      */
+    double *db;    /* (K): this thread's diff_bias                                       */
+    int samples;   /* samples this thread took in the latest backward                   */
+} dc_slot;
+
+typedef struct dc_kernel {
+    cnb_kernel base;  /* first: the host only sees this                                 */
+    dc_state *st;     /* host table, threads, pool, ISA                                 */
+    cnb_op_desc d;    /* the descriptor it was created for                              */
+    dc_pass fwd;      /* forward; its scratch layout also serves diff_weights           */
+    dc_pass bwd;      /* diff_src as a correlation of diff_dst (when bwd_vec)           */
+    int bwd_vec;      /* 1: diff_src by the AVX-512 tile; 0: plain-C scatter            */
+    int lanes;        /* 1: dw shares keep 16 lanes per weight                          */
+    int dw_mb, dw_jb; /* diff_weights tile: output channels, taps j                     */
+    int dwk;          /* 1: diff_weights vectorised over output channels instead        */
+    int kp;           /* K rounded up to 16 (dwk)                                       */
+    int dwk_ib, dwk_jb; /* its tile: tap rows i, taps j                                 */
+    int fwdk;         /* 1: forward vectorised over output channels (fwdk tiles)        */
+    float *wf, *wb;   /* weights packed for the fwd and bwd tiles (AVX-512 only)        */
+    int nslots;       /* threads                                                        */
+    dc_slot *slot;    /* (nslots)                                                       */
+} dc_kernel;
+
+/* One call: the kernel, its arguments and the next item to hand out. */
+typedef struct dc_job {
+    dc_kernel *dk;
+    const cnb_args *a;
+    atomic_int next;
+} dc_job;
+
+static int job_take(dc_job *job) /* the next item, or past the last one */
+{
+    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+}
+
+/* Run a task on the caller and the pool's workers, each taking items in turn. */
+static void kernel_run(dc_kernel *dk, const cnb_args *a, task_fn fn)
+{
+    dc_job job = {.dk = dk, .a = a};
+    atomic_init(&job.next, 0);
+    if (dk->st->pool)
+        pool_run(dk->st->pool, fn, &job);
+    else
+        fn(&job, 0);
+}
+
+static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
+static int fail(const cnb_host *host, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
+    return code;
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+static int round_up(int a, int b) { return (a + b - 1) / b * b; }
+
+static const int *pass_jo(const dc_pass *p) { return p->jo_big ? p->jo_big : p->jo; }
+
+/* ------------------------------------------------------------------------------------ */
+/* The padded scratch. Only the data region is ever written, always the same one, so the
+ * padding stays zero from the host's zero-filled allocation on. */
+
+/* in (ch, h, w) -> scratch, in[c, r, q] at scratch row top + r, padded column left + q. */
+static void pad_copy(float *s, const dc_pass *p, const float *in, int ch, int h, int w)
+{
+    const int r0 = imax(0, -p->top), r1 = imin(h, p->rows - p->top);
+    const int q0 = imax(0, -p->left), q1 = imin(w, p->sw * p->lt - p->left);
+    if (r0 >= r1 || q0 >= q1)
+        return;
+    for (int c = 0; c < ch; c++)
+        for (int r = r0; r < r1; r++) {
+            const float *src = in + ((size_t)c * h + r) * w;
+            float *row = s + c * p->plane + (size_t)(p->top + r) * p->ld;
+            if (p->sw == 1) { /* rows are short: a loop the compiler inlines beats memcpy */
+                for (int q = q0; q < q1; q++)
+                    row[p->left + q] = src[q];
+                continue;
+            }
+            for (int q = q0; q < q1; q++) {
+                const int pq = p->left + q;
+                row[(size_t)(pq % p->sw) * p->lt + pq / p->sw] = src[q];
+            }
+        }
+}
+
+/* Lay out a pass's scratch: rows cover every row a tile reads (whole blocks of rb output
+ * rows), phases every column one reads (whole vectors of 16 outputs). */
+static void pass_layout(dc_pass *p, int sw, int top, int left, int in_rows)
+{
+    p->sw = sw;
+    p->lt = round_up(p->ow, 16) + (p->kw - 1) / sw;
+    p->ld = (size_t)sw * p->lt;
+    p->rows = (round_up(p->oh, p->rb) - 1) * p->ystep + p->kh;
+    p->plane = (size_t)p->rows * p->ld;
+    p->top = top;
+    p->left = left;
+    p->lo = imax(0, top);
+    p->hi = imax(p->lo, imin(p->rows, top + in_rows));
+    int *jo = p->jo_big ? p->jo_big : p->jo;
+    for (int j = 0; j < p->kw; j++)
+        jo[j] = (j % sw) * p->lt + j / sw;
+}
+
+/* The correlation tile for a pass: NV = 2 vectors along the width when a row has more than
+ * 16 outputs; MB output channels in balanced blocks of at most 8; then as many rows RB
+ * (1, 2 or 4) as keep RB*NV*MB <= 24 accumulators without computing more than an eighth
+ * of extra rows. Few accumulators (a 1-channel output) would leave the FMA latency bare. */
+static void plan_tile(dc_pass *p)
+{
+    p->nv = p->ow > 16 ? 2 : 1;
+    const int blocks = (p->cout + 7) / 8;
+    p->mb = (p->cout + blocks - 1) / blocks;
+    p->rb = 1;
+    for (int rb = 4; rb > 1; rb /= 2)
+        if (rb * p->nv * p->mb <= 24 && (round_up(p->oh, rb) - p->oh) * 8 <= p->oh) {
+            p->rb = rb;
+            break;
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Plain C: any geometry, any CPU. Forward and diff_weights read the same scratch as the
+ * AVX-512 tiles; diff_src scatters into the unpadded output like naive does.             */
+
+static void forward_c(const dc_kernel *dk, const float *x, const float *weight,
+                      const float *bias, float *out)
+{
+    const dc_pass *p = &dk->fwd;
+    const int *jo = pass_jo(p);
+    const int K = p->cout, C = p->cin, KH = p->kh, KW = p->kw, OH = p->oh, OW = p->ow;
+    for (int k = 0; k < K; k++)
+        for (int y = 0; y < OH; y++) {
+            float *o = out + ((size_t)k * OH + y) * OW;
+            for (int ox = 0; ox < OW; ox++)
+                o[ox] = bias ? bias[k] : 0.0f;
+            for (int i = 0; i < KH; i++) {
+                const int r = y * p->ystep + i;
+                if (r < p->lo || r >= p->hi)
+                    continue; /* a padding row */
+                for (int c = 0; c < C; c++) {
+                    const float *xr = x + c * p->plane + (size_t)r * p->ld;
+                    const float *w = weight + (((size_t)k * C + c) * KH + i) * KW;
+                    for (int j = 0; j < KW; j++)
+                        for (int ox = 0; ox < OW; ox++)
+                            o[ox] += w[j] * xr[jo[j] + ox];
+                }
+            }
+        }
+}
+
+/* dw[k, c, i, j] (+)= sum_{y, x} dy[k, y, x] * x[c, y*SH + i, x*SW + j], summed in double. */
+static void diff_weights_c(const dc_kernel *dk, const float *x, const float *dy, float *dw,
+                           int first)
+{
+    const dc_pass *p = &dk->fwd;
+    const int *jo = pass_jo(p);
+    const int K = p->cout, C = p->cin, KH = p->kh, KW = p->kw, OH = p->oh, OW = p->ow;
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++) {
+                    double sum = 0.0;
+                    for (int y = 0; y < OH; y++) {
+                        const int r = y * p->ystep + i;
+                        if (r < p->lo || r >= p->hi)
+                            continue;
+                        const float *xr = x + c * p->plane + (size_t)r * p->ld + jo[j];
+                        const float *dr = dy + ((size_t)k * OH + y) * OW;
+                        for (int ox = 0; ox < OW; ox++)
+                            sum += (double)dr[ox] * xr[ox];
+                    }
+                    float *q = dw + (((size_t)k * C + c) * KH + i) * KW + j;
+                    *q = first ? (float)sum : *q + (float)sum;
+                }
+}
+
+/* Outputs o in [*o0, *o1) for which tap t lands inside the input (as in naive.c). */
+static void tap_outputs(int *o0, int *o1, int t, int s, int p, int in, int out)
+{
+    int lo = p - t, hi = in - 1 + p - t;
+    *o0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+    *o1 = hi < 0 ? 0 : hi / s + 1;
+    if (*o1 > out)
+        *o1 = out;
+}
+
+/* dx[c, ih, iw] = sum over the (k, y, x, i, j) that read it of w[k, c, i, j] * dy[k, y, x]. */
+static void diff_src_c(const cnb_op_desc *d, const float *weight, const float *dy, float *dx)
+{
+    const int C = d->src.c, H = d->src.h, W = d->src.w, K = d->dst.c, OH = d->dst.h;
+    const int OW = d->dst.w, KH = d->u.conv.kh, KW = d->u.conv.kw, SH = d->u.conv.sh;
+    const int SW = d->u.conv.sw, PH = d->u.conv.ph, PW = d->u.conv.pw;
+    memset(dx, 0, sizeof(float) * C * H * W);
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++) {
+                int y0, y1;
+                tap_outputs(&y0, &y1, i, SH, PH, H, OH);
+                for (int j = 0; j < KW; j++) {
+                    int x0, x1;
+                    tap_outputs(&x0, &x1, j, SW, PW, W, OW);
+                    const float w = weight[(((size_t)k * C + c) * KH + i) * KW + j];
+                    for (int y = y0; y < y1; y++) {
+                        float *r = dx + ((size_t)c * H + y * SH - PH + i) * W - PW + j;
+                        const float *dr = dy + ((size_t)k * OH + y) * OW;
+                        for (int ox = x0; ox < x1; ox++)
+                            r[(size_t)ox * SW] += w * dr[ox];
+                    }
+                }
+            }
+}
+
+static double sum_c(const float *x, int n)
+{
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += x[i];
+    return sum;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* AVX-512F. Every function here carries the target attribute; none runs unless init saw
+ * avx512f. The tiles are always_inline templates whose shape arguments are constants in
+ * each instance, so the compiler unrolls their loops and keeps acc[][][] in registers.   */
+
+#if DC_HAVE_AVX512
+
+/* A correlation tile's variable part. */
+typedef struct corr_args {
+    const float *x;           /* scratch at channel 0, row y0 * ystep, column x0          */
+    const float *w;           /* packed weights of the channel block, at tap row i0       */
+    const float *bias;        /* (mb), or NULL for zero                                   */
+    float *out;               /* output at (m0, y0, x0)                                   */
+    size_t out_ld, out_plane; /* floats per output row and channel                        */
+    int i0, i1;               /* tap rows that reach scratch rows with data               */
+    int rows;                 /* output rows to store (< RB in the last block)            */
+    __mmask16 tail;           /* lanes of the last vector to store                        */
+} corr_args;
+
+DC_INLINE void corr_tile(const dc_pass *p, const corr_args *t, const int RB, const int NV,
+                         const int MB)
+{
+    __m512 acc[4][2][8];
+    UNROLL
+    for (int r = 0; r < RB; r++)
+        UNROLL
+        for (int v = 0; v < NV; v++)
+            UNROLL
+            for (int m = 0; m < MB; m++)
+                acc[r][v][m] = t->bias ? _mm512_set1_ps(t->bias[m]) : _mm512_setzero_ps();
+
+    const size_t ld = p->ld, plane = p->plane, ys = (size_t)p->ystep * p->ld;
+    const int cin = p->cin, kw = p->kw;
+    const int *jo = pass_jo(p);
+    const float *w = t->w; /* [i][c][j][MB] */
+    for (int i = t->i0; i < t->i1; i++)
+        for (int c = 0; c < cin; c++) {
+            const float *xr = t->x + c * plane + (size_t)i * ld;
+            for (int j = 0; j < kw; j++, w += MB) {
+                const float *xj = xr + jo[j];
+                __m512 xv[4][2];
+                UNROLL
+                for (int r = 0; r < RB; r++)
+                    UNROLL
+                    for (int v = 0; v < NV; v++)
+                        xv[r][v] = _mm512_loadu_ps(xj + r * ys + 16 * v);
+                UNROLL
+                for (int m = 0; m < MB; m++) {
+                    const __m512 wm = _mm512_set1_ps(w[m]);
+                    UNROLL
+                    for (int r = 0; r < RB; r++)
+                        UNROLL
+                        for (int v = 0; v < NV; v++)
+                            acc[r][v][m] = _mm512_fmadd_ps(wm, xv[r][v], acc[r][v][m]);
+                }
+            }
+        }
+
+    UNROLL
+    for (int r = 0; r < RB; r++)
+        if (r < t->rows)
+            UNROLL
+            for (int m = 0; m < MB; m++)
+                UNROLL
+                for (int v = 0; v < NV; v++)
+                    _mm512_mask_storeu_ps(t->out + m * t->out_plane + r * t->out_ld + 16 * v,
+                                          v == NV - 1 ? t->tail : (__mmask16)0xffff,
+                                          acc[r][v][m]);
+}
+
+typedef void (*corr_fn)(const dc_pass *p, const corr_args *t);
+
+#define CORR_FN(RB, NV, MB)                                                                   \
+    static DC_AVX512 void corr_##RB##_##NV##_##MB(const dc_pass *p, const corr_args *t)      \
+    {                                                                                         \
+        corr_tile(p, t, RB, NV, MB);                                                          \
+    }
+#define CORR_FNS3(RB, NV) CORR_FN(RB, NV, 1) CORR_FN(RB, NV, 2) CORR_FN(RB, NV, 3)
+#define CORR_FNS6(RB, NV)                                                                     \
+    CORR_FNS3(RB, NV) CORR_FN(RB, NV, 4) CORR_FN(RB, NV, 5) CORR_FN(RB, NV, 6)
+#define CORR_FNS8(RB, NV) CORR_FNS6(RB, NV) CORR_FN(RB, NV, 7) CORR_FN(RB, NV, 8)
+#define CORR_ROW3(RB, NV) corr_##RB##_##NV##_1, corr_##RB##_##NV##_2, corr_##RB##_##NV##_3
+#define CORR_ROW6(RB, NV) CORR_ROW3(RB, NV), corr_##RB##_##NV##_4, corr_##RB##_##NV##_5, \
+                          corr_##RB##_##NV##_6
+#define CORR_ROW8(RB, NV) CORR_ROW6(RB, NV), corr_##RB##_##NV##_7, corr_##RB##_##NV##_8
+
+/* only the shapes plan_tile can pick: RB*NV*MB <= 24 when RB > 1 */
+CORR_FNS8(1, 1) CORR_FNS8(1, 2) CORR_FNS8(2, 1) CORR_FNS6(2, 2) CORR_FNS6(4, 1) CORR_FNS3(4, 2)
+
+/* [rb 1, 2, 4][nv - 1][mb - 1] */
+static const corr_fn corr_table[3][2][8] = {
+    {{CORR_ROW8(1, 1)}, {CORR_ROW8(1, 2)}},
+    {{CORR_ROW8(2, 1)}, {CORR_ROW6(2, 2)}},
+    {{CORR_ROW6(4, 1)}, {CORR_ROW3(4, 2)}},
+};
+
+static __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1u); } /* n in 1..16 */
+
+/* One sample of a pass: every channel block, block of rows and run of 16*nv outputs. */
+static DC_AVX512 void corr_avx512(const dc_pass *p, const float *x, const float *wpack,
+                                  const float *bias, float *out)
+{
+    const size_t ckk = (size_t)p->cin * p->kh * p->kw;
+    const int rbi = p->rb == 4 ? 2 : p->rb - 1;
+    for (int m0 = 0; m0 < p->cout; m0 += p->mb) {
+        const int mb = imin(p->mb, p->cout - m0);
+        for (int y0 = 0; y0 < p->oh; y0 += p->rb) {
+            /* skip tap rows that only reach padding rows for every row of the block */
+            const int i0 = imin(p->kh, imax(0, p->lo - (y0 + p->rb - 1) * p->ystep));
+            const int i1 = imax(i0, imin(p->kh, p->hi - y0 * p->ystep));
+            for (int x0 = 0; x0 < p->ow; x0 += 16 * p->nv) {
+                const int nv = imin(p->nv, (p->ow - x0 + 15) / 16);
+                corr_args t = {
+                    .x = x + (size_t)y0 * p->ystep * p->ld + x0,
+                    .w = wpack + m0 * ckk + (size_t)i0 * p->cin * p->kw * mb,
+                    .bias = bias ? bias + m0 : NULL,
+                    .out = out + ((size_t)m0 * p->oh + y0) * p->ow + x0,
+                    .out_ld = p->ow,
+                    .out_plane = (size_t)p->oh * p->ow,
+                    .i0 = i0,
+                    .i1 = i1,
+                    .rows = imin(p->rb, p->oh - y0),
+                    .tail = lanes(imin(16, p->ow - x0 - 16 * (nv - 1))),
+                };
+                corr_table[rbi][nv - 1][mb - 1](p, &t);
+            }
+        }
+    }
+}
+
+/* A diff_weights tile's variable part: output channels k0.., input channel c, tap row i,
+ * taps j0... */
+typedef struct dw_args {
+    const float *dy;   /* diff_dst of the sample at channel k0                          */
+    const float *x;    /* scratch at channel c, row i                                   */
+    float *dw;         /* the share at weight (k0, c, i, j0)                            */
+    size_t dw_k;       /* weights from one channel k to the next (C*KH*KW)              */
+    int j0, y0, y1;    /* first tap; output rows whose input row holds data             */
+    int first;         /* the thread's first sample of the call: store, do not add      */
+} dw_args;
+
+DC_INLINE void dw_tile(const dc_kernel *dk, const dw_args *t, const int MB, const int JB,
+                       const int S1)
+{
+    const dc_pass *p = &dk->fwd;
+    const int OW = p->ow, nvec = (OW + 15) / 16;
+    const __mmask16 tail = lanes(OW - 16 * (nvec - 1));
+    const size_t ys = (size_t)p->ystep * p->ld, dyk = (size_t)p->oh * OW;
+    const float *xbase = t->x;
+    const int *jo = pass_jo(p) + t->j0;
+    if (S1)
+        xbase += t->j0;
+    __m512 acc[4][6];
+    UNROLL
+    for (int m = 0; m < MB; m++)
+        UNROLL
+        for (int jj = 0; jj < JB; jj++)
+            acc[m][jj] = _mm512_setzero_ps();
+
+    for (int y = t->y0; y < t->y1; y++) {
+        const float *xr = xbase + y * ys, *dr = t->dy + (size_t)y * OW;
+        for (int v = 0; v < nvec; v++) {
+            /* zero lanes past the row in both factors: the sum runs over all 16 lanes */
+            const __mmask16 k = v == nvec - 1 ? tail : (__mmask16)0xffff;
+            __m512 d[4];
+            UNROLL
+            for (int m = 0; m < MB; m++)
+                d[m] = _mm512_maskz_loadu_ps(k, dr + m * dyk + 16 * v);
+            UNROLL
+            for (int jj = 0; jj < JB; jj++) {
+                /* at stride 1 the tap offsets are constants: fewer registers */
+                const __m512 xv = _mm512_maskz_loadu_ps(k, xr + (S1 ? jj : jo[jj]) + 16 * v);
+                UNROLL
+                for (int m = 0; m < MB; m++)
+                    acc[m][jj] = _mm512_fmadd_ps(d[m], xv, acc[m][jj]);
+            }
+        }
+    }
+
+    UNROLL
+    for (int m = 0; m < MB; m++)
+        UNROLL
+        for (int jj = 0; jj < JB; jj++) {
+            if (dk->lanes) {
+                float *q = t->dw + (m * t->dw_k + jj) * 16;
+                _mm512_storeu_ps(q, t->first ? acc[m][jj]
+                                             : _mm512_add_ps(_mm512_loadu_ps(q), acc[m][jj]));
+            } else {
+                float *q = t->dw + m * t->dw_k + jj;
+                const float s = _mm512_reduce_add_ps(acc[m][jj]);
+                *q = t->first ? s : *q + s;
+            }
+        }
+}
+
+typedef void (*dw_fn)(const dc_kernel *dk, const dw_args *t);
+
+#define DW_FN(MB, JB)                                                                         \
+    static DC_AVX512 void dw_##MB##_##JB(const dc_kernel *dk, const dw_args *t)              \
+    {                                                                                         \
+        if (dk->fwd.sw == 1)                                                                  \
+            dw_tile(dk, t, MB, JB, 1);                                                        \
+        else                                                                                  \
+            dw_tile(dk, t, MB, JB, 0);                                                        \
+    }
+#define DW_FNS(MB)                                                                            \
+    DW_FN(MB, 1) DW_FN(MB, 2) DW_FN(MB, 3) DW_FN(MB, 4) DW_FN(MB, 5) DW_FN(MB, 6)
+#define DW_ROW(MB)                                                                            \
+    {dw_##MB##_1, dw_##MB##_2, dw_##MB##_3, dw_##MB##_4, dw_##MB##_5, dw_##MB##_6}
+
+DW_FNS(1) DW_FNS(2) DW_FNS(3) DW_FNS(4)
+
+/* [mb - 1][jb - 1] */
+static const dw_fn dw_table[4][6] = {DW_ROW(1), DW_ROW(2), DW_ROW(3), DW_ROW(4)};
+
+/* One sample's diff_weights into the thread's share dw. */
+static DC_AVX512 void diff_weights_avx512(const dc_kernel *dk, const float *x,
+                                          const float *dy, float *dw, int first)
+{
+    const dc_pass *p = &dk->fwd;
+    const int K = p->cout, C = p->cin, KH = p->kh, KW = p->kw;
+    const size_t ckk = (size_t)C * KH * KW, per = dk->lanes ? 16 : 1;
+    for (int k0 = 0; k0 < K; k0 += dk->dw_mb) {
+        const int mb = imin(dk->dw_mb, K - k0);
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++) {
+                /* output rows y with lo <= y*ystep + i < hi */
+                const int y0 = imax(0, (p->lo - i + p->ystep - 1) / p->ystep);
+                const int y1 = imin(p->oh, imax(0, (p->hi - i + p->ystep - 1) / p->ystep));
+                for (int j0 = 0; j0 < KW; j0 += dk->dw_jb) {
+                    const int jb = imin(dk->dw_jb, KW - j0);
+                    dw_args t = {
+                        .dy = dy + (size_t)k0 * p->oh * p->ow,
+                        .x = x + c * p->plane + (size_t)i * p->ld,
+                        .dw = dw + ((k0 * ckk) + ((size_t)c * KH + i) * KW + j0) * per,
+                        .dw_k = ckk,
+                        .j0 = j0,
+                        .y0 = y0,
+                        .y1 = imax(y0, y1),
+                        .first = first,
+                    };
+                    dw_table[mb - 1][jb - 1](dk, &t);
+                }
+            }
+    }
+}
+
+/* Forward vectorised over output channels instead (fwdk), for the same reason: 16
+ * channels of XB neighbouring outputs of one row in XB zmm. Per (i, c) the KW weight
+ * vectors stay in registers and each input of the row is broadcast once and feeds the up
+ * to KW outputs that read it: KW + XB + KW - 1 loads for XB*KW FMAs. The tile's outputs
+ * are (position, channel); they go to NCHW through a small transposing copy. Instances
+ * for KW = 3 and 5 (LeNet, AlexNet conv2-5) and XB = 4..12; other windows take the
+ * width-vectorised tile. */
+typedef struct fwdk_args {
+    const float *x;      /* scratch at channel 0, row y * ystep, column x0              */
+    const float *w;      /* weights packed [i][c][j][16] for channels kv..kv+15        */
+    const float *bias;   /* (K), or NULL                                               */
+    float *out;          /* output at (0, y, x0)                                       */
+    int kv, k1;          /* channels kv..k1-1 to write                                 */
+    int i0, i1;          /* tap rows that reach scratch rows with data                 */
+} fwdk_args;
+
+DC_INLINE void fwdk_tile(const dc_pass *p, const fwdk_args *t, const int XB, const int KW)
+{
+    const size_t ld = p->ld, plane = p->plane, P = (size_t)p->oh * p->ow;
+    const int cin = p->cin;
+    const __mmask16 km = lanes(t->k1 - t->kv);
+    const __m512 b0 =
+        t->bias ? _mm512_maskz_loadu_ps(km, t->bias + t->kv) : _mm512_setzero_ps();
+    __m512 acc[FWDK_XB_MAX];
+    UNROLL
+    for (int x = 0; x < XB; x++)
+        acc[x] = b0;
+
+    const float *wp = t->w + (size_t)t->i0 * cin * KW * 16;
+    for (int i = t->i0; i < t->i1; i++)
+        for (int c = 0; c < cin; c++, wp += KW * 16) {
+            const float *xr = t->x + c * plane + (size_t)i * ld;
+            __m512 w[5];
+            UNROLL
+            for (int j = 0; j < KW; j++)
+                w[j] = _mm512_loadu_ps(wp + 16 * j);
+            UNROLL
+            for (int s = 0; s < XB + KW - 1; s++) {
+                const __m512 b = _mm512_set1_ps(xr[s]);
+                UNROLL
+                for (int j = 0; j < KW; j++)
+                    if (s - j >= 0 && s - j < XB)
+                        acc[s - j] = _mm512_fmadd_ps(w[j], b, acc[s - j]);
+            }
+        }
+
+    /* (position, channel) -> out[k, y, x0 + x] */
+    float tile[FWDK_XB_MAX][16] __attribute__((aligned(64)));
+    UNROLL
+    for (int x = 0; x < XB; x++)
+        _mm512_store_ps(tile[x], acc[x]);
+    for (int k = 0; k < t->k1 - t->kv; k++) {
+        float *o = t->out + (t->kv + k) * P;
+        for (int x = 0; x < XB; x++)
+            o[x] = tile[x][k];
+    }
+}
+
+typedef void (*fwdk_fn)(const dc_pass *p, const fwdk_args *t);
+
+#define FWDK_FN(XB, KW)                                                                       \
+    static DC_AVX512 void fwdk_##XB##_##KW(const dc_pass *p, const fwdk_args *t)             \
+    {                                                                                         \
+        fwdk_tile(p, t, XB, KW);                                                              \
+    }
+#define FWDK_FNS(XB) FWDK_FN(XB, 3) FWDK_FN(XB, 5)
+
+FWDK_FNS(4) FWDK_FNS(5) FWDK_FNS(6) FWDK_FNS(7) FWDK_FNS(8) FWDK_FNS(9) FWDK_FNS(10)
+FWDK_FNS(11) FWDK_FNS(12)
+
+/* [xb - FWDK_XB_MIN][kw == 5] */
+static const fwdk_fn fwdk_table[FWDK_XB_MAX - FWDK_XB_MIN + 1][2] = {
+    {fwdk_4_3, fwdk_4_5},   {fwdk_5_3, fwdk_5_5},   {fwdk_6_3, fwdk_6_5},
+    {fwdk_7_3, fwdk_7_5},   {fwdk_8_3, fwdk_8_5},   {fwdk_9_3, fwdk_9_5},
+    {fwdk_10_3, fwdk_10_5}, {fwdk_11_3, fwdk_11_5}, {fwdk_12_3, fwdk_12_5},
+};
+
+/* One sample's forward by fwdk tiles, rows cut into balanced segments of at most
+ * FWDK_XB_MAX outputs (each at least FWDK_XB_MIN: the kernel has OW >= FWDK_XB_MIN). */
+static DC_AVX512 void forward_k_avx512(const dc_kernel *dk, const float *x, const float *bias,
+                                       float *out)
+{
+    const dc_pass *p = &dk->fwd;
+    const int segs = (p->ow + FWDK_XB_MAX - 1) / FWDK_XB_MAX;
+    const size_t ckk = (size_t)p->cin * p->kh * p->kw;
+    for (int kv = 0; kv < p->cout; kv += 16)
+        for (int y = 0; y < p->oh; y++) {
+            const int i0 = imin(p->kh, imax(0, p->lo - y * p->ystep));
+            const int i1 = imax(i0, imin(p->kh, p->hi - y * p->ystep));
+            for (int sg = 0, x0 = 0; sg < segs; sg++) {
+                const int xb = (p->ow - x0 + (segs - sg) - 1) / (segs - sg);
+                fwdk_args t = {
+                    .x = x + (size_t)y * p->ystep * p->ld + x0,
+                    .w = dk->wf + (size_t)kv * ckk,
+                    .bias = bias,
+                    .out = out + (size_t)y * p->ow + x0,
+                    .kv = kv,
+                    .k1 = imin(p->cout, kv + 16),
+                    .i0 = i0,
+                    .i1 = i1,
+                };
+                fwdk_table[xb - FWDK_XB_MIN][p->kw == 5](p, &t);
+                x0 += xb;
+            }
+        }
+}
+
+/* diff_weights vectorised over output channels instead (dwk): when a row has few outputs
+ * (LeNet's conv2: 10 of 16 lanes) and K fills the lanes. diff_dst is first transposed to
+ * (position, kp); a tile keeps 16 channels x IB*JB taps (up to 25 zmm) and per output
+ * position loads one vector of diff_dst and does IB*JB FMAs with broadcast inputs. */
+typedef struct dwk_args {
+    const float *dyt;  /* transposed diff_dst at channel kv: (P, kp)                    */
+    const float *x;    /* scratch at channel c, row i0, column j0                      */
+    float *dw;         /* the share (C, KH, KW, kp) at (c, i0, j0, kv)                 */
+    int y0, y1;        /* output rows whose IB input rows are not all padding         */
+    int first;         /* the thread's first sample of the call: store, do not add     */
+} dwk_args;
+
+DC_INLINE void dwk_tile(const dc_kernel *dk, const dwk_args *t, const int IB, const int JB)
+{
+    const dc_pass *p = &dk->fwd;
+    const int OW = p->ow, KW = p->kw;
+    const size_t ld = p->ld, ys = (size_t)p->ystep * p->ld, kp = dk->kp;
+    __m512 acc[5][5];
+    UNROLL
+    for (int ii = 0; ii < IB; ii++)
+        UNROLL
+        for (int jj = 0; jj < JB; jj++)
+            acc[ii][jj] = _mm512_setzero_ps();
+
+    for (int y = t->y0; y < t->y1; y++) {
+        const float *xr = t->x + y * ys, *dr = t->dyt + (size_t)y * OW * kp;
+        int ox = 0;
+        /* two positions at a time: input (i, ox + j') serves tap j' of position ox and tap
+         * j' - 1 of position ox + 1, so each broadcast feeds two FMAs (32 loads for 50
+         * FMAs, not 52: the FMAs, not the loads, set the pace) */
+        for (; ox + 2 <= OW; ox += 2) {
+            const __m512 d0 = _mm512_loadu_ps(dr + ox * kp);
+            const __m512 d1 = _mm512_loadu_ps(dr + (ox + 1) * kp);
+            UNROLL
+            for (int ii = 0; ii < IB; ii++)
+                UNROLL
+                for (int jj = 0; jj <= JB; jj++) {
+                    const __m512 b = _mm512_set1_ps(xr[ii * ld + jj + ox]);
+                    if (jj < JB)
+                        acc[ii][jj] = _mm512_fmadd_ps(d0, b, acc[ii][jj]);
+                    if (jj > 0)
+                        acc[ii][jj - 1] = _mm512_fmadd_ps(d1, b, acc[ii][jj - 1]);
+                }
+        }
+        for (; ox < OW; ox++) {
+            const __m512 d = _mm512_loadu_ps(dr + ox * kp);
+            UNROLL
+            for (int ii = 0; ii < IB; ii++)
+                UNROLL
+                for (int jj = 0; jj < JB; jj++)
+                    acc[ii][jj] = _mm512_fmadd_ps(d, _mm512_set1_ps(xr[ii * ld + jj + ox]),
+                                                  acc[ii][jj]);
+        }
+    }
+
+    UNROLL
+    for (int ii = 0; ii < IB; ii++)
+        UNROLL
+        for (int jj = 0; jj < JB; jj++) {
+            float *q = t->dw + ((size_t)ii * KW + jj) * kp;
+            _mm512_storeu_ps(q, t->first ? acc[ii][jj]
+                                         : _mm512_add_ps(_mm512_loadu_ps(q), acc[ii][jj]));
+        }
+}
+
+typedef void (*dwk_fn)(const dc_kernel *dk, const dwk_args *t);
+
+#define DWK_FN(IB, JB)                                                                        \
+    static DC_AVX512 void dwk_##IB##_##JB(const dc_kernel *dk, const dwk_args *t)            \
+    {                                                                                         \
+        dwk_tile(dk, t, IB, JB);                                                              \
+    }
+#define DWK_FNS(IB) DWK_FN(IB, 1) DWK_FN(IB, 2) DWK_FN(IB, 3) DWK_FN(IB, 4) DWK_FN(IB, 5)
+#define DWK_ROW(IB) {dwk_##IB##_1, dwk_##IB##_2, dwk_##IB##_3, dwk_##IB##_4, dwk_##IB##_5}
+
+DWK_FNS(1) DWK_FNS(2) DWK_FNS(3) DWK_FNS(4) DWK_FNS(5)
+
+static const dwk_fn dwk_table[5][5] = {DWK_ROW(1), DWK_ROW(2), DWK_ROW(3), DWK_ROW(4),
+                                       DWK_ROW(5)}; /* [ib-1][jb-1] */
+
+/* One sample's diff_weights into the thread's share dw (C, KH, KW, kp), via dyt. */
+static DC_AVX512 void diff_weights_k_avx512(const dc_kernel *dk, const float *x,
+                                            const float *dy, float *dyt, float *dw,
+                                            int first)
+{
+    const dc_pass *p = &dk->fwd;
+    const int K = p->cout, C = p->cin, KH = p->kh, KW = p->kw, P = p->oh * p->ow;
+    const size_t kp = dk->kp;
+    /* transpose: one gather of 16 channels per position (channels k >= K of dyt stay
+     * zero from the allocation on) */
+    const __m512i rows = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(P));
+    for (int kv = 0; kv < K; kv += 16) {
+        const __mmask16 m = lanes(imin(16, K - kv));
+        for (int q = 0; q < P; q++)
+            _mm512_storeu_ps(dyt + q * kp + kv,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows,
+                                                      dy + (size_t)kv * P + q, 4));
+    }
+    for (size_t kv = 0; kv < kp; kv += 16)
+        for (int c = 0; c < C; c++)
+            for (int i0 = 0; i0 < KH; i0 += dk->dwk_ib) {
+                const int ib = imin(dk->dwk_ib, KH - i0);
+                /* output rows y with some of rows y*ystep + i0 .. + ib-1 in [lo, hi) */
+                const int y0 = imax(0, (p->lo - (i0 + ib - 1) + p->ystep - 1) / p->ystep);
+                const int y1 = imin(p->oh, imax(0, (p->hi - i0 + p->ystep - 1) / p->ystep));
+                for (int j0 = 0; j0 < KW; j0 += dk->dwk_jb) {
+                    const int jb = imin(dk->dwk_jb, KW - j0);
+                    dwk_args t = {
+                        .dyt = dyt + kv,
+                        .x = x + c * p->plane + (size_t)i0 * p->ld + j0,
+                        .dw = dw + (((size_t)c * KH + i0) * KW + j0) * kp + kv,
+                        .y0 = y0,
+                        .y1 = imax(y0, y1),
+                        .first = first,
+                    };
+                    dwk_table[ib - 1][jb - 1](dk, &t);
+                }
+            }
+}
+
+/* The sum of x[0..n-1] in double (as naive): a bias gradient may cancel to far below
+ * its terms. Four independent sums, so it is not bound by the latency of one chain. */
+static DC_AVX512 __m512d widen(__m512 v, int high) /* 8 floats of v as doubles */
+{
+    const __m256 h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm512_cvtps_pd(high ? h : _mm512_castps512_ps256(v));
+}
+
+static DC_AVX512 double sum_avx512(const float *x, int n)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        s0 = _mm512_add_pd(s0, widen(a, 0));
+        s1 = _mm512_add_pd(s1, widen(a, 1));
+        s2 = _mm512_add_pd(s2, widen(b, 0));
+        s3 = _mm512_add_pd(s3, widen(b, 1));
+    }
+    for (; i < n; i += 16) {
+        const __m512 a = _mm512_maskz_loadu_ps(lanes(imin(16, n - i)), x + i);
+        s0 = _mm512_add_pd(s0, widen(a, 0));
+        s1 = _mm512_add_pd(s1, widen(a, 1));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+}
+
+/* diff_weights[idx] = the sum over the shares that took samples of their 16 lanes. */
+static DC_AVX512 void reduce_lanes_avx512(const dc_kernel *dk, float *dweight, int i0, int i1)
+{
+    for (int idx = i0; idx < i1; idx++) {
+        __m512 s = _mm512_setzero_ps();
+        for (int t = 0; t < dk->nslots; t++)
+            if (dk->slot[t].samples)
+                s = _mm512_add_ps(s, _mm512_loadu_ps(dk->slot[t].dw + (size_t)idx * 16));
+        dweight[idx] = _mm512_reduce_add_ps(s);
+    }
+}
+
+#else /* no AVX-512 on this architecture: init never picks these */
+
+static void corr_avx512(const dc_pass *p, const float *x, const float *wpack,
+                        const float *bias, float *out)
+{
+    (void)p, (void)x, (void)wpack, (void)bias, (void)out;
+}
+static void diff_weights_avx512(const dc_kernel *dk, const float *x, const float *dy,
+                                float *dw, int first)
+{
+    (void)dk, (void)x, (void)dy, (void)dw, (void)first;
+}
+static void forward_k_avx512(const dc_kernel *dk, const float *x, const float *bias,
+                             float *out)
+{
+    (void)dk, (void)x, (void)bias, (void)out;
+}
+static void diff_weights_k_avx512(const dc_kernel *dk, const float *x, const float *dy,
+                                  float *dyt, float *dw, int first)
+{
+    (void)dk, (void)x, (void)dy, (void)dyt, (void)dw, (void)first;
+}
+static double sum_avx512(const float *x, int n) { return sum_c(x, n); }
+static void reduce_lanes_avx512(const dc_kernel *dk, float *dweight, int i0, int i1)
+{
+    (void)dk, (void)dweight, (void)i0, (void)i1;
+}
+
+#endif
+
+/* ------------------------------------------------------------------------------------ */
+/* Weight packing for the correlation tiles, once per call (the weights change every
+ * step): block of channels o0..o0+mb-1 at o0 * CKK, within it [i][c][j][mb].            */
+
+/* forward: o = output channel k, c = input channel */
+static void pack_forward(float *wp, const dc_pass *p, const float *weight)
+{
+    const int KH = p->kh, KW = p->kw, C = p->cin;
+    const size_t ckk = (size_t)C * KH * KW;
+    for (int o0 = 0; o0 < p->cout; o0 += p->mb) {
+        const int mb = imin(p->mb, p->cout - o0);
+        float *b = wp + o0 * ckk;
+        for (int m = 0; m < mb; m++)
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++)
+                        b[(((size_t)i * C + c) * KW + j) * mb + m] =
+                            weight[(o0 + m) * ckk + ((size_t)c * KH + i) * KW + j];
+    }
+}
+
+/* fwdk: blocks of 16 output channels at kv * CKK, within a block [i][c][j][16], channels
+ * past K zero (the allocation's zeros: they are never written) */
+static void pack_forward_k(float *wp, const dc_pass *p, const float *weight)
+{
+    const int KH = p->kh, KW = p->kw, C = p->cin;
+    const size_t ckk = (size_t)C * KH * KW;
+    for (int k = 0; k < p->cout; k++) {
+        float *b = wp + (size_t)(k / 16) * 16 * ckk + k % 16;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++)
+                    b[(((size_t)i * C + c) * KW + j) * 16] =
+                        weight[k * ckk + ((size_t)c * KH + i) * KW + j];
+    }
+}
+
+/* diff_src: o = input channel c, summed over output channels k, taps flipped */
+static void pack_backward(float *wp, const dc_pass *p, const float *weight)
+{
+    const int KH = p->kh, KW = p->kw, K = p->cin, C = p->cout;
+    const size_t kkk = (size_t)K * KH * KW;
+    for (int o0 = 0; o0 < C; o0 += p->mb) {
+        const int mb = imin(p->mb, C - o0);
+        float *b = wp + o0 * kkk;
+        for (int m = 0; m < mb; m++)
+            for (int k = 0; k < K; k++)
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++)
+                        b[(((size_t)i * K + k) * KW + j) * mb + m] = weight
+                            [(((size_t)k * C + o0 + m) * KH + KH - 1 - i) * KW + KW - 1 - j];
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Convolution: out[n,k,oh,ow] = bias[k]
+ *     + sum_{c,i,j} weight[k,c,i,j] * inp[n, c, oh*SH - PH + i, ow*SW - PW + j]
+ * The items are the samples.                                                           */
+
+static void forward_sample(const dc_kernel *dk, const cnb_args *a, float *x, int n)
+{
+    const cnb_op_desc *d = &dk->d;
+    const size_t src_n = cnb_shape_size(d->src), dst_n = cnb_shape_size(d->dst);
+    pad_copy(x, &dk->fwd, a->src + n * src_n, d->src.c, d->src.h, d->src.w);
+    if (dk->fwdk)
+        forward_k_avx512(dk, x, a->bias, a->dst + n * dst_n);
+    else if (dk->st->avx512)
+        corr_avx512(&dk->fwd, x, dk->wf, a->bias, a->dst + n * dst_n);
+    else
+        forward_c(dk, x, a->weights, a->bias, a->dst + n * dst_n);
+}
+
+static void conv_forward_task(void *arg, int slot)
+{
+    dc_job *job = arg;
+    const dc_kernel *dk = job->dk;
+    const int N = dk->d.batch;
+    for (int n; (n = job_take(job)) < N;)
+        forward_sample(dk, job->a, dk->slot[slot].x, n);
+}
+
+static int conv_forward(cnb_kernel *self, const cnb_args *a)
+{
+    dc_kernel *dk = (dc_kernel *)self;
+    if (dk->fwdk)
+        pack_forward_k(dk->wf, &dk->fwd, a->weights);
+    else if (dk->st->avx512)
+        pack_forward(dk->wf, &dk->fwd, a->weights);
+    kernel_run(dk, a, conv_forward_task);
+    return CNB_OK;
+}
+
+/* For each sample n a thread takes, into its own slot s:
+ *     db[k]          (+)= sum_p dout[n,k,p]
+ *     dw[k,c,i,j]    (+)= the correlation of inp[n] with dout[n]
+ *     diff_src[n]     = the correlation of the padded dout[n] with the flipped weights
+ * conv_reduce_task then adds up the slots that took samples.                           */
+static void backward_sample(const dc_kernel *dk, const cnb_args *a, dc_slot *s, int n)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int K = d->dst.c, P = d->dst.h * d->dst.w, avx = dk->st->avx512;
+    const size_t src_n = cnb_shape_size(d->src), dst_n = cnb_shape_size(d->dst);
+    const float *dy = a->diff_dst + n * dst_n;
+    if (a->diff_bias)
+        for (int k = 0; k < K; k++) {
+            const double sum = avx ? sum_avx512(dy + (size_t)k * P, P)
+                                   : sum_c(dy + (size_t)k * P, P);
+            s->db[k] = (s->samples ? s->db[k] : 0.0) + sum;
+        }
+    if (a->diff_weights) {
+        pad_copy(s->x, &dk->fwd, a->src + n * src_n, d->src.c, d->src.h, d->src.w);
+        if (dk->dwk)
+            diff_weights_k_avx512(dk, s->x, dy, s->dyt, s->dw, !s->samples);
+        else if (avx)
+            diff_weights_avx512(dk, s->x, dy, s->dw, !s->samples);
+        else
+            diff_weights_c(dk, s->x, dy, s->dw, !s->samples);
+    }
+    if (a->diff_src && dk->bwd_vec) {
+        pad_copy(s->dy, &dk->bwd, dy, K, d->dst.h, d->dst.w);
+        corr_avx512(&dk->bwd, s->dy, dk->wb, NULL, a->diff_src + n * src_n);
+    } else if (a->diff_src)
+        diff_src_c(d, a->weights, dy, a->diff_src + n * src_n);
+    s->samples++;
+}
+
+static void conv_backward_task(void *arg, int slot)
+{
+    dc_job *job = arg;
+    const dc_kernel *dk = job->dk;
+    const int N = dk->d.batch;
+    for (int n; (n = job_take(job)) < N;)
+        backward_sample(dk, job->a, &dk->slot[slot], n);
+}
+
+/* diff_weights = the sum of the shares of the slots that took samples; items are blocks
+ * of REDUCE_ITEM weights. */
+static void conv_reduce_task(void *arg, int slot)
+{
+    dc_job *job = arg;
+    dc_kernel *dk = job->dk;
+    const int ckk = dk->d.src.c * dk->d.u.conv.kh * dk->d.u.conv.kw, nw = dk->d.dst.c * ckk;
+    float *dweight = job->a->diff_weights;
+
+    (void)slot;
+    for (int b; (b = job_take(job)) * REDUCE_ITEM < nw;) {
+        const int i0 = b * REDUCE_ITEM, i1 = imin(nw, i0 + REDUCE_ITEM);
+        if (dk->lanes) {
+            reduce_lanes_avx512(dk, dweight, i0, i1);
+            continue;
+        }
+        for (int idx = i0; idx < i1; idx++) {
+            /* a dwk share holds weight (k, r) at r * kp + k */
+            const size_t at = dk->dwk ? (size_t)(idx % ckk) * dk->kp + idx / ckk : (size_t)idx;
+            float sum = 0.0f;
+            for (int t = 0; t < dk->nslots; t++)
+                if (dk->slot[t].samples)
+                    sum += dk->slot[t].dw[at];
+            dweight[idx] = sum;
+        }
+    }
+}
+
+static int conv_backward(cnb_kernel *self, const cnb_args *a)
+{
+    dc_kernel *dk = (dc_kernel *)self;
+    for (int t = 0; t < dk->nslots; t++)
+        dk->slot[t].samples = 0;
+    if (a->diff_src && dk->bwd_vec)
+        pack_backward(dk->wb, &dk->bwd, a->weights);
+    kernel_run(dk, a, conv_backward_task);
+    if (a->diff_weights)
+        kernel_run(dk, a, conv_reduce_task);
+    if (a->diff_bias)
+        for (int k = 0; k < dk->d.dst.c; k++) {
+            double sum = 0.0;
+            for (int t = 0; t < dk->nslots; t++)
+                if (dk->slot[t].samples)
+                    sum += dk->slot[t].db[k];
+            a->diff_bias[k] = (float)sum;
+        }
+    return CNB_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Kernel creation: validate like naive does, lay out the passes, size the workspace.   */
+
+static void dc_kernel_destroy(cnb_kernel *self)
+{
+    dc_kernel *dk = (dc_kernel *)self;
+    if (!dk)
+        return;
+    const cnb_host *host = dk->st->host;
+    for (int t = 0; dk->slot && t < dk->nslots; t++) {
+        host->free(dk->slot[t].x);
+        host->free(dk->slot[t].dy);
+        host->free(dk->slot[t].dyt);
+        host->free(dk->slot[t].dw);
+        host->free(dk->slot[t].db);
+    }
+    host->free(dk->slot);
+    host->free(dk->wf);
+    host->free(dk->wb);
+    host->free(dk->fwd.jo_big);
+    host->free(dk->bwd.jo_big);
+    host->free(dk);
+}
+
+/* The passes and tile shapes; 0 or CNB_ENOMEM (logged). */
+static int conv_plan(dc_kernel *dk)
+{
+    const cnb_host *host = dk->st->host;
+    const cnb_op_desc *d = &dk->d;
+    const int KH = d->u.conv.kh, KW = d->u.conv.kw, SH = d->u.conv.sh, SW = d->u.conv.sw;
+    const int avx = dk->st->avx512;
+
+    dc_pass *f = &dk->fwd;
+    *f = (dc_pass){.cin = d->src.c, .kh = KH, .kw = KW, .cout = d->dst.c, .oh = d->dst.h,
+                   .ow = d->dst.w, .ystep = SH, .rb = 1, .nv = 1, .mb = 1};
+    if (avx)
+        plan_tile(f);
+    if (KW > (int)(sizeof f->jo / sizeof f->jo[0]) &&
+        !(f->jo_big = host->alloc(sizeof(int) * KW)))
+        return fail(host, CNB_ENOMEM, "conv: out of memory");
+    pass_layout(f, SW, d->u.conv.ph, d->u.conv.pw, d->src.h);
+
+    /* diff_src as a correlation needs stride 1: at stride S only every S-th tap reaches a
+     * given input, and the plain-C scatter does those */
+    dk->bwd_vec = avx && SH == 1 && SW == 1;
+    if (dk->bwd_vec) {
+        dc_pass *b = &dk->bwd;
+        *b = (dc_pass){.cin = d->dst.c, .kh = KH, .kw = KW, .cout = d->src.c,
+                       .oh = d->src.h, .ow = d->src.w, .ystep = 1};
+        plan_tile(b);
+        if (KW > (int)(sizeof b->jo / sizeof b->jo[0]) &&
+            !(b->jo_big = host->alloc(sizeof(int) * KW)))
+            return fail(host, CNB_ENOMEM, "conv: out of memory");
+        pass_layout(b, 1, KH - 1 - d->u.conv.ph, KW - 1 - d->u.conv.pw, d->dst.h);
+    }
+
+    /* diff_weights tile: taps j in balanced blocks of at most 6, output channels in
+     * balanced blocks of at most 4: MB*JB accumulators + MB diff_dst vectors + 1 input
+     * vector stay within the 32 zmm registers */
+    const int jblocks = (KW + 5) / 6, kblocks = (d->dst.c + 3) / 4;
+    dk->dw_jb = (KW + jblocks - 1) / jblocks;
+    dk->dw_mb = (d->dst.c + kblocks - 1) / kblocks;
+    const size_t nw = (size_t)d->dst.c * d->src.c * KH * KW;
+    dk->lanes = avx && nw * 16 * sizeof(float) <= DW_LANES_MAX;
+
+    /* over output channels instead when they fill more lanes than a row does (the taps of
+     * one tile must be contiguous in a scratch row: horizontal stride 1); taps in balanced
+     * blocks of at most 5 x 5 */
+    const int K = d->dst.c, OW = d->dst.w;
+    dk->kp = round_up(K, 16);
+    const int k_fills_more = (double)K / dk->kp > (double)OW / round_up(OW, 16);
+    dk->dwk = avx && SW == 1 && k_fills_more;
+    /* the same for the forward, for the windows it has instances for; a row is cut into
+     * segments of FWDK_XB_MIN..FWDK_XB_MAX outputs */
+    dk->fwdk = avx && SW == 1 && (KW == 3 || KW == 5) && OW >= FWDK_XB_MIN && k_fills_more;
+    if (dk->dwk) {
+        dk->lanes = 0;
+        const int jb = (KW + (KW + 4) / 5 - 1) / ((KW + 4) / 5), ib_max = imin(5, 25 / jb);
+        const int iblocks = (KH + ib_max - 1) / ib_max;
+        dk->dwk_jb = jb;
+        dk->dwk_ib = (KH + iblocks - 1) / iblocks;
+    }
+    return CNB_OK;
+}
+
+/* Allocate the packed weights and each thread's workspace; 0 or CNB_ENOMEM (logged). */
+static int conv_workspace(dc_kernel *dk)
+{
+    const cnb_host *host = dk->st->host;
+    const cnb_op_desc *d = &dk->d;
+    const size_t nw = (size_t)d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw;
+    const size_t x = sizeof(float) * d->src.c * dk->fwd.plane;
+    const size_t dy = dk->bwd_vec ? sizeof(float) * d->dst.c * dk->bwd.plane : 0;
+    const size_t dw = dk->dwk ? sizeof(float) * d->src.c * d->u.conv.kh * d->u.conv.kw * dk->kp
+                              : sizeof(float) * nw * (dk->lanes ? 16 : 1);
+    const size_t dyt = dk->dwk ? sizeof(float) * d->dst.h * d->dst.w * dk->kp : 0;
+    const size_t db = sizeof(double) * d->dst.c;
+    int bad = !(dk->slot = host->alloc(sizeof *dk->slot * dk->nslots));
+    if (dk->st->avx512 && !bad)
+        bad = !(dk->wf = host->alloc(sizeof(float) * (dk->fwdk ? nw / d->dst.c * dk->kp
+                                                                : nw))) ||
+              (dk->bwd_vec && !(dk->wb = host->alloc(sizeof(float) * nw)));
+    for (int t = 0; t < dk->nslots && !bad; t++) {
+        dc_slot *s = &dk->slot[t];
+        bad = !(s->x = host->alloc(x)) || (dy && !(s->dy = host->alloc(dy))) ||
+              (dyt && !(s->dyt = host->alloc(dyt))) || !(s->dw = host->alloc(dw)) ||
+              !(s->db = host->alloc(db));
+    }
+    if (bad)
+        return fail(host, CNB_ENOMEM, "conv: cannot allocate %d x %zu bytes of workspace",
+                    dk->nslots, x + dy + dyt + dw + db);
+    return CNB_OK;
+}
+
+static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **out)
+{
+    dc_state *st = state;
+    *out = NULL;
+    if (!st)
+        return CNB_EINVAL; /* init() was not called: nowhere to log to */
+    if (desc->op != CNB_OP_CONV)
+        return CNB_ENOTSUP;
+    const cnb_host *host = st->host;
+    char why[512];
+    int err = cnb_op_desc_check(desc, why, sizeof why);
+    if (err)
+        return fail(host, err, "%s", why);
+
+    dc_kernel *dk = host->alloc(sizeof *dk);
+    if (!dk)
+        return CNB_ENOMEM;
+    dk->st = st;
+    dk->d = *desc;
+    dk->base.forward = conv_forward;
+    dk->base.backward = conv_backward;
+    dk->base.destroy = dc_kernel_destroy;
+    dk->nslots = st->threads;
+    if ((err = conv_plan(dk)) || (err = conv_workspace(dk))) {
+        dc_kernel_destroy(&dk->base);
+        return err;
+    }
+    *out = &dk->base;
+    return CNB_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The plugin. */
+
+static int dc_init(const cnb_host *host, const cnb_backend_config *cfg, void **state)
+{
+    *state = NULL;
+    dc_state *st = host->alloc(sizeof *st);
+    if (!st)
+        return CNB_ENOMEM;
+    st->host = host;
+    st->threads = cfg && cfg->threads > 1 ? cfg->threads : 1;
+    const char *isa = getenv("CNB_DIRECT_ISA");
+    const char *why;
+#if DC_HAVE_AVX512
+    __builtin_cpu_init();
+    const int has = __builtin_cpu_supports("avx512f");
+#else
+    const int has = 0;
+#endif
+    if (isa && strcmp(isa, "scalar") == 0) {
+        st->avx512 = 0;
+        why = "CNB_DIRECT_ISA=scalar";
+    } else {
+        st->avx512 = has;
+        why = has ? "the CPU has avx512f" : "no avx512f on this CPU";
+    }
+    if (st->threads > 1 && !(st->pool = pool_start(host, st->threads - 1, WHO))) {
+        host->free(st);
+        return CNB_ENOMEM;
+    }
+    snprintf(st->info, sizeof st->info, "direct convolution, %s kernels (%s); %d thread%s",
+             st->avx512 ? "AVX-512F" : "plain-C", why, st->threads,
+             st->threads == 1 ? "" : "s");
+    *state = st;
+    return CNB_OK;
+}
+
+static void dc_fini(void *state)
+{
+    dc_state *st = state;
+    if (!st)
+        return;
+    pool_stop(st->host, st->pool);
+    st->host->free(st);
+}
+
+static const char *dc_info(void *state)
+{
+    dc_state *st = state;
+    return st ? st->info : "direct convolution (not started)";
+}
+
+static const cnb_backend_desc direct_desc = {
+    .hdr = {
+        .abi_major = CNB_BACKEND_ABI_MAJOR,
+        .abi_minor = CNB_BACKEND_ABI_MINOR,
+        .struct_size = sizeof(cnb_backend_desc),
+        .kind = CNB_PLUGIN_BACKEND,
+        .name = "direct",
+        .version = "1.0.0",
+        .description = "direct convolution in AVX-512F (plain C without it); other ops on "
+                       "naive",
+    },
+    .ops = CNB_OP_BIT(CNB_OP_CONV),
+    .init = dc_init,
+    .fini = dc_fini,
+    .kernel_create = dc_kernel_create,
+    .info = dc_info,
+};
+
+CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
+{
+    return index == 0 ? &direct_desc.hdr : NULL;
+}
