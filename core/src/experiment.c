@@ -642,13 +642,14 @@ int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17
     if (!f)
         return CNB_ENOMEM;
     write_resolved(f, e, c);
-    FILE *m = fopen(e->model, "rb"); /* the model file's bytes count too */
-    if (m) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, m)) > 0)
-            fwrite(buf, 1, n, f);
-        fclose(m);
+    cnb_conf m; /* the model as parsed counts too; its comments and layout do not */
+    if (cnb_conf_load(&m, e->model) == 0) {
+        for (int i = 0; i < m.n; i++) {
+            fprintf(f, "[%s]\n", m.sec[i].name);
+            for (int k = 0; k < m.sec[i].n; k++)
+                fprintf(f, "%s=%s\n", m.sec[i].kv[k].key, m.sec[i].kv[k].value);
+        }
+        cnb_conf_free(&m);
     }
     fclose(f);
     uint64_t h = 1469598103934665603ULL; /* FNV-1a, 64 bit */

@@ -100,7 +100,8 @@ void cnb_cells_free(cnb_cell *cells, int n);
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);
 
 /* A hex digest of everything that determines a cell's result (resolved settings and the
- * model file's bytes): a finished cell with the same fingerprint is not run again. */
+ * model's sections, keys and values; not its comments or layout): a finished cell with
+ * the same fingerprint is not run again. */
 int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17]);
 
 /* Train and validate one cell into `dir` (config.ini, meta.ini, metrics.csv, final.csv,
