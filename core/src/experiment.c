@@ -724,16 +724,17 @@ static int write_final(const run *r, double peak_mib)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     const cnb_epoch_stats *last = &r->history[r->n - 1];
-    double best = 0.0, seconds = 0.0;
+    double best = 0.0, seconds = 0.0, images = 0.0;
     for (int i = 0; i < r->n; i++) {
         best = fmax(best, r->history[i].test_acc);
         seconds += r->history[i].train_seconds;
+        images += r->history[i].images_per_second * r->history[i].train_seconds;
     }
     fprintf(a.f, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
                  "mean_epoch_seconds,images_per_second,peak_rss_mib\n");
     fprintf(a.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.1f\n", r->n, last->test_acc, best,
             last->test_loss, last->train_eval_acc, last->train_eval_acc - last->test_acc,
-            seconds / r->n, last->images_per_second, peak_mib);
+            seconds / r->n, images / seconds, peak_mib); /* both over every epoch */
     return cnb_atomic_commit(&a);
 }
 
