@@ -31,7 +31,7 @@
  *                in registers, each input broadcast once for the up to KW outputs that
  *                read it; a transposing copy to NCHW.
  *      diff_wts  diff_dst transposed to (position, channel) by gathers; IB x JB <= 25
- *                taps per tile, per pair of positions 2 diff_dst loads and 32 broadcast
+ *                taps per tile, per pair of positions 2 diff_dst loads and 30 broadcast
  *                inputs for 50 FMAs.
  * The tile shapes are compile-time constants (one function per shape, picked from a
  * table) so that the compiler unrolls the loops and keeps the accumulators in registers.
