@@ -118,10 +118,8 @@ static int kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     char why[256];
     if (d->op != CNB_OP_RELU)
         return CNB_ENOTSUP;
-    if (cnb_op_desc_check(d, why, sizeof why) != CNB_OK) {
-        st->host->log(CNB_LOG_ERROR, "$name", "%s", why);
-        return CNB_EINVAL;
-    }
+    if (cnb_op_desc_check(d, why, sizeof why) != CNB_OK)
+        return CNB_FAIL(st->host, "$name", CNB_EINVAL, "%s", why);
     ${ident}_kernel *k = st->host->alloc(sizeof *k);
     if (!k)
         return CNB_ENOMEM;

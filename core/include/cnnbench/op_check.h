@@ -3,7 +3,8 @@
  * a kernel: every size >= 1; conv and pool windows sane and dst following
  * O = floor((I - K + 2P) / S) + 1; pooling keeps channels and max-pool padding stays
  * smaller than its window; inner product gives (K, 1, 1); LRN parameters valid; the
- * element-wise ops, LRN and softmax keep their shape. Header-only, so a plugin still
+ * element-wise ops, LRN and softmax keep their shape; and the check of softmax_xent's
+ * labels every backend runs in forward and backward. Header-only, so a plugin still
  * needs nothing but the public headers.
  */
 #ifndef CNNBENCH_OP_CHECK_H
@@ -107,6 +108,26 @@ static inline int cnb_op_desc_check(const cnb_op_desc *d, char *why, size_t len)
         break;
     }
     return CNB_ENOTSUP;
+}
+
+/* softmax_xent's labels for descriptor d: count the real (non-negative) ones into
+ * *n_real; CNB_EINVAL, logged through host as `who`, when labels is NULL or one is not
+ * below the class count C*H*W. */
+static inline int cnb_labels_check(const cnb_host *host, const char *who, const cnb_op_desc *d,
+                                   const int32_t *labels, int *n_real)
+{
+    const int D = (int)cnb_shape_size(d->src);
+    if (!labels)
+        return CNB_FAIL(host, who, CNB_EINVAL, "softmax_xent: no labels given");
+    *n_real = 0;
+    for (int n = 0; n < d->batch; n++) {
+        if (labels[n] >= D)
+            return CNB_FAIL(host, who, CNB_EINVAL,
+                            "softmax_xent: label %d of sample %d is not below %d classes",
+                            (int)labels[n], n, D);
+        *n_real += labels[n] >= 0;
+    }
+    return CNB_OK;
 }
 
 #endif /* CNNBENCH_OP_CHECK_H */

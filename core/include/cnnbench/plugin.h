@@ -129,6 +129,10 @@ typedef struct cnb_host {
     cnb_rng *(*layer_rng)(cnb_layer_ctx *ctx);
 } cnb_host;
 
+/* Log an error through the host as `who` and yield `code`, for the error paths of
+ * kernel_create and of kernels:  return CNB_FAIL(host, "mine", CNB_EINVAL, "stride %d", s); */
+#define CNB_FAIL(host, who, code, ...) ((host)->log(CNB_LOG_ERROR, (who), __VA_ARGS__), (code))
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,9 @@
 #ifndef CNB_BACKEND_POOL_H
 #define CNB_BACKEND_POOL_H
 
-#include "cnnbench/plugin.h"
+#include <stdatomic.h>
+
+#include "cnnbench/backend.h"
 
 typedef struct thread_pool thread_pool;
 
@@ -23,6 +25,23 @@ thread_pool *pool_start(const cnb_host *host, int workers, const char *who);
 
 /* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
 void pool_run(thread_pool *pool, task_fn fn, void *arg);
+
+/* One kernel call shared out item by item: a task takes pool_job_take() until it gets an
+ * index past its last item. */
+typedef struct pool_job {
+    void *kernel;       /* the backend's kernel                    */
+    const cnb_args *a;  /* the call's arguments                    */
+    atomic_int next;    /* the next item to hand out               */
+} pool_job;
+
+static inline int pool_job_take(pool_job *job)
+{
+    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+}
+
+/* Run fn on a fresh pool_job for (kernel, a): on the pool, or on the caller alone when
+ * pool is NULL (one thread). */
+void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a);
 
 /* Stop and join the workers, free the pool. NULL is a no-op. */
 void pool_stop(const cnb_host *host, thread_pool *pool);

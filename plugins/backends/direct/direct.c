@@ -49,8 +49,6 @@
  * double, as naive does). Scratch and shares are allocated in kernel_create; forward and
  * backward allocate nothing and do no I/O.
  */
-#include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,41 +135,6 @@ typedef struct dc_kernel {
     int nslots;       /* threads                                                        */
     dc_slot *slot;    /* (nslots)                                                       */
 } dc_kernel;
-
-/* One call: the kernel, its arguments and the next item to hand out. */
-typedef struct dc_job {
-    dc_kernel *dk;
-    const cnb_args *a;
-    atomic_int next;
-} dc_job;
-
-static int job_take(dc_job *job) /* the next item, or past the last one */
-{
-    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-}
-
-/* Run a task on the caller and the pool's workers, each taking items in turn. */
-static void kernel_run(dc_kernel *dk, const cnb_args *a, task_fn fn)
-{
-    dc_job job = {.dk = dk, .a = a};
-    atomic_init(&job.next, 0);
-    if (dk->st->pool)
-        pool_run(dk->st->pool, fn, &job);
-    else
-        fn(&job, 0);
-}
-
-static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
-static int fail(const cnb_host *host, int code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
-    return code;
-}
 
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
@@ -960,10 +923,10 @@ static void forward_sample(const dc_kernel *dk, const cnb_args *a, float *x, int
 
 static void conv_forward_task(void *arg, int slot)
 {
-    dc_job *job = arg;
-    const dc_kernel *dk = job->dk;
+    pool_job *job = arg;
+    const dc_kernel *dk = job->kernel;
     const int N = dk->d.batch;
-    for (int n; (n = job_take(job)) < N;)
+    for (int n; (n = pool_job_take(job)) < N;)
         forward_sample(dk, job->a, dk->slot[slot].x, n);
 }
 
@@ -974,7 +937,7 @@ static int conv_forward(cnb_kernel *self, const cnb_args *a)
         pack_forward_k(dk->wf, &dk->fwd, a->weights);
     else if (dk->st->avx512)
         pack_forward(dk->wf, &dk->fwd, a->weights);
-    kernel_run(dk, a, conv_forward_task);
+    pool_run_job(dk->st->pool, conv_forward_task, dk, a);
     return CNB_OK;
 }
 
@@ -1014,10 +977,10 @@ static void backward_sample(const dc_kernel *dk, const cnb_args *a, dc_slot *s, 
 
 static void conv_backward_task(void *arg, int slot)
 {
-    dc_job *job = arg;
-    const dc_kernel *dk = job->dk;
+    pool_job *job = arg;
+    const dc_kernel *dk = job->kernel;
     const int N = dk->d.batch;
-    for (int n; (n = job_take(job)) < N;)
+    for (int n; (n = pool_job_take(job)) < N;)
         backward_sample(dk, job->a, &dk->slot[slot], n);
 }
 
@@ -1025,13 +988,13 @@ static void conv_backward_task(void *arg, int slot)
  * of REDUCE_ITEM weights. */
 static void conv_reduce_task(void *arg, int slot)
 {
-    dc_job *job = arg;
-    dc_kernel *dk = job->dk;
+    pool_job *job = arg;
+    dc_kernel *dk = job->kernel;
     const int ckk = dk->d.src.c * dk->d.u.conv.kh * dk->d.u.conv.kw, nw = dk->d.dst.c * ckk;
     float *dweight = job->a->diff_weights;
 
     (void)slot;
-    for (int b; (b = job_take(job)) * REDUCE_ITEM < nw;) {
+    for (int b; (b = pool_job_take(job)) * REDUCE_ITEM < nw;) {
         const int i0 = b * REDUCE_ITEM, i1 = imin(nw, i0 + REDUCE_ITEM);
         if (dk->lanes) {
             reduce_lanes_avx512(dk, dweight, i0, i1);
@@ -1056,9 +1019,9 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
         dk->slot[t].samples = 0;
     if (a->diff_src && dk->bwd_vec)
         pack_backward(dk->wb, &dk->bwd, a->weights);
-    kernel_run(dk, a, conv_backward_task);
+    pool_run_job(dk->st->pool, conv_backward_task, dk, a);
     if (a->diff_weights)
-        kernel_run(dk, a, conv_reduce_task);
+        pool_run_job(dk->st->pool, conv_reduce_task, dk, a);
     if (a->diff_bias)
         for (int k = 0; k < dk->d.dst.c; k++) {
             double sum = 0.0;
@@ -1109,7 +1072,7 @@ static int conv_plan(dc_kernel *dk)
         plan_tile(f);
     if (KW > (int)(sizeof f->jo / sizeof f->jo[0]) &&
         !(f->jo_big = host->alloc(sizeof(int) * KW)))
-        return fail(host, CNB_ENOMEM, "conv: out of memory");
+        return CNB_FAIL(host, WHO, CNB_ENOMEM, "conv: out of memory");
     pass_layout(f, SW, d->u.conv.ph, d->u.conv.pw, d->src.h);
 
     /* diff_src as a correlation needs stride 1: at stride S only every S-th tap reaches a
@@ -1122,7 +1085,7 @@ static int conv_plan(dc_kernel *dk)
         plan_tile(b);
         if (KW > (int)(sizeof b->jo / sizeof b->jo[0]) &&
             !(b->jo_big = host->alloc(sizeof(int) * KW)))
-            return fail(host, CNB_ENOMEM, "conv: out of memory");
+            return CNB_FAIL(host, WHO, CNB_ENOMEM, "conv: out of memory");
         pass_layout(b, 1, KH - 1 - d->u.conv.ph, KW - 1 - d->u.conv.pw, d->dst.h);
     }
 
@@ -1179,8 +1142,9 @@ static int conv_workspace(dc_kernel *dk)
               !(s->db = host->alloc(db));
     }
     if (bad)
-        return fail(host, CNB_ENOMEM, "conv: cannot allocate %d x %zu bytes of workspace",
-                    dk->nslots, x + dy + dyt + dw + db);
+        return CNB_FAIL(host, WHO, CNB_ENOMEM,
+                        "conv: cannot allocate %d x %zu bytes of workspace",
+                        dk->nslots, x + dy + dyt + dw + db);
     return CNB_OK;
 }
 
@@ -1196,7 +1160,7 @@ static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     char why[512];
     int err = cnb_op_desc_check(desc, why, sizeof why);
     if (err)
-        return fail(host, err, "%s", why);
+        return CNB_FAIL(host, WHO, err, "%s", why);
 
     dc_kernel *dk = host->alloc(sizeof *dk);
     if (!dk)

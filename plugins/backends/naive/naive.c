@@ -14,7 +14,6 @@
  * backward allocate nothing and do no I/O except logging a bad label.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,18 +32,6 @@ typedef struct naive_kernel {
 } naive_kernel;
 
 static const cnb_op_desc *desc_of(cnb_kernel *self) { return &((naive_kernel *)self)->d; }
-
-static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
-static int fail(const cnb_host *host, int code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
-    return code;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Window geometry, shared by convolution and pooling: output o along an axis of input
@@ -523,23 +510,6 @@ static int lrn_backward(cnb_kernel *self, const cnb_args *a)
  * underflows to 0 (the log(0) guard). Backward ignores diff_dst:
  *     dx = (p - onehot(label)) / n_real for real rows, 0 for rows with a negative label. */
 
-/* Count the real (non-negative) labels; CNB_EINVAL (logged) for a label >= D. */
-static int count_labels(naive_kernel *nk, const int32_t *labels, int *n_real)
-{
-    const int N = nk->d.batch, D = (int)cnb_shape_size(nk->d.src);
-    if (!labels)
-        return fail(nk->host, CNB_EINVAL, "softmax_xent: no labels given");
-    *n_real = 0;
-    for (int n = 0; n < N; n++) {
-        if (labels[n] >= D)
-            return fail(nk->host, CNB_EINVAL,
-                        "softmax_xent: label %d of sample %d is not below %d classes",
-                        (int)labels[n], n, D);
-        *n_real += labels[n] >= 0;
-    }
-    return CNB_OK;
-}
-
 static int softmax_xent_forward(cnb_kernel *self, const cnb_args *a)
 {
     const cnb_op_desc *d = desc_of(self);
@@ -551,7 +521,7 @@ static int softmax_xent_forward(cnb_kernel *self, const cnb_args *a)
 
     int n_real = 0;
     if (loss) {
-        int err = count_labels((naive_kernel *)self, labels, &n_real);
+        int err = cnb_labels_check(((naive_kernel *)self)->host, WHO, d, labels, &n_real);
         if (err)
             return err;
     }
@@ -587,7 +557,7 @@ static int softmax_xent_backward(cnb_kernel *self, const cnb_args *a)
     const int32_t *labels = a->labels; /* (N)   */
 
     int n_real = 0;
-    int err = count_labels((naive_kernel *)self, labels, &n_real);
+    int err = cnb_labels_check(((naive_kernel *)self)->host, WHO, d, labels, &n_real);
     if (err)
         return err;
     if (!dinp)
@@ -653,7 +623,7 @@ static int naive_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel 
     char why[512];
     int err = cnb_op_desc_check(desc, why, sizeof why);
     if (err)
-        return fail(host, err, "%s", why);
+        return CNB_FAIL(host, WHO, err, "%s", why);
 
     naive_kernel *nk = host->alloc(sizeof *nk);
     if (!nk)
@@ -666,8 +636,8 @@ static int naive_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel 
     size_t ws = workspace_bytes(desc);
     if (ws && !(nk->ws = host->alloc(ws))) {
         host->free(nk);
-        return fail(host, CNB_ENOMEM, "%s: cannot allocate %zu bytes of workspace",
-                    ops[desc->op].name, ws);
+        return CNB_FAIL(host, WHO, CNB_ENOMEM, "%s: cannot allocate %zu bytes of workspace",
+                        ops[desc->op].name, ws);
     }
     *out = &nk->base;
     return CNB_OK;

@@ -46,7 +46,6 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,18 +132,6 @@ typedef struct dn_kernel {
     int n_mems;
 } dn_kernel;
 
-
-static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
-static int fail(const cnb_host *host, int code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
-    return code;
-}
 
 /* A oneDNN call failed: say which, and map the status onto a cnb_status. Unimplemented
  * (a geometry oneDNN has no kernel for) is CNB_ENOTSUP, so the host runs naive. */
@@ -764,23 +751,6 @@ done:
  *     loss = mean over real labels of -log p_label = -logsoftmax(x)_label
  *     dx = (p - onehot(label)) / n_real, 0 for rows with a negative label (plain loop) */
 
-/* Count the real (non-negative) labels; CNB_EINVAL (logged) for a label >= D. */
-static int count_labels(const dn_kernel *k, const int32_t *labels, int *n_real)
-{
-    const int N = k->d.batch, D = (int)cnb_shape_size(k->d.src);
-    if (!labels)
-        return fail(k->st->host, CNB_EINVAL, "softmax_xent: no labels given");
-    *n_real = 0;
-    for (int n = 0; n < N; n++) {
-        if (labels[n] >= D)
-            return fail(k->st->host, CNB_EINVAL,
-                        "softmax_xent: label %d of sample %d is not below %d classes",
-                        (int)labels[n], n, D);
-        *n_real += labels[n] >= 0;
-    }
-    return CNB_OK;
-}
-
 static int softmax_xent_forward(cnb_kernel *self, const cnb_args *a)
 {
     dn_kernel *k = (dn_kernel *)self;
@@ -788,7 +758,7 @@ static int softmax_xent_forward(cnb_kernel *self, const cnb_args *a)
     const int32_t *labels = a->labels; /* (N), or NULL when no loss is asked */
     int n_real = 0;
     if (a->loss) {
-        int err = count_labels(k, labels, &n_real);
+        int err = cnb_labels_check(k->st->host, WHO, &k->d, labels, &n_real);
         if (err)
             return err;
     }
@@ -816,7 +786,7 @@ static int softmax_xent_backward(cnb_kernel *self, const cnb_args *a)
     const float *prob = a->dst;        /* (N,D) */
     const int32_t *labels = a->labels; /* (N)   */
     int n_real = 0;
-    int err = count_labels(k, labels, &n_real);
+    int err = cnb_labels_check(k->st->host, WHO, &k->d, labels, &n_real);
     if (err || !dinp)
         return err;
     for (int n = 0; n < N; n++) {
@@ -907,7 +877,7 @@ static int onednn_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel
     char why[512];
     int rc = cnb_op_desc_check(desc, why, sizeof why);
     if (rc)
-        return fail(st->host, rc, "%s", why);
+        return CNB_FAIL(st->host, WHO, rc, "%s", why);
     if (desc->op == CNB_OP_LRN && desc->u.lrn.size % 2 == 0) {
         st->host->log(CNB_LOG_INFO, WHO, "lrn: size %d is even; oneDNN's window would span "
                       "%d channels and naive's %d, so the naive backend runs it",

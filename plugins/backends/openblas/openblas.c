@@ -36,8 +36,6 @@
  * allocate nothing and do no I/O.
  */
 #include <dlfcn.h>
-#include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +136,7 @@ static void env_restore(const env_override *e)
 /* dlopen libopenblas with a sound OPENBLAS_CORETYPE and look up what the kernels call.
  * OPENBLAS_NUM_THREADS=1 for the load keeps OpenBLAS from starting its own threads, which
  * would spin for 0.1 s after loading (and after every threaded call) on the cores the
- * pool's workers need; kernel_run() sets the count each call needs. */
+ * pool's workers need; every sgemm call then runs on the thread that makes it. */
 static int lib_load(const cnb_host *host)
 {
     if (lib.dl)
@@ -246,41 +244,6 @@ typedef struct ob_kernel {
     int direct;       /* conv: 1x1, stride 1, no padding: src is its own cols          */
     ob_slot *slot;    /* conv: (nslots)                                                */
 } ob_kernel;
-
-/* One call: the kernel, its arguments and the next item to hand out. */
-typedef struct ob_job {
-    ob_kernel *ok;
-    const cnb_args *a;
-    atomic_int next;
-} ob_job;
-
-static int job_take(ob_job *job) /* the next item, or past the last one */
-{
-    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-}
-
-/* Run a task on the caller and the pool's workers, each taking items in turn. */
-static void kernel_run(ob_kernel *ok, const cnb_args *a, task_fn fn)
-{
-    ob_job job = {.ok = ok, .a = a};
-    atomic_init(&job.next, 0);
-    if (ok->st->pool)
-        pool_run(ok->st->pool, fn, &job);
-    else
-        fn(&job, 0);
-}
-
-static int fail(const cnb_host *host, int code, const char *fmt, ...) CNB_PRINTF(3, 4);
-static int fail(const cnb_host *host, int code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    host->log(CNB_LOG_ERROR, WHO, "%s", msg);
-    return code;
-}
 
 /* C = op(A) op(B) + beta C, row-major: the only BLAS call of this file. */
 static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
@@ -433,8 +396,8 @@ static void col2im(float *dinp, const float *cols, const cnb_op_desc *d)
 
 static void conv_forward_task(void *arg, int slot)
 {
-    ob_job *job = arg;
-    ob_kernel *ok = job->ok;
+    pool_job *job = arg;
+    ob_kernel *ok = job->kernel;
     const cnb_op_desc *d = &ok->d;
     const int N = d->batch, K = d->dst.c, P = d->dst.h * d->dst.w;
     const int CKK = d->src.c * d->u.conv.kh * d->u.conv.kw;
@@ -445,7 +408,7 @@ static void conv_forward_task(void *arg, int slot)
     const float *bias = job->a->bias;      /* (K), or NULL */
     const ob_slot *ws = &ok->slot[slot];
 
-    for (int n; (n = job_take(job)) < N;) {
+    for (int n; (n = pool_job_take(job)) < N;) {
         const float *cols = inp + n * src_n; /* (CKK, P) */
         if (!ok->direct) {
             im2col(ws->cols, ws->row, inp + n * src_n, d);
@@ -462,7 +425,8 @@ static void conv_forward_task(void *arg, int slot)
 
 static int conv_forward(cnb_kernel *self, const cnb_args *a)
 {
-    kernel_run((ob_kernel *)self, a, conv_forward_task);
+    const ob_kernel *ok = (const ob_kernel *)self;
+    pool_run_job(ok->st->pool, conv_forward_task, self, a);
     return CNB_OK;
 }
 
@@ -473,8 +437,8 @@ static int conv_forward(cnb_kernel *self, const cnb_args *a)
  * into its own slot; conv_reduce_task then adds up the slots that took samples.        */
 static void conv_backward_task(void *arg, int slot)
 {
-    ob_job *job = arg;
-    ob_kernel *ok = job->ok;
+    pool_job *job = arg;
+    ob_kernel *ok = job->kernel;
     const cnb_args *a = job->a;
     const cnb_op_desc *d = &ok->d;
     const int N = d->batch, K = d->dst.c, P = d->dst.h * d->dst.w;
@@ -486,7 +450,7 @@ static void conv_backward_task(void *arg, int slot)
     const float *weight = a->weights; /* (K,C,KH,KW)        */
     ob_slot *ws = &ok->slot[slot];
 
-    for (int n; (n = job_take(job)) < N; ws->samples++) {
+    for (int n; (n = pool_job_take(job)) < N; ws->samples++) {
         const float *dy = dout + (size_t)n * K * P; /* (K, P) */
         if (a->diff_bias)
             for (int k = 0; k < K; k++)
@@ -514,14 +478,14 @@ static void conv_backward_task(void *arg, int slot)
 
 static void conv_reduce_task(void *arg, int slot)
 {
-    ob_job *job = arg;
-    ob_kernel *ok = job->ok;
+    pool_job *job = arg;
+    ob_kernel *ok = job->kernel;
     const int K = ok->d.dst.c, CKK = ok->d.src.c * ok->d.u.conv.kh * ok->d.u.conv.kw;
     float *dweight = job->a->diff_weights; /* (K, CKK), or NULL */
     float *dbias = job->a->diff_bias;      /* (K), or NULL      */
 
     (void)slot;
-    for (int b; (b = job_take(job)) * REDUCE_BLOCK < K;) {
+    for (int b; (b = pool_job_take(job)) * REDUCE_BLOCK < K;) {
         const int k0 = b * REDUCE_BLOCK, k1 = k0 + REDUCE_BLOCK < K ? k0 + REDUCE_BLOCK : K;
         for (int r0 = 0; r0 < CKK && dweight; r0 += REDUCE_BLOCK) {
             const int r1 = r0 + REDUCE_BLOCK < CKK ? r0 + REDUCE_BLOCK : CKK;
@@ -549,9 +513,9 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
     ob_kernel *ok = (ob_kernel *)self;
     for (int t = 0; t < ok->nslots; t++)
         ok->slot[t].samples = 0;
-    kernel_run(ok, a, conv_backward_task);
+    pool_run_job(ok->st->pool, conv_backward_task, ok, a);
     if (a->diff_weights || a->diff_bias)
-        kernel_run(ok, a, conv_reduce_task);
+        pool_run_job(ok->st->pool, conv_reduce_task, ok, a);
     return CNB_OK;
 }
 
@@ -570,8 +534,8 @@ static int ip_block(const ob_kernel *ok, int n)
 
 static void inner_product_forward_task(void *arg, int slot)
 {
-    ob_job *job = arg;
-    ob_kernel *ok = job->ok;
+    pool_job *job = arg;
+    ob_kernel *ok = job->kernel;
     const int N = ok->d.batch, D = (int)cnb_shape_size(ok->d.src), K = ok->d.dst.c;
     float *out = job->a->dst;              /* (N,K)        */
     const float *inp = job->a->src;        /* (N,D)        */
@@ -580,7 +544,7 @@ static void inner_product_forward_task(void *arg, int slot)
     const int bk = ip_block(ok, K);
 
     (void)slot;
-    for (int b; (b = job_take(job)) * bk < K;) {
+    for (int b; (b = pool_job_take(job)) * bk < K;) {
         const int k0 = b * bk, k1 = k0 + bk < K ? k0 + bk : K;
         if (bias)
             for (int n = 0; n < N; n++)
@@ -592,7 +556,8 @@ static void inner_product_forward_task(void *arg, int slot)
 
 static int inner_product_forward(cnb_kernel *self, const cnb_args *a)
 {
-    kernel_run((ob_kernel *)self, a, inner_product_forward_task);
+    const ob_kernel *ok = (const ob_kernel *)self;
+    pool_run_job(ok->st->pool, inner_product_forward_task, self, a);
     return CNB_OK;
 }
 
@@ -600,8 +565,8 @@ static int inner_product_forward(cnb_kernel *self, const cnb_args *a)
  * and dbias[k] = sum_n dout[n,k] rows k0..k1.                                           */
 static void inner_product_backward_task(void *arg, int slot)
 {
-    ob_job *job = arg;
-    ob_kernel *ok = job->ok;
+    pool_job *job = arg;
+    ob_kernel *ok = job->kernel;
     const cnb_args *a = job->a;
     const int N = ok->d.batch, D = (int)cnb_shape_size(ok->d.src), K = ok->d.dst.c;
     float *dinp = a->diff_src;        /* (N,D), or NULL */
@@ -614,7 +579,7 @@ static void inner_product_backward_task(void *arg, int slot)
     const int nd = dinp ? (D + bd - 1) / bd : 0, nk = (K + bk - 1) / bk;
 
     (void)slot;
-    for (int b; (b = job_take(job)) < nd + nk;) {
+    for (int b; (b = pool_job_take(job)) < nd + nk;) {
         if (b < nd) {
             const int d0 = b * bd, d1 = d0 + bd < D ? d0 + bd : D;
             gemm(0, 0, N, d1 - d0, K, dout, K, weight + d0, D, 0.0f, dinp + d0, D);
@@ -635,7 +600,8 @@ static void inner_product_backward_task(void *arg, int slot)
 
 static int inner_product_backward(cnb_kernel *self, const cnb_args *a)
 {
-    kernel_run((ob_kernel *)self, a, inner_product_backward_task);
+    const ob_kernel *ok = (const ob_kernel *)self;
+    pool_run_job(ok->st->pool, inner_product_backward_task, self, a);
     return CNB_OK;
 }
 
@@ -678,8 +644,9 @@ static int conv_workspace(ob_kernel *ok)
               !(s->db = host->alloc(sizeof(double) * K));
     }
     if (bad)
-        return fail(host, CNB_ENOMEM, "conv: cannot allocate %d x %zu bytes of workspace",
-                    ok->nslots, per_thread);
+        return CNB_FAIL(host, WHO, CNB_ENOMEM,
+                        "conv: cannot allocate %d x %zu bytes of workspace",
+                        ok->nslots, per_thread);
     return CNB_OK;
 }
 
@@ -695,7 +662,7 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     char why[512];
     int err = cnb_op_desc_check(desc, why, sizeof why);
     if (err)
-        return fail(host, err, "%s", why);
+        return CNB_FAIL(host, WHO, err, "%s", why);
 
     ob_kernel *ok = host->alloc(sizeof *ok);
     if (!ok)
