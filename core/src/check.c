@@ -224,12 +224,60 @@ static double op_flops(const cnb_op_desc *d)
     return 0.0;
 }
 
+/* Forward (backward = 0) or backward of whatever is being timed. */
+typedef void (*pass_fn)(void *what, int backward);
+
+/* Medians of forward and backward: one untimed pair of passes, whose time sets the
+ * repetitions (SPEED_MIN_REPS to SPEED_MAX_REPS, about SPEED_BUDGET seconds), then each
+ * pass timed on its own. */
+typedef struct pass_times {
+    cnb_sample_stats fwd, bwd;
+} pass_times;
+
+static void time_passes(shared *sh, pass_fn pass, void *what, pass_times *out)
+{
+    double f[SPEED_MAX_REPS], b[SPEED_MAX_REPS];
+    step(sh, "forward");
+    double t = cnb_now();
+    pass(what, 0);
+    step(sh, "backward");
+    pass(what, 1);
+    double once = cnb_now() - t;
+    int reps = (int)fmin(SPEED_MAX_REPS, fmax(SPEED_MIN_REPS, SPEED_BUDGET / fmax(once, 1e-6)));
+    for (int r = 0; r < reps; r++) {
+        step(sh, "forward");
+        double t0 = cnb_now();
+        pass(what, 0);
+        double t1 = cnb_now();
+        step(sh, "backward");
+        pass(what, 1);
+        f[r] = t1 - t0, b[r] = cnb_now() - t1;
+    }
+    cnb_sample_summarize(f, reps, &out->fwd);
+    cnb_sample_summarize(b, reps, &out->bwd);
+}
+
+/* "    onednn       fwd     0.338 ms  bwd     2.940 ms  (CV 13.3% /  9.5%)" */
+static void print_times(const char *who, const pass_times *t)
+{
+    printf("    %-12s fwd %9.3f ms  bwd %9.3f ms  (CV %4.1f%% / %4.1f%%)", who,
+           t->fwd.median * 1e3, t->bwd.median * 1e3, 100 * t->fwd.cv, 100 * t->bwd.cv);
+}
+
 typedef struct timed {
     const cnb_backend_desc *desc;
     void *state;
     cnb_kernel *k;
-    double create, fwd[SPEED_MAX_REPS], bwd[SPEED_MAX_REPS];
+    const cnb_args *a;
+    double create;
+    pass_times t;
 } timed;
+
+static void kernel_pass(void *what, int backward)
+{
+    timed *x = what;
+    (backward ? x->k->backward : x->k->forward)(x->k, x->a);
+}
 
 /* Time forward and backward of every backend in tb[] on one case and print a row. */
 static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
@@ -260,12 +308,11 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
 
     /* One backend after the other, each in a block: interleaving single calls of
      * different thread pools (OpenMP workers spinning while another pool runs) costs
-     * milliseconds per call on a small machine and would measure the pools' contention.
-     * One untimed call first; its time sets the repetitions. */
-    int reps[MAX_BACKENDS] = {0};
+     * milliseconds per call on a small machine and would measure the pools' contention. */
     for (int b = 0; b < nb; b++) {
         timed *x = &tb[b];
         x->k = NULL;
+        x->a = &a;
         step(sh, "kernel_create");
         double t = cnb_now();
         int rc = x->desc->kernel_create(x->state, d, &x->k);
@@ -274,22 +321,7 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
             x->k = NULL;
             continue;
         }
-        step(sh, "forward");
-        t = cnb_now();
-        x->k->forward(x->k, &a);
-        step(sh, "backward");
-        x->k->backward(x->k, &a);
-        double once = cnb_now() - t;
-        reps[b] = (int)fmin(SPEED_MAX_REPS, fmax(SPEED_MIN_REPS, SPEED_BUDGET / fmax(once, 1e-6)));
-        for (int r = 0; r < reps[b]; r++) {
-            step(sh, "forward");
-            double t0 = cnb_now();
-            x->k->forward(x->k, &a);
-            double t1 = cnb_now();
-            step(sh, "backward");
-            x->k->backward(x->k, &a);
-            x->fwd[r] = t1 - t0, x->bwd[r] = cnb_now() - t1;
-        }
+        time_passes(sh, kernel_pass, x, &x->t);
         step(sh, "destroy");
         x->k->destroy(x->k);
     }
@@ -304,21 +336,18 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
                    tb[b].desc->hdr.name);
             continue;
         }
-        cnb_sample_stats f, g;
-        cnb_sample_summarize(tb[b].fwd, reps[b], &f);
-        cnb_sample_summarize(tb[b].bwd, reps[b], &g);
+        const cnb_sample_stats *f = &tb[b].t.fwd, *g = &tb[b].t.bwd;
         double flops = op_flops(d);
-        char gf[48] = "";
+        print_times(tb[b].desc->hdr.name, &tb[b].t);
+        printf("  create %.2f ms", tb[b].create * 1e3);
         if (flops > 0)
-            snprintf(gf, sizeof gf, "  %6.1f / %6.1f GFLOP/s", flops / f.median * 1e-9,
-                     2.0 * flops / g.median * 1e-9);
-        printf("    %-12s fwd %9.3f ms  bwd %9.3f ms  (CV %4.1f%% / %4.1f%%)  create %.2f ms%s\n",
-               tb[b].desc->hdr.name, f.median * 1e3, g.median * 1e3, 100 * f.cv, 100 * g.cv,
-               tb[b].create * 1e3, gf);
+            printf("  %6.1f / %6.1f GFLOP/s", flops / f->median * 1e-9,
+                   2.0 * flops / g->median * 1e-9);
+        printf("\n");
         if (b == 0)
-            tf = f.median, tbw = g.median;
+            tf = f->median, tbw = g->median;
         else
-            best_other_f = fmin(best_other_f, f.median), best_other_b = fmin(best_other_b, g.median);
+            best_other_f = fmin(best_other_f, f->median), best_other_b = fmin(best_other_b, g->median);
     }
     if (nb > 1 && isfinite(best_other_f))
         printf("    %-12s fwd %8.2fx     bwd %8.2fx     against the fastest other backend\n",
@@ -407,6 +436,15 @@ static int child_gradcheck(const cnb_check_opts *o, shared *sh, int target, int 
     return res.bad ? 1 : 0;
 }
 
+static void layer_pass(void *what, int backward)
+{
+    cnb_layer_harness *lh = what;
+    float loss;
+    cnb_io io = {.train = 1, .x = lh->x, .y = lh->y, .dy = lh->r, .dx = lh->dx, .w = lh->L.w,
+                 .dw = lh->L.dw, .labels = lh->labels, .loss = &loss};
+    (backward ? lh->L.layer->backward : lh->L.layer->forward)(lh->L.layer, &io);
+}
+
 static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, int op)
 {
     (void)op;
@@ -431,28 +469,10 @@ static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, in
             cnb_layer_harness_free(&lh);
             continue;
         }
-        double f[SPEED_MAX_REPS], b[SPEED_MAX_REPS];
-        cnb_io io = {.train = 1, .x = lh.x, .y = lh.y, .dy = lh.r, .dx = lh.dx, .w = lh.L.w,
-                     .dw = lh.L.dw, .labels = lh.labels};
-        float loss;
-        io.loss = &loss;
-        int reps = 0;
-        for (double start = cnb_now(); reps < SPEED_MAX_REPS &&
-             (reps < SPEED_MIN_REPS || cnb_now() - start < SPEED_BUDGET); reps++) {
-            step(sh, "forward");
-            double t0 = cnb_now();
-            lh.L.layer->forward(lh.L.layer, &io);
-            double t1 = cnb_now();
-            step(sh, "backward");
-            lh.L.layer->backward(lh.L.layer, &io);
-            f[reps] = t1 - t0, b[reps] = cnb_now() - t1;
-        }
-        cnb_sample_stats sf, sb;
-        cnb_sample_summarize(f, reps, &sf);
-        cnb_sample_summarize(b, reps, &sb);
-        printf("    %-12s fwd %9.3f ms  bwd %9.3f ms  (CV %4.1f%% / %4.1f%%)  ran on %s\n",
-               h->name, sf.median * 1e3, sb.median * 1e3, 100 * sf.cv, 100 * sb.cv,
-               lh.L.ctx.ran_on ? lh.L.ctx.ran_on : "(no kernels)");
+        pass_times t;
+        time_passes(sh, layer_pass, &lh, &t);
+        print_times(h->name, &t);
+        printf("  ran on %s\n", lh.L.ctx.ran_on ? lh.L.ctx.ran_on : "(no kernels)");
         cnb_layer_harness_free(&lh);
     }
     cnb_registry_free(&reg);
