@@ -35,7 +35,6 @@
 #include "net.h"
 #include "checkdata.h"
 #include "testutil.h"
-#include "train.h"
 
 #define DEFAULT_THREADS 2
 #define MAX_BACKENDS 16

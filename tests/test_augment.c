@@ -26,15 +26,6 @@
 #include "rng.h"
 #include "testutil.h"
 
-/* Assert that err contains needle, printing both when it does not. */
-#define CHECK_MSG(err, needle)                                                             \
-    do {                                                                                   \
-        if (!strstr((err), (needle)))                                                      \
-            fprintf(stderr, "\n  %s:%d: message lacks \"%s\": %s\n", __FILE__, __LINE__,   \
-                    (needle), (err));                                                      \
-        CU_ASSERT_PTR_NOT_NULL(strstr((err), (needle)));                                   \
-    } while (0)
-
 /* Assert that call (evaluated once) returned 0, printing the message when it did not. */
 #define CHECK_OK(call, err)                                                                \
     do {                                                                                   \

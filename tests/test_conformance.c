@@ -26,7 +26,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cnnbench/backend.h"
@@ -39,12 +38,6 @@
 
 #define BROKEN_PATH CNB_FIXTURE_DIR "/fixture-broken-backend.so"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 /* ------------------------------------------------------------------------------------ */
 /* Backends. */
 
@@ -153,16 +146,16 @@ static void test_backends(void)
         if (!wanted)
             continue;
         cnb_conform_ref ref;
-        double t = now();
+        double t = cnb_now();
         int ok = cnb_conform_ref_init(&ref, row, naive, ref_be.state) == 0;
-        ref_seconds += now() - t;
+        ref_seconds += cnb_now() - t;
         for (int b = 0; ok && b < nbe; b++) {
             if (!(be[b].desc->ops & bit))
                 continue;
             cnb_conform_result res;
-            t = now();
+            t = cnb_now();
             int problems = cnb_conform_check(be[b].desc, be[b].state, &ref, NULL, &res);
-            be[b].wall += now() - t;
+            be[b].wall += cnb_now() - t;
             be[b].seconds += res.seconds;
             be[b].cases++;
             for (int o = 0; o < CNB_OUT_COUNT; o++)

@@ -137,15 +137,6 @@ static void write_tiny(fixture *fx, int gz, const char **img, const char **lab)
         CU_ASSERT_EQUAL_FATAL((rc), 0);                                                    \
     } while (0)
 
-/* Assert that err contains needle, printing both when it does not. */
-#define CHECK_MSG(err, needle)                                                             \
-    do {                                                                                   \
-        if (!strstr((err), (needle)))                                                      \
-            fprintf(stderr, "\n  %s:%d: message lacks \"%s\": %s\n", __FILE__, __LINE__,   \
-                    (needle), (err));                                                      \
-        CU_ASSERT_PTR_NOT_NULL(strstr((err), (needle)));                                   \
-    } while (0)
-
 static void check_tiny(const cnb_dataset *d, int n)
 {
     CU_ASSERT_EQUAL(d->n, n);

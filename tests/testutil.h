@@ -5,6 +5,7 @@
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "plugin.h"
@@ -21,6 +22,15 @@ void suite_sweep(void);
 void suite_conformance(void);
 void suite_agreement(void);
 void suite_check(void);
+
+/* Assert that err contains needle, printing both when it does not. */
+#define CHECK_MSG(err, needle)                                                             \
+    do {                                                                                   \
+        if (!strstr((err), (needle)))                                                      \
+            fprintf(stderr, "\n  %s:%d: message lacks \"%s\": %s\n", __FILE__, __LINE__,   \
+                    (needle), (err));                                                      \
+        CU_ASSERT_PTR_NOT_NULL(strstr((err), (needle)));                                   \
+    } while (0)
 
 /* Register a suite of NULL-terminated {name, fn} pairs; aborts on registry failure. */
 typedef struct {

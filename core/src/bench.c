@@ -21,7 +21,6 @@
 #include "report.h"
 #include "rng.h"
 #include "stats.h"
-#include "train.h"
 
 #define MAX_BACKENDS 8
 #define MAX_THREADS 8

@@ -19,7 +19,6 @@
 #include "gradcheck.h"
 #include "host.h"
 #include "stats.h"
-#include "train.h"
 
 #define MAX_TARGETS 32      /* plugins one file may export                          */
 #define MAX_BACKENDS 16     /* compared in the speed table                          */

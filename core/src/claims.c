@@ -170,7 +170,7 @@ static int answer_comparison(const cnb_conf *c, const cnb_section *s, const char
     cnb_experiment_free(&e);
     if (rc)
         return rc;
-    static side va, vb;
+    side va, vb; /* 8 KiB each */
     if ((rc = read_sides(a->source, a->metric, a->variant, a->baseline, &va, &vb)))
         return rc;
     if (va.n == 0 || vb.n == 0)

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "checkdata.h"
+#include "host.h"
 #include "cnnbench/op_check.h"
 
 #define SENTINEL_IN_BITS 0x7fc0f00du /* around inputs (a NaN payload)                  */
@@ -190,12 +190,6 @@ static uint64_t hash_words(uint64_t h, const void *p, size_t bytes)
     return h;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 /* ------------------------------------------------------------------------------------ */
 /* Outputs compared, and how. */
 
@@ -551,9 +545,9 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
 
     cnb_kernel *k = NULL;
     phase(opts, "kernel_create");
-    t = now();
+    t = cnb_now();
     res->rc_create = check_rc(&x, "kernel_create", be->kernel_create(state, &ref->d, &k));
-    res->seconds += now() - t;
+    res->seconds += cnb_now() - t;
     if (res->rc_create == CNB_OK && !k) {
         if (!quiet) {
             say_case(&x);
@@ -568,9 +562,9 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
     cnb_args fa = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
                    .labels = ref->labels, .loss = got[CNB_OUT_LOSS]};
     phase(opts, "forward");
-    t = now();
+    t = cnb_now();
     res->rc_fwd = check_rc(&x, "forward", k->forward(k, &fa));
-    res->seconds += now() - t;
+    res->seconds += cnb_now() - t;
     if (res->rc_fwd == CNB_OK)
         for (int o = CNB_OUT_DST; o <= CNB_OUT_LOSS; o++)
             if (got[o])
@@ -588,9 +582,9 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
                        .diff_weights = got[CNB_OUT_DW], .diff_bias = got[CNB_OUT_DB],
                        .labels = ref->labels};
         phase(opts, "backward");
-        t = now();
+        t = cnb_now();
         res->rc_bwd = check_rc(&x, "backward", k->backward(k, &ba));
-        res->seconds += now() - t;
+        res->seconds += cnb_now() - t;
         if (res->rc_bwd == CNB_OK)
             for (int o = CNB_OUT_DSRC; o <= CNB_OUT_DB; o++)
                 if (got[o])
@@ -604,9 +598,9 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
             poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
             ba.diff_src = NULL;
             phase(opts, "backward with diff_src NULL");
-            t = now();
+            t = cnb_now();
             res->rc_bwd2 = check_rc(&x, "backward with diff_src NULL", k->backward(k, &ba));
-            res->seconds += now() - t;
+            res->seconds += cnb_now() - t;
             if (res->rc_bwd2 == CNB_OK) {
                 res->bad[CNB_OUT_DW_NOSRC] = compare(&x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW],
                                                &res->worst[CNB_OUT_DW_NOSRC]);
@@ -619,9 +613,9 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
         }
     }
     phase(opts, "destroy");
-    t = now();
+    t = cnb_now();
     k->destroy(k);
-    res->seconds += now() - t;
+    res->seconds += cnb_now() - t;
 
 done:
     if (inputs_hash(ref) != ref->in_hash) {

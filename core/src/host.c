@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "net.h"
 #include "rng.h"
@@ -64,6 +65,13 @@ void *cnb_alloc(size_t bytes)
 }
 
 void cnb_free(void *p) { free(p); }
+
+double cnb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 const cnb_host *cnb_host_services(void)
 {

@@ -23,4 +23,6 @@ void cnb_error_quiet(int quiet);
 void *cnb_alloc(size_t bytes);  /* 64-byte aligned, zeroed; NULL on failure */
 void cnb_free(void *p);
 
+double cnb_now(void); /* monotonic seconds */
+
 #endif

@@ -13,7 +13,6 @@
 #include <zlib.h>
 
 #include "host.h"
-#include "train.h"
 
 /* ---- per-layer host services ------------------------------------------------------- */
 

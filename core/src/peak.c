@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cnnbench/plugin.h"
-#include "train.h"
+#include "host.h"
 
 #define CHAINS 12
 

@@ -8,20 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "host.h"
 
 static volatile sig_atomic_t stop_requested;
 
 void cnb_train_stop(void) { stop_requested = 1; }
-
-double cnb_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0)
 {

@@ -63,6 +63,5 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augme
                  double *loss, double *acc);
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
-double cnb_now(void); /* monotonic seconds */
 
 #endif
