@@ -393,9 +393,12 @@ static int child_speed(const cnb_check_opts *o, shared *sh, int target, int op)
     return 0;
 }
 
-/* "[check]\ntype = NAME\nkey = value\n..." */
-static void layer_section(const cnb_check_opts *o, const char *name, char *buf, size_t len)
+/* The registry, and the model-file section of layer target t:
+ * "[NAME]\ntype = NAME\nkey = value\n..." from --set KEY=VALUE. */
+static int open_layer(const cnb_check_opts *o, const shared *sh, int t, cnb_registry *reg,
+                      char *buf, size_t len)
 {
+    const char *name = sh->targets[t].name;
     int n = snprintf(buf, len, "[%s]\ntype = %s\n", name, name);
     for (int i = 0; i < o->n_keys && n > 0 && (size_t)n < len; i++) {
         const char *eq = strchr(o->keys[i], '=');
@@ -403,16 +406,16 @@ static void layer_section(const cnb_check_opts *o, const char *name, char *buf, 
                       eq ? (int)(eq - o->keys[i]) : (int)strlen(o->keys[i]), o->keys[i],
                       eq ? eq + 1 : "");
     }
+    return open_registry(o, reg);
 }
 
 static int child_gradcheck(const cnb_check_opts *o, shared *sh, int target, int op)
 {
     (void)op;
     cnb_registry reg;
-    if (open_registry(o, &reg) != 0)
-        return 2;
     char section[2048], err[1024];
-    layer_section(o, sh->targets[target].name, section, sizeof section);
+    if (open_layer(o, sh, target, &reg, section, sizeof section) != 0)
+        return 2;
     snprintf(sh->where, sizeof sh->where, "gradient check on input %dx%dx%d, batch %d",
              o->input.h, o->input.w, o->input.c, GRAD_BATCH);
     step(sh, "forward and backward");
@@ -448,10 +451,9 @@ static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, in
 {
     (void)op;
     cnb_registry reg;
-    if (open_registry(o, &reg) != 0)
-        return 2;
     char section[2048], err[1024];
-    layer_section(o, sh->targets[target].name, section, sizeof section);
+    if (open_layer(o, sh, target, &reg, section, sizeof section) != 0)
+        return 2;
     printf("  input %dx%dx%d, batch %d; forward and backward on each backend (the layer's "
            "kernels may fall back to naive)\n", o->input.h, o->input.w, o->input.c,
            LAYER_SPEED_BATCH);
