@@ -41,6 +41,18 @@ static void test_good_fixture_loads(void)
     cnb_registry_free(&r);
 }
 
+static void test_older_minor(void)
+{
+    cnb_registry r;
+    char err[1024] = "";
+    cnb_registry_init(&r);
+    CU_ASSERT_EQUAL(cnb_registry_load_file(&r, FIXTURE("old-backend"), err, sizeof err), 0);
+    CU_ASSERT_PTR_NOT_NULL(cnb_registry_backend(&r, "fixture-old"));
+    cnb_registry_free(&r);
+    const char *size[] = {"descriptor is", "bytes but ABI 1.1 defines", "rebuild", NULL};
+    expect_refusal(FIXTURE("short-backend"), size);
+}
+
 static void test_wrong_major(void)
 {
     const char *words[] = {"ABI 2.0", "1.0", "rebuild", NULL};
@@ -111,9 +123,10 @@ static void test_scan_survives_bad_files(void)
     cnb_log_set_level(CNB_LOG_INFO);
     CU_ASSERT_PTR_NOT_NULL(cnb_registry_layer(&r, "fixture.good"));
     CU_ASSERT_PTR_NOT_NULL(cnb_registry_layer(&r, "fixture.dup"));
-    /* bad-major, newer-minor, no-entry, empty-name, no-create, small-struct, and the
-     * second of dup-a/dup-b */
-    CU_ASSERT_EQUAL(r.refused, 7);
+    CU_ASSERT_PTR_NOT_NULL(cnb_registry_backend(&r, "fixture-old"));
+    /* bad-major, newer-minor, no-entry, empty-name, no-create, small-struct,
+     * short-backend, and the second of dup-a/dup-b */
+    CU_ASSERT_EQUAL(r.refused, 8);
     cnb_registry_free(&r);
 }
 
@@ -143,6 +156,7 @@ void suite_plugins(void)
         {"a valid plugin loads once", test_good_fixture_loads},
         {"refuses a wrong ABI major", test_wrong_major},
         {"refuses a newer ABI minor", test_newer_minor},
+        {"takes an older ABI minor, refuses its size under a newer one", test_older_minor},
         {"refuses a missing entry symbol", test_missing_entry},
         {"refuses empty required fields", test_empty_fields},
         {"refuses two plugins with one name", test_duplicate_name},

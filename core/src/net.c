@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,21 +95,45 @@ void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
             layer_line(ctx, key), ctx->sec->name, msg);
 }
 
+static int has_layouts(const cnb_backend_desc *be)
+{
+    return be->hdr.abi_minor >= 1 && be->layout_of;
+}
+
+/* The first backend of the chain that makes the kernel, or, for an input in a native
+ * layout, only the backend that chose it; a refusal of that layout is left to
+ * cnb_net_bind (ctx->refused), which then makes both sides again on NCHW. */
 int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
 {
     cnb_net *net = ctx->net;
     if (!net->backend)
         return cnb_layer_error(ctx, NULL, "kernel requested before a backend was chosen");
+    cnb_op_desc d = {0};
+    memcpy(&d, desc, offsetof(cnb_op_desc, src_layout)); /* a 1.0 layer's desc ends here */
+    d.src_layout = ctx->src_layout;
+    int first = 0, end = net->n_chain, used = 0;
+    if (d.src_layout != CNB_LAYOUT_NCHW)
+        first = ctx->src_owner, end = first + 1;
     const cnb_backend_desc *be = net->backend;
     int rc = CNB_ENOTSUP;
-    for (int i = 0; i < net->n_chain && rc == CNB_ENOTSUP; i++) {
+    for (int i = first; i < end && rc == CNB_ENOTSUP; i++) {
         be = net->chain[i];
-        if (be->ops & CNB_OP_BIT(desc->op))
-            rc = be->kernel_create(net->chain_state[i], desc, out);
+        used = i;
+        if (!(be->ops & CNB_OP_BIT(d.op)))
+            continue;
+        d.dst_layout = ctx->want_native && has_layouts(be) ? CNB_LAYOUT_ANY : CNB_LAYOUT_NCHW;
+        rc = be->kernel_create(net->chain_state[i], &d, out);
     }
+    if (rc == CNB_ENOTSUP && d.src_layout != CNB_LAYOUT_NCHW)
+        return ctx->refused = 1, rc;
     if (rc != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not create the kernel (op %d): %d",
                                be->hdr.name, (int)desc->op, rc);
+    ctx->out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
+    ctx->out_owner = used;
+    if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
+        return cnb_layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
+                               be->hdr.name);
     if (ctx->ran_on && strcmp(ctx->ran_on, be->hdr.name) != 0)
         ctx->mixed = 1;
     if (!ctx->ran_on)
@@ -406,19 +431,47 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
     return 0;
 }
 
+/* The length of a spec's backend names, without a trailing ":nchw" (which keeps every
+ * tensor between layers NCHW); *native says whether it was absent. */
+static int spec_names(const char *spec, int *native)
+{
+    static const char suffix[] = ":nchw";
+    size_t n = strlen(spec), k = sizeof suffix - 1;
+    *native = !(n > k && strcmp(spec + n - k, suffix) == 0);
+    return (int)(*native ? n : n - k);
+}
+
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where)
 {
     char copy[256], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", spec);
+    int native;
+    snprintf(copy, sizeof copy, "%.*s", spec_names(spec, &native), spec);
     for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save))
         if (!cnb_registry_backend(reg, name)) {
             char names[512];
             cnb_registry_names(reg, CNB_PLUGIN_BACKEND, names, sizeof names);
             return cnb_error("%s: backend '%s'%s was not found; backends found: %s (join "
-                             "several with '+')", where, name,
-                             strcmp(name, spec) ? " (in a '+' chain)" : "", names);
+                             "several with '+'; add ':nchw' to keep NCHW between layers)",
+                             where, name, strchr(spec, '+') ? " (in a '+' chain)" : "", names);
         }
     return 0;
+}
+
+/* Does layer i hand its tensors straight to one kernel (CNB_LAYER_KERNEL_IO)? */
+static int kernel_io(const cnb_net *net, int i)
+{
+    return (net->layers[i].desc->flags & CNB_LAYER_KERNEL_IO) != 0;
+}
+
+/* (Re)create layer i's kernels from its ctx's layout fields. */
+static int bind_layer(cnb_net *net, int i)
+{
+    cnb_net_layer *L = &net->layers[i];
+    L->ctx.ran_on = NULL;
+    L->ctx.mixed = 0;
+    L->ctx.refused = 0;
+    L->ctx.out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
+    return L->layer->bind ? L->layer->bind(L->layer, net->batch) : 0;
 }
 
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
@@ -428,7 +481,8 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     if (net->backend)
         return cnb_error("a network is bound to a backend once; build another to rebind");
     char spec[256], *save = NULL;
-    snprintf(spec, sizeof spec, "%s+naive", backend);
+    snprintf(spec, sizeof spec, "%.*s+naive", spec_names(backend, &net->native_layouts),
+             backend);
     for (char *name = strtok_r(spec, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
         const cnb_backend_desc *be = cnb_registry_backend(net->reg, name);
         if (!be)
@@ -455,15 +509,35 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
         return cnb_error("out of memory for a batch of %d", batch);
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
+        const int io = kernel_io(net, i), prev_io = i > 0 && kernel_io(net, i - 1);
+        L->ctx.src_layout = CNB_LAYOUT_NCHW;
+        if (io && prev_io) {
+            L->ctx.src_layout = net->layers[i - 1].ctx.out.id;
+            L->ctx.src_owner = net->layers[i - 1].ctx.out_owner;
+        }
+        L->ctx.want_native = net->native_layouts && io && i + 1 < net->n && kernel_io(net, i + 1);
+        int rc = bind_layer(net, i);
+        if (rc && L->ctx.refused) { /* it cannot read its producer's layout: NCHW between */
+            cnb_log(CNB_LOG_DEBUG, "cnnbench", "[%s] cannot read %s from [%s]: NCHW between",
+                    L->name, net->layers[i - 1].ctx.out.name, net->layers[i - 1].name);
+            net->layers[i - 1].ctx.want_native = 0;
+            L->ctx.src_layout = CNB_LAYOUT_NCHW;
+            rc = bind_layer(net, i - 1);
+            if (!rc)
+                rc = bind_layer(net, i);
+        }
+        if (rc)
+            return CNB_EINVAL;
+    }
+    for (int i = 0; i < net->n; i++) { /* y and dy in the layout of the edge they feed */
+        cnb_net_layer *L = &net->layers[i];
         size_t bytes = (size_t)batch * cnb_shape_size(L->out) * sizeof(float);
+        if (L->ctx.out.bytes > bytes)
+            bytes = L->ctx.out.bytes;
         L->y = cnb_alloc(bytes);
         L->dy = cnb_alloc(bytes);
         if (!L->y || !L->dy)
             return cnb_error("out of memory for the activations of [%s]", L->name);
-        L->ctx.ran_on = NULL;
-        L->ctx.mixed = 0;
-        if (L->layer->bind && L->layer->bind(L->layer, batch) != 0)
-            return CNB_EINVAL;
     }
     return 0;
 }

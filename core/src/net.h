@@ -28,6 +28,13 @@ struct cnb_layer_ctx {
     struct cnb_rng rng;      /* this layer's stream                    */
     const char *ran_on;      /* backend that created its kernels       */
     int mixed;               /* kernels from more than one backend     */
+    /* Native layouts (cnnbench/backend.h): set by cnb_net_bind around the layer's bind */
+    uint32_t src_layout;     /* its input edge: CNB_LAYOUT_NCHW or an id   */
+    int src_owner;           /* chain index of the backend that chose it   */
+    int want_native;         /* ask its kernel to choose its dst layout    */
+    int refused;             /* its kernel could not read src_layout       */
+    cnb_layout_info out;     /* the layout its y and dy are in             */
+    int out_owner;           /* chain index of the backend that chose it   */
 };
 
 typedef struct cnb_net_layer {
@@ -59,6 +66,7 @@ struct cnb_net {
     void *chain_state[CNB_MAX_CHAIN];
     int n_chain;
     int threads;
+    int native_layouts;              /* 0 for a spec ending in ":nchw"    */
 };
 
 /* Build layers from a (substituted) model: shapes, parameter specs, FLOPs. Errors are

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,13 +83,15 @@ void cnb_registry_names(const cnb_registry *r, cnb_plugin_kind kind, char *buf, 
         snprintf(buf, len, "(none)");
 }
 
-/* The ABI a kind's descriptor must match, and the struct size each minor defines. */
-static int kind_abi(uint32_t kind, unsigned *major, unsigned *minor, size_t *size)
+/* The ABI a kind's descriptor must match, and the struct size its minor `built` defines
+ * (backend 1.0 ended before layout_of). */
+static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *minor,
+                    size_t *size)
 {
     switch (kind) {
     case CNB_PLUGIN_BACKEND:
         *major = CNB_BACKEND_ABI_MAJOR, *minor = CNB_BACKEND_ABI_MINOR;
-        *size = sizeof(cnb_backend_desc);
+        *size = built >= 1 ? sizeof(cnb_backend_desc) : offsetof(cnb_backend_desc, layout_of);
         return 0;
     case CNB_PLUGIN_LAYER:
         *major = CNB_LAYER_ABI_MAJOR, *minor = CNB_LAYER_ABI_MINOR;
@@ -114,7 +117,7 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
 {
     unsigned major, minor;
     size_t size;
-    if (kind_abi(h->kind, &major, &minor, &size) != 0) {
+    if (kind_abi(h->kind, h->abi_minor, &major, &minor, &size) != 0) {
         snprintf(err, errlen, "unknown plugin kind %u (this host knows backend=1, layer=2)",
                  h->kind);
         return CNB_EABI;

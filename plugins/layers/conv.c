@@ -37,6 +37,7 @@ static int conv_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, c
 static const cnb_layer_desc conv_desc = {
     .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
             "conv", "1.0.0", "2-D convolution (filters, kernel, stride, pad)"},
+    .flags = CNB_LAYER_KERNEL_IO,
     .keys = conv_keys,
     .create = conv_create,
 };

@@ -27,6 +27,7 @@ static int fc_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb
 static const cnb_layer_desc fc_desc = {
     .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
             "fc", "1.0.0", "fully connected layer (outputs)"},
+    .flags = CNB_LAYER_KERNEL_IO,
     .keys = fc_keys,
     .create = fc_create,
 };

@@ -33,6 +33,7 @@ static int lrn_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cn
 static const cnb_layer_desc lrn_desc = {
     .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
             "lrn", "1.0.0", "local response normalisation across channels (size, alpha, beta, k)"},
+    .flags = CNB_LAYER_KERNEL_IO,
     .keys = lrn_keys,
     .create = lrn_create,
 };

@@ -20,7 +20,7 @@ static int softmax_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in
 static const cnb_layer_desc softmax_desc = {
     .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
             "softmax", "1.0.0", "softmax with cross-entropy loss (last layer)"},
-    .flags = CNB_LAYER_LOSS,
+    .flags = CNB_LAYER_LOSS | CNB_LAYER_KERNEL_IO,
     .keys = no_keys,
     .create = softmax_create,
 };

@@ -12,8 +12,9 @@
  * c - size/2 .. c + size/2 (clipped at the ends; layers require an odd size) and alpha is NOT divided by size (Caffe, oneDNN and
  * PyTorch divide it; a backend wrapping them passes alpha * size).
  *
- * Tensors are float32, dense, NCHW. Weights: convolution (K, C, KH, KW), inner product
- * (K, C*H*W); bias (K), or NULL for none. Backward writes (overwrites, never accumulates)
+ * Tensors are float32, dense, NCHW, except between two kernels that agree on a layout of
+ * their own (below). Weights: convolution (K, C, KH, KW), inner product (K, C*H*W); bias
+ * (K), or NULL for none. Backward writes (overwrites, never accumulates)
  * every non-NULL diff_* output. softmax_xent forward needs labels when loss is non-NULL;
  * a label >= C*H*W makes it return CNB_EINVAL.
  */
@@ -27,7 +28,24 @@ extern "C" {
 #endif
 
 #define CNB_BACKEND_ABI_MAJOR 1
-#define CNB_BACKEND_ABI_MINOR 0
+#define CNB_BACKEND_ABI_MINOR 1
+
+/*
+ * Native layouts (ABI 1.1). A tensor between two layers is dense NCHW unless the host lets
+ * the two kernels on either side of it, made by the same backend, pass it in a layout of
+ * that backend's own (oneDNN's nChw16c, say), saving a reorder on each side. The host does
+ * so only where both layers hand their tensors straight to their one kernel
+ * (CNB_LAYER_KERNEL_IO) and the backend has layout_of():
+ *   1. it creates the producer with dst_layout = CNB_LAYOUT_ANY; the backend picks a
+ *      layout for dst (CNB_LAYOUT_NCHW is always a fine answer) and layout_of() says
+ *      which, as a nonzero id only this backend understands, and its size in bytes;
+ *   2. it creates the consumer, on the same backend state, with src_layout = that id; the
+ *      consumer may refuse with CNB_ENOTSUP, and the host then makes both again on NCHW.
+ * The id then covers the edge's four tensors: dst and diff_dst of the producer, src and
+ * diff_src of the consumer. A backend without layout_of() only ever sees CNB_LAYOUT_NCHW.
+ */
+#define CNB_LAYOUT_NCHW 0u
+#define CNB_LAYOUT_ANY 0xffffffffu
 
 typedef enum cnb_op {
     CNB_OP_CONV = 0,      /* 2-D convolution, any kernel, stride, padding          */
@@ -54,7 +72,17 @@ struct cnb_op_desc {
         struct { int kh, kw, sh, sw, ph, pw; } pool;
         struct { int size; float alpha, beta, k; } lrn;
     } u;
+    /* Set by the host (layers leave them 0): CNB_LAYOUT_NCHW, a layout id this backend
+     * chose, or (dst only) CNB_LAYOUT_ANY. */
+    uint32_t src_layout, dst_layout;
 };
+
+/* What layout_of() reports about a kernel's dst. */
+typedef struct cnb_layout_info {
+    uint32_t id;      /* CNB_LAYOUT_NCHW or the backend's own id                     */
+    size_t bytes;     /* one batch of dst (and of diff_dst) in that layout          */
+    const char *name; /* "nChw16c"; static storage                                  */
+} cnb_layout_info;
 
 /* Buffers for one call. Unused fields are NULL. */
 typedef struct cnb_args {
@@ -104,6 +132,10 @@ typedef struct cnb_backend_desc {
 
     /* Optional: one line for run metadata (library versions, CPU core chosen). */
     const char *(*info)(void *state);
+
+    /* Optional (ABI 1.1): the layout a kernel made with dst_layout = CNB_LAYOUT_ANY writes
+     * its dst in; see "Native layouts" above. */
+    int (*layout_of)(const cnb_kernel *kernel, cnb_layout_info *out);
 } cnb_backend_desc;
 
 #ifdef __cplusplus

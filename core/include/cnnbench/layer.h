@@ -65,6 +65,10 @@ enum {
     CNB_LAYER_ACTIVATION = 1u << 1, /* an element-wise non-linearity                  */
     CNB_LAYER_INIT_HE = 1u << 2,    /* ReLU-like: the learnable layer before it gets
                                        He initialisation instead of Xavier           */
+    CNB_LAYER_KERNEL_IO = 1u << 3,  /* x, y, dy and dx go untouched to the src, dst,
+                                       diff_dst and diff_src of its one kernel: the
+                                       host may pass them in a backend's own layout
+                                       (cnnbench/backend.h, "Native layouts")        */
 };
 
 typedef struct cnb_layer_desc {
