@@ -79,7 +79,7 @@ typedef struct row {
 } row;
 
 typedef struct layer_row {
-    char model[64], backend[64], ran_on[80], layer[64], plugin[32];
+    char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
     int batch, threads, backward;
     cnb_sample_stats s;           /* milliseconds */
     double gflops, share;
@@ -488,6 +488,7 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
                          L->ctx.mixed ? "+mixed" : "");
                 snprintf(w->layer, sizeof w->layer, "%s", L->name);
                 snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
+                snprintf(w->layout, sizeof w->layout, "%s", L->ctx.out.name);
                 w->batch = e->batch, w->threads = threads, w->backward = dir;
                 to_ms((dir ? e->lb : e->lf) + i, e->layer_reps, nl, &w->s);
                 double flops = dir ? backward_flops(&e->net, i) : L->layer->flops;
@@ -648,13 +649,13 @@ static int write_csvs(const bconf *bc, const results *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
-                 "q3_ms,cv,gflops,peak_share\n");
+                 "q3_ms,cv,gflops,peak_share,layout\n");
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
-        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f\n", w->model,
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f,%s\n", w->model,
                 w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
                 w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
-                w->s.cv, w->gflops, w->share);
+                w->s.cv, w->gflops, w->share, w->layout);
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
@@ -841,7 +842,8 @@ static int write_report(const bconf *bc, const results *r)
         for (int ti = 0; ti < bc->nt && bc->layers; ti++) {
             int threads = bc->threads[ti];
             fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share "
-                       "of the %d-thread peak)\n\n| layer | plugin |",
+                       "of the %d-thread peak; [layout]: the output passed to the next layer in "
+                       "the backend's own layout, not NCHW)\n\n| layer | plugin |",
                     m->name, threads, threads == 1 ? "" : "s", threads);
             int shown[MAX_BACKENDS], ns = 0;
             for (int b = 0; b < bc->nb; b++)
@@ -868,10 +870,16 @@ static int write_report(const bconf *bc, const results *r)
                             continue;
                         char share[32];
                         fmt_share(share, sizeof share, v->share);
-                        const char *other = strcmp(v->ran_on, v->backend) && strcmp(v->ran_on, "host")
-                                                ? v->ran_on : NULL;
-                        fprintf(f, " %.3f%s%s%s | %.3f | %.1f (%s) |", v->s.median,
+                        /* "(on X)" where a chain or a fallback chose; "[layout]" where
+                         * the output stayed in the backend's own layout */
+                        size_t rl = strlen(v->ran_on);
+                        int own = strncmp(v->ran_on, v->backend, rl) == 0 &&
+                                  (v->backend[rl] == '\0' || v->backend[rl] == ':');
+                        const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
+                        int native = strcmp(v->layout, "nchw") != 0;
+                        fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %.1f (%s) |", v->s.median,
                                 other ? " (on " : "", other ? other : "", other ? ")" : "",
+                                native ? " [" : "", native ? v->layout : "", native ? "]" : "",
                                 vb->s.median, v->gflops, share);
                         sums[b][0] += v->s.median, sums[b][1] += vb->s.median;
                         break;

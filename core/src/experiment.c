@@ -696,17 +696,23 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
                  "seed = %llu\ninit_stream = %d\nshuffle_stream = %d\nlayer_streams = %d + "
                  "layer index\n",
             (unsigned long long)c->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
-    const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, c->backend);
-    fprintf(a.f, "\n[backend]\nname = %s\nversion = %s\nabi = %u.%u\nfile = %s\nthreads = %d\n"
-                 "info = %s\n",
-            c->backend, bp->hdr->version, bp->hdr->abi_major, bp->hdr->abi_minor, bp->path,
-            c->threads, net->backend->info ? net->backend->info(net->backend_state) : "");
-    fprintf(a.f, "\n[layers]\n; layer = plugin version abi, backend that ran its kernels\n");
+    fprintf(a.f, "\n[backend]\nspec = %s\nthreads = %d\nnative_layouts = %s\n", c->backend,
+            c->threads, net->native_layouts ? "yes" : "no");
+    for (int i = 0; i < net->n_chain; i++) { /* the spec's backends, then naive */
+        const cnb_backend_desc *be = net->chain[i];
+        const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, be->hdr.name);
+        fprintf(a.f, "%s = %s abi %u.%u, %s; %s\n", be->hdr.name, be->hdr.version,
+                be->hdr.abi_major, be->hdr.abi_minor, bp ? bp->path : "?",
+                be->info ? be->info(net->chain_state[i]) : "");
+    }
+    fprintf(a.f, "\n[layers]\n; layer = plugin version abi, backend that ran its kernels, "
+                 "layout of its output\n");
     for (int i = 0; i < net->n; i++) {
         const cnb_net_layer *L = &net->layers[i];
-        fprintf(a.f, "%s = %s %s %u.%u %s%s\n", L->name, L->desc->hdr.name, L->desc->hdr.version,
-                L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
-                L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "");
+        fprintf(a.f, "%s = %s %s %u.%u %s%s %s\n", L->name, L->desc->hdr.name,
+                L->desc->hdr.version, L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
+                L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "",
+                L->ctx.out.name);
     }
     fprintf(a.f, "\n[data]\ntrain = %d images %dx%dx%d\ntest = %d images\n", train->n, train->c,
             train->h, train->w, test->n);

@@ -1068,7 +1068,7 @@ static const cnb_backend_desc onednn_desc = {
         .struct_size = sizeof(cnb_backend_desc),
         .kind = CNB_PLUGIN_BACKEND,
         .name = "onednn",
-        .version = "1.0.0",
+        .version = "1.1.0",
         .description = "oneDNN primitives (JIT, blocked layouts for conv and LRN), OpenMP",
     },
     .ops = CNB_OPS_ALL,
