@@ -119,17 +119,6 @@ static void *pool_worker(void *p)
     }
 }
 
-/* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
-void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a)
-{
-    pool_job job = {.kernel = kernel, .a = a};
-    atomic_init(&job.next, 0);
-    if (pool)
-        pool_run(pool, fn, &job);
-    else
-        fn(&job, 0);
-}
-
 void pool_run(thread_pool *pool, task_fn fn, void *arg)
 {
     unsigned gen = ((atomic_load_explicit(&pool->state, memory_order_relaxed) >> 16) + 1) &

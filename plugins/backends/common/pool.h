@@ -1,7 +1,9 @@
 /*
  * pool.h - a small fork-join thread pool shared by the backend plugins that split their
  * calls over threads (openblas, direct). It is a static source compiled into each plugin,
- * not a library of the host: a plugin still needs nothing but the public headers.
+ * not a library of the host: a plugin still needs nothing but the public headers. Two
+ * builds: pool.c on its own pthreads (openblas, whose library has its own threads
+ * anyway) and pool_omp.c on OpenMP's (direct, which shares them with oneDNN in chains).
  *
  * cfg->threads - 1 workers are started in init; pool_run() runs a task on the calling
  * thread (slot 0) and on the workers that join in time (slots 1..workers), and returns
@@ -41,7 +43,15 @@ static inline int pool_job_take(pool_job *job)
 
 /* Run fn on a fresh pool_job for (kernel, a): on the pool, or on the caller alone when
  * pool is NULL (one thread). */
-void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a);
+static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a)
+{
+    pool_job job = {.kernel = kernel, .a = a};
+    atomic_init(&job.next, 0);
+    if (pool)
+        pool_run(pool, fn, &job);
+    else
+        fn(&job, 0);
+}
 
 /* Stop and join the workers, free the pool. NULL is a no-op. */
 void pool_stop(const cnb_host *host, thread_pool *pool);
