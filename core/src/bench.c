@@ -66,6 +66,7 @@ typedef struct entry {
     int reps;
     double sum_fwd, sum_train;
     double *lf, *lb;              /* per layer, [layer_reps][n_layers]      */
+    double *llf, *llb;            /* its library calls alone, or NAN        */
     int layer_reps;
     double layer_seconds;         /* spent in the per-layer pass            */
 } entry;
@@ -82,6 +83,7 @@ typedef struct layer_row {
     char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
     int batch, threads, backward;
     cnb_sample_stats s;           /* milliseconds */
+    cnb_sample_stats lib;         /* its library calls alone (n = 0: none) */
     double gflops, share;
 } layer_row;
 
@@ -322,7 +324,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 
 static void free_entry(entry *e)
 {
-    free(e->fwd), free(e->train), free(e->lf), free(e->lb);
+    free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
     cnb_net_free(&e->net);
     cnb_conf_free(&e->model);
 }
@@ -401,15 +403,28 @@ static int rep_whole(entry *e, int *enough)
 /* The separate per-layer pass: each layer's forward and backward timed on its own. */
 static int rep_layers(entry *e, int *enough)
 {
-    int nl = e->net.n, rc = grow(&e->lf, (e->layer_reps + 1) * nl);
-    if (rc || (rc = grow(&e->lb, (e->layer_reps + 1) * nl)))
+    int nl = e->net.n, rc = 0;
+    double **grown[] = {&e->lf, &e->lb, &e->llf, &e->llb};
+    for (int g = 0; g < 4 && rc == 0; g++)
+        rc = grow(grown[g], (e->layer_reps + 1) * nl);
+    if (rc)
         return rc;
+    const size_t at = (size_t)e->layer_reps * nl;
     float loss;
     double t0 = cnb_now();
-    rc = cnb_net_forward_timed(&e->net, 1, &loss, e->lf + (size_t)e->layer_reps * nl);
+    rc = cnb_net_forward_timed(&e->net, 1, &loss, e->lf + at);
     if (rc == 0)
-        rc = cnb_net_backward_timed(&e->net, e->lb + (size_t)e->layer_reps * nl);
+        rc = cnb_net_backward_timed(&e->net, e->lb + at);
     e->layer_seconds += cnb_now() - t0;
+    /* then each kernel's library calls alone, where its backend can split them out (the
+     * outputs they leave are overwritten by the next repetition) */
+    for (int i = 0; i < nl && rc == 0; i++)
+        for (int dir = 0; dir < 2 && rc == 0; dir++) {
+            double t1 = cnb_now();
+            rc = cnb_net_library_pass(&e->net, i, dir);
+            (dir ? e->llb : e->llf)[at + i] = rc == 0 ? cnb_now() - t1 : NAN;
+            rc = rc == CNB_ENOTSUP ? 0 : rc;
+        }
     e->layer_reps++;
     *enough = e->layer_reps >= e->min_reps && e->layer_seconds >= e->min_time;
     return rc;
@@ -491,6 +506,8 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
                 snprintf(w->layout, sizeof w->layout, "%s", L->ctx.out.name);
                 w->batch = e->batch, w->threads = threads, w->backward = dir;
                 to_ms((dir ? e->lb : e->lf) + i, e->layer_reps, nl, &w->s);
+                if (!isnan((dir ? e->llb : e->llf)[i]))
+                    to_ms((dir ? e->llb : e->llf) + i, e->layer_reps, nl, &w->lib);
                 double flops = dir ? backward_flops(&e->net, i) : L->layer->flops;
                 w->gflops = flops * e->batch / (w->s.median * 1e-3) * 1e-9;
                 w->share = w->gflops / peak_at(r, threads);
@@ -649,13 +666,17 @@ static int write_csvs(const bconf *bc, const results *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
-                 "q3_ms,cv,gflops,peak_share,layout\n");
+                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share\n");
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
-        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f,%s\n", w->model,
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f,%s,", w->model,
                 w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
                 w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
                 w->s.cv, w->gflops, w->share, w->layout);
+        if (w->lib.n)
+            fprintf(a.f, "%.5f,%.4f\n", w->lib.median, w->lib.median / w->s.median);
+        else
+            fprintf(a.f, ",\n");
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
@@ -763,6 +784,29 @@ static int plot_layers(const bconf *bc, const results *r, const bmodel *m, int t
                 b ? "" : ":xtic(1)", bk[b]);
     fprintf(a.f, "\n");
     return cnb_plot_finish(&a, bc->dir, name);
+}
+
+/* The kernels a backend timed with their library calls alone (library_pass): what share
+ * of the library's speed the whole kernel keeps. Nothing when there are none. */
+static void library_table(FILE *f, const results *r, const char *model, int threads)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        if (!w->lib.n || strcmp(w->model, model) || w->threads != threads)
+            continue;
+        if (!said++)
+            fprintf(f, "Kernels against their library calls alone, %d thread%s (the same calls "
+                       "on the same shapes and threads, without im2col, col2im, reorders or "
+                       "the bias; share = library time / kernel time):\n\n| backend | layer | "
+                       "pass | kernel ms | library calls ms | share |\n|---|---|---|---:|---:|"
+                       "---:|\n", threads, threads == 1 ? "" : "s");
+        fprintf(f, "| %s | %s | %s | %.3f | %.3f | %.0f%% |\n", w->backend, w->layer,
+                w->backward ? "backward" : "forward", w->s.median, w->lib.median,
+                100.0 * w->lib.median / w->s.median);
+    }
+    if (said)
+        fprintf(f, "\n");
 }
 
 static void fmt_share(char *buf, size_t len, double share)
@@ -893,6 +937,7 @@ static int write_report(const bconf *bc, const results *r)
                         t ? t->s.median : NAN);
             }
             fprintf(f, "\n\n![layers](layers-%s-t%d.png)\n\n", m->name, threads);
+            library_table(f, r, m->name, threads);
         }
     }
     fprintf(f, "Files: bench.csv (whole network), layers.csv (per layer), peak.csv, meta.ini; "

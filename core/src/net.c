@@ -131,6 +131,8 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
                                be->hdr.name, (int)desc->op, rc);
     ctx->out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
     ctx->out_owner = used;
+    ctx->kernel = *out;
+    ctx->kernel_be = be;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
                                be->hdr.name);
@@ -471,6 +473,8 @@ static int bind_layer(cnb_net *net, int i)
     L->ctx.mixed = 0;
     L->ctx.refused = 0;
     L->ctx.out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
+    L->ctx.kernel = NULL;
+    L->ctx.kernel_be = NULL;
     return L->layer->bind ? L->layer->bind(L->layer, net->batch) : 0;
 }
 
@@ -567,6 +571,29 @@ int cnb_net_forward(cnb_net *net, int train, float *loss)
 }
 
 int cnb_net_backward(cnb_net *net) { return cnb_net_backward_timed(net, NULL); }
+
+int cnb_net_library_pass(cnb_net *net, int i, int backward)
+{
+    cnb_net_layer *L = &net->layers[i];
+    const cnb_backend_desc *be = L->ctx.kernel_be;
+    if (!kernel_io(net, i) || !L->ctx.kernel || be->hdr.abi_minor < 1 || !be->library_pass)
+        return CNB_ENOTSUP;
+    const int np = L->layer->n_params;
+    cnb_args a = {
+        .src = i ? net->layers[i - 1].y : net->x,
+        .dst = L->y,
+        .weights = np > 0 ? L->w[0] : NULL,
+        .bias = np > 1 ? L->w[1] : NULL,
+        .labels = net->labels,
+    };
+    if (backward) {
+        a.diff_dst = L->dy;
+        a.diff_src = i ? net->layers[i - 1].dy : NULL;
+        a.diff_weights = np > 0 ? L->dw[0] : NULL;
+        a.diff_bias = np > 1 ? L->dw[1] : NULL;
+    }
+    return be->library_pass(L->ctx.kernel, &a, backward);
+}
 
 int cnb_net_backward_timed(cnb_net *net, double *seconds)
 {

@@ -35,6 +35,8 @@ struct cnb_layer_ctx {
     int refused;             /* its kernel could not read src_layout       */
     cnb_layout_info out;     /* the layout its y and dy are in             */
     int out_owner;           /* chain index of the backend that chose it   */
+    cnb_kernel *kernel;      /* its latest kernel, and the backend of it   */
+    const cnb_backend_desc *kernel_be;
 };
 
 typedef struct cnb_net_layer {
@@ -97,6 +99,10 @@ int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char
  * y holds the class probabilities. */
 int cnb_net_forward(cnb_net *net, int train, float *loss);
 int cnb_net_backward(cnb_net *net);
+/* Layer i's kernel's library calls alone (cnb_backend_desc.library_pass), forward or
+ * backward, on the net's buffers, after a forward and backward have filled them: 0,
+ * CNB_ENOTSUP where the layer or its backend has no such pass, or the backend's error. */
+int cnb_net_library_pass(cnb_net *net, int i, int backward);
 /* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass). */
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds);
 int cnb_net_backward_timed(cnb_net *net, double *seconds);

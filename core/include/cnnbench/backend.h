@@ -136,6 +136,14 @@ typedef struct cnb_backend_desc {
     /* Optional (ABI 1.1): the layout a kernel made with dst_layout = CNB_LAYOUT_ANY writes
      * its dst in; see "Native layouts" above. */
     int (*layout_of)(const cnb_kernel *kernel, cnb_layout_info *out);
+
+    /* Optional (ABI 1.1): run only the library calls that the kernel's forward (backward
+     * = 0) or backward (1) makes with these arguments, on the same shapes and threads,
+     * without the work around them (im2col, col2im, reorders, bias); the numbers it
+     * writes are meaningless. A benchmark sets the kernel's time against this one: how
+     * much of what its library reaches the lowering keeps. CNB_ENOTSUP for a kernel with
+     * nothing around its library calls. */
+    int (*library_pass)(cnb_kernel *kernel, const cnb_args *a, int backward);
 } cnb_backend_desc;
 
 #ifdef __cplusplus

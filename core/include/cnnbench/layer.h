@@ -66,9 +66,11 @@ enum {
     CNB_LAYER_INIT_HE = 1u << 2,    /* ReLU-like: the learnable layer before it gets
                                        He initialisation instead of Xavier           */
     CNB_LAYER_KERNEL_IO = 1u << 3,  /* x, y, dy and dx go untouched to the src, dst,
-                                       diff_dst and diff_src of its one kernel: the
+                                       diff_dst and diff_src of its one kernel, and
+                                       params 0 and 1 to its weights and bias: the
                                        host may pass them in a backend's own layout
-                                       (cnnbench/backend.h, "Native layouts")        */
+                                       (cnnbench/backend.h, "Native layouts") and time
+                                       the kernel's library calls alone             */
 };
 
 typedef struct cnb_layer_desc {

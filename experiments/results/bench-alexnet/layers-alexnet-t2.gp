@@ -10,7 +10,7 @@ set style histogram clustered gap 1
 set style fill solid 0.7 border -1
 set xtics noenhanced rotate by -45
 set key top right
-plot 'layers-alexnet-t2.dat' using 2:xtic(1) title 'onednn', 'layers-alexnet-t2.dat' using 3 title 'onednn:nchw'
+plot 'layers-alexnet-t2.dat' using 2:xtic(1) title 'openblas'
 set terminal svg size 1000,600 font ',10'
 set output 'layers-alexnet-t2.svg'
 replot

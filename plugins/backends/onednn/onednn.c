@@ -96,6 +96,7 @@ static void state_release(onednn_state *st)
 
 typedef struct prim {
     dnnl_primitive_t p;             /* NULL: nothing to run                      */
+    int is_reorder;                 /* a layout change around the computation    */
     dnnl_memory_t scratch;          /* bound to the state's scratchpad, or NULL  */
     int nargs;
     dnnl_exec_arg_t args[MAX_ARGS];
@@ -128,6 +129,7 @@ typedef struct dn_kernel {
     float *zeros;             /* (K) the bias when a->bias is NULL               */
     float *sink;              /* (K) diff_bias nobody asked for                  */
     const float *logp;        /* softmax: (N,D) log-probabilities (fwd_log dst)  */
+    int library_only;         /* library_pass() is running: skip the reorders    */
     cnb_layout_info out;      /* the layout the host holds dst in (layout_of)    */
     dnnl_memory_t mems[MAX_MEMS]; /* every memory object, destroyed together      */
     int n_mems;
@@ -281,6 +283,7 @@ static dnnl_status_t tensor_make(dn_kernel *k, tensor *t, const dnnl_memory_desc
                                            k->st->attr);
     if (s == dnnl_success)
         s = prim_make(k, &t->reorder, rpd);
+    t->reorder.is_reorder = 1;
     if (rpd)
         dnnl_primitive_desc_destroy(rpd);
     if (s == dnnl_success) {
@@ -380,7 +383,7 @@ static int run(dn_kernel *k, prim *const *seq, int n)
     onednn_state *st = k->st;
     for (int i = 0; i < n; i++) {
         prim *p = seq[i];
-        if (!p || !p->p)
+        if (!p || !p->p || (p->is_reorder && k->library_only))
             continue;
         if (p->scratch) {
             dnnl_status_t s = dnnl_memory_set_data_handle(p->scratch, st->scratch);
@@ -1055,6 +1058,25 @@ static const char *onednn_info(void *state)
     return state ? ((onednn_state *)state)->info : "oneDNN (not started)";
 }
 
+/* The primitives alone, without the reorders between the host's layouts and theirs; a
+ * pass without reorders has nothing to split out. */
+static int onednn_library_pass(cnb_kernel *kernel, const cnb_args *a, int backward)
+{
+    dn_kernel *k = (dn_kernel *)kernel;
+    const tensor *fwd[] = {&k->src, &k->weights, &k->dst};
+    const tensor *bwd[] = {&k->diff_dst, &k->weights_d, &k->diff_src,
+                           &k->src_w, &k->diff_dst_w, &k->diff_weights};
+    int reorders = 0;
+    for (int i = 0; i < (backward ? 6 : 3); i++)
+        reorders += (backward ? bwd[i] : fwd[i])->reorder.p != NULL;
+    if (!reorders || k->d.op == CNB_OP_SOFTMAX_XENT)
+        return CNB_ENOTSUP;
+    k->library_only = 1;
+    int rc = backward ? kernel->backward(kernel, a) : kernel->forward(kernel, a);
+    k->library_only = 0;
+    return rc;
+}
+
 static int onednn_layout_of(const cnb_kernel *kernel, cnb_layout_info *out)
 {
     *out = ((const dn_kernel *)kernel)->out;
@@ -1077,6 +1099,7 @@ static const cnb_backend_desc onednn_desc = {
     .kernel_create = onednn_kernel_create,
     .info = onednn_info,
     .layout_of = onednn_layout_of,
+    .library_pass = onednn_library_pass,
 };
 
 CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)

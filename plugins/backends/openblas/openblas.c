@@ -242,6 +242,7 @@ typedef struct ob_kernel {
     cnb_op_desc d;    /* the descriptor it was created for                             */
     int nslots;       /* conv: workspaces, one per thread (cfg->threads)               */
     int direct;       /* conv: 1x1, stride 1, no padding: src is its own cols          */
+    int gemm_only;    /* conv: library_pass() is running: the GEMMs and nothing else   */
     ob_slot *slot;    /* conv: (nslots)                                                */
 } ob_kernel;
 
@@ -408,12 +409,12 @@ static void conv_forward_task(void *arg, int slot)
     const float *bias = job->a->bias;      /* (K), or NULL */
     const ob_slot *ws = &ok->slot[slot];
 
+    if (ok->gemm_only)
+        bias = NULL;
     for (int n; (n = pool_job_take(job)) < N;) {
-        const float *cols = inp + n * src_n; /* (CKK, P) */
-        if (!ok->direct) {
+        const float *cols = ok->direct ? inp + n * src_n : ws->cols; /* (CKK, P) */
+        if (!ok->direct && !ok->gemm_only)
             im2col(ws->cols, ws->row, inp + n * src_n, d);
-            cols = ws->cols;
-        }
         float *out_n = out + (size_t)n * K * P; /* (K, P) */
         if (bias)
             for (int k = 0; k < K; k++)
@@ -452,22 +453,21 @@ static void conv_backward_task(void *arg, int slot)
 
     for (int n; (n = pool_job_take(job)) < N; ws->samples++) {
         const float *dy = dout + (size_t)n * K * P; /* (K, P) */
-        if (a->diff_bias)
+        if (a->diff_bias && !ok->gemm_only)
             for (int k = 0; k < K; k++)
                 ws->db[k] = (ws->samples ? ws->db[k] : 0.0) + sum_floats(dy + (size_t)k * P, P);
         if (a->diff_weights) {
-            const float *cols = inp + n * src_n;
-            if (!ok->direct) {
+            const float *cols = ok->direct ? inp + n * src_n : ws->cols;
+            if (!ok->direct && !ok->gemm_only)
                 im2col(ws->cols, ws->row, inp + n * src_n, d);
-                cols = ws->cols;
-            }
             gemm(0, 1, CKK, K, P, cols, P, dy, P, ws->samples ? 1.0f : 0.0f, ws->dwt, K);
         }
         if (dinp && ok->direct)
             gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, dinp + n * src_n, P);
         else if (dinp) {
             gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, ws->cols, P);
-            col2im(dinp + n * src_n, ws->cols, d);
+            if (!ok->gemm_only)
+                col2im(dinp + n * src_n, ws->cols, d);
         }
     }
 }
@@ -514,9 +514,23 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
     for (int t = 0; t < ok->nslots; t++)
         ok->slot[t].samples = 0;
     pool_run_job(ok->st->pool, conv_backward_task, ok, a);
-    if (a->diff_weights || a->diff_bias)
+    if ((a->diff_weights || a->diff_bias) && !ok->gemm_only)
         pool_run_job(ok->st->pool, conv_reduce_task, ok, a);
     return CNB_OK;
+}
+
+/* The convolution's GEMMs alone: the same calls on the same threads, without im2col,
+ * col2im, the bias and the reduction of the threads' partial weight gradients. An inner
+ * product is its GEMMs already. */
+static int ob_library_pass(cnb_kernel *self, const cnb_args *a, int backward)
+{
+    ob_kernel *ok = (ob_kernel *)self;
+    if (ok->d.op != CNB_OP_CONV)
+        return CNB_ENOTSUP;
+    ok->gemm_only = 1;
+    int rc = backward ? conv_backward(self, a) : conv_forward(self, a);
+    ok->gemm_only = 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -736,7 +750,7 @@ static const cnb_backend_desc openblas_desc = {
         .struct_size = sizeof(cnb_backend_desc),
         .kind = CNB_PLUGIN_BACKEND,
         .name = "openblas",
-        .version = "1.0.0",
+        .version = "1.1.0",
         .description = "convolution (im2col) and inner product on OpenBLAS sgemm; other ops "
                        "on naive",
     },
@@ -745,6 +759,7 @@ static const cnb_backend_desc openblas_desc = {
     .fini = ob_fini,
     .kernel_create = ob_kernel_create,
     .info = ob_info,
+    .library_pass = ob_library_pass,
 };
 
 CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
