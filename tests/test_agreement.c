@@ -443,6 +443,50 @@ static void check_native(const cnb_backend_desc *be, const step *nchw, const mod
     step_free(&s);
 }
 
+/* A backend's library passes (cnb_backend_desc.library_pass, what the bench times the
+ * kernels against) must leave its kernels as they were: after them, the same step from
+ * the same state gives the same loss and gradients. */
+static void check_library_pass(step *s, const model_case *mc, const char *name, uint64_t seed)
+{
+    cnb_net *net = &s->net;
+    float **saved = calloc((size_t)net->n * CNB_MAX_PARAMS, sizeof *saved);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(saved);
+    for (int i = 0; i < net->n; i++)
+        for (int p = 0; p < net->layers[i].layer->n_params; p++) {
+            size_t bytes = net->layers[i].layer->params[p].count * sizeof(float);
+            saved[i * CNB_MAX_PARAMS + p] = malloc(bytes);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(saved[i * CNB_MAX_PARAMS + p]);
+            memcpy(saved[i * CNB_MAX_PARAMS + p], net->layers[i].dw[p], bytes);
+        }
+    float loss = s->loss;
+    int passes = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int dir = 0; dir < 2; dir++) {
+            int rc = cnb_net_library_pass(net, i, dir);
+            CU_ASSERT(rc == 0 || rc == CNB_ENOTSUP);
+            passes += rc == 0;
+        }
+    for (int i = 0; i < net->n; i++) /* the dropout masks of the first step again */
+        cnb_rng_seed(&net->layers[i].ctx.rng, seed, CNB_STREAM_LAYER + (uint64_t)i);
+    CU_ASSERT_EQUAL_FATAL(forward_backward(s), 0);
+    double worst = fabs((double)s->loss - loss) / fabs((double)loss);
+    for (int i = 0; i < net->n; i++)
+        for (int p = 0; p < net->layers[i].layer->n_params; p++) {
+            diff d = compare(net->layers[i].dw[p], saved[i * CNB_MAX_PARAMS + p],
+                             net->layers[i].layer->params[p].count);
+            worst = d.rel > worst ? d.rel : worst;
+            free(saved[i * CNB_MAX_PARAMS + p]);
+        }
+    free(saved);
+    if (passes)
+        fprintf(stderr, "  %s: %d library passes, then the same step again: largest relative "
+                "difference %.3g\n", name, passes, worst);
+    CU_ASSERT(worst <= NATIVE_TOL);
+    if (!(worst <= NATIVE_TOL))
+        fprintf(stderr, "  FAIL %s on %s: after its library passes the step differs by %.3g\n",
+                mc->label, name, worst);
+}
+
 /* One backend against naive: on NCHW between layers (so that every layer's y and dy can
  * be compared), then with its native layouts against that. */
 static void run_backend(const cnb_backend_desc *be, const step *ref, const model_case *mc,
@@ -475,6 +519,7 @@ static void run_backend(const cnb_backend_desc *be, const step *ref, const model
     CU_ASSERT_EQUAL(bad, 0);
     if (be->hdr.abi_minor >= 1 && be->layout_of)
         check_native(be, &s, mc, threads, seed);
+    check_library_pass(&s, mc, name, seed);
     double t = cnb_now(); /* a second step, after the checks: new dropout masks */
     if (forward_backward(&s) == 0)
         s.warm = cnb_now() - t;
