@@ -373,6 +373,7 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep)
             int k = order[i];
             if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
                 left -= enough[k];
+            cnb_net_park(&es[k].net); /* its spinning threads would slow the next one */
         }
     }
     return rc;

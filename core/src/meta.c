@@ -74,8 +74,12 @@ void cnb_meta_write(FILE *f, const cnb_registry *reg)
             (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024));
     cpuinfo("flags", buf, sizeof buf);
     fprintf(f, "cpu_flags = %s\n", buf);
-    const char *env = getenv("OPENBLAS_CORETYPE");
-    fprintf(f, "OPENBLAS_CORETYPE = %s\n", env ? env : "(unset)");
+    static const char *const vars[] = {"OPENBLAS_CORETYPE", "OMP_PROC_BIND", "OMP_PLACES",
+                                       "OMP_WAIT_POLICY"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *env = getenv(vars[i]);
+        fprintf(f, "%s = %s\n", vars[i], env ? env : "(unset)");
+    }
     fprintf(f, "\n[backends]\n; name = version, ABI, file; info from the backend itself\n");
     for (int i = 0; i < reg->n; i++) {
         const cnb_plugin *p = &reg->items[i];

@@ -572,6 +572,13 @@ int cnb_net_forward(cnb_net *net, int train, float *loss)
 
 int cnb_net_backward(cnb_net *net) { return cnb_net_backward_timed(net, NULL); }
 
+void cnb_net_park(cnb_net *net)
+{
+    for (int i = 0; i < net->n_chain; i++)
+        if (net->chain[i]->hdr.abi_minor >= 1 && net->chain[i]->park)
+            net->chain[i]->park(net->chain_state[i]);
+}
+
 int cnb_net_library_pass(cnb_net *net, int i, int backward)
 {
     cnb_net_layer *L = &net->layers[i];

@@ -103,6 +103,8 @@ int cnb_net_backward(cnb_net *net);
  * backward, on the net's buffers, after a forward and backward have filled them: 0,
  * CNB_ENOTSUP where the layer or its backend has no such pass, or the backend's error. */
 int cnb_net_library_pass(cnb_net *net, int i, int backward);
+/* Tell every backend of the chain that others run next (cnb_backend_desc.park). */
+void cnb_net_park(cnb_net *net);
 /* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass). */
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds);
 int cnb_net_backward_timed(cnb_net *net, double *seconds);

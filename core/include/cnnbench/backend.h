@@ -144,6 +144,11 @@ typedef struct cnb_backend_desc {
      * much of what its library reaches the lowering keeps. CNB_ENOTSUP for a kernel with
      * nothing around its library calls. */
     int (*library_pass)(cnb_kernel *kernel, const cnb_args *a, int backward);
+
+    /* Optional (ABI 1.1): the host is about to run other backends' kernels, or none, for
+     * a while: let threads that spin waiting for this backend's next call sleep instead,
+     * so that they do not take the cores the next backend needs. */
+    void (*park)(void *state);
 } cnb_backend_desc;
 
 #ifdef __cplusplus

@@ -10,7 +10,7 @@ set style histogram clustered gap 1
 set style fill solid 0.7 border -1
 set xtics noenhanced rotate by -45
 set key top right
-plot 'layers-lenet5-t2.dat' using 2:xtic(1) title 'onednn', 'layers-lenet5-t2.dat' using 3 title 'onednn:nchw'
+plot 'layers-lenet5-t2.dat' using 2:xtic(1) title 'direct+onednn'
 set terminal svg size 1000,600 font ',10'
 set output 'layers-lenet5-t2.svg'
 replot

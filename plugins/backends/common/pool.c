@@ -38,6 +38,7 @@ struct thread_pool {
     atomic_uint state;     /* generation << 16 | JOB_CLOSED | joined workers            */
     atomic_uint done;      /* joined workers that have finished                         */
     atomic_int quit;
+    atomic_int park;       /* pool_park(): spinning workers go to sleep at once         */
     task_fn fn;            /* the job: written before its state is published, read by  */
     void *arg;             /*   workers only after they joined                         */
     pthread_mutex_t mu;    /* guards sleepers and the wait on go                        */
@@ -78,6 +79,8 @@ static unsigned pool_wait_job(thread_pool *pool, unsigned last)
             return 0;
         if (job_open(s, last))
             return s;
+        if (atomic_load_explicit(&pool->park, memory_order_relaxed))
+            break;
         cpu_relax();
         if (spins % 64 == 0) {
             if (elapsed_ns(&t0) > POOL_SPIN_NS)
@@ -125,6 +128,7 @@ void pool_run(thread_pool *pool, task_fn fn, void *arg)
                    0xffffu;
     pool->fn = fn;
     pool->arg = arg;
+    atomic_store_explicit(&pool->park, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->state, (gen ? gen : 1) << 16, memory_order_release);
     pthread_mutex_lock(&pool->mu);
@@ -140,6 +144,12 @@ void pool_run(thread_pool *pool, task_fn fn, void *arg)
             sched_yield(); /* a worker lost its core while on its last item */
         else
             cpu_relax();
+}
+
+void pool_park(thread_pool *pool)
+{
+    if (pool)
+        atomic_store_explicit(&pool->park, 1, memory_order_relaxed);
 }
 
 void pool_stop(const cnb_host *host, thread_pool *pool)

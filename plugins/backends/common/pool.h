@@ -53,6 +53,10 @@ static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, con
         fn(&job, 0);
 }
 
+/* Let the workers sleep now instead of spinning for the next job (the host is about to
+ * run another backend's kernels); the next pool_run() wakes them. NULL is a no-op. */
+void pool_park(thread_pool *pool);
+
 /* Stop and join the workers, free the pool. NULL is a no-op. */
 void pool_stop(const cnb_host *host, thread_pool *pool);
 

@@ -30,6 +30,10 @@ void pool_run(thread_pool *pool, task_fn fn, void *arg)
     fn(arg, omp_get_thread_num());
 }
 
+/* OpenMP has no call to put its threads to sleep; OMP_WAIT_POLICY=passive does, for the
+ * whole process. */
+void pool_park(thread_pool *pool) { (void)pool; }
+
 void pool_stop(const cnb_host *host, thread_pool *pool)
 {
     if (pool)

@@ -728,6 +728,12 @@ static int ob_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
     return CNB_OK;
 }
 
+static void ob_park(void *state)
+{
+    if (state)
+        pool_park(((ob_state *)state)->pool);
+}
+
 static void ob_fini(void *state)
 {
     ob_state *st = state;
@@ -760,6 +766,7 @@ static const cnb_backend_desc openblas_desc = {
     .kernel_create = ob_kernel_create,
     .info = ob_info,
     .library_pass = ob_library_pass,
+    .park = ob_park,
 };
 
 CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
