@@ -57,7 +57,18 @@ DEFAULT_BATCH = {"lenet5": 256, "alexnet": 32}
 
 
 def import_torch():
-    """torch, or None when it cannot be imported (absent or broken install)."""
+    """torch, or None when it cannot be imported (absent or broken install).
+
+    PyTorch's OpenMP threads are pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores)
+    unless the environment already says how; libgomp reads them when torch loads it.
+    Unpinned, its 2-thread LeNet-5 step on 2 cores was bimodal, about 15 or about 28 ms
+    from one repetition to the next (CV 72-83% in 3 runs); pinned, 13.1-15.5 ms with CV
+    3-9%. cnnbench's own backends are not pinned: oneDNN measured the same either way
+    (34,596 and 34,546 img/s), and the openblas pool's threads would inherit the main
+    thread's single core."""
+    if "OMP_PROC_BIND" not in os.environ and "OMP_PLACES" not in os.environ:
+        os.environ["OMP_PROC_BIND"] = "true"
+        os.environ["OMP_PLACES"] = "cores"
     try:
         import torch  # noqa: WPS433 - optional dependency
         return torch

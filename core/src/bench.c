@@ -94,7 +94,7 @@ typedef struct results {
     int n_layers;
     cnb_peak peaks[MAX_THREADS];
     int n_peaks;
-    char peer_note[PATH_MAX + 200];
+    char peer_note[PATH_MAX + 512];
 } results;
 
 /* ---- configuration ----------------------------------------------------------------- */
@@ -594,6 +594,11 @@ static int run_peer(const bconf *bc, const bmodel *m, int threads, results *r)
                  "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 1;
     }
+    snprintf(r->peer_note, sizeof r->peer_note,
+             "PyTorch rows from %s: the same networks, batch and threads, timed the same way; "
+             "its OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores) "
+             "unless the environment sets them, as unpinned its 2-thread LeNet-5 step is "
+             "bimodal from one repetition to the next.", bc->peer);
     return 0;
 }
 

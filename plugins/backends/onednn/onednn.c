@@ -12,18 +12,24 @@
  * dnnl_memory_set_data_handle(); forward and backward then only bind and execute.
  *
  * Layouts. A convolution lets oneDNN choose (format_tag any; on AVX-512 that is nChw16c
- * activations and OIhw16i16o-like weights) and reorders at its edges: src in, dst out,
- * diff_dst in, diff_src and diff_weights out, and the weights on every call, as SGD
- * changes them between steps. The blocked src made by forward is reused by the
- * backward-weights pass (the ABI lets backward use what the latest forward on the same
- * src saved). Backward weights takes nhwc where oneDNN 2.6 would otherwise drop to an
- * AVX2 kernel (4 <= C < 16). LRN runs on nChw16c, since oneDNN has no fast NCHW backward
- * (its reference kernel took 417 ms for AlexNet norm1 at batch 32, 12 ms blocked with
- * the reorders); its blocked src from forward is kept for backward too. The inner
- * product keeps the host's (K,D) weights (a per-call reorder of fc6's would cost more
- * than blocking saves); from batch 16 its forward is a matmul primitive on their
- * transposed view, which oneDNN 2.6 runs far faster than its inner product's GEMM.
- * Pooling, eltwise and softmax run on the plain tensors: a reorder costs as much as them.
+ * activations and OIhw16i16o-like weights) and reorders at its edges what the host does
+ * not hold in that layout, and the weights on every call, as SGD changes them between
+ * steps. The host hands a kernel its neighbours' layouts (cnnbench/backend.h, "Native
+ * layouts"): where it lets a kernel choose (dst_layout ANY), a convolution keeps
+ * oneDNN's pick, or nChw8c when it has at most 8 output channels (16 would pad LeNet's 6
+ * and slow the ReLU and pooling after it 2-3x), and pooling, eltwise and LRN keep their
+ * input's layout; the next kernel takes it as its src. On NCHW (the network's edges, the
+ * inner product, softmax, ":nchw") each kernel reorders in and out itself. The blocked
+ * src made by forward is reused by the backward-weights pass (the ABI lets backward use
+ * what the latest forward on the same src saved). Backward weights takes nhwc where
+ * oneDNN 2.6 would otherwise drop to an AVX2 kernel (4 <= C < 16). LRN runs on nChw16c,
+ * since oneDNN has no fast NCHW backward (its reference kernel took 417 ms for AlexNet
+ * norm1 at batch 32, 12 ms blocked with the reorders); its blocked src from forward is
+ * kept for backward too. The inner product keeps the host's (K,D) weights (a per-call
+ * reorder of fc6's would cost more than blocking saves) and reads NCHW only; from batch
+ * 16 its forward is a matmul primitive on their transposed view, which oneDNN 2.6 runs
+ * far faster than its inner product's GEMM. library_pass() runs the primitives without
+ * the reorders, for the bench to show what the reorders cost.
  *
  * Semantics follow the naive backend, the oracle:
  *   - LRN: oneDNN divides alpha by the size and the ABI does not, so alpha * size is
@@ -37,8 +43,8 @@
  *     the gradient (p - onehot)/n_real is a plain loop, 0 for padding (negative) labels.
  *   - a NULL bias is a zero bias; a NULL diff_* skips its pass (diff_bias alone is a
  *     plain loop); a NULL diff_bias next to diff_weights goes to a private sink.
- * It is deliberately not a graph compiler: each kernel reorders its own edges, because
- * the ABI hands dense NCHW tensors between layers.
+ * It is deliberately not a graph compiler: no fusion across layers, and a kernel reorders
+ * whatever edge the host could not give it in its own layout.
  *
  * Threads: cfg->threads is the OpenMP thread count. It is set again before every create
  * and call, because oneDNN sizes its per-thread buffers at create and reads the count at
@@ -1091,7 +1097,8 @@ static const cnb_backend_desc onednn_desc = {
         .kind = CNB_PLUGIN_BACKEND,
         .name = "onednn",
         .version = "1.1.0",
-        .description = "oneDNN primitives (JIT, blocked layouts for conv and LRN), OpenMP",
+        .description = "oneDNN primitives (JIT), its blocked layouts passed between layers, "
+                       "OpenMP",
     },
     .ops = CNB_OPS_ALL,
     .init = onednn_init,
