@@ -390,6 +390,20 @@ static int check_against(const step *got, const step *ref, const model_case *mc,
     return bad;
 }
 
+/* run_step on backend spec `spec`; on failure a FAIL line naming `name`, and s freed. */
+static int backend_step(step *s, const model_case *mc, const char *spec, const char *name,
+                        int threads, uint64_t seed)
+{
+    int rc = run_step(s, mc, spec, threads, seed);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc) {
+        fprintf(stderr, "  FAIL %s on %s: the step failed: %s\n", mc->label, name,
+                cnb_last_error());
+        step_free(s);
+    }
+    return rc;
+}
+
 /* The same step with native layouts between layers (cnnbench/backend.h) against the
  * step on NCHW: a layout moves numbers, it does not change them, so the loss and every
  * gradient must agree to NATIVE_TOL, and at least one tensor must have been native. */
@@ -398,14 +412,8 @@ static void check_native(const cnb_backend_desc *be, const step *nchw, const mod
 {
     const char *name = be->hdr.name;
     step s;
-    int rc = run_step(&s, mc, name, threads, seed);
-    CU_ASSERT_EQUAL(rc, 0);
-    if (rc) {
-        fprintf(stderr, "  FAIL %s on %s: the step failed: %s\n", mc->label, name,
-                cnb_last_error());
-        step_free(&s);
+    if (backend_step(&s, mc, name, name, threads, seed))
         return;
-    }
     char edges[512] = "";
     int n_native = 0;
     for (int i = 0; i < s.net.n; i++) {
@@ -496,14 +504,8 @@ static void run_backend(const cnb_backend_desc *be, const step *ref, const model
     char spec[128];
     snprintf(spec, sizeof spec, "%s:nchw", name);
     step s;
-    int rc = run_step(&s, mc, spec, threads, seed);
-    CU_ASSERT_EQUAL(rc, 0);
-    if (rc) {
-        fprintf(stderr, "  FAIL %s on %s: the step failed: %s\n", mc->label, name,
-                cnb_last_error());
-        step_free(&s);
+    if (backend_step(&s, mc, spec, name, threads, seed))
         return;
-    }
     /* Layers that fell back to naive agree trivially: say which. */
     char fallback[512] = "";
     size_t used = 0;
