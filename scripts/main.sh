@@ -5,8 +5,8 @@
 # two cores, and write its report, tables and plots under results/lenet5-ablation/
 # (results/lenet5-ablation-quick/ with --quick).
 #
-#   scripts/main.sh           the full experiment (10 epochs; about 2 minutes on 2 cores)
-#   scripts/main.sh --quick   its declared quick profile (4 epochs; under a minute)
+#   scripts/main.sh           the full experiment (10 epochs; about 4 minutes on 2 cores)
+#   scripts/main.sh --quick   its declared quick profile (4 epochs; about 2 minutes)
 #
 # Finished runs are kept: running it again resumes where it stopped.
 set -euo pipefail
