@@ -204,16 +204,19 @@ static int cmd_plugins(const cnb_registry *reg)
                 printf("%42s on naive:", "");
                 print_ops(b->ops, 0);
             }
-            if (b->hdr.abi_minor >= 1 && (b->layout_of || b->library_pass || b->park)) {
-                const char *has[] = {b->layout_of ? "native layouts" : NULL,
-                                     b->library_pass ? "library passes" : NULL,
-                                     b->park ? "park" : NULL};
-                printf("%42s also:", "");
-                for (int k = 0, n = 0; k < 3; k++)
-                    if (has[k])
-                        printf("%s %s", n++ ? "," : "", has[k]);
+            const char *has[] = {CNB_BACKEND_FIELD(b, layout_of) ? "native layouts" : NULL,
+                                 CNB_BACKEND_FIELD(b, library_pass) ? "library passes" : NULL,
+                                 CNB_BACKEND_FIELD(b, park) ? "park" : NULL};
+            int n = 0;
+            for (int k = 0; k < 3; k++)
+                if (has[k]) {
+                    if (n++)
+                        printf(", %s", has[k]);
+                    else
+                        printf("%42s also: %s", "", has[k]);
+                }
+            if (n)
                 printf("\n");
-            }
         } else {
             const cnb_layer_desc *l = (const cnb_layer_desc *)p->hdr;
             printf("%42s type = %s; keys:", "", p->hdr->name);

@@ -95,14 +95,9 @@ void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
             layer_line(ctx, key), ctx->sec->name, msg);
 }
 
-static int has_layouts(const cnb_backend_desc *be)
-{
-    return be->hdr.abi_minor >= 1 && be->layout_of;
-}
-
 /* The first backend of the chain that makes the kernel, or, for an input in a native
- * layout, only the backend that chose it; a refusal of that layout is left to
- * cnb_net_bind (ctx->refused), which then makes both sides again on NCHW. */
+ * layout (the previous layer's out), only the backend that chose it; a refusal of that
+ * layout is left to cnb_net_bind (ctx->refused), which makes both sides again on NCHW. */
 int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
 {
     cnb_net *net = ctx->net;
@@ -110,10 +105,10 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
         return cnb_layer_error(ctx, NULL, "kernel requested before a backend was chosen");
     cnb_op_desc d = {0};
     memcpy(&d, desc, offsetof(cnb_op_desc, src_layout)); /* a 1.0 layer's desc ends here */
-    d.src_layout = ctx->src_layout;
+    const cnb_layer_ctx *prev = ctx->index > 0 ? &net->layers[ctx->index - 1].ctx : NULL;
     int first = 0, end = net->n_chain, used = 0;
-    if (d.src_layout != CNB_LAYOUT_NCHW)
-        first = ctx->src_owner, end = first + 1;
+    if (prev && prev->out.id != CNB_LAYOUT_NCHW)
+        d.src_layout = prev->out.id, first = prev->chain, end = first + 1;
     const cnb_backend_desc *be = net->backend;
     int rc = CNB_ENOTSUP;
     for (int i = first; i < end && rc == CNB_ENOTSUP; i++) {
@@ -121,7 +116,8 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
         used = i;
         if (!(be->ops & CNB_OP_BIT(d.op)))
             continue;
-        d.dst_layout = ctx->want_native && has_layouts(be) ? CNB_LAYOUT_ANY : CNB_LAYOUT_NCHW;
+        d.dst_layout = ctx->want_native && CNB_BACKEND_FIELD(be, layout_of) ? CNB_LAYOUT_ANY
+                                                                           : CNB_LAYOUT_NCHW;
         rc = be->kernel_create(net->chain_state[i], &d, out);
     }
     if (rc == CNB_ENOTSUP && d.src_layout != CNB_LAYOUT_NCHW)
@@ -129,10 +125,8 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
     if (rc != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not create the kernel (op %d): %d",
                                be->hdr.name, (int)desc->op, rc);
-    ctx->out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
-    ctx->out_owner = used;
     ctx->kernel = *out;
-    ctx->kernel_be = be;
+    ctx->chain = used;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
                                be->hdr.name);
@@ -474,7 +468,6 @@ static int bind_layer(cnb_net *net, int i)
     L->ctx.refused = 0;
     L->ctx.out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
     L->ctx.kernel = NULL;
-    L->ctx.kernel_be = NULL;
     return L->layer->bind ? L->layer->bind(L->layer, net->batch) : 0;
 }
 
@@ -513,19 +506,13 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
         return cnb_error("out of memory for a batch of %d", batch);
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
-        const int io = kernel_io(net, i), prev_io = i > 0 && kernel_io(net, i - 1);
-        L->ctx.src_layout = CNB_LAYOUT_NCHW;
-        if (io && prev_io) {
-            L->ctx.src_layout = net->layers[i - 1].ctx.out.id;
-            L->ctx.src_owner = net->layers[i - 1].ctx.out_owner;
-        }
-        L->ctx.want_native = net->native_layouts && io && i + 1 < net->n && kernel_io(net, i + 1);
+        L->ctx.want_native =
+            net->native_layouts && kernel_io(net, i) && i + 1 < net->n && kernel_io(net, i + 1);
         int rc = bind_layer(net, i);
         if (rc && L->ctx.refused) { /* it cannot read its producer's layout: NCHW between */
             cnb_log(CNB_LOG_DEBUG, "cnnbench", "[%s] cannot read %s from [%s]: NCHW between",
                     L->name, net->layers[i - 1].ctx.out.name, net->layers[i - 1].name);
             net->layers[i - 1].ctx.want_native = 0;
-            L->ctx.src_layout = CNB_LAYOUT_NCHW;
             rc = bind_layer(net, i - 1);
             if (!rc)
                 rc = bind_layer(net, i);
@@ -575,29 +562,45 @@ int cnb_net_backward(cnb_net *net) { return cnb_net_backward_timed(net, NULL); }
 void cnb_net_park(cnb_net *net)
 {
     for (int i = 0; i < net->n_chain; i++)
-        if (net->chain[i]->hdr.abi_minor >= 1 && net->chain[i]->park)
+        if (CNB_BACKEND_FIELD(net->chain[i], park))
             net->chain[i]->park(net->chain_state[i]);
 }
 
+/* Layer i's buffers for a training backward (or, without dy and dx, a forward). */
+static cnb_io layer_io(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    return (cnb_io){.train = 1,
+                    .x = i ? net->layers[i - 1].y : net->x,
+                    .y = L->y,
+                    .dy = L->dy,
+                    .dx = i ? net->layers[i - 1].dy : NULL,
+                    .w = L->w,
+                    .dw = L->dw,
+                    .labels = net->labels};
+}
+
+/* The kernel's library calls on the layer's buffers, mapped as CNB_LAYER_KERNEL_IO says. */
 int cnb_net_library_pass(cnb_net *net, int i, int backward)
 {
-    cnb_net_layer *L = &net->layers[i];
-    const cnb_backend_desc *be = L->ctx.kernel_be;
-    if (!kernel_io(net, i) || !L->ctx.kernel || be->hdr.abi_minor < 1 || !be->library_pass)
+    const cnb_net_layer *L = &net->layers[i];
+    const cnb_backend_desc *be = net->chain[L->ctx.chain];
+    if (!kernel_io(net, i) || !L->ctx.kernel || !CNB_BACKEND_FIELD(be, library_pass))
         return CNB_ENOTSUP;
+    const cnb_io io = layer_io(net, i);
     const int np = L->layer->n_params;
     cnb_args a = {
-        .src = i ? net->layers[i - 1].y : net->x,
-        .dst = L->y,
-        .weights = np > 0 ? L->w[0] : NULL,
-        .bias = np > 1 ? L->w[1] : NULL,
-        .labels = net->labels,
+        .src = io.x,
+        .dst = io.y,
+        .weights = np > 0 ? io.w[0] : NULL,
+        .bias = np > 1 ? io.w[1] : NULL,
+        .labels = io.labels,
     };
     if (backward) {
-        a.diff_dst = L->dy;
-        a.diff_src = i ? net->layers[i - 1].dy : NULL;
-        a.diff_weights = np > 0 ? L->dw[0] : NULL;
-        a.diff_bias = np > 1 ? L->dw[1] : NULL;
+        a.diff_dst = io.dy;
+        a.diff_src = io.dx;
+        a.diff_weights = np > 0 ? io.dw[0] : NULL;
+        a.diff_bias = np > 1 ? io.dw[1] : NULL;
     }
     return be->library_pass(L->ctx.kernel, &a, backward);
 }
@@ -606,14 +609,7 @@ int cnb_net_backward_timed(cnb_net *net, double *seconds)
 {
     for (int i = net->n - 1; i >= 0; i--) {
         cnb_net_layer *L = &net->layers[i];
-        cnb_io io = {.train = 1,
-                     .x = i ? net->layers[i - 1].y : net->x,
-                     .y = L->y,
-                     .dy = L->dy,
-                     .dx = i ? net->layers[i - 1].dy : NULL,
-                     .w = L->w,
-                     .dw = L->dw,
-                     .labels = net->labels};
+        cnb_io io = layer_io(net, i);
         double t0 = seconds ? cnb_now() : 0.0;
         int rc = L->layer->backward(L->layer, &io);
         if (seconds)

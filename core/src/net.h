@@ -28,15 +28,13 @@ struct cnb_layer_ctx {
     struct cnb_rng rng;      /* this layer's stream                    */
     const char *ran_on;      /* backend that created its kernels       */
     int mixed;               /* kernels from more than one backend     */
-    /* Native layouts (cnnbench/backend.h): set by cnb_net_bind around the layer's bind */
-    uint32_t src_layout;     /* its input edge: CNB_LAYOUT_NCHW or an id   */
-    int src_owner;           /* chain index of the backend that chose it   */
+    /* Native layouts (cnnbench/backend.h), set around the layer's bind; its input is in
+     * the previous layer's out */
     int want_native;         /* ask its kernel to choose its dst layout    */
-    int refused;             /* its kernel could not read src_layout       */
+    int refused;             /* its kernel could not read its input's layout */
     cnb_layout_info out;     /* the layout its y and dy are in             */
-    int out_owner;           /* chain index of the backend that chose it   */
-    cnb_kernel *kernel;      /* its latest kernel, and the backend of it   */
-    const cnb_backend_desc *kernel_be;
+    cnb_kernel *kernel;      /* its latest kernel                          */
+    int chain;               /* the chain index of the backend that made it */
 };
 
 typedef struct cnb_net_layer {
