@@ -922,9 +922,8 @@ static int write_report(const bconf *bc, const results *r)
                         fmt_share(share, sizeof share, v->share);
                         /* "(on X)" where a chain or a fallback chose; "[layout]" where
                          * the output stayed in the backend's own layout */
-                        size_t rl = strlen(v->ran_on);
-                        int own = strncmp(v->ran_on, v->backend, rl) == 0 &&
-                                  (v->backend[rl] == '\0' || v->backend[rl] == ':');
+                        int native_spec, n = cnb_backend_spec_names(v->backend, &native_spec);
+                        int own = (int)strlen(v->ran_on) == n && !strncmp(v->ran_on, v->backend, n);
                         const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
                         int native = strcmp(v->layout, "nchw") != 0;
                         fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %.1f (%s) |", v->s.median,

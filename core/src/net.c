@@ -427,9 +427,7 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
     return 0;
 }
 
-/* The length of a spec's backend names, without a trailing ":nchw" (which keeps every
- * tensor between layers NCHW); *native says whether it was absent. */
-static int spec_names(const char *spec, int *native)
+int cnb_backend_spec_names(const char *spec, int *native)
 {
     static const char suffix[] = ":nchw";
     size_t n = strlen(spec), k = sizeof suffix - 1;
@@ -441,7 +439,7 @@ int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char
 {
     char copy[256], *save = NULL;
     int native;
-    snprintf(copy, sizeof copy, "%.*s", spec_names(spec, &native), spec);
+    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native), spec);
     for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save))
         if (!cnb_registry_backend(reg, name)) {
             char names[512];
@@ -478,8 +476,8 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     if (net->backend)
         return cnb_error("a network is bound to a backend once; build another to rebind");
     char spec[256], *save = NULL;
-    snprintf(spec, sizeof spec, "%.*s+naive", spec_names(backend, &net->native_layouts),
-             backend);
+    snprintf(spec, sizeof spec, "%.*s+naive",
+             cnb_backend_spec_names(backend, &net->native_layouts), backend);
     for (char *name = strtok_r(spec, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
         const cnb_backend_desc *be = cnb_registry_backend(net->reg, name);
         if (!be)

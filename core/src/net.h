@@ -92,6 +92,9 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
 /* Every backend of a spec ("direct+onednn") exists; otherwise an error naming it, `where`
  * first. */
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where);
+/* The length of a spec's backend names, without a trailing ":nchw" (which keeps every
+ * tensor between layers NCHW); *native says whether it was absent. */
+int cnb_backend_spec_names(const char *spec, int *native);
 
 /* net->x and net->labels hold the batch. Forward writes the mean loss; the last layer's
  * y holds the class probabilities. */
