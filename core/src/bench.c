@@ -793,7 +793,8 @@ static int plot_layers(const bconf *bc, const results *r, const bmodel *m, int t
 }
 
 /* The kernels a backend timed with their library calls alone (library_pass): what share
- * of the library's speed the whole kernel keeps. Nothing when there are none. */
+ * of the library's speed the whole kernel keeps, and the sum over every layer and both
+ * passes (the others at their kernel time). Nothing when there are none. */
 static void library_table(FILE *f, const results *r, const char *model, int threads)
 {
     int said = 0;
@@ -810,6 +811,25 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
         fprintf(f, "| %s | %s | %s | %.3f | %.3f | %.0f%% |\n", w->backend, w->layer,
                 w->backward ? "backward" : "forward", w->s.median, w->lib.median,
                 100.0 * w->lib.median / w->s.median);
+        /* after a backend's last such kernel: its whole per-layer pass, with every kernel
+         * at its library calls alone where it has them (what free reorders would give) */
+        int last = 1;
+        for (int j = i + 1; j < r->n_layers && last; j++)
+            last = !(r->layers[j].lib.n && !strcmp(r->layers[j].backend, w->backend) &&
+                     !strcmp(r->layers[j].model, model) && r->layers[j].threads == threads);
+        if (!last)
+            continue;
+        double kernels = 0, library = 0;
+        for (int j = 0; j < r->n_layers; j++) {
+            const layer_row *v = &r->layers[j];
+            if (!strcmp(v->backend, w->backend) && !strcmp(v->model, model) &&
+                v->threads == threads) {
+                kernels += v->s.median;
+                library += v->lib.n ? v->lib.median : v->s.median;
+            }
+        }
+        fprintf(f, "| %s | every layer | both | %.3f | %.3f | %.0f%% |\n", w->backend, kernels,
+                library, 100.0 * library / kernels);
     }
     if (said)
         fprintf(f, "\n");

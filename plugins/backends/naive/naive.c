@@ -267,13 +267,16 @@ static int pool_max_forward(cnb_kernel *self, const cnb_args *a)
                 int j0, j1, iw = ow * SW - PW;
                 window_taps(&j0, &j1, ow, KW, SW, PW, W);
                 int best = (ih + i0) * W + iw + j0; /* create checked P < K: never empty */
+                float max = x[best];
                 for (int i = i0; i < i1; i++)
                     for (int j = j0; j < j1; j++) {
-                        int idx = (ih + i) * W + iw + j;
-                        if (x[idx] > x[best])
-                            best = idx;
+                        /* selects, not a branch on the data (which mispredicts) */
+                        const int idx = (ih + i) * W + iw + j;
+                        const float v = x[idx];
+                        best = v > max ? idx : best;
+                        max = v > max ? v : max;
                     }
-                y[oh * OW + ow] = x[best];
+                y[oh * OW + ow] = max;
                 arg[oh * OW + ow] = best;
             }
         }
@@ -420,8 +423,10 @@ static int relu_backward(cnb_kernel *self, const cnb_args *a)
     const float *inp = a->src;       /* (N,C,H,W) */
     if (!dinp)
         return CNB_OK;
-    for (size_t i = 0; i < n; i++)
-        dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float g = dout[i]; /* read either way: a select, not a branch on the data */
+        dinp[i] = inp[i] > 0.0f ? g : 0.0f;
+    }
     return CNB_OK;
 }
 
