@@ -745,7 +745,7 @@ static void test_batch_errors(void)
     cnb_augment a;
     cnb_augment_cfg cfg = {.crop_h = 3, .crop_w = 3, .flip = 1};
     CHECK_OK(cnb_augment_init(&a, &cfg, &d, err, sizeof err), err);
-    float out[2 * 27];
+    float out[2 * 48]; /* 2 samples of 3 x 4 x 4: the uncropped second setup */
     const uint32_t bad[2] = {1, 3}, good[2] = {0, 2};
     CU_ASSERT_EQUAL(cnb_augment_batch(&a, &d, bad, 2, 1, 1, 0, out), CNB_EINVAL);
     CHECK_MSG(cnb_augment_error(&a), "sample index 3 of a set of 3");
