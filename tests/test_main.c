@@ -26,6 +26,7 @@ static const struct {
     {"conformance", suite_conformance},
     {"agreement", suite_agreement},
     {"check", suite_check},
+    {"bench", suite_bench},
 };
 
 int main(int argc, char **argv)

@@ -50,6 +50,7 @@ typedef struct bconf {
     int nb;
     int threads[MAX_THREADS], nt;
     int warmup, min_reps, layers;
+    int peer_runs;                /* processes of the peer per group (median run kept) */
     double min_time;
     bmodel models[MAX_MODELS];
     int nm;
@@ -77,6 +78,8 @@ typedef struct row {
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
+    int runs;                     /* processes the row is the median of (0: one) */
+    double run_min, run_max;      /* their medians' range, ms                   */
 } row;
 
 typedef struct layer_row {
@@ -214,7 +217,8 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
     static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
-                                             "min_time", "layers", "peer", NULL};
+                                             "min_time", "layers", "peer", "peer_runs",
+                                             NULL};
     memset(bc, 0, sizeof *bc);
     bc->conf = c;
     const cnb_section *ex = cnb_conf_section(c, "experiment"), *b = cnb_conf_section(c, "bench");
@@ -235,11 +239,12 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
         snprintf(bc->name, sizeof bc->name, "%s", kv->value);
     if ((kv = cnb_section_get(ex, "results")))
         snprintf(bc->results, sizeof bc->results, "%s", kv->value);
-    long seed = 1, warmup = 3, reps = 10, layers = 1;
+    long seed = 1, warmup = 3, reps = 10, layers = 1, peer_runs = 1;
     bc->min_time = 1.0;
     if (cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
         cnb_conf_int(c, b, "warmup", 0, 1000, &warmup) ||
         cnb_conf_int(c, b, "min_reps", 1, MAX_REPS, &reps) ||
+        cnb_conf_int(c, b, "peer_runs", 1, 99, &peer_runs) ||
         cnb_conf_double(c, b, "min_time", 0.0, 3600.0, &bc->min_time))
         return CNB_EINVAL;
     if ((kv = cnb_section_get(b, "layers"))) {
@@ -249,6 +254,7 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
         layers = strcmp(kv->value, "yes") == 0;
     }
     bc->seed = (uint64_t)seed, bc->warmup = (int)warmup, bc->min_reps = (int)reps;
+    bc->peer_runs = (int)peer_runs;
     bc->layers = (int)layers;
     if ((kv = cnb_section_get(b, "peer")) && kv->value[0]) { /* peer = (empty): none */
         snprintf(tmp, sizeof tmp, "%s", c->path);
@@ -594,14 +600,28 @@ static int run_peer(const bconf *bc, const bmodel *m, int threads, results *r)
                  "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 1;
     }
+    char runs[200] = "";
+    if (bc->peer_runs > 1)
+        snprintf(runs, sizeof runs, " It ran %d times per model and thread count, each a new "
+                 "process; its row is the run with the median time, and the range of the runs' "
+                 "medians is given with it.", bc->peer_runs);
     snprintf(r->peer_note, sizeof r->peer_note,
              "PyTorch rows from %s: the same networks, batch and threads, timed the same way; "
              "its OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores) "
              "unless the environment sets them, as unpinned its 2-thread LeNet-5 step is "
-             "bimodal from one repetition to the next.", bc->peer);
+             "bimodal from one repetition to the next.%s", bc->peer, runs);
     return 0;
 }
 
+static int by_median(const void *a, const void *b)
+{
+    const row *x = *(const row *const *)a, *y = *(const row *const *)b;
+    return (x->s.median > y->s.median) - (x->s.median < y->s.median);
+}
+
+/* The peer's rows, one per (model, backend, threads, pass): where the peer ran several
+ * times (peer_runs), the run with the median time (the lower middle of an even count),
+ * with the range of the runs' medians. */
 static void read_peer_rows(const bconf *bc, results *r)
 {
     char path[PATH_MAX + 160], line[1024];
@@ -609,6 +629,8 @@ static void read_peer_rows(const bconf *bc, results *r)
     FILE *f = fopen(path, "r");
     if (!f)
         return;
+    row *got = NULL;
+    int n_got = 0;
     while (fgets(line, sizeof line, f)) {
         char *fld[20];
         int n = 0;
@@ -617,11 +639,11 @@ static void read_peer_rows(const bconf *bc, results *r)
             fld[n++] = t;
         if (n < 14 || strcmp(fld[0], "model") == 0)
             continue;
-        row *grown = realloc(r->rows, (size_t)(r->n_rows + 1) * sizeof *grown);
+        row *grown = realloc(got, (size_t)(n_got + 1) * sizeof *grown);
         if (!grown)
             break;
-        r->rows = grown;
-        row *w = &r->rows[r->n_rows];
+        got = grown;
+        row *w = &got[n_got++];
         memset(w, 0, sizeof *w);
         snprintf(w->model, sizeof w->model, "%s", fld[0]);
         snprintf(w->backend, sizeof w->backend, "%s", fld[1]);
@@ -633,19 +655,43 @@ static void read_peer_rows(const bconf *bc, results *r)
         w->s.outliers = atoi(fld[11]);
         w->ips = atof(fld[12]);
         w->create_ms = n > 14 ? atof(fld[14]) : NAN;
+    }
+    fclose(f);
+    const row **same = malloc(sizeof *same * (n_got ? n_got : 1));
+    char *taken = calloc(n_got ? n_got : 1, 1);
+    for (int i = 0; same && taken && i < n_got; i++) {
+        if (taken[i])
+            continue;
+        int n = 0;
+        for (int j = i; j < n_got; j++)
+            if (!taken[j] && !strcmp(got[j].model, got[i].model) &&
+                !strcmp(got[j].backend, got[i].backend) && got[j].threads == got[i].threads &&
+                got[j].train == got[i].train)
+                same[n++] = &got[j], taken[j] = 1;
+        qsort(same, n, sizeof *same, by_median);
+        row *grown = realloc(r->rows, (size_t)(r->n_rows + 1) * sizeof *grown);
+        if (!grown)
+            break;
+        r->rows = grown;
+        row *w = &r->rows[r->n_rows];
+        *w = *same[(n - 1) / 2];
+        w->runs = n;
+        w->run_min = same[0]->s.median, w->run_max = same[n - 1]->s.median;
         /* GFLOP/s from our own FLOP count of the same model */
         w->gflops = w->share = NAN;
-        for (int i = 0; i < r->n_rows; i++)
-            if (strcmp(r->rows[i].model, w->model) == 0 && r->rows[i].train == w->train &&
-                r->rows[i].gflops > 0) {
-                double per_image = r->rows[i].gflops / r->rows[i].ips;
+        for (int k = 0; k < r->n_rows; k++)
+            if (strcmp(r->rows[k].model, w->model) == 0 && r->rows[k].train == w->train &&
+                r->rows[k].gflops > 0) {
+                double per_image = r->rows[k].gflops / r->rows[k].ips;
                 w->gflops = per_image * w->ips;
                 w->share = w->gflops / peak_at(r, w->threads);
                 break;
             }
         r->n_rows++;
     }
-    fclose(f);
+    free(same);
+    free(taken);
+    free(got);
 }
 
 /* ---- writing ----------------------------------------------------------------------- */
@@ -658,13 +704,17 @@ static int write_csvs(const bconf *bc, const results *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
-                 "images_per_second,unstable,create_ms,gflops,peak_share\n");
+                 "images_per_second,unstable,create_ms,gflops,peak_share,runs,run_min_ms,"
+                 "run_max_ms\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,%.4f\n",
+        const int runs = w->runs > 1 ? w->runs : 1;
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,%.4f,%d,"
+                     "%.4f,%.4f\n",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
                 w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
-                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share);
+                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share, runs,
+                runs > 1 ? w->run_min : w->s.median, runs > 1 ? w->run_max : w->s.median);
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
@@ -887,11 +937,15 @@ static int write_report(const bconf *bc, const results *r)
             const row *w = find_row(r, t->model, t->backend, t->threads, 0);
             char share[32];
             fmt_share(share, sizeof share, t->share);
-            fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d (%d) | %.1f "
-                       "| %.1f | %s |\n",
+            char runs[96] = "";
+            if (t->runs > 1)
+                snprintf(runs, sizeof runs, "; the median of %d runs (%.2f–%.2f)", t->runs,
+                         t->run_min, t->run_max);
+            fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f]%s | %.1f%%%s | %d (%d) | "
+                       "%.1f | %.1f | %s |\n",
                     t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
-                    t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= 0.10 ? " unstable" : "", t->s.n,
-                    t->s.outliers, t->create_ms, t->gflops, share);
+                    t->s.q1, t->s.q3, runs, 100 * t->s.cv, t->s.cv >= 0.10 ? " unstable" : "",
+                    t->s.n, t->s.outliers, t->create_ms, t->gflops, share);
         }
         /* each backend against the peer (PyTorch) at the same thread count */
         int said = 0;
@@ -905,8 +959,12 @@ static int write_report(const bconf *bc, const results *r)
                     p = &r->rows[j];
             if (!p)
                 continue;
-            fprintf(f, "%s%s %.2f× (%d thread%s)", said++ ? ", " : "\nTraining throughput against "
+            fprintf(f, "%s%s %.2f× (%d thread%s", said++ ? ", " : "\nTraining throughput against "
                     "PyTorch: ", t->backend, t->ips / p->ips, t->threads, t->threads == 1 ? "" : "s");
+            if (p->runs > 1) /* the same batch: the ratio of times */
+                fprintf(f, "; %.2f–%.2f× over PyTorch's %d runs", p->run_min / t->s.median,
+                        p->run_max / t->s.median, p->runs);
+            fprintf(f, ")");
         }
         fprintf(f, "%s\n![throughput](throughput-%s.png)\n\n", said ? ".\n" : "", m->name);
         for (int ti = 0; ti < bc->nt && bc->layers; ti++) {
@@ -999,7 +1057,7 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
     for (int mi = 0; mi < bc.nm && rc == 0; mi++)
         for (int t = 0; t < bc.nt && rc == 0; t++) {
             rc = measure_group(&r, &bc, &bc.models[mi], bc.threads[t], reg);
-            if (rc == 0 && !peer_off)
+            for (int k = 0; rc == 0 && !peer_off && k < bc.peer_runs; k++)
                 peer_off = run_peer(&bc, &bc.models[mi], bc.threads[t], &r) != 0;
             if (rc == 0)
                 rc = write_csvs(&bc, &r); /* after every group: partial results survive */

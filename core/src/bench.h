@@ -6,7 +6,8 @@
  *   [experiment]  name, mode = time, seed, results
  *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
  *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
- *                 ../scripts/pytorch-peer.py; optional)
+ *                 ../scripts/pytorch-peer.py; optional), peer_runs (its runs per model
+ *                 and thread count, each a new process; default 1)
  *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max"), batch, and
  *                 per-backend overrides BACKEND.batch, BACKEND.min_reps, BACKEND.min_time
  *
@@ -22,7 +23,10 @@
  * (Tukey fences) counted, never dropped, and a CV of 10% or more marks a result unstable.
  * GFLOP/s use the model's forward FLOPs (training: 3x for conv and fc, whose backward
  * computes both data and weight gradients) and are given as a share of the FP32 peak
- * measured by the FMA microbenchmark (peak.h) at the same thread count.
+ * measured by the FMA microbenchmark (peak.h) at the same thread count. A peer is a
+ * process of its own, and its times move from one process to the next by more than
+ * within one: run several times, it is reported by its median run, with the range of
+ * the runs' medians (bench.csv: runs, run_min_ms, run_max_ms).
  */
 #ifndef CNB_BENCH_H
 #define CNB_BENCH_H

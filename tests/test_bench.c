@@ -1,0 +1,222 @@
+/*
+ * test_bench.c - the bench (time experiments): the repetition statistics, a whole run
+ * with two backends and a stand-in peer script (its files, rows and report), and the
+ * errors a bad [bench] section gets.
+ */
+#include <math.h>
+#include <sys/stat.h>
+
+#include "bench.h"
+#include "conf.h"
+#include "stats.h"
+#include "testutil.h"
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The whole file, NUL-terminated, in a static buffer ("" when it cannot be read). */
+static const char *read_file(const char *path)
+{
+    static char text[1 << 18];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    return text;
+}
+
+/* The lines of text starting with prefix. */
+static int count_lines(const char *text, const char *prefix)
+{
+    int n = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        n += strncmp(l, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* Sorted 1 2 3 4 5 100: quartiles by linear interpolation between order statistics at
+ * (n - 1) p, so q1 = 2.25, median 3.5, q3 = 4.75; Tukey's upper fence 4.75 + 1.5 * 2.5
+ * = 8.5 makes 100 the one outlier, counted and kept in the mean. */
+static void test_repetition_stats(void)
+{
+    const double x[] = {5, 1, 4, 2, 3, 100};
+    cnb_sample_stats s;
+    cnb_sample_summarize(x, 6, &s);
+    CU_ASSERT_EQUAL(s.n, 6);
+    CU_ASSERT_DOUBLE_EQUAL(s.min, 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.max, 100.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.median, 3.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.q1, 2.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.q3, 4.75, 1e-12);
+    CU_ASSERT_EQUAL(s.outliers, 1);
+    const double mean = 115.0 / 6;
+    double ss = 0;
+    for (int i = 0; i < 6; i++)
+        ss += (x[i] - mean) * (x[i] - mean);
+    CU_ASSERT_DOUBLE_EQUAL(s.cv, sqrt(ss / 5) / mean, 1e-12);
+
+    const double one = 7.0;
+    cnb_sample_summarize(&one, 1, &s);
+    CU_ASSERT_DOUBLE_EQUAL(s.median, 7.0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(s.cv, 0.0, 0);
+    CU_ASSERT_EQUAL(s.outliers, 0);
+}
+
+/* A stand-in for scripts/pytorch-peer.py: the same arguments and CSV, one forward and
+ * one training row per call; the training median is 30, 10, then 20 ms on its 1st, 2nd
+ * and 3rd call, so the median run is the 3rd. */
+static const char peer_script[] =
+    "#!/bin/sh\n"
+    "while [ $# -gt 0 ]; do case $1 in --model) m=$2;; --batch) b=$2;; --threads) t=$2;;\n"
+    "  --out) out=$2;; esac; shift 2; done\n"
+    "dir=$(dirname \"$0\"); n=$(cat \"$dir/calls\" 2>/dev/null || echo 0); n=$((n + 1))\n"
+    "echo $n > \"$dir/calls\"\n"
+    "case $n in 1) ms=30;; 2) ms=10;; *) ms=20;; esac\n"
+    "[ -s \"$out\" ] || echo model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,"
+    "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share > \"$out\"\n"
+    "echo $m,pytorch-test,$b,$t,forward,10,5,5,5,5,0.01,0,$((b * 200)),0,1,, >> \"$out\"\n"
+    "echo $m,pytorch-test,$b,$t,train,10,$ms,$ms,$ms,$ms,0.01,0,$((b * 1000 / ms)),0,1,, "
+    ">> \"$out\"\n";
+
+/* An experiment file timing LeNet-5 at batch 4, its [bench] lines from `bench`. */
+static const char *time_experiment(const char *dir, const char *bench)
+{
+    static char path[700];
+    char text[2048];
+    snprintf(path, sizeof path, "%s/speed.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = speed\nmode = time\nresults = %s/results\n"
+             "[bench]\nthreads = 1\nwarmup = 1\nmin_reps = 3\nmin_time = 0\n%s"
+             "[bench.lenet5]\nmodel = %s/experiments/models/lenet5.ini\nbatch = 4\n",
+             dir, bench, CNB_SOURCE_ROOT);
+    write_file(path, text);
+    return path;
+}
+
+static int bench_file(const char *path)
+{
+    cnb_conf c;
+    int rc = cnb_conf_load(&c, path);
+    if (rc == 0)
+        rc = cnb_bench_run(&c, test_registry());
+    cnb_conf_free(&c);
+    return rc;
+}
+
+static void test_whole_run(void)
+{
+    const char *dir = test_tmpdir();
+    char script[600], path[600];
+    snprintf(script, sizeof script, "%s/peer.sh", dir);
+    write_file(script, peer_script);
+    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
+                                           "peer = peer.sh\npeer_runs = 3\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    CU_ASSERT_STRING_EQUAL(read_file((snprintf(path, sizeof path, "%s/calls", dir), path)),
+                           "3\n");
+
+    /* bench.csv: forward and training rows of each backend, then the peer's median run */
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,forward,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,openblas,4,1,train,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "lenet5,pytorch-test,4,1,train,10,20.0000,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000\n")); /* runs, their range */
+    /* every backend's repetitions: at least min_reps, each row's median within its IQR */
+    for (const char *l = strstr(csv, "lenet5,naive"); l; l = strstr(l + 1, "\nlenet5,")) {
+        int reps = 0;
+        double med = NAN, q1 = NAN, q3 = NAN;
+        CU_ASSERT_EQUAL(sscanf(strchr(l + 1, ',') + 1, "%*[^,],%*d,%*d,%*[^,],%d,%lf,%*f,%lf,"
+                               "%lf", &reps, &med, &q1, &q3), 4);
+        CU_ASSERT(reps >= 3);
+        CU_ASSERT(q1 <= med && med <= q3);
+    }
+
+    /* layers.csv: each of LeNet-5's 13 layers forward and backward, per backend */
+    snprintf(path, sizeof path, "%s/results/speed/layers.csv", dir);
+    const char *layers = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(layers, "lenet5,naive,"), 26);
+    CU_ASSERT_EQUAL(count_lines(layers, "lenet5,openblas,"), 26);
+
+    /* the report: the peer's row with its runs, and the ratio against it */
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    CHECK_MSG(md, "| pytorch-test | 1 | 4 |");
+    CHECK_MSG(md, "the median of 3 runs (10.00–30.00)");
+    CHECK_MSG(md, "Training throughput against PyTorch: naive ");
+    CHECK_MSG(md, "over PyTorch's 3 runs");
+    CHECK_MSG(md, "It ran 3 times per model and thread count");
+    CHECK_MSG(md, "Kernels against their library calls alone");
+    CHECK_MSG(md, "| openblas | every layer | both |");
+    const char *files[] = {"meta.ini", "peak.csv", "throughput-lenet5.png",
+                           "layers-lenet5-t1.gp"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/results/speed/%s", dir, files[i]);
+        CU_ASSERT_EQUAL(stat(path, &st), 0);
+    }
+}
+
+static void test_missing_peer(void)
+{
+    const char *dir = test_tmpdir();
+    char script[600], path[600];
+    snprintf(script, sizeof script, "%s/peer.sh", dir);
+    write_file(script, "#!/bin/sh\nexit 3\n"); /* the real script without torch */
+    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
+    CU_ASSERT_PTR_NULL(strstr(md, "Training throughput against PyTorch"));
+}
+
+/* A bad [bench] line is refused before anything runs, naming the file, line and key. */
+static void test_bad_config(void)
+{
+    const char *dir = test_tmpdir();
+    const char *bad[][2] = {
+        {"backends = naive\npeer_runs = 0\n", "peer_runs"},
+        {"backends = naive\nrepetitions = 10\n", "repetitions"},
+        {"backends = naive, nosuch\n", "nosuch"},
+        {"backends = naive\nlayers = maybe\n", "layers = 'maybe'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char sub[600], log[700], cmd[2000];
+        snprintf(sub, sizeof sub, "%s/%zu", dir, i);
+        CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0755), 0);
+        const char *exp = time_experiment(sub, bad[i][0]);
+        snprintf(log, sizeof log, "%s/log", sub);
+        snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' run '%s' >'%s' 2>&1", CNB_BUILD_ROOT, exp,
+                 log);
+        CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+        const char *out = read_file(log);
+        CHECK_MSG(out, "speed.ini:");
+        CHECK_MSG(out, bad[i][1]);
+        snprintf(log, sizeof log, "%s/results/speed/bench.csv", sub);
+        struct stat st;
+        CU_ASSERT_NOT_EQUAL(stat(log, &st), 0); /* nothing ran */
+    }
+}
+
+void suite_bench(void)
+{
+    static const test_case cases[] = {
+        {"repetition statistics: median, quartiles, CV, Tukey outliers", test_repetition_stats},
+        {"a whole run: two backends, layers, a peer run 3 times", test_whole_run},
+        {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
+        {"a bad [bench] line is refused with file, line and key", test_bad_config},
+        {NULL, NULL},
+    };
+    test_add_suite("bench", cases);
+}
