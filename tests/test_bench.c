@@ -11,14 +11,6 @@
 #include "stats.h"
 #include "testutil.h"
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* The whole file, NUL-terminated, in a static buffer ("" when it cannot be read). */
 static const char *read_file(const char *path)
 {
@@ -95,7 +87,7 @@ static const char *time_experiment(const char *dir, const char *bench)
              "[bench]\nthreads = 1\nwarmup = 1\nmin_reps = 3\nmin_time = 0\n%s"
              "[bench.lenet5]\nmodel = %s/experiments/models/lenet5.ini\nbatch = 4\n",
              dir, bench, CNB_SOURCE_ROOT);
-    write_file(path, text);
+    test_write_file(path, text);
     return path;
 }
 
@@ -114,7 +106,7 @@ static void test_whole_run(void)
     const char *dir = test_tmpdir();
     char script[600], path[600];
     snprintf(script, sizeof script, "%s/peer.sh", dir);
-    write_file(script, peer_script);
+    test_write_file(script, peer_script);
     CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
     const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
                                            "peer = peer.sh\npeer_runs = 3\n");
@@ -171,7 +163,7 @@ static void test_missing_peer(void)
     const char *dir = test_tmpdir();
     char script[600], path[600];
     snprintf(script, sizeof script, "%s/peer.sh", dir);
-    write_file(script, "#!/bin/sh\nexit 3\n"); /* the real script without torch */
+    test_write_file(script, "#!/bin/sh\nexit 3\n"); /* the real script without torch */
     CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
     const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
     CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);

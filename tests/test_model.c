@@ -221,33 +221,25 @@ static void test_indivisible_stride_warns(void)
     cnb_conf_free(&conf);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void test_experiment_errors(void)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/exp.ini", test_tmpdir());
     cnb_experiment e;
     cnb_error_quiet(1);
-    write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = 3\nlearning_rate = 0.1\n");
+    test_write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = 3\nlearning_rate = 0.1\n");
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini:5: unknown key 'learning_rate'"));
     cnb_experiment_free(&e);
-    write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = many\n");
+    test_write_file(path, "[experiment]\nmodel = m.ini\n[train]\nepochs = many\n");
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "exp.ini:4: [train] epochs = 'many'"));
     cnb_experiment_free(&e);
-    write_file(path, "[experiment]\nmodel = m.ini\n[optimiser]\nlr = 1\n");
+    test_write_file(path, "[experiment]\nmodel = m.ini\n[optimiser]\nlr = 1\n");
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "unknown section [optimiser]"));
     cnb_experiment_free(&e);
-    write_file(path, "[experiment]\nmodel = m.ini\n");
+    test_write_file(path, "[experiment]\nmodel = m.ini\n");
     char *bad_set[] = {"epochs=3"};
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, bad_set, 1), CNB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "section.key=value"));
@@ -295,7 +287,7 @@ static void test_cli_exit_status(void)
     char cmd[2048], model[512];
     const char *dir = test_tmpdir();
     snprintf(model, sizeof model, "%s/bad.ini", dir);
-    write_file(model, NET "[p]\ntype = pool.max\nkernel = 9\n" TAIL);
+    test_write_file(model, NET "[p]\ntype = pool.max\nkernel = 9\n" TAIL);
     snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' summary '%s' 2>'%s/err.txt'", CNB_BUILD_ROOT,
              model, dir);
     int status = system(cmd);

@@ -16,14 +16,6 @@
 #include "sweep.h"
 #include "testutil.h"
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* An experiment in a fresh folder; `extra` is appended (sections of its own). */
 static const char *experiment(const char *extra)
 {
@@ -37,7 +29,7 @@ static const char *experiment(const char *extra)
              "[data]\ndir = %s\ntrain_limit = 400\ntest_limit = 200\n"
              "[train]\nepochs = 2\nbatch = 50\nlr = 0.05\ntrain_eval_limit = 100\n%s",
              CNB_SOURCE_ROOT, dir, test_data_dir(), extra);
-    write_file(path, text);
+    test_write_file(path, text);
     return path;
 }
 
@@ -188,7 +180,7 @@ static void test_sweep_resume_and_report(void)
     CU_ASSERT_EQUAL(mtime_ns(redo), redo_time);
 
     unlink(redo_done);  /* as if killed before it finished */
-    write_file(redo, "epoch,lr\n1,0.1\n"); /* and half-written */
+    test_write_file(redo, "epoch,lr\n1,0.1\n"); /* and half-written */
     CU_ASSERT_EQUAL(run_sweep(path, NULL, 0, 0), 0);
     CU_ASSERT_EQUAL(mtime_ns(kept), kept_time);   /* not redone */
     CU_ASSERT(mtime_ns(redo) != redo_time);       /* redone */
@@ -268,9 +260,9 @@ static void test_report_from_known_cells(void)
     const char *dir = test_tmpdir();
     char p[2048];
     snprintf(p, sizeof p, "%s/sweep.ini", dir);
-    write_file(p, "[sweep]\nname = known\nbaseline = v=a\nexperiment = x.ini\n");
+    test_write_file(p, "[sweep]\nname = known\nbaseline = v=a\nexperiment = x.ini\n");
     snprintf(p, sizeof p, "%s/manifest.csv", dir);
-    write_file(p, "cell,variant,seed,backend,threads,status,fingerprint,message\n"
+    test_write_file(p, "cell,variant,seed,backend,threads,status,fingerprint,message\n"
                   "a1,\"v=a\",1,naive,1,done,0,\"\"\na2,\"v=a\",2,naive,1,done,0,\"\"\n"
                   "b1,\"v=b\",1,naive,1,done,0,\"\"\nb2,\"v=b\",2,naive,1,done,0,\"\"\n"
                   "b3,\"v=b\",3,naive,1,failed,0,\"crashed\"\n");
@@ -285,13 +277,13 @@ static void test_report_from_known_cells(void)
         snprintf(text, sizeof text, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
                  "mean_epoch_seconds,images_per_second,peak_rss_mib\n2,%.2f,%.2f,0.5,%.2f,0.01,"
                  "3.0,1000,100\n", acc[i], acc[i], acc[i] + 0.01);
-        write_file(p, text);
+        test_write_file(p, text);
         snprintf(p, sizeof p, "%s/metrics.csv", d);
         snprintf(text, sizeof text, "epoch,lr,train_loss,train_acc,train_eval_loss,"
                  "train_eval_acc,test_loss,test_acc,gap,train_seconds,eval_seconds,"
                  "images_per_second\n1,0.1,1,0.5,1,0.6,1,0.5,0.1,3,1,1000\n2,0.1,0.5,0.8,0.5,"
                  "%.2f,0.5,%.2f,0.01,3,1,1000\n", acc[i] + 0.01, acc[i]);
-        write_file(p, text);
+        test_write_file(p, text);
     }
     CU_ASSERT_EQUAL_FATAL(cnb_report_write(dir), 0);
     char text[16384] = "";
@@ -320,7 +312,7 @@ static void test_report_from_known_cells(void)
     }
     /* a broken script is reported, naming it */
     snprintf(p, sizeof p, "%s/broken.gp", dir);
-    write_file(p, "plot 'no-such-file.dat'\n");
+    test_write_file(p, "plot 'no-such-file.dat'\n");
     cnb_error_quiet(1);
     CU_ASSERT(cnb_gnuplot(dir, "broken.gp") != 0);
     cnb_error_quiet(0);

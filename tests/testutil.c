@@ -81,3 +81,11 @@ void test_remove_tmpdirs(void)
         nftw(made[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     n_made = 0;
 }
+
+void test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}

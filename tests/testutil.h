@@ -50,6 +50,9 @@ const char *test_data_dir(void);
 cnb_registry *test_registry(void);
 void test_free_registry(void);
 
+/* Write text to path (the test fails at once when it cannot). */
+void test_write_file(const char *path, const char *text);
+
 /* A fresh temporary folder; test_remove_tmpdirs() (at exit) deletes every one made. */
 const char *test_tmpdir(void);
 void test_remove_tmpdirs(void);
