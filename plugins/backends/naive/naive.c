@@ -673,7 +673,7 @@ static const cnb_backend_desc naive_desc = {
         .struct_size = sizeof(cnb_backend_desc),
         .kind = CNB_PLUGIN_BACKEND,
         .name = "naive",
-        .version = "1.0.0",
+        .version = "1.0.1",
         .description = "reference kernels in plain C loops, single-threaded (the oracle)",
     },
     .ops = CNB_OPS_ALL,

@@ -1167,7 +1167,7 @@ static const cnb_backend_desc onednn_desc = {
         .struct_size = sizeof(cnb_backend_desc),
         .kind = CNB_PLUGIN_BACKEND,
         .name = "onednn",
-        .version = "1.1.0",
+        .version = "1.1.1",
         .description = "oneDNN primitives (JIT), its blocked layouts passed between layers, "
                        "OpenMP",
     },
