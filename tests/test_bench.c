@@ -180,7 +180,7 @@ static void test_bad_config(void)
     const char *bad[][2] = {
         {"backends = naive\npeer_runs = 0\n", "peer_runs"},
         {"backends = naive\nrepetitions = 10\n", "repetitions"},
-        {"backends = naive, nosuch\n", "nosuch"},
+        {"backends = naive, nosuch\n", "speed.ini:10: [bench] backends: backend 'nosuch'"},
         {"backends = naive\nlayers = maybe\n", "layers = 'maybe'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

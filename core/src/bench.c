@@ -1036,7 +1036,11 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
     memset(&r, 0, sizeof r);
     int rc = parse(&bc, conf, reg);
     char where[PATH_MAX + 32];
-    snprintf(where, sizeof where, "%s: [bench] backends", conf->path);
+    const cnb_kv *bk = cnb_section_get(cnb_conf_section(conf, "bench"), "backends");
+    if (bk && bk->line > 0) /* line 0: set on the command line */
+        snprintf(where, sizeof where, "%s:%d: [bench] backends", conf->path, bk->line);
+    else
+        snprintf(where, sizeof where, "%s: [bench] backends", conf->path);
     for (int b = 0; b < bc.nb && rc == 0; b++)
         rc = cnb_backend_spec_check(reg, bc.backends[b], where);
     if (rc == 0) {
