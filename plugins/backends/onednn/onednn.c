@@ -437,6 +437,9 @@ static int bind(dn_kernel *k, const tensor *t, const void *ptr)
     return t->user && ptr ? bind_mem(k, t->user, ptr) : CNB_OK;
 }
 
+/* Does p run anything: a primitive, or a pixel-row copy? */
+static int prim_runs(const prim *p) { return p && (p->p || p->rows); }
+
 /* A pixel-row reorder (rows_reorder): row r's first cols floats, from FROM to TO. */
 static void rows_copy(const prim *p)
 {
@@ -456,7 +459,7 @@ static int run(dn_kernel *k, prim *const *seq, int n)
     onednn_state *st = k->st;
     for (int i = 0; i < n; i++) {
         prim *p = seq[i];
-        if (!p || (!p->p && !p->rows) || (p->is_reorder && k->library_only))
+        if (!prim_runs(p) || (p->is_reorder && k->library_only))
             continue;
         if (p->rows) {
             rows_copy(p);
@@ -1145,7 +1148,7 @@ static int onednn_library_pass(cnb_kernel *kernel, const cnb_args *a, int backwa
                            &k->src_w, &k->diff_dst_w, &k->diff_weights};
     int reorders = 0;
     for (int i = 0; i < (backward ? 6 : 3); i++)
-        reorders += (backward ? bwd[i] : fwd[i])->reorder.p != NULL;
+        reorders += prim_runs(&(backward ? bwd[i] : fwd[i])->reorder);
     if (!reorders || k->d.op == CNB_OP_SOFTMAX_XENT)
         return CNB_ENOTSUP;
     k->library_only = 1;
