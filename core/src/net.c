@@ -586,20 +586,7 @@ int cnb_net_library_pass(cnb_net *net, int i, int backward)
     if (!kernel_io(net, i) || !L->ctx.kernel || !CNB_BACKEND_FIELD(be, library_pass))
         return CNB_ENOTSUP;
     const cnb_io io = layer_io(net, i);
-    const int np = L->layer->n_params;
-    cnb_args a = {
-        .src = io.x,
-        .dst = io.y,
-        .weights = np > 0 ? io.w[0] : NULL,
-        .bias = np > 1 ? io.w[1] : NULL,
-        .labels = io.labels,
-    };
-    if (backward) {
-        a.diff_dst = io.dy;
-        a.diff_src = io.dx;
-        a.diff_weights = np > 0 ? io.dw[0] : NULL;
-        a.diff_bias = np > 1 ? io.dw[1] : NULL;
-    }
+    const cnb_args a = cnb_layer_kernel_args(&io, L->layer->n_params, backward);
     return be->library_pass(L->ctx.kernel, &a, backward);
 }
 

@@ -3,8 +3,9 @@
  * fc, pooling, activations, LRN, softmax). Header-only and private to plugins/layers:
  * each plugin still includes nothing of the core but the public headers.
  *
- * The layer's parameters map onto the kernel's arguments in order: params[0] is the
- * weights tensor, params[1] the bias.
+ * The layer's buffers map onto the kernel's arguments as CNB_LAYER_KERNEL_IO says
+ * (cnb_layer_kernel_args in cnnbench/layer.h): params[0] is the weights, params[1] the
+ * bias.
  */
 #ifndef CNB_KERNEL_LAYER_H
 #define CNB_KERNEL_LAYER_H
@@ -31,31 +32,14 @@ static inline int kernel_layer_bind(cnb_layer *self, int batch)
 static inline int kernel_layer_forward(cnb_layer *self, const cnb_io *io)
 {
     kernel_layer *l = (kernel_layer *)self;
-    cnb_args a = {
-        .src = io->x,
-        .dst = io->y,
-        .weights = self->n_params > 0 ? io->w[0] : NULL,
-        .bias = self->n_params > 1 ? io->w[1] : NULL,
-        .labels = io->labels,
-        .loss = io->loss,
-    };
+    const cnb_args a = cnb_layer_kernel_args(io, self->n_params, 0);
     return l->kernel->forward(l->kernel, &a);
 }
 
 static inline int kernel_layer_backward(cnb_layer *self, const cnb_io *io)
 {
     kernel_layer *l = (kernel_layer *)self;
-    cnb_args a = {
-        .src = io->x,
-        .dst = io->y,
-        .weights = self->n_params > 0 ? io->w[0] : NULL,
-        .bias = self->n_params > 1 ? io->w[1] : NULL,
-        .diff_dst = io->dy,
-        .diff_src = io->dx,
-        .diff_weights = self->n_params > 0 ? io->dw[0] : NULL,
-        .diff_bias = self->n_params > 1 ? io->dw[1] : NULL,
-        .labels = io->labels,
-    };
+    const cnb_args a = cnb_layer_kernel_args(io, self->n_params, 1);
     return l->kernel->backward(l->kernel, &a);
 }
 

@@ -67,8 +67,9 @@ enum {
                                        He initialisation instead of Xavier           */
     CNB_LAYER_KERNEL_IO = 1u << 3,  /* x, y, dy and dx go untouched to the src, dst,
                                        diff_dst and diff_src of its one kernel, and
-                                       params 0 and 1 to its weights and bias: the
-                                       host may pass them in a backend's own layout
+                                       params 0 and 1 to its weights and bias
+                                       (cnb_layer_kernel_args, below): the host may
+                                       pass them in a backend's own layout
                                        (cnnbench/backend.h, "Native layouts") and time
                                        the kernel's library calls alone             */
 };
@@ -82,6 +83,29 @@ typedef struct cnb_layer_desc {
      * stays valid until destroy (kernel_create, layer_rng, layer_error take it). */
     int (*create)(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb_layer **out);
 } cnb_layer_desc;
+
+/* The kernel arguments of a CNB_LAYER_KERNEL_IO layer: x, y, dy and dx to src, dst,
+ * diff_dst and diff_src, params 0 and 1 to weights and bias and their gradients, the
+ * backward ones only when `backward` (and the loss only when not). */
+static inline cnb_args cnb_layer_kernel_args(const cnb_io *io, int n_params, int backward)
+{
+    cnb_args a = {
+        .src = io->x,
+        .dst = io->y,
+        .weights = n_params > 0 ? io->w[0] : NULL,
+        .bias = n_params > 1 ? io->w[1] : NULL,
+        .labels = io->labels,
+    };
+    if (backward) {
+        a.diff_dst = io->dy;
+        a.diff_src = io->dx;
+        a.diff_weights = n_params > 0 ? io->dw[0] : NULL;
+        a.diff_bias = n_params > 1 ? io->dw[1] : NULL;
+    } else {
+        a.loss = io->loss;
+    }
+    return a;
+}
 
 #ifdef __cplusplus
 }
