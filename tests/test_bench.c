@@ -123,14 +123,25 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, "lenet5,pytorch-test,4,1,train,10,20.0000,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000\n")); /* runs, their range */
-    /* every backend's repetitions: at least min_reps, each row's median within its IQR */
+    /* every row: at least min_reps repetitions, its median within its IQR; one run (the
+     * range is its median) for a backend; for the peer, its three runs' range (training
+     * 10-30 ms, forward 5 ms each time) */
     for (const char *l = strstr(csv, "lenet5,naive"); l; l = strstr(l + 1, "\nlenet5,")) {
-        int reps = 0;
-        double med = NAN, q1 = NAN, q3 = NAN;
-        CU_ASSERT_EQUAL(sscanf(strchr(l + 1, ',') + 1, "%*[^,],%*d,%*d,%*[^,],%d,%lf,%*f,%lf,"
-                               "%lf", &reps, &med, &q1, &q3), 4);
+        int reps = 0, runs = 0, commas = 0;
+        char pass[16] = "";
+        double med = NAN, q1 = NAN, q3 = NAN, lo = NAN, hi = NAN;
+        CU_ASSERT_EQUAL(sscanf(strchr(l + 1, ',') + 1, "%*[^,],%*d,%*d,%15[^,],%d,%lf,%*f,%lf,"
+                               "%lf", pass, &reps, &med, &q1, &q3), 5);
         CU_ASSERT(reps >= 3);
         CU_ASSERT(q1 <= med && med <= q3);
+        const char *f = l + (*l == '\n');
+        const int peer = strncmp(f, "lenet5,pytorch", 14) == 0, train = !strcmp(pass, "train");
+        while (*f && commas < 17) /* past peak_share: runs, run_min_ms, run_max_ms */
+            commas += *f++ == ',';
+        CU_ASSERT_EQUAL(sscanf(f, "%d,%lf,%lf", &runs, &lo, &hi), 3);
+        CU_ASSERT_EQUAL(runs, peer ? 3 : 1);
+        CU_ASSERT_DOUBLE_EQUAL(lo, !peer ? med : train ? 10.0 : 5.0, 1e-4);
+        CU_ASSERT_DOUBLE_EQUAL(hi, !peer ? med : train ? 30.0 : 5.0, 1e-4);
     }
 
     /* layers.csv: each of LeNet-5's 13 layers forward and backward, per backend */

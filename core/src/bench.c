@@ -78,7 +78,7 @@ typedef struct row {
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
-    int runs;                     /* processes the row is the median of (0: one) */
+    int runs;                     /* processes the row is the median run of      */
     double run_min, run_max;      /* their medians' range, ms                   */
 } row;
 
@@ -491,6 +491,7 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
             w->create_ms = e->create_ms;
             w->gflops = (pass ? train_flops : fwd_flops) * e->batch / (w->s.median * 1e-3) * 1e-9;
             w->share = w->gflops / peak_at(r, threads);
+            w->runs = 1, w->run_min = w->run_max = w->s.median;
         }
         if (!e->layer_reps)
             continue;
@@ -708,13 +709,12 @@ static int write_csvs(const bconf *bc, const results *r)
                  "run_max_ms\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        const int runs = w->runs > 1 ? w->runs : 1;
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,%.4f,%d,"
                      "%.4f,%.4f\n",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
                 w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
-                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share, runs,
-                runs > 1 ? w->run_min : w->s.median, runs > 1 ? w->run_max : w->s.median);
+                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share, w->runs, w->run_min,
+                w->run_max);
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
