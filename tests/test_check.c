@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "host.h"
+#include "net.h"
 #include "testutil.h"
 
 #define FIXTURE(name) CNB_FIXTURE_DIR "/fixture-" name ".so"
@@ -111,6 +113,111 @@ static void test_not_loadable(void)
     expect_words(out, name);
 }
 
+/* Defects that show only at some batches or in some passes (tests/fixtures/
+ * broken_kernels.c): each is a FAIL with exit 1 naming what went wrong, and the two
+ * correct fixtures still pass. */
+static void test_broken_fixtures(void)
+{
+    static const struct {
+        const char *fixture, *args;
+        int status;
+        const char *words[5];
+    } cases[] = {
+        {"tile", "--no-speed --cases 'tile.fc.*'", 1,
+         {"case tile.fc.n4", "batch 4", "inner_product  FAIL", NULL}},
+        {"batch32", "--no-speed --cases 'lenet.fc1*'", 1,
+         {"case lenet.fc1.n64", "forward returned CNB_EINVAL", "inner_product  FAIL", NULL}},
+        {"flaky", "--cases 'lenet.fc1*'", 1,
+         {"inner_product  PASS", "forward, repetition 2 of", "returned CNB_EIO at batch 64",
+          "failed while being timed"}},
+        {"refuse", "--no-speed --cases 'lenet.fc1*'", 1,
+         {"kernel_create returned CNB_EINVAL", "case lenet.fc1.n64", "inner_product  FAIL",
+          NULL}},
+        {"decline", "--no-speed --cases 'lenet.fc1*'", 0,
+         {"inner_product  PASS", "left to the next backend (CNB_ENOTSUP): lenet.fc1.n64",
+          "all checks passed", NULL}},
+        {"no-ops", "--no-speed", 1,
+         {"load           FAIL", "provides no op (ops is 0x0)", "CNB_OP_BIT()", "FAILED"}},
+        {"overrun", "--no-speed", 1,
+         {"gradient       FAIL", "stray write: backward wrote dx[", "past the end of its",
+          "FAILED"}},
+        {"no-bind", "--no-speed", 1,
+         {"gradient       FAIL", "gave no bind", "all required", "FAILED"}},
+        {"scale", "", 0,
+         {"gradient       PASS", "no write outside its buffers", "all checks passed", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[512], args[1024];
+        snprintf(args, sizeof args, "'%s/fixture-%s.so' --threads 1 %s", CNB_FIXTURE_DIR,
+                 cases[i].fixture, cases[i].args);
+        int status = check(args, out, sizeof out);
+        if (status != cases[i].status)
+            fprintf(stderr, "\n  fixture %s: exit %d, expected %d\n", cases[i].fixture, status,
+                    cases[i].status);
+        CU_ASSERT_EQUAL(status, cases[i].status);
+        expect_words(out, cases[i].words);
+    }
+}
+
+/* A network names the backend and the status of a kernel that fails, and keeps the same
+ * rule as check: CNB_ENOTSUP from kernel_create falls back, any other error refuses. */
+static void test_network_failures(void)
+{
+    cnb_registry reg;
+    char err[1024], path[512];
+    cnb_registry_init(&reg);
+    const char *files[] = {"flaky", "refuse", "decline", "no-bind"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/fixture-%s.so", CNB_FIXTURE_DIR, files[i]);
+        CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&reg, path, err, sizeof err), 0);
+    }
+    snprintf(path, sizeof path, "%s/fixture-no-ops.so", CNB_FIXTURE_DIR);
+    CU_ASSERT_EQUAL(cnb_registry_load_file(&reg, path, err, sizeof err), CNB_EINVAL);
+    CHECK_MSG(err, "provides no op");
+    cnb_registry_scan_default(&reg);
+
+    char model[512];
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    cnb_error_quiet(1);
+    for (int which = 0; which < 3; which++) {
+        cnb_net net;
+        cnb_conf conf;
+        float loss;
+        CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, &reg, model, NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+        if (which == 0) { /* forward fails from its third call on */
+            CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "fixture.flaky", 1, 4), 0);
+            CU_ASSERT_EQUAL(cnb_net_forward(&net, 1, &loss), 0);
+            CU_ASSERT_EQUAL(cnb_net_forward(&net, 1, &loss), 0);
+            CU_ASSERT_NOT_EQUAL(cnb_net_forward(&net, 1, &loss), 0);
+            CHECK_MSG(cnb_last_error(), "[fc1] forward on backend 'fixture.flaky' failed: CNB_EIO");
+        } else if (which == 1) {
+            CU_ASSERT_NOT_EQUAL(cnb_net_bind(&net, "fixture.refuse", 1, 64), 0);
+            CHECK_MSG(cnb_last_error(), "backend 'fixture.refuse' could not create its "
+                                        "inner_product kernel: kernel_create returned CNB_EINVAL");
+        } else {
+            CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "fixture.decline", 1, 64), 0);
+            CU_ASSERT_STRING_EQUAL(net.layers[net.n - 2].ctx.ran_on, "naive"); /* fc3 */
+            CU_ASSERT_EQUAL(cnb_net_forward(&net, 1, &loss), 0);
+        }
+        cnb_net_free(&net);
+        cnb_conf_free(&conf);
+    }
+
+    /* a layer without a required entry is refused when the model is built */
+    cnb_conf conf;
+    cnb_net net;
+    snprintf(path, sizeof path, "%s/nobind.ini", test_tmpdir());
+    test_write_file(path, "[net]\nchannels = 1\nheight = 4\nwidth = 4\nclasses = 16\n"
+                          "[x]\ntype = fixture.nobind\n[prob]\ntype = softmax\n");
+    CU_ASSERT_NOT_EQUAL(cnb_net_load(&net, &conf, &reg, path, NULL), 0);
+    CHECK_MSG(cnb_last_error(), "nobind.ini:7: [x] layer plugin 'fixture.nobind' gave no bind");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+    cnb_error_quiet(0);
+    cnb_registry_free(&reg);
+}
+
 /* The tutorial's path, as a new user takes it, against an installed SDK. */
 static void test_sdk(void)
 {
@@ -134,6 +241,9 @@ void suite_check(void)
         {"a layer whose backward disagrees with its forward fails", test_bad_gradient},
         {"a correct layer passes", test_good_layer},
         {"files that are not plugins are refused with the reason", test_not_loadable},
+        {"defects at some batches or in some passes fail; correct fixtures pass",
+         test_broken_fixtures},
+        {"a network names a failing kernel's backend and status", test_network_failures},
         {"an out-of-tree plugin builds against the installed SDK and passes", test_sdk},
         {NULL, NULL},
     };

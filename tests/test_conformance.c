@@ -208,7 +208,7 @@ static const struct {
      CNB_OUT_BIT(CNB_OUT_DST) | CNB_OUT_BIT(CNB_OUT_DSRC) | CNB_OUT_BIT(CNB_OUT_DB) | CNB_OUT_BIT(CNB_OUT_DB_NOSRC), 0, 0,
      "conv backward accumulates into diff_weights instead of overwriting"},
     {"odd.conv.k5x3.s3.p2", 0, 0, 0, 1, 0,
-     "conv kernel_create says CNB_ENOTSUP for stride 3 although ops claims conv"},
+     "conv kernel_create fails with CNB_EINVAL (not CNB_ENOTSUP) for stride 3"},
     {"lenet.pool1.avg", 0, 0, ALL_OUTS, 0, 0,
      "avg pool divisor bug is invisible without padding: must pass"},
     {"odd.pool.avg.k3.s2.p1", CNB_OUT_BIT(CNB_OUT_DST) | CNB_OUT_BIT(CNB_OUT_DSRC), 0, 0, 0, 0,

@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -62,20 +63,25 @@ static int open_registry(const cnb_check_opts *o, cnb_registry *reg)
 {
     char err[1024];
     cnb_registry_init(reg);
-    if (is_file(o->plugin) && cnb_registry_load_file(reg, o->plugin, err, sizeof err) != 0) {
-        fprintf(stderr, "cnnbench: error: %s\n", err);
+    int rc = is_file(o->plugin) ? cnb_registry_load_file(reg, o->plugin, err, sizeof err) : 0;
+    if (rc == CNB_EINVAL) { /* the plugin is there and incomplete: a defect, not bad input */
+        printf("  %-14s FAIL   %s\n", "load", err);
         return CNB_EINVAL;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "cnnbench: error: %s\n", err);
+        return CNB_EABI;
     }
     for (int i = 0; i < o->n_extra; i++)
         if (cnb_registry_load_file(reg, o->extra[i], err, sizeof err) != 0) {
             fprintf(stderr, "cnnbench: error: --plugin: %s\n", err);
-            return CNB_EINVAL;
+            return CNB_EABI;
         }
     cnb_registry_scan_default(reg);
     if (!cnb_registry_backend(reg, "naive")) {
         fprintf(stderr, "cnnbench: error: the naive backend (the reference) was not found "
                 "(searched %s)\n", reg->searched ? reg->searched : "nothing");
-        return CNB_EINVAL;
+        return CNB_ENOTFOUND;
     }
     return 0;
 }
@@ -106,8 +112,9 @@ static int child_probe(const cnb_check_opts *o, shared *sh, int target, int op)
 {
     (void)target, (void)op;
     cnb_registry reg;
-    if (open_registry(o, &reg) != 0)
-        return 2;
+    int rc = open_registry(o, &reg);
+    if (rc != 0)
+        return rc == CNB_EINVAL ? 1 : 2;
     char real[PATH_MAX] = "";
     if (is_file(o->plugin) && !realpath(o->plugin, real))
         return 2;
@@ -148,6 +155,13 @@ static void set_where(shared *sh, const cnb_op_desc *d, const char *case_name)
     sh->beat++;
 }
 
+/* Row `row` is one of op's cases that --cases selects. */
+static int selected(const cnb_check_opts *o, int row, int op)
+{
+    const cnb_conform_case *cs = &cnb_conform_cases[row];
+    return (int)cs->op == op && (!o->cases || fnmatch(o->cases, cs->name, 0) == 0);
+}
+
 /* One op of a backend over every case of the table. */
 static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op)
 {
@@ -161,12 +175,13 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     if (!be || init_backend(naive, o->threads, &ns) != 0 || init_backend(be, o->threads, &ts))
         return 2;
     const cnb_conform_opts copts = {.phase = conform_phase, .user = sh};
-    int cases = 0, failed = 0;
+    const double t0 = cnb_now();
+    int cases = 0, failed = 0, fallbacks = 0;
     double worst = 0.0, seconds = 0.0;
-    char worst_at[160] = "-";
+    char worst_at[160] = "-", refused[160] = "";
     for (int row = 0; row < cnb_conform_n_cases; row++) {
         const cnb_conform_case *cs = &cnb_conform_cases[row];
-        if ((int)cs->op != op)
+        if (!selected(o, row, op))
             continue;
         cnb_conform_ref ref;
         step(sh, "naive reference");
@@ -178,6 +193,9 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
         cnb_conform_result res;
         failed += cnb_conform_check(be, ts, &ref, &copts, &res) != 0;
         cases++;
+        if (res.fallback && fallbacks++ < 3)
+            snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s%s",
+                     fallbacks > 1 ? ", " : "", cs->name);
         seconds += res.seconds;
         for (int out = 0; out < CNB_OUT_COUNT; out++)
             if (!res.bad[out] && res.worst[out] > worst) {
@@ -192,16 +210,33 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     fini_backend(naive, ns);
     cnb_registry_free(&reg);
     fflush(stderr);
-    if (failed)
+    const char *name = cnb_op_name(op);
+    if (cases == 0) {
+        printf("  %-14s -      no case matches --cases '%s'\n", name, o->cases);
+        return 0;
+    }
+    if (failed) {
         printf("  %-14s FAIL   %d of %d cases (details above; rerun one with CNB_TEST_SEED)\n",
-               cnb_op_name(op), failed, cases);
-    else if (worst > 0.0)
+               name, failed, cases);
+        return 1;
+    }
+    if (fallbacks == cases) {
+        printf("  %-14s FAIL   kernel_create refuses every case (CNB_ENOTSUP) of an op the "
+               "backend sets in ops; clear its bit, or make the kernel\n", name);
+        return 1;
+    }
+    const double wall = cnb_now() - t0;
+    if (worst > 0.0)
         printf("  %-14s PASS   %d cases; closest to the tolerance: %.3g x (%s); %.2f s in "
-               "its kernels\n", cnb_op_name(op), cases, worst, worst_at, seconds);
+               "its kernels, %.1f s in all\n", name, cases - fallbacks, worst, worst_at,
+               seconds, wall);
     else
-        printf("  %-14s PASS   %d cases; every value exact; %.2f s in its kernels\n",
-               cnb_op_name(op), cases, seconds);
-    return failed ? 1 : 0;
+        printf("  %-14s PASS   %d cases; every value exact; %.2f s in its kernels, %.1f s in "
+               "all\n", name, cases - fallbacks, seconds, wall);
+    if (fallbacks)
+        printf("  %-14s        %d case%s left to the next backend (CNB_ENOTSUP): %s%s\n", "",
+               fallbacks, fallbacks == 1 ? "" : "s", refused, fallbacks > 3 ? ", ..." : "");
+    return 0;
 }
 
 /* The case's descriptor at the batch it is timed at. */
@@ -223,8 +258,8 @@ static double op_flops(const cnb_op_desc *d)
     return 0.0;
 }
 
-/* Forward (backward = 0) or backward of whatever is being timed. */
-typedef void (*pass_fn)(void *what, int backward);
+/* Forward (backward = 0) or backward of whatever is being timed; its status. */
+typedef int (*pass_fn)(void *what, int backward);
 
 /* Medians of forward and backward: one untimed pair of passes, whose time sets the
  * repetitions (SPEED_MIN_REPS to SPEED_MAX_REPS, about SPEED_BUDGET seconds), then each
@@ -233,34 +268,47 @@ typedef struct pass_times {
     cnb_sample_stats fwd, bwd;
 } pass_times;
 
-static void time_passes(shared *sh, pass_fn pass, void *what, pass_times *out)
+/* Every call's status is checked: a pass that fails is no time at all. 0, or the first
+ * failing call's status with *failed naming it ("forward, repetition 3"). */
+static int time_passes(shared *sh, pass_fn pass, void *what, pass_times *out, char *failed,
+                       size_t len)
 {
-    double f[SPEED_MAX_REPS], b[SPEED_MAX_REPS];
-    step(sh, "forward");
-    double t = cnb_now();
-    pass(what, 0);
-    step(sh, "backward");
-    pass(what, 1);
-    double once = cnb_now() - t;
-    int reps = (int)fmin(SPEED_MAX_REPS, fmax(SPEED_MIN_REPS, SPEED_BUDGET / fmax(once, 1e-6)));
-    for (int r = 0; r < reps; r++) {
-        step(sh, "forward");
-        double t0 = cnb_now();
-        pass(what, 0);
-        double t1 = cnb_now();
-        step(sh, "backward");
-        pass(what, 1);
-        f[r] = t1 - t0, b[r] = cnb_now() - t1;
+    double f[SPEED_MAX_REPS], b[SPEED_MAX_REPS], once = 0.0;
+    int reps = 1;
+    for (int r = -1; r < reps; r++) { /* r = -1: untimed, sets reps */
+        for (int dir = 0; dir < 2; dir++) {
+            step(sh, dir ? "backward" : "forward");
+            double t0 = cnb_now();
+            int rc = pass(what, dir);
+            double dt = cnb_now() - t0;
+            if (rc != CNB_OK) {
+                if (r < 0)
+                    snprintf(failed, len, "%s, first call", dir ? "backward" : "forward");
+                else
+                    snprintf(failed, len, "%s, repetition %d of %d", dir ? "backward" : "forward",
+                             r + 1, reps);
+                return rc;
+            }
+            if (r < 0)
+                once += dt;
+            else
+                (dir ? b : f)[r] = dt;
+        }
+        if (r < 0)
+            reps = (int)fmin(SPEED_MAX_REPS, fmax(SPEED_MIN_REPS, SPEED_BUDGET / fmax(once, 1e-6)));
     }
     cnb_sample_summarize(f, reps, &out->fwd);
     cnb_sample_summarize(b, reps, &out->bwd);
+    return CNB_OK;
 }
 
-/* "    onednn       fwd     0.338 ms  bwd     2.940 ms  (CV 13.3% /  9.5%)" */
+/* "    onednn       fwd     0.338 ms  bwd     2.940 ms  (CV 13.3% /  9.5%, unstable)" */
 static void print_times(const char *who, const pass_times *t)
 {
-    printf("    %-12s fwd %9.3f ms  bwd %9.3f ms  (CV %4.1f%% / %4.1f%%)", who,
-           t->fwd.median * 1e3, t->bwd.median * 1e3, 100 * t->fwd.cv, 100 * t->bwd.cv);
+    int unstable = t->fwd.cv >= CNB_UNSTABLE_CV || t->bwd.cv >= CNB_UNSTABLE_CV;
+    printf("    %-12s fwd %9.3f ms  bwd %9.3f ms  (CV %4.1f%% / %4.1f%%%s)", who,
+           t->fwd.median * 1e3, t->bwd.median * 1e3, 100 * t->fwd.cv, 100 * t->bwd.cv,
+           unstable ? ", unstable" : "");
 }
 
 typedef struct timed {
@@ -270,16 +318,19 @@ typedef struct timed {
     const cnb_args *a;
     double create;
     pass_times t;
+    int rc;              /* 0, or the status of the call that failed (then k is NULL) */
+    char failed[96];     /* "kernel_create", "forward, repetition 3 of 51"            */
 } timed;
 
-static void kernel_pass(void *what, int backward)
+static int kernel_pass(void *what, int backward)
 {
     timed *x = what;
-    (backward ? x->k->backward : x->k->forward)(x->k, x->a);
+    return (backward ? x->k->backward : x->k->forward)(x->k, x->a);
 }
 
-/* Time forward and backward of every backend in tb[] on one case and print a row. */
-static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
+/* Time forward and backward of every backend in tb[] on one case and print a row. Returns
+ * 1 when tb[0] (the plugin checked) failed a call, 0 otherwise. */
+static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
 {
     const size_t ns = (size_t)d->batch * cnb_shape_size(d->src);
     const size_t nd = (size_t)d->batch * cnb_shape_size(d->dst);
@@ -314,15 +365,20 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
         x->a = &a;
         step(sh, "kernel_create");
         double t = cnb_now();
-        int rc = x->desc->kernel_create(x->state, d, &x->k);
+        x->rc = x->desc->kernel_create(x->state, d, &x->k);
         x->create = cnb_now() - t;
-        if (rc != CNB_OK || !x->k) {
+        snprintf(x->failed, sizeof x->failed, "kernel_create");
+        if (x->rc == CNB_OK && !x->k)
+            x->rc = CNB_EINVAL;
+        if (x->rc != CNB_OK) {
             x->k = NULL;
             continue;
         }
-        time_passes(sh, kernel_pass, x, &x->t);
+        x->rc = time_passes(sh, kernel_pass, x, &x->t, x->failed, sizeof x->failed);
         step(sh, "destroy");
         x->k->destroy(x->k);
+        if (x->rc != CNB_OK)
+            x->k = NULL;
     }
 
     char shape[128];
@@ -330,9 +386,14 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
     printf("  %-18s batch %-3d %s\n", name, d->batch, shape);
     double best_other_f = INFINITY, best_other_b = INFINITY, tf = NAN, tbw = NAN;
     for (int b = 0; b < nb; b++) {
-        if (!tb[b].k) {
-            printf("    %-12s (kernel_create refused: falls back to naive)\n",
-                   tb[b].desc->hdr.name);
+        if (tb[b].rc == CNB_ENOTSUP && strcmp(tb[b].failed, "kernel_create") == 0) {
+            printf("    %-12s kernel_create: CNB_ENOTSUP, the next backend of a chain runs "
+                   "it\n", tb[b].desc->hdr.name);
+            continue;
+        }
+        if (tb[b].rc != CNB_OK) {
+            printf("    %-12s FAIL   %s returned %s at batch %d while being timed\n",
+                   tb[b].desc->hdr.name, tb[b].failed, cnb_status_name(tb[b].rc), d->batch);
             continue;
         }
         const cnb_sample_stats *f = &tb[b].t.fwd, *g = &tb[b].t.bwd;
@@ -354,6 +415,7 @@ static void time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const
     for (int i = 0; i < NBUF; i++)
         cnb_free(buf[i]);
     free(labels);
+    return tb[0].rc != CNB_OK && tb[0].rc != CNB_ENOTSUP;
 }
 
 /* The speed table of one op: the LeNet-5 and AlexNet cases, the plugin against naive
@@ -378,19 +440,25 @@ static int child_speed(const cnb_check_opts *o, shared *sh, int target, int op)
     for (int b = 0; b < nb; b++)
         if (init_backend(tb[b].desc, o->threads, &tb[b].state) != 0)
             return 2;
+    int failed = 0;
     for (int row = 0; row < cnb_conform_n_cases; row++) {
         const cnb_conform_case *cs = &cnb_conform_cases[row];
-        if ((int)cs->op != op || strncmp(cs->name, "odd.", 4) == 0)
+        if (!selected(o, row, op) || strncmp(cs->name, "odd.", 4) == 0 ||
+            (cs->flags & CNB_CASE_BATCH))
             continue;
         cnb_op_desc d = speed_desc(cs);
         set_where(sh, &d, cs->name);
-        time_case(sh, tb, nb, &d, cs->name);
+        failed += time_case(sh, tb, nb, &d, cs->name);
     }
     step(sh, "fini");
     for (int b = 0; b < nb; b++)
         fini_backend(tb[b].desc, tb[b].state);
     cnb_registry_free(&reg);
-    return 0;
+    if (failed)
+        printf("  %-14s FAIL   %d case%s failed while being timed (above): a kernel must "
+               "succeed at every batch a network gives it\n", cnb_op_name(op), failed,
+               failed == 1 ? "" : "s");
+    return failed ? 1 : 0;
 }
 
 /* The registry, and the model-file section of layer target t:
@@ -428,23 +496,26 @@ static int child_gradcheck(const cnb_check_opts *o, shared *sh, int target, int 
                "and its input with --input HxWxC)\n", "gradient", err);
         return 1;
     }
+    if (res.stray)
+        printf("  %-14s FAIL   stray write: %s\n", "gradient", res.stray_at);
     if (res.bad)
         printf("  %-14s FAIL   %ld of %ld derivatives disagree with central differences "
                "(worst %.3g x the tolerance at %s)\n", "gradient", res.bad, res.checked,
                res.worst, res.worst_at);
-    else
-        printf("  %-14s PASS   %ld derivatives; closest to the tolerance: %.3g x (%s)\n",
-               "gradient", res.checked, res.worst, res.worst_at);
-    return res.bad ? 1 : 0;
+    else if (!res.stray)
+        printf("  %-14s PASS   %ld derivatives; closest to the tolerance: %.3g x (%s); no "
+               "write outside its buffers\n", "gradient", res.checked, res.worst, res.worst_at);
+    return res.bad || res.stray ? 1 : 0;
 }
 
-static void layer_pass(void *what, int backward)
+static int layer_pass(void *what, int backward)
 {
     cnb_layer_harness *lh = what;
-    float loss;
-    cnb_io io = {.train = 1, .x = lh->x, .y = lh->y, .dy = lh->r, .dx = lh->dx, .w = lh->L.w,
-                 .dw = lh->L.dw, .labels = lh->labels, .loss = &loss};
-    (backward ? lh->L.layer->backward : lh->L.layer->forward)(lh->L.layer, &io);
+    int rc;
+    if (backward)
+        return cnb_layer_harness_backward(lh);
+    cnb_layer_harness_loss(lh, &rc);
+    return rc;
 }
 
 static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, int op)
@@ -457,6 +528,7 @@ static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, in
     printf("  input %dx%dx%d, batch %d; forward and backward on each backend (the layer's "
            "kernels may fall back to naive)\n", o->input.h, o->input.w, o->input.c,
            LAYER_SPEED_BATCH);
+    int failed = 0;
     for (int i = 0; i < reg.n; i++) {
         const cnb_plugin_header *h = reg.items[i].hdr;
         if (h->kind != CNB_PLUGIN_BACKEND)
@@ -466,18 +538,30 @@ static int child_layer_speed(const cnb_check_opts *o, shared *sh, int target, in
         step(sh, "create");
         if (cnb_layer_harness_init(&lh, &reg, section, o->input, LAYER_SPEED_BATCH, h->name,
                                    1, err, sizeof err) != 0) {
-            printf("    %-12s %s\n", h->name, err);
+            printf("    %-12s FAIL   %s\n", h->name, err);
             cnb_layer_harness_free(&lh);
+            failed++;
             continue;
         }
+        lh.timing = 1;
         pass_times t;
-        time_passes(sh, layer_pass, &lh, &t);
-        print_times(h->name, &t);
-        printf("  ran on %s\n", lh.L.ctx.ran_on ? lh.L.ctx.ran_on : "(no kernels)");
+        char failed_at[96];
+        int rc = time_passes(sh, layer_pass, &lh, &t, failed_at, sizeof failed_at);
+        if (rc != CNB_OK) {
+            printf("    %-12s FAIL   %s returned %s at batch %d while being timed\n", h->name,
+                   failed_at, cnb_status_name(rc), LAYER_SPEED_BATCH);
+            failed++;
+        } else if (lh.stray) {
+            printf("    %-12s FAIL   stray write: %s\n", h->name, lh.stray_at);
+            failed++;
+        } else {
+            print_times(h->name, &t);
+            printf("  ran on %s\n", lh.L.ctx.ran_on ? lh.L.ctx.ran_on : "(no kernels)");
+        }
         cnb_layer_harness_free(&lh);
     }
     cnb_registry_free(&reg);
-    return 0;
+    return failed ? 1 : 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -604,8 +688,10 @@ int cnb_check_run(const cnb_check_opts *o)
     int rc = run_child(o, sh, "load", child_probe, 0, 0);
     if (rc != CHILD_PASS) {
         munmap(sh, sizeof *sh);
-        return rc == CHILD_NOT_RUN ? cnb_error("check: cannot check %s (see above)", o->plugin)
-                                   : 1;
+        if (rc == CHILD_NOT_RUN)
+            return cnb_error("check: cannot check %s (see above)", o->plugin);
+        printf("\n%s: FAILED\n", o->plugin);
+        return 1;
     }
     int failures = 0;
     for (int t = 0; t < sh->n_targets; t++) {

@@ -32,6 +32,7 @@ typedef struct cnb_check_opts {
     int threads;              /* handed to every backend's init (>= 1)                  */
     double timeout;           /* seconds without progress before a child is killed      */
     int speed;                /* 0: conformance / gradient check only                   */
+    const char *cases;        /* NULL, or a glob: only the table's cases it matches      */
     /* layer plugins: the section keys ("filters=4") and the per-sample input shape */
     char *const *keys;
     int n_keys;

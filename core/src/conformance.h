@@ -30,6 +30,7 @@
 enum {
     CNB_CASE_NO_BIAS = 1,   /* conv / inner product without bias (bias and diff_bias NULL) */
     CNB_CASE_PAD_LABEL = 2, /* softmax_xent: the middle sample's label is -1 (padding)     */
+    CNB_CASE_BATCH = 4,     /* another row's shape at another batch: checked, not timed    */
 };
 
 typedef struct cnb_conform_case {
@@ -76,6 +77,8 @@ typedef struct cnb_conform_result {
     int rc_create, rc_fwd, rc_bwd, rc_bwd2; /* return codes (nonzero: a failure)   */
     int bad[CNB_OUT_COUNT];          /* values out of tolerance (NaN included)           */
     int guard[CNB_OUT_COUNT];        /* 1 if a guard band of that output was trampled    */
+    int fallback;              /* kernel_create said CNB_ENOTSUP: the case runs on the
+                                  next backend of a chain (not a problem)           */
     int inputs_changed;        /* 1 if an input (or its guard bands) changed       */
     double worst[CNB_OUT_COUNT];     /* largest |got - expected| / tolerance             */
     double seconds;            /* in the backend's create/forward/backward/destroy */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkdata.h"
 #include "host.h"
 #include "net.h"
 #include "rng.h"
@@ -22,15 +23,63 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
+#define SENTINEL_BITS 0x7fc0a11du /* around every buffer the layer sees (a NaN payload) */
+
+static void poison(const cnb_layer_harness *h, float *p, size_t n)
+{
+    if (p && !h->timing)
+        cnb_fill_bits(p, n, CNB_POISON_BITS);
+}
+
+typedef struct guarded {
+    char name[40];
+    float *p;
+    size_t n;
+} guarded;
+
+/* Record the first write outside one of the layer's buffers, made by `call`. */
+static void guards(cnb_layer_harness *h, const char *call)
+{
+    guarded b[4 + 2 * CNB_MAX_PARAMS] = {
+        {"x", h->x, h->nx}, {"y", h->y, h->ny}, {"dy", h->r, h->ny}, {"dx", h->dx, h->nx}};
+    int nb = 4;
+    for (int p = 0; h->L.layer && p < h->L.layer->n_params; p++) {
+        const cnb_param_spec *ps = &h->L.layer->params[p];
+        b[nb] = (guarded){.p = h->L.w[p], .n = ps->count};
+        snprintf(b[nb++].name, sizeof b[0].name, "%s", ps->name);
+        b[nb] = (guarded){.p = h->L.dw[p], .n = ps->count};
+        snprintf(b[nb++].name, sizeof b[0].name, "d%s", ps->name);
+    }
+    for (int i = 0; i < nb; i++) {
+        uint32_t bits;
+        int at = b[i].p ? cnb_gbuf_trampled(b[i].p, b[i].n, SENTINEL_BITS, &bits) : 0;
+        if (!at)
+            continue;
+        if (h->stray++ == 0)
+            snprintf(h->stray_at, sizeof h->stray_at, "%.20s wrote %.39s[%ld], %s its %zu floats "
+                     "(sentinel 0x%08x became 0x%08x)", call, b[i].name,
+                     at < 0 ? (long)at : (long)b[i].n + at - 1,
+                     at < 0 ? "before the start of" : "past the end of", b[i].n,
+                     (unsigned)SENTINEL_BITS, (unsigned)bits);
+        /* restore, so that one stray write is reported once */
+        cnb_fill_bits(b[i].p - CNB_GUARD, CNB_GUARD, SENTINEL_BITS);
+        cnb_fill_bits(b[i].p + b[i].n, CNB_GUARD, SENTINEL_BITS);
+    }
+}
+
 /* L for the current x and parameters; NAN when forward fails. */
-double cnb_layer_harness_loss(cnb_layer_harness *h)
+double cnb_layer_harness_loss(cnb_layer_harness *h, int *rc_out)
 {
     float loss = 0.0f;
     cnb_io io = {.train = 1, .x = h->x, .y = h->y, .w = h->L.w, .dw = h->L.dw,
                  .labels = h->labels, .loss = &loss};
     struct cnb_rng saved = h->L.ctx.rng;
+    poison(h, h->y, h->ny);
     int rc = h->L.layer->forward(h->L.layer, &io);
     h->L.ctx.rng = saved; /* the same dropout mask next time */
+    guards(h, "forward");
+    if (rc_out)
+        *rc_out = rc;
     if (rc != CNB_OK)
         return NAN;
     if (h->L.desc->flags & CNB_LAYER_LOSS)
@@ -41,15 +90,27 @@ double cnb_layer_harness_loss(cnb_layer_harness *h)
     return l;
 }
 
-static float *fresh(size_t n) { return cnb_alloc(n * sizeof(float)); }
+int cnb_layer_harness_backward(cnb_layer_harness *h)
+{
+    cnb_io io = {.train = 1, .x = h->x, .y = h->y, .dy = h->r, .dx = h->dx, .w = h->L.w,
+                 .dw = h->L.dw, .labels = h->labels};
+    poison(h, h->dx, h->nx);
+    for (int p = 0; p < h->L.layer->n_params; p++)
+        poison(h, h->L.dw[p], h->L.layer->params[p].count);
+    int rc = h->L.layer->backward(h->L.layer, &io);
+    guards(h, "backward");
+    return rc;
+}
+
+static float *fresh(size_t n) { return cnb_gbuf_new(n, SENTINEL_BITS); }
 
 void cnb_layer_harness_free(cnb_layer_harness *h)
 {
-    if (h->L.layer)
+    if (h->L.layer && h->L.layer->destroy)
         h->L.layer->destroy(h->L.layer);
     for (int p = 0; p < CNB_MAX_PARAMS; p++)
-        cnb_free(h->L.w[p]), cnb_free(h->L.dw[p]);
-    cnb_free(h->x), cnb_free(h->dx), cnb_free(h->y), cnb_free(h->r);
+        cnb_gbuf_free(h->L.w[p]), cnb_gbuf_free(h->L.dw[p]);
+    cnb_gbuf_free(h->x), cnb_gbuf_free(h->dx), cnb_gbuf_free(h->y), cnb_gbuf_free(h->r);
     free(h->labels);
     cnb_net_free(&h->net);
     cnb_conf_free(&h->conf);
@@ -64,12 +125,6 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     if (cnb_conf_load_string(&h->conf, "gradcheck.ini", section) != 0 || h->conf.n < 1)
         return fail(err, errlen, CNB_EINVAL, "gradcheck: the layer section does not parse: %s",
                     cnb_last_error());
-    const cnb_section *s = &h->conf.sec[0];
-    const cnb_kv *type = cnb_section_get(s, "type");
-    h->L.desc = type ? cnb_registry_layer(reg, type->value) : NULL;
-    if (!h->L.desc)
-        return fail(err, errlen, CNB_EINVAL, "gradcheck: no layer plugin '%s'",
-                    type ? type->value : "(no type key)");
     h->net.model = &h->conf;
     h->net.reg = reg;
     h->net.input = in;
@@ -77,26 +132,20 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     if (rc != CNB_OK)
         return fail(err, errlen, rc, "gradcheck: backend %s: %s", backend ? backend : "naive",
                     cnb_last_error());
-    h->L.name = s->name;
     h->L.ctx.net = &h->net;
-    h->L.ctx.sec = s;
     cnb_rng_seed(&h->L.ctx.rng, seed, CNB_STREAM_LAYER);
-    rc = h->L.desc->create(cnb_host_services(), &h->L.ctx, in, &h->L.layer);
-    if (rc == CNB_OK && !h->L.layer)
-        rc = CNB_EINVAL;
-    if (rc != CNB_OK)
-        return fail(err, errlen, rc, "gradcheck: layer %s on input %dx%dx%d: create returned "
-                    "%d: %s", type->value, in.h, in.w, in.c, rc, cnb_last_error());
+    if (cnb_net_layer_create(&h->net, &h->L, &h->conf.sec[0], in) != 0)
+        return fail(err, errlen, CNB_EINVAL, "gradcheck: on input %dx%dx%d: %s", in.h, in.w,
+                    in.c, cnb_last_error());
     if ((rc = h->L.layer->bind(h->L.layer, h->batch)) != CNB_OK)
-        return fail(err, errlen, rc, "gradcheck: layer %s: bind(batch %d) returned %d: %s",
-                    type->value, h->batch, rc, cnb_last_error());
+        return fail(err, errlen, rc, "gradcheck: layer %s: bind(batch %d) returned %s: %s",
+                    h->L.desc->hdr.name, h->batch, cnb_status_name(rc), cnb_last_error());
 
     struct cnb_rng rng;
     cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
     for (int p = 0; p < h->L.layer->n_params; p++) {
         size_t n = h->L.layer->params[p].count;
-        if (!(h->L.w[p] = fresh(n)) || !(h->L.dw[p] = fresh(n)))
-            return fail(err, errlen, CNB_ENOMEM, "gradcheck: out of memory");
+        h->L.w[p] = fresh(n), h->L.dw[p] = fresh(n);
         for (size_t k = 0; k < n; k++)
             h->L.w[p][k] = 0.5f * cnb_rng_normal(&rng);
     }
@@ -104,7 +153,7 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     h->ny = (size_t)h->batch * cnb_shape_size(h->L.layer->out);
     h->x = fresh(h->nx), h->dx = fresh(h->nx), h->y = fresh(h->ny), h->r = fresh(h->ny);
     h->labels = calloc((size_t)h->batch, sizeof *h->labels);
-    if (!h->x || !h->dx || !h->y || !h->r || !h->labels)
+    if (!h->labels)
         return fail(err, errlen, CNB_ENOMEM, "gradcheck: out of memory");
     /* distinct values 0.05 apart, shuffled, centred, none within 0.025 of zero */
     for (size_t i = 0; i < h->nx; i++)
@@ -129,9 +178,9 @@ static void compare(cnb_layer_harness *h, const char *what, float *v, const floa
     for (size_t i = 0; i < n; i++) {
         float keep = v[i];
         v[i] = keep + eps;
-        double lp = cnb_layer_harness_loss(h);
+        double lp = cnb_layer_harness_loss(h, NULL);
         v[i] = keep - eps;
-        double lm = cnb_layer_harness_loss(h);
+        double lm = cnb_layer_harness_loss(h, NULL);
         v[i] = keep;
         double numeric = (lp - lm) / (2.0 * eps), a = analytic[i];
         double tol = 1e-2 * fmax(fabs(a), fabs(numeric)) + 2e-3;
@@ -159,38 +208,32 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
     int rc = cnb_layer_harness_init(&h, reg, section, in, batch, backend, seed, err, errlen);
     if (rc != CNB_OK)
         goto out;
-    float *dx = fresh(h.nx), *dw = NULL;
-    if (!dx) {
-        rc = fail(err, errlen, CNB_ENOMEM, "gradcheck: out of memory");
+    if (isnan(cnb_layer_harness_loss(&h, &rc)) && rc != CNB_OK) {
+        rc = fail(err, errlen, rc, "gradcheck: layer %s: forward returned %s: %s", h.L.name,
+                  cnb_status_name(rc), cnb_last_error());
         goto out;
     }
-    if (isnan(cnb_layer_harness_loss(&h))) {
-        rc = fail(err, errlen, CNB_EINVAL, "gradcheck: layer %s: forward failed: %s", h.L.name,
-                  cnb_last_error());
-        goto out_dx;
-    }
-    cnb_io io = {.train = 1, .x = h.x, .y = h.y, .dy = h.r, .dx = h.dx, .w = h.L.w,
-                 .dw = h.L.dw, .labels = h.labels};
-    if ((rc = h.L.layer->backward(h.L.layer, &io)) != CNB_OK) {
-        fail(err, errlen, rc, "gradcheck: layer %s: backward returned %d: %s", h.L.name, rc,
-             cnb_last_error());
-        goto out_dx;
+    if ((rc = cnb_layer_harness_backward(&h)) != CNB_OK) {
+        fail(err, errlen, rc, "gradcheck: layer %s: backward returned %s: %s", h.L.name,
+             cnb_status_name(rc), cnb_last_error());
+        goto out;
     }
     /* copies: compare() re-runs forward, which must not disturb what backward wrote */
+    float *dx = fresh(h.nx);
     memcpy(dx, h.dx, h.nx * sizeof(float));
     compare(&h, "x", h.x, dx, h.nx, eps, report, res);
+    cnb_gbuf_free(dx);
     for (int p = 0; p < h.L.layer->n_params; p++) {
         size_t n = h.L.layer->params[p].count;
-        if (!(dw = fresh(n))) {
-            rc = fail(err, errlen, CNB_ENOMEM, "gradcheck: out of memory");
-            break;
-        }
+        float *dw = fresh(n);
         memcpy(dw, h.L.dw[p], n * sizeof(float));
         compare(&h, h.L.layer->params[p].name, h.L.w[p], dw, n, eps, report, res);
-        cnb_free(dw);
+        cnb_gbuf_free(dw);
     }
-out_dx:
-    cnb_free(dx);
+    res->stray = h.stray;
+    snprintf(res->stray_at, sizeof res->stray_at, "%s", h.stray_at);
+    if (h.stray && report)
+        fprintf(report, "  [%s] stray write: %s\n", h.L.name, h.stray_at);
 out:
     cnb_layer_harness_free(&h);
     return rc;

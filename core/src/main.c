@@ -49,6 +49,7 @@ typedef struct options {
     double timeout;     /* check */
     int no_speed;       /* check */
     const char *input;  /* check: a layer's input, HxWxC */
+    const char *cases;  /* check: a glob over the case names */
 } options;
 
 static void usage(FILE *out)
@@ -80,6 +81,8 @@ static void usage(FILE *out)
             "  --threads N              check: threads for every backend (default: cores)\n"
             "  --timeout SECONDS        check: kill a child making no progress (default 60)\n"
             "  --no-speed               check: correctness only\n"
+            "  --cases GLOB             check: only the cases whose name matches\n"
+            "                           ('lenet.fc1*', 'tile.*'; names in the FAIL lines)\n"
             "  --input HxWxC            check: a layer plugin's input (default 9x7x4); its\n"
             "                           keys come from --set KEY=VALUE (filters=4)\n"
             "  -q, --quiet              no progress bar, warnings only\n"
@@ -108,6 +111,10 @@ static int parse_args(int argc, char **argv, options *o)
             o->force = 1;
         } else if (strcmp(a, "--no-speed") == 0) {
             o->no_speed = 1;
+        } else if (strcmp(a, "--cases") == 0) {
+            if (i + 1 >= argc)
+                return cnb_error("--cases needs a pattern (a shell glob: 'lenet.fc*')");
+            o->cases = argv[++i];
         } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--timeout") == 0 ||
                    strcmp(a, "--input") == 0) {
             if (i + 1 >= argc)
@@ -366,7 +373,8 @@ static int cmd_check(const options *o)
     cnb_check_opts c = {.plugin = o->file, .extra = o->plugins, .n_extra = o->n_plugins,
                         .threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
                         .timeout = o->timeout > 0 ? o->timeout : 60.0, .speed = !o->no_speed,
-                        .keys = o->sets, .n_keys = o->n_sets, .input = {4, 9, 7}};
+                        .keys = o->sets, .n_keys = o->n_sets, .input = {4, 9, 7},
+                        .cases = o->cases};
     if (o->input && (sscanf(o->input, "%dx%dx%d", &c.input.h, &c.input.w, &c.input.c) != 3 ||
                      c.input.h < 1 || c.input.w < 1 || c.input.c < 1))
         return cnb_error("--input %s: expected HxWxC, for example 28x28x6", o->input);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cnnbench/op_check.h"
 #include "host.h"
 
 /* ---- per-layer host services ------------------------------------------------------- */
@@ -123,8 +124,9 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
     if (rc == CNB_ENOTSUP && d.src_layout != CNB_LAYOUT_NCHW)
         return ctx->refused = 1, rc;
     if (rc != 0)
-        return cnb_layer_error(ctx, NULL, "backend '%s' could not create the kernel (op %d): %d",
-                               be->hdr.name, (int)desc->op, rc);
+        return cnb_layer_error(ctx, NULL, "backend '%s' could not create its %s kernel: "
+                               "kernel_create returned %s", be->hdr.name, cnb_op_name(d.op),
+                               cnb_status_name(rc));
     ctx->kernel = *out;
     ctx->chain = used;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
@@ -167,7 +169,7 @@ static int is_layer_section(const cnb_section *s)
     return strcmp(s->name, "net") != 0 && strcmp(s->name, "vars") != 0;
 }
 
-static int create_layer(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cnb_shape in)
+int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cnb_shape in)
 {
     const cnb_kv *type = cnb_section_get(s, "type");
     if (!type)
@@ -186,10 +188,20 @@ static int create_layer(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cn
     int rc = L->desc->create(cnb_host_services(), &L->ctx, in, &L->layer);
     if (rc != 0) {
         if (rc != CNB_EINVAL) /* the plugin reported EINVAL itself */
-            cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create (%d)",
-                            L->desc->hdr.name, rc);
+            cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create: %s",
+                            L->desc->hdr.name, cnb_status_name(rc));
         return CNB_EINVAL;
     }
+    const char *missing = !L->layer            ? "layer (create returned 0 and NULL)"
+                          : !L->layer->bind     ? "bind"
+                          : !L->layer->forward  ? "forward"
+                          : !L->layer->backward ? "backward"
+                          : !L->layer->destroy  ? "destroy"
+                                                : NULL;
+    if (missing)
+        return cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' gave no %s; bind, forward, "
+                               "backward and destroy are all required (cnnbench/layer.h)",
+                               L->desc->hdr.name, missing);
     /* Keys: `type` plus what the plugin declares. */
     const char *allowed[64] = {"type"};
     int na = 1;
@@ -244,7 +256,7 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
         L->ctx.net = net;
         L->ctx.index = net->n;
         net->n++; /* counted before create so that free() sees a partial layer */
-        if (create_layer(net, L, &model->sec[i], shape))
+        if (cnb_net_layer_create(net, L, &model->sec[i], shape))
             return CNB_EINVAL;
         shape = L->out;
     }
@@ -422,8 +434,10 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
 {
     cnb_backend_config cfg = {.threads = threads};
     *state = NULL;
-    if (be->init && be->init(cnb_host_services(), &cfg, state) != 0)
-        return cnb_error("backend '%s' failed to start", be->hdr.name);
+    int rc = be->init ? be->init(cnb_host_services(), &cfg, state) : CNB_OK;
+    if (rc != CNB_OK)
+        return cnb_error("backend '%s' failed to start: init returned %s", be->hdr.name,
+                         cnb_status_name(rc));
     return 0;
 }
 
@@ -466,7 +480,7 @@ static int bind_layer(cnb_net *net, int i)
     L->ctx.refused = 0;
     L->ctx.out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
     L->ctx.kernel = NULL;
-    return L->layer->bind ? L->layer->bind(L->layer, net->batch) : 0;
+    return L->layer->bind(L->layer, net->batch);
 }
 
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
@@ -531,6 +545,16 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     return 0;
 }
 
+/* "[fc1] forward on backend 'mine' failed: CNB_EINVAL" */
+static int layer_failed(const cnb_net_layer *L, const char *pass, int rc)
+{
+    if (!L->ctx.ran_on)
+        return cnb_error("[%s] %s (layer plugin '%s', no kernels) failed: %s", L->name, pass,
+                         L->desc->hdr.name, cnb_status_name(rc));
+    return cnb_error("[%s] %s on backend '%s'%s failed: %s", L->name, pass, L->ctx.ran_on,
+                     L->ctx.mixed ? " (and others)" : "", cnb_status_name(rc));
+}
+
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds)
 {
     const float *x = net->x;
@@ -544,7 +568,7 @@ int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds)
         if (seconds)
             seconds[i] = cnb_now() - t0;
         if (rc)
-            return cnb_error("[%s] forward failed (%d)", L->name, rc);
+            return layer_failed(L, "forward", rc);
         x = L->y;
     }
     return 0;
@@ -600,7 +624,7 @@ int cnb_net_backward_timed(cnb_net *net, double *seconds)
         if (seconds)
             seconds[i] = cnb_now() - t0;
         if (rc)
-            return cnb_error("[%s] backward failed (%d)", L->name, rc);
+            return layer_failed(L, "backward", rc);
     }
     return 0;
 }

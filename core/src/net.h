@@ -72,6 +72,10 @@ struct cnb_net {
 /* Build layers from a (substituted) model: shapes, parameter specs, FLOPs. Errors are
  * reported with file:line; returns CNB_EINVAL then. */
 int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model);
+/* Create layer L of `net` (its ctx.net and index set) from model section s on input `in`:
+ * the plugin named by `type`, its keys checked, its required entries present, its output
+ * shape not empty. Errors are reported with file:line; returns CNB_EINVAL then. */
+int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cnb_shape in);
 /* Load a model file, apply its [vars] under `overrides`, and build. */
 int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
                  const cnb_vars *overrides);

@@ -144,6 +144,7 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
                  kind, h->struct_size, h->abi_major, h->abi_minor, size);
         return CNB_EABI;
     }
+    /* From here on the plugin speaks this ABI but is incomplete: CNB_EINVAL. */
     const char *missing = NULL;
     if (!h->name || !*h->name)
         missing = "name";
@@ -155,7 +156,21 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
         missing = "create";
     if (missing) {
         snprintf(err, errlen, "%s descriptor has an empty required field '%s'", kind, missing);
-        return CNB_EABI;
+        return CNB_EINVAL;
+    }
+    if (h->kind == CNB_PLUGIN_BACKEND) {
+        uint32_t ops = ((const cnb_backend_desc *)h)->ops;
+        if ((ops & CNB_OPS_ALL) == 0) {
+            snprintf(err, errlen, "backend '%s' provides no op (ops is 0x%x): set "
+                     "CNB_OP_BIT() of each op its kernel_create makes", h->name, ops);
+            return CNB_EINVAL;
+        }
+        if (ops & ~CNB_OPS_ALL) {
+            snprintf(err, errlen, "backend '%s' sets op bits this host does not know (ops "
+                     "0x%x, known 0x%x); rebuild it against this cnnbench's headers", h->name,
+                     ops, CNB_OPS_ALL);
+            return CNB_EABI;
+        }
     }
     if (!valid_name(h->name)) {
         snprintf(err, errlen,

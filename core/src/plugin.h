@@ -43,7 +43,9 @@ int cnb_registry_scan_default(cnb_registry *r);
 int cnb_registry_scan_dir(cnb_registry *r, const char *dir);
 
 /* Load one file. 0 on success; otherwise a negative code and `err` says why, naming the
- * file. Nothing from a refused file stays registered. */
+ * file: CNB_ENOTFOUND (no such file), CNB_EABI (not a plugin of this ABI), CNB_EINVAL (a
+ * plugin of this ABI whose descriptor is incomplete: a required entry missing, no op).
+ * Nothing from a refused file stays registered. */
 int cnb_registry_load_file(cnb_registry *r, const char *path, char *err, size_t errlen);
 
 const cnb_plugin *cnb_registry_find(const cnb_registry *r, cnb_plugin_kind kind,

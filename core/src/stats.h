@@ -36,4 +36,7 @@ typedef struct cnb_sample_stats {
 
 void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s);
 
+/* A timing whose coefficient of variation reaches this is reported as unstable. */
+#define CNB_UNSTABLE_CV 0.10
+
 #endif

@@ -54,6 +54,8 @@ struct cnb_layer {
     int n_params;
     cnb_param_spec params[CNB_MAX_PARAMS];
 
+    /* All four are required: the host refuses a layer without one, naming it. bind is
+     * where the layer learns N (cnb_io carries none) and creates its kernels. */
     int (*bind)(cnb_layer *self, int batch);
     int (*forward)(cnb_layer *self, const cnb_io *io);
     int (*backward)(cnb_layer *self, const cnb_io *io);

@@ -42,6 +42,21 @@ typedef enum cnb_status {
     CNB_ENOTFOUND = -6,
 } cnb_status;
 
+/* "CNB_EINVAL": a status's name, for messages; "unknown status" for anything else. */
+static inline const char *cnb_status_name(int status)
+{
+    switch (status) {
+    case CNB_OK: return "CNB_OK";
+    case CNB_EINVAL: return "CNB_EINVAL";
+    case CNB_ENOMEM: return "CNB_ENOMEM";
+    case CNB_ENOTSUP: return "CNB_ENOTSUP";
+    case CNB_EIO: return "CNB_EIO";
+    case CNB_EABI: return "CNB_EABI";
+    case CNB_ENOTFOUND: return "CNB_ENOTFOUND";
+    default: return "unknown status";
+    }
+}
+
 typedef enum cnb_plugin_kind {
     CNB_PLUGIN_BACKEND = 1,
     CNB_PLUGIN_LAYER = 2,
