@@ -318,6 +318,7 @@ typedef struct timed {
     const cnb_args *a;
     double create;
     pass_times t;
+    int fallback;        /* kernel_create said CNB_ENOTSUP: not this backend's case  */
     int rc;              /* 0, or the status of the call that failed (then k is NULL) */
     char failed[96];     /* "kernel_create", "forward, repetition 3 of 51"            */
 } timed;
@@ -368,6 +369,7 @@ static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const 
         x->rc = x->desc->kernel_create(x->state, d, &x->k);
         x->create = cnb_now() - t;
         snprintf(x->failed, sizeof x->failed, "kernel_create");
+        x->fallback = x->rc == CNB_ENOTSUP;
         if (x->rc == CNB_OK && !x->k)
             x->rc = CNB_EINVAL;
         if (x->rc != CNB_OK) {
@@ -386,7 +388,7 @@ static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const 
     printf("  %-18s batch %-3d %s\n", name, d->batch, shape);
     double best_other_f = INFINITY, best_other_b = INFINITY, tf = NAN, tbw = NAN;
     for (int b = 0; b < nb; b++) {
-        if (tb[b].rc == CNB_ENOTSUP && strcmp(tb[b].failed, "kernel_create") == 0) {
+        if (tb[b].fallback) {
             printf("    %-12s kernel_create: CNB_ENOTSUP, the next backend of a chain runs "
                    "it\n", tb[b].desc->hdr.name);
             continue;
@@ -415,7 +417,7 @@ static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const 
     for (int i = 0; i < NBUF; i++)
         cnb_free(buf[i]);
     free(labels);
-    return tb[0].rc != CNB_OK && tb[0].rc != CNB_ENOTSUP;
+    return tb[0].rc != CNB_OK && !tb[0].fallback;
 }
 
 /* The speed table of one op: the LeNet-5 and AlexNet cases, the plugin against naive
