@@ -80,6 +80,8 @@ double cnb_layer_harness_loss(cnb_layer_harness *h, int *rc_out)
     guards(h, "forward");
     if (rc_out)
         *rc_out = rc;
+    if (rc != CNB_OK && !h->failed)
+        h->failed = rc;
     if (rc != CNB_OK)
         return NAN;
     if (h->L.desc->flags & CNB_LAYER_LOSS)
@@ -229,6 +231,12 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
         memcpy(dw, h.L.dw[p], n * sizeof(float));
         compare(&h, h.L.layer->params[p].name, h.L.w[p], dw, n, eps, report, res);
         cnb_gbuf_free(dw);
+    }
+    if (h.failed) {
+        rc = fail(err, errlen, h.failed, "gradcheck: layer %s: forward returned %s during the "
+                  "central differences: %s", h.L.name, cnb_status_name(h.failed),
+                  cnb_last_error());
+        goto out;
     }
     res->stray = h.stray;
     snprintf(res->stray_at, sizeof res->stray_at, "%s", h.stray_at);

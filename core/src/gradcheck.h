@@ -38,6 +38,7 @@ typedef struct cnb_layer_harness {
     float *x, *y, *dx, *r; /* input, output, input gradient, R (guard-banded) */
     int32_t *labels;
     int timing;            /* 1: no NaN poison before each call (benchmarks)  */
+    int failed;            /* the first failing forward's status, or 0        */
     int stray;             /* writes outside a buffer found so far            */
     char stray_at[256];    /* the first: "backward wrote dx[48], past the end ..." */
 } cnb_layer_harness;
