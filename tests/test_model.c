@@ -244,6 +244,23 @@ static void test_experiment_errors(void)
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, bad_set, 1), CNB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "section.key=value"));
     cnb_experiment_free(&e);
+    /* a key from the command line is blamed on its --set, not on "exp.ini:0" */
+    char *unknown_set[] = {"train.nosuch=1"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, unknown_set, 1), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "--set train.nosuch=1: unknown key 'nosuch' in [train]");
+    cnb_experiment_free(&e);
+    char *range_set[] = {"train.lr=1e3"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, range_set, 1), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "--set train.lr=1e3: [train] lr = '1e3'");
+    cnb_experiment_free(&e);
+    char *section_set[] = {"optimiser.lr=1"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, section_set, 1), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "--set optimiser.lr=1: unknown section [optimiser]");
+    cnb_experiment_free(&e);
+    char *axis_set[] = {"sweep.seed=1,x"};
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, axis_set, 1), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "--set sweep.seed=1,x: [sweep] seed value 'x'");
+    cnb_experiment_free(&e);
     char *good_set[] = {"train.epochs=3", "vars.act=relu"};
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, good_set, 2), 0);
     CU_ASSERT_EQUAL(e.train.epochs, 3);

@@ -328,6 +328,16 @@ int cnb_conf_set(cnb_conf *c, const char *assignment, const char *value, int lin
     return cnb_conf_put(c, buf, dot + 1, value, line);
 }
 
+const char *cnb_conf_where(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
+                           char *buf, size_t len)
+{
+    if (kv->line > 0)
+        snprintf(buf, len, "%s:%d", c->path, kv->line);
+    else
+        snprintf(buf, len, "--set %s.%s=%s", s->name, kv->key, kv->value);
+    return buf;
+}
+
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed)
 {
     for (int k = 0; k < s->n; k++) {
@@ -340,8 +350,10 @@ int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *
         size_t used = 0;
         for (const char *const *a = allowed; *a && used < sizeof list; a++)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *a);
-        return cnb_error("%s:%d: unknown key '%s' in [%s]; known keys: %s", c->path,
-                         s->kv[k].line, s->kv[k].key, s->name, list);
+        char where[1100];
+        return cnb_error("%s: unknown key '%s' in [%s]; known keys: %s",
+                         cnb_conf_where(c, s, &s->kv[k], where, sizeof where), s->kv[k].key,
+                         s->name, list);
     }
     return 0;
 }
@@ -355,9 +367,11 @@ int cnb_conf_int(const cnb_conf *c, const cnb_section *s, const char *key, long 
     char *end;
     errno = 0;
     long v = strtol(kv->value, &end, 10);
+    char where[1100];
     if (errno || end == kv->value || *end || v < lo || v > hi)
-        return cnb_error("%s:%d: [%s] %s = '%s': expected a whole number from %ld to %ld",
-                         c->path, kv->line, s->name, key, kv->value, lo, hi);
+        return cnb_error("%s: [%s] %s = '%s': expected a whole number from %ld to %ld",
+                         cnb_conf_where(c, s, kv, where, sizeof where), s->name, key,
+                         kv->value, lo, hi);
     *out = v;
     return 0;
 }
@@ -371,9 +385,11 @@ int cnb_conf_double(const cnb_conf *c, const cnb_section *s, const char *key, do
     char *end;
     errno = 0;
     double v = strtod(kv->value, &end);
+    char where[1100];
     if (errno || end == kv->value || *end || !isfinite(v) || v < lo || v > hi)
-        return cnb_error("%s:%d: [%s] %s = '%s': expected a number from %g to %g", c->path,
-                         kv->line, s->name, key, kv->value, lo, hi);
+        return cnb_error("%s: [%s] %s = '%s': expected a number from %g to %g",
+                         cnb_conf_where(c, s, kv, where, sizeof where), s->name, key,
+                         kv->value, lo, hi);
     *out = v;
     return 0;
 }

@@ -52,6 +52,11 @@ int cnb_conf_put(cnb_conf *c, const char *section, const char *key, const char *
 /* "section.key=value" (from --set), or with `value` given, "section.key" (a profile). */
 int cnb_conf_set(cnb_conf *c, const char *assignment, const char *value, int line);
 
+/* Where a key was set, for messages: "FILE:LINE", or "--set section.key=value" for a key
+ * from the command line (line 0). Returns buf. */
+const char *cnb_conf_where(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
+                           char *buf, size_t len);
+
 /* Reject keys of `s` not in the NULL-terminated `allowed` list, naming them and the list. */
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);
 

@@ -117,11 +117,11 @@ static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
     for (int i = 0; options[i]; i++)
         if (strcmp(kv->value, options[i]) == 0)
             return *out = i, 0;
-    char list[256] = "";
+    char list[256] = "", at[1100];
     for (int i = 0; options[i]; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
-    return cnb_error("%s:%d: [%s] %s = '%s': expected one of %s", c->path, kv->line, s->name,
-                     key, kv->value, list);
+    return cnb_error("%s: [%s] %s = '%s': expected one of %s",
+                     cnb_conf_where(c, s, kv, at, sizeof at), s->name, key, kv->value, list);
 }
 
 /* A [train] key swept as an axis ("train.lr"): apply `value` to t / batch. Returns 0, or
@@ -178,13 +178,14 @@ static int parse_hw(const cnb_conf *c, const cnb_section *s, const char *key, in
     const cnb_kv *kv = s ? cnb_section_get(s, key) : NULL;
     if (!kv)
         return 0;
-    char x;
+    char x, at[1100];
     int n = sscanf(kv->value, "%d%c%d", h, &x, w);
     if (n == 1)
         *w = *h;
     if (!((n == 1 || (n == 3 && x == 'x')) && *h > 0 && *w > 0))
-        return cnb_error("%s:%d: data.%s = '%s': expected a size, N or HxW, above 0 (for "
-                         "example 227 or 24x24)", c->path, kv->line, key, kv->value);
+        return cnb_error("%s: data.%s = '%s': expected a size, N or HxW, above 0 (for "
+                         "example 227 or 24x24)", cnb_conf_where(c, s, kv, at, sizeof at), key,
+                         kv->value);
     return 0;
 }
 
@@ -193,15 +194,18 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
     const cnb_conf *c = &e->conf;
     for (int i = 0; sw && i < sw->n; i++) {
         const cnb_kv *kv = &sw->kv[i];
+        char at[1100];
+        cnb_conf_where(c, sw, kv, at, sizeof at);
         if (strcmp(kv->key, "only") == 0 || strcmp(kv->key, "exclude") == 0) {
             snprintf(strcmp(kv->key, "only") == 0 ? e->only : e->exclude, sizeof e->only, "%s",
                      kv->value);
             continue;
         }
         if (e->n_axes == CNB_MAX_AXES)
-            return cnb_error("%s:%d: at most %d sweep axes", c->path, kv->line, CNB_MAX_AXES);
+            return cnb_error("%s: at most %d sweep axes", at, CNB_MAX_AXES);
         cnb_axis *ax = &e->axes[e->n_axes++];
         snprintf(ax->name, sizeof ax->name, "%s", kv->key);
+        snprintf(ax->where, sizeof ax->where, "%.*s", (int)sizeof ax->where - 1, at);
         char *copy = strdup(kv->value), *items[CNB_MAX_AXIS_VALUES];
         if (!copy)
             return CNB_ENOMEM;
@@ -209,8 +213,8 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
         for (int k = 0; k < n; k++)
             for (int j = 0; j < k; j++)
                 if (strcmp(items[j], items[k]) == 0) {
-                    int rc = cnb_error("%s:%d: [sweep] %s lists '%s' twice", c->path, kv->line,
-                                       kv->key, items[k]);
+                    int rc = cnb_error("%s: [sweep] %s lists '%s' twice", at, kv->key,
+                                       items[k]);
                     free(copy);
                     return rc;
                 }
@@ -218,31 +222,31 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
             ax->values[ax->n++] = strdup(items[k]);
         free(copy);
         if (ax->n == 0)
-            return cnb_error("%s:%d: [sweep] %s has no values; write a comma-separated list",
-                             c->path, kv->line, kv->key);
+            return cnb_error("%s: [sweep] %s has no values; write a comma-separated list",
+                             at, kv->key);
         for (int k = 0; k < ax->n; k++) {
             char *end;
             cnb_train_cfg t = e->train;
             int batch = e->batch, bad;
             if (strncmp(ax->name, "train.", 6) == 0 &&
                 (bad = apply_train_axis(ax->name + 6, ax->values[k], &t, &batch)) != 0)
-                return bad == -1 ? cnb_error("%s:%d: [sweep] %s: only train.lr, momentum, "
+                return bad == -1 ? cnb_error("%s: [sweep] %s: only train.lr, momentum, "
                                              "weight_decay, epochs, batch, gamma and step_epochs "
-                                             "can be swept", c->path, kv->line, ax->name)
-                                 : cnb_error("%s:%d: [sweep] %s value '%s' is out of range",
-                                             c->path, kv->line, ax->name, ax->values[k]);
+                                             "can be swept", at, ax->name)
+                                 : cnb_error("%s: [sweep] %s value '%s' is out of range",
+                                             at, ax->name, ax->values[k]);
             if (strncmp(ax->name, "data.", 5) == 0 && strcmp(ax->name, "data.augment") != 0)
-                return cnb_error("%s:%d: [sweep] %s: of [data], only data.augment can be "
-                                 "swept", c->path, kv->line, ax->name);
+                return cnb_error("%s: [sweep] %s: of [data], only data.augment can be "
+                                 "swept", at, ax->name);
             if (strcmp(ax->name, "data.augment") == 0 && parse_steps(ax->values[k]) < 0)
-                return cnb_error("%s:%d: [sweep] data.augment value '%s': expected none, or "
-                                 "flip, crop and lighting joined by '+'", c->path, kv->line,
+                return cnb_error("%s: [sweep] data.augment value '%s': expected none, or "
+                                 "flip, crop and lighting joined by '+'", at,
                                  ax->values[k]);
             if (strcmp(ax->name, "seed") == 0 || strcmp(ax->name, "threads") == 0) {
                 long v = strtol(ax->values[k], &end, 10);
                 if (*end || end == ax->values[k] || v < (ax->name[0] == 's' ? 0 : 1))
-                    return cnb_error("%s:%d: [sweep] %s value '%s' is not a valid %s", c->path,
-                                     kv->line, ax->name, ax->values[k], ax->name);
+                    return cnb_error("%s: [sweep] %s value '%s' is not a valid %s", at,
+                                     ax->name, ax->values[k], ax->name);
             }
         }
     }
@@ -272,10 +276,16 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         if (strcmp(s->name, "vars") == 0 || strcmp(s->name, "sweep") == 0 ||
             strncmp(s->name, "profile.", 8) == 0)
             continue;
-        if (!keys)
-            return cnb_error("%s:%d: unknown section [%s]; an experiment has [experiment], "
-                             "[vars], [sweep], [data], [train] and [profile.NAME]",
-                             c->path, s->line, s->name);
+        char at[1100];
+        if (!keys) { /* a section made by --set has line 0: name that --set */
+            if (s->line > 0 || !s->n)
+                snprintf(at, sizeof at, "%s:%d", c->path, s->line);
+            else
+                cnb_conf_where(c, s, &s->kv[0], at, sizeof at);
+            return cnb_error("%s: unknown section [%s]; an experiment has [experiment], "
+                             "[vars], [sweep], [data], [train] and [profile.NAME]", at,
+                             s->name);
+        }
         if (cnb_section_check_keys(c, s, keys))
             return CNB_EINVAL;
     }

@@ -39,6 +39,7 @@
 
 typedef struct cnb_axis {
     char name[64];                       /* a variable, or seed / backend / threads */
+    char where[512];                     /* its key: "FILE:LINE" or "--set sweep.K=V" */
     char *values[CNB_MAX_AXIS_VALUES];
     int n;
 } cnb_axis;
