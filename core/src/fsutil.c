@@ -2,6 +2,8 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,14 +29,42 @@ int cnb_mkdirs(const char *path)
     }
 }
 
+static mode_t current_umask(void)
+{
+    mode_t m = umask(0);
+    umask(m);
+    return m;
+}
+
 int cnb_atomic_open(cnb_atomic *a, const char *path)
 {
     snprintf(a->path, sizeof a->path, "%s", path);
-    snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    a->f = fopen(a->tmp, "w");
-    if (!a->f)
-        return cnb_error("%s: cannot write: %s", a->tmp, strerror(errno)), CNB_EIO;
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp-XXXXXX", path); /* unique: two writers never share it */
+    int fd = mkstemp(a->tmp);
+    a->f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!a->f) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd), unlink(a->tmp);
+        return cnb_error("%s: cannot write: %s", a->path, strerror(e)), CNB_EIO;
+    }
+    fchmod(fd, 0666 & ~current_umask()); /* mkstemp's 0600 is for secrets, not results */
     return 0;
+}
+
+int cnb_fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return CNB_EIO;
+    int rc = fsync(fd) == 0 ? 0 : CNB_EIO;
+    close(fd);
+    return rc;
 }
 
 int cnb_atomic_commit(cnb_atomic *a)
@@ -42,8 +72,10 @@ int cnb_atomic_commit(cnb_atomic *a)
     int bad = ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
     int e = errno;
     bad |= fclose(a->f) != 0;
-    if (!bad && rename(a->tmp, a->path) == 0)
+    if (!bad && rename(a->tmp, a->path) == 0) {
+        cnb_fsync_dir_of(a->path); /* the rename itself survives a crash */
         return 0;
+    }
     e = errno ? errno : e;
     unlink(a->tmp);
     return cnb_error("%s: writing failed: %s; the previous version (if any) is kept",

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "cnnbench/op_check.h"
+#include "fsutil.h"
 #include "host.h"
 
 /* ---- per-layer host services ------------------------------------------------------- */
@@ -661,11 +662,10 @@ static int put(FILE *f, const void *p, size_t n, uLong *crc)
 
 int cnb_net_save_weights(const cnb_net *net, const char *path)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return cnb_error("%s: cannot write: %s", tmp, strerror(errno));
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path) != 0)
+        return CNB_EIO;
+    FILE *f = a.f;
     uLong crc = crc32(0L, Z_NULL, 0);
     uint32_t version = WEIGHTS_VERSION, count = 0;
     for (int i = 0; i < net->n; i++)
@@ -685,15 +685,13 @@ int cnb_net_save_weights(const cnb_net *net, const char *path)
     }
     uint32_t c32 = (uint32_t)crc;
     bad |= fwrite(&c32, 4, 1, f) != 1;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return cnb_error("%s: writing the weights failed: %s (nothing was replaced)", path,
-                         strerror(e));
-    }
-    return 0;
+    if (!bad)
+        return cnb_atomic_commit(&a);
+    int e = errno;
+    fclose(f);
+    unlink(a.tmp);
+    return cnb_error("%s: writing the weights failed: %s (nothing was replaced)", path,
+                     strerror(e));
 }
 
 static int get(FILE *f, void *p, size_t n, uLong *crc)
