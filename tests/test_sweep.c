@@ -1,13 +1,16 @@
 /*
  * test_sweep.c - experiment grids, the resumable sweep runner, the statistics and the
  * report: grid expansion and restriction, profiles, resume (finished cells skipped, a
- * half-written cell redone), invalid cells reported while the sweep goes on, statistics
- * on data with known answers, and a report whose plots gnuplot renders.
+ * half-written cell redone), bad input refused before any cell runs (each error once,
+ * exit status 2), a cell that crashes (exit status 1) or diverges (a finished result),
+ * statistics on data with known answers, and a report whose plots gnuplot renders.
  */
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "experiment.h"
 #include "host.h"
@@ -198,30 +201,254 @@ static void test_sweep_resume_and_report(void)
     CU_ASSERT(mtime_ns(kept) != before);
 }
 
-/* A value that makes the model invalid fails that cell with its reason; the rest run. */
-static void test_invalid_cell_reported(void)
+/* A value that makes the model invalid is found before any cell runs: one message for
+ * every cell it spoils, and no results folder. */
+static void test_invalid_cell_refused_up_front(void)
 {
-    const char *path = experiment("[sweep]\npool = avg, median\n");
+    const char *path = experiment("[sweep]\npool = avg, median\nseed = 1, 2, 3\n");
     char *one_epoch[] = {"train.epochs=1"};
     cnb_error_quiet(1);
     int rc = run_sweep(path, one_epoch, 1, 0);
     cnb_error_quiet(0);
-    CU_ASSERT_EQUAL(rc, 0); /* invalid cells are reported, not failures of the sweep */
-    char p[1024], line[1024];
+    CU_ASSERT_EQUAL(rc, CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "unknown layer type 'pool.median'");
+    CHECK_MSG(cnb_last_error(), "lenet5.ini:");
+    char p[1024];
+    snprintf(p, sizeof p, "%.*s/results/t", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT(access(p, F_OK) != 0); /* nothing was run, nothing written */
+}
+
+/* `cnnbench run` on an experiment file with `args`: its exit status; its stderr and
+ * stdout are left in out[0] and out[1] (each at most len bytes). */
+static int run_cli(const char *exp, const char *args, char out[2][8192])
+{
+    char dir[512], cmd[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(exp, '/') - exp), exp);
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' run '%s' -q %s 2>'%s/stderr.txt' "
+             ">'%s/stdout.txt'", CNB_BUILD_ROOT, exp, args, dir, dir);
+    int status = system(cmd);
+    for (int k = 0; k < 2; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, k ? "stdout.txt" : "stderr.txt");
+        FILE *f = fopen(p, "r");
+        out[k][0] = '\0';
+        if (f) {
+            out[k][fread(out[k], 1, 8191, f)] = '\0';
+            fclose(f);
+        }
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+/* Expect exit status `want` and `msg` in stderr, `times` times (0: any number). */
+static void expect_cli(const char *exp, const char *args, int want, const char *msg, int times)
+{
+    char out[2][8192];
+    int status = run_cli(exp, args, out);
+    if (status != want)
+        fprintf(stderr, "\n  %s %s: exit status %d, expected %d; stderr: %s", exp, args, status,
+                want, out[0]);
+    CU_ASSERT_EQUAL(status, want);
+    CHECK_MSG(out[0], msg);
+    if (times && count(out[0], msg) != times)
+        fprintf(stderr, "\n  '%s' %d times, expected %d: %s", msg, count(out[0], msg), times,
+                out[0]);
+    CU_ASSERT(!times || count(out[0], msg) == times);
+}
+
+/* A bad backend, chain or data folder in a 12-cell grid: exit status 2, the error once,
+ * naming the key's file and line or its --set, and nothing run. */
+static void test_bad_input_exits_2_once(void)
+{
+    const char *path = experiment("[sweep]\nact = sigmoid, relu\npool = avg, max\n"
+                                  "seed = 1, 2, 3\n");
+    char exp[512], text[4096], results[600];
+    snprintf(exp, sizeof exp, "%.*s/cuda.ini", (int)(strrchr(path, '/') - path), path);
+    snprintf(results, sizeof results, "%.*s/results", (int)(strrchr(path, '/') - path), path);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    char *model = strstr(text, "model =");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(model);
+    memmove(model + 15, model, strlen(model) + 1);
+    memcpy(model, "backend = cuda\n", 15); /* line 3 */
+    test_write_file(exp, text);
+    expect_cli(exp, "", 2, "cuda.ini:3: [experiment] backend: backend 'cuda' was not found", 1);
+    int have_onednn = cnb_registry_backend(test_registry(), "onednn") != NULL;
+    expect_cli(path, have_onednn ? "--set experiment.backend=onednn+bogus"
+                                 : "--set experiment.backend=naive+bogus",
+               2, "backend 'bogus' (in a '+' chain) was not found", 1);
+    expect_cli(path, "--set experiment.backend=naive+bogus", 2,
+               "--set experiment.backend=naive+bogus: backend 'bogus'", 1);
+    expect_cli(path, "--set sweep.backend=naive,cuda", 2,
+               "[sweep] backend: backend 'cuda' was not found", 1);
+    expect_cli(path, "--set data.dir=/nonexistent-cnb", 2,
+               "/nonexistent-cnb/train-images-idx3-ubyte.gz: cannot open", 1);
+    expect_cli(path, "--set data.dir=/nonexistent-cnb", 2, "(--set data.dir=/nonexistent-cnb)",
+               2); /* train and test, once each */
+    expect_cli(path, "--set train.batch=500", 2,
+               "--set train.batch=500: a batch of 500 is more than the 400 training images", 1);
+    expect_cli(path, "--set sweep.pool=avg,median", 2, "unknown layer type 'pool.median'", 1);
+    expect_cli(path, "--set data.resize=32", 2, "--set data.resize=32: the network sees "
+               "32x32x1 (HxWxC: the data after resize and crop) but the model", 1);
+    expect_cli(path, "--set train.nosuch=1", 2, "--set train.nosuch=1: unknown key 'nosuch'", 1);
+    CU_ASSERT(access(results, F_OK) != 0); /* nothing ran */
+}
+
+static void write_bytes(const char *path, const unsigned char *bytes, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+}
+
+/* An IDX pair in dir: n images of h x w (pixels i * 7 + k), labels i % 10 with
+ * labels[bad_at] = bad_label when bad_at >= 0; raw unless gz. */
+static void write_idx(const char *dir, const char *split, int n, int h, int w, int bad_at,
+                      int bad_label, int gz)
+{
+    size_t il = 16 + (size_t)n * h * w, ll = 8 + (size_t)n;
+    unsigned char *img = malloc(il), *lab = malloc(ll);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lab);
+    const uint32_t ih[4] = {0x803, (uint32_t)n, (uint32_t)h, (uint32_t)w}, lh[2] = {0x801,
+                                                                                  (uint32_t)n};
+    for (int k = 0; k < 4; k++)
+        for (int b = 0; b < 4; b++)
+            img[4 * k + b] = (unsigned char)(ih[k] >> (24 - 8 * b));
+    for (int k = 0; k < 2; k++)
+        for (int b = 0; b < 4; b++)
+            lab[4 * k + b] = (unsigned char)(lh[k] >> (24 - 8 * b));
+    for (size_t k = 16; k < il; k++)
+        img[k] = (unsigned char)(k * 7);
+    for (int i = 0; i < n; i++)
+        lab[8 + i] = (unsigned char)(i == bad_at ? bad_label : i % 10);
+    const unsigned char *bytes[2] = {img, lab};
+    size_t lens[2] = {il, ll};
+    for (int k = 0; k < 2; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s-%s", dir, split, k ? "labels" : "images");
+        if (gz) {
+            gzFile g = gzopen(p, "wb");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+            gzwrite(g, bytes[k], (unsigned)lens[k]);
+            gzclose(g);
+        } else {
+            write_bytes(p, bytes[k], lens[k]);
+        }
+    }
+    free(img);
+    free(lab);
+}
+/* Damaged or mismatched IDX files: exit status 2 before any cell runs, naming the file. */
+static void test_malformed_data_exits_2(void)
+{
+    const char *dir = test_tmpdir();
+    char exp[600], text[2048], img[600], lab[600];
+    snprintf(exp, sizeof exp, "%s/data.ini", dir);
+    snprintf(img, sizeof img, "%s/train-images", dir);
+    snprintf(lab, sizeof lab, "%s/train-labels", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = d\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\n[data]\ndir = %s\ntrain_images = train-images\n"
+             "train_labels = train-labels\ntest_images = test-images\n"
+             "test_labels = test-labels\n[train]\nepochs = 1\nbatch = 20\n"
+             "train_eval_limit = 20\n", CNB_SOURCE_ROOT, dir, dir);
+    test_write_file(exp, text);
+    write_idx(dir, "test", 30, 28, 28, -1, 0, 0);
+    write_idx(dir, "train", 60, 28, 28, -1, 0, 0);
+    expect_cli(exp, "", 0, "", 0); /* intact: it runs */
+
+    unsigned char magic[16] = {0, 0, 8, 4, 0, 0, 0, 60, 0, 0, 0, 28, 0, 0, 0, 28};
+    write_bytes(img, magic, sizeof magic);
+    expect_cli(exp, "", 2, "train-images: not an IDX image file: magic 0x00000804", 1);
+    write_idx(dir, "train", 60, 28, 28, -1, 0, 0);
+    CU_ASSERT_EQUAL(truncate(img, 16 + 28 * 28 * 10), 0);
+    expect_cli(exp, "", 2, "train-images: truncated: expected 47040 bytes of pixels", 1);
+    CU_ASSERT_EQUAL(truncate(img, 16), 0); /* the header alone */
+    expect_cli(exp, "", 2, "train-images: truncated: expected 47040 bytes of pixels after the "
+               "16-byte header (60 images of 784), got 0", 1);
+    CU_ASSERT_EQUAL(truncate(img, 0), 0);
+    expect_cli(exp, "", 2, "train-images: truncated image header: expected 16 bytes, got 0", 1);
+    write_idx(dir, "train", 60, 0, 28, -1, 0, 0);
+    expect_cli(exp, "", 2, "train-images: header declares 60 images of 0 x 28", 1);
+    write_idx(dir, "other", 59, 28, 28, -1, 0, 0);
+    char other[600];
+    snprintf(other, sizeof other, "%s/other-labels", dir);
+    write_idx(dir, "train", 60, 28, 28, -1, 0, 0);
+    CU_ASSERT_EQUAL(rename(other, lab), 0);
+    expect_cli(exp, "", 2, "train-images has 60 images but", 1);
+    write_idx(dir, "train", 60, 28, 28, -1, 0, 1); /* gzip, then one byte damaged */
+    FILE *f = fopen(img, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 200, SEEK_SET);
+    int byte = fgetc(f);
+    fseek(f, 200, SEEK_SET);
+    fputc(byte ^ 0x5a, f);
+    fclose(f);
+    expect_cli(exp, "", 2, "train-images: corrupt gzip stream", 1);
+    write_idx(dir, "train", 60, 28, 28, 7, 10, 0);
+    expect_cli(exp, "", 2, "train-labels: label 10 (sample 8) is outside the model's 10 "
+               "classes", 1);
+    write_idx(dir, "train", 60, 28, 28, -1, 0, 0);
+    write_idx(dir, "test", 30, 28, 28, 4, 200, 0);
+    expect_cli(exp, "", 2, "test-labels: label 200 (sample 5) is outside the model's 10 "
+               "classes (0 to 9", 1);
+    write_idx(dir, "test", 30, 32, 32, -1, 0, 0);
+    write_idx(dir, "train", 60, 32, 32, -1, 0, 0);
+    expect_cli(exp, "", 2, "data.ini: the network sees 32x32x1 (HxWxC: the data) but the "
+               "model", 1);
+}
+
+/* A cell that crashes is a failure at run time: exit status 1, the summary names it and
+ * why, the others still run. */
+static void test_crashed_cell_exits_1(void)
+{
+    const char *path = experiment("[sweep]\nseed = 1, 2\n");
+    char args[1024], out[2][8192];
+    snprintf(args, sizeof args, "--plugin '%s/fixture-crash.so' "
+             "--set experiment.backend=fixture.crash --set train.epochs=1", CNB_FIXTURE_DIR);
+    CU_ASSERT_EQUAL(run_cli(path, args, out), 1);
+    CHECK_MSG(out[1], "0 of 2 cells finished");
+    CHECK_MSG(out[1], "failed   seed1_fixture.crash_t1: crashed with signal 11");
+    CHECK_MSG(out[1], "failed   seed2_fixture.crash_t1: crashed with signal 11");
+    CHECK_MSG(out[0], "2 cells failed at run time");
+}
+
+/* A cell whose loss becomes NaN is a finished result: exit status 0, reported as
+ * diverged with its epoch and batch, and not run again unless forced. */
+static void test_diverged_cell_is_finished(void)
+{
+    const char *path = experiment("[vars]\nact = relu\n[sweep]\nseed = 2\n");
+    const char *args = "--set train.epochs=1 --set train.lr=100 --set train.momentum=0.9999";
+    char out[2][8192], p[1024], manifest[4096] = "";
+    CU_ASSERT_EQUAL(run_cli(path, args, out), 0);
+    CHECK_MSG(out[1], "1 of 1 cells finished (1 just now; 1 diverged), 0 failed");
+    CHECK_MSG(out[1], "diverged seed2_naive_t1: diverged at epoch 1, batch");
     snprintf(p, sizeof p, "%.*s/results/t/manifest.csv", (int)(strrchr(path, '/') - path), path);
     FILE *f = fopen(p, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    int done = 0, invalid = 0;
-    while (fgets(line, sizeof line, f)) {
-        done += strstr(line, ",done,") != NULL;
-        if (strstr(line, ",invalid,")) {
-            invalid++;
-            CU_ASSERT_PTR_NOT_NULL(strstr(line, "unknown layer type 'pool.median'"));
-        }
-    }
+    manifest[fread(manifest, 1, sizeof manifest - 1, f)] = '\0';
     fclose(f);
-    CU_ASSERT_EQUAL(done, 1);
-    CU_ASSERT_EQUAL(invalid, 1);
+    CHECK_MSG(manifest, ",diverged,");
+    CHECK_MSG(manifest, "\"diverged at epoch 1, batch");
+    CU_ASSERT_EQUAL(run_cli(path, args, out), 0); /* not rerun */
+    CHECK_MSG(out[1], "(0 just now; 1 diverged)");
+    char forced[600];
+    snprintf(forced, sizeof forced, "%s --force", args);
+    CU_ASSERT_EQUAL(run_cli(path, forced, out), 0);
+    CHECK_MSG(out[1], "(1 just now; 1 diverged)");
 }
 
 static void test_statistics_known_answers(void)
@@ -327,7 +554,11 @@ void suite_sweep(void)
         {"statistics on known answers", test_statistics_known_answers},
         {"report from known cells renders", test_report_from_known_cells},
         {"sweep runs, resumes and reports", test_sweep_resume_and_report},
-        {"an invalid cell is reported, the sweep goes on", test_invalid_cell_reported},
+        {"an invalid cell is refused before any runs", test_invalid_cell_refused_up_front},
+        {"bad backend, chain, data folder: exit 2, said once", test_bad_input_exits_2_once},
+        {"malformed IDX files and labels: exit 2", test_malformed_data_exits_2},
+        {"a crashed cell: exit 1, named in the summary", test_crashed_cell_exits_1},
+        {"a diverged cell is a finished result", test_diverged_cell_is_finished},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

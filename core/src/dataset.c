@@ -169,8 +169,11 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, const char *wh
     return 0;
 }
 
-int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_path,
-                 size_t limit, char *err, size_t errlen)
+/* cnb_idx_load, or with keep_pixels 0 cnb_idx_check: every byte read and checked, the
+ * pixels not kept. The labels are allocated only after the pixels are all there, so a
+ * header that lies about its count costs a read, not a huge allocation. */
+static int idx_load(cnb_dataset *out, const char *images_path, const char *labels_path,
+                    size_t limit, int keep_pixels, char *err, size_t errlen)
 {
     gzFile fi = NULL, fl = NULL;
     unsigned char *bytes = NULL;
@@ -224,11 +227,9 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
                   "memory; load fewer with a limit", images_path, n, hw);
         goto done;
     }
-    out->images = malloc(n * hw * sizeof(float));
-    out->labels = malloc(n * sizeof(int32_t));
-    size_t chunk = n * hw < READ_CHUNK ? n * hw : READ_CHUNK;
-    bytes = malloc(chunk > n ? chunk : n); /* one chunk of pixels, later all the labels */
-    if (!out->images || !out->labels || !bytes) {
+    out->images = keep_pixels ? malloc(n * hw * sizeof(float)) : NULL;
+    bytes = malloc(READ_CHUNK); /* a chunk of pixels, later of labels */
+    if ((keep_pixels && !out->images) || !bytes) {
         rc = fail(CNB_ENOMEM, err, errlen,
                   "%s: cannot allocate %zu MB for %zu images of %zu pixels; load fewer "
                   "with a limit",
@@ -245,7 +246,7 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
         size_t want = need - done_px < READ_CHUNK ? need - done_px : READ_CHUNK;
         if ((rc = idx_read(fi, images_path, bytes, want, &got, err, errlen)))
             goto done;
-        for (size_t k = 0; k < got; k++)
+        for (size_t k = 0; out->images && k < got; k++)
             out->images[done_px + k] = scale[bytes[k]];
         done_px += got;
         if (got < want) {
@@ -260,23 +261,32 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
         goto done;
 
     /* Labels. */
-    if ((rc = idx_read(fl, labels_path, bytes, n, &got, err, errlen)))
+    out->labels = malloc(n * sizeof(int32_t));
+    if (!out->labels) {
+        rc = fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu labels",
+                  labels_path, (n * sizeof(int32_t) >> 20) + 1, n);
         goto done;
-    if (got < n) {
-        rc = fail(CNB_EINVAL, err, errlen,
-                  "%s: truncated: expected %zu bytes of labels after the 8-byte header, got "
-                  "%zu; " HINT_DAMAGED,
-                  labels_path, n, got);
-        goto done;
+    }
+    int maxlabel = 0;
+    for (size_t done_l = 0; done_l < n;) {
+        size_t want = n - done_l < READ_CHUNK ? n - done_l : READ_CHUNK;
+        if ((rc = idx_read(fl, labels_path, bytes, want, &got, err, errlen)))
+            goto done;
+        for (size_t k = 0; k < got; k++) {
+            out->labels[done_l + k] = bytes[k];
+            maxlabel = bytes[k] > maxlabel ? bytes[k] : maxlabel;
+        }
+        done_l += got;
+        if (got < want) {
+            rc = fail(CNB_EINVAL, err, errlen,
+                      "%s: truncated: expected %zu bytes of labels after the 8-byte header, "
+                      "got %zu; " HINT_DAMAGED,
+                      labels_path, n, done_l);
+            goto done;
+        }
     }
     if (n == total && (rc = idx_expect_end(fl, labels_path, err, errlen)))
         goto done;
-    int maxlabel = 0;
-    for (size_t i = 0; i < n; i++) {
-        out->labels[i] = bytes[i];
-        if (bytes[i] > maxlabel)
-            maxlabel = bytes[i];
-    }
 
     out->n = (int)n;
     out->c = 1;
@@ -294,6 +304,18 @@ done:
     if (rc)
         cnb_dataset_free(out);
     return rc;
+}
+
+int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_path,
+                 size_t limit, char *err, size_t errlen)
+{
+    return idx_load(out, images_path, labels_path, limit, 1, err, errlen);
+}
+
+int cnb_idx_check(cnb_dataset *out, const char *images_path, const char *labels_path,
+                  size_t limit, char *err, size_t errlen)
+{
+    return idx_load(out, images_path, labels_path, limit, 0, err, errlen);
 }
 
 int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,

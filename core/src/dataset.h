@@ -43,6 +43,15 @@ int cnb_idx_load(cnb_dataset *out, const char *images_path, const char *labels_p
                  size_t limit, char *err, size_t errlen);
 
 /*
+ * The same reads and checks as cnb_idx_load (headers, sizes, every byte the load would
+ * read, gzip streams and trailers), without keeping the pixels: *out gets n, c, h, w,
+ * classes and the labels, images NULL. For checking data before anything runs: it holds
+ * 4 bytes per sample, not 4 per pixel. Same returns and messages as cnb_idx_load.
+ */
+int cnb_idx_check(cnb_dataset *out, const char *images_path, const char *labels_path,
+                  size_t limit, char *err, size_t errlen);
+
+/*
  * Load the conventional file pair of one split from a folder: split "train" reads
  * <dir>/train-images-idx3-ubyte.gz and <dir>/train-labels-idx1-ubyte.gz, "t10k" the test
  * pair. Where the .gz name does not exist but the unpacked name does, the latter is read.

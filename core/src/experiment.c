@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,6 +564,221 @@ void cnb_cells_free(cnb_cell *cells, int n)
     free(cells);
 }
 
+/* ---- checking the grid before anything runs ------------------------------------------ */
+
+#define MAX_PROBLEMS 32
+
+/* The distinct errors found, each reported once at the end. */
+typedef struct problems {
+    char *msg[MAX_PROBLEMS];
+    int n, more;
+} problems;
+
+static void problem(problems *p, const char *fmt, ...) CNB_PRINTF(2, 3);
+
+static void problem(problems *p, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->msg[i], msg) == 0)
+            return;
+    if (p->n == MAX_PROBLEMS || !(p->msg[p->n] = strdup(msg)))
+        p->more++;
+    else
+        p->n++;
+}
+
+/* Where a setting comes from: its sweep axis (`axis`, NULL for none), else section.key
+ * ("exp.ini:7: [train] batch", "--set train.batch=9"), else the file (a default). */
+static const char *where_of(const cnb_experiment *e, const char *axis, const char *section,
+                            const char *key, char *buf, size_t len)
+{
+    for (int a = 0; axis && a < e->n_axes; a++)
+        if (strcmp(e->axes[a].name, axis) == 0) {
+            snprintf(buf, len, "%s: [sweep] %s", e->axes[a].where, axis);
+            return buf;
+        }
+    const cnb_section *s = cnb_conf_section(&e->conf, section);
+    const cnb_kv *kv = cnb_section_get(s, key);
+    char at[1100];
+    if (kv && kv->line > 0)
+        snprintf(buf, len, "%s: [%s] %s", cnb_conf_where(&e->conf, s, kv, at, sizeof at),
+                 section, key);
+    else if (kv)
+        snprintf(buf, len, "%s", cnb_conf_where(&e->conf, s, kv, at, sizeof at));
+    else
+        snprintf(buf, len, "%s: [%s] %s (the default)", e->conf.path, section, key);
+    return buf;
+}
+
+/* The first sample whose label is `classes` or more (there is one). */
+static int first_label_outside(const cnb_dataset *d, int classes)
+{
+    int i = 0;
+    while (i < d->n - 1 && d->labels[i] < classes)
+        i++;
+    return i;
+}
+
+/* The data of one split, checked as the cells will load it; CIFAR-10 only by its files
+ * (its records carry no header; the loader checks them). ok = 0 when unusable. */
+static int check_split(const cnb_experiment *e, int train, cnb_dataset *d, problems *p)
+{
+    char err[1024], at[1200];
+    long limit = train ? e->train_limit : e->test_limit;
+    memset(d, 0, sizeof *d);
+    if (e->cifar) {
+        const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                     "data_batch_3.bin", "data_batch_4.bin",
+                                     "data_batch_5.bin", "test_batch.bin"};
+        char path[PATH_MAX + 64], gz[PATH_MAX + 68], missing[256] = "";
+        for (int i = train ? 0 : 5; i < (train ? 5 : 6); i++) {
+            snprintf(path, sizeof path, "%s/%s", e->data_dir, files[i]);
+            snprintf(gz, sizeof gz, "%s.gz", path);
+            if (access(path, R_OK) != 0 && access(gz, R_OK) != 0)
+                snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
+                         missing[0] ? ", " : "", files[i]);
+        }
+        if (missing[0]) {
+            problem(p, "%s: no %s (nor the same with .gz) for the CIFAR-10 %s split; set "
+                    "[data] dir to the folder cifar-10-binary.tar.gz unpacks to (%s)",
+                    e->data_dir, missing, train ? "train" : "test",
+                    where_of(e, NULL, "data", "dir", at, sizeof at));
+            return 0;
+        }
+        d->n = limit > 0 ? (int)limit : train ? 50000 : 10000;
+        d->c = 3, d->h = d->w = 32, d->classes = 0; /* labels above 9 are refused at load */
+        return 1;
+    }
+    if (cnb_idx_check(d, train ? e->train_images : e->test_images,
+                      train ? e->train_labels : e->test_labels, (size_t)limit, err,
+                      sizeof err) != 0) {
+        problem(p, "%s (%s)", err, where_of(e, NULL, "data", "dir", at, sizeof at));
+        return 0;
+    }
+    return 1;
+}
+
+int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
+                            cnb_registry *reg)
+{
+    problems p = {.n = 0};
+    int quiet = cnb_error_quiet(1), rc = 0;
+    char at[1200];
+
+    /* every backend chain, once per spec */
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(cells[k].backend, cells[i].backend) == 0;
+        if (!seen && cnb_backend_spec_check(reg, cells[i].backend,
+                                            where_of(e, "backend", "experiment", "backend", at,
+                                                     sizeof at)) != 0)
+            problem(&p, "%s", cnb_last_error());
+    }
+
+    /* the data, each split read once, pixels not kept */
+    cnb_dataset train, test;
+    int data_ok = check_split(e, 1, &train, &p);
+    data_ok &= check_split(e, 0, &test, &p);
+
+    /* the model, once per distinct set of variables; then what each cell needs of it */
+    size_t count = n > 0 ? (size_t)n : 1;
+    int *model_of = calloc(count, sizeof *model_of); /* the first cell with its variables */
+    int *firsts = calloc(count, sizeof *firsts), n_firsts = 0;
+    cnb_shape *input = calloc(count, sizeof *input);
+    int *classes = calloc(count, sizeof *classes);
+    if (!model_of || !firsts || !input || !classes)
+        rc = CNB_ENOMEM;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const cnb_vars *v = &cells[i].vars;
+        int k = 0;
+        for (; k < n_firsts; k++) {
+            const cnb_vars *w = &cells[firsts[k]].vars;
+            int same = w->n == v->n;
+            for (int j = 0; same && j < v->n; j++)
+                same = strcmp(w->names[j], v->names[j]) == 0 &&
+                       strcmp(w->values[j], v->values[j]) == 0;
+            if (same)
+                break;
+        }
+        if (k < n_firsts) {
+            model_of[i] = firsts[k];
+            continue;
+        }
+        model_of[i] = firsts[n_firsts++] = i;
+        cnb_conf model;
+        cnb_net net;
+        if (cnb_net_load(&net, &model, reg, e->model, v) == 0) {
+            input[i] = net.input;
+            classes[i] = net.classes;
+        } else {
+            problem(&p, "%s", cnb_last_error());
+        }
+        cnb_net_free(&net);
+        cnb_conf_free(&model);
+    }
+    for (int i = 0; i < n && rc == 0 && data_ok; i++) {
+        const cnb_cell *c = &cells[i];
+        int m = model_of[i], steps = parse_steps(c->augment);
+        if (classes[m] == 0)
+            continue; /* the model failed: said above */
+        int ih = e->augment.resize_h ? e->augment.resize_h : train.h;
+        int iw = e->augment.resize_w ? e->augment.resize_w : train.w;
+        if ((steps & STEP_CROP) && e->augment.crop_h)
+            ih = e->augment.crop_h, iw = e->augment.crop_w;
+        const char *key = (steps & STEP_CROP) && e->augment.crop_h ? "crop"
+                          : e->augment.resize_h                     ? "resize"
+                                                                    : NULL;
+        if (key)
+            where_of(e, NULL, "data", key, at, sizeof at);
+        if (train.c != input[m].c || ih != input[m].h || iw != input[m].w)
+            problem(&p, "%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
+                    "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
+                    key ? at : e->conf.path, ih, iw, train.c,
+                    e->augment.resize_h || (steps & STEP_CROP) ? " after resize and crop" : "",
+                    e->model, input[m].h, input[m].w, input[m].c);
+        const cnb_dataset *split[2] = {&train, &test};
+        const char *labels[2] = {e->train_labels, e->test_labels};
+        for (int t = 0; t < 2 && !e->cifar; t++)
+            if (split[t]->classes > classes[m]) {
+                int bad = first_label_outside(split[t], classes[m]);
+                problem(&p, "%s: label %d (sample %d) is outside the model's %d classes (0 "
+                        "to %d, [net] classes of %s); give the label file of this data set, "
+                        "or a model with more classes",
+                        labels[t], split[t]->labels[bad], bad + 1, classes[m],
+                        classes[m] - 1, e->model);
+            }
+        if (c->batch > train.n)
+            problem(&p, "%s: a batch of %d is more than the %d training images%s; lower the "
+                    "batch%s", where_of(e, "train.batch", "train", "batch", at, sizeof at),
+                    c->batch, train.n, e->train_limit ? " (data.train_limit)" : "",
+                    e->train_limit ? " or raise train_limit" : "");
+    }
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    free(model_of);
+    free(firsts);
+    free(input);
+    free(classes);
+
+    cnb_error_quiet(quiet);
+    for (int i = 0; i < p.n; i++) {
+        cnb_error("%s", p.msg[i]);
+        free(p.msg[i]);
+    }
+    if (p.more)
+        cnb_error("%d more error%s not shown; fix the above and run again", p.more,
+                  p.more == 1 ? "" : "s");
+    if (p.n && !quiet)
+        fprintf(stderr, "cnnbench: %s: nothing was run\n", e->conf.path);
+    return rc ? rc : p.n ? CNB_EINVAL : 0;
+}
+
 /* ---- running ----------------------------------------------------------------------- */
 
 typedef struct run {
@@ -822,9 +1038,12 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
                            "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
                            e->conf.path, ih, iw, ic, use_aug ? " after resize and crop" : "",
                            e->model, net.input.h, net.input.w, net.input.c);
-        else if (train.classes > net.classes)
+        else if (train.classes > net.classes || test.classes > net.classes)
             rc = cnb_error("%s: labels reach class %d but the model has %d classes",
-                           e->cifar ? e->data_dir : e->train_labels, train.classes - 1,
+                           e->cifar                         ? e->data_dir
+                           : train.classes > net.classes ? e->train_labels
+                                                            : e->test_labels,
+                           (train.classes > net.classes ? train.classes : test.classes) - 1,
                            net.classes);
     }
     if (rc == 0)

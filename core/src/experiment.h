@@ -97,6 +97,15 @@ void cnb_experiment_free(cnb_experiment *e);
 int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n);
 void cnb_cells_free(cnb_cell *cells, int n);
 
+/* Before any cell runs, everything the cells need: every backend chain resolves, the
+ * model builds with every cell's variables, the data files exist and read whole (the
+ * pixels are read once, not kept), the data's shape after resize and crop is the model's
+ * input, every train and test label lies within the model's classes, and every batch fits
+ * the training set. Each distinct error is reported once, naming the file and line of the
+ * key behind it (or its --set); returns CNB_EINVAL when there was any. */
+int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
+                            cnb_registry *reg);
+
 /* The experiment's folder: <results>/<name>, or <results>/<name>-<profile>. */
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);
 

@@ -53,7 +53,12 @@ int cnb_error(const char *fmt, ...)
 }
 
 const char *cnb_last_error(void) { return last_error; }
-void cnb_error_quiet(int quiet) { errors_quiet = quiet; }
+int cnb_error_quiet(int quiet)
+{
+    int was = errors_quiet;
+    errors_quiet = quiet;
+    return was;
+}
 
 void *cnb_alloc(size_t bytes)
 {

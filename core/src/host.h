@@ -18,7 +18,7 @@ const char *cnb_last_warning(void); /* the latest warning, shown or not */
  * quieted, as tests do) and kept as the last error. Always returns CNB_EINVAL. */
 int cnb_error(const char *fmt, ...) CNB_PRINTF(1, 2);
 const char *cnb_last_error(void);
-void cnb_error_quiet(int quiet);
+int cnb_error_quiet(int quiet); /* returns the previous setting */
 
 void *cnb_alloc(size_t bytes);  /* 64-byte aligned, zeroed; NULL on failure */
 void cnb_free(void *p);

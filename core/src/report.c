@@ -427,7 +427,7 @@ int cnb_report_write(const char *dir)
     const cnb_section *s = cnb_conf_section(&info, "sweep");
     const cnb_kv *kv_name = cnb_section_get(s, "name"), *kv_base = cnb_section_get(s, "baseline");
     const cnb_kv *kv_prof = cnb_section_get(s, "profile"), *kv_exp = cnb_section_get(s, "experiment");
-    char name[256], baseline[256], about[1024];
+    char name[256], baseline[256], about[8192];
     snprintf(name, sizeof name, "%s", kv_name ? kv_name->value : "sweep");
     snprintf(baseline, sizeof baseline, "%s", kv_base ? kv_base->value : "");
 
@@ -439,13 +439,23 @@ int cnb_report_write(const char *dir)
     }
     cell_result *cells = NULL;
     variant *v = NULL;
-    int n = 0, nv = 0, pending = 0;
-    if (fgets(line, sizeof line, fp))
+    int n = 0, nv = 0, pending = 0, n_unfinished = 0;
+    char *unfinished = NULL; /* the cells without a result, and why: a markdown table */
+    size_t unfinished_len = 0;
+    FILE *uf = open_memstream(&unfinished, &unfinished_len);
+    if (!uf)
+        rc = CNB_ENOMEM;
+    if (rc == 0 && fgets(line, sizeof line, fp))
         while (rc == 0 && fgets(line, sizeof line, fp)) {
-            if (cnb_csv_split(line, f, MAX_FIELDS) < 6)
+            int nf = cnb_csv_split(line, f, MAX_FIELDS);
+            if (nf < 6)
                 continue;
             if (strcmp(f[5], "done") != 0) {
-                pending++;
+                pending += strcmp(f[5], "diverged") != 0; /* a diverged cell is finished */
+                if (strcmp(f[5], "diverged") == 0 || strcmp(f[5], "failed") == 0)
+                    fprintf(uf, "%s| %s | %s | %s |\n",
+                            n_unfinished++ ? "" : "\n\n| cell | state | why |\n|---|---|---|\n",
+                            f[0], f[5], nf > 7 ? f[7] : "");
                 continue;
             }
             cell_result *grown = realloc(cells, (size_t)(n + 1) * sizeof *grown);
@@ -463,6 +473,8 @@ int cnb_report_write(const char *dir)
             rc = read_cell(dir, r);
         }
     fclose(fp);
+    if (uf)
+        fclose(uf);
     for (int i = 0; i < n && rc == 0; i++) { /* group by variant, in grid order */
         int k = 0;
         while (k < nv && strcmp(v[k].name, cells[i].variant) != 0)
@@ -496,12 +508,17 @@ int cnb_report_write(const char *dir)
     if (rc == 0) {
         snprintf(about, sizeof about,
                  "Experiment `%s`, profile %s: %d finished cell%s in %d variant%s%s. Baseline: "
-                 "%s.",
+                 "%s.%s%.*s",
                  kv_exp ? kv_exp->value : "?", kv_prof ? kv_prof->value : "(none)", n,
                  n == 1 ? "" : "s", nv, nv == 1 ? "" : "s",
                  pending ? " (some cells are not finished: rerun the experiment to complete it)"
                          : "",
-                 v[base].name);
+                 v[base].name,
+                 n_unfinished ? " Cells without a result in the tables below (a diverged "
+                                  "cell is finished: its loss became NaN, and the same "
+                                  "settings would diverge again):"
+                                : "",
+                 (int)(sizeof about / 2), n_unfinished ? unfinished : "");
         rc = write_tables(dir, name, about, v, nv, base, cells, n);
     }
     if (rc == 0)
@@ -519,6 +536,7 @@ int cnb_report_write(const char *dir)
         free(cells[i].curve_test), free(cells[i].curve_train);
     free(cells);
     free(v);
+    free(unfinished);
     cnb_conf_free(&info);
     return rc;
 }

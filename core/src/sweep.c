@@ -17,9 +17,15 @@
 #include "report.h"
 #include "train.h"
 
-typedef enum { PENDING, RUNNING, DONE, SKIPPED, INVALID, FAILED, INTERRUPTED } cell_state;
-static const char *const state_names[] = {"pending", "running", "done", "done", "invalid",
+/* DIVERGED is a finished result (its loss became NaN; the same settings diverge again):
+ * it has a `done` marker and is not rerun without --force. FAILED is not finished. */
+typedef enum { PENDING, RUNNING, DONE, SKIPPED, DIVERGED, FAILED, INTERRUPTED } cell_state;
+static const char *const state_names[] = {"pending", "running", "done", "done", "diverged",
                                           "failed", "interrupted"};
+
+/* A child's exit status: the cell finished (0), diverged (4), was interrupted (130);
+ * anything else, or a signal, is a failure whose reason is in its error.txt. */
+enum { EXIT_DIVERGED = 4, EXIT_INTERRUPTED = 130 };
 
 typedef struct slot {
     const cnb_cell *cell;
@@ -111,7 +117,9 @@ static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cell
     return cnb_atomic_commit(&a);
 }
 
-/* In the child: run one cell and exit with 0 done, 3 invalid, 130 interrupted, 1 failed. */
+/* In the child: run one cell and exit with 0 done, EXIT_DIVERGED, EXIT_INTERRUPTED, or 1
+ * failed (the reason in error.txt). A diverged cell is marked done, its reason kept in
+ * error.txt. */
 static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s, int progress,
                       int label)
 {
@@ -121,19 +129,27 @@ static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s,
     char path[PATH_MAX + 32], prefix[300] = "";
     if (label)
         snprintf(prefix, sizeof prefix, "[%s] ", s->cell->id);
-    if (cnb_mkdirs(s->dir) != 0)
+    char done[PATH_MAX + 32];
+    snprintf(done, sizeof done, "%s/done", s->dir);
+    snprintf(path, sizeof path, "%s/error.txt", s->dir);
+    if (cnb_mkdirs(s->dir) != 0) {
+        fflush(stdout);
         _exit(1);
-    snprintf(path, sizeof path, "%s/done", s->dir);
+    }
+    unlink(done);
     unlink(path);
     int rc = cnb_cell_run(e, s->cell, reg, s->dir, progress, prefix);
-    if (rc == 0)
-        rc = write_small(path, s->fingerprint);
-    if (rc != 0 && rc != CNB_EINTR) {
-        snprintf(path, sizeof path, "%s/error.txt", s->dir);
-        write_small(path, cnb_last_error());
+    if (rc == CNB_EDIVERGED && write_small(path, cnb_last_warning()) != 0)
+        rc = CNB_EIO;
+    if (rc == 0 || rc == CNB_EDIVERGED) {
+        int diverged = rc == CNB_EDIVERGED;
+        rc = write_small(done, s->fingerprint);
+        rc = rc == 0 && diverged ? CNB_EDIVERGED : rc;
     }
+    if (rc != 0 && rc != CNB_EINTR && rc != CNB_EDIVERGED)
+        write_small(path, cnb_last_error()[0] ? cnb_last_error() : cnb_status_name(rc));
     fflush(stdout);
-    _exit(rc == 0 ? 0 : rc == CNB_EINTR ? 130 : rc == CNB_EINVAL ? 3 : 1);
+    _exit(rc == 0 ? 0 : rc == CNB_EINTR ? EXIT_INTERRUPTED : rc == CNB_EDIVERGED ? EXIT_DIVERGED : 1);
 }
 
 static void reap(slot *s, int status)
@@ -145,12 +161,12 @@ static void reap(slot *s, int status)
         s->message[0] = '\0';
         return;
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 130) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_INTERRUPTED) {
         s->state = INTERRUPTED;
         snprintf(s->message, sizeof s->message, "interrupted; rerun to redo");
         return;
     }
-    s->state = WIFEXITED(status) && WEXITSTATUS(status) == 3 ? INVALID : FAILED;
+    s->state = WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DIVERGED ? DIVERGED : FAILED;
     snprintf(path, sizeof path, "%s/error.txt", s->dir);
     if (read_small(path, s->message, sizeof s->message) != 0) {
         if (WIFSIGNALED(status))
@@ -165,8 +181,12 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
 {
     cnb_cell *cells;
     int n, rc = cnb_experiment_cells(e, &cells, &n);
-    if (rc)
+    if (rc == 0)
+        rc = cnb_experiment_validate(e, cells, n, reg); /* nothing runs on bad input */
+    if (rc) {
+        cnb_cells_free(cells, n);
         return rc;
+    }
     slot *slots = calloc((size_t)n, sizeof *slots);
     if (!slots) {
         cnb_cells_free(cells, n);
@@ -188,6 +208,9 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
                            strcmp(have, s->fingerprint) == 0
                        ? SKIPPED
                        : PENDING;
+        snprintf(done, sizeof done, "%s/error.txt", s->dir); /* finished, but diverged */
+        if (s->state == SKIPPED && read_small(done, s->message, sizeof s->message) == 0)
+            s->state = DIVERGED;
         to_run += s->state == PENDING;
     }
     if (rc == 0 && o->dry_run) {
@@ -204,7 +227,9 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         for (int i = 0; i < n; i++)
             printf("%-4d %-*s  %-*s  %5llu %-10s %7d  %s\n", i + 1, wi, cells[i].id, wv,
                    cells[i].variant, (unsigned long long)cells[i].seed, cells[i].backend,
-                   cells[i].threads, slots[i].state == SKIPPED ? "finished" : "to run");
+                   cells[i].threads, slots[i].state == PENDING    ? "to run"
+                                     : slots[i].state == DIVERGED ? "finished (diverged)"
+                                                                  : "finished");
         goto out;
     }
     if (rc == 0)
@@ -213,6 +238,8 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = write_sweep_info(e, dir, n);
     if (rc == 0)
         rc = write_manifest(dir, slots, n);
+    if (rc == CNB_EIO) /* the results folder, not the input: a failure at run time */
+        rc = CNB_EFAILED;
     if (rc)
         goto out;
     printf("%s: %d cell%s, %d to run, %d already finished; %d at a time; results in %s\n",
@@ -223,9 +250,9 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     interrupted = 0;
-    int running = 0, next = 0;
+    int running = 0, next = 0, lost = 0; /* lost: the manifest could not be written */
     for (;;) {
-        while (!interrupted && running < o->jobs && next < n) {
+        while (!interrupted && !lost && running < o->jobs && next < n) {
             slot *s = &slots[next++];
             if (s->state != PENDING)
                 continue;
@@ -242,7 +269,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             s->pid = pid;
             s->state = RUNNING;
             running++;
-            write_manifest(dir, slots, n);
+            lost |= write_manifest(dir, slots, n) != 0;
         }
         if (running == 0)
             break;
@@ -257,33 +284,44 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             if (slots[i].pid == pid) {
                 reap(&slots[i], status);
                 running--;
-                if (slots[i].state == INVALID || slots[i].state == FAILED)
+                if (slots[i].state == DIVERGED || slots[i].state == FAILED)
                     fprintf(stderr, "cnnbench: cell %s %s: %s\n", slots[i].cell->id,
                             state_names[slots[i].state], slots[i].message);
                 break;
             }
-        if (write_manifest(dir, slots, n) != 0)
-            interrupted = 1; /* results can no longer be recorded: stop cleanly */
+        lost |= write_manifest(dir, slots, n) != 0; /* start no more cells: stop cleanly */
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 
-    int done = 0, invalid = 0, failed = 0, stopped = 0;
+    int done = 0, diverged = 0, failed = 0, stopped = 0;
     for (int i = 0; i < n; i++) {
-        done += slots[i].state == DONE || slots[i].state == SKIPPED;
-        invalid += slots[i].state == INVALID;
+        done += slots[i].state == DONE || slots[i].state == SKIPPED ||
+                slots[i].state == DIVERGED;
+        diverged += slots[i].state == DIVERGED;
         failed += slots[i].state == FAILED;
         stopped += slots[i].state == INTERRUPTED || slots[i].state == PENDING;
     }
-    printf("\n%d of %d cells finished (%d just now), %d invalid, %d failed%s\n", done, n,
-           done - (n - to_run), invalid, failed,
-           stopped ? "; interrupted: rerun the same command to finish the rest" : "");
-    if (interrupted || stopped)
+    printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed%s\n", done, n,
+           done - (n - to_run), diverged, failed,
+           stopped && !lost ? "; interrupted: rerun the same command to finish the rest" : "");
+    for (int i = 0; i < n; i++) /* each cell without a clean result, and why */
+        if (slots[i].state == DIVERGED || slots[i].state == FAILED)
+            printf("  %-8s %s: %s\n", state_names[slots[i].state], slots[i].cell->id,
+                   slots[i].message);
+    fflush(stdout);
+    if (lost) {
+        cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); no "
+                  "further cell was started: free space and rerun", dir);
+        rc = CNB_EFAILED;
+    } else if (interrupted || stopped) {
         rc = CNB_EINTR;
-    else if (failed)
-        rc = cnb_error("%d cell%s failed; see %s/manifest.csv", failed, failed == 1 ? "" : "s",
-                       dir);
-    if (rc != CNB_EINTR && done > 0) {
+    } else if (failed) {
+        cnb_error("%d cell%s failed at run time (listed above); see %s/manifest.csv and each "
+                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", dir);
+        rc = CNB_EFAILED;
+    }
+    if (rc != CNB_EINTR && done > diverged) { /* a cell with numbers to report */
         int report_rc = cnb_report_write(dir);
         rc = rc ? rc : report_rc;
     }

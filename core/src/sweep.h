@@ -4,8 +4,9 @@
  * <results>/<name>/ holds one folder per cell, manifest.csv (every cell's state, rewritten
  * atomically after each change) and sweep.ini (what the report needs: baseline, profile).
  * A cell is finished when its folder holds `done` with the cell's fingerprint; re-running
- * skips finished cells and redoes the rest (--force redoes all). Each cell runs in a child
- * process (`jobs` at a time), so a crash or an invalid model costs only that cell. Ctrl-C
+ * skips finished cells and redoes the rest (--force redoes all); a cell whose loss became
+ * NaN is finished too, as "diverged" with its epoch and batch. Each cell runs in a child
+ * process (`jobs` at a time), so a crash costs only that cell. Ctrl-C
  * stops the running cells, keeps every finished one and leaves the manifest consistent.
  */
 #ifndef CNB_SWEEP_H
@@ -21,8 +22,13 @@ typedef struct cnb_sweep_opts {
     int progress; /* progress bar (only with jobs == 1)            */
 } cnb_sweep_opts;
 
-/* 0 when every cell finished (or was reported invalid), CNB_EINTR when interrupted,
- * another negative code when cells failed or results could not be written. */
+/* Returned by cnb_sweep_run when a cell failed at run time (crashed, was killed, could
+ * not write its results) or the manifest could not be written; each failure is reported. */
+#define CNB_EFAILED (-102)
+
+/* Validates the whole grid first (cnb_experiment_validate; CNB_EINVAL, nothing run), then
+ * runs it: 0 when every cell finished (a diverged cell is finished), CNB_EINTR when
+ * interrupted, CNB_EFAILED when cells failed at run time. */
 int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o);
 
 #endif

@@ -139,8 +139,9 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             if (rc || (rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
                 break;
             if (!isfinite(loss)) {
-                rc = cnb_error("epoch %d, batch %ld: the loss is %g; lower the learning rate "
-                               "(lr = %g)", epoch + 1, b + 1, loss, s.lr);
+                cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is %g; "
+                        "lower the learning rate (lr = %g)", epoch + 1, b + 1, loss, s.lr);
+                rc = CNB_EDIVERGED;
                 break;
             }
             cnb_net_sgd(net, (float)s.lr, (float)cfg->momentum, (float)cfg->weight_decay);

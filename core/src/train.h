@@ -52,6 +52,10 @@ typedef int (*cnb_epoch_fn)(const cnb_epoch_stats *s, void *user);
 
 /* Returned by cnb_train when cnb_train_stop() was called (from a signal handler). */
 #define CNB_EINTR (-100)
+/* Returned by cnb_train when the training loss became NaN or infinite: a finished result
+ * (the same settings diverge again), said by a warning that cnb_last_warning() keeps:
+ * "diverged at epoch 1, batch 4: ...". */
+#define CNB_EDIVERGED (-101)
 void cnb_train_stop(void);
 
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
