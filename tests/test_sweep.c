@@ -546,6 +546,36 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
 }
 
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* A plot is replaced only once gnuplot has drawn it whole: a script that fails after its
+ * `set output` leaves the previous plot as it was, and no temporary file behind. */
+static void test_plot_written_atomically(void)
+{
+    const char *dir = test_tmpdir();
+    char gp[512], png[512];
+    snprintf(gp, sizeof gp, "%s/p.gp", dir);
+    snprintf(png, sizeof png, "%s/p.png", dir);
+    test_write_file(gp, "set terminal pngcairo size 200,150\nset output 'p.png'\n"
+                        "plot sin(x)\n");
+    CU_ASSERT_EQUAL_FATAL(cnb_gnuplot(dir, "p.gp"), 0);
+    long good = file_size(png);
+    CU_ASSERT(good > 0);
+    test_write_file(gp, "set terminal pngcairo size 400,300\nset output 'p.png'\n"
+                        "plot 'no-such-file.dat'\n");
+    cnb_error_quiet(1);
+    CU_ASSERT_NOT_EQUAL(cnb_gnuplot(dir, "p.gp"), 0);
+    cnb_error_quiet(0);
+    CU_ASSERT_EQUAL(file_size(png), good);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
+    CU_ASSERT_NOT_EQUAL(system(cmd), 0); /* no p.png.tmp-PID left */
+}
+
 void suite_sweep(void)
 {
     static const test_case cases[] = {
@@ -559,6 +589,7 @@ void suite_sweep(void)
         {"malformed IDX files and labels: exit 2", test_malformed_data_exits_2},
         {"a crashed cell: exit 1, named in the summary", test_crashed_cell_exits_1},
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
+        {"a plot is replaced only when drawn whole", test_plot_written_atomically},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

@@ -5,11 +5,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,31 +181,116 @@ static void fmt_ci(char *buf, size_t len, double lo, double hi, int digits)
         snprintf(buf, len, "[%.*f, %.*f]", digits, lo, digits, hi);
 }
 
+#define MAX_PLOT_OUTPUTS 8
+
+/* The script's text with each `set output 'NAME'` turned into NAME.tmp-PID; the NAMEs. */
+static char *temp_outputs(const char *text, char names[][256], int *n)
+{
+    size_t cap = strlen(text) + 64 * MAX_PLOT_OUTPUTS + 32, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    *n = 0;
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ll = eol ? (size_t)(eol - line + 1) : strlen(line);
+        char name[256];
+        int used = 0;
+        if (*n < MAX_PLOT_OUTPUTS && sscanf(line, "set output '%255[^']'%n", name, &used) == 1 &&
+            used > 0) {
+            snprintf(names[(*n)++], 256, "%s", name);
+            len += (size_t)snprintf(out + len, cap - len, "set output '%s.tmp-%ld'%.*s", name,
+                                    (long)getpid(), (int)(ll - (size_t)used), line + used);
+        } else {
+            memcpy(out + len, line, ll);
+            len += ll;
+        }
+        line += ll;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "\nunset output\n");
+    return out;
+}
+
+/* Each plot is drawn under a temporary name and renamed over the old one only once
+ * gnuplot has succeeded and the file is on disk: a failure (a full disk, say) leaves the
+ * previous plot, never a truncated one under the real name. */
 int cnb_gnuplot(const char *dir, const char *script)
 {
+    char path[PATH_MAX + 300], names[MAX_PLOT_OUTPUTS][256];
+    snprintf(path, sizeof path, "%s/%s", dir, script);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cnb_error("%s: cannot read: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t got = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    int n = 0;
+    char *run = got >= 0 ? temp_outputs(text, names, &n) : NULL;
+    free(text);
+    if (!run)
+        return cnb_error("%s: cannot read: %s", path, strerror(errno));
+
+    int fds[2];
     fflush(stdout);
     fflush(stderr);
+    if (pipe(fds) != 0) {
+        free(run);
+        return cnb_error("gnuplot: pipe failed: %s", strerror(errno));
+    }
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        free(run);
+        close(fds[0]), close(fds[1]);
         return cnb_error("gnuplot: fork failed: %s", strerror(errno));
+    }
     if (pid == 0) {
-        if (chdir(dir) != 0)
+        close(fds[1]);
+        if (chdir(dir) != 0 || dup2(fds[0], STDIN_FILENO) < 0)
             _exit(126);
-        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        execlp("gnuplot", "gnuplot", (char *)NULL);
         _exit(127);
     }
-    int status;
+    close(fds[0]);
+    size_t left = strlen(run);
+    for (const char *p = run; left > 0;) { /* gnuplot's exit status tells of a short write */
+        ssize_t w = write(fds[1], p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w, left -= (size_t)w;
+    }
+    close(fds[1]);
+    free(run);
+    int status, rc = 0;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             return cnb_error("gnuplot: waitpid: %s", strerror(errno));
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        return cnb_error("%s/%s: gnuplot was not found; install the Debian package gnuplot-nox",
-                         dir, script);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return cnb_error("%s/%s: gnuplot failed (%s %d); its messages are above", dir, script,
-                         WIFEXITED(status) ? "exit status" : "signal",
-                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    return 0;
+        rc = cnb_error("%s: gnuplot was not found; install the Debian package gnuplot-nox", path);
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = cnb_error("%s: gnuplot failed (%s %d); its messages are above", path,
+                       WIFEXITED(status) ? "exit status" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    for (int i = 0; i < n; i++) {
+        char tmp[PATH_MAX + 600], final[PATH_MAX + 300];
+        snprintf(tmp, sizeof tmp, "%s/%s.tmp-%ld", dir, names[i], (long)getpid());
+        snprintf(final, sizeof final, "%s/%s", dir, names[i]);
+        int fd = rc == 0 ? open(tmp, O_RDONLY) : -1;
+        struct stat st = {.st_size = -1};
+        if (rc == 0 && (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0 || fsync(fd) != 0 ||
+                        rename(tmp, final) != 0))
+            rc = cnb_error("%s: gnuplot's output could not be written (%s); the previous "
+                           "plot (if any) is kept", final,
+                           fd >= 0 && st.st_size == 0 ? "empty file" : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp); /* gone after a rename */
+    }
+    if (rc == 0 && n)
+        cnb_fsync_dir_of(path);
+    return rc;
 }
 
 static int open_in(cnb_atomic *a, const char *dir, const char *name)
