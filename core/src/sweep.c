@@ -322,8 +322,8 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = CNB_EFAILED;
     }
     if (rc != CNB_EINTR && done > diverged) { /* a cell with numbers to report */
-        int report_rc = cnb_report_write(dir);
-        rc = rc ? rc : report_rc;
+        int report_rc = cnb_report_write(dir); /* said; a failure at run time (disk full) */
+        rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
     }
 out:
     free(slots);
