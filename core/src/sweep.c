@@ -179,8 +179,8 @@ static void reap(slot *s, int status)
 
 int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o)
 {
-    cnb_cell *cells;
-    int n, rc = cnb_experiment_cells(e, &cells, &n);
+    cnb_cell *cells = NULL; /* NULL and 0 when the grid is refused before it is made */
+    int n = 0, rc = cnb_experiment_cells(e, &cells, &n);
     if (rc == 0)
         rc = cnb_experiment_validate(e, cells, n, reg); /* nothing runs on bad input */
     if (rc) {
