@@ -5,8 +5,10 @@
  * exit status 2), a cell that crashes (exit status 1) or diverges (a finished result),
  * statistics on data with known answers, and a report whose plots gnuplot renders.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,10 +196,19 @@ static void test_sweep_resume_and_report(void)
     again[len] = '\0';
     fclose(f);
     CU_ASSERT_STRING_EQUAL(again, report); /* same seeds, same numbers */
-    /* a changed setting changes the fingerprint: every cell runs again */
+    /* a changed setting changes the fingerprint: the finished cells are not replaced
+     * without --force, then every cell runs again */
     char *more[] = {"train.epochs=1"};
     long before = mtime_ns(kept);
-    CU_ASSERT_EQUAL(run_sweep(path, more, 1, 0), 0);
+    cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(run_sweep(path, more, 1, 0), CNB_EINVAL);
+    cnb_error_quiet(0);
+    CHECK_MSG(cnb_last_error(), "4 finished cells");
+    CHECK_MSG(cnb_last_error(), "ran with other settings");
+    CHECK_MSG(cnb_last_error(), "--force");
+    CU_ASSERT_EQUAL(mtime_ns(kept), before);
+    CU_ASSERT_EQUAL(access(redo_done, R_OK), 0); /* still marked finished */
+    CU_ASSERT_EQUAL(run_sweep(path, more, 1, 1), 0);
     CU_ASSERT(mtime_ns(kept) != before);
 }
 
@@ -546,6 +557,49 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
 }
 
+/* A results folder has one owner: another experiment file under the same name is
+ * refused, so is a second run while one holds the folder, and a name that would leave
+ * the results root. Nothing of the first run is touched. */
+static void test_results_folder_owner(void)
+{
+    const char *path = experiment("[sweep]\nseed = 1\n");
+    char dir[512], copy[600], cmd[2048], done[1024];
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(path, '/') - path), path);
+    char *one_epoch[] = {"train.epochs=1"};
+    CU_ASSERT_EQUAL_FATAL(run_sweep(path, one_epoch, 1, 0), 0);
+    snprintf(done, sizeof done, "%s/results/t/seed1_naive_t1/done", dir);
+    long marked = mtime_ns(done);
+    CU_ASSERT(marked > 0);
+
+    /* the same experiment copied under another file name, keeping `name = t` */
+    snprintf(copy, sizeof copy, "%s/copy.ini", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(run_sweep(copy, one_epoch, 1, 0), CNB_EINVAL);
+    cnb_error_quiet(0);
+    CHECK_MSG(cnb_last_error(), "holds the results of");
+    CHECK_MSG(cnb_last_error(), "another [experiment] name");
+    CU_ASSERT_EQUAL(mtime_ns(done), marked);
+
+    /* a second run while the folder's lock is held: exit 2 naming the holder */
+    char lock[1024], out[2][8192];
+    snprintf(lock, sizeof lock, "%s/results/t/.lock", dir);
+    int fd = open(lock, O_RDWR);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(flock(fd, LOCK_EX | LOCK_NB), 0);
+    if (write(fd, "pid 1 on test, cnnbench run x.ini, since now\n", 45) != 45)
+        CU_FAIL("cannot write the lock");
+    CU_ASSERT_EQUAL(run_cli(path, "--set train.epochs=1", out), 2);
+    CHECK_MSG(out[0], "is in use by another run (pid 1 on test");
+    close(fd);
+    CU_ASSERT_EQUAL(mtime_ns(done), marked);
+
+    /* names stay inside the results root */
+    CU_ASSERT_EQUAL(run_cli(path, "--set experiment.name=../../escape", out), 2);
+    CHECK_MSG(out[0], "name = '../../escape': a results folder name may hold only");
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -590,6 +644,7 @@ void suite_sweep(void)
         {"a crashed cell: exit 1, named in the summary", test_crashed_cell_exits_1},
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
         {"a plot is replaced only when drawn whole", test_plot_written_atomically},
+        {"a results folder has one owner", test_results_folder_owner},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

@@ -91,6 +91,29 @@ static void copy_str(const cnb_section *s, const char *key, char *dst, size_t le
         snprintf(dst, len, "%s", kv->value);
 }
 
+/* The results folder's name (with the profile's) is one plain folder inside `results`:
+ * letters, digits, '.', '_', '-', not starting with '.'. */
+static int check_name(const cnb_conf *c, const cnb_section *ex, const cnb_experiment *e)
+{
+    char leaf[sizeof e->name + sizeof e->profile + 1], at[PATH_MAX + 64];
+    snprintf(leaf, sizeof leaf, "%s%s%s", e->name, e->profile[0] ? "-" : "", e->profile);
+    int ok = leaf[0] != '.' && leaf[0] != '\0';
+    for (const char *p = leaf; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             *p == '.' || *p == '_' || *p == '-';
+    if (ok)
+        return 0;
+    const cnb_kv *kv = cnb_section_get(ex, "name");
+    if (!kv)
+        return cnb_error("%s: the results folder name '%s' (from the file name%s) may hold only "
+                         "letters, digits, '.', '_' and '-'; set [experiment] name", c->path,
+                         leaf, e->profile[0] ? " and the profile" : "");
+    return cnb_error("%s: [experiment] name = '%s': a results folder name may hold only "
+                     "letters, digits, '.', '_' and '-', and not start with '.', so that it "
+                     "stays inside results = %s", cnb_conf_where(c, ex, kv, at, sizeof at),
+                     kv->value, e->results);
+}
+
 /* `rel` relative to the folder of `file`, unless absolute. */
 static void resolve(char *dst, size_t len, const char *file, const char *rel)
 {
@@ -343,7 +366,8 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     copy_str(data, "train_labels", tl, sizeof tl);
     copy_str(data, "test_images", vi, sizeof vi);
     copy_str(data, "test_labels", vl, sizeof vl);
-    if (choose(c, ex, "mode", modes, &mode) || cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
+    if (check_name(c, ex, e) || choose(c, ex, "mode", modes, &mode) ||
+        cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
         cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
         cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
         cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||

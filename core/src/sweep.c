@@ -4,12 +4,16 @@
 #include "sweep.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -71,6 +75,58 @@ static int write_small(const char *path, const char *text)
     return cnb_atomic_commit(&a);
 }
 
+/* The results folder's owner: an exclusive flock on DIR/.lock for the whole run (released
+ * when the process ends, however it ends), with who holds it written inside. Returns the
+ * lock's fd, or -1 with an error naming the holder. */
+static int lock_results(const char *dir, const cnb_experiment *e)
+{
+    char path[PATH_MAX + 16], holder[512] = "";
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return cnb_error("%s: cannot create the lock: %s", path, strerror(errno)), -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+        holder[got > 0 ? got : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        close(fd);
+        return cnb_error("%s is in use by another run (%s); wait for it to finish, or stop "
+                         "it, then rerun", dir, holder[0] ? holder : "holder unknown"), -1;
+    }
+    char host[256] = "?", when[64];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&now));
+    int n = snprintf(holder, sizeof holder, "pid %ld on %s, cnnbench run %s, since %s\n",
+                     (long)getpid(), host, e->conf.path, when);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n)
+        cnb_log(CNB_LOG_WARN, "cnnbench", "%s: cannot record the lock's holder", path);
+    return fd;
+}
+
+/* A results folder belongs to the experiment file that made it (sweep.ini says which):
+ * another file under the same name never writes into it without --force. */
+static int check_owner(const char *dir, const cnb_experiment *e, int force)
+{
+    char path[PATH_MAX + 16], line[PATH_MAX + 32], owner[PATH_MAX] = "";
+    snprintf(path, sizeof path, "%s/sweep.ini", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* a new folder */
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "owner = %4095[^\n]", owner) == 1)
+            break;
+    fclose(f);
+    char a[PATH_MAX], b[PATH_MAX];
+    if (force || !owner[0] || !realpath(owner, a) || !realpath(e->conf.path, b) ||
+        strcmp(a, b) == 0)
+        return 0; /* a vanished owner file gives no claim either */
+    return cnb_error("%s holds the results of %s, not of %s (both name it '%s'); give this "
+                     "experiment another [experiment] name, or --force to let it rerun every "
+                     "cell there", dir, owner, e->conf.path, e->name);
+}
+
 static void csv_field(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -109,10 +165,13 @@ static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cell
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
+    char owner[PATH_MAX]; /* absolute: the folder's owner, whatever the working folder */
+    if (!realpath(e->conf.path, owner))
+        snprintf(owner, sizeof owner, "%s", e->conf.path);
     fprintf(a.f, "; written by cnnbench run; read by cnnbench report/plot\n[sweep]\n"
-                 "experiment = %s\nname = %s\nmodel = %s\nprofile = %s\nbaseline = %s\n"
-                 "cells = %d\nepochs = %d\n",
-            e->conf.path, e->name, e->model, e->profile[0] ? e->profile : "(none)",
+                 "experiment = %s\nowner = %s\nname = %s\nmodel = %s\nprofile = %s\n"
+                 "baseline = %s\ncells = %d\nepochs = %d\n",
+            e->conf.path, owner, e->name, e->model, e->profile[0] ? e->profile : "(none)",
             e->baseline, n_cells, e->train.epochs);
     return cnb_atomic_commit(&a);
 }
@@ -194,7 +253,17 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
     }
     char dir[PATH_MAX];
     cnb_experiment_dir(e, dir, sizeof dir);
-    int to_run = 0;
+    int lock = -1, to_run = 0, stale = 0; /* stale: finished with other settings */
+    const char *first_stale = NULL;
+    if (!o->dry_run) { /* read the cells' states as the folder's one owner */
+        rc = cnb_mkdirs(dir);
+        if (rc == 0 && (lock = lock_results(dir, e)) < 0)
+            rc = CNB_EINVAL;
+        if (rc == 0)
+            rc = check_owner(dir, e, o->force);
+        if (rc)
+            goto out;
+    }
     for (int i = 0; i < n && rc == 0; i++) {
         slot *s = &slots[i];
         s->cell = &cells[i];
@@ -204,14 +273,22 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             rc = cnb_cell_fingerprint(e, &cells[i], s->fingerprint);
         char done[PATH_MAX + 32], have[64] = "";
         snprintf(done, sizeof done, "%s/done", s->dir);
-        s->state = !o->force && read_small(done, have, sizeof have) == 0 &&
-                           strcmp(have, s->fingerprint) == 0
-                       ? SKIPPED
-                       : PENDING;
+        int finished = read_small(done, have, sizeof have) == 0;
+        s->state = !o->force && finished && strcmp(have, s->fingerprint) == 0 ? SKIPPED : PENDING;
+        if (!o->force && finished && s->state == PENDING && stale++ == 0)
+            first_stale = cells[i].id;
         snprintf(done, sizeof done, "%s/error.txt", s->dir); /* finished, but diverged */
         if (s->state == SKIPPED && read_small(done, s->message, sizeof s->message) == 0)
             s->state = DIVERGED;
         to_run += s->state == PENDING;
+    }
+    if (rc == 0 && stale && !o->dry_run) { /* finished cells are never unmarked silently */
+        rc = cnb_error("%s: %d finished cell%s (%s%s) ran with other settings than the "
+                       "experiment now gives; rerun with --force to replace %s, or give the "
+                       "experiment another [experiment] name to keep %s", dir, stale,
+                       stale == 1 ? "" : "s", first_stale, stale > 1 ? ", ..." : "",
+                       stale == 1 ? "it" : "them", stale == 1 ? "it" : "them");
+        goto out;
     }
     if (rc == 0 && o->dry_run) {
         printf("%s: %d cell%s, %d to run, %d already finished (results in %s)%s%s\n\n",
@@ -232,8 +309,6 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
                                                                   : "finished");
         goto out;
     }
-    if (rc == 0)
-        rc = cnb_mkdirs(dir);
     if (rc == 0)
         rc = write_sweep_info(e, dir, n);
     if (rc == 0)
@@ -326,6 +401,8 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
     }
 out:
+    if (lock >= 0)
+        close(lock); /* releases the flock */
     free(slots);
     cnb_cells_free(cells, n);
     return rc;

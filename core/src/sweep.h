@@ -2,7 +2,13 @@
  * sweep.h - run every cell of an experiment's grid, resumably.
  *
  * <results>/<name>/ holds one folder per cell, manifest.csv (every cell's state, rewritten
- * atomically after each change) and sweep.ini (what the report needs: baseline, profile).
+ * atomically after each change) and sweep.ini (what the report needs: baseline, profile;
+ * and the experiment file that owns the folder).
+ *
+ * One owner: a run holds an exclusive lock on <dir>/.lock (flock, with the holder's pid,
+ * host and command inside) for its whole length, and a second run exits 2 naming it; a
+ * folder made by another experiment file is refused, and so is one whose finished cells
+ * ran with other settings, unless --force. Finished cells are never unmarked otherwise.
  * A cell is finished when its folder holds `done` with the cell's fingerprint; re-running
  * skips finished cells and redoes the rest (--force redoes all); a cell whose loss became
  * NaN is finished too, as "diverged" with its epoch and batch. Each cell runs in a child
