@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -600,6 +601,107 @@ static void test_results_folder_owner(void)
     CHECK_MSG(out[0], "name = '../../escape': a results folder name may hold only");
 }
 
+/* The file's text without the columns of times and rates (train_seconds, ...). */
+static void untimed_csv(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int timed[64] = {0};
+    size_t n = 0;
+    out[0] = '\0';
+    for (int row = 0; f && fgets(line, sizeof line, f); row++) {
+        char *save = NULL;
+        int col = 0;
+        for (char *t = strtok_r(line, ",\n", &save); t; t = strtok_r(NULL, ",\n", &save), col++) {
+            if (row == 0 && col < 64)
+                timed[col] = strstr(t, "second") != NULL; /* seconds, images_per_second */
+            if (col < 64 && !timed[col])
+                n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s,", t);
+        }
+        n += (size_t)snprintf(out + n, n < len ? len - n : 0, "\n");
+    }
+    if (f)
+        fclose(f);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    char cmd[4500];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
+/* A cell killed (SIGKILL to its whole process group) after an epoch resumes from its
+ * checkpoint and ends with the metrics and weights of a run that was never stopped; a
+ * model with dropout, so that the layer's random stream is part of what is restored. */
+static void test_kill_and_resume(void)
+{
+    const char *dir = test_tmpdir();
+    char model[512], exp[512], text[4096];
+    snprintf(model, sizeof model, "%s/drop.ini", dir);
+    test_write_file(model, "[net]\nchannels = 1\nheight = 28\nwidth = 28\nclasses = 10\n"
+                           "[conv1]\ntype = conv\nfilters = 4\nkernel = 5\nstride = 2\n"
+                           "[act1]\ntype = act.relu\n[flatten]\ntype = flatten\n"
+                           "[fc1]\ntype = fc\noutputs = 32\n[act2]\ntype = act.relu\n"
+                           "[drop]\ntype = dropout\nratio = 0.5\n"
+                           "[fc2]\ntype = fc\noutputs = 10\n[prob]\ntype = softmax\n");
+    snprintf(exp, sizeof exp, "%s/resume.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = r\nmodel = %s\nresults = %s/results\nseed = 5\n"
+             "[data]\ndir = %s\ntrain_limit = 6000\ntest_limit = 200\n"
+             "[train]\nepochs = 3\nbatch = 50\nlr = 0.05\nmomentum = 0.9\n"
+             "train_eval_limit = 100\n", model, dir, test_data_dir());
+    test_write_file(exp, text);
+    char out[2][8192];
+    CU_ASSERT_EQUAL_FATAL(run_cli(exp, "--set experiment.name=whole", out), 0);
+
+    char cell[1024], ckpt[1100], cmd[2048];
+    snprintf(cell, sizeof cell, "%s/results/r/seed5_naive_t1", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.cnbk", cell);
+    snprintf(cmd, sizeof cmd, "%s/core/cnnbench", CNB_BUILD_ROOT);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execl(cmd, cmd, "run", exp, "-q", (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    int status, waited = 0;
+    for (int i = 0; i < 120000 && access(ckpt, F_OK) != 0; i++) /* up to 2 min */
+        if ((waited = waitpid(pid, &status, WNOHANG)) == pid)
+            break;
+        else
+            usleep(1000);
+    kill(-pid, SIGKILL); /* the run and its cell, mid-epoch 2 */
+    if (waited != pid)
+        waitpid(pid, &status, 0);
+    CU_ASSERT_EQUAL_FATAL(access(ckpt, F_OK), 0);
+    char done[1100];
+    snprintf(done, sizeof done, "%s/done", cell);
+    CU_ASSERT_NOT_EQUAL(access(done, F_OK), 0); /* killed before it finished */
+
+    CU_ASSERT_EQUAL_FATAL(run_cli(exp, "", out), 0);
+    CHECK_MSG(out[1], "resumed from");
+    CU_ASSERT_NOT_EQUAL(access(ckpt, F_OK), 0); /* removed once the cell finished */
+    char whole[1024], a[8192], b[8192];
+    snprintf(whole, sizeof whole, "%s/results/whole/seed5_naive_t1", dir);
+    char wa[2200], wb[2200];
+    snprintf(wa, sizeof wa, "%s/weights.cnbw", cell);
+    snprintf(wb, sizeof wb, "%s/weights.cnbw", whole);
+    CU_ASSERT(same_file(wa, wb));
+    snprintf(wa, sizeof wa, "%s/metrics.csv", cell);
+    snprintf(wb, sizeof wb, "%s/metrics.csv", whole);
+    untimed_csv(wa, a, sizeof a);
+    untimed_csv(wb, b, sizeof b);
+    if (strcmp(a, b) != 0)
+        fprintf(stderr, "\n  resumed:\n%s\n  never stopped:\n%s", a, b);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    CU_ASSERT(strstr(a, "\n3,") != NULL); /* all three epochs */
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -645,6 +747,7 @@ void suite_sweep(void)
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
         {"a plot is replaced only when drawn whole", test_plot_written_atomically},
         {"a results folder has one owner", test_results_folder_owner},
+        {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

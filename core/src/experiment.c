@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "dataset.h"
 #include "fsutil.h"
@@ -33,7 +34,7 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
                                         "crop_pad", "lighting", "lighting_sigma", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
-                                         "train_eval_limit", NULL};
+                                         "train_eval_limit", "keep_checkpoint", NULL};
 
 /* Split a comma-separated list in place into trimmed items. */
 static int split_list(char *text, char sep, char **items, int max)
@@ -345,7 +346,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
 
     char model[PATH_MAX] = "";
     long threads = e->threads, seed = 1, epochs = e->train.epochs, batch = e->batch;
-    long step = e->train.step_epochs, tel = e->train.train_eval_limit;
+    long step = e->train.step_epochs, tel = e->train.train_eval_limit, keep = 0;
     int mode = 0, norm = 0, sched = (int)e->train.schedule, format = 0, lighting = 0;
     long crop_pad = 0;
     static const char *const formats[] = {"idx", "cifar", NULL};
@@ -384,7 +385,8 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         choose(c, tr, "schedule", scheds, &sched) ||
         cnb_conf_int(c, tr, "step_epochs", 1, 100000, &step) ||
         cnb_conf_double(c, tr, "gamma", 0.0, 1.0, &e->train.gamma) ||
-        cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel))
+        cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel) ||
+        cnb_conf_int(c, tr, "keep_checkpoint", 0, 1, &keep))
         return CNB_EINVAL;
     snprintf(e->mode, sizeof e->mode, "%s", modes[mode]);
     e->threads = (int)threads;
@@ -408,6 +410,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     e->train.schedule = (cnb_schedule)sched;
     e->train.seed = e->seed;
     e->train.train_eval_limit = tel;
+    e->keep_checkpoints = keep != 0;
     resolve(e->model, sizeof e->model, path, model);
     char real[PATH_MAX];
     if (realpath(e->model, real)) /* one spelling, whatever the working folder */
@@ -813,6 +816,7 @@ typedef struct run {
     const char *label;
     cnb_epoch_stats *history;
     int n;
+    char fingerprint[17];
 } run;
 
 static int write_metrics(const run *r)
@@ -837,6 +841,7 @@ static int write_metrics(const run *r)
 static int on_epoch(const cnb_epoch_stats *s, void *user)
 {
     run *r = user;
+    int rc;
     cnb_epoch_stats *h = realloc(r->history, (size_t)(r->n + 1) * sizeof *h);
     if (!h)
         return CNB_ENOMEM;
@@ -848,7 +853,12 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
     fflush(stdout);
-    return write_metrics(r);
+    if ((rc = write_metrics(r)) != 0)
+        return rc;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" CNB_CHECKPOINT_FILE, r->dir);
+    return cnb_checkpoint_save(path, r->net, r->fingerprint, s->epoch, r->history,
+                               (size_t)r->n * sizeof *r->history);
 }
 
 
@@ -1080,6 +1090,20 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
         rc = write_config(&r);
     if (rc == 0)
         rc = write_meta(&r, reg, &train, &test, mean, sd);
+    char ckpt[PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, dir);
+    if (rc == 0)
+        rc = cnb_cell_fingerprint(e, c, r.fingerprint);
+    if (rc == 0) { /* a killed run of the same settings resumes after its last epoch */
+        size_t bytes = 0;
+        void *h = NULL;
+        rc = cnb_checkpoint_load(ckpt, &net, r.fingerprint, &cfg.start_epoch, &h, &bytes);
+        r.history = h;
+        r.n = (int)(bytes / sizeof *r.history);
+        if (rc == 0 && cfg.start_epoch)
+            printf("%sresumed from %s after epoch %d of %d\n", r.label, ckpt, cfg.start_epoch,
+                   c->train.epochs);
+    }
     if (rc == 0) {
         printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch "
                "%d\n", r.label, dir, e->model, c->backend, c->threads, c->threads == 1 ? "" : "s",
@@ -1096,6 +1120,8 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
         rc = cnb_net_save_weights(&net, path);
         if (rc == 0)
             rc = write_final(&r, peak);
+        if (rc == 0 && !e->keep_checkpoints)
+            remove(ckpt); /* the cell is finished: weights.cnbw holds what it learned */
         if (rc == 0)
             printf("%sdone: test accuracy %.4f after %d epochs; %.1f s per training epoch "
                    "(%s, %d thread%s); peak memory %.0f MiB\n",

@@ -75,6 +75,8 @@ typedef struct cnb_experiment {
     long train_limit, test_limit;
     int normalize;          /* 1: per-channel mean/std of the training split */
     int cifar;              /* [data] format = cifar (else IDX)                */
+    int keep_checkpoints;   /* [train] keep_checkpoint = 1: a finished cell keeps its
+                               last checkpoint (by default it is removed)      */
     cnb_augment_cfg augment; /* resize, crop size and pad, lighting form; which
                                 steps run is each cell's `augment`           */
     char augment_steps[64];

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "fsutil.h"
 #include "host.h"
 #include "report.h"
@@ -195,7 +196,11 @@ static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s,
         fflush(stdout);
         _exit(1);
     }
-    unlink(done);
+    if (unlink(done) == 0) { /* a finished cell run again (--force) starts afresh */
+        char ckpt[PATH_MAX + 32];
+        snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, s->dir);
+        unlink(ckpt);
+    }
     unlink(path);
     int rc = cnb_cell_run(e, s->cell, reg, s->dir, progress, prefix);
     if (rc == CNB_EDIVERGED && write_small(path, cnb_last_warning()) != 0)

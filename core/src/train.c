@@ -123,6 +123,8 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             uint32_t j = cnb_rng_below(&shuffle, (uint32_t)i + 1), t = order[i];
             order[i] = order[j], order[j] = t;
         }
+        if (epoch < cfg->start_epoch)
+            continue; /* done before a resume: only its shuffle, for the stream's position */
         cnb_epoch_stats s = {.epoch = epoch + 1, .lr = cnb_schedule_lr(cfg, epoch)};
         double t0 = cnb_now(), loss_sum = 0.0, last_draw = 0.0;
         long correct = 0, seen = 0;

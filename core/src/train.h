@@ -34,6 +34,8 @@ typedef struct cnb_train_cfg {
     long train_eval_limit; /* training samples evaluated each epoch; 0 = none */
     int progress;          /* 1: redraw a progress bar on stderr */
     const cnb_augment *augment; /* the data processing of every batch; NULL: none */
+    int start_epoch;       /* epochs already done (a resumed run: checkpoint.h); their
+                              shuffles are replayed, nothing else is redone */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
