@@ -157,6 +157,18 @@ static void test_malformed_line(void)
     expect_error(NET "[conv1\n", w);
     const char *w2[] = {"model.ini:7", "malformed", NULL};
     expect_error(NET "[c]\nno-equals-sign\n", w2);
+
+    /* a line too long for the parser is named, not cut into pieces that shift every
+     * later line's number; one that just fits parses */
+    char text[2048], comment[400];
+    memset(comment, 'x', sizeof comment - 1);
+    comment[sizeof comment - 1] = '\0';
+    snprintf(text, sizeof text, NET "; %s\n[c]\nstrid = 2\n", comment);
+    const char *w3[] = {"model.ini:6", "line longer than", NULL};
+    expect_error(text, w3);
+    snprintf(text, sizeof text, NET "; %.190s\n[c]\ntype = flatten\nstrid = 2\n", comment);
+    const char *w4[] = {"model.ini:9", "unknown key 'strid'", NULL};
+    expect_error(text, w4);
 }
 
 static void test_unknown_key(void)

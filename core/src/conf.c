@@ -20,24 +20,37 @@ typedef struct reader {
     int line;           /* the line most recently handed over */
     cnb_conf *conf;
     int failed;         /* a handler error already reported   */
+    int too_long;       /* the line that did not fit, or 0    */
+    int limit;          /* the characters a line may have     */
 } reader;
 
+/* One whole line into buf, or NULL at the end, or at a line longer than libinih's
+ * buffer (r->too_long): handing it over in pieces would parse each piece as a line and
+ * shift every line number after it. */
 static char *read_line(char *buf, int size, void *stream)
 {
     reader *r = stream;
+    size_t len;
+    r->limit = size - 1;
     if (r->f) {
         if (!fgets(buf, size, r->f))
             return NULL;
+        len = strlen(buf);
+        if (len == (size_t)size - 1 && buf[len - 1] != '\n' && !feof(r->f)) {
+            int ch = fgetc(r->f);
+            if (ch != EOF && ch != '\n')
+                return r->too_long = r->line + 1, NULL;
+        }
     } else {
         if (!*r->text)
             return NULL;
         const char *nl = strchr(r->text, '\n');
-        size_t len = nl ? (size_t)(nl - r->text) + 1 : strlen(r->text);
+        len = nl ? (size_t)(nl - r->text) : strlen(r->text); /* without the newline */
         if (len > (size_t)size - 1)
-            len = (size_t)size - 1;
+            return r->too_long = r->line + 1, NULL;
         memcpy(buf, r->text, len);
         buf[len] = '\0';
-        r->text += len;
+        r->text += len + (nl != NULL);
     }
     r->line++;
     return buf;
@@ -112,11 +125,15 @@ static int parse(cnb_conf *c, reader *r)
 {
     r->conf = c;
     int rc = ini_parse_stream(read_line, r, handler, r);
+    if (r->too_long && !r->failed)
+        return cnb_error("%s:%d: line longer than %d characters; shorten it (a list can "
+                         "usually lose its spaces, a path can be made relative)", c->path,
+                         r->too_long, r->limit);
     if (rc == 0)
         return 0;
     if (!r->failed)
         cnb_error("%s:%d: malformed line: expected '[section]', 'key = value' or a "
-                  "';' comment (lines are limited to 200 characters)",
+                  "';' comment",
                   c->path, rc > 0 ? rc : r->line);
     return CNB_EINVAL;
 }

@@ -322,11 +322,13 @@ static int cmd_run(cnb_registry *reg, const options *o)
         return cnb_error("run needs an experiment file: cnnbench run experiments/lenet5-fashion.ini");
     cnb_conf peek;
     int is_time = 0, is_claims = 0;
-    if (cnb_conf_load(&peek, o->file) == 0) {
-        const cnb_kv *mode = cnb_section_get(cnb_conf_section(&peek, "experiment"), "mode");
-        is_time = mode && strcmp(mode->value, "time") == 0;
-        is_claims = mode && strcmp(mode->value, "claims") == 0;
+    if (cnb_conf_load(&peek, o->file) != 0) { /* said once, here */
+        cnb_conf_free(&peek);
+        return CNB_EINVAL;
     }
+    const cnb_kv *mode = cnb_section_get(cnb_conf_section(&peek, "experiment"), "mode");
+    is_time = mode && strcmp(mode->value, "time") == 0;
+    is_claims = mode && strcmp(mode->value, "claims") == 0;
     if (is_time) {
         int rc = run_time_experiment(&peek, reg, o);
         cnb_conf_free(&peek);
