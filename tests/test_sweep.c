@@ -558,6 +558,31 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
 }
 
+/* A cell whose estimated memory does not fit the machine is refused before anything
+ * runs (a model with a 10^8-wide layer: ~900 GiB of parameters); --dry-run shows each
+ * cell's estimate. */
+static void test_memory_estimate(void)
+{
+    const char *dir = test_tmpdir();
+    char model[512], exp[512], text[2048], out[2][8192];
+    snprintf(model, sizeof model, "%s/wide.ini", dir);
+    test_write_file(model, "[net]\nchannels = 1\nheight = 28\nwidth = 28\nclasses = 10\n"
+                           "[flatten]\ntype = flatten\n[fc1]\ntype = fc\noutputs = 100000000\n"
+                           "[fc2]\ntype = fc\noutputs = 10\n[prob]\ntype = softmax\n");
+    snprintf(exp, sizeof exp, "%s/wide-exp.ini", dir);
+    snprintf(text, sizeof text, "[experiment]\nname = w\nmodel = %s\nresults = %s/results\n"
+             "[data]\ndir = %s\ntrain_limit = 100\ntest_limit = 100\n[train]\nbatch = 10\n",
+             model, dir, test_data_dir());
+    test_write_file(exp, text);
+    CU_ASSERT_EQUAL(run_cli(exp, "", out), 2);
+    CHECK_MSG(out[0], "cell seed1_naive_t1 needs about");
+    CHECK_MSG(out[0], "MiB are available");
+    snprintf(text, sizeof text, "%s/results/w", dir);
+    CU_ASSERT(access(text, F_OK) != 0); /* nothing made */
+    CU_ASSERT_EQUAL(run_cli(exp, "--dry-run", out), 0);
+    CHECK_MSG(out[1], "~MiB");
+}
+
 /* A results folder has one owner: another experiment file under the same name is
  * refused, so is a second run while one holds the folder, and a name that would leave
  * the results root. Nothing of the first run is touched. */
@@ -747,6 +772,7 @@ void suite_sweep(void)
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
         {"a plot is replaced only when drawn whole", test_plot_written_atomically},
         {"a results folder has one owner", test_results_folder_owner},
+        {"a cell that cannot fit in memory is refused up front", test_memory_estimate},
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {NULL, NULL},
     };

@@ -690,8 +690,40 @@ static int check_split(const cnb_experiment *e, int train, cnb_dataset *d, probl
     return 1;
 }
 
+/* What a model needs per sample and in all, for the memory estimate (bytes). */
+typedef struct model_size {
+    double params;      /* floats of parameters                                 */
+    double per_sample;  /* floats of activations: input, every output            */
+    double im2col;      /* floats of the largest convolution's columns, a sample */
+} model_size;
+
+static model_size size_of_model(const cnb_net *net)
+{
+    model_size m = {.params = (double)cnb_net_param_count(net),
+                    .per_sample = (double)cnb_shape_size(net->input)};
+    for (int i = 0; i < net->n; i++) {
+        const cnb_net_layer *L = &net->layers[i];
+        m.per_sample += (double)cnb_shape_size(L->out);
+        if (L->layer->n_params && L->out.h * L->out.w > 1) /* a convolution: 2 K CKK OHOW */
+            m.im2col = fmax(m.im2col, L->layer->flops / (2.0 * L->out.c));
+    }
+    return m;
+}
+
+#define PROCESS_MIB 48.0 /* the program, its libraries and plugins, measured: 30-45 MiB */
+
+static double cell_mib(const model_size *m, const cnb_cell *c, const cnb_dataset *train,
+                       const cnb_dataset *test)
+{
+    double floats = 3.0 * m->params                       /* w, dw, momentum          */
+                    + 2.0 * m->per_sample * c->batch      /* y and dy of every layer  */
+                    + m->im2col * c->threads              /* one workspace a thread   */
+                    + (double)(train->n + test->n) * train->c * train->h * train->w;
+    return floats * 4.0 / 1048576.0 + PROCESS_MIB;
+}
+
 int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
-                            cnb_registry *reg)
+                            cnb_registry *reg, double *mib)
 {
     problems p = {.n = 0};
     int quiet = cnb_error_quiet(1), rc = 0;
@@ -719,7 +751,8 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
     int *firsts = calloc(count, sizeof *firsts), n_firsts = 0;
     cnb_shape *input = calloc(count, sizeof *input);
     int *classes = calloc(count, sizeof *classes);
-    if (!model_of || !firsts || !input || !classes)
+    model_size *size = calloc(count, sizeof *size);
+    if (!model_of || !firsts || !input || !classes || !size)
         rc = CNB_ENOMEM;
     for (int i = 0; i < n && rc == 0; i++) {
         const cnb_vars *v = &cells[i].vars;
@@ -743,6 +776,7 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
         if (cnb_net_load(&net, &model, reg, e->model, v) == 0) {
             input[i] = net.input;
             classes[i] = net.classes;
+            size[i] = size_of_model(&net);
         } else {
             problem(&p, "%s", cnb_last_error());
         }
@@ -785,6 +819,8 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                     "batch%s", where_of(e, "train.batch", "train", "batch", at, sizeof at),
                     c->batch, train.n, e->train_limit ? " (data.train_limit)" : "",
                     e->train_limit ? " or raise train_limit" : "");
+        if (mib)
+            mib[i] = cell_mib(&size[m], c, &train, &test);
     }
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
@@ -792,6 +828,7 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
     free(firsts);
     free(input);
     free(classes);
+    free(size);
 
     cnb_error_quiet(quiet);
     for (int i = 0; i < p.n; i++) {

@@ -106,7 +106,12 @@ void cnb_cells_free(cnb_cell *cells, int n);
  * the training set. Each distinct error is reported once, naming the file and line of the
  * key behind it (or its --set); returns CNB_EINVAL when there was any. */
 int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
-                            cnb_registry *reg);
+                            cnb_registry *reg, double *mib);
+
+/* `mib` (when not NULL, n entries) receives each cell's estimated peak memory in MiB:
+ * parameters with their gradients and momentum, activations and their gradients for its
+ * batch, the lowering workspace of its convolutions on each thread (im2col), the batch
+ * being made, both data splits in memory as floats, and the process itself. */
 
 /* The experiment's folder: <results>/<name>, or <results>/<name>-<profile>. */
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);

@@ -106,6 +106,38 @@ static int lock_results(const char *dir, const cnb_experiment *e)
     return fd;
 }
 
+/* MemAvailable of /proc/meminfo in MiB, or 0 when unknown. */
+static double available_mib(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    double kib = 0.0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib / 1024.0;
+}
+
+/* The `jobs` largest cells at once must fit in the memory available now. */
+static int check_memory(const cnb_cell *cells, const double *mib, int n, int jobs)
+{
+    double have = available_mib(), need = 0.0, top = 0.0;
+    int big = 0;
+    for (int i = 0; i < n; i++)
+        if (mib[i] > top)
+            top = mib[i], big = i;
+    need = top * (jobs < n ? jobs : n);
+    if (have <= 0.0 || need <= have)
+        return 0;
+    return cnb_error("cell %s needs about %.0f MiB (parameters, activations for its batch of "
+                     "%d, workspaces for %d thread%s, the data); %d at once need %.0f MiB but "
+                     "%.0f MiB are available; lower --jobs, the batch or the data's limits",
+                     cells[big].id, top, cells[big].batch, cells[big].threads,
+                     cells[big].threads == 1 ? "" : "s", jobs < n ? jobs : n, need, have);
+}
+
 /* A results folder belongs to the experiment file that made it (sweep.ini says which):
  * another file under the same name never writes into it without --force. */
 static int check_owner(const char *dir, const cnb_experiment *e, int force)
@@ -244,21 +276,20 @@ static void reap(slot *s, int status)
 int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o)
 {
     cnb_cell *cells = NULL; /* NULL and 0 when the grid is refused before it is made */
-    int n = 0, rc = cnb_experiment_cells(e, &cells, &n);
+    int n = 0, lock = -1, rc = cnb_experiment_cells(e, &cells, &n);
+    slot *slots = rc == 0 ? calloc((size_t)n ? (size_t)n : 1, sizeof *slots) : NULL;
+    double *mib = rc == 0 ? calloc((size_t)n ? (size_t)n : 1, sizeof *mib) : NULL;
+    if (rc == 0 && (!slots || !mib))
+        rc = CNB_ENOMEM;
     if (rc == 0)
-        rc = cnb_experiment_validate(e, cells, n, reg); /* nothing runs on bad input */
-    if (rc) {
-        cnb_cells_free(cells, n);
-        return rc;
-    }
-    slot *slots = calloc((size_t)n, sizeof *slots);
-    if (!slots) {
-        cnb_cells_free(cells, n);
-        return CNB_ENOMEM;
-    }
+        rc = cnb_experiment_validate(e, cells, n, reg, mib); /* nothing runs on bad input */
+    if (rc == 0 && !o->dry_run)
+        rc = check_memory(cells, mib, n, o->jobs);
+    if (rc)
+        goto out;
     char dir[PATH_MAX];
     cnb_experiment_dir(e, dir, sizeof dir);
-    int lock = -1, to_run = 0, stale = 0; /* stale: finished with other settings */
+    int to_run = 0, stale = 0; /* stale: finished with other settings */
     const char *first_stale = NULL;
     if (!o->dry_run) { /* read the cells' states as the folder's one owner */
         rc = cnb_mkdirs(dir);
@@ -304,12 +335,12 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             wi = (int)strlen(cells[i].id) > wi ? (int)strlen(cells[i].id) : wi;
             wv = (int)strlen(cells[i].variant) > wv ? (int)strlen(cells[i].variant) : wv;
         }
-        printf("%-4s %-*s  %-*s  %5s %-10s %7s  %s\n", "#", wi, "cell", wv, "variant", "seed",
-               "backend", "threads", "state");
+        printf("%-4s %-*s  %-*s  %5s %-10s %7s %9s  %s\n", "#", wi, "cell", wv, "variant",
+               "seed", "backend", "threads", "~MiB", "state");
         for (int i = 0; i < n; i++)
-            printf("%-4d %-*s  %-*s  %5llu %-10s %7d  %s\n", i + 1, wi, cells[i].id, wv,
+            printf("%-4d %-*s  %-*s  %5llu %-10s %7d %9.0f  %s\n", i + 1, wi, cells[i].id, wv,
                    cells[i].variant, (unsigned long long)cells[i].seed, cells[i].backend,
-                   cells[i].threads, slots[i].state == PENDING    ? "to run"
+                   cells[i].threads, mib[i], slots[i].state == PENDING    ? "to run"
                                      : slots[i].state == DIVERGED ? "finished (diverged)"
                                                                   : "finished");
         goto out;
@@ -408,6 +439,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
 out:
     if (lock >= 0)
         close(lock); /* releases the flock */
+    free(mib);
     free(slots);
     cnb_cells_free(cells, n);
     return rc;
