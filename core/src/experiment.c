@@ -940,14 +940,13 @@ int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17
         return CNB_ENOMEM;
     write_resolved(f, e, c);
     cnb_conf m; /* the model as parsed counts too; its comments and layout do not */
-    if (cnb_conf_load(&m, e->model) == 0) {
+    if (cnb_conf_load(&m, e->model) == 0)
         for (int i = 0; i < m.n; i++) {
             fprintf(f, "[%s]\n", m.sec[i].name);
             for (int k = 0; k < m.sec[i].n; k++)
                 fprintf(f, "%s=%s\n", m.sec[i].kv[k].key, m.sec[i].kv[k].value);
         }
-        cnb_conf_free(&m);
-    }
+    cnb_conf_free(&m); /* what a failed load had allocated too */
     fclose(f);
     uint64_t h = 1469598103934665603ULL; /* FNV-1a, 64 bit */
     for (size_t i = 0; i < len; i++)
