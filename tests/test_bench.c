@@ -1,13 +1,15 @@
 /*
- * test_bench.c - the bench (time experiments): the repetition statistics, a whole run
- * with two backends and a stand-in peer script (its files, rows and report), and the
- * errors a bad [bench] section gets.
+ * test_bench.c - the bench (time experiments): the repetition statistics, the FMA probes
+ * and the share of peak (a share above 100% flagged, on known answers), a whole run with
+ * two backends and a stand-in peer script (its files, rows and report), and the errors a
+ * bad [bench] section gets.
  */
 #include <math.h>
 #include <sys/stat.h>
 
 #include "bench.h"
 #include "conf.h"
+#include "peak.h"
 #include "stats.h"
 #include "testutil.h"
 
@@ -58,6 +60,49 @@ static void test_repetition_stats(void)
     CU_ASSERT_DOUBLE_EQUAL(s.median, 7.0, 0);
     CU_ASSERT_DOUBLE_EQUAL(s.cv, 0.0, 0);
     CU_ASSERT_EQUAL(s.outliers, 0);
+}
+
+/* A share is printed as a percentage up to 100% (at the peak included); above it, as a
+ * measurement error with the figures that produced it: 243.7 / 232.6 = 1.04772. */
+static void test_share_format(void)
+{
+    char buf[160];
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 243.7, 232.6), 1);
+    CU_ASSERT_STRING_EQUAL(buf, "MISTRUSTED: 104.8% of peak (243.7 GFLOP/s against a probe "
+                                "max of 232.6)");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 116.3, 232.6), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "50.0%");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.6, 232.6), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "100.0%");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.7, 232.6), 1);
+    CHECK_MSG(buf, "MISTRUSTED: 100.0% of peak (232.7 GFLOP/s"); /* 100.04%, still above */
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, NAN, 232.6), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "–");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 50.0, NAN), 0); /* no probe */
+    CU_ASSERT_STRING_EQUAL(buf, "–");
+}
+
+/* Init chooses a kernel and takes no probe; each probe is kept, the maximum is the peak. */
+static void test_peak_probes(void)
+{
+    cnb_peak p;
+    CU_ASSERT_EQUAL_FATAL(cnb_peak_init(&p, 2, 0.005), 0);
+    CU_ASSERT_EQUAL(p.n, 0);
+    CU_ASSERT(isnan(p.gflops));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p.isa);
+    CU_ASSERT_STRING_EQUAL(p.isa, cnb_peak_isas[p.kernel]);
+    CU_ASSERT(p.tried[p.kernel] > 0);
+    for (int k = 0; k < 3; k++)
+        CU_ASSERT(p.tried[k] <= p.tried[p.kernel]);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(cnb_peak_probe(&p), 0);
+    CU_ASSERT_EQUAL(p.n, 5);
+    double max = 0;
+    for (int i = 0; i < p.n; i++)
+        max = p.probes[i] > max ? p.probes[i] : max;
+    CU_ASSERT_DOUBLE_EQUAL(p.gflops, max, 0);
+    CU_ASSERT(p.min > 0 && p.min <= p.median && p.median <= p.gflops);
+    cnb_peak_free(&p);
 }
 
 /* A stand-in for scripts/pytorch-peer.py: the same arguments and CSV, one forward and
@@ -122,7 +167,7 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,openblas,4,1,train,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, "lenet5,pytorch-test,4,1,train,10,20.0000,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000\n")); /* runs, their range */
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000,\n")); /* runs, their range */
     /* every row: at least min_reps repetitions, its median within its IQR; one run (the
      * range is its median) for a backend; for the peer, its three runs' range (training
      * 10-30 ms, forward 5 ms each time) */
@@ -144,6 +189,21 @@ static void test_whole_run(void)
         CU_ASSERT_DOUBLE_EQUAL(hi, !peer ? med : train ? 30.0 : 5.0, 1e-4);
     }
 
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",run_max_ms,peak_mistrusted\n"));
+
+    /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
+    snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);
+    const char *peak = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(peak, "threads,isa,probe_ms,probes,max_gflops,median_gflops,"
+                                      "min_gflops"), 1);
+    int probes = 0, probe_ms = 0;
+    double max = NAN, median = NAN, min = NAN;
+    CU_ASSERT_EQUAL(sscanf(strchr(peak, '\n') + 1, "1,%*[^,],%d,%d,%lf,%lf,%lf", &probe_ms,
+                           &probes, &max, &median, &min), 5);
+    CU_ASSERT_EQUAL(probe_ms, 20);
+    CU_ASSERT(probes >= 6);
+    CU_ASSERT(min > 0 && min <= median && median <= max);
+
     /* layers.csv: each of LeNet-5's 13 layers forward and backward, per backend */
     snprintf(path, sizeof path, "%s/results/speed/layers.csv", dir);
     const char *layers = read_file(path);
@@ -160,6 +220,9 @@ static void test_whole_run(void)
     CHECK_MSG(md, "It ran 3 times per model and thread count");
     CHECK_MSG(md, "Kernels against their library calls alone");
     CHECK_MSG(md, "| openblas | every layer | both |");
+    CHECK_MSG(md, "Measured FP32 peak: the maximum of short FMA probes");
+    CHECK_MSG(md, "1 thread: ");
+    CHECK_MSG(md, "probes sized to 20 ms");
     const char *files[] = {"meta.ini", "peak.csv", "throughput-lenet5.png",
                            "layers-lenet5-t1.gp"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -216,6 +279,8 @@ void suite_bench(void)
 {
     static const test_case cases[] = {
         {"repetition statistics: median, quartiles, CV, Tukey outliers", test_repetition_stats},
+        {"a share of peak above 100% is printed as MISTRUSTED", test_share_format},
+        {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
         {"a whole run: two backends, layers, a peer run 3 times", test_whole_run},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
         {"a bad [bench] line is refused with file, line and key", test_bad_config},

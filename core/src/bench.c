@@ -27,6 +27,8 @@
 #define MAX_MODELS 8
 #define MAX_REPS 100000
 #define STREAM_BENCH 5
+#define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
+#define LIST_MISTRUSTED 10  /* shares above 100% listed on stdout (all are in the report) */
 
 typedef struct override {
     int batch, min_reps;   /* 0: not set */
@@ -367,16 +369,22 @@ static int grow(double **p, int n)
 typedef int (*rep_fn)(entry *e, int *enough);
 
 /* Rounds over the backends, in a freshly shuffled order each round, until every one has
- * enough: drift and neighbours' noise then fall on all backends alike. */
-static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep)
+ * enough: drift and neighbours' noise then fall on all backends alike. The FMA probe takes
+ * a place of its own in every round's order (slot ne), so it sees the machine as the
+ * kernels around it do; every backend before it has been parked. */
+static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak)
 {
-    int order[MAX_BACKENDS], enough[MAX_BACKENDS] = {0}, left = ne, rc = 0;
-    for (int k = 0; k < ne; k++)
+    int order[MAX_BACKENDS + 1], enough[MAX_BACKENDS] = {0}, left = ne, rc = 0;
+    for (int k = 0; k <= ne; k++)
         order[k] = k;
     for (int round = 0; round < MAX_REPS && left > 0 && rc == 0; round++) {
-        shuffle(order, ne, rng);
-        for (int i = 0; i < ne && rc == 0; i++) {
+        shuffle(order, ne + 1, rng);
+        for (int i = 0; i <= ne && rc == 0; i++) {
             int k = order[i];
+            if (k == ne) {
+                rc = cnb_peak_probe(peak);
+                continue;
+            }
             if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
                 left -= enough[k];
             cnb_net_park(&es[k].net); /* its spinning threads would slow the next one */
@@ -447,12 +455,47 @@ static double backward_flops(const cnb_net *net, int i)
     return (i == 0 ? 1.0 : 2.0) * L->layer->flops;
 }
 
-static double peak_at(const results *r, int threads)
+static cnb_peak *peak_for(results *r, int threads)
 {
     for (int i = 0; i < r->n_peaks; i++)
         if (r->peaks[i].threads == threads)
+            return &r->peaks[i];
+    return NULL;
+}
+
+/* The denominator of every share at `threads`: the highest probe so far (NAN: none). */
+static double peak_at(const results *r, int threads)
+{
+    for (int i = 0; i < r->n_peaks; i++)
+        if (r->peaks[i].threads == threads && r->peaks[i].n > 0)
             return r->peaks[i].gflops;
     return NAN;
+}
+
+/* Every share against the highest probe of the whole run so far: a later group's probes
+ * may raise it, so the shares are set again before anything is written. */
+static void set_shares(results *r)
+{
+    for (int i = 0; i < r->n_rows; i++)
+        r->rows[i].share = r->rows[i].gflops / peak_at(r, r->rows[i].threads);
+    for (int i = 0; i < r->n_layers; i++)
+        r->layers[i].share = r->layers[i].gflops / peak_at(r, r->layers[i].threads);
+}
+
+int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak)
+{
+    double share = gflops / peak;
+    if (isnan(share)) {
+        snprintf(buf, len, "–");
+        return 0;
+    }
+    if (share > 1.0) {
+        snprintf(buf, len, "MISTRUSTED: %.1f%% of peak (%.1f GFLOP/s against a probe max of "
+                 "%.1f)", 100 * share, gflops, peak);
+        return 1;
+    }
+    snprintf(buf, len, "%.1f%%", 100 * share);
+    return 0;
 }
 
 static void to_ms(const double *sec, int n, int stride, cnb_sample_stats *s)
@@ -490,7 +533,6 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
             w->ips = e->batch / (w->s.median * 1e-3);
             w->create_ms = e->create_ms;
             w->gflops = (pass ? train_flops : fwd_flops) * e->batch / (w->s.median * 1e-3) * 1e-9;
-            w->share = w->gflops / peak_at(r, threads);
             w->runs = 1, w->run_min = w->run_max = w->s.median;
         }
         if (!e->layer_reps)
@@ -518,7 +560,6 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
                     to_ms((dir ? e->llb : e->llf) + i, e->layer_reps, nl, &w->lib);
                 double flops = dir ? backward_flops(&e->net, i) : L->layer->flops;
                 w->gflops = flops * e->batch / (w->s.median * 1e-3) * 1e-9;
-                w->share = w->gflops / peak_at(r, threads);
             }
     }
     return 0;
@@ -527,6 +568,7 @@ static int add_rows(results *r, const bconf *bc, const bmodel *m, int threads, c
 static int measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
                          const cnb_registry *reg)
 {
+    cnb_peak *peak = peak_for(r, threads);
     entry es[MAX_BACKENDS];
     int ne = 0, rc = 0;
     memset(es, 0, sizeof es);
@@ -538,21 +580,23 @@ static int measure_group(results *r, const bconf *bc, const bmodel *m, int threa
         printf(" %s (batch %d)", bc->backends[es[k].b], es[k].batch);
     printf("\n");
     fflush(stdout);
-    for (int k = 0; k < ne && rc == 0; k++) /* warm-up: caches, page faults, JIT, pools */
+    for (int k = 0; k < ne && rc == 0; k++) { /* warm-up: caches, page faults, JIT, pools */
         for (int w = 0; w < bc->warmup && rc == 0; w++) {
             float loss;
             rc = cnb_net_forward(&es[k].net, 0, &loss);
             if (rc == 0)
                 rc = train_step(&es[k].net);
         }
+        cnb_net_park(&es[k].net);
+    }
     struct cnb_rng rng;
     cnb_rng_seed(&rng, bc->seed, STREAM_BENCH);
     double t0 = cnb_now();
     if (rc == 0)
-        rc = interleave(es, ne, &rng, rep_whole);
+        rc = interleave(es, ne, &rng, rep_whole, peak);
     double t1 = cnb_now();
     if (rc == 0 && bc->layers)
-        rc = interleave(es, ne, &rng, rep_layers);
+        rc = interleave(es, ne, &rng, rep_layers, peak);
     if (rc == 0) {
         rc = add_rows(r, bc, m, threads, es, ne);
         for (int k = 0; k < ne; k++) {
@@ -561,7 +605,9 @@ static int measure_group(results *r, const bconf *bc, const bmodel *m, int threa
                    "reps)%s\n", w->backend, w->ips, w->s.median, w->s.q1, w->s.q3,
                    100 * w->s.cv, w->s.n, w->s.cv >= 0.10 ? "  unstable" : "");
         }
-        printf("  (%.1f s whole-network, %.1f s per-layer pass)\n", t1 - t0, cnb_now() - t1);
+        printf("  (%.1f s whole-network, %.1f s per-layer pass; FMA probes so far at %d "
+               "thread%s: %d, max %.1f GFLOP/s)\n", t1 - t0, cnb_now() - t1, threads,
+               threads == 1 ? "" : "s", peak->n, peak->gflops);
     }
     for (int k = 0; k < ne; k++)
         free_entry(&es[k]);
@@ -678,14 +724,13 @@ static void read_peer_rows(const bconf *bc, results *r)
         *w = *same[(n - 1) / 2];
         w->runs = n;
         w->run_min = same[0]->s.median, w->run_max = same[n - 1]->s.median;
-        /* GFLOP/s from our own FLOP count of the same model */
+        /* GFLOP/s from our own FLOP count of the same model (shares: set_shares) */
         w->gflops = w->share = NAN;
         for (int k = 0; k < r->n_rows; k++)
             if (strcmp(r->rows[k].model, w->model) == 0 && r->rows[k].train == w->train &&
                 r->rows[k].gflops > 0) {
                 double per_image = r->rows[k].gflops / r->rows[k].ips;
                 w->gflops = per_image * w->ips;
-                w->share = w->gflops / peak_at(r, w->threads);
                 break;
             }
         r->n_rows++;
@@ -697,8 +742,27 @@ static void read_peer_rows(const bconf *bc, results *r)
 
 /* ---- writing ----------------------------------------------------------------------- */
 
-static int write_csvs(const bconf *bc, const results *r)
+/* peak_share as the CSVs carry it: empty above 100%, where the last column,
+ * peak_mistrusted, carries the impossible share instead (empty otherwise). */
+static void csv_share(FILE *f, double share)
 {
+    if (share > 1.0)
+        fprintf(f, ",");
+    else
+        fprintf(f, "%.4f,", share);
+}
+
+static void csv_mistrusted(FILE *f, double share)
+{
+    if (share > 1.0)
+        fprintf(f, ",%.4f\n", share);
+    else
+        fprintf(f, ",\n");
+}
+
+static int write_csvs(const bconf *bc, results *r)
+{
+    set_shares(r);
     cnb_atomic a;
     char path[PATH_MAX + 200];
     snprintf(path, sizeof path, "%s/bench.csv", bc->dir);
@@ -706,15 +770,16 @@ static int write_csvs(const bconf *bc, const results *r)
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
                  "images_per_second,unstable,create_ms,gflops,peak_share,runs,run_min_ms,"
-                 "run_max_ms\n");
+                 "run_max_ms,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,%.4f,%d,"
-                     "%.4f,%.4f\n",
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
                 w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
-                w->s.cv >= 0.10, w->create_ms, w->gflops, w->share, w->runs, w->run_min,
-                w->run_max);
+                w->s.cv >= 0.10, w->create_ms, w->gflops);
+        csv_share(a.f, w->share);
+        fprintf(a.f, "%d,%.4f,%.4f", w->runs, w->run_min, w->run_max);
+        csv_mistrusted(a.f, w->share);
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
@@ -722,26 +787,33 @@ static int write_csvs(const bconf *bc, const results *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
-                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share\n");
+                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,"
+                 "peak_mistrusted\n");
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
-        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,%.5f,%s,", w->model,
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,", w->model,
                 w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
                 w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
-                w->s.cv, w->gflops, w->share, w->layout);
+                w->s.cv, w->gflops);
+        csv_share(a.f, w->share);
+        fprintf(a.f, "%s,", w->layout);
         if (w->lib.n)
-            fprintf(a.f, "%.5f,%.4f\n", w->lib.median, w->lib.median / w->s.median);
+            fprintf(a.f, "%.5f,%.4f", w->lib.median, w->lib.median / w->s.median);
         else
-            fprintf(a.f, ",\n");
+            fprintf(a.f, ",");
+        csv_mistrusted(a.f, w->share);
     }
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
     snprintf(path, sizeof path, "%s/peak.csv", bc->dir);
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    fprintf(a.f, "threads,isa,gflops\n");
-    for (int i = 0; i < r->n_peaks; i++)
-        fprintf(a.f, "%d,%s,%.1f\n", r->peaks[i].threads, r->peaks[i].isa, r->peaks[i].gflops);
+    fprintf(a.f, "threads,isa,probe_ms,probes,max_gflops,median_gflops,min_gflops\n");
+    for (int i = 0; i < r->n_peaks; i++) {
+        const cnb_peak *p = &r->peaks[i];
+        fprintf(a.f, "%d,%s,%.0f,%d,%.1f,%.1f,%.1f\n", p->threads, p->isa,
+                p->probe_seconds * 1e3, p->n, p->gflops, p->median, p->min);
+    }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;
 }
 
@@ -885,12 +957,41 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
         fprintf(f, "\n");
 }
 
-static void fmt_share(char *buf, size_t len, double share)
+/* Every share above 100%: their number, the first `list` of them printed to f. */
+static int mistrusted(const results *r, FILE *f, int list)
 {
-    if (isnan(share))
-        snprintf(buf, len, "–");
-    else
-        snprintf(buf, len, "%.1f%%", 100 * share);
+    char msg[160];
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, peak_at(r, w->threads)) &&
+            n++ < list)
+            fprintf(f, "  %s, %s, %d thread%s, %s: %s\n", w->model, w->backend, w->threads,
+                    w->threads == 1 ? "" : "s", w->train ? "training step" : "forward pass",
+                    msg);
+    }
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, peak_at(r, w->threads)) &&
+            n++ < list)
+            fprintf(f, "  %s, %s, %d thread%s, %s %s: %s\n", w->model, w->backend, w->threads,
+                    w->threads == 1 ? "" : "s", w->layer, w->backward ? "backward" : "forward",
+                    msg);
+    }
+    return n;
+}
+
+/* What the probes measured and when, the denominator's figures, for report and stdout. */
+static void peak_summary(FILE *f, const cnb_peak *p)
+{
+    if (p->n == 0) {
+        fprintf(f, "%d thread%s: no probes (nothing ran at this thread count)", p->threads,
+                p->threads == 1 ? "" : "s");
+        return;
+    }
+    fprintf(f, "%d thread%s: %.1f GFLOP/s, the maximum of %d probes sized to %.0f ms (%s; "
+               "median %.1f, min %.1f)", p->threads, p->threads == 1 ? "" : "s", p->gflops,
+            p->n, p->probe_seconds * 1e3, p->isa, p->median, p->min);
 }
 
 static int write_report(const bconf *bc, const results *r)
@@ -911,17 +1012,44 @@ static int write_report(const bconf *bc, const results *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     FILE *f = a.f;
-    fprintf(f, "# %s\n\nMachine: %s, %ld logical CPUs. Measured FP32 peak (FMA microbenchmark):",
-            bc->name, cpu, sysconf(_SC_NPROCESSORS_ONLN));
-    for (int i = 0; i < r->n_peaks; i++)
-        fprintf(f, "%s %.0f GFLOP/s on %d thread%s (%s)", i ? "," : "", r->peaks[i].gflops,
-                r->peaks[i].threads, r->peaks[i].threads == 1 ? "" : "s", r->peaks[i].isa);
-    fprintf(f, ".\n\nMedians over repetitions interleaved across backends in a shuffled order; "
+    fprintf(f, "# %s\n\nMachine: %s, %ld logical CPUs.\n\nMeasured FP32 peak: the maximum of "
+               "short FMA probes (every thread runs independent chains of vector FMAs on "
+               "registers), one probe in every round of the timed repetitions, whole network "
+               "and per layer, at the round's thread count and in its shuffled order among the "
+               "backends, each backend parked after its turn; so the probes saw the machine as "
+               "the kernels around them did.", bc->name, cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    for (int i = 0; i < r->n_peaks; i++) {
+        fprintf(f, "%s", i ? "; " : " ");
+        peak_summary(f, &r->peaks[i]);
+    }
+    if (r->n_peaks) { /* how init chose the probe's kernel */
+        const cnb_peak *p = &r->peaks[0];
+        fprintf(f, ". Its kernel is the fastest of this CPU's ISAs in a few probes before the "
+                   "run (%d thread%s:", p->threads, p->threads == 1 ? "" : "s");
+        for (int k = 0, said = 0; k < 3; k++)
+            if (p->tried[k] > 0)
+                fprintf(f, "%s %s %.1f", said++ ? "," : "", cnb_peak_isas[k], p->tried[k]);
+        fprintf(f, " GFLOP/s)");
+    }
+    int n_bad = mistrusted(r, NULL, 0);
+    fprintf(f, ". Every share of peak is against that maximum. A share above 100%% is not a "
+               "result but a measurement error (the peak or the FLOP count is wrong): it is "
+               "printed as MISTRUSTED with the GFLOP/s and the probe maximum that produced it "
+               "(bench.csv and layers.csv: peak_share empty, the share in peak_mistrusted). ");
+    if (n_bad)
+        fprintf(f, "**%d share%s in this report %s MISTRUSTED.**\n\n", n_bad,
+                n_bad == 1 ? "" : "s", n_bad == 1 ? "is" : "are");
+    else
+        fprintf(f, "No share in this report is above 100%%.\n\n");
+    fprintf(f, "Medians over repetitions interleaved across backends in a shuffled order; "
                "IQR = interquartile range; CV = coefficient of variation (≥ 10%% marked "
                "unstable); outliers beyond the Tukey fences are counted, never dropped. "
                "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
-               "multiply-add (training: 3× forward for conv and fc). Kernel creation is timed "
-               "apart (create ms).\n\n");
+               "multiply-add (training: 3× forward for conv and fc), over every tap of a "
+               "convolution's kernel, the taps on its zero padding included "
+               "(2·K·C·KH·KW·OH·OW per image): a kernel that skips those does fewer FLOPs "
+               "than counted, and its share reads higher than its FMA units were busy. Kernel "
+               "creation is timed apart (create ms).\n\n");
     if (r->peer_note[0])
         fprintf(f, "%s\n\n", r->peer_note);
     for (int mi = 0; mi < bc->nm; mi++) {
@@ -935,8 +1063,8 @@ static int write_report(const bconf *bc, const results *r)
             if (!t->train || strcmp(t->model, m->name) != 0)
                 continue;
             const row *w = find_row(r, t->model, t->backend, t->threads, 0);
-            char share[32];
-            fmt_share(share, sizeof share, t->share);
+            char share[160];
+            cnb_bench_share_format(share, sizeof share, t->gflops, peak_at(r, t->threads));
             char runs[96] = "";
             if (t->runs > 1)
                 snprintf(runs, sizeof runs, "; the median of %d runs (%.2f–%.2f)", t->runs,
@@ -997,18 +1125,22 @@ static int write_report(const bconf *bc, const results *r)
                         if (strcmp(v->model, m->name) || v->threads != threads ||
                             strcmp(v->backend, bc->backends[shown[b]]) || strcmp(v->layer, w->layer))
                             continue;
-                        char share[32];
-                        fmt_share(share, sizeof share, v->share);
+                        char share[160], cell[200];
+                        if (cnb_bench_share_format(share, sizeof share, v->gflops,
+                                                   peak_at(r, threads)))
+                            snprintf(cell, sizeof cell, "%s", share);
+                        else
+                            snprintf(cell, sizeof cell, "%.1f (%s)", v->gflops, share);
                         /* "(on X)" where a chain or a fallback chose; "[layout]" where
                          * the output stayed in the backend's own layout */
                         int native_spec, n = cnb_backend_spec_names(v->backend, &native_spec);
                         int own = (int)strlen(v->ran_on) == n && !strncmp(v->ran_on, v->backend, n);
                         const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
                         int native = strcmp(v->layout, "nchw") != 0;
-                        fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %.1f (%s) |", v->s.median,
+                        fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %s |", v->s.median,
                                 other ? " (on " : "", other ? other : "", other ? ")" : "",
                                 native ? " [" : "", native ? v->layout : "", native ? "]" : "",
-                                vb->s.median, v->gflops, share);
+                                vb->s.median, cell);
                         sums[b][0] += v->s.median, sums[b][1] += vb->s.median;
                         break;
                     }
@@ -1047,11 +1179,15 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
         snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
         rc = cnb_mkdirs(bc.dir);
     }
-    for (int t = 0; t < bc.nt && rc == 0; t++) {
+    for (int t = 0; t < bc.nt && rc == 0; t++) { /* the probes come in every timed round */
         cnb_peak *p = &r.peaks[r.n_peaks++];
-        rc = cnb_peak_measure(bc.threads[t], 1.0, p);
-        printf("FP32 peak, %d thread%s: %.1f GFLOP/s (%s FMA)\n", p->threads,
-               p->threads == 1 ? "" : "s", p->gflops, p->isa);
+        rc = cnb_peak_init(p, bc.threads[t], PROBE_SECONDS);
+        printf("FMA probe, %d thread%s: %s, %.0f ms, one in every timed round (chosen from",
+               p->threads, p->threads == 1 ? "" : "s", p->isa, p->probe_seconds * 1e3);
+        for (int k = 0; k < 3; k++)
+            if (p->tried[k] > 0)
+                printf(" %s %.1f", cnb_peak_isas[k], p->tried[k]);
+        printf(" GFLOP/s)\n");
     }
     if (rc == 0) {
         char path[PATH_MAX + 200];
@@ -1092,10 +1228,25 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
     }
     if (rc == 0)
         rc = write_report(&bc, &r);
+    for (int i = 0; i < r.n_peaks && rc == 0; i++) {
+        printf("FP32 peak, ");
+        peak_summary(stdout, &r.peaks[i]);
+        printf("\n");
+    }
+    int n_bad = rc == 0 ? mistrusted(&r, NULL, 0) : 0;
+    if (n_bad) {
+        printf("%d share%s of peak above 100%%: a measurement error, not a result (MISTRUSTED "
+               "in the report):\n", n_bad, n_bad == 1 ? "" : "s");
+        mistrusted(&r, stdout, LIST_MISTRUSTED);
+        if (n_bad > LIST_MISTRUSTED)
+            printf("  and %d more\n", n_bad - LIST_MISTRUSTED);
+    }
     if (rc == 0)
         printf("report: %s/report.md (bench.csv, layers.csv, peak.csv, plots)\n", bc.dir);
     for (int mi = 0; mi < bc.nm; mi++)
         cnb_vars_free(&bc.models[mi].vars);
+    for (int i = 0; i < r.n_peaks; i++)
+        cnb_peak_free(&r.peaks[i]);
     free(r.rows);
     free(r.layers);
     return rc;

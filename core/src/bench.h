@@ -22,14 +22,19 @@
  * median, min, interquartile range and coefficient of variation are reported, outliers
  * (Tukey fences) counted, never dropped, and a CV of 10% or more marks a result unstable.
  * GFLOP/s use the model's forward FLOPs (training: 3x for conv and fc, whose backward
- * computes both data and weight gradients) and are given as a share of the FP32 peak
- * measured by the FMA microbenchmark (peak.h) at the same thread count. A peer is a
- * process of its own, and its times move from one process to the next by more than
+ * computes both data and weight gradients) and are given as a share of the FP32 peak at
+ * the same thread count: the maximum over the run of short FMA probes (peak.h), one in
+ * every round of both passes, in the round's shuffled order, so that a probe sees the
+ * machine in the state the kernels around it do. A share above 100% is a measurement
+ * error, never a result: printed as MISTRUSTED with the figures that produced it. A peer
+ * is a process of its own, and its times move from one process to the next by more than
  * within one: run several times, it is reported by its median run, with the range of
  * the runs' medians (bench.csv: runs, run_min_ms, run_max_ms).
  */
 #ifndef CNB_BENCH_H
 #define CNB_BENCH_H
+
+#include <stddef.h>
 
 #include "conf.h"
 #include "plugin.h"
@@ -37,5 +42,10 @@
 /* Run the time experiment in `conf` (already loaded, --set applied). Writes
  * <results>/<name>/{bench.csv, layers.csv, peak.csv, meta.ini, report.md, plots}. */
 int cnb_bench_run(cnb_conf *conf, cnb_registry *reg);
+
+/* A share of the FP32 peak as the report prints it, into buf: "41.6%"; "–" when either
+ * figure is unknown; above 100%, "MISTRUSTED: 104.7% of peak (243.7 GFLOP/s against a
+ * probe max of 232.6)". Returns 1 for a mistrusted share, else 0. */
+int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak);
 
 #endif
