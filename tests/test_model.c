@@ -281,6 +281,24 @@ static void test_experiment_errors(void)
     cnb_error_quiet(0);
 }
 
+/* The bench's FLOPs of a convolution count only the taps inside its input: LeNet-5's
+ * conv1 (pad 2) has 134 of 140 taps per axis inside, conv2 (no padding) all of them. */
+static void test_inside_taps_flops(void)
+{
+    cnb_net net;
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, 2), 0);
+    int c1 = -1, c2 = -1;
+    for (int i = 0; i < net.n; i++)
+        c1 = strcmp(net.layers[i].name, "conv1") == 0 ? i : c1,
+        c2 = strcmp(net.layers[i].name, "conv2") == 0 ? i : c2;
+    CU_ASSERT_DOUBLE_EQUAL(cnb_net_layer_flops(&net, c1), 2.0 * 6 * 1 * 134 * 134, 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(cnb_net_layer_flops(&net, c2), net.layers[c2].layer->flops, 0.5);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
 /* The executable turns bad input into exit status 2 with a message, never a crash. */
 /* "direct+naive": conv from the partial backend, every other op from the next in the
  * chain; an unknown member is named. */
@@ -349,6 +367,7 @@ void suite_model(void)
         {"experiment file errors and --set", test_experiment_errors},
         {"cnnbench exits 2 on bad input", test_cli_exit_status},
         {"a backend chain takes each kernel from the first that has it", test_backend_chain},
+        {"a convolution's FLOPs count only the taps inside its input", test_inside_taps_flops},
         {NULL, NULL},
     };
     test_add_suite("model", cases);

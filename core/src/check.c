@@ -19,6 +19,7 @@
 #include "conformance.h"
 #include "gradcheck.h"
 #include "host.h"
+#include "net.h"
 #include "stats.h"
 
 #define MAX_TARGETS 32      /* plugins one file may export                          */
@@ -248,11 +249,12 @@ static cnb_op_desc speed_desc(const cnb_conform_case *cs)
     return cnb_conform_case_desc(&c);
 }
 
-/* Forward FLOPs of one call (FMA = 2); 0 where counting them means little. */
+/* Forward FLOPs of one call (FMA = 2; a convolution's taps inside its input, as the
+ * bench counts them); 0 where counting them means little. */
 static double op_flops(const cnb_op_desc *d)
 {
     if (d->op == CNB_OP_CONV)
-        return 2.0 * d->batch * cnb_shape_size(d->dst) * d->src.c * d->u.conv.kh * d->u.conv.kw;
+        return d->batch * cnb_conv_flops(d);
     if (d->op == CNB_OP_INNER_PRODUCT)
         return 2.0 * d->batch * cnb_shape_size(d->dst) * cnb_shape_size(d->src);
     return 0.0;

@@ -129,6 +129,7 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
                                "kernel_create returned %s", be->hdr.name, cnb_op_name(d.op),
                                cnb_status_name(rc));
     ctx->kernel = *out;
+    ctx->desc = d;
     ctx->chain = used;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
         return cnb_layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
@@ -581,6 +582,32 @@ int cnb_net_forward(cnb_net *net, int train, float *loss)
 }
 
 int cnb_net_backward(cnb_net *net) { return cnb_net_backward_timed(net, NULL); }
+
+/* Output positions along one axis times the taps of each that land inside 0..in-1. */
+static double inside_taps(int in, int out, int k, int stride, int pad)
+{
+    double taps = 0.0;
+    for (int o = 0; o < out; o++)
+        for (int t = 0; t < k; t++) {
+            int x = o * stride - pad + t;
+            taps += x >= 0 && x < in;
+        }
+    return taps;
+}
+
+double cnb_conv_flops(const cnb_op_desc *d)
+{
+    return 2.0 * d->dst.c * d->src.c *
+           inside_taps(d->src.h, d->dst.h, d->u.conv.kh, d->u.conv.sh, d->u.conv.ph) *
+           inside_taps(d->src.w, d->dst.w, d->u.conv.kw, d->u.conv.sw, d->u.conv.pw);
+}
+
+double cnb_net_layer_flops(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    return L->ctx.kernel && L->ctx.desc.op == CNB_OP_CONV ? cnb_conv_flops(&L->ctx.desc)
+                                                          : L->layer->flops;
+}
 
 void cnb_net_park(cnb_net *net)
 {

@@ -34,6 +34,7 @@ struct cnb_layer_ctx {
     int refused;             /* its kernel could not read its input's layout */
     cnb_layout_info out;     /* the layout its y and dy are in             */
     cnb_kernel *kernel;      /* its latest kernel                          */
+    cnb_op_desc desc;        /* and that kernel's descriptor               */
     int chain;               /* the chain index of the backend that made it */
 };
 
@@ -108,6 +109,13 @@ int cnb_net_backward(cnb_net *net);
  * backward, on the net's buffers, after a forward and backward have filled them: 0,
  * CNB_ENOTSUP where the layer or its backend has no such pass, or the backend's error. */
 int cnb_net_library_pass(cnb_net *net, int i, int backward);
+/* Forward FLOPs per sample of layer i as its kernel does them: for a convolution, only
+ * the taps that fall inside the input (2 K C times the in-bounds taps of every output
+ * pixel; the zero padding's taps are no work, and oneDNN and benchdnn count them so); for
+ * every other layer its plugin's count. */
+double cnb_net_layer_flops(const cnb_net *net, int i);
+/* The same for one sample of a convolution's descriptor. */
+double cnb_conv_flops(const cnb_op_desc *d);
 /* Tell every backend of the chain that others run next (cnb_backend_desc.park). */
 void cnb_net_park(cnb_net *net);
 /* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass). */
