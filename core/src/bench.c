@@ -603,7 +603,7 @@ static int measure_group(results *r, const bconf *bc, const bmodel *m, int threa
             const row *w = &r->rows[r->n_rows - 2 * ne + 2 * k + 1];
             printf("  %-10s train %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
                    "reps)%s\n", w->backend, w->ips, w->s.median, w->s.q1, w->s.q3,
-                   100 * w->s.cv, w->s.n, w->s.cv >= 0.10 ? "  unstable" : "");
+                   100 * w->s.cv, w->s.n, w->s.cv >= CNB_UNSTABLE_CV ? "  unstable" : "");
         }
         printf("  (%.1f s whole-network, %.1f s per-layer pass; FMA probes so far at %d "
                "thread%s: %d, max %.1f GFLOP/s)\n", t1 - t0, cnb_now() - t1, threads,
@@ -776,7 +776,7 @@ static int write_csvs(const bconf *bc, results *r)
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
                 w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
-                w->s.cv >= 0.10, w->create_ms, w->gflops);
+                w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
         csv_share(a.f, w->share);
         fprintf(a.f, "%d,%.4f,%.4f", w->runs, w->run_min, w->run_max);
         csv_mistrusted(a.f, w->share);
@@ -1073,7 +1073,7 @@ static int write_report(const bconf *bc, const results *r)
             fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f]%s | %.1f%%%s | %d (%d) | "
                        "%.1f | %.1f | %s |\n",
                     t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
-                    t->s.q1, t->s.q3, runs, 100 * t->s.cv, t->s.cv >= 0.10 ? " unstable" : "",
+                    t->s.q1, t->s.q3, runs, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
                     t->s.n, t->s.outliers, t->create_ms, t->gflops, share);
         }
         /* each backend against the peer (PyTorch) at the same thread count */
