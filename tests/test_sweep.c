@@ -583,6 +583,39 @@ static void test_memory_estimate(void)
     CHECK_MSG(out[1], "~MiB");
 }
 
+/* A CIFAR-10 folder is read whole before any cell runs: a label out of range in the test
+ * batch is named with its file, exit 2. */
+static void test_cifar_checked_up_front(void)
+{
+    const char *dir = test_tmpdir();
+    char data[512], path[700], exp[512], text[2048], out[2][8192];
+    snprintf(data, sizeof data, "%s/cifar", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(data, 0777), 0);
+    static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                        "data_batch_3.bin", "data_batch_4.bin",
+                                        "data_batch_5.bin", "test_batch.bin"};
+    unsigned char rec[2][1 + 3072];
+    memset(rec, 100, sizeof rec);
+    for (int i = 0; i < 6; i++) {
+        rec[0][0] = 3, rec[1][0] = i == 5 ? 12 : 7; /* the test batch's 2nd label: 12 */
+        snprintf(path, sizeof path, "%s/%s", data, files[i]);
+        FILE *f = fopen(path, "wb");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_EQUAL(fwrite(rec, sizeof rec, 1, f), 1);
+        fclose(f);
+    }
+    snprintf(exp, sizeof exp, "%s/cifar.ini", dir);
+    snprintf(text, sizeof text, "[experiment]\nname = c\nmodel = %s/experiments/models/"
+             "alexnet-small.ini\nresults = %s/results\n[data]\nformat = cifar\ndir = %s\n"
+             "[train]\nbatch = 2\n", CNB_SOURCE_ROOT, dir, data);
+    test_write_file(exp, text);
+    CU_ASSERT_EQUAL(run_cli(exp, "", out), 2);
+    CHECK_MSG(out[0], "test_batch.bin");
+    CHECK_MSG(out[0], "12");
+    snprintf(path, sizeof path, "%s/results/c", dir);
+    CU_ASSERT(access(path, F_OK) != 0); /* nothing made */
+}
+
 /* A results folder has one owner: another experiment file under the same name is
  * refused, so is a second run while one holds the folder, and a name that would leave
  * the results root. Nothing of the first run is touched. */
@@ -772,6 +805,7 @@ void suite_sweep(void)
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
         {"a plot is replaced only when drawn whole", test_plot_written_atomically},
         {"a results folder has one owner", test_results_folder_owner},
+        {"a CIFAR-10 folder is read whole before any cell", test_cifar_checked_up_front},
         {"a cell that cannot fit in memory is refused up front", test_memory_estimate},
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {NULL, NULL},

@@ -677,8 +677,12 @@ static int check_split(const cnb_experiment *e, int train, cnb_dataset *d, probl
                     where_of(e, NULL, "data", "dir", at, sizeof at));
             return 0;
         }
-        d->n = limit > 0 ? (int)limit : train ? 50000 : 10000;
-        d->c = 3, d->h = d->w = 32, d->classes = 0; /* labels above 9 are refused at load */
+        /* read whole, as a cell will: a damaged batch file or label is found now */
+        if (cnb_cifar_load_split(d, e->data_dir, train ? "train" : "test", (size_t)limit, err,
+                                 sizeof err) != 0) {
+            problem(p, "%s (%s)", err, where_of(e, NULL, "data", "dir", at, sizeof at));
+            return 0;
+        }
         return 1;
     }
     if (cnb_idx_check(d, train ? e->train_images : e->test_images,
@@ -805,13 +809,14 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                     e->model, input[m].h, input[m].w, input[m].c);
         const cnb_dataset *split[2] = {&train, &test};
         const char *labels[2] = {e->train_labels, e->test_labels};
-        for (int t = 0; t < 2 && !e->cifar; t++)
+        for (int t = 0; t < 2; t++)
             if (split[t]->classes > classes[m]) {
                 int bad = first_label_outside(split[t], classes[m]);
                 problem(&p, "%s: label %d (sample %d) is outside the model's %d classes (0 "
                         "to %d, [net] classes of %s); give the label file of this data set, "
                         "or a model with more classes",
-                        labels[t], split[t]->labels[bad], bad + 1, classes[m],
+                        e->cifar ? e->data_dir : labels[t], split[t]->labels[bad], bad + 1,
+                        classes[m],
                         classes[m] - 1, e->model);
             }
         if (c->batch > train.n)
