@@ -155,12 +155,40 @@ static void test_weights_round_trip(void)
     cnb_conf_free(&conf), cnb_conf_free(&fresh_conf);
 }
 
+/* Weights whose evaluation gives NaN are no result, even when the training loss stayed
+ * finite: a test image with a NaN pixel makes the test loss NaN, and the run stops as
+ * diverged in evaluation after that epoch. */
+static void test_nan_in_evaluation_diverges(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    cnb_net net;
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, test_registry(), path, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, 50), 0);
+    float keep = test.images[5];
+    test.images[5] = NAN;
+    cnb_train_cfg cfg = {.epochs = 2, .lr = 0.05, .seed = 1};
+    curve c = {.n = 0};
+    cnb_log_set_level(CNB_LOG_ERROR); /* the warning is expected */
+    int rc = cnb_train(&net, &train, &test, &cfg, record, &c);
+    cnb_log_set_level(CNB_LOG_INFO);
+    test.images[5] = keep;
+    CU_ASSERT_EQUAL(rc, CNB_EDIVERGED);
+    CU_ASSERT_EQUAL(c.n, 0); /* the epoch is not reported as a result */
+    CHECK_MSG(cnb_last_warning(), "diverged at epoch 1, in evaluation");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
 void suite_train(void)
 {
     static const test_case cases[] = {
         {"loss falls, accuracy clears chance", test_loss_falls_accuracy_clears_chance},
         {"same seed, same curve", test_same_seed_same_curve},
         {"weights save and load", test_weights_round_trip},
+        {"NaN in evaluation is divergence", test_nan_in_evaluation_diverges},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

@@ -171,6 +171,13 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         if (rc == 0)
             rc = cnb_evaluate(net, test, 0, cfg->augment, &s.test_loss, &s.test_acc);
         s.eval_seconds = cnb_now() - t1;
+        if (rc == 0 && !(isfinite(s.test_loss) && (cfg->train_eval_limit <= 0 ||
+                                                   isfinite(s.train_eval_loss)))) {
+            cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: the test loss is "
+                    "%g (training loss %g); lower the learning rate (lr = %g)", epoch + 1,
+                    s.test_loss, s.train_loss, s.lr);
+            rc = CNB_EDIVERGED; /* weights that give NaN on unseen data are no result */
+        }
         if (cfg->progress)
             fputc('\r', stderr), fprintf(stderr, "%*s\r", 100, "");
         if (rc == 0 && on_epoch)
