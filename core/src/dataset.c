@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -169,6 +170,23 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, const char *wh
     return 0;
 }
 
+/* The most bytes a file opened with idx_open can still give after a header of `header`
+ * bytes: a raw file's size less the header; for a gzip stream DEFLATE_MAX_RATIO times its
+ * compressed size (deflate expands at most about 1032:1); SIZE_MAX for what is not a
+ * regular file. Checked before allocating, so that a header declaring 2^31 images is
+ * refused, not allocated for. */
+#define DEFLATE_MAX_RATIO 1032u
+static size_t idx_room(gzFile f, const char *path, size_t header)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return SIZE_MAX;
+    size_t size = (size_t)st.st_size;
+    if (!gzdirect(f))
+        return size > SIZE_MAX / DEFLATE_MAX_RATIO ? SIZE_MAX : size * DEFLATE_MAX_RATIO;
+    return size > header ? size - header : 0;
+}
+
 /* cnb_idx_load, or with keep_pixels 0 cnb_idx_check: every byte read and checked, the
  * pixels not kept. The labels are allocated only after the pixels are all there, so a
  * header that lies about its count costs a read, not a huge allocation. */
@@ -225,6 +243,21 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
     if (n > SIZE_MAX / sizeof(float) / hw) {
         rc = fail(CNB_ENOMEM, err, errlen, "%s: %zu images of %zu pixels do not fit in "
                   "memory; load fewer with a limit", images_path, n, hw);
+        goto done;
+    }
+    size_t room = idx_room(fi, images_path, 16);
+    if (n * hw > room) {
+        if (gzdirect(fi))
+            rc = fail(CNB_EINVAL, err, errlen,
+                      "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
+                      "(%zu images of %zu), got %zu; " HINT_DAMAGED,
+                      images_path, n * hw, n, hw, room);
+        else
+            rc = fail(CNB_EINVAL, err, errlen,
+                      "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
+                      "(%zu images of %zu), more than a gzip file of this size can hold "
+                      "(%zu); " HINT_DAMAGED,
+                      images_path, n * hw, n, hw, room);
         goto done;
     }
     out->images = keep_pixels ? malloc(n * hw * sizeof(float)) : NULL;

@@ -570,8 +570,10 @@ int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n)
             rest /= (size_t)e->axes[a].n;
         }
         cnb_cell *c = &(*cells)[*n];
-        if ((rc = make_cell(e, pick, c)) != 0)
+        if ((rc = make_cell(e, pick, c)) != 0) {
+            cnb_vars_free(&c->vars); /* not counted in *n: cnb_cells_free would miss it */
             break;
+        }
         int keep = (!e->only[0] || matches(e, c, e->only, &rc)) &&
                    (!e->exclude[0] || !matches(e, c, e->exclude, &rc));
         if (keep && rc == 0)
