@@ -102,6 +102,13 @@ static void test_grid_errors_and_profiles(void)
     CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
     CU_ASSERT(cnb_experiment_cells(&e, &cells, &n) != 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "'colour'"));
+    CHECK_MSG(cnb_last_error(), "exp.ini:17: [sweep] only"); /* the key's line */
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+    path = experiment("[sweep]\nact = sigmoid, relu\nexclude = act=sigmoid; act=relu\n");
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT(cnb_experiment_cells(&e, &cells, &n) != 0);
+    CHECK_MSG(cnb_last_error(), "exp.ini:17: [sweep] exclude: leaves no cell to run");
     cnb_cells_free(cells, n);
     cnb_experiment_free(&e);
     path = experiment("[sweep]\nseed = 1, x\n");

@@ -462,9 +462,15 @@ static const char *cell_value(const cnb_experiment *e, const cnb_cell *c, const 
     return cnb_vars_get(&c->vars, name);
 }
 
-/* Does the cell match any of the ';'-separated combinations ("a=1 b=2; a=3")? */
-static int matches(const cnb_experiment *e, const cnb_cell *c, const char *list, int *err)
+static const char *where_of(const cnb_experiment *e, const char *axis, const char *section,
+                            const char *key, char *buf, size_t len);
+
+/* Does the cell match any of the ';'-separated combinations ("a=1 b=2; a=3") of [sweep]
+ * `which` (only, exclude)? */
+static int matches(const cnb_experiment *e, const cnb_cell *c, const char *which, int *err)
 {
+    const char *list = strcmp(which, "only") == 0 ? e->only : e->exclude;
+    char at[1200];
     char copy[1024], *combos[64];
     snprintf(copy, sizeof copy, "%s", list);
     int n = split_list(copy, ';', combos, 64);
@@ -474,15 +480,16 @@ static int matches(const cnb_experiment *e, const cnb_cell *c, const char *list,
              term = strtok_r(NULL, " \t", &save)) {
             char *eq = strchr(term, '=');
             if (!eq) {
-                *err = cnb_error("%s: [sweep] only/exclude term '%s': expected name=value",
-                                 e->conf.path, term);
+                *err = cnb_error("%s: term '%s': expected name=value",
+                                 where_of(e, NULL, "sweep", which, at, sizeof at), term);
                 return 0;
             }
             *eq = '\0';
             const char *v = cell_value(e, c, term);
             if (!v) {
-                *err = cnb_error("%s: [sweep] only/exclude names '%s', which is neither a "
-                                 "sweep axis nor a variable", e->conf.path, term);
+                *err = cnb_error("%s: names '%s', which is neither a sweep axis nor a "
+                                 "variable", where_of(e, NULL, "sweep", which, at, sizeof at),
+                                 term);
                 return 0;
             }
             all &= strcmp(v, eq + 1) == 0;
@@ -574,15 +581,20 @@ int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n)
             cnb_vars_free(&c->vars); /* not counted in *n: cnb_cells_free would miss it */
             break;
         }
-        int keep = (!e->only[0] || matches(e, c, e->only, &rc)) &&
-                   (!e->exclude[0] || !matches(e, c, e->exclude, &rc));
+        int keep = (!e->only[0] || matches(e, c, "only", &rc)) &&
+                   (!e->exclude[0] || !matches(e, c, "exclude", &rc));
         if (keep && rc == 0)
             (*n)++;
         else
             cnb_vars_free(&c->vars);
     }
     if (rc == 0 && *n == 0)
-        rc = cnb_error("%s: [sweep] only/exclude leave no cell to run", e->conf.path);
+    {
+        char at[1200];
+        rc = cnb_error("%s: leaves no cell to run",
+                       where_of(e, NULL, "sweep", e->only[0] ? "only" : "exclude", at,
+                                sizeof at));
+    }
     return rc;
 }
 
