@@ -105,6 +105,19 @@ static void test_grid_errors_and_profiles(void)
     CHECK_MSG(cnb_last_error(), "exp.ini:17: [sweep] only"); /* the key's line */
     cnb_cells_free(cells, n);
     cnb_experiment_free(&e);
+    /* a variable that makes the model invalid: the model's line, and where it was set */
+    path = experiment("[vars]\nact = tanh\n");
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(cnb_experiment_validate(&e, cells, n, test_registry(), NULL), CNB_EINVAL);
+    cnb_error_quiet(0);
+    CHECK_MSG(cnb_last_error(), "lenet5.ini:");
+    CHECK_MSG(cnb_last_error(), "unknown layer type 'act.tanh'");
+    CHECK_MSG(cnb_last_error(), "(${act} = tanh, set at ");
+    CHECK_MSG(cnb_last_error(), "exp.ini:16)");
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
     path = experiment("[sweep]\nact = sigmoid, relu\nexclude = act=sigmoid; act=relu\n");
     CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
     CU_ASSERT(cnb_experiment_cells(&e, &cells, &n) != 0);

@@ -114,6 +114,7 @@ static int handler(void *user, const char *section, const char *name, const char
     kv->key = strdup(name);
     kv->value = strdup(value);
     kv->line = r->line;
+    kv->from = NULL;
     if (!kv->key || !kv->value)
         return 0;
     s->n++;
@@ -164,7 +165,7 @@ void cnb_conf_free(cnb_conf *c)
 {
     for (int i = 0; i < c->n; i++) {
         for (int k = 0; k < c->sec[i].n; k++)
-            free(c->sec[i].kv[k].key), free(c->sec[i].kv[k].value);
+            free(c->sec[i].kv[k].key), free(c->sec[i].kv[k].value), free(c->sec[i].kv[k].from);
         free(c->sec[i].kv);
         free(c->sec[i].name);
     }
@@ -189,25 +190,32 @@ const cnb_kv *cnb_section_get(const cnb_section *s, const char *key)
     return NULL;
 }
 
+int cnb_vars_set_at(cnb_vars *v, const char *name, const char *value, const char *where)
+{
+    int i = 0;
+    while (i < v->n && strcmp(v->names[i], name) != 0)
+        i++;
+    if (i == (int)(sizeof v->names / sizeof v->names[0]))
+        return cnb_error("too many variables (at most %zu)", sizeof v->names / sizeof v->names[0]);
+    if (i == v->n) {
+        if (!(v->names[i] = strdup(name)))
+            return CNB_ENOMEM;
+        v->values[i] = v->where[i] = NULL;
+        v->n++;
+    }
+    char *copy = strdup(value), *at = where ? strdup(where) : NULL;
+    if (!copy || (where && !at)) {
+        free(copy), free(at);
+        return CNB_ENOMEM;
+    }
+    free(v->values[i]), free(v->where[i]);
+    v->values[i] = copy, v->where[i] = at;
+    return 0;
+}
+
 int cnb_vars_set(cnb_vars *v, const char *name, const char *value)
 {
-    for (int i = 0; i < v->n; i++)
-        if (strcmp(v->names[i], name) == 0) {
-            char *copy = strdup(value);
-            if (!copy)
-                return CNB_ENOMEM;
-            free(v->values[i]);
-            v->values[i] = copy;
-            return 0;
-        }
-    if (v->n == (int)(sizeof v->names / sizeof v->names[0]))
-        return cnb_error("too many variables (at most %zu)", sizeof v->names / sizeof v->names[0]);
-    v->names[v->n] = strdup(name);
-    v->values[v->n] = strdup(value);
-    if (!v->names[v->n] || !v->values[v->n])
-        return CNB_ENOMEM;
-    v->n++;
-    return 0;
+    return cnb_vars_set_at(v, name, value, NULL);
 }
 
 const char *cnb_vars_get(const cnb_vars *v, const char *name)
@@ -221,8 +229,25 @@ const char *cnb_vars_get(const cnb_vars *v, const char *name)
 void cnb_vars_free(cnb_vars *v)
 {
     for (int i = 0; i < v->n; i++)
-        free(v->names[i]), free(v->values[i]);
+        free(v->names[i]), free(v->values[i]), free(v->where[i]);
     v->n = 0;
+}
+
+/* "${act} = tanh, set at exp.ini:12" for the first variable of `raw` that has a where. */
+static char *origin_of(const char *raw, const cnb_vars *vars)
+{
+    for (const char *p = strstr(raw, "${"); p; p = strstr(p + 2, "${")) {
+        const char *end = strchr(p + 2, '}');
+        for (int i = 0; end && i < vars->n; i++)
+            if (vars->where[i] && strlen(vars->names[i]) == (size_t)(end - p - 2) &&
+                strncmp(vars->names[i], p + 2, (size_t)(end - p - 2)) == 0) {
+                char buf[1400];
+                snprintf(buf, sizeof buf, "${%s} = %s, set at %s", vars->names[i],
+                         vars->values[i], vars->where[i]);
+                return strdup(buf);
+            }
+    }
+    return NULL;
 }
 
 /* Expand ${name} in one value; returns a new string or NULL after reporting. */
@@ -286,6 +311,8 @@ int cnb_conf_substitute(cnb_conf *c, const cnb_vars *vars)
             char *v = expand(c, &c->sec[i], kv, vars);
             if (!v)
                 return CNB_EINVAL;
+            free(kv->from);
+            kv->from = origin_of(kv->value, vars);
             free(kv->value);
             kv->value = v;
         }
@@ -320,7 +347,7 @@ int cnb_conf_put(cnb_conf *c, const char *section, const char *key, const char *
         }
         kv = &s->kv[s->n++];
         kv->key = strdup(key);
-        kv->value = NULL;
+        kv->value = kv->from = NULL;
     }
     free(kv->value);
     kv->value = strdup(value);

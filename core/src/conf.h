@@ -13,6 +13,7 @@
 typedef struct cnb_kv {
     char *key, *value;
     int line;
+    char *from; /* after a ${var} was filled in: "${act} = tanh, set at exp.ini:12"; or NULL */
 } cnb_kv;
 
 typedef struct cnb_section {
@@ -32,6 +33,7 @@ typedef struct cnb_conf {
 typedef struct cnb_vars {
     char *names[64];
     char *values[64];
+    char *where[64]; /* where each was set ("exp.ini:12", "--set act=tanh"), or NULL */
     int n;
 } cnb_vars;
 
@@ -61,6 +63,8 @@ const char *cnb_conf_where(const cnb_conf *c, const cnb_section *s, const cnb_kv
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);
 
 int cnb_vars_set(cnb_vars *v, const char *name, const char *value);
+/* The same, remembering where it was set, so that an error in a value it fills names it. */
+int cnb_vars_set_at(cnb_vars *v, const char *name, const char *value, const char *where);
 const char *cnb_vars_get(const cnb_vars *v, const char *name);
 void cnb_vars_free(cnb_vars *v);
 

@@ -420,9 +420,12 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         join(e->test_images, sizeof e->test_images, e->data_dir, vi) ||
         join(e->test_labels, sizeof e->test_labels, e->data_dir, vl))
         return CNB_EINVAL;
-    for (int i = 0; vars && i < vars->n; i++)
-        if ((rc = cnb_vars_set(&e->vars, vars->kv[i].key, vars->kv[i].value)))
+    for (int i = 0; vars && i < vars->n; i++) {
+        char at[PATH_MAX + 64];
+        cnb_conf_where(c, vars, &vars->kv[i], at, sizeof at);
+        if ((rc = cnb_vars_set_at(&e->vars, vars->kv[i].key, vars->kv[i].value, at)))
             return rc;
+    }
     return parse_sweep(e, cnb_conf_section(c, "sweep"));
 }
 
@@ -511,7 +514,7 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     snprintf(c->augment, sizeof c->augment, "%s", e->augment_steps);
     int rc = 0;
     for (int i = 0; i < e->vars.n && rc == 0; i++)
-        rc = cnb_vars_set(&c->vars, e->vars.names[i], e->vars.values[i]);
+        rc = cnb_vars_set_at(&c->vars, e->vars.names[i], e->vars.values[i], e->vars.where[i]);
     size_t vl = 0;
     for (int a = 0; a < e->n_axes && rc == 0; a++) {
         const cnb_axis *ax = &e->axes[a];
@@ -527,8 +530,11 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
             snprintf(c->backend, sizeof c->backend, "%s", v);
         else if (strcmp(ax->name, "data.augment") == 0)
             snprintf(c->augment, sizeof c->augment, "%s", v);
-        else
-            rc = cnb_vars_set(&c->vars, ax->name, v);
+        else {
+            char at[sizeof ax->where + 80];
+            snprintf(at, sizeof at, "%s, [sweep] %s", ax->where, ax->name);
+            rc = cnb_vars_set_at(&c->vars, ax->name, v, at);
+        }
         if (strcmp(ax->name, "seed") != 0 && vl < sizeof c->variant)
             vl += (size_t)snprintf(c->variant + vl, sizeof c->variant - vl, "%s%s=%s",
                                    vl ? " " : "", ax->name, v);

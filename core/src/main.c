@@ -252,8 +252,10 @@ static int cmd_summary(const cnb_registry *reg, const options *o)
                            o->sets[i]);
             break;
         }
+        char at[600];
+        snprintf(at, sizeof at, "--set %s", o->sets[i]);
         *eq = '\0';
-        rc = cnb_vars_set(&vars, o->sets[i], eq + 1);
+        rc = cnb_vars_set_at(&vars, o->sets[i], eq + 1, at);
         *eq = '=';
     }
     cnb_conf model;

@@ -43,8 +43,7 @@ int cnb_layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int d
     errno = 0;
     long v = strtol(kv->value, &end, 10);
     if (errno || end == kv->value || *end || v < -1000000000L || v > 1000000000L)
-        return cnb_error("%s:%d: [%s] %s = '%s': expected a whole number", ctx->net->model->path,
-                         kv->line, ctx->sec->name, key, kv->value);
+        return cnb_layer_error(ctx, key, "%s = '%s': expected a whole number", key, kv->value);
     *out = (int)v;
     return 0;
 }
@@ -59,8 +58,7 @@ int cnb_layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, flo
     errno = 0;
     double v = strtod(kv->value, &end);
     if (errno || end == kv->value || *end || !isfinite(v))
-        return cnb_error("%s:%d: [%s] %s = '%s': expected a number", ctx->net->model->path,
-                         kv->line, ctx->sec->name, key, kv->value);
+        return cnb_layer_error(ctx, key, "%s = '%s': expected a number", key, kv->value);
     *out = (float)v;
     return 0;
 }
@@ -75,15 +73,23 @@ int cnb_layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const
     return 0;
 }
 
+/* " (${act} = tanh, set at exp.ini:12)" when the key's value came from a variable. */
+static const char *origin(const cnb_layer_ctx *ctx, const char *key, char *buf, size_t len)
+{
+    const cnb_kv *kv = key ? cnb_section_get(ctx->sec, key) : NULL;
+    snprintf(buf, len, kv && kv->from ? " (%s)" : "", kv ? kv->from : "");
+    return buf;
+}
+
 int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], from[1500];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return cnb_error("%s:%d: [%s] %s", ctx->net->model->path, layer_line(ctx, key),
-                     ctx->sec->name, msg);
+    return cnb_error("%s:%d: [%s] %s%s", ctx->net->model->path, layer_line(ctx, key),
+                     ctx->sec->name, msg, origin(ctx, key, from, sizeof from));
 }
 
 void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
@@ -177,16 +183,16 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
     if (!type)
         return cnb_error("%s:%d: [%s] has no 'type'; name a layer plugin (see `cnnbench "
                          "plugins`)", net->model->path, s->line, s->name);
+    L->ctx.sec = s;
     L->desc = cnb_registry_layer(net->reg, type->value);
     if (!L->desc) {
         char names[1024];
         cnb_registry_names(net->reg, CNB_PLUGIN_LAYER, names, sizeof names);
-        return cnb_error("%s:%d: [%s] unknown layer type '%s'; layer plugins found: %s",
-                         net->model->path, type->line, s->name, type->value, names);
+        return cnb_layer_error(&L->ctx, "type", "unknown layer type '%s'; layer plugins "
+                               "found: %s", type->value, names);
     }
     L->name = s->name;
     L->in = in;
-    L->ctx.sec = s;
     int rc = L->desc->create(cnb_host_services(), &L->ctx, in, &L->layer);
     if (rc != 0) {
         if (rc != CNB_EINVAL) /* the plugin reported EINVAL itself */
@@ -288,10 +294,14 @@ int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const c
         return rc;
     cnb_vars vars = {0};
     const cnb_section *defaults = cnb_conf_section(model, "vars");
-    for (int i = 0; defaults && i < defaults->n && rc == 0; i++)
-        rc = cnb_vars_set(&vars, defaults->kv[i].key, defaults->kv[i].value);
+    for (int i = 0; defaults && i < defaults->n && rc == 0; i++) {
+        char at[PATH_MAX + 64];
+        snprintf(at, sizeof at, "%s:%d", path, defaults->kv[i].line);
+        rc = cnb_vars_set_at(&vars, defaults->kv[i].key, defaults->kv[i].value, at);
+    }
     for (int i = 0; overrides && i < overrides->n && rc == 0; i++)
-        rc = cnb_vars_set(&vars, overrides->names[i], overrides->values[i]);
+        rc = cnb_vars_set_at(&vars, overrides->names[i], overrides->values[i],
+                             overrides->where[i]);
     if (rc == 0)
         rc = cnb_conf_substitute(model, &vars);
     cnb_vars_free(&vars);
