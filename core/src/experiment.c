@@ -149,8 +149,16 @@ static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
                      cnb_conf_where(c, s, kv, at, sizeof at), s->name, key, kv->value, list);
 }
 
-/* A [train] key swept as an axis ("train.lr"): apply `value` to t / batch. Returns 0, or
- * -1 for an unknown key, -2 for a bad value. */
+/* v is a whole number from lo to hi; the range is checked before the cast, since a double
+ * beyond int's range has no int value (6.1e307 for a batch is undefined behaviour). */
+static int whole_in(double v, int lo, int hi)
+{
+    return v >= lo && v <= hi && v == (int)v;
+}
+
+/* A [train] key swept as an axis ("train.lr"): apply `value` to t / batch, within the
+ * limits of the same key in [train]. Returns 0, or -1 for an unknown key, -2 for a bad
+ * value. */
 static int apply_train_axis(const char *key, const char *value, cnb_train_cfg *t, int *batch)
 {
     char *end;
@@ -163,13 +171,13 @@ static int apply_train_axis(const char *key, const char *value, cnb_train_cfg *t
         t->momentum = v;
     else if (strcmp(key, "weight_decay") == 0 && v >= 0)
         t->weight_decay = v;
-    else if (strcmp(key, "epochs") == 0 && v >= 1 && v == (int)v)
+    else if (strcmp(key, "epochs") == 0 && whole_in(v, 1, 100000))
         t->epochs = (int)v;
-    else if (strcmp(key, "batch") == 0 && v >= 1 && v == (int)v)
+    else if (strcmp(key, "batch") == 0 && whole_in(v, 1, 65536))
         *batch = (int)v;
     else if (strcmp(key, "gamma") == 0 && v > 0 && v <= 1)
         t->gamma = v;
-    else if (strcmp(key, "step_epochs") == 0 && v >= 1 && v == (int)v)
+    else if (strcmp(key, "step_epochs") == 0 && whole_in(v, 1, 100000))
         t->step_epochs = (int)v;
     else
         return strstr("lr momentum weight_decay epochs batch gamma step_epochs", key) ? -2 : -1;
