@@ -578,6 +578,19 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
 }
 
+/* `cnnbench run exp` exits 2 with both messages on stderr and makes no `results` folder
+ * (relative to the experiment's folder). */
+static void expect_refused(const char *exp, const char *results, const char *msg1,
+                           const char *msg2)
+{
+    char out[2][8192], path[1024];
+    CU_ASSERT_EQUAL(run_cli(exp, "", out), 2);
+    CHECK_MSG(out[0], msg1);
+    CHECK_MSG(out[0], msg2);
+    snprintf(path, sizeof path, "%.*s/%s", (int)(strrchr(exp, '/') - exp), exp, results);
+    CU_ASSERT(access(path, F_OK) != 0); /* nothing made */
+}
+
 /* A cell whose estimated memory does not fit the machine is refused before anything
  * runs (a model with a 10^8-wide layer: ~900 GiB of parameters); --dry-run shows each
  * cell's estimate. */
@@ -594,11 +607,7 @@ static void test_memory_estimate(void)
              "[data]\ndir = %s\ntrain_limit = 100\ntest_limit = 100\n[train]\nbatch = 10\n",
              model, dir, test_data_dir());
     test_write_file(exp, text);
-    CU_ASSERT_EQUAL(run_cli(exp, "", out), 2);
-    CHECK_MSG(out[0], "cell seed1_naive_t1 needs about");
-    CHECK_MSG(out[0], "MiB are available");
-    snprintf(text, sizeof text, "%s/results/w", dir);
-    CU_ASSERT(access(text, F_OK) != 0); /* nothing made */
+    expect_refused(exp, "results/w", "cell seed1_naive_t1 needs about", "MiB are available");
     CU_ASSERT_EQUAL(run_cli(exp, "--dry-run", out), 0);
     CHECK_MSG(out[1], "~MiB");
 }
@@ -608,7 +617,7 @@ static void test_memory_estimate(void)
 static void test_cifar_checked_up_front(void)
 {
     const char *dir = test_tmpdir();
-    char data[512], path[700], exp[512], text[2048], out[2][8192];
+    char data[512], path[700], exp[512], text[2048];
     snprintf(data, sizeof data, "%s/cifar", dir);
     CU_ASSERT_EQUAL_FATAL(mkdir(data, 0777), 0);
     static const char *const files[] = {"data_batch_1.bin", "data_batch_2.bin",
@@ -629,11 +638,7 @@ static void test_cifar_checked_up_front(void)
              "alexnet-small.ini\nresults = %s/results\n[data]\nformat = cifar\ndir = %s\n"
              "[train]\nbatch = 2\n", CNB_SOURCE_ROOT, dir, data);
     test_write_file(exp, text);
-    CU_ASSERT_EQUAL(run_cli(exp, "", out), 2);
-    CHECK_MSG(out[0], "test_batch.bin");
-    CHECK_MSG(out[0], "12");
-    snprintf(path, sizeof path, "%s/results/c", dir);
-    CU_ASSERT(access(path, F_OK) != 0); /* nothing made */
+    expect_refused(exp, "results/c", "test_batch.bin", "label 12");
 }
 
 /* A results folder has one owner: another experiment file under the same name is
