@@ -458,6 +458,20 @@ static void test_crashed_cell_exits_1(void)
     CHECK_MSG(out[0], "2 cells failed at run time");
 }
 
+/* A cell that hangs (a conv backward that never returns) is killed at cell_timeout and
+ * failed, exit 1, with the limit named. */
+static void test_hung_cell_killed(void)
+{
+    const char *path = experiment("[sweep]\nseed = 1\n");
+    char args[1024], out[2][8192];
+    snprintf(args, sizeof args, "--plugin '%s/fixture-hang.so' --set experiment.backend="
+             "fixture.hang --set experiment.cell_timeout=3 --set train.epochs=1",
+             CNB_FIXTURE_DIR);
+    CU_ASSERT_EQUAL(run_cli(path, args, out), 1);
+    CHECK_MSG(out[1], "failed   seed1_fixture.hang_t1: killed after 3 s without finishing");
+    CHECK_MSG(out[0], "1 cell failed at run time");
+}
+
 /* A cell whose loss becomes NaN is a finished result: exit status 0, reported as
  * diverged with its epoch and batch, and not run again unless forced. */
 static void test_diverged_cell_is_finished(void)
@@ -828,6 +842,7 @@ void suite_sweep(void)
         {"malformed IDX files and labels: exit 2", test_malformed_data_exits_2},
         {"a crashed cell: exit 1, named in the summary", test_crashed_cell_exits_1},
         {"a diverged cell is a finished result", test_diverged_cell_is_finished},
+        {"a hung cell is killed at cell_timeout: exit 1", test_hung_cell_killed},
         {"a plot is replaced only when drawn whole", test_plot_written_atomically},
         {"a results folder has one owner", test_results_folder_owner},
         {"a CIFAR-10 folder is read whole before any cell", test_cifar_checked_up_front},

@@ -27,7 +27,8 @@
 #include "net.h"
 
 static const char *const experiment_keys[] = {"name", "mode", "model", "backend", "threads",
-                                              "seed", "results", "baseline", NULL};
+                                              "seed", "results", "baseline", "cell_timeout",
+                                              NULL};
 static const char *const data_keys[] = {"dir", "train_images", "train_labels", "test_images",
                                         "test_labels", "train_limit", "test_limit",
                                         "normalize", "format", "resize", "augment", "crop",
@@ -378,6 +379,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     if (check_name(c, ex, e) || choose(c, ex, "mode", modes, &mode) ||
         cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
         cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
+        cnb_conf_int(c, ex, "cell_timeout", 0, 100000000L, &e->cell_timeout) ||
         cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
         cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||
         choose(c, data, "normalize", norms, &norm) || choose(c, data, "format", formats, &format) ||

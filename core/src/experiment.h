@@ -67,6 +67,8 @@ typedef struct cnb_experiment {
     char backend[64];
     int threads;
     uint64_t seed;
+    long cell_timeout;      /* [experiment] cell_timeout: seconds a cell may run before it
+                               is killed as hung (0: no limit)                  */
     char results[PATH_MAX];
     cnb_vars vars;
     char data_dir[PATH_MAX];

@@ -38,6 +38,8 @@ typedef struct slot {
     char fingerprint[17];
     cell_state state;
     pid_t pid;
+    double started;     /* cnb_now() when it was forked              */
+    int timed_out;      /* killed for running past cell_timeout      */
     char message[512];
 } slot;
 
@@ -248,10 +250,17 @@ static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s,
     _exit(rc == 0 ? 0 : rc == CNB_EINTR ? EXIT_INTERRUPTED : rc == CNB_EDIVERGED ? EXIT_DIVERGED : 1);
 }
 
-static void reap(slot *s, int status)
+static void reap(slot *s, int status, long timeout)
 {
     char path[PATH_MAX + 32];
     s->pid = 0;
+    if (s->timed_out) {
+        s->state = FAILED;
+        snprintf(s->message, sizeof s->message, "killed after %ld s without finishing "
+                 "([experiment] cell_timeout = %ld): hung, or give it more time", timeout,
+                 timeout);
+        return;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         s->state = DONE;
         s->message[0] = '\0';
@@ -379,13 +388,23 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             }
             s->pid = pid;
             s->state = RUNNING;
+            s->started = cnb_now();
             running++;
             lost |= write_manifest(dir, slots, n) != 0;
         }
         if (running == 0)
             break;
         int status;
-        pid_t pid = waitpid(-1, &status, 0);
+        pid_t pid = waitpid(-1, &status, e->cell_timeout ? WNOHANG : 0);
+        if (pid == 0) { /* a limit to watch: kill the cells past it, look again soon */
+            for (int i = 0; i < n; i++)
+                if (slots[i].pid > 0 && !slots[i].timed_out &&
+                    cnb_now() - slots[i].started > (double)e->cell_timeout)
+                    slots[i].timed_out = 1, kill(slots[i].pid, SIGKILL);
+            struct timespec nap = {0, 50 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            continue;
+        }
         if (pid < 0) {
             if (errno == EINTR)
                 continue;
@@ -393,7 +412,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         }
         for (int i = 0; i < n; i++)
             if (slots[i].pid == pid) {
-                reap(&slots[i], status);
+                reap(&slots[i], status, e->cell_timeout);
                 running--;
                 if (slots[i].state == DIVERGED || slots[i].state == FAILED)
                     fprintf(stderr, "cnnbench: cell %s %s: %s\n", slots[i].cell->id,
