@@ -25,7 +25,7 @@
 /* A scratch folder for one test and the files written into it, removed by fx_done. */
 typedef struct {
     char dir[256];
-    char paths[8][320];
+    char paths[16][320];
     int count;
 } fixture;
 
@@ -46,8 +46,8 @@ static void fx_done(fixture *fx)
 static const char *fx_write(fixture *fx, const char *name, const unsigned char *bytes,
                             size_t len, int gz)
 {
-    if (fx->count == 8) {
-        fprintf(stderr, "test_dataset: more than 8 fixture files\n");
+    if (fx->count == (int)(sizeof fx->paths / sizeof fx->paths[0])) {
+        fprintf(stderr, "test_dataset: too many fixture files\n");
         exit(2);
     }
     char *path = fx->paths[fx->count++], tmp[sizeof fx->paths[0]];
@@ -364,6 +364,20 @@ static void test_truncated_images(void)
         CHECK_LOADED(rc, err);
         check_tiny(&d, 2);
         cnb_dataset_free(&d);
+    }
+
+    /* A header declaring 2^31 - 1 images the file cannot hold is refused before the
+     * loader asks for memory (it asked for 8 GB). */
+    for (int gz = 0; gz <= 1; gz++) {
+        unsigned char lb[16];
+        size_t il = idx_images(ib, 0x00000803, 0x7fffffff, TH, TW, 4);
+        size_t ll = idx_labels(lb, 0x00000801, 0x7fffffff, 3);
+        const char *huge = fx_write(&fx, gz ? "huge-images.gz" : "huge-images", ib, il, gz);
+        const char *many = fx_write(&fx, gz ? "huge-labels.gz" : "huge-labels", lb, ll, gz);
+        int rc = cnb_idx_load(&d, huge, many, 0, err, sizeof err);
+        CU_ASSERT_EQUAL(rc, CNB_EINVAL);
+        CHECK_MSG(err, "truncated");
+        CU_ASSERT_PTR_NULL(d.images);
     }
 
     /* A header cut short. */
