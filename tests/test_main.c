@@ -27,6 +27,7 @@ static const struct {
     {"agreement", suite_agreement},
     {"check", suite_check},
     {"bench", suite_bench},
+    {"pool", suite_pool},
 };
 
 int main(int argc, char **argv)

@@ -23,6 +23,7 @@ void suite_conformance(void);
 void suite_agreement(void);
 void suite_check(void);
 void suite_bench(void);
+void suite_pool(void);
 
 /* Assert that err contains needle, printing both when it does not. */
 #define CHECK_MSG(err, needle)                                                             \

@@ -10,6 +10,11 @@
  * core to another process (cnnbench's bench runs backends side by side in one process,
  * each with its own threads), never stalls the caller: the caller does its items itself.
  *
+ * Which items a worker gets is left to chance on purpose; what a task computes must not
+ * depend on it (pool.h: partial sums belong to chunks of the batch, not to slots).
+ * CNB_POOL_HANDOUT=caller makes pool_run() call the task on the caller alone; the
+ * workers are started all the same and simply never see a job.
+ *
  * After a job a worker spins for POOL_SPIN_NS before it sleeps, yielding its core to any
  * other runnable thread as it does: on the 2-vCPU VM this was tuned on, waking a sleeping
  * thread took 30 us at best and over 0.5 ms at worst (a LeNet conv layer takes 0.5 ms),
@@ -45,6 +50,7 @@ struct thread_pool {
     pthread_cond_t go;
     int sleepers;          /* workers blocked on go                                     */
     int n;                 /* workers started                                           */
+    int caller_only;       /* CNB_POOL_HANDOUT=caller: no worker joins a job            */
     pool_thread *workers;  /* (n)                                                       */
 };
 
@@ -124,6 +130,10 @@ static void *pool_worker(void *p)
 
 void pool_run(thread_pool *pool, task_fn fn, void *arg)
 {
+    if (pool->caller_only) {
+        fn(arg, 0);
+        return;
+    }
     unsigned gen = ((atomic_load_explicit(&pool->state, memory_order_relaxed) >> 16) + 1) &
                    0xffffu;
     pool->fn = fn;
@@ -178,6 +188,7 @@ thread_pool *pool_start(const cnb_host *host, int workers, const char *who)
         host->free(pool);
         return NULL;
     }
+    pool->caller_only = pool_handout_caller(host, who);
     atomic_init(&pool->state, JOB_CLOSED); /* generation 0, closed */
     atomic_init(&pool->done, 0);
     atomic_init(&pool->quit, 0);

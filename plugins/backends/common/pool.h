@@ -10,11 +10,28 @@
  * when every one of them has finished. The task itself hands out its items (samples,
  * output blocks), usually from an atomic counter, so a worker that is asleep or has lost
  * its core never stalls the caller: the caller does the remaining items itself.
+ *
+ * Which thread takes which item therefore depends on the machine's load, and a result
+ * must not. A slot's scratch (im2col columns, padded copies) may hold anything, but a
+ * partial sum never belongs to a slot: a reduction over the batch (a weight or bias
+ * gradient) is split into pool_chunks(threads) chunks of the batch, whose bounds
+ * pool_chunk() fixes from N and that count alone; the chunks are the items handed out,
+ * each chunk sums its own samples in order into its own partial sums, and the partial
+ * sums are added up in chunk order. So the reduction order is fixed by the data, not by
+ * which thread got there first: a step gives the same bits at a given thread count
+ * whatever else runs on the machine.
+ *
+ * CNB_POOL_HANDOUT=caller (read by pool_start) keeps the workers out of every job, so
+ * that the caller takes every item, as it does when the workers are held off their cores;
+ * the thread count, and with it the chunks, stay as configured. The tests (suite "pool")
+ * run each threaded kernel both ways and require the same bits.
  */
 #ifndef CNB_BACKEND_POOL_H
 #define CNB_BACKEND_POOL_H
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cnnbench/backend.h"
 
@@ -22,7 +39,8 @@ typedef struct thread_pool thread_pool;
 
 typedef void (*task_fn)(void *arg, int slot); /* slot: 0 the caller, 1.. the workers */
 
-/* Start `workers` threads (>= 1); NULL after logging, as `who`, what failed. */
+/* Start `workers` threads (>= 1); NULL after logging, as `who`, what failed. Reads
+ * CNB_POOL_HANDOUT (above). */
 thread_pool *pool_start(const cnb_host *host, int workers, const char *who);
 
 /* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
@@ -51,6 +69,34 @@ static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, con
         pool_run(pool, fn, &job);
     else
         fn(&job, 0);
+}
+
+/* Chunks a reduction over the batch is split into at `threads` threads (see above). */
+static inline int pool_chunks(int threads)
+{
+    return threads > 1 ? threads : 1;
+}
+
+/* Items [*i0, *i1) of chunk c of `chunks` over n items: fixed by n and chunks alone.
+ * Some chunks are empty when n < chunks. */
+static inline void pool_chunk(int n, int chunks, int c, int *i0, int *i1)
+{
+    *i0 = (int)((long long)n * c / chunks);
+    *i1 = (int)((long long)n * (c + 1) / chunks);
+}
+
+/* 1 when CNB_POOL_HANDOUT=caller; any other value than that or empty is logged, as
+ * `who`, and ignored. For pool_start(). */
+static inline int pool_handout_caller(const cnb_host *host, const char *who)
+{
+    const char *e = getenv("CNB_POOL_HANDOUT");
+    if (!e || !*e)
+        return 0;
+    if (strcmp(e, "caller") == 0)
+        return 1;
+    host->log(CNB_LOG_WARN, who, "CNB_POOL_HANDOUT=%s ignored: the one value is 'caller' "
+              "(the caller takes every item)", e);
+    return 0;
 }
 
 /* Let the workers sleep now instead of spinning for the next job (the host is about to

@@ -4,13 +4,15 @@
  * process's OpenMP threads with every other OpenMP user, oneDNN first: in a chain such as
  * direct+onednn the two backends then take turns on one set of threads, where two pools
  * would each keep their own threads spinning on the other's cores between calls.
+ * CNB_POOL_HANDOUT=caller: no parallel region, fn(arg, 0) on the caller alone.
  */
 #include <omp.h>
 
 #include "pool.h"
 
 struct thread_pool {
-    int threads; /* the caller and its workers */
+    int threads;     /* the caller and its workers                          */
+    int caller_only; /* CNB_POOL_HANDOUT=caller: the caller takes every item */
 };
 
 thread_pool *pool_start(const cnb_host *host, int workers, const char *who)
@@ -21,11 +23,16 @@ thread_pool *pool_start(const cnb_host *host, int workers, const char *who)
         return NULL;
     }
     pool->threads = workers + 1;
+    pool->caller_only = pool_handout_caller(host, who);
     return pool;
 }
 
 void pool_run(thread_pool *pool, task_fn fn, void *arg)
 {
+    if (pool->caller_only) {
+        fn(arg, 0);
+        return;
+    }
 #pragma omp parallel num_threads(pool->threads)
     fn(arg, omp_get_thread_num());
 }

@@ -15,9 +15,15 @@
  * Inner product is one GEMM per output, split by output columns (rows for diff_weights).
  *
  * Threads. cfg->threads - 1 worker threads (started in init; the pool of ../common/pool.h)
- * and the caller share each call: conv by samples (each thread with its own im2col buffer
- * and its own partial dW^T and bias sums, added up in a second short pass), inner product
- * by output blocks. Each thread calls OpenBLAS, which is kept single-threaded. Measured on
+ * and the caller share each call, whoever is free taking the next item: conv forward by
+ * samples, conv backward by chunks of the batch (pool_chunk(): as many as threads, their
+ * bounds fixed by N), inner product by output blocks. Each thread has its own im2col
+ * buffer; each chunk, not each thread, has its own partial dW^T and bias sums, summed
+ * over its samples in order and added up in chunk order in a second short pass. So the
+ * reduction order is fixed by the data, not by which thread got there first: a step
+ * gives the same bits at a given thread count however busy the machine is (when a worker
+ * loses its core the caller takes its chunks, and adds them up just the same). Each
+ * thread calls OpenBLAS, which is kept single-threaded. Measured on
  * 2 threads against OpenBLAS's own threading of the same GEMMs (which leaves im2col and
  * col2im serial and cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers,
  * 1.03-1.5x on AlexNet's. A batch smaller than the thread count leaves threads idle.
@@ -227,23 +233,30 @@ typedef struct ob_state {
     char info[512];       /* info() line                           */
 } ob_state;
 
-/* One thread's workspace in a conv kernel. */
+/* One thread's scratch in a conv kernel: what it holds never outlives an item. */
 typedef struct ob_slot {
     float *cols;   /* (CKK, OH*OW): im2col of one sample, then its dcols; NULL if direct */
-    float *dwt;    /* (CKK, K): this thread's share of diff_weights, transposed          */
-    double *db;    /* (K): this thread's share of diff_bias                              */
     float *row;    /* ((OW-1)*SW + KW): one input row with its zero padding              */
-    int samples;   /* samples this thread took in the latest backward                    */
 } ob_slot;
+
+/* One chunk of the batch in a conv backward (pool.h): its partial sums, whichever thread
+ * computes them. */
+typedef struct ob_chunk {
+    float *dwt;    /* (CKK, K): the chunk's share of diff_weights, transposed            */
+    double *db;    /* (K): its share of diff_bias                                        */
+    int n0, n1;    /* its samples [n0, n1): fixed by N and the chunk count; may be empty */
+} ob_chunk;
 
 typedef struct ob_kernel {
     cnb_kernel base;  /* first: the host only sees this                                */
     ob_state *st;     /* host table, threads, pool                                     */
     cnb_op_desc d;    /* the descriptor it was created for                             */
-    int nslots;       /* conv: workspaces, one per thread (cfg->threads)               */
+    int nslots;       /* conv: scratch, one per thread (cfg->threads)                  */
+    int nchunks;      /* conv: chunks of the batch, pool_chunks(cfg->threads)          */
     int direct;       /* conv: 1x1, stride 1, no padding: src is its own cols          */
     int gemm_only;    /* conv: library_pass() is running: the GEMMs and nothing else   */
     ob_slot *slot;    /* conv: (nslots)                                                */
+    ob_chunk *chunk;  /* conv: (nchunks)                                               */
 } ob_kernel;
 
 /* C = op(A) op(B) + beta C, row-major: the only BLAS call of this file. */
@@ -431,49 +444,55 @@ static int conv_forward(cnb_kernel *self, const cnb_args *a)
     return CNB_OK;
 }
 
-/* For each sample n a thread takes:
+/* The items are the chunks. For each sample n of a chunk, in order, into the chunk's
+ * partial sums (the first sample stores, the others add):
  *     dwt (CKK, K) += cols_n . dout_n^T   (transposed: 10-35% faster than dout . cols^T)
  *     db[k]        += sum_p dout[n,k,p]
  *     dcols_n       = W^T . dout_n, col2im'd into dinp[n]
- * into its own slot; conv_reduce_task then adds up the slots that took samples.        */
+ * in the taking thread's scratch; conv_reduce_task then adds up the chunks.            */
 static void conv_backward_task(void *arg, int slot)
 {
     pool_job *job = arg;
     ob_kernel *ok = job->kernel;
     const cnb_args *a = job->a;
     const cnb_op_desc *d = &ok->d;
-    const int N = d->batch, K = d->dst.c, P = d->dst.h * d->dst.w;
+    const int K = d->dst.c, P = d->dst.h * d->dst.w;
     const int CKK = d->src.c * d->u.conv.kh * d->u.conv.kw;
     const size_t src_n = cnb_shape_size(d->src);
     float *dinp = a->diff_src;        /* (N,C,H,W), or NULL */
     const float *dout = a->diff_dst;  /* (N,K,OH,OW)        */
     const float *inp = a->src;        /* (N,C,H,W)          */
     const float *weight = a->weights; /* (K,C,KH,KW)        */
-    ob_slot *ws = &ok->slot[slot];
+    const ob_slot *ws = &ok->slot[slot];
 
-    for (int n; (n = pool_job_take(job)) < N; ws->samples++) {
-        const float *dy = dout + (size_t)n * K * P; /* (K, P) */
-        if (a->diff_bias && !ok->gemm_only)
-            for (int k = 0; k < K; k++)
-                ws->db[k] = (ws->samples ? ws->db[k] : 0.0) + sum_floats(dy + (size_t)k * P, P);
-        if (a->diff_weights) {
-            const float *cols = ok->direct ? inp + n * src_n : ws->cols;
-            if (!ok->direct && !ok->gemm_only)
-                im2col(ws->cols, ws->row, inp + n * src_n, d);
-            gemm(0, 1, CKK, K, P, cols, P, dy, P, ws->samples ? 1.0f : 0.0f, ws->dwt, K);
-        }
-        if (dinp && ok->direct)
-            gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, dinp + n * src_n, P);
-        else if (dinp) {
-            gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, ws->cols, P);
-            if (!ok->gemm_only)
-                col2im(dinp + n * src_n, ws->cols, d);
+    for (int c; (c = pool_job_take(job)) < ok->nchunks;) {
+        ob_chunk *ch = &ok->chunk[c];
+        for (int n = ch->n0; n < ch->n1; n++) {
+            const int first = n == ch->n0;
+            const float *dy = dout + (size_t)n * K * P; /* (K, P) */
+            if (a->diff_bias && !ok->gemm_only)
+                for (int k = 0; k < K; k++)
+                    ch->db[k] = (first ? 0.0 : ch->db[k]) + sum_floats(dy + (size_t)k * P, P);
+            if (a->diff_weights) {
+                const float *cols = ok->direct ? inp + n * src_n : ws->cols;
+                if (!ok->direct && !ok->gemm_only)
+                    im2col(ws->cols, ws->row, inp + n * src_n, d);
+                gemm(0, 1, CKK, K, P, cols, P, dy, P, first ? 0.0f : 1.0f, ch->dwt, K);
+            }
+            if (dinp && ok->direct)
+                gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, dinp + n * src_n, P);
+            else if (dinp) {
+                gemm(1, 0, CKK, P, K, weight, CKK, dy, P, 0.0f, ws->cols, P);
+                if (!ok->gemm_only)
+                    col2im(dinp + n * src_n, ws->cols, d);
+            }
         }
     }
 }
 
-/* diff_weights[k][r] = the sum over slots of dwt[r][k], diff_bias[k] that of db[k]. The
- * items are blocks of 32 rows k, transposed in 32x32 tiles.                             */
+/* diff_weights[k][r] = the sum of the chunks' dwt[r][k], diff_bias[k] that of their
+ * db[k], in chunk order (empty chunks left out). The items are blocks of 32 rows k,
+ * transposed in 32x32 tiles.                                                            */
 #define REDUCE_BLOCK 32
 
 static void conv_reduce_task(void *arg, int slot)
@@ -492,17 +511,17 @@ static void conv_reduce_task(void *arg, int slot)
             for (int k = k0; k < k1; k++)
                 for (int r = r0; r < r1; r++) {
                     float sum = 0.0f;
-                    for (int t = 0; t < ok->nslots; t++)
-                        if (ok->slot[t].samples)
-                            sum += ok->slot[t].dwt[(size_t)r * K + k];
+                    for (int c = 0; c < ok->nchunks; c++)
+                        if (ok->chunk[c].n1 > ok->chunk[c].n0)
+                            sum += ok->chunk[c].dwt[(size_t)r * K + k];
                     dweight[(size_t)k * CKK + r] = sum;
                 }
         }
         for (int k = k0; k < k1 && dbias; k++) {
             double sum = 0.0;
-            for (int t = 0; t < ok->nslots; t++)
-                if (ok->slot[t].samples)
-                    sum += ok->slot[t].db[k];
+            for (int c = 0; c < ok->nchunks; c++)
+                if (ok->chunk[c].n1 > ok->chunk[c].n0)
+                    sum += ok->chunk[c].db[k];
             dbias[k] = (float)sum;
         }
     }
@@ -511,8 +530,6 @@ static void conv_reduce_task(void *arg, int slot)
 static int conv_backward(cnb_kernel *self, const cnb_args *a)
 {
     ob_kernel *ok = (ob_kernel *)self;
-    for (int t = 0; t < ok->nslots; t++)
-        ok->slot[t].samples = 0;
     pool_run_job(ok->st->pool, conv_backward_task, ok, a);
     if ((a->diff_weights || a->diff_bias) && !ok->gemm_only)
         pool_run_job(ok->st->pool, conv_reduce_task, ok, a);
@@ -520,7 +537,7 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
 }
 
 /* The convolution's GEMMs alone: the same calls on the same threads, without im2col,
- * col2im, the bias and the reduction of the threads' partial weight gradients. An inner
+ * col2im, the bias and the reduction of the chunks' partial weight gradients. An inner
  * product is its GEMMs already. */
 static int ob_library_pass(cnb_kernel *self, const cnb_args *a, int backward)
 {
@@ -630,15 +647,19 @@ static void ob_kernel_destroy(cnb_kernel *self)
     const cnb_host *host = ok->st->host;
     for (int t = 0; ok->slot && t < ok->nslots; t++) {
         host->free(ok->slot[t].cols);
-        host->free(ok->slot[t].dwt);
-        host->free(ok->slot[t].db);
         host->free(ok->slot[t].row);
     }
+    for (int c = 0; ok->chunk && c < ok->nchunks; c++) {
+        host->free(ok->chunk[c].dwt);
+        host->free(ok->chunk[c].db);
+    }
     host->free(ok->slot);
+    host->free(ok->chunk);
     host->free(ok);
 }
 
-/* Allocate each thread's conv workspace; 0 or CNB_ENOMEM (logged). */
+/* Allocate each thread's conv scratch and each chunk's partial sums; 0 or CNB_ENOMEM
+ * (logged). */
 static int conv_workspace(ob_kernel *ok)
 {
     const cnb_host *host = ok->st->host;
@@ -648,19 +669,23 @@ static int conv_workspace(ob_kernel *ok)
     const size_t cols = ok->direct ? 0 : sizeof(float) * CKK * P;
     const size_t row = ok->direct ? 0 : sizeof(float) * ((d->dst.w - 1) * d->u.conv.sw +
                                                          d->u.conv.kw);
-    const size_t per_thread = cols + row + sizeof(float) * CKK * K + sizeof(double) * K;
-    int bad = !(ok->slot = host->alloc(sizeof *ok->slot * ok->nslots));
+    const size_t dwt = sizeof(float) * CKK * K, db = sizeof(double) * K;
+    int bad = !(ok->slot = host->alloc(sizeof *ok->slot * ok->nslots)) ||
+              !(ok->chunk = host->alloc(sizeof *ok->chunk * ok->nchunks));
     for (int t = 0; t < ok->nslots && !bad; t++) {
         ob_slot *s = &ok->slot[t];
         bad = (cols && !(s->cols = host->alloc(cols))) ||
-              (row && !(s->row = host->alloc(row))) ||
-              !(s->dwt = host->alloc(sizeof(float) * CKK * K)) ||
-              !(s->db = host->alloc(sizeof(double) * K));
+              (row && !(s->row = host->alloc(row)));
+    }
+    for (int c = 0; c < ok->nchunks && !bad; c++) {
+        ob_chunk *ch = &ok->chunk[c];
+        pool_chunk(d->batch, ok->nchunks, c, &ch->n0, &ch->n1);
+        bad = !(ch->dwt = host->alloc(dwt)) || !(ch->db = host->alloc(db));
     }
     if (bad)
         return CNB_FAIL(host, WHO, CNB_ENOMEM,
-                        "conv: cannot allocate %d x %zu bytes of workspace",
-                        ok->nslots, per_thread);
+                        "conv: cannot allocate %d x %zu bytes of scratch and %d x %zu of "
+                        "partial sums", ok->nslots, cols + row, ok->nchunks, dwt + db);
     return CNB_OK;
 }
 
@@ -685,6 +710,7 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     ok->d = *desc;
     ok->base.destroy = ob_kernel_destroy;
     ok->nslots = st->threads;
+    ok->nchunks = pool_chunks(st->threads);
     if (desc->op == CNB_OP_INNER_PRODUCT) {
         ok->base.forward = inner_product_forward;
         ok->base.backward = inner_product_backward;
@@ -756,7 +782,7 @@ static const cnb_backend_desc openblas_desc = {
         .struct_size = sizeof(cnb_backend_desc),
         .kind = CNB_PLUGIN_BACKEND,
         .name = "openblas",
-        .version = "1.1.0",
+        .version = "1.1.1",
         .description = "convolution (im2col) and inner product on OpenBLAS sgemm; other ops "
                        "on naive",
     },
