@@ -171,6 +171,16 @@ static void test_malformed_line(void)
     expect_error(text, w4);
 }
 
+/* A section repeated right after itself is as much a duplicate as one further down. */
+static void test_duplicate_section(void)
+{
+    const char *w[] = {"model.ini:8", "section [c] appears twice", NULL};
+    expect_error(NET "[c]\ntype = flatten\n[c]\ntype = flatten\n" TAIL, w);
+    const char *w2[] = {"model.ini:10", "section [c] appears twice", NULL};
+    expect_error(NET "[c]\ntype = flatten\n[d]\ntype = flatten\n[c]\ntype = flatten\n" TAIL,
+                 w2);
+}
+
 static void test_unknown_key(void)
 {
     const char *w[] = {"model.ini:8", "unknown key 'strid'", "[c]", "stride", NULL};
@@ -359,6 +369,7 @@ void suite_model(void)
         {"AlexNet shapes and parameters", test_alexnet_seed_numbers},
         {"malformed line", test_malformed_line},
         {"unknown key", test_unknown_key},
+        {"a section twice, adjacent or not", test_duplicate_section},
         {"undefined ${var}", test_undefined_variable},
         {"unknown layer type lists plugins", test_unknown_layer_type},
         {"impossible geometry and bad values", test_impossible_geometry},

@@ -606,8 +606,8 @@ static void expect_refused(const char *exp, const char *results, const char *msg
 }
 
 /* A cell whose estimated memory does not fit the machine is refused before anything
- * runs (a model with a 10^8-wide layer: ~900 GiB of parameters); --dry-run shows each
- * cell's estimate. */
+ * runs, --dry-run included (a model with a 10^8-wide layer: ~900 GiB of parameters);
+ * --dry-run shows each cell's estimate. */
 static void test_memory_estimate(void)
 {
     const char *dir = test_tmpdir();
@@ -622,7 +622,8 @@ static void test_memory_estimate(void)
              model, dir, test_data_dir());
     test_write_file(exp, text);
     expect_refused(exp, "results/w", "cell seed1_naive_t1 needs about", "MiB are available");
-    CU_ASSERT_EQUAL(run_cli(exp, "--dry-run", out), 0);
+    CU_ASSERT_EQUAL(run_cli(exp, "--dry-run", out), 2); /* what would not run, said first */
+    CU_ASSERT_EQUAL(run_cli(experiment(""), "--dry-run", out), 0);
     CHECK_MSG(out[1], "~MiB");
 }
 

@@ -21,6 +21,8 @@ typedef struct reader {
     cnb_conf *conf;
     int failed;         /* a handler error already reported   */
     int too_long;       /* the line that did not fit, or 0    */
+    int header;         /* the line of the latest "[section]" */
+    int sec_header;     /* ... when the current section began */
     int limit;          /* the characters a line may have     */
 } reader;
 
@@ -53,6 +55,9 @@ static char *read_line(char *buf, int size, void *stream)
         r->text += len + (nl != NULL);
     }
     r->line++;
+    const char *t = buf + strspn(buf, " \t");
+    if (*t == '[')
+        r->header = r->line;
     return buf;
 }
 
@@ -85,15 +90,17 @@ static int handler(void *user, const char *section, const char *name, const char
         r->failed = 1;
         return 0;
     }
-    if (!s || strcmp(s->name, section) != 0) {
-        if (cnb_conf_section(c, section)) {
+    int again = s && strcmp(s->name, section) == 0 && r->header != r->sec_header;
+    if (!s || strcmp(s->name, section) != 0 || again) {
+        if (again || cnb_conf_section(c, section)) {
             cnb_error("%s:%d: section [%s] appears twice; give each section a unique name",
-                      c->path, r->line, section);
+                      c->path, r->header, section);
             r->failed = 1;
             return 0;
         }
         if (!(s = add_section(c, section, r->line)))
             return 0;
+        r->sec_header = r->header;
     }
     const cnb_kv *dup = cnb_section_get(s, name);
     if (dup) {

@@ -292,7 +292,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = CNB_ENOMEM;
     if (rc == 0)
         rc = cnb_experiment_validate(e, cells, n, reg, mib); /* nothing runs on bad input */
-    if (rc == 0 && !o->dry_run)
+    if (rc == 0)
         rc = check_memory(cells, mib, n, o->jobs);
     if (rc)
         goto out;
