@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cnnbench/plugin.h"
 #include "host.h"
@@ -151,6 +152,9 @@ int cnb_conf_load(cnb_conf *c, const char *path)
     memset(c, 0, sizeof *c);
     if (!(c->path = strdup(path)))
         return CNB_ENOMEM;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cnb_error("%s: is a folder; give the .ini file in it", path), CNB_EIO;
     reader r = {.f = fopen(path, "r")};
     if (!r.f)
         return cnb_error("%s: cannot open: %s", path, strerror(errno)), CNB_EIO;

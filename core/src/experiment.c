@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -762,6 +763,20 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
     problems p = {.n = 0};
     int quiet = cnb_error_quiet(1), rc = 0;
     char at[1200];
+
+    /* the model file itself: said once, naming the key, rather than once per model */
+    struct stat st;
+    int found = stat(e->model, &st) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+        cnb_error_quiet(quiet);
+        const cnb_section *ex = cnb_conf_section(&e->conf, "experiment");
+        return cnb_error("%s: [experiment] model = %s: %s: %s; the path is relative to the "
+                         "experiment file's folder",
+                         cnb_conf_where(&e->conf, ex, cnb_section_get(ex, "model"), at,
+                                        sizeof at),
+                         cnb_section_get(ex, "model")->value, e->model,
+                         found ? "not a file" : strerror(errno));
+    }
 
     /* every backend chain, once per spec */
     for (int i = 0; i < n; i++) {
