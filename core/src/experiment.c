@@ -412,9 +412,13 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
             return CNB_EINVAL;
         e->augment.lighting_sigma = (float)sigma;
     }
-    if (parse_steps(e->augment_steps) < 0)
+    if (parse_steps(e->augment_steps) < 0) {
+        char at[1100];
         return cnb_error("%s: data.augment = '%s': expected none, or flip, crop and lighting "
-                         "joined by '+' (flip+crop+lighting)", c->path, e->augment_steps);
+                         "joined by '+' (flip+crop+lighting)",
+                         cnb_conf_where(c, data, cnb_section_get(data, "augment"), at,
+                                        sizeof at), e->augment_steps);
+    }
     e->batch = (int)batch;
     e->train.epochs = (int)epochs;
     e->train.step_epochs = (int)step;
