@@ -121,13 +121,16 @@ typedef struct cnb_backend_config {
  */
 typedef struct cnb_backend_desc {
     cnb_plugin_header hdr; /* kind = CNB_PLUGIN_BACKEND */
-    uint32_t ops;          /* CNB_OP_BIT() of every op it implements */
+    uint32_t ops;          /* CNB_OP_BIT() of every op it implements; 0 is refused */
 
     /* Optional: set up state shared by the backend's kernels. */
     int (*init)(const cnb_host *host, const cnb_backend_config *cfg, void **state);
     void (*fini)(void *state);
 
-    /* Required: CNB_ENOTSUP for an op or geometry it does not handle. */
+    /* Required: CNB_ENOTSUP for an op or geometry it does not handle (the next backend
+     * of the chain, at the end naive, makes that kernel); any other error is a failure
+     * that stops the run, named with its status. forward and backward return 0 or an
+     * error, which stops the run too. */
     int (*kernel_create)(void *state, const cnb_op_desc *desc, cnb_kernel **out);
 
     /* Optional: one line for run metadata (library versions, CPU core chosen). */
