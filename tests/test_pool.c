@@ -15,8 +15,8 @@
  *  - conv: one convolution kernel forward and backward (diff_src, diff_weights,
  *    diff_bias) on every threaded backend the default scan finds (openblas, direct, and
  *    direct's plain-C path through CNB_DIRECT_ISA=scalar), on shapes that take each of
- *    their paths, with batches that leave the chunks uneven; the normal run's backward is
- *    repeated, so that the workers, spinning by then, take their share.
+ *    their paths, with batches that leave chunks uneven or empty; the normal run's
+ *    backward is repeated, so that the workers, spinning by then, take their share.
  *  - step: a whole training step (forward, loss, backward) of LeNet-5 on those backends
  *    and of AlexNet on openblas and direct (the layers they leave out run on naive): the
  *    loss and every parameter gradient.
@@ -107,14 +107,16 @@ typedef struct conv_case {
 } conv_case;
 
 /* LeNet-5's two (direct: along the width with 16-lane shares; along the channels), a
- * strided AlexNet-like conv1 (direct: diff_src by scatter), a conv3-like one too large for
- * direct's lane shares, and a 1x1 (openblas: src is its own columns). Odd batches leave
- * the two chunks uneven; batch 1 leaves one empty. */
+ * strided AlexNet-like conv1 (direct: diff_src by scatter), conv3-like ones too large for
+ * direct's lane shares, and a 1x1 (openblas: src is its own columns). At 2 threads their
+ * partial sums make 16, 8 or 2 chunks (pool_chunks()); the batches leave them uneven
+ * (37 and 35 over 16, 3 over 2), one sample each (5, 7), or one empty (batch 1). */
 static const conv_case conv_cases[] = {
-    {"lenet5 conv1", 16, 1, 28, 28, 6, 5, 5, 1, 2},
-    {"lenet5 conv2", 15, 6, 14, 14, 16, 5, 5, 1, 0},
+    {"lenet5 conv1", 37, 1, 28, 28, 6, 5, 5, 1, 2},
+    {"lenet5 conv2", 35, 6, 14, 14, 16, 5, 5, 1, 0},
     {"11x11 stride 4", 5, 3, 63, 63, 16, 11, 11, 4, 0},
     {"3x3 32->64", 5, 32, 13, 13, 64, 3, 3, 1, 1},
+    {"3x3 128->128", 3, 128, 13, 13, 128, 3, 3, 1, 1},
     {"1x1", 7, 16, 9, 9, 24, 1, 1, 1, 0},
     {"batch 1", 1, 6, 14, 14, 16, 5, 5, 1, 0},
 };
@@ -269,7 +271,7 @@ typedef struct step_case {
 
 /* AlexNet at batch 2, as suite "agreement" runs it: one sample per chunk. */
 static const step_case step_cases[] = {
-    {"lenet5 relu/max", "lenet5.ini", "relu", "max", 15, 0},
+    {"lenet5 relu/max", "lenet5.ini", "relu", "max", 37, 0},
     {"alexnet", "alexnet.ini", NULL, NULL, 2, 1},
 };
 

@@ -14,12 +14,13 @@
  * Which thread takes which item therefore depends on the machine's load, and a result
  * must not. A slot's scratch (im2col columns, padded copies) may hold anything, but a
  * partial sum never belongs to a slot: a reduction over the batch (a weight or bias
- * gradient) is split into pool_chunks(threads) chunks of the batch, whose bounds
- * pool_chunk() fixes from N and that count alone; the chunks are the items handed out,
- * each chunk sums its own samples in order into its own partial sums, and the partial
- * sums are added up in chunk order. So the reduction order is fixed by the data, not by
- * which thread got there first: a step gives the same bits at a given thread count
- * whatever else runs on the machine.
+ * gradient) is split into chunks of the batch, as many as pool_chunks() gives for the
+ * thread count, the batch and the size of the sums, with bounds that pool_chunk() fixes
+ * from N and that count alone; the chunks are the items handed out, each chunk sums its
+ * own samples in order into its own partial sums, and the partial sums are added up in
+ * chunk order. So the reduction order is fixed by the data, not by which thread got there
+ * first: a step gives the same bits at a given thread count whatever else runs on the
+ * machine.
  *
  * CNB_POOL_HANDOUT=caller (read by pool_start) keeps the workers out of every job, so
  * that the caller takes every item, as it does when the workers are held off their cores;
@@ -71,10 +72,32 @@ static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, con
         fn(&job, 0);
 }
 
-/* Chunks a reduction over the batch is split into at `threads` threads (see above). */
-static inline int pool_chunks(int threads)
+/* Chunks per thread where the partial sums are small, and the most bytes of partial sums
+ * that all chunks together may hold before a kernel takes fewer. A late worker (one that
+ * wakes up, or gets its core back, after the caller has started) still holds a whole
+ * chunk when the caller has run out of them, so chunks should be short: with one chunk
+ * per thread openblas's LeNet-5 step (batch 256, 2 threads) took 4-7% longer than with
+ * the samples handed out one by one (conv2's backward 3.20 ms against 2.88), with 8 as
+ * long (9.64-10.86 ms against 9.56-10.88). But every chunk adds its sums to the pass
+ * that adds them up: 8 per thread made AlexNet's conv backward 18% slower (457 ms
+ * against 388 for conv1-5, batch 32), where one per thread costs nothing measurable and
+ * its calls are long enough (25-170 ms) that a late start does not matter. */
+#define POOL_CHUNKS_PER_THREAD 8
+#define POOL_CHUNK_BYTES (1u << 20)
+
+/* Chunks for a reduction over n items (the batch) at `threads` threads, each chunk
+ * holding `bytes` of partial sums: POOL_CHUNKS_PER_THREAD per thread, halved until all of
+ * them fit in POOL_CHUNK_BYTES or one per thread is left; no more than n unless that is
+ * fewer than threads; 1 for one thread. Fixed by its arguments alone. */
+static inline int pool_chunks(int threads, int n, size_t bytes)
 {
-    return threads > 1 ? threads : 1;
+    if (threads <= 1)
+        return 1;
+    int per = POOL_CHUNKS_PER_THREAD;
+    while (per > 1 && (size_t)threads * per * bytes > POOL_CHUNK_BYTES)
+        per /= 2;
+    const int chunks = threads * per;
+    return chunks <= n ? chunks : n > threads ? n : threads;
 }
 
 /* Items [*i0, *i1) of chunk c of `chunks` over n items: fixed by n and chunks alone.

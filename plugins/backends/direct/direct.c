@@ -38,16 +38,16 @@
  *
  * Threads. cfg->threads OpenMP threads (../common/pool.h, pool_omp.c) share each call,
  * whoever is free taking the next item: the forward by samples, the backward by chunks of
- * the batch (pool_chunk(): as many as threads, their bounds fixed by N). Each thread has
- * its own scratch; each chunk, not each thread, has its own diff_weights and diff_bias
- * share, summed over its samples in order, and a second short pass adds the shares up in
- * chunk order (diff_* are overwritten, never accumulated). So the reduction order is
- * fixed by the data, not by which thread got there first: a step gives the same bits at a
- * given thread count however busy the machine is.
- * OpenMP's threads and not a pool of its own: next to oneDNN (direct+onednn) the two
- * backends then take turns on one set of threads instead of spinning against each other
- * (LeNet-5 at batch 256 on 2 threads, one run each: 42,454 img/s for the chain against
- * 28,309 with a pool of its own).
+ * the batch (pool.h: 8 per thread where the shares are small, down to 1 where they are
+ * large; their bounds fixed by N). Each thread has its own scratch; each chunk, not each
+ * thread, has its own diff_weights and diff_bias share, summed over its samples in order,
+ * and a second short pass adds the shares up in chunk order (diff_* are overwritten, never
+ * accumulated). So the reduction order is fixed by the data, not by which thread got
+ * there first: a step gives the same bits at a given thread count however busy the
+ * machine is. OpenMP's threads and not a pool of its own: next to oneDNN (direct+onednn)
+ * the two backends then take turns on one set of threads instead of spinning against each
+ * other (LeNet-5 at batch 256 on 2 threads, one run each: 42,454 img/s for the chain
+ * against 28,309 with a pool of its own).
  *
  * ISA. init() picks the AVX-512F kernels when __builtin_cpu_supports("avx512f"), else the
  * plain-C loops (same scratch layout, any geometry); CNB_DIRECT_ISA=scalar forces the
@@ -148,7 +148,7 @@ typedef struct dc_kernel {
     float *wf, *wb;   /* weights packed for the fwd and bwd tiles (AVX-512 only)        */
     int nslots;       /* threads                                                        */
     dc_slot *slot;    /* (nslots)                                                       */
-    int nchunks;      /* pool_chunks(threads)                                           */
+    int nchunks;      /* chunks of the batch (pool_chunks())                            */
     dc_chunk *chunk;  /* (nchunks)                                                      */
 } dc_kernel;
 
@@ -1152,6 +1152,7 @@ static int conv_workspace(dc_kernel *dk)
                               : sizeof(float) * nw * (dk->lanes ? 16 : 1);
     const size_t dyt = dk->dwk ? sizeof(float) * d->dst.h * d->dst.w * dk->kp : 0;
     const size_t db = sizeof(double) * d->dst.c;
+    dk->nchunks = pool_chunks(dk->st->threads, d->batch, dw + db);
     int bad = !(dk->slot = host->alloc(sizeof *dk->slot * dk->nslots)) ||
               !(dk->chunk = host->alloc(sizeof *dk->chunk * dk->nchunks));
     if (dk->st->avx512 && !bad)
@@ -1198,7 +1199,6 @@ static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     dk->base.backward = conv_backward;
     dk->base.destroy = dc_kernel_destroy;
     dk->nslots = st->threads;
-    dk->nchunks = pool_chunks(st->threads);
     if ((err = conv_plan(dk)) || (err = conv_workspace(dk))) {
         dc_kernel_destroy(&dk->base);
         return err;

@@ -16,17 +16,18 @@
  *
  * Threads. cfg->threads - 1 worker threads (started in init; the pool of ../common/pool.h)
  * and the caller share each call, whoever is free taking the next item: conv forward by
- * samples, conv backward by chunks of the batch (pool_chunk(): as many as threads, their
- * bounds fixed by N), inner product by output blocks. Each thread has its own im2col
- * buffer; each chunk, not each thread, has its own partial dW^T and bias sums, summed
- * over its samples in order and added up in chunk order in a second short pass. So the
- * reduction order is fixed by the data, not by which thread got there first: a step
- * gives the same bits at a given thread count however busy the machine is (when a worker
- * loses its core the caller takes its chunks, and adds them up just the same). Each
- * thread calls OpenBLAS, which is kept single-threaded. Measured on
- * 2 threads against OpenBLAS's own threading of the same GEMMs (which leaves im2col and
- * col2im serial and cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers,
- * 1.03-1.5x on AlexNet's. A batch smaller than the thread count leaves threads idle.
+ * samples, conv backward by chunks of the batch (pool.h: 8 per thread where the partial
+ * sums are small, down to 1 where they are large; their bounds fixed by N), inner product
+ * by output blocks. Each thread has its own im2col buffer; each chunk, not each thread,
+ * has its own partial dW^T and bias sums, summed over its samples in order and added up
+ * in chunk order in a second short pass. So the reduction order is fixed by the data, not
+ * by which thread got there first: a step gives the same bits at a given thread count
+ * however busy the machine is (when a worker loses its core the caller takes its chunks,
+ * and adds them up just the same). Each thread calls OpenBLAS, which is kept
+ * single-threaded. Measured on 2 threads against OpenBLAS's own threading of the same
+ * GEMMs (which leaves im2col and col2im serial and cannot split LeNet's small GEMMs):
+ * about 2x faster on LeNet's layers, 1.03-1.5x on AlexNet's. A batch smaller than the
+ * thread count leaves threads idle.
  *
  * Loading. The plugin does not link libopenblas: init() dlopens it, because OpenBLAS
  * picks its CPU kernels ("core") once, when it is loaded, from OPENBLAS_CORETYPE or its
@@ -252,7 +253,7 @@ typedef struct ob_kernel {
     ob_state *st;     /* host table, threads, pool                                     */
     cnb_op_desc d;    /* the descriptor it was created for                             */
     int nslots;       /* conv: scratch, one per thread (cfg->threads)                  */
-    int nchunks;      /* conv: chunks of the batch, pool_chunks(cfg->threads)          */
+    int nchunks;      /* conv: chunks of the batch (pool_chunks())                     */
     int direct;       /* conv: 1x1, stride 1, no padding: src is its own cols          */
     int gemm_only;    /* conv: library_pass() is running: the GEMMs and nothing else   */
     ob_slot *slot;    /* conv: (nslots)                                                */
@@ -670,6 +671,7 @@ static int conv_workspace(ob_kernel *ok)
     const size_t row = ok->direct ? 0 : sizeof(float) * ((d->dst.w - 1) * d->u.conv.sw +
                                                          d->u.conv.kw);
     const size_t dwt = sizeof(float) * CKK * K, db = sizeof(double) * K;
+    ok->nchunks = pool_chunks(ok->st->threads, d->batch, dwt + db);
     int bad = !(ok->slot = host->alloc(sizeof *ok->slot * ok->nslots)) ||
               !(ok->chunk = host->alloc(sizeof *ok->chunk * ok->nchunks));
     for (int t = 0; t < ok->nslots && !bad; t++) {
@@ -710,7 +712,6 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     ok->d = *desc;
     ok->base.destroy = ob_kernel_destroy;
     ok->nslots = st->threads;
-    ok->nchunks = pool_chunks(st->threads);
     if (desc->op == CNB_OP_INNER_PRODUCT) {
         ok->base.forward = inner_product_forward;
         ok->base.backward = inner_product_backward;
