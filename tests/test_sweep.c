@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "experiment.h"
+#include "fsutil.h"
 #include "host.h"
 #include "report.h"
 #include "stats.h"
@@ -722,6 +723,89 @@ static void untimed_csv(const char *path, char *out, size_t len)
         fclose(f);
 }
 
+/* Cells run anywhere: --list-cells, --cell and --shard pick cells; a cell another process
+ * holds is left to it; a whole run and cell runs never mix; two shards at once finish the
+ * grid, the last writes the report, and its numbers equal a whole run's. */
+static void test_cells_run_anywhere(void)
+{
+    const char *path = experiment("[sweep]\nact = sigmoid, relu\nseed = 1, 2\n");
+    char dir[512], out[2][8192], p[1024], cmd[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(path, '/') - path), path);
+    const char *one = "--set train.epochs=1";
+    const char *x = "act-sigmoid_seed1_naive_t1", *y = "act-relu_seed2_naive_t1";
+
+    CU_ASSERT_EQUAL(run_cli(path, "--list-cells --set train.epochs=1", out), 0);
+    CU_ASSERT_STRING_EQUAL(out[1], "act-sigmoid_seed1_naive_t1\nact-sigmoid_seed2_naive_t1\n"
+                                   "act-relu_seed1_naive_t1\nact-relu_seed2_naive_t1\n");
+    CU_ASSERT_EQUAL(run_cli(path, "--cell nope --set train.epochs=1", out), 2);
+    CHECK_MSG(out[0], "no cell 'nope' in the grid (4 cells;");
+    CU_ASSERT_EQUAL(run_cli(path, "--shard 2/2", out), 2);
+    CHECK_MSG(out[0], "--shard 2/2: expected I/N");
+
+    /* x held by another process: --cell x,y runs y only and says so */
+    snprintf(p, sizeof p, "%s/results/t/%s", dir, x);
+    CU_ASSERT_EQUAL_FATAL(cnb_mkdirs(p), 0);
+    snprintf(p, sizeof p, "%s/results/t/%s/.lock", dir, x);
+    int held = open(p, O_RDWR | O_CREAT, 0666);
+    CU_ASSERT_FATAL(held >= 0 && flock(held, LOCK_EX | LOCK_NB) == 0);
+    snprintf(cmd, sizeof cmd, "--cell %s,%s %s", x, y, one);
+    CU_ASSERT_EQUAL(run_cli(path, cmd, out), 0);
+    CHECK_MSG(out[1], "1 of 4 cells finished (1 just now; 0 diverged), 0 failed, 1 running in "
+                      "another process");
+    CHECK_MSG(out[1], "the report is written when every cell has finished");
+    CU_ASSERT_EQUAL(run_cli(path, "--list-cells --set train.epochs=1", out), 0);
+    CU_ASSERT_STRING_EQUAL(out[1], "act-sigmoid_seed2_naive_t1\nact-relu_seed1_naive_t1\n");
+    snprintf(p, sizeof p, "%s/results/t", dir);
+    CU_ASSERT_EQUAL(cnb_results_refresh(p), 0);
+    cnb_cell_info *cells = NULL;
+    int n = 0;
+    CU_ASSERT_EQUAL_FATAL(cnb_results_cells(p, &cells, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 4);
+    CU_ASSERT_STRING_EQUAL(cells[0].state, "running");
+    CU_ASSERT_STRING_EQUAL(cells[1].state, "pending");
+    CU_ASSERT_STRING_EQUAL(cells[3].state, "done");
+    CU_ASSERT(cells[3].mib > 0 && cells[3].threads == 1 && cells[3].seed == 2);
+    free(cells);
+
+    /* the folder held by a cell run: a whole run is refused, naming why */
+    snprintf(p, sizeof p, "%s/results/t/.lock", dir);
+    int shared = open(p, O_RDWR);
+    CU_ASSERT_FATAL(shared >= 0 && flock(shared, LOCK_SH | LOCK_NB) == 0);
+    CU_ASSERT_EQUAL(run_cli(path, one, out), 2);
+    CHECK_MSG(out[0], "is in use by runs of single cells");
+    close(shared);
+    close(held);
+
+    /* two shards at once finish the rest */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && for s in 0 1; do ('%s/core/cnnbench' run '%s' -q --jobs 1 --shard $s/2 "
+             "%s >shard$s.txt 2>&1; echo $? >>shard$s.txt) & done; wait; cat shard0.txt "
+             "shard1.txt >shards.txt", dir, CNB_BUILD_ROOT, path, one);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/shards.txt", dir);
+    FILE *f = fopen(p, "r");
+    char log[16384] = "";
+    if (f) {
+        log[fread(log, 1, sizeof log - 1, f)] = '\0';
+        fclose(f);
+    }
+    CU_ASSERT_EQUAL(count(log, "\n0\n"), 2); /* both exit 0 */
+    CU_ASSERT_EQUAL(count(log, "report: "), 1);
+    CU_ASSERT_EQUAL(count(log, "] done: test accuracy") + count(log, "\ndone: test accuracy"), 3);
+    CU_ASSERT_EQUAL(run_cli(path, "--list-cells --set train.epochs=1", out), 0);
+    CU_ASSERT_STRING_EQUAL(out[1], "");
+
+    /* the same numbers as one whole run */
+    CU_ASSERT_EQUAL(run_cli(path, "--set train.epochs=1 --set experiment.name=whole", out), 0);
+    char a[8192], b[8192], wa[1024], wb[1024];
+    snprintf(wa, sizeof wa, "%s/results/t/cells.csv", dir);
+    snprintf(wb, sizeof wb, "%s/results/whole/cells.csv", dir);
+    untimed_csv(wa, a, sizeof a);
+    untimed_csv(wb, b, sizeof b);
+    CU_ASSERT(strlen(a) > 100);
+    CU_ASSERT_STRING_EQUAL(a, b);
+}
+
 static int same_file(const char *a, const char *b)
 {
     char cmd[4500];
@@ -849,6 +933,7 @@ void suite_sweep(void)
         {"a CIFAR-10 folder is read whole before any cell", test_cifar_checked_up_front},
         {"a cell that cannot fit in memory is refused up front", test_memory_estimate},
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
+        {"cells run anywhere: --cell, --shard, --list-cells", test_cells_run_anywhere},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

@@ -35,6 +35,7 @@
 
 #define MAX_SETS 64
 #define MAX_PLUGINS 16
+#define MAX_CELLS 256
 
 typedef struct options {
     const char *command, *file;
@@ -45,6 +46,10 @@ typedef struct options {
     int quiet;
     const char *profile;
     int dry_run, force, jobs;
+    const char *cells[MAX_CELLS]; /* run: --cell IDs */
+    int n_cells;
+    int shard, shards;            /* run: --shard I/N (shards 0: none) */
+    int list_cells;               /* run: --list-cells */
     int threads;        /* check: 0 = the online CPUs */
     double timeout;     /* check */
     int no_speed;       /* check */
@@ -77,6 +82,10 @@ static void usage(FILE *out)
             "  --dry-run                run: print the grid and what would run, run nothing\n"
             "  --force                  run: rerun cells that already finished\n"
             "  --jobs N                 run: cells at once (default: cores / threads)\n"
+            "  --cell ID                run: only this cell (repeatable, or ID,ID,...); any\n"
+            "                           number of processes may run cells of one folder\n"
+            "  --shard I/N              run: only cells I, I+N, I+2N, ... (I from 0)\n"
+            "  --list-cells             run: print the ids of the cells still to run\n"
             "  --plugin FILE            load this plugin file too (repeatable)\n"
             "  --threads N              check: threads for every backend (default: cores)\n"
             "  --timeout SECONDS        check: kill a child making no progress (default 60)\n"
@@ -109,6 +118,25 @@ static int parse_args(int argc, char **argv, options *o)
             o->dry_run = 1;
         } else if (strcmp(a, "--force") == 0) {
             o->force = 1;
+        } else if (strcmp(a, "--list-cells") == 0) {
+            o->list_cells = 1;
+        } else if (strcmp(a, "--cell") == 0) {
+            if (i + 1 >= argc)
+                return cnb_error("--cell needs a cell id (see cnnbench run EXP --list-cells)");
+            for (char *save = NULL, *id = strtok_r(argv[++i], ",", &save); id;
+                 id = strtok_r(NULL, ",", &save)) {
+                if (o->n_cells == MAX_CELLS)
+                    return cnb_error("--cell: more than %d cells; use --shard I/N", MAX_CELLS);
+                o->cells[o->n_cells++] = id;
+            }
+        } else if (strcmp(a, "--shard") == 0) {
+            char tail;
+            if (i + 1 >= argc || sscanf(argv[i + 1], "%d/%d%c", &o->shard, &o->shards,
+                                        &tail) != 2 || o->shards < 1 || o->shard < 0 ||
+                o->shard >= o->shards)
+                return cnb_error("--shard %s: expected I/N with 0 <= I < N (--shard 0/4 runs "
+                                 "cells 0, 4, 8, ...)", i + 1 < argc ? argv[i + 1] : "");
+            i++;
         } else if (strcmp(a, "--no-speed") == 0) {
             o->no_speed = 1;
         } else if (strcmp(a, "--cases") == 0) {
@@ -331,6 +359,11 @@ static int cmd_run(cnb_registry *reg, const options *o)
     const cnb_kv *mode = cnb_section_get(cnb_conf_section(&peek, "experiment"), "mode");
     is_time = mode && strcmp(mode->value, "time") == 0;
     is_claims = mode && strcmp(mode->value, "claims") == 0;
+    if ((is_time || is_claims) && (o->n_cells || o->shards || o->list_cells)) {
+        cnb_conf_free(&peek);
+        return cnb_error("%s: --cell, --shard and --list-cells pick cells of a training grid; "
+                         "this experiment has mode = %s", o->file, mode->value);
+    }
     if (is_time) {
         int rc = run_time_experiment(&peek, reg, o);
         cnb_conf_free(&peek);
@@ -355,7 +388,9 @@ static int cmd_run(cnb_registry *reg, const options *o)
         int jobs = o->jobs ? o->jobs : (int)(cores / (e.threads > 0 ? e.threads : 1));
         cnb_sweep_opts so = {.dry_run = o->dry_run, .force = o->force,
                              .jobs = jobs > 0 ? jobs : 1,
-                             .progress = !o->quiet && isatty(STDERR_FILENO)};
+                             .progress = !o->quiet && isatty(STDERR_FILENO),
+                             .list = o->list_cells, .cells = o->cells, .n_cells = o->n_cells,
+                             .shard = o->shard, .shards = o->shards};
         rc = cnb_sweep_run(&e, reg, &so);
     }
     cnb_experiment_free(&e);
@@ -367,7 +402,12 @@ static int cmd_report(const options *o)
     if (!o->file)
         return cnb_error("%s needs a results folder: cnnbench %s results/lenet5-ablation",
                          o->command, o->command);
-    return strcmp(o->command, "plot") == 0 ? cnb_plot_all(o->file) : cnb_report_write(o->file);
+    if (strcmp(o->command, "plot") == 0)
+        return cnb_plot_all(o->file);
+    char manifest[PATH_MAX + 32]; /* the cells that finished anywhere since it was written */
+    snprintf(manifest, sizeof manifest, "%s/manifest.csv", o->file);
+    int rc = access(manifest, F_OK) == 0 ? cnb_results_refresh(o->file) : 0;
+    return rc ? rc : cnb_report_write(o->file);
 }
 
 static int cmd_check(const options *o)

@@ -23,10 +23,15 @@
 #include "train.h"
 
 /* DIVERGED is a finished result (its loss became NaN; the same settings diverge again):
- * it has a `done` marker and is not rerun without --force. FAILED is not finished. */
+ * it has a `done` marker and is not rerun without --force. FAILED is not finished.
+ * SKIPPED is a cell finished before this run; RUNNING, for a cell this run does not run,
+ * means another process holds its lock. */
 typedef enum { PENDING, RUNNING, DONE, SKIPPED, DIVERGED, FAILED, INTERRUPTED } cell_state;
 static const char *const state_names[] = {"pending", "running", "done", "done", "diverged",
                                           "failed", "interrupted"};
+
+#define FINISHED(st) ((st) == DONE || (st) == SKIPPED || (st) == DIVERGED)
+#define TO_RUN(st) ((st) == PENDING || (st) == FAILED || (st) == INTERRUPTED)
 
 /* A child's exit status: the cell finished (0), diverged (4), was interrupted (130);
  * anything else, or a signal, is a failure whose reason is in its error.txt. */
@@ -37,9 +42,14 @@ typedef struct slot {
     char dir[PATH_MAX];
     char fingerprint[17];
     cell_state state;
+    int selected;       /* in this run's --cell / --shard selection (all in a whole run) */
+    int ours;           /* this run started it: its state is ours, not read from disk    */
+    int forced;         /* finished, but to run again (--force): pending until started   */
+    int lock;           /* the cell's .lock while this run runs it, else -1             */
     pid_t pid;
     double started;     /* cnb_now() when it was forked              */
     int timed_out;      /* killed for running past cell_timeout      */
+    double mib;         /* estimated memory need                     */
     char message[512];
 } slot;
 
@@ -78,24 +88,51 @@ static int write_small(const char *path, const char *text)
     return cnb_atomic_commit(&a);
 }
 
-/* The results folder's owner: an exclusive flock on DIR/.lock for the whole run (released
- * when the process ends, however it ends), with who holds it written inside. Returns the
- * lock's fd, or -1 with an error naming the holder. */
-static int lock_results(const char *dir, const cnb_experiment *e)
+/* flock `op` (LOCK_EX or LOCK_SH, never waiting) on `path`, created when `create`; the fd,
+ * or -1 (errno EWOULDBLOCK when another process holds it). */
+static int try_lock(const char *path, int op, int create)
+{
+    int fd = open(path, create ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0666);
+    if (fd >= 0 && flock(fd, op | LOCK_NB) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* The results folder: a whole run locks DIR/.lock exclusively for its whole length
+ * (released when the process ends, however it ends), with who holds it written inside; a
+ * run of some cells locks it shared. Returns the lock's fd, or -1 with an error naming
+ * the holder. */
+static int lock_results(const char *dir, const cnb_experiment *e, int shared)
 {
     char path[PATH_MAX + 16], holder[512] = "";
     snprintf(path, sizeof path, "%s/.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0)
+    int fd = try_lock(path, shared ? LOCK_SH : LOCK_EX, 1);
+    if (fd < 0 && errno != EWOULDBLOCK)
         return cnb_error("%s: cannot create the lock: %s", path, strerror(errno)), -1;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+    if (fd < 0) {
+        int probe = try_lock(path, LOCK_SH, 0); /* taken: by cell runs, or by a whole run */
+        if (probe >= 0) {
+            close(probe);
+            return cnb_error("%s is in use by runs of single cells (--cell, --shard, a "
+                             "cluster's array tasks; see cnnbench status %s); wait for them "
+                             "to finish, or run only cells with --cell or --shard", dir, dir),
+                   -1;
+        }
+        probe = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = probe >= 0 ? pread(probe, holder, sizeof holder - 1, 0) : 0;
         holder[got > 0 ? got : 0] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
-        close(fd);
+        if (probe >= 0)
+            close(probe);
         return cnb_error("%s is in use by another run (%s); wait for it to finish, or stop "
                          "it, then rerun", dir, holder[0] ? holder : "holder unknown"), -1;
     }
+    if (shared)
+        return fd; /* the holder written inside is the last whole run's: left as it is */
     char host[256] = "?", when[64];
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
@@ -106,6 +143,33 @@ static int lock_results(const char *dir, const cnb_experiment *e)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n)
         cnb_log(CNB_LOG_WARN, "cnnbench", "%s: cannot record the lock's holder", path);
     return fd;
+}
+
+/* A cell's state as its folder `cell_dir` tells it now, for the settings `fingerprint`:
+ * finished (`done` holding the fingerprint; diverged when error.txt is beside it), running
+ * (another process holds its .lock), failed (error.txt), or pending. *stale is set when it
+ * finished with other settings. `message` gets error.txt. */
+static cell_state read_state(const char *cell_dir, const char *fingerprint, char *message,
+                             size_t len, int *stale)
+{
+    char path[PATH_MAX + 32], have[64] = "";
+    snprintf(path, sizeof path, "%s/done", cell_dir);
+    int finished = read_small(path, have, sizeof have) == 0;
+    *stale = finished && strcmp(have, fingerprint) != 0;
+    snprintf(path, sizeof path, "%s/error.txt", cell_dir);
+    message[0] = '\0';
+    int why = read_small(path, message, len) == 0;
+    if (finished && !*stale)
+        return why ? DIVERGED : SKIPPED;
+    snprintf(path, sizeof path, "%s/.lock", cell_dir);
+    int fd = try_lock(path, LOCK_SH, 0);
+    if (fd < 0 && errno == EWOULDBLOCK) {
+        snprintf(message, len, "running in another process");
+        return RUNNING;
+    }
+    if (fd >= 0)
+        close(fd);
+    return why ? FAILED : PENDING;
 }
 
 /* MemAvailable of /proc/meminfo in MiB, or 0 when unknown. */
@@ -122,22 +186,27 @@ static double available_mib(void)
     return kib / 1024.0;
 }
 
-/* The `jobs` largest cells at once must fit in the memory available now. */
-static int check_memory(const cnb_cell *cells, const double *mib, int n, int jobs)
+/* The `jobs` largest selected cells at once must fit in the memory available now. */
+static int check_memory(const slot *slots, int n, int jobs)
 {
-    double have = available_mib(), need = 0.0, top = 0.0;
-    int big = 0;
+    double have = available_mib(), top = 0.0;
+    int big = -1, count = 0;
     for (int i = 0; i < n; i++)
-        if (mib[i] > top)
-            top = mib[i], big = i;
-    need = top * (jobs < n ? jobs : n);
-    if (have <= 0.0 || need <= have)
+        if (slots[i].selected) {
+            count++;
+            if (big < 0 || slots[i].mib > top)
+                top = slots[i].mib, big = i;
+        }
+    const int at_once = jobs < count ? jobs : count;
+    const double need = top * at_once;
+    if (big < 0 || have <= 0.0 || need <= have)
         return 0;
+    const cnb_cell *c = slots[big].cell;
     return cnb_error("cell %s needs about %.0f MiB (parameters, activations for its batch of "
                      "%d, workspaces for %d thread%s, the data); %d at once need %.0f MiB but "
                      "%.0f MiB are available; lower --jobs, the batch or the data's limits",
-                     cells[big].id, top, cells[big].batch, cells[big].threads,
-                     cells[big].threads == 1 ? "" : "s", jobs < n ? jobs : n, need, have);
+                     c->id, top, c->batch, c->threads, c->threads == 1 ? "" : "s", at_once,
+                     need, have);
 }
 
 /* A results folder belongs to the experiment file that made it (sweep.ini says which):
@@ -173,24 +242,62 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static int write_manifest(const char *dir, const slot *slots, int n)
+static void manifest_row(FILE *f, const char *id, const char *variant, unsigned long long seed,
+                         const char *backend, int threads, const char *state,
+                         const char *fingerprint, const char *message, double mib)
+{
+    fprintf(f, "%s,", id);
+    csv_field(f, variant);
+    fprintf(f, ",%llu,%s,%d,%s,%s,", seed, backend, threads, state, fingerprint);
+    csv_field(f, message);
+    fprintf(f, ",%.0f\n", mib);
+}
+
+static const char manifest_header[] =
+    "cell,variant,seed,backend,threads,status,fingerprint,message,mib\n";
+
+/* The manifest's own lock, held while its states are read and it is written: concurrent
+ * writers then leave the newest snapshot last. */
+static int lock_manifest(const char *dir)
 {
     char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.manifest.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd >= 0)
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+    return fd;
+}
+
+/* Writes the manifest: the states of this run's own cells as it knows them, every other
+ * cell's as its folder tells now, under the manifest's lock so that concurrent writers
+ * leave the newest snapshot last. */
+static int write_manifest(const char *dir, slot *slots, int n)
+{
+    char path[PATH_MAX + 32];
+    int lock = lock_manifest(dir);
+    for (int i = 0; i < n; i++)
+        if (!slots[i].ours && !slots[i].forced) {
+            int stale;
+            slots[i].state = read_state(slots[i].dir, slots[i].fingerprint, slots[i].message,
+                                        sizeof slots[i].message, &stale);
+        }
     snprintf(path, sizeof path, "%s/manifest.csv", dir);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, path))
-        return CNB_EIO;
-    fprintf(a.f, "cell,variant,seed,backend,threads,status,fingerprint,message\n");
-    for (int i = 0; i < n; i++) {
-        const cnb_cell *c = slots[i].cell;
-        fprintf(a.f, "%s,", c->id);
-        csv_field(a.f, c->variant);
-        fprintf(a.f, ",%llu,%s,%d,%s,%s,", (unsigned long long)c->seed, c->backend, c->threads,
-                state_names[slots[i].state], slots[i].fingerprint);
-        csv_field(a.f, slots[i].message);
-        fputc('\n', a.f);
+    int rc = cnb_atomic_open(&a, path) ? CNB_EIO : 0;
+    if (rc == 0) {
+        fputs(manifest_header, a.f);
+        for (int i = 0; i < n; i++) {
+            const cnb_cell *c = slots[i].cell;
+            manifest_row(a.f, c->id, c->variant, (unsigned long long)c->seed, c->backend,
+                         c->threads, state_names[slots[i].state], slots[i].fingerprint,
+                         slots[i].message, slots[i].mib);
+        }
+        rc = cnb_atomic_commit(&a);
     }
-    return cnb_atomic_commit(&a);
+    if (lock >= 0)
+        close(lock);
+    return rc;
 }
 
 static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cells)
@@ -211,25 +318,17 @@ static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cell
     return cnb_atomic_commit(&a);
 }
 
-/* In the child: run one cell and exit with 0 done, EXIT_DIVERGED, EXIT_INTERRUPTED, or 1
- * failed (the reason in error.txt). A diverged cell is marked done, its reason kept in
- * error.txt. */
-static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s, int progress,
-                      int label)
+/* Runs one cell in this process: 0 done, EXIT_DIVERGED, EXIT_INTERRUPTED, or 1 failed (the
+ * reason in error.txt). A diverged cell is marked done, its reason kept in error.txt. */
+static int run_cell(const cnb_experiment *e, cnb_registry *reg, const slot *s, int progress,
+                    int label)
 {
-    struct sigaction sa = {.sa_handler = on_child_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     char path[PATH_MAX + 32], prefix[300] = "";
     if (label)
         snprintf(prefix, sizeof prefix, "[%s] ", s->cell->id);
     char done[PATH_MAX + 32];
     snprintf(done, sizeof done, "%s/done", s->dir);
     snprintf(path, sizeof path, "%s/error.txt", s->dir);
-    if (cnb_mkdirs(s->dir) != 0) {
-        fflush(stdout);
-        _exit(1);
-    }
     if (unlink(done) == 0) { /* a finished cell run again (--force) starts afresh */
         char ckpt[PATH_MAX + 32];
         snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, s->dir);
@@ -247,13 +346,26 @@ static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s,
     if (rc != 0 && rc != CNB_EINTR && rc != CNB_EDIVERGED)
         write_small(path, cnb_last_error()[0] ? cnb_last_error() : cnb_status_name(rc));
     fflush(stdout);
-    _exit(rc == 0 ? 0 : rc == CNB_EINTR ? EXIT_INTERRUPTED : rc == CNB_EDIVERGED ? EXIT_DIVERGED : 1);
+    return rc == 0 ? 0 : rc == CNB_EINTR ? EXIT_INTERRUPTED : rc == CNB_EDIVERGED ? EXIT_DIVERGED : 1;
+}
+
+/* In the child: run one cell, exit with run_cell's status. */
+static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s, int progress,
+                      int label)
+{
+    struct sigaction sa = {.sa_handler = on_child_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    _exit(run_cell(e, reg, s, progress, label));
 }
 
 static void reap(slot *s, int status, long timeout)
 {
     char path[PATH_MAX + 32];
     s->pid = 0;
+    if (s->lock >= 0)
+        close(s->lock); /* the child has ended: the cell is free */
+    s->lock = -1;
     if (s->timed_out) {
         s->state = FAILED;
         snprintf(s->message, sizeof s->message, "killed after %ld s without finishing "
@@ -282,100 +394,213 @@ static void reap(slot *s, int status, long timeout)
     }
 }
 
-int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o)
+/* Takes the cell for this run: its folder made and its .lock held, then its `done` read
+ * again (another process may have finished it since the states were read). 1 when this
+ * run is to run it; 0 when it is running elsewhere or finished meanwhile (s->state says);
+ * -1 with s->message when the folder cannot be made. */
+static int take_cell(slot *s, int force)
 {
-    cnb_cell *cells = NULL; /* NULL and 0 when the grid is refused before it is made */
-    int n = 0, lock = -1, rc = cnb_experiment_cells(e, &cells, &n);
-    slot *slots = rc == 0 ? calloc((size_t)n ? (size_t)n : 1, sizeof *slots) : NULL;
-    double *mib = rc == 0 ? calloc((size_t)n ? (size_t)n : 1, sizeof *mib) : NULL;
-    if (rc == 0 && (!slots || !mib))
-        rc = CNB_ENOMEM;
-    if (rc == 0)
-        rc = cnb_experiment_validate(e, cells, n, reg, mib); /* nothing runs on bad input */
-    if (rc == 0)
-        rc = check_memory(cells, mib, n, o->jobs);
-    if (rc)
-        goto out;
-    char dir[PATH_MAX];
-    cnb_experiment_dir(e, dir, sizeof dir);
-    int to_run = 0, stale = 0; /* stale: finished with other settings */
-    const char *first_stale = NULL;
-    if (!o->dry_run) { /* read the cells' states as the folder's one owner */
-        rc = cnb_mkdirs(dir);
-        if (rc == 0 && (lock = lock_results(dir, e)) < 0)
-            rc = CNB_EINVAL;
-        if (rc == 0)
-            rc = check_owner(dir, e, o->force);
-        if (rc)
-            goto out;
-    }
-    for (int i = 0; i < n && rc == 0; i++) {
-        slot *s = &slots[i];
-        s->cell = &cells[i];
-        if (snprintf(s->dir, sizeof s->dir, "%s/%s", dir, cells[i].id) >= (int)sizeof s->dir)
-            rc = cnb_error("%s/%s: path too long", dir, cells[i].id);
-        else
-            rc = cnb_cell_fingerprint(e, &cells[i], s->fingerprint);
-        char done[PATH_MAX + 32], have[64] = "";
-        snprintf(done, sizeof done, "%s/done", s->dir);
-        int finished = read_small(done, have, sizeof have) == 0;
-        s->state = !o->force && finished && strcmp(have, s->fingerprint) == 0 ? SKIPPED : PENDING;
-        if (!o->force && finished && s->state == PENDING && stale++ == 0)
-            first_stale = cells[i].id;
-        snprintf(done, sizeof done, "%s/error.txt", s->dir); /* finished, but diverged */
-        if (s->state == SKIPPED && read_small(done, s->message, sizeof s->message) == 0)
-            s->state = DIVERGED;
-        to_run += s->state == PENDING;
-    }
-    if (rc == 0 && stale && !o->dry_run) { /* finished cells are never unmarked silently */
-        rc = cnb_error("%s: %d finished cell%s (%s%s) ran with other settings than the "
-                       "experiment now gives; rerun with --force to replace %s, or give the "
-                       "experiment another [experiment] name to keep %s", dir, stale,
-                       stale == 1 ? "" : "s", first_stale, stale > 1 ? ", ..." : "",
-                       stale == 1 ? "it" : "them", stale == 1 ? "it" : "them");
-        goto out;
-    }
-    if (rc == 0 && o->dry_run) {
-        printf("%s: %d cell%s, %d to run, %d already finished (results in %s)%s%s\n\n",
-               e->conf.path, n, n == 1 ? "" : "s", to_run, n - to_run, dir,
-               e->profile[0] ? ", profile " : "", e->profile);
-        int wi = 4, wv = 7;
-        for (int i = 0; i < n; i++) {
-            wi = (int)strlen(cells[i].id) > wi ? (int)strlen(cells[i].id) : wi;
-            wv = (int)strlen(cells[i].variant) > wv ? (int)strlen(cells[i].variant) : wv;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.lock", s->dir);
+    if (cnb_mkdirs(s->dir) != 0 || (s->lock = try_lock(path, LOCK_EX, 1)) < 0) {
+        if (errno == EWOULDBLOCK) {
+            s->state = RUNNING;
+            snprintf(s->message, sizeof s->message, "running in another process");
+            return 0;
         }
-        printf("%-4s %-*s  %-*s  %5s %-10s %7s %9s  %s\n", "#", wi, "cell", wv, "variant",
-               "seed", "backend", "threads", "~MiB", "state");
-        for (int i = 0; i < n; i++)
-            printf("%-4d %-*s  %-*s  %5llu %-10s %7d %9.0f  %s\n", i + 1, wi, cells[i].id, wv,
-                   cells[i].variant, (unsigned long long)cells[i].seed, cells[i].backend,
-                   cells[i].threads, mib[i], slots[i].state == PENDING    ? "to run"
-                                     : slots[i].state == DIVERGED ? "finished (diverged)"
-                                                                  : "finished");
-        goto out;
+        snprintf(s->message, sizeof s->message, "cannot lock its folder: %s", strerror(errno));
+        return -1;
+    }
+    int stale;
+    cell_state now = read_state(s->dir, s->fingerprint, s->message, sizeof s->message, &stale);
+    if (!force && FINISHED(now)) {
+        close(s->lock);
+        s->lock = -1;
+        s->state = now;
+        return 0;
+    }
+    return 1;
+}
+
+/* The grid as a run sees it before running anything: cells, slots (each cell's folder,
+ * fingerprint, estimate, selection, state from its folder), validated. */
+typedef struct plan {
+    cnb_cell *cells;
+    slot *slots;
+    int n;
+    char dir[PATH_MAX];
+} plan;
+
+static void plan_free(plan *p)
+{
+    free(p->slots);
+    cnb_cells_free(p->cells, p->n);
+}
+
+/* Is cell i of n in the selection of `o`? Unknown --cell ids were refused before. */
+static int selected(const cnb_sweep_opts *o, const cnb_cell *c, int i)
+{
+    if (o->shards > 0 && i % o->shards != o->shard)
+        return 0;
+    if (o->n_cells == 0)
+        return 1;
+    for (int k = 0; k < o->n_cells; k++)
+        if (strcmp(o->cells[k], c->id) == 0)
+            return 1;
+    return 0;
+}
+
+static int plan_make(plan *p, const cnb_experiment *e, cnb_registry *reg,
+                     const cnb_sweep_opts *o)
+{
+    memset(p, 0, sizeof *p);
+    int rc = cnb_experiment_cells(e, &p->cells, &p->n);
+    double *mib = NULL;
+    if (rc == 0) {
+        p->slots = calloc(p->n ? (size_t)p->n : 1, sizeof *p->slots);
+        mib = calloc(p->n ? (size_t)p->n : 1, sizeof *mib);
+        rc = p->slots && mib ? 0 : CNB_ENOMEM;
+    }
+    for (int k = 0; k < o->n_cells && rc == 0; k++) { /* a wrong id is bad input */
+        int found = 0;
+        for (int i = 0; i < p->n && !found; i++)
+            found = strcmp(o->cells[k], p->cells[i].id) == 0;
+        if (!found)
+            rc = cnb_error("%s: no cell '%s' in the grid (%d cells; `cnnbench run %s "
+                           "--dry-run` lists them, --list-cells those still to run)",
+                           e->conf.path, o->cells[k], p->n, e->conf.path);
     }
     if (rc == 0)
-        rc = write_sweep_info(e, dir, n);
+        rc = cnb_experiment_validate(e, p->cells, p->n, reg, mib); /* nothing runs on bad input */
     if (rc == 0)
-        rc = write_manifest(dir, slots, n);
-    if (rc == CNB_EIO) /* the results folder, not the input: a failure at run time */
-        rc = CNB_EFAILED;
-    if (rc)
-        goto out;
-    printf("%s: %d cell%s, %d to run, %d already finished; %d at a time; results in %s\n",
-           e->conf.path, n, n == 1 ? "" : "s", to_run, n - to_run, o->jobs, dir);
-    fflush(stdout);
+        cnb_experiment_dir(e, p->dir, sizeof p->dir);
+    for (int i = 0; i < p->n && rc == 0; i++) {
+        slot *s = &p->slots[i];
+        s->cell = &p->cells[i];
+        s->mib = mib[i];
+        s->lock = -1;
+        s->selected = selected(o, s->cell, i);
+        if (snprintf(s->dir, sizeof s->dir, "%s/%s", p->dir, s->cell->id) >= (int)sizeof s->dir)
+            rc = cnb_error("%s/%s: path too long", p->dir, s->cell->id);
+        else
+            rc = cnb_cell_fingerprint(e, s->cell, s->fingerprint);
+    }
+    free(mib);
+    return rc;
+}
 
+/* Reads every cell's state from its folder; refuses (CNB_EINVAL, said) a folder whose
+ * finished cells ran with other settings, unless --force. */
+static int plan_read_states(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o)
+{
+    int stale = 0;
+    const char *first_stale = NULL;
+    for (int i = 0; i < p->n; i++) {
+        slot *s = &p->slots[i];
+        int was;
+        s->state = read_state(s->dir, s->fingerprint, s->message, sizeof s->message, &was);
+        if (o->force && s->selected && FINISHED(s->state))
+            s->state = PENDING, s->forced = 1;
+        if (was && !o->force && stale++ == 0)
+            first_stale = s->cell->id;
+    }
+    if (!stale || o->dry_run || o->list) /* finished cells are never unmarked silently */
+        return 0;
+    return cnb_error("%s: %d finished cell%s (%s%s) ran with other settings than the "
+                     "experiment %s now gives; rerun with --force to replace %s, or give the "
+                     "experiment another [experiment] name to keep %s", p->dir, stale,
+                     stale == 1 ? "" : "s", first_stale, stale > 1 ? ", ..." : "", e->conf.path,
+                     stale == 1 ? "it" : "them", stale == 1 ? "it" : "them");
+}
+
+/* Locks the folder (shared for a partial run), checks its owner, reads the states and
+ * writes sweep.ini and the manifest: what every run does before its first cell. */
+static int plan_open(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o, int shared,
+                     int *lock)
+{
+    int rc = cnb_mkdirs(p->dir);
+    if (rc == 0 && (*lock = lock_results(p->dir, e, shared)) < 0)
+        rc = CNB_EINVAL;
+    if (rc == 0)
+        rc = check_owner(p->dir, e, o->force);
+    if (rc == 0)
+        rc = plan_read_states(p, e, o);
+    if (rc == 0 && (write_sweep_info(e, p->dir, p->n) || write_manifest(p->dir, p->slots, p->n)))
+        rc = CNB_EFAILED; /* the results folder, not the input: a failure at run time */
+    return rc;
+}
+
+static void print_dry_run(const plan *p, const cnb_experiment *e, const cnb_sweep_opts *o)
+{
+    int to_run = 0, chosen = 0, wi = 4, wv = 7;
+    for (int i = 0; i < p->n; i++) {
+        chosen += p->slots[i].selected;
+        to_run += p->slots[i].selected && TO_RUN(p->slots[i].state);
+        wi = (int)strlen(p->cells[i].id) > wi ? (int)strlen(p->cells[i].id) : wi;
+        wv = (int)strlen(p->cells[i].variant) > wv ? (int)strlen(p->cells[i].variant) : wv;
+    }
+    printf("%s: %d cell%s", e->conf.path, p->n, p->n == 1 ? "" : "s");
+    if (CNB_SWEEP_PARTIAL(o))
+        printf(", %d selected", chosen);
+    printf(", %d to run, %d already finished (results in %s)%s%s\n\n", to_run,
+           chosen - to_run, p->dir, e->profile[0] ? ", profile " : "", e->profile);
+    printf("%-4s %-*s  %-*s  %5s %-10s %7s %9s  %s\n", "#", wi, "cell", wv, "variant", "seed",
+           "backend", "threads", "~MiB", "state");
+    for (int i = 0; i < p->n; i++) {
+        const slot *s = &p->slots[i];
+        const char *what = !s->selected            ? "not selected"
+                           : s->state == RUNNING   ? "running elsewhere"
+                           : s->state == DIVERGED  ? "finished (diverged)"
+                           : FINISHED(s->state)    ? "finished"
+                           : s->state == FAILED    ? "to run (failed before)"
+                                                   : "to run";
+        printf("%-4d %-*s  %-*s  %5llu %-10s %7d %9.0f  %s\n", i + 1, wi, s->cell->id, wv,
+               s->cell->variant, (unsigned long long)s->cell->seed, s->cell->backend,
+               s->cell->threads, s->mib, what);
+    }
+}
+
+int cnb_sweep_prepare(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o,
+                      char *dir, size_t len, int *lock)
+{
+    plan p;
+    *lock = -1;
+    int rc = plan_make(&p, e, reg, o);
+    if (rc == 0)
+        rc = plan_open(&p, e, o, 1, lock);
+    if (rc == 0)
+        snprintf(dir, len, "%s", p.dir);
+    if (rc && *lock >= 0)
+        close(*lock), *lock = -1;
+    plan_free(&p);
+    return rc;
+}
+
+/* Starts and reaps the selected cells still to run, `jobs` at a time, keeping the
+ * manifest current; returns with every child reaped. *lost is set when the manifest could
+ * not be written (no further cell is started then). */
+static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
+                      const cnb_sweep_opts *o, int to_run, int *lost)
+{
     struct sigaction sa = {.sa_handler = on_parent_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     interrupted = 0;
-    int running = 0, next = 0, lost = 0; /* lost: the manifest could not be written */
+    const int n = p->n;
+    slot *slots = p->slots;
+    int running = 0, next = 0;
     for (;;) {
-        while (!interrupted && !lost && running < o->jobs && next < n) {
+        while (!interrupted && !*lost && running < o->jobs && next < n) {
             slot *s = &slots[next++];
-            if (s->state != PENDING)
+            if (!s->selected || !TO_RUN(s->state))
                 continue;
+            int take = take_cell(s, o->force);
+            if (take <= 0) {
+                if (take < 0)
+                    s->ours = 1, s->state = FAILED;
+                continue;
+            }
+            s->ours = 1;
             fflush(stdout);
             pid_t pid = fork();
             if (pid == 0)
@@ -384,13 +609,15 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
             if (pid < 0) {
                 s->state = FAILED;
                 snprintf(s->message, sizeof s->message, "fork: %s", strerror(errno));
+                close(s->lock);
+                s->lock = -1;
                 continue;
             }
             s->pid = pid;
             s->state = RUNNING;
             s->started = cnb_now();
             running++;
-            lost |= write_manifest(dir, slots, n) != 0;
+            *lost |= write_manifest(p->dir, slots, n) != 0;
         }
         if (running == 0)
             break;
@@ -419,47 +646,163 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
                             state_names[slots[i].state], slots[i].message);
                 break;
             }
-        lost |= write_manifest(dir, slots, n) != 0; /* start no more cells: stop cleanly */
+        *lost |= write_manifest(p->dir, slots, n) != 0; /* start no more cells: stop cleanly */
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+}
 
-    int done = 0, diverged = 0, failed = 0, stopped = 0;
-    for (int i = 0; i < n; i++) {
-        done += slots[i].state == DONE || slots[i].state == SKIPPED ||
-                slots[i].state == DIVERGED;
-        diverged += slots[i].state == DIVERGED;
-        failed += slots[i].state == FAILED;
-        stopped += slots[i].state == INTERRUPTED || slots[i].state == PENDING;
+int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o)
+{
+    const int partial = CNB_SWEEP_PARTIAL(o);
+    plan p;
+    int lock = -1, rc = plan_make(&p, e, reg, o);
+    if (rc == 0 && (o->dry_run || o->list)) { /* read only: no lock, nothing written */
+        rc = plan_read_states(&p, e, o);
+        if (rc == 0 && o->dry_run)
+            print_dry_run(&p, e, o);
+        for (int i = 0; i < p.n && rc == 0 && !o->dry_run; i++)
+            if (p.slots[i].selected && TO_RUN(p.slots[i].state))
+                printf("%s\n", p.cells[i].id);
+        if (rc == 0 && o->dry_run)
+            rc = check_memory(p.slots, p.n, o->jobs); /* after the table: it says why */
+        goto out;
     }
-    printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed%s\n", done, n,
-           done - (n - to_run), diverged, failed,
-           stopped && !lost ? "; interrupted: rerun the same command to finish the rest" : "");
-    for (int i = 0; i < n; i++) /* each cell without a clean result, and why */
-        if (slots[i].state == DIVERGED || slots[i].state == FAILED)
-            printf("  %-8s %s: %s\n", state_names[slots[i].state], slots[i].cell->id,
-                   slots[i].message);
+    if (rc == 0)
+        rc = check_memory(p.slots, p.n, o->jobs);
+    if (rc == 0)
+        rc = plan_open(&p, e, o, partial, &lock);
+    if (rc)
+        goto out;
+    int to_run = 0, chosen = 0, elsewhere = 0;
+    for (int i = 0; i < p.n; i++) {
+        chosen += p.slots[i].selected;
+        to_run += p.slots[i].selected && TO_RUN(p.slots[i].state);
+    }
+    printf("%s: %d cell%s", e->conf.path, p.n, p.n == 1 ? "" : "s");
+    if (partial)
+        printf(", %d selected", chosen);
+    printf(", %d to run, %d already finished or running; %d at a time; results in %s\n",
+           to_run, chosen - to_run, o->jobs, p.dir);
+    fflush(stdout);
+
+    int lost = 0; /* the manifest could not be written */
+    run_cells(&p, e, reg, o, to_run, &lost);
+    if (!lost)
+        lost = write_manifest(p.dir, p.slots, p.n) != 0; /* everyone's latest states */
+
+    int done = 0, just = 0, diverged = 0, failed = 0, stopped = 0;
+    for (int i = 0; i < p.n; i++) {
+        const slot *s = &p.slots[i];
+        done += FINISHED(s->state);
+        just += s->ours && (s->state == DONE || s->state == DIVERGED);
+        diverged += s->state == DIVERGED;
+        failed += s->ours && s->state == FAILED;
+        stopped += s->selected && (s->state == INTERRUPTED || (s->state == PENDING && !s->ours));
+        elsewhere += s->selected && !s->ours && s->state == RUNNING;
+    }
+    printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed", done, p.n, just,
+           diverged, failed);
+    if (elsewhere)
+        printf(", %d running in another process", elsewhere);
+    printf("%s\n", stopped && !lost ? "; interrupted: rerun the same command to finish the rest"
+                                    : "");
+    for (int i = 0; i < p.n; i++) /* each of this run's cells without a clean result, and why */
+        if ((p.slots[i].state == DIVERGED && (p.slots[i].ours || !partial)) ||
+            (p.slots[i].state == FAILED && p.slots[i].ours))
+            printf("  %-8s %s: %s\n", state_names[p.slots[i].state], p.slots[i].cell->id,
+                   p.slots[i].message);
+    if (partial && done < p.n && !stopped)
+        printf("the report is written when every cell has finished (or by cnnbench report "
+               "%s)\n", p.dir);
     fflush(stdout);
     if (lost) {
         cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); no "
-                  "further cell was started: free space and rerun", dir);
+                  "further cell was started: free space and rerun", p.dir);
         rc = CNB_EFAILED;
     } else if (interrupted || stopped) {
         rc = CNB_EINTR;
     } else if (failed) {
         cnb_error("%d cell%s failed at run time (listed above); see %s/manifest.csv and each "
-                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", dir);
+                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", p.dir);
         rc = CNB_EFAILED;
     }
-    if (rc != CNB_EINTR && done > diverged) { /* a cell with numbers to report */
-        int report_rc = cnb_report_write(dir); /* said; a failure at run time (disk full) */
+    /* A whole run reports what it has; a partial one when the grid is complete, so that
+     * whichever process finishes the last cell writes it. */
+    if (rc != CNB_EINTR && done > diverged && (!partial || done == p.n)) {
+        int report_rc = cnb_report_write(p.dir); /* said; a failure at run time (disk full) */
         rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
     }
 out:
     if (lock >= 0)
         close(lock); /* releases the flock */
-    free(mib);
-    free(slots);
-    cnb_cells_free(cells, n);
+    plan_free(&p);
+    return rc;
+}
+
+int cnb_results_cells(const char *dir, cnb_cell_info **cells, int *n)
+{
+    char path[PATH_MAX + 32], line[4096], *f[16];
+    *cells = NULL;
+    *n = 0;
+    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cnb_error("%s: cannot open: %s; give a folder that cnnbench run wrote, e.g. "
+                         "results/lenet5-ablation", path, strerror(errno));
+    int rc = 0;
+    if (!fgets(line, sizeof line, fp) || strncmp(line, "cell,", 5) != 0)
+        rc = cnb_error("%s: not a manifest (its first line should start with cell,)", path);
+    while (rc == 0 && fgets(line, sizeof line, fp)) {
+        const int nf = cnb_csv_split(line, f, 16);
+        if (nf < 7)
+            continue;
+        cnb_cell_info *grown = realloc(*cells, (size_t)(*n + 1) * sizeof *grown);
+        if (!grown) {
+            rc = CNB_ENOMEM;
+            break;
+        }
+        *cells = grown;
+        cnb_cell_info *c = &grown[(*n)++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->id, sizeof c->id, "%s", f[0]);
+        snprintf(c->variant, sizeof c->variant, "%s", f[1]);
+        c->seed = strtoull(f[2], NULL, 10);
+        snprintf(c->backend, sizeof c->backend, "%s", f[3]);
+        c->threads = atoi(f[4]);
+        snprintf(c->fingerprint, sizeof c->fingerprint, "%s", f[6]);
+        c->mib = nf > 8 ? strtod(f[8], NULL) : 0.0; /* no estimate before it had the column */
+        char cell_dir[PATH_MAX + 200];
+        snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, c->id);
+        int stale;
+        c->state = state_names[read_state(cell_dir, c->fingerprint, c->message,
+                                          sizeof c->message, &stale)];
+    }
+    fclose(fp);
+    if (rc)
+        free(*cells), *cells = NULL, *n = 0;
+    return rc;
+}
+
+int cnb_results_refresh(const char *dir)
+{
+    char path[PATH_MAX + 32];
+    cnb_cell_info *cells;
+    int n, lock = lock_manifest(dir), rc = cnb_results_cells(dir, &cells, &n);
+    cnb_atomic a;
+    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    if (rc == 0 && cnb_atomic_open(&a, path) == 0) {
+        fputs(manifest_header, a.f);
+        for (int i = 0; i < n; i++)
+            manifest_row(a.f, cells[i].id, cells[i].variant, cells[i].seed, cells[i].backend,
+                         cells[i].threads, cells[i].state, cells[i].fingerprint,
+                         cells[i].message, cells[i].mib);
+        rc = cnb_atomic_commit(&a) ? CNB_EFAILED : 0;
+    } else if (rc == 0) {
+        rc = CNB_EFAILED;
+    }
+    if (lock >= 0)
+        close(lock);
+    free(cells);
     return rc;
 }
