@@ -1,19 +1,16 @@
 /*
- * main.c - the cnnbench command line.
+ * main.c - the cnnbench command line: `cnnbench VERB [ARGUMENT] [options]`.
  *
- *   cnnbench plugins                      list every plugin found and where
- *   cnnbench summary MODEL.ini            per-layer shapes, parameters and FLOPs
- *   cnnbench run EXPERIMENT.ini           run every cell of the experiment's grid, or
- *                                         time backends (mode = time)
- *   cnnbench bench MODEL.ini              time every backend on one model
- *   cnnbench report RESULTS_DIR           redo a sweep's tables and plots from its cells
- *   cnnbench plot RESULTS_DIR             redraw every plot in a results folder
- *   cnnbench check PLUGIN                 conformance (or gradient check) and speed of one
- *                                         plugin, each part in a child process
+ * The verbs are one table (verbs[]): each row names its argument, its help, the options
+ * it takes and the function that runs it; adding a verb is adding a row. Options are
+ * parsed by getopt_long, anywhere on the line, then checked against the verb's list, so
+ * an option of another verb is refused by name. `cnnbench VERB --help` prints the verb's
+ * own help, `cnnbench --help` the list of verbs.
  *
  * Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 interrupted.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,143 +54,310 @@ typedef struct options {
     const char *cases;  /* check: a glob over the case names */
 } options;
 
+/* Every option, its getopt_long entry and its help line; a verb lists the ones it takes.
+ * -h, --help, --version, -q and --plugin are every verb's. */
+enum {
+    OPT_SET = 256, OPT_PLUGIN, OPT_PROFILE, OPT_DRY_RUN, OPT_FORCE, OPT_JOBS, OPT_CELL,
+    OPT_SHARD, OPT_LIST_CELLS, OPT_THREADS, OPT_TIMEOUT, OPT_NO_SPEED, OPT_INPUT, OPT_CASES,
+    OPT_VERSION
+};
+
+static const struct option long_options[] = {
+    {"set", required_argument, NULL, OPT_SET},
+    {"plugin", required_argument, NULL, OPT_PLUGIN},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"jobs", required_argument, NULL, OPT_JOBS},
+    {"cell", required_argument, NULL, OPT_CELL},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"list-cells", no_argument, NULL, OPT_LIST_CELLS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"no-speed", no_argument, NULL, OPT_NO_SPEED},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"cases", required_argument, NULL, OPT_CASES},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct option_help {
+    int id;
+    const char *usage, *text; /* text: lines after the first indented by the caller */
+} option_help;
+
+static const option_help option_helps[] = {
+    {OPT_PROFILE, "--profile NAME", "apply the experiment's [profile.NAME]"},
+    {OPT_DRY_RUN, "--dry-run", "print the grid, each cell's memory estimate and state;\n"
+                               "run nothing"},
+    {OPT_FORCE, "--force", "rerun the selected cells even when finished"},
+    {OPT_JOBS, "--jobs N", "cells at once (default: cores / the cells' threads)"},
+    {OPT_CELL, "--cell ID", "only this cell (repeatable, or ID,ID,...); any number of\n"
+                            "processes, on any machines sharing the folder, may\n"
+                            "run cells of one grid at once"},
+    {OPT_SHARD, "--shard I/N", "only cells I, I+N, I+2N, ... of the grid (I from 0)"},
+    {OPT_LIST_CELLS, "--list-cells", "print the ids of the cells still to run, one a line"},
+    {OPT_THREADS, "--threads N", "threads for every backend (default: the cores)"},
+    {OPT_TIMEOUT, "--timeout SECONDS", "kill a child making no progress (default 60)"},
+    {OPT_NO_SPEED, "--no-speed", "correctness only"},
+    {OPT_CASES, "--cases GLOB", "only the cases whose name matches ('lenet.fc1*',\n"
+                                "'tile.*'; the FAIL lines name them)"},
+    {OPT_INPUT, "--input HxWxC", "a layer plugin's input (default 9x7x4); its keys come\n"
+                                 "from --set KEY=VALUE (--set filters=4)"},
+    {OPT_PLUGIN, "--plugin FILE", "load this plugin file too (repeatable)"},
+    {'q', "-q, --quiet", "no progress bar, warnings only"},
+    {'h', "-h, --help", "this help"},
+};
+
+#define BIT(id) (1ull << ((id) == 'q' ? 0 : (id) == 'h' ? 1 : (id) - OPT_SET + 2))
+#define EVERY_VERB (BIT(OPT_PLUGIN) | BIT('q') | BIT('h') | BIT(OPT_VERSION))
+
+static int cmd_plugins(cnb_registry *reg, const options *o);
+static int cmd_summary(cnb_registry *reg, const options *o);
+static int cmd_run(cnb_registry *reg, const options *o);
+static int cmd_bench(cnb_registry *reg, const options *o);
+static int cmd_report(cnb_registry *reg, const options *o);
+static int cmd_check(cnb_registry *reg, const options *o);
+
+/* A verb: its argument, its one-line summary, what it does, its --set, its options. */
+typedef struct verb {
+    const char *name, *arg, *summary, *about, *set_help;
+    unsigned long long options;
+    int (*run)(cnb_registry *reg, const options *o);
+    int needs_plugins; /* loads the registry first (check loads plugins in children) */
+} verb;
+
+static const verb verbs[] = {
+    {"plugins", NULL, "list the plugins found (backends, layer variants)",
+     "Lists every plugin found: its kind, name, version, ABI, file, and what it provides\n"
+     "(a backend's ops; a layer's type and keys).",
+     NULL, 0, cmd_plugins, 1},
+    {"summary", "MODEL.ini", "per layer: plugin, output shape, parameters, FLOPs",
+     "Builds the model and prints, per layer, its plugin, output shape (H x W x C),\n"
+     "parameters and forward FLOPs, then the totals.",
+     "set a model variable: --set act=relu", BIT(OPT_SET), cmd_summary, 1},
+    {"run", "EXPERIMENT.ini", "run an experiment: every cell of its grid, then its report",
+     "Runs every cell of the experiment's grid (each in a child process, resumable:\n"
+     "finished cells are kept and skipped), then writes its report and plots under\n"
+     "[experiment] results/NAME. mode = time times backends instead; mode = claims\n"
+     "runs the claims file's experiments and answers each claim.",
+     "override one key of the file: --set train.epochs=3,\n"
+     "--set vars.act=relu, --set sweep.seed=1,2 (repeatable)",
+     BIT(OPT_SET) | BIT(OPT_PROFILE) | BIT(OPT_DRY_RUN) | BIT(OPT_FORCE) | BIT(OPT_JOBS) |
+         BIT(OPT_CELL) | BIT(OPT_SHARD) | BIT(OPT_LIST_CELLS),
+     cmd_run, 1},
+    {"bench", "MODEL.ini", "time one model on every backend",
+     "Times the model on every backend found (or those given): the whole network\n"
+     "(inference, and a training step) and every layer, forward and backward,\n"
+     "interleaved with the FP32 peak probe; writes results/bench-MODEL/.",
+     "one setting each: --set bench.threads=1,2 --set bench.batch=256\n"
+     "--set bench.vars=\"act=relu pool=max\" --set bench.backends=naive,onednn",
+     BIT(OPT_SET), cmd_bench, 1},
+    {"report", "RESULTS_DIR", "redo a sweep's tables and plots from its cells",
+     "Reads every cell's state from its folder (the cells finished by any process) and\n"
+     "writes the report, tables and plots of a results folder that `run` made.",
+     NULL, 0, cmd_report, 1},
+    {"plot", "RESULTS_DIR", "redraw every plot in a results folder",
+     "Runs gnuplot on every *.gp script of a results folder (PNG and SVG).", NULL, 0,
+     cmd_report, 1},
+    {"check", "PLUGIN", "check one plugin against the reference, then time it",
+     "Checks one plugin (a name from `cnnbench plugins`, or a .so file): a backend\n"
+     "against the naive reference on every conformance case, a layer by its gradient\n"
+     "check; then times it against the other backends. Each part runs in a child\n"
+     "process.",
+     "a layer plugin's key: --set filters=4",
+     BIT(OPT_SET) | BIT(OPT_THREADS) | BIT(OPT_TIMEOUT) | BIT(OPT_NO_SPEED) |
+         BIT(OPT_INPUT) | BIT(OPT_CASES),
+     cmd_check, 0},
+};
+#define N_VERBS ((int)(sizeof verbs / sizeof verbs[0]))
+
+static const verb *find_verb(const char *name)
+{
+    for (int i = 0; name && i < N_VERBS; i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+/* An option's help: its usage, then its text, later lines indented to the text. */
+static void print_option(FILE *out, const char *usage, const char *text)
+{
+    fprintf(out, "  %-24s ", usage);
+    for (const char *t = text; *t; t++) {
+        fputc(*t, out);
+        if (*t == '\n')
+            fprintf(out, "%27s", "");
+    }
+    fputc('\n', out);
+}
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: cnnbench COMMAND [options]\n\n"
-            "commands:\n"
-            "  plugins                  list the plugins found (backends, layer variants)\n"
-            "  summary MODEL.ini        per-layer plugin, output shape, parameters, FLOPs\n"
-            "  run EXPERIMENT.ini       run every cell of the experiment's grid (resumable),\n"
-            "                           then write its report and plots\n"
-            "  bench MODEL.ini          time the model on every backend (whole network and per\n"
-            "                           layer; --set bench.threads=1,2 bench.batch=256\n"
-            "                           bench.vars=\"act=relu pool=max\" bench.backends=a,b)\n"
-            "  report RESULTS_DIR       redo a sweep's tables and plots from its cells\n"
-            "  plot RESULTS_DIR         redraw every plot in a results folder (gnuplot *.gp)\n"
-            "  check PLUGIN             check one plugin (a name or a .so file) against the\n"
-            "                           naive reference, or its gradients for a layer, then\n"
-            "                           time it against the other backends\n\n"
-            "options:\n"
-            "  --set KEY=VALUE          run: override section.key (train.epochs=3,\n"
-            "                           vars.act=relu, sweep.seed=1,2); summary: set a model\n"
-            "                           variable (act=relu)\n"
-            "  --profile NAME           run: apply the experiment's [profile.NAME]\n"
-            "  --dry-run                run: print the grid and what would run, run nothing\n"
-            "  --force                  run: rerun cells that already finished\n"
-            "  --jobs N                 run: cells at once (default: cores / threads)\n"
-            "  --cell ID                run: only this cell (repeatable, or ID,ID,...); any\n"
-            "                           number of processes may run cells of one folder\n"
-            "  --shard I/N              run: only cells I, I+N, I+2N, ... (I from 0)\n"
-            "  --list-cells             run: print the ids of the cells still to run\n"
-            "  --plugin FILE            load this plugin file too (repeatable)\n"
-            "  --threads N              check: threads for every backend (default: cores)\n"
-            "  --timeout SECONDS        check: kill a child making no progress (default 60)\n"
-            "  --no-speed               check: correctness only\n"
-            "  --cases GLOB             check: only the cases whose name matches\n"
-            "                           ('lenet.fc1*', 'tile.*'; names in the FAIL lines)\n"
-            "  --input HxWxC            check: a layer plugin's input (default 9x7x4); its\n"
-            "                           keys come from --set KEY=VALUE (filters=4)\n"
-            "  -q, --quiet              no progress bar, warnings only\n"
-            "  -h, --help, --version\n\n"
-            "plugins are searched in $CNB_PLUGIN_PATH (colon-separated), then %s\n"
-            "(from the build tree) or %s (installed).\n",
+    fprintf(out, "usage: cnnbench COMMAND [ARGUMENT] [options]\n\ncommands:\n");
+    for (int i = 0; i < N_VERBS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", verbs[i].name, verbs[i].arg ? verbs[i].arg : "");
+        fprintf(out, "  %-24s %s\n", head, verbs[i].summary);
+    }
+    fprintf(out, "\n`cnnbench COMMAND --help` gives a command's options. Every command takes\n"
+                 "--plugin FILE (load this plugin file too), -q (warnings only), --help.\n"
+                 "Exit status: 0 success, 1 a run failed, 2 bad input or usage, 130 "
+                 "interrupted.\n\nplugins are searched in $CNB_PLUGIN_PATH (colon-separated), "
+                 "then %s\n(from the build tree) or %s (installed).\n",
             CNB_BUILD_PLUGIN_DIR, CNB_INSTALL_PLUGIN_DIR);
 }
 
-static int parse_args(int argc, char **argv, options *o)
+static void verb_usage(FILE *out, const verb *v)
+{
+    fprintf(out, "usage: cnnbench %s%s%s [options]\n\n%s\n\noptions:\n", v->name,
+            v->arg ? " " : "", v->arg ? v->arg : "", v->about);
+    if (v->set_help)
+        print_option(out, "--set KEY=VALUE", v->set_help);
+    for (size_t k = 0; k < sizeof option_helps / sizeof option_helps[0]; k++)
+        if ((v->options | EVERY_VERB) & BIT(option_helps[k].id))
+            print_option(out, option_helps[k].usage, option_helps[k].text);
+}
+
+/* The name an option was given under, for messages: "--jobs". */
+static const char *option_name(int id)
+{
+    static char name[32];
+    for (const struct option *l = long_options; l->name; l++)
+        if (l->val == id)
+            return snprintf(name, sizeof name, "--%s", l->name), name;
+    return "?";
+}
+
+/* One option's value into `o`: CNB_EINVAL (said) when it is malformed. */
+static int set_option(options *o, int id, char *v)
+{
+    char *end, tail;
+    long n;
+    switch (id) {
+    case 'q':
+        o->quiet = 1;
+        return 0;
+    case OPT_DRY_RUN:
+        o->dry_run = 1;
+        return 0;
+    case OPT_FORCE:
+        o->force = 1;
+        return 0;
+    case OPT_NO_SPEED:
+        o->no_speed = 1;
+        return 0;
+    case OPT_LIST_CELLS:
+        o->list_cells = 1;
+        return 0;
+    case OPT_PROFILE:
+        o->profile = v;
+        return 0;
+    case OPT_CASES:
+        o->cases = v;
+        return 0;
+    case OPT_INPUT:
+        o->input = v;
+        return 0;
+    case OPT_SET:
+        if (o->n_sets == MAX_SETS)
+            return cnb_error("more than %d --set options", MAX_SETS);
+        o->sets[o->n_sets++] = v;
+        return 0;
+    case OPT_PLUGIN:
+        if (o->n_plugins == MAX_PLUGINS)
+            return cnb_error("more than %d --plugin options", MAX_PLUGINS);
+        o->plugins[o->n_plugins++] = v;
+        return 0;
+    case OPT_JOBS:
+    case OPT_THREADS:
+        n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 256)
+            return cnb_error("%s %s: expected a number from 1 to 256", option_name(id), v);
+        *(id == OPT_JOBS ? &o->jobs : &o->threads) = (int)n;
+        return 0;
+    case OPT_TIMEOUT:
+        o->timeout = strtod(v, &end);
+        if (*end || !(o->timeout > 0))
+            return cnb_error("--timeout %s: expected seconds above 0", v);
+        return 0;
+    case OPT_CELL:
+        for (char *save = NULL, *cell = strtok_r(v, ",", &save); cell;
+             cell = strtok_r(NULL, ",", &save)) {
+            if (o->n_cells == MAX_CELLS)
+                return cnb_error("--cell: more than %d cells; use --shard I/N", MAX_CELLS);
+            o->cells[o->n_cells++] = cell;
+        }
+        return 0;
+    case OPT_SHARD:
+        if (sscanf(v, "%d/%d%c", &o->shard, &o->shards, &tail) != 2 || o->shards < 1 ||
+            o->shard < 0 || o->shard >= o->shards)
+            return cnb_error("--shard %s: expected I/N with 0 <= I < N (--shard 0/4 runs "
+                             "cells 0, 4, 8, ...)", v);
+        return 0;
+    }
+    return CNB_EINVAL;
+}
+
+/* Parses the whole command line (options anywhere) and checks each option against the
+ * verb's list; --help and --version answer here and exit. */
+static int parse_args(int argc, char **argv, options *o, const verb **verb_out)
 {
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(a, "--version") == 0) {
+    int ids[256], n = 0, help = 0;
+    char *values[256];
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":hq", long_options, NULL)) != -1;) {
+        if (c == '?' || c == ':') {
+            const char *what = optopt ? option_name(optopt) : argv[optind - 1];
+            return cnb_error(c == ':' ? "%s needs a value; see cnnbench --help"
+                                      : "unknown option '%s'; see cnnbench --help",
+                             c == ':' && !optopt ? argv[optind - 1] : what);
+        }
+        if (c == OPT_VERSION) {
             printf("cnnbench %s\n", CNB_VERSION);
             exit(0);
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-        } else if (strcmp(a, "--dry-run") == 0) {
-            o->dry_run = 1;
-        } else if (strcmp(a, "--force") == 0) {
-            o->force = 1;
-        } else if (strcmp(a, "--list-cells") == 0) {
-            o->list_cells = 1;
-        } else if (strcmp(a, "--cell") == 0) {
-            if (i + 1 >= argc)
-                return cnb_error("--cell needs a cell id (see cnnbench run EXP --list-cells)");
-            for (char *save = NULL, *id = strtok_r(argv[++i], ",", &save); id;
-                 id = strtok_r(NULL, ",", &save)) {
-                if (o->n_cells == MAX_CELLS)
-                    return cnb_error("--cell: more than %d cells; use --shard I/N", MAX_CELLS);
-                o->cells[o->n_cells++] = id;
-            }
-        } else if (strcmp(a, "--shard") == 0) {
-            char tail;
-            if (i + 1 >= argc || sscanf(argv[i + 1], "%d/%d%c", &o->shard, &o->shards,
-                                        &tail) != 2 || o->shards < 1 || o->shard < 0 ||
-                o->shard >= o->shards)
-                return cnb_error("--shard %s: expected I/N with 0 <= I < N (--shard 0/4 runs "
-                                 "cells 0, 4, 8, ...)", i + 1 < argc ? argv[i + 1] : "");
-            i++;
-        } else if (strcmp(a, "--no-speed") == 0) {
-            o->no_speed = 1;
-        } else if (strcmp(a, "--cases") == 0) {
-            if (i + 1 >= argc)
-                return cnb_error("--cases needs a pattern (a shell glob: 'lenet.fc*')");
-            o->cases = argv[++i];
-        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--timeout") == 0 ||
-                   strcmp(a, "--input") == 0) {
-            if (i + 1 >= argc)
-                return cnb_error("%s needs a value", a);
-            const char *v = argv[++i];
-            char *end;
-            if (a[2] == 'i') {
-                o->input = v;
-            } else if (a[4] == 'r') {
-                long t = strtol(v, &end, 10);
-                if (*end || t < 1 || t > 256)
-                    return cnb_error("--threads %s: expected a number from 1 to 256", v);
-                o->threads = (int)t;
-            } else {
-                o->timeout = strtod(v, &end);
-                if (*end || !(o->timeout > 0))
-                    return cnb_error("--timeout %s: expected seconds above 0", v);
-            }
-        } else if (strcmp(a, "--profile") == 0 || strcmp(a, "--jobs") == 0) {
-            if (i + 1 >= argc)
-                return cnb_error("%s needs a value", a);
-            if (a[2] == 'p') {
-                o->profile = argv[++i];
-            } else {
-                char *end;
-                long j = strtol(argv[++i], &end, 10);
-                if (*end || j < 1 || j > 256)
-                    return cnb_error("--jobs %s: expected a number from 1 to 256", argv[i]);
-                o->jobs = (int)j;
-            }
-        } else if (strcmp(a, "--set") == 0 || strcmp(a, "--plugin") == 0) {
-            if (i + 1 >= argc)
-                return cnb_error("%s needs a value", a);
-            if (a[2] == 's' && o->n_sets < MAX_SETS)
-                o->sets[o->n_sets++] = argv[++i];
-            else if (a[2] == 'p' && o->n_plugins < MAX_PLUGINS)
-                o->plugins[o->n_plugins++] = argv[++i];
-            else
-                return cnb_error("too many %s options", a);
-        } else if (a[0] == '-') {
-            return cnb_error("unknown option '%s'; see cnnbench --help", a);
-        } else if (!o->command) {
-            o->command = a;
-        } else if (!o->file) {
-            o->file = a;
-        } else {
-            return cnb_error("unexpected argument '%s'; see cnnbench --help", a);
         }
+        help |= c == 'h';
+        if (n == (int)(sizeof ids / sizeof ids[0]))
+            return cnb_error("too many options");
+        ids[n] = c;
+        values[n++] = optarg;
+    }
+    if (optind < argc)
+        o->command = argv[optind++];
+    if (optind < argc)
+        o->file = argv[optind++];
+    const verb *v = find_verb(o->command);
+    if (help) {
+        if (v)
+            verb_usage(stdout, v);
+        else
+            usage(stdout);
+        exit(0);
     }
     if (!o->command)
         return usage(stderr), CNB_EINVAL;
+    if (!v) {
+        char names[256] = "";
+        for (int i = 0; i < N_VERBS; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     i ? ", " : "", verbs[i].name);
+        return cnb_error("unknown command '%s'; commands: %s", o->command, names);
+    }
+    if (optind < argc)
+        return cnb_error("unexpected argument '%s'; see cnnbench %s --help", argv[optind],
+                         v->name);
+    for (int i = 0; i < n; i++) {
+        if (!((v->options | EVERY_VERB) & BIT(ids[i])))
+            return cnb_error("%s is not an option of %s; see cnnbench %s --help",
+                             option_name(ids[i]), v->name, v->name);
+        if (set_option(o, ids[i], values[i]))
+            return CNB_EINVAL;
+    }
+    *verb_out = v;
     return 0;
 }
 
@@ -223,8 +387,9 @@ static void print_ops(uint32_t ops, int set)
     printf("%s\n", any ? "" : " (none)");
 }
 
-static int cmd_plugins(const cnb_registry *reg)
+static int cmd_plugins(cnb_registry *reg, const options *o)
 {
+    (void)o;
     printf("searched: %s\n\n", reg->searched ? reg->searched : "(nothing)");
     printf("%-8s %-16s %-8s %-5s %s\n", "kind", "name", "version", "abi", "file / provides");
     for (int i = 0; i < reg->n; i++) {
@@ -267,7 +432,7 @@ static int cmd_plugins(const cnb_registry *reg)
     return 0;
 }
 
-static int cmd_summary(const cnb_registry *reg, const options *o)
+static int cmd_summary(cnb_registry *reg, const options *o)
 {
     if (!o->file)
         return cnb_error("summary needs a model file: cnnbench summary experiments/models/lenet5.ini");
@@ -397,8 +562,9 @@ static int cmd_run(cnb_registry *reg, const options *o)
     return rc;
 }
 
-static int cmd_report(const options *o)
+static int cmd_report(cnb_registry *reg, const options *o)
 {
+    (void)reg;
     if (!o->file)
         return cnb_error("%s needs a results folder: cnnbench %s results/lenet5-ablation",
                          o->command, o->command);
@@ -410,8 +576,9 @@ static int cmd_report(const options *o)
     return rc ? rc : cnb_report_write(o->file);
 }
 
-static int cmd_check(const options *o)
+static int cmd_check(cnb_registry *reg, const options *o)
 {
+    (void)reg;
     if (!o->file)
         return cnb_error("check needs a plugin: a name from `cnnbench plugins` or a .so file");
     cnb_check_opts c = {.plugin = o->file, .extra = o->plugins, .n_extra = o->n_plugins,
@@ -422,39 +589,24 @@ static int cmd_check(const options *o)
     if (o->input && (sscanf(o->input, "%dx%dx%d", &c.input.h, &c.input.w, &c.input.c) != 3 ||
                      c.input.h < 1 || c.input.w < 1 || c.input.c < 1))
         return cnb_error("--input %s: expected HxWxC, for example 28x28x6", o->input);
-    return cnb_check_run(&c);
+    int rc = cnb_check_run(&c); /* its own statuses: 2 only for a plugin of another ABI or bad usage */
+    return rc == 0 || rc == CNB_EINVAL ? rc : CNB_EFAILED;
 }
 
 int main(int argc, char **argv)
 {
     options o;
-    if (parse_args(argc, argv, &o) != 0)
+    const verb *v = NULL;
+    if (parse_args(argc, argv, &o, &v) != 0)
         return 2;
     if (o.quiet)
         cnb_log_set_level(CNB_LOG_WARN);
-    if (strcmp(o.command, "check") == 0) { /* loads the plugin in children only */
-        int rc = cmd_check(&o);
-        return rc == 0 ? 0 : rc == CNB_EINVAL ? 2 : 1;
-    }
     cnb_registry reg;
-    int rc = load_plugins(&reg, &o);
-    if (rc == 0) {
-        if (strcmp(o.command, "plugins") == 0)
-            rc = cmd_plugins(&reg);
-        else if (strcmp(o.command, "summary") == 0)
-            rc = cmd_summary(&reg, &o);
-        else if (strcmp(o.command, "run") == 0)
-            rc = cmd_run(&reg, &o);
-        else if (strcmp(o.command, "bench") == 0)
-            rc = cmd_bench(&reg, &o);
-        else if (strcmp(o.command, "report") == 0 || strcmp(o.command, "plot") == 0)
-            rc = cmd_report(&o);
-        else
-            rc = cnb_error("unknown command '%s'; commands: plugins, summary, run, bench, "
-                           "report, plot, check",
-                           o.command);
-    }
-    cnb_registry_free(&reg);
+    int rc = v->needs_plugins ? load_plugins(&reg, &o) : 0;
+    if (rc == 0)
+        rc = v->run(v->needs_plugins ? &reg : NULL, &o);
+    if (v->needs_plugins)
+        cnb_registry_free(&reg);
     if (rc == 0)
         return 0;
     if (rc == CNB_EINTR)
