@@ -24,6 +24,7 @@
 #include "dataset.h"
 #include "fsutil.h"
 #include "host.h"
+#include "launcher.h"
 #include "meta.h"
 #include "net.h"
 
@@ -307,6 +308,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         const char *const *keys = strcmp(s->name, "experiment") == 0 ? experiment_keys
                                   : strcmp(s->name, "data") == 0     ? data_keys
                                   : strcmp(s->name, "train") == 0    ? train_keys
+                                  : strcmp(s->name, "launcher") == 0 ? cnb_launcher_keys
                                                                      : NULL;
         if (strcmp(s->name, "vars") == 0 || strcmp(s->name, "sweep") == 0 ||
             strncmp(s->name, "profile.", 8) == 0)
@@ -318,12 +320,15 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
             else
                 cnb_conf_where(c, s, &s->kv[0], at, sizeof at);
             return cnb_error("%s: unknown section [%s]; an experiment has [experiment], "
-                             "[vars], [sweep], [data], [train] and [profile.NAME]", at,
+                             "[vars], [sweep], [data], [train], [launcher] and [profile.NAME]", at,
                              s->name);
         }
         if (cnb_section_check_keys(c, s, keys))
             return CNB_EINVAL;
     }
+    cnb_launcher_cfg launcher; /* its values too: bad input is refused before any run */
+    if (cnb_launcher_parse(c, &launcher))
+        return CNB_EINVAL;
     const cnb_section *ex = cnb_conf_section(c, "experiment");
     const cnb_section *data = cnb_conf_section(c, "data");
     const cnb_section *tr = cnb_conf_section(c, "train");

@@ -17,6 +17,8 @@
  *                lighting_sigma
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
+ *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,
+ *                time, cpus_per_task, mem, parallel, sbatch, setup; no effect on results
  *   [profile.NAME] section.key = value overrides applied by --profile NAME
  *
  * Precedence: file < profile < `--set section.key=value` (vars.act=relu sets a variable,

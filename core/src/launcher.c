@@ -185,8 +185,7 @@ int cnb_slurm_script_write(FILE *f, const cnb_slurm_script *s)
     if (sbatch_safe("the results folder", s->results) || sbatch_safe("the job name", s->job_name))
         return CNB_EINVAL;
     fprintf(f, "#!/bin/bash\n"
-               "# The Slurm array of cnnbench experiment %s, written by `cnnbench run "
-               "--launcher slurm`.\n"
+               "# The Slurm array %s, written by `cnnbench run --launcher slurm`.\n"
                "# Array task I runs cell ${cells[I]} (`cnnbench run EXPERIMENT --cell ID`) "
                "into its folder in\n# %s; its output goes to slurm/JOB_I.log there. "
                "Submitting it again by hand is\n# safe: a cell that finished with the same "
@@ -417,4 +416,810 @@ static int scontrol_line(char *line, cnb_slurm_task *t, int n)
 int cnb_slurm_parse_scontrol(const char *text, cnb_slurm_task *t, int n)
 {
     return each_line(text, scontrol_line, t, n);
+}
+
+/* ---- slurm/tasks.csv ------------------------------------------------------------------- */
+
+static const char tasks_header[] =
+    "job,index,cell,fingerprint,state,exit_code,node,elapsed,reason\n";
+
+/* Every task ever submitted for the folder, in submission order (none: no file). */
+static int tasks_load(const char *dir, cnb_slurm_task **t, int *n)
+{
+    char path[PATH_MAX + 32], line[1024];
+    *t = NULL;
+    *n = 0;
+    snprintf(path, sizeof path, "%s/slurm/tasks.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : cnb_error("%s: cannot read: %s", path, strerror(errno));
+    int cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *fld[9];
+        int k = 0;
+        for (char *p = line; k < 9;) {
+            fld[k++] = p;
+            char *comma = strchr(p, ',');
+            if (!comma)
+                break;
+            *comma = '\0';
+            p = comma + 1;
+        }
+        if (k != 9 || strcmp(fld[0], "job") == 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            cnb_slurm_task *grown = realloc(*t, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                fclose(f);
+                free(*t), *t = NULL, *n = 0;
+                return CNB_ENOMEM;
+            }
+            *t = grown;
+        }
+        cnb_slurm_task *k9 = &(*t)[(*n)++];
+        memset(k9, 0, sizeof *k9);
+        put_field(k9->job, sizeof k9->job, fld[0], strlen(fld[0]));
+        k9->index = atoi(fld[1]);
+        put_field(k9->cell, sizeof k9->cell, fld[2], strlen(fld[2]));
+        put_field(k9->fingerprint, sizeof k9->fingerprint, fld[3], strlen(fld[3]));
+        put_field(k9->state, sizeof k9->state, fld[4], strlen(fld[4]));
+        put_field(k9->exit_code, sizeof k9->exit_code, fld[5], strlen(fld[5]));
+        put_field(k9->node, sizeof k9->node, fld[6], strlen(fld[6]));
+        put_field(k9->elapsed, sizeof k9->elapsed, fld[7], strlen(fld[7]));
+        put_field(k9->reason, sizeof k9->reason, fld[8], strlen(fld[8]));
+    }
+    fclose(f);
+    return 0;
+}
+
+static int tasks_save(const char *dir, const cnb_slurm_task *t, int n)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/slurm/tasks.csv", dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fputs(tasks_header, a.f);
+    for (int i = 0; i < n; i++)
+        fprintf(a.f, "%s,%d,%s,%s,%s,%s,%s,%s,%s\n", t[i].job, t[i].index, t[i].cell,
+                t[i].fingerprint, t[i].state, t[i].exit_code, t[i].node, t[i].elapsed,
+                t[i].reason);
+    return cnb_atomic_commit(&a);
+}
+
+/* The latest task of `cell` submitted with its present settings, or NULL. */
+static const cnb_slurm_task *latest_task(const cnb_slurm_task *t, int n,
+                                         const cnb_cell_info *c)
+{
+    for (int i = n - 1; i >= 0; i--)
+        if (strcmp(t[i].cell, c->id) == 0)
+            return strcmp(t[i].fingerprint, c->fingerprint) == 0 ? &t[i] : NULL;
+    return NULL;
+}
+
+/* ---- running the client commands -------------------------------------------------------- */
+
+/* Append `arg` to the command line in buf, quoted for the shell. */
+static void cmd_add(char *buf, size_t len, const char *arg)
+{
+    size_t used = strlen(buf);
+    if (used && used < len - 1)
+        buf[used++] = ' ';
+    if (used < len - 1)
+        buf[used++] = '\'';
+    for (const char *s = arg; *s && used < len - 5; s++) {
+        if (*s == '\'') {
+            memcpy(buf + used, "'\\''", 4);
+            used += 4;
+        } else {
+            buf[used++] = *s;
+        }
+    }
+    if (used < len - 1)
+        buf[used++] = '\'';
+    buf[used] = '\0';
+}
+
+/* Run `cmd` through the shell, its stderr with its stdout into *out (malloc'd, never
+ * NULL); returns its exit status, or -1 when it could not run. */
+static int capture(const char *cmd, char **out)
+{
+    char line[1024];
+    size_t used = 0, cap = 4096;
+    *out = calloc(cap, 1);
+    char full[8300];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    fflush(NULL);
+    FILE *p = popen(full, "r");
+    if (!p || !*out) {
+        if (p)
+            pclose(p);
+        return -1;
+    }
+    while (fgets(line, sizeof line, p)) {
+        size_t n = strlen(line);
+        if (used + n + 1 > cap) {
+            char *grown = realloc(*out, cap * 2 + n);
+            if (!grown)
+                break;
+            *out = grown;
+            cap = cap * 2 + n;
+        }
+        memcpy(*out + used, line, n + 1);
+        used += n;
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The first line of a command's output, for messages. */
+static const char *first_line(char *text)
+{
+    text[strcspn(text, "\n")] = '\0';
+    return text[0] ? text : "(no output)";
+}
+
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char dir[PATH_MAX + 64];
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, n ? p : ".", name);
+        if (access(dir, X_OK) == 0)
+            return 1;
+        p += n + (p[n] == ':');
+    }
+    return 0;
+}
+
+/* ---- following the tasks ---------------------------------------------------------------- */
+
+/* Has the task ended, as far as anyone can tell? VANISHED is asked about again each time
+ * (accounting may record a task a little after it ends). */
+static int task_ended(const cnb_slurm_task *t)
+{
+    return cnb_slurm_state_final(t->state) || strcmp(t->state, "VANISHED") == 0;
+}
+
+/* Ask Slurm about every task not known to have ended: squeue for the queued and running
+ * ones, then sacct (or, where accounting is off, `scontrol show job`) for those that left
+ * the queue. With `final`, a task none of them knows any more becomes VANISHED; otherwise
+ * it keeps its last state for the next look. Returns how many tasks squeue still lists,
+ * or -1 (said in *why) when squeue could not be asked. */
+static int refresh(cnb_slurm_task *t, int n, int final, char *why, size_t why_len)
+{
+    int active = 0;
+    char (*saved)[32] = calloc(n ? (size_t)n : 1, sizeof *saved);
+    if (!saved)
+        return snprintf(why, why_len, "out of memory"), -1;
+    for (int i = 0; i < n; i++) {
+        if (cnb_slurm_state_final(t[i].state) || saved[i][0])
+            continue;
+        const char *job = t[i].job; /* every open task of this job, in one look */
+        for (int k = i; k < n; k++)
+            if (strcmp(t[k].job, job) == 0 && !cnb_slurm_state_final(t[k].state)) {
+                snprintf(saved[k], sizeof saved[k], "%s", t[k].state[0] ? t[k].state : "?");
+                t[k].state[0] = '\0';
+            }
+        char cmd[512] = "", *out;
+        cmd_add(cmd, sizeof cmd, "squeue");
+        cmd_add(cmd, sizeof cmd, "-h");
+        cmd_add(cmd, sizeof cmd, "-r");
+        cmd_add(cmd, sizeof cmd, "-j");
+        cmd_add(cmd, sizeof cmd, job);
+        cmd_add(cmd, sizeof cmd, "-o");
+        cmd_add(cmd, sizeof cmd, "%i|%T|%N|%M|%r");
+        int rc = capture(cmd, &out);
+        if (rc != 0 && !strstr(out, "Invalid job id")) { /* gone: left the queue */
+            snprintf(why, why_len, "squeue: %s", rc < 0 ? "cannot run" : first_line(out));
+            for (int k = 0; k < n; k++)
+                if (saved[k][0] && !t[k].state[0])
+                    snprintf(t[k].state, sizeof t[k].state, "%s", saved[k]);
+            free(out);
+            free(saved);
+            return -1;
+        }
+        active += rc == 0 ? cnb_slurm_parse_squeue(out, t, n) : 0;
+        free(out);
+        int left = 0;
+        for (int k = i; k < n; k++)
+            left += saved[k][0] && !t[k].state[0] && strcmp(t[k].job, job) == 0;
+        if (left) {
+            cmd[0] = '\0';
+            cmd_add(cmd, sizeof cmd, "sacct");
+            cmd_add(cmd, sizeof cmd, "-n");
+            cmd_add(cmd, sizeof cmd, "-P");
+            cmd_add(cmd, sizeof cmd, "-X");
+            cmd_add(cmd, sizeof cmd, "-j");
+            cmd_add(cmd, sizeof cmd, job);
+            cmd_add(cmd, sizeof cmd, "-o");
+            cmd_add(cmd, sizeof cmd, "JobID,State,ExitCode,NodeList,Elapsed");
+            if (capture(cmd, &out) == 0)
+                cnb_slurm_parse_sacct(out, t, n);
+            free(out);
+            left = 0;
+            for (int k = i; k < n; k++)
+                left += saved[k][0] && !t[k].state[0] && strcmp(t[k].job, job) == 0;
+        }
+        if (left) { /* no accounting: the controller remembers ended jobs for MinJobAge */
+            cmd[0] = '\0';
+            cmd_add(cmd, sizeof cmd, "scontrol");
+            cmd_add(cmd, sizeof cmd, "-o");
+            cmd_add(cmd, sizeof cmd, "show");
+            cmd_add(cmd, sizeof cmd, "job");
+            cmd_add(cmd, sizeof cmd, job);
+            if (capture(cmd, &out) == 0)
+                cnb_slurm_parse_scontrol(out, t, n);
+            free(out);
+        }
+        for (int k = i; k < n; k++)
+            if (saved[k][0] && !t[k].state[0] && strcmp(t[k].job, job) == 0)
+                snprintf(t[k].state, sizeof t[k].state, "%s", final ? "VANISHED" : saved[k]);
+    }
+    free(saved);
+    return active;
+}
+
+/* A cell as the folder and Slurm tell it together. */
+typedef struct view {
+    const char *state; /* pending, queued, running, done, diverged, failed */
+    const cnb_slurm_task *task;
+    char why[1024];
+} view;
+
+/* Why a task that ended did not finish its cell, from Slurm's state. */
+static void describe(const cnb_slurm_task *t, char *buf, size_t len)
+{
+    int code = 0, sig = 0;
+    sscanf(t->exit_code, "%d:%d", &code, &sig);
+    if (strcmp(t->state, "COMPLETED") == 0)
+        snprintf(buf, len, "its task ended (exit 0) without finishing the cell");
+    else if (strcmp(t->state, "FAILED") == 0 && sig)
+        snprintf(buf, len, "FAILED: killed by signal %d (%s)", sig, strsignal(sig));
+    else if (strcmp(t->state, "FAILED") == 0)
+        snprintf(buf, len, "FAILED with exit code %d%s", code,
+                 code == 2 ? " (bad input, or the results folder is not on this node)" : "");
+    else if (strcmp(t->state, "TIMEOUT") == 0)
+        snprintf(buf, len, "TIMEOUT: ran past its time limit (raise [launcher] time)");
+    else if (strcmp(t->state, "OUT_OF_MEMORY") == 0)
+        snprintf(buf, len, "OUT_OF_MEMORY: used more than its --mem (raise [launcher] mem)");
+    else if (strcmp(t->state, "NODE_FAIL") == 0)
+        snprintf(buf, len, "NODE_FAIL: node %s failed; rerun to resubmit",
+                 t->node[0] ? t->node : "?");
+    else if (strcmp(t->state, "CANCELLED") == 0)
+        snprintf(buf, len, "CANCELLED (scancel, or the cluster's administrators)");
+    else if (strcmp(t->state, "VANISHED") == 0)
+        snprintf(buf, len, "Slurm no longer knows how its task ended (cancelled while "
+                           "queued, or its record expired)");
+    else
+        snprintf(buf, len, "%s%s%s", t->state, t->exit_code[0] ? ", exit code " : "",
+                 t->exit_code);
+}
+
+static void make_view(view *v, const cnb_cell_info *c, const cnb_slurm_task *t)
+{
+    v->task = t;
+    v->state = c->state;
+    snprintf(v->why, sizeof v->why, "%s", c->message);
+    if (strcmp(c->state, "done") == 0 || strcmp(c->state, "diverged") == 0 || !t)
+        return;
+    if (!task_ended(t)) {
+        int queued = strcmp(t->state, "PENDING") == 0 || strcmp(t->state, "SUBMITTED") == 0 ||
+                     strcmp(t->state, "REQUEUED") == 0;
+        v->state = queued ? "queued" : "running";
+        snprintf(v->why, sizeof v->why, "%s", queued && strcmp(t->reason, "None") != 0 ? t->reason : "");
+        return;
+    }
+    if (strcmp(c->state, "running") == 0) /* another process holds the cell now */
+        return;
+    char slurm[256];
+    describe(t, slurm, sizeof slurm);
+    v->state = "failed";
+    snprintf(v->why, sizeof v->why, "%s%s%s", slurm, c->message[0] ? ": " : "", c->message);
+}
+
+typedef struct counts {
+    int pending, queued, running, done, diverged, failed;
+} counts;
+
+static counts count_views(const view *v, int n)
+{
+    counts k = {0};
+    for (int i = 0; i < n; i++) {
+        const char *s = v[i].state;
+        k.pending += strcmp(s, "pending") == 0 || strcmp(s, "interrupted") == 0;
+        k.queued += strcmp(s, "queued") == 0;
+        k.running += strcmp(s, "running") == 0;
+        k.done += strcmp(s, "done") == 0;
+        k.diverged += strcmp(s, "diverged") == 0;
+        k.failed += strcmp(s, "failed") == 0;
+    }
+    return k;
+}
+
+/* Cells and views of the folder now; *v malloc'd. */
+static int load_views(const char *dir, const cnb_slurm_task *t, int nt, cnb_cell_info **cells,
+                      view **v, int *n)
+{
+    int rc = cnb_results_cells(dir, cells, n);
+    if (rc)
+        return rc;
+    *v = calloc(*n ? (size_t)*n : 1, sizeof **v);
+    if (!*v)
+        return free(*cells), *cells = NULL, CNB_ENOMEM;
+    for (int i = 0; i < *n; i++)
+        make_view(&(*v)[i], &(*cells)[i], latest_task(t, nt, &(*cells)[i]));
+    return 0;
+}
+
+/* ---- cnnbench status -------------------------------------------------------------------- */
+
+/* "H:MM:SS" from seconds. */
+static void hms(double seconds, char *buf, size_t len)
+{
+    long s = seconds > 0 ? (long)(seconds + 0.5) : 0;
+    snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+/* A cell run here: from its config.ini (written as it starts) to its `done` (or now, while
+ * it runs); "" when it never started. */
+static void local_elapsed(const char *dir, const cnb_cell_info *c, char *buf, size_t len)
+{
+    char path[PATH_MAX + 200];
+    struct stat start, end;
+    buf[0] = '\0';
+    snprintf(path, sizeof path, "%s/%s/config.ini", dir, c->id);
+    if (stat(path, &start) != 0)
+        return;
+    snprintf(path, sizeof path, "%s/%s/done", dir, c->id);
+    if (strcmp(c->state, "running") == 0)
+        hms(difftime(time(NULL), start.st_mtime), buf, len);
+    else if (stat(path, &end) == 0)
+        hms(difftime(end.st_mtime, start.st_mtime), buf, len);
+}
+
+/* The last `lines` lines of a task's log, indented, or why there is none. */
+static void print_log_tail(const char *dir, const cnb_slurm_task *t, int lines)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/slurm/%s_%d.log", dir, t->job, t->index);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("      no log %s: Slurm could not write it, which happens when the results "
+               "folder is not on a filesystem node %s mounts\n", path,
+               t->node[0] ? t->node : "?");
+        return;
+    }
+    char ring[8][512];
+    int n = 0;
+    while (fgets(ring[n % 8], sizeof ring[0], f)) {
+        ring[n % 8][strcspn(ring[n % 8], "\r\n")] = '\0';
+        n++;
+    }
+    fclose(f);
+    if (lines > 8)
+        lines = 8;
+    printf("      %s%s:\n", n > lines ? "the end of " : "", path);
+    for (int i = n > lines ? n - lines : 0; i < n; i++)
+        printf("      | %s\n", ring[i % 8]);
+}
+
+int cnb_status_show(const char *dir)
+{
+    cnb_slurm_task *t = NULL;
+    cnb_cell_info *cells = NULL;
+    view *v = NULL;
+    int nt = 0, n = 0, rc = tasks_load(dir, &t, &nt);
+    if (rc)
+        return rc;
+    char why[512] = "";
+    int asked = 0;
+    if (nt > 0 && on_path("squeue")) {
+        asked = refresh(t, nt, 1, why, sizeof why) >= 0;
+        if (asked && access(dir, W_OK) == 0)
+            tasks_save(dir, t, nt); /* keep what Slurm said: it forgets ended jobs */
+    }
+    rc = load_views(dir, t, nt, &cells, &v, &n);
+    if (rc)
+        goto out;
+    counts k = count_views(v, n);
+    printf("%s: %d cell%s: %d done, %d diverged, %d running, %d queued, %d failed, %d not "
+           "started\n", dir, n, n == 1 ? "" : "s", k.done, k.diverged, k.running, k.queued,
+           k.failed, k.pending);
+    if (nt > 0) {
+        printf("Slurm job%s", nt > 1 && strcmp(t[0].job, t[nt - 1].job) ? "s" : "");
+        for (int i = 0; i < nt; i++)
+            if (i == 0 || strcmp(t[i].job, t[i - 1].job) != 0)
+                printf("%s %s", i ? "," : "", t[i].job);
+        if (!asked)
+            printf(" (as last recorded: %s)", why[0] ? why : "squeue is not on PATH");
+        printf("; scripts and logs in %s/slurm\n", dir);
+    }
+    int wi = 4;
+    for (int i = 0; i < n; i++)
+        wi = (int)strlen(cells[i].id) > wi ? (int)strlen(cells[i].id) : wi;
+    printf("\n%-*s  %-8s  %-12s  %-12s  %9s  %s\n", wi, "cell", "state", "slurm task", "node",
+           "elapsed", "why");
+    for (int i = 0; i < n; i++) {
+        const cnb_slurm_task *task = v[i].task;
+        char id[64] = "-", elapsed[32] = "";
+        if (task)
+            snprintf(id, sizeof id, "%s_%d", task->job, task->index);
+        if (task && task->elapsed[0] && strcmp(task->state, "SUBMITTED") != 0)
+            snprintf(elapsed, sizeof elapsed, "%s", task->elapsed);
+        else
+            local_elapsed(dir, &cells[i], elapsed, sizeof elapsed);
+        printf("%-*s  %-8s  %-12s  %-12s  %9s  %s\n", wi, cells[i].id, v[i].state, id,
+               task && task->node[0] ? task->node : "-", elapsed[0] ? elapsed : "-",
+               v[i].why);
+        if (task && strcmp(v[i].state, "failed") == 0)
+            print_log_tail(dir, task, 5);
+    }
+    if (k.failed || k.pending)
+        printf("\nrerun the same `cnnbench run` command to run the %d cell%s not finished; "
+               "finished cells are kept\n", k.failed + k.pending,
+               k.failed + k.pending == 1 ? "" : "s");
+out:
+    free(v);
+    free(cells);
+    free(t);
+    return rc;
+}
+
+/* ---- cnnbench run --launcher slurm ----------------------------------------------------- */
+
+/* A path the nodes are unlikely to see: warn (submitting goes on: a one-node cluster, or
+ * a site whose /tmp is shared, is fine). */
+static void warn_if_local(const char *what, const char *path)
+{
+    struct statfs fs;
+    if (statfs(path, &fs) == 0 && (fs.f_type == 0x01021994 /* TMPFS_MAGIC */ ||
+                                   fs.f_type == (long)0x858458f6 /* RAMFS_MAGIC */)) {
+        cnb_log(CNB_LOG_WARN, "cnnbench", "%s %s is on tmpfs, in this machine's memory: no "
+                "other node sees it; on a cluster, put it on the shared filesystem (see "
+                "docs/cluster.md)", what, path);
+        return;
+    }
+    static const char *const local[] = {"/tmp/", "/var/tmp/", "/dev/shm/", "/run/", NULL};
+    for (int i = 0; local[i]; i++)
+        if (strncmp(path, local[i], strlen(local[i])) == 0) {
+            cnb_log(CNB_LOG_WARN, "cnnbench", "%s %s is under %s, which on most clusters "
+                    "each node has its own: every node must see it at the same path (see "
+                    "docs/cluster.md)", what, path, local[i]);
+            return;
+        }
+}
+
+/* MaxArraySize of the cluster (an array's indices stay below it); Slurm's default when
+ * scontrol does not say. */
+static int max_array_size(void)
+{
+    char *out, cmd[64] = "";
+    long size = 1001;
+    cmd_add(cmd, sizeof cmd, "scontrol");
+    cmd_add(cmd, sizeof cmd, "show");
+    cmd_add(cmd, sizeof cmd, "config");
+    if (capture(cmd, &out) == 0) {
+        const char *p = strstr(out, "MaxArraySize");
+        if (p && sscanf(p, "MaxArraySize = %ld", &size) != 1)
+            size = 1001;
+    }
+    free(out);
+    return size > 1 ? (int)size : 1001;
+}
+
+/* The memory to ask for a cell estimated at `mib`. The estimate is above the peak so far
+ * (LeNet-5 on 3,000 images: 67 MiB estimated, 43 MiB peak resident), but a cell over its
+ * --mem is killed, which costs the whole cell: ask 25% more, at least 256 MiB, in whole
+ * 64 MiB steps. */
+static long mem_for(double mib)
+{
+    double want = mib * 1.25;
+    if (want < 256.0)
+        want = 256.0;
+    return ((long)want + 63) / 64 * 64;
+}
+
+static volatile sig_atomic_t stop_following;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_following = 1;
+}
+
+/* The one-line progress display, rewritten in place on a terminal, or a line per change. */
+static void show_progress(const char *jobs, counts k, int n, int tty, char *last, size_t len)
+{
+    char line[256];
+    snprintf(line, sizeof line, "slurm job %s: %d queued, %d running, %d done, %d failed "
+             "(of %d cells)", jobs, k.queued, k.running, k.done + k.diverged, k.failed, n);
+    if (tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+    } else if (strcmp(line, last) != 0) {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+    snprintf(last, len, "%s", line);
+}
+
+/* Poll Slurm every CNB_SLURM_POLL seconds (10) until no task is queued or running, showing
+ * the progress; then the ended tasks' final states. CNB_EINTR when interrupted. */
+static int follow(const char *dir, cnb_slurm_task *t, int nt, const char *jobs, int quiet)
+{
+    const char *env = getenv("CNB_SLURM_POLL");
+    double poll = env && atof(env) > 0 ? atof(env) : 10.0;
+    int tty = !quiet && isatty(STDERR_FILENO), failures = 0, rc = 0;
+    char last[256] = "", why[512];
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stop_following = 0;
+    for (;;) {
+        int active = refresh(t, nt, 0, why, sizeof why);
+        if (active < 0 && failures++ % 30 == 0) /* a busy controller: keep asking */
+            cnb_log(CNB_LOG_WARN, "cnnbench", "%s; asking again every %.0f s", why, poll);
+        if (active >= 0)
+            failures = 0, tasks_save(dir, t, nt);
+        cnb_cell_info *cells;
+        view *v;
+        int n;
+        if (!quiet && load_views(dir, t, nt, &cells, &v, &n) == 0) {
+            show_progress(jobs, count_views(v, n), n, tty, last, sizeof last);
+            free(v);
+            free(cells);
+        }
+        if (active == 0 || stop_following)
+            break;
+        struct timespec nap = {(time_t)poll, (long)((poll - (double)(time_t)poll) * 1e9)};
+        nanosleep(&nap, NULL); /* a signal ends it early */
+        if (stop_following)
+            break;
+    }
+    if (tty)
+        fputc('\n', stderr);
+    if (stop_following) {
+        printf("stopped following; the job goes on: `cnnbench status %s` shows it, `scancel "
+               "%s` stops it\n", dir, jobs);
+        rc = CNB_EINTR;
+    } else { /* accounting may record an ended task a moment later */
+        for (int tries = 0; tries < 5; tries++) {
+            int open = 0;
+            refresh(t, nt, tries == 4, why, sizeof why);
+            for (int i = 0; i < nt; i++)
+                open += !cnb_slurm_state_final(t[i].state);
+            if (!open)
+                break;
+            sleep(1);
+        }
+        tasks_save(dir, t, nt);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
+/* Submit `n` cells (ids) as arrays of at most MaxArraySize tasks; appends their tasks to
+ * *t. `jobs` gets "12" or "12,13". */
+static int submit(const char *dir, const cnb_slurm_script *proto, const char *const *ids,
+                  const char *const *fingerprints, int n, cnb_slurm_task **t, int *nt,
+                  char *jobs, size_t jobs_len)
+{
+    char path[PATH_MAX + 64];
+    int chunk = max_array_size(), k = 1, rc = 0;
+    struct stat st;
+    for (;; k++) { /* array-K.sbatch: the K-th submission into this folder */
+        snprintf(path, sizeof path, "%s/slurm/array-%d.sbatch", dir, k);
+        if (stat(path, &st) != 0)
+            break;
+    }
+    jobs[0] = '\0';
+    for (int from = 0; from < n && rc == 0; from += chunk, k++) {
+        int m = n - from < chunk ? n - from : chunk;
+        cnb_slurm_script s = *proto;
+        s.cells = ids + from;
+        s.n_cells = m;
+        snprintf(path, sizeof path, "%s/slurm/array-%d.sbatch", dir, k);
+        cnb_atomic a;
+        if (cnb_atomic_open(&a, path))
+            return CNB_EFAILED;
+        rc = cnb_slurm_script_write(a.f, &s);
+        if (rc) {
+            fclose(a.f);
+            unlink(a.tmp);
+            return rc;
+        }
+        if (cnb_atomic_commit(&a))
+            return CNB_EFAILED;
+        chmod(path, 0755);
+        char cmd[PATH_MAX + 128] = "", *out;
+        cmd_add(cmd, sizeof cmd, "sbatch");
+        cmd_add(cmd, sizeof cmd, "--parsable");
+        cmd_add(cmd, sizeof cmd, path);
+        int status = capture(cmd, &out);
+        char job[32] = "";
+        for (char *save = NULL, *line = strtok_r(out, "\n", &save); line && status == 0;
+             line = strtok_r(NULL, "\n", &save)) /* "1234" or "1234;cluster", after warnings */
+            if (line[0] >= '0' && line[0] <= '9')
+                put_field(job, sizeof job, line, strspn(line, "0123456789"));
+        if (status != 0 || !job[0]) {
+            cnb_error("sbatch %s failed: %s; the script is kept there: fix the cause (a "
+                      "[launcher] setting, or the cluster) and rerun", path, first_line(out));
+            free(out);
+            return CNB_EFAILED;
+        }
+        free(out);
+        cnb_slurm_task *grown = realloc(*t, (size_t)(*nt + m) * sizeof *grown);
+        if (!grown)
+            return CNB_ENOMEM;
+        *t = grown;
+        for (int i = 0; i < m; i++) {
+            cnb_slurm_task *x = &grown[(*nt)++];
+            memset(x, 0, sizeof *x);
+            snprintf(x->job, sizeof x->job, "%s", job);
+            x->index = i;
+            snprintf(x->cell, sizeof x->cell, "%s", ids[from + i]);
+            snprintf(x->fingerprint, sizeof x->fingerprint, "%s", fingerprints[from + i]);
+            snprintf(x->state, sizeof x->state, "SUBMITTED");
+        }
+        if (tasks_save(dir, *t, *nt))
+            return CNB_EFAILED;
+        size_t used = strlen(jobs);
+        snprintf(jobs + used, jobs_len - used, "%s%s", used ? "," : "", job);
+        printf("submitted Slurm job %s: %d array task%s (%s)\n", job, m, m == 1 ? "" : "s",
+               path);
+    }
+    return rc;
+}
+
+int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launch_opts *o)
+{
+    static const char *const needed[] = {"sbatch", "squeue", NULL};
+    for (int i = 0; needed[i]; i++)
+        if (!on_path(needed[i]))
+            return cnb_error("--launcher slurm: `%s` is not on PATH; run from a machine with "
+                             "Slurm's client commands (a cluster's login node, perhaps after "
+                             "`module load slurm`; on Debian, apt-get install slurm-client)",
+                             needed[i]);
+    cnb_launcher_cfg cfg;
+    int rc = cnb_launcher_parse(&e->conf, &cfg);
+    if (rc)
+        return rc;
+    char exp_abs[PATH_MAX], workdir[PATH_MAX], dir_rel[PATH_MAX], dir[PATH_MAX];
+    char *plugins[64];
+    int n_plugins = 0;
+    if (!realpath(o->experiment, exp_abs) || !getcwd(workdir, sizeof workdir))
+        return cnb_error("%s: %s", o->experiment, strerror(errno));
+    for (int i = 0; i < o->n_plugins && i < 64; i++) {
+        plugins[n_plugins] = realpath(o->plugins[i], NULL);
+        if (!plugins[n_plugins])
+            plugins[n_plugins] = strdup(o->plugins[i]); /* a plugin name: found as here */
+        n_plugins += plugins[n_plugins] != NULL;
+    }
+    cnb_sweep_opts so = {.force = o->force, .jobs = 1};
+    int lock = -1, nt = 0, n = 0;
+    cnb_slurm_task *t = NULL;
+    cnb_cell_info *cells = NULL;
+    view *v = NULL;
+    const char **ids = NULL, **fps = NULL;
+    rc = cnb_sweep_prepare(e, reg, &so, dir_rel, sizeof dir_rel, &lock);
+    if (rc)
+        goto out;
+    if (!realpath(dir_rel, dir)) {
+        rc = cnb_error("%s: %s", dir_rel, strerror(errno));
+        goto out;
+    }
+    char slurm_dir[PATH_MAX + 16], why[512] = "";
+    snprintf(slurm_dir, sizeof slurm_dir, "%s/slurm", dir);
+    if ((rc = cnb_mkdirs(slurm_dir)) != 0 || (rc = tasks_load(dir, &t, &nt)) != 0) {
+        rc = CNB_EFAILED;
+        goto out;
+    }
+    if (nt > 0 && refresh(t, nt, 1, why, sizeof why) < 0) {
+        rc = cnb_error("cannot ask Slurm about the earlier tasks of %s (%s); try again when "
+                       "the controller answers", dir, why);
+        goto out;
+    }
+    if ((rc = load_views(dir, t, nt, &cells, &v, &n)) != 0)
+        goto out;
+    ids = calloc(n ? (size_t)n : 1, sizeof *ids);
+    fps = calloc(n ? (size_t)n : 1, sizeof *fps);
+    if (!ids || !fps) {
+        rc = CNB_ENOMEM;
+        goto out;
+    }
+    int m = 0, busy = 0, cpus = 1;
+    double mib = 0.0;
+    for (int i = 0; i < n; i++) {
+        const char *s = v[i].state;
+        int finished = strcmp(s, "done") == 0 || strcmp(s, "diverged") == 0;
+        if (strcmp(s, "queued") == 0 || strcmp(s, "running") == 0) {
+            busy++;
+            printf("cell %s is already %s%s%s; not submitted again\n", cells[i].id, s,
+                   v[i].task ? " as Slurm task " : " in another process",
+                   v[i].task ? v[i].task->job : "");
+            continue;
+        }
+        if (finished && !o->force)
+            continue;
+        ids[m] = cells[i].id;
+        fps[m++] = cells[i].fingerprint;
+        cpus = cells[i].threads > cpus ? cells[i].threads : cpus;
+        mib = cells[i].mib > mib ? cells[i].mib : mib;
+    }
+    printf("%s: %d cell%s, %d to submit, %d finished, %d queued or running; results in %s\n",
+           e->conf.path, n, n == 1 ? "" : "s", m, n - m - busy, busy, dir);
+    char jobs[256] = "";
+    if (m > 0) {
+        warn_if_local("the results folder", dir);
+        warn_if_local("the experiment file", exp_abs);
+        warn_if_local("the cnnbench executable", o->exe);
+        char job_name[PATH_MAX + 8];
+        const char *leaf = strrchr(dir, '/');
+        snprintf(job_name, sizeof job_name, "cnb-%s", leaf ? leaf + 1 : dir);
+        cnb_slurm_script proto = {
+            .cfg = &cfg, .job_name = job_name, .results = dir, .workdir = workdir,
+            .exe = o->exe, .experiment = exp_abs, .profile = o->profile, .sets = o->sets,
+            .n_sets = o->n_sets, .plugins = (const char *const *)plugins,
+            .n_plugins = n_plugins, .force = o->force,
+            .cpus = cfg.cpus_per_task ? cfg.cpus_per_task : cpus,
+            .mem_mib = cfg.mem_mib ? cfg.mem_mib : mem_for(mib)};
+        if ((rc = submit(dir, &proto, ids, fps, m, &t, &nt, jobs, sizeof jobs)) != 0)
+            goto out;
+    } else {
+        for (int i = 0; i < nt; i++) /* follow the earlier jobs still running */
+            if (!task_ended(&t[i]) && !strstr(jobs, t[i].job))
+                snprintf(jobs + strlen(jobs), sizeof jobs - strlen(jobs), "%s%s",
+                         jobs[0] ? "," : "", t[i].job);
+    }
+    if (o->no_wait) {
+        if (m > 0)
+            printf("not waiting (--no-wait): `cnnbench status %s` shows the cells, rerunning "
+                   "this command resubmits the ones that fail\n", dir);
+        goto out;
+    }
+    if (jobs[0] && (rc = follow(dir, t, nt, jobs, o->quiet)) != 0)
+        goto out;
+    /* the array has ended: the report, as a local run ends */
+    free(v), v = NULL;
+    free(cells), cells = NULL;
+    if (cnb_results_refresh(dir) != 0 || (rc = load_views(dir, t, nt, &cells, &v, &n)) != 0) {
+        rc = rc ? rc : CNB_EFAILED;
+        goto out;
+    }
+    counts k = count_views(v, n);
+    printf("\n%d of %d cells finished (%d diverged), %d failed\n", k.done + k.diverged, n,
+           k.diverged, k.failed + k.pending + k.queued + k.running);
+    for (int i = 0; i < n; i++) { /* each cell without a clean result, and why */
+        char task[64] = "";
+        if (v[i].task)
+            snprintf(task, sizeof task, " (task %s_%d)", v[i].task->job, v[i].task->index);
+        if (strcmp(v[i].state, "done") != 0)
+            printf("  %-8s %s%s%s%s\n", v[i].state, cells[i].id, task, v[i].why[0] ? ": " : "",
+                   v[i].why);
+    }
+    fflush(stdout);
+    if (k.done > 0 && cnb_report_write(dir) != 0)
+        rc = CNB_EFAILED;
+    if (k.done + k.diverged < n) {
+        cnb_error("%d cell%s did not finish (listed above; `cnnbench status %s` shows each "
+                  "one's log); rerun the same command to resubmit them",
+                  n - k.done - k.diverged, n - k.done - k.diverged == 1 ? "" : "s", dir);
+        rc = CNB_EFAILED;
+    }
+out:
+    if (lock >= 0)
+        close(lock);
+    for (int i = 0; i < n_plugins; i++)
+        free(plugins[i]);
+    free(ids);
+    free(fps);
+    free(v);
+    free(cells);
+    free(t);
+    return rc;
 }

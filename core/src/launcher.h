@@ -133,6 +133,6 @@ int cnb_launch_slurm(const struct cnb_experiment *e, struct cnb_registry *reg,
 /* `cnnbench status DIR`: each cell's state, and for a cell run under Slurm its job and
  * array task, node, elapsed time and, when it failed, Slurm's reason and its log's tail.
  * A folder run only locally shows the states its cell folders give. */
-int cnb_status(const char *dir);
+int cnb_status_show(const char *dir);
 
 #endif

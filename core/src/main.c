@@ -24,6 +24,7 @@
 #include "config.h"
 #include "experiment.h"
 #include "host.h"
+#include "launcher.h"
 #include "net.h"
 #include "plugin.h"
 #include "report.h"
@@ -47,6 +48,7 @@ typedef struct options {
     int n_cells;
     int shard, shards;            /* run: --shard I/N (shards 0: none) */
     int list_cells;               /* run: --list-cells */
+    int slurm, no_wait;           /* run: --launcher slurm, --no-wait */
     int threads;        /* check: 0 = the online CPUs */
     double timeout;     /* check */
     int no_speed;       /* check */
@@ -59,7 +61,7 @@ typedef struct options {
 enum {
     OPT_SET = 256, OPT_PLUGIN, OPT_PROFILE, OPT_DRY_RUN, OPT_FORCE, OPT_JOBS, OPT_CELL,
     OPT_SHARD, OPT_LIST_CELLS, OPT_THREADS, OPT_TIMEOUT, OPT_NO_SPEED, OPT_INPUT, OPT_CASES,
-    OPT_VERSION
+    OPT_LAUNCHER, OPT_NO_WAIT, OPT_VERSION
 };
 
 static const struct option long_options[] = {
@@ -77,6 +79,8 @@ static const struct option long_options[] = {
     {"no-speed", no_argument, NULL, OPT_NO_SPEED},
     {"input", required_argument, NULL, OPT_INPUT},
     {"cases", required_argument, NULL, OPT_CASES},
+    {"launcher", required_argument, NULL, OPT_LAUNCHER},
+    {"no-wait", no_argument, NULL, OPT_NO_WAIT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -99,6 +103,10 @@ static const option_help option_helps[] = {
                             "run cells of one grid at once"},
     {OPT_SHARD, "--shard I/N", "only cells I, I+N, I+2N, ... of the grid (I from 0)"},
     {OPT_LIST_CELLS, "--list-cells", "print the ids of the cells still to run, one a line"},
+    {OPT_LAUNCHER, "--launcher slurm", "submit the cells still to run as a Slurm job array\n"
+                                       "([launcher] in the experiment; docs/cluster.md),\n"
+                                       "follow it, then write the report"},
+    {OPT_NO_WAIT, "--no-wait", "with --launcher slurm: submit, then return"},
     {OPT_THREADS, "--threads N", "threads for every backend (default: the cores)"},
     {OPT_TIMEOUT, "--timeout SECONDS", "kill a child making no progress (default 60)"},
     {OPT_NO_SPEED, "--no-speed", "correctness only"},
@@ -120,6 +128,7 @@ static int cmd_run(cnb_registry *reg, const options *o);
 static int cmd_bench(cnb_registry *reg, const options *o);
 static int cmd_report(cnb_registry *reg, const options *o);
 static int cmd_check(cnb_registry *reg, const options *o);
+static int cmd_status(cnb_registry *reg, const options *o);
 
 /* A verb: its argument, its one-line summary, what it does, its --set, its options. */
 typedef struct verb {
@@ -146,7 +155,8 @@ static const verb verbs[] = {
      "override one key of the file: --set train.epochs=3,\n"
      "--set vars.act=relu, --set sweep.seed=1,2 (repeatable)",
      BIT(OPT_SET) | BIT(OPT_PROFILE) | BIT(OPT_DRY_RUN) | BIT(OPT_FORCE) | BIT(OPT_JOBS) |
-         BIT(OPT_CELL) | BIT(OPT_SHARD) | BIT(OPT_LIST_CELLS),
+         BIT(OPT_CELL) | BIT(OPT_SHARD) | BIT(OPT_LIST_CELLS) | BIT(OPT_LAUNCHER) |
+         BIT(OPT_NO_WAIT),
      cmd_run, 1},
     {"bench", "MODEL.ini", "time one model on every backend",
      "Times the model on every backend found (or those given): the whole network\n"
@@ -159,6 +169,11 @@ static const verb verbs[] = {
      "Reads every cell's state from its folder (the cells finished by any process) and\n"
      "writes the report, tables and plots of a results folder that `run` made.",
      NULL, 0, cmd_report, 1},
+    {"status", "RESULTS_DIR", "each cell's state (and its Slurm task, node, why)",
+     "Shows each cell of a results folder: its state (done, diverged, running, queued,\n"
+     "failed, pending) from its folder; for a cell run under Slurm, its job and array\n"
+     "task, node, elapsed time and, when it failed, Slurm's reason and its log's tail.",
+     NULL, 0, cmd_status, 0},
     {"plot", "RESULTS_DIR", "redraw every plot in a results folder",
      "Runs gnuplot on every *.gp script of a results folder (PNG and SVG).", NULL, 0,
      cmd_report, 1},
@@ -251,6 +266,14 @@ static int set_option(options *o, int id, char *v)
         return 0;
     case OPT_LIST_CELLS:
         o->list_cells = 1;
+        return 0;
+    case OPT_NO_WAIT:
+        o->no_wait = 1;
+        return 0;
+    case OPT_LAUNCHER:
+        if (strcmp(v, "slurm") != 0 && strcmp(v, "local") != 0)
+            return cnb_error("--launcher %s: expected slurm (a Slurm job array) or local", v);
+        o->slurm = strcmp(v, "slurm") == 0;
         return 0;
     case OPT_PROFILE:
         o->profile = v;
@@ -529,6 +552,11 @@ static int cmd_run(cnb_registry *reg, const options *o)
         return cnb_error("%s: --cell, --shard and --list-cells pick cells of a training grid; "
                          "this experiment has mode = %s", o->file, mode->value);
     }
+    if ((is_time || is_claims) && o->slurm) {
+        cnb_conf_free(&peek);
+        return cnb_error("%s: --launcher slurm runs the cells of a training grid; this "
+                         "experiment has mode = %s: run it on one machine", o->file, mode->value);
+    }
     if (is_time) {
         int rc = run_time_experiment(&peek, reg, o);
         cnb_conf_free(&peek);
@@ -556,7 +584,18 @@ static int cmd_run(cnb_registry *reg, const options *o)
                              .progress = !o->quiet && isatty(STDERR_FILENO),
                              .list = o->list_cells, .cells = o->cells, .n_cells = o->n_cells,
                              .shard = o->shard, .shards = o->shards};
-        rc = cnb_sweep_run(&e, reg, &so);
+        char exe[PATH_MAX]; /* the nodes run this same executable */
+        cnb_launch_opts lo = {.exe = exe, .experiment = o->file, .profile = o->profile,
+                              .sets = o->sets, .n_sets = o->n_sets, .plugins = o->plugins,
+                              .n_plugins = o->n_plugins, .force = o->force,
+                              .no_wait = o->no_wait, .quiet = o->quiet};
+        if (o->slurm && (CNB_SWEEP_PARTIAL(&so) || o->dry_run || o->list_cells))
+            rc = cnb_error("--launcher slurm submits every cell still to run; --cell, --shard, "
+                           "--list-cells and --dry-run are for runs on this machine");
+        else if (o->slurm && !realpath("/proc/self/exe", exe))
+            rc = cnb_error("cannot find this executable's path: %s", strerror(errno));
+        else
+            rc = o->slurm ? cnb_launch_slurm(&e, reg, &lo) : cnb_sweep_run(&e, reg, &so);
     }
     cnb_experiment_free(&e);
     return rc;
@@ -574,6 +613,14 @@ static int cmd_report(cnb_registry *reg, const options *o)
     snprintf(manifest, sizeof manifest, "%s/manifest.csv", o->file);
     int rc = access(manifest, F_OK) == 0 ? cnb_results_refresh(o->file) : 0;
     return rc ? rc : cnb_report_write(o->file);
+}
+
+static int cmd_status(cnb_registry *reg, const options *o)
+{
+    (void)reg;
+    if (!o->file)
+        return cnb_error("status needs a results folder: cnnbench status results/lenet5-ablation");
+    return cnb_status_show(o->file);
 }
 
 static int cmd_check(cnb_registry *reg, const options *o)
