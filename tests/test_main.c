@@ -28,6 +28,7 @@ static const struct {
     {"check", suite_check},
     {"bench", suite_bench},
     {"pool", suite_pool},
+    {"slurm", suite_slurm},
 };
 
 int main(int argc, char **argv)

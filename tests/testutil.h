@@ -24,6 +24,7 @@ void suite_agreement(void);
 void suite_check(void);
 void suite_bench(void);
 void suite_pool(void);
+void suite_slurm(void);
 
 /* Assert that err contains needle, printing both when it does not. */
 #define CHECK_MSG(err, needle)                                                             \
