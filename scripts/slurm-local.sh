@@ -12,6 +12,7 @@
 # socket of its own, state, spool, logs and pid files; nothing in /etc is read or changed.
 # The client commands find the cluster through SLURM_CONF=$CNB_SLURM_RUN/slurm.conf.
 # Ports: $CNB_SLURM_PORT (slurmctld, default 6817) and the next one (slurmd).
+# $CNB_SLURM_MAX_ARRAY sets MaxArraySize (default 1001, Slurm's own; the tests use less).
 # Exit status: 0 done, 1 a daemon did not come up (its log is printed), 2 usage or missing
 # packages.
 set -euo pipefail
@@ -56,7 +57,7 @@ start() {
   local mem
   mem=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.8 }' /proc/meminfo)
   sed -e "s|@RUN@|$run|g" -e "s|@HOST@|$host|g" -e "s|@CPUS@|$(nproc)|g" \
-    -e "s|@MEMORY@|$mem|g" -e "s|@CTLD_PORT@|$port|g" -e "s|@SLURMD_PORT@|$((port + 1))|g" \
+    -e "s|@MEMORY@|$mem|g" -e "s|@MAX_ARRAY@|${CNB_SLURM_MAX_ARRAY:-1001}|g" -e "s|@CTLD_PORT@|$port|g" -e "s|@SLURMD_PORT@|$((port + 1))|g" \
     "$here/tests/slurm/slurm.conf.in" >"$conf.tmp"
   mv "$conf.tmp" "$conf"
   if ! alive "$run/slurmctld.pid"; then

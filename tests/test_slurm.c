@@ -3,8 +3,8 @@
  * (read, and run by bash with an echo for cnnbench), the parsing of squeue, sacct and
  * scontrol output, all without Slurm; then, as root, against a real one-node cluster
  * (scripts/slurm-local.sh, started here and stopped at the end, also after a failure):
- * a 4-cell grid run through `--launcher slurm` gives the accuracy columns of a local run
- * exactly, and a cell killed by scancel shows as failed with Slurm's reason in `cnnbench
+ * a 4-cell grid run through `--launcher slurm` (as two arrays: the cluster's MaxArraySize
+ * is 3) gives the accuracy columns of a local run exactly, and a cell killed by scancel shows as failed with Slurm's reason in `cnnbench
  * status` and is the only one a rerun submits.
  *
  * Not root, or without slurm-wlm (scripts/test.sh installs it as root), the cluster tests
@@ -67,6 +67,7 @@ static int slurm_init(void)
     }
     setenv("CNB_SLURM_RUN", RUN_DIR, 1);
     setenv("CNB_SLURM_PORT", PORT, 1);
+    setenv("CNB_SLURM_MAX_ARRAY", "3", 1); /* a 4-cell grid goes as two arrays, 3 + 1 */
     setenv("SLURM_CONF", RUN_DIR "/slurm.conf", 1);
     setenv("CNB_SLURM_POLL", "0.5", 1); /* seconds between looks at the queue */
     snprintf(cmd, sizeof cmd, "bash '%s/scripts/slurm-local.sh' start", CNB_SOURCE_ROOT);
@@ -361,6 +362,8 @@ static void test_slurm_equals_local(void)
         fprintf(stderr, "\n  run --launcher slurm: exit status %d:\n%s\n", status, out);
     CU_ASSERT_EQUAL_FATAL(status, 0);
     CHECK_MSG(out, "4 cells, 4 to submit, 0 finished");
+    CHECK_MSG(out, ": 3 array tasks ("); /* MaxArraySize 3: indices 0-2, then the rest */
+    CHECK_MSG(out, ": 1 array task (");
     CHECK_MSG(out, "slurm job ");
     CHECK_MSG(out, ": 0 queued, 0 running, 4 done, 0 failed (of 4 cells)");
     CHECK_MSG(out, "4 of 4 cells finished");
@@ -378,18 +381,22 @@ static void test_slurm_equals_local(void)
     /* the script carries the [launcher] settings; each task logged into the folder */
     snprintf(path, sizeof path, "%s/results/grid/slurm/array-1.sbatch", dir);
     CU_ASSERT_EQUAL(read_text(path, text, sizeof text), 0);
-    static const char *const lines[] = {"#SBATCH --array=0-3%2\n", "#SBATCH --time=10\n",
+    static const char *const lines[] = {"#SBATCH --array=0-2%2\n", "#SBATCH --time=10\n",
                                         "#SBATCH --partition=debug\n", "#SBATCH --mem=300M\n",
                                         "#SBATCH --cpus-per-task=1\n",
                                         "#SBATCH --comment=cnnbench-test\n",
                                         "echo set up on $(hostname)\n", "/grid.ini' --cell"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         CHECK_MSG(text, lines[i]);
+    snprintf(path, sizeof path, "%s/results/grid/slurm/array-2.sbatch", dir);
+    CU_ASSERT_EQUAL(read_text(path, text, sizeof text), 0);
+    CHECK_MSG(text, "#SBATCH --array=0-0%2\n");
+    CHECK_MSG(text, "'act-relu_pool-max_seed1_naive_t1'  # 0\n");
     snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' status '%s/results/grid'", CNB_BUILD_ROOT,
              dir);
     CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
     CHECK_MSG(out, "4 cells: 4 done, 0 diverged, 0 running, 0 queued, 0 failed");
-    CHECK_MSG(out, "_3 "); /* array task 3 of the job */
+    CHECK_MSG(out, "_2 "); /* array task 2 of the first job */
     snprintf(cmd, sizeof cmd, "cat '%s/results/grid/slurm/'*_0.log", dir);
     CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
     CHECK_MSG(out, "set up on ");

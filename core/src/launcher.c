@@ -1139,9 +1139,11 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
         int finished = strcmp(s, "done") == 0 || strcmp(s, "diverged") == 0;
         if (strcmp(s, "queued") == 0 || strcmp(s, "running") == 0) {
             busy++;
-            printf("cell %s is already %s%s%s; not submitted again\n", cells[i].id, s,
-                   v[i].task ? " as Slurm task " : " in another process",
-                   v[i].task ? v[i].task->job : "");
+            char task[64] = " in another process";
+            if (v[i].task)
+                snprintf(task, sizeof task, " as Slurm task %s_%d", v[i].task->job,
+                         v[i].task->index);
+            printf("cell %s is already %s%s; not submitted again\n", cells[i].id, s, task);
             continue;
         }
         if (finished && !o->force)
