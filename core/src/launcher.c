@@ -788,8 +788,8 @@ static void print_log_tail(const char *dir, const cnb_slurm_task *t, int lines)
     snprintf(path, sizeof path, "%s/slurm/%s_%d.log", dir, t->job, t->index);
     FILE *f = fopen(path, "r");
     if (!f) {
-        printf("      no log %s: Slurm could not write it, which happens when the results "
-               "folder is not on a filesystem node %s mounts\n", path,
+        printf("      no log %s: the task never started, or Slurm could not write it there "
+               "(is the results folder on a filesystem node %s mounts?)\n", path,
                t->node[0] ? t->node : "?");
         return;
     }
@@ -1119,9 +1119,10 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
         rc = CNB_EFAILED;
         goto out;
     }
-    if (nt > 0 && refresh(t, nt, 1, why, sizeof why) < 0) {
-        rc = cnb_error("cannot ask Slurm about the earlier tasks of %s (%s); try again when "
-                       "the controller answers", dir, why);
+    if (nt > 0 && refresh(t, nt, 1, why, sizeof why) < 0) { /* not bad input: exit 1 */
+        cnb_error("cannot ask Slurm about the earlier tasks of %s (%s); try again when the "
+                  "controller answers", dir, why);
+        rc = CNB_EFAILED;
         goto out;
     }
     if ((rc = load_views(dir, t, nt, &cells, &v, &n)) != 0)

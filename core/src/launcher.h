@@ -23,7 +23,8 @@
  * The folder must be on a filesystem every node mounts: the task refuses to run, saying
  * so in its log, when the folder is absent on its node; submitting warns when the folder,
  * the experiment or the executable lies on tmpfs or under /tmp, /var/tmp, /dev/shm.
- * Not a workflow engine: no retries, no dependencies between cells, one array per run.
+ * Not a workflow engine: no retries, no dependencies between cells; one submission per
+ * run (an array, or several when the cells outnumber the cluster's MaxArraySize).
  */
 #ifndef CNB_LAUNCHER_H
 #define CNB_LAUNCHER_H
