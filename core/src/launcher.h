@@ -119,7 +119,8 @@ int cnb_slurm_parse_squeue(const char *text, cnb_slurm_task *t, int n);
 int cnb_slurm_parse_sacct(const char *text, cnb_slurm_task *t, int n);
 int cnb_slurm_parse_scontrol(const char *text, cnb_slurm_task *t, int n);
 
-/* Is Slurm done with this task (COMPLETED, FAILED, TIMEOUT, CANCELLED, ...)? */
+/* Is Slurm done with this task (COMPLETED, FAILED, TIMEOUT, CANCELLED, ..., or VANISHED:
+ * it ended and Slurm no longer says how)? */
 int cnb_slurm_state_final(const char *state);
 
 /* Run the experiment's pending cells as a Slurm array (see above). 0 when every cell
