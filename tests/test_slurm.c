@@ -114,7 +114,7 @@ static void test_launcher_section(void)
     cnb_launcher_cfg l;
     const char *path = write_experiment(dir, "l", "[launcher]\npartition = gpu,cpu\n"
                                         "time = 1-12:00\ncpus_per_task = 4\nmem = 6G\n"
-                                        "parallel = 8\nsbatch = --account=proj; --qos=short\n"
+                                        "parallel = 8\nsbatch = --account=proj --qos=short -C haswell\n"
                                         "setup = module load openblas\n");
     CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
     CU_ASSERT_EQUAL(cnb_launcher_parse(&e.conf, &l), 0);
@@ -123,8 +123,9 @@ static void test_launcher_section(void)
     CU_ASSERT_EQUAL(l.cpus_per_task, 4);
     CU_ASSERT_EQUAL(l.mem_mib, 6144);
     CU_ASSERT_EQUAL(l.parallel, 8);
-    CU_ASSERT_EQUAL(l.n_sbatch, 2);
+    CU_ASSERT_EQUAL(l.n_sbatch, 3);
     CU_ASSERT_STRING_EQUAL(l.sbatch[1], "--qos=short");
+    CU_ASSERT_STRING_EQUAL(l.sbatch[2], "-C haswell");
     CU_ASSERT_STRING_EQUAL(l.setup, "module load openblas");
     cnb_experiment_free(&e);
 
@@ -138,6 +139,7 @@ static void test_launcher_section(void)
         {"[launcher]\nmem = lots\n", "l.ini:19: [launcher] mem = 'lots'"},
         {"[launcher]\ncpus_per_task = 0\n", "l.ini:19: [launcher] cpus_per_task = '0'"},
         {"[launcher]\nsbatch = account=x\n", "l.ini:19: [launcher] sbatch: 'account=x'"},
+        {"[launcher]\nsbatch = --comment='a b'\n", "l.ini:19: [launcher] sbatch: '--comment='a'"},
         {"[launcher]\npartition = a b\n", "l.ini:19: [launcher] partition = 'a b'"},
     };
     cnb_error_quiet(1);

@@ -120,24 +120,26 @@ int cnb_launcher_parse(const cnb_conf *c, cnb_launcher_cfg *l)
                          "--mem takes it: a number with K, M (the default), G or T (for "
                          "example 4G)", cnb_conf_where(c, s, kv, at, sizeof at), kv->value);
     if ((kv = cnb_section_get(s, "sbatch"))) {
+        /* As on sbatch's command line: each word starting with '-' opens an option, the
+         * words after it are its value. Not ';'-separated: " ;" starts a comment in an
+         * INI line, which would drop the options after it without a word. */
         char copy[4096];
         snprintf(copy, sizeof copy, "%s", kv->value);
-        for (char *save = NULL, *opt = strtok_r(copy, ";", &save); opt;
-             opt = strtok_r(NULL, ";", &save)) {
-            while (*opt == ' ' || *opt == '\t')
-                opt++;
-            char *end = opt + strlen(opt);
-            while (end > opt && (end[-1] == ' ' || end[-1] == '\t'))
-                *--end = '\0';
-            if (!*opt)
-                continue;
-            if (opt[0] != '-' || strchr(opt, '\n') || strlen(opt) >= sizeof l->sbatch[0] ||
-                l->n_sbatch == CNB_LAUNCHER_MAX_SBATCH)
-                return cnb_error("%s: [launcher] sbatch: '%s': expected sbatch options "
-                                 "separated by ';', each starting with '-' (--account=proj; "
-                                 "--qos=short), at most %d", cnb_conf_where(c, s, kv, at,
-                                 sizeof at), opt, CNB_LAUNCHER_MAX_SBATCH);
-            snprintf(l->sbatch[l->n_sbatch++], sizeof l->sbatch[0], "%s", opt);
+        for (char *save = NULL, *word = strtok_r(copy, " \t", &save); word;
+             word = strtok_r(NULL, " \t", &save)) {
+            int opens = word[0] == '-', k = l->n_sbatch - !opens; /* the option it joins */
+            size_t used = k >= 0 && !opens ? strlen(l->sbatch[k]) : 0;
+            if (k < 0 || k == CNB_LAUNCHER_MAX_SBATCH || strpbrk(word, "'\"\\\n") ||
+                used + strlen(word) + 2 > sizeof l->sbatch[0])
+                return cnb_error("%s: [launcher] sbatch: '%s': expected sbatch options as on "
+                                 "its command line, without quotes (--account=proj "
+                                 "--qos=short -C haswell), at most %d",
+                                 cnb_conf_where(c, s, kv, at, sizeof at), word,
+                                 CNB_LAUNCHER_MAX_SBATCH);
+            if (used) /* fits: checked above */
+                l->sbatch[k][used++] = ' ';
+            memcpy(l->sbatch[k] + used, word, strlen(word) + 1);
+            l->n_sbatch += opens;
         }
     }
     if ((kv = cnb_section_get(s, "setup"))) {

@@ -43,8 +43,8 @@ typedef struct cnb_launcher_cfg {
     int cpus_per_task;     /* cpus_per_task = N; 0 = the cells' threads (the largest)   */
     long mem_mib;          /* mem = N[K|M|G|T] per task; 0 = the cells' estimated need  */
     int parallel;          /* parallel = N tasks at most at once (--array=...%N); 0: any */
-    char sbatch[CNB_LAUNCHER_MAX_SBATCH][256]; /* sbatch = --account=x; --qos=y: one
-                                                  #SBATCH line each                      */
+    char sbatch[CNB_LAUNCHER_MAX_SBATCH][256]; /* sbatch = --account=x --qos=y -C z:
+                                                  one #SBATCH line per option            */
     int n_sbatch;
     char setup[1024];      /* setup = a shell command run first on the node
                               (module load openblas)                                    */
