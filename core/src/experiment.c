@@ -320,8 +320,8 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
             else
                 cnb_conf_where(c, s, &s->kv[0], at, sizeof at);
             return cnb_error("%s: unknown section [%s]; an experiment has [experiment], "
-                             "[vars], [sweep], [data], [train], [launcher] and [profile.NAME]", at,
-                             s->name);
+                             "[vars], [sweep], [data], [train], [launcher] and "
+                             "[profile.NAME]", at, s->name);
         }
         if (cnb_section_check_keys(c, s, keys))
             return CNB_EINVAL;

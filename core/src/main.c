@@ -589,7 +589,9 @@ static int cmd_run(cnb_registry *reg, const options *o)
                               .sets = o->sets, .n_sets = o->n_sets, .plugins = o->plugins,
                               .n_plugins = o->n_plugins, .force = o->force,
                               .no_wait = o->no_wait, .quiet = o->quiet};
-        if (o->slurm && (CNB_SWEEP_PARTIAL(&so) || o->dry_run || o->list_cells))
+        if (o->no_wait && !o->slurm)
+            rc = cnb_error("--no-wait goes with --launcher slurm (a local run is the wait)");
+        else if (o->slurm && (CNB_SWEEP_PARTIAL(&so) || o->dry_run || o->list_cells))
             rc = cnb_error("--launcher slurm submits every cell still to run; --cell, --shard, "
                            "--list-cells and --dry-run are for runs on this machine");
         else if (o->slurm && !realpath("/proc/self/exe", exe))
