@@ -283,17 +283,44 @@ static void test_parse_slurm_output(void)
 static void test_status_of_local_folder(void)
 {
     const char *dir = test_tmpdir();
-    char cmd[2048], out[8192], results[600];
+    char cmd[4096], out[8192], results[600], path[700], text[4096], fp[17] = "";
     const char *exp = write_experiment(dir, "loc", "");
-    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' run '%s' -q --set sweep.pool=avg "
-             "--set sweep.act=relu", CNB_BUILD_ROOT, exp);
+    /* one cell of two run here, the other not */
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' run '%s' -q --set sweep.pool=avg --cell "
+             "act-relu_pool-avg_seed1_naive_t1", CNB_BUILD_ROOT, exp);
     CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
     snprintf(results, sizeof results, "%s/results/loc", dir);
     snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' status '%s'", CNB_BUILD_ROOT, results);
     CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
-    CHECK_MSG(out, "1 cell: 1 done, 0 diverged, 0 running, 0 queued, 0 failed, 0 not started");
-    CHECK_MSG(out, "act-relu_pool-avg_seed1_naive_t1  done      -");
+    CHECK_MSG(out, "2 cells: 1 done, 0 diverged, 0 running, 0 queued, 0 failed, 1 not started");
+    CHECK_MSG(out, "act-relu_pool-avg_seed1_naive_t1     done      -");
+    CHECK_MSG(out, "act-sigmoid_pool-avg_seed1_naive_t1  pending   -");
     CU_ASSERT_PTR_NULL(strstr(out, "Slurm job"));
+
+    /* what Slurm last said about a task, kept in slurm/tasks.csv, stands when no Slurm
+     * command can be asked: a TIMEOUT, with the tail of the task's log */
+    snprintf(path, sizeof path, "%s/manifest.csv", results);
+    CU_ASSERT_EQUAL_FATAL(read_text(path, text, sizeof text), 0);
+    const char *row = strstr(text, "\nact-sigmoid_pool-avg_seed1_naive_t1,");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+    sscanf(row + 1, "%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%*[^,],%16[0-9a-f]", fp);
+    CU_ASSERT_EQUAL_FATAL(strlen(fp), 16);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/slurm' && printf 'job,index,cell,fingerprint,"
+             "state,exit_code,node,elapsed,reason\\n77,0,act-sigmoid_pool-avg_seed1_naive_t1,"
+             "%s,TIMEOUT,0:0,node7,01:00:04,\\n' > '%s/slurm/tasks.csv' && printf 'epoch 3\\n"
+             "slurmstepd: error: *** JOB 78 ON node7 CANCELLED AT 2026-01-01T00:00:00 DUE TO "
+             "TIME LIMIT ***\\n' > '%s/slurm/77_0.log'", results, fp, results, results);
+    CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "PATH=/nonexistent '%s/core/cnnbench' status '%s'",
+             CNB_BUILD_ROOT, results);
+    CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+    CHECK_MSG(out, "1 done, 0 diverged, 0 running, 0 queued, 1 failed, 0 not started");
+    CHECK_MSG(out, "Slurm job 77 (as last recorded: squeue is not on PATH)");
+    CHECK_MSG(out, "act-sigmoid_pool-avg_seed1_naive_t1  failed    77_0          node7");
+    CHECK_MSG(out, "01:00:04  TIMEOUT: ran past its time limit (raise [launcher] time)");
+    CHECK_MSG(out, "      | epoch 3\n      | slurmstepd: error: *** JOB 78 ON node7 CANCELLED");
+    CHECK_MSG(out, "rerun the same `cnnbench run` command to run the 1 cell not finished");
+
     snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' status '%s'", CNB_BUILD_ROOT, dir);
     CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 2); /* not a results folder */
     CHECK_MSG(out, "manifest.csv: cannot open");
@@ -476,7 +503,7 @@ void suite_slurm(void)
         {"[launcher] keys and values, each error at its line", test_launcher_section},
         {"the array script: settings, quoting, a missing folder", test_script_writer},
         {"squeue, sacct and scontrol output", test_parse_slurm_output},
-        {"status of a folder run locally", test_status_of_local_folder},
+        {"status: a folder run locally, and as last recorded", test_status_of_local_folder},
         {"no sbatch: exit 2 naming what to install", test_no_sbatch_exits_2},
         {"one-node cluster: --launcher slurm equals a local run", test_slurm_equals_local},
         {"one-node cluster: scancel, status, rerun", test_scancel_then_rerun},
