@@ -340,8 +340,8 @@ static void test_no_sbatch_exits_2(void)
 
 /* ---- on the one-node cluster -------------------------------------------------------------- */
 
-/* Column `col` of each row of a CSV file, rows joined by '\n' (text without commas in
- * quotes before it: the cell ids and quoted variants of cells.csv come first). */
+/* The first column and every column whose header holds `want`, of each row of a CSV file
+ * whose quoted fields hold no comma (cells.csv), rows joined by '\n'. */
 static void csv_columns(const char *path, const char *want, char *out, size_t len)
 {
     char text[16384], *save = NULL;
@@ -376,10 +376,9 @@ static void test_slurm_equals_local(void)
     NEED_CLUSTER();
     const char *dir = test_tmpdir();
     char cmd[2048], out[16384], a[4096], b[4096], path[700], text[8192];
-    const char *exp = write_experiment(dir, "grid", "[launcher]\npartition = debug\n"
-                                       "time = 10\nparallel = 2\nmem = 300M\n"
-                                       "sbatch = --comment=cnnbench-test\n"
-                                       "setup = echo set up on $(hostname)\n");
+    write_experiment(dir, "grid", "[launcher]\npartition = debug\ntime = 10\nparallel = 2\n"
+                     "mem = 300M\nsbatch = --comment=cnnbench-test\n"
+                     "setup = echo set up on $(hostname)\n");
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' run grid.ini -q --set "
              "experiment.name=local", dir, CNB_BUILD_ROOT);
     CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
@@ -396,7 +395,6 @@ static void test_slurm_equals_local(void)
     CHECK_MSG(out, "slurm job ");
     CHECK_MSG(out, ": 0 queued, 0 running, 4 done, 0 failed (of 4 cells)");
     CHECK_MSG(out, "4 of 4 cells finished");
-    (void)exp;
 
     snprintf(path, sizeof path, "%s/results/local/cells.csv", dir);
     csv_columns(path, "acc", a, sizeof a);
