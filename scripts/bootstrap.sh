@@ -29,7 +29,7 @@ fi
 if [ ! -f build/build.ninja ]; then
   meson setup build --buildtype=release
 elif grep -q "'mpi'" meson_options.txt && command -v mpicc >/dev/null &&
-     ! grep -q '"name": "mpi"' build/meson-info/intro-dependencies.json 2>/dev/null; then
+     grep -qiE 'dependency [^ ]*mpi[^ ]* found: NO' build/meson-logs/meson-log.txt 2>/dev/null; then
   # Open MPI came after build/ was configured (scripts/test.sh installs it for the tests):
   # the auto-detected mpi feature sees it only after a reconfigure.
   meson setup --reconfigure build
