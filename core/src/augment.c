@@ -423,6 +423,15 @@ int cnb_pca_dataset(cnb_pca *p, const cnb_dataset *d, char *err, size_t errlen)
     for (int k = 0; k < c * c; k++)
         cov[k] /= count;
     symmetrize(cov, c);
+    return cnb_pca_from_cov(p, cov, c, 1.0, err, errlen);
+}
+
+int cnb_pca_from_cov(cnb_pca *p, const double *cov, int c, double val_scale, char *err,
+                     size_t errlen)
+{
+    if (c < 1 || c > CNB_AUGMENT_MAX_C)
+        return fail(err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
+                    CNB_AUGMENT_MAX_C);
     if (sym_eigen(cov, c, p, "lighting (dataset)", err, errlen))
         return CNB_EINVAL;
     double lo = p->vals[0], hi = p->vals[c - 1];
@@ -431,6 +440,8 @@ int cnb_pca_dataset(cnb_pca *p, const cnb_dataset *d, char *err, size_t errlen)
                     "(eigenvalues %.3g to %.3g: a constant channel, or one channel copied to "
                     "the others, as grey images made RGB); use lighting = none or lighting = "
                     "image", c, c, lo, hi);
+    for (int k = 0; k < c; k++)
+        p->vals[k] = (float)(p->vals[k] * val_scale);
     return 0;
 }
 
@@ -648,4 +659,121 @@ void cnb_augment_free(cnb_augment *a)
     free(a->scratch);
     free(a->err);
     memset(a, 0, sizeof *a);
+}
+
+/* ---- images one at a time (image files) ----------------------------------------------- */
+
+int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, int h, int w,
+                            const cnb_pca *pca, char *err, size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    if (err && errlen)
+        err[0] = '\0';
+    if (!cfg || c < 1 || h < 1 || w < 1)
+        return fail(err, errlen, "augment: no settings, or an image shape of %d x %d x %d", c,
+                    h, w);
+    if (cfg->resize_h || cfg->resize_w)
+        return fail(err, errlen, "augment: image files are resized as they are read; give the "
+                    "reader the size, not the augmentation");
+    a->cfg = *cfg;
+    a->c = c, a->h = a->rh = h, a->w = a->rw = w;
+    if (check_cfg(a, err, errlen)) {
+        memset(a, 0, sizeof *a);
+        return CNB_EINVAL;
+    }
+    for (int i = 0; cfg->normalize && i < c && i < CNB_AUGMENT_MAX_C; i++)
+        if (!(cfg->std[i] > 0.0f) || !isfinite(cfg->mean[i])) {
+            memset(a, 0, sizeof *a);
+            return fail(err, errlen, "augment: channel %d has mean %g and std %g; a std must "
+                        "be above 0 (a constant channel in every sampled image?)", i,
+                        (double)cfg->mean[i], (double)cfg->std[i]);
+        }
+    if (cfg->normalize && c > CNB_AUGMENT_MAX_C) {
+        memset(a, 0, sizeof *a);
+        return fail(err, errlen, "augment: normalisation works on 1 to %d channels",
+                    CNB_AUGMENT_MAX_C);
+    }
+    a->oh = cfg->crop_h ? cfg->crop_h : h;
+    a->ow = cfg->crop_w ? cfg->crop_w : w;
+    if (cfg->lighting == CNB_LIGHTING_DATASET) {
+        if (!pca || pca->c != c) {
+            memset(a, 0, sizeof *a);
+            return fail(err, errlen, "data.lighting = dataset: no eigen data of the training "
+                        "pixels were given");
+        }
+        a->pca = *pca;
+    }
+    if (!(a->err = calloc(ERR_LEN, 1))) {
+        memset(a, 0, sizeof *a);
+        return fail(err, errlen, "augment: out of memory");
+    }
+    return 0;
+}
+
+static void normalize_image(const cnb_augment *a, float *x)
+{
+    size_t n = (size_t)a->oh * a->ow;
+    for (int ch = 0; ch < a->c; ch++) {
+        float m = a->cfg.mean[ch], inv = 1.0f / a->cfg.std[ch];
+        float *p = x + (size_t)ch * n;
+        for (size_t k = 0; k < n; k++)
+            p[k] = (p[k] - m) * inv;
+    }
+}
+
+int cnb_augment_sample(const cnb_augment *a, const float *src, int h, int w, int train,
+                       struct cnb_rng *r, float *dst, char *err, size_t errlen)
+{
+    const cnb_augment_cfg *g = &a->cfg;
+    if (h < a->h || w < a->w || (!g->crop_h && (h != a->h || w != a->w)))
+        return fail(err, errlen, "augment: a %dx%d image where %dx%d was set up; %s", h, w,
+                    a->h, a->w, g->crop_h ? "it is smaller than the crop allows"
+                                          : "without a crop every image must have that size");
+    if (g->crop_h) {
+        int rc = train ? cnb_crop_random(src, a->c, h, w, g->crop_pad, a->oh, a->ow, r, dst,
+                                         NULL, NULL, err, errlen)
+                       : cnb_crop_center(src, a->c, h, w, g->crop_pad, a->oh, a->ow, dst, err,
+                                         errlen);
+        if (rc)
+            return rc;
+    } else {
+        memcpy(dst, src, (size_t)a->c * h * w * sizeof *dst);
+    }
+    if (train) {
+        if (g->flip && cnb_rng_uniform(r) < 0.5f)
+            cnb_flip_h(dst, a->c, a->oh, a->ow, dst);
+        if (g->lighting == CNB_LIGHTING_IMAGE && g->lighting_sigma > 0.0f &&
+            cnb_lighting_image(dst, a->c, a->oh, a->ow, g->lighting_sigma, r, NULL, err, errlen))
+            return CNB_EINVAL;
+        if (g->lighting == CNB_LIGHTING_DATASET && g->lighting_sigma > 0.0f)
+            cnb_lighting_apply(dst, a->oh, a->ow, &a->pca, g->lighting_sigma, r, NULL);
+    }
+    if (g->normalize)
+        normalize_image(a, dst);
+    return 0;
+}
+
+int cnb_augment_ten_crop(const cnb_augment *a, const float *src, int h, int w, float *dst,
+                         char *err, size_t errlen)
+{
+    if (!a->cfg.crop_h)
+        return fail(err, errlen, "data.eval_crops = 10 needs a crop: set data.crop and add "
+                    "crop to data.augment");
+    if (h < a->h || w < a->w)
+        return fail(err, errlen, "augment: a %dx%d image is smaller than %dx%d", h, w, a->h,
+                    a->w);
+    int pad = a->cfg.crop_pad, ph = h + 2 * pad - a->oh, pw = w + 2 * pad - a->ow;
+    const int y0[5] = {ph / 2, 0, 0, ph, ph}, x0[5] = {pw / 2, 0, pw, 0, pw};
+    size_t per = (size_t)a->c * a->oh * a->ow;
+    for (int k = 0; k < 5; k++) {
+        float *o = dst + (size_t)k * per, *m = dst + (size_t)(k + 5) * per;
+        if (cnb_crop(src, a->c, h, w, pad, y0[k], x0[k], a->oh, a->ow, o, err, errlen))
+            return CNB_EINVAL;
+        cnb_flip_h(o, a->c, a->oh, a->ow, m);
+        if (a->cfg.normalize) {
+            normalize_image(a, o);
+            normalize_image(a, m);
+        }
+    }
+    return 0;
 }

@@ -115,6 +115,10 @@ typedef struct cnb_augment_cfg {
     int flip;                     /* 1: horizontal flip with p = 0.5       */
     int lighting;                 /* CNB_LIGHTING_NONE / _IMAGE / _DATASET */
     float lighting_sigma;         /* AlexNet: 0.1                          */
+    int normalize;                /* 1: (x - mean) / std per channel, last
+                                     (image files; in-memory data are
+                                     normalised whole, dataset.h)          */
+    float mean[CNB_AUGMENT_MAX_C], std[CNB_AUGMENT_MAX_C]; /* std 1: mean only */
 } cnb_augment_cfg;
 
 typedef struct cnb_augment {
@@ -136,6 +140,40 @@ typedef struct cnb_augment {
  */
 int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_dataset *train,
                      char *err, size_t errlen);
+
+/*
+ * The same for images that come one at a time at varying sizes (image files, imageset.h):
+ * c channels, each image at least h x w (the smallest the reader's resize gives: the crop
+ * is checked against it). cfg->resize_h must be 0 (the reader resizes) and, for
+ * CNB_LIGHTING_DATASET, pca gives the eigen data (cnb_pca_from_cov).
+ */
+int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, int h, int w,
+                            const cnb_pca *pca, char *err, size_t errlen);
+
+/*
+ * One image src (c, h, w), h and w at least those given to init (any size with a crop;
+ * exactly them without one), to dst (c, oh, ow): train = 1: random crop -> flip -> lighting
+ * -> normalise, drawing from r in the order of cnb_augment_batch; train = 0: centre crop ->
+ * normalise, no draws. Thread-safe on one cnb_augment (it writes only dst and err).
+ */
+int cnb_augment_sample(const cnb_augment *a, const float *src, int h, int w, int train,
+                       struct cnb_rng *r, float *dst, char *err, size_t errlen);
+
+/*
+ * The AlexNet paper's evaluation: CNB_TEN_CROPS crops of src to dst (10 images of the out
+ * shape): the centre, top-left, top-right, bottom-left, bottom-right, then the same five
+ * mirrored; each normalised. Needs a crop.
+ */
+#define CNB_TEN_CROPS 10
+int cnb_augment_ten_crop(const cnb_augment *a, const float *src, int h, int w, float *dst,
+                         char *err, size_t errlen);
+
+/*
+ * Eigen data (as cnb_pca_dataset) of a c x c covariance given row-major, eigenvalues then
+ * multiplied by val_scale. A singular covariance is an error, as for cnb_pca_dataset.
+ */
+int cnb_pca_from_cov(cnb_pca *p, const double *cov, int c, double val_scale, char *err,
+                     size_t errlen);
 
 /* The shape of each output sample: what the network's input must be. */
 void cnb_augment_out_shape(const cnb_augment *a, int *c, int *h, int *w);

@@ -22,6 +22,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "dataset.h"
+#include "feed.h"
 #include "fsutil.h"
 #include "host.h"
 #include "launcher.h"
@@ -34,7 +35,10 @@ static const char *const experiment_keys[] = {"name", "mode", "model", "backend"
 static const char *const data_keys[] = {"dir", "train_images", "train_labels", "test_images",
                                         "test_labels", "train_limit", "test_limit",
                                         "normalize", "format", "resize", "augment", "crop",
-                                        "crop_pad", "lighting", "lighting_sigma", NULL};
+                                        "crop_pad", "lighting", "lighting_sigma", "train",
+                                        "test", "root", "channels", "resize_mode",
+                                        "stats_sample", "eval_crops", "on_bad_image",
+                                        "loader_threads", "prefetch", "cache", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", "keep_checkpoint", NULL};
@@ -289,6 +293,114 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
     return 0;
 }
 
+/* The keys of image files ([data] format = folder | list); the rest of [data] is read
+ * by the caller. A key of image files under another format is refused, and so is a
+ * setting of theirs that cannot work. */
+static int parse_images(cnb_experiment *e, const char *path, const cnb_section *data, int norm)
+{
+    static const char *const image_keys[] = {"train", "test", "root", "channels",
+                                             "resize_mode", "stats_sample", "eval_crops",
+                                             "on_bad_image", "loader_threads", "prefetch",
+                                             "cache", NULL};
+    const cnb_conf *c = &e->conf;
+    char at[1100];
+    e->channels = 3;
+    e->eval_crops = 1;
+    e->loader_threads = 2; /* measured: 1 thread decodes ~4x what AlexNet's 2-thread
+                              step consumes; the second covers a slower disk */
+    e->prefetch = 3;
+    e->stats_sample = 500;
+    if (!e->images) {
+        for (int i = 0; data && image_keys[i]; i++) {
+            const cnb_kv *kv = cnb_section_get(data, image_keys[i]);
+            if (kv)
+                return cnb_error("%s: [data] %s is a setting of image files; set format = "
+                                 "folder or list, or remove it",
+                                 cnb_conf_where(c, data, kv, at, sizeof at), image_keys[i]);
+        }
+        if (norm == 2)
+            return cnb_error("%s: [data] normalize = mean is for image files (format = folder "
+                             "or list); use dataset or none",
+                             cnb_conf_where(c, data, cnb_section_get(data, "normalize"), at,
+                                            sizeof at));
+        return 0;
+    }
+    long ch = 3, crops = 1, threads = e->loader_threads, ahead = e->prefetch;
+    int mode = 0, bad = 0;
+    static const char *const modes[] = {"shorter", "exact", "center", NULL};
+    static const char *const bads[] = {"fail", "skip", NULL};
+    if (cnb_conf_int(c, data, "channels", 1, 3, &ch) ||
+        cnb_conf_int(c, data, "eval_crops", 1, 10, &crops) ||
+        cnb_conf_int(c, data, "loader_threads", 1, 256, &threads) ||
+        cnb_conf_int(c, data, "prefetch", 1, 64, &ahead) ||
+        cnb_conf_int(c, data, "stats_sample", 1, 100000000L, &e->stats_sample) ||
+        choose(c, data, "resize_mode", modes, &mode) || choose(c, data, "on_bad_image", bads, &bad))
+        return CNB_EINVAL;
+    if (ch == 2)
+        return cnb_error("%s: [data] channels = 2: give 3 (RGB) or 1 (grey)",
+                         cnb_conf_where(c, data, cnb_section_get(data, "channels"), at,
+                                        sizeof at));
+    if (crops != 1 && crops != 10)
+        return cnb_error("%s: [data] eval_crops = %ld: give 1 (the centre crop) or 10 (the "
+                         "corners and the centre, and their mirror images)",
+                         cnb_conf_where(c, data, cnb_section_get(data, "eval_crops"), at,
+                                        sizeof at), crops);
+    e->channels = (int)ch;
+    e->eval_crops = (int)crops;
+    e->loader_threads = (int)threads;
+    e->prefetch = (int)ahead;
+    e->skip_bad = bad == 1;
+    const cnb_kv *rs = cnb_section_get(data, "resize");
+    e->resize.mode = !rs ? CNB_RESIZE_NONE : mode == 0 ? CNB_RESIZE_SHORTER
+                                          : mode == 1 ? CNB_RESIZE_EXACT
+                                                      : CNB_RESIZE_CENTER;
+    e->resize.h = e->augment.resize_h, e->resize.w = e->augment.resize_w;
+    e->augment.resize_h = e->augment.resize_w = 0; /* the reader resizes, not augment */
+    if (rs && mode != 1 && e->resize.h != e->resize.w)
+        return cnb_error("%s: [data] resize = %s with resize_mode = %s: give one number, the "
+                         "shorter side (or resize_mode = exact for HxW)",
+                         cnb_conf_where(c, data, rs, at, sizeof at), rs->value, modes[mode]);
+    if (!rs && cnb_section_get(data, "resize_mode"))
+        return cnb_error("%s: [data] resize_mode needs a resize (resize = 256)",
+                         cnb_conf_where(c, data, cnb_section_get(data, "resize_mode"), at,
+                                        sizeof at));
+    /* paths: relative to dir, which defaults to the experiment file's folder */
+    char base[PATH_MAX], tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(base, sizeof base, "%s", dirname(tmp));
+    if (cnb_section_get(data, "dir"))
+        resolve(base, sizeof base, path, cnb_section_get(data, "dir")->value);
+    const char *keys[4] = {"train", "test", "root", "cache"};
+    char *dst[4] = {e->train_path, e->test_path, e->root, e->cache};
+    for (int i = 0; i < 4; i++) {
+        const cnb_kv *kv = cnb_section_get(data, keys[i]);
+        dst[i][0] = '\0';
+        if (kv && kv->value[0] && join(dst[i], PATH_MAX, base, kv->value))
+            return CNB_EINVAL;
+    }
+    for (int i = 0; i < 2; i++)
+        if (!dst[i][0])
+            return cnb_error("%s: [data] format = %s needs %s = the %s split's %s", c->path,
+                             e->images == 1 ? "folder" : "list", keys[i], keys[i],
+                             e->images == 1 ? "folder (one subfolder per class)"
+                                            : "list file ('path label' lines)");
+    if (e->root[0] && e->images != 2)
+        return cnb_error("%s: [data] root is for format = list",
+                         cnb_conf_where(c, data, cnb_section_get(data, "root"), at, sizeof at));
+    int steps = parse_steps(e->augment_steps);
+    const cnb_kv *crop = cnb_section_get(data, "crop");
+    if (crop && steps >= 0 && !(steps & STEP_CROP))
+        return cnb_error("%s: [data] crop = %s with image files needs crop in data.augment "
+                         "(random crops in training, the centre crop in evaluation)",
+                         cnb_conf_where(c, data, crop, at, sizeof at), crop->value);
+    if (e->resize.mode != CNB_RESIZE_EXACT && e->resize.mode != CNB_RESIZE_CENTER &&
+        !(steps > 0 && (steps & STEP_CROP) && (crop || e->resize.mode != CNB_RESIZE_NONE)))
+        return cnb_error("%s: image files of different sizes need one size for the network: "
+                         "set [data] crop (with crop in augment), or resize with resize_mode "
+                         "= exact or center", c->path);
+    return 0;
+}
+
 int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
                         char **sets, int n_sets)
 {
@@ -364,13 +476,13 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     long step = e->train.step_epochs, tel = e->train.train_eval_limit, keep = 0;
     int mode = 0, norm = 0, sched = (int)e->train.schedule, format = 0, lighting = 0;
     long crop_pad = 0;
-    static const char *const formats[] = {"idx", "cifar", NULL};
+    static const char *const formats[] = {"idx", "cifar", "folder", "list", NULL};
     static const char *const lightings[] = {"dataset", "image", NULL};
     snprintf(e->augment_steps, sizeof e->augment_steps, "none");
     copy_str(data, "augment", e->augment_steps, sizeof e->augment_steps);
     e->augment.lighting_sigma = 0.1f;
     static const char *const modes[] = {"train", NULL};
-    static const char *const norms[] = {"dataset", "none", NULL};
+    static const char *const norms[] = {"dataset", "none", "mean", NULL};
     static const char *const scheds[] = {"constant", "step", "cosine", NULL};
     copy_str(ex, "name", e->name, sizeof e->name);
     copy_str(ex, "model", model, sizeof model);
@@ -407,8 +519,12 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     snprintf(e->mode, sizeof e->mode, "%s", modes[mode]);
     e->threads = (int)threads;
     e->seed = (uint64_t)seed;
-    e->normalize = norm == 0;
+    e->normalize = norm != 1;
+    e->mean_only = norm == 2;
     e->cifar = format == 1;
+    e->images = format >= 2 ? format - 1 : 0;
+    if ((rc = parse_images(e, path, data, norm)))
+        return rc;
     e->augment.crop_pad = (int)crop_pad;
     e->augment.lighting = lighting == 0 ? CNB_LIGHTING_DATASET : CNB_LIGHTING_IMAGE;
     if (data && cnb_section_get(data, "lighting_sigma")) {
@@ -691,6 +807,93 @@ static int first_label_outside(const cnb_dataset *d, int classes)
     return i;
 }
 
+/* ---- image files ----------------------------------------------------------------------- */
+
+/* The train and test sets of an image-file experiment: the folders or lists, or the packs
+ * of its cache folder (which must have been written with this experiment's resize and
+ * channels); each cut to its limit. */
+static int open_imagesets(const cnb_experiment *e, cnb_imageset *s, char *err, size_t errlen)
+{
+    memset(s, 0, 2 * sizeof *s);
+    int rc = 0;
+    if (e->cache[0]) {
+        for (int t = 0; t < 2 && rc == 0; t++) {
+            char path[PATH_MAX + 32];
+            snprintf(path, sizeof path, "%s/%s.cnbpack", e->cache, t ? "test" : "train");
+            if ((rc = cnb_imageset_pack_open(&s[t], path, err, errlen)))
+                break;
+            const cnb_resize_spec *r = &s[t].pack_resize;
+            if (r->mode != e->resize.mode || r->h != e->resize.h ||
+                (r->mode == CNB_RESIZE_EXACT && r->w != e->resize.w) ||
+                s[t].pack_c != e->channels)
+                rc = CNB_EINVAL,
+                snprintf(err, errlen, "%.900s: written for another resize or channel count (%dx%dx%d) "
+                         "than this experiment's; write it again with cnnbench convert",
+                         path, s[t].pack_h, s[t].pack_w, s[t].pack_c);
+        }
+    } else if (e->images == 1) {
+        int ignored = 0;
+        rc = cnb_imageset_folder(&s[0], e->train_path, NULL, &ignored, err, errlen);
+        if (rc == 0)
+            rc = cnb_imageset_folder(&s[1], e->test_path, &s[0], &ignored, err, errlen);
+    } else {
+        const char *root = e->root[0] ? e->root : NULL;
+        rc = cnb_imageset_list(&s[0], e->train_path, root, err, errlen);
+        if (rc == 0)
+            rc = cnb_imageset_list(&s[1], e->test_path, root, err, errlen);
+    }
+    if (rc == 0 && (cnb_imageset_limit(&s[0], e->train_limit) ||
+                    cnb_imageset_limit(&s[1], e->test_limit)))
+        rc = CNB_ENOMEM, snprintf(err, errlen, "out of memory");
+    if (rc)
+        cnb_imageset_free(&s[0]), cnb_imageset_free(&s[1]);
+    return rc;
+}
+
+/* A dataset that gives the rest of the program the shape and labels of an image set (no
+ * pixels: the input pipeline makes them): c, and h x w the smallest size after resize. */
+static int image_shape(const cnb_experiment *e, const cnb_imageset *s, int classes,
+                       cnb_dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    d->labels = malloc((size_t)s->n * sizeof *d->labels);
+    if (!d->labels)
+        return CNB_ENOMEM;
+    memcpy(d->labels, s->labels, (size_t)s->n * sizeof *d->labels);
+    d->n = s->n;
+    d->c = e->channels;
+    cnb_resize_min(&e->resize, &d->h, &d->w);
+    if (s->pack_h)
+        d->h = s->pack_h, d->w = s->pack_w;
+    int most = 0;
+    for (int i = 0; i < s->n; i++)
+        most = s->labels[i] > most ? s->labels[i] : most;
+    d->classes = classes > most + 1 ? classes : most + 1;
+    return 0;
+}
+
+/* check_split for image files: both sets listed (no image decoded) */
+static int check_images(const cnb_experiment *e, cnb_dataset *train, cnb_dataset *test,
+                        problems *p)
+{
+    char err[1024], at[1200];
+    cnb_imageset s[2];
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (open_imagesets(e, s, err, sizeof err)) {
+        problem(p, "%s (%s)", err, where_of(e, NULL, "data", e->cache[0] ? "cache" : "train",
+                                            at, sizeof at));
+        return 0;
+    }
+    int ok = image_shape(e, &s[0], s[0].classes, train) == 0 &&
+             image_shape(e, &s[1], s[0].classes, test) == 0;
+    cnb_imageset_free(&s[0]);
+    cnb_imageset_free(&s[1]);
+    if (!ok)
+        problem(p, "out of memory for the labels of %s", e->train_path);
+    return ok;
+}
+
 /* The data of one split, checked as the cells will load it; CIFAR-10 only by its files
  * (its records carry no header; the loader checks them). ok = 0 when unusable. */
 static int check_split(const cnb_experiment *e, int train, cnb_dataset *d, problems *p)
@@ -757,8 +960,13 @@ static model_size size_of_model(const cnb_net *net)
 #define PROCESS_MIB 48.0 /* the program, its libraries and plugins, measured: 30-45 MiB */
 
 static double cell_mib(const model_size *m, const cnb_cell *c, const cnb_dataset *train,
-                       const cnb_dataset *test)
+                       const cnb_dataset *test, const cnb_experiment *e)
 {
+    (void)test;
+    if (e->images) /* no pixels held: the batches queued ahead, and each thread's images */
+        return (3.0 * m->params + 2.0 * m->per_sample * c->batch + m->im2col * c->threads +
+                (double)e->prefetch * c->batch * train->c * train->h * train->w) * 4.0 / 1048576.0 +
+               PROCESS_MIB + 16.0 * e->loader_threads;
     double floats = 3.0 * m->params                       /* w, dw, momentum          */
                     + 2.0 * m->per_sample * c->batch      /* y and dy of every layer  */
                     + m->im2col * c->threads              /* one workspace a thread   */
@@ -800,8 +1008,13 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
 
     /* the data, each split read once, pixels not kept */
     cnb_dataset train, test;
-    int data_ok = check_split(e, 1, &train, &p);
-    data_ok &= check_split(e, 0, &test, &p);
+    int data_ok;
+    if (e->images) {
+        data_ok = check_images(e, &train, &test, &p);
+    } else {
+        data_ok = check_split(e, 1, &train, &p);
+        data_ok &= check_split(e, 0, &test, &p);
+    }
 
     /* the model, once per distinct set of variables; then what each cell needs of it */
     size_t count = n > 0 ? (size_t)n : 1;
@@ -862,7 +1075,19 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                     e->augment.resize_h || (steps & STEP_CROP) ? " after resize and crop" : "",
                     e->model, input[m].h, input[m].w, input[m].c);
         const cnb_dataset *split[2] = {&train, &test};
-        const char *labels[2] = {e->train_labels, e->test_labels};
+        const char *labels[2] = {e->images ? e->train_path : e->train_labels,
+                                 e->images ? e->test_path : e->test_labels};
+        if (e->images && (steps & STEP_CROP) && e->augment.crop_h &&
+            (e->augment.crop_h > train.h + 2 * e->augment.crop_pad ||
+             e->augment.crop_w > train.w + 2 * e->augment.crop_pad))
+            problem(&p, "%s: a crop of %dx%d from images that can be as small as %dx%d after "
+                    "the resize (padded by %d); give a smaller crop or a larger resize",
+                    where_of(e, NULL, "data", "crop", at, sizeof at), e->augment.crop_h,
+                    e->augment.crop_w, train.h, train.w, e->augment.crop_pad);
+        if (e->images && e->eval_crops > c->batch)
+            problem(&p, "%s: data.eval_crops = %d needs a batch of at least %d, not %d",
+                    where_of(e, "train.batch", "train", "batch", at, sizeof at),
+                    e->eval_crops, e->eval_crops, c->batch);
         for (int t = 0; t < 2; t++)
             if (split[t]->classes > classes[m]) {
                 int bad = first_label_outside(split[t], classes[m]);
@@ -879,7 +1104,7 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                     c->batch, train.n, e->train_limit ? " (data.train_limit)" : "",
                     e->train_limit ? " or raise train_limit" : "");
         if (mib)
-            mib[i] = cell_mib(&size[m], c, &train, &test);
+            mib[i] = cell_mib(&size[m], c, &train, &test, e);
     }
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
@@ -913,6 +1138,8 @@ typedef struct run {
     cnb_epoch_stats *history;
     int n;
     char fingerprint[17];
+    char *extra_meta;       /* more of meta.ini (image files), or NULL */
+    struct cnb_feed *feed;  /* image files: for the count of skipped images */
 } run;
 
 static int write_metrics(const run *r)
@@ -944,10 +1171,13 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history = h;
     r->history[r->n++] = *s;
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
-           "%.4f  gap %+.4f  %.1f s (data %.1f%%)  %.0f img/s\n",
+           "%.4f  gap %+.4f  %.1f s (waited for data %.2f s, %.1f%%)  %.0f img/s",
            r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
-           100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
+           s->data_seconds, 100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
+    if (r->feed && cnb_feed_skipped(r->feed))
+        printf("  (%ld unreadable images left out)", cnb_feed_skipped(r->feed));
+    printf("\n");
     fflush(stdout);
     if ((rc = write_metrics(r)) != 0)
         return rc;
@@ -969,9 +1199,18 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
     for (int i = 0; i < c->vars.n; i++)
         fprintf(f, "%s = %s\n", c->vars.names[i], c->vars.values[i]);
     const cnb_augment_cfg *a = &e->augment;
-    fprintf(f, "\n[data]\nformat = %s\n", e->cifar ? "cifar" : "idx");
+    static const char *const formats[] = {"idx", "folder", "list"};
+    static const char *const resize_modes[] = {"none", "shorter", "exact", "center"};
+    fprintf(f, "\n[data]\nformat = %s\n", e->cifar ? "cifar" : formats[e->images]);
     if (e->cifar)
         fprintf(f, "dir = %s\n", e->data_dir);
+    else if (e->images)
+        fprintf(f, "train = %s\ntest = %s\nroot = %s\ncache = %s\nchannels = %d\n"
+                   "resize_mode = %s\nresize_images = %dx%d\nstats_sample = %ld\n"
+                   "eval_crops = %d\non_bad_image = %s\nnormalize_mean_only = %d\n",
+                e->train_path, e->test_path, e->root, e->cache, e->channels,
+                resize_modes[e->resize.mode], e->resize.h, e->resize.w, e->stats_sample,
+                e->eval_crops, e->skip_bad ? "skip" : "fail", e->mean_only);
     else
         fprintf(f, "train_images = %s\ntrain_labels = %s\ntest_images = %s\n"
                    "test_labels = %s\n", e->train_images, e->train_labels, e->test_images,
@@ -1073,6 +1312,8 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
             train->h, train->w, test->n);
     for (int ch = 0; ch < train->c; ch++)
         fprintf(a.f, "mean_%d = %.6f\nstd_%d = %.6f\n", ch, mean[ch], ch, sd[ch]);
+    if (r->extra_meta)
+        fputs(r->extra_meta, a.f);
     cnb_meta_write(a.f, reg);
     return cnb_atomic_commit(&a);
 }
@@ -1097,6 +1338,166 @@ static int write_final(const run *r, double peak_mib)
             last->test_loss, last->train_eval_acc, last->train_eval_acc - last->test_acc,
             seconds / r->n, images / seconds, peak_mib); /* both over every epoch */
     return cnb_atomic_commit(&a);
+}
+
+/* What a cell of image files holds beyond the datasets' shapes. */
+typedef struct image_run {
+    cnb_imageset set[2];
+    cnb_feed *feed;
+    double mean[CNB_AUGMENT_MAX_C], std[CNB_AUGMENT_MAX_C];
+    double cov[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C];
+    cnb_pca pca;
+    int used;                  /* images the statistics were taken over */
+    char *meta;                /* the [images] section of meta.ini */
+    size_t meta_len;
+} image_run;
+
+static void image_run_free(image_run *ir)
+{
+    cnb_feed_destroy(ir->feed);
+    cnb_imageset_free(&ir->set[0]);
+    cnb_imageset_free(&ir->set[1]);
+    free(ir->meta);
+    memset(ir, 0, sizeof *ir);
+}
+
+/* The cell's processing of image files: the training set's statistics over a seeded
+ * sample (mean, std, the RGB covariance of lighting), the augmentation, the input
+ * pipeline. Lighting's eigenvalues are those of pixels in [0, 1] times 255: AlexNet's
+ * shift in 0..255 units over 255, the convention of fb.resnet.torch's
+ * eigval = {0.2175, 0.0188, 0.0045} for ImageNet (55.46, 4.794, 1.148 over 255). */
+static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *ir,
+                        cnb_augment *aug)
+{
+    char err[1024];
+    int steps = parse_steps(c->augment), ch = e->channels;
+    cnb_augment_cfg cfg = e->augment;
+    int mh, mw;
+    cnb_resize_min(&e->resize, &mh, &mw);
+    if (ir->set[0].pack_h)
+        mh = ir->set[0].pack_h, mw = ir->set[0].pack_w;
+    cfg.flip = (steps & STEP_FLIP) != 0;
+    if (!(steps & STEP_CROP))
+        cfg.crop_h = cfg.crop_w = cfg.crop_pad = 0;
+    else if (!cfg.crop_h)
+        cfg.crop_h = mh, cfg.crop_w = mw;
+    if (!(steps & STEP_LIGHTING))
+        cfg.lighting = CNB_LIGHTING_NONE;
+    double t0 = cnb_now();
+    if (cnb_imageset_stats(&ir->set[0], &e->resize, ch, (int)e->stats_sample, c->seed,
+                           e->skip_bad, ir->mean, ir->std, ir->cov, &ir->used, err, sizeof err))
+        return cnb_error("%s (the statistics of the training set, [data] stats_sample)", err);
+    double stats_seconds = cnb_now() - t0;
+    if (e->normalize) {
+        cfg.normalize = 1;
+        for (int k = 0; k < ch; k++) {
+            cfg.mean[k] = (float)ir->mean[k];
+            cfg.std[k] = e->mean_only ? 1.0f : (float)ir->std[k];
+        }
+    }
+    if (cfg.lighting == CNB_LIGHTING_DATASET &&
+        cnb_pca_from_cov(&ir->pca, ir->cov, ch, 255.0, err, sizeof err))
+        return cnb_error("%s: data.lighting = dataset: %s", e->conf.path, err);
+    if (cnb_augment_init_images(aug, &cfg, ch, mh, mw, &ir->pca, err, sizeof err))
+        return cnb_error("%s: %s", e->conf.path, err);
+    cnb_feed_cfg fc = {.train = &ir->set[0], .test = &ir->set[1], .resize = e->resize,
+                       .channels = ch, .aug = aug, .threads = e->loader_threads,
+                       .depth = e->prefetch, .batch = c->batch, .seed = c->seed,
+                       .skip_bad = e->skip_bad, .eval_crops = e->eval_crops};
+    if (ir->set[0].pack_h) /* a pack holds its images resized already */
+        fc.resize.mode = CNB_RESIZE_NONE;
+    if (cnb_feed_create(&ir->feed, &fc, err, sizeof err))
+        return cnb_error("%s: %s", e->conf.path, err);
+    FILE *f = open_memstream(&ir->meta, &ir->meta_len);
+    if (!f)
+        return CNB_ENOMEM;
+    fprintf(f, "\n[images]\n; the statistics come from the first stats_images of a shuffle of "
+               "the training set\n; by PCG32 stream (seed, stats_stream), each image resized "
+               "as in training, not cropped\nsource = %s\nclasses = %d\nstats_stream = %d\n"
+               "stats_images = %d\nstats_seconds = %.2f\nloader_threads = %d\nprefetch = %d\n",
+            e->cache[0] ? e->cache : e->train_path, ir->set[0].classes, CNB_STREAM_STATS,
+            ir->used, stats_seconds, e->loader_threads, e->prefetch);
+    for (int k = 0; k < ch; k++)
+        fprintf(f, "pixel_mean_%d = %.6f\npixel_std_%d = %.6f\n", k, ir->mean[k], k,
+                ir->std[k]);
+    if (cfg.lighting == CNB_LIGHTING_DATASET) {
+        fprintf(f, "; lighting: eigenvalues (ascending) of the pixels' covariance, times 255, "
+                   "and their eigenvectors (columns)\n");
+        for (int k = 0; k < ch; k++) {
+            fprintf(f, "lighting_eigenvalue_%d = %.6g\nlighting_eigenvector_%d =", k,
+                    (double)ir->pca.vals[k], k);
+            for (int i = 0; i < ch; i++)
+                fprintf(f, " %.6f", (double)ir->pca.vecs[i * ch + k]);
+            fprintf(f, "\n");
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+/* classes.csv: which class number is which folder, and how many images each split has. */
+static int write_classes(const char *dir, const image_run *ir)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/classes.csv", dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    fprintf(a.f, "label,name,train_images,test_images\n");
+    for (int k = 0; k < ir->set[0].classes; k++) {
+        const char *name = ir->set[0].class_names[k];
+        int quote = strpbrk(name, ",\"\n") != NULL;
+        fputs(quote ? "\"" : "", a.f);
+        fprintf(a.f, "%d,", k);
+        if (quote) {
+            fputc('"', a.f);
+            for (const char *p = name; *p; p++)
+                fprintf(a.f, *p == '"' ? "\"\"" : "%c", *p);
+            fputc('"', a.f);
+        } else {
+            fputs(name, a.f);
+        }
+        fprintf(a.f, ",%d,%d\n", ir->set[0].class_counts[k],
+                k < ir->set[1].classes ? ir->set[1].class_counts[k] : 0);
+    }
+    return cnb_atomic_commit(&a);
+}
+
+int cnb_experiment_convert(const cnb_experiment *e)
+{
+    if (!e->images)
+        return cnb_error("%s: convert needs an experiment of image files ([data] format = "
+                         "folder or list)", e->conf.path);
+    if (!e->cache[0])
+        return cnb_error("%s: convert writes the packs into [data] cache; set it (cache = "
+                         "packs, or --set data.cache=packs)", e->conf.path);
+    if (e->resize.mode != CNB_RESIZE_EXACT && e->resize.mode != CNB_RESIZE_CENTER)
+        return cnb_error("%s: a pack holds images of one size: set [data] resize_mode = center "
+                         "(the shorter side to N, then the centre N x N) or exact",
+                         e->conf.path);
+    cnb_experiment files = *e;
+    files.cache[0] = '\0'; /* read the files the packs are made from */
+    char err[1024];
+    cnb_imageset s[2];
+    if (open_imagesets(&files, s, err, sizeof err))
+        return cnb_error("%s (experiment %s, [data])", err, e->conf.path);
+    int rc = cnb_mkdirs(e->cache);
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s.cnbpack", e->cache, t ? "test" : "train");
+        int written = 0;
+        double t0 = cnb_now();
+        rc = cnb_imageset_pack_write(&s[t], path, &e->resize, e->channels, e->skip_bad,
+                                     &written, err, sizeof err);
+        if (rc)
+            cnb_error("%s", err);
+        else
+            printf("%s: %d of %d images (%s), %.1f s\n", path, written, s[t].n,
+                   t ? "test" : "train", cnb_now() - t0);
+    }
+    cnb_imageset_free(&s[0]);
+    cnb_imageset_free(&s[1]);
+    return rc;
 }
 
 static int load_data(const cnb_experiment *e, cnb_dataset *train, cnb_dataset *test)
@@ -1149,15 +1550,30 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     cnb_train_cfg cfg = c->train;
     cfg.seed = c->seed;
     cfg.progress = progress;
+    image_run ir = {0};
+    char err[1024];
     int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
-    if (rc == 0)
+    if (rc == 0 && e->images) {
+        if ((rc = open_imagesets(e, ir.set, err, sizeof err)) != 0)
+            cnb_error("%s (experiment %s, [data])", err, e->conf.path);
+        else if ((rc = image_shape(e, &ir.set[0], ir.set[0].classes, &train)) == 0)
+            rc = image_shape(e, &ir.set[1], ir.set[0].classes, &test);
+        if (rc == 0 && (rc = setup_images(e, c, &ir, &aug)) == 0) {
+            use_aug = 1;
+            cfg.feed = r.feed = ir.feed;
+            r.extra_meta = ir.meta;
+            for (int k = 0; k < train.c && k < 4; k++)
+                mean[k] = ir.mean[k], sd[k] = e->mean_only ? 1.0 : ir.std[k];
+        }
+    } else if (rc == 0) {
         rc = load_data(e, &train, &test);
-    if (rc == 0 && e->normalize && train.c <= 4) {
+    }
+    if (rc == 0 && e->normalize && train.c <= 4 && !e->images) {
         cnb_dataset_channel_stats(&train, mean, sd);
         cnb_dataset_normalize(&train, mean, sd);
         cnb_dataset_normalize(&test, mean, sd);
     }
-    if (rc == 0 && (rc = make_augment(e, c, &train, &aug, &use_aug)) == 0) {
+    if (rc == 0 && (e->images || (rc = make_augment(e, c, &train, &aug, &use_aug)) == 0)) {
         int ic = train.c, ih = train.h, iw = train.w;
         if (use_aug)
             cnb_augment_out_shape(&aug, &ic, &ih, &iw);
@@ -1170,7 +1586,9 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
         else if (train.classes > net.classes || test.classes > net.classes)
             rc = cnb_error("%s: labels reach class %d but the model has %d classes",
                            e->cifar                         ? e->data_dir
-                           : train.classes > net.classes ? e->train_labels
+                           : train.classes > net.classes ? (e->images ? e->train_path
+                                                                      : e->train_labels)
+                           : e->images                   ? e->test_path
                                                             : e->test_labels,
                            (train.classes > net.classes ? train.classes : test.classes) - 1,
                            net.classes);
@@ -1185,6 +1603,8 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
         rc = write_config(&r);
     if (rc == 0)
         rc = write_meta(&r, reg, &train, &test, mean, sd);
+    if (rc == 0 && e->images)
+        rc = write_classes(dir, &ir);
     char ckpt[PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, dir);
     if (rc == 0)
@@ -1224,6 +1644,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
                    c->threads, c->threads == 1 ? "" : "s", peak);
     }
     free(r.history);
+    image_run_free(&ir); /* the loader threads first: they read aug */
     cnb_augment_free(&aug);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);

@@ -9,12 +9,21 @@
  *                seed, backend, threads, or a [train] setting (train.lr = 0.1, 0.02);
  *                `only` and `exclude` list combinations separated by ';'
  *                ("act=relu pool=max; act=sigmoid pool=avg")
- *   [data]       format (idx | cifar), dir, train_images, train_labels, test_images,
- *                test_labels (idx), train_limit, test_limit, normalize (dataset | none),
+ *   [data]       format (idx | cifar | folder | list), dir, train_images, train_labels,
+ *                test_images, test_labels (idx), train_limit, test_limit, normalize
+ *                (dataset | none; image files also mean: the mean only),
  *                and the data processing of augment.h: resize (N or HxW), augment (none,
  *                or steps joined by '+': flip, crop, lighting; sweepable as data.augment),
  *                crop (HxW; default the image), crop_pad, lighting (dataset | image),
- *                lighting_sigma
+ *                lighting_sigma;
+ *                image files (folder: class subfolders; list: "path label" lines):
+ *                train, test (the folders or list files, relative to dir, which
+ *                defaults to the experiment file's folder for these formats), root
+ *                (list: where its paths start; default the list's folder), channels
+ *                (3 | 1), resize_mode (shorter | exact | center), stats_sample,
+ *                eval_crops (1 | 10), on_bad_image (fail | skip), loader_threads,
+ *                prefetch, cache (a folder of packs written by cnnbench convert,
+ *                read instead of the files)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
  *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,
@@ -33,6 +42,7 @@
 
 #include "augment.h"
 #include "conf.h"
+#include "imageset.h"
 #include "plugin.h"
 #include "train.h"
 
@@ -79,6 +89,17 @@ typedef struct cnb_experiment {
     long train_limit, test_limit;
     int normalize;          /* 1: per-channel mean/std of the training split */
     int cifar;              /* [data] format = cifar (else IDX)                */
+    int images;             /* format = folder (1) or list (2): image files     */
+    char train_path[PATH_MAX], test_path[PATH_MAX]; /* image files: folders or lists */
+    char root[PATH_MAX];    /* list: where its paths start ("" = its folder)    */
+    char cache[PATH_MAX];   /* "" or the folder of train.cnbpack, test.cnbpack  */
+    int channels;           /* image files: 3 (RGB) or 1 (grey)                 */
+    cnb_resize_spec resize; /* image files: what the reader does                */
+    int mean_only;          /* normalize = mean                                 */
+    int eval_crops;         /* 1 or 10                                          */
+    int skip_bad;           /* on_bad_image = skip                              */
+    int loader_threads, prefetch;
+    long stats_sample;      /* images the mean, std and lighting's PCA come from */
     int keep_checkpoints;   /* [train] keep_checkpoint = 1: a finished cell keeps its
                                last checkpoint (by default it is removed)      */
     cnb_augment_cfg augment; /* resize, crop size and pad, lighting form; which
@@ -116,6 +137,10 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
  * parameters with their gradients and momentum, activations and their gradients for its
  * batch, the lowering workspace of its convolutions on each thread (im2col), the batch
  * being made, both data splits in memory as floats, and the process itself. */
+
+/* `cnnbench convert`: write the packs of an image-file experiment's train and test splits
+ * into its [data] cache folder (docs/image-pack.md). */
+int cnb_experiment_convert(const cnb_experiment *e);
 
 /* The experiment's folder: <results>/<name>, or <results>/<name>-<profile>. */
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);

@@ -129,6 +129,7 @@ static int cmd_bench(cnb_registry *reg, const options *o);
 static int cmd_report(cnb_registry *reg, const options *o);
 static int cmd_check(cnb_registry *reg, const options *o);
 static int cmd_status(cnb_registry *reg, const options *o);
+static int cmd_convert(cnb_registry *reg, const options *o);
 
 /* A verb: its argument, its one-line summary, what it does, its --set, its options. */
 typedef struct verb {
@@ -186,6 +187,12 @@ static const verb verbs[] = {
      BIT(OPT_SET) | BIT(OPT_THREADS) | BIT(OPT_TIMEOUT) | BIT(OPT_NO_SPEED) |
          BIT(OPT_INPUT) | BIT(OPT_CASES),
      cmd_check, 0},
+    {"convert", "EXPERIMENT.ini", "pack an experiment's image files into its [data] cache",
+     "Decodes and resizes every image of an image-file experiment's training and test\n"
+     "splits once and writes them to [data] cache as train.cnbpack and test.cnbpack\n"
+     "(docs/image-pack.md); runs with that cache then read them with no decoding.",
+     "override one key of the file: --set data.cache=../data/packs",
+     BIT(OPT_SET) | BIT(OPT_PROFILE), cmd_convert, 0},
 };
 #define N_VERBS ((int)(sizeof verbs / sizeof verbs[0]))
 
@@ -640,6 +647,20 @@ static int cmd_check(cnb_registry *reg, const options *o)
         return cnb_error("--input %s: expected HxWxC, for example 28x28x6", o->input);
     int rc = cnb_check_run(&c); /* its own statuses: 2 only for a plugin of another ABI or bad usage */
     return rc == 0 || rc == CNB_EINVAL ? rc : CNB_EFAILED;
+}
+
+static int cmd_convert(cnb_registry *reg, const options *o)
+{
+    (void)reg;
+    if (!o->file)
+        return cnb_error("convert needs an experiment file: cnnbench convert "
+                         "experiments/alexnet-folder.ini");
+    cnb_experiment e;
+    int rc = cnb_experiment_load(&e, o->file, o->profile, (char **)o->sets, o->n_sets);
+    if (rc == 0)
+        rc = cnb_experiment_convert(&e);
+    cnb_experiment_free(&e);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feed.h"
 #include "host.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -125,6 +126,8 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         }
         if (epoch < cfg->start_epoch)
             continue; /* done before a resume: only its shuffle, for the stream's position */
+        if (cfg->feed && (rc = cnb_feed_start_train(cfg->feed, order, batches, epoch)))
+            break;
         cnb_epoch_stats s = {.epoch = epoch + 1, .lr = cnb_schedule_lr(cfg, epoch)};
         double t0 = cnb_now(), loss_sum = 0.0, last_draw = 0.0;
         long correct = 0, seen = 0;
@@ -134,8 +137,9 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
                 break;
             }
             double td = cnb_now();
-            rc = fill_batch(net, train, order + b * net->batch, net->batch, cfg->augment, 1,
-                            cfg->seed, epoch);
+            rc = cfg->feed ? cnb_feed_next(cfg->feed, net->x, net->labels, NULL)
+                           : fill_batch(net, train, order + b * net->batch, net->batch,
+                                        cfg->augment, 1, cfg->seed, epoch);
             s.data_seconds += cnb_now() - td;
             float loss;
             if (rc || (rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
@@ -166,10 +170,14 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         double t1 = cnb_now();
         s.train_eval_loss = s.train_eval_acc = NAN;
         if (cfg->train_eval_limit > 0)
-            rc = cnb_evaluate(net, train, cfg->train_eval_limit, cfg->augment,
-                              &s.train_eval_loss, &s.train_eval_acc);
+            rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 0, cfg->train_eval_limit,
+                                               &s.train_eval_loss, &s.train_eval_acc)
+                           : cnb_evaluate(net, train, cfg->train_eval_limit, cfg->augment,
+                                          &s.train_eval_loss, &s.train_eval_acc);
         if (rc == 0)
-            rc = cnb_evaluate(net, test, 0, cfg->augment, &s.test_loss, &s.test_acc);
+            rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 1, 0, &s.test_loss, &s.test_acc)
+                           : cnb_evaluate(net, test, 0, cfg->augment, &s.test_loss,
+                                          &s.test_acc);
         s.eval_seconds = cnb_now() - t1;
         if (rc == 0 && !(isfinite(s.test_loss) && (cfg->train_eval_limit <= 0 ||
                                                    isfinite(s.train_eval_loss)))) {

@@ -36,6 +36,9 @@ typedef struct cnb_train_cfg {
     const cnb_augment *augment; /* the data processing of every batch; NULL: none */
     int start_epoch;       /* epochs already done (a resumed run: checkpoint.h); their
                               shuffles are replayed, nothing else is redone */
+    struct cnb_feed *feed; /* image files: every batch, training and evaluation, comes
+                              from this input pipeline (feed.h), and the datasets give
+                              only n and labels; NULL: from the datasets' pixels */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
@@ -45,7 +48,9 @@ typedef struct cnb_epoch_stats {
     double train_eval_loss, train_eval_acc; /* evaluation mode, fixed subset; NAN if off */
     double test_loss, test_acc;
     double train_seconds, eval_seconds;
-    double data_seconds;                    /* of train_seconds: making the batches */
+    double data_seconds;                    /* of train_seconds: the step waiting for
+                                               its batches (making them, without an
+                                               input pipeline)                      */
     double images_per_second;               /* training throughput */
 } cnb_epoch_stats;
 
