@@ -1363,9 +1363,12 @@ static void image_run_free(image_run *ir)
 
 /* The cell's processing of image files: the training set's statistics over a seeded
  * sample (mean, std, the RGB covariance of lighting), the augmentation, the input
- * pipeline. Lighting's eigenvalues are those of pixels in [0, 1] times 255: AlexNet's
- * shift in 0..255 units over 255, the convention of fb.resnet.torch's
- * eigval = {0.2175, 0.0188, 0.0045} for ImageNet (55.46, 4.794, 1.148 over 255). */
+ * pipeline. Lighting's eigen data are those of the covariance of pixels in [0, 1], and
+ * the shift is added in those units: the convention of fb.resnet.torch's ImageNet
+ * eigval = {0.2175, 0.0188, 0.0045} (Caffe ports give 55.46, 4.794, 1.148: the same
+ * times 255, for 0..255 pixels). Taken literally in 0..255 units the paper's formula
+ * would shift by alpha * ~1e4 grey levels; here a sigma 0.1 draw moves pixels by ~2% of
+ * their range (measured on the photo example: largest eigenvalue 0.16). */
 static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *ir,
                         cnb_augment *aug)
 {
@@ -1396,7 +1399,7 @@ static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *i
         }
     }
     if (cfg.lighting == CNB_LIGHTING_DATASET &&
-        cnb_pca_from_cov(&ir->pca, ir->cov, ch, 255.0, err, sizeof err))
+        cnb_pca_from_cov(&ir->pca, ir->cov, ch, 1.0, err, sizeof err))
         return cnb_error("%s: data.lighting = dataset: %s", e->conf.path, err);
     if (cnb_augment_init_images(aug, &cfg, ch, mh, mw, &ir->pca, err, sizeof err))
         return cnb_error("%s: %s", e->conf.path, err);
@@ -1421,8 +1424,8 @@ static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *i
         fprintf(f, "pixel_mean_%d = %.6f\npixel_std_%d = %.6f\n", k, ir->mean[k], k,
                 ir->std[k]);
     if (cfg.lighting == CNB_LIGHTING_DATASET) {
-        fprintf(f, "; lighting: eigenvalues (ascending) of the pixels' covariance, times 255, "
-                   "and their eigenvectors (columns)\n");
+        fprintf(f, "; lighting: eigenvalues (ascending) of the covariance of the pixels in "
+                   "[0, 1], and their eigenvectors\n");
         for (int k = 0; k < ch; k++) {
             fprintf(f, "lighting_eigenvalue_%d = %.6g\nlighting_eigenvector_%d =", k,
                     (double)ir->pca.vals[k], k);

@@ -78,7 +78,7 @@ static int make_sample(cnb_feed *f, cnb_imagereader *rd, uint32_t i, int train, 
             rc = cnb_augment_sample(f->cfg.aug, img, h, w, train, &r, dst, why, sizeof why);
         }
         if (rc)
-            snprintf(err, ERR_LEN, "%s: %s", s->paths ? s->paths[i] : s->source, why);
+            snprintf(err, ERR_LEN, "%.4000s: %.500s", s->paths ? s->paths[i] : s->source, why);
     }
     if (rc == 0) {
         for (int k = 0; k < crops; k++)
