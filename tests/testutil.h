@@ -25,6 +25,9 @@ void suite_check(void);
 void suite_bench(void);
 void suite_pool(void);
 void suite_slurm(void);
+void suite_images_dataset(void);
+void suite_images_augment(void);
+void suite_images_train(void);
 
 /* Assert that err contains needle, printing both when it does not. */
 #define CHECK_MSG(err, needle)                                                             \
