@@ -478,7 +478,7 @@ static void test_pipeline_threads(void)
 
 /* ---- experiments of image folders ------------------------------------------------------ */
 
-/* An experiment on dir/train and dir/val with alexnet-small at 60 x 60 x 3; `extra` adds
+/* An experiment on dir/train and dir/val with alexnet-small at 28 x 28 x 3; `extra` adds
  * [data] lines. Returns the run's rc. */
 static int run_experiment(const char *dir, const char *extra, const char *name, int epochs)
 {
@@ -486,9 +486,9 @@ static int run_experiment(const char *dir, const char *extra, const char *name, 
     snprintf(path, sizeof path, "%s/%s.ini", dir, name);
     snprintf(text, sizeof text,
              "[experiment]\nname = %s\nmodel = %s/experiments/models/alexnet-small.ini\n"
-             "backend = naive\nresults = %s/results\n[vars]\nchannels = 3\nsize = 60\n"
-             "classes = 4\n[data]\nformat = folder\ntrain = train\ntest = val\nresize = 68\n"
-             "crop = 60\naugment = flip+crop+lighting\n%s\n[train]\nepochs = %d\nbatch = 16\n"
+             "backend = naive\nresults = %s/results\n[vars]\nchannels = 3\nsize = 28\n"
+             "[data]\nformat = folder\ntrain = train\ntest = val\nresize = 32\n"
+             "crop = 28\naugment = flip+crop+lighting\n%s\n[train]\nepochs = %d\nbatch = 16\n"
              "lr = 0.01\ntrain_eval_limit = 16\n",
              name, CNB_SOURCE_ROOT, dir, extra, epochs);
     test_write_file(path, text);
@@ -517,8 +517,8 @@ static void test_bad_image_policy(void)
     const char *dir = test_tmpdir();
     static const char *const classes[] = {"a", "b", "c", "d"};
     char path[1024];
-    make_folder(dir, "train", classes, 4, 4, 68);
-    make_folder(dir, "val", classes, 4, 1, 68);
+    make_folder(dir, "train", classes, 4, 4, 32);
+    make_folder(dir, "val", classes, 4, 1, 32);
     snprintf(path, sizeof path, "%s/train/b/02.jpg", dir); /* cut short */
     size_t len;
     char *b = read_all(path, &len);
@@ -554,7 +554,7 @@ static void test_real_photos(void)
         return;
     }
     const char *dir = test_tmpdir();
-    CU_ASSERT_EQUAL_FATAL(photo_folder(dir, 4, 16, 4, 80, 3), 0);
+    CU_ASSERT_EQUAL_FATAL(photo_folder(dir, 4, 16, 4, 40, 3), 0);
     char path[1024], err[2048];
     snprintf(path, sizeof path, "%s/train", dir);
     cnb_imageset s = {0};
@@ -562,7 +562,7 @@ static void test_real_photos(void)
     CU_ASSERT_EQUAL(s.n, 64);
     double mean[3], sd[3], cov[9];
     int used;
-    cnb_resize_spec rs = {CNB_RESIZE_SHORTER, 68, 68};
+    cnb_resize_spec rs = {CNB_RESIZE_SHORTER, 32, 32};
     CU_ASSERT_EQUAL_FATAL(cnb_imageset_stats(&s, &rs, 3, 64, 1, 0, mean, sd, cov, &used, err,
                                              sizeof err), 0);
     cnb_pca pca;
