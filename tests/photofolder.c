@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "augment.h"
+#include "fsutil.h"
 #include "imagefile.h"
 #include "rng.h"
 
@@ -142,8 +143,7 @@ int photo_folder(const char *out, int classes, int per_class, int val_per, int s
     const char *splits[2] = {"train", "val"};
     for (int s = 0; s < 2 && rc == 0; s++) {
         snprintf(path, sizeof path, "%s/%s", out, splits[s]);
-        mkdir(out, 0777);
-        mkdir(path, 0777);
+        rc = cnb_mkdirs(path);
     }
     for (int k = 0; k < classes && rc == 0; k++) {
         char err[1024];
