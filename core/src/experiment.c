@@ -1150,13 +1150,17 @@ static int write_metrics(const run *r)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
-                 "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds\n");
+                 "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds,"
+                 "loader_images_per_thread_second\n");
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
-        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f\n",
+        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f,",
                 s->epoch, s->lr, s->train_loss, s->train_acc, s->train_eval_loss,
                 s->train_eval_acc, s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc,
                 s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds);
+        if (isfinite(s->loader_rate)) /* empty without an input pipeline */
+            fprintf(a.f, "%.1f", s->loader_rate);
+        fputc('\n', a.f);
     }
     return cnb_atomic_commit(&a);
 }
@@ -1170,11 +1174,15 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
         return CNB_ENOMEM;
     r->history = h;
     r->history[r->n++] = *s;
+    s = &r->history[r->n - 1];
+    r->history[r->n - 1].loader_rate = r->feed ? cnb_feed_rate(r->feed) : NAN;
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
            "%.4f  gap %+.4f  %.1f s (waited for data %.2f s, %.1f%%)  %.0f img/s",
            r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
            s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            s->data_seconds, 100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
+    if (r->feed)
+        printf("  (loader %.0f img/s per thread)", s->loader_rate);
     if (r->feed && cnb_feed_skipped(r->feed))
         printf("  (%ld unreadable images left out)", cnb_feed_skipped(r->feed));
     printf("\n");

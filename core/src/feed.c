@@ -57,6 +57,8 @@ struct cnb_feed {
     int in_flight;              /* chunks being filled */
     unsigned char *bad[2];      /* per sample of train / test: said once */
     long skipped;
+    double busy;                /* thread-seconds spent making training samples */
+    long made;                  /* training samples made                       */
 };
 
 /* One sample into dst (crops outputs of per floats), or a refusal in err. */
@@ -127,6 +129,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&f->mu);
 
         int rc = 0;
+        double t0 = cnb_now();
         for (long j = first; j < last && rc == 0; j++) {
             long at = (j - b * f->spb) * crops; /* the sample's first row in the batch */
             if (j < f->n)
@@ -139,7 +142,10 @@ static void *worker(void *arg)
             }
         }
 
+        double spent = cnb_now() - t0;
         pthread_mutex_lock(&f->mu);
+        if (train)
+            f->busy += spent, f->made += last - first;
         f->in_flight--;
         if (rc && !sl->rc)
             sl->rc = rc, snprintf(sl->err, sizeof sl->err, "%s", err);
@@ -281,6 +287,15 @@ int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, int test, long limit, double *l
 long cnb_feed_skipped(const cnb_feed *f)
 {
     return f->skipped;
+}
+
+double cnb_feed_rate(cnb_feed *f)
+{
+    pthread_mutex_lock(&f->mu);
+    double rate = f->busy > 0 ? (double)f->made / f->busy : NAN;
+    f->busy = 0, f->made = 0;
+    pthread_mutex_unlock(&f->mu);
+    return rate;
 }
 
 int cnb_feed_create(cnb_feed **out, const cnb_feed_cfg *cfg, char *err, size_t errlen)

@@ -65,6 +65,10 @@ int cnb_feed_next(cnb_feed *f, float *x, int32_t *labels, double *waited);
 int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, int test, long limit, double *loss,
                       double *acc);
 
+/* Training samples made per second of one thread's time (decode, resize, augment: what
+ * one loader thread sustains), since the last call; NAN when none were made. */
+double cnb_feed_rate(cnb_feed *f);
+
 /* Images left out so far (on_bad_image = skip), each counted once. */
 long cnb_feed_skipped(const cnb_feed *f);
 

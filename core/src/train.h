@@ -52,6 +52,9 @@ typedef struct cnb_epoch_stats {
                                                its batches (making them, without an
                                                input pipeline)                      */
     double images_per_second;               /* training throughput */
+    double loader_rate;                     /* image files: training samples one loader
+                                               thread makes a second (feed.h); NAN
+                                               without an input pipeline             */
 } cnb_epoch_stats;
 
 /* Called after every epoch; a non-zero return stops training with that code. */
