@@ -375,7 +375,9 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
     for (int i = 0; i < 4; i++) {
         const cnb_kv *kv = cnb_section_get(data, keys[i]);
         dst[i][0] = '\0';
-        if (kv && kv->value[0] && join(dst[i], PATH_MAX, base, kv->value))
+        if (kv && kv->value[0] && i == 3) /* the cache is ours, not the data's: like model */
+            resolve(dst[i], PATH_MAX, path, kv->value);
+        else if (kv && kv->value[0] && join(dst[i], PATH_MAX, base, kv->value))
             return CNB_EINVAL;
     }
     for (int i = 0; i < 2; i++)

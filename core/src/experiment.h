@@ -23,7 +23,7 @@
  *                (3 | 1), resize_mode (shorter | exact | center), stats_sample,
  *                eval_crops (1 | 10), on_bad_image (fail | skip), loader_threads,
  *                prefetch, cache (a folder of packs written by cnnbench convert,
- *                read instead of the files)
+ *                read instead of the files; relative to the experiment file)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
  *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,
