@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET|all SECONDS [LIBFUZZER-OPTION...]
 #
-# TARGET: model, experiment, idx, cifar or weights; SECONDS: per target. Builds
+# TARGET: model, experiment, idx, cifar, weights or image; SECONDS: per target. Builds
 # build-fuzz/ (clang, ASan + UBSan, -Dfuzz=enabled; installing clang and
 # libclang-rt-14-dev when missing, as scripts/bootstrap.sh does) unless CNB_FUZZ_BUILD
 # names another build folder. Each target starts from its seeds, tests/fuzz/corpus/TARGET/,
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(model experiment idx cifar weights)
+targets=(model experiment idx cifar weights image)
 if [ $# -lt 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS [LIBFUZZER-OPTION...]  (TARGET: ${targets[*]})" >&2
   exit 2
@@ -58,7 +58,8 @@ fi
 ninja -C "$build" > /dev/null
 
 # Inputs stay small: a model or experiment file of 4 KB, a few CIFAR records.
-declare -A max_len=([model]=4096 [experiment]=4096 [idx]=4096 [cifar]=16384 [weights]=1024)
+declare -A max_len=([model]=4096 [experiment]=4096 [idx]=4096 [cifar]=16384 [weights]=1024
+                   [image]=8192)
 declare -A dict=([model]=tests/fuzz/ini.dict [experiment]=tests/fuzz/ini.dict)
 # A small quarantine: freed memory is reused while still hot (6x the executions of the
 # default 256 MB); a use after free within one input is still caught.
