@@ -16,6 +16,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,13 +384,20 @@ static int growf(float **p, size_t *cap, size_t n)
     return 0;
 }
 
+/* byte -> byte / 255, the table of to_chw; filled once, whichever thread reads first */
+static float scale[256];
+static pthread_once_t scale_once = PTHREAD_ONCE_INIT;
+
+static void fill_scale(void)
+{
+    for (int v = 0; v < 256; v++)
+        scale[v] = (float)v / 255.0f;
+}
+
 /* (h, w, c) bytes -> (c, h, w) floats / 255 */
 static void to_chw(const unsigned char *px, int h, int w, int c, float *dst)
 {
-    static float scale[256];
-    if (scale[255] == 0.0f) /* a benign race: every thread writes the same values */
-        for (int v = 0; v < 256; v++)
-            scale[v] = (float)v / 255.0f;
+    pthread_once(&scale_once, fill_scale);
     size_t hw = (size_t)h * w;
     if (c == 1) {
         for (size_t k = 0; k < hw; k++)
