@@ -2,7 +2,8 @@
  * fuzz_image.c - the JPEG and PNG decoders (cnb_imagefile_decode) on one file in memory.
  *
  * Input: byte 0 options (bit 0: decode to grey, else RGB; bits 1-2: the size asked for,
- * none, a shorter side of 8, or 16 x 16, which picks a DCT scale), then the file's bytes.
+ * none, a shorter side of 8, 16 x 16, or a shorter side of 1, each of which picks a DCT
+ * scale), then the file's bytes.
  * A decode that succeeds must give an image of 1 to CNB_IMAGE_MAX_PIXELS pixels that fits
  * the buffer it says it filled, at a scale no smaller than asked; a refusal must say why.
  * Every pixel is read, so memory the decoder did not write shows under MSan and Valgrind.
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     int c = data[0] & 1 ? 1 : 3, want = (data[0] >> 1) & 3;
-    cnb_image_need need[3] = {{0, 0, 0}, {8, 0, 0}, {0, 16, 16}};
+    cnb_image_need need[4] = {{0, 0, 0}, {8, 0, 0}, {0, 16, 16}, {1, 0, 0}};
     char err[1024];
     err[0] = '\0';
     int rc = cnb_imagefile_decode(&reader, data + 1, size - 1, c, want ? &need[want] : NULL,
