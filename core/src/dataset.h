@@ -10,8 +10,9 @@
  * What it is not: no minibatching, shuffling or augmentation (those belong to the data
  * path that consumes a cnb_dataset, augment.h), no streaming (a split is loaded whole,
  * Fashion-MNIST train is 188 MB as floats, CIFAR-10 train 614 MB), and no format other
- * than IDX and CIFAR-10 binary here (not CIFAR-100; image files: imageset.h). Memory is plain
- * malloc/free, not the plugin host allocator: nothing here is handed to a kernel as is.
+ * than IDX and CIFAR-10 binary here (not CIFAR-100; image files: imageset.h). Memory is
+ * plain malloc/free, not the plugin host allocator: nothing here is handed to a kernel as
+ * is.
  */
 #ifndef CNB_DATASET_H
 #define CNB_DATASET_H
