@@ -159,8 +159,8 @@ static void jpeg_declaring(const char *path, int h, int w)
 /* A PNG of a signature, an IHDR declaring h x w, 2 bytes of image data and the end. */
 static void png_declaring(const char *path, uint32_t h, uint32_t w)
 {
-    unsigned char b[8 + 25 + 14 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
-                               'I', 'H', 'D', 'R'};
+    unsigned char b[8 + 25 + 14 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                                         0, 0, 0, 13, 'I', 'H', 'D', 'R'};
     unsigned char *d = b + 16;
     d[0] = (unsigned char)(w >> 24), d[1] = (unsigned char)(w >> 16);
     d[2] = (unsigned char)(w >> 8), d[3] = (unsigned char)w;
@@ -536,7 +536,8 @@ static void test_bad_image_policy(void)
     free(csv);
     /* bad input is refused before anything runs: a key of image files on IDX data */
     snprintf(path, sizeof path, "%s/idx.ini", dir);
-    test_write_file(path, "[experiment]\nmodel = m.ini\n[data]\nformat = idx\neval_crops = 10\n");
+    test_write_file(path,
+                    "[experiment]\nmodel = m.ini\n[data]\nformat = idx\neval_crops = 10\n");
     cnb_experiment e;
     quiet = cnb_error_quiet(1);
     CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, NULL, 0), CNB_EINVAL);

@@ -245,7 +245,8 @@ int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, int test, long limit, double *l
         if ((rc = cnb_feed_next(f, net->x, net->labels, NULL)))
             break;
         size_t used = (size_t)spb * crops; /* rows the crops leave over: padding */
-        memset(net->x + used * f->per, 0, ((size_t)f->cfg.batch - used) * f->per * sizeof(float));
+        memset(net->x + used * f->per, 0,
+               ((size_t)f->cfg.batch - used) * f->per * sizeof(float));
         for (size_t r = used; r < (size_t)f->cfg.batch; r++)
             net->labels[r] = -1;
         if ((rc = cnb_net_forward(net, 0, &l)))

@@ -119,12 +119,14 @@ static int decode_jpeg_with(cnb_imagefile *r, const unsigned char *buf, size_t l
     int w, h, subsamp, cs;
     if (len > (unsigned long)-1 ||
         tjDecompressHeader3(r->tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0)
-        return fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG header (libjpeg-turbo: %s)",
+        return fail(CNB_EINVAL, err, errlen,
+                    "truncated or corrupt JPEG header (libjpeg-turbo: %s)",
                     tjGetErrorStr2(r->tj));
     if (check_size("JPEG", w, h, err, errlen))
         return CNB_EINVAL;
     if (cs == TJCS_CMYK || cs == TJCS_YCCK)
-        return fail(CNB_EINVAL, err, errlen, "a CMYK JPEG (%s-coded, as print workflows write them): "
+        return fail(CNB_EINVAL, err, errlen,
+                    "a CMYK JPEG (%s-coded, as print workflows write them): "
                     "cnnbench reads grey and RGB/YCbCr JPEGs; convert it to RGB (for example "
                     "with ImageMagick: convert IN -colorspace sRGB OUT.jpg)",
                     cs == TJCS_CMYK ? "CMYK" : "YCCK");
@@ -196,7 +198,8 @@ int cnb_imagefile_decode(cnb_imagefile *r, const void *buf, size_t len, int c,
         for (size_t i = 0; i < len && i < 4; i++)
             snprintf(head + strlen(head), sizeof head - strlen(head), "%s%02x", i ? " " : "",
                      b[i]);
-        return fail(CNB_EINVAL, err, errlen, "not a JPEG or PNG file (it starts with %s; a JPEG "
+        return fail(CNB_EINVAL, err, errlen,
+                    "not a JPEG or PNG file (it starts with %s; a JPEG "
                     "starts with ff d8 ff, a PNG with 89 50 4e 47); remove it or convert it",
                     head);
     }

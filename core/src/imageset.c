@@ -109,7 +109,8 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, int *ignored, c
             ++*ignored;
             continue;
         }
-        int ok = want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && is_image_name(de->d_name);
+        int ok = want_dirs ? S_ISDIR(st.st_mode)
+                           : S_ISREG(st.st_mode) && is_image_name(de->d_name);
         if (ok)
             rc = sv_push(out, de->d_name);
         else
