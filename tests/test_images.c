@@ -546,6 +546,45 @@ static void test_bad_image_policy(void)
     cnb_experiment_free(&e);
 }
 
+/* format = list: Caffe's list files checked before anything runs, a label outside the
+ * model's classes named with the list file */
+static void test_list_experiment(void)
+{
+    const char *dir = test_tmpdir();
+    static const char *const classes[] = {"a", "b"};
+    make_folder(dir, "img", classes, 2, 2, 32);
+    char path[1024], text[2048];
+    snprintf(path, sizeof path, "%s/train.txt", dir);
+    test_write_file(path, "img/a/00.jpg 0\nimg/a/01.png 0\nimg/b/00.jpg 1\nimg/b/01.png 1\n");
+    snprintf(path, sizeof path, "%s/val.txt", dir);
+    test_write_file(path, "img/a/00.jpg 0\nimg/b/01.png 12\n");
+    snprintf(path, sizeof path, "%s/list.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nmodel = %s/experiments/models/alexnet-small.ini\nresults = %s/r\n"
+             "[vars]\nchannels = 3\n[data]\nformat = list\ntrain = train.txt\n"
+             "test = val.txt\nresize = 28x28\nresize_mode = exact\n[train]\nbatch = 2\n",
+             CNB_SOURCE_ROOT, dir);
+    test_write_file(path, text);
+    cnb_experiment e;
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    cnb_cell *cells;
+    int n, quiet = cnb_error_quiet(1);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(cnb_experiment_validate(&e, cells, n, test_registry(), NULL), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "val.txt: label 12 (sample 2) is outside the model's 10");
+    cnb_error_quiet(quiet);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+    snprintf(path, sizeof path, "%s/val.txt", dir);
+    test_write_file(path, "img/a/00.jpg 0\nimg/b/01.png 1\n");
+    snprintf(path, sizeof path, "%s/list.ini", dir);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL(cnb_experiment_validate(&e, cells, n, test_registry(), NULL), 0);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+}
+
 static void test_real_photos(void)
 {
     const char *names[8];
@@ -616,6 +655,7 @@ void suite_images_train(void)
     static const test_case cases[] = {
         {"input pipeline: same batches at 1 and 3 loader threads", test_pipeline_threads},
         {"on_bad_image = fail names the file; skip leaves it out", test_bad_image_policy},
+        {"list files: checked before anything runs", test_list_experiment},
         {"real photos: PCA lighting eigenvalues, one epoch", test_real_photos},
         {NULL, NULL},
     };
