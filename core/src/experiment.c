@@ -1169,6 +1169,12 @@ static int write_metrics(const run *r)
     return cnb_atomic_commit(&a);
 }
 
+/* A checkpoint holds the history as raw records: a change to cnb_epoch_stats must bump
+ * checkpoint.c's VERSION (and this size), so that an older checkpoint is refused, not
+ * read misaligned. */
+_Static_assert(sizeof(cnb_epoch_stats) == 104, "cnb_epoch_stats changed: bump VERSION in "
+                                               "checkpoint.c, then this size");
+
 static int on_epoch(const cnb_epoch_stats *s, void *user)
 {
     run *r = user;
