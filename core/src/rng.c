@@ -54,3 +54,35 @@ uint32_t cnb_rng_below(struct cnb_rng *r, uint32_t n)
             return x % n;
     }
 }
+
+#define PCG_MULT 6364136223846793005ULL
+
+/* state_k = M^k state + (M^(k-1) + ... + 1) inc: square (M, plus) for each bit of delta. */
+void cnb_rng_advance(struct cnb_rng *r, uint64_t delta)
+{
+    uint64_t mult = PCG_MULT, plus = r->inc, acc_mult = 1, acc_plus = 0;
+    for (; delta; delta >>= 1) {
+        if (delta & 1)
+            acc_mult *= mult, acc_plus = acc_plus * mult + plus;
+        plus = (mult + 1) * plus;
+        mult *= mult;
+    }
+    r->state = acc_mult * r->state + acc_plus;
+}
+
+/* Bit by bit from the lowest: bit k of the distance is set when the states still differ
+ * in bit k after the lower bits' jumps (a jump of 2^k draws changes no bit below k). */
+uint64_t cnb_rng_distance(const struct cnb_rng *from, const struct cnb_rng *to)
+{
+    uint64_t cur = from->state, mult = PCG_MULT, plus = from->inc, bit = 1, d = 0;
+    while (cur != to->state && bit) {
+        if ((cur & bit) != (to->state & bit)) {
+            cur = cur * mult + plus;
+            d |= bit;
+        }
+        bit <<= 1;
+        plus = (mult + 1) * plus;
+        mult *= mult;
+    }
+    return d;
+}

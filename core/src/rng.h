@@ -33,4 +33,11 @@ float cnb_rng_uniform(struct cnb_rng *r);          /* [0, 1) */
 float cnb_rng_normal(struct cnb_rng *r);           /* N(0, 1) */
 uint32_t cnb_rng_below(struct cnb_rng *r, uint32_t n); /* unbiased [0, n) */
 
+/* Jump the stream `delta` 32-bit draws ahead in O(log delta) steps (the LCG's power
+ * series): data-parallel training skips the draws the other ranks make. */
+void cnb_rng_advance(struct cnb_rng *r, uint64_t delta);
+/* The draws between two states of one stream: from `from` to `to` (to = from advanced by
+ * the result); O(64). */
+uint64_t cnb_rng_distance(const struct cnb_rng *from, const struct cnb_rng *to);
+
 #endif
