@@ -336,8 +336,9 @@ void cnb_net_free(cnb_net *net)
         if (L->layer && L->layer->destroy)
             L->layer->destroy(L->layer);
         for (int p = 0; p < CNB_MAX_PARAMS; p++)
-            cnb_free(L->w[p]), cnb_free(L->dw[p]), cnb_free(L->vel[p]);
+            cnb_free(L->w[p]), cnb_free(L->vel[p]); /* dw[p] points into net->grad */
     }
+    cnb_free(net->grad);
     unbind(net);
     release_backends(net);
     free(net->layers);
@@ -407,10 +408,38 @@ void cnb_net_print_summary(const cnb_net *net, FILE *out)
 
 /* ---- parameters -------------------------------------------------------------------- */
 
+/* net->grad and every layer's dw[] inside it, each tensor rounded up to 16 floats. */
+static int alloc_grad(cnb_net *net)
+{
+    size_t at = 0;
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        L->grad_begin = at;
+        for (int p = 0; p < L->layer->n_params; p++)
+            at += (L->layer->params[p].count + 15) / 16 * 16;
+        L->grad_end = at;
+    }
+    net->grad = cnb_alloc((at ? at : 1) * sizeof(float));
+    if (!net->grad)
+        return cnb_error("out of memory for the gradients (%zu floats)", at);
+    net->grad_floats = at;
+    for (int i = 0; i < net->n; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        float *g = net->grad + L->grad_begin;
+        for (int p = 0; p < L->layer->n_params; p++) {
+            L->dw[p] = g;
+            g += (L->layer->params[p].count + 15) / 16 * 16;
+        }
+    }
+    return 0;
+}
+
 int cnb_net_init_params(cnb_net *net, uint64_t seed)
 {
     struct cnb_rng rng;
     cnb_rng_seed(&rng, seed, CNB_STREAM_INIT);
+    if (!net->grad && alloc_grad(net) != 0)
+        return CNB_ENOMEM;
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
         cnb_rng_seed(&L->ctx.rng, seed, CNB_STREAM_LAYER + (uint64_t)i);
@@ -418,9 +447,8 @@ int cnb_net_init_params(cnb_net *net, uint64_t seed)
             const cnb_param_spec *ps = &L->layer->params[p];
             if (!L->w[p]) {
                 L->w[p] = cnb_alloc(ps->count * sizeof(float));
-                L->dw[p] = cnb_alloc(ps->count * sizeof(float));
                 L->vel[p] = cnb_alloc(ps->count * sizeof(float));
-                if (!L->w[p] || !L->dw[p] || !L->vel[p])
+                if (!L->w[p] || !L->vel[p])
                     return cnb_error("out of memory for the parameters of [%s]", L->name);
             }
             memset(L->vel[p], 0, ps->count * sizeof(float));
@@ -652,7 +680,7 @@ int cnb_net_library_pass(cnb_net *net, int i, int backward)
     return be->library_pass(L->ctx.kernel, &a, backward);
 }
 
-int cnb_net_backward_timed(cnb_net *net, double *seconds)
+static int backward(cnb_net *net, double *seconds, cnb_backward_fn after, void *user)
 {
     for (int i = net->n - 1; i >= 0; i--) {
         cnb_net_layer *L = &net->layers[i];
@@ -663,8 +691,20 @@ int cnb_net_backward_timed(cnb_net *net, double *seconds)
             seconds[i] = cnb_now() - t0;
         if (rc)
             return layer_failed(L, "backward", rc);
+        if (after && (rc = after(user, i)) != 0)
+            return rc;
     }
     return 0;
+}
+
+int cnb_net_backward_timed(cnb_net *net, double *seconds)
+{
+    return backward(net, seconds, NULL, NULL);
+}
+
+int cnb_net_backward_each(cnb_net *net, cnb_backward_fn after, void *user)
+{
+    return backward(net, NULL, after, user);
 }
 
 void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay)

@@ -47,6 +47,7 @@ typedef struct cnb_net_layer {
     const char *init;            /* "xavier" or "he" for learnable layers */
     float *w[CNB_MAX_PARAMS], *dw[CNB_MAX_PARAMS], *vel[CNB_MAX_PARAMS];
     float *y, *dy;               /* (batch, out)                          */
+    size_t grad_begin, grad_end; /* its dw's floats in net->grad          */
 } cnb_net_layer;
 
 struct cnb_net {
@@ -68,6 +69,11 @@ struct cnb_net {
     int n_chain;
     int threads;
     int native_layouts;              /* 0 for a spec ending in ":nchw"    */
+    /* Every layer's dw in one buffer, in layer order, each tensor starting on 64 bytes
+     * (the gap zero): data-parallel training sums it over the ranks in a few large
+     * contiguous pieces instead of one message per tensor. */
+    float *grad;
+    size_t grad_floats;
 };
 
 /* Build layers from a (substituted) model: shapes, parameter specs, FLOPs. Errors are
@@ -105,6 +111,10 @@ int cnb_backend_spec_names(const char *spec, int *native);
  * y holds the class probabilities. */
 int cnb_net_forward(cnb_net *net, int train, float *loss);
 int cnb_net_backward(cnb_net *net);
+/* The backward pass calling after(user, i) once layer i's gradients are complete (from
+ * the last layer down); a non-zero return stops it with that code. */
+typedef int (*cnb_backward_fn)(void *user, int layer);
+int cnb_net_backward_each(cnb_net *net, cnb_backward_fn after, void *user);
 /* Layer i's kernel's library calls alone (cnb_backend_desc.library_pass), forward or
  * backward, on the net's buffers, after a forward and backward have filled them: 0,
  * CNB_ENOTSUP where the layer or its backend has no such pass, or the backend's error. */
