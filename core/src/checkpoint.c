@@ -12,11 +12,12 @@
 #include "host.h"
 
 #define MAGIC "CNBK"
-/* 2: the history's records (cnb_epoch_stats) gained loader_rate. Bump it whenever the
+/* 2: the history's records (cnb_epoch_stats) gained loader_rate; 3: ranks and the
+ * compute/allreduce split of data-parallel training. Bump it whenever the
  * record changes: a checkpoint is read back as raw records, and one of another layout is
  * then refused as "not a checkpoint of this version" (the cell starts afresh) instead of
  * being read misaligned. experiment.c asserts the record's size to catch a change. */
-#define VERSION 2u
+#define VERSION 3u
 #define MAX_HISTORY (64u << 20) /* bytes: far above any real run's epochs */
 
 static int put(FILE *f, const void *p, size_t n, uLong *crc)

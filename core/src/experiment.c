@@ -3,7 +3,9 @@
  * A run writes, each file atomically:
  *   config.ini   the fully resolved experiment and model
  *   meta.ini     seeds and streams, build, machine, backend and plugins
- *   metrics.csv  one row per epoch (rewritten after every epoch)
+ *   metrics.csv  one row per epoch (rewritten after every epoch); under mpirun also the
+ *                time spent waiting for the gradient sums and the rest of the step
+ * Under mpirun (dist.h) every rank trains its slice of each batch and only rank 0 writes.
  *   final.csv    one row: the last epoch, best test accuracy, timing, peak memory
  *   weights.cnbw the trained parameters
  */
@@ -22,6 +24,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "dataset.h"
+#include "dist.h"
 #include "feed.h"
 #include "fsutil.h"
 #include "host.h"
@@ -1153,18 +1156,25 @@ static int write_metrics(const run *r)
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
+    /* ranks onwards: the compute/communication split of train_seconds (allreduce: the
+     * time in MPI, waiting for the gradient sums; comm_share = allreduce / (compute +
+     * allreduce)); bytes per step that each rank puts into the sum */
     fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
                  "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds,"
-                 "loader_images_per_thread_second\n");
+                 "loader_images_per_thread_second,ranks,compute_seconds,allreduce_seconds,"
+                 "comm_share,allreduce_bytes\n");
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
+        double both = s->compute_seconds + s->allreduce_seconds;
         fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f,",
                 s->epoch, s->lr, s->train_loss, s->train_acc, s->train_eval_loss,
                 s->train_eval_acc, s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc,
                 s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds);
         if (isfinite(s->loader_rate)) /* empty without an input pipeline */
             fprintf(a.f, "%.1f", s->loader_rate);
-        fputc('\n', a.f);
+        fprintf(a.f, ",%d,%.3f,%.4f,%.4f,%.0f\n", s->ranks > 0 ? s->ranks : 1,
+                s->compute_seconds, s->allreduce_seconds,
+                both > 0 ? s->allreduce_seconds / both : 0.0, s->allreduce_bytes);
     }
     return cnb_atomic_commit(&a);
 }
@@ -1172,7 +1182,7 @@ static int write_metrics(const run *r)
 /* A checkpoint holds the history as raw records: a change to cnb_epoch_stats must bump
  * checkpoint.c's VERSION (and this size), so that an older checkpoint is refused, not
  * read misaligned. */
-_Static_assert(sizeof(cnb_epoch_stats) == 104, "cnb_epoch_stats changed: bump VERSION in "
+_Static_assert(sizeof(cnb_epoch_stats) == 136, "cnb_epoch_stats changed: bump VERSION in "
                                                "checkpoint.c, then this size");
 
 static int on_epoch(const cnb_epoch_stats *s, void *user)
@@ -1186,6 +1196,8 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history[r->n++] = *s;
     s = &r->history[r->n - 1];
     r->history[r->n - 1].loader_rate = r->feed ? cnb_feed_rate(r->feed) : NAN;
+    if (cnb_dist_rank() != 0)
+        return 0; /* rank 0 speaks and writes for every rank */
     printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
            "%.4f  gap %+.4f  %.1f s (waited for data %.2f s, %.1f%%)  %.0f img/s",
            r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
@@ -1196,6 +1208,11 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     if (r->feed && cnb_feed_skipped(r->feed))
         printf("  (%ld unreadable images left out)", cnb_feed_skipped(r->feed));
     printf("\n");
+    if (s->ranks > 1)
+        printf("%s          %d ranks: compute %.1f s, waiting for the gradient sums %.2f s "
+               "(%.1f%% of the step)\n", r->label, s->ranks, s->compute_seconds,
+               s->allreduce_seconds, 100.0 * s->allreduce_seconds /
+               (s->compute_seconds + s->allreduce_seconds));
     fflush(stdout);
     if ((rc = write_metrics(r)) != 0)
         return rc;
@@ -1326,6 +1343,13 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
                 L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "",
                 L->ctx.out.name);
     }
+    int start, local = cnb_train_slice(c->batch, 0, cnb_dist_size(), &start);
+    fprintf(a.f, "\n[parallel]\n; data-parallel ranks (mpirun): each takes a contiguous slice "
+                 "of every batch of %d; gradients summed over the ranks every step\n"
+                 "ranks = %d\nnodes = %d\nranks_on_this_node = %d\nslice = %d (rank 0)\n"
+                 "gradient_bytes = %zu\nmpi = %s\n", c->batch, cnb_dist_size(),
+            cnb_dist_nodes(), cnb_dist_local_size(), local,
+            net->grad_floats * sizeof(float), cnb_dist_library());
     fprintf(a.f, "\n[data]\ntrain = %d images %dx%dx%d\ntest = %d images\n", train->n, train->c,
             train->h, train->w, test->n);
     for (int ch = 0; ch < train->c; ch++)
@@ -1569,8 +1593,11 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : ""};
     double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
     cnb_train_cfg cfg = c->train;
+    int lead = cnb_dist_rank() == 0, slice_start; /* lead: the rank that writes */
+    int local = cnb_train_slice(c->batch, cnb_dist_rank(), cnb_dist_size(), &slice_start);
     cfg.seed = c->seed;
-    cfg.progress = progress;
+    cfg.progress = progress && lead;
+    cfg.global_batch = c->batch;
     image_run ir = {0};
     char err[1024];
     int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
@@ -1616,15 +1643,19 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     }
     if (rc == 0)
         rc = cnb_net_init_params(&net, c->seed);
+    if (rc == 0 && local < 1)
+        rc = cnb_error("%s: a batch of %d cannot be split over %d ranks; raise [train] batch "
+                       "to at least the ranks, or run fewer (mpirun -np)", e->conf.path,
+                       c->batch, cnb_dist_size());
     if (rc == 0)
-        rc = cnb_net_bind(&net, c->backend, c->threads, c->batch);
-    if (rc == 0)
+        rc = cnb_net_bind(&net, c->backend, c->threads, local);
+    if (rc == 0 && lead)
         rc = cnb_mkdirs(dir);
-    if (rc == 0)
+    if (rc == 0 && lead)
         rc = write_config(&r);
-    if (rc == 0)
+    if (rc == 0 && lead)
         rc = write_meta(&r, reg, &train, &test, mean, sd);
-    if (rc == 0 && e->images)
+    if (rc == 0 && e->images && lead)
         rc = write_classes(dir, &ir);
     char ckpt[PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, dir);
@@ -1636,18 +1667,39 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
         rc = cnb_checkpoint_load(ckpt, &net, r.fingerprint, &cfg.start_epoch, &h, &bytes);
         r.history = h;
         r.n = (int)(bytes / sizeof *r.history);
-        if (rc == 0 && cfg.start_epoch)
+        if (rc == 0 && cfg.start_epoch &&
+            (bytes % sizeof *r.history != 0 || r.n != cfg.start_epoch)) {
+            /* a history of another shape (an older cnnbench): its epochs cannot be told */
+            cnb_log(CNB_LOG_WARN, NULL, "%s: its metrics do not fit this version; the cell "
+                    "starts afresh", ckpt);
+            free(r.history);
+            r.history = NULL, r.n = 0, cfg.start_epoch = 0;
+            cnb_net_init_params(&net, c->seed);
+        }
+        double first = cfg.start_epoch; /* every rank resumes where rank 0 does */
+        if (rc == 0 && (rc = cnb_dist_bcast(&first, 1)) == 0 && first != cfg.start_epoch)
+            rc = cnb_error("%s: rank %d sees a checkpoint after epoch %d, rank 0 after %g; "
+                           "the results folder must be one every rank sees", ckpt,
+                           cnb_dist_rank(), cfg.start_epoch, first);
+        if (rc == 0 && cfg.start_epoch && lead)
             printf("%sresumed from %s after epoch %d of %d\n", r.label, ckpt, cfg.start_epoch,
                    c->train.epochs);
     }
     if (rc == 0) {
-        printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, batch "
-               "%d\n", r.label, dir, e->model, c->backend, c->threads, c->threads == 1 ? "" : "s",
-               (unsigned long long)c->seed, train.n, test.n, c->batch);
+        if (lead)
+            printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, "
+                   "batch %d\n", r.label, dir, e->model, c->backend, c->threads,
+                   c->threads == 1 ? "" : "s", (unsigned long long)c->seed, train.n, test.n,
+                   c->batch);
+        if (lead && cnb_dist_size() > 1)
+            printf("%s  data-parallel over %d ranks (%d node%s): %d samples of each batch a "
+                   "rank, gradients (%.1f MB) summed every step\n", r.label, cnb_dist_size(),
+                   cnb_dist_nodes(), cnb_dist_nodes() == 1 ? "" : "s", local,
+                   (double)net.grad_floats * sizeof(float) * 1e-6);
         fflush(stdout);
         rc = cnb_train(&net, &train, &test, &cfg, on_epoch, &r);
     }
-    if (rc == 0) {
+    if (rc == 0 && lead) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/weights.cnbw", dir);
         double peak = cnb_peak_rss_mib(), seconds = 0.0;

@@ -1,5 +1,5 @@
 /*
- * train.c - the training loop; see train.h.
+ * train.c - the training loop, on one rank or data-parallel over several; see train.h.
  */
 #include "train.h"
 
@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "dist.h"
 #include "feed.h"
 #include "host.h"
 
@@ -68,18 +70,18 @@ static int count_correct(const cnb_net *net, int count)
     return correct;
 }
 
-int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augment *augment,
-                 double *loss, double *acc)
+/* Loss sum and correct count over samples [begin, end), evaluation mode. */
+static int evaluate_range(cnb_net *net, const cnb_dataset *d, long begin, long end,
+                          const cnb_augment *augment, double *sums)
 {
-    long n = limit > 0 && limit < d->n ? limit : d->n;
     uint32_t *idx = malloc((size_t)net->batch * sizeof *idx);
     if (!idx)
         return CNB_ENOMEM;
     double loss_sum = 0.0;
     long correct = 0;
     int rc = 0;
-    for (long start = 0; start < n && rc == 0; start += net->batch) {
-        int count = (int)(n - start < net->batch ? n - start : net->batch);
+    for (long start = begin; start < end && rc == 0; start += net->batch) {
+        int count = (int)(end - start < net->batch ? end - start : net->batch);
         for (int i = 0; i < count; i++)
             idx[i] = (uint32_t)(start + i);
         float l = 0.0f;
@@ -89,8 +91,247 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augme
         correct += count_correct(net, count);
     }
     free(idx);
-    *loss = loss_sum / (double)n;
-    *acc = (double)correct / (double)n;
+    sums[0] = loss_sum, sums[1] = (double)correct;
+    return rc;
+}
+
+int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augment *augment,
+                 double *loss, double *acc)
+{
+    long n = limit > 0 && limit < d->n ? limit : d->n;
+    double sums[2];
+    int rc = evaluate_range(net, d, 0, n, augment, sums);
+    *loss = sums[0] / (double)n;
+    *acc = sums[1] / (double)n;
+    return rc;
+}
+
+/* The same split over the ranks (each a contiguous share of the samples) and summed. */
+static int evaluate_shared(cnb_net *net, const cnb_dataset *d, long limit,
+                           const cnb_augment *augment, double *loss, double *acc)
+{
+    int rank = cnb_dist_rank(), size = cnb_dist_size();
+    if (size == 1)
+        return cnb_evaluate(net, d, limit, augment, loss, acc);
+    long n = limit > 0 && limit < d->n ? limit : d->n;
+    double sums[2];
+    int rc = evaluate_range(net, d, n * rank / size, n * (rank + 1) / size, augment, sums);
+    if (rc == 0)
+        rc = cnb_dist_sum(sums, 2);
+    *loss = sums[0] / (double)n;
+    *acc = sums[1] / (double)n;
+    return rc;
+}
+
+int cnb_train_slice(int batch, int rank, int size, int *start)
+{
+    int base = batch / size, extra = batch % size;
+    *start = rank * base + (rank < extra ? rank : extra);
+    return base + (rank < extra);
+}
+
+/* ---- data-parallel steps ------------------------------------------------------------ */
+
+/* Gradients are summed in buckets of whole layers of about this size, started from the
+ * last layer down as the backward pass completes them. Large enough that a bucket's
+ * per-message latency (a few microseconds in shared memory, tens over a network) is
+ * small against its transfer (1 MiB at 10 Gb/s: 0.8 ms), small enough that AlexNet's
+ * conv layers go out while fc6's gradient is still being computed: LeNet-5 (241 KB in
+ * all) is one bucket, AlexNet (250 MB) seven: fc8, fc7, fc6 (one each), conv5+conv4,
+ * conv3, conv2+conv1. */
+#define BUCKET_FLOATS (1u << 20)
+
+typedef struct bucket {
+    int low;            /* its lowest layer with parameters: started after its backward */
+    size_t begin, end;  /* its floats in net->grad                                     */
+} bucket;
+
+/* One rank's part of a data-parallel run. */
+typedef struct dp {
+    cnb_net *net;
+    int rank, size, global, start, local;
+    float share;            /* local / global: this rank's weight in the batch mean   */
+    uint64_t *draws;        /* per layer: random draws per sample, training forward  */
+    struct cnb_rng *before; /* per layer: its stream before this step's forward      */
+    bucket *buckets;
+    int n_buckets, next;
+    double step[3];         /* loss sum, correct count, stop flag: summed every step */
+    double comm;            /* seconds in MPI calls this epoch                       */
+    double data;            /* seconds making this rank's slices this epoch          */
+    int stop;               /* a rank was asked to stop: every rank stops together  */
+} dp;
+
+static void dp_free(dp *p)
+{
+    free(p->draws), free(p->before), free(p->buckets);
+}
+
+static void plan_buckets(dp *p)
+{
+    cnb_net *net = p->net;
+    size_t top = 0, floats = 0;
+    int open = 0;
+    for (int i = net->n - 1; i >= 0; i--) {
+        const cnb_net_layer *L = &net->layers[i];
+        if (L->grad_end == L->grad_begin)
+            continue;
+        if (!open)
+            top = L->grad_end, floats = 0, open = 1;
+        floats += L->grad_end - L->grad_begin;
+        int lowest = 1; /* no layer with parameters below it */
+        for (int k = i - 1; k >= 0 && lowest; k--)
+            lowest = net->layers[k].grad_end == net->layers[k].grad_begin;
+        if (floats >= BUCKET_FLOATS || lowest) {
+            p->buckets[p->n_buckets++] = (bucket){i, L->grad_begin, top};
+            open = 0;
+        }
+    }
+}
+
+/* Each layer's random draws per sample in a training forward: one forward of the (still
+ * empty) batch, every stream put back after it. A layer whose draws are not a whole
+ * number per sample, or that leaves a Box-Muller spare behind, cannot be split over ranks
+ * so that each sample gets its own numbers: refused. */
+static int count_draws(dp *p)
+{
+    cnb_net *net = p->net;
+    for (int i = 0; i < net->n; i++)
+        p->before[i] = net->layers[i].ctx.rng;
+    float loss;
+    int rc = cnb_net_forward(net, 1, &loss);
+    for (int i = 0; i < net->n && rc == 0; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        uint64_t d = cnb_rng_distance(&p->before[i], &L->ctx.rng);
+        if (d % (uint64_t)net->batch != 0 || L->ctx.rng.has_spare)
+            rc = cnb_error("[%s] (layer plugin '%s') drew %llu random numbers for a batch of "
+                           "%d: data-parallel training needs the same whole number for every "
+                           "sample; run it on one rank (without mpirun)", L->name,
+                           L->desc->hdr.name, (unsigned long long)d, net->batch);
+        p->draws[i] = d / (uint64_t)net->batch;
+        L->ctx.rng = p->before[i];
+    }
+    return rc;
+}
+
+static int dp_init(dp *p, cnb_net *net, const cnb_train_cfg *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->net = net;
+    p->rank = cnb_dist_rank(), p->size = cnb_dist_size();
+    p->global = cfg->global_batch ? cfg->global_batch : net->batch;
+    p->local = cnb_train_slice(p->global, p->rank, p->size, &p->start);
+    p->share = (float)p->local / (float)p->global;
+    if (p->local < 1 || net->batch != p->local)
+        return cnb_error("rank %d of %d: a global batch of %d gives this rank %d samples, "
+                         "but its network is bound for %d; raise the batch to at least the "
+                         "ranks", p->rank, p->size, p->global, p->local, net->batch);
+    p->draws = calloc((size_t)net->n, sizeof *p->draws);
+    p->before = calloc((size_t)net->n, sizeof *p->before);
+    p->buckets = calloc((size_t)net->n + 1, sizeof *p->buckets);
+    if (!p->draws || !p->before || !p->buckets)
+        return CNB_ENOMEM;
+    plan_buckets(p);
+    return count_draws(p);
+}
+
+/* After layer i's backward: start every bucket whose lowest layer it is, weighted by this
+ * rank's share of the batch; otherwise let the pending sums move. */
+static int after_layer(void *user, int i)
+{
+    dp *p = user;
+    double t0 = cnb_now();
+    int rc = 0;
+    if (p->next < p->n_buckets && p->buckets[p->next].low == i) {
+        const bucket *b = &p->buckets[p->next++];
+        float *g = p->net->grad;
+        if (p->share != 1.0f)
+            for (size_t k = b->begin; k < b->end; k++)
+                g[k] *= p->share;
+        rc = cnb_dist_start_sum(g + b->begin, b->end - b->begin);
+    } else {
+        cnb_dist_progress();
+    }
+    p->comm += cnb_now() - t0;
+    return rc;
+}
+
+/* One data-parallel step on the global batch at `order`: this rank's slice forward and
+ * backward, the sums, the update. *loss_sum and *correct get the whole batch's. */
+static int dp_step(dp *p, const cnb_dataset *train, const uint32_t *order,
+                   const cnb_train_cfg *cfg, int epoch, float lr, double *loss_sum,
+                   double *correct)
+{
+    cnb_net *net = p->net;
+    double td = cnb_now();
+    int rc = fill_batch(net, train, order + p->start, p->local, cfg->augment, 1, cfg->seed,
+                        epoch);
+    p->data += cnb_now() - td;
+    for (int i = 0; i < net->n; i++) { /* skip the draws of the samples before the slice */
+        cnb_rng_advance(&net->layers[i].ctx.rng, p->draws[i] * (uint64_t)p->start);
+        p->before[i] = net->layers[i].ctx.rng;
+    }
+    float loss = 0.0f;
+    if (rc == 0)
+        rc = cnb_net_forward(net, 1, &loss);
+    for (int i = 0; i < net->n && rc == 0; i++) {
+        cnb_net_layer *L = &net->layers[i];
+        uint64_t d = cnb_rng_distance(&p->before[i], &L->ctx.rng);
+        if (d != p->draws[i] * (uint64_t)p->local)
+            rc = cnb_error("[%s] drew %llu random numbers for %d samples, %llu in the first "
+                           "step: data-parallel training needs the same number every step",
+                           L->name, (unsigned long long)d, p->local,
+                           (unsigned long long)(p->draws[i] * (uint64_t)p->local));
+        cnb_rng_advance(&L->ctx.rng, p->draws[i] * (uint64_t)(p->global - p->start - p->local));
+    }
+    if (rc)
+        return rc;
+    double t0 = cnb_now();
+    p->step[0] = (double)loss * p->local;
+    p->step[1] = count_correct(net, p->local);
+    p->step[2] = stop_requested != 0;
+    p->next = 0;
+    rc = cnb_dist_start_sum_d(p->step, 3);
+    p->comm += cnb_now() - t0;
+    if (rc == 0)
+        rc = cnb_net_backward_each(net, after_layer, p);
+    t0 = cnb_now();
+    if (rc == 0)
+        rc = cnb_dist_wait();
+    p->comm += cnb_now() - t0;
+    if (rc)
+        return rc;
+    p->stop = p->step[2] > 0;
+    *loss_sum = p->step[0];
+    *correct = p->step[1];
+    if (isfinite(p->step[0]))
+        cnb_net_sgd(net, lr, (float)cfg->momentum, (float)cfg->weight_decay);
+    return 0;
+}
+
+/* Every rank holds the same weights after the same updates; a difference means the sums
+ * disagreed (a library's reduction that is not the same on every rank) and the run is no
+ * longer one model. Compared by CRC-32 of the weights once per epoch. */
+static int dp_check_weights(const dp *p)
+{
+    const cnb_net *net = p->net;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].layer->n_params; k++) {
+            const float *w = net->layers[i].w[k];
+            size_t bytes = net->layers[i].layer->params[k].count * sizeof(float);
+            for (size_t at = 0; at < bytes; at += 1u << 30) /* uInt lengths */
+                crc = crc32(crc, (const Bytef *)w + at,
+                            (uInt)(bytes - at < (1u << 30) ? bytes - at : 1u << 30));
+        }
+    double mine = (double)crc, first = mine, differ;
+    int rc = cnb_dist_bcast(&first, 1);
+    differ = first != mine;
+    if (rc == 0)
+        rc = cnb_dist_sum(&differ, 1);
+    if (rc == 0 && differ > 0)
+        rc = cnb_error("after an epoch the weights of %g rank%s differ from rank 0's: the "
+                       "gradient sums were not the same on every rank", differ,
+                       differ == 1 ? "" : "s");
     return rc;
 }
 
@@ -107,17 +348,34 @@ static void progress(int epoch, int epochs, long done, long total, double loss, 
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
               const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user)
 {
-    if (train->n < net->batch)
+    dp par, *dpp = NULL; /* data-parallel over the ranks, or NULL: one rank */
+    int global = cfg->global_batch ? cfg->global_batch : net->batch;
+    if (train->n < global)
         return cnb_error("the training set has %d images, fewer than one batch of %d", train->n,
-                         net->batch);
+                         global);
+    if (cnb_dist_size() > 1 && cfg->feed) /* said alike by every rank */
+        return cnb_error("data-parallel training (mpirun) of an image-file experiment is not "
+                         "there yet: its input pipeline makes whole batches; run it without "
+                         "mpirun");
+    if (cnb_dist_size() > 1) {
+        int rc = dp_init(&par, net, cfg);
+        if (rc) {
+            dp_free(&par);
+            return rc;
+        }
+        dpp = &par;
+    }
     uint32_t *order = malloc((size_t)train->n * sizeof *order);
-    if (!order)
+    if (!order) {
+        if (dpp)
+            dp_free(dpp);
         return CNB_ENOMEM;
+    }
     for (int i = 0; i < train->n; i++)
         order[i] = (uint32_t)i;
     struct cnb_rng shuffle;
     cnb_rng_seed(&shuffle, cfg->seed, CNB_STREAM_SHUFFLE);
-    long batches = train->n / net->batch;
+    long batches = train->n / global;
     int rc = 0;
     for (int epoch = 0; epoch < cfg->epochs && rc == 0; epoch++) {
         for (int i = train->n - 1; i > 0; i--) { /* Fisher-Yates */
@@ -128,15 +386,44 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             continue; /* done before a resume: only its shuffle, for the stream's position */
         if (cfg->feed && (rc = cnb_feed_start_train(cfg->feed, order, batches, epoch)))
             break;
-        cnb_epoch_stats s = {.epoch = epoch + 1, .lr = cnb_schedule_lr(cfg, epoch)};
+        cnb_epoch_stats s = {.epoch = epoch + 1, .lr = cnb_schedule_lr(cfg, epoch),
+                             .ranks = dpp ? dpp->size : 1,
+                             .allreduce_bytes = dpp ? (double)net->grad_floats * sizeof(float)
+                                                    : 0.0};
         double t0 = cnb_now(), loss_sum = 0.0, last_draw = 0.0;
         long correct = 0, seen = 0;
+        if (dpp)
+            dpp->comm = dpp->data = 0.0;
         for (long b = 0; b < batches && rc == 0; b++) {
-            if (stop_requested) {
+            if (dpp ? dpp->stop : stop_requested) {
                 rc = CNB_EINTR;
                 break;
             }
             double td = cnb_now();
+            if (dpp) {
+                double step_loss, step_correct;
+                rc = dp_step(dpp, train, order + b * global, cfg, epoch, (float)s.lr,
+                             &step_loss, &step_correct);
+                if (rc)
+                    break;
+                if (!isfinite(step_loss)) {
+                    cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is "
+                            "%g; lower the learning rate (lr = %g)", epoch + 1, b + 1,
+                            step_loss / global, s.lr);
+                    rc = CNB_EDIVERGED;
+                    break;
+                }
+                loss_sum += step_loss;
+                correct += (long)step_correct;
+                seen += global;
+                double now = cnb_now();
+                if (cfg->progress && (now - last_draw > 0.2 || b + 1 == batches)) {
+                    progress(epoch + 1, cfg->epochs, b + 1, batches, loss_sum / seen,
+                             (double)correct / seen, seen / (now - t0));
+                    last_draw = now;
+                }
+                continue;
+            }
             rc = cfg->feed ? cnb_feed_next(cfg->feed, net->x, net->labels, NULL)
                            : fill_batch(net, train, order + b * net->batch, net->batch,
                                         cfg->augment, 1, cfg->seed, epoch);
@@ -167,17 +454,22 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         s.train_loss = loss_sum / seen;
         s.train_acc = (double)correct / seen;
         s.images_per_second = seen / s.train_seconds;
+        s.allreduce_seconds = dpp ? dpp->comm : 0.0;
+        s.data_seconds += dpp ? dpp->data : 0.0;
+        s.compute_seconds = s.train_seconds - s.data_seconds - s.allreduce_seconds;
         double t1 = cnb_now();
         s.train_eval_loss = s.train_eval_acc = NAN;
         if (cfg->train_eval_limit > 0)
             rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 0, cfg->train_eval_limit,
                                                &s.train_eval_loss, &s.train_eval_acc)
-                           : cnb_evaluate(net, train, cfg->train_eval_limit, cfg->augment,
-                                          &s.train_eval_loss, &s.train_eval_acc);
+                           : evaluate_shared(net, train, cfg->train_eval_limit, cfg->augment,
+                                             &s.train_eval_loss, &s.train_eval_acc);
         if (rc == 0)
             rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 1, 0, &s.test_loss, &s.test_acc)
-                           : cnb_evaluate(net, test, 0, cfg->augment, &s.test_loss,
-                                          &s.test_acc);
+                           : evaluate_shared(net, test, 0, cfg->augment, &s.test_loss,
+                                             &s.test_acc);
+        if (rc == 0 && dpp)
+            rc = dp_check_weights(dpp);
         s.eval_seconds = cnb_now() - t1;
         if (rc == 0 && !(isfinite(s.test_loss) && (cfg->train_eval_limit <= 0 ||
                                                    isfinite(s.train_eval_loss)))) {
@@ -192,5 +484,15 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             rc = on_epoch(&s, user);
     }
     free(order);
+    if (dpp) {
+        dp_free(dpp);
+        /* Diverging and stopping are decided together (the sums carry them); any other
+         * failure is one rank's, and the others would wait for it in the next sum. */
+        if (rc && rc != CNB_EDIVERGED && rc != CNB_EINTR) {
+            fprintf(stderr, "cnnbench: rank %d of %d failed (%s); stopping every rank\n",
+                    cnb_dist_rank(), cnb_dist_size(), cnb_last_error());
+            cnb_dist_abort(1);
+        }
+    }
     return rc;
 }

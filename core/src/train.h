@@ -8,6 +8,20 @@
  * out of that epoch; a different tail each epoch), then evaluates in evaluation mode on
  * the test split and on a fixed subset of the training split (for an honest train/test
  * gap: the running training accuracy is measured with dropout on and weights moving).
+ *
+ * Data-parallel (dist.h: started under mpirun with more than one rank): the same
+ * computation at any number of ranks. Every rank shuffles the whole training set from the
+ * same stream and takes a contiguous slice of each global batch (cnb_train_slice; the
+ * batch and learning rate are the experiment's, whatever the rank count); the data
+ * processing draws by sample index already, and each layer's stream (dropout) is jumped
+ * past the draws of the samples before and after the slice, so every sample sees the
+ * numbers it would in a one-rank run. Each rank's gradient, a mean over its slice, is
+ * weighted by its share of the batch and summed over the ranks (MPI_Iallreduce) in
+ * buckets of whole layers, each started as soon as the backward pass has filled it; all
+ * are waited for before the update, which every rank then makes alike, so the weights
+ * stay identical (checked after every epoch). Evaluation is split over the ranks and
+ * summed. Only floating-point summation order differs from one rank: the loss curve
+ * matches to within rounding, not bit for bit.
  */
 #ifndef CNB_TRAIN_H
 #define CNB_TRAIN_H
@@ -39,6 +53,8 @@ typedef struct cnb_train_cfg {
     struct cnb_feed *feed; /* image files: every batch, training and evaluation, comes
                               from this input pipeline (feed.h), and the datasets give
                               only n and labels; NULL: from the datasets' pixels */
+    int global_batch;      /* the batch over every rank; the net is bound with this
+                              rank's slice (cnb_train_slice). 0: net->batch, one rank */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
@@ -55,6 +71,13 @@ typedef struct cnb_epoch_stats {
     double loader_rate;                     /* image files: training samples one loader
                                                thread makes a second (feed.h); NAN
                                                without an input pipeline             */
+    int ranks;                              /* data-parallel ranks (1: none)        */
+    double allreduce_seconds;               /* of train_seconds: waiting for the
+                                               gradient sums (communication that
+                                               computation did not hide); 0 at 1 rank */
+    double compute_seconds;                 /* the rest of train_seconds without the
+                                               data: forward, backward, update        */
+    double allreduce_bytes;                 /* gradient bytes summed per step          */
 } cnb_epoch_stats;
 
 /* Called after every epoch; a non-zero return stops training with that code. */
@@ -77,5 +100,10 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augme
                  double *loss, double *acc);
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
+
+/* This rank's slice of a global batch split over `size` ranks: the count, and in *start
+ * the first sample's place in the batch. Contiguous, sizes differing by one at most
+ * (the first batch % size ranks take one more). */
+int cnb_train_slice(int batch, int rank, int size, int *start);
 
 #endif
