@@ -22,6 +22,7 @@
 #include "claims.h"
 #include "cnnbench/op_check.h"
 #include "config.h"
+#include "dist.h"
 #include "experiment.h"
 #include "host.h"
 #include "launcher.h"
@@ -663,12 +664,27 @@ static int cmd_convert(cnb_registry *reg, const options *o)
     return rc;
 }
 
-int main(int argc, char **argv)
+static int cli(int argc, char **argv)
 {
     options o;
     const verb *v = NULL;
     if (parse_args(argc, argv, &o, &v) != 0)
         return 2;
+    if (cnb_dist_warning()[0])
+        return cnb_error("%s", cnb_dist_warning()), 2;
+    if (cnb_dist_size() > 1) { /* every rank runs this same command line */
+        if (strcmp(o.command, "run") != 0 || o.dry_run || o.list_cells || o.jobs > 1 ||
+            o.slurm)
+            return cnb_error("under mpirun (%d ranks) only `cnnbench run EXP` trains or "
+                             "times data-parallel; run `%s`%s without mpirun",
+                             cnb_dist_size(), o.command,
+                             o.dry_run ? " --dry-run" : o.list_cells ? " --list-cells"
+                             : o.jobs > 1 ? " --jobs" : o.slurm ? " --launcher slurm" : ""), 2;
+        if (cnb_dist_rank() > 0) { /* rank 0 says what all of them would */
+            cnb_error_quiet(1);
+            cnb_log_set_level(CNB_LOG_ERROR);
+        }
+    }
     if (o.quiet)
         cnb_log_set_level(CNB_LOG_WARN);
     cnb_registry reg;
@@ -682,4 +698,15 @@ int main(int argc, char **argv)
     if (rc == CNB_EINTR)
         return 130;
     return rc == CNB_EINVAL || rc == CNB_EIO || rc == CNB_ENOTFOUND ? 2 : 1;
+}
+
+/* Under an MPI launcher the process group starts first (dist.h: MPI_Init only then), and
+ * ends last. */
+int main(int argc, char **argv)
+{
+    if (cnb_dist_init(&argc, &argv) != 0)
+        return 1;
+    int status = cli(argc, argv);
+    cnb_dist_finalize();
+    return status;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "fsutil.h"
 #include "host.h"
 #include "report.h"
@@ -318,6 +319,20 @@ static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cell
     return cnb_atomic_commit(&a);
 }
 
+/* Before a cell runs: a finished cell run again (--force) starts afresh, and the reason
+ * of an earlier failure goes. */
+static void clear_cell(const slot *s)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/done", s->dir);
+    if (unlink(path) == 0) {
+        snprintf(path, sizeof path, "%s/" CNB_CHECKPOINT_FILE, s->dir);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/error.txt", s->dir);
+    unlink(path);
+}
+
 /* Runs one cell in this process: 0 done, EXIT_DIVERGED, EXIT_INTERRUPTED, or 1 failed (the
  * reason in error.txt). A diverged cell is marked done, its reason kept in error.txt. */
 static int run_cell(const cnb_experiment *e, cnb_registry *reg, const slot *s, int progress,
@@ -329,12 +344,7 @@ static int run_cell(const cnb_experiment *e, cnb_registry *reg, const slot *s, i
     char done[PATH_MAX + 32];
     snprintf(done, sizeof done, "%s/done", s->dir);
     snprintf(path, sizeof path, "%s/error.txt", s->dir);
-    if (unlink(done) == 0) { /* a finished cell run again (--force) starts afresh */
-        char ckpt[PATH_MAX + 32];
-        snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, s->dir);
-        unlink(ckpt);
-    }
-    unlink(path);
+    clear_cell(s);
     int rc = cnb_cell_run(e, s->cell, reg, s->dir, progress, prefix);
     if (rc == CNB_EDIVERGED && write_small(path, cnb_last_warning()) != 0)
         rc = CNB_EIO;
@@ -652,6 +662,99 @@ static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
     sigaction(SIGTERM, &old_term, NULL);
 }
 
+/* Under mpirun with more than one rank (dist.h): every rank runs the selected cells in
+ * this process, in the same order, each cell data-parallel over all of them, since
+ * Open MPI does not survive a fork after MPI_Init (a fork-and-exec, as of gnuplot for the
+ * report, is fine). Rank 0 alone locks, reads the states and writes (sweep.ini, the
+ * manifest, done and error.txt, the report), and tells the others which cells to run and
+ * how each ended; a cell's failure on one rank stops every rank (train.c). */
+static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
+                     const cnb_sweep_opts *o)
+{
+    const int lead = cnb_dist_rank() == 0, partial = CNB_SWEEP_PARTIAL(o);
+    int lock = -1, rc = lead ? plan_open(p, e, o, partial, &lock) : 0, lost = 0;
+    double v = rc; /* rank 0's verdict: every rank goes on or stops with it */
+    cnb_dist_bcast(&v, 1);
+    rc = (int)v;
+    if (rc == 0 && lead)
+        printf("%s: %d cells, data-parallel over %d ranks, one cell after another; results "
+               "in %s\n", e->conf.path, p->n, cnb_dist_size(), p->dir);
+    struct sigaction sa = {.sa_handler = on_child_signal}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int); /* a cell stops at a step every rank agrees on */
+    sigaction(SIGTERM, &sa, &old_term);
+    int failed = 0, stopped = 0;
+    for (int i = 0; i < p->n && rc == 0 && !stopped && !lost; i++) {
+        slot *s = &p->slots[i];
+        double take = 0; /* 1: run it; 0: finished, running elsewhere, not selected */
+        if (lead && s->selected && TO_RUN(s->state)) {
+            take = take_cell(s, o->force);
+            s->ours = take != 0;
+            s->state = take > 0 ? RUNNING : take < 0 ? FAILED : s->state;
+            if (take > 0) {
+                clear_cell(s); /* before the others look for its checkpoint */
+                lost |= write_manifest(p->dir, p->slots, p->n) != 0;
+            }
+        }
+        cnb_dist_bcast(&take, 1);
+        if (take <= 0)
+            continue;
+        double status;
+        if (lead) {
+            status = run_cell(e, reg, s, o->progress, 0);
+            close(s->lock);
+            s->lock = -1;
+            s->state = status == 0                ? DONE
+                       : status == EXIT_DIVERGED   ? DIVERGED
+                       : status == EXIT_INTERRUPTED ? INTERRUPTED
+                                                   : FAILED;
+            char path[PATH_MAX + 32];
+            snprintf(path, sizeof path, "%s/error.txt", s->dir);
+            if (s->state == DIVERGED || s->state == FAILED)
+                read_small(path, s->message, sizeof s->message);
+            failed += s->state == FAILED;
+            lost |= write_manifest(p->dir, p->slots, p->n) != 0;
+        } else {
+            cnb_cell_run(e, s->cell, reg, s->dir, 0, ""); /* how it ended: rank 0 says */
+            status = 0;
+        }
+        cnb_dist_bcast(&status, 1);
+        stopped = status == EXIT_INTERRUPTED;
+        double l = lost;
+        cnb_dist_bcast(&l, 1);
+        lost = l != 0;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc == 0 && lead) {
+        int done = 0, diverged = 0;
+        for (int i = 0; i < p->n; i++)
+            done += FINISHED(p->slots[i].state), diverged += p->slots[i].state == DIVERGED;
+        printf("\n%d of %d cells finished (%d diverged), %d failed%s\n", done, p->n, diverged,
+               failed, stopped ? "; interrupted: rerun the same command to finish the rest"
+                               : "");
+        if (lost) {
+            cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); "
+                      "free space and rerun", p->dir);
+            rc = CNB_EFAILED;
+        } else if (stopped) {
+            rc = CNB_EINTR;
+        } else if (failed) {
+            cnb_error("%d cell%s failed at run time; see %s/manifest.csv and each cell's "
+                      "error.txt", failed, failed == 1 ? "" : "s", p->dir);
+            rc = CNB_EFAILED;
+        }
+        if (rc != CNB_EINTR && done > diverged && (!partial || done == p->n)) {
+            int report_rc = cnb_report_write(p->dir);
+            rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
+        }
+    } else if (rc == 0) {
+        rc = stopped ? CNB_EINTR : 0;
+    }
+    if (lock >= 0)
+        close(lock);
+    return rc;
+}
+
 int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_opts *o)
 {
     const int partial = CNB_SWEEP_PARTIAL(o);
@@ -670,6 +773,10 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
     }
     if (rc == 0)
         rc = check_memory(p.slots, p.n, o->jobs);
+    if (rc == 0 && cnb_dist_size() > 1) { /* data-parallel over mpirun's ranks */
+        rc = run_ranks(&p, e, reg, o);
+        goto out;
+    }
     if (rc == 0)
         rc = plan_open(&p, e, o, partial, &lock);
     if (rc)
