@@ -32,6 +32,7 @@ static const struct {
     {"bench", suite_bench},
     {"pool", suite_pool},
     {"slurm", suite_slurm},
+    {"mpi", suite_mpi},
 };
 
 int main(int argc, char **argv)
