@@ -29,10 +29,10 @@ fi
 
 if [ ! -f build/build.ninja ]; then
   meson setup build --buildtype=release
-elif grep -q "'mpi'" meson_options.txt && command -v mpicc >/dev/null &&
-     grep -qiE 'dependency [^ ]*mpi[^ ]* found: NO' build/meson-logs/meson-log.txt 2>/dev/null; then
-  # Open MPI came after build/ was configured (scripts/test.sh installs it for the tests):
-  # the auto-detected mpi feature sees it only after a reconfigure.
+elif pkg-config --exists ompi-c 2>/dev/null && ! grep -q dist_mpi build/build.ninja &&
+     ! grep -q '"name": "mpi", "value": "disabled"' build/meson-info/intro-buildoptions.json; then
+  # Open MPI was installed after build/ was configured (scripts/test.sh installs it for the
+  # mpi suite): configure again, so that the feature mpi (auto) finds it.
   meson setup --reconfigure build
 fi
 meson compile -C build
