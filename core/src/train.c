@@ -147,7 +147,7 @@ typedef struct bucket {
 } bucket;
 
 /* One rank's part of a data-parallel run. */
-typedef struct dp {
+struct cnb_dp {
     cnb_net *net;
     int rank, size, global, start, local;
     float share;            /* local / global: this rank's weight in the batch mean   */
@@ -159,11 +159,13 @@ typedef struct dp {
     double comm;            /* seconds in MPI calls this epoch                       */
     double data;            /* seconds making this rank's slices this epoch          */
     int stop;               /* a rank was asked to stop: every rank stops together  */
-} dp;
+};
+typedef cnb_dp dp;
 
-static void dp_free(dp *p)
+void cnb_dp_free(cnb_dp *p)
 {
-    free(p->draws), free(p->before), free(p->buckets);
+    if (p)
+        free(p->draws), free(p->before), free(p->buckets), free(p);
 }
 
 static void plan_buckets(dp *p)
@@ -213,12 +215,14 @@ static int count_draws(dp *p)
     return rc;
 }
 
-static int dp_init(dp *p, cnb_net *net, const cnb_train_cfg *cfg)
+int cnb_dp_create(cnb_dp **out, cnb_net *net, int global_batch)
 {
-    memset(p, 0, sizeof *p);
+    dp *p = *out = calloc(1, sizeof *p);
+    if (!p)
+        return CNB_ENOMEM;
     p->net = net;
     p->rank = cnb_dist_rank(), p->size = cnb_dist_size();
-    p->global = cfg->global_batch ? cfg->global_batch : net->batch;
+    p->global = global_batch;
     p->local = cnb_train_slice(p->global, p->rank, p->size, &p->start);
     p->share = (float)p->local / (float)p->global;
     if (p->local < 1 || net->batch != p->local)
@@ -255,17 +259,11 @@ static int after_layer(void *user, int i)
     return rc;
 }
 
-/* One data-parallel step on the global batch at `order`: this rank's slice forward and
- * backward, the sums, the update. *loss_sum and *correct get the whole batch's. */
-static int dp_step(dp *p, const cnb_dataset *train, const uint32_t *order,
-                   const cnb_train_cfg *cfg, int epoch, float lr, double *loss_sum,
-                   double *correct)
+int cnb_dp_step(cnb_dp *p, float lr, float momentum, float weight_decay, double *loss_sum,
+                double *correct)
 {
     cnb_net *net = p->net;
-    double td = cnb_now();
-    int rc = fill_batch(net, train, order + p->start, p->local, cfg->augment, 1, cfg->seed,
-                        epoch);
-    p->data += cnb_now() - td;
+    int rc = 0;
     for (int i = 0; i < net->n; i++) { /* skip the draws of the samples before the slice */
         cnb_rng_advance(&net->layers[i].ctx.rng, p->draws[i] * (uint64_t)p->start);
         p->before[i] = net->layers[i].ctx.rng;
@@ -304,9 +302,19 @@ static int dp_step(dp *p, const cnb_dataset *train, const uint32_t *order,
     *loss_sum = p->step[0];
     *correct = p->step[1];
     if (isfinite(p->step[0]))
-        cnb_net_sgd(net, lr, (float)cfg->momentum, (float)cfg->weight_decay);
+        cnb_net_sgd(net, lr, momentum, weight_decay);
     return 0;
 }
+
+double cnb_dp_comm_seconds(cnb_dp *p)
+{
+    double t = p->comm;
+    p->comm = 0.0;
+    return t;
+}
+
+size_t cnb_dp_bytes(const cnb_dp *p) { return p->net->grad_floats * sizeof(float); }
+int cnb_dp_buckets(const cnb_dp *p) { return p->n_buckets; }
 
 /* Every rank holds the same weights after the same updates; a difference means the sums
  * disagreed (a library's reduction that is not the same on every rank) and the run is no
@@ -348,7 +356,7 @@ static void progress(int epoch, int epochs, long done, long total, double loss, 
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
               const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user)
 {
-    dp par, *dpp = NULL; /* data-parallel over the ranks, or NULL: one rank */
+    dp *dpp = NULL; /* data-parallel over the ranks, or NULL: one rank */
     int global = cfg->global_batch ? cfg->global_batch : net->batch;
     if (train->n < global)
         return cnb_error("the training set has %d images, fewer than one batch of %d", train->n,
@@ -358,17 +366,15 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
                          "there yet: its input pipeline makes whole batches; run it without "
                          "mpirun");
     if (cnb_dist_size() > 1) {
-        int rc = dp_init(&par, net, cfg);
+        int rc = cnb_dp_create(&dpp, net, global);
         if (rc) {
-            dp_free(&par);
+            cnb_dp_free(dpp);
             return rc;
         }
-        dpp = &par;
     }
     uint32_t *order = malloc((size_t)train->n * sizeof *order);
     if (!order) {
-        if (dpp)
-            dp_free(dpp);
+        cnb_dp_free(dpp);
         return CNB_ENOMEM;
     }
     for (int i = 0; i < train->n; i++)
@@ -402,8 +408,12 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             double td = cnb_now();
             if (dpp) {
                 double step_loss, step_correct;
-                rc = dp_step(dpp, train, order + b * global, cfg, epoch, (float)s.lr,
-                             &step_loss, &step_correct);
+                rc = fill_batch(net, train, order + b * global + dpp->start, dpp->local,
+                                cfg->augment, 1, cfg->seed, epoch);
+                dpp->data += cnb_now() - td;
+                if (rc == 0)
+                    rc = cnb_dp_step(dpp, (float)s.lr, (float)cfg->momentum,
+                                     (float)cfg->weight_decay, &step_loss, &step_correct);
                 if (rc)
                     break;
                 if (!isfinite(step_loss)) {
@@ -485,7 +495,7 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
     }
     free(order);
     if (dpp) {
-        dp_free(dpp);
+        cnb_dp_free(dpp);
         /* Diverging and stopping are decided together (the sums carry them); any other
          * failure is one rank's, and the others would wait for it in the next sum. */
         if (rc && rc != CNB_EDIVERGED && rc != CNB_EINTR) {

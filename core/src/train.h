@@ -106,4 +106,21 @@ double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
  * (the first batch % size ranks take one more). */
 int cnb_train_slice(int batch, int rank, int size, int *start);
 
+/* The data-parallel step on its own, for cnb_train and for benchmarks (the scaling of
+ * bench.h): `net` bound with this rank's slice of `global_batch`. cnb_dp_create plans the
+ * gradient buckets and counts each layer's random draws per sample (one training forward,
+ * its streams put back); cnb_dp_step trains on the slice in net->x and net->labels:
+ * forward, backward with each bucket's sum started as soon as it is complete, the wait,
+ * the update (skipped when the loss is not finite); *loss_sum and *correct get the whole
+ * global batch's. cnb_dp_comm_seconds gives the seconds spent in MPI calls since its last
+ * call. On one rank the same steps run, without the sums. Every rank calls alike. */
+typedef struct cnb_dp cnb_dp;
+int cnb_dp_create(cnb_dp **out, cnb_net *net, int global_batch);
+int cnb_dp_step(cnb_dp *p, float lr, float momentum, float weight_decay, double *loss_sum,
+                double *correct);
+double cnb_dp_comm_seconds(cnb_dp *p);
+size_t cnb_dp_bytes(const cnb_dp *p);  /* the gradient buffer summed every step */
+int cnb_dp_buckets(const cnb_dp *p);   /* the sums it is split into            */
+void cnb_dp_free(cnb_dp *p);
+
 #endif
