@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "fsutil.h"
 #include "host.h"
 #include "meta.h"
@@ -20,6 +21,7 @@
 #include "peak.h"
 #include "report.h"
 #include "rng.h"
+#include "scaling.h"
 #include "stats.h"
 
 #define MAX_BACKENDS 8
@@ -52,6 +54,7 @@ typedef struct bconf {
     int nb;
     int threads[MAX_THREADS], nt;
     int warmup, min_reps, layers;
+    int scaling;                  /* [bench] scaling = yes: scaling.h instead */
     int peer_runs;                /* processes of the peer per group (median run kept) */
     double min_time;
     bmodel models[MAX_MODELS];
@@ -220,7 +223,7 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
     static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
                                              "min_time", "layers", "peer", "peer_runs",
-                                             NULL};
+                                             "scaling", NULL};
     memset(bc, 0, sizeof *bc);
     bc->conf = c;
     const cnb_section *ex = cnb_conf_section(c, "experiment"), *b = cnb_conf_section(c, "bench");
@@ -254,6 +257,13 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
             return cnb_error("%s:%d: layers = '%s': expected yes or no", c->path, kv->line,
                              kv->value);
         layers = strcmp(kv->value, "yes") == 0;
+    }
+    if ((kv = cnb_section_get(b, "scaling"))) {
+        if (strcmp(kv->value, "yes") != 0 && strcmp(kv->value, "no") != 0)
+            return cnb_error("%s:%d: scaling = '%s': expected yes (time the data-parallel "
+                             "step at the rank count of mpirun -np) or no", c->path, kv->line,
+                             kv->value);
+        bc->scaling = strcmp(kv->value, "yes") == 0;
     }
     bc->seed = (uint64_t)seed, bc->warmup = (int)warmup, bc->min_reps = (int)reps;
     bc->peer_runs = (int)peer_runs;
@@ -1176,6 +1186,23 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
         snprintf(where, sizeof where, "%s: [bench] backends", conf->path);
     for (int b = 0; b < bc.nb && rc == 0; b++)
         rc = cnb_backend_spec_check(reg, bc.backends[b], where);
+    if (rc == 0 && (bc.scaling || cnb_dist_size() > 1)) { /* under mpirun: always */
+        cnb_scaling_spec sp = {.experiment = conf->path, .dir = bc.dir, .seed = bc.seed,
+                               .nb = bc.nb, .nt = bc.nt, .warmup = bc.warmup,
+                               .min_reps = bc.min_reps, .min_time = bc.min_time, .nm = bc.nm};
+        snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
+        for (int b = 0; b < bc.nb && b < CNB_SCALING_MAX; b++)
+            sp.backends[b] = bc.backends[b];
+        for (int t = 0; t < bc.nt && t < CNB_SCALING_MAX; t++)
+            sp.threads[t] = bc.threads[t];
+        for (int mi = 0; mi < bc.nm && mi < CNB_SCALING_MAX; mi++)
+            sp.models[mi] = (cnb_scaling_model){bc.models[mi].name, bc.models[mi].path,
+                                                &bc.models[mi].vars, bc.models[mi].batch};
+        rc = cnb_scaling_run(&sp, reg);
+        for (int mi = 0; mi < bc.nm; mi++)
+            cnb_vars_free(&bc.models[mi].vars);
+        return rc;
+    }
     if (rc == 0) {
         snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
         rc = cnb_mkdirs(bc.dir);
