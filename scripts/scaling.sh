@@ -18,7 +18,8 @@ root=()
 [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
 ./build/core/cnnbench run experiments/scaling.ini "$@"
 for n in "${ranks[@]}"; do
-  # --bind-to none: a rank of 2 threads is not squeezed onto one core (mpirun binds each
-  # rank to a core when there are at most 2); groups that would oversubscribe are skipped
-  mpirun "${root[@]}" --bind-to none -np "$n" ./build/core/cnnbench run experiments/scaling.ini "$@"
+  # mpirun's default binding (each rank to a core when there are at most 2) is right for
+  # ranks of 1 thread; a group of ranks x threads beyond the node's CPUs is skipped, and
+  # for ranks of T threads give --map-by slot:PE=T yourself
+  mpirun "${root[@]}" -np "$n" ./build/core/cnnbench run experiments/scaling.ini "$@"
 done
