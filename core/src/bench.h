@@ -7,7 +7,9 @@
  *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
  *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
  *                 ../scripts/pytorch-peer.py; optional), peer_runs (its runs per model
- *                 and thread count, each a new process; default 1)
+ *                 and thread count, each a new process; default 1), scaling (yes: the
+ *                 data-parallel step at mpirun's rank count instead, scaling.h; any time
+ *                 experiment under mpirun is timed that way)
  *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max"), batch, and
  *                 per-backend overrides BACKEND.batch, BACKEND.min_reps, BACKEND.min_time
  *
