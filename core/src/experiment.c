@@ -1643,7 +1643,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     }
     if (rc == 0)
         rc = cnb_net_init_params(&net, c->seed);
-    if (rc == 0 && local < 1)
+    if (rc == 0 && c->batch < cnb_dist_size()) /* said alike by every rank */
         rc = cnb_error("%s: a batch of %d cannot be split over %d ranks; raise [train] batch "
                        "to at least the ranks, or run fewer (mpirun -np)", e->conf.path,
                        c->batch, cnb_dist_size());
@@ -1676,14 +1676,24 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
             r.history = NULL, r.n = 0, cfg.start_epoch = 0;
             cnb_net_init_params(&net, c->seed);
         }
-        double first = cfg.start_epoch; /* every rank resumes where rank 0 does */
-        if (rc == 0 && (rc = cnb_dist_bcast(&first, 1)) == 0 && first != cfg.start_epoch)
-            rc = cnb_error("%s: rank %d sees a checkpoint after epoch %d, rank 0 after %g; "
-                           "the results folder must be one every rank sees", ckpt,
-                           cnb_dist_rank(), cfg.start_epoch, first);
         if (rc == 0 && cfg.start_epoch && lead)
             printf("%sresumed from %s after epoch %d of %d\n", r.label, ckpt, cfg.start_epoch,
                    c->train.epochs);
+    }
+    /* Every rank trains, or none: one that failed above (a file rank 0 could not write)
+     * would leave the others waiting in the first sum for ever; and all resume from the
+     * same epoch (all equal when sum^2 = ranks x sum of squares). */
+    if (rc && cnb_dist_rank() > 0) /* its errors are not printed (main.c): say this one */
+        fprintf(stderr, "cnnbench: rank %d: %s\n", cnb_dist_rank(), cnb_last_error());
+    double agree[3] = {rc != 0, cfg.start_epoch, (double)cfg.start_epoch * cfg.start_epoch};
+    if (cnb_dist_size() > 1 && cnb_dist_sum(agree, 3) == 0 && rc == 0) {
+        if (agree[0] > 0)
+            rc = cnb_error("%.0f rank%s failed before training (each said why above)",
+                           agree[0], agree[0] == 1 ? "" : "s");
+        else if (agree[1] * agree[1] != cnb_dist_size() * agree[2])
+            rc = cnb_error("%s: the ranks see checkpoints of different epochs (this one after "
+                           "epoch %d); the results folder must be one every rank sees", ckpt,
+                           cfg.start_epoch);
     }
     if (rc == 0) {
         if (lead)

@@ -673,6 +673,10 @@ static int cli(int argc, char **argv)
     if (cnb_dist_warning()[0])
         return cnb_error("%s", cnb_dist_warning()), 2;
     if (cnb_dist_size() > 1) { /* every rank runs this same command line */
+        if (cnb_dist_rank() > 0) { /* rank 0 says what all of them would */
+            cnb_error_quiet(1);
+            cnb_log_set_level(CNB_LOG_ERROR);
+        }
         if (strcmp(o.command, "run") != 0 || o.dry_run || o.list_cells || o.jobs > 1 ||
             o.slurm)
             return cnb_error("under mpirun (%d ranks) only `cnnbench run EXP` trains or "
@@ -680,10 +684,6 @@ static int cli(int argc, char **argv)
                              cnb_dist_size(), o.command,
                              o.dry_run ? " --dry-run" : o.list_cells ? " --list-cells"
                              : o.jobs > 1 ? " --jobs" : o.slurm ? " --launcher slurm" : ""), 2;
-        if (cnb_dist_rank() > 0) { /* rank 0 says what all of them would */
-            cnb_error_quiet(1);
-            cnb_log_set_level(CNB_LOG_ERROR);
-        }
     }
     if (o.quiet)
         cnb_log_set_level(CNB_LOG_WARN);
