@@ -685,7 +685,7 @@ static int cli(int argc, char **argv)
                              o.dry_run ? " --dry-run" : o.list_cells ? " --list-cells"
                              : o.jobs > 1 ? " --jobs" : o.slurm ? " --launcher slurm" : ""), 2;
     }
-    if (o.quiet)
+    if (o.quiet && cnb_dist_rank() == 0) /* the other ranks: errors only */
         cnb_log_set_level(CNB_LOG_WARN);
     cnb_registry reg;
     int rc = v->needs_plugins ? load_plugins(&reg, &o) : 0;
