@@ -23,7 +23,7 @@ import math
 # backward pass, what the sums can hide behind, is the rest of the step.
 MODELS = {
     "lenet5": dict(params=61706, buckets=1, fwd_share=2.387 / 6.060, batch=256),
-    "alexnet": dict(params=62378344, buckets=7, fwd_share=340.1 / 1024.0, batch=256),
+    "alexnet": dict(params=62378344, buckets=6, fwd_share=340.1 / 1024.0, batch=256),
 }
 DEFAULT_MS_PER_IMAGE = {"lenet5": 6.060 / 256, "alexnet": 1024.0 / 32}
 

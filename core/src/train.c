@@ -132,13 +132,13 @@ int cnb_train_slice(int batch, int rank, int size, int *start)
 
 /* ---- data-parallel steps ------------------------------------------------------------ */
 
-/* Gradients are summed in buckets of whole layers of about this size, started from the
- * last layer down as the backward pass completes them. Large enough that a bucket's
- * per-message latency (a few microseconds in shared memory, tens over a network) is
- * small against its transfer (1 MiB at 10 Gb/s: 0.8 ms), small enough that AlexNet's
- * conv layers go out while fc6's gradient is still being computed: LeNet-5 (241 KB in
- * all) is one bucket, AlexNet (250 MB) seven: fc8, fc7, fc6 (one each), conv5+conv4,
- * conv3, conv2+conv1. */
+/* Gradients are summed in buckets of whole layers of at least this many floats (4 MiB),
+ * each started as soon as the backward pass has completed it, from the last layer down:
+ * fc8's sum travels while fc7, fc6 and the convolutions compute theirs. Large enough that
+ * a bucket's per-message latency (microseconds in shared memory, tens over TCP) is small
+ * against its transfer (4 MiB at 10 Gb/s: 3.4 ms), small enough that little is left to
+ * send after the last layer. LeNet-5 (247 KB in all) is one bucket, AlexNet (250 MB) six:
+ * fc8, fc7, fc6 (one each), conv5+conv4, conv3+conv2, conv1. */
 #define BUCKET_FLOATS (1u << 20)
 
 typedef struct bucket {
