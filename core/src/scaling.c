@@ -28,12 +28,13 @@ typedef struct srow {
     int threads, ranks, nodes, per_node, batch, slice, reps, buckets;
     double step_ms, q1, q3, cv, slowest_ms, comm_ms, allreduce_ms, bytes, ips;
     char when[32];
+    double step_min, comm_min, allreduce_min; /* the least disturbed repetitions */
 } srow;
 
 static const char csv_header[] =
     "model,backend,threads,ranks,nodes,ranks_per_node,global_batch,rank_batch,reps,buckets,"
     "step_ms,step_q1,step_q3,step_cv,slowest_rank_step_ms,comm_ms,allreduce_ms,"
-    "allreduce_bytes,images_per_second,measured\n";
+    "allreduce_bytes,images_per_second,measured,step_min_ms,comm_min_ms,allreduce_min_ms\n";
 
 static double median_ms(double *sec, int n, cnb_sample_stats *st)
 {
@@ -129,8 +130,11 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
         cnb_sample_stats st;
         r->step_ms = median_ms(step, reps, &st);
         r->q1 = st.q1, r->q3 = st.q3, r->cv = st.cv;
-        r->comm_ms = median_ms(comm, reps, NULL);
-        r->allreduce_ms = median_ms(ar, reps, NULL);
+        r->step_min = st.min;
+        r->comm_ms = median_ms(comm, reps, &st);
+        r->comm_min = st.min;
+        r->allreduce_ms = median_ms(ar, reps, &st);
+        r->allreduce_min = st.min;
         double *each = calloc((size_t)size, sizeof *each); /* every rank's median step */
         if (each) {
             each[rank] = r->step_ms;
@@ -143,10 +147,11 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
         time_t now = time(NULL);
         strftime(r->when, sizeof r->when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         if (rank == 0)
-            printf("%s, %s, %d thread%s, %d rank%s: step %.2f ms (slowest rank %.2f), in MPI "
-                   "%.2f ms, allreduce of %.1f MB alone %.2f ms; %d reps\n", m->name, backend,
-                   threads, threads == 1 ? "" : "s", size, size == 1 ? "" : "s", r->step_ms,
-                   r->slowest_ms, r->comm_ms, r->bytes * 1e-6, r->allreduce_ms, reps);
+            printf("%s, %s, %d thread%s, %d rank%s: step %.2f ms (min %.2f; slowest rank "
+                   "%.2f), in MPI %.2f ms (min %.2f), allreduce of %.1f MB alone %.2f ms (min "
+                   "%.2f); %d reps\n", m->name, backend, threads, threads == 1 ? "" : "s", size,
+                   size == 1 ? "" : "s", r->step_ms, r->step_min, r->slowest_ms, r->comm_ms,
+                   r->comm_min, r->bytes * 1e-6, r->allreduce_ms, r->allreduce_min, reps);
         fflush(stdout);
     }
     cnb_dp_free(dp);
@@ -167,7 +172,8 @@ static int read_rows(const char *path, srow *rows, int max)
     int n = 0;
     if (f && fgets(line, sizeof line, f))
         while (n < max && fgets(line, sizeof line, f)) {
-            if (cnb_csv_split(line, fl, 24) < 20)
+            int nf = cnb_csv_split(line, fl, 24);
+            if (nf < 20)
                 continue;
             srow *r = &rows[n++];
             memset(r, 0, sizeof *r);
@@ -183,6 +189,9 @@ static int read_rows(const char *path, srow *rows, int max)
                 *dbl[k] = strtod(fl[10 + k], NULL);
             snprintf(r->when, sizeof r->when, "%s", fl[19]);
             r->when[strcspn(r->when, "\r\n")] = '\0';
+            double *mins[] = {&r->step_min, &r->comm_min, &r->allreduce_min};
+            for (int k = 0; k < 3; k++)
+                *mins[k] = 20 + k < nf ? strtod(fl[20 + k], NULL) : NAN;
         }
     if (f)
         fclose(f);
@@ -228,9 +237,10 @@ static int write_csv(const char *dir, const srow *rows, int n)
     for (int i = 0; i < n; i++) {
         const srow *r = &rows[i];
         fprintf(a.f, "%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.0f,"
-                     "%.1f,%s\n", r->model, r->backend, r->threads, r->ranks, r->nodes,
-                r->per_node, r->batch, r->slice, r->reps, r->buckets, r->step_ms, r->q1, r->q3,
-                r->cv, r->slowest_ms, r->comm_ms, r->allreduce_ms, r->bytes, r->ips, r->when);
+                     "%.1f,%s,%.4f,%.4f,%.4f\n", r->model, r->backend, r->threads, r->ranks,
+                r->nodes, r->per_node, r->batch, r->slice, r->reps, r->buckets, r->step_ms, r->q1,
+                r->q3, r->cv, r->slowest_ms, r->comm_ms, r->allreduce_ms, r->bytes, r->ips,
+                r->when, r->step_min, r->comm_min, r->allreduce_min);
     }
     return cnb_atomic_commit(&a);
 }
@@ -299,7 +309,8 @@ static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
                "with nothing to hide behind. Speedup = 1-rank step / N-rank step (same model, "
                "backend, threads, batch); efficiency = speedup / N. Medians over the "
                "repetitions (IQR in brackets); ranks start every step together (a barrier, "
-               "not timed).\n\n");
+               "not timed); *min* is the least disturbed repetition, the figure to trust on a "
+               "machine shared with other work.\n\n");
     fprintf(f, "What it cannot show: %s. Every rank here shares one memory: Open MPI moves "
                "the sums through shared memory (its vader transport, a memory copy), not a "
                "network, so *allreduce alone* is a copy's cost and says nothing of a "
@@ -323,6 +334,7 @@ static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
                    "(median, IQR) | slowest rank ms | in MPI ms (share) | allreduce alone ms "
                    "| gradient MB (buckets) | img/s | speedup | efficiency |\n"
                    "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n", models[k]);
+        /* min: the least disturbed repetition, for a machine shared with other work */
         for (int i = 0; i < n; i++) {
             const srow *r = &rows[i];
             if (strcmp(r->model, models[k]) != 0)
@@ -335,12 +347,13 @@ static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
             } else if (r->ranks == 1) {
                 snprintf(sp_s, sizeof sp_s, "1 (base)");
             }
-            fprintf(f, "| %s | %d | %d (%d) | %d (%d) | %.2f [%.2f–%.2f]%s | %.2f | %.2f (%.1f%%) "
-                       "| %.2f | %.2f (%d) | %.0f | %s | %s |\n",
+            fprintf(f, "| %s | %d | %d (%d) | %d (%d) | %.2f [%.2f–%.2f]%s; min %.2f | %.2f | "
+                       "%.2f (%.1f%%); min %.2f | %.2f; min %.2f | %.2f (%d) | %.0f | %s | %s |\n",
                     r->backend, r->threads, r->ranks, r->nodes, r->batch, r->slice, r->step_ms,
-                    r->q1, r->q3, r->cv >= CNB_UNSTABLE_CV ? " unstable" : "", r->slowest_ms,
-                    r->comm_ms, 100.0 * r->comm_ms / r->step_ms, r->allreduce_ms,
-                    r->bytes * 1e-6, r->buckets, r->ips, sp_s, eff_s);
+                    r->q1, r->q3, r->cv >= CNB_UNSTABLE_CV ? " unstable" : "", r->step_min,
+                    r->slowest_ms, r->comm_ms, 100.0 * r->comm_ms / r->step_ms, r->comm_min,
+                    r->allreduce_ms, r->allreduce_min, r->bytes * 1e-6, r->buckets, r->ips, sp_s,
+                    eff_s);
         }
         int without_base = 0;
         for (int i = 0; i < n; i++)
