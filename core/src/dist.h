@@ -55,7 +55,7 @@ void cnb_dist_barrier(void);
  * (MPI_Iallreduce, in place): training starts one per gradient bucket as soon as the
  * backward pass has filled it, and goes on computing. Up to CNB_DIST_MAX_PENDING at once.
  * `buf` must not be touched until the wait. In a one-rank run these do nothing. */
-#define CNB_DIST_MAX_PENDING 64
+#define CNB_DIST_MAX_PENDING 4096
 int cnb_dist_start_sum(float *buf, size_t n);
 /* The same for doubles (the per-step loss, count and stop flag). */
 int cnb_dist_start_sum_d(double *buf, int n);

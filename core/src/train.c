@@ -132,14 +132,15 @@ int cnb_train_slice(int batch, int rank, int size, int *start)
 
 /* ---- data-parallel steps ------------------------------------------------------------ */
 
-/* Gradients are summed in buckets of whole layers of at least this many floats (4 MiB),
- * each started as soon as the backward pass has completed it, from the last layer down:
- * fc8's sum travels while fc7, fc6 and the convolutions compute theirs. Large enough that
- * a bucket's per-message latency (microseconds in shared memory, tens over TCP) is small
- * against its transfer (4 MiB at 10 Gb/s: 3.4 ms), small enough that little is left to
- * send after the last layer. LeNet-5 (247 KB in all) is one bucket, AlexNet (250 MB) six:
- * fc8, fc7, fc6 (one each), conv5+conv4, conv3+conv2, conv1. */
-#define BUCKET_FLOATS (1u << 20)
+/* Gradients are summed in buckets of at most CNB_BUCKET_MB megabytes (default 1 MiB),
+ * each started as soon as the backward pass has completed every layer it holds, from the
+ * last layer down: fc8's sums travel while fc7, fc6 and the convolutions compute. The
+ * default is what Open MPI 4.1's shared memory moves fastest here: 250 MB of AlexNet
+ * gradients summed by 2 ranks in 0.11-0.24 s as 238 MPI_Iallreduce of 1 MiB, against
+ * 0.6-1.5 s as one message, 0.8 s as 2 MiB pieces and 1.3-2.1 s as 4 MiB ones. Over a
+ * network every message also pays the latency 2(N-1) times: there, larger buckets
+ * (CNB_BUCKET_MB=25, about PyTorch DDP's default) pay less (docs/scaling.md). */
+#define BUCKET_MB_DEFAULT 1.0
 
 typedef struct bucket {
     int low;            /* its lowest layer with parameters: started after its backward */
@@ -168,26 +169,40 @@ void cnb_dp_free(cnb_dp *p)
         free(p->draws), free(p->before), free(p->buckets), free(p);
 }
 
-static void plan_buckets(dp *p)
+/* Contiguous pieces of net->grad of at most `max` floats, from the top down; each is
+ * started after the backward of the lowest layer it reaches into. */
+static int plan_buckets(dp *p, size_t max)
 {
     cnb_net *net = p->net;
-    size_t top = 0, floats = 0;
-    int open = 0;
+    size_t top = 0;
+    int open = 0, cap = 0;
     for (int i = net->n - 1; i >= 0; i--) {
         const cnb_net_layer *L = &net->layers[i];
         if (L->grad_end == L->grad_begin)
             continue;
         if (!open)
-            top = L->grad_end, floats = 0, open = 1;
-        floats += L->grad_end - L->grad_begin;
+            top = L->grad_end, open = 1;
         int lowest = 1; /* no layer with parameters below it */
         for (int k = i - 1; k >= 0 && lowest; k--)
             lowest = net->layers[k].grad_end == net->layers[k].grad_begin;
-        if (floats >= BUCKET_FLOATS || lowest) {
-            p->buckets[p->n_buckets++] = (bucket){i, L->grad_begin, top};
-            open = 0;
+        while (top - L->grad_begin >= max || (lowest && top > L->grad_begin)) {
+            size_t begin = top - L->grad_begin >= max ? top - max : L->grad_begin;
+            if (p->n_buckets == cap) {
+                cap = cap ? 2 * cap : 64;
+                bucket *grown = realloc(p->buckets, (size_t)cap * sizeof *grown);
+                if (!grown)
+                    return CNB_ENOMEM;
+                p->buckets = grown;
+            }
+            p->buckets[p->n_buckets++] = (bucket){i, begin, top};
+            top = begin;
         }
+        open = top > L->grad_begin; /* a rest to go with the layers below */
     }
+    if (p->n_buckets + 1 > CNB_DIST_MAX_PENDING) /* and the step's own sum */
+        return cnb_error("%d gradient buckets: more than the %d sums that may be pending; "
+                         "raise CNB_BUCKET_MB", p->n_buckets, CNB_DIST_MAX_PENDING - 1);
+    return 0;
 }
 
 /* Each layer's random draws per sample in a training forward: one forward of the (still
@@ -231,11 +246,19 @@ int cnb_dp_create(cnb_dp **out, cnb_net *net, int global_batch)
                          "ranks", p->rank, p->size, p->global, p->local, net->batch);
     p->draws = calloc((size_t)net->n, sizeof *p->draws);
     p->before = calloc((size_t)net->n, sizeof *p->before);
-    p->buckets = calloc((size_t)net->n + 1, sizeof *p->buckets);
-    if (!p->draws || !p->before || !p->buckets)
+    if (!p->draws || !p->before)
         return CNB_ENOMEM;
-    plan_buckets(p);
-    return count_draws(p);
+    double mb = BUCKET_MB_DEFAULT;
+    const char *env = getenv("CNB_BUCKET_MB");
+    if (env && *env) {
+        char *end;
+        mb = strtod(env, &end);
+        if (*end || !(mb >= 0.0625 && mb <= 2048))
+            return cnb_error("CNB_BUCKET_MB=%s: expected megabytes from 0.0625 to 2048 (the "
+                             "size of each gradient sum; default %g)", env, BUCKET_MB_DEFAULT);
+    }
+    int rc = plan_buckets(p, (size_t)(mb * 1048576.0 / sizeof(float)));
+    return rc ? rc : count_draws(p);
 }
 
 /* After layer i's backward: start every bucket whose lowest layer it is, weighted by this
@@ -245,16 +268,18 @@ static int after_layer(void *user, int i)
     dp *p = user;
     double t0 = cnb_now();
     int rc = 0;
-    if (p->next < p->n_buckets && p->buckets[p->next].low == i) {
+    int started = 0;
+    while (rc == 0 && p->next < p->n_buckets && p->buckets[p->next].low == i) {
         const bucket *b = &p->buckets[p->next++];
         float *g = p->net->grad;
         if (p->share != 1.0f)
             for (size_t k = b->begin; k < b->end; k++)
                 g[k] *= p->share;
         rc = cnb_dist_start_sum(g + b->begin, b->end - b->begin);
-    } else {
-        cnb_dist_progress();
+        started = 1;
     }
+    if (!started)
+        cnb_dist_progress();
     p->comm += cnb_now() - t0;
     return rc;
 }
