@@ -15,15 +15,15 @@ import argparse
 import csv
 import math
 
-# name: parameters (as `cnnbench summary` counts them), gradient buckets (train.c), the
-# forward pass's share of a training step, the global batch of the strong-scaling table.
+# name: parameters (as `cnnbench summary` counts them), the forward pass's share of a
+# training step, the global batch of the strong-scaling table.
 # Compute per image on one node: results/examples/backend-speed (bench.csv), direct+onednn
 # at 2 threads on this 2-core machine (one node = this machine): LeNet-5 6.060 ms per
 # step of 256 (forward 2.387), AlexNet 1024.0 ms per step of 32 (forward 340.1). The
 # backward pass, what the sums can hide behind, is the rest of the step.
 MODELS = {
-    "lenet5": dict(params=61706, buckets=1, fwd_share=2.387 / 6.060, batch=256),
-    "alexnet": dict(params=62378344, buckets=6, fwd_share=340.1 / 1024.0, batch=256),
+    "lenet5": dict(params=61706, fwd_share=2.387 / 6.060, batch=256),
+    "alexnet": dict(params=62378344, fwd_share=340.1 / 1024.0, batch=256),
 }
 DEFAULT_MS_PER_IMAGE = {"lenet5": 6.060 / 256, "alexnet": 1024.0 / 32}
 
@@ -34,11 +34,18 @@ LINKS_GBPS = [10, 25, 100, 200]
 LATENCY_US = {10: 30.0, 25: 20.0, 100: 2.0, 200: 1.5}
 NODES = [2, 4, 8, 16, 32, 64, 128, 256]
 EFFICIENCY = 1.0  # share of the line rate an allreduce reaches; 1.0 = the best case
+BUCKET_MB = 25.0  # CNB_BUCKET_MB on a cluster (train.c): a model's sums go as
+                  # ceil(gradient MB / 25) messages, each paying the latency
+
+def messages(params):
+    return max(1, math.ceil(4 * params / (BUCKET_MB * 1e6)))
+
 
 ASSUMPTIONS = f"""\
-- Ring allreduce: time = 2(N-1)/N x bytes / bandwidth + 2(N-1) x latency per message, and
-  train.c sends a model's gradients as {MODELS['alexnet']['buckets']} messages (buckets) for
-  AlexNet and {MODELS['lenet5']['buckets']} for LeNet-5, so the latency term counts once per bucket.
+- Ring allreduce: time = 2(N-1)/N x bytes / bandwidth + 2(N-1) x latency per message;
+  the gradients go as buckets of CNB_BUCKET_MB = {BUCKET_MB:g} MB (the setting for a
+  network; train.c's default of 1 MiB suits shared memory), so AlexNet's as
+  {messages(MODELS['alexnet']['params'])} messages and LeNet-5's as {messages(MODELS['lenet5']['params'])}, and the latency term counts once a message.
 - Bandwidth: the link's line rate (x {EFFICIENCY:.2f}), 1 Gb/s = 1e9 bit/s; fp32 gradients
   (4 bytes a parameter); no compression, no hierarchy inside a node.
 - Latency per message: {', '.join(f'{l:g} us at {g} Gb/s' for g, l in LATENCY_US.items())}
@@ -52,6 +59,7 @@ ASSUMPTIONS = f"""\
 
 
 def ring_ms(n, nbytes, gbps, buckets):
+    """ms for one step's sums: `buckets` messages of nbytes in all."""
     bw = gbps * 1e9 / 8 * EFFICIENCY
     return (2 * (n - 1) / n * nbytes / bw + 2 * (n - 1) * LATENCY_US[gbps] * 1e-6 * buckets) * 1e3
 
@@ -100,7 +108,7 @@ def main():
         print(f"## {name}: {m['params']:,} parameters, {nbytes / 1e6:.3f} MB of gradients, "
               f"{t_img:.4g} ms per image on one node ({t_bwd:.4g} ms of it backward)\n")
         print("Ring allreduce per step, ms:\n")
-        print(table([[n] + [f"{ring_ms(n, nbytes, g, m['buckets']):.3g}" for g in LINKS_GBPS]
+        print(table([[n] + [f"{ring_ms(n, nbytes, g, messages(m['params'])):.3g}" for g in LINKS_GBPS]
                      for n in NODES], ["nodes"] + [f"{g} Gb/s" for g in LINKS_GBPS]))
         print("\nSmallest global batch (a node's share in brackets) whose backward pass hides "
               "the allreduce:\n")
@@ -108,7 +116,7 @@ def main():
         for n in NODES:
             row = [n]
             for g in LINKS_GBPS:
-                b = max(1, math.ceil(ring_ms(n, nbytes, g, m["buckets"]) / t_bwd))
+                b = max(1, math.ceil(ring_ms(n, nbytes, g, messages(m["params"])) / t_bwd))
                 row.append(f"{n * b:,} ({b:,})")
             rows.append(row)
         print(table(rows, ["nodes"] + [f"{g} Gb/s" for g in LINKS_GBPS]))
@@ -124,7 +132,7 @@ def main():
                     row.append("-")
                     continue
                 c = t_img * B / n
-                ar = ring_ms(n, nbytes, g, m["buckets"])
+                ar = ring_ms(n, nbytes, g, messages(m["params"]))
                 over = c + max(0.0, ar - t_bwd * B / n)
                 plain = c + ar
                 e, e0 = t_img * B / (n * over), t_img * B / (n * plain)

@@ -112,9 +112,9 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
         comm[reps] = cnb_dp_comm_seconds(dp);
         step[reps] = t1 - t0;
         cnb_dist_barrier();
-        double t2 = cnb_now(); /* the whole buffer's sum, with nothing to hide behind */
-        if (rc == 0 && size > 1 && (rc = cnb_dist_start_sum(net.grad, net.grad_floats)) == 0)
-            rc = cnb_dist_wait();
+        double t2 = cnb_now(); /* the step's sums, with nothing to hide behind */
+        if (rc == 0 && size > 1)
+            rc = cnb_dp_sum_all(dp);
         ar[reps] = size > 1 ? cnb_now() - t2 : 0.0;
         spent += step[reps];
         enough = reps + 1 >= sp->min_reps && spent >= sp->min_time;
@@ -302,11 +302,11 @@ static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
                "cnnbench run trains with under mpirun): every rank forward and backward on its "
                "slice of the same global batch (strong scaling: the batch means the same at "
                "any rank count), the gradients summed over the ranks with MPI_Iallreduce in "
-               "buckets of whole layers started as the backward pass completes them, the wait, "
+               "buckets (CNB_BUCKET_MB) started as the backward pass completes them, the wait, "
                "the update. *in MPI* is the part of the step spent in MPI calls: the "
-               "communication the computation did not hide. *allreduce alone* is one blocking "
-               "MPI_Allreduce of the whole gradient buffer timed apart: what the sums cost "
-               "with nothing to hide behind. Speedup = 1-rank step / N-rank step (same model, "
+               "communication the computation did not hide. *allreduce alone* is the same sums "
+               "of the whole gradient buffer timed apart, every bucket started at once: what "
+               "they cost with nothing to hide behind. Speedup = 1-rank step / N-rank step (same model, "
                "backend, threads, batch); efficiency = speedup / N. Medians over the "
                "repetitions (IQR in brackets); ranks start every step together (a barrier, "
                "not timed); *min* is the least disturbed repetition, the figure to trust on a "

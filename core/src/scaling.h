@@ -16,8 +16,8 @@
  * min_reps and min_time (rank 0 decides for all), each started together (a barrier, not
  * timed) and timing: the whole step (forward, backward with the bucketed MPI_Iallreduce
  * of the gradients, their wait, the update); of it, the time spent in MPI calls (the
- * communication the computation did not hide); then, apart, one blocking allreduce of the
- * whole gradient buffer (what the sums cost with nothing to hide behind). Medians over the
+ * communication the computation did not hide); then, apart, the same sums of the whole
+ * gradient buffer, every bucket at once (what they cost with nothing to hide behind). Medians over the
  * repetitions; the slowest rank's median step is kept too. Speedup = T(1) / T(N) against
  * the 1-rank row of the same model, backend, threads and batch; efficiency = speedup / N.
  * A group whose ranks on one node times its threads exceed the node's CPUs is skipped

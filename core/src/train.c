@@ -331,6 +331,20 @@ int cnb_dp_step(cnb_dp *p, float lr, float momentum, float weight_decay, double 
     return 0;
 }
 
+int cnb_dp_sum_all(cnb_dp *p)
+{
+    float *g = p->net->grad;
+    int rc = 0;
+    for (int k = 0; k < p->n_buckets && rc == 0; k++) {
+        const bucket *b = &p->buckets[k];
+        if (p->share != 1.0f)
+            for (size_t i = b->begin; i < b->end; i++)
+                g[i] *= p->share;
+        rc = cnb_dist_start_sum(g + b->begin, b->end - b->begin);
+    }
+    return rc ? rc : cnb_dist_wait();
+}
+
 double cnb_dp_comm_seconds(cnb_dp *p)
 {
     double t = p->comm;

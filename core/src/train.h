@@ -119,6 +119,9 @@ int cnb_dp_create(cnb_dp **out, cnb_net *net, int global_batch);
 int cnb_dp_step(cnb_dp *p, float lr, float momentum, float weight_decay, double *loss_sum,
                 double *correct);
 double cnb_dp_comm_seconds(cnb_dp *p);
+/* The step's sums alone, every bucket at once and waited for, with nothing to hide
+ * behind (the gradients weighted as in a step; for benchmarks). */
+int cnb_dp_sum_all(cnb_dp *p);
 size_t cnb_dp_bytes(const cnb_dp *p);  /* the gradient buffer summed every step */
 int cnb_dp_buckets(const cnb_dp *p);   /* the sums it is split into            */
 void cnb_dp_free(cnb_dp *p);
