@@ -42,26 +42,30 @@ static const char *find_mpirun(void)
     return mpirun;
 }
 
+/* Field k of a CSV line (empty fields count), into out; 0 when the line has fewer. */
+static int field(const char *line, int k, char *out, size_t len)
+{
+    for (int i = 0; i < k; i++)
+        if (!(line = strchr(line, ',')) || !*++line)
+            return 0;
+    size_t n = strcspn(line, ",\r\n");
+    snprintf(out, len, "%.*s", (int)n, line);
+    return 1;
+}
+
 /* The header's column `name` of every row after it, into v (at most max); the count. */
 static int column(const char *path, const char *name, double *v, int max)
 {
     FILE *f = fopen(path, "r");
-    char line[4096];
+    char line[4096], cell[256];
     int col = -1, n = 0;
-    if (f && fgets(line, sizeof line, f)) {
-        int k = 0;
-        for (char *save = NULL, *t = strtok_r(line, ",\n", &save); t;
-             t = strtok_r(NULL, ",\n", &save), k++)
-            if (strcmp(t, name) == 0)
+    if (f && fgets(line, sizeof line, f))
+        for (int k = 0; col < 0 && field(line, k, cell, sizeof cell); k++)
+            if (strcmp(cell, name) == 0)
                 col = k;
-    }
-    while (f && col >= 0 && n < max && fgets(line, sizeof line, f)) {
-        int k = 0;
-        for (char *save = NULL, *t = strtok_r(line, ",\n", &save); t;
-             t = strtok_r(NULL, ",\n", &save), k++)
-            if (k == col)
-                v[n++] = strtod(t, NULL);
-    }
+    while (f && col >= 0 && n < max && fgets(line, sizeof line, f))
+        if (field(line, col, cell, sizeof cell))
+            v[n++] = strtod(cell, NULL);
     if (f)
         fclose(f);
     return n;

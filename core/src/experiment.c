@@ -1161,20 +1161,21 @@ static int write_metrics(const run *r)
      * allreduce)); bytes per step that each rank puts into the sum */
     fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
                  "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds,"
-                 "loader_images_per_thread_second,ranks,compute_seconds,allreduce_seconds,"
-                 "comm_share,allreduce_bytes\n");
+                 "ranks,compute_seconds,allreduce_seconds,comm_share,allreduce_bytes,"
+                 "loader_images_per_thread_second\n");
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
         double both = s->compute_seconds + s->allreduce_seconds;
-        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f,",
+        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f,"
+                     "%d,%.3f,%.4f,%.4f,%.0f,",
                 s->epoch, s->lr, s->train_loss, s->train_acc, s->train_eval_loss,
                 s->train_eval_acc, s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc,
-                s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds);
+                s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds,
+                s->ranks > 0 ? s->ranks : 1, s->compute_seconds, s->allreduce_seconds,
+                both > 0 ? s->allreduce_seconds / both : 0.0, s->allreduce_bytes);
         if (isfinite(s->loader_rate)) /* empty without an input pipeline */
             fprintf(a.f, "%.1f", s->loader_rate);
-        fprintf(a.f, ",%d,%.3f,%.4f,%.4f,%.0f\n", s->ranks > 0 ? s->ranks : 1,
-                s->compute_seconds, s->allreduce_seconds,
-                both > 0 ? s->allreduce_seconds / both : 0.0, s->allreduce_bytes);
+        fputc('\n', a.f);
     }
     return cnb_atomic_commit(&a);
 }
