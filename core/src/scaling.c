@@ -267,7 +267,7 @@ static int plot_model(const char *dir, const srow *rows, int n, const char *mode
         return CNB_EIO;
     fprintf(a.f, "set style data histogram\nset style histogram rowstacked\n"
                  "set style fill solid 0.7 border -1\nset boxwidth 0.6\nset yrange [0:*]\n"
-                 "set xtics noenhanced rotate by -20\nset key top left\n"
+                 "set xtics noenhanced rotate by -20\nset key top right\n"
                  "plot '%s.dat' using 2:xtic(1) title 'computation' lc rgb '#4477aa', '' using 3 "
                  "title 'in MPI (gradient sums not hidden)' lc rgb '#ee6677'\n", name);
     return cnb_plot_finish(&a, dir, name);
