@@ -28,6 +28,7 @@
 #include "imageset.h"
 #include "net.h"
 #include "photofolder.h"
+#include "sweep.h"
 #include "testutil.h"
 
 /* A smooth colour image (h, w, 3): gradients JPEG keeps well. */
@@ -628,6 +629,53 @@ static void test_real_photos(void)
     free(csv);
 }
 
+/* [data] cache_build = 1: the first run writes the packs once, before its cell; later runs
+ * read them; without cache it is refused at its line. */
+static void test_cache_build(void)
+{
+    const char *dir = test_tmpdir();
+    static const char *const classes[] = {"a", "b"};
+    make_folder(dir, "train", classes, 2, 4, 40);
+    make_folder(dir, "val", classes, 2, 2, 40);
+    char path[1024], text[4096];
+    snprintf(path, sizeof path, "%s/cache.ini", dir);
+    for (int pass = 0; pass < 3; pass++) {
+        snprintf(text, sizeof text,
+                 "[experiment]\nname = cache\nmodel = %s/experiments/models/alexnet-small.ini\n"
+                 "backend = naive\nresults = %s/results\n[vars]\nchannels = 3\nsize = 28\n"
+                 "[data]\nformat = folder\ntrain = train\ntest = val\nresize = 32\n"
+                 "resize_mode = center\ncrop = 28\naugment = crop\n%scache_build = 1\n"
+                 "[train]\nepochs = 1\nbatch = 4\nlr = 0.01\ntrain_eval_limit = 4\n",
+                 CNB_SOURCE_ROOT, dir, pass == 2 ? "" : "cache = packs\n");
+        test_write_file(path, text);
+        cnb_experiment e;
+        int quiet = cnb_error_quiet(1), rc = cnb_experiment_load(&e, path, NULL, NULL, 0);
+        cnb_error_quiet(quiet);
+        if (pass == 2) { /* no cache to build */
+            CU_ASSERT_EQUAL(rc, CNB_EINVAL);
+            CHECK_MSG(cnb_last_error(), "cache.ini:17: [data] cache_build = 1 builds the packs");
+            cnb_experiment_free(&e);
+            break;
+        }
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        snprintf(path, sizeof path, "%s/packs/train.cnbpack", dir);
+        struct stat before;
+        int had = stat(path, &before) == 0;
+        CU_ASSERT_EQUAL(had, pass == 1);
+        cnb_sweep_opts o = {.jobs = 1, .force = 1};
+        CU_ASSERT_EQUAL(cnb_sweep_run(&e, test_registry(), &o), 0);
+        struct stat after;
+        CU_ASSERT_EQUAL_FATAL(stat(path, &after), 0);
+        if (pass == 1) /* read, not written again */
+            CU_ASSERT(after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                      after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+        snprintf(path, sizeof path, "%s/packs/test.cnbpack", dir);
+        CU_ASSERT_EQUAL(access(path, R_OK), 0);
+        snprintf(path, sizeof path, "%s/cache.ini", dir);
+        cnb_experiment_free(&e);
+    }
+}
+
 void suite_images_dataset(void)
 {
     static const test_case cases[] = {
@@ -656,6 +704,7 @@ void suite_images_train(void)
         {"input pipeline: same batches at 1 and 3 loader threads", test_pipeline_threads},
         {"on_bad_image = fail names the file; skip leaves it out", test_bad_image_policy},
         {"list files: checked before anything runs", test_list_experiment},
+        {"cache_build = 1 writes the packs once, then reads them", test_cache_build},
         {"real photos: PCA lighting eigenvalues, one epoch", test_real_photos},
         {NULL, NULL},
     };

@@ -12,12 +12,14 @@
 #include "experiment.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +43,8 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
                                         "crop_pad", "lighting", "lighting_sigma", "train",
                                         "test", "root", "channels", "resize_mode",
                                         "stats_sample", "eval_crops", "on_bad_image",
-                                        "loader_threads", "prefetch", "cache", NULL};
+                                        "loader_threads", "prefetch", "cache", "cache_build",
+                                        NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", "keep_checkpoint", NULL};
@@ -304,7 +307,7 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
     static const char *const image_keys[] = {"train", "test", "root", "channels",
                                              "resize_mode", "stats_sample", "eval_crops",
                                              "on_bad_image", "loader_threads", "prefetch",
-                                             "cache", NULL};
+                                             "cache", "cache_build", NULL};
     const cnb_conf *c = &e->conf;
     char at[1100];
     e->channels = 3;
@@ -330,7 +333,7 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
                                             sizeof at));
         return 0;
     }
-    long ch = 3, crops = 1, threads = e->loader_threads, ahead = e->prefetch;
+    long ch = 3, crops = 1, threads = e->loader_threads, ahead = e->prefetch, build = 0;
     int mode = 0, bad = 0;
     static const char *const modes[] = {"shorter", "exact", "center", NULL};
     static const char *const bads[] = {"fail", "skip", NULL};
@@ -338,6 +341,7 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
         cnb_conf_int(c, data, "eval_crops", 1, 10, &crops) ||
         cnb_conf_int(c, data, "loader_threads", 1, 256, &threads) ||
         cnb_conf_int(c, data, "prefetch", 1, 64, &ahead) ||
+        cnb_conf_int(c, data, "cache_build", 0, 1, &build) ||
         cnb_conf_int(c, data, "stats_sample", 1, 100000000L, &e->stats_sample) ||
         choose(c, data, "resize_mode", modes, &mode) || choose(c, data, "on_bad_image", bads, &bad))
         return CNB_EINVAL;
@@ -355,6 +359,12 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
     e->loader_threads = (int)threads;
     e->prefetch = (int)ahead;
     e->skip_bad = bad == 1;
+    e->cache_build = build != 0;
+    if (build && !cnb_section_get(data, "cache"))
+        return cnb_error("%s: [data] cache_build = 1 builds the packs of [data] cache; set "
+                         "cache (cache = packs)",
+                         cnb_conf_where(c, data, cnb_section_get(data, "cache_build"), at,
+                                        sizeof at));
     const cnb_kv *rs = cnb_section_get(data, "resize");
     e->resize.mode = !rs ? CNB_RESIZE_NONE : mode == 0 ? CNB_RESIZE_SHORTER
                                           : mode == 1 ? CNB_RESIZE_EXACT
@@ -816,6 +826,18 @@ static int first_label_outside(const cnb_dataset *d, int classes)
 
 /* ---- image files ----------------------------------------------------------------------- */
 
+/* Both packs of the [data] cache folder are there. */
+static int packs_exist(const cnb_experiment *e)
+{
+    char path[PATH_MAX + 32];
+    for (int t = 0; t < 2; t++) {
+        snprintf(path, sizeof path, "%s/%s.cnbpack", e->cache, t ? "test" : "train");
+        if (access(path, R_OK) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 /* The train and test sets of an image-file experiment: the folders or lists, or the packs
  * of its cache folder (which must have been written with this experiment's resize and
  * channels); each cut to its limit. */
@@ -823,7 +845,7 @@ static int open_imagesets(const cnb_experiment *e, cnb_imageset *s, char *err, s
 {
     memset(s, 0, 2 * sizeof *s);
     int rc = 0;
-    if (e->cache[0]) {
+    if (e->cache[0] && (!e->cache_build || packs_exist(e))) {
         for (int t = 0; t < 2 && rc == 0; t++) {
             char path[PATH_MAX + 32];
             snprintf(path, sizeof path, "%s/%s.cnbpack", e->cache, t ? "test" : "train");
@@ -1543,6 +1565,29 @@ int cnb_experiment_convert(const cnb_experiment *e)
     }
     cnb_imageset_free(&s[0]);
     cnb_imageset_free(&s[1]);
+    return rc;
+}
+
+int cnb_experiment_cache_build(const cnb_experiment *e)
+{
+    if (!e->cache_build || packs_exist(e))
+        return 0;
+    char path[PATH_MAX + 32];
+    int rc = cnb_mkdirs(e->cache), fd = -1;
+    snprintf(path, sizeof path, "%s/.lock", e->cache);
+    if (rc == 0 && (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666)) < 0)
+        rc = cnb_error("%s: cannot create: %s", path, strerror(errno));
+    while (rc == 0 && flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            rc = cnb_error("%s: cannot lock: %s", path, strerror(errno));
+    if (rc == 0 && !packs_exist(e)) { /* not built meanwhile by another process */
+        printf("%s: writing the packs of [data] cache once (cache_build = 1): %s\n",
+               e->conf.path, e->cache);
+        fflush(stdout);
+        rc = cnb_experiment_convert(e);
+    }
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 

@@ -23,7 +23,8 @@
  *                (3 | 1), resize_mode (shorter | exact | center), stats_sample,
  *                eval_crops (1 | 10), on_bad_image (fail | skip), loader_threads,
  *                prefetch, cache (a folder of packs written by cnnbench convert,
- *                read instead of the files; relative to the experiment file)
+ *                read instead of the files; relative to the experiment file),
+ *                cache_build (1: write the packs before the first cell when missing)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
  *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,
@@ -98,6 +99,7 @@ typedef struct cnb_experiment {
     int mean_only;          /* normalize = mean                                 */
     int eval_crops;         /* 1 or 10                                          */
     int skip_bad;           /* on_bad_image = skip                              */
+    int cache_build;        /* cache_build = 1: write the packs when missing    */
     int loader_threads, prefetch;
     long stats_sample;      /* images the mean, std and lighting's PCA come from */
     int keep_checkpoints;   /* [train] keep_checkpoint = 1: a finished cell keeps its
@@ -141,6 +143,11 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
 /* `cnnbench convert`: write the packs of an image-file experiment's train and test splits
  * into its [data] cache folder (docs/image-pack.md). */
 int cnb_experiment_convert(const cnb_experiment *e);
+
+/* [data] cache_build = 1: when the cache's packs are missing, write them now (as convert
+ * does; one process at a time, under the cache folder's lock), so that every epoch reads
+ * them and no image is decoded twice. 0 when built, already there, or not asked for. */
+int cnb_experiment_cache_build(const cnb_experiment *e);
 
 /* The experiment's folder: <results>/<name>, or <results>/<name>-<profile>. */
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len);

@@ -482,6 +482,8 @@ static int plan_make(plan *p, const cnb_experiment *e, cnb_registry *reg,
     }
     if (rc == 0)
         rc = cnb_experiment_validate(e, p->cells, p->n, reg, mib); /* nothing runs on bad input */
+    if (rc == 0 && !o->dry_run && !o->list)
+        rc = cnb_experiment_cache_build(e); /* before any cell reads it */
     if (rc == 0)
         cnb_experiment_dir(e, p->dir, sizeof p->dir);
     for (int i = 0; i < p->n && rc == 0; i++) {
