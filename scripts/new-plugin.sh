@@ -130,21 +130,13 @@ static int kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     return CNB_OK;
 }
 
-static const cnb_backend_desc desc = {
-    .hdr = {.abi_major = CNB_BACKEND_ABI_MAJOR, .abi_minor = CNB_BACKEND_ABI_MINOR,
-            .struct_size = sizeof(cnb_backend_desc), .kind = CNB_PLUGIN_BACKEND,
-            .name = "$name", .version = "0.1.0",
-            .description = "$name: ReLU in plain C (a template)"},
-    .ops = CNB_OP_BIT(CNB_OP_RELU),
-    .init = backend_init,
-    .fini = backend_fini,
-    .kernel_create = kernel_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &desc.hdr : NULL;
-}
+/* The descriptor and the exported entry the host looks for (cnnbench/backend.h). */
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("$name", "0.1.0", "$name: ReLU in plain C (a template)",
+                     .ops = CNB_OP_BIT(CNB_OP_RELU),
+                     .init = backend_init,
+                     .fini = backend_fini,
+                     .kernel_create = kernel_create));
 EOF
 else
 cat > "$dir/$ident.c" <<EOF
@@ -222,19 +214,11 @@ static int layer_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in,
     return CNB_OK;
 }
 
-static const cnb_layer_desc desc = {
-    .hdr = {.abi_major = CNB_LAYER_ABI_MAJOR, .abi_minor = CNB_LAYER_ABI_MINOR,
-            .struct_size = sizeof(cnb_layer_desc), .kind = CNB_PLUGIN_LAYER,
-            .name = "$name", .version = "0.1.0",
-            .description = "$name: y = factor * x (a template)"},
-    .keys = keys,
-    .create = layer_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &desc.hdr : NULL;
-}
+/* The descriptor and the exported entry the host looks for (cnnbench/layer.h). */
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("$name", "0.1.0", "$name: y = factor * x (a template)",
+                   .keys = keys,
+                   .create = layer_create));
 EOF
 fi
 

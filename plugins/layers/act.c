@@ -28,20 +28,12 @@ static int relu_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, c
     return act_create(host, ctx, in, CNB_OP_RELU, 1.0, out);
 }
 
-static const cnb_layer_desc act_descs[] = {
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "act.sigmoid", "1.0.0", "logistic sigmoid 1/(1+exp(-x))"},
-     .flags = CNB_LAYER_ACTIVATION | CNB_LAYER_KERNEL_IO,
-     .keys = no_keys,
-     .create = sigmoid_create},
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "act.relu", "1.0.0", "rectified linear unit max(0, x)"},
-     .flags = CNB_LAYER_ACTIVATION | CNB_LAYER_INIT_HE | CNB_LAYER_KERNEL_IO,
-     .keys = no_keys,
-     .create = relu_create},
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index < sizeof act_descs / sizeof act_descs[0] ? &act_descs[index].hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("act.sigmoid", "1.0.0", "logistic sigmoid 1/(1+exp(-x))",
+                   .flags = CNB_LAYER_ACTIVATION | CNB_LAYER_KERNEL_IO,
+                   .keys = no_keys,
+                   .create = sigmoid_create),
+    CNB_LAYER_DESC("act.relu", "1.0.0", "rectified linear unit max(0, x)",
+                   .flags = CNB_LAYER_ACTIVATION | CNB_LAYER_INIT_HE | CNB_LAYER_KERNEL_IO,
+                   .keys = no_keys,
+                   .create = relu_create));

@@ -34,15 +34,8 @@ static int conv_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, c
     return kernel_layer_done(l, (cnb_shape){filters, oh, ow}, out);
 }
 
-static const cnb_layer_desc conv_desc = {
-    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-            "conv", "1.0.0", "2-D convolution (filters, kernel, stride, pad)"},
-    .flags = CNB_LAYER_KERNEL_IO,
-    .keys = conv_keys,
-    .create = conv_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &conv_desc.hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("conv", "1.0.0", "2-D convolution (filters, kernel, stride, pad)",
+                   .flags = CNB_LAYER_KERNEL_IO,
+                   .keys = conv_keys,
+                   .create = conv_create));

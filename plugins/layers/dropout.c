@@ -90,14 +90,7 @@ static int dropout_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in
     return 0;
 }
 
-static const cnb_layer_desc dropout_desc = {
-    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-            "dropout", "1.0.0", "inverted dropout (ratio), identity at evaluation"},
-    .keys = dropout_keys,
-    .create = dropout_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &dropout_desc.hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("dropout", "1.0.0", "inverted dropout (ratio), identity at evaluation",
+                   .keys = dropout_keys,
+                   .create = dropout_create));

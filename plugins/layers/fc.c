@@ -24,15 +24,8 @@ static int fc_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb
     return kernel_layer_done(l, (cnb_shape){outputs, 1, 1}, out);
 }
 
-static const cnb_layer_desc fc_desc = {
-    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-            "fc", "1.0.0", "fully connected layer (outputs)"},
-    .flags = CNB_LAYER_KERNEL_IO,
-    .keys = fc_keys,
-    .create = fc_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &fc_desc.hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("fc", "1.0.0", "fully connected layer (outputs)",
+                   .flags = CNB_LAYER_KERNEL_IO,
+                   .keys = fc_keys,
+                   .create = fc_create));

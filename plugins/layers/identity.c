@@ -68,18 +68,10 @@ static int none_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, c
     return copy_create(host, in, out);
 }
 
-static const cnb_layer_desc copy_descs[] = {
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "flatten", "1.0.0", "reshape (C,H,W) to (C*H*W,1,1)"},
-     .keys = no_keys,
-     .create = flatten_create},
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "none", "1.0.0", "identity: a switched-off slot (no LRN, no dropout)"},
-     .keys = no_keys,
-     .create = none_create},
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index < sizeof copy_descs / sizeof copy_descs[0] ? &copy_descs[index].hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("flatten", "1.0.0", "reshape (C,H,W) to (C*H*W,1,1)",
+                   .keys = no_keys,
+                   .create = flatten_create),
+    CNB_LAYER_DESC("none", "1.0.0", "identity: a switched-off slot (no LRN, no dropout)",
+                   .keys = no_keys,
+                   .create = none_create));

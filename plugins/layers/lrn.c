@@ -30,15 +30,9 @@ static int lrn_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cn
     return kernel_layer_done(l, in, out);
 }
 
-static const cnb_layer_desc lrn_desc = {
-    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-            "lrn", "1.0.0", "local response normalisation across channels (size, alpha, beta, k)"},
-    .flags = CNB_LAYER_KERNEL_IO,
-    .keys = lrn_keys,
-    .create = lrn_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &lrn_desc.hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("lrn", "1.0.0",
+                   "local response normalisation across channels (size, alpha, beta, k)",
+                   .flags = CNB_LAYER_KERNEL_IO,
+                   .keys = lrn_keys,
+                   .create = lrn_create));

@@ -39,20 +39,12 @@ static int max_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cn
     return pool_create(host, ctx, in, CNB_OP_POOL_MAX, out);
 }
 
-static const cnb_layer_desc pool_descs[] = {
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "pool.avg", "1.0.0", "average pooling (kernel, stride, pad)"},
-     .flags = CNB_LAYER_KERNEL_IO,
-     .keys = pool_keys,
-     .create = avg_create},
-    {.hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-             "pool.max", "1.0.0", "max pooling (kernel, stride, pad)"},
-     .flags = CNB_LAYER_KERNEL_IO,
-     .keys = pool_keys,
-     .create = max_create},
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index < sizeof pool_descs / sizeof pool_descs[0] ? &pool_descs[index].hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("pool.avg", "1.0.0", "average pooling (kernel, stride, pad)",
+                   .flags = CNB_LAYER_KERNEL_IO,
+                   .keys = pool_keys,
+                   .create = avg_create),
+    CNB_LAYER_DESC("pool.max", "1.0.0", "max pooling (kernel, stride, pad)",
+                   .flags = CNB_LAYER_KERNEL_IO,
+                   .keys = pool_keys,
+                   .create = max_create));

@@ -17,15 +17,8 @@ static int softmax_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in
     return kernel_layer_done(l, in, out);
 }
 
-static const cnb_layer_desc softmax_desc = {
-    .hdr = {CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR, sizeof(cnb_layer_desc), CNB_PLUGIN_LAYER,
-            "softmax", "1.0.0", "softmax with cross-entropy loss (last layer)"},
-    .flags = CNB_LAYER_LOSS | CNB_LAYER_KERNEL_IO,
-    .keys = no_keys,
-    .create = softmax_create,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &softmax_desc.hdr : NULL;
-}
+CNB_LAYER_DEFINE(
+    CNB_LAYER_DESC("softmax", "1.0.0", "softmax with cross-entropy loss (last layer)",
+                   .flags = CNB_LAYER_LOSS | CNB_LAYER_KERNEL_IO,
+                   .keys = no_keys,
+                   .create = softmax_create));

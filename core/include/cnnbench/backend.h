@@ -154,6 +154,26 @@ typedef struct cnb_backend_desc {
     void (*park)(void *state);
 } cnb_backend_desc;
 
+/*
+ * A backend's descriptor: its name, version and one-line description, then the fields
+ * above as designated initializers. The header (ABI, size, kind) comes from the headers
+ * the plugin is compiled against. One file holds one or more, in entry order:
+ *
+ *   CNB_BACKEND_DEFINE(
+ *       CNB_BACKEND_DESC("mine", "1.0.0", "ReLU in AVX2",
+ *                        .ops = CNB_OP_BIT(CNB_OP_RELU),
+ *                        .kernel_create = mine_kernel_create));
+ *
+ * CNB_BACKEND_DEFINE writes the descriptor table and the exported cnb_plugin_entry();
+ * use it once per file.
+ */
+#define CNB_BACKEND_DESC(name, version, description, ...)                                 \
+    {.hdr = CNB_PLUGIN_HEADER(CNB_PLUGIN_BACKEND, CNB_BACKEND_ABI_MAJOR,                  \
+                              CNB_BACKEND_ABI_MINOR, sizeof(cnb_backend_desc), name,      \
+                              version, description),                                      \
+     __VA_ARGS__}
+#define CNB_BACKEND_DEFINE(...) CNB_PLUGIN_DEFINE_(cnb_backend_desc, __VA_ARGS__)
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,6 +86,25 @@ typedef struct cnb_layer_desc {
     int (*create)(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, cnb_layer **out);
 } cnb_layer_desc;
 
+/*
+ * A layer type's descriptor: its name (what a model file's `type` names), version and
+ * one-line description, then the fields above as designated initializers. The header
+ * (ABI, size, kind) comes from the headers the plugin is compiled against. One file holds
+ * one or more, in entry order:
+ *
+ *   CNB_LAYER_DEFINE(
+ *       CNB_LAYER_DESC("pool.avg", "1.0.0", "average pooling", .create = avg_create),
+ *       CNB_LAYER_DESC("pool.max", "1.0.0", "max pooling", .create = max_create));
+ *
+ * CNB_LAYER_DEFINE writes the descriptor table and the exported cnb_plugin_entry(); use
+ * it once per file.
+ */
+#define CNB_LAYER_DESC(name, version, description, ...)                                   \
+    {.hdr = CNB_PLUGIN_HEADER(CNB_PLUGIN_LAYER, CNB_LAYER_ABI_MAJOR, CNB_LAYER_ABI_MINOR,  \
+                              sizeof(cnb_layer_desc), name, version, description),        \
+     __VA_ARGS__}
+#define CNB_LAYER_DEFINE(...) CNB_PLUGIN_DEFINE_(cnb_layer_desc, __VA_ARGS__)
+
 /* The kernel arguments of a CNB_LAYER_KERNEL_IO layer: x, y, dy and dx to src, dst,
  * diff_dst and diff_src, params 0 and 1 to weights and bias and their gradients, the
  * backward ones only when `backward` (and the loss only when not). */

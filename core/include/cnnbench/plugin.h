@@ -4,9 +4,11 @@
  *
  * A plugin is a shared object exporting one symbol, cnb_plugin_entry(), which the host
  * calls with index 0, 1, 2, ... until it returns NULL. Each call returns a descriptor that
- * starts with a cnb_plugin_header (so one file may hold several variants). A plugin never
- * links against the cnnbench executable: everything it needs from the host comes through
- * the cnb_host table handed to it.
+ * starts with a cnb_plugin_header (so one file may hold several variants). One macro per
+ * kind, CNB_BACKEND_DEFINE or CNB_LAYER_DEFINE, writes a file's descriptors and that
+ * entry, so that no plugin fills a header by hand. A plugin never links against the
+ * cnnbench executable: everything it needs from the host comes through the cnb_host
+ * table handed to it.
  *
  * Compatibility rules (as LV2 and SQLite extensions do it): a descriptor carries the ABI
  * major/minor it was built with and its own struct size. The host refuses a different
@@ -75,6 +77,39 @@ typedef struct cnb_plugin_header {
 
 #define CNB_PLUGIN_ENTRY_SYMBOL "cnb_plugin_entry"
 typedef const cnb_plugin_header *(*cnb_plugin_entry_fn)(unsigned index);
+
+/* The one symbol a plugin exports: descriptor `index`, or NULL past the last. Declared
+ * here so that the compiler checks every plugin's definition against it; a plugin writes
+ * it with CNB_BACKEND_DEFINE (cnnbench/backend.h) or CNB_LAYER_DEFINE (cnnbench/layer.h),
+ * not by hand. */
+CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index);
+
+/* A descriptor header. CNB_BACKEND_DESC and CNB_LAYER_DESC fill it with the ABI and size
+ * of the headers being compiled against; only a test that must build a wrong one (another
+ * major, a short descriptor) writes it out itself. */
+#define CNB_PLUGIN_HEADER(kind, major, minor, size, name, version, description)          \
+    {(uint16_t)(major), (uint16_t)(minor), (uint32_t)(size), (uint32_t)(kind), (name),      \
+     (version), (description)}
+
+#if defined(__cplusplus)
+#define CNB_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define CNB_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* The descriptor table of one file and its entry over it, for the kind macros
+ * CNB_BACKEND_DEFINE and CNB_LAYER_DEFINE: `type` is the kind's descriptor struct, the
+ * rest its initializers, in entry order. Ends in a declaration, so that a use takes a
+ * semicolon like any other. */
+#define CNB_PLUGIN_DEFINE_(type, ...)                                                      \
+    static const type cnb_plugin_descs_[] = {__VA_ARGS__};                                 \
+    CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)                   \
+    {                                                                                      \
+        return index < sizeof cnb_plugin_descs_ / sizeof cnb_plugin_descs_[0]              \
+                   ? &cnb_plugin_descs_[index].hdr                                         \
+                   : NULL;                                                                 \
+    }                                                                                      \
+    CNB_STATIC_ASSERT(offsetof(type, hdr) == 0, "a descriptor starts with its header")
 
 /* Per-sample shape of an activation tensor; a batch adds a leading N (NCHW layout). */
 typedef struct cnb_shape {

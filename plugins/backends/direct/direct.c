@@ -1259,25 +1259,11 @@ static const char *dc_info(void *state)
     return st ? st->info : "direct convolution (not started)";
 }
 
-static const cnb_backend_desc direct_desc = {
-    .hdr = {
-        .abi_major = CNB_BACKEND_ABI_MAJOR,
-        .abi_minor = CNB_BACKEND_ABI_MINOR,
-        .struct_size = sizeof(cnb_backend_desc),
-        .kind = CNB_PLUGIN_BACKEND,
-        .name = "direct",
-        .version = "1.0.1",
-        .description = "direct convolution in AVX-512F (plain C without it); other ops on "
-                       "naive",
-    },
-    .ops = CNB_OP_BIT(CNB_OP_CONV),
-    .init = dc_init,
-    .fini = dc_fini,
-    .kernel_create = dc_kernel_create,
-    .info = dc_info,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &direct_desc.hdr : NULL;
-}
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("direct", "1.0.1",
+                     "direct convolution in AVX-512F (plain C without it); other ops on naive",
+                     .ops = CNB_OP_BIT(CNB_OP_CONV),
+                     .init = dc_init,
+                     .fini = dc_fini,
+                     .kernel_create = dc_kernel_create,
+                     .info = dc_info));

@@ -666,24 +666,11 @@ static const char *naive_info(void *state)
     return "naive reference loops, 1 thread";
 }
 
-static const cnb_backend_desc naive_desc = {
-    .hdr = {
-        .abi_major = CNB_BACKEND_ABI_MAJOR,
-        .abi_minor = CNB_BACKEND_ABI_MINOR,
-        .struct_size = sizeof(cnb_backend_desc),
-        .kind = CNB_PLUGIN_BACKEND,
-        .name = "naive",
-        .version = "1.0.1",
-        .description = "reference kernels in plain C loops, single-threaded (the oracle)",
-    },
-    .ops = CNB_OPS_ALL,
-    .init = naive_init,
-    .fini = naive_fini,
-    .kernel_create = naive_kernel_create,
-    .info = naive_info,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &naive_desc.hdr : NULL;
-}
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("naive", "1.0.1",
+                     "reference kernels in plain C loops, single-threaded (the oracle)",
+                     .ops = CNB_OPS_ALL,
+                     .init = naive_init,
+                     .fini = naive_fini,
+                     .kernel_create = naive_kernel_create,
+                     .info = naive_info));

@@ -1163,27 +1163,14 @@ static int onednn_layout_of(const cnb_kernel *kernel, cnb_layout_info *out)
     return CNB_OK;
 }
 
-static const cnb_backend_desc onednn_desc = {
-    .hdr = {
-        .abi_major = CNB_BACKEND_ABI_MAJOR,
-        .abi_minor = CNB_BACKEND_ABI_MINOR,
-        .struct_size = sizeof(cnb_backend_desc),
-        .kind = CNB_PLUGIN_BACKEND,
-        .name = "onednn",
-        .version = "1.1.1",
-        .description = "oneDNN primitives (JIT), its blocked layouts passed between layers, "
-                       "OpenMP",
-    },
-    .ops = CNB_OPS_ALL,
-    .init = onednn_init,
-    .fini = onednn_fini,
-    .kernel_create = onednn_kernel_create,
-    .info = onednn_info,
-    .layout_of = onednn_layout_of,
-    .library_pass = onednn_library_pass,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &onednn_desc.hdr : NULL;
-}
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("onednn", "1.1.1",
+                     "oneDNN primitives (JIT), its blocked layouts passed between layers, "
+                     "OpenMP",
+                     .ops = CNB_OPS_ALL,
+                     .init = onednn_init,
+                     .fini = onednn_fini,
+                     .kernel_create = onednn_kernel_create,
+                     .info = onednn_info,
+                     .layout_of = onednn_layout_of,
+                     .library_pass = onednn_library_pass));

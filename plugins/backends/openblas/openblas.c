@@ -776,27 +776,14 @@ static const char *ob_info(void *state)
     return st ? st->info : "OpenBLAS (not started)";
 }
 
-static const cnb_backend_desc openblas_desc = {
-    .hdr = {
-        .abi_major = CNB_BACKEND_ABI_MAJOR,
-        .abi_minor = CNB_BACKEND_ABI_MINOR,
-        .struct_size = sizeof(cnb_backend_desc),
-        .kind = CNB_PLUGIN_BACKEND,
-        .name = "openblas",
-        .version = "1.1.1",
-        .description = "convolution (im2col) and inner product on OpenBLAS sgemm; other ops "
-                       "on naive",
-    },
-    .ops = CNB_OP_BIT(CNB_OP_CONV) | CNB_OP_BIT(CNB_OP_INNER_PRODUCT),
-    .init = ob_init,
-    .fini = ob_fini,
-    .kernel_create = ob_kernel_create,
-    .info = ob_info,
-    .library_pass = ob_library_pass,
-    .park = ob_park,
-};
-
-CNB_EXPORT const cnb_plugin_header *cnb_plugin_entry(unsigned index)
-{
-    return index == 0 ? &openblas_desc.hdr : NULL;
-}
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("openblas", "1.1.1",
+                     "convolution (im2col) and inner product on OpenBLAS sgemm; other ops "
+                     "on naive",
+                     .ops = CNB_OP_BIT(CNB_OP_CONV) | CNB_OP_BIT(CNB_OP_INNER_PRODUCT),
+                     .init = ob_init,
+                     .fini = ob_fini,
+                     .kernel_create = ob_kernel_create,
+                     .info = ob_info,
+                     .library_pass = ob_library_pass,
+                     .park = ob_park));
