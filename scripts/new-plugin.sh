@@ -123,7 +123,8 @@ static int kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     ${ident}_kernel *k = st->host->alloc(sizeof *k);
     if (!k)
         return CNB_ENOMEM;
-    k->base = (cnb_kernel){relu_forward, relu_backward, kernel_destroy};
+    k->base = CNB_KERNEL_INIT(.forward = relu_forward, .backward = relu_backward,
+                              .destroy = kernel_destroy);
     k->st = st;
     k->n = (size_t)d->batch * cnb_shape_size(d->src);
     *out = &k->base;
@@ -204,12 +205,9 @@ static int layer_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in,
         return CNB_ENOMEM;
     l->host = host;
     l->factor = factor;
-    l->base.out = in;
-    l->base.flops = (double)cnb_shape_size(in);
-    l->base.bind = layer_bind;
-    l->base.forward = layer_forward;
-    l->base.backward = layer_backward;
-    l->base.destroy = layer_destroy;
+    l->base = CNB_LAYER_INIT(.bind = layer_bind, .forward = layer_forward,
+                             .backward = layer_backward, .destroy = layer_destroy,
+                             .out = in, .flops = (double)cnb_shape_size(in));
     *out = &l->base;
     return CNB_OK;
 }

@@ -94,7 +94,7 @@ static void test_not_loadable(void)
 {
     char out[512], path[512], args[600];
     CU_ASSERT_EQUAL(check("'" FIXTURE("bad-major") "'", out, sizeof out), 2);
-    const char *major[] = {"fixture-bad-major.so", "ABI 2.0", "rebuild", NULL};
+    const char *major[] = {"fixture-bad-major.so", "layer ABI 3.0", "takes 2.x", "rebuild", NULL};
     expect_words(out, major);
     CU_ASSERT_EQUAL(check("'" FIXTURE("no-entry") "'", out, sizeof out), 2);
     const char *entry[] = {"fixture-no-entry.so", "missing entry symbol", NULL};
@@ -145,6 +145,12 @@ static void test_broken_fixtures(void)
          {"gradient       FAIL", "gave no bind", "all required", "FAILED"}},
         {"scale", "", 0,
          {"gradient       PASS", "no write outside its buffers", "all checks passed", NULL}},
+        {"kernel-size", "--no-speed --cases 'lenet.fc1'", 1,
+         {"inner_product  FAIL", "backend 'fixture.kernelsize' made a kernel without its "
+          "struct_size", "CNB_KERNEL_INIT()", NULL}},
+        {"layer-size", "--no-speed", 1,
+         {"gradient       FAIL", "layer plugin 'fixture.layersize'", "layer ABI 2.0 defines",
+          "rebuild it against the installed ones"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[512], args[1024];

@@ -1,10 +1,14 @@
 /*
  * test_plugins.c - the loader accepts good plugins and refuses each broken fixture
- * (tests/fixtures/bad_plugin.c) with a message naming the file and the reason.
+ * (tests/fixtures/bad_plugin.c, old_backend.c) with a message naming the file and the
+ * reason; the host refuses a layer or kernel of the wrong struct_size
+ * (tests/fixtures/broken_kernels.c) naming the plugin and what to rebuild.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "host.h"
+#include "net.h"
 #include "plugin.h"
 #include "testutil.h"
 
@@ -41,28 +45,89 @@ static void test_good_fixture_loads(void)
     cnb_registry_free(&r);
 }
 
-static void test_older_minor(void)
+/* A backend built against ABI 1.x, before kernels and layers carried their size. */
+static void test_old_major(void)
 {
-    cnb_registry r;
-    char err[1024] = "";
-    cnb_registry_init(&r);
-    CU_ASSERT_EQUAL(cnb_registry_load_file(&r, FIXTURE("old-backend"), err, sizeof err), 0);
-    CU_ASSERT_PTR_NOT_NULL(cnb_registry_backend(&r, "fixture-old"));
-    cnb_registry_free(&r);
-    const char *size[] = {"descriptor is", "bytes but ABI 1.1 defines", "rebuild", NULL};
-    expect_refusal(FIXTURE("short-backend"), size);
+    const char *words[] = {"backend plugin 'fixture-old' was built against backend ABI 1.1, "
+                           "this host takes 2.x: rebuild it against the installed cnnbench "
+                           "headers", NULL};
+    expect_refusal(FIXTURE("old-backend"), words);
 }
 
-static void test_wrong_major(void)
+static void test_newer_major(void)
 {
-    const char *words[] = {"ABI 2.0", "1.0", "rebuild", NULL};
+    const char *words[] = {"built against layer ABI 3.0, this host takes 2.x",
+                           "needs a newer cnnbench", NULL};
     expect_refusal(FIXTURE("bad-major"), words);
 }
 
 static void test_newer_minor(void)
 {
-    const char *words[] = {"ABI 1.1", "newer", "1.0", NULL};
+    const char *words[] = {"ABI 2.1", "newer", "2.0", NULL};
     expect_refusal(FIXTURE("newer-minor"), words);
+}
+
+static void test_short_descriptor(void)
+{
+    const char *words[] = {"descriptor is", "bytes but ABI 2.0 defines", "rebuild", NULL};
+    expect_refusal(FIXTURE("short-backend"), words);
+}
+
+/* A field a later minor appends reads as NULL from a descriptor that ends before it (the
+ * loader takes an older minor's shorter descriptor; 1.0's ended before layout_of). */
+static void test_optional_fields(void)
+{
+    cnb_backend_desc be = {.layout_of = (void *)1, .library_pass = (void *)1, .park = (void *)1};
+    be.hdr.struct_size = offsetof(cnb_backend_desc, layout_of);
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, layout_of));
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, park));
+    be.hdr.struct_size = offsetof(cnb_backend_desc, park);
+    CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, library_pass));
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, park));
+    be.hdr.struct_size = sizeof be;
+    CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, park));
+}
+
+/* A layer or a kernel whose struct_size is not its ABI's is refused where the host
+ * receives it, naming the plugin, its file and what to do, before any of its entries is
+ * called; the macros' own plugins (everything else in these suites) pass. */
+static void test_struct_sizes(void)
+{
+    cnb_registry reg;
+    char err[1024], model[512];
+    cnb_registry_init(&reg);
+    CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&reg, FIXTURE("layer-size"), err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&reg, FIXTURE("kernel-size"), err, sizeof err), 0);
+    cnb_registry_scan_default(&reg);
+    cnb_error_quiet(1);
+
+    cnb_net net;
+    cnb_conf conf;
+    snprintf(model, sizeof model, "%s/layersize.ini", test_tmpdir());
+    test_write_file(model, "[net]\nchannels = 1\nheight = 4\nwidth = 4\nclasses = 16\n"
+                           "[x]\ntype = fixture.layersize\n[prob]\ntype = softmax\n");
+    CU_ASSERT_NOT_EQUAL(cnb_net_load(&net, &conf, &reg, model, NULL), 0);
+    char want[256];
+    snprintf(want, sizeof want, "of %zu bytes, but layer ABI 2.0 defines %zu",
+             sizeof(cnb_layer) + sizeof(cnb_param_spec), sizeof(cnb_layer));
+    CHECK_MSG(cnb_last_error(), "layersize.ini:7: [x] layer plugin 'fixture.layersize' (");
+    CHECK_MSG(cnb_last_error(), "fixture-layer-size.so) made a cnb_layer");
+    CHECK_MSG(cnb_last_error(), want);
+    CHECK_MSG(cnb_last_error(), "rebuild it against the installed ones");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, &reg, model, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+    CU_ASSERT_NOT_EQUAL(cnb_net_bind(&net, "fixture.kernelsize", 1, 4), 0);
+    CHECK_MSG(cnb_last_error(), "backend 'fixture.kernelsize' (");
+    CHECK_MSG(cnb_last_error(), "fixture-kernel-size.so) made a kernel without its struct_size: "
+                                "fill it with CNB_KERNEL_INIT()");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+    cnb_error_quiet(0);
+    cnb_registry_free(&reg);
 }
 
 static void test_missing_entry(void)
@@ -123,10 +188,9 @@ static void test_scan_survives_bad_files(void)
     cnb_log_set_level(CNB_LOG_INFO);
     CU_ASSERT_PTR_NOT_NULL(cnb_registry_layer(&r, "fixture.good"));
     CU_ASSERT_PTR_NOT_NULL(cnb_registry_layer(&r, "fixture.dup"));
-    CU_ASSERT_PTR_NOT_NULL(cnb_registry_backend(&r, "fixture-old"));
-    /* bad-major, newer-minor, no-entry, empty-name, no-create, small-struct,
+    /* bad-major, newer-minor, no-entry, empty-name, no-create, small-struct, old-backend,
      * short-backend, no-ops, and the second of dup-a/dup-b */
-    CU_ASSERT_EQUAL(r.refused, 9);
+    CU_ASSERT_EQUAL(r.refused, 10);
     cnb_registry_free(&r);
 }
 
@@ -154,9 +218,12 @@ void suite_plugins(void)
 {
     static const test_case cases[] = {
         {"a valid plugin loads once", test_good_fixture_loads},
-        {"refuses a wrong ABI major", test_wrong_major},
+        {"refuses an older ABI major, saying to rebuild", test_old_major},
+        {"refuses a newer ABI major", test_newer_major},
         {"refuses a newer ABI minor", test_newer_minor},
-        {"takes an older ABI minor, refuses its size under a newer one", test_older_minor},
+        {"refuses a descriptor shorter than its ABI", test_short_descriptor},
+        {"a field of a later minor reads NULL from a shorter descriptor", test_optional_fields},
+        {"refuses a layer or kernel of the wrong struct_size", test_struct_sizes},
         {"refuses a missing entry symbol", test_missing_entry},
         {"refuses empty required fields", test_empty_fields},
         {"refuses two plugins with one name", test_duplicate_name},

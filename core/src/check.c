@@ -372,8 +372,10 @@ static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const 
         x->create = cnb_now() - t;
         snprintf(x->failed, sizeof x->failed, "kernel_create");
         x->fallback = x->rc == CNB_ENOTSUP;
-        if (x->rc == CNB_OK && !x->k)
-            x->rc = CNB_EINVAL;
+        char why[1024];
+        if (x->rc == CNB_OK &&
+            (x->rc = cnb_registry_check_kernel(NULL, x->desc, x->k, why, sizeof why)) != CNB_OK)
+            fprintf(stderr, "  %s\n", why); /* and its kernel is left alone: k = NULL below */
         if (x->rc != CNB_OK) {
             x->k = NULL;
             continue;

@@ -8,6 +8,7 @@
 
 #include "checkdata.h"
 #include "host.h"
+#include "plugin.h"
 #include "cnnbench/op_check.h"
 
 #define SENTINEL_IN_BITS 0x7fc0f00du /* around inputs (a NaN payload)                  */
@@ -595,12 +596,14 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
         goto done;
     }
     res->rc_create = check_rc(&x, "kernel_create", rc);
-    if (res->rc_create == CNB_OK && !k) {
+    char why[1024];
+    if (res->rc_create == CNB_OK &&
+        (res->rc_create = cnb_registry_check_kernel(NULL, be, k, why, sizeof why)) != CNB_OK) {
         if (!quiet) {
             say_case(&x);
-            fprintf(stderr, "  kernel_create returned 0 but no kernel\n");
+            fprintf(stderr, "  %s\n", why);
         }
-        res->rc_create = CNB_EINVAL;
+        k = NULL; /* of other headers: not even its destroy may be called */
     }
     if (res->rc_create != CNB_OK)
         goto done;

@@ -134,6 +134,9 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
         return cnb_layer_error(ctx, NULL, "backend '%s' could not create its %s kernel: "
                                "kernel_create returned %s", be->hdr.name, cnb_op_name(d.op),
                                cnb_status_name(rc));
+    char why[1024];
+    if (cnb_registry_check_kernel(net->reg, be, *out, why, sizeof why) != 0)
+        return *out = NULL, cnb_layer_error(ctx, NULL, "%s", why);
     ctx->kernel = *out;
     ctx->desc = d;
     ctx->chain = used;
@@ -199,6 +202,12 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
             cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create: %s",
                             L->desc->hdr.name, cnb_status_name(rc));
         return CNB_EINVAL;
+    }
+    char why[1024];
+    if ((rc = cnb_registry_check_layer(net->reg, L->desc, L->layer, why, sizeof why)) != 0) {
+        if (rc == CNB_EABI)
+            L->layer = NULL; /* of other headers: not even its destroy may be called */
+        return cnb_layer_error(&L->ctx, NULL, "%s", why);
     }
     const char *missing = !L->layer            ? "layer (create returned 0 and NULL)"
                           : !L->layer->bind     ? "bind"

@@ -83,15 +83,18 @@ void cnb_registry_names(const cnb_registry *r, cnb_plugin_kind kind, char *buf, 
         snprintf(buf, len, "(none)");
 }
 
-/* The ABI a kind's descriptor must match, and the struct size its minor `built` defines
- * (backend 1.0 ended before layout_of). */
+/* The ABI a kind's descriptor must match, and the struct size its minor `built` defines.
+ * Every minor of the current majors defines the whole struct so far; when a minor appends
+ * a field, the sizes of the minors before it become offsetof(..., that field), as backend
+ * 1.0's was offsetof(cnb_backend_desc, layout_of) under 1.1. */
 static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *minor,
                     size_t *size)
 {
+    (void)built;
     switch (kind) {
     case CNB_PLUGIN_BACKEND:
         *major = CNB_BACKEND_ABI_MAJOR, *minor = CNB_BACKEND_ABI_MINOR;
-        *size = built >= 1 ? sizeof(cnb_backend_desc) : offsetof(cnb_backend_desc, layout_of);
+        *size = sizeof(cnb_backend_desc);
         return 0;
     case CNB_PLUGIN_LAYER:
         *major = CNB_LAYER_ABI_MAJOR, *minor = CNB_LAYER_ABI_MINOR;
@@ -124,23 +127,27 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
     }
     const char *kind = cnb_plugin_kind_name(h->kind);
     if (h->abi_major != major) {
-        snprintf(err, errlen,
-                 "%s plugin '%s' was built for %s ABI %u.%u but this host speaks %u.%u; "
-                 "rebuild it against this cnnbench's headers",
-                 kind, h->name ? h->name : "?", kind, h->abi_major, h->abi_minor, major, minor);
+        snprintf(err, errlen, "%s plugin '%s' was built against %s ABI %u.%u, this host takes "
+                 "%u.x: %s", kind, h->name ? h->name : "?", kind, h->abi_major, h->abi_minor,
+                 major,
+                 h->abi_major < major
+                     ? "rebuild it against the installed cnnbench headers (pkg-config "
+                       "--cflags cnnbench-plugin)"
+                     : "it needs a newer cnnbench; update cnnbench, or rebuild the plugin "
+                       "against the installed headers");
         return CNB_EABI;
     }
     if (h->abi_minor > minor) {
         snprintf(err, errlen,
                  "%s plugin '%s' needs %s ABI %u.%u, newer than this host's %u.%u; "
-                 "update cnnbench or rebuild the plugin against these headers",
+                 "update cnnbench or rebuild the plugin against the installed headers",
                  kind, h->name ? h->name : "?", kind, h->abi_major, h->abi_minor, major, minor);
         return CNB_EABI;
     }
     if (h->struct_size < size) {
         snprintf(err, errlen,
                  "%s descriptor is %u bytes but ABI %u.%u defines %zu; "
-                 "rebuild it against this cnnbench's headers",
+                 "rebuild it against the installed cnnbench headers",
                  kind, h->struct_size, h->abi_major, h->abi_minor, size);
         return CNB_EABI;
     }
@@ -167,7 +174,7 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
         }
         if (ops & ~CNB_OPS_ALL) {
             snprintf(err, errlen, "backend '%s' sets op bits this host does not know (ops "
-                     "0x%x, known 0x%x); rebuild it against this cnnbench's headers", h->name,
+                     "0x%x, known 0x%x); rebuild it against the installed cnnbench headers", h->name,
                      ops, CNB_OPS_ALL);
             return CNB_EABI;
         }
@@ -178,6 +185,74 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
         return CNB_EABI;
     }
     return 0;
+}
+
+/* The sizes of the structs a plugin allocates, as its ABI minor defines them (see
+ * kind_abi: one size per minor so far). */
+static size_t layer_size(unsigned minor) { return (void)minor, sizeof(cnb_layer); }
+static size_t kernel_size(unsigned minor) { return (void)minor, sizeof(cnb_kernel); }
+
+/* " (from /path/x.so)" for a registered plugin, "" otherwise. */
+static const char *from_file(const cnb_registry *r, cnb_plugin_kind kind, const char *name,
+                             char *buf, size_t len)
+{
+    const cnb_plugin *p = r ? cnb_registry_find(r, kind, name) : NULL;
+    snprintf(buf, len, p ? " (%s)" : "", p ? p->path : "");
+    return buf;
+}
+
+int cnb_registry_check_layer(const cnb_registry *r, const cnb_layer_desc *desc,
+                             const cnb_layer *layer, char *err, size_t errlen)
+{
+    const cnb_plugin_header *h = &desc->hdr;
+    size_t want = layer_size(h->abi_minor);
+    char file[PATH_MAX + 8];
+    if (!layer || layer->struct_size == want) {
+        if (!layer || (layer->n_params >= 0 && layer->n_params <= CNB_MAX_PARAMS))
+            return 0;
+        snprintf(err, errlen, "layer plugin '%s'%s declares %d learnable tensors; a cnb_layer "
+                 "holds 0 to %d (CNB_MAX_PARAMS)", h->name,
+                 from_file(r, CNB_PLUGIN_LAYER, h->name, file, sizeof file), layer->n_params,
+                 CNB_MAX_PARAMS);
+        return CNB_EINVAL;
+    }
+    from_file(r, CNB_PLUGIN_LAYER, h->name, file, sizeof file);
+    if (layer->struct_size == 0)
+        snprintf(err, errlen, "layer plugin '%s'%s made a cnb_layer without its struct_size: "
+                 "fill it with CNB_LAYER_INIT() (cnnbench/layer.h) and rebuild the plugin",
+                 h->name, file);
+    else
+        snprintf(err, errlen, "layer plugin '%s'%s made a cnb_layer of %u bytes, but layer ABI "
+                 "%u.%u defines %zu: it was built against other cnnbench headers; rebuild it "
+                 "against the installed ones", h->name, file, layer->struct_size,
+                 h->abi_major, h->abi_minor, want);
+    return CNB_EABI;
+}
+
+int cnb_registry_check_kernel(const cnb_registry *r, const cnb_backend_desc *be,
+                              const cnb_kernel *kernel, char *err, size_t errlen)
+{
+    const cnb_plugin_header *h = &be->hdr;
+    size_t want = kernel_size(h->abi_minor);
+    char file[PATH_MAX + 8];
+    from_file(r, CNB_PLUGIN_BACKEND, h->name, file, sizeof file);
+    if (!kernel) {
+        snprintf(err, errlen, "backend '%s'%s: kernel_create returned 0 but no kernel",
+                 h->name, file);
+        return CNB_EINVAL;
+    }
+    if (kernel->struct_size == want)
+        return 0;
+    if (kernel->struct_size == 0)
+        snprintf(err, errlen, "backend '%s'%s made a kernel without its struct_size: fill it "
+                 "with CNB_KERNEL_INIT() (cnnbench/backend.h) and rebuild the plugin", h->name,
+                 file);
+    else
+        snprintf(err, errlen, "backend '%s'%s made a kernel of %u bytes, but backend ABI %u.%u "
+                 "defines %zu: it was built against other cnnbench headers; rebuild it against "
+                 "the installed ones", h->name, file, kernel->struct_size, h->abi_major,
+                 h->abi_minor, want);
+    return CNB_EABI;
 }
 
 static int already_loaded(const cnb_registry *r, const char *real)
@@ -235,9 +310,9 @@ int cnb_registry_load_file(cnb_registry *r, const char *path, char *err, size_t 
     *(void **)&entry = dlsym(handle, CNB_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
         snprintf(err, errlen,
-                 "%s: missing entry symbol '%s' (export it with CNB_EXPORT; see "
-                 "cnnbench/plugin.h)",
-                 real, CNB_PLUGIN_ENTRY_SYMBOL);
+                 "%s: missing entry symbol '%s': define the plugin with CNB_BACKEND_DEFINE "
+                 "(cnnbench/backend.h) or CNB_LAYER_DEFINE (cnnbench/layer.h), which "
+                 "export it", real, CNB_PLUGIN_ENTRY_SYMBOL);
         dlclose(handle);
         return CNB_EABI;
     }

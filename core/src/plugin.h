@@ -48,6 +48,16 @@ int cnb_registry_scan_dir(cnb_registry *r, const char *dir);
  * Nothing from a refused file stays registered. */
 int cnb_registry_load_file(cnb_registry *r, const char *path, char *err, size_t errlen);
 
+/* Where the host receives a struct a plugin allocated: 0 when it is the size the
+ * plugin's ABI minor defines, else CNB_EABI with `err` naming the plugin (and its file
+ * when `r` has it) and what to do. The layer check also bounds n_params (CNB_EINVAL); the
+ * kernel check refuses a NULL kernel (CNB_EINVAL). A NULL layer passes (the caller names
+ * the missing layer itself). Nothing of a refused struct may be called, not even destroy. */
+int cnb_registry_check_layer(const cnb_registry *r, const cnb_layer_desc *desc,
+                             const cnb_layer *layer, char *err, size_t errlen);
+int cnb_registry_check_kernel(const cnb_registry *r, const cnb_backend_desc *be,
+                              const cnb_kernel *kernel, char *err, size_t errlen);
+
 const cnb_plugin *cnb_registry_find(const cnb_registry *r, cnb_plugin_kind kind,
                                     const char *name);
 const cnb_backend_desc *cnb_registry_backend(const cnb_registry *r, const char *name);

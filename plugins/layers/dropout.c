@@ -80,12 +80,9 @@ static int dropout_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in
     l->host = host;
     l->ctx = ctx;
     l->ratio = ratio;
-    l->base.out = in;
-    l->base.flops = (double)in.c * in.h * in.w;
-    l->base.bind = dropout_bind;
-    l->base.forward = dropout_forward;
-    l->base.backward = dropout_backward;
-    l->base.destroy = dropout_destroy;
+    l->base = CNB_LAYER_INIT(.bind = dropout_bind, .forward = dropout_forward,
+                             .backward = dropout_backward, .destroy = dropout_destroy,
+                             .out = in, .flops = (double)in.c * in.h * in.w);
     *out = &l->base;
     return 0;
 }

@@ -46,11 +46,9 @@ static int copy_create(const cnb_host *host, cnb_shape out_shape, cnb_layer **ou
     if (!l)
         return CNB_ENOMEM;
     l->host = host;
-    l->base.out = out_shape;
-    l->base.bind = copy_bind;
-    l->base.forward = copy_forward;
-    l->base.backward = copy_backward;
-    l->base.destroy = copy_destroy;
+    l->base = CNB_LAYER_INIT(.bind = copy_bind, .forward = copy_forward,
+                             .backward = copy_backward, .destroy = copy_destroy,
+                             .out = out_shape);
     *out = &l->base;
     return 0;
 }

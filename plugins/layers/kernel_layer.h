@@ -62,10 +62,9 @@ static inline kernel_layer *kernel_layer_new(const cnb_host *host, cnb_layer_ctx
     l->ctx = ctx;
     l->desc.op = op;
     l->desc.src = in;
-    l->base.bind = kernel_layer_bind;
-    l->base.forward = kernel_layer_forward;
-    l->base.backward = kernel_layer_backward;
-    l->base.destroy = kernel_layer_destroy;
+    l->base = CNB_LAYER_INIT(.bind = kernel_layer_bind, .forward = kernel_layer_forward,
+                             .backward = kernel_layer_backward,
+                             .destroy = kernel_layer_destroy);
     return l;
 }
 

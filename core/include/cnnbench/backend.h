@@ -27,11 +27,17 @@
 extern "C" {
 #endif
 
-#define CNB_BACKEND_ABI_MAJOR 1
-#define CNB_BACKEND_ABI_MINOR 1
+/*
+ * 2.0: cnb_kernel starts with its struct_size (CNB_KERNEL_INIT fills it), and 1.1's
+ * optional entries (layout_of, library_pass, park) belong to every descriptor. A later
+ * minor appends fields to cnb_backend_desc or cnb_kernel; the host reads one through
+ * struct_size, so a backend of an older 2.x minor keeps loading.
+ */
+#define CNB_BACKEND_ABI_MAJOR 2
+#define CNB_BACKEND_ABI_MINOR 0
 
 /*
- * Native layouts (ABI 1.1). A tensor between two layers is dense NCHW unless the host lets
+ * Native layouts. A tensor between two layers is dense NCHW unless the host lets
  * the two kernels on either side of it, made by the same backend, pass it in a layout of
  * that backend's own (oneDNN's nChw16c, say), saving a reorder on each side. The host does
  * so only where both layers hand their tensors straight to their one kernel
@@ -99,16 +105,26 @@ typedef struct cnb_args {
 } cnb_args;
 
 /*
- * A kernel. Backends embed it as the first member of their own struct.
+ * A kernel. Backends embed it as the first member of their own struct and fill it with
+ * CNB_KERNEL_INIT, which sets struct_size: the host refuses a kernel whose size is not
+ * the one its backend's ABI defines (a backend built against other headers, or one that
+ * set the entries by hand), naming the backend, before it calls any entry.
  * backward() may use what the latest forward() on the same src saved (max-pool argmax,
  * LRN scale); it reads src, dst and diff_dst. softmax_xent's backward ignores diff_dst
  * and writes diff_src = (p - onehot(label)) / (number of real labels).
  */
 struct cnb_kernel {
+    uint32_t struct_size; /* sizeof(cnb_kernel) of the headers built against */
     int (*forward)(cnb_kernel *self, const cnb_args *a);
     int (*backward)(cnb_kernel *self, const cnb_args *a);
     void (*destroy)(cnb_kernel *self);
 };
+
+/* A cnb_kernel with its size filled in and the entries given as designated initializers;
+ * an entry left out is NULL:
+ *   k->base = CNB_KERNEL_INIT(.forward = relu_forward, .backward = relu_backward,
+ *                             .destroy = relu_destroy); */
+#define CNB_KERNEL_INIT(...) ((cnb_kernel){.struct_size = sizeof(cnb_kernel), __VA_ARGS__})
 
 typedef struct cnb_backend_config {
     int threads; /* worker threads the backend may use (>= 1) */
@@ -136,11 +152,11 @@ typedef struct cnb_backend_desc {
     /* Optional: one line for run metadata (library versions, CPU core chosen). */
     const char *(*info)(void *state);
 
-    /* Optional (ABI 1.1): the layout a kernel made with dst_layout = CNB_LAYOUT_ANY writes
+    /* Optional: the layout a kernel made with dst_layout = CNB_LAYOUT_ANY writes
      * its dst in; see "Native layouts" above. */
     int (*layout_of)(const cnb_kernel *kernel, cnb_layout_info *out);
 
-    /* Optional (ABI 1.1): run only the library calls that the kernel's forward (backward
+    /* Optional: run only the library calls that the kernel's forward (backward
      * = 0) or backward (1) makes with these arguments, on the same shapes and threads,
      * without the work around them (im2col, col2im, reorders, bias); the numbers it
      * writes are meaningless. A benchmark sets the kernel's time against this one: how
@@ -148,7 +164,7 @@ typedef struct cnb_backend_desc {
      * nothing around its library calls. */
     int (*library_pass)(cnb_kernel *kernel, const cnb_args *a, int backward);
 
-    /* Optional (ABI 1.1): the host is about to run other backends' kernels, or none, for
+    /* Optional: the host is about to run other backends' kernels, or none, for
      * a while: let threads that spin waiting for this backend's next call sleep instead,
      * so that they do not take the cores the next backend needs. */
     void (*park)(void *state);

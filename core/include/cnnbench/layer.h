@@ -19,9 +19,12 @@
 extern "C" {
 #endif
 
-#define CNB_LAYER_ABI_MAJOR 1
+/* 2.0: cnb_layer starts with its struct_size (CNB_LAYER_INIT fills it), and its entries
+ * come before params[CNB_MAX_PARAMS], so that the array can grow without moving them. */
+#define CNB_LAYER_ABI_MAJOR 2
 #define CNB_LAYER_ABI_MINOR 0
 
+/* The length of cnb_layer's params[], and so part of its size: changing it is a new ABI. */
 #define CNB_MAX_PARAMS 4
 
 /* A learnable tensor the layer asks the host to own. */
@@ -46,13 +49,15 @@ typedef struct cnb_io {
     float *loss;                /* loss layers: forward writes the mean loss       */
 } cnb_io;
 
+/*
+ * A layer instance, made by create(). Plugins embed it as the first member of their own
+ * struct and fill it with CNB_LAYER_INIT, which sets struct_size: the host refuses a
+ * layer whose size is not the one its ABI defines (a plugin built against other headers,
+ * or one that set the fields by hand), naming the plugin, before it reads anything else.
+ */
 typedef struct cnb_layer cnb_layer;
 struct cnb_layer {
-    /* Filled by create(). */
-    cnb_shape out;                          /* per-sample output shape          */
-    double flops;                           /* forward FLOPs per sample (FMA = 2) */
-    int n_params;
-    cnb_param_spec params[CNB_MAX_PARAMS];
+    uint32_t struct_size; /* sizeof(cnb_layer) of the headers built against */
 
     /* All four are required: the host refuses a layer without one, naming it. bind is
      * where the layer learns N (cnb_io carries none) and creates its kernels. */
@@ -60,7 +65,19 @@ struct cnb_layer {
     int (*forward)(cnb_layer *self, const cnb_io *io);
     int (*backward)(cnb_layer *self, const cnb_io *io);
     void (*destroy)(cnb_layer *self);
+
+    /* Filled by create(). */
+    cnb_shape out;                          /* per-sample output shape            */
+    double flops;                           /* forward FLOPs per sample (FMA = 2) */
+    int n_params;                           /* 0 .. CNB_MAX_PARAMS                */
+    cnb_param_spec params[CNB_MAX_PARAMS];  /* last: its length is a macro        */
 };
+
+/* A cnb_layer with its size filled in and the fields given as designated initializers;
+ * a field left out is zero:
+ *   l->base = CNB_LAYER_INIT(.bind = my_bind, .forward = my_forward,
+ *                            .backward = my_backward, .destroy = my_destroy, .out = in); */
+#define CNB_LAYER_INIT(...) ((cnb_layer){.struct_size = sizeof(cnb_layer), __VA_ARGS__})
 
 enum {
     CNB_LAYER_LOSS = 1u << 0,       /* the last layer: consumes labels, writes loss   */

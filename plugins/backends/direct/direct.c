@@ -1195,9 +1195,8 @@ static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
         return CNB_ENOMEM;
     dk->st = st;
     dk->d = *desc;
-    dk->base.forward = conv_forward;
-    dk->base.backward = conv_backward;
-    dk->base.destroy = dc_kernel_destroy;
+    dk->base = CNB_KERNEL_INIT(.forward = conv_forward, .backward = conv_backward,
+                               .destroy = dc_kernel_destroy);
     dk->nslots = st->threads;
     if ((err = conv_plan(dk)) || (err = conv_workspace(dk))) {
         dc_kernel_destroy(&dk->base);

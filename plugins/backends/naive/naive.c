@@ -633,9 +633,9 @@ static int naive_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel 
     naive_kernel *nk = host->alloc(sizeof *nk);
     if (!nk)
         return CNB_ENOMEM;
-    nk->base.forward = ops[desc->op].forward;
-    nk->base.backward = ops[desc->op].backward;
-    nk->base.destroy = naive_kernel_destroy;
+    nk->base = CNB_KERNEL_INIT(.forward = ops[desc->op].forward,
+                               .backward = ops[desc->op].backward,
+                               .destroy = naive_kernel_destroy);
     nk->host = host;
     nk->d = *desc;
     size_t ws = workspace_bytes(desc);

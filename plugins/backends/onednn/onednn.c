@@ -1054,7 +1054,7 @@ static int onednn_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel
     k->d = *desc;
     k->out = (cnb_layout_info){CNB_LAYOUT_NCHW, (size_t)desc->batch *
                                cnb_shape_size(desc->dst) * sizeof(float), "nchw"};
-    k->base.destroy = onednn_kernel_destroy;
+    k->base = CNB_KERNEL_INIT(.destroy = onednn_kernel_destroy); /* entries by op, below */
     omp_set_num_threads(st->threads);
     switch (desc->op) {
     case CNB_OP_CONV:

@@ -710,7 +710,7 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
         return CNB_ENOMEM;
     ok->st = st;
     ok->d = *desc;
-    ok->base.destroy = ob_kernel_destroy;
+    ok->base = CNB_KERNEL_INIT(.destroy = ob_kernel_destroy); /* entries by op, below */
     ok->nslots = st->threads;
     if (desc->op == CNB_OP_INNER_PRODUCT) {
         ok->base.forward = inner_product_forward;
