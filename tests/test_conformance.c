@@ -31,7 +31,7 @@
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
 #include "host.h"
-#include "plugin.h"
+#include "registry.h"
 #include "checkdata.h"
 #include "conformance.h"
 #include "testutil.h"

@@ -9,7 +9,7 @@
 
 #include "host.h"
 #include "net.h"
-#include "plugin.h"
+#include "registry.h"
 #include "testutil.h"
 
 #define FIXTURE(name) CNB_FIXTURE_DIR "/fixture-" name ".so"

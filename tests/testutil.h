@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "plugin.h"
+#include "registry.h"
 
 void suite_rng(void);
 void suite_kernels(void);

@@ -276,7 +276,7 @@ static int parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
     }
     char list[512], *items[MAX_BACKENDS];
     kv = cnb_section_get(b, "backends");
-    snprintf(list, sizeof list, "%s", kv ? kv->value : "naive");
+    snprintf(list, sizeof list, "%s", kv ? kv->value : CNB_REFERENCE_BACKEND);
     bc->nb = split_csv(list, items, MAX_BACKENDS);
     for (int i = 0; i < bc->nb; i++)
         snprintf(bc->backends[i], sizeof bc->backends[i], "%s", items[i]);

@@ -39,7 +39,7 @@
 #include <stddef.h>
 
 #include "conf.h"
-#include "plugin.h"
+#include "registry.h"
 
 /* Run the time experiment in `conf` (already loaded, --set applied). Writes
  * <results>/<name>/{bench.csv, layers.csv, peak.csv, meta.ini, report.md, plots}. */

@@ -79,7 +79,7 @@ static int open_registry(const cnb_check_opts *o, cnb_registry *reg)
             return CNB_EABI;
         }
     cnb_registry_scan_default(reg);
-    if (!cnb_registry_backend(reg, "naive")) {
+    if (!cnb_registry_backend(reg, CNB_REFERENCE_BACKEND)) {
         fprintf(stderr, "cnnbench: error: the naive backend (the reference) was not found "
                 "(searched %s)\n", reg->searched ? reg->searched : "nothing");
         return CNB_ENOTFOUND;
@@ -170,7 +170,7 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     void *ns = NULL, *ts = NULL;
     if (open_registry(o, &reg) != 0)
         return 2;
-    const cnb_backend_desc *naive = cnb_registry_backend(&reg, "naive");
+    const cnb_backend_desc *naive = cnb_registry_backend(&reg, CNB_REFERENCE_BACKEND);
     const cnb_backend_desc *be = target_backend(&reg, sh, target);
     step(sh, "init");
     if (!be || init_backend(naive, o->threads, &ns) != 0 || init_backend(be, o->threads, &ts))
@@ -494,7 +494,7 @@ static int child_gradcheck(const cnb_check_opts *o, shared *sh, int target, int 
              o->input.h, o->input.w, o->input.c, GRAD_BATCH);
     step(sh, "forward and backward");
     cnb_gradcheck_result res;
-    int rc = cnb_gradcheck(&reg, section, o->input, GRAD_BATCH, "naive", GRAD_EPS,
+    int rc = cnb_gradcheck(&reg, section, o->input, GRAD_BATCH, CNB_REFERENCE_BACKEND, GRAD_EPS,
                            cnb_check_seed(), stdout, &res, err, sizeof err);
     cnb_registry_free(&reg);
     if (rc != 0) {

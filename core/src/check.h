@@ -23,7 +23,7 @@
 #define CNB_CHECK_H
 
 #include "cnnbench/backend.h"
-#include "plugin.h"
+#include "registry.h"
 
 typedef struct cnb_check_opts {
     const char *plugin;       /* a plugin name, or a file (contains '/' or ends in .so) */

@@ -30,7 +30,7 @@
 #define CNB_CLAIMS_H
 
 #include "conf.h"
-#include "plugin.h"
+#include "registry.h"
 #include "sweep.h"
 
 /* `path` the claims file, already loaded into `c` (with --set applied by the caller). */

@@ -8,7 +8,7 @@
 
 #include "checkdata.h"
 #include "host.h"
-#include "plugin.h"
+#include "registry.h"
 #include "cnnbench/op_check.h"
 
 #define SENTINEL_IN_BITS 0x7fc0f00du /* around inputs (a NaN payload)                  */

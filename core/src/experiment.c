@@ -473,7 +473,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     if (dot)
         *dot = '\0';
     snprintf(e->mode, sizeof e->mode, "train");
-    snprintf(e->backend, sizeof e->backend, "naive");
+    snprintf(e->backend, sizeof e->backend, "%s", CNB_REFERENCE_BACKEND);
     snprintf(e->results, sizeof e->results, "results");
     e->threads = 1;
     e->seed = 1;

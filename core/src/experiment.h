@@ -44,7 +44,7 @@
 #include "augment.h"
 #include "conf.h"
 #include "imageset.h"
-#include "plugin.h"
+#include "registry.h"
 #include "train.h"
 
 #define CNB_MAX_AXES 16

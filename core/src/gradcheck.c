@@ -130,10 +130,11 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     h->net.model = &h->conf;
     h->net.reg = reg;
     h->net.input = in;
-    int rc = cnb_net_bind(&h->net, backend ? backend : "naive", 1, h->batch);
+    if (!backend)
+        backend = CNB_REFERENCE_BACKEND;
+    int rc = cnb_net_bind(&h->net, backend, 1, h->batch);
     if (rc != CNB_OK)
-        return fail(err, errlen, rc, "gradcheck: backend %s: %s", backend ? backend : "naive",
-                    cnb_last_error());
+        return fail(err, errlen, rc, "gradcheck: backend %s: %s", backend, cnb_last_error());
     h->L.ctx.net = &h->net;
     cnb_rng_seed(&h->L.ctx.rng, seed, CNB_STREAM_LAYER);
     if (cnb_net_layer_create(&h->net, &h->L, &h->conf.sec[0], in) != 0)

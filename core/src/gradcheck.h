@@ -26,7 +26,7 @@
 #include <stdio.h>
 
 #include "net.h"
-#include "plugin.h"
+#include "registry.h"
 
 /* One layer created outside a network, with its own inputs: what the check works on. */
 typedef struct cnb_layer_harness {

@@ -27,7 +27,7 @@
 #include "host.h"
 #include "launcher.h"
 #include "net.h"
-#include "plugin.h"
+#include "registry.h"
 #include "report.h"
 #include "sweep.h"
 #include "train.h"
@@ -401,7 +401,7 @@ static int load_plugins(cnb_registry *reg, const options *o)
             return cnb_error("--plugin: %s", err);
     }
     cnb_registry_scan_default(reg);
-    if (!cnb_registry_backend(reg, "naive"))
+    if (!cnb_registry_backend(reg, CNB_REFERENCE_BACKEND))
         return cnb_error("the naive backend plugin was not found (searched %s); build the "
                          "project (meson compile -C build) or set CNB_PLUGIN_PATH",
                          reg->searched ? reg->searched : "nothing");

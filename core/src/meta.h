@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "plugin.h"
+#include "registry.h"
 
 /* Write [build], [machine] and [backends] INI sections. Backends are started briefly
  * (1 thread) to ask for their info line. */

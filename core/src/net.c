@@ -539,8 +539,8 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     if (net->backend)
         return cnb_error("a network is bound to a backend once; build another to rebind");
     char spec[256], *save = NULL;
-    snprintf(spec, sizeof spec, "%.*s+naive",
-             cnb_backend_spec_names(backend, &net->native_layouts), backend);
+    snprintf(spec, sizeof spec, "%.*s+%s", cnb_backend_spec_names(backend, &net->native_layouts),
+             backend, CNB_REFERENCE_BACKEND);
     for (char *name = strtok_r(spec, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
         const cnb_backend_desc *be = cnb_registry_backend(net->reg, name);
         if (!be)

@@ -14,7 +14,7 @@
 
 #include "cnnbench/layer.h"
 #include "conf.h"
-#include "plugin.h"
+#include "registry.h"
 #include "rng.h"
 
 typedef struct cnb_net cnb_net;

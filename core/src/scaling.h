@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "conf.h"
-#include "plugin.h"
+#include "registry.h"
 
 #define CNB_SCALING_MAX 8
 

@@ -30,7 +30,7 @@
 #define CNB_SWEEP_H
 
 #include "experiment.h"
-#include "plugin.h"
+#include "registry.h"
 
 typedef struct cnb_sweep_opts {
     int dry_run;              /* print the grid and what would run, run nothing       */

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "plugin.h"
+#include "registry.h"
 
 /* An in-memory file (memfd) and the path that opens it ("/proc/self/fd/N"). */
 typedef struct fuzz_file {

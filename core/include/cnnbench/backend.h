@@ -36,6 +36,10 @@ extern "C" {
 #define CNB_BACKEND_ABI_MAJOR 2
 #define CNB_BACKEND_ABI_MINOR 0
 
+/* The name of the reference backend: the one every other kernel is checked against, the
+ * end of every backend chain, and the default where an experiment names none. */
+#define CNB_REFERENCE_BACKEND "naive"
+
 /*
  * Native layouts. A tensor between two layers is dense NCHW unless the host lets
  * the two kernels on either side of it, made by the same backend, pass it in a layout of

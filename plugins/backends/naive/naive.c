@@ -21,7 +21,7 @@
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
 
-#define WHO "naive"
+#define WHO CNB_REFERENCE_BACKEND
 
 typedef struct naive_kernel {
     cnb_kernel base;       /* first: the host only sees this                       */
@@ -667,7 +667,7 @@ static const char *naive_info(void *state)
 }
 
 CNB_BACKEND_DEFINE(
-    CNB_BACKEND_DESC("naive", "1.0.1",
+    CNB_BACKEND_DESC(CNB_REFERENCE_BACKEND, "1.0.1",
                      "reference kernels in plain C loops, single-threaded (the oracle)",
                      .ops = CNB_OPS_ALL,
                      .init = naive_init,

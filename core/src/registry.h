@@ -1,5 +1,5 @@
 /*
- * plugin.h - the plugin registry: finds, dlopens and validates plugin files.
+ * registry.h - the plugin registry: finds, dlopens and validates plugin files.
  *
  * Search order: each folder of $CNB_PLUGIN_PATH (colon-separated), then the build tree's
  * plugin folder when the running program lives in the build tree, else the installed
@@ -7,8 +7,8 @@
  * *.so. A file that fails validation is refused with a message naming it and the reason,
  * and the scan goes on; an explicitly named file that fails is an error for the caller.
  */
-#ifndef CNB_PLUGIN_REGISTRY_H
-#define CNB_PLUGIN_REGISTRY_H
+#ifndef CNB_REGISTRY_H
+#define CNB_REGISTRY_H
 
 #include <stddef.h>
 

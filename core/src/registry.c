@@ -1,10 +1,12 @@
 /*
- * plugin.c - the plugin registry; see plugin.h. Validation mirrors LV2 and SQLite
+ * registry.c - the plugin registry; see registry.h. Validation mirrors LV2 and SQLite
  * extensions: the ABI major must match, the minor may not be newer than the host's, the
  * descriptor must be at least as large as that minor defines, and required fields must
- * be filled. Names are unique per kind.
+ * be filled. Names are unique per kind. The header itself never changes between majors,
+ * so that a plugin of any major can be read far enough to be refused by name. The kernels
+ * and layers plugins make are checked here too, for the host's modules that receive them.
  */
-#include "plugin.h"
+#include "registry.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -174,8 +176,8 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
         }
         if (ops & ~CNB_OPS_ALL) {
             snprintf(err, errlen, "backend '%s' sets op bits this host does not know (ops "
-                     "0x%x, known 0x%x); rebuild it against the installed cnnbench headers", h->name,
-                     ops, CNB_OPS_ALL);
+                     "0x%x, known 0x%x); rebuild it against the installed cnnbench headers",
+                     h->name, ops, CNB_OPS_ALL);
             return CNB_EABI;
         }
     }
