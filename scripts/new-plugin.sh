@@ -63,7 +63,7 @@ typedef struct ${ident}_state {
 } ${ident}_state;
 
 typedef struct ${ident}_kernel {
-    cnb_kernel base; /* first: the host holds a cnb_kernel pointer */
+    cnb_kernel base; /* first: the host holds a cnb_kernel pointer; CNB_KERNEL_INIT */
     ${ident}_state *st;
     size_t n;        /* elements per call: batch * C * H * W */
 } ${ident}_kernel;
@@ -157,7 +157,7 @@ cat > "$dir/$ident.c" <<EOF
 static const char *const keys[] = {"factor", NULL};
 
 typedef struct ${ident}_layer {
-    cnb_layer base; /* first: the host holds a cnb_layer pointer */
+    cnb_layer base; /* first: the host holds a cnb_layer pointer; CNB_LAYER_INIT */
     const cnb_host *host;
     float factor;
     size_t n;       /* elements per call, known at bind */

@@ -13,7 +13,11 @@
  * Compatibility rules (as LV2 and SQLite extensions do it): a descriptor carries the ABI
  * major/minor it was built with and its own struct size. The host refuses a different
  * major and a newer minor than its own; new fields are only ever appended, so a host reads
- * no field past struct_size.
+ * no field past struct_size. The structs a plugin allocates and hands over (cnb_kernel,
+ * cnb_layer) start with their struct_size too, filled by CNB_KERNEL_INIT and
+ * CNB_LAYER_INIT; the host checks it where it receives one, before it calls any entry.
+ * A file holding plugins of both kinds writes cnb_plugin_entry itself, over descriptors
+ * made with CNB_BACKEND_DESC and CNB_LAYER_DESC.
  */
 #ifndef CNNBENCH_PLUGIN_H
 #define CNNBENCH_PLUGIN_H
