@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cnnbench/plugin.h"
+#include "host.h"
 
 #define RESIZE_TILE 256       /* output columns whose coefficients are computed at once */
 #define SINGULAR_RATIO 1e-6   /* dataset lighting: smallest / largest eigenvalue at least */
@@ -29,23 +30,10 @@
 #define SYEV_LWORK 512        /* >= (block size + 2) * n for n <= CNB_AUGMENT_MAX_C     */
 #define ERR_LEN 256
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(3, 4);
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CNB_EINVAL;
-}
-
 static int check_image(const char *what, int c, int h, int w, char *err, size_t errlen)
 {
     if (c < 1 || h < 1 || w < 1)
-        return fail(err, errlen, "%s: image of %d x %d x %d (c x h x w); every dimension "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image of %d x %d x %d (c x h x w); every dimension "
                     "must be at least 1", what, c, h, w);
     return 0;
 }
@@ -96,7 +84,7 @@ int cnb_resize_bilinear(const float *src, int c, int h, int w, float *dst, int o
     if (check_image("resize", c, h, w, err, errlen))
         return CNB_EINVAL;
     if (oh < 1 || ow < 1)
-        return fail(err, errlen, "resize: output size %dx%d; give a height and width of at "
+        return cnb_fail(CNB_EINVAL, err, errlen, "resize: output size %dx%d; give a height and width of at "
                     "least 1", oh, ow);
     if (oh == h && ow == w) { /* the half-pixel mapping is the identity */
         memcpy(dst, src, (size_t)c * h * w * sizeof *dst);
@@ -120,13 +108,13 @@ static int check_crop(int c, int h, int w, int pad, int ch, int cw, char *err, s
     if (check_image("crop", c, h, w, err, errlen))
         return CNB_EINVAL;
     if (pad < 0 || pad > CNB_AUGMENT_MAX_SIDE)
-        return fail(err, errlen, "crop: padding %d; give 0 to %d", pad, CNB_AUGMENT_MAX_SIDE);
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: padding %d; give 0 to %d", pad, CNB_AUGMENT_MAX_SIDE);
     if (ch < 1 || cw < 1)
-        return fail(err, errlen, "crop: size %dx%d; give a height and width of at least 1",
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: size %dx%d; give a height and width of at least 1",
                     ch, cw);
     long long ph = h + 2LL * pad, pw = w + 2LL * pad;
     if (ch > ph || cw > pw)
-        return fail(err, errlen, "crop: %dx%d is larger than the %dx%d image padded by %d "
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: %dx%d is larger than the %dx%d image padded by %d "
                     "(%lldx%lld)", ch, cw, h, w, pad, ph, pw);
     return 0;
 }
@@ -151,7 +139,7 @@ int cnb_crop(const float *src, int c, int h, int w, int pad, int y0, int x0, int
         return CNB_EINVAL;
     long long ymax = h + 2LL * pad - ch, xmax = w + 2LL * pad - cw;
     if (y0 < 0 || y0 > ymax || x0 < 0 || x0 > xmax)
-        return fail(err, errlen, "crop: offset (%d, %d) of a %dx%d crop is outside the %dx%d "
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: offset (%d, %d) of a %dx%d crop is outside the %dx%d "
                     "image padded by %d; give y in 0..%lld and x in 0..%lld",
                     y0, x0, ch, cw, h, w, pad, ymax, xmax);
     for (int k = 0; k < c; k++) {
@@ -224,7 +212,7 @@ static dsyev_work_fn lapack_dsyev(char *err, size_t errlen)
         if (h)
             *(void **)&fn = dlsym(h, "LAPACKE_dsyev_work");
         if (!fn)
-            fail(err, errlen, "lighting needs LAPACKE (liblapacke.so.3: %s); install the "
+            cnb_fail(CNB_EINVAL, err, errlen, "lighting needs LAPACKE (liblapacke.so.3: %s); install the "
                  "Debian package liblapacke", h ? "no LAPACKE_dsyev_work" : dlerror());
     }
     return fn;
@@ -239,7 +227,7 @@ static int sym_eigen(const double *a, int n, cnb_pca *p, const char *what, char 
     double work[SYEV_LWORK];
     for (int k = 0; k < n * n; k++) {
         if (!isfinite(a[k]))
-            return fail(err, errlen, "%s: the covariance is not finite (NaN or infinite "
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the covariance is not finite (NaN or infinite "
                         "pixels); check the data", what);
         m[k] = a[k]; /* symmetric: row- and column-major are the same matrix */
     }
@@ -248,7 +236,7 @@ static int sym_eigen(const double *a, int n, cnb_pca *p, const char *what, char 
         return CNB_EINVAL;
     lapack_int info = dsyev(LAPACK_COL_MAJOR, 'V', 'U', n, m, n, vals, work, SYEV_LWORK);
     if (info != 0)
-        return fail(err, errlen, "%s: the eigen-decomposition failed (LAPACK dsyev info %d)",
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: the eigen-decomposition failed (LAPACK dsyev info %d)",
                     what, (int)info);
     p->c = n;
     for (int k = 0; k < n; k++) {
@@ -385,7 +373,7 @@ int cnb_pca_image(cnb_pca *p, const float *img, int c, int h, int w, char *err,
     if (check_image("lighting", c, h, w, err, errlen))
         return CNB_EINVAL;
     if (c > CNB_AUGMENT_MAX_C)
-        return fail(err, errlen, "lighting: %d channels; it works on 1 to %d", c,
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting: %d channels; it works on 1 to %d", c,
                     CNB_AUGMENT_MAX_C);
     size_t n = (size_t)h * w;
     double cov[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C], inv[CNB_AUGMENT_MAX_C];
@@ -403,13 +391,13 @@ int cnb_pca_image(cnb_pca *p, const float *img, int c, int h, int w, char *err,
 int cnb_pca_dataset(cnb_pca *p, const cnb_dataset *d, char *err, size_t errlen)
 {
     if (!d || d->n < 1 || !d->images)
-        return fail(err, errlen, "lighting (dataset): the training set is empty; load it "
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): the training set is empty; load it "
                     "first");
     if (check_image("lighting (dataset)", d->c, d->h, d->w, err, errlen))
         return CNB_EINVAL;
     int c = d->c;
     if (c > CNB_AUGMENT_MAX_C)
-        return fail(err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
                     CNB_AUGMENT_MAX_C);
     size_t n = (size_t)d->h * d->w, per = (size_t)c * n;
     double count = (double)n * d->n;
@@ -430,13 +418,13 @@ int cnb_pca_from_cov(cnb_pca *p, const double *cov, int c, double val_scale, cha
                      size_t errlen)
 {
     if (c < 1 || c > CNB_AUGMENT_MAX_C)
-        return fail(err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
                     CNB_AUGMENT_MAX_C);
     if (sym_eigen(cov, c, p, "lighting (dataset)", err, errlen))
         return CNB_EINVAL;
     double lo = p->vals[0], hi = p->vals[c - 1];
     if (!(hi > 0.0) || lo <= SINGULAR_RATIO * hi)
-        return fail(err, errlen, "the %d x %d covariance of the training pixels is singular "
+        return cnb_fail(CNB_EINVAL, err, errlen, "the %d x %d covariance of the training pixels is singular "
                     "(eigenvalues %.3g to %.3g: a constant channel, or one channel copied to "
                     "the others, as grey images made RGB); use lighting = none or lighting = "
                     "image", c, c, lo, hi);
@@ -481,10 +469,10 @@ static int check_size(const char *key, int sh, int sw, char *err, size_t errlen)
     if (sh == 0 && sw == 0)
         return 0;
     if (sh < 1 || sw < 1)
-        return fail(err, errlen, "%s = %dx%d: give a height and width of at least 1 (or 0 "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: give a height and width of at least 1 (or 0 "
                     "for none)", key, sh, sw);
     if (sh > CNB_AUGMENT_MAX_SIDE || sw > CNB_AUGMENT_MAX_SIDE)
-        return fail(err, errlen, "%s = %dx%d: at most %d on a side; give a smaller size", key,
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: at most %d on a side; give a smaller size", key,
                     sh, sw, CNB_AUGMENT_MAX_SIDE);
     return 0;
 }
@@ -496,28 +484,28 @@ static int check_cfg(const cnb_augment *a, char *err, size_t errlen)
         check_size("data.crop", g->crop_h, g->crop_w, err, errlen))
         return CNB_EINVAL;
     if (g->crop_pad < 0 || g->crop_pad > CNB_AUGMENT_MAX_SIDE)
-        return fail(err, errlen, "data.crop_pad = %d: give 0 to %d", g->crop_pad,
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop_pad = %d: give 0 to %d", g->crop_pad,
                     CNB_AUGMENT_MAX_SIDE);
     if (g->crop_pad > 0 && g->crop_h == 0)
-        return fail(err, errlen, "data.crop_pad = %d needs a crop: set data.crop (e.g. to "
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop_pad = %d needs a crop: set data.crop (e.g. to "
                     "%dx%d, the image size)", g->crop_pad, a->rh, a->rw);
     long long ph = a->rh + 2LL * g->crop_pad, pw = a->rw + 2LL * g->crop_pad;
     if (g->crop_h > ph || g->crop_w > pw)
-        return fail(err, errlen, "data.crop = %dx%d is larger than the %dx%d image%s padded "
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop = %dx%d is larger than the %dx%d image%s padded "
                     "by %d (%lldx%lld); give a crop of at most %lldx%lld or a larger "
                     "data.crop_pad",
                     g->crop_h, g->crop_w, a->rh, a->rw, g->resize_h ? " (after data.resize)" : "",
                     g->crop_pad, ph, pw, ph, pw);
     if (g->flip != 0 && g->flip != 1)
-        return fail(err, errlen, "data.flip = %d: give 0 (off) or 1 (on)", g->flip);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.flip = %d: give 0 (off) or 1 (on)", g->flip);
     if (g->lighting < CNB_LIGHTING_NONE || g->lighting > CNB_LIGHTING_DATASET)
-        return fail(err, errlen, "data.lighting = %d: give none, image or dataset",
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %d: give none, image or dataset",
                     g->lighting);
     if (!isfinite(g->lighting_sigma) || g->lighting_sigma < 0.0f)
-        return fail(err, errlen, "data.lighting_sigma = %g: give 0 or more (AlexNet: 0.1)",
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting_sigma = %g: give 0 or more (AlexNet: 0.1)",
                     (double)g->lighting_sigma);
     if (g->lighting != CNB_LIGHTING_NONE && a->c > CNB_AUGMENT_MAX_C)
-        return fail(err, errlen, "data.lighting = %s works on 1 to %d channels, the data have "
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %s works on 1 to %d channels, the data have "
                     "%d; use lighting = none", g->lighting == CNB_LIGHTING_IMAGE ? "image"
                                                                                  : "dataset",
                     CNB_AUGMENT_MAX_C, a->c);
@@ -531,9 +519,9 @@ int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_datas
     if (err && errlen)
         err[0] = '\0';
     if (!cfg || !train)
-        return fail(err, errlen, "augment: no settings or no training data given");
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: no settings or no training data given");
     if (train->c < 1 || train->h < 1 || train->w < 1)
-        return fail(err, errlen, "augment: the training data have no image shape (%d x %d x "
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: the training data have no image shape (%d x %d x "
                     "%d, c x h x w); load them first", train->c, train->h, train->w);
     a->cfg = *cfg;
     a->c = train->c, a->h = train->h, a->w = train->w;
@@ -549,7 +537,7 @@ int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_datas
         char why[ERR_LEN];
         if (cnb_pca_dataset(&a->pca, train, why, sizeof why)) {
             memset(a, 0, sizeof *a);
-            return fail(err, errlen, "data.lighting = dataset: %s", why);
+            return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = dataset: %s", why);
         }
     }
     a->err = calloc(ERR_LEN, 1);
@@ -558,7 +546,7 @@ int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_datas
     if (!a->err || (cfg->resize_h && cfg->crop_h && !a->scratch)) {
         size_t mb = ((size_t)a->c * a->rh * a->rw * sizeof(float) >> 20) + 1;
         cnb_augment_free(a);
-        fail(err, errlen, "augment: cannot allocate %zu MB for one %dx%d image; give a smaller "
+        cnb_fail(CNB_EINVAL, err, errlen, "augment: cannot allocate %zu MB for one %dx%d image; give a smaller "
              "data.resize", mb, cfg->resize_h, cfg->resize_w);
         return CNB_ENOMEM;
     }
@@ -627,13 +615,13 @@ int cnb_augment_batch(const cnb_augment *a, const cnb_dataset *d, const uint32_t
         return CNB_EINVAL; /* not initialised: there is nowhere to say so */
     a->err[0] = '\0';
     if (!d || !d->images || d->c != a->c || d->h != a->h || d->w != a->w)
-        return fail(a->err, ERR_LEN, "augment: the data are %d x %d x %d (c x h x w), the "
+        return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: the data are %d x %d x %d (c x h x w), the "
                     "augmentation was set up for %d x %d x %d; set it up for these data",
                     d ? d->c : 0, d ? d->h : 0, d ? d->w : 0, a->c, a->h, a->w);
     size_t in = (size_t)a->c * a->h * a->w, on = (size_t)a->c * a->oh * a->ow;
     for (int i = 0; i < count; i++) {
         if (idx[i] >= (uint32_t)d->n)
-            return fail(a->err, ERR_LEN, "augment: sample index %u of a set of %d",
+            return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: sample index %u of a set of %d",
                         (unsigned)idx[i], d->n);
         struct cnb_rng r;
         cnb_augment_sample_rng(&r, seed, epoch, idx[i]);
@@ -670,10 +658,10 @@ int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, i
     if (err && errlen)
         err[0] = '\0';
     if (!cfg || c < 1 || h < 1 || w < 1)
-        return fail(err, errlen, "augment: no settings, or an image shape of %d x %d x %d", c,
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: no settings, or an image shape of %d x %d x %d", c,
                     h, w);
     if (cfg->resize_h || cfg->resize_w)
-        return fail(err, errlen, "augment: image files are resized as they are read; give the "
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: image files are resized as they are read; give the "
                     "reader the size, not the augmentation");
     a->cfg = *cfg;
     a->c = c, a->h = a->rh = h, a->w = a->rw = w;
@@ -684,13 +672,13 @@ int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, i
     for (int i = 0; cfg->normalize && i < c && i < CNB_AUGMENT_MAX_C; i++)
         if (!(cfg->std[i] > 0.0f) || !isfinite(cfg->mean[i])) {
             memset(a, 0, sizeof *a);
-            return fail(err, errlen, "augment: channel %d has mean %g and std %g; a std must "
+            return cnb_fail(CNB_EINVAL, err, errlen, "augment: channel %d has mean %g and std %g; a std must "
                         "be above 0 (a constant channel in every sampled image?)", i,
                         (double)cfg->mean[i], (double)cfg->std[i]);
         }
     if (cfg->normalize && c > CNB_AUGMENT_MAX_C) {
         memset(a, 0, sizeof *a);
-        return fail(err, errlen, "augment: normalisation works on 1 to %d channels",
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: normalisation works on 1 to %d channels",
                     CNB_AUGMENT_MAX_C);
     }
     a->oh = cfg->crop_h ? cfg->crop_h : h;
@@ -698,14 +686,14 @@ int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, i
     if (cfg->lighting == CNB_LIGHTING_DATASET) {
         if (!pca || pca->c != c) {
             memset(a, 0, sizeof *a);
-            return fail(err, errlen, "data.lighting = dataset: no eigen data of the training "
+            return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = dataset: no eigen data of the training "
                         "pixels were given");
         }
         a->pca = *pca;
     }
     if (!(a->err = calloc(ERR_LEN, 1))) {
         memset(a, 0, sizeof *a);
-        return fail(err, errlen, "augment: out of memory");
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: out of memory");
     }
     return 0;
 }
@@ -726,7 +714,7 @@ int cnb_augment_sample(const cnb_augment *a, const float *src, int h, int w, int
 {
     const cnb_augment_cfg *g = &a->cfg;
     if (h < a->h || w < a->w || (!g->crop_h && (h != a->h || w != a->w)))
-        return fail(err, errlen, "augment: a %dx%d image where %dx%d was set up; %s", h, w,
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image where %dx%d was set up; %s", h, w,
                     a->h, a->w, g->crop_h ? "it is smaller than the crop allows"
                                           : "without a crop every image must have that size");
     if (g->crop_h) {
@@ -757,10 +745,10 @@ int cnb_augment_ten_crop(const cnb_augment *a, const float *src, int h, int w, f
                          char *err, size_t errlen)
 {
     if (!a->cfg.crop_h)
-        return fail(err, errlen, "data.eval_crops = 10 needs a crop: set data.crop and add "
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.eval_crops = 10 needs a crop: set data.crop and add "
                     "crop to data.augment");
     if (h < a->h || w < a->w)
-        return fail(err, errlen, "augment: a %dx%d image is smaller than %dx%d", h, w, a->h,
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image is smaller than %dx%d", h, w, a->h,
                     a->w);
     int pad = a->cfg.crop_pad, ph = h + 2 * pad - a->oh, pw = w + 2 * pad - a->ow;
     const int y0[5] = {ph / 2, 0, 0, ph, ph}, x0[5] = {pw / 2, 0, pw, 0, pw};

@@ -31,6 +31,7 @@
 #include <zlib.h>
 
 #include "cnnbench/plugin.h"
+#include "host.h"
 
 #define IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dimensions (n, h, w) */
 #define IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dimension (n)         */
@@ -45,19 +46,6 @@
 #define HINT_DAMAGED "the file is damaged: download it again or reinstall " \
                      "dataset-fashion-mnist"
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(4, 5);
-
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -69,7 +57,7 @@ static int idx_open(gzFile *f, const char *path, const char *hint, char *err, si
     errno = 0;
     *f = gzopen(path, "rb");
     if (!*f)
-        return fail(errno == ENOMEM || errno == 0 ? CNB_ENOMEM : CNB_EIO, err, errlen,
+        return cnb_fail(errno == ENOMEM || errno == 0 ? CNB_ENOMEM : CNB_EIO, err, errlen,
                     "%s: cannot open (%s); %s", path,
                     errno ? strerror(errno) : "out of memory", hint);
     gzbuffer(*f, GZ_BUFFER);
@@ -82,12 +70,12 @@ static int stream_error(gzFile f, const char *path, int saved_errno, char *err, 
     int errnum;
     const char *msg = gzerror(f, &errnum);
     if (errnum == Z_ERRNO)
-        return fail(CNB_EIO, err, errlen,
+        return cnb_fail(CNB_EIO, err, errlen,
                     "%s: read error (%s); give the path of a readable file", path,
                     strerror(saved_errno));
     if (errnum == Z_MEM_ERROR)
-        return fail(CNB_ENOMEM, err, errlen, "%s: out of memory while decompressing", path);
-    return fail(CNB_EIO, err, errlen, "%s: corrupt gzip stream (%s); " HINT_DAMAGED, path,
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory while decompressing", path);
+    return cnb_fail(CNB_EIO, err, errlen, "%s: corrupt gzip stream (%s); " HINT_DAMAGED, path,
                 msg);
 }
 
@@ -134,7 +122,7 @@ static int idx_expect_end(gzFile f, const char *path, char *err, size_t errlen)
     if (rc)
         return rc;
     if (got)
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "%s: more data than its header declares; " HINT_DAMAGED, path);
     return 0;
 }
@@ -155,14 +143,14 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, const char *wh
                                ? "are the image and label paths swapped?"
                            : magic == IDX_MAGIC_IMAGES ? "give a *-images-idx3-ubyte file"
                                                        : "give a *-labels-idx1-ubyte file";
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "%s: not an IDX %s file: magic 0x%08X, expected 0x%08X (unsigned bytes, "
                     "%d dimension%s); %s",
                     path, what, (unsigned)found, (unsigned)magic, ndims, ndims == 1 ? "" : "s",
                     hint);
     }
     if (got < want)
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "%s: truncated %s header: expected %zu bytes, got %zu; " HINT_DAMAGED,
                     path, what, want, got);
     for (int i = 0; i < ndims; i++)
@@ -209,14 +197,14 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
                          3, err, errlen)))
         goto done;
     if (idims[0] == 0 || idims[1] == 0 || idims[2] == 0) {
-        rc = fail(CNB_EINVAL, err, errlen,
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
                   "%s: header declares %u images of %u x %u; every dimension must be at "
                   "least 1 (" HINT_DAMAGED ")",
                   images_path, (unsigned)idims[0], (unsigned)idims[1], (unsigned)idims[2]);
         goto done;
     }
     if (idims[0] > INT_MAX || (uint64_t)idims[1] * idims[2] > INT_MAX) {
-        rc = fail(CNB_EINVAL, err, errlen,
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
                   "%s: header declares %u images of %u x %u, more than cnnbench can hold "
                   "(counts and image sizes up to %d); " HINT_DAMAGED,
                   images_path, (unsigned)idims[0], (unsigned)idims[1], (unsigned)idims[2],
@@ -230,7 +218,7 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
                          1, err, errlen)))
         goto done;
     if (ldims[0] != idims[0]) {
-        rc = fail(CNB_EINVAL, err, errlen,
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
                   "%s has %u images but %s has %u labels; give the image and label files "
                   "of the same split",
                   images_path, (unsigned)idims[0], labels_path, (unsigned)ldims[0]);
@@ -241,19 +229,19 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
     size_t n = limit && limit < total ? limit : total;
     size_t hw = (size_t)idims[1] * idims[2];
     if (n > SIZE_MAX / sizeof(float) / hw) {
-        rc = fail(CNB_ENOMEM, err, errlen, "%s: %zu images of %zu pixels do not fit in "
+        rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: %zu images of %zu pixels do not fit in "
                   "memory; load fewer with a limit", images_path, n, hw);
         goto done;
     }
     size_t room = idx_room(fi, images_path, 16);
     if (n * hw > room) {
         if (gzdirect(fi))
-            rc = fail(CNB_EINVAL, err, errlen,
+            rc = cnb_fail(CNB_EINVAL, err, errlen,
                       "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
                       "(%zu images of %zu), got %zu; " HINT_DAMAGED,
                       images_path, n * hw, n, hw, room);
         else
-            rc = fail(CNB_EINVAL, err, errlen,
+            rc = cnb_fail(CNB_EINVAL, err, errlen,
                       "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
                       "(%zu images of %zu), more than a gzip file of this size can hold "
                       "(%zu); " HINT_DAMAGED,
@@ -263,7 +251,7 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
     out->images = keep_pixels ? malloc(n * hw * sizeof(float)) : NULL;
     bytes = malloc(READ_CHUNK); /* a chunk of pixels, later of labels */
     if ((keep_pixels && !out->images) || !bytes) {
-        rc = fail(CNB_ENOMEM, err, errlen,
+        rc = cnb_fail(CNB_ENOMEM, err, errlen,
                   "%s: cannot allocate %zu MB for %zu images of %zu pixels; load fewer "
                   "with a limit",
                   images_path, (n * hw * sizeof(float) >> 20) + 1, n, hw);
@@ -283,7 +271,7 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
             out->images[done_px + k] = scale[bytes[k]];
         done_px += got;
         if (got < want) {
-            rc = fail(CNB_EINVAL, err, errlen,
+            rc = cnb_fail(CNB_EINVAL, err, errlen,
                       "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
                       "(%zu images of %zu), got %zu; " HINT_DAMAGED,
                       images_path, need, n, hw, done_px);
@@ -296,7 +284,7 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
     /* Labels. */
     out->labels = malloc(n * sizeof(int32_t));
     if (!out->labels) {
-        rc = fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu labels",
+        rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu labels",
                   labels_path, (n * sizeof(int32_t) >> 20) + 1, n);
         goto done;
     }
@@ -311,7 +299,7 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
         }
         done_l += got;
         if (got < want) {
-            rc = fail(CNB_EINVAL, err, errlen,
+            rc = cnb_fail(CNB_EINVAL, err, errlen,
                       "%s: truncated: expected %zu bytes of labels after the 8-byte header, "
                       "got %zu; " HINT_DAMAGED,
                       labels_path, n, done_l);
@@ -362,7 +350,7 @@ int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, siz
     for (int i = 0; i < 2; i++) {
         int len = snprintf(path[i], sizeof images, "%s/%s-%s.gz", dir, split, kind[i]);
         if (len < 0 || (size_t)len >= sizeof images)
-            return fail(CNB_EINVAL, err, errlen,
+            return cnb_fail(CNB_EINVAL, err, errlen,
                         "%s: data folder path too long; use a shorter one", dir);
         if (access(path[i], F_OK) != 0) {
             path[i][len - 3] = '\0'; /* try the unpacked name */
@@ -401,7 +389,7 @@ static int cifar_reserve(cifar_buf *b, size_t more, const char *path, char *err,
         cap *= 2;
     unsigned char *p = b->n + more <= INT_MAX ? realloc(b->bytes, cap * CIFAR_RECORD) : NULL;
     if (!p)
-        return fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
                     "records; load fewer with a limit", path,
                     (cap * CIFAR_RECORD >> 20) + 1, b->n + more);
     b->bytes = p;
@@ -416,7 +404,7 @@ static int cifar_check_labels(const cifar_buf *b, size_t first, const char *path
     for (size_t k = first; k < b->n; k++) {
         unsigned label = b->bytes[k * CIFAR_RECORD];
         if (label >= CIFAR_CLASSES)
-            return fail(CNB_EINVAL, err, errlen, "%s: the record at byte %zu (record size %d) "
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the record at byte %zu (record size %d) "
                         "has label %u; CIFAR-10 labels are 0 to 9: " HINT_CIFAR_DAMAGED, path,
                         (k - first) * CIFAR_RECORD, CIFAR_RECORD, label);
     }
@@ -429,11 +417,11 @@ static int cifar_check_size(gzFile f, size_t size, const char *path, char *err, 
 {
     const char *what = gzdirect(f) ? "" : " uncompressed";
     if (size == 0)
-        return fail(CNB_EINVAL, err, errlen, "%s: empty (0 bytes%s); a CIFAR-10 binary file "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: empty (0 bytes%s); a CIFAR-10 binary file "
                     "holds records of %d bytes (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
                     path, what, CIFAR_RECORD, CIFAR_PIXELS);
     if (size % CIFAR_RECORD)
-        return fail(CNB_EINVAL, err, errlen, "%s: %zu bytes%s is not a multiple of the "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: %zu bytes%s is not a multiple of the "
                     "CIFAR-10 record size %d (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
                     path, size, what, CIFAR_RECORD, CIFAR_PIXELS);
     return 0;
@@ -477,7 +465,7 @@ static int cifar_to_dataset(cnb_dataset *out, const cifar_buf *b, const char *pa
     out->images = malloc(n * CIFAR_PIXELS * sizeof(float));
     out->labels = malloc(n * sizeof(int32_t));
     if (!out->images || !out->labels)
-        return fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
                     "images; load fewer with a limit", path,
                     (n * CIFAR_PIXELS * sizeof(float) >> 20) + 1, n);
     float scale[256];
@@ -508,7 +496,7 @@ int cnb_cifar_load(cnb_dataset *out, const char *const *paths, int n_paths, size
     if (err && errlen)
         err[0] = '\0';
     if (!paths || n_paths < 1)
-        return fail(CNB_EINVAL, err, errlen, "no CIFAR-10 files given; give data_batch_1.bin "
+        return cnb_fail(CNB_EINVAL, err, errlen, "no CIFAR-10 files given; give data_batch_1.bin "
                     "... data_batch_5.bin or test_batch.bin");
     for (int i = 0; i < n_paths && rc == 0 && !(limit && b.n >= limit); i++)
         rc = cifar_read_file(&b, paths[i], limit, err, errlen);
@@ -533,13 +521,13 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
 
     memset(out, 0, sizeof *out);
     if (!is_train && !(split && strcmp(split, "test") == 0))
-        return fail(CNB_EINVAL, err, errlen, "CIFAR-10 split '%s': give train or test",
+        return cnb_fail(CNB_EINVAL, err, errlen, "CIFAR-10 split '%s': give train or test",
                     split ? split : "(none)");
     for (int i = 0; i < count; i++) {
         const char *name = is_train ? train[i] : test[i];
         int len = snprintf(buf[i], sizeof buf[i], "%s/%s.gz", dir, name);
         if (len < 0 || (size_t)len >= sizeof buf[i])
-            return fail(CNB_EINVAL, err, errlen,
+            return cnb_fail(CNB_EINVAL, err, errlen,
                         "%s: data folder path too long; use a shorter one", dir);
         buf[i][len - 3] = '\0'; /* the unpacked name first, as the tarball has it */
         if (access(buf[i], F_OK) != 0) {
@@ -553,7 +541,7 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
         paths[i] = buf[i];
     }
     if (missing[0])
-        return fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the CIFAR-10 "
+        return cnb_fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the CIFAR-10 "
                     "%s split; %s", dir, missing, split, HINT_CIFAR);
     return cnb_cifar_load(out, paths, count, limit, err, errlen);
 }

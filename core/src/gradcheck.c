@@ -12,17 +12,6 @@
 #include "rng.h"
 
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) CNB_PRINTF(4, 5);
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 #define SENTINEL_BITS 0x7fc0a11du /* around every buffer the layer sees (a NaN payload) */
 
 static void poison(const cnb_layer_harness *h, float *p, size_t n)
@@ -125,7 +114,7 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     memset(h, 0, sizeof *h);
     h->batch = batch;
     if (cnb_conf_load_string(&h->conf, "gradcheck.ini", section) != 0 || h->conf.n < 1)
-        return fail(err, errlen, CNB_EINVAL, "gradcheck: the layer section does not parse: %s",
+        return cnb_fail(CNB_EINVAL, err, errlen, "gradcheck: the layer section does not parse: %s",
                     cnb_last_error());
     h->net.model = &h->conf;
     h->net.reg = reg;
@@ -134,14 +123,14 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
         backend = CNB_REFERENCE_BACKEND;
     int rc = cnb_net_bind(&h->net, backend, 1, h->batch);
     if (rc != CNB_OK)
-        return fail(err, errlen, rc, "gradcheck: backend %s: %s", backend, cnb_last_error());
+        return cnb_fail(rc, err, errlen, "gradcheck: backend %s: %s", backend, cnb_last_error());
     h->L.ctx.net = &h->net;
     cnb_rng_seed(&h->L.ctx.rng, seed, CNB_STREAM_LAYER);
     if (cnb_net_layer_create(&h->net, &h->L, &h->conf.sec[0], in) != 0)
-        return fail(err, errlen, CNB_EINVAL, "gradcheck: on input %dx%dx%d: %s", in.h, in.w,
+        return cnb_fail(CNB_EINVAL, err, errlen, "gradcheck: on input %dx%dx%d: %s", in.h, in.w,
                     in.c, cnb_last_error());
     if ((rc = h->L.layer->bind(h->L.layer, h->batch)) != CNB_OK)
-        return fail(err, errlen, rc, "gradcheck: layer %s: bind(batch %d) returned %s: %s",
+        return cnb_fail(rc, err, errlen, "gradcheck: layer %s: bind(batch %d) returned %s: %s",
                     h->L.desc->hdr.name, h->batch, cnb_status_name(rc), cnb_last_error());
 
     struct cnb_rng rng;
@@ -157,7 +146,7 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     h->x = fresh(h->nx), h->dx = fresh(h->nx), h->y = fresh(h->ny), h->r = fresh(h->ny);
     h->labels = calloc((size_t)h->batch, sizeof *h->labels);
     if (!h->labels)
-        return fail(err, errlen, CNB_ENOMEM, "gradcheck: out of memory");
+        return cnb_fail(CNB_ENOMEM, err, errlen, "gradcheck: out of memory");
     /* distinct values 0.05 apart, shuffled, centred, none within 0.025 of zero */
     for (size_t i = 0; i < h->nx; i++)
         h->x[i] = 0.05f * ((float)i - (float)h->nx / 2.0f) + 0.025f;
@@ -212,12 +201,12 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
     if (rc != CNB_OK)
         goto out;
     if (isnan(cnb_layer_harness_loss(&h, &rc)) && rc != CNB_OK) {
-        rc = fail(err, errlen, rc, "gradcheck: layer %s: forward returned %s: %s", h.L.name,
+        rc = cnb_fail(rc, err, errlen, "gradcheck: layer %s: forward returned %s: %s", h.L.name,
                   cnb_status_name(rc), cnb_last_error());
         goto out;
     }
     if ((rc = cnb_layer_harness_backward(&h)) != CNB_OK) {
-        fail(err, errlen, rc, "gradcheck: layer %s: backward returned %s: %s", h.L.name,
+        cnb_fail(rc, err, errlen, "gradcheck: layer %s: backward returned %s: %s", h.L.name,
              cnb_status_name(rc), cnb_last_error());
         goto out;
     }
@@ -234,7 +223,7 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
         cnb_gbuf_free(dw);
     }
     if (h.failed) {
-        rc = fail(err, errlen, h.failed, "gradcheck: layer %s: forward returned %s during the "
+        rc = cnb_fail(h.failed, err, errlen, "gradcheck: layer %s: forward returned %s during the "
                   "central differences: %s", h.L.name, cnb_status_name(h.failed),
                   cnb_last_error());
         goto out;

@@ -41,6 +41,17 @@ void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...)
 static char last_error[2048];
 static int errors_quiet;
 
+int cnb_fail(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 int cnb_error(const char *fmt, ...)
 {
     va_list ap;

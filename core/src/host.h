@@ -20,6 +20,10 @@ int cnb_error(const char *fmt, ...) CNB_PRINTF(1, 2);
 const char *cnb_last_error(void);
 int cnb_error_quiet(int quiet); /* returns the previous setting */
 
+/* An error said into a caller's buffer (err, errlen; either may be NULL/0), for code whose
+ * caller decides how to report it (readers, checks); returns `code`. */
+int cnb_fail(int code, char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(4, 5);
+
 void *cnb_alloc(size_t bytes);  /* 64-byte aligned, zeroed; NULL on failure */
 void cnb_free(void *p);
 

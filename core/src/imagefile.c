@@ -23,19 +23,7 @@
 #include <unistd.h>
 
 #include "cnnbench/plugin.h"
-
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(4, 5);
-
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
+#include "host.h"
 
 const char *cnb_imagefile_kind(const void *buf, size_t len)
 {
@@ -63,9 +51,9 @@ static int grow(unsigned char **p, size_t *cap, size_t need)
 static int check_size(const char *kind, long w, long h, char *err, size_t errlen)
 {
     if (w < 1 || h < 1)
-        return fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels", kind, w, h);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels", kind, w, h);
     if (w * h > CNB_IMAGE_MAX_PIXELS)
-        return fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels, more than "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels, more than "
                     "the limit of %ld Mpixels; resize the image (the file may also be "
                     "damaged)", kind, w, h, CNB_IMAGE_MAX_PIXELS >> 20);
     return 0;
@@ -114,18 +102,18 @@ static int decode_jpeg_with(cnb_imagefile *r, const unsigned char *buf, size_t l
                             const cnb_image_need *need, char *err, size_t errlen)
 {
     if (!r->tj && !(r->tj = tjInitDecompress()))
-        return fail(CNB_ENOMEM, err, errlen, "cannot start the JPEG decoder: %s",
+        return cnb_fail(CNB_ENOMEM, err, errlen, "cannot start the JPEG decoder: %s",
                     tjGetErrorStr2(NULL));
     int w, h, subsamp, cs;
     if (len > (unsigned long)-1 ||
         tjDecompressHeader3(r->tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0)
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "truncated or corrupt JPEG header (libjpeg-turbo: %s)",
                     tjGetErrorStr2(r->tj));
     if (check_size("JPEG", w, h, err, errlen))
         return CNB_EINVAL;
     if (cs == TJCS_CMYK || cs == TJCS_YCCK)
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "a CMYK JPEG (%s-coded, as print workflows write them): "
                     "cnnbench reads grey and RGB/YCbCr JPEGs; convert it to RGB (for example "
                     "with ImageMagick: convert IN -colorspace sRGB OUT.jpg)",
@@ -133,11 +121,11 @@ static int decode_jpeg_with(cnb_imagefile *r, const unsigned char *buf, size_t l
     tjscalingfactor f = jpeg_scale(w, h, need);
     int sw = TJSCALED(w, f), sh = TJSCALED(h, f);
     if (grow(&r->px, &r->px_cap, (size_t)sw * sh * c))
-        return fail(CNB_ENOMEM, err, errlen, "cannot allocate %d x %d pixels", sw, sh);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "cannot allocate %d x %d pixels", sw, sh);
     if (tjDecompress2(r->tj, buf, (unsigned long)len, r->px, sw, 0, sh,
                       c == 3 ? TJPF_RGB : TJPF_GRAY,
                       TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
-        return fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG data (libjpeg-turbo: "
+        return cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG data (libjpeg-turbo: "
                     "%s)", tjGetErrorStr2(r->tj));
     r->h = sh, r->w = sw, r->c = c;
     r->full_h = h, r->full_w = w;
@@ -152,7 +140,7 @@ static int decode_png(cnb_imagefile *r, const unsigned char *buf, size_t len, in
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&img, buf, len)) {
-        int rc = fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG header (libpng: %s)",
+        int rc = cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG header (libpng: %s)",
                       img.message);
         png_image_free(&img);
         return rc;
@@ -165,12 +153,12 @@ static int decode_png(cnb_imagefile *r, const unsigned char *buf, size_t len, in
     size_t bytes = (size_t)img.width * img.height * c;
     if (grow(&r->px, &r->px_cap, bytes)) {
         png_image_free(&img);
-        return fail(CNB_ENOMEM, err, errlen, "cannot allocate %u x %u pixels", img.width,
+        return cnb_fail(CNB_ENOMEM, err, errlen, "cannot allocate %u x %u pixels", img.width,
                     img.height);
     }
     memset(r->px, 0, bytes); /* what alpha is composited onto: black */
     if (!png_image_finish_read(&img, NULL, r->px, 0, NULL)) {
-        int rc = fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG data (libpng: %s)",
+        int rc = cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG data (libpng: %s)",
                       img.message);
         png_image_free(&img);
         return rc;
@@ -187,10 +175,10 @@ int cnb_imagefile_decode(cnb_imagefile *r, const void *buf, size_t len, int c,
                          const cnb_image_need *need, char *err, size_t errlen)
 {
     if (c != 1 && c != 3)
-        return fail(CNB_EINVAL, err, errlen, "%d channels asked for; images are decoded to 1 "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%d channels asked for; images are decoded to 1 "
                     "(grey) or 3 (RGB)", c);
     if (len == 0)
-        return fail(CNB_EINVAL, err, errlen, "an empty file (0 bytes), not a JPEG or PNG");
+        return cnb_fail(CNB_EINVAL, err, errlen, "an empty file (0 bytes), not a JPEG or PNG");
     const char *kind = cnb_imagefile_kind(buf, len);
     if (!kind) {
         const unsigned char *b = buf;
@@ -198,7 +186,7 @@ int cnb_imagefile_decode(cnb_imagefile *r, const void *buf, size_t len, int c,
         for (size_t i = 0; i < len && i < 4; i++)
             snprintf(head + strlen(head), sizeof head - strlen(head), "%s%02x", i ? " " : "",
                      b[i]);
-        return fail(CNB_EINVAL, err, errlen,
+        return cnb_fail(CNB_EINVAL, err, errlen,
                     "not a JPEG or PNG file (it starts with %s; a JPEG "
                     "starts with ff d8 ff, a PNG with 89 50 4e 47); remove it or convert it",
                     head);
@@ -213,16 +201,16 @@ int cnb_imagefile_read(cnb_imagefile *r, const char *path, int c, const cnb_imag
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(CNB_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open (%s)", path, strerror(errno));
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = fail(CNB_EIO, err, errlen, "%s: not a regular file", path);
+        rc = cnb_fail(CNB_EIO, err, errlen, "%s: not a regular file", path);
     else if (st.st_size > CNB_IMAGE_MAX_BYTES)
-        rc = fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, more than the %ld MB an image may "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, more than the %ld MB an image may "
                   "have", path, (long long)st.st_size, CNB_IMAGE_MAX_BYTES >> 20);
     else if (grow(&r->bytes, &r->bytes_cap, (size_t)st.st_size + 1))
-        rc = fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %lld bytes", path,
+        rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %lld bytes", path,
                   (long long)st.st_size);
     size_t got = 0, size = rc ? 0 : (size_t)st.st_size;
     while (rc == 0 && got < size) {
@@ -230,7 +218,7 @@ int cnb_imagefile_read(cnb_imagefile *r, const char *path, int c, const cnb_imag
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
-            rc = fail(CNB_EIO, err, errlen, "%s: read error (%s)", path,
+            rc = cnb_fail(CNB_EIO, err, errlen, "%s: read error (%s)", path,
                       k < 0 ? strerror(errno) : "the file shrank while being read");
             break;
         }
@@ -242,7 +230,7 @@ int cnb_imagefile_read(cnb_imagefile *r, const char *path, int c, const cnb_imag
     char why[768];
     rc = cnb_imagefile_decode(r, r->bytes, size, c, need, why, sizeof why);
     if (rc)
-        fail(rc, err, errlen, "%s: %s", path, why);
+        cnb_fail(rc, err, errlen, "%s: %s", path, why);
     return rc;
 }
 

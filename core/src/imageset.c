@@ -34,19 +34,6 @@
 
 #define MAX_SAMPLES 100000000 /* a split of more is refused: labels and indices are 32-bit */
 
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(4, 5);
-
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- building the list ------------------------------------------------------------- */
 
 typedef struct strvec {
@@ -95,7 +82,7 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, int *ignored, c
 {
     DIR *d = opendir(dir);
     if (!d)
-        return fail(CNB_EIO, err, errlen, "%s: cannot open the folder (%s)", dir,
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open the folder (%s)", dir,
                     strerror(errno));
     struct dirent *de;
     int rc = 0;
@@ -118,7 +105,7 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, int *ignored, c
     }
     closedir(d);
     if (rc)
-        return fail(rc, err, errlen, "%s: out of memory listing the folder", dir);
+        return cnb_fail(rc, err, errlen, "%s: out of memory listing the folder", dir);
     qsort(out->v, (size_t)out->n, sizeof *out->v, by_name);
     return 0;
 }
@@ -131,7 +118,7 @@ static int alloc_set(cnb_imageset *s, int n, int classes, char *err, size_t errl
     s->class_names = calloc((size_t)classes ? (size_t)classes : 1, sizeof *s->class_names);
     s->class_counts = calloc((size_t)classes ? (size_t)classes : 1, sizeof *s->class_counts);
     if (!s->paths || !s->labels || !s->class_names || !s->class_counts)
-        return fail(CNB_ENOMEM, err, errlen, "%s: out of memory for %d samples", s->source, n);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory for %d samples", s->source, n);
     return 0;
 }
 
@@ -146,7 +133,7 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
     if ((rc = list_dir(dir, 1, &cls, &skipped, err, errlen)))
         goto done;
     if (cls.n == 0) {
-        rc = fail(CNB_EINVAL, err, errlen, "%s: no class subfolders; an image folder holds one "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no class subfolders; an image folder holds one "
                   "subfolder per class (train/cat/1.jpg, train/dog/2.jpg ...)", dir);
         goto done;
     }
@@ -164,18 +151,18 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
             char path[PATH_MAX];
             int len = snprintf(path, sizeof path, "%s/%s", sub, here.v[i]);
             rc = len < 0 || (size_t)len >= sizeof path
-                     ? fail(CNB_EINVAL, err, errlen, "%s/%s: path too long", sub, here.v[i])
+                     ? cnb_fail(CNB_EINVAL, err, errlen, "%s/%s: path too long", sub, here.v[i])
                      : sv_push(&files, path);
         }
         sv_free(&here);
         if (files.n > MAX_SAMPLES)
-            rc = fail(CNB_EINVAL, err, errlen, "%s: more than %d images", dir, MAX_SAMPLES);
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: more than %d images", dir, MAX_SAMPLES);
     }
     first[cls.n] = files.n;
     if (rc)
         goto done;
     if (files.n == 0) {
-        rc = fail(CNB_EINVAL, err, errlen, "%s: %d class folders but no .jpg, .jpeg or .png "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: %d class folders but no .jpg, .jpeg or .png "
                   "file in any", dir, cls.n);
         goto done;
     }
@@ -191,7 +178,7 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
             char **hit = bsearch(&cls.v[k], s->class_names, (size_t)classes,
                                  sizeof *s->class_names, by_name);
             if (!hit) {
-                rc = fail(CNB_EINVAL, err, errlen, "%s/%s: a class the training set (%s) does "
+                rc = cnb_fail(CNB_EINVAL, err, errlen, "%s/%s: a class the training set (%s) does "
                           "not have; its %d classes are its subfolders (%s%s ...)", dir,
                           cls.v[k], classes_of->source, classes, s->class_names[0],
                           classes > 1 ? ", ..." : "");
@@ -223,7 +210,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
     snprintf(s->source, sizeof s->source, "%s", list);
     FILE *f = fopen(list, "r");
     if (!f)
-        return fail(CNB_EIO, err, errlen, "%s: cannot open the list file (%s)", list,
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open the list file (%s)", list,
                     strerror(errno));
     char base[PATH_MAX];
     if (!root) {
@@ -254,7 +241,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
         errno = 0;
         long label = sep > line ? strtol(sep, &end, 10) : -1;
         if (sep == line || *end || errno || label < 0 || label >= 1000000) {
-            rc = fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the label "
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the label "
                       "a whole number from 0 to 999999 after the last space", list, lineno,
                       line);
             break;
@@ -266,7 +253,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
         int k = line[0] == '/' ? snprintf(path, sizeof path, "%s", line)
                                : snprintf(path, sizeof path, "%s/%s", base, line);
         if (k < 0 || (size_t)k >= sizeof path) {
-            rc = fail(CNB_EINVAL, err, errlen, "%s:%d: path too long", list, lineno);
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: path too long", list, lineno);
             break;
         }
         if ((size_t)paths.n == lcap) {
@@ -283,12 +270,12 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
         if ((rc = sv_push(&paths, path)))
             break;
         if (paths.n > MAX_SAMPLES)
-            rc = fail(CNB_EINVAL, err, errlen, "%s: more than %d lines", list, MAX_SAMPLES);
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: more than %d lines", list, MAX_SAMPLES);
     }
     free(line);
     fclose(f);
     if (rc == 0 && paths.n == 0)
-        rc = fail(CNB_EINVAL, err, errlen, "%s: no sample lines; each line is 'path label' "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no sample lines; each line is 'path label' "
                   "(images/cat/1.jpg 0)", list);
     if (rc == 0)
         rc = alloc_set(s, paths.n, maxlabel + 1, err, errlen);
@@ -306,7 +293,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
     sv_free(&paths);
     free(labels);
     if (rc == CNB_ENOMEM)
-        fail(rc, err, errlen, "%s: out of memory reading the list", list);
+        cnb_fail(rc, err, errlen, "%s: out of memory reading the list", list);
     if (rc)
         cnb_imageset_free(s);
     return rc;
@@ -454,11 +441,11 @@ static int apply_resize(cnb_imagereader *rd, int c, int h, int w, const cnb_resi
     if (rs->mode != CNB_RESIZE_EXACT)
         shorter_size(h, w, rs->h, &th, &tw);
     if (th > CNB_AUGMENT_MAX_SIDE || tw > CNB_AUGMENT_MAX_SIDE)
-        return fail(CNB_EINVAL, err, errlen, "a %d x %d image resized to %d x %d: more than "
+        return cnb_fail(CNB_EINVAL, err, errlen, "a %d x %d image resized to %d x %d: more than "
                     "%d on a side (a very long, thin image)", h, w, th, tw,
                     CNB_AUGMENT_MAX_SIDE);
     if (growf(&rd->b, &rd->b_cap, (size_t)c * th * tw))
-        return fail(CNB_ENOMEM, err, errlen, "cannot allocate a %d x %d image", th, tw);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "cannot allocate a %d x %d image", th, tw);
     if (cnb_resize_bilinear(rd->a, c, h, w, rd->b, th, tw, err, errlen))
         return CNB_EINVAL;
     if (rs->mode != CNB_RESIZE_CENTER) {
@@ -481,7 +468,7 @@ int cnb_imageset_read(const cnb_imageset *s, int i, const cnb_resize_spec *rs, i
                       size_t errlen)
 {
     if (i < 0 || i >= s->n)
-        return fail(CNB_EINVAL, err, errlen, "%s: sample %d of %d", s->source, i, s->n);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: sample %d of %d", s->source, i, s->n);
     if (s->map)
         return read_pack(s, i, rd, img, h, w, err, errlen);
     cnb_image_need need = {0, 0, 0};
@@ -495,13 +482,13 @@ int cnb_imageset_read(const cnb_imageset *s, int i, const cnb_resize_spec *rs, i
         return rc;
     int fh = rd->file.h, fw = rd->file.w;
     if (growf(&rd->a, &rd->a_cap, (size_t)c * fh * fw))
-        return fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %d x %d floats", s->paths[i],
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %d x %d floats", s->paths[i],
                     fh, fw);
     to_chw(rd->file.px, fh, fw, c, rd->a);
     char why[512];
     rc = apply_resize(rd, c, fh, fw, rs, img, h, w, why, sizeof why);
     if (rc)
-        fail(rc, err, errlen, "%s: %s", s->paths[i], why);
+        cnb_fail(rc, err, errlen, "%s: %s", s->paths[i], why);
     return rc;
 }
 
@@ -514,7 +501,7 @@ int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, 
     int n = s->n, m = sample < n ? sample : n, rc = 0;
     uint32_t *pick = malloc((size_t)n * sizeof *pick);
     if (!pick)
-        return fail(CNB_ENOMEM, err, errlen, "%s: out of memory", s->source);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory", s->source);
     for (int i = 0; i < n; i++)
         pick[i] = (uint32_t)i;
     struct cnb_rng r;
@@ -538,7 +525,7 @@ int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, 
                 cnb_log(CNB_LOG_WARN, NULL, "skipped (data.on_bad_image = skip): %s", why);
                 continue;
             }
-            rc = fail(e, err, errlen, "%s", why);
+            rc = cnb_fail(e, err, errlen, "%s", why);
             break;
         }
         size_t hw = (size_t)h * w;
@@ -560,7 +547,7 @@ int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, 
     if (rc)
         return rc;
     if (*used == 0)
-        return fail(CNB_EINVAL, err, errlen, "%s: none of the %d sampled images could be read",
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: none of the %d sampled images could be read",
                     s->source, m);
     for (int a = 0; a < c; a++)
         for (int b = a; b < c; b++)
@@ -606,10 +593,10 @@ static int read_pack(const cnb_imageset *s, int i, cnb_imagereader *rd, const fl
     size_t bytes = (size_t)s->pack_h * s->pack_w * s->pack_c;
     const unsigned char *px = s->map + off; /* offsets were checked at open */
     if ((uint32_t)crc32(0L, px, (uInt)bytes) != get32(e + 12))
-        return fail(CNB_EINVAL, err, errlen, "%s: image %d fails its CRC-32 check (the pack is "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image %d fails its CRC-32 check (the pack is "
                     "damaged: write it again with cnnbench convert)", s->source, i);
     if (growf(&rd->a, &rd->a_cap, bytes))
-        return fail(CNB_ENOMEM, err, errlen, "%s: out of memory", s->source);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory", s->source);
     to_chw(px, s->pack_h, s->pack_w, s->pack_c, rd->a);
     *img = rd->a, *h = s->pack_h, *w = s->pack_w;
     return 0;
@@ -620,7 +607,7 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
 {
     *written = 0;
     if (rs->mode != CNB_RESIZE_EXACT && rs->mode != CNB_RESIZE_CENTER)
-        return fail(CNB_EINVAL, err, errlen, "a pack holds images of one size: set data.resize "
+        return cnb_fail(CNB_EINVAL, err, errlen, "a pack holds images of one size: set data.resize "
                     "to HxW, or resize_mode = center");
     int h = rs->h, w = rs->mode == CNB_RESIZE_EXACT ? rs->w : rs->h;
     size_t names = 0;
@@ -632,13 +619,13 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
     unsigned char *head = calloc(1, pix0), *rec = malloc(bytes);
     if (!head || !rec) {
         free(head), free(rec);
-        return fail(CNB_ENOMEM, err, errlen, "%s: out of memory", path);
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory", path);
     }
     unsigned char *idx = head + PACK_HEADER; /* entries first, the names after them */
     cnb_atomic a;
     if (cnb_atomic_open(&a, path)) {
         free(head), free(rec);
-        return fail(CNB_EIO, err, errlen, "%s: cannot write (see above)", path);
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot write (see above)", path);
     }
     int rc = fwrite(head, 1, pix0, a.f) == pix0 ? 0 : CNB_EIO;
     cnb_imagereader rd = {0};
@@ -654,7 +641,7 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
                 cnb_log(CNB_LOG_WARN, NULL, "skipped (data.on_bad_image = skip): %s", why);
                 continue;
             }
-            rc = fail(e, err, errlen, "%s", why);
+            rc = cnb_fail(e, err, errlen, "%s", why);
             break;
         }
         size_t hw = (size_t)h * w; /* (c, h, w) floats -> (h, w, c) bytes, rounded */
@@ -674,7 +661,7 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
     }
     cnb_imagereader_free(&rd);
     if (rc == 0 && n == 0)
-        rc = fail(CNB_EINVAL, err, errlen, "%s: no image could be read", s->source);
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no image could be read", s->source);
     if (rc == 0) {
         unsigned char *nm = idx + (size_t)n * PACK_ENTRY;
         for (int k = 0; k < s->classes; k++) {
@@ -704,11 +691,11 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
         fclose(a.f);
         unlink(a.tmp);
         if (rc == CNB_EIO)
-            fail(rc, err, errlen, "%s: write error (%s)", path, strerror(errno));
+            cnb_fail(rc, err, errlen, "%s: write error (%s)", path, strerror(errno));
         return rc;
     }
     if (cnb_atomic_commit(&a))
-        return fail(CNB_EIO, err, errlen, "%s: cannot write (see above)", path);
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot write (see above)", path);
     *written = n;
     return 0;
 }
@@ -719,19 +706,19 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     snprintf(s->source, sizeof s->source, "%s", path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(CNB_EIO, err, errlen, "%s: cannot open (%s); write it with cnnbench "
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open (%s); write it with cnnbench "
                     "convert EXPERIMENT.ini", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < PACK_HEADER) {
         close(fd);
-        return fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, shorter than a pack's %d-byte "
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, shorter than a pack's %d-byte "
                     "header", path, (long long)st.st_size, PACK_HEADER);
     }
     size_t len = (size_t)st.st_size;
     void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED)
-        return fail(CNB_EIO, err, errlen, "%s: cannot map (%s)", path, strerror(errno));
+        return cnb_fail(CNB_EIO, err, errlen, "%s: cannot map (%s)", path, strerror(errno));
     s->map = map, s->map_len = len;
     const unsigned char *p = map;
     int rc = 0;
@@ -740,12 +727,12 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     uint64_t pix0 = get64(p + 48), end = get64(p + 56);
     uint64_t meta = (uint64_t)n * PACK_ENTRY;
     if (memcmp(p, CNB_PACK_MAGIC, 8) != 0 || get32(p + 8) != 1)
-        rc = fail(CNB_EINVAL, err, errlen, "%s: not a cnnbench pack (version 1)", path);
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: not a cnnbench pack (version 1)", path);
     else if (n < 1 || n > MAX_SAMPLES || h < 1 || w < 1 || h > CNB_AUGMENT_MAX_SIDE ||
              w > CNB_AUGMENT_MAX_SIDE || (c != 1 && c != 3) || classes < 1 ||
              classes > 1000000 || end != len || pix0 > len || PACK_HEADER + meta > pix0 ||
              (end - pix0) / ((uint64_t)h * w * c) < n)
-        rc = fail(CNB_EINVAL, err, errlen, "%s: a damaged pack header (%u images of %ux%ux%u, "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: a damaged pack header (%u images of %ux%ux%u, "
                   "%llu bytes, the file has %zu); write it again with cnnbench convert", path,
                   n, h, w, c, (unsigned long long)end, len);
     if (rc)
@@ -757,7 +744,7 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     for (uint32_t k = 0; k < classes; k++) {
         const unsigned char *z = memchr(names, '\0', (size_t)(stop - names));
         if (!z) {
-            rc = fail(CNB_EINVAL, err, errlen, "%s: damaged class names", path);
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: damaged class names", path);
             goto bad;
         }
         if (!(s->class_names[k] = strdup((const char *)names))) {
@@ -768,7 +755,7 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     }
     uLong crc = crc32(0L, p + PACK_HEADER, (uInt)(names - p - PACK_HEADER));
     if ((uint32_t)crc != get32(p + 44)) {
-        rc = fail(CNB_EINVAL, err, errlen, "%s: the index fails its CRC-32 check; write it "
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: the index fails its CRC-32 check; write it "
                   "again with cnnbench convert", path);
         goto bad;
     }
@@ -778,7 +765,7 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
         uint64_t off = get64(s->index + (size_t)i * PACK_ENTRY);
         uint32_t label = get32(s->index + (size_t)i * PACK_ENTRY + 8);
         if (off < pix0 || off > len || len - off < bytes || label >= classes) {
-            rc = fail(CNB_EINVAL, err, errlen, "%s: index entry %u is damaged (offset %llu, "
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: index entry %u is damaged (offset %llu, "
                       "label %u)", path, i, (unsigned long long)off, label);
             goto bad;
         }
