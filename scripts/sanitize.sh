@@ -40,10 +40,15 @@ done
 # by its signal: UBSan lets its NULL store through (suppressed) and ASan leaves SIGSEGV
 # alone (handle_segv=0) instead of exiting 1 through a report.
 printf 'null:misbehaving.c\nnull:fixture-crash.so\n' > "$build/ubsan-fixtures.supp"
+# A cnb_layer or cnb_kernel of the wrong struct_size is refused without a call to its
+# destroy (whose place in the struct is then unknown), so what the fixture plugin
+# allocated for it stays allocated: by design, and only in that test.
+printf 'leak:test_struct_sizes\n' > "$build/lsan-fixtures.supp"
 run_suites() { # log leak-check suite...
   local log=$1 leaks=$2
   shift 2
   ASAN_OPTIONS=$ASAN_OPTIONS:handle_segv=0:detect_leaks=$leaks \
+    LSAN_OPTIONS=suppressions=$build/lsan-fixtures.supp:print_suppressions=0 \
     UBSAN_OPTIONS=$UBSAN_OPTIONS:suppressions=$build/ubsan-fixtures.supp \
     "$build/tests/cnnbench-tests" "$@" > "$log" 2>&1 || {
     tail -40 "$log"
