@@ -298,8 +298,8 @@ static void broken_run(conf_backend *bb, conf_backend *nb)
                     snprintf(how + k, sizeof how - k, ", guard trampled");
                     break;
                 }
-            fprintf(stderr, "%sconformance: caught on %-24s %-44s %s\n", e ? "" : "\n",
-                    cs->name, how, broken_expect[e].bug);
+            printf("%s    planted bug found, as it must be: %-24s %-44s %s\n", e ? "" : "\n",
+                   cs->name, how, broken_expect[e].bug);
         }
         cnb_conform_ref_free(&ref);
     }

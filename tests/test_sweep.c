@@ -591,6 +591,8 @@ static void test_report_from_known_cells(void)
     CU_ASSERT(cnb_gnuplot(dir, "broken.gp") != 0);
     cnb_error_quiet(0);
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
+    CHECK_MSG(cnb_last_error(), "gnuplot failed (exit status 1): line 0: warning: Cannot find "
+                                "or open file \"no-such-file.dat\"; line 0: No data in plot");
 }
 
 /* `cnnbench run exp` exits 2 with both messages on stderr and makes no `results` folder

@@ -11,7 +11,8 @@ const cnb_host *cnb_host_services(void);
 
 /* Logging used by the core itself; level filter set by cnb_log_set_level. */
 void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...) CNB_PRINTF(3, 4);
-void cnb_log_set_level(cnb_log_level max_level);
+void cnb_log_set_level(int max_level); /* a cnb_log_level, or CNB_LOG_NOTHING */
+#define CNB_LOG_NOTHING (-1)           /* not even errors: expected ones, in tests */
 const char *cnb_last_warning(void); /* the latest warning, shown or not */
 
 /* Report an error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless

@@ -232,21 +232,26 @@ int cnb_gnuplot(const char *dir, const char *script)
         return cnb_error("%s: cannot read: %s", path, strerror(errno));
 
     int fds[2];
+    FILE *said = tmpfile(); /* gnuplot's stderr: into the error when it fails */
     fflush(stdout);
     fflush(stderr);
-    if (pipe(fds) != 0) {
+    if (!said || pipe(fds) != 0) {
         free(run);
+        if (said)
+            fclose(said);
         return cnb_error("gnuplot: pipe failed: %s", strerror(errno));
     }
     pid_t pid = fork();
     if (pid < 0) {
         free(run);
+        fclose(said);
         close(fds[0]), close(fds[1]);
         return cnb_error("gnuplot: fork failed: %s", strerror(errno));
     }
     if (pid == 0) {
         close(fds[1]);
-        if (chdir(dir) != 0 || dup2(fds[0], STDIN_FILENO) < 0)
+        if (chdir(dir) != 0 || dup2(fds[0], STDIN_FILENO) < 0 ||
+            dup2(fileno(said), STDERR_FILENO) < 0)
             _exit(126);
         execlp("gnuplot", "gnuplot", (char *)NULL);
         _exit(127);
@@ -265,14 +270,29 @@ int cnb_gnuplot(const char *dir, const char *script)
     free(run);
     int status, rc = 0;
     while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            fclose(said);
             return cnb_error("gnuplot: waitpid: %s", strerror(errno));
+        }
+    char message[600] = ""; /* what gnuplot said, its lines joined */
+    rewind(said);
+    for (char line[512]; fgets(line, sizeof line, said);) {
+        char *t = line + strspn(line, " \t");
+        t[strcspn(t, "\n")] = '\0';
+        if (*t && strlen(message) + strlen(t) + 3 < sizeof message)
+            snprintf(message + strlen(message), sizeof message - strlen(message), "%s%s",
+                     message[0] ? "; " : "", t);
+    }
+    fclose(said);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
         rc = cnb_error("%s: gnuplot was not found; install the Debian package gnuplot-nox", path);
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        rc = cnb_error("%s: gnuplot failed (%s %d); its messages are above", path,
+        rc = cnb_error("%s: gnuplot failed (%s %d): %s", path,
                        WIFEXITED(status) ? "exit status" : "signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                       message[0] ? message : "it said nothing");
+    else if (message[0]) /* warnings of a plot that was drawn */
+        cnb_log(CNB_LOG_DEBUG, "gnuplot", "%s: %s", path, message);
     for (int i = 0; i < n; i++) {
         char tmp[PATH_MAX + 600], final[PATH_MAX + 300];
         snprintf(tmp, sizeof tmp, "%s/%s.tmp-%ld", dir, names[i], (long)getpid());
