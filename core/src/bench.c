@@ -1006,18 +1006,9 @@ static void peak_summary(FILE *f, const cnb_peak *p)
 
 static int write_report(const bconf *bc, const results *r)
 {
-    char path[PATH_MAX + 200], cpu[256] = "unknown";
+    char path[PATH_MAX + 200], cpu[256];
     snprintf(path, sizeof path, "%s/report.md", bc->dir);
-    FILE *ci = fopen("/proc/cpuinfo", "r");
-    char line[1024];
-    while (ci && fgets(line, sizeof line, ci))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
-            cpu[strcspn(cpu, "\n")] = '\0';
-            break;
-        }
-    if (ci)
-        fclose(ci);
+    cnb_cpuinfo("model name", cpu, sizeof cpu);
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;

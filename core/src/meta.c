@@ -24,8 +24,7 @@ static void command_output(const char *cmd, char *buf, size_t len)
     pclose(p);
 }
 
-/* The value of the first /proc/cpuinfo line starting with `key`. */
-static void cpuinfo(const char *key, char *buf, size_t len)
+void cnb_cpuinfo(const char *key, char *buf, size_t len)
 {
     snprintf(buf, len, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -68,11 +67,11 @@ void cnb_meta_write(FILE *f, const cnb_registry *reg)
     command_output(cmd, buf, sizeof buf);
     fprintf(f, "git_dirty = %s\ncompiler = %s\nbuildtype = %s\nc_args = %s\n",
             strcmp(buf, "0") == 0 ? "no" : "yes", CNB_COMPILER, CNB_BUILDTYPE, CNB_C_ARGS);
-    cpuinfo("model name", buf, sizeof buf);
+    cnb_cpuinfo("model name", buf, sizeof buf);
     fprintf(f, "\n[machine]\ncpu = %s\nlogical_cpus = %ld\nmemory_mib = %ld\n", buf,
             sysconf(_SC_NPROCESSORS_ONLN),
             (long)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024));
-    cpuinfo("flags", buf, sizeof buf);
+    cnb_cpuinfo("flags", buf, sizeof buf);
     fprintf(f, "cpu_flags = %s\n", buf);
     static const char *const vars[] = {"OPENBLAS_CORETYPE", "OMP_PROC_BIND", "OMP_PLACES",
                                        "OMP_WAIT_POLICY"};

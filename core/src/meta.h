@@ -14,6 +14,10 @@
  * (1 thread) to ask for their info line. */
 void cnb_meta_write(FILE *f, const cnb_registry *reg);
 
+/* The value of /proc/cpuinfo's first line starting with `key` ("model name"), or
+ * "unknown". */
+void cnb_cpuinfo(const char *key, char *buf, size_t len);
+
 /* Peak resident memory of this process so far, MiB. */
 double cnb_peak_rss_mib(void);
 

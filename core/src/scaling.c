@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "fsutil.h"
 #include "host.h"
+#include "meta.h"
 #include "net.h"
 #include "report.h"
 #include "rng.h"
@@ -275,16 +276,8 @@ static int plot_model(const char *dir, const srow *rows, int n, const char *mode
 
 static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
 {
-    char path[PATH_MAX + 32], cpu[256] = "unknown", line[1024];
-    FILE *ci = fopen("/proc/cpuinfo", "r");
-    while (ci && fgets(line, sizeof line, ci))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
-            cpu[strcspn(cpu, "\n")] = '\0';
-            break;
-        }
-    if (ci)
-        fclose(ci);
+    char path[PATH_MAX + 32], cpu[256];
+    cnb_cpuinfo("model name", cpu, sizeof cpu);
     snprintf(path, sizeof path, "%s/report.md", sp->dir);
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
