@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "bench.h"
 #include "conf.h"
@@ -273,6 +274,17 @@ static void test_bad_config(void)
         struct stat st;
         CU_ASSERT_NOT_EQUAL(stat(log, &st), 0); /* nothing ran */
     }
+    /* bench given an experiment file: exit 2 before the peak probe, saying what to run */
+    char log[700], cmd[2000];
+    const char *exp = time_experiment(dir, "backends = naive\n");
+    snprintf(log, sizeof log, "%s/bench.log", dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' bench '%s' >'%s' 2>&1", dir,
+             CNB_BUILD_ROOT, exp, log);
+    int status = system(cmd);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    const char *out = read_file(log);
+    CHECK_MSG(out, "speed.ini is an experiment file; bench takes a model file");
+    CU_ASSERT_PTR_NULL(strstr(out, "FP32 peak"));
 }
 
 void suite_bench(void)

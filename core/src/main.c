@@ -512,6 +512,16 @@ static int cmd_bench(cnb_registry *reg, const options *o)
     char real[PATH_MAX], name[256], text[8192], backends[1024] = "";
     if (!realpath(o->file, real))
         return cnb_error("%s: cannot open: %s", o->file, strerror(errno));
+    cnb_conf peek; /* a model file, not an experiment: said before anything is timed */
+    int rc = cnb_conf_load(&peek, o->file);
+    int is_experiment = rc == 0 && cnb_conf_section(&peek, "experiment") != NULL;
+    cnb_conf_free(&peek);
+    if (rc)
+        return rc;
+    if (is_experiment)
+        return cnb_error("%s is an experiment file; bench takes a model file (experiments/"
+                         "models/lenet5.ini): run an experiment with cnnbench run %s",
+                         o->file, o->file);
     snprintf(name, sizeof name, "%s", strrchr(real, '/') + 1);
     name[strcspn(name, ".")] = '\0';
     for (int i = 0; i < reg->n; i++)
@@ -523,7 +533,7 @@ static int cmd_bench(cnb_registry *reg, const options *o)
              "threads = 1\n[bench.%s]\nmodel = %s\nbatch = 64\n",
              name, backends, name, real);
     cnb_conf c;
-    int rc = cnb_conf_load_string(&c, "(cnnbench bench)", text);
+    rc = cnb_conf_load_string(&c, "(cnnbench bench)", text);
     for (int i = 0; i < o->n_sets && rc == 0; i++) {
         char section[300];
         snprintf(section, sizeof section, "bench.%s", name);
