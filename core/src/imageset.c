@@ -494,6 +494,21 @@ int cnb_imageset_read(const cnb_imageset *s, int i, const cnb_resize_spec *rs, i
 
 /* ---- statistics ---------------------------------------------------------------------- */
 
+/* cnb_imageset_read for a pass over the set (statistics, packing): 0 read; 1 unreadable
+ * and skipped (on_bad_image = skip: warned about); else the error, said into err. */
+static int read_or_skip(const cnb_imageset *s, int i, const cnb_resize_spec *rs, int c,
+                        cnb_imagereader *rd, const float **img, int *h, int *w, int skip_bad,
+                        char *err, size_t errlen)
+{
+    char why[1024];
+    int e = cnb_imageset_read(s, i, rs, c, rd, img, h, w, why, sizeof why);
+    if (e && skip_bad && e != CNB_ENOMEM) {
+        cnb_log(CNB_LOG_WARN, NULL, "skipped (data.on_bad_image = skip): %s", why);
+        return 1;
+    }
+    return e ? cnb_fail(e, err, errlen, "%s", why) : 0;
+}
+
 int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, int sample,
                        uint64_t seed, int skip_bad, double *mean, double *std, double *cov,
                        int *used, char *err, size_t errlen)
@@ -518,16 +533,11 @@ int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, 
     for (int k = 0; k < m && rc == 0; k++) {
         const float *img;
         int h, w;
-        char why[1024];
-        int e = cnb_imageset_read(s, (int)pick[k], rs, c, &rd, &img, &h, &w, why, sizeof why);
-        if (e) {
-            if (skip_bad && e != CNB_ENOMEM) {
-                cnb_log(CNB_LOG_WARN, NULL, "skipped (data.on_bad_image = skip): %s", why);
-                continue;
-            }
-            rc = cnb_fail(e, err, errlen, "%s", why);
+        int e = read_or_skip(s, (int)pick[k], rs, c, &rd, &img, &h, &w, skip_bad, err, errlen);
+        if (e > 0)
+            continue;
+        if ((rc = e))
             break;
-        }
         size_t hw = (size_t)h * w;
         for (size_t p = 0; p < hw; p++) {
             double d[CNB_AUGMENT_MAX_C];
@@ -634,16 +644,11 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
     for (int i = 0; i < s->n && rc == 0; i++) {
         const float *img;
         int ih, iw;
-        char why[1024];
-        int e = cnb_imageset_read(s, i, rs, c, &rd, &img, &ih, &iw, why, sizeof why);
-        if (e) {
-            if (skip_bad && e != CNB_ENOMEM) {
-                cnb_log(CNB_LOG_WARN, NULL, "skipped (data.on_bad_image = skip): %s", why);
-                continue;
-            }
-            rc = cnb_fail(e, err, errlen, "%s", why);
+        int e = read_or_skip(s, i, rs, c, &rd, &img, &ih, &iw, skip_bad, err, errlen);
+        if (e > 0)
+            continue;
+        if ((rc = e))
             break;
-        }
         size_t hw = (size_t)h * w; /* (c, h, w) floats -> (h, w, c) bytes, rounded */
         for (size_t p = 0; p < hw; p++)
             for (int ch = 0; ch < c; ch++) {

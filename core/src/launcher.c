@@ -330,13 +330,21 @@ static int each_line(const char *text, int (*fn)(char *, cnb_slurm_task *, int),
     return count;
 }
 
-static int squeue_line(char *line, cnb_slurm_task *t, int n)
+/* The task of one "JOB_INDEX|a|b|c|d" line of squeue or sacct, its fields in f[5]; NULL
+ * when the line is not one or names a task not in t. */
+static cnb_slurm_task *task_of_line(char *line, char **f, cnb_slurm_task *t, int n)
 {
-    char *f[5], job[32];
+    char job[32];
     int index;
     if (split_bars(line, f, 5) != 5 || split_task_id(f[0], job, sizeof job, &index))
-        return 0;
-    cnb_slurm_task *k = find_task(t, n, job, index);
+        return NULL;
+    return find_task(t, n, job, index);
+}
+
+static int squeue_line(char *line, cnb_slurm_task *t, int n)
+{
+    char *f[5];
+    cnb_slurm_task *k = task_of_line(line, f, t, n);
     if (!k)
         return 0;
     put_field(k->state, sizeof k->state, f[1], strlen(f[1]));
@@ -353,11 +361,8 @@ int cnb_slurm_parse_squeue(const char *text, cnb_slurm_task *t, int n)
 
 static int sacct_line(char *line, cnb_slurm_task *t, int n)
 {
-    char *f[5], job[32];
-    int index;
-    if (split_bars(line, f, 5) != 5 || split_task_id(f[0], job, sizeof job, &index))
-        return 0;
-    cnb_slurm_task *k = find_task(t, n, job, index);
+    char *f[5];
+    cnb_slurm_task *k = task_of_line(line, f, t, n);
     if (!k)
         return 0;
     /* "CANCELLED by 1234": the state is the first word */
