@@ -664,6 +664,55 @@ static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
     sigaction(SIGTERM, &old_term, NULL);
 }
 
+/* The end of a run, from its cells' states: the summary (each of its cells without a
+ * clean result, and why), its status, and the report. A whole run reports what it has; a
+ * partial one only when the grid is complete, so that whichever process finishes the last
+ * cell writes it. */
+static int conclude(plan *p, int partial, int lost, int interrupted_run)
+{
+    int done = 0, just = 0, diverged = 0, failed = 0, stopped = 0, elsewhere = 0, rc = 0;
+    for (int i = 0; i < p->n; i++) {
+        const slot *s = &p->slots[i];
+        done += FINISHED(s->state);
+        just += s->ours && (s->state == DONE || s->state == DIVERGED);
+        diverged += s->state == DIVERGED;
+        failed += s->ours && s->state == FAILED;
+        stopped += s->selected && (s->state == INTERRUPTED || (s->state == PENDING && !s->ours));
+        elsewhere += s->selected && !s->ours && s->state == RUNNING;
+    }
+    printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed", done, p->n, just,
+           diverged, failed);
+    if (elsewhere)
+        printf(", %d running in another process", elsewhere);
+    printf("%s\n", stopped && !lost ? "; interrupted: rerun the same command to finish the rest"
+                                    : "");
+    for (int i = 0; i < p->n; i++) /* each of this run's cells without a clean result, and why */
+        if ((p->slots[i].state == DIVERGED && (p->slots[i].ours || !partial)) ||
+            (p->slots[i].state == FAILED && p->slots[i].ours))
+            printf("  %-8s %s: %s\n", state_names[p->slots[i].state], p->slots[i].cell->id,
+                   p->slots[i].message);
+    if (partial && done < p->n && !stopped)
+        printf("the report is written when every cell has finished (or by cnnbench report "
+               "%s)\n", p->dir);
+    fflush(stdout);
+    if (lost) {
+        cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); no "
+                  "further cell was started: free space and rerun", p->dir);
+        rc = CNB_EFAILED;
+    } else if (interrupted_run || stopped) {
+        rc = CNB_EINTR;
+    } else if (failed) {
+        cnb_error("%d cell%s failed at run time (listed above); see %s/manifest.csv and each "
+                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", p->dir);
+        rc = CNB_EFAILED;
+    }
+    if (rc != CNB_EINTR && done > diverged && (!partial || done == p->n)) {
+        int report_rc = cnb_report_write(p->dir); /* said; a failure at run time (disk full) */
+        rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
+    }
+    return rc;
+}
+
 /* Under mpirun with more than one rank (dist.h): every rank runs the selected cells in
  * this process, in the same order, each cell data-parallel over all of them, since
  * Open MPI does not survive a fork after MPI_Init (a fork-and-exec, as of gnuplot for the
@@ -684,7 +733,7 @@ static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
     struct sigaction sa = {.sa_handler = on_child_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int); /* a cell stops at a step every rank agrees on */
     sigaction(SIGTERM, &sa, &old_term);
-    int failed = 0, stopped = 0;
+    int stopped = 0;
     for (int i = 0; i < p->n && rc == 0 && !stopped && !lost; i++) {
         slot *s = &p->slots[i];
         double take = 0; /* 1: run it; 0: finished, running elsewhere, not selected */
@@ -713,7 +762,6 @@ static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
             snprintf(path, sizeof path, "%s/error.txt", s->dir);
             if (s->state == DIVERGED || s->state == FAILED)
                 read_small(path, s->message, sizeof s->message);
-            failed += s->state == FAILED;
             lost |= write_manifest(p->dir, p->slots, p->n) != 0;
         } else {
             cnb_cell_run(e, s->cell, reg, s->dir, 0, ""); /* how it ended: rank 0 says */
@@ -727,31 +775,8 @@ static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (rc == 0 && lead) {
-        int done = 0, diverged = 0;
-        for (int i = 0; i < p->n; i++)
-            done += FINISHED(p->slots[i].state), diverged += p->slots[i].state == DIVERGED;
-        printf("\n%d of %d cells finished (%d diverged), %d failed%s\n", done, p->n, diverged,
-               failed, stopped ? "; interrupted: rerun the same command to finish the rest"
-                               : "");
-        if (lost) {
-            cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); "
-                      "free space and rerun", p->dir);
-            rc = CNB_EFAILED;
-        } else if (stopped) {
-            rc = CNB_EINTR;
-        } else if (failed) {
-            cnb_error("%d cell%s failed at run time; see %s/manifest.csv and each cell's "
-                      "error.txt", failed, failed == 1 ? "" : "s", p->dir);
-            rc = CNB_EFAILED;
-        }
-        if (rc != CNB_EINTR && done > diverged && (!partial || done == p->n)) {
-            int report_rc = cnb_report_write(p->dir);
-            rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
-        }
-    } else if (rc == 0) {
-        rc = stopped ? CNB_EINTR : 0;
-    }
+    if (rc == 0) /* rank 0 says how it ended; the others only whether it was stopped */
+        rc = lead ? conclude(p, partial, lost, stopped) : stopped ? CNB_EINTR : 0;
     if (lock >= 0)
         close(lock);
     return rc;
@@ -783,7 +808,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = plan_open(&p, e, o, partial, &lock);
     if (rc)
         goto out;
-    int to_run = 0, chosen = 0, elsewhere = 0;
+    int to_run = 0, chosen = 0;
     for (int i = 0; i < p.n; i++) {
         chosen += p.slots[i].selected;
         to_run += p.slots[i].selected && TO_RUN(p.slots[i].state);
@@ -800,48 +825,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
     if (!lost)
         lost = write_manifest(p.dir, p.slots, p.n) != 0; /* everyone's latest states */
 
-    int done = 0, just = 0, diverged = 0, failed = 0, stopped = 0;
-    for (int i = 0; i < p.n; i++) {
-        const slot *s = &p.slots[i];
-        done += FINISHED(s->state);
-        just += s->ours && (s->state == DONE || s->state == DIVERGED);
-        diverged += s->state == DIVERGED;
-        failed += s->ours && s->state == FAILED;
-        stopped += s->selected && (s->state == INTERRUPTED || (s->state == PENDING && !s->ours));
-        elsewhere += s->selected && !s->ours && s->state == RUNNING;
-    }
-    printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed", done, p.n, just,
-           diverged, failed);
-    if (elsewhere)
-        printf(", %d running in another process", elsewhere);
-    printf("%s\n", stopped && !lost ? "; interrupted: rerun the same command to finish the rest"
-                                    : "");
-    for (int i = 0; i < p.n; i++) /* each of this run's cells without a clean result, and why */
-        if ((p.slots[i].state == DIVERGED && (p.slots[i].ours || !partial)) ||
-            (p.slots[i].state == FAILED && p.slots[i].ours))
-            printf("  %-8s %s: %s\n", state_names[p.slots[i].state], p.slots[i].cell->id,
-                   p.slots[i].message);
-    if (partial && done < p.n && !stopped)
-        printf("the report is written when every cell has finished (or by cnnbench report "
-               "%s)\n", p.dir);
-    fflush(stdout);
-    if (lost) {
-        cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); no "
-                  "further cell was started: free space and rerun", p.dir);
-        rc = CNB_EFAILED;
-    } else if (interrupted || stopped) {
-        rc = CNB_EINTR;
-    } else if (failed) {
-        cnb_error("%d cell%s failed at run time (listed above); see %s/manifest.csv and each "
-                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", p.dir);
-        rc = CNB_EFAILED;
-    }
-    /* A whole run reports what it has; a partial one when the grid is complete, so that
-     * whichever process finishes the last cell writes it. */
-    if (rc != CNB_EINTR && done > diverged && (!partial || done == p.n)) {
-        int report_rc = cnb_report_write(p.dir); /* said; a failure at run time (disk full) */
-        rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
-    }
+    rc = conclude(&p, partial, lost, interrupted);
 out:
     if (lock >= 0)
         close(lock); /* releases the flock */
