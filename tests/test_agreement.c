@@ -175,28 +175,12 @@ static int run_step(step *s, const model_case *mc, const char *backend, int thre
                     uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    char path[512];
-    snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, mc->file);
-    cnb_vars vars = {0};
-    if (mc->act)
-        cnb_vars_set(&vars, "act", mc->act);
-    if (mc->pool)
-        cnb_vars_set(&vars, "pool", mc->pool);
-    int rc = cnb_net_load(&s->net, &s->conf, &reg, path, &vars);
-    cnb_vars_free(&vars);
-    if (rc == 0)
-        rc = cnb_net_init_params(&s->net, seed);
+    int rc = test_model_load(&s->net, &s->conf, &reg, mc->file, mc->act, mc->pool, seed);
     if (rc == 0)
         rc = cnb_net_bind(&s->net, backend, threads, mc->batch);
     if (rc)
         return rc;
-    struct cnb_rng rng;
-    cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
-    size_t nx = (size_t)mc->batch * cnb_shape_size(s->net.input);
-    for (size_t i = 0; i < nx; i++)
-        s->net.x[i] = cnb_rng_normal(&rng);
-    for (int b = 0; b < mc->batch; b++)
-        s->net.labels[b] = (int32_t)cnb_rng_below(&rng, (uint32_t)s->net.classes);
+    test_fill_batch(&s->net, mc->batch, seed);
     double t = cnb_now();
     rc = forward_backward(s);
     s->first = cnb_now() - t;

@@ -280,20 +280,8 @@ static const step_case step_cases[] = {
 static int step_run(cnb_net *net, cnb_conf *conf, const step_case *sc, const char *spec,
                     const char *isa, int caller_only, float *loss)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, sc->file);
-    cnb_vars vars = {0};
-    if (sc->act)
-        cnb_vars_set(&vars, "act", sc->act);
-    if (sc->pool)
-        cnb_vars_set(&vars, "pool", sc->pool);
-    memset(net, 0, sizeof *net);
-    memset(conf, 0, sizeof *conf);
     const uint64_t seed = cnb_check_seed();
-    int rc = cnb_net_load(net, conf, test_registry(), path, &vars);
-    cnb_vars_free(&vars);
-    if (rc == 0)
-        rc = cnb_net_init_params(net, seed);
+    int rc = test_model_load(net, conf, test_registry(), sc->file, sc->act, sc->pool, seed);
     if (rc == 0) {
         env_saved handout, isa_env;
         env_put(&handout, "CNB_POOL_HANDOUT", caller_only ? "caller" : NULL);
@@ -304,13 +292,7 @@ static int step_run(cnb_net *net, cnb_conf *conf, const step_case *sc, const cha
     }
     if (rc)
         return rc;
-    struct cnb_rng rng;
-    cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
-    const size_t nx = (size_t)sc->batch * cnb_shape_size(net->input);
-    for (size_t i = 0; i < nx; i++)
-        net->x[i] = cnb_rng_normal(&rng);
-    for (int b = 0; b < sc->batch; b++)
-        net->labels[b] = (int32_t)cnb_rng_below(&rng, (uint32_t)net->classes);
+    test_fill_batch(net, sc->batch, seed);
     rc = cnb_net_forward(net, 1, loss);
     return rc ? rc : cnb_net_backward(net);
 }

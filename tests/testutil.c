@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rng.h"
+
 static cnb_registry registry;
 static int registry_loaded;
 
@@ -88,4 +90,32 @@ void test_write_file(const char *path, const char *text)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fputs(text, f);
     fclose(f);
+}
+
+int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg, const char *file,
+                    const char *act, const char *pool, uint64_t seed)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, file);
+    cnb_vars vars = {0};
+    if (act)
+        cnb_vars_set(&vars, "act", act);
+    if (pool)
+        cnb_vars_set(&vars, "pool", pool);
+    memset(net, 0, sizeof *net);
+    memset(conf, 0, sizeof *conf);
+    int rc = cnb_net_load(net, conf, reg, path, &vars);
+    cnb_vars_free(&vars);
+    return rc ? rc : cnb_net_init_params(net, seed);
+}
+
+void test_fill_batch(cnb_net *net, int batch, uint64_t seed)
+{
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
+    const size_t nx = (size_t)batch * cnb_shape_size(net->input);
+    for (size_t i = 0; i < nx; i++)
+        net->x[i] = cnb_rng_normal(&rng);
+    for (int b = 0; b < batch; b++)
+        net->labels[b] = (int32_t)cnb_rng_below(&rng, (uint32_t)net->classes);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "net.h"
 #include "registry.h"
 
 void suite_rng(void);
@@ -58,6 +59,15 @@ void test_free_registry(void);
 
 /* Write text to path (the test fails at once when it cannot). */
 void test_write_file(const char *path, const char *text);
+
+/* experiments/models/FILE built from `reg` with the variables act and pool (NULL: the
+ * model's own) into net/conf, its parameters initialised from `seed`. 0 on success. */
+int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg,
+                    const char *file, const char *act, const char *pool, uint64_t seed);
+
+/* net's input batch (`batch` samples) drawn from `seed` (stream CNB_STREAM_DATA): N(0, 1)
+ * inputs, labels uniform over its classes. */
+void test_fill_batch(cnb_net *net, int batch, uint64_t seed);
 
 /* A fresh temporary folder; test_remove_tmpdirs() (at exit) deletes every one made. */
 const char *test_tmpdir(void);
