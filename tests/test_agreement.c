@@ -175,7 +175,9 @@ static int run_step(step *s, const model_case *mc, const char *backend, int thre
                     uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    int rc = test_model_load(&s->net, &s->conf, &reg, mc->file, mc->act, mc->pool, seed);
+    int rc = test_model_load(&s->net, &s->conf, &reg, mc->file, mc->act, mc->pool);
+    if (rc == 0)
+        rc = cnb_net_init_params(&s->net, seed);
     if (rc == 0)
         rc = cnb_net_bind(&s->net, backend, threads, mc->batch);
     if (rc)

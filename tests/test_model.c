@@ -11,21 +11,6 @@
 #include "net.h"
 #include "testutil.h"
 
-static int load_model(cnb_net *net, cnb_conf *conf, const char *file, const char *act,
-                      const char *pool)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, file);
-    cnb_vars vars = {0};
-    if (act)
-        cnb_vars_set(&vars, "act", act);
-    if (pool)
-        cnb_vars_set(&vars, "pool", pool);
-    int rc = cnb_net_load(net, conf, test_registry(), path, &vars);
-    cnb_vars_free(&vars);
-    return rc;
-}
-
 static const cnb_net_layer *layer(const cnb_net *net, const char *name)
 {
     for (int i = 0; i < net->n; i++)
@@ -56,7 +41,8 @@ static void test_lenet5_seed_numbers(void)
 {
     cnb_net net;
     cnb_conf conf;
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "lenet5.ini", NULL, NULL), 0);
     ASSERT_SHAPE(&net, "conv1", 6, 28, 28);
     ASSERT_SHAPE(&net, "pool1", 6, 14, 14);
     ASSERT_SHAPE(&net, "conv2", 16, 10, 10);
@@ -79,7 +65,8 @@ static void test_lenet5_seed_numbers(void)
     cnb_net_free(&net);
     cnb_conf_free(&conf);
 
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "lenet5.ini", "relu", "max"), 0);
     CU_ASSERT_STRING_EQUAL(layer(&net, "act1")->desc->hdr.name, "act.relu");
     CU_ASSERT_STRING_EQUAL(layer(&net, "pool2")->desc->hdr.name, "pool.max");
     CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->init, "he");
@@ -93,7 +80,8 @@ static void test_alexnet_seed_numbers(void)
 {
     cnb_net net;
     cnb_conf conf;
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "alexnet.ini", NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "alexnet.ini", NULL, NULL), 0);
     ASSERT_SHAPE(&net, "conv1", 96, 55, 55);
     ASSERT_SHAPE(&net, "pool1", 96, 27, 27);
     ASSERT_SHAPE(&net, "conv2", 256, 27, 27);
@@ -297,7 +285,8 @@ static void test_inside_taps_flops(void)
 {
     cnb_net net;
     cnb_conf conf;
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "lenet5.ini", "relu", "max"), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, 2), 0);
     int c1 = -1, c2 = -1;
     for (int i = 0; i < net.n; i++)
@@ -320,7 +309,8 @@ static void test_backend_chain(void)
         fprintf(stderr, "\n  (no 'direct' backend built: chain test skipped)\n");
         return;
     }
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "lenet5.ini", "relu", "max"), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "direct+naive", 1, 2), 0);
     CU_ASSERT_EQUAL(net.n_chain, 2); /* naive once, not twice */
     CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->ctx.ran_on, "direct");
@@ -330,7 +320,8 @@ static void test_backend_chain(void)
     cnb_net_free(&net);
     cnb_conf_free(&conf);
 
-    CU_ASSERT_EQUAL_FATAL(load_model(&net, &conf, "lenet5.ini", "relu", "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
+                                          "lenet5.ini", "relu", "max"), 0);
     cnb_error_quiet(1);
     CU_ASSERT_NOT_EQUAL(cnb_net_bind(&net, "direct+nosuch", 1, 2), 0);
     cnb_error_quiet(0);

@@ -281,7 +281,9 @@ static int step_run(cnb_net *net, cnb_conf *conf, const step_case *sc, const cha
                     const char *isa, int caller_only, float *loss)
 {
     const uint64_t seed = cnb_check_seed();
-    int rc = test_model_load(net, conf, test_registry(), sc->file, sc->act, sc->pool, seed);
+    int rc = test_model_load(net, conf, test_registry(), sc->file, sc->act, sc->pool);
+    if (rc == 0)
+        rc = cnb_net_init_params(net, seed);
     if (rc == 0) {
         env_saved handout, isa_env;
         env_put(&handout, "CNB_POOL_HANDOUT", caller_only ? "caller" : NULL);

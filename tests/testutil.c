@@ -93,7 +93,7 @@ void test_write_file(const char *path, const char *text)
 }
 
 int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg, const char *file,
-                    const char *act, const char *pool, uint64_t seed)
+                    const char *act, const char *pool)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/experiments/models/%s", CNB_SOURCE_ROOT, file);
@@ -106,7 +106,7 @@ int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg, const char 
     memset(conf, 0, sizeof *conf);
     int rc = cnb_net_load(net, conf, reg, path, &vars);
     cnb_vars_free(&vars);
-    return rc ? rc : cnb_net_init_params(net, seed);
+    return rc;
 }
 
 void test_fill_batch(cnb_net *net, int batch, uint64_t seed)

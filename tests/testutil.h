@@ -61,9 +61,9 @@ void test_free_registry(void);
 void test_write_file(const char *path, const char *text);
 
 /* experiments/models/FILE built from `reg` with the variables act and pool (NULL: the
- * model's own) into net/conf, its parameters initialised from `seed`. 0 on success. */
+ * model's own) into net/conf. 0 on success. */
 int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg,
-                    const char *file, const char *act, const char *pool, uint64_t seed);
+                    const char *file, const char *act, const char *pool);
 
 /* net's input batch (`batch` samples) drawn from `seed` (stream CNB_STREAM_DATA): N(0, 1)
  * inputs, labels uniform over its classes. */
