@@ -189,10 +189,24 @@ static int validate(const cnb_plugin_header *h, char *err, size_t errlen)
     return 0;
 }
 
-/* The sizes of the structs a plugin allocates, as its ABI minor defines them (see
- * kind_abi: one size per minor so far). */
-static size_t layer_size(unsigned minor) { return (void)minor, sizeof(cnb_layer); }
-static size_t kernel_size(unsigned minor) { return (void)minor, sizeof(cnb_kernel); }
+/* The refusal of a struct a plugin allocated (cnb_layer, cnb_kernel) whose struct_size
+ * `got` is not this host's `want` (every minor of ABI 2 has the same size so far). */
+static int size_refused(char *err, size_t errlen, const char *who, const char *file,
+                        const char *what, const char *init, const char *header,
+                        const cnb_plugin_header *h, unsigned got, size_t want)
+{
+    if (got == 0)
+        snprintf(err, errlen, "%s '%s'%s made a %s without its struct_size: fill it with "
+                 "%s() (cnnbench/%s) and rebuild the plugin", who, h->name, file, what, init,
+                 header);
+    else
+        snprintf(err, errlen, "%s '%s'%s made a %s of %u bytes, but %s ABI %u.%u defines %zu: "
+                 "it was built against other cnnbench headers; rebuild it against the "
+                 "installed ones", who, h->name, file, what, got,
+                 h->kind == CNB_PLUGIN_LAYER ? "layer" : "backend", h->abi_major, h->abi_minor,
+                 want);
+    return CNB_EABI;
+}
 
 /* " (from /path/x.so)" for a registered plugin, "" otherwise. */
 static const char *from_file(const cnb_registry *r, cnb_plugin_kind kind, const char *name,
@@ -207,9 +221,8 @@ int cnb_registry_check_layer(const cnb_registry *r, const cnb_layer_desc *desc,
                              const cnb_layer *layer, char *err, size_t errlen)
 {
     const cnb_plugin_header *h = &desc->hdr;
-    size_t want = layer_size(h->abi_minor);
     char file[PATH_MAX + 8];
-    if (!layer || layer->struct_size == want) {
+    if (!layer || layer->struct_size == sizeof(cnb_layer)) {
         if (!layer || (layer->n_params >= 0 && layer->n_params <= CNB_MAX_PARAMS))
             return 0;
         snprintf(err, errlen, "layer plugin '%s'%s declares %d learnable tensors; a cnb_layer "
@@ -219,23 +232,14 @@ int cnb_registry_check_layer(const cnb_registry *r, const cnb_layer_desc *desc,
         return CNB_EINVAL;
     }
     from_file(r, CNB_PLUGIN_LAYER, h->name, file, sizeof file);
-    if (layer->struct_size == 0)
-        snprintf(err, errlen, "layer plugin '%s'%s made a cnb_layer without its struct_size: "
-                 "fill it with CNB_LAYER_INIT() (cnnbench/layer.h) and rebuild the plugin",
-                 h->name, file);
-    else
-        snprintf(err, errlen, "layer plugin '%s'%s made a cnb_layer of %u bytes, but layer ABI "
-                 "%u.%u defines %zu: it was built against other cnnbench headers; rebuild it "
-                 "against the installed ones", h->name, file, layer->struct_size,
-                 h->abi_major, h->abi_minor, want);
-    return CNB_EABI;
+    return size_refused(err, errlen, "layer plugin", file, "cnb_layer", "CNB_LAYER_INIT",
+                        "layer.h", h, layer->struct_size, sizeof(cnb_layer));
 }
 
 int cnb_registry_check_kernel(const cnb_registry *r, const cnb_backend_desc *be,
                               const cnb_kernel *kernel, char *err, size_t errlen)
 {
     const cnb_plugin_header *h = &be->hdr;
-    size_t want = kernel_size(h->abi_minor);
     char file[PATH_MAX + 8];
     from_file(r, CNB_PLUGIN_BACKEND, h->name, file, sizeof file);
     if (!kernel) {
@@ -243,18 +247,10 @@ int cnb_registry_check_kernel(const cnb_registry *r, const cnb_backend_desc *be,
                  h->name, file);
         return CNB_EINVAL;
     }
-    if (kernel->struct_size == want)
+    if (kernel->struct_size == sizeof(cnb_kernel))
         return 0;
-    if (kernel->struct_size == 0)
-        snprintf(err, errlen, "backend '%s'%s made a kernel without its struct_size: fill it "
-                 "with CNB_KERNEL_INIT() (cnnbench/backend.h) and rebuild the plugin", h->name,
-                 file);
-    else
-        snprintf(err, errlen, "backend '%s'%s made a kernel of %u bytes, but backend ABI %u.%u "
-                 "defines %zu: it was built against other cnnbench headers; rebuild it against "
-                 "the installed ones", h->name, file, kernel->struct_size, h->abi_major,
-                 h->abi_minor, want);
-    return CNB_EABI;
+    return size_refused(err, errlen, "backend", file, "kernel", "CNB_KERNEL_INIT", "backend.h",
+                        h, kernel->struct_size, sizeof(cnb_kernel));
 }
 
 static int already_loaded(const cnb_registry *r, const char *real)
