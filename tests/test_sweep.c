@@ -527,23 +527,25 @@ static void test_statistics_known_answers(void)
     CU_ASSERT(isnan(c.p) && isnan(c.lo));
 }
 
-/* A report made from a hand-written sweep folder: its tables hold the known numbers and
- * gnuplot renders every script. */
-static void test_report_from_known_cells(void)
+/* A sweep folder written by hand: variant a (cells a1, a2) is the baseline, variant b has
+ * two finished cells (b1, b2) and a failed one; known accuracies. Returns the folder. */
+static const char *known_sweep(const char *a, const char *b)
 {
     const char *dir = test_tmpdir();
-    char p[2048];
+    char p[2048], text[2048];
     snprintf(p, sizeof p, "%s/sweep.ini", dir);
-    test_write_file(p, "[sweep]\nname = known\nbaseline = v=a\nexperiment = x.ini\n");
+    snprintf(text, sizeof text, "[sweep]\nname = known\nbaseline = %s\nexperiment = x.ini\n", a);
+    test_write_file(p, text);
     snprintf(p, sizeof p, "%s/manifest.csv", dir);
-    test_write_file(p, "cell,variant,seed,backend,threads,status,fingerprint,message\n"
-                  "a1,\"v=a\",1,naive,1,done,0,\"\"\na2,\"v=a\",2,naive,1,done,0,\"\"\n"
-                  "b1,\"v=b\",1,naive,1,done,0,\"\"\nb2,\"v=b\",2,naive,1,done,0,\"\"\n"
-                  "b3,\"v=b\",3,naive,1,failed,0,\"crashed\"\n");
+    snprintf(text, sizeof text, "cell,variant,seed,backend,threads,status,fingerprint,message\n"
+             "a1,\"%s\",1,naive,1,done,0,\"\"\na2,\"%s\",2,naive,1,done,0,\"\"\n"
+             "b1,\"%s\",1,naive,1,done,0,\"\"\nb2,\"%s\",2,naive,1,done,0,\"\"\n"
+             "b3,\"%s\",3,naive,1,failed,0,\"crashed\"\n", a, a, b, b, b);
+    test_write_file(p, text);
     const char *ids[] = {"a1", "a2", "b1", "b2"};
     const double acc[] = {0.80, 0.82, 0.90, 0.91};
     for (int i = 0; i < 4; i++) {
-        char d[1024], text[1024];
+        char d[1024];
         if (snprintf(d, sizeof d, "%s/%s", dir, ids[i]) >= (int)sizeof d - 16)
             CU_FAIL_FATAL("path too long");
         mkdir(d, 0777);
@@ -559,6 +561,15 @@ static void test_report_from_known_cells(void)
                  "%.2f,0.5,%.2f,0.01,3,1,1000\n", acc[i] + 0.01, acc[i]);
         test_write_file(p, text);
     }
+    return dir;
+}
+
+/* A report made from a hand-written sweep folder: its tables hold the known numbers and
+ * gnuplot renders every script. */
+static void test_report_from_known_cells(void)
+{
+    const char *dir = known_sweep("v=a", "v=b");
+    char p[2048];
     CU_ASSERT_EQUAL_FATAL(cnb_report_write(dir), 0);
     char text[16384] = "";
     snprintf(p, sizeof p, "%s/report.md", dir);
@@ -593,6 +604,33 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "broken.gp"));
     CHECK_MSG(cnb_last_error(), "gnuplot failed (exit status 1): line 0: warning: Cannot find "
                                 "or open file \"no-such-file.dat\"; line 0: No data in plot");
+}
+
+/* The plots label each variant without the axes that follow from the others (lr tied to
+ * act), and the report says which were left out; the tables keep the full names. */
+static void test_report_plot_labels(void)
+{
+    const char *dir = known_sweep("act=sigmoid lr=0.1 pool=max", "act=relu lr=0.02 pool=max");
+    CU_ASSERT_EQUAL_FATAL(cnb_report_write(dir), 0);
+    char p[2048], text[16384];
+    static const char *const files[] = {"learning-curves.gp", "accuracy.gp", "report.md"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        FILE *f = fopen(p, "r");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        text[fread(text, 1, sizeof text - 1, f)] = '\0';
+        fclose(f);
+        if (i == 0) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "title 'act=sigmoid (baseline)'"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "title 'act=relu'"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "title 'train (dashed)'"));
+        } else if (i == 1) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"act=sigmoid (baseline)\" 0, \"act=relu\" 1"));
+        } else {
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "labels leave out pool, lr: its values"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "| act=relu lr=0.02 pool=max | +0.0950 |"));
+        }
+    }
 }
 
 /* `cnnbench run exp` exits 2 with both messages on stderr and makes no `results` folder
@@ -923,6 +961,7 @@ void suite_sweep(void)
         {"grid errors and profiles", test_grid_errors_and_profiles},
         {"statistics on known answers", test_statistics_known_answers},
         {"report from known cells renders", test_report_from_known_cells},
+        {"report's plot labels leave out tied axes", test_report_plot_labels},
         {"sweep runs, resumes and reports", test_sweep_resume_and_report},
         {"an invalid cell is refused before any runs", test_invalid_cell_refused_up_front},
         {"bad backend, chain, data folder: exit 2, said once", test_bad_input_exits_2_once},

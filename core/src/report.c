@@ -343,8 +343,60 @@ int cnb_plot_finish(cnb_atomic *a, const char *dir, const char *name)
     return cnb_atomic_commit(a) ? CNB_EIO : cnb_gnuplot(dir, file);
 }
 
-static int plot_curves(const char *dir, const char *name, const variant *v, int nv,
-                       const cell_result *cells)
+/* A plot's label for a variant: its name (at most 255 characters), then a space. */
+typedef char plot_label[260];
+
+static int count_terms(const char *name)
+{
+    int n = 0;
+    for (const char *p = name; *p; p++)
+        n += (p == name || p[-1] == ' ') && *p != ' ';
+    return n;
+}
+
+/* Plot labels: the variant names without the axes whose values follow from the others
+ * (train.lr tied to act by `only`, say), dropped last to first while the labels stay
+ * distinct. `dropped` lists them, for the report to say so. */
+static int plot_labels(const variant *v, int nv, plot_label *label, char *dropped, size_t dlen)
+{
+    plot_label *trial = malloc((size_t)nv * sizeof *trial);
+    if (!trial)
+        return CNB_ENOMEM;
+    for (int i = 0; i < nv; i++)
+        snprintf(label[i], sizeof label[i], "%s ", v[i].name);
+    dropped[0] = '\0';
+    int terms = count_terms(v[0].name); /* one per axis, in the grid's order */
+    for (int i = 1; i < nv; i++)
+        terms = count_terms(v[i].name) == terms ? terms : 0; /* not a grid's names */
+    for (int t = terms - 1; t >= 0 && nv > 1; t--) {
+        char key[128] = "";
+        for (int i = 0; i < nv; i++) { /* label i without its term t */
+            const char *p = label[i];
+            for (int k = 0; k < t; k++)
+                p = strchr(p, ' ') + 1;
+            const char *next = strchr(p, ' ') + 1;
+            if (i == 0)
+                snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
+            snprintf(trial[i], sizeof trial[i], "%.*s%s", (int)(p - label[i]), label[i], next);
+        }
+        int distinct = 1;
+        for (int i = 0; i < nv && distinct; i++)
+            for (int j = 0; j < i && distinct; j++)
+                distinct = strcmp(trial[i], trial[j]) != 0;
+        if (!distinct)
+            continue;
+        memcpy(label, trial, (size_t)nv * sizeof *trial);
+        snprintf(dropped + strlen(dropped), dlen - strlen(dropped), "%s%s",
+                 dropped[0] ? ", " : "", key);
+    }
+    for (int i = 0; i < nv; i++)
+        label[i][strlen(label[i]) - 1] = '\0';
+    free(trial);
+    return 0;
+}
+
+static int plot_curves(const char *dir, const char *name, const variant *v, int nv, int base,
+                       const cell_result *cells, const plot_label *label)
 {
     cnb_atomic a;
     int epochs = 0;
@@ -374,58 +426,84 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
         fprintf(a.f, "\n\n");
     }
     char title[512];
-    snprintf(title, sizeof title, "%s: test (solid) and train (dashed) accuracy, mean and "
-             "+/- sd band over seeds", name);
+    snprintf(title, sizeof title, "%s: accuracy per epoch, mean over seeds (band: +/- sd)",
+             name);
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, "learning-curves", title, "accuracy"))
         return CNB_EIO;
-    fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key bottom right noenhanced\n"
-                 "set style fill transparent solid 0.15 noborder\nset xrange [1:%d]\n",
-            epochs > 1 ? epochs : 2);
-    fprintf(a.f, "plot \\\n");
-    for (int i = 0; i < nv; i++)
+    fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key below noenhanced height 1\n"
+                 "set style fill transparent solid 0.15 noborder\n"
+                 "set xrange [1:%d]\n", epochs > 1 ? epochs : 2);
+    /* the key's first two entries say what solid and dashed mean; the baseline is drawn
+     * thicker and named so */
+    fprintf(a.f, "plot NaN with lines lc 'black' title 'test (solid)', \\\n"
+                 "  NaN with lines dt 2 lc 'black' title 'train (dashed)', \\\n");
+    for (int i = 0; i < nv; i++) {
+        double lw = i == base ? 2.5 : 1.0;
         fprintf(a.f, "  'learning-curves.dat' index %d using 1:3:4 with filledcurves lc %d "
-                     "notitle, \\\n  '' index %d using 1:2 with linespoints pt 7 ps 0.6 lc %d "
-                     "title '%s', \\\n  '' index %d using 1:5 with lines dt 2 lc %d notitle%s\n",
-                i, i + 1, i, i + 1, v[i].name, i, i + 1, i + 1 < nv ? ", \\" : "");
+                     "notitle, \\\n  '' index %d using 1:2 with linespoints lw %g pt 7 ps 0.6 "
+                     "lc %d title '%s%s', \\\n  '' index %d using 1:5 with lines dt 2 lw %g "
+                     "lc %d notitle%s\n",
+                i, i + 1, i, lw, i + 1, label[i], i == base ? " (baseline)" : "", i, lw, i + 1,
+                i + 1 < nv ? ", \\" : "");
+    }
     return cnb_plot_finish(&a, dir, "learning-curves");
 }
 
-static int plot_bars(const char *dir, const char *file, const char *title, const char *ylabel,
-                     const variant *v, int nv, metric m)
+/* One metric per variant: its 95% interval as an error bar around the mean, each seed's
+ * value as a small open circle beside it, and the baseline's mean as a dashed line across.
+ * Points, not bars: a bar's length reads as a quantity, so a bar chart needs its axis from
+ * zero, which would flatten the differences that matter here. `lo`, `hi`: the
+ * metric's possible range (the y axis never leaves it). */
+static int plot_points(const char *dir, const char *file, const char *title,
+                       const char *ylabel, const variant *v, int nv, int base, metric m,
+                       const cell_result *cells, const plot_label *label, double lo,
+                       double hi)
 {
     cnb_atomic a;
     char dat[64];
     snprintf(dat, sizeof dat, "%s.dat", file);
     if (open_in(&a, dir, dat))
         return CNB_EIO;
-    fprintf(a.f, "# index variant mean ci_lo ci_hi sd n (95%% interval: Student t over seeds)\n");
+    fprintf(a.f, "# index 0: index variant mean ci_lo ci_hi sd n (95%% interval: Student t "
+                 "over seeds)\n");
+    double ymin = INFINITY, ymax = -INFINITY;
     for (int i = 0; i < nv; i++) {
         const cnb_summary *s = &v[i].m[m];
-        fprintf(a.f, "%d \"%s\" %.6f %.6f %.6f %.6f %d\n", i, v[i].name, s->mean,
-                isnan(s->lo) ? s->mean : s->lo, isnan(s->hi) ? s->mean : s->hi, s->sd, s->n);
+        double l = isnan(s->lo) ? s->mean : s->lo, h = isnan(s->hi) ? s->mean : s->hi;
+        fprintf(a.f, "%d \"%s\" %.6f %.6f %.6f %.6f %d\n", i, label[i], s->mean, l, h, s->sd,
+                s->n);
+        ymin = fmin(ymin, l), ymax = fmax(ymax, h);
     }
+    fprintf(a.f, "\n\n# index 1: index value (one line per seed)\n");
+    for (int i = 0; i < nv; i++)
+        for (int k = 0; k < v[i].n; k++) {
+            double x = metric_of(&cells[v[i].cells[k]], m);
+            fprintf(a.f, "%d %.6f\n", i, x);
+            ymin = fmin(ymin, x), ymax = fmax(ymax, x);
+        }
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, file, title, ylabel))
         return CNB_EIO;
-    /* the y range from the data (intervals included), so equal bars still get an axis */
-    double lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < nv; i++) {
-        const cnb_summary *sm = &v[i].m[m];
-        lo = fmin(lo, isnan(sm->lo) ? sm->mean : sm->lo);
-        hi = fmax(hi, isnan(sm->hi) ? sm->mean : sm->hi);
-    }
-    double pad = fmax(0.1 * (hi - lo), fmax(0.01 * fabs(hi), 1e-3));
-    fprintf(a.f, "set style fill solid 0.6 border -1\nset boxwidth 0.6\nset xtics noenhanced "
-                 "rotate by -20\nset key top left noenhanced\nset xrange [-0.7:%d.7]\n"
-                 "set yrange [%g:%g]\n",
-            nv - 1, lo - pad, hi + 2 * pad);
-    fprintf(a.f, "plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa' title 'mean over "
-                 "seeds', \\\n  '' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 7 ps 0.5 "
-                 "title '95%% interval'\n", dat);
+    double pad = fmax(0.08 * (ymax - ymin), 1e-3);
+    fprintf(a.f, "set xtics noenhanced rotate by -20\nset key top left noenhanced\n"
+                 "set xrange [-0.6:%d.6]\nset yrange [%g:%g]\n", nv - 1,
+            fmax(lo, ymin - pad), fmin(hi, ymax + 2 * pad));
+    fprintf(a.f, "set xtics (");
+    for (int i = 0; i < nv; i++)
+        fprintf(a.f, "%s\"%s%s\" %d", i ? ", " : "", label[i], i == base ? " (baseline)" : "",
+                i);
+    fprintf(a.f, ")\n");
+    fprintf(a.f, "plot %.6f with lines dt 2 lc 'gray40' title 'baseline mean', \\\n"
+                 "  '%s' index 1 using ($1 - 0.15):2 with points pt 6 ps 0.8 lc 'gray50' "
+                 "title 'one seed', \\\n"
+                 "  '' index 0 using 1:3:4:5 with yerrorbars lc rgb '#4477aa' lw 2 pt 7 "
+                 "ps 1.2 title 'mean, 95%% interval'\n",
+            v[base].m[m].mean, dat);
     return cnb_plot_finish(&a, dir, file);
 }
 
 static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
-                        int nv, int base, const cell_result *cells, int n_cells)
+                        int nv, int base, const cell_result *cells, int n_cells,
+                        const char *dropped)
 {
     cnb_atomic md, vc, cc, cmp;
     if (open_in(&md, dir, "report.md"))
@@ -498,6 +576,9 @@ static int write_tables(const char *dir, const char *name, const char *info, con
                   "unpaired over seeds.\n\n");
     fprintf(md.f, "## Plots\n\n![learning curves](learning-curves.png)\n\n"
                   "![final test accuracy](accuracy.png)\n\n![train-test gap](gap.png)\n\n");
+    if (dropped[0])
+        fprintf(md.f, "The plots' labels leave out %s: its values follow from the other axes "
+                      "(the tables give each variant's full name).\n\n", dropped);
     fprintf(md.f, "Each plot has its data (.dat) and gnuplot script (.gp) beside it; `gnuplot "
                   "X.gp` in this folder redraws X.png and X.svg, `cnnbench plot %s` redraws "
                   "all.\n\n", dir);
@@ -603,6 +684,10 @@ int cnb_report_write(const char *dir)
     if (rc == 0 && n == 0)
         rc = cnb_error("%s: no finished cell to report on yet", dir);
     int base = 0;
+    char dropped[512];
+    plot_label *label = rc == 0 ? malloc((size_t)nv * sizeof *label) : NULL;
+    if (rc == 0 && !label)
+        rc = CNB_ENOMEM;
     for (int i = 0; rc == 0 && i < nv; i++) {
         for (int m = 0; m < M_COUNT; m++) {
             double x[256];
@@ -626,16 +711,19 @@ int cnb_report_write(const char *dir)
                                   "settings would diverge again):"
                                 : "",
                  (int)(sizeof about / 2), n_unfinished ? unfinished : "");
-        rc = write_tables(dir, name, about, v, nv, base, cells, n);
+        rc = plot_labels(v, nv, label, dropped, sizeof dropped);
     }
     if (rc == 0)
-        rc = plot_curves(dir, name, v, nv, cells);
+        rc = write_tables(dir, name, about, v, nv, base, cells, n, dropped);
     if (rc == 0)
-        rc = plot_bars(dir, "accuracy", "final test accuracy (mean over seeds, 95% interval)",
-                       "test accuracy", v, nv, M_TEST);
+        rc = plot_curves(dir, name, v, nv, base, cells, label);
     if (rc == 0)
-        rc = plot_bars(dir, "gap", "train - test accuracy gap (mean over seeds, 95% interval)",
-                       "train accuracy - test accuracy", v, nv, M_GAP);
+        rc = plot_points(dir, "accuracy", "final test accuracy per variant", "test accuracy",
+                         v, nv, base, M_TEST, cells, label, 0.0, 1.0);
+    if (rc == 0)
+        rc = plot_points(dir, "gap", "train - test accuracy gap per variant",
+                         "train accuracy - test accuracy", v, nv, base, M_GAP, cells, label,
+                         -1.0, 1.0);
     if (rc == 0)
         printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, "
                "learning-curves/accuracy/gap .png .svg)\n", dir);
@@ -643,6 +731,7 @@ int cnb_report_write(const char *dir)
         free(cells[i].curve_test), free(cells[i].curve_train);
     free(cells);
     free(v);
+    free(label);
     free(unfinished);
     cnb_conf_free(&info);
     return rc;
