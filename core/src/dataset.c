@@ -175,6 +175,98 @@ static size_t idx_room(gzFile f, const char *path, size_t header)
     return size > header ? size - header : 0;
 }
 
+/* The image file's header: n images of h x w, each at least 1 and within an int. */
+static int idx_image_header(gzFile f, const char *path, uint32_t dims[3], char *err,
+                            size_t errlen)
+{
+    int rc = idx_header(f, path, IDX_MAGIC_IMAGES, "image", IDX_MAGIC_LABELS, dims, 3, err,
+                        errlen);
+    if (rc == 0 && (dims[0] == 0 || dims[1] == 0 || dims[2] == 0))
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
+                      "%s: header declares %u images of %u x %u; every dimension must be at "
+                      "least 1 (" HINT_DAMAGED ")",
+                      path, (unsigned)dims[0], (unsigned)dims[1], (unsigned)dims[2]);
+    else if (rc == 0 && (dims[0] > INT_MAX || (uint64_t)dims[1] * dims[2] > INT_MAX))
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
+                      "%s: header declares %u images of %u x %u, more than cnnbench can hold "
+                      "(counts and image sizes up to %d); " HINT_DAMAGED,
+                      path, (unsigned)dims[0], (unsigned)dims[1], (unsigned)dims[2], INT_MAX);
+    return rc;
+}
+
+/* The label file's header, whose count must be the image file's. */
+static int idx_label_header(gzFile f, const char *path, uint32_t images,
+                            const char *images_path, char *err, size_t errlen)
+{
+    uint32_t dims[1] = {0};
+    int rc = idx_header(f, path, IDX_MAGIC_LABELS, "label", IDX_MAGIC_IMAGES, dims, 1, err,
+                        errlen);
+    if (rc == 0 && dims[0] != images)
+        rc = cnb_fail(CNB_EINVAL, err, errlen,
+                      "%s has %u images but %s has %u labels; give the image and label files "
+                      "of the same split",
+                      images_path, (unsigned)images, path, (unsigned)dims[0]);
+    return rc;
+}
+
+/* Can n images of hw pixels be held, and can the file hold them? */
+static int idx_fits(gzFile f, const char *path, size_t n, size_t hw, char *err, size_t errlen)
+{
+    if (n > SIZE_MAX / sizeof(float) / hw)
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: %zu images of %zu pixels do not fit in "
+                        "memory; load fewer with a limit", path, n, hw);
+    size_t room = idx_room(f, path, 16);
+    if (n * hw <= room)
+        return 0;
+    if (gzdirect(f))
+        return cnb_fail(CNB_EINVAL, err, errlen,
+                        "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
+                        "(%zu images of %zu), got %zu; " HINT_DAMAGED,
+                        path, n * hw, n, hw, room);
+    return cnb_fail(CNB_EINVAL, err, errlen,
+                    "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
+                    "(%zu images of %zu), more than a gzip file of this size can hold (%zu); "
+                    HINT_DAMAGED, path, n * hw, n, hw, room);
+}
+
+/* Where the bytes of an IDX body go: pixels as byte / 255.0f or nowhere, labels as int32
+ * with their largest value kept. */
+typedef struct idx_sink {
+    float *pixels;
+    int32_t *labels;
+    int max_label;
+} idx_sink;
+
+static void idx_take(idx_sink *s, size_t at, const unsigned char *b, size_t n)
+{
+    for (size_t k = 0; s->pixels && k < n; k++)
+        s->pixels[at + k] = (float)b[k] / 255.0f;
+    for (size_t k = 0; s->labels && k < n; k++) {
+        s->labels[at + k] = b[k];
+        s->max_label = b[k] > s->max_label ? b[k] : s->max_label;
+    }
+}
+
+/* Reads `need` bytes of a body into `sink`, READ_CHUNK at a time through `chunk`; then,
+ * when the whole file was wanted, checks that nothing follows. `what` completes the
+ * truncation message ("pixels after the 16-byte header (...)"). */
+static int idx_body(gzFile f, const char *path, size_t need, int whole, const char *what,
+                    unsigned char *chunk, idx_sink *sink, char *err, size_t errlen)
+{
+    for (size_t done = 0; done < need;) {
+        size_t want = need - done < READ_CHUNK ? need - done : READ_CHUNK, got;
+        int rc = idx_read(f, path, chunk, want, &got, err, errlen);
+        if (rc)
+            return rc;
+        idx_take(sink, done, chunk, got);
+        done += got;
+        if (got < want)
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: truncated: expected %zu bytes of %s, "
+                            "got %zu; " HINT_DAMAGED, path, need, what, done);
+    }
+    return whole ? idx_expect_end(f, path, err, errlen) : 0;
+}
+
 /* cnb_idx_load, or with keep_pixels 0 cnb_idx_check: every byte read and checked, the
  * pixels not kept. The labels are allocated only after the pixels are all there, so a
  * header that lies about its count costs a read, not a huge allocation. */
@@ -182,142 +274,46 @@ static int idx_load(cnb_dataset *out, const char *images_path, const char *label
                     size_t limit, int keep_pixels, char *err, size_t errlen)
 {
     gzFile fi = NULL, fl = NULL;
-    unsigned char *bytes = NULL;
-    uint32_t idims[3] = {0, 0, 0}, ldims[1] = {0};
-    size_t got;
-    int rc;
-
+    unsigned char *chunk = NULL;
+    uint32_t dims[3] = {0, 0, 0};
     memset(out, 0, sizeof *out);
     if (err && errlen)
         err[0] = '\0';
-
-    if ((rc = idx_open(&fi, images_path, HINT_DATA, err, errlen)))
-        goto done;
-    if ((rc = idx_header(fi, images_path, IDX_MAGIC_IMAGES, "image", IDX_MAGIC_LABELS, idims,
-                         3, err, errlen)))
-        goto done;
-    if (idims[0] == 0 || idims[1] == 0 || idims[2] == 0) {
-        rc = cnb_fail(CNB_EINVAL, err, errlen,
-                  "%s: header declares %u images of %u x %u; every dimension must be at "
-                  "least 1 (" HINT_DAMAGED ")",
-                  images_path, (unsigned)idims[0], (unsigned)idims[1], (unsigned)idims[2]);
-        goto done;
+    int rc = idx_open(&fi, images_path, HINT_DATA, err, errlen);
+    if (rc == 0)
+        rc = idx_image_header(fi, images_path, dims, err, errlen);
+    if (rc == 0)
+        rc = idx_open(&fl, labels_path, HINT_DATA, err, errlen);
+    if (rc == 0)
+        rc = idx_label_header(fl, labels_path, dims[0], images_path, err, errlen);
+    size_t total = dims[0], n = limit && limit < total ? limit : total;
+    size_t hw = (size_t)dims[1] * dims[2];
+    if (rc == 0)
+        rc = idx_fits(fi, images_path, n, hw, err, errlen);
+    if (rc == 0) {
+        out->images = keep_pixels ? malloc(n * hw * sizeof(float)) : NULL;
+        chunk = malloc(READ_CHUNK); /* a chunk of pixels, later of labels */
+        if ((keep_pixels && !out->images) || !chunk)
+            rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu images "
+                          "of %zu pixels; load fewer with a limit",
+                          images_path, (n * hw * sizeof(float) >> 20) + 1, n, hw);
     }
-    if (idims[0] > INT_MAX || (uint64_t)idims[1] * idims[2] > INT_MAX) {
-        rc = cnb_fail(CNB_EINVAL, err, errlen,
-                  "%s: header declares %u images of %u x %u, more than cnnbench can hold "
-                  "(counts and image sizes up to %d); " HINT_DAMAGED,
-                  images_path, (unsigned)idims[0], (unsigned)idims[1], (unsigned)idims[2],
-                  INT_MAX);
-        goto done;
-    }
-
-    if ((rc = idx_open(&fl, labels_path, HINT_DATA, err, errlen)))
-        goto done;
-    if ((rc = idx_header(fl, labels_path, IDX_MAGIC_LABELS, "label", IDX_MAGIC_IMAGES, ldims,
-                         1, err, errlen)))
-        goto done;
-    if (ldims[0] != idims[0]) {
-        rc = cnb_fail(CNB_EINVAL, err, errlen,
-                  "%s has %u images but %s has %u labels; give the image and label files "
-                  "of the same split",
-                  images_path, (unsigned)idims[0], labels_path, (unsigned)ldims[0]);
-        goto done;
-    }
-
-    size_t total = idims[0];
-    size_t n = limit && limit < total ? limit : total;
-    size_t hw = (size_t)idims[1] * idims[2];
-    if (n > SIZE_MAX / sizeof(float) / hw) {
-        rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: %zu images of %zu pixels do not fit in "
-                  "memory; load fewer with a limit", images_path, n, hw);
-        goto done;
-    }
-    size_t room = idx_room(fi, images_path, 16);
-    if (n * hw > room) {
-        if (gzdirect(fi))
-            rc = cnb_fail(CNB_EINVAL, err, errlen,
-                      "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
-                      "(%zu images of %zu), got %zu; " HINT_DAMAGED,
-                      images_path, n * hw, n, hw, room);
-        else
-            rc = cnb_fail(CNB_EINVAL, err, errlen,
-                      "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
-                      "(%zu images of %zu), more than a gzip file of this size can hold "
-                      "(%zu); " HINT_DAMAGED,
-                      images_path, n * hw, n, hw, room);
-        goto done;
-    }
-    out->images = keep_pixels ? malloc(n * hw * sizeof(float)) : NULL;
-    bytes = malloc(READ_CHUNK); /* a chunk of pixels, later of labels */
-    if ((keep_pixels && !out->images) || !bytes) {
-        rc = cnb_fail(CNB_ENOMEM, err, errlen,
-                  "%s: cannot allocate %zu MB for %zu images of %zu pixels; load fewer "
-                  "with a limit",
-                  images_path, (n * hw * sizeof(float) >> 20) + 1, n, hw);
-        goto done;
-    }
-
-    /* Pixels: bytes -> [0, 1] through a table, so each value is exactly byte / 255.0f. */
-    float scale[256];
-    for (int v = 0; v < 256; v++)
-        scale[v] = (float)v / 255.0f;
-    size_t need = n * hw;
-    for (size_t done_px = 0; done_px < need;) {
-        size_t want = need - done_px < READ_CHUNK ? need - done_px : READ_CHUNK;
-        if ((rc = idx_read(fi, images_path, bytes, want, &got, err, errlen)))
-            goto done;
-        for (size_t k = 0; out->images && k < got; k++)
-            out->images[done_px + k] = scale[bytes[k]];
-        done_px += got;
-        if (got < want) {
-            rc = cnb_fail(CNB_EINVAL, err, errlen,
-                      "%s: truncated: expected %zu bytes of pixels after the 16-byte header "
-                      "(%zu images of %zu), got %zu; " HINT_DAMAGED,
-                      images_path, need, n, hw, done_px);
-            goto done;
-        }
-    }
-    if (n == total && (rc = idx_expect_end(fi, images_path, err, errlen)))
-        goto done;
-
-    /* Labels. */
-    out->labels = malloc(n * sizeof(int32_t));
-    if (!out->labels) {
+    char what[128];
+    snprintf(what, sizeof what, "pixels after the 16-byte header (%zu images of %zu)", n, hw);
+    idx_sink pixels = {.pixels = out->images}, labels = {0};
+    if (rc == 0)
+        rc = idx_body(fi, images_path, n * hw, n == total, what, chunk, &pixels, err, errlen);
+    if (rc == 0 && !(out->labels = labels.labels = malloc(n * sizeof(int32_t))))
         rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu labels",
-                  labels_path, (n * sizeof(int32_t) >> 20) + 1, n);
-        goto done;
-    }
-    int maxlabel = 0;
-    for (size_t done_l = 0; done_l < n;) {
-        size_t want = n - done_l < READ_CHUNK ? n - done_l : READ_CHUNK;
-        if ((rc = idx_read(fl, labels_path, bytes, want, &got, err, errlen)))
-            goto done;
-        for (size_t k = 0; k < got; k++) {
-            out->labels[done_l + k] = bytes[k];
-            maxlabel = bytes[k] > maxlabel ? bytes[k] : maxlabel;
-        }
-        done_l += got;
-        if (got < want) {
-            rc = cnb_fail(CNB_EINVAL, err, errlen,
-                      "%s: truncated: expected %zu bytes of labels after the 8-byte header, "
-                      "got %zu; " HINT_DAMAGED,
-                      labels_path, n, done_l);
-            goto done;
-        }
-    }
-    if (n == total && (rc = idx_expect_end(fl, labels_path, err, errlen)))
-        goto done;
-
-    out->n = (int)n;
-    out->c = 1;
-    out->h = (int)idims[1];
-    out->w = (int)idims[2];
-    out->classes = maxlabel + 1;
-    rc = 0;
-
-done:
-    free(bytes);
+                      labels_path, (n * sizeof(int32_t) >> 20) + 1, n);
+    if (rc == 0)
+        rc = idx_body(fl, labels_path, n, n == total, "labels after the 8-byte header", chunk,
+                      &labels, err, errlen);
+    if (rc == 0)
+        *out = (cnb_dataset){.images = out->images, .labels = out->labels, .n = (int)n, .c = 1,
+                             .h = (int)dims[1], .w = (int)dims[2],
+                             .classes = labels.max_label + 1};
+    free(chunk);
     if (fi)
         gzclose(fi);
     if (fl)
