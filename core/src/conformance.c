@@ -367,14 +367,9 @@ void cnb_conform_ref_free(cnb_conform_ref *r)
     memset(r, 0, sizeof *r);
 }
 
-int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *naive,
-                         void *naive_state)
+/* Every output's dimensions, layout and length, from the case's op. */
+static void ref_shapes(cnb_conform_ref *r)
 {
-    const cnb_conform_case *cs = &cnb_conform_cases[row];
-    memset(r, 0, sizeof *r);
-    r->cs = cs;
-    r->row = row;
-    r->d = cnb_conform_case_desc(cs);
     const cnb_op_desc *d = &r->d;
     const int N = d->batch, K = d->dst.c;
     r->n_src = (size_t)N * cnb_shape_size(d->src);
@@ -393,7 +388,7 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
         set_dims(r->dims[CNB_OUT_DW], K, d->src.c, d->src.h, d->src.w);
         r->layout[CNB_OUT_DW] = "(k,c,h,w)";
     }
-    if (has_weights(d->op) && !(cs->flags & CNB_CASE_NO_BIAS)) {
+    if (has_weights(d->op) && !(r->cs->flags & CNB_CASE_NO_BIAS)) {
         r->n_b = K;
         set_dims(r->dims[CNB_OUT_DB], K, 1, 1, 1);
         r->layout[CNB_OUT_DB] = "(k)";
@@ -407,12 +402,17 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
     r->len[CNB_OUT_LOSS] = d->op == CNB_OP_SOFTMAX_XENT;
     r->len[CNB_OUT_DW] = r->len[CNB_OUT_DW_NOSRC] = r->n_w;
     r->len[CNB_OUT_DB] = r->len[CNB_OUT_DB_NOSRC] = r->n_b;
+}
 
+/* The inputs (filled and hashed) and the reference outputs' buffers. */
+static void ref_buffers(cnb_conform_ref *r)
+{
+    const cnb_op_desc *d = &r->d;
     r->src = cnb_gbuf_new(r->n_src, SENTINEL_IN_BITS);
     r->dd = cnb_gbuf_new(r->n_dst, SENTINEL_IN_BITS);
     r->w = r->n_w ? cnb_gbuf_new(r->n_w, SENTINEL_IN_BITS) : NULL;
     r->b = r->n_b ? cnb_gbuf_new(r->n_b, SENTINEL_IN_BITS) : NULL;
-    if (d->op == CNB_OP_SOFTMAX_XENT && !(r->labels = calloc((size_t)N, sizeof(int32_t)))) {
+    if (d->op == CNB_OP_SOFTMAX_XENT && !(r->labels = calloc((size_t)d->batch, sizeof(int32_t)))) {
         fprintf(stderr, "conformance: out of memory\n");
         exit(2);
     }
@@ -424,15 +424,20 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
         r->len[CNB_OUT_DW_NOSRC] = r->len[CNB_OUT_DB_NOSRC] = 0; /* only ops with weights */
     r->want[CNB_OUT_DW_NOSRC] = r->len[CNB_OUT_DW_NOSRC] ? r->want[CNB_OUT_DW] : NULL;
     r->want[CNB_OUT_DB_NOSRC] = r->len[CNB_OUT_DB_NOSRC] ? r->want[CNB_OUT_DB] : NULL;
-    set_tolerances(r);
+}
 
+/* The reference outputs: naive's forward and backward, which must succeed, leave the
+ * inputs as they were and write finite values inside their buffers only. Each output's
+ * rms scales its tolerance. */
+static int ref_run_naive(cnb_conform_ref *r, const cnb_backend_desc *naive, void *naive_state)
+{
     char shape[128];
-    cnb_conform_shape_str(shape, sizeof shape, d);
+    cnb_conform_shape_str(shape, sizeof shape, &r->d);
     cnb_kernel *k = NULL;
-    int rc = naive->kernel_create(naive_state, d, &k);
+    int rc = naive->kernel_create(naive_state, &r->d, &k);
     if (rc != CNB_OK || !k) {
-        fprintf(stderr, "conformance: naive refuses case %s (%s), batch %d: %d\n", cs->name,
-                shape, N, rc);
+        fprintf(stderr, "conformance: naive refuses case %s (%s), batch %d: %d\n", r->cs->name,
+                shape, r->d.batch, rc);
         return -1;
     }
     cnb_args fa = {.src = r->src, .dst = r->want[CNB_OUT_DST], .weights = r->w, .bias = r->b,
@@ -458,11 +463,24 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
     r->rms[CNB_OUT_DB_NOSRC] = r->rms[CNB_OUT_DB];
     if (!ok) {
         fprintf(stderr, "conformance: naive fails on case %s (%s), batch %d (forward %d, "
-                "backward %d, or a non-finite value or stray write)\n", cs->name, shape, N,
-                rf, rb);
+                "backward %d, or a non-finite value or stray write)\n", r->cs->name, shape,
+                r->d.batch, rf, rb);
         return -1;
     }
     return 0;
+}
+
+int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *naive,
+                         void *naive_state)
+{
+    memset(r, 0, sizeof *r);
+    r->cs = &cnb_conform_cases[row];
+    r->row = row;
+    r->d = cnb_conform_case_desc(r->cs);
+    ref_shapes(r);
+    ref_buffers(r);
+    set_tolerances(r);
+    return ref_run_naive(r, naive, naive_state);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -568,128 +586,142 @@ static void poison(float *p, size_t n)
         cnb_fill_bits(p, n, CNB_POISON_BITS);
 }
 
-static void phase(const cnb_conform_opts *o, const char *what)
+/* One call into the plugin: `what` announced as the phase (for `cnnbench check` to name
+ * a crash or a hang), its time added to the result's. */
+typedef struct conform_run {
+    conform_ctx x;
+    const cnb_conform_opts *opts;
+    cnb_conform_result *res;
+    float *got[CNB_OUT_COUNT];
+    double t0;
+} conform_run;
+
+static void begin(conform_run *r, const char *what)
 {
-    if (o && o->phase)
-        o->phase(o->user, what);
+    if (r->opts && r->opts->phase)
+        r->opts->phase(r->opts->user, what);
+    r->t0 = cnb_now();
+}
+
+static int end(conform_run *r, int rc)
+{
+    r->res->seconds += cnb_now() - r->t0;
+    return rc;
+}
+
+/* Compares outputs first..last, and checks their guard bands, after a call returned rc. */
+static void compare_outputs(conform_run *r, int rc, int first, int last)
+{
+    for (int o = first; o <= last; o++) {
+        if (rc == CNB_OK && r->got[o])
+            r->res->bad[o] = compare(&r->x, o, r->got[o], &r->res->worst[o]);
+        r->res->guard[o] = check_guard(&r->x, o, r->got[o]);
+    }
+}
+
+/* kernel_create, and the kernel's header checked as the loader checks it; NULL when
+ * refused (a CNB_ENOTSUP refusal is a fallback: a network takes the next backend). */
+static cnb_kernel *create(conform_run *r, const cnb_backend_desc *be, void *state)
+{
+    cnb_kernel *k = NULL;
+    begin(r, "kernel_create");
+    int rc = end(r, be->kernel_create(state, &r->x.ref->d, &k));
+    if (rc == CNB_ENOTSUP) {
+        r->res->rc_create = rc;
+        r->res->fallback = 1;
+        return NULL;
+    }
+    r->res->rc_create = check_rc(&r->x, "kernel_create", rc);
+    char why[1024];
+    if (r->res->rc_create == CNB_OK &&
+        (r->res->rc_create = cnb_registry_check_kernel(NULL, be, k, why, sizeof why)) != CNB_OK &&
+        !r->x.quiet) {
+        say_case(&r->x);
+        fprintf(stderr, "  %s\n", why);
+    }
+    return r->res->rc_create == CNB_OK ? k : NULL; /* a bad header: not even its destroy */
+}
+
+/* Backward on the backend's own dst (what its forward saved goes with it), then again
+ * without diff_src, as for a network's first layer. */
+static void backward(conform_run *r, cnb_kernel *k)
+{
+    const cnb_conform_ref *ref = r->x.ref;
+    float **got = r->got;
+    cnb_conform_result *res = r->res;
+    poison(got[CNB_OUT_DSRC], ref->len[CNB_OUT_DSRC]);
+    poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
+    poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
+    cnb_args ba = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
+                   .diff_dst = ref->dd, .diff_src = got[CNB_OUT_DSRC],
+                   .diff_weights = got[CNB_OUT_DW], .diff_bias = got[CNB_OUT_DB],
+                   .labels = ref->labels};
+    begin(r, "backward");
+    res->rc_bwd = check_rc(&r->x, "backward", end(r, k->backward(k, &ba)));
+    compare_outputs(r, res->rc_bwd, CNB_OUT_DSRC, CNB_OUT_DB);
+    if (!ref->len[CNB_OUT_DW_NOSRC])
+        return;
+    poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
+    poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
+    ba.diff_src = NULL;
+    begin(r, "backward with diff_src NULL");
+    res->rc_bwd2 = check_rc(&r->x, "backward with diff_src NULL", end(r, k->backward(k, &ba)));
+    if (res->rc_bwd2 == CNB_OK) {
+        res->bad[CNB_OUT_DW_NOSRC] = compare(&r->x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW],
+                                             &res->worst[CNB_OUT_DW_NOSRC]);
+        if (got[CNB_OUT_DB])
+            res->bad[CNB_OUT_DB_NOSRC] = compare(&r->x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB],
+                                                 &res->worst[CNB_OUT_DB_NOSRC]);
+    }
+    res->guard[CNB_OUT_DW_NOSRC] = check_guard(&r->x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW]);
+    res->guard[CNB_OUT_DB_NOSRC] = check_guard(&r->x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB]);
+}
+
+/* An input written to is a failure; the inputs and their guard bands are restored for
+ * the next backend. */
+static void check_inputs(conform_run *r, cnb_conform_ref *ref)
+{
+    if (inputs_hash(ref) == ref->in_hash)
+        return;
+    r->res->inputs_changed = 1;
+    if (!r->x.quiet) {
+        say_case(&r->x);
+        fprintf(stderr, "  an input (src, weights, bias, diff_dst, labels or their guard "
+                "bands) was written to\n");
+    }
+    float *const in[] = {ref->src, ref->dd, ref->w, ref->b};
+    const size_t n[] = {ref->n_src, ref->n_dst, ref->n_w, ref->n_b};
+    for (int i = 0; i < 4; i++)
+        if (in[i]) {
+            cnb_fill_bits(in[i] - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
+            cnb_fill_bits(in[i] + n[i], CNB_GUARD, SENTINEL_IN_BITS);
+        }
+    fill_inputs(ref);
 }
 
 int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *ref,
                       const cnb_conform_opts *opts, cnb_conform_result *res)
 {
-    const int quiet = opts && opts->quiet;
-    conform_ctx x = {.backend = be->hdr.name, .ref = ref, .quiet = quiet};
-    float *got[CNB_OUT_COUNT] = {0};
-    double t;
+    conform_run r = {.x = {.backend = be->hdr.name, .ref = ref, .quiet = opts && opts->quiet},
+                     .opts = opts, .res = res};
     memset(res, 0, sizeof *res);
     for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
-        got[o] = ref->len[o] ? cnb_gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
-
-    cnb_kernel *k = NULL;
-    phase(opts, "kernel_create");
-    t = cnb_now();
-    int rc = be->kernel_create(state, &ref->d, &k);
-    res->seconds += cnb_now() - t;
-    if (rc == CNB_ENOTSUP) { /* not this backend's: a network takes the next one */
-        res->rc_create = rc;
-        res->fallback = 1;
-        goto done;
+        r.got[o] = ref->len[o] ? cnb_gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
+    cnb_kernel *k = create(&r, be, state);
+    if (k) {
+        cnb_args fa = {.src = ref->src, .dst = r.got[CNB_OUT_DST], .weights = ref->w,
+                       .bias = ref->b, .labels = ref->labels, .loss = r.got[CNB_OUT_LOSS]};
+        begin(&r, "forward");
+        res->rc_fwd = check_rc(&r.x, "forward", end(&r, k->forward(k, &fa)));
+        compare_outputs(&r, res->rc_fwd, CNB_OUT_DST, CNB_OUT_LOSS);
+        if (res->rc_fwd == CNB_OK)
+            backward(&r, k);
+        begin(&r, "destroy");
+        k->destroy(k);
+        end(&r, 0);
     }
-    res->rc_create = check_rc(&x, "kernel_create", rc);
-    char why[1024];
-    if (res->rc_create == CNB_OK &&
-        (res->rc_create = cnb_registry_check_kernel(NULL, be, k, why, sizeof why)) != CNB_OK) {
-        if (!quiet) {
-            say_case(&x);
-            fprintf(stderr, "  %s\n", why);
-        }
-        k = NULL; /* of other headers: not even its destroy may be called */
-    }
-    if (res->rc_create != CNB_OK)
-        goto done;
-
-    /* forward, with the arguments a layer passes */
-    cnb_args fa = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
-                   .labels = ref->labels, .loss = got[CNB_OUT_LOSS]};
-    phase(opts, "forward");
-    t = cnb_now();
-    res->rc_fwd = check_rc(&x, "forward", k->forward(k, &fa));
-    res->seconds += cnb_now() - t;
-    if (res->rc_fwd == CNB_OK)
-        for (int o = CNB_OUT_DST; o <= CNB_OUT_LOSS; o++)
-            if (got[o])
-                res->bad[o] = compare(&x, o, got[o], &res->worst[o]);
-    for (int o = CNB_OUT_DST; o <= CNB_OUT_LOSS; o++)
-        res->guard[o] = check_guard(&x, o, got[o]);
-
-    /* backward, on the backend's own dst (what its forward saved goes with it) */
-    if (res->rc_fwd == CNB_OK) {
-        poison(got[CNB_OUT_DSRC], ref->len[CNB_OUT_DSRC]);
-        poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
-        poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
-        cnb_args ba = {.src = ref->src, .dst = got[CNB_OUT_DST], .weights = ref->w, .bias = ref->b,
-                       .diff_dst = ref->dd, .diff_src = got[CNB_OUT_DSRC],
-                       .diff_weights = got[CNB_OUT_DW], .diff_bias = got[CNB_OUT_DB],
-                       .labels = ref->labels};
-        phase(opts, "backward");
-        t = cnb_now();
-        res->rc_bwd = check_rc(&x, "backward", k->backward(k, &ba));
-        res->seconds += cnb_now() - t;
-        if (res->rc_bwd == CNB_OK)
-            for (int o = CNB_OUT_DSRC; o <= CNB_OUT_DB; o++)
-                if (got[o])
-                    res->bad[o] = compare(&x, o, got[o], &res->worst[o]);
-        for (int o = CNB_OUT_DSRC; o <= CNB_OUT_DB; o++)
-            res->guard[o] = check_guard(&x, o, got[o]);
-
-        /* again without diff_src, as for a network's first layer */
-        if (ref->len[CNB_OUT_DW_NOSRC]) {
-            poison(got[CNB_OUT_DW], ref->len[CNB_OUT_DW]);
-            poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
-            ba.diff_src = NULL;
-            phase(opts, "backward with diff_src NULL");
-            t = cnb_now();
-            res->rc_bwd2 = check_rc(&x, "backward with diff_src NULL", k->backward(k, &ba));
-            res->seconds += cnb_now() - t;
-            if (res->rc_bwd2 == CNB_OK) {
-                res->bad[CNB_OUT_DW_NOSRC] = compare(&x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW],
-                                               &res->worst[CNB_OUT_DW_NOSRC]);
-                if (got[CNB_OUT_DB])
-                    res->bad[CNB_OUT_DB_NOSRC] = compare(&x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB],
-                                                   &res->worst[CNB_OUT_DB_NOSRC]);
-            }
-            res->guard[CNB_OUT_DW_NOSRC] = check_guard(&x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW]);
-            res->guard[CNB_OUT_DB_NOSRC] = check_guard(&x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB]);
-        }
-    }
-    phase(opts, "destroy");
-    t = cnb_now();
-    k->destroy(k);
-    res->seconds += cnb_now() - t;
-
-done:
-    if (inputs_hash(ref) != ref->in_hash) {
-        res->inputs_changed = 1;
-        if (!quiet) {
-            say_case(&x);
-            fprintf(stderr, "  an input (src, weights, bias, diff_dst, labels or their guard "
-                    "bands) was written to\n");
-        }
-        cnb_fill_bits(ref->src - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS); /* restore, for the next */
-        cnb_fill_bits(ref->src + ref->n_src, CNB_GUARD, SENTINEL_IN_BITS);
-        cnb_fill_bits(ref->dd - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
-        cnb_fill_bits(ref->dd + ref->n_dst, CNB_GUARD, SENTINEL_IN_BITS);
-        if (ref->w) {
-            cnb_fill_bits(ref->w - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
-            cnb_fill_bits(ref->w + ref->n_w, CNB_GUARD, SENTINEL_IN_BITS);
-        }
-        if (ref->b) {
-            cnb_fill_bits(ref->b - CNB_GUARD, CNB_GUARD, SENTINEL_IN_BITS);
-            cnb_fill_bits(ref->b + ref->n_b, CNB_GUARD, SENTINEL_IN_BITS);
-        }
-        fill_inputs(ref);
-    }
+    check_inputs(&r, ref);
     for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
-        cnb_gbuf_free(got[o]);
+        cnb_gbuf_free(r.got[o]);
     return cnb_conform_problems(res);
 }
