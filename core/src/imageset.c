@@ -203,6 +203,32 @@ done:
     return rc;
 }
 
+/* One line of a list file, "path label" (the label after the last space or tab): the
+ * path under `base` unless absolute. LINE_BAD when the label is missing or not 0..999999
+ * (the line is left trimmed, for the message). */
+enum { LINE_OK, LINE_EMPTY, LINE_BAD, LINE_TOO_LONG };
+static int list_line(char *line, const char *base, char *path, size_t len, long *label)
+{
+    size_t n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    while (n && isspace((unsigned char)line[n - 1]))
+        line[--n] = '\0';
+    if (n == 0)
+        return LINE_EMPTY;
+    char *sep = line + n, *end;
+    while (sep > line && sep[-1] != ' ' && sep[-1] != '\t')
+        sep--;
+    errno = 0;
+    *label = sep > line ? strtol(sep, &end, 10) : -1;
+    if (sep == line || *end || errno || *label < 0 || *label >= 1000000)
+        return LINE_BAD;
+    while (sep > line && (sep[-1] == ' ' || sep[-1] == '\t'))
+        *--sep = '\0';
+    int k = line[0] == '/' ? snprintf(path, len, "%s", line)
+                           : snprintf(path, len, "%s/%s", base, line);
+    return k < 0 || (size_t)k >= len ? LINE_TOO_LONG : LINE_OK;
+}
+
 int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char *err,
                       size_t errlen)
 {
@@ -228,48 +254,28 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
     int lineno = 0, rc = 0, maxlabel = -1;
     while (rc == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;
-        size_t len = strcspn(line, "\r\n");
-        line[len] = '\0';
-        while (len && isspace((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        if (len == 0)
-            continue;
-        char *sep = line + len;
-        while (sep > line && sep[-1] != ' ' && sep[-1] != '\t')
-            sep--;
-        char *end;
-        errno = 0;
-        long label = sep > line ? strtol(sep, &end, 10) : -1;
-        if (sep == line || *end || errno || label < 0 || label >= 1000000) {
-            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the label "
-                      "a whole number from 0 to 999999 after the last space", list, lineno,
-                      line);
-            break;
-        }
-        char *pend = sep;
-        while (pend > line && (pend[-1] == ' ' || pend[-1] == '\t'))
-            *--pend = '\0';
         char path[PATH_MAX];
-        int k = line[0] == '/' ? snprintf(path, sizeof path, "%s", line)
-                               : snprintf(path, sizeof path, "%s/%s", base, line);
-        if (k < 0 || (size_t)k >= sizeof path) {
+        long label;
+        int kind = list_line(line, base, path, sizeof path, &label);
+        if (kind == LINE_EMPTY)
+            continue;
+        if (kind == LINE_BAD)
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the label a "
+                          "whole number from 0 to 999999 after the last space", list, lineno,
+                          line);
+        else if (kind == LINE_TOO_LONG)
             rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: path too long", list, lineno);
-            break;
-        }
-        if ((size_t)paths.n == lcap) {
+        if (rc == 0 && (size_t)paths.n == lcap) {
             lcap = lcap ? 2 * lcap : 256;
             int32_t *l = realloc(labels, lcap * sizeof *l);
-            if (!l) {
-                rc = CNB_ENOMEM;
-                break;
-            }
-            labels = l;
+            rc = l ? 0 : CNB_ENOMEM;
+            labels = l ? l : labels;
         }
-        labels[paths.n] = (int32_t)label;
-        maxlabel = label > maxlabel ? (int)label : maxlabel;
-        if ((rc = sv_push(&paths, path)))
-            break;
-        if (paths.n > MAX_SAMPLES)
+        if (rc == 0 && (rc = sv_push(&paths, path)) == 0) {
+            labels[paths.n - 1] = (int32_t)label;
+            maxlabel = label > maxlabel ? (int)label : maxlabel;
+        }
+        if (rc == 0 && paths.n > MAX_SAMPLES)
             rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: more than %d lines", list, MAX_SAMPLES);
     }
     free(line);
