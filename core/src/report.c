@@ -211,54 +211,38 @@ static char *temp_outputs(const char *text, char names[][256], int *n)
     return out;
 }
 
-/* Each plot is drawn under a temporary name and renamed over the old one only once
- * gnuplot has succeeded and the file is on disk: a failure (a full disk, say) leaves the
- * previous plot, never a truncated one under the real name. */
-int cnb_gnuplot(const char *dir, const char *script)
+/* gnuplot, run in `dir` on `script` (its stdin); what it said on stderr, joined into one
+ * line, in `said`. Returns its wait status, or -1 with the error set. */
+static int run_gnuplot(const char *dir, const char *script, char *said, size_t len)
 {
-    char path[PATH_MAX + 300], names[MAX_PLOT_OUTPUTS][256];
-    snprintf(path, sizeof path, "%s/%s", dir, script);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cnb_error("%s: cannot read: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t got = getdelim(&text, &cap, '\0', f);
-    fclose(f);
-    int n = 0;
-    char *run = got >= 0 ? temp_outputs(text, names, &n) : NULL;
-    free(text);
-    if (!run)
-        return cnb_error("%s: cannot read: %s", path, strerror(errno));
-
     int fds[2];
-    FILE *said = tmpfile(); /* gnuplot's stderr: into the error when it fails */
+    FILE *err = tmpfile();
     fflush(stdout);
     fflush(stderr);
-    if (!said || pipe(fds) != 0) {
-        free(run);
-        if (said)
-            fclose(said);
-        return cnb_error("gnuplot: pipe failed: %s", strerror(errno));
+    if (!err || pipe(fds) != 0) {
+        cnb_error("gnuplot: pipe failed: %s", strerror(errno));
+        if (err)
+            fclose(err);
+        return -1;
     }
     pid_t pid = fork();
     if (pid < 0) {
-        free(run);
-        fclose(said);
+        cnb_error("gnuplot: fork failed: %s", strerror(errno));
+        fclose(err);
         close(fds[0]), close(fds[1]);
-        return cnb_error("gnuplot: fork failed: %s", strerror(errno));
+        return -1;
     }
     if (pid == 0) {
         close(fds[1]);
         if (chdir(dir) != 0 || dup2(fds[0], STDIN_FILENO) < 0 ||
-            dup2(fileno(said), STDERR_FILENO) < 0)
+            dup2(fileno(err), STDERR_FILENO) < 0)
             _exit(126);
         execlp("gnuplot", "gnuplot", (char *)NULL);
         _exit(127);
     }
     close(fds[0]);
-    size_t left = strlen(run);
-    for (const char *p = run; left > 0;) { /* gnuplot's exit status tells of a short write */
+    size_t left = strlen(script);
+    for (const char *p = script; left > 0;) { /* gnuplot's exit status tells of a short write */
         ssize_t w = write(fds[1], p, left);
         if (w < 0 && errno == EINTR)
             continue;
@@ -267,32 +251,29 @@ int cnb_gnuplot(const char *dir, const char *script)
         p += w, left -= (size_t)w;
     }
     close(fds[1]);
-    free(run);
-    int status, rc = 0;
+    int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
-            fclose(said);
-            return cnb_error("gnuplot: waitpid: %s", strerror(errno));
+            cnb_error("gnuplot: waitpid: %s", strerror(errno));
+            fclose(err);
+            return -1;
         }
-    char message[600] = ""; /* what gnuplot said, its lines joined */
-    rewind(said);
-    for (char line[512]; fgets(line, sizeof line, said);) {
+    said[0] = '\0';
+    rewind(err);
+    for (char line[512]; fgets(line, sizeof line, err);) {
         char *t = line + strspn(line, " \t");
         t[strcspn(t, "\n")] = '\0';
-        if (*t && strlen(message) + strlen(t) + 3 < sizeof message)
-            snprintf(message + strlen(message), sizeof message - strlen(message), "%s%s",
-                     message[0] ? "; " : "", t);
+        if (*t && strlen(said) + strlen(t) + 3 < len)
+            snprintf(said + strlen(said), len - strlen(said), "%s%s", said[0] ? "; " : "", t);
     }
-    fclose(said);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        rc = cnb_error("%s: gnuplot was not found; install the Debian package gnuplot-nox", path);
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        rc = cnb_error("%s: gnuplot failed (%s %d): %s", path,
-                       WIFEXITED(status) ? "exit status" : "signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                       message[0] ? message : "it said nothing");
-    else if (message[0]) /* warnings of a plot that was drawn */
-        cnb_log(CNB_LOG_DEBUG, "gnuplot", "%s: %s", path, message);
+    fclose(err);
+    return status;
+}
+
+/* Renames each drawn NAME.tmp-PID over NAME once it is non-empty and on disk; with rc
+ * set (gnuplot failed), only removes them. */
+static int commit_plots(const char *dir, char names[][256], int n, int rc)
+{
     for (int i = 0; i < n; i++) {
         char tmp[PATH_MAX + 600], final[PATH_MAX + 300];
         snprintf(tmp, sizeof tmp, "%s/%s.tmp-%ld", dir, names[i], (long)getpid());
@@ -308,6 +289,42 @@ int cnb_gnuplot(const char *dir, const char *script)
             close(fd);
         unlink(tmp); /* gone after a rename */
     }
+    return rc;
+}
+
+/* Each plot is drawn under a temporary name and renamed over the old one only once
+ * gnuplot has succeeded and the file is on disk: a failure (a full disk, say) leaves the
+ * previous plot, never a truncated one under the real name. */
+int cnb_gnuplot(const char *dir, const char *script)
+{
+    char path[PATH_MAX + 300], names[MAX_PLOT_OUTPUTS][256], said[600];
+    snprintf(path, sizeof path, "%s/%s", dir, script);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cnb_error("%s: cannot read: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t got = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    int n = 0;
+    char *run = got >= 0 ? temp_outputs(text, names, &n) : NULL;
+    free(text);
+    if (!run)
+        return cnb_error("%s: cannot read: %s", path, strerror(errno));
+    int status = run_gnuplot(dir, run, said, sizeof said), rc = 0;
+    free(run);
+    if (status == -1)
+        rc = CNB_EIO;
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        rc = cnb_error("%s: gnuplot was not found; install the Debian package gnuplot-nox", path);
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = cnb_error("%s: gnuplot failed (%s %d): %s", path,
+                       WIFEXITED(status) ? "exit status" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                       said[0] ? said : "it said nothing");
+    else if (said[0]) /* warnings of a plot that was drawn */
+        cnb_log(CNB_LOG_DEBUG, "gnuplot", "%s: %s", path, said);
+    rc = commit_plots(dir, names, n, rc);
     if (rc == 0 && n)
         cnb_fsync_dir_of(path);
     return rc;
