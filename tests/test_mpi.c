@@ -158,6 +158,40 @@ static void test_two_ranks_one_curve(void)
     CHECK_MSG(meta, "ranks = 2");
 }
 
+/* The scaling bench ([bench] scaling = yes): a run without mpirun and one under
+ * `mpirun -np 2` each add their rank count's row to one scaling.csv, with the reps asked
+ * for and a step time; the second run keeps the first's row. */
+static void test_scaling_rows(void)
+{
+    const char *dir = test_tmpdir();
+    char exp[1024], cmd[8192], text[2048], csv[1100];
+    snprintf(exp, sizeof exp, "%s/sc.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = sc\nmode = time\nseed = 1\nresults = results\n"
+             "[bench]\nscaling = yes\nbackends = naive\nthreads = 1\nwarmup = 1\nmin_reps = 3\n"
+             "min_time = 0\n[bench.lenet5]\nmodel = %s/experiments/models/lenet5.ini\n"
+             "vars = act=relu pool=max\nbatch = 16\n", CNB_SOURCE_ROOT);
+    test_write_file(exp, text);
+    const char *bin = CNB_BUILD_ROOT "/core/cnnbench";
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run '%s' -q > one.txt 2>&1 && timeout 300 '%s' "
+             "--allow-run-as-root --oversubscribe -np 2 '%s' run '%s' -q > two.txt 2>&1 || "
+             "{ cat one.txt two.txt >&2; exit 1; }", dir, bin, exp, mpirun, bin, exp);
+    CU_ASSERT_EQUAL_FATAL(sh(cmd), 0);
+    snprintf(csv, sizeof csv, "%s/results/sc/scaling.csv", dir);
+    double ranks[8], reps[8], step[8];
+    int rows = column(csv, "ranks", ranks, 8);
+    CU_ASSERT_EQUAL(column(csv, "reps", reps, 8), rows);
+    CU_ASSERT_EQUAL(column(csv, "step_ms", step, 8), rows);
+    /* two ranks of one thread are skipped on a machine of one CPU */
+    int want = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+    CU_ASSERT_EQUAL(rows, want);
+    for (int i = 0; i < rows; i++) {
+        CU_ASSERT_EQUAL(ranks[i], (double)(i + 1));
+        CU_ASSERT(reps[i] >= 3.0);
+        CU_ASSERT(step[i] > 0.0);
+    }
+}
+
 void suite_mpi(void)
 {
     const char *why = !cnb_dist_compiled() ? "built without the meson feature mpi"
@@ -169,6 +203,7 @@ void suite_mpi(void)
     }
     static const test_case cases[] = {
         {"mpirun -np 2 trains the curve of one rank; rank 0 alone writes", test_two_ranks_one_curve},
+        {"the scaling bench adds each rank count's row", test_scaling_rows},
         {NULL, NULL}};
     test_add_suite("mpi", cases);
 }

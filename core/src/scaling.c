@@ -68,6 +68,84 @@ static void synthetic_slice(cnb_net *net, uint64_t seed, int global, int start)
     }
 }
 
+/* Each timed step's seconds: the whole step, its time inside MPI, and the allreduce of
+ * its gradients run again alone (nothing to hide behind). */
+typedef struct samples {
+    double step[MAX_REPS], comm[MAX_REPS], allreduce[MAX_REPS];
+    int reps;
+} samples;
+
+/* The warm-up steps, then timed steps until rank 0 has min_reps of them lasting min_time
+ * (or MAX_REPS), every rank starting each step together. */
+static int time_steps(cnb_dp *dp, const cnb_scaling_spec *sp, samples *t)
+{
+    const int size = cnb_dist_size();
+    double loss, correct, spent = 0.0;
+    int rc = 0;
+    for (int i = 0; i < sp->warmup && rc == 0; i++)
+        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
+    t->reps = 0;
+    for (double enough = 0; rc == 0 && !enough && t->reps < MAX_REPS; t->reps++) {
+        int k = t->reps;
+        cnb_dist_barrier();
+        cnb_dp_comm_seconds(dp);
+        double t0 = cnb_now();
+        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
+        t->step[k] = cnb_now() - t0;
+        t->comm[k] = cnb_dp_comm_seconds(dp);
+        cnb_dist_barrier();
+        double t2 = cnb_now();
+        if (rc == 0 && size > 1)
+            rc = cnb_dp_sum_all(dp);
+        t->allreduce[k] = size > 1 ? cnb_now() - t2 : 0.0;
+        spent += t->step[k];
+        enough = k + 1 >= sp->min_reps && spent >= sp->min_time;
+        cnb_dist_bcast(&enough, 1); /* rank 0's count for all */
+    }
+    return rc;
+}
+
+/* The row of one measurement: medians, quartiles and minima, the slowest rank's median
+ * step; rank 0 prints it. */
+static int fill_row(srow *r, const cnb_scaling_model *m, const char *backend, int threads,
+                    int slice, const cnb_dp *dp, samples *t)
+{
+    const int rank = cnb_dist_rank(), size = cnb_dist_size();
+    memset(r, 0, sizeof *r);
+    snprintf(r->model, sizeof r->model, "%s", m->name);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    r->threads = threads, r->ranks = size, r->nodes = cnb_dist_nodes();
+    r->per_node = cnb_dist_local_size(), r->batch = m->batch, r->slice = slice;
+    r->reps = t->reps, r->buckets = cnb_dp_buckets(dp), r->bytes = (double)cnb_dp_bytes(dp);
+    cnb_sample_stats st;
+    r->step_ms = median_ms(t->step, t->reps, &st);
+    r->q1 = st.q1, r->q3 = st.q3, r->cv = st.cv;
+    r->step_min = st.min;
+    r->comm_ms = median_ms(t->comm, t->reps, &st);
+    r->comm_min = st.min;
+    r->allreduce_ms = median_ms(t->allreduce, t->reps, &st);
+    r->allreduce_min = st.min;
+    double *each = calloc((size_t)size, sizeof *each); /* every rank's median step */
+    if (!each)
+        return CNB_ENOMEM;
+    each[rank] = r->step_ms;
+    int rc = cnb_dist_sum(each, size);
+    for (int k = 0; k < size; k++)
+        r->slowest_ms = fmax(r->slowest_ms, each[k]);
+    free(each);
+    r->ips = m->batch / (r->step_ms * 1e-3);
+    time_t now = time(NULL);
+    strftime(r->when, sizeof r->when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    if (rank == 0)
+        printf("%s, %s, %d thread%s, %d rank%s: step %.2f ms (min %.2f; slowest rank %.2f), in "
+               "MPI %.2f ms (min %.2f), allreduce of %.1f MB alone %.2f ms (min %.2f); %d "
+               "reps\n", m->name, backend, threads, threads == 1 ? "" : "s", size,
+               size == 1 ? "" : "s", r->step_ms, r->step_min, r->slowest_ms, r->comm_ms,
+               r->comm_min, r->bytes * 1e-6, r->allreduce_ms, r->allreduce_min, t->reps);
+    fflush(stdout);
+    return rc;
+}
+
 /* One model, backend and thread count at this run's rank count. 1: measured into *r; 0:
  * skipped (oversubscribed); negative: an error. */
 static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const char *backend,
@@ -89,9 +167,8 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
     cnb_conf model;
     cnb_net net;
     cnb_dp *dp = NULL;
-    double *step = malloc(MAX_REPS * sizeof *step), *comm = malloc(MAX_REPS * sizeof *comm);
-    double *ar = malloc(MAX_REPS * sizeof *ar);
-    int rc = step && comm && ar ? cnb_net_load(&net, &model, reg, m->path, m->vars) : CNB_ENOMEM;
+    samples *t = malloc(sizeof *t);
+    int rc = t ? cnb_net_load(&net, &model, reg, m->path, m->vars) : CNB_ENOMEM;
     if (rc == 0)
         rc = cnb_net_init_params(&net, sp->seed);
     if (rc == 0)
@@ -100,67 +177,16 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
         synthetic_slice(&net, sp->seed, m->batch, start);
         rc = cnb_dp_create(&dp, &net, m->batch);
     }
-    double loss, correct, spent = 0.0;
-    for (int i = 0; i < sp->warmup && rc == 0; i++)
-        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
-    int reps = 0;
-    for (double enough = 0; rc == 0 && !enough && reps < MAX_REPS; reps++) {
-        cnb_dist_barrier(); /* every rank starts the step together */
-        cnb_dp_comm_seconds(dp);
-        double t0 = cnb_now();
-        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
-        double t1 = cnb_now();
-        comm[reps] = cnb_dp_comm_seconds(dp);
-        step[reps] = t1 - t0;
-        cnb_dist_barrier();
-        double t2 = cnb_now(); /* the step's sums, with nothing to hide behind */
-        if (rc == 0 && size > 1)
-            rc = cnb_dp_sum_all(dp);
-        ar[reps] = size > 1 ? cnb_now() - t2 : 0.0;
-        spent += step[reps];
-        enough = reps + 1 >= sp->min_reps && spent >= sp->min_time;
-        cnb_dist_bcast(&enough, 1); /* rank 0's count for all */
-    }
-    if (rc == 0) {
-        memset(r, 0, sizeof *r);
-        snprintf(r->model, sizeof r->model, "%s", m->name);
-        snprintf(r->backend, sizeof r->backend, "%s", backend);
-        r->threads = threads, r->ranks = size, r->nodes = cnb_dist_nodes();
-        r->per_node = cnb_dist_local_size(), r->batch = m->batch, r->slice = slice;
-        r->reps = reps, r->buckets = cnb_dp_buckets(dp), r->bytes = (double)cnb_dp_bytes(dp);
-        cnb_sample_stats st;
-        r->step_ms = median_ms(step, reps, &st);
-        r->q1 = st.q1, r->q3 = st.q3, r->cv = st.cv;
-        r->step_min = st.min;
-        r->comm_ms = median_ms(comm, reps, &st);
-        r->comm_min = st.min;
-        r->allreduce_ms = median_ms(ar, reps, &st);
-        r->allreduce_min = st.min;
-        double *each = calloc((size_t)size, sizeof *each); /* every rank's median step */
-        if (each) {
-            each[rank] = r->step_ms;
-            rc = cnb_dist_sum(each, size);
-            for (int k = 0; k < size; k++)
-                r->slowest_ms = fmax(r->slowest_ms, each[k]);
-            free(each);
-        }
-        r->ips = m->batch / (r->step_ms * 1e-3);
-        time_t now = time(NULL);
-        strftime(r->when, sizeof r->when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-        if (rank == 0)
-            printf("%s, %s, %d thread%s, %d rank%s: step %.2f ms (min %.2f; slowest rank "
-                   "%.2f), in MPI %.2f ms (min %.2f), allreduce of %.1f MB alone %.2f ms (min "
-                   "%.2f); %d reps\n", m->name, backend, threads, threads == 1 ? "" : "s", size,
-                   size == 1 ? "" : "s", r->step_ms, r->step_min, r->slowest_ms, r->comm_ms,
-                   r->comm_min, r->bytes * 1e-6, r->allreduce_ms, r->allreduce_min, reps);
-        fflush(stdout);
-    }
+    if (rc == 0)
+        rc = time_steps(dp, sp, t);
+    if (rc == 0)
+        rc = fill_row(r, m, backend, threads, slice, dp, t);
     cnb_dp_free(dp);
-    if (step && comm && ar) {
+    if (t) {
         cnb_net_free(&net);
         cnb_conf_free(&model);
     }
-    free(step), free(comm), free(ar);
+    free(t);
     return rc ? rc : 1;
 }
 
