@@ -501,9 +501,9 @@ static int plot_points(const char *dir, const char *file, const char *title,
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, dir, file, title, ylabel))
         return CNB_EIO;
     double pad = fmax(0.08 * (ymax - ymin), 1e-3);
-    fprintf(a.f, "set xtics noenhanced rotate by -20\nset key top left noenhanced\n"
+    fprintf(a.f, "set xtics noenhanced rotate by -20\nset key below noenhanced\n"
                  "set xrange [-0.6:%d.6]\nset yrange [%g:%g]\n", nv - 1,
-            fmax(lo, ymin - pad), fmin(hi, ymax + 2 * pad));
+            fmax(lo, ymin - pad), fmin(hi, ymax + pad));
     fprintf(a.f, "set xtics (");
     for (int i = 0; i < nv; i++)
         fprintf(a.f, "%s\"%s%s\" %d", i ? ", " : "", label[i], i == base ? " (baseline)" : "",
