@@ -33,6 +33,7 @@ static const struct {
     {"pool", suite_pool},
     {"slurm", suite_slurm},
     {"mpi", suite_mpi},
+    {"claims", suite_claims},
 };
 
 int main(int argc, char **argv)

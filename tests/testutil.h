@@ -30,6 +30,7 @@ void suite_images_dataset(void);
 void suite_images_augment(void);
 void suite_images_train(void);
 void suite_mpi(void);
+void suite_claims(void);
 
 /* Assert that err contains needle, printing both when it does not. */
 #define CHECK_MSG(err, needle)                                                             \

@@ -17,15 +17,29 @@
 #include "stats.h"
 
 #define MAX_SIDE 512
-#define MAX_RUNS 16
+#define MAX_CLAIMS 64
 
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
                                          "expect", "margin", "model", "vars", "layers", NULL};
 static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs", NULL};
+/* What a claim measures: a column of the evidence's cells.csv, or (expect = majority) the
+ * share of a model's parameters. */
 static const char *const metrics[] = {"test_acc", "best_test_acc", "train_acc", "gap",
-                                      "test_loss", "epoch_seconds", "epoch1_test_acc", NULL};
+                                      "test_loss", "epoch_seconds", "epoch1_test_acc",
+                                      "parameters", NULL};
+enum { METRIC_PARAMETERS = 7 };
 static const char *const expects[] = {"higher", "lower", "similar", "majority", NULL};
 enum { EXPECT_HIGHER, EXPECT_LOWER, EXPECT_SIMILAR, EXPECT_MAJORITY };
+
+/* One [claim.ID], read and checked before any evidence runs. */
+typedef struct claim {
+    const cnb_section *s;
+    const char *id, *text;
+    int expect, metric;       /* EXPECT_*; index in metrics[]                  */
+    const char *experiment, *variant, *baseline; /* a comparison               */
+    double margin;            /* expect = similar: |difference| below this      */
+    const char *model, *vars, *layers;           /* expect = majority           */
+} claim;
 
 typedef struct side {
     double v[MAX_SIDE];
@@ -34,7 +48,8 @@ typedef struct side {
 
 /* One answered claim. */
 typedef struct answer {
-    const char *id, *text, *metric, *variant, *baseline;
+    const claim *cl;
+    const char *metric, *variant, *baseline;
     char source[PATH_MAX]; /* the evidence's folder, as linked from the page      */
     char effect[256];      /* "+0.0432 [0.0358, 0.0507], p < 0.001"                 */
     double diff, lo, hi, p;
@@ -46,6 +61,36 @@ static const char *value_of(const cnb_section *s, const char *key)
 {
     const cnb_kv *kv = cnb_section_get(s, key);
     return kv ? kv->value : NULL;
+}
+
+static int claim_read(const cnb_conf *c, const cnb_section *s, claim *cl)
+{
+    *cl = (claim){.s = s, .id = s->name + 6, .expect = -1, .metric = -1, .margin = 0.005};
+    cl->text = value_of(s, "text") ? value_of(s, "text") : cl->id;
+    if (cnb_section_check_keys(c, s, claim_keys) ||
+        cnb_conf_choice(c, s, "expect", expects, &cl->expect) ||
+        cnb_conf_choice(c, s, "metric", metrics, &cl->metric) ||
+        cnb_conf_double(c, s, "margin", 0.0, 1e9, &cl->margin))
+        return CNB_EINVAL;
+    if (cnb_section_get(s, "margin") && cl->expect != EXPECT_SIMILAR)
+        return cnb_error("%s:%d: [%s] margin goes with expect = similar", c->path,
+                         cnb_section_get(s, "margin")->line, s->name);
+    if (cl->expect == EXPECT_MAJORITY) {
+        cl->model = value_of(s, "model"), cl->vars = value_of(s, "vars");
+        cl->layers = value_of(s, "layers");
+        if (!cl->model || !cl->layers || cl->metric != METRIC_PARAMETERS)
+            return cnb_error("%s:%d: [%s] expect = majority needs model, layers (a layer type) "
+                             "and metric = parameters", c->path, s->line, s->name);
+        return 0;
+    }
+    cl->experiment = value_of(s, "experiment");
+    cl->variant = value_of(s, "variant"), cl->baseline = value_of(s, "baseline");
+    if (!cl->experiment || !cl->variant || !cl->baseline || cl->metric == METRIC_PARAMETERS)
+        return cnb_error("%s:%d: [%s] expect = %s compares two variants: it needs experiment, "
+                         "variant, baseline and a metric of the evidence's cells (not "
+                         "parameters, which goes with expect = majority)", c->path, s->line,
+                         s->name, expects[cl->expect]);
+    return 0;
 }
 
 /* Every whitespace-separated term of `terms` is a term of `variant`. */
@@ -144,29 +189,13 @@ static int experiment_dir(const char *claims_path, const char *rel, const char *
     return rc;
 }
 
-static int answer_comparison(const cnb_conf *c, const cnb_section *s, const char *path,
-                             const char *profile, int expect, answer *a)
+static int answer_comparison(const char *path, const char *profile, const claim *cl,
+                             answer *a)
 {
-    const char *exp = value_of(s, "experiment");
-    int metric = 0;
-    double margin = 0.005;
-    a->variant = value_of(s, "variant");
-    a->baseline = value_of(s, "baseline");
-    if (!exp || !a->variant || !a->baseline)
-        return cnb_error("%s:%d: [%s] needs experiment, variant and baseline (or model and "
-                         "layers with expect = majority)", c->path, s->line, s->name);
-    for (int i = 0; metrics[i]; i++)
-        if (value_of(s, "metric") && strcmp(value_of(s, "metric"), metrics[i]) == 0)
-            metric = i;
-    if (value_of(s, "metric") && strcmp(value_of(s, "metric"), metrics[metric]) != 0)
-        return cnb_error("%s:%d: [%s] metric = %s: expected one of test_acc, best_test_acc, "
-                         "train_acc, gap, test_loss, epoch_seconds, epoch1_test_acc", c->path, s->line, s->name,
-                         value_of(s, "metric"));
-    if (cnb_conf_double(c, s, "margin", 0.0, 1e9, &margin))
-        return CNB_EINVAL;
-    a->metric = metrics[metric];
+    a->metric = metrics[cl->metric];
+    a->variant = cl->variant, a->baseline = cl->baseline;
     cnb_experiment e;
-    int rc = experiment_dir(path, exp, profile, a->source, sizeof a->source, &e);
+    int rc = experiment_dir(path, cl->experiment, profile, a->source, sizeof a->source, &e);
     cnb_experiment_free(&e);
     if (rc)
         return rc;
@@ -174,14 +203,14 @@ static int answer_comparison(const cnb_conf *c, const cnb_section *s, const char
     if ((rc = read_sides(a->source, a->metric, a->variant, a->baseline, &va, &vb)))
         return rc;
     if (va.n == 0 || vb.n == 0)
-        return cnb_error("%s:%d: [%s]: no finished cell of %s matches the %s '%s'", c->path,
-                         s->line, s->name, a->source, va.n ? "baseline" : "variant",
+        return cnb_error("%s:%d: [%s]: no finished cell of %s matches the %s '%s'", path,
+                         cl->s->line, cl->s->name, a->source, va.n ? "baseline" : "variant",
                          va.n ? a->baseline : a->variant);
     cnb_comparison cmp;
     cnb_welch(va.v, va.n, vb.v, vb.n, &cmp);
     a->n_variant = va.n, a->n_baseline = vb.n;
     a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi, a->p = cmp.p;
-    a->verdict = verdict_of(expect, cmp.lo, cmp.hi, margin);
+    a->verdict = verdict_of(cl->expect, cmp.lo, cmp.hi, cl->margin);
     char p[32];
     if (isfinite(cmp.p))
         snprintf(p, sizeof p, cmp.p < 0.001 ? "p < 0.001" : "p = %.3f", cmp.p);
@@ -189,24 +218,19 @@ static int answer_comparison(const cnb_conf *c, const cnb_section *s, const char
         snprintf(p, sizeof p, "p n/a");
     snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f], %s", cmp.diff, cmp.lo, cmp.hi,
              p);
-    if (expect == EXPECT_SIMILAR)
+    if (cl->expect == EXPECT_SIMILAR)
         snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
-                 "; margin ±%g", margin);
+                 "; margin ±%g", cl->margin);
     return 0;
 }
 
-static int answer_params(const cnb_conf *c, const cnb_section *s, const char *path,
-                         cnb_registry *reg, answer *a)
+static int answer_params(const char *path, const claim *cl, cnb_registry *reg, answer *a)
 {
-    const char *model = value_of(s, "model"), *layers = value_of(s, "layers");
-    if (!model || !layers)
-        return cnb_error("%s:%d: [%s] expect = majority needs model and layers (a layer type)",
-                         c->path, s->line, s->name);
     char file[PATH_MAX];
-    resolve_path(file, sizeof file, path, model);
+    resolve_path(file, sizeof file, path, cl->model);
     cnb_vars vars = {0};
     char terms[512];
-    snprintf(terms, sizeof terms, "%s", value_of(s, "vars") ? value_of(s, "vars") : "");
+    snprintf(terms, sizeof terms, "%s", cl->vars ? cl->vars : "");
     for (char *save = NULL, *t = strtok_r(terms, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
         char *eq = strchr(t, '=');
         if (eq)
@@ -220,20 +244,20 @@ static int answer_params(const cnb_conf *c, const cnb_section *s, const char *pa
         return rc;
     size_t total = cnb_net_param_count(&net), part = 0;
     for (int i = 0; i < net.n; i++)
-        if (strcmp(net.layers[i].desc->hdr.name, layers) == 0)
+        if (strcmp(net.layers[i].desc->hdr.name, cl->layers) == 0)
             for (int p = 0; p < net.layers[i].layer->n_params; p++)
                 part += net.layers[i].layer->params[p].count;
     cnb_net_free(&net);
     cnb_conf_free(&m);
     double share = total ? (double)part / (double)total : 0.0;
-    a->metric = "parameters";
-    a->variant = layers;
+    a->metric = metrics[METRIC_PARAMETERS];
+    a->variant = cl->layers;
     a->baseline = "all layers";
     a->diff = a->lo = a->hi = share;
     a->p = NAN;
     snprintf(a->source, sizeof a->source, "%s", file);
-    snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)", layers,
-             part, total, 100.0 * share);
+    snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)",
+             cl->layers, part, total, 100.0 * share);
     a->verdict = share > 0.5 ? "supported" : "not supported";
     return 0;
 }
@@ -270,7 +294,7 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
                  "verdict,source\n");
     for (int i = 0; i < n; i++)
         fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%d,%d,%.6f,%.6f,%.6f,%.6g,%s,\"%s\"\n",
-                ans[i].id, ans[i].text, ans[i].metric, ans[i].variant, ans[i].baseline,
+                ans[i].cl->id, ans[i].cl->text, ans[i].metric, ans[i].variant, ans[i].baseline,
                 ans[i].n_variant, ans[i].n_baseline, ans[i].diff, ans[i].lo, ans[i].hi,
                 ans[i].p, ans[i].verdict, ans[i].source);
     if (cnb_atomic_commit(&a))
@@ -302,7 +326,7 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
         if (ans[i].n_variant)
             snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
         fputs("| ", a.f);
-        md_text(a.f, ans[i].text);
+        md_text(a.f, ans[i].cl->text);
         fprintf(a.f, " | %s | %s | %s | %s | %s | %s | **%s** |\n", link, ans[i].variant,
                 ans[i].baseline, ans[i].metric, seeds, ans[i].effect, ans[i].verdict);
     }
@@ -312,25 +336,42 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
     return cnb_atomic_commit(&a);
 }
 
-int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_registry *reg,
-                   const cnb_sweep_opts *so)
+/* Every section checked and every claim read, before anything runs. */
+static int claims_read(const cnb_conf *c, claim *cl, int *n)
 {
     const cnb_section *ex = cnb_conf_section(c, "experiment");
     if (cnb_section_check_keys(c, ex, claims_experiment_keys))
         return CNB_EINVAL;
-    for (int i = 0; i < c->n; i++)
-        if (strncmp(c->sec[i].name, "claim.", 6) == 0) {
-            if (cnb_section_check_keys(c, &c->sec[i], claim_keys))
+    *n = 0;
+    for (int i = 0; i < c->n; i++) {
+        const cnb_section *s = &c->sec[i];
+        if (strncmp(s->name, "claim.", 6) == 0) {
+            if (*n == MAX_CLAIMS)
+                return cnb_error("%s:%d: [%s]: more than %d claims in one file", c->path,
+                                 s->line, s->name, MAX_CLAIMS);
+            if (claim_read(c, s, &cl[(*n)++]))
                 return CNB_EINVAL;
-        } else if (strcmp(c->sec[i].name, "experiment") != 0) {
+        } else if (strcmp(s->name, "experiment") != 0) {
             return cnb_error("%s:%d: unknown section [%s]; a claims file has [experiment] and "
-                             "[claim.ID] sections", c->path, c->sec[i].line, c->sec[i].name);
+                             "[claim.ID] sections", c->path, s->line, s->name);
         }
+    }
+    return 0;
+}
+
+int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_registry *reg,
+                   const cnb_sweep_opts *so)
+{
+    claim cl[MAX_CLAIMS];
+    int n = 0;
+    int rc = claims_read(c, cl, &n);
+    if (rc)
+        return rc;
 
     /* the experiments holding the evidence, each resumed */
+    const cnb_section *ex = cnb_conf_section(c, "experiment");
     char runs[2048];
     snprintf(runs, sizeof runs, "%s", value_of(ex, "runs") ? value_of(ex, "runs") : "");
-    int rc = 0;
     for (char *save = NULL, *r = strtok_r(runs, ", \t", &save); r && rc == 0;
          r = strtok_r(NULL, ", \t", &save)) {
         cnb_experiment e;
@@ -345,28 +386,11 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
     if (rc || so->dry_run)
         return rc;
 
-    answer ans[64];
-    int n = 0;
-    for (int i = 0; i < c->n && n < 64 && rc == 0; i++) {
-        const cnb_section *s = &c->sec[i];
-        if (strncmp(s->name, "claim.", 6) != 0)
-            continue;
-        answer *a = &ans[n];
-        memset(a, 0, sizeof *a);
-        a->id = s->name + 6;
-        a->text = value_of(s, "text") ? value_of(s, "text") : a->id;
-        const cnb_kv *ek = cnb_section_get(s, "expect");
-        int expect = -1;
-        for (int k = 0; ek && expects[k]; k++)
-            if (strcmp(ek->value, expects[k]) == 0)
-                expect = k;
-        if (expect < 0)
-            return cnb_error("%s:%d: [%s] expect = %s: expected higher, lower, similar or "
-                             "majority", c->path, ek ? ek->line : s->line, s->name,
-                             ek ? ek->value : "(missing)");
-        rc = expect == EXPECT_MAJORITY ? answer_params(c, s, path, reg, a)
-                                       : answer_comparison(c, s, path, profile, expect, a);
-        n += rc == 0;
+    answer ans[MAX_CLAIMS];
+    for (int i = 0; i < n && rc == 0; i++) {
+        ans[i] = (answer){.cl = &cl[i]};
+        rc = cl[i].expect == EXPECT_MAJORITY ? answer_params(path, &cl[i], reg, &ans[i])
+                                             : answer_comparison(path, profile, &cl[i], &ans[i]);
     }
     if (rc)
         return rc;
@@ -381,7 +405,7 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
     if ((rc = cnb_mkdirs(dir)) || (rc = write_page(dir, name, ans, n)))
         return rc;
     for (int i = 0; i < n; i++)
-        printf("claim %-14s %-13s %s\n", ans[i].id, ans[i].verdict, ans[i].effect);
+        printf("claim %-14s %-13s %s\n", ans[i].cl->id, ans[i].verdict, ans[i].effect);
     printf("claims: %s/claims.md (and claims.csv)\n", dir);
     return 0;
 }

@@ -10,12 +10,16 @@
  *     experiment  the experiment file whose results hold the evidence
  *     variant, baseline   name=value terms ("lrn=lrn dropout=0"); a cell belongs to a side
  *                 when its variant has every term (so terms left out pool over the rest)
- *     metric      test_acc | best_test_acc | train_acc | gap | test_loss | epoch_seconds |
- *                 epoch1_test_acc (after the first epoch: how fast it learns)
+ *     metric      (required) test_acc | best_test_acc | train_acc | gap | test_loss |
+ *                 epoch_seconds | epoch1_test_acc (after the first epoch: how fast it learns)
  *     expect      higher | lower (variant against baseline) | similar (|difference| below
  *                 `margin`, default 0.005)
  *   or, for a claim about a model's parameters:
- *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), expect = majority
+ *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), metric = parameters,
+ *     expect = majority
+ *
+ * Every claim is read and checked before any evidence runs: an unknown key, expect or
+ * metric is an error naming the file, the line and what is allowed.
  *
  * Verdicts. higher: supported when the whole 95% interval of the difference (Welch) is
  * above 0, not supported when it is below 0, otherwise inconclusive; lower: mirrored;

@@ -448,3 +448,22 @@ int cnb_conf_double(const cnb_conf *c, const cnb_section *s, const char *key, do
     *out = v;
     return 0;
 }
+
+int cnb_conf_choice(const cnb_conf *c, const cnb_section *s, const char *key,
+                    const char *const *names, int *out)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (!kv && *out >= 0)
+        return 0;
+    for (int i = 0; kv && names[i]; i++)
+        if (strcmp(kv->value, names[i]) == 0)
+            return *out = i, 0;
+    char list[512] = "", where[1100];
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    if (!kv)
+        return cnb_error("%s:%d: [%s] needs %s = one of %s", c->path, s->line, s->name, key,
+                         list);
+    return cnb_error("%s: [%s] %s = '%s': expected one of %s",
+                     cnb_conf_where(c, s, kv, where, sizeof where), s->name, key, kv->value, list);
+}

@@ -73,5 +73,11 @@ int cnb_conf_int(const cnb_conf *c, const cnb_section *s, const char *key, long 
                  long *out);
 int cnb_conf_double(const cnb_conf *c, const cnb_section *s, const char *key, double lo,
                     double hi, double *out);
+/* A key whose value is one of the NULL-terminated `names`: its index in *out. A missing
+ * key leaves *out when *out holds a default (0 or more) and is an error when it is
+ * negative (the key is required); any other value is an error. Errors name the file, the
+ * line, the key and every name. */
+int cnb_conf_choice(const cnb_conf *c, const cnb_section *s, const char *key,
+                    const char *const *names, int *out);
 
 #endif
