@@ -11,6 +11,7 @@
 
 #include "claims.h"
 #include "host.h"
+#include "stats.h"
 #include "testutil.h"
 
 static char fixture_dir[256];
@@ -73,10 +74,30 @@ static void page_row(const char *text, char *row, size_t len)
     CU_ASSERT_FATAL(row[0] != '\0');
 }
 
+/* Appends to `cells` one row per value: `variant`, seeds from `seed` on, the value as
+ * test_acc, train accuracy 0.9 and gap 0.05. */
+static void add_runs(char *cells, size_t len, const char *variant, int seed, const double *v,
+                     int n)
+{
+    for (int i = 0; i < n; i++)
+        snprintf(cells + strlen(cells), len - strlen(cells), "\"%s\",%d,%.17g,0.9,0.05\n",
+                 variant, seed + i, v[i]);
+}
+
+/* Five seeds a side whose differences barely vary (a paired design's strength) while the
+ * seeds spread the two sides alike. scipy 1.10.1:
+ *   ttest_rel(a, b): t = 7.893522173763262, p = 0.0013930679488826751; mean difference
+ *     0.009, 95% interval 0.009 -/+ t.ppf(0.975, 4) * d.std(ddof=1) / sqrt(5) =
+ *     [0.0058343655219166846, 0.012165634478083331]
+ *   ttest_ind(a, b, equal_var=False): t = 0.46254309774784064, p = 0.6560139949625845,
+ *     df 7.998919622660356 */
+static const double pa[] = {0.811, 0.849, 0.892, 0.868, 0.835};
+static const double pb[] = {0.800, 0.840, 0.880, 0.861, 0.829};
+
 /* Three seeds of pool=avg, three of pool=max, clearly apart. */
-static const char apart[] = "\"pool=avg\",1,0.800,0.85,0.05\n\"pool=avg\",2,0.810,0.86,0.05\n"
+static const char apart[] = "\"pool=avg\",1,0.800,0.85,0.05\n\"pool=avg\",2,0.810,0.86,0.06\n"
                             "\"pool=avg\",3,0.820,0.87,0.05\n\"pool=max\",1,0.850,0.88,0.03\n"
-                            "\"pool=max\",2,0.860,0.89,0.03\n\"pool=max\",3,0.870,0.90,0.03\n";
+                            "\"pool=max\",2,0.857,0.89,0.03\n\"pool=max\",3,0.872,0.90,0.02\n";
 
 /* A whole run over a written results folder: one row per claim, each with its verdict, and
  * claims.csv beside it. */
@@ -128,11 +149,106 @@ static void test_metric_required(void)
     }
 }
 
+static void test_paired_t_known(void)
+{
+    cnb_comparison c;
+    cnb_paired(pa, pb, 5, &c);
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, 0.009000000000000008, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(c.t, 7.893522173763262, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.df, 4.0, 0.0);
+    CU_ASSERT_DOUBLE_EQUAL(c.p, 0.0013930679488826751, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(c.lo, 0.0058343655219166846, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(c.hi, 0.012165634478083331, 1e-12);
+    cnb_welch(pa, 5, pb, 5, &c); /* the same numbers, unpaired */
+    CU_ASSERT_DOUBLE_EQUAL(c.t, 0.46254309774784064, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.df, 7.998919622660356, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.p, 0.6560139949625845, 1e-9);
+    cnb_paired(pa, pb, 1, &c);
+    CU_ASSERT(isnan(c.p) && isnan(c.lo));
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, 0.011, 1e-15);
+}
+
+/* scipy 1.10.1: x = [0.862, 0.871, 0.855, 0.866], y = [0.848, 0.851, 0.861];
+ * ttest_ind(x, y, equal_var=False): t = 1.96162775622225, p = 0.11436459938704858, Welch's
+ * df 4.434328393598103, 95% interval of the difference 0.01016666666666688 -/+
+ * t.ppf(0.975, df) * se = [-0.00368384793876835, 0.02401718127210211] */
+static void test_welch_known(void)
+{
+    const double x[] = {0.862, 0.871, 0.855, 0.866}, y[] = {0.848, 0.851, 0.861};
+    cnb_comparison c;
+    cnb_welch(x, 4, y, 3, &c);
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, 0.01016666666666688, 1e-14);
+    CU_ASSERT_DOUBLE_EQUAL(c.t, 1.96162775622225, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.df, 4.434328393598103, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.p, 0.11436459938704858, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.lo, -0.00368384793876835, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.hi, 0.02401718127210211, 1e-9);
+}
+
+/* The claim of the paired five seeds, with `extra` keys. */
+static const char *paired_claim(const char *cells, const char *extra)
+{
+    char claims[1024];
+    snprintf(claims, sizeof claims, "[claim.p]\ntext = paired\nexperiment = ev.ini\n"
+             "variant = pool=max\nbaseline = pool=avg\nmetric = test_acc\nexpect = higher\n%s",
+             extra);
+    return claims_fixture(cells, "", claims);
+}
+
+/* Runs of the same seed pair (paired t) unless the claim says paired = no or a seed is
+ * missing on one side (Welch); paired = yes on runs that do not pair is refused. */
+static void test_pairing(void)
+{
+    char cells[2048] = "", row[4096];
+    add_runs(cells, sizeof cells, "pool=max", 1, pa, 5);
+    add_runs(cells, sizeof cells, "pool=avg", 1, pb, 5);
+    CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "")), 0);
+    page_row("paired", row, sizeof row);
+    CHECK_MSG(row, "| paired t | 5 pairs | +0.0090 [+0.0058, +0.0122], p = 0.001 |");
+    CHECK_MSG(row, "**supported**");
+    CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "paired = no\n")), 0);
+    page_row("paired", row, sizeof row);
+    CHECK_MSG(row, "| Welch t | 5 / 5 |");
+    CHECK_MSG(row, "p = 0.656 |");
+    CHECK_MSG(row, "**inconclusive**");
+
+    cells[0] = '\0'; /* the baseline's seeds are 2 to 6: seed 1 has no partner */
+    add_runs(cells, sizeof cells, "pool=max", 1, pa, 5);
+    add_runs(cells, sizeof cells, "pool=avg", 2, pb, 5);
+    CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "")), 0);
+    page_row("paired", row, sizeof row);
+    CHECK_MSG(row, "| Welch t | 5 / 5 |");
+    CU_ASSERT_EQUAL(run_claims(paired_claim(cells, "paired = yes\n")), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "claims.ini:13: [claim.p] paired = yes, but the run seed=1 has "
+                                "no single partner");
+    CU_ASSERT_EQUAL(run_claims(paired_claim(cells, "paired = maybe\n")), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "claims.ini:13: [claim.p] paired = 'maybe': expected one of "
+                                "auto, yes, no");
+}
+
+/* A claim that pools over another term pairs each run with the run of the same seed and
+ * the same value of that term: 3 seeds x 2 activations make 6 pairs, as many as runs. */
+static void test_pooled_pairing(void)
+{
+    char cells[2048] = "", row[4096];
+    add_runs(cells, sizeof cells, "pool=max act=relu", 1, pa, 3);
+    add_runs(cells, sizeof cells, "pool=max act=sigmoid", 1, pa + 2, 3);
+    add_runs(cells, sizeof cells, "act=relu pool=avg", 1, pb, 3);
+    add_runs(cells, sizeof cells, "act=sigmoid pool=avg", 1, pb + 2, 3);
+    CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "")), 0);
+    page_row("paired", row, sizeof row);
+    CHECK_MSG(row, "| paired t | 6 pairs |");
+}
+
 void suite_claims(void)
 {
     static const test_case cases[] = {
         {"a claims run writes each claim's verdict", test_run_writes_verdicts},
         {"metric is required and checked before anything runs", test_metric_required},
+        {"paired t on a known dataset", test_paired_t_known},
+        {"Welch on a known dataset", test_welch_known},
+        {"runs of the same seed pair; paired = auto, yes, no", test_pairing},
+        {"a pooled claim pairs by seed and the pooled terms", test_pooled_pairing},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

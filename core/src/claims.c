@@ -16,11 +16,11 @@
 #include "report.h"
 #include "stats.h"
 
-#define MAX_SIDE 512
 #define MAX_CLAIMS 64
 
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
-                                         "expect", "margin", "model", "vars", "layers", NULL};
+                                         "expect", "margin", "paired", "model", "vars",
+                                         "layers", NULL};
 static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs", NULL};
 /* What a claim measures: a column of the evidence's cells.csv, or (expect = majority) the
  * share of a model's parameters. */
@@ -30,26 +30,39 @@ static const char *const metrics[] = {"test_acc", "best_test_acc", "train_acc", 
 enum { METRIC_PARAMETERS = 7 };
 static const char *const expects[] = {"higher", "lower", "similar", "majority", NULL};
 enum { EXPECT_HIGHER, EXPECT_LOWER, EXPECT_SIMILAR, EXPECT_MAJORITY };
+static const char *const pairings[] = {"auto", "yes", "no", NULL};
+enum { PAIRED_AUTO, PAIRED_YES, PAIRED_NO };
 
 /* One [claim.ID], read and checked before any evidence runs. */
 typedef struct claim {
+    const cnb_conf *conf;     /* the claims file, for messages                  */
     const cnb_section *s;
     const char *id, *text;
     int expect, metric;       /* EXPECT_*; index in metrics[]                  */
     const char *experiment, *variant, *baseline; /* a comparison               */
+    int paired;               /* PAIRED_*                                       */
     double margin;            /* expect = similar: |difference| below this      */
     const char *model, *vars, *layers;           /* expect = majority           */
 } claim;
 
+/* One finished cell of the evidence, on one side of a claim. */
+typedef struct run {
+    double v;        /* the claim's metric                                          */
+    char unit[320];  /* its seed and the terms of its variant the claim does not name:
+                        runs of the two sides with the same unit started from the same
+                        seed under the same other settings, so they pair             */
+} run;
+
 typedef struct side {
-    double v[MAX_SIDE];
-    int n;
+    run *r;
+    int n, cap;
 } side;
 
 /* One answered claim. */
 typedef struct answer {
     const claim *cl;
     const char *metric, *variant, *baseline;
+    int paired;            /* compared by the paired t-test (else Welch's)        */
     char source[PATH_MAX]; /* the evidence's folder, as linked from the page      */
     char effect[256];      /* "+0.0432 [0.0358, 0.0507], p < 0.001"                 */
     double diff, lo, hi, p;
@@ -65,11 +78,13 @@ static const char *value_of(const cnb_section *s, const char *key)
 
 static int claim_read(const cnb_conf *c, const cnb_section *s, claim *cl)
 {
-    *cl = (claim){.s = s, .id = s->name + 6, .expect = -1, .metric = -1, .margin = 0.005};
+    *cl = (claim){.conf = c, .s = s, .id = s->name + 6, .expect = -1, .metric = -1,
+                  .paired = PAIRED_AUTO, .margin = 0.005};
     cl->text = value_of(s, "text") ? value_of(s, "text") : cl->id;
     if (cnb_section_check_keys(c, s, claim_keys) ||
         cnb_conf_choice(c, s, "expect", expects, &cl->expect) ||
         cnb_conf_choice(c, s, "metric", metrics, &cl->metric) ||
+        cnb_conf_choice(c, s, "paired", pairings, &cl->paired) ||
         cnb_conf_double(c, s, "margin", 0.0, 1e9, &cl->margin))
         return CNB_EINVAL;
     if (cnb_section_get(s, "margin") && cl->expect != EXPECT_SIMILAR)
@@ -112,41 +127,112 @@ static int has_terms(const char *variant, const char *terms)
     return 1;
 }
 
-/* The metric of every cell of `dir`/cells.csv on each side. */
-static int read_sides(const char *dir, const char *metric, const char *variant,
-                      const char *baseline, side *a, side *b)
+/* "seed=N" and the terms of `variant` that are not in `named`: what pairs a run. */
+static void unit_of(char *out, size_t len, const char *seed, const char *variant,
+                    const char *named)
 {
+    char copy[512];
+    size_t used = (size_t)snprintf(out, len, "seed=%s", seed);
+    snprintf(copy, sizeof copy, "%s", variant);
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t && used < len;
+         t = strtok_r(NULL, " \t", &save))
+        if (!has_terms(named, t))
+            used += (size_t)snprintf(out + used, len - used, " %s", t);
+}
+
+static int side_add(side *s, double v, const char *seed, const char *variant,
+                    const char *named)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        run *r = realloc(s->r, (size_t)cap * sizeof *r);
+        if (!r)
+            return cnb_error("out of memory reading the claims' evidence");
+        s->r = r, s->cap = cap;
+    }
+    s->r[s->n].v = v;
+    unit_of(s->r[s->n].unit, sizeof s->r[s->n].unit, seed, variant, named);
+    s->n++;
+    return 0;
+}
+
+/* The runs of `dir`/cells.csv on each side of `cl`. */
+static int read_sides(const char *dir, const claim *cl, side *a, side *b)
+{
+    enum { VARIANT, SEED, METRIC, NCOLS };
+    const char *want[NCOLS] = {"variant", "seed", metrics[cl->metric]};
     char path[PATH_MAX + 16], line[4096], *f[32];
     snprintf(path, sizeof path, "%s/cells.csv", dir);
     FILE *fp = fopen(path, "r");
     if (!fp)
         return cnb_error("%s: cannot open (%s); run its experiment first", path, strerror(errno));
-    int col_variant = -1, col_metric = -1;
-    if (fgets(line, sizeof line, fp)) {
-        int n = cnb_csv_split(line, f, 32);
-        for (int i = 0; i < n; i++) {
-            if (strcmp(f[i], "variant") == 0)
-                col_variant = i;
-            if (strcmp(f[i], metric) == 0)
-                col_metric = i;
-        }
+    int col[NCOLS] = {-1, -1, -1}, last = 0, rc = 0;
+    int n = fgets(line, sizeof line, fp) ? cnb_csv_split(line, f, 32) : 0;
+    for (int k = 0; k < NCOLS; k++) {
+        for (int i = 0; i < n; i++)
+            if (strcmp(f[i], want[k]) == 0)
+                col[k] = i;
+        if (col[k] < 0)
+            rc = cnb_error("%s: no '%s' column; rerun `cnnbench report %s`", path, want[k],
+                           dir);
+        last = col[k] > last ? col[k] : last;
     }
-    if (col_variant < 0 || col_metric < 0) {
-        fclose(fp);
-        return cnb_error("%s: no 'variant' or '%s' column", path, metric);
-    }
-    a->n = b->n = 0;
-    while (fgets(line, sizeof line, fp)) {
-        int n = cnb_csv_split(line, f, 32);
-        if (n <= col_variant || n <= col_metric)
+    while (rc == 0 && fgets(line, sizeof line, fp)) {
+        if (cnb_csv_split(line, f, 32) <= last)
             continue;
-        double v = strtod(f[col_metric], NULL);
-        if (has_terms(f[col_variant], variant) && a->n < MAX_SIDE)
-            a->v[a->n++] = v;
-        else if (has_terms(f[col_variant], baseline) && b->n < MAX_SIDE)
-            b->v[b->n++] = v;
+        double v = strtod(f[col[METRIC]], NULL);
+        const char *variant = f[col[VARIANT]], *seed = f[col[SEED]];
+        if (has_terms(variant, cl->variant))
+            rc = side_add(a, v, seed, variant, cl->variant);
+        else if (has_terms(variant, cl->baseline))
+            rc = side_add(b, v, seed, variant, cl->baseline);
     }
     fclose(fp);
+    return rc;
+}
+
+static int count_unit(const side *s, const char *unit)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        n += strcmp(s->r[i].unit, unit) == 0;
+    return n;
+}
+
+/* When each unit appears once on each side, partner[i] is the run of b paired with a's
+ * i-th, and the result NULL; otherwise the unit of a run without a single partner. */
+static const char *pair_up(const side *a, const side *b, int *partner)
+{
+    for (int k = 0; k < 2; k++) {
+        const side *s = k ? b : a;
+        for (int i = 0; i < s->n; i++)
+            if (count_unit(a, s->r[i].unit) != 1 || count_unit(b, s->r[i].unit) != 1)
+                return s->r[i].unit;
+    }
+    for (int i = 0; i < a->n; i++)
+        for (int j = 0; j < b->n; j++)
+            if (strcmp(a->r[i].unit, b->r[j].unit) == 0)
+                partner[i] = j;
+    return NULL;
+}
+
+/* The two sides' values compared by the paired test when `partner` is given, by Welch's
+ * otherwise. */
+static int compare(const side *a, const side *b, const int *partner, cnb_comparison *cmp)
+{
+    double *x = malloc((size_t)(a->n + b->n) * sizeof *x);
+    if (!x)
+        return cnb_error("out of memory comparing the claims' evidence");
+    double *y = x + a->n;
+    for (int i = 0; i < a->n; i++)
+        x[i] = a->r[i].v;
+    for (int j = 0; j < b->n; j++) /* paired: y[i] is the partner of x[i] */
+        y[j] = b->r[partner ? partner[j] : j].v;
+    if (partner)
+        cnb_paired(x, y, a->n, cmp);
+    else
+        cnb_welch(x, a->n, y, b->n, cmp);
+    free(x);
     return 0;
 }
 
@@ -189,6 +275,32 @@ static int experiment_dir(const char *claims_path, const char *rel, const char *
     return rc;
 }
 
+/* The sides' runs compared, paired when the claim and the design allow. */
+static int answer_sides(const claim *cl, const side *va, const side *vb, answer *a,
+                        cnb_comparison *cmp)
+{
+    int *partner = malloc((size_t)(va->n + 1) * sizeof *partner);
+    if (!partner)
+        return cnb_error("out of memory comparing the claims' evidence");
+    const char *lonely = pair_up(va, vb, partner);
+    int rc = 0;
+    if (cl->paired == PAIRED_YES && lonely) {
+        char where[1100];
+        rc = cnb_error("%s: [%s] paired = yes, but the run %s has no single partner on the "
+                       "other side (runs pair by seed and by the terms of their variants the "
+                       "claim does not name); set paired = auto or no",
+                       cnb_conf_where(cl->conf, cl->s, cnb_section_get(cl->s, "paired"), where,
+                                      sizeof where), cl->s->name, lonely);
+    } else {
+        int paired = !lonely && cl->paired != PAIRED_NO;
+        a->paired = paired;
+        a->n_variant = va->n, a->n_baseline = vb->n;
+        rc = compare(va, vb, paired ? partner : NULL, cmp);
+    }
+    free(partner);
+    return rc;
+}
+
 static int answer_comparison(const char *path, const char *profile, const claim *cl,
                              answer *a)
 {
@@ -199,16 +311,18 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     cnb_experiment_free(&e);
     if (rc)
         return rc;
-    side va, vb; /* 8 KiB each */
-    if ((rc = read_sides(a->source, a->metric, a->variant, a->baseline, &va, &vb)))
-        return rc;
-    if (va.n == 0 || vb.n == 0)
-        return cnb_error("%s:%d: [%s]: no finished cell of %s matches the %s '%s'", path,
-                         cl->s->line, cl->s->name, a->source, va.n ? "baseline" : "variant",
-                         va.n ? a->baseline : a->variant);
+    side va = {0}, vb = {0};
     cnb_comparison cmp;
-    cnb_welch(va.v, va.n, vb.v, vb.n, &cmp);
-    a->n_variant = va.n, a->n_baseline = vb.n;
+    if ((rc = read_sides(a->source, cl, &va, &vb)) == 0 && (va.n == 0 || vb.n == 0))
+        rc = cnb_error("%s:%d: [%s]: no finished cell of %s matches the %s '%s'", path,
+                       cl->s->line, cl->s->name, a->source, va.n ? "baseline" : "variant",
+                       va.n ? a->baseline : a->variant);
+    if (rc == 0)
+        rc = answer_sides(cl, &va, &vb, a, &cmp);
+    free(va.r);
+    free(vb.r);
+    if (rc)
+        return rc;
     a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi, a->p = cmp.p;
     a->verdict = verdict_of(cl->expect, cmp.lo, cmp.hi, cl->margin);
     char p[32];
@@ -283,6 +397,12 @@ static void md_text(FILE *f, const char *s)
         fputs(*s == '|' ? "\\|" : (char[2]){*s, 0}, f);
 }
 
+/* The test behind a comparison, or "-" (a claim about parameters). */
+static const char *test_name(const answer *a)
+{
+    return !a->n_variant ? "-" : a->paired ? "paired t" : "Welch t";
+}
+
 static int write_page(const char *dir, const char *name, const answer *ans, int n)
 {
     char path[PATH_MAX + 300];
@@ -290,13 +410,13 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
     snprintf(path, sizeof path, "%s/claims.csv", dir);
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    fprintf(a.f, "claim,text,metric,variant,baseline,n_variant,n_baseline,diff,ci_lo,ci_hi,p,"
-                 "verdict,source\n");
+    fprintf(a.f, "claim,text,metric,variant,baseline,test,n_variant,n_baseline,diff,ci_lo,ci_hi,"
+                 "p,verdict,source\n");
     for (int i = 0; i < n; i++)
-        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%d,%d,%.6f,%.6f,%.6f,%.6g,%s,\"%s\"\n",
+        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%.6f,%.6f,%.6g,%s,\"%s\"\n",
                 ans[i].cl->id, ans[i].cl->text, ans[i].metric, ans[i].variant, ans[i].baseline,
-                ans[i].n_variant, ans[i].n_baseline, ans[i].diff, ans[i].lo, ans[i].hi,
-                ans[i].p, ans[i].verdict, ans[i].source);
+                test_name(&ans[i]), ans[i].n_variant, ans[i].n_baseline,
+                ans[i].diff, ans[i].lo, ans[i].hi, ans[i].p, ans[i].verdict, ans[i].source);
     if (cnb_atomic_commit(&a))
         return CNB_EIO;
 
@@ -306,12 +426,15 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
     fprintf(a.f, "# %s: the seed notes' claims, answered\n\n"
                  "Each claim is a comparison between variants of a committed experiment, over "
                  "its seeds: the difference of means (variant − baseline), its 95%% interval "
-                 "(Welch) and p. A claim is *supported* when the whole interval lies on the "
+                 "and p. The test is a paired t-test on the differences between runs of the "
+                 "same seed and the same other settings when every run of one side has exactly "
+                 "one such partner on the other (same seed: same initial weights and data "
+                 "order), Welch's t-test otherwise; the test column says which. A claim is *supported* when the whole interval lies on the "
                  "side the claim predicts (or, for \"adds little\", inside the stated margin), "
                  "*not supported* when it lies on the other side (or outside the margin), and "
                  "*inconclusive* otherwise.\n\n"
-                 "| claim | evidence | variant | baseline | metric | seeds | difference [95%% "
-                 "interval] | verdict |\n|---|---|---|---|---|---|---|---|\n", name);
+                 "| claim | evidence | variant | baseline | metric | test | seeds | difference "
+                 "[95%% interval] | verdict |\n|---|---|---|---|---|---|---|---|---|\n", name);
     for (int i = 0; i < n; i++) {
         char link[3 * PATH_MAX + 64];
         if (strcmp(ans[i].metric, "parameters") == 0)
@@ -323,12 +446,15 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
                      "[gap](%s/gap.png)", rel, rel, rel);
         }
         char seeds[32] = "-";
-        if (ans[i].n_variant)
+        if (ans[i].paired)
+            snprintf(seeds, sizeof seeds, "%d pairs", ans[i].n_variant);
+        else if (ans[i].n_variant)
             snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
         fputs("| ", a.f);
         md_text(a.f, ans[i].cl->text);
-        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | **%s** |\n", link, ans[i].variant,
-                ans[i].baseline, ans[i].metric, seeds, ans[i].effect, ans[i].verdict);
+        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link, ans[i].variant,
+                ans[i].baseline, ans[i].metric, test_name(&ans[i]), seeds,
+                ans[i].effect, ans[i].verdict);
     }
     fprintf(a.f, "\nFiles: claims.csv (the same rows, machine-readable). Each evidence folder "
                  "holds its experiment's full report (every variant, learning curves, the "

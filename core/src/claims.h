@@ -14,6 +14,9 @@
  *                 epoch_seconds | epoch1_test_acc (after the first epoch: how fast it learns)
  *     expect      higher | lower (variant against baseline) | similar (|difference| below
  *                 `margin`, default 0.005)
+ *     paired      auto (default) | yes | no: compare by the paired t-test on the
+ *                 differences between runs of the same seed, or by Welch's t-test; auto
+ *                 pairs when every run on each side has exactly one partner on the other
  *   or, for a claim about a model's parameters:
  *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), metric = parameters,
  *     expect = majority
@@ -21,7 +24,13 @@
  * Every claim is read and checked before any evidence runs: an unknown key, expect or
  * metric is an error naming the file, the line and what is allowed.
  *
- * Verdicts. higher: supported when the whole 95% interval of the difference (Welch) is
+ * Pairs. A run's partner is the run on the other side with the same seed and the same
+ * values of the terms the claim does not name (pooling lrn=lrn against lrn=none over a
+ * dropout axis pairs seed 1 with dropout 0 on each side): the same seed starts from the
+ * same initial weights and sees the data in the same order, so the paired test removes
+ * what seeds change alike on both sides. The page says which test answered each claim.
+ *
+ * Verdicts. higher: supported when the whole 95% interval of the difference is
  * above 0, not supported when it is below 0, otherwise inconclusive; lower: mirrored;
  * similar: supported when the interval lies inside (-margin, margin), not supported when
  * it lies outside, otherwise inconclusive; majority: supported when the layers hold more

@@ -24,6 +24,22 @@ void cnb_summarize(const double *x, int n, cnb_summary *s)
     }
 }
 
+/* t, the two-sided p and the 95% interval of c->diff from its standard error `se` and
+ * c->df. */
+static void t_test(cnb_comparison *c, double se)
+{
+    if (se == 0.0) { /* no spread: the difference is exact */
+        c->lo = c->hi = c->diff;
+        c->p = c->diff == 0.0 ? 1.0 : 0.0;
+        return;
+    }
+    c->t = c->diff / se;
+    c->p = 2.0 * gsl_cdf_tdist_Q(fabs(c->t), c->df);
+    double half = gsl_cdf_tdist_Pinv(0.975, c->df) * se;
+    c->lo = c->diff - half;
+    c->hi = c->diff + half;
+}
+
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c)
 {
     c->diff = c->lo = c->hi = c->t = c->df = c->p = NAN;
@@ -35,18 +51,26 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
         return;
     double va = gsl_stats_variance_m(a, 1, (size_t)na, ma) / na;
     double vb = gsl_stats_variance_m(b, 1, (size_t)nb, mb) / nb;
-    double se = sqrt(va + vb);
-    if (se == 0.0) { /* both constant: the difference is exact */
-        c->lo = c->hi = c->diff;
-        c->p = c->diff == 0.0 ? 1.0 : 0.0;
+    if (va + vb > 0.0)
+        c->df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
+    t_test(c, sqrt(va + vb));
+}
+
+void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
+{
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = NAN;
+    if (n < 1)
         return;
-    }
-    c->df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
-    c->t = c->diff / se;
-    c->p = 2.0 * gsl_cdf_tdist_Q(fabs(c->t), c->df);
-    double half = gsl_cdf_tdist_Pinv(0.975, c->df) * se;
-    c->lo = c->diff - half;
-    c->hi = c->diff + half;
+    double sum = 0.0, sq = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += a[i] - b[i];
+    c->diff = sum / n;
+    if (n < 2)
+        return;
+    for (int i = 0; i < n; i++)
+        sq += (a[i] - b[i] - c->diff) * (a[i] - b[i] - c->diff);
+    c->df = n - 1;
+    t_test(c, sqrt(sq / (n - 1) / n));
 }
 
 void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s)

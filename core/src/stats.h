@@ -2,8 +2,10 @@
  * stats.h - summaries over seeds and variant-vs-baseline comparisons (GSL underneath).
  *
  * 95% intervals use Student's t: mean +/- t(0.975, n-1) * sd / sqrt(n), with the sample
- * standard deviation (n - 1). Comparisons use Welch's unequal-variance t-test (two-sided,
- * unpaired) and its 95% interval for the difference of means.
+ * standard deviation (n - 1). Comparisons are two-sided t-tests with the 95% interval of
+ * the difference: Welch's unequal-variance test for two independent samples, or the
+ * paired test on the differences of matched values. Quantiles and p values come from
+ * GSL's Student t distribution.
  */
 #ifndef CNB_STATS_H
 #define CNB_STATS_H
@@ -16,15 +18,17 @@ typedef struct cnb_summary {
 } cnb_summary;
 
 typedef struct cnb_comparison {
-    double diff;         /* mean(a) - mean(b) */
-    double lo, hi;       /* its 95% interval (Welch) */
-    double t, df, p;     /* Welch's t, its degrees of freedom, two-sided p */
+    double diff;         /* mean(a) - mean(b) (paired: the mean of a[i] - b[i]) */
+    double lo, hi;       /* its 95% interval */
+    double t, df, p;     /* t, its degrees of freedom, two-sided p */
 } cnb_comparison;
 
 void cnb_summarize(const double *x, int n, cnb_summary *s);
 
-/* a against b; NAN fields when either side has fewer than 2 values. */
+/* a against b; NAN fields (but diff) when either side has fewer than 2 values. */
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c);
+/* a[i] against b[i], i < n (df n - 1); NAN fields (but diff) when n < 2. */
+void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c);
 
 /* Timing samples: order statistics and spread. Outliers (outside the Tukey fences
  * q1 - 1.5 IQR .. q3 + 1.5 IQR) are counted, never dropped. */
