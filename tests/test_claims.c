@@ -204,12 +204,12 @@ static void test_pairing(void)
     add_runs(cells, sizeof cells, "pool=avg", 1, pb, 5);
     CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "")), 0);
     page_row("paired", row, sizeof row);
-    CHECK_MSG(row, "| paired t | 5 pairs | +0.0090 [+0.0058, +0.0122], p = 0.001 |");
+    CHECK_MSG(row, "| paired t | 5 pairs | +0.0090 [+0.0058, +0.0122] | 0.001 |");
     CHECK_MSG(row, "**supported**");
     CU_ASSERT_EQUAL_FATAL(run_claims(paired_claim(cells, "paired = no\n")), 0);
     page_row("paired", row, sizeof row);
     CHECK_MSG(row, "| Welch t | 5 / 5 |");
-    CHECK_MSG(row, "p = 0.656 |");
+    CHECK_MSG(row, "| 0.656 |");
     CHECK_MSG(row, "**inconclusive**");
 
     cells[0] = '\0'; /* the baseline's seeds are 2 to 6: seed 1 has no partner */
@@ -240,6 +240,69 @@ static void test_pooled_pairing(void)
     CHECK_MSG(row, "| paired t | 6 pairs |");
 }
 
+/* statsmodels 0.13.5: multipletests([0.01, 0.04, 0.03, 0.005, 0.20, 0.045], method=M)[1]
+ *   holm:   [0.05, 0.12, 0.12, 0.03, 0.2, 0.12]
+ *   fdr_bh: [0.030000000000000002, 0.05399999999999999, 0.05399999999999999,
+ *            0.030000000000000002, 0.2, 0.05399999999999999]
+ * with a claim without a test (NAN) in third place, left out of the family. */
+static void test_adjust_known(void)
+{
+    const double p[] = {0.01, 0.04, NAN, 0.03, 0.005, 0.20, 0.045};
+    const double holm[] = {0.05, 0.12, NAN, 0.12, 0.03, 0.2, 0.12};
+    const double bh[] = {0.030000000000000002, 0.05399999999999999, NAN,
+                         0.05399999999999999, 0.030000000000000002, 0.2, 0.05399999999999999};
+    double adj[7];
+    CU_ASSERT_EQUAL_FATAL(cnb_adjust_p(p, 7, CNB_CORRECT_HOLM, adj), 0);
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT(i == 2 ? isnan(adj[i]) : fabs(adj[i] - holm[i]) < 1e-15);
+    CU_ASSERT_EQUAL_FATAL(cnb_adjust_p(p, 7, CNB_CORRECT_BH, adj), 0);
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT(i == 2 ? isnan(adj[i]) : fabs(adj[i] - bh[i]) < 1e-15);
+    CU_ASSERT_EQUAL_FATAL(cnb_adjust_p(p, 7, CNB_CORRECT_NONE, adj), 0);
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT(i == 2 ? isnan(adj[i]) : adj[i] == p[i]);
+    CU_ASSERT_EQUAL(cnb_adjust_p(p, 0, CNB_CORRECT_HOLM, adj), 0);
+}
+
+/* Two claims whose paired p are 0.02708 and 0.03994 (scipy 1.10.1 ttest_rel): Holm makes
+ * both 0.054 (2 x 0.02708, then no lower), Benjamini-Hochberg both 0.040, none leaves
+ * them; at alpha 0.05 only Holm's are inconclusive. */
+static void test_correction_in_run(void)
+{
+    static const double mid[] = {0.806, 0.850, 0.880, 0.866, 0.838};
+    static const double max[] = {0.805, 0.851, 0.879, 0.868, 0.837};
+    static const char *const cases[][3] = {
+        {"", "| 0.027 | 0.054 | **inconclusive** |", "| 0.040 | 0.054 | **inconclusive** |"},
+        {"correction = holm", "| 0.027 | 0.054 | **inconclusive** |",
+         "| 0.040 | 0.054 | **inconclusive** |"},
+        {"correction = bh", "| 0.027 | 0.040 | **supported** |",
+         "| 0.040 | 0.040 | **supported** |"},
+        {"correction = none", "| 0.027 | 0.027 | **supported** |",
+         "| 0.040 | 0.040 | **supported** |"},
+    };
+    char cells[2048] = "", row[4096];
+    add_runs(cells, sizeof cells, "pool=avg", 1, pb, 5);
+    add_runs(cells, sizeof cells, "pool=mid", 1, mid, 5);
+    add_runs(cells, sizeof cells, "pool=max", 1, max, 5);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = claims_fixture(
+            cells, cases[i][0],
+            "[claim.mid]\ntext = mid\nexperiment = ev.ini\nvariant = pool=mid\n"
+            "baseline = pool=avg\nmetric = test_acc\nexpect = higher\n"
+            "[claim.max]\ntext = max\nexperiment = ev.ini\nvariant = pool=max\n"
+            "baseline = pool=avg\nmetric = test_acc\nexpect = higher\n");
+        CU_ASSERT_EQUAL_FATAL(run_claims(path), 0);
+        page_row("mid", row, sizeof row);
+        CHECK_MSG(row, cases[i][1]);
+        page_row("max", row, sizeof row);
+        CHECK_MSG(row, cases[i][2]);
+    }
+    CU_ASSERT_EQUAL(run_claims(claims_fixture(cells, "correction = bonferroni", "")),
+                    CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "claims.ini:5: [experiment] correction = 'bonferroni': "
+                                "expected one of holm, bh, none");
+}
+
 void suite_claims(void)
 {
     static const test_case cases[] = {
@@ -249,6 +312,8 @@ void suite_claims(void)
         {"Welch on a known dataset", test_welch_known},
         {"runs of the same seed pair; paired = auto, yes, no", test_pairing},
         {"a pooled claim pairs by seed and the pooled terms", test_pooled_pairing},
+        {"Holm and Benjamini-Hochberg on a known vector", test_adjust_known},
+        {"verdicts use the adjusted p: holm, bh, none", test_correction_in_run},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

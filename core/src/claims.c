@@ -21,7 +21,11 @@
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
                                          "expect", "margin", "paired", "model", "vars",
                                          "layers", NULL};
-static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs", NULL};
+static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs",
+                                                     "correction", "alpha", NULL};
+/* in the order of cnb_correction */
+static const char *const corrections[] = {"holm", "bh", "none", NULL};
+static const char *const correction_names[] = {"Holm", "Benjamini-Hochberg", "none"};
 /* What a claim measures: a column of the evidence's cells.csv, or (expect = majority) the
  * share of a model's parameters. */
 static const char *const metrics[] = {"test_acc", "best_test_acc", "train_acc", "gap",
@@ -45,6 +49,14 @@ typedef struct claim {
     const char *model, *vars, *layers;           /* expect = majority           */
 } claim;
 
+/* A claims file: its claims and how their tests are judged together. */
+typedef struct claims_file {
+    claim cl[MAX_CLAIMS];
+    int n;
+    int correction; /* a cnb_correction, over every tested claim of the file */
+    double alpha;   /* a claim's adjusted p must be below it                */
+} claims_file;
+
 /* One finished cell of the evidence, on one side of a claim. */
 typedef struct run {
     double v;        /* the claim's metric                                          */
@@ -64,8 +76,10 @@ typedef struct answer {
     const char *metric, *variant, *baseline;
     int paired;            /* compared by the paired t-test (else Welch's)        */
     char source[PATH_MAX]; /* the evidence's folder, as linked from the page      */
-    char effect[256];      /* "+0.0432 [0.0358, 0.0507], p < 0.001"                 */
-    double diff, lo, hi, p;
+    char effect[256];      /* "+0.0432 [+0.0358, +0.0507]", or a share of parameters */
+    double diff, lo, hi;
+    double p, p_adj;       /* the claim's test (NAN: none), and its p adjusted over
+                              every tested claim of the file                        */
     int n_variant, n_baseline;
     const char *verdict;
 } answer;
@@ -236,20 +250,20 @@ static int compare(const side *a, const side *b, const int *partner, cnb_compari
     return 0;
 }
 
-static const char *verdict_of(int expect, double lo, double hi, double margin)
+/* A comparison's verdict. higher and lower: a difference the test finds (adjusted p below
+ * alpha) supports the claim when it goes the way the claim predicts and refutes it when it
+ * goes the other; similar: the whole interval inside or outside the margin. */
+static const char *verdict_of(const answer *a, double alpha)
 {
-    if (!isfinite(lo) || !isfinite(hi))
+    const claim *cl = a->cl;
+    if (cl->expect == EXPECT_SIMILAR)
+        return !isfinite(a->lo) || !isfinite(a->hi)            ? "inconclusive"
+               : a->lo > -cl->margin && a->hi < cl->margin     ? "supported"
+               : a->lo >= cl->margin || a->hi <= -cl->margin   ? "not supported"
+                                                               : "inconclusive";
+    if (!(a->p_adj < alpha))
         return "inconclusive";
-    switch (expect) {
-    case EXPECT_HIGHER:
-        return lo > 0 ? "supported" : hi < 0 ? "not supported" : "inconclusive";
-    case EXPECT_LOWER:
-        return hi < 0 ? "supported" : lo > 0 ? "not supported" : "inconclusive";
-    default:
-        return lo > -margin && hi < margin ? "supported"
-               : lo >= margin || hi <= -margin ? "not supported"
-                                               : "inconclusive";
-    }
+    return (a->diff > 0) == (cl->expect == EXPECT_HIGHER) ? "supported" : "not supported";
 }
 
 /* `rel` as seen from the folder of `file` (as is when absolute). */
@@ -323,15 +337,9 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     free(vb.r);
     if (rc)
         return rc;
-    a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi, a->p = cmp.p;
-    a->verdict = verdict_of(cl->expect, cmp.lo, cmp.hi, cl->margin);
-    char p[32];
-    if (isfinite(cmp.p))
-        snprintf(p, sizeof p, cmp.p < 0.001 ? "p < 0.001" : "p = %.3f", cmp.p);
-    else
-        snprintf(p, sizeof p, "p n/a");
-    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f], %s", cmp.diff, cmp.lo, cmp.hi,
-             p);
+    a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi;
+    a->p = cl->expect == EXPECT_SIMILAR ? NAN : cmp.p;
+    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f]", cmp.diff, cmp.lo, cmp.hi);
     if (cl->expect == EXPECT_SIMILAR)
         snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
                  "; margin ±%g", cl->margin);
@@ -368,7 +376,7 @@ static int answer_params(const char *path, const claim *cl, cnb_registry *reg, a
     a->variant = cl->layers;
     a->baseline = "all layers";
     a->diff = a->lo = a->hi = share;
-    a->p = NAN;
+    a->p = a->p_adj = NAN;
     snprintf(a->source, sizeof a->source, "%s", file);
     snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)",
              cl->layers, part, total, 100.0 * share);
@@ -403,7 +411,17 @@ static const char *test_name(const answer *a)
     return !a->n_variant ? "-" : a->paired ? "paired t" : "Welch t";
 }
 
-static int write_page(const char *dir, const char *name, const answer *ans, int n)
+/* p for a table: "0.012", "< 0.001", or "-" (no test). */
+static const char *p_text(char *buf, size_t len, double p)
+{
+    if (isnan(p))
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, p < 0.001 ? "< 0.001" : "%.3f", p);
+    return buf;
+}
+
+static int write_csv(const char *dir, const claims_file *f, const answer *ans)
 {
     char path[PATH_MAX + 300];
     cnb_atomic a;
@@ -411,32 +429,61 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     fprintf(a.f, "claim,text,metric,variant,baseline,test,n_variant,n_baseline,diff,ci_lo,ci_hi,"
-                 "p,verdict,source\n");
-    for (int i = 0; i < n; i++)
-        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%.6f,%.6f,%.6g,%s,\"%s\"\n",
+                 "p,correction,p_adjusted,verdict,source\n");
+    for (int i = 0; i < f->n; i++)
+        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%.6f,%.6f,%.6g,%s,%.6g,%s,\"%s\"\n",
                 ans[i].cl->id, ans[i].cl->text, ans[i].metric, ans[i].variant, ans[i].baseline,
-                test_name(&ans[i]), ans[i].n_variant, ans[i].n_baseline,
-                ans[i].diff, ans[i].lo, ans[i].hi, ans[i].p, ans[i].verdict, ans[i].source);
-    if (cnb_atomic_commit(&a))
-        return CNB_EIO;
+                test_name(&ans[i]), ans[i].n_variant, ans[i].n_baseline, ans[i].diff, ans[i].lo,
+                ans[i].hi, ans[i].p, corrections[f->correction], ans[i].p_adj, ans[i].verdict,
+                ans[i].source);
+    return cnb_atomic_commit(&a);
+}
 
+/* What the page's columns mean and how a verdict is reached. */
+static void page_intro(FILE *o, const char *name, const claims_file *f)
+{
+    fprintf(o, "# %s: the seed notes' claims, answered\n\n"
+               "Each claim is a comparison between variants of a committed experiment, over "
+               "its seeds: the difference of means (variant − baseline), its 95%% interval "
+               "and p. The test is a paired t-test on the differences between runs of the "
+               "same seed and the same other settings when every run of one side has exactly "
+               "one such partner on the other (same seed: same initial weights and data "
+               "order), Welch's t-test otherwise; the test column says which.\n\n",
+            name);
+    if (f->correction == CNB_CORRECT_NONE)
+        fprintf(o, "The p values are not corrected for testing several claims at once "
+                   "(correction = none): the more claims, the more false findings.");
+    else
+        fprintf(o, "The p values are adjusted for testing several claims at once "
+                   "(%s's method over the claims that have a test: %s), and a verdict uses "
+                   "the adjusted p.", correction_names[f->correction],
+                f->correction == CNB_CORRECT_HOLM
+                    ? "the chance of any false finding among them is at most alpha"
+                    : "false findings are at most a share alpha of the findings, on average");
+    fprintf(o, " A claim that variant is higher (lower) is *supported* when its adjusted p is "
+               "below alpha = %g and the difference goes the predicted way, *not supported* "
+               "when it goes the other way, and *inconclusive* otherwise. A claim that it adds "
+               "little is *supported* when the whole interval lies inside the stated margin, "
+               "*not supported* when it lies outside, *inconclusive* otherwise.\n\n", f->alpha);
+}
+
+static int write_page(const char *dir, const char *name, const claims_file *f,
+                      const answer *ans)
+{
+    char path[PATH_MAX + 300];
+    cnb_atomic a;
+    if (write_csv(dir, f, ans))
+        return CNB_EIO;
     snprintf(path, sizeof path, "%s/claims.md", dir);
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    fprintf(a.f, "# %s: the seed notes' claims, answered\n\n"
-                 "Each claim is a comparison between variants of a committed experiment, over "
-                 "its seeds: the difference of means (variant − baseline), its 95%% interval "
-                 "and p. The test is a paired t-test on the differences between runs of the "
-                 "same seed and the same other settings when every run of one side has exactly "
-                 "one such partner on the other (same seed: same initial weights and data "
-                 "order), Welch's t-test otherwise; the test column says which. A claim is *supported* when the whole interval lies on the "
-                 "side the claim predicts (or, for \"adds little\", inside the stated margin), "
-                 "*not supported* when it lies on the other side (or outside the margin), and "
-                 "*inconclusive* otherwise.\n\n"
-                 "| claim | evidence | variant | baseline | metric | test | seeds | difference "
-                 "[95%% interval] | verdict |\n|---|---|---|---|---|---|---|---|---|\n", name);
-    for (int i = 0; i < n; i++) {
-        char link[3 * PATH_MAX + 64];
+    page_intro(a.f, name, f);
+    fprintf(a.f, "| claim | evidence | variant | baseline | metric | test | seeds | difference "
+                 "[95%% interval] | p | p (%s) | verdict |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|\n",
+            corrections[f->correction]);
+    for (int i = 0; i < f->n; i++) {
+        char link[3 * PATH_MAX + 64], p[16], p_adj[16];
         if (strcmp(ans[i].metric, "parameters") == 0)
             snprintf(link, sizeof link, "`cnnbench summary %s`", ans[i].source);
         else {
@@ -452,9 +499,10 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
             snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
         fputs("| ", a.f);
         md_text(a.f, ans[i].cl->text);
-        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link, ans[i].variant,
-                ans[i].baseline, ans[i].metric, test_name(&ans[i]), seeds,
-                ans[i].effect, ans[i].verdict);
+        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link,
+                ans[i].variant, ans[i].baseline, ans[i].metric, test_name(&ans[i]), seeds,
+                ans[i].effect, p_text(p, sizeof p, ans[i].p),
+                p_text(p_adj, sizeof p_adj, ans[i].p_adj), ans[i].verdict);
     }
     fprintf(a.f, "\nFiles: claims.csv (the same rows, machine-readable). Each evidence folder "
                  "holds its experiment's full report (every variant, learning curves, the "
@@ -463,19 +511,21 @@ static int write_page(const char *dir, const char *name, const answer *ans, int 
 }
 
 /* Every section checked and every claim read, before anything runs. */
-static int claims_read(const cnb_conf *c, claim *cl, int *n)
+static int claims_read(const cnb_conf *c, claims_file *f)
 {
     const cnb_section *ex = cnb_conf_section(c, "experiment");
-    if (cnb_section_check_keys(c, ex, claims_experiment_keys))
+    f->n = 0, f->correction = CNB_CORRECT_HOLM, f->alpha = 0.05;
+    if (cnb_section_check_keys(c, ex, claims_experiment_keys) ||
+        cnb_conf_choice(c, ex, "correction", corrections, &f->correction) ||
+        cnb_conf_double(c, ex, "alpha", 1e-6, 0.5, &f->alpha))
         return CNB_EINVAL;
-    *n = 0;
     for (int i = 0; i < c->n; i++) {
         const cnb_section *s = &c->sec[i];
         if (strncmp(s->name, "claim.", 6) == 0) {
-            if (*n == MAX_CLAIMS)
+            if (f->n == MAX_CLAIMS)
                 return cnb_error("%s:%d: [%s]: more than %d claims in one file", c->path,
                                  s->line, s->name, MAX_CLAIMS);
-            if (claim_read(c, s, &cl[(*n)++]))
+            if (claim_read(c, s, &f->cl[f->n++]))
                 return CNB_EINVAL;
         } else if (strcmp(s->name, "experiment") != 0) {
             return cnb_error("%s:%d: unknown section [%s]; a claims file has [experiment] and "
@@ -485,12 +535,27 @@ static int claims_read(const cnb_conf *c, claim *cl, int *n)
     return 0;
 }
 
+/* Each comparison's p adjusted over the file's tested claims, then its verdict. */
+static int judge(const claims_file *f, answer *ans)
+{
+    double p[MAX_CLAIMS], adj[MAX_CLAIMS];
+    for (int i = 0; i < f->n; i++)
+        p[i] = ans[i].p;
+    if (cnb_adjust_p(p, f->n, (cnb_correction)f->correction, adj))
+        return cnb_error("out of memory adjusting the claims' p values");
+    for (int i = 0; i < f->n; i++)
+        if (f->cl[i].expect != EXPECT_MAJORITY) {
+            ans[i].p_adj = adj[i];
+            ans[i].verdict = verdict_of(&ans[i], f->alpha);
+        }
+    return 0;
+}
+
 int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_registry *reg,
                    const cnb_sweep_opts *so)
 {
-    claim cl[MAX_CLAIMS];
-    int n = 0;
-    int rc = claims_read(c, cl, &n);
+    claims_file f;
+    int rc = claims_read(c, &f);
     if (rc)
         return rc;
 
@@ -513,12 +578,13 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
         return rc;
 
     answer ans[MAX_CLAIMS];
-    for (int i = 0; i < n && rc == 0; i++) {
-        ans[i] = (answer){.cl = &cl[i]};
-        rc = cl[i].expect == EXPECT_MAJORITY ? answer_params(path, &cl[i], reg, &ans[i])
-                                             : answer_comparison(path, profile, &cl[i], &ans[i]);
+    for (int i = 0; i < f.n && rc == 0; i++) {
+        const claim *cl = &f.cl[i];
+        ans[i] = (answer){.cl = cl};
+        rc = cl->expect == EXPECT_MAJORITY ? answer_params(path, cl, reg, &ans[i])
+                                           : answer_comparison(path, profile, cl, &ans[i]);
     }
-    if (rc)
+    if (rc || (rc = judge(&f, ans)))
         return rc;
 
     char name[128] = "claims", dir[PATH_MAX + 200], results[PATH_MAX] = "results";
@@ -528,10 +594,15 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
         snprintf(results, sizeof results, "%s", value_of(ex, "results"));
     snprintf(dir, sizeof dir, "%s/%s%s%s", results, name, profile && *profile ? "-" : "",
              profile && *profile ? profile : "");
-    if ((rc = cnb_mkdirs(dir)) || (rc = write_page(dir, name, ans, n)))
+    if ((rc = cnb_mkdirs(dir)) || (rc = write_page(dir, name, &f, ans)))
         return rc;
-    for (int i = 0; i < n; i++)
-        printf("claim %-14s %-13s %s\n", ans[i].cl->id, ans[i].verdict, ans[i].effect);
+    for (int i = 0; i < f.n; i++) {
+        char p[16];
+        printf("claim %-14s %-13s %s", ans[i].cl->id, ans[i].verdict, ans[i].effect);
+        if (!isnan(ans[i].p_adj))
+            printf(", p (%s) %s", corrections[f.correction], p_text(p, sizeof p, ans[i].p_adj));
+        putchar('\n');
+    }
     printf("claims: %s/claims.md (and claims.csv)\n", dir);
     return 0;
 }

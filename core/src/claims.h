@@ -4,7 +4,9 @@
  * with an effect size, its 95% interval over seeds and a verdict, in one Markdown page.
  *
  *   [experiment]  name, mode = claims, results, runs (experiment files, relative to this
- *                 one, comma-separated; run in order with this run's --profile)
+ *                 one, comma-separated; run in order with this run's --profile),
+ *                 correction (holm, the default | bh | none: how the p values of all the
+ *                 file's tested claims are adjusted together), alpha (default 0.05)
  *   [claim.ID]    one per claim, in file order:
  *     text        the claim, as the source states it
  *     experiment  the experiment file whose results hold the evidence
@@ -30,7 +32,12 @@
  * same initial weights and sees the data in the same order, so the paired test removes
  * what seeds change alike on both sides. The page says which test answered each claim.
  *
- * Verdicts. higher: supported when the whole 95% interval of the difference is
+ * Several claims tested at once find more false differences than one: every tested
+ * claim's p is adjusted over the file's claims (Holm's method holds the chance of any false
+ * finding at alpha; Benjamini-Hochberg's the expected share of false findings), and the
+ * verdicts use the adjusted p. The page shows both.
+ *
+ * Verdicts. higher: supported when the adjusted p is below alpha and the difference is
  * above 0, not supported when it is below 0, otherwise inconclusive; lower: mirrored;
  * similar: supported when the interval lies inside (-margin, margin), not supported when
  * it lies outside, otherwise inconclusive; majority: supported when the layers hold more

@@ -73,6 +73,38 @@ void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
     t_test(c, sqrt(sq / (n - 1) / n));
 }
 
+int cnb_adjust_p(const double *p, int n, cnb_correction method, double *adj)
+{
+    double *q = calloc((size_t)n + 1, sizeof *q);          /* the tests' p              */
+    size_t *at = malloc(2 * (size_t)n * sizeof *at + 1);   /* where each is in p        */
+    if (!q || !at) {
+        free(q), free(at);
+        return -1;
+    }
+    size_t m = 0, *rank = at + n;                          /* the tests in order of p   */
+    for (int i = 0; i < n; i++) {
+        adj[i] = p[i];
+        if (!isnan(p[i]))
+            q[m] = p[i], at[m++] = (size_t)i;
+    }
+    gsl_sort_index(rank, q, 1, m);
+    /* Holm: the k-th smallest times the m - k tests still in play, never below the one
+     * before; BH: the k-th smallest times m / (k + 1), never above the one after */
+    double run = 0.0;
+    for (size_t k = 0; method == CNB_CORRECT_HOLM && k < m; k++) {
+        run = fmax(run, fmin(1.0, (double)(m - k) * q[rank[k]]));
+        adj[at[rank[k]]] = run;
+    }
+    run = 1.0;
+    for (size_t k = m; method == CNB_CORRECT_BH && k-- > 0;) {
+        run = fmin(run, (double)m / (double)(k + 1) * q[rank[k]]);
+        adj[at[rank[k]]] = run;
+    }
+    free(q);
+    free(at);
+    return 0;
+}
+
 void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s)
 {
     memset(s, 0, sizeof *s);

@@ -30,6 +30,16 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
 /* a[i] against b[i], i < n (df n - 1); NAN fields (but diff) when n < 2. */
 void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c);
 
+/* p values adjusted for testing several hypotheses at once: Holm's step-down method holds
+ * the chance of any false rejection (family-wise error) at alpha; Benjamini-Hochberg's
+ * step-up method holds the expected share of false rejections (false discovery rate). A
+ * hypothesis is rejected at level alpha when its adjusted p is below alpha. */
+typedef enum cnb_correction { CNB_CORRECT_HOLM, CNB_CORRECT_BH, CNB_CORRECT_NONE } cnb_correction;
+
+/* adj[i] is p[i] adjusted over the family p[0..n); a NAN p is no test: it stays NAN in adj
+ * and is not counted. 0, or -1 when out of memory. */
+int cnb_adjust_p(const double *p, int n, cnb_correction method, double *adj);
+
 /* Timing samples: order statistics and spread. Outliers (outside the Tukey fences
  * q1 - 1.5 IQR .. q3 + 1.5 IQR) are counted, never dropped. */
 typedef struct cnb_sample_stats {
