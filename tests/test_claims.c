@@ -303,6 +303,83 @@ static void test_correction_in_run(void)
                                 "expected one of holm, bh, none");
 }
 
+/* statsmodels 0.13.5, on the paired five seeds (difference 0.009):
+ *   ttost_paired(a, b, -m, m)[0] = 0.003122259681687433 (m 0.015), 0.21498668974427648
+ *     (m 0.010), 0.9876443102717477 (m 0.005);
+ *   beyond the margin, min(ttest_rel(a - m, b, alternative='greater').pvalue,
+ *     ttest_rel(a + m, b, alternative='less').pvalue) = 0.9968777403183126,
+ *     0.7850133102557253, 0.012355689728252316;
+ *   90% interval 0.009 -/+ t.ppf(0.95, 4) * se = [0.006569320689843673, 0.011430679310156344]
+ * and on the Welch data: ttost_ind(x, y, -m, m, usevar='unequal')[0] = 0.007703231967801031
+ * (m 0.03), 0.9276930454726203 (m 0.001); beyond (equal_var=False) 0.992296768032199,
+ * 0.07230695452737967; 90% interval [-0.0005784810581999349, 0.020911814391533695]. */
+static void test_tost_known(void)
+{
+    static const struct {
+        int paired;
+        double m, inside, beyond;
+    } cases[] = {
+        {1, 0.015, 0.003122259681687433, 0.9968777403183126},
+        {1, 0.010, 0.21498668974427648, 0.7850133102557253},
+        {1, 0.005, 0.9876443102717477, 0.012355689728252316},
+        {0, 0.03, 0.007703231967801031, 0.992296768032199},
+        {0, 0.001, 0.9276930454726203, 0.07230695452737967},
+    };
+    const double x[] = {0.862, 0.871, 0.855, 0.866}, y[] = {0.848, 0.851, 0.861};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cnb_comparison c;
+        cnb_equivalence e;
+        if (cases[i].paired)
+            cnb_paired(pa, pb, 5, &c);
+        else
+            cnb_welch(x, 4, y, 3, &c);
+        cnb_tost(&c, cases[i].m, 0.05, &e);
+        CU_ASSERT_DOUBLE_EQUAL(e.p_inside, cases[i].inside, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(e.p_beyond, cases[i].beyond, 1e-9);
+        double lo = cases[i].paired ? 0.006569320689843673 : -0.0005784810581999349;
+        double hi = cases[i].paired ? 0.011430679310156344 : 0.020911814391533695;
+        CU_ASSERT_DOUBLE_EQUAL(e.lo, lo, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(e.hi, hi, 1e-9);
+    }
+    /* differences of exactly 0.25 (no spread): inside a margin of 0.5, beyond one of 0.125,
+     * and at a margin of 0.25 neither */
+    const double u[] = {0.5, 1.5, 2.5}, v[] = {0.25, 1.25, 2.25};
+    cnb_comparison c;
+    cnb_equivalence e;
+    cnb_paired(u, v, 3, &c);
+    CU_ASSERT(c.se == 0.0 && c.p == 0.0 && c.lo == 0.25 && c.hi == 0.25);
+    cnb_tost(&c, 0.5, 0.05, &e);
+    CU_ASSERT(e.p_inside == 0.0 && e.p_beyond == 1.0);
+    cnb_tost(&c, 0.125, 0.05, &e);
+    CU_ASSERT(e.p_inside == 1.0 && e.p_beyond == 0.0);
+    cnb_tost(&c, 0.25, 0.05, &e);
+    CU_ASSERT(e.p_inside == 1.0 && e.p_beyond == 1.0);
+}
+
+/* The paired five seeds against three margins: Holm's adjusted p (0.0031 x 3, 0.0124 x 2,
+ * then 0.215) decide equivalent within 0.015, not equivalent within 0.005, and nothing
+ * within 0.010, where the 90% interval [0.0066, 0.0114] straddles the margin. */
+static void test_equivalence_in_run(void)
+{
+    char cells[2048] = "", claims[2048] = "", row[4096];
+    add_runs(cells, sizeof cells, "pool=max", 1, pa, 5);
+    add_runs(cells, sizeof cells, "pool=avg", 1, pb, 5);
+    static const char *const margins[] = {"0.015", "0.01", "0.005"};
+    for (int i = 0; i < 3; i++)
+        snprintf(claims + strlen(claims), sizeof claims - strlen(claims),
+                 "[claim.m%d]\ntext = within %s\nexperiment = ev.ini\nvariant = pool=max\n"
+                 "baseline = pool=avg\nmetric = test_acc\nexpect = similar\nmargin = %s\n",
+                 i, margins[i], margins[i]);
+    CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(cells, "", claims)), 0);
+    page_row("within 0.015", row, sizeof row);
+    CHECK_MSG(row, "| +0.0090 [+0.0066, +0.0114] (90%), margin ±0.015 | 0.003 | 0.009 | "
+                   "**equivalent within ±0.015** |");
+    page_row("within 0.01", row, sizeof row);
+    CHECK_MSG(row, "| 0.215 | 0.215 | **inconclusive** |");
+    page_row("within 0.005", row, sizeof row);
+    CHECK_MSG(row, "| 0.012 | 0.025 | **not equivalent** |");
+}
+
 void suite_claims(void)
 {
     static const test_case cases[] = {
@@ -314,6 +391,8 @@ void suite_claims(void)
         {"a pooled claim pairs by seed and the pooled terms", test_pooled_pairing},
         {"Holm and Benjamini-Hochberg on a known vector", test_adjust_known},
         {"verdicts use the adjusted p: holm, bh, none", test_correction_in_run},
+        {"TOST on known datasets, both sides of the margin", test_tost_known},
+        {"equivalence verdicts: equivalent, not, inconclusive", test_equivalence_in_run},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

@@ -77,11 +77,13 @@ typedef struct answer {
     int paired;            /* compared by the paired t-test (else Welch's)        */
     char source[PATH_MAX]; /* the evidence's folder, as linked from the page      */
     char effect[256];      /* "+0.0432 [+0.0358, +0.0507]", or a share of parameters */
-    double diff, lo, hi;
+    double diff, lo, hi;   /* the difference and its interval                        */
+    double level;          /* the interval's: 1 - alpha, or for a claim of equivalence
+                              1 - 2 alpha (the interval of its two one-sided tests)  */
     double p, p_adj;       /* the claim's test (NAN: none), and its p adjusted over
                               every tested claim of the file                        */
     int n_variant, n_baseline;
-    const char *verdict;
+    char verdict[48];
 } answer;
 
 static const char *value_of(const cnb_section *s, const char *key)
@@ -250,20 +252,23 @@ static int compare(const side *a, const side *b, const int *partner, cnb_compari
     return 0;
 }
 
-/* A comparison's verdict. higher and lower: a difference the test finds (adjusted p below
- * alpha) supports the claim when it goes the way the claim predicts and refutes it when it
- * goes the other; similar: the whole interval inside or outside the margin. */
-static const char *verdict_of(const answer *a, double alpha)
+/* A comparison's verdict, once its p is adjusted. higher and lower: a difference the test
+ * finds (adjusted p below alpha) supports the claim when it goes the way the claim predicts
+ * and refutes it when it goes the other; similar: the test that found something is the
+ * equivalence test when the difference lies inside the margin, the test of a difference
+ * beyond it otherwise. */
+static void verdict_of(answer *a, double alpha)
 {
     const claim *cl = a->cl;
-    if (cl->expect == EXPECT_SIMILAR)
-        return !isfinite(a->lo) || !isfinite(a->hi)            ? "inconclusive"
-               : a->lo > -cl->margin && a->hi < cl->margin     ? "supported"
-               : a->lo >= cl->margin || a->hi <= -cl->margin   ? "not supported"
-                                                               : "inconclusive";
     if (!(a->p_adj < alpha))
-        return "inconclusive";
-    return (a->diff > 0) == (cl->expect == EXPECT_HIGHER) ? "supported" : "not supported";
+        snprintf(a->verdict, sizeof a->verdict, "inconclusive");
+    else if (cl->expect == EXPECT_SIMILAR && fabs(a->diff) < cl->margin)
+        snprintf(a->verdict, sizeof a->verdict, "equivalent within ±%g", cl->margin);
+    else if (cl->expect == EXPECT_SIMILAR)
+        snprintf(a->verdict, sizeof a->verdict, "not equivalent");
+    else
+        snprintf(a->verdict, sizeof a->verdict, "%s",
+                 (a->diff > 0) == (cl->expect == EXPECT_HIGHER) ? "supported" : "not supported");
 }
 
 /* `rel` as seen from the folder of `file` (as is when absolute). */
@@ -316,7 +321,7 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
 }
 
 static int answer_comparison(const char *path, const char *profile, const claim *cl,
-                             answer *a)
+                             double alpha, answer *a)
 {
     a->metric = metrics[cl->metric];
     a->variant = cl->variant, a->baseline = cl->baseline;
@@ -337,12 +342,18 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     free(vb.r);
     if (rc)
         return rc;
-    a->diff = cmp.diff, a->lo = cmp.lo, a->hi = cmp.hi;
-    a->p = cl->expect == EXPECT_SIMILAR ? NAN : cmp.p;
-    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f]", cmp.diff, cmp.lo, cmp.hi);
+    a->diff = cmp.diff, a->p = cmp.p, a->level = 1.0 - alpha;
+    cnb_interval(&cmp, a->level, &a->lo, &a->hi);
+    if (cl->expect == EXPECT_SIMILAR) {
+        cnb_equivalence eq;
+        cnb_tost(&cmp, cl->margin, alpha, &eq);
+        a->p = fmin(eq.p_inside, eq.p_beyond); /* the one below 0.5, if either */
+        a->lo = eq.lo, a->hi = eq.hi, a->level = 1.0 - 2.0 * alpha;
+    }
+    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f]", a->diff, a->lo, a->hi);
     if (cl->expect == EXPECT_SIMILAR)
         snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
-                 "; margin ±%g", cl->margin);
+                 " (%g%%), margin ±%g", 100.0 * a->level, cl->margin);
     return 0;
 }
 
@@ -380,7 +391,7 @@ static int answer_params(const char *path, const claim *cl, cnb_registry *reg, a
     snprintf(a->source, sizeof a->source, "%s", file);
     snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)",
              cl->layers, part, total, 100.0 * share);
-    a->verdict = share > 0.5 ? "supported" : "not supported";
+    snprintf(a->verdict, sizeof a->verdict, "%s", share > 0.5 ? "supported" : "not supported");
     return 0;
 }
 
@@ -428,14 +439,14 @@ static int write_csv(const char *dir, const claims_file *f, const answer *ans)
     snprintf(path, sizeof path, "%s/claims.csv", dir);
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    fprintf(a.f, "claim,text,metric,variant,baseline,test,n_variant,n_baseline,diff,ci_lo,ci_hi,"
-                 "p,correction,p_adjusted,verdict,source\n");
-    for (int i = 0; i < f->n; i++)
-        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%.6f,%.6f,%.6g,%s,%.6g,%s,\"%s\"\n",
-                ans[i].cl->id, ans[i].cl->text, ans[i].metric, ans[i].variant, ans[i].baseline,
-                test_name(&ans[i]), ans[i].n_variant, ans[i].n_baseline, ans[i].diff, ans[i].lo,
-                ans[i].hi, ans[i].p, corrections[f->correction], ans[i].p_adj, ans[i].verdict,
-                ans[i].source);
+    fprintf(a.f, "claim,text,metric,variant,baseline,test,n_variant,n_baseline,diff,ci_level,"
+                 "ci_lo,ci_hi,p,correction,p_adjusted,verdict,source\n");
+    for (const answer *r = ans; r < ans + f->n; r++)
+        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%g,%.6f,%.6f,%.6g,%s,%.6g,%s,"
+                     "\"%s\"\n",
+                r->cl->id, r->cl->text, r->metric, r->variant, r->baseline, test_name(r),
+                r->n_variant, r->n_baseline, r->diff, r->level, r->lo, r->hi, r->p,
+                corrections[f->correction], r->p_adj, r->verdict, r->source);
     return cnb_atomic_commit(&a);
 }
 
@@ -444,12 +455,12 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
 {
     fprintf(o, "# %s: the seed notes' claims, answered\n\n"
                "Each claim is a comparison between variants of a committed experiment, over "
-               "its seeds: the difference of means (variant − baseline), its 95%% interval "
+               "its seeds: the difference of means (variant − baseline), its %g%% interval "
                "and p. The test is a paired t-test on the differences between runs of the "
                "same seed and the same other settings when every run of one side has exactly "
                "one such partner on the other (same seed: same initial weights and data "
                "order), Welch's t-test otherwise; the test column says which.\n\n",
-            name);
+            name, 100.0 * (1.0 - f->alpha));
     if (f->correction == CNB_CORRECT_NONE)
         fprintf(o, "The p values are not corrected for testing several claims at once "
                    "(correction = none): the more claims, the more false findings.");
@@ -460,11 +471,17 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
                 f->correction == CNB_CORRECT_HOLM
                     ? "the chance of any false finding among them is at most alpha"
                     : "false findings are at most a share alpha of the findings, on average");
-    fprintf(o, " A claim that variant is higher (lower) is *supported* when its adjusted p is "
-               "below alpha = %g and the difference goes the predicted way, *not supported* "
-               "when it goes the other way, and *inconclusive* otherwise. A claim that it adds "
-               "little is *supported* when the whole interval lies inside the stated margin, "
-               "*not supported* when it lies outside, *inconclusive* otherwise.\n\n", f->alpha);
+    fprintf(o, " A claim that the variant is higher (lower) is *supported* when its adjusted p "
+               "is below alpha = %g and the difference goes the predicted way, *not "
+               "supported* when it goes the other way, and *inconclusive* otherwise.\n\n"
+               "A claim that it adds little (expect = similar) is tested for equivalence "
+               "within its margin ±m by two one-sided tests (TOST) at alpha: the difference "
+               "is *equivalent within ±m* when both H0: difference ≤ −m and H0: difference ≥ "
+               "m are rejected (its %g%% interval, shown, lies inside ±m); *not equivalent* "
+               "when the difference is shown to lie beyond a margin (the interval lies wholly "
+               "outside); *inconclusive* otherwise. Its p is that of the test that decides "
+               "(the larger of the two one-sided p, or the p beyond the margin), adjusted "
+               "with the others.\n\n", f->alpha, 100.0 * (1.0 - 2.0 * f->alpha));
 }
 
 static int write_page(const char *dir, const char *name, const claims_file *f,
@@ -479,9 +496,9 @@ static int write_page(const char *dir, const char *name, const claims_file *f,
         return CNB_EIO;
     page_intro(a.f, name, f);
     fprintf(a.f, "| claim | evidence | variant | baseline | metric | test | seeds | difference "
-                 "[95%% interval] | p | p (%s) | verdict |\n"
+                 "[%g%% interval] | p | p (%s) | verdict |\n"
                  "|---|---|---|---|---|---|---|---|---|---|---|\n",
-            corrections[f->correction]);
+            100.0 * (1.0 - f->alpha), corrections[f->correction]);
     for (int i = 0; i < f->n; i++) {
         char link[3 * PATH_MAX + 64], p[16], p_adj[16];
         if (strcmp(ans[i].metric, "parameters") == 0)
@@ -546,7 +563,7 @@ static int judge(const claims_file *f, answer *ans)
     for (int i = 0; i < f->n; i++)
         if (f->cl[i].expect != EXPECT_MAJORITY) {
             ans[i].p_adj = adj[i];
-            ans[i].verdict = verdict_of(&ans[i], f->alpha);
+            verdict_of(&ans[i], f->alpha);
         }
     return 0;
 }
@@ -582,7 +599,7 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
         const claim *cl = &f.cl[i];
         ans[i] = (answer){.cl = cl};
         rc = cl->expect == EXPECT_MAJORITY ? answer_params(path, cl, reg, &ans[i])
-                                           : answer_comparison(path, profile, cl, &ans[i]);
+                                           : answer_comparison(path, profile, cl, f.alpha, &ans[i]);
     }
     if (rc || (rc = judge(&f, ans)))
         return rc;

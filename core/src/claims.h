@@ -14,8 +14,8 @@
  *                 when its variant has every term (so terms left out pool over the rest)
  *     metric      (required) test_acc | best_test_acc | train_acc | gap | test_loss |
  *                 epoch_seconds | epoch1_test_acc (after the first epoch: how fast it learns)
- *     expect      higher | lower (variant against baseline) | similar (|difference| below
- *                 `margin`, default 0.005)
+ *     expect      higher | lower (variant against baseline) | similar (equivalent within
+ *                 +-`margin`, default 0.005)
  *     paired      auto (default) | yes | no: compare by the paired t-test on the
  *                 differences between runs of the same seed, or by Welch's t-test; auto
  *                 pairs when every run on each side has exactly one partner on the other
@@ -38,10 +38,14 @@
  * verdicts use the adjusted p. The page shows both.
  *
  * Verdicts. higher: supported when the adjusted p is below alpha and the difference is
- * above 0, not supported when it is below 0, otherwise inconclusive; lower: mirrored;
- * similar: supported when the interval lies inside (-margin, margin), not supported when
- * it lies outside, otherwise inconclusive; majority: supported when the layers hold more
- * than half the parameters. Fewer than 2 seeds a side is inconclusive.
+ * above 0, not supported when it is below 0, otherwise inconclusive (the page shows the
+ * 1 - alpha interval); lower: mirrored; similar: two one-sided tests (TOST) at alpha,
+ * "equivalent within +-margin" when both H0: diff <= -margin and H0: diff >= margin are
+ * rejected, "not equivalent" when the difference is shown to lie beyond a margin, otherwise
+ * inconclusive; its p (the one adjusted) is that of the deciding test and the page shows
+ * the 1 - 2 alpha interval (90%), which lies inside or wholly outside the margin exactly
+ * when the unadjusted tests decide; majority: supported when the layers hold more than
+ * half the parameters. Fewer than 2 seeds a side is inconclusive.
  *
  * Writes <results>/<name>/claims.md and claims.csv (atomically), linking each row to the
  * report and plots it came from.

@@ -24,25 +24,58 @@ void cnb_summarize(const double *x, int n, cnb_summary *s)
     }
 }
 
-/* t, the two-sided p and the 95% interval of c->diff from its standard error `se` and
- * c->df. */
-static void t_test(cnb_comparison *c, double se)
+void cnb_interval(const cnb_comparison *c, double level, double *lo, double *hi)
 {
-    if (se == 0.0) { /* no spread: the difference is exact */
-        c->lo = c->hi = c->diff;
-        c->p = c->diff == 0.0 ? 1.0 : 0.0;
+    *lo = *hi = NAN;
+    if (isnan(c->se)) /* fewer than 2 values a side */
         return;
+    double half = c->se == 0.0 ? 0.0 : gsl_cdf_tdist_Pinv(0.5 + level / 2, c->df) * c->se;
+    *lo = c->diff - half;
+    *hi = c->diff + half;
+}
+
+/* t, the two-sided p and the 95% interval of c->diff from c->se and c->df. */
+static void t_test(cnb_comparison *c)
+{
+    cnb_interval(c, 0.95, &c->lo, &c->hi);
+    if (c->se == 0.0) /* no spread: the difference is exact */
+        c->p = c->diff == 0.0 ? 1.0 : 0.0;
+    else {
+        c->t = c->diff / c->se;
+        c->p = 2.0 * gsl_cdf_tdist_Q(fabs(c->t), c->df);
     }
-    c->t = c->diff / se;
-    c->p = 2.0 * gsl_cdf_tdist_Q(fabs(c->t), c->df);
-    double half = gsl_cdf_tdist_Pinv(0.975, c->df) * se;
-    c->lo = c->diff - half;
-    c->hi = c->diff + half;
+}
+
+/* One-sided p of H0: true difference <= `null` against > (above), and of H0: >= against
+ * < (below). */
+static double p_above(const cnb_comparison *c, double null)
+{
+    if (isnan(c->se))
+        return NAN;
+    if (c->se == 0.0)
+        return c->diff > null ? 0.0 : 1.0;
+    return gsl_cdf_tdist_Q((c->diff - null) / c->se, c->df);
+}
+
+static double p_below(const cnb_comparison *c, double null)
+{
+    if (isnan(c->se))
+        return NAN;
+    if (c->se == 0.0)
+        return c->diff < null ? 0.0 : 1.0;
+    return gsl_cdf_tdist_P((c->diff - null) / c->se, c->df);
+}
+
+void cnb_tost(const cnb_comparison *c, double margin, double alpha, cnb_equivalence *e)
+{
+    e->p_inside = fmax(p_above(c, -margin), p_below(c, margin));
+    e->p_beyond = fmin(p_above(c, margin), p_below(c, -margin));
+    cnb_interval(c, 1.0 - 2.0 * alpha, &e->lo, &e->hi);
 }
 
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c)
 {
-    c->diff = c->lo = c->hi = c->t = c->df = c->p = NAN;
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = NAN;
     if (na < 1 || nb < 1)
         return;
     double ma = gsl_stats_mean(a, 1, (size_t)na), mb = gsl_stats_mean(b, 1, (size_t)nb);
@@ -53,12 +86,13 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
     double vb = gsl_stats_variance_m(b, 1, (size_t)nb, mb) / nb;
     if (va + vb > 0.0)
         c->df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
-    t_test(c, sqrt(va + vb));
+    c->se = sqrt(va + vb);
+    t_test(c);
 }
 
 void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
 {
-    c->diff = c->lo = c->hi = c->t = c->df = c->p = NAN;
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = NAN;
     if (n < 1)
         return;
     double sum = 0.0, sq = 0.0;
@@ -70,7 +104,8 @@ void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
     for (int i = 0; i < n; i++)
         sq += (a[i] - b[i] - c->diff) * (a[i] - b[i] - c->diff);
     c->df = n - 1;
-    t_test(c, sqrt(sq / (n - 1) / n));
+    c->se = sqrt(sq / (n - 1) / n);
+    t_test(c);
 }
 
 int cnb_adjust_p(const double *p, int n, cnb_correction method, double *adj)

@@ -21,6 +21,7 @@ typedef struct cnb_comparison {
     double diff;         /* mean(a) - mean(b) (paired: the mean of a[i] - b[i]) */
     double lo, hi;       /* its 95% interval */
     double t, df, p;     /* t, its degrees of freedom, two-sided p */
+    double se;           /* the standard error of diff (0: no spread, an exact difference) */
 } cnb_comparison;
 
 void cnb_summarize(const double *x, int n, cnb_summary *s);
@@ -29,6 +30,24 @@ void cnb_summarize(const double *x, int n, cnb_summary *s);
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c);
 /* a[i] against b[i], i < n (df n - 1); NAN fields (but diff) when n < 2. */
 void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c);
+
+/* The interval of c's difference at `level` (0.95: the 95% interval). */
+void cnb_interval(const cnb_comparison *c, double level, double *lo, double *hi);
+
+/* Equivalence within +-margin by two one-sided t-tests (TOST), on c's difference, its
+ * standard error and degrees of freedom. The difference is shown to lie inside the margin
+ * when both H0: diff <= -margin and H0: diff >= margin are rejected at alpha, that is
+ * when the (1 - 2 alpha) interval lies inside (-margin, margin); it is shown to lie beyond
+ * a margin when H0: diff <= margin or H0: diff >= -margin is rejected at alpha, that is
+ * when that interval lies wholly above margin or below -margin. At most one of the two p
+ * values is below 0.5. */
+typedef struct cnb_equivalence {
+    double p_inside;     /* the larger p of the two one-sided tests: equivalent below alpha */
+    double p_beyond;     /* the smaller p of the two opposite tests: not equivalent below alpha */
+    double lo, hi;       /* the (1 - 2 alpha) interval: 90% at alpha 0.05 */
+} cnb_equivalence;
+
+void cnb_tost(const cnb_comparison *c, double margin, double alpha, cnb_equivalence *e);
 
 /* p values adjusted for testing several hypotheses at once: Holm's step-down method holds
  * the chance of any false rejection (family-wise error) at alpha; Benjamini-Hochberg's
