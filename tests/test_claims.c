@@ -84,6 +84,14 @@ static void add_runs(char *cells, size_t len, const char *variant, int seed, con
                  variant, seed + i, v[i]);
 }
 
+/* Appends a run that never left chance: test accuracy 0.1, train accuracy 0.1112 (as the
+ * AlexNet ablation's runs that learnt nothing). */
+static void add_chance_run(char *cells, size_t len, const char *variant, int seed)
+{
+    snprintf(cells + strlen(cells), len - strlen(cells), "\"%s\",%d,0.1,0.1112,0.0112\n",
+             variant, seed);
+}
+
 /* Five seeds a side whose differences barely vary (a paired design's strength) while the
  * seeds spread the two sides alike. scipy 1.10.1:
  *   ttest_rel(a, b): t = 7.893522173763262, p = 0.0013930679488826751; mean difference
@@ -380,6 +388,63 @@ static void test_equivalence_in_run(void)
     CHECK_MSG(row, "| 0.012 | 0.025 | **not equivalent** |");
 }
 
+/* scipy 1.10.1 stats.fisher_exact([[a, b], [c, d]])[1] */
+static void test_fisher_known(void)
+{
+    static const struct {
+        unsigned a, b, c, d;
+        double p;
+    } cases[] = {
+        {0, 18, 4, 14, 0.10389610389610388}, {4, 14, 0, 18, 0.10389610389610388},
+        {1, 9, 11, 3, 0.0027594561852200836}, {2, 16, 4, 14, 0.6581483033095936},
+        {7, 2, 2, 7, 0.056684491978609634}, {0, 3, 3, 0, 0.10000000000000002},
+        {3, 3, 3, 3, 1.0}, {0, 5, 0, 5, 1.0}, {0, 6, 2, 4, 0.4545454545454546},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CU_ASSERT_DOUBLE_EQUAL(cnb_fisher_exact(cases[i].a, cases[i].b, cases[i].c, cases[i].d),
+                               cases[i].p, 1e-12);
+}
+
+/* Six seeds a side, the baseline's seeds 2 and 5 never left chance (train accuracy 0.1112).
+ * scipy 1.10.1: without them, ttest_rel on the 4 other pairs gives difference 0.01025,
+ * p = 0.002677439936391654; fisher_exact([[0, 6], [2, 4]]) p = 0.4545; averaged in, the
+ * runs at chance make the difference 0.2542 and p = 0.16038162323398955. */
+static void test_chance_runs(void)
+{
+    static const double va[] = {0.811, 0.849, 0.892, 0.868, 0.835, 0.857};
+    static const double vb[] = {0.800, 0.840, 0.880, 0.861, 0.829, 0.846};
+    char cells[2048] = "", row[4096];
+    add_runs(cells, sizeof cells, "pool=max", 1, va, 6);
+    add_runs(cells, sizeof cells, "pool=avg", 1, vb, 1);
+    add_chance_run(cells, sizeof cells, "pool=avg", 2);
+    add_runs(cells, sizeof cells, "pool=avg", 3, vb + 2, 2);
+    add_chance_run(cells, sizeof cells, "pool=avg", 5);
+    add_runs(cells, sizeof cells, "pool=avg", 6, vb + 5, 1);
+    const char *claim = "experiment = ev.ini\nvariant = pool=max\nbaseline = pool=avg\n"
+                        "metric = test_acc\nexpect = higher\n";
+    char claims[2048];
+    snprintf(claims, sizeof claims, "[claim.a]\ntext = default rule\n%s"
+             "[claim.b]\ntext = no rule\n%schance_margin = 0\nchance = 0.1\n"
+             "[claim.c]\ntext = welch\n%spaired = no\n", claim, claim, claim);
+    CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(cells, "correction = none", claims)), 0);
+    page_row("default rule", row, sizeof row);
+    CHECK_MSG(row, "| test_acc | 0 / 2, p = 0.455 | paired t | 4 pairs | +0.0103 [");
+    CHECK_MSG(row, "| 0.003 | 0.003 | **supported** |");
+    page_row("no rule", row, sizeof row);
+    CHECK_MSG(row, "| 0 / 0 (train acc < 0.1) | paired t | 6 pairs | +0.2542 [");
+    CHECK_MSG(row, "| 0.160 | 0.160 | **inconclusive** |");
+    page_row("welch", row, sizeof row);
+    CHECK_MSG(row, "| 0 / 2, p = 0.455 | Welch t | 6 / 4 | +0.0052 [");
+
+    /* the rule from [experiment], and its errors */
+    CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(cells, "chance_margin = 0", claims)), 0);
+    page_row("default rule", row, sizeof row);
+    CHECK_MSG(row, "| 0 / 0 | paired t | 6 pairs |");
+    CU_ASSERT_EQUAL(run_claims(claims_fixture(cells, "chance = 2", claims)), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "claims.ini:5: [experiment] chance = '2': expected a number "
+                                "from 0 to 1");
+}
+
 void suite_claims(void)
 {
     static const test_case cases[] = {
@@ -393,6 +458,8 @@ void suite_claims(void)
         {"verdicts use the adjusted p: holm, bh, none", test_correction_in_run},
         {"TOST on known datasets, both sides of the margin", test_tost_known},
         {"equivalence verdicts: equivalent, not, inconclusive", test_equivalence_in_run},
+        {"Fisher's exact test on known tables", test_fisher_known},
+        {"runs at chance are counted apart and left out", test_chance_runs},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

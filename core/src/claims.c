@@ -17,12 +17,19 @@
 #include "stats.h"
 
 #define MAX_CLAIMS 64
+/* The default rule for a run that never left chance: final train accuracy below 0.15, a
+ * guess among 10 classes (0.1) and half as much again. A run that learnt anything ends far
+ * above it (every trained run of the two ablations ends above 0.8), and one that did not
+ * stays within a point or two of 0.1 (0.111 in the AlexNet ablation). */
+#define CHANCE 0.1
+#define CHANCE_MARGIN 0.05
 
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
-                                         "expect", "margin", "paired", "model", "vars",
-                                         "layers", NULL};
+                                         "expect", "margin", "paired", "chance",
+                                         "chance_margin", "model", "vars", "layers", NULL};
 static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs",
-                                                     "correction", "alpha", NULL};
+                                                     "correction", "alpha", "chance",
+                                                     "chance_margin", NULL};
 /* in the order of cnb_correction */
 static const char *const corrections[] = {"holm", "bh", "none", NULL};
 static const char *const correction_names[] = {"Holm", "Benjamini-Hochberg", "none"};
@@ -46,6 +53,9 @@ typedef struct claim {
     const char *experiment, *variant, *baseline; /* a comparison               */
     int paired;               /* PAIRED_*                                       */
     double margin;            /* expect = similar: |difference| below this      */
+    double chance;            /* the accuracy of a guess (0.1 for 10 classes)   */
+    double chance_margin;     /* a run whose final train accuracy is below
+                                 chance + chance_margin never left chance       */
     const char *model, *vars, *layers;           /* expect = majority           */
 } claim;
 
@@ -55,11 +65,14 @@ typedef struct claims_file {
     int n;
     int correction; /* a cnb_correction, over every tested claim of the file */
     double alpha;   /* a claim's adjusted p must be below it                */
+    double chance, chance_margin; /* for claims that do not set their own */
 } claims_file;
 
 /* One finished cell of the evidence, on one side of a claim. */
 typedef struct run {
     double v;        /* the claim's metric                                          */
+    int at_chance;   /* never left chance: its final train accuracy says it learnt
+                        nothing, so its metric is no sample of what the variant does */
     char unit[320];  /* its seed and the terms of its variant the claim does not name:
                         runs of the two sides with the same unit started from the same
                         seed under the same other settings, so they pair             */
@@ -82,7 +95,10 @@ typedef struct answer {
                               1 - 2 alpha (the interval of its two one-sided tests)  */
     double p, p_adj;       /* the claim's test (NAN: none), and its p adjusted over
                               every tested claim of the file                        */
-    int n_variant, n_baseline;
+    int n_variant, n_baseline; /* runs compared (paired: pairs, on both)         */
+    int chance_variant, chance_baseline; /* runs that never left chance, left out */
+    int runs_variant, runs_baseline;     /* every finished run                    */
+    double p_chance;       /* Fisher's exact test on the runs at chance (NAN: none) */
     char verdict[48];
 } answer;
 
@@ -92,16 +108,29 @@ static const char *value_of(const cnb_section *s, const char *key)
     return kv ? kv->value : NULL;
 }
 
-static int claim_read(const cnb_conf *c, const cnb_section *s, claim *cl)
+/* The rule for runs that never left chance, from [experiment] or a claim. */
+static int read_chance(const cnb_conf *c, const cnb_section *s, double *chance,
+                       double *chance_margin)
+{
+    return cnb_conf_double(c, s, "chance", 0.0, 1.0, chance) ||
+                   cnb_conf_double(c, s, "chance_margin", 0.0, 1.0, chance_margin)
+               ? CNB_EINVAL
+               : 0;
+}
+
+static int claim_read(const cnb_conf *c, const cnb_section *s, const claims_file *f,
+                      claim *cl)
 {
     *cl = (claim){.conf = c, .s = s, .id = s->name + 6, .expect = -1, .metric = -1,
-                  .paired = PAIRED_AUTO, .margin = 0.005};
+                  .paired = PAIRED_AUTO, .margin = 0.005, .chance = f->chance,
+                  .chance_margin = f->chance_margin};
     cl->text = value_of(s, "text") ? value_of(s, "text") : cl->id;
     if (cnb_section_check_keys(c, s, claim_keys) ||
         cnb_conf_choice(c, s, "expect", expects, &cl->expect) ||
         cnb_conf_choice(c, s, "metric", metrics, &cl->metric) ||
         cnb_conf_choice(c, s, "paired", pairings, &cl->paired) ||
-        cnb_conf_double(c, s, "margin", 0.0, 1e9, &cl->margin))
+        cnb_conf_double(c, s, "margin", 0.0, 1e9, &cl->margin) ||
+        read_chance(c, s, &cl->chance, &cl->chance_margin))
         return CNB_EINVAL;
     if (cnb_section_get(s, "margin") && cl->expect != EXPECT_SIMILAR)
         return cnb_error("%s:%d: [%s] margin goes with expect = similar", c->path,
@@ -156,7 +185,7 @@ static void unit_of(char *out, size_t len, const char *seed, const char *variant
             used += (size_t)snprintf(out + used, len - used, " %s", t);
 }
 
-static int side_add(side *s, double v, const char *seed, const char *variant,
+static int side_add(side *s, double v, int at_chance, const char *seed, const char *variant,
                     const char *named)
 {
     if (s->n == s->cap) {
@@ -167,6 +196,7 @@ static int side_add(side *s, double v, const char *seed, const char *variant,
         s->r = r, s->cap = cap;
     }
     s->r[s->n].v = v;
+    s->r[s->n].at_chance = at_chance;
     unit_of(s->r[s->n].unit, sizeof s->r[s->n].unit, seed, variant, named);
     s->n++;
     return 0;
@@ -175,14 +205,14 @@ static int side_add(side *s, double v, const char *seed, const char *variant,
 /* The runs of `dir`/cells.csv on each side of `cl`. */
 static int read_sides(const char *dir, const claim *cl, side *a, side *b)
 {
-    enum { VARIANT, SEED, METRIC, NCOLS };
-    const char *want[NCOLS] = {"variant", "seed", metrics[cl->metric]};
+    enum { VARIANT, SEED, TRAIN_ACC, METRIC, NCOLS };
+    const char *want[NCOLS] = {"variant", "seed", "train_acc", metrics[cl->metric]};
     char path[PATH_MAX + 16], line[4096], *f[32];
     snprintf(path, sizeof path, "%s/cells.csv", dir);
     FILE *fp = fopen(path, "r");
     if (!fp)
         return cnb_error("%s: cannot open (%s); run its experiment first", path, strerror(errno));
-    int col[NCOLS] = {-1, -1, -1}, last = 0, rc = 0;
+    int col[NCOLS] = {-1, -1, -1, -1}, last = 0, rc = 0;
     int n = fgets(line, sizeof line, fp) ? cnb_csv_split(line, f, 32) : 0;
     for (int k = 0; k < NCOLS; k++) {
         for (int i = 0; i < n; i++)
@@ -197,11 +227,12 @@ static int read_sides(const char *dir, const claim *cl, side *a, side *b)
         if (cnb_csv_split(line, f, 32) <= last)
             continue;
         double v = strtod(f[col[METRIC]], NULL);
+        int at_chance = strtod(f[col[TRAIN_ACC]], NULL) < cl->chance + cl->chance_margin;
         const char *variant = f[col[VARIANT]], *seed = f[col[SEED]];
         if (has_terms(variant, cl->variant))
-            rc = side_add(a, v, seed, variant, cl->variant);
+            rc = side_add(a, v, at_chance, seed, variant, cl->variant);
         else if (has_terms(variant, cl->baseline))
-            rc = side_add(b, v, seed, variant, cl->baseline);
+            rc = side_add(b, v, at_chance, seed, variant, cl->baseline);
     }
     fclose(fp);
     return rc;
@@ -232,24 +263,41 @@ static const char *pair_up(const side *a, const side *b, int *partner)
     return NULL;
 }
 
-/* The two sides' values compared by the paired test when `partner` is given, by Welch's
- * otherwise. */
-static int compare(const side *a, const side *b, const int *partner, cnb_comparison *cmp)
+/* The runs that left chance compared, by the paired test on the pairs whose two runs did
+ * when `partner` is given, by Welch's otherwise; how many on each side in *nx, *ny. */
+static int compare(const side *a, const side *b, const int *partner, cnb_comparison *cmp,
+                   int *nx, int *ny)
 {
-    double *x = malloc((size_t)(a->n + b->n) * sizeof *x);
+    double *x = malloc((size_t)(a->n + b->n + 1) * sizeof *x);
     if (!x)
         return cnb_error("out of memory comparing the claims' evidence");
     double *y = x + a->n;
-    for (int i = 0; i < a->n; i++)
-        x[i] = a->r[i].v;
-    for (int j = 0; j < b->n; j++) /* paired: y[i] is the partner of x[i] */
-        y[j] = b->r[partner ? partner[j] : j].v;
+    *nx = *ny = 0;
+    for (int i = 0; i < a->n; i++) {
+        const run *mate = partner ? &b->r[partner[i]] : NULL;
+        if (a->r[i].at_chance || (mate && mate->at_chance))
+            continue;
+        x[(*nx)++] = a->r[i].v;
+        if (mate)
+            y[(*ny)++] = mate->v;
+    }
+    for (int j = 0; !partner && j < b->n; j++)
+        if (!b->r[j].at_chance)
+            y[(*ny)++] = b->r[j].v;
     if (partner)
-        cnb_paired(x, y, a->n, cmp);
+        cnb_paired(x, y, *nx, cmp);
     else
-        cnb_welch(x, a->n, y, b->n, cmp);
+        cnb_welch(x, *nx, y, *ny, cmp);
     free(x);
     return 0;
+}
+
+static int count_at_chance(const side *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        n += s->r[i].at_chance;
+    return n;
 }
 
 /* A comparison's verdict, once its p is adjusted. higher and lower: a difference the test
@@ -313,8 +361,13 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
     } else {
         int paired = !lonely && cl->paired != PAIRED_NO;
         a->paired = paired;
-        a->n_variant = va->n, a->n_baseline = vb->n;
-        rc = compare(va, vb, paired ? partner : NULL, cmp);
+        a->runs_variant = va->n, a->runs_baseline = vb->n;
+        a->chance_variant = count_at_chance(va), a->chance_baseline = count_at_chance(vb);
+        a->p_chance = a->chance_variant + a->chance_baseline == 0
+                          ? NAN
+                          : cnb_fisher_exact(a->chance_variant, va->n - a->chance_variant,
+                                             a->chance_baseline, vb->n - a->chance_baseline);
+        rc = compare(va, vb, paired ? partner : NULL, cmp, &a->n_variant, &a->n_baseline);
     }
     free(partner);
     return rc;
@@ -387,7 +440,6 @@ static int answer_params(const char *path, const claim *cl, cnb_registry *reg, a
     a->variant = cl->layers;
     a->baseline = "all layers";
     a->diff = a->lo = a->hi = share;
-    a->p = a->p_adj = NAN;
     snprintf(a->source, sizeof a->source, "%s", file);
     snprintf(a->effect, sizeof a->effect, "%s layers: %zu of %zu parameters (%.1f%%)",
              cl->layers, part, total, 100.0 * share);
@@ -419,7 +471,7 @@ static void md_text(FILE *f, const char *s)
 /* The test behind a comparison, or "-" (a claim about parameters). */
 static const char *test_name(const answer *a)
 {
-    return !a->n_variant ? "-" : a->paired ? "paired t" : "Welch t";
+    return a->cl->expect == EXPECT_MAJORITY ? "-" : a->paired ? "paired t" : "Welch t";
 }
 
 /* p for a table: "0.012", "< 0.001", or "-" (no test). */
@@ -439,14 +491,17 @@ static int write_csv(const char *dir, const claims_file *f, const answer *ans)
     snprintf(path, sizeof path, "%s/claims.csv", dir);
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    fprintf(a.f, "claim,text,metric,variant,baseline,test,n_variant,n_baseline,diff,ci_level,"
-                 "ci_lo,ci_hi,p,correction,p_adjusted,verdict,source\n");
+    fprintf(a.f, "claim,text,metric,variant,baseline,test,runs_variant,runs_baseline,"
+                 "chance_variant,chance_baseline,chance_below,p_chance,n_variant,n_baseline,"
+                 "diff,ci_level,ci_lo,ci_hi,p,correction,p_adjusted,verdict,source\n");
     for (const answer *r = ans; r < ans + f->n; r++)
-        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%.6f,%g,%.6f,%.6f,%.6g,%s,%.6g,%s,"
-                     "\"%s\"\n",
+        fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%d,%d,%g,%.6g,%d,%d,%.6f,%g,%.6f,%.6f,"
+                     "%.6g,%s,%.6g,%s,\"%s\"\n",
                 r->cl->id, r->cl->text, r->metric, r->variant, r->baseline, test_name(r),
-                r->n_variant, r->n_baseline, r->diff, r->level, r->lo, r->hi, r->p,
-                corrections[f->correction], r->p_adj, r->verdict, r->source);
+                r->runs_variant, r->runs_baseline, r->chance_variant, r->chance_baseline,
+                r->cl->chance + r->cl->chance_margin, r->p_chance, r->n_variant, r->n_baseline,
+                r->diff, r->level, r->lo, r->hi, r->p, corrections[f->correction], r->p_adj,
+                r->verdict, r->source);
     return cnb_atomic_commit(&a);
 }
 
@@ -461,6 +516,14 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
                "one such partner on the other (same seed: same initial weights and data "
                "order), Welch's t-test otherwise; the test column says which.\n\n",
             name, 100.0 * (1.0 - f->alpha));
+    fprintf(o, "A run whose final train accuracy is below %g (chance, %g, plus %g) never left "
+               "chance: it learnt nothing, so its numbers say nothing about the variant's "
+               "effect and would split the runs into two heaps. Such runs are counted apart "
+               "(runs at chance: variant / baseline) and left out of the comparison, with "
+               "their partners when paired; Fisher's exact test says whether the variant "
+               "changes how often it happens (its p is neither adjusted nor part of the "
+               "verdict). A claim that sets its own rule shows it beside its counts.\n\n",
+            f->chance + f->chance_margin, f->chance, f->chance_margin);
     if (f->correction == CNB_CORRECT_NONE)
         fprintf(o, "The p values are not corrected for testing several claims at once "
                    "(correction = none): the more claims, the more false findings.");
@@ -484,6 +547,41 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
                "with the others.\n\n", f->alpha, 100.0 * (1.0 - 2.0 * f->alpha));
 }
 
+/* A comparison's runs at chance: "0 / 4, p = 0.104", its own rule shown when it has one. */
+static void chance_text(char *out, size_t len, const claims_file *f, const answer *a)
+{
+    char p[16];
+    double below = a->cl->chance + a->cl->chance_margin;
+    int n = snprintf(out, len, "%d / %d", a->chance_variant, a->chance_baseline);
+    if (!isnan(a->p_chance))
+        n += snprintf(out + n, len - (size_t)n, ", p = %s", p_text(p, sizeof p, a->p_chance));
+    if (below != f->chance + f->chance_margin)
+        snprintf(out + n, len - (size_t)n, " (train acc < %g)", below);
+}
+
+static void page_row(FILE *o, const char *dir, const claims_file *f, const answer *a)
+{
+    char link[3 * PATH_MAX + 64], seeds[32] = "-", chance[64] = "-", p[16], p_adj[16];
+    if (a->cl->expect == EXPECT_MAJORITY)
+        snprintf(link, sizeof link, "`cnnbench summary %s`", a->source);
+    else {
+        char rel[PATH_MAX];
+        link_to(rel, sizeof rel, dir, a->source);
+        snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
+                 "[gap](%s/gap.png)", rel, rel, rel);
+        if (a->paired)
+            snprintf(seeds, sizeof seeds, "%d pairs", a->n_variant);
+        else
+            snprintf(seeds, sizeof seeds, "%d / %d", a->n_variant, a->n_baseline);
+        chance_text(chance, sizeof chance, f, a);
+    }
+    fputs("| ", o);
+    md_text(o, a->cl->text);
+    fprintf(o, " | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link,
+            a->variant, a->baseline, a->metric, chance, test_name(a), seeds, a->effect,
+            p_text(p, sizeof p, a->p), p_text(p_adj, sizeof p_adj, a->p_adj), a->verdict);
+}
+
 static int write_page(const char *dir, const char *name, const claims_file *f,
                       const answer *ans)
 {
@@ -495,32 +593,12 @@ static int write_page(const char *dir, const char *name, const claims_file *f,
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     page_intro(a.f, name, f);
-    fprintf(a.f, "| claim | evidence | variant | baseline | metric | test | seeds | difference "
-                 "[%g%% interval] | p | p (%s) | verdict |\n"
-                 "|---|---|---|---|---|---|---|---|---|---|---|\n",
+    fprintf(a.f, "| claim | evidence | variant | baseline | metric | runs at chance | test | "
+                 "seeds | difference [%g%% interval] | p | p (%s) | verdict |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             100.0 * (1.0 - f->alpha), corrections[f->correction]);
-    for (int i = 0; i < f->n; i++) {
-        char link[3 * PATH_MAX + 64], p[16], p_adj[16];
-        if (strcmp(ans[i].metric, "parameters") == 0)
-            snprintf(link, sizeof link, "`cnnbench summary %s`", ans[i].source);
-        else {
-            char rel[PATH_MAX];
-            link_to(rel, sizeof rel, dir, ans[i].source);
-            snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
-                     "[gap](%s/gap.png)", rel, rel, rel);
-        }
-        char seeds[32] = "-";
-        if (ans[i].paired)
-            snprintf(seeds, sizeof seeds, "%d pairs", ans[i].n_variant);
-        else if (ans[i].n_variant)
-            snprintf(seeds, sizeof seeds, "%d / %d", ans[i].n_variant, ans[i].n_baseline);
-        fputs("| ", a.f);
-        md_text(a.f, ans[i].cl->text);
-        fprintf(a.f, " | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link,
-                ans[i].variant, ans[i].baseline, ans[i].metric, test_name(&ans[i]), seeds,
-                ans[i].effect, p_text(p, sizeof p, ans[i].p),
-                p_text(p_adj, sizeof p_adj, ans[i].p_adj), ans[i].verdict);
-    }
+    for (int i = 0; i < f->n; i++)
+        page_row(a.f, dir, f, &ans[i]);
     fprintf(a.f, "\nFiles: claims.csv (the same rows, machine-readable). Each evidence folder "
                  "holds its experiment's full report (every variant, learning curves, the "
                  "train/test gap) and the cells it came from.\n");
@@ -532,9 +610,11 @@ static int claims_read(const cnb_conf *c, claims_file *f)
 {
     const cnb_section *ex = cnb_conf_section(c, "experiment");
     f->n = 0, f->correction = CNB_CORRECT_HOLM, f->alpha = 0.05;
+    f->chance = CHANCE, f->chance_margin = CHANCE_MARGIN;
     if (cnb_section_check_keys(c, ex, claims_experiment_keys) ||
         cnb_conf_choice(c, ex, "correction", corrections, &f->correction) ||
-        cnb_conf_double(c, ex, "alpha", 1e-6, 0.5, &f->alpha))
+        cnb_conf_double(c, ex, "alpha", 1e-6, 0.5, &f->alpha) ||
+        read_chance(c, ex, &f->chance, &f->chance_margin))
         return CNB_EINVAL;
     for (int i = 0; i < c->n; i++) {
         const cnb_section *s = &c->sec[i];
@@ -542,7 +622,7 @@ static int claims_read(const cnb_conf *c, claims_file *f)
             if (f->n == MAX_CLAIMS)
                 return cnb_error("%s:%d: [%s]: more than %d claims in one file", c->path,
                                  s->line, s->name, MAX_CLAIMS);
-            if (claim_read(c, s, &f->cl[f->n++]))
+            if (claim_read(c, s, f, &f->cl[f->n++]))
                 return CNB_EINVAL;
         } else if (strcmp(s->name, "experiment") != 0) {
             return cnb_error("%s:%d: unknown section [%s]; a claims file has [experiment] and "
@@ -597,7 +677,7 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
     answer ans[MAX_CLAIMS];
     for (int i = 0; i < f.n && rc == 0; i++) {
         const claim *cl = &f.cl[i];
-        ans[i] = (answer){.cl = cl};
+        ans[i] = (answer){.cl = cl, .p = NAN, .p_adj = NAN, .p_chance = NAN};
         rc = cl->expect == EXPECT_MAJORITY ? answer_params(path, cl, reg, &ans[i])
                                            : answer_comparison(path, profile, cl, f.alpha, &ans[i]);
     }

@@ -6,7 +6,8 @@
  *   [experiment]  name, mode = claims, results, runs (experiment files, relative to this
  *                 one, comma-separated; run in order with this run's --profile),
  *                 correction (holm, the default | bh | none: how the p values of all the
- *                 file's tested claims are adjusted together), alpha (default 0.05)
+ *                 file's tested claims are adjusted together), alpha (default 0.05),
+ *                 chance, chance_margin (the rule for runs that never left chance, below)
  *   [claim.ID]    one per claim, in file order:
  *     text        the claim, as the source states it
  *     experiment  the experiment file whose results hold the evidence
@@ -19,6 +20,7 @@
  *     paired      auto (default) | yes | no: compare by the paired t-test on the
  *                 differences between runs of the same seed, or by Welch's t-test; auto
  *                 pairs when every run on each side has exactly one partner on the other
+ *     chance, chance_margin   this claim's own rule for runs that never left chance
  *   or, for a claim about a model's parameters:
  *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), metric = parameters,
  *     expect = majority
@@ -31,6 +33,13 @@
  * dropout axis pairs seed 1 with dropout 0 on each side): the same seed starts from the
  * same initial weights and sees the data in the same order, so the paired test removes
  * what seeds change alike on both sides. The page says which test answered each claim.
+ *
+ * Runs that never left chance. A run whose final train accuracy (the cells' train_acc) is
+ * below chance + chance_margin (default 0.1 + 0.05: a guess among 10 classes, and half as
+ * much again) learnt nothing; averaged in, such runs would make a side's values two heaps
+ * far apart. They are counted apart on each side, left out of the comparison (with their
+ * partners, when paired), and the two sides' counts are compared by Fisher's exact test,
+ * shown beside them (not adjusted, not part of the verdict).
  *
  * Several claims tested at once find more false differences than one: every tested
  * claim's p is adjusted over the file's claims (Holm's method holds the chance of any false

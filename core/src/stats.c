@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
@@ -106,6 +107,21 @@ void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
     c->df = n - 1;
     c->se = sqrt(sq / (n - 1) / n);
     t_test(c);
+}
+
+double cnb_fisher_exact(unsigned a, unsigned b, unsigned c, unsigned d)
+{
+    /* with the margins fixed, the top-left count is hypergeometric: a + c draws from a
+     * population of a + b of the first row and c + d of the second */
+    unsigned row1 = a + b, row2 = c + d, col1 = a + c;
+    double observed = gsl_ran_hypergeometric_pdf(a, row1, row2, col1), p = 0.0;
+    unsigned lo = col1 > row2 ? col1 - row2 : 0, hi = col1 < row1 ? col1 : row1;
+    for (unsigned k = lo; k <= hi; k++) {
+        double pk = gsl_ran_hypergeometric_pdf(k, row1, row2, col1);
+        if (pk <= observed * (1.0 + 1e-7)) /* tables as likely, up to rounding */
+            p += pk;
+    }
+    return fmin(p, 1.0);
 }
 
 int cnb_adjust_p(const double *p, int n, cnb_correction method, double *adj)

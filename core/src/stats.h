@@ -49,6 +49,11 @@ typedef struct cnb_equivalence {
 
 void cnb_tost(const cnb_comparison *c, double margin, double alpha, cnb_equivalence *e);
 
+/* Two-sided p of Fisher's exact test on the 2x2 table {{a, b}, {c, d}} (rows: two groups;
+ * columns: counts of an outcome and of its opposite): with every margin fixed, the chance
+ * of a table no more likely than this one (as R's fisher.test and scipy's fisher_exact). */
+double cnb_fisher_exact(unsigned a, unsigned b, unsigned c, unsigned d);
+
 /* p values adjusted for testing several hypotheses at once: Holm's step-down method holds
  * the chance of any false rejection (family-wise error) at alpha; Benjamini-Hochberg's
  * step-up method holds the expected share of false rejections (false discovery rate). A
