@@ -218,7 +218,7 @@ static void test_pairing(void)
     page_row("paired", row, sizeof row);
     CHECK_MSG(row, "| Welch t | 5 / 5 |");
     CHECK_MSG(row, "| 0.656 |");
-    CHECK_MSG(row, "**inconclusive**");
+    CHECK_MSG(row, "**inconclusive** (80% power: 185 seeds a side) |");
 
     cells[0] = '\0'; /* the baseline's seeds are 2 to 6: seed 1 has no partner */
     add_runs(cells, sizeof cells, "pool=max", 1, pa, 5);
@@ -274,15 +274,18 @@ static void test_adjust_known(void)
 
 /* Two claims whose paired p are 0.02708 and 0.03994 (scipy 1.10.1 ttest_rel): Holm makes
  * both 0.054 (2 x 0.02708, then no lower), Benjamini-Hochberg both 0.040, none leaves
- * them; at alpha 0.05 only Holm's are inconclusive. */
+ * them; at alpha 0.05 only Holm's are inconclusive, and would be decided with 80% power
+ * by 7 and 8 seeds (the reference formula of test_seeds_needed on each pair's measured
+ * mean and sd of differences, at alpha / 2 for the 2 tested claims). */
 static void test_correction_in_run(void)
 {
     static const double mid[] = {0.806, 0.850, 0.880, 0.866, 0.838};
     static const double max[] = {0.805, 0.851, 0.879, 0.868, 0.837};
     static const char *const cases[][3] = {
-        {"", "| 0.027 | 0.054 | **inconclusive** |", "| 0.040 | 0.054 | **inconclusive** |"},
-        {"correction = holm", "| 0.027 | 0.054 | **inconclusive** |",
-         "| 0.040 | 0.054 | **inconclusive** |"},
+        {"", "| 0.027 | 0.054 | **inconclusive** (80% power: 7 seeds a side) |",
+         "| 0.040 | 0.054 | **inconclusive** (80% power: 8 seeds a side) |"},
+        {"correction = holm", "| 0.027 | 0.054 | **inconclusive** (80% power: 7 seeds a side) |",
+         "| 0.040 | 0.054 | **inconclusive** (80% power: 8 seeds a side) |"},
         {"correction = bh", "| 0.027 | 0.040 | **supported** |",
          "| 0.040 | 0.040 | **supported** |"},
         {"correction = none", "| 0.027 | 0.027 | **supported** |",
@@ -366,7 +369,9 @@ static void test_tost_known(void)
 
 /* The paired five seeds against three margins: Holm's adjusted p (0.0031 x 3, 0.0124 x 2,
  * then 0.215) decide equivalent within 0.015, not equivalent within 0.005, and nothing
- * within 0.010, where the 90% interval [0.0066, 0.0114] straddles the margin. */
+ * within 0.010, where the 90% interval [0.0066, 0.0114] straddles the margin (60 seeds
+ * would show equivalence with 80% power at alpha / 3: the reference formula of
+ * test_seeds_needed). */
 static void test_equivalence_in_run(void)
 {
     char cells[2048] = "", claims[2048] = "", row[4096];
@@ -383,7 +388,7 @@ static void test_equivalence_in_run(void)
     CHECK_MSG(row, "| +0.0090 [+0.0066, +0.0114] (90%), margin ±0.015 | 0.003 | 0.009 | "
                    "**equivalent within ±0.015** |");
     page_row("within 0.01", row, sizeof row);
-    CHECK_MSG(row, "| 0.215 | 0.215 | **inconclusive** |");
+    CHECK_MSG(row, "| 0.215 | 0.215 | **inconclusive** (80% power: 60 seeds a side) |");
     page_row("within 0.005", row, sizeof row);
     CHECK_MSG(row, "| 0.012 | 0.025 | **not equivalent** |");
 }
@@ -432,9 +437,10 @@ static void test_chance_runs(void)
     CHECK_MSG(row, "| 0.003 | 0.003 | **supported** |");
     page_row("no rule", row, sizeof row);
     CHECK_MSG(row, "| 0 / 0 (train acc < 0.1) | paired t | 6 pairs | +0.2542 [");
-    CHECK_MSG(row, "| 0.160 | 0.160 | **inconclusive** |");
+    CHECK_MSG(row, "| 0.160 | 0.160 | **inconclusive** (80% power: 20 seeds a side) |");
     page_row("welch", row, sizeof row);
     CHECK_MSG(row, "| 0 / 2, p = 0.455 | Welch t | 6 / 4 | +0.0052 [");
+    CHECK_MSG(row, "**inconclusive** (80% power: 553 seeds a side) |");
 
     /* the rule from [experiment], and its errors */
     CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(cells, "chance_margin = 0", claims)), 0);
@@ -443,6 +449,27 @@ static void test_chance_runs(void)
     CU_ASSERT_EQUAL(run_claims(claims_fixture(cells, "chance = 2", claims)), CNB_EINVAL);
     CHECK_MSG(cnb_last_error(), "claims.ini:5: [experiment] chance = '2': expected a number "
                                 "from 0 to 1");
+}
+
+/* The reference: the same normal approximation written with scipy 1.10.1 (the smallest n
+ * from 2 with power >= 0.8; se = sd / sqrt(n) paired, sd * sqrt(2 / n) otherwise; c =
+ * t.ppf(1 - alpha/2 (detect) or 1 - alpha, n - 1 paired or 2n - 2)):
+ *   detect:  norm.cdf(d/se - c) + norm.cdf(-d/se - c)
+ *   inside:  max(0, norm.cdf((m - d)/se - c) - norm.cdf((-m - d)/se + c))
+ *   beyond:  norm.cdf((d - m)/se - c)
+ * For the first two, statsmodels' exact noncentral-t solvers give 23.6 and 8.6
+ * (TTestIndPower, TTestPower .solve_power(effect_size=d/sd, alpha=0.05, power=0.8)). */
+static void test_seeds_needed(void)
+{
+    CU_ASSERT_EQUAL(cnb_seeds_to_detect(0.005, 0.006, 0, 0.05, 0.8), 24);
+    CU_ASSERT_EQUAL(cnb_seeds_to_detect(-0.0044, 0.004, 1, 0.05, 0.8), 9);
+    CU_ASSERT_EQUAL(cnb_seeds_to_detect(0.0001, 0.01, 0, 0.05, 0.8), -1); /* > 1000 */
+    CU_ASSERT_EQUAL(cnb_seeds_to_detect(0.0, 0.01, 0, 0.05, 0.8), -1);
+    CU_ASSERT_EQUAL(cnb_seeds_to_decide_equivalence(0.002, 0.005, 0.005, 0, 0.05, 0.8), 35);
+    CU_ASSERT_EQUAL(cnb_seeds_to_decide_equivalence(0.0, 0.005, 0.005, 1, 0.05, 0.8), 10);
+    CU_ASSERT_EQUAL(cnb_seeds_to_decide_equivalence(0.02, 0.01, 0.005, 1, 0.05, 0.8), 5);
+    CU_ASSERT_EQUAL(cnb_seeds_to_decide_equivalence(-0.023, 0.0066, 0.005, 0, 0.05, 0.8), 3);
+    CU_ASSERT_EQUAL(cnb_seeds_to_decide_equivalence(0.005, 0.01, 0.005, 0, 0.05, 0.8), -1);
 }
 
 void suite_claims(void)
@@ -460,6 +487,7 @@ void suite_claims(void)
         {"equivalence verdicts: equivalent, not, inconclusive", test_equivalence_in_run},
         {"Fisher's exact test on known tables", test_fisher_known},
         {"runs at chance are counted apart and left out", test_chance_runs},
+        {"seeds needed for 80% power, against the formula", test_seeds_needed},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

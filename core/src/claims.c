@@ -23,6 +23,9 @@
  * stays within a point or two of 0.1 (0.111 in the AlexNet ablation). */
 #define CHANCE 0.1
 #define CHANCE_MARGIN 0.05
+/* Beside an inconclusive verdict: the seeds a side that would reach a verdict with this
+ * probability, were the observed difference and spread the true ones. */
+#define PLANNED_POWER 0.8
 
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
                                          "expect", "margin", "paired", "chance",
@@ -100,6 +103,9 @@ typedef struct answer {
     int runs_variant, runs_baseline;     /* every finished run                    */
     double p_chance;       /* Fisher's exact test on the runs at chance (NAN: none) */
     char verdict[48];
+    double sd;             /* the spread one more seed would meet (cnb_comparison.sd) */
+    int seeds_needed;      /* inconclusive: seeds a side for PLANNED_POWER; -1 none
+                              up to CNB_SEEDS_MAX; 0 not asked                       */
 } answer;
 
 static const char *value_of(const cnb_section *s, const char *key)
@@ -319,6 +325,34 @@ static void verdict_of(answer *a, double alpha)
                  (a->diff > 0) == (cl->expect == EXPECT_HIGHER) ? "supported" : "not supported");
 }
 
+/* Seeds a side that would decide an inconclusive claim (see PLANNED_POWER): to find the
+ * observed difference, or for a claim of equivalence to show it inside the margin or
+ * beyond it, whichever side it lies on; at `alpha`, the level its p must meet. */
+static void plan_seeds(answer *a, double alpha)
+{
+    if (isnan(a->sd)) /* fewer than 2 runs compared: no spread to plan with */
+        return;
+    a->seeds_needed = a->cl->expect == EXPECT_SIMILAR
+                          ? cnb_seeds_to_decide_equivalence(a->diff, a->sd, a->cl->margin,
+                                                            a->paired, alpha, PLANNED_POWER)
+                          : cnb_seeds_to_detect(a->diff, a->sd, a->paired, alpha,
+                                                PLANNED_POWER);
+}
+
+/* "(80% power: 12 seeds a side)" beside an inconclusive verdict, else "". */
+static const char *seeds_text(char *out, size_t len, const answer *a)
+{
+    if (a->seeds_needed > 0)
+        snprintf(out, len, " (%g%% power: %d seeds a side)", 100.0 * PLANNED_POWER,
+                 a->seeds_needed);
+    else if (a->seeds_needed < 0)
+        snprintf(out, len, " (%g%% power: not with %d seeds a side)", 100.0 * PLANNED_POWER,
+                 CNB_SEEDS_MAX);
+    else
+        out[0] = '\0';
+    return out;
+}
+
 /* `rel` as seen from the folder of `file` (as is when absolute). */
 static void resolve_path(char *out, size_t len, const char *file, const char *rel)
 {
@@ -395,7 +429,7 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     free(vb.r);
     if (rc)
         return rc;
-    a->diff = cmp.diff, a->p = cmp.p, a->level = 1.0 - alpha;
+    a->diff = cmp.diff, a->p = cmp.p, a->sd = cmp.sd, a->level = 1.0 - alpha;
     cnb_interval(&cmp, a->level, &a->lo, &a->hi);
     if (cl->expect == EXPECT_SIMILAR) {
         cnb_equivalence eq;
@@ -493,15 +527,16 @@ static int write_csv(const char *dir, const claims_file *f, const answer *ans)
         return CNB_EIO;
     fprintf(a.f, "claim,text,metric,variant,baseline,test,runs_variant,runs_baseline,"
                  "chance_variant,chance_baseline,chance_below,p_chance,n_variant,n_baseline,"
-                 "diff,ci_level,ci_lo,ci_hi,p,correction,p_adjusted,verdict,source\n");
+                 "diff,ci_level,ci_lo,ci_hi,p,correction,p_adjusted,verdict,seeds_needed,"
+                 "source\n");
     for (const answer *r = ans; r < ans + f->n; r++)
         fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%d,%d,%g,%.6g,%d,%d,%.6f,%g,%.6f,%.6f,"
-                     "%.6g,%s,%.6g,%s,\"%s\"\n",
+                     "%.6g,%s,%.6g,%s,%d,\"%s\"\n",
                 r->cl->id, r->cl->text, r->metric, r->variant, r->baseline, test_name(r),
                 r->runs_variant, r->runs_baseline, r->chance_variant, r->chance_baseline,
                 r->cl->chance + r->cl->chance_margin, r->p_chance, r->n_variant, r->n_baseline,
                 r->diff, r->level, r->lo, r->hi, r->p, corrections[f->correction], r->p_adj,
-                r->verdict, r->source);
+                r->verdict, r->seeds_needed, r->source);
     return cnb_atomic_commit(&a);
 }
 
@@ -544,7 +579,17 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
                "when the difference is shown to lie beyond a margin (the interval lies wholly "
                "outside); *inconclusive* otherwise. Its p is that of the test that decides "
                "(the larger of the two one-sided p, or the p beyond the margin), adjusted "
-               "with the others.\n\n", f->alpha, 100.0 * (1.0 - 2.0 * f->alpha));
+               "with the others.\n\n"
+               "Beside an inconclusive verdict: how many seeds a side (pairs, when paired) "
+               "would give %g%% power to decide it, were the observed difference and the "
+               "measured spread the true ones: to find that difference, or for a claim of "
+               "equivalence to show it inside the margin or beyond it, whichever side it lies "
+               "on. A normal approximation with the t critical value, at %s.\n\n",
+            f->alpha, 100.0 * (1.0 - 2.0 * f->alpha), 100.0 * PLANNED_POWER,
+            f->correction == CNB_CORRECT_NONE
+                ? "alpha"
+                : "alpha / m for the m tested claims (the level the correction asks of the "
+                  "smallest p: enough whatever the other claims show)");
 }
 
 /* A comparison's runs at chance: "0 / 4, p = 0.104", its own rule shown when it has one. */
@@ -562,6 +607,7 @@ static void chance_text(char *out, size_t len, const claims_file *f, const answe
 static void page_row(FILE *o, const char *dir, const claims_file *f, const answer *a)
 {
     char link[3 * PATH_MAX + 64], seeds[32] = "-", chance[64] = "-", p[16], p_adj[16];
+    char plan[64];
     if (a->cl->expect == EXPECT_MAJORITY)
         snprintf(link, sizeof link, "`cnnbench summary %s`", a->source);
     else {
@@ -577,9 +623,10 @@ static void page_row(FILE *o, const char *dir, const claims_file *f, const answe
     }
     fputs("| ", o);
     md_text(o, a->cl->text);
-    fprintf(o, " | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** |\n", link,
+    fprintf(o, " | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s**%s |\n", link,
             a->variant, a->baseline, a->metric, chance, test_name(a), seeds, a->effect,
-            p_text(p, sizeof p, a->p), p_text(p_adj, sizeof p_adj, a->p_adj), a->verdict);
+            p_text(p, sizeof p, a->p), p_text(p_adj, sizeof p_adj, a->p_adj), a->verdict,
+            seeds_text(plan, sizeof plan, a));
 }
 
 static int write_page(const char *dir, const char *name, const claims_file *f,
@@ -632,18 +679,25 @@ static int claims_read(const cnb_conf *c, claims_file *f)
     return 0;
 }
 
-/* Each comparison's p adjusted over the file's tested claims, then its verdict. */
+/* Each comparison's p adjusted over the file's tested claims, then its verdict. Seeds are
+ * planned at alpha / m for m tested claims when corrected: the level Holm's method asks of
+ * the smallest p, and Benjamini-Hochberg's of a lone finding, so the number holds whatever
+ * the other claims turn out to be. */
 static int judge(const claims_file *f, answer *ans)
 {
     double p[MAX_CLAIMS], adj[MAX_CLAIMS];
+    int tested = 0;
     for (int i = 0; i < f->n; i++)
-        p[i] = ans[i].p;
+        p[i] = ans[i].p, tested += !isnan(p[i]);
     if (cnb_adjust_p(p, f->n, (cnb_correction)f->correction, adj))
         return cnb_error("out of memory adjusting the claims' p values");
+    double plan_alpha = f->correction == CNB_CORRECT_NONE ? f->alpha : f->alpha / tested;
     for (int i = 0; i < f->n; i++)
         if (f->cl[i].expect != EXPECT_MAJORITY) {
             ans[i].p_adj = adj[i];
             verdict_of(&ans[i], f->alpha);
+            if (strcmp(ans[i].verdict, "inconclusive") == 0)
+                plan_seeds(&ans[i], plan_alpha);
         }
     return 0;
 }
@@ -694,8 +748,9 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
     if ((rc = cnb_mkdirs(dir)) || (rc = write_page(dir, name, &f, ans)))
         return rc;
     for (int i = 0; i < f.n; i++) {
-        char p[16];
-        printf("claim %-14s %-13s %s", ans[i].cl->id, ans[i].verdict, ans[i].effect);
+        char p[16], plan[64];
+        printf("claim %-14s %s%s: %s", ans[i].cl->id, ans[i].verdict,
+               seeds_text(plan, sizeof plan, &ans[i]), ans[i].effect);
         if (!isnan(ans[i].p_adj))
             printf(", p (%s) %s", corrections[f.correction], p_text(p, sizeof p, ans[i].p_adj));
         putchar('\n');

@@ -56,6 +56,12 @@
  * when the unadjusted tests decide; majority: supported when the layers hold more than
  * half the parameters. Fewer than 2 seeds a side is inconclusive.
  *
+ * Beside an inconclusive verdict the page says how many seeds a side (pairs, when paired)
+ * would give 80% power to decide it, were the observed difference and the measured spread
+ * the true ones (cnb_seeds_to_detect, cnb_seeds_to_decide_equivalence: a normal
+ * approximation with the t critical value, at alpha / m for m tested claims when the p
+ * values are corrected, so that the number holds whatever the other claims show).
+ *
  * Writes <results>/<name>/claims.md and claims.csv (atomically), linking each row to the
  * report and plots it came from.
  */

@@ -76,7 +76,7 @@ void cnb_tost(const cnb_comparison *c, double margin, double alpha, cnb_equivale
 
 void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison *c)
 {
-    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = NAN;
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = c->sd = NAN;
     if (na < 1 || nb < 1)
         return;
     double ma = gsl_stats_mean(a, 1, (size_t)na), mb = gsl_stats_mean(b, 1, (size_t)nb);
@@ -88,12 +88,13 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
     if (va + vb > 0.0)
         c->df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
     c->se = sqrt(va + vb);
+    c->sd = sqrt((va * na + vb * nb) / 2.0);
     t_test(c);
 }
 
 void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
 {
-    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = NAN;
+    c->diff = c->lo = c->hi = c->t = c->df = c->p = c->se = c->sd = NAN;
     if (n < 1)
         return;
     double sum = 0.0, sq = 0.0;
@@ -105,8 +106,56 @@ void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
     for (int i = 0; i < n; i++)
         sq += (a[i] - b[i] - c->diff) * (a[i] - b[i] - c->diff);
     c->df = n - 1;
-    c->se = sqrt(sq / (n - 1) / n);
+    c->sd = sqrt(sq / (n - 1));
+    c->se = c->sd / sqrt((double)n);
     t_test(c);
+}
+
+/* What a planned test's power depends on. */
+typedef enum plan { PLAN_DETECT, PLAN_INSIDE, PLAN_BEYOND } plan;
+
+static double planned_power(plan kind, double delta, double margin, double se, double t)
+{
+    switch (kind) {
+    case PLAN_DETECT:
+        return gsl_cdf_ugaussian_P(delta / se - t) + gsl_cdf_ugaussian_P(-delta / se - t);
+    case PLAN_INSIDE:
+        return fmax(0.0, gsl_cdf_ugaussian_P((margin - delta) / se - t) -
+                             gsl_cdf_ugaussian_P((-margin - delta) / se + t));
+    default:
+        return gsl_cdf_ugaussian_P((delta - margin) / se - t);
+    }
+}
+
+/* The smallest n with the planned power; `q` the quantile of the critical value. */
+static int smallest_n(plan kind, double delta, double margin, double sd, int paired,
+                      double q, double power)
+{
+    for (int n = 2; n <= CNB_SEEDS_MAX; n++) {
+        double se = paired ? sd / sqrt((double)n) : sd * sqrt(2.0 / n);
+        double t = gsl_cdf_tdist_Pinv(q, paired ? n - 1 : 2 * n - 2);
+        if (planned_power(kind, delta, margin, se, t) >= power)
+            return n;
+    }
+    return -1;
+}
+
+int cnb_seeds_to_detect(double delta, double sd, int paired, double alpha, double power)
+{
+    delta = fabs(delta);
+    if (!(delta > 0.0) || !(sd >= 0.0))
+        return -1;
+    return smallest_n(PLAN_DETECT, delta, 0.0, sd, paired, 1.0 - alpha / 2.0, power);
+}
+
+int cnb_seeds_to_decide_equivalence(double delta, double sd, double margin, int paired,
+                                    double alpha, double power)
+{
+    delta = fabs(delta);
+    if (!(delta != margin) || !(sd >= 0.0))
+        return -1;
+    return smallest_n(delta < margin ? PLAN_INSIDE : PLAN_BEYOND, delta, margin, sd, paired,
+                      1.0 - alpha, power);
 }
 
 double cnb_fisher_exact(unsigned a, unsigned b, unsigned c, unsigned d)
