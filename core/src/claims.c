@@ -306,6 +306,18 @@ static int count_at_chance(const side *s)
     return n;
 }
 
+/* Each side's runs, those that never left chance, and Fisher's test of the two counts. */
+static void tally_chance(const side *va, const side *vb, answer *a)
+{
+    a->runs_variant = va->n, a->runs_baseline = vb->n;
+    a->chance_variant = count_at_chance(va), a->chance_baseline = count_at_chance(vb);
+    if (a->chance_variant + a->chance_baseline > 0)
+        a->p_chance = cnb_fisher_exact((unsigned)a->chance_variant,
+                                       (unsigned)(va->n - a->chance_variant),
+                                       (unsigned)a->chance_baseline,
+                                       (unsigned)(vb->n - a->chance_baseline));
+}
+
 /* A comparison's verdict, once its p is adjusted. higher and lower: a difference the test
  * finds (adjusted p below alpha) supports the claim when it goes the way the claim predicts
  * and refutes it when it goes the other; similar: the test that found something is the
@@ -393,18 +405,30 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
                        cnb_conf_where(cl->conf, cl->s, cnb_section_get(cl->s, "paired"), where,
                                       sizeof where), cl->s->name, lonely);
     } else {
-        int paired = !lonely && cl->paired != PAIRED_NO;
-        a->paired = paired;
-        a->runs_variant = va->n, a->runs_baseline = vb->n;
-        a->chance_variant = count_at_chance(va), a->chance_baseline = count_at_chance(vb);
-        a->p_chance = a->chance_variant + a->chance_baseline == 0
-                          ? NAN
-                          : cnb_fisher_exact(a->chance_variant, va->n - a->chance_variant,
-                                             a->chance_baseline, vb->n - a->chance_baseline);
-        rc = compare(va, vb, paired ? partner : NULL, cmp, &a->n_variant, &a->n_baseline);
+        a->paired = !lonely && cl->paired != PAIRED_NO;
+        tally_chance(va, vb, a);
+        rc = compare(va, vb, a->paired ? partner : NULL, cmp, &a->n_variant, &a->n_baseline);
     }
     free(partner);
     return rc;
+}
+
+/* The difference, its interval and the claim's p: the comparison's own, or for a claim
+ * of equivalence its two one-sided tests' (TOST). */
+static void measure(const claim *cl, const cnb_comparison *cmp, double alpha, answer *a)
+{
+    a->diff = cmp->diff, a->p = cmp->p, a->sd = cmp->sd, a->level = 1.0 - alpha;
+    cnb_interval(cmp, a->level, &a->lo, &a->hi);
+    if (cl->expect == EXPECT_SIMILAR) {
+        cnb_equivalence eq;
+        cnb_tost(cmp, cl->margin, alpha, &eq);
+        a->p = fmin(eq.p_inside, eq.p_beyond); /* the one below 0.5, if either */
+        a->lo = eq.lo, a->hi = eq.hi, a->level = 1.0 - 2.0 * alpha;
+    }
+    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f]", a->diff, a->lo, a->hi);
+    if (cl->expect == EXPECT_SIMILAR)
+        snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
+                 " (%g%%), margin ±%g", 100.0 * a->level, cl->margin);
 }
 
 static int answer_comparison(const char *path, const char *profile, const claim *cl,
@@ -427,21 +451,9 @@ static int answer_comparison(const char *path, const char *profile, const claim 
         rc = answer_sides(cl, &va, &vb, a, &cmp);
     free(va.r);
     free(vb.r);
-    if (rc)
-        return rc;
-    a->diff = cmp.diff, a->p = cmp.p, a->sd = cmp.sd, a->level = 1.0 - alpha;
-    cnb_interval(&cmp, a->level, &a->lo, &a->hi);
-    if (cl->expect == EXPECT_SIMILAR) {
-        cnb_equivalence eq;
-        cnb_tost(&cmp, cl->margin, alpha, &eq);
-        a->p = fmin(eq.p_inside, eq.p_beyond); /* the one below 0.5, if either */
-        a->lo = eq.lo, a->hi = eq.hi, a->level = 1.0 - 2.0 * alpha;
-    }
-    snprintf(a->effect, sizeof a->effect, "%+.4f [%+.4f, %+.4f]", a->diff, a->lo, a->hi);
-    if (cl->expect == EXPECT_SIMILAR)
-        snprintf(a->effect + strlen(a->effect), sizeof a->effect - strlen(a->effect),
-                 " (%g%%), margin ±%g", 100.0 * a->level, cl->margin);
-    return 0;
+    if (rc == 0)
+        measure(cl, &cmp, alpha, a);
+    return rc;
 }
 
 static int answer_params(const char *path, const claim *cl, cnb_registry *reg, answer *a)
