@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "augment.h"
+#include "clock.h"
 #include "feed.h"
-#include "host.h"
 #include "imageset.h"
 
 static int by_value(const void *a, const void *b)

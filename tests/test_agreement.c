@@ -31,7 +31,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "host.h"
+#include "clock.h"
+#include "errors.h"
 #include "net.h"
 #include "checkdata.h"
 #include "testutil.h"

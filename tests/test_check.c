@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "host.h"
+#include "errors.h"
 #include "net.h"
 #include "testutil.h"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "claims.h"
-#include "host.h"
+#include "errors.h"
 #include "stats.h"
 #include "testutil.h"
 

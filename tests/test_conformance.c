@@ -30,7 +30,8 @@
 
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
-#include "host.h"
+#include "clock.h"
+#include "net.h"
 #include "registry.h"
 #include "checkdata.h"
 #include "conformance.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "host.h"
+#include "log.h"
 #include "testutil.h"
 
 #define BATCH 2

@@ -21,9 +21,9 @@
 
 #include "augment.h"
 #include "cnnbench/plugin.h"
+#include "errors.h"
 #include "experiment.h"
 #include "feed.h"
-#include "host.h"
 #include "imagefile.h"
 #include "imageset.h"
 #include "net.h"

@@ -25,7 +25,7 @@
 
 #include "cnnbench/backend.h"
 #include "cnnbench/op_check.h"
-#include "host.h"
+#include "net.h"
 #include "checkdata.h"
 #include "testutil.h"
 

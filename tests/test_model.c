@@ -6,8 +6,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "errors.h"
 #include "experiment.h"
-#include "host.h"
+#include "log.h"
 #include "net.h"
 #include "testutil.h"
 

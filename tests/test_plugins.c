@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "host.h"
+#include "errors.h"
+#include "log.h"
 #include "net.h"
 #include "registry.h"
 #include "testutil.h"

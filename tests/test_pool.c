@@ -32,7 +32,9 @@
 
 #include "cnnbench/backend.h"
 #include "checkdata.h"
-#include "host.h"
+#include "alloc.h"
+#include "clock.h"
+#include "errors.h"
 #include "net.h"
 #include "rng.h"
 #include "testutil.h"

@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "experiment.h"
-#include "host.h"
 #include "launcher.h"
 #include "testutil.h"
 

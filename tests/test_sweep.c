@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
-#include "host.h"
 #include "report.h"
 #include "stats.h"
 #include "sweep.h"

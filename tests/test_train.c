@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "dataset.h"
-#include "host.h"
+#include "errors.h"
+#include "log.h"
 #include "net.h"
 #include "testutil.h"
 #include "train.h"

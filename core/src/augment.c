@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 
 #define RESIZE_TILE 256       /* output columns whose coefficients are computed at once */
 #define SINGULAR_RATIO 1e-6   /* dataset lighting: smallest / largest eigenvalue at least */

@@ -13,9 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dist.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
 #include "meta.h"
 #include "net.h"
 #include "peak.h"

@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "checkdata.h"
+#include "clock.h"
 #include "cnnbench/op_check.h"
 #include "conformance.h"
+#include "errors.h"
 #include "gradcheck.h"
-#include "host.h"
 #include "net.h"
 #include "stats.h"
 

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 
 #define MAGIC "CNBK"
 /* 2: the history's records (cnb_epoch_stats) gained loader_rate; 3: ranks and the

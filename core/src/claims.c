@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
-#include "host.h"
 #include "net.h"
 #include "report.h"
 #include "stats.h"

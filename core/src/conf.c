@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 
 typedef struct reader {
     FILE *f;            /* file source, or                    */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "checkdata.h"
-#include "host.h"
+#include "clock.h"
 #include "registry.h"
 #include "cnnbench/op_check.h"
 

@@ -31,7 +31,7 @@
 #include <zlib.h>
 
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 
 #define IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dimensions (n, h, w) */
 #define IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dimension (n)         */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host.h"
+#include "errors.h"
 
 static int started;             /* MPI_Init was called by us                  */
 static int rank, size = 1, local_size = 1, nodes = 1;

@@ -24,13 +24,15 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "errors.h"
 #include "feed.h"
 #include "fsutil.h"
-#include "host.h"
 #include "launcher.h"
+#include "log.h"
 #include "meta.h"
 #include "net.h"
 

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
+#include "log.h"
 #include "rng.h"
 
 #define CHUNK 4

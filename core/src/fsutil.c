@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 
 int cnb_mkdirs(const char *path)
 {

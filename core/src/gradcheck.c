@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "checkdata.h"
-#include "host.h"
+#include "errors.h"
 #include "net.h"
 #include "rng.h"
 

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 
 const char *cnb_imagefile_kind(const void *buf, size_t len)
 {

@@ -28,8 +28,9 @@
 
 #include "augment.h"
 #include "cnnbench/plugin.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 #include "rng.h"
 
 #define MAX_SAMPLES 100000000 /* a split of more is refused: labels and indices are 32-bit */

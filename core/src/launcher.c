@@ -21,9 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 #include "report.h"
 #include "sweep.h"
 #include "train.h"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "host.h"
+#include "net.h"
 
 static void command_output(const char *cmd, char *buf, size_t len)
 {

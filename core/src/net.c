@@ -1,6 +1,7 @@
 /*
  * net.c - build, bind, run and train a network of layer plugins; see net.h.
- * Also the per-layer host services (parameters, errors, kernels, RNG) plugins call.
+ * Also the cnb_host table plugins are handed, with the per-layer services (parameters,
+ * errors, kernels, RNG) behind it.
  */
 #include "net.h"
 
@@ -13,9 +14,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "alloc.h"
+#include "clock.h"
 #include "cnnbench/op_check.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 
 /* ---- per-layer host services ------------------------------------------------------- */
 
@@ -34,45 +38,6 @@ static int layer_line(cnb_layer_ctx *ctx, const char *key)
     return kv ? kv->line : ctx->sec->line;
 }
 
-int cnb_layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out)
-{
-    const cnb_kv *kv = layer_kv(ctx, key, required);
-    if (!kv)
-        return required ? CNB_EINVAL : (*out = dflt, 0);
-    char *end;
-    errno = 0;
-    long v = strtol(kv->value, &end, 10);
-    if (errno || end == kv->value || *end || v < -1000000000L || v > 1000000000L)
-        return cnb_layer_error(ctx, key, "%s = '%s': expected a whole number", key, kv->value);
-    *out = (int)v;
-    return 0;
-}
-
-int cnb_layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
-                          float *out)
-{
-    const cnb_kv *kv = layer_kv(ctx, key, required);
-    if (!kv)
-        return required ? CNB_EINVAL : (*out = dflt, 0);
-    char *end;
-    errno = 0;
-    double v = strtod(kv->value, &end);
-    if (errno || end == kv->value || *end || !isfinite(v))
-        return cnb_layer_error(ctx, key, "%s = '%s': expected a number", key, kv->value);
-    *out = (float)v;
-    return 0;
-}
-
-int cnb_layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
-                        const char **out)
-{
-    const cnb_kv *kv = layer_kv(ctx, key, required);
-    if (!kv)
-        return required ? CNB_EINVAL : (*out = dflt, 0);
-    *out = kv->value;
-    return 0;
-}
-
 /* " (${act} = tanh, set at exp.ini:12)" when the key's value came from a variable. */
 static const char *origin(const cnb_layer_ctx *ctx, const char *key, char *buf, size_t len)
 {
@@ -81,7 +46,9 @@ static const char *origin(const cnb_layer_ctx *ctx, const char *key, char *buf, 
     return buf;
 }
 
-int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+static int layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+    CNB_PRINTF(3, 4);
+static int layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
 {
     char msg[1024], from[1500];
     va_list ap;
@@ -92,7 +59,9 @@ int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
                      ctx->sec->name, msg, origin(ctx, key, from, sizeof from));
 }
 
-void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+static void layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
+    CNB_PRINTF(3, 4);
+static void layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -103,14 +72,53 @@ void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...)
             layer_line(ctx, key), ctx->sec->name, msg);
 }
 
+static int layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    char *end;
+    errno = 0;
+    long v = strtol(kv->value, &end, 10);
+    if (errno || end == kv->value || *end || v < -1000000000L || v > 1000000000L)
+        return layer_error(ctx, key, "%s = '%s': expected a whole number", key, kv->value);
+    *out = (int)v;
+    return 0;
+}
+
+static int layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
+                             float *out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    char *end;
+    errno = 0;
+    double v = strtod(kv->value, &end);
+    if (errno || end == kv->value || *end || !isfinite(v))
+        return layer_error(ctx, key, "%s = '%s': expected a number", key, kv->value);
+    *out = (float)v;
+    return 0;
+}
+
+static int layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
+                           const char **out)
+{
+    const cnb_kv *kv = layer_kv(ctx, key, required);
+    if (!kv)
+        return required ? CNB_EINVAL : (*out = dflt, 0);
+    *out = kv->value;
+    return 0;
+}
+
 /* The first backend of the chain that makes the kernel, or, for an input in a native
  * layout (the previous layer's out), only the backend that chose it; a refusal of that
  * layout is left to cnb_net_bind (ctx->refused), which makes both sides again on NCHW. */
-int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
+static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
 {
     cnb_net *net = ctx->net;
     if (!net->backend)
-        return cnb_layer_error(ctx, NULL, "kernel requested before a backend was chosen");
+        return layer_error(ctx, NULL, "kernel requested before a backend was chosen");
     cnb_op_desc d = {0};
     memcpy(&d, desc, offsetof(cnb_op_desc, src_layout)); /* a 1.0 layer's desc ends here */
     const cnb_layer_ctx *prev = ctx->index > 0 ? &net->layers[ctx->index - 1].ctx : NULL;
@@ -131,18 +139,18 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
     if (rc == CNB_ENOTSUP && d.src_layout != CNB_LAYOUT_NCHW)
         return ctx->refused = 1, rc;
     if (rc != 0)
-        return cnb_layer_error(ctx, NULL, "backend '%s' could not create its %s kernel: "
-                               "kernel_create returned %s", be->hdr.name, cnb_op_name(d.op),
-                               cnb_status_name(rc));
+        return layer_error(ctx, NULL, "backend '%s' could not create its %s kernel: "
+                           "kernel_create returned %s", be->hdr.name, cnb_op_name(d.op),
+                           cnb_status_name(rc));
     char why[1024];
     if (cnb_registry_check_kernel(net->reg, be, *out, why, sizeof why) != 0)
-        return *out = NULL, cnb_layer_error(ctx, NULL, "%s", why);
+        return *out = NULL, layer_error(ctx, NULL, "%s", why);
     ctx->kernel = *out;
     ctx->desc = d;
     ctx->chain = used;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
-        return cnb_layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
-                               be->hdr.name);
+        return layer_error(ctx, NULL, "backend '%s' could not say its kernel's layout",
+                           be->hdr.name);
     if (ctx->ran_on && strcmp(ctx->ran_on, be->hdr.name) != 0)
         ctx->mixed = 1;
     if (!ctx->ran_on)
@@ -150,7 +158,30 @@ int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_ker
     return 0;
 }
 
-cnb_rng *cnb_layer_rng(cnb_layer_ctx *ctx) { return &ctx->rng; }
+static cnb_rng *layer_rng(cnb_layer_ctx *ctx) { return &ctx->rng; }
+
+const cnb_host *cnb_host_services(void)
+{
+    static const cnb_host table = {
+        .abi_major = CNB_HOST_ABI_MAJOR,
+        .abi_minor = CNB_HOST_ABI_MINOR,
+        .struct_size = sizeof(cnb_host),
+        .log = cnb_log,
+        .alloc = cnb_alloc,
+        .free = cnb_free,
+        .rng_u32 = cnb_rng_u32,
+        .rng_uniform = cnb_rng_uniform,
+        .rng_normal = cnb_rng_normal,
+        .param_int = layer_param_int,
+        .param_float = layer_param_float,
+        .param_str = layer_param_str,
+        .layer_error = layer_error,
+        .layer_warn = layer_warn,
+        .kernel_create = layer_kernel_create,
+        .layer_rng = layer_rng,
+    };
+    return &table;
+}
 
 /* ---- building ---------------------------------------------------------------------- */
 
@@ -191,23 +222,23 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
     if (!L->desc) {
         char names[1024];
         cnb_registry_names(net->reg, CNB_PLUGIN_LAYER, names, sizeof names);
-        return cnb_layer_error(&L->ctx, "type", "unknown layer type '%s'; layer plugins "
-                               "found: %s", type->value, names);
+        return layer_error(&L->ctx, "type", "unknown layer type '%s'; layer plugins "
+                           "found: %s", type->value, names);
     }
     L->name = s->name;
     L->in = in;
     int rc = L->desc->create(cnb_host_services(), &L->ctx, in, &L->layer);
     if (rc != 0) {
         if (rc != CNB_EINVAL) /* the plugin reported EINVAL itself */
-            cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create: %s",
-                            L->desc->hdr.name, cnb_status_name(rc));
+            layer_error(&L->ctx, NULL, "layer plugin '%s' failed to create: %s",
+                        L->desc->hdr.name, cnb_status_name(rc));
         return CNB_EINVAL;
     }
     char why[1024];
     if ((rc = cnb_registry_check_layer(net->reg, L->desc, L->layer, why, sizeof why)) != 0) {
         if (rc == CNB_EABI)
             L->layer = NULL; /* of other headers: not even its destroy may be called */
-        return cnb_layer_error(&L->ctx, NULL, "%s", why);
+        return layer_error(&L->ctx, NULL, "%s", why);
     }
     const char *missing = !L->layer            ? "layer (create returned 0 and NULL)"
                           : !L->layer->bind     ? "bind"
@@ -216,9 +247,9 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
                           : !L->layer->destroy  ? "destroy"
                                                 : NULL;
     if (missing)
-        return cnb_layer_error(&L->ctx, NULL, "layer plugin '%s' gave no %s; bind, forward, "
-                               "backward and destroy are all required (cnnbench/layer.h)",
-                               L->desc->hdr.name, missing);
+        return layer_error(&L->ctx, NULL, "layer plugin '%s' gave no %s; bind, forward, "
+                           "backward and destroy are all required (cnnbench/layer.h)",
+                           L->desc->hdr.name, missing);
     /* Keys: `type` plus what the plugin declares. */
     const char *allowed[64] = {"type"};
     int na = 1;
@@ -229,8 +260,8 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
         return CNB_EINVAL;
     L->out = L->layer->out;
     if (L->out.c <= 0 || L->out.h <= 0 || L->out.w <= 0)
-        return cnb_layer_error(&L->ctx, NULL, "output shape %dx%dx%d is empty", L->out.c,
-                               L->out.h, L->out.w);
+        return layer_error(&L->ctx, NULL, "output shape %dx%dx%d is empty", L->out.c,
+                           L->out.h, L->out.w);
     return 0;
 }
 

@@ -139,15 +139,9 @@ const float *cnb_net_probs(const cnb_net *net);
 int cnb_net_save_weights(const cnb_net *net, const char *path);
 int cnb_net_load_weights(cnb_net *net, const char *path);
 
-/* Layer services behind the cnb_host table (host.c). */
-int cnb_layer_param_int(cnb_layer_ctx *ctx, const char *key, int required, int dflt, int *out);
-int cnb_layer_param_float(cnb_layer_ctx *ctx, const char *key, int required, float dflt,
-                          float *out);
-int cnb_layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, const char *dflt,
-                        const char **out);
-int cnb_layer_error(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...) CNB_PRINTF(3, 4);
-void cnb_layer_warn(cnb_layer_ctx *ctx, const char *key, const char *fmt, ...) CNB_PRINTF(3, 4);
-int cnb_layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out);
-cnb_rng *cnb_layer_rng(cnb_layer_ctx *ctx);
+/* The services table handed to every plugin (a layer's create, a backend's init): the
+ * core's log, aligned allocation and seeded streams, and the per-layer services (a
+ * layer's keys, errors at its line, its kernels, its stream), which need the net. */
+const cnb_host *cnb_host_services(void);
 
 #endif

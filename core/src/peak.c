@@ -22,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "cnnbench/plugin.h"
-#include "host.h"
+#include "errors.h"
 #include "stats.h"
 
 #define CHAINS 12

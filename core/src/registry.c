@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "host.h"
+#include "log.h"
 
 #define MAX_SCAN_DEPTH 6
 #define MAX_ENTRIES 256

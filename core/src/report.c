@@ -17,8 +17,9 @@
 
 #include "cnnbench/plugin.h"
 #include "conf.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 #include "stats.h"
 
 #define MAX_FIELDS 32

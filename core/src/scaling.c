@@ -11,9 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dist.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
 #include "meta.h"
 #include "net.h"
 #include "report.h"

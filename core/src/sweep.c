@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "dist.h"
+#include "errors.h"
 #include "fsutil.h"
-#include "host.h"
+#include "log.h"
 #include "report.h"
 #include "train.h"
 

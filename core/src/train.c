@@ -10,9 +10,11 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "dist.h"
+#include "errors.h"
 #include "feed.h"
-#include "host.h"
+#include "log.h"
 
 static volatile sig_atomic_t stop_requested;
 

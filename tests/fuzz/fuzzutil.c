@@ -11,7 +11,8 @@
 #include <zlib.h>
 
 #include "config.h"
-#include "host.h"
+#include "errors.h"
+#include "log.h"
 
 void fuzz_quiet(void)
 {

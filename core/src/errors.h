@@ -1,0 +1,24 @@
+/*
+ * errors.h - saying an error once, where it is found: to the user (cnb_error), or into a
+ * caller's buffer for a caller that decides how to report it (cnb_fail).
+ *
+ * Not <error.h>: that name is glibc's.
+ */
+#ifndef CNB_ERRORS_H
+#define CNB_ERRORS_H
+
+#include <stddef.h>
+
+#include "cnnbench/plugin.h"
+
+/* An error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless quieted,
+ * as tests do) and kept as the last error. Always returns CNB_EINVAL. */
+int cnb_error(const char *fmt, ...) CNB_PRINTF(1, 2);
+const char *cnb_last_error(void);
+int cnb_error_quiet(int quiet); /* returns the previous setting */
+
+/* An error said into a caller's buffer (err, errlen; either may be NULL/0), for code whose
+ * caller decides how to report it (readers, checks); returns `code`. */
+int cnb_fail(int code, char *err, size_t errlen, const char *fmt, ...) CNB_PRINTF(4, 5);
+
+#endif
