@@ -331,6 +331,23 @@ static void test_backend_chain(void)
     cnb_conf_free(&conf);
 }
 
+/* A file that cannot be read is CNB_EIO (exit status 2, like bad input), said with its path. */
+static void test_unreadable_file(void)
+{
+    const char *dir = test_tmpdir();
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/none.ini", dir);
+    cnb_conf c;
+    cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(cnb_conf_load(&c, missing), CNB_EIO);
+    CHECK_MSG(cnb_last_error(), "none.ini: cannot open: No such file");
+    cnb_conf_free(&c);
+    CU_ASSERT_EQUAL(cnb_conf_load(&c, dir), CNB_EIO);
+    CHECK_MSG(cnb_last_error(), ": is a folder; give the .ini file in it");
+    cnb_conf_free(&c);
+    cnb_error_quiet(0);
+}
+
 static void test_cli_exit_status(void)
 {
     char cmd[2048], model[512];
@@ -368,6 +385,7 @@ void suite_model(void)
         {"model structure errors", test_structure_errors},
         {"indivisible stride warns (224 vs 227)", test_indivisible_stride_warns},
         {"experiment file errors and --set", test_experiment_errors},
+        {"an unreadable file is CNB_EIO", test_unreadable_file},
         {"cnnbench exits 2 on bad input", test_cli_exit_status},
         {"a backend chain takes each kernel from the first that has it", test_backend_chain},
         {"a convolution's FLOPs count only the taps inside its input", test_inside_taps_flops},

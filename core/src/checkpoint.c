@@ -79,8 +79,8 @@ int cnb_checkpoint_save(const char *path, const cnb_net *net, const char *finger
     int e = errno;
     fclose(a.f);
     remove(a.tmp);
-    return cnb_error("%s: writing the checkpoint failed: %s (the previous one is kept)", path,
-                     strerror(e)), CNB_EIO;
+    return cnb_error_code(CNB_EIO, "%s: writing the checkpoint failed: %s (the previous one "
+                          "is kept)", path, strerror(e));
 }
 
 int cnb_checkpoint_load(const char *path, cnb_net *net, const char *fingerprint, int *epoch,

@@ -154,10 +154,10 @@ int cnb_conf_load(cnb_conf *c, const char *path)
         return CNB_ENOMEM;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return cnb_error("%s: is a folder; give the .ini file in it", path), CNB_EIO;
+        return cnb_error_code(CNB_EIO, "%s: is a folder; give the .ini file in it", path);
     reader r = {.f = fopen(path, "r")};
     if (!r.f)
-        return cnb_error("%s: cannot open: %s", path, strerror(errno)), CNB_EIO;
+        return cnb_error_code(CNB_EIO, "%s: cannot open: %s", path, strerror(errno));
     int rc = parse(c, &r);
     fclose(r.f);
     return rc;

@@ -20,7 +20,7 @@ int cnb_fail(int code, char *err, size_t errlen, const char *fmt, ...)
     return code;
 }
 
-int cnb_error(const char *fmt, ...)
+int cnb_error_code(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -28,7 +28,7 @@ int cnb_error(const char *fmt, ...)
     va_end(ap);
     if (!errors_quiet)
         fprintf(stderr, "cnnbench: error: %s\n", last_error);
-    return CNB_EINVAL;
+    return code;
 }
 
 const char *cnb_last_error(void) { return last_error; }

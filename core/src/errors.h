@@ -1,6 +1,7 @@
 /*
  * errors.h - saying an error once, where it is found: to the user (cnb_error), or into a
- * caller's buffer for a caller that decides how to report it (cnb_fail).
+ * caller's buffer for a caller that decides how to report it (cnb_fail). Both return the
+ * status code the caller passes on, so `return cnb_error(...)` is the whole error path.
  *
  * Not <error.h>: that name is glibc's.
  */
@@ -12,8 +13,10 @@
 #include "cnnbench/plugin.h"
 
 /* An error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless quieted,
- * as tests do) and kept as the last error. Always returns CNB_EINVAL. */
-int cnb_error(const char *fmt, ...) CNB_PRINTF(1, 2);
+ * as tests do) and kept as the last error; returns `code`. cnb_error is the usual case, a
+ * bad input: CNB_EINVAL. */
+int cnb_error_code(int code, const char *fmt, ...) CNB_PRINTF(2, 3);
+#define cnb_error(...) cnb_error_code(CNB_EINVAL, __VA_ARGS__)
 const char *cnb_last_error(void);
 int cnb_error_quiet(int quiet); /* returns the previous setting */
 

@@ -22,7 +22,8 @@ int cnb_mkdirs(const char *path)
         char c = *p;
         *p = '\0';
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return cnb_error("%s: cannot create folder: %s", buf, strerror(errno)), CNB_EIO;
+            return cnb_error_code(CNB_EIO, "%s: cannot create folder: %s", buf,
+                                  strerror(errno));
         *p = c;
         if (!c)
             return 0;
@@ -46,7 +47,7 @@ int cnb_atomic_open(cnb_atomic *a, const char *path)
         int e = errno;
         if (fd >= 0)
             close(fd), unlink(a->tmp);
-        return cnb_error("%s: cannot write: %s", a->path, strerror(e)), CNB_EIO;
+        return cnb_error_code(CNB_EIO, "%s: cannot write: %s", a->path, strerror(e));
     }
     fchmod(fd, 0666 & ~current_umask()); /* mkstemp's 0600 is for secrets, not results */
     return 0;
@@ -78,6 +79,6 @@ int cnb_atomic_commit(cnb_atomic *a)
     }
     e = errno ? errno : e;
     unlink(a->tmp);
-    return cnb_error("%s: writing failed: %s; the previous version (if any) is kept",
-                     a->path, strerror(e)), CNB_EIO;
+    return cnb_error_code(CNB_EIO, "%s: writing failed: %s; the previous version (if any) is "
+                          "kept", a->path, strerror(e));
 }

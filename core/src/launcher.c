@@ -1058,10 +1058,11 @@ static int submit(const char *dir, const cnb_slurm_script *proto, const char *co
             if (line[0] >= '0' && line[0] <= '9')
                 put_field(job, sizeof job, line, strspn(line, "0123456789"));
         if (status != 0 || !job[0]) {
-            cnb_error("sbatch %s failed: %s; the script is kept there: fix the cause (a "
-                      "[launcher] setting, or the cluster) and rerun", path, first_line(out));
+            rc = cnb_error_code(CNB_EFAILED, "sbatch %s failed: %s; the script is kept there: "
+                                "fix the cause (a [launcher] setting, or the cluster) and "
+                                "rerun", path, first_line(out));
             free(out);
-            return CNB_EFAILED;
+            return rc;
         }
         free(out);
         cnb_slurm_task *grown = realloc(*t, (size_t)(*nt + m) * sizeof *grown);
@@ -1131,9 +1132,8 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
         goto out;
     }
     if (nt > 0 && refresh(t, nt, 1, why, sizeof why) < 0) { /* not bad input: exit 1 */
-        cnb_error("cannot ask Slurm about the earlier tasks of %s (%s); try again when the "
-                  "controller answers", dir, why);
-        rc = CNB_EFAILED;
+        rc = cnb_error_code(CNB_EFAILED, "cannot ask Slurm about the earlier tasks of %s (%s); "
+                            "try again when the controller answers", dir, why);
         goto out;
     }
     if ((rc = load_views(dir, t, nt, &cells, &v, &n)) != 0)
@@ -1220,10 +1220,10 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
     if (k.done > 0 && cnb_report_write(dir) != 0)
         rc = CNB_EFAILED;
     if (k.done + k.diverged < n) {
-        cnb_error("%d cell%s did not finish (listed above; `cnnbench status %s` shows each "
-                  "one's log); rerun the same command to resubmit them",
-                  n - k.done - k.diverged, n - k.done - k.diverged == 1 ? "" : "s", dir);
-        rc = CNB_EFAILED;
+        rc = cnb_error_code(CNB_EFAILED, "%d cell%s did not finish (listed above; `cnnbench "
+                            "status %s` shows each one's log); rerun the same command to "
+                            "resubmit them", n - k.done - k.diverged,
+                            n - k.done - k.diverged == 1 ? "" : "s", dir);
     }
 out:
     if (lock >= 0)

@@ -675,14 +675,26 @@ static int cmd_convert(cnb_registry *reg, const options *o)
     return rc;
 }
 
+/* The process's exit status for a command's result: 2 for what the user must change
+ * (input, files, names), 1 for a run that failed, 130 for an interrupted one. */
+static int exit_status(int rc)
+{
+    if (rc == 0)
+        return 0;
+    if (rc == CNB_EINTR)
+        return 130;
+    return rc == CNB_EINVAL || rc == CNB_EIO || rc == CNB_ENOTFOUND ? 2 : 1;
+}
+
 static int cli(int argc, char **argv)
 {
     options o;
     const verb *v = NULL;
-    if (parse_args(argc, argv, &o, &v) != 0)
-        return 2;
-    if (cnb_dist_warning()[0])
-        return cnb_error("%s", cnb_dist_warning()), 2;
+    int rc = parse_args(argc, argv, &o, &v);
+    if (rc == 0 && cnb_dist_warning()[0])
+        rc = cnb_error("%s", cnb_dist_warning());
+    if (rc != 0)
+        return exit_status(rc);
     if (cnb_dist_size() > 1) { /* every rank runs this same command line */
         if (cnb_dist_rank() > 0) { /* rank 0 says what all of them would */
             cnb_error_quiet(1);
@@ -690,25 +702,23 @@ static int cli(int argc, char **argv)
         }
         if (strcmp(o.command, "run") != 0 || o.dry_run || o.list_cells || o.jobs > 1 ||
             o.slurm)
-            return cnb_error("under mpirun (%d ranks) only `cnnbench run EXP` trains or "
-                             "times data-parallel; run `%s`%s without mpirun",
-                             cnb_dist_size(), o.command,
-                             o.dry_run ? " --dry-run" : o.list_cells ? " --list-cells"
-                             : o.jobs > 1 ? " --jobs" : o.slurm ? " --launcher slurm" : ""), 2;
+            return exit_status(cnb_error("under mpirun (%d ranks) only `cnnbench run EXP` "
+                                         "trains or times data-parallel; run `%s`%s without "
+                                         "mpirun", cnb_dist_size(), o.command,
+                                         o.dry_run ? " --dry-run"
+                                         : o.list_cells ? " --list-cells"
+                                         : o.jobs > 1 ? " --jobs"
+                                         : o.slurm ? " --launcher slurm" : ""));
     }
     if (o.quiet && cnb_dist_rank() == 0) /* the other ranks: errors only */
         cnb_log_set_level(CNB_LOG_WARN);
     cnb_registry reg;
-    int rc = v->needs_plugins ? load_plugins(&reg, &o) : 0;
+    rc = v->needs_plugins ? load_plugins(&reg, &o) : 0;
     if (rc == 0)
         rc = v->run(v->needs_plugins ? &reg : NULL, &o);
     if (v->needs_plugins)
         cnb_registry_free(&reg);
-    if (rc == 0)
-        return 0;
-    if (rc == CNB_EINTR)
-        return 130;
-    return rc == CNB_EINVAL || rc == CNB_EIO || rc == CNB_ENOTFOUND ? 2 : 1;
+    return exit_status(rc);
 }
 
 /* Under an MPI launcher the process group starts first (dist.h: MPI_Init only then), and

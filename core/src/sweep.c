@@ -107,23 +107,22 @@ static int try_lock(const char *path, int op, int create)
 
 /* The results folder: a whole run locks DIR/.lock exclusively for its whole length
  * (released when the process ends, however it ends), with who holds it written inside; a
- * run of some cells locks it shared. Returns the lock's fd, or -1 with an error naming
- * the holder. */
-static int lock_results(const char *dir, const cnb_experiment *e, int shared)
+ * run of some cells locks it shared. 0 with the lock's fd in *lock; otherwise *lock is
+ * -1 and the error names the holder (CNB_EINVAL: wait for it) or the file (CNB_EIO). */
+static int lock_results(const char *dir, const cnb_experiment *e, int shared, int *lock)
 {
     char path[PATH_MAX + 16], holder[512] = "";
     snprintf(path, sizeof path, "%s/.lock", dir);
-    int fd = try_lock(path, shared ? LOCK_SH : LOCK_EX, 1);
+    int fd = *lock = try_lock(path, shared ? LOCK_SH : LOCK_EX, 1);
     if (fd < 0 && errno != EWOULDBLOCK)
-        return cnb_error("%s: cannot create the lock: %s", path, strerror(errno)), -1;
+        return cnb_error_code(CNB_EIO, "%s: cannot create the lock: %s", path, strerror(errno));
     if (fd < 0) {
         int probe = try_lock(path, LOCK_SH, 0); /* taken: by cell runs, or by a whole run */
         if (probe >= 0) {
             close(probe);
             return cnb_error("%s is in use by runs of single cells (--cell, --shard, a "
                              "cluster's array tasks; see cnnbench status %s); wait for them "
-                             "to finish, or run only cells with --cell or --shard", dir, dir),
-                   -1;
+                             "to finish, or run only cells with --cell or --shard", dir, dir);
         }
         probe = open(path, O_RDONLY | O_CLOEXEC);
         ssize_t got = probe >= 0 ? pread(probe, holder, sizeof holder - 1, 0) : 0;
@@ -132,10 +131,10 @@ static int lock_results(const char *dir, const cnb_experiment *e, int shared)
         if (probe >= 0)
             close(probe);
         return cnb_error("%s is in use by another run (%s); wait for it to finish, or stop "
-                         "it, then rerun", dir, holder[0] ? holder : "holder unknown"), -1;
+                         "it, then rerun", dir, holder[0] ? holder : "holder unknown");
     }
     if (shared)
-        return fd; /* the holder written inside is the last whole run's: left as it is */
+        return 0; /* the holder written inside is the last whole run's: left as it is */
     char host[256] = "?", when[64];
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
@@ -145,7 +144,7 @@ static int lock_results(const char *dir, const cnb_experiment *e, int shared)
                      (long)getpid(), host, e->conf.path, when);
     if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n)
         cnb_log(CNB_LOG_WARN, "cnnbench", "%s: cannot record the lock's holder", path);
-    return fd;
+    return 0;
 }
 
 /* A cell's state as its folder `cell_dir` tells it now, for the settings `fingerprint`:
@@ -533,8 +532,8 @@ static int plan_open(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o, 
                      int *lock)
 {
     int rc = cnb_mkdirs(p->dir);
-    if (rc == 0 && (*lock = lock_results(p->dir, e, shared)) < 0)
-        rc = CNB_EINVAL;
+    if (rc == 0)
+        rc = lock_results(p->dir, e, shared, lock);
     if (rc == 0)
         rc = check_owner(p->dir, e, o->force);
     if (rc == 0)
@@ -698,15 +697,15 @@ static int conclude(plan *p, int partial, int lost, int interrupted_run)
                "%s)\n", p->dir);
     fflush(stdout);
     if (lost) {
-        cnb_error("%s/manifest.csv: cannot record the cells' states (is the disk full?); no "
-                  "further cell was started: free space and rerun", p->dir);
-        rc = CNB_EFAILED;
+        rc = cnb_error_code(CNB_EFAILED, "%s/manifest.csv: cannot record the cells' states (is "
+                            "the disk full?); no further cell was started: free space and "
+                            "rerun", p->dir);
     } else if (interrupted_run || stopped) {
         rc = CNB_EINTR;
     } else if (failed) {
-        cnb_error("%d cell%s failed at run time (listed above); see %s/manifest.csv and each "
-                  "cell's error.txt; rerun to redo them", failed, failed == 1 ? "" : "s", p->dir);
-        rc = CNB_EFAILED;
+        rc = cnb_error_code(CNB_EFAILED, "%d cell%s failed at run time (listed above); see "
+                            "%s/manifest.csv and each cell's error.txt; rerun to redo them",
+                            failed, failed == 1 ? "" : "s", p->dir);
     }
     if (rc != CNB_EINTR && done > diverged && (!partial || done == p->n)) {
         int report_rc = cnb_report_write(p->dir); /* said; a failure at run time (disk full) */
