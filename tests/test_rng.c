@@ -1,6 +1,7 @@
 /* test_rng.c - the seeded streams: repeatable, independent, right distributions. */
 #include <math.h>
 
+#include "hash.h"
 #include "rng.h"
 #include "testutil.h"
 
@@ -53,12 +54,24 @@ static void test_distributions(void)
         CU_ASSERT(abs(counts[k] - n / 10) < n / 100);
 }
 
+/* FNV-1a's published 64-bit values (isthe.com/chongo/tech/comp/fnv), whole and in pieces:
+ * fingerprints and the conformance suite's input check rest on them. */
+static void test_fnv1a_vectors(void)
+{
+    CU_ASSERT_EQUAL(cnb_fnv1a(CNB_FNV1A_BASIS, "", 0), 0xcbf29ce484222325ull);
+    CU_ASSERT_EQUAL(cnb_fnv1a(CNB_FNV1A_BASIS, "a", 1), 0xaf63dc4c8601ec8cull);
+    CU_ASSERT_EQUAL(cnb_fnv1a(CNB_FNV1A_BASIS, "foobar", 6), 0x85944171f73967e8ull);
+    CU_ASSERT_EQUAL(cnb_fnv1a(cnb_fnv1a(CNB_FNV1A_BASIS, "foo", 3), "bar", 3),
+                    0x85944171f73967e8ull);
+}
+
 void suite_rng(void)
 {
     static const test_case cases[] = {
         {"same seed, same sequence", test_same_seed_same_sequence},
         {"streams and seeds differ", test_streams_and_seeds_differ},
         {"uniform, normal and below", test_distributions},
+        {"FNV-1a matches its published values", test_fnv1a_vectors},
         {NULL, NULL},
     };
     test_add_suite("rng", cases);

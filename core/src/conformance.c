@@ -8,6 +8,7 @@
 
 #include "checkdata.h"
 #include "clock.h"
+#include "hash.h"
 #include "registry.h"
 #include "cnnbench/op_check.h"
 
@@ -219,22 +220,8 @@ const cnb_conform_case *cnb_conform_case_find(const char *name)
     return NULL;
 }
 
-/* Seeded random numbers (xorshift64*), as in test_kernels.c. */
-
-static uint64_t hash_words(uint64_t h, const void *p, size_t bytes)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i + 4 <= bytes; i += 4) {
-        uint32_t w;
-        memcpy(&w, b + i, 4);
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Outputs compared, and how. */
-
 
 const char *const cnb_conform_out_name[CNB_OUT_COUNT] = {
     "forward dst", "forward loss", "backward diff_src", "backward diff_weights",
@@ -289,15 +276,15 @@ static void fill_inputs(cnb_conform_ref *r)
 
 static uint64_t inputs_hash(const cnb_conform_ref *r)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = hash_words(h, r->src - CNB_GUARD, (r->n_src + 2 * CNB_GUARD) * sizeof(float));
+    uint64_t h = CNB_FNV1A_BASIS;
+    h = cnb_fnv1a(h, r->src - CNB_GUARD, (r->n_src + 2 * CNB_GUARD) * sizeof(float));
     if (r->w)
-        h = hash_words(h, r->w - CNB_GUARD, (r->n_w + 2 * CNB_GUARD) * sizeof(float));
+        h = cnb_fnv1a(h, r->w - CNB_GUARD, (r->n_w + 2 * CNB_GUARD) * sizeof(float));
     if (r->b)
-        h = hash_words(h, r->b - CNB_GUARD, (r->n_b + 2 * CNB_GUARD) * sizeof(float));
-    h = hash_words(h, r->dd - CNB_GUARD, (r->n_dst + 2 * CNB_GUARD) * sizeof(float));
+        h = cnb_fnv1a(h, r->b - CNB_GUARD, (r->n_b + 2 * CNB_GUARD) * sizeof(float));
+    h = cnb_fnv1a(h, r->dd - CNB_GUARD, (r->n_dst + 2 * CNB_GUARD) * sizeof(float));
     if (r->labels)
-        h = hash_words(h, r->labels, r->d.batch * sizeof(int32_t));
+        h = cnb_fnv1a(h, r->labels, r->d.batch * sizeof(int32_t));
     return h;
 }
 
