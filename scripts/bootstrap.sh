@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc pkg-config meson ninja-build libinih-dev zlib1g-dev libcunit1-dev libgsl-dev
-          liblapacke-dev libopenblas-dev libdnnl-dev gnuplot-nox dataset-fashion-mnist
+          libopenblas-dev libdnnl-dev gnuplot-nox dataset-fashion-mnist
           libturbojpeg0-dev libpng-dev)
 
 missing=()

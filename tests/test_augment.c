@@ -525,6 +525,31 @@ static void test_pca_dataset(void)
     free(e.images);
 }
 
+/* The eigen data of a 4 x 4 covariance built from its eigenpairs, A = Q diag(1, 2, 3, 4) Q^T:
+ * Q's columns orthonormal, every component +-1/2 (so the sign rule's tie picks the first
+ * component), and Q not symmetric, so that a transposed reading of the eigenvectors fails
+ * as a wrong order or wrong signs do. val_scale scales the values only. */
+static void test_pca_known_4x4(void)
+{
+    static const double q[16] = {0.5,  0.5, 0.5, 0.5,  /* row i: component i of */
+                                 0.5,  -0.5, 0.5, -0.5, /* eigenvectors 0..3    */
+                                 -0.5, 0.5, 0.5, -0.5,
+                                 -0.5, -0.5, 0.5, 0.5};
+    double cov[16] = {0};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 4; k++)
+                cov[i * 4 + j] += q[i * 4 + k] * (k + 1) * q[j * 4 + k];
+    char err[256];
+    cnb_pca p;
+    CHECK_OK(cnb_pca_from_cov(&p, cov, 4, 0.5, err, sizeof err), err);
+    CU_ASSERT_EQUAL(p.c, 4);
+    for (int k = 0; k < 4; k++)
+        CU_ASSERT_DOUBLE_EQUAL(p.vals[k], 0.5 * (k + 1), 1e-6);
+    for (int k = 0; k < 16; k++)
+        CU_ASSERT_DOUBLE_EQUAL(p.vecs[k], q[k], 1e-6);
+}
+
 static void test_pca_dataset_singular(void)
 {
     char err[512];
@@ -1043,6 +1068,7 @@ void suite_augment(void)
         {"per-image PCA on a known correlation", test_pca_image_known},
         {"per-image PCA: grey, constant, bad input", test_pca_image_edges},
         {"dataset PCA against a direct computation", test_pca_dataset},
+        {"PCA of a known 4 x 4 covariance", test_pca_known_4x4},
         {"dataset PCA: singular covariance", test_pca_dataset_singular},
         {"pipeline: same seed, same batch", test_pipeline_reproducible},
         {"pipeline: the steps composed by hand", test_pipeline_composition},

@@ -1,20 +1,15 @@
 /*
  * augment.c - resize, crop, flip, PCA lighting and the per-batch pipeline; see augment.h.
  *
- * The eigen-decompositions go through LAPACKE_dsyev_work (column-major, so LAPACKE neither
- * transposes nor allocates) with a workspace on the stack: the matrices are at most
- * CNB_AUGMENT_MAX_C x CNB_AUGMENT_MAX_C, and double costs nothing at that size. LAPACKE is
- * loaded on first use (dlopen), not linked: on Debian it brings in OpenBLAS, which the
- * openblas backend must load itself after choosing its CPU kernels, so a run without
- * lighting never loads it.
+ * The eigen-decompositions are GSL's gsl_eigen_symmv, in double: the matrices are at most
+ * CNB_AUGMENT_MAX_C x CNB_AUGMENT_MAX_C, so precision costs nothing.
  *
  * Not here: threads (a batch of AlexNet-sized images takes milliseconds; the caller may
  * split a batch over threads, each with its own cnb_augment, and get the same result).
  */
 #include "augment.h"
 
-#include <dlfcn.h>
-#include <lapacke.h>
+#include <gsl/gsl_eigen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +22,6 @@
 #define RESIZE_TILE 256       /* output columns whose coefficients are computed at once */
 #define SINGULAR_RATIO 1e-6   /* dataset lighting: smallest / largest eigenvalue at least */
 #define SIGN_TIE 1e-6         /* eigenvector components this close count as equally large */
-#define SYEV_LWORK 512        /* >= (block size + 2) * n for n <= CNB_AUGMENT_MAX_C     */
 #define ERR_LEN 256
 
 static int check_image(const char *what, int c, int h, int w, char *err, size_t errlen)
@@ -199,57 +193,40 @@ void cnb_flip_h(const float *src, int c, int h, int w, float *dst)
 
 /* ---- PCA lighting ------------------------------------------------------------------- */
 
-typedef lapack_int (*dsyev_work_fn)(int layout, char jobz, char uplo, lapack_int n, double *a,
-                                    lapack_int lda, double *w, double *work, lapack_int lwork);
-
-/* LAPACKE_dsyev_work from liblapacke.so.3, loaded once (the first call comes from
- * cnb_augment_init or a single-threaded batch); NULL with a message when it is missing. */
-static dsyev_work_fn lapack_dsyev(char *err, size_t errlen)
-{
-    static dsyev_work_fn fn;
-    if (!fn) {
-        void *h = dlopen("liblapacke.so.3", RTLD_NOW | RTLD_LOCAL);
-        if (h)
-            *(void **)&fn = dlsym(h, "LAPACKE_dsyev_work");
-        if (!fn)
-            cnb_fail(CNB_EINVAL, err, errlen, "lighting needs LAPACKE (liblapacke.so.3: %s); install the "
-                 "Debian package liblapacke", h ? "no LAPACKE_dsyev_work" : dlerror());
-    }
-    return fn;
-}
-
 /* Eigen data of the symmetric n x n matrix a (row-major, n <= CNB_AUGMENT_MAX_C) into p,
- * with the sign convention of augment.h. */
+ * with the order and sign convention of augment.h. GSL's default error handler aborts;
+ * with sizes right by construction, its only possible error is the workspace's allocation. */
 static int sym_eigen(const double *a, int n, cnb_pca *p, const char *what, char *err,
                      size_t errlen)
 {
-    double m[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C], vals[CNB_AUGMENT_MAX_C];
-    double work[SYEV_LWORK];
+    double m[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C], vecs[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C];
+    double vals[CNB_AUGMENT_MAX_C];
     for (int k = 0; k < n * n; k++) {
         if (!isfinite(a[k]))
-            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the covariance is not finite (NaN or infinite "
-                        "pixels); check the data", what);
-        m[k] = a[k]; /* symmetric: row- and column-major are the same matrix */
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the covariance is not finite (NaN or "
+                            "infinite pixels); check the data", what);
+        m[k] = a[k]; /* gsl_eigen_symmv overwrites its input */
     }
-    dsyev_work_fn dsyev = lapack_dsyev(err, errlen);
-    if (!dsyev)
-        return CNB_EINVAL;
-    lapack_int info = dsyev(LAPACK_COL_MAJOR, 'V', 'U', n, m, n, vals, work, SYEV_LWORK);
-    if (info != 0)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s: the eigen-decomposition failed (LAPACK dsyev info %d)",
-                    what, (int)info);
+    gsl_eigen_symmv_workspace *work = gsl_eigen_symmv_alloc((size_t)n);
+    if (!work)
+        return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory", what);
+    gsl_matrix_view mv = gsl_matrix_view_array(m, (size_t)n, (size_t)n);
+    gsl_matrix_view vv = gsl_matrix_view_array(vecs, (size_t)n, (size_t)n);
+    gsl_vector_view lv = gsl_vector_view_array(vals, (size_t)n);
+    gsl_eigen_symmv(&mv.matrix, &lv.vector, &vv.matrix, work);
+    gsl_eigen_symmv_free(work);
+    gsl_eigen_symmv_sort(&lv.vector, &vv.matrix, GSL_EIGEN_SORT_VAL_ASC);
     p->c = n;
-    for (int k = 0; k < n; k++) {
-        const double *v = m + (size_t)k * n; /* column k */
+    for (int k = 0; k < n; k++) { /* eigenvector k is column k of vecs (row-major) */
         double most = 0.0;
         int big = 0;
         for (int i = 0; i < n; i++)
-            most = fabs(v[i]) > most ? fabs(v[i]) : most;
-        while (fabs(v[big]) < most - SIGN_TIE) /* the first of the largest, ties by SIGN_TIE */
+            most = fabs(vecs[i * n + k]) > most ? fabs(vecs[i * n + k]) : most;
+        while (fabs(vecs[big * n + k]) < most - SIGN_TIE) /* the first of the largest */
             big++;
-        double sign = v[big] < 0.0 ? -1.0 : 1.0;
+        double sign = vecs[big * n + k] < 0.0 ? -1.0 : 1.0;
         for (int i = 0; i < n; i++)
-            p->vecs[i * n + k] = (float)(sign * v[i]);
+            p->vecs[i * n + k] = (float)(sign * vecs[i * n + k]);
         p->vals[k] = (float)vals[k];
     }
     return 0;
@@ -420,8 +397,9 @@ int cnb_pca_from_cov(cnb_pca *p, const double *cov, int c, double val_scale, cha
     if (c < 1 || c > CNB_AUGMENT_MAX_C)
         return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
                     CNB_AUGMENT_MAX_C);
-    if (sym_eigen(cov, c, p, "lighting (dataset)", err, errlen))
-        return CNB_EINVAL;
+    int rc = sym_eigen(cov, c, p, "lighting (dataset)", err, errlen);
+    if (rc)
+        return rc;
     double lo = p->vals[0], hi = p->vals[c - 1];
     if (!(hi > 0.0) || lo <= SINGULAR_RATIO * hi)
         return cnb_fail(CNB_EINVAL, err, errlen, "the %d x %d covariance of the training pixels is singular "

@@ -63,10 +63,9 @@ void cnb_flip_h(const float *src, int c, int h, int w, float *dst);
 
 /* ---- PCA lighting ----------------------------------------------------------------------
  * Eigen data of a c x c covariance: vecs row-major with column k the eigenvector of vals[k]
- * (vecs[i * c + k] is component i of eigenvector k), eigenvalues ascending (LAPACK's
- * order), each eigenvector of unit length with its largest-magnitude component positive
- * (the first of those within 1e-6 of the largest), so results do not depend on LAPACK's
- * signs. */
+ * (vecs[i * c + k] is component i of eigenvector k), eigenvalues ascending, each
+ * eigenvector of unit length with its largest-magnitude component positive (the first of
+ * those within 1e-6 of the largest), so results do not depend on the solver's signs. */
 typedef struct cnb_pca {
     int c;
     float vecs[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C];
@@ -81,8 +80,9 @@ void cnb_pca_delta(int c, const float *vecs, const float *vals, const float *alp
  * The article's steps 1-4 on one image (c, h, w), c = 1..CNB_AUGMENT_MAX_C: z-score each
  * channel (population std; a channel with zero std is only centred, so it is all zeros),
  * take the c x c covariance of the (h*w, c) matrix (divided by h*w) and eigen-decompose it
- * (LAPACK dsyev). The z-scored matrix is not materialised: its covariance is that of the
- * image divided by std_i * std_j, accumulated in double. Non-finite pixels are an error.
+ * (GSL's gsl_eigen_symmv). The z-scored matrix is not materialised: its covariance is that
+ * of the image divided by std_i * std_j, accumulated in double. Non-finite pixels are an
+ * error.
  */
 int cnb_pca_image(cnb_pca *p, const float *img, int c, int h, int w, char *err,
                   size_t errlen);
