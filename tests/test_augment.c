@@ -496,10 +496,10 @@ static void test_pca_dataset(void)
             CU_ASSERT_DOUBLE_EQUAL(dot, a == b ? 1.0 : 0.0, 1e-6);
             CU_ASSERT_DOUBLE_EQUAL(rec, cov[a * 3 + b], 1e-6);
         }
-    double v[3], top = power_iteration(cov, v);
+    double top_vec[3], top = power_iteration(cov, top_vec);
     CU_ASSERT_DOUBLE_EQUAL(p.vals[2], top, 1e-6);
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_DOUBLE_EQUAL(p.vecs[i * 3 + 2], v[i], 1e-5);
+        CU_ASSERT_DOUBLE_EQUAL(p.vecs[i * 3 + 2], top_vec[i], 1e-5);
     cnb_dataset_free(&d);
 
     /* Independent channels (the u, v, t tiles, scaled 0.1, 0.3, 0.2 and shifted): the

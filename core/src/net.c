@@ -42,7 +42,8 @@ static int layer_line(cnb_layer_ctx *ctx, const char *key)
 static const char *origin(const cnb_layer_ctx *ctx, const char *key, char *buf, size_t len)
 {
     const cnb_kv *kv = key ? cnb_section_get(ctx->sec, key) : NULL;
-    snprintf(buf, len, kv && kv->from ? " (%s)" : "", kv ? kv->from : "");
+    const char *from = kv ? kv->from : NULL;
+    snprintf(buf, len, "%s%s%s", from ? " (" : "", from ? from : "", from ? ")" : "");
     return buf;
 }
 

@@ -208,12 +208,12 @@ static int size_refused(char *err, size_t errlen, const char *who, const char *f
     return CNB_EABI;
 }
 
-/* " (from /path/x.so)" for a registered plugin, "" otherwise. */
+/* " (/path/x.so)" for a registered plugin, "" otherwise. */
 static const char *from_file(const cnb_registry *r, cnb_plugin_kind kind, const char *name,
                              char *buf, size_t len)
 {
     const cnb_plugin *p = r ? cnb_registry_find(r, kind, name) : NULL;
-    snprintf(buf, len, p ? " (%s)" : "", p ? p->path : "");
+    snprintf(buf, len, "%s%s%s", p ? " (" : "", p ? p->path : "", p ? ")" : "");
     return buf;
 }
 

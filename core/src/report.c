@@ -145,8 +145,8 @@ static void values(const variant *v, const cell_result *cells, metric m, double 
         out[i] = metric_of(&cells[v->cells[i]], m);
 }
 
-/* Does every "k=v" term of `baseline` appear in the variant name? */
-static int is_baseline(const char *variant, const char *baseline)
+/* Does every "k=v" term of `baseline` appear in the variant's name? */
+static int is_baseline(const char *name, const char *baseline)
 {
     char copy[256];
     snprintf(copy, sizeof copy, "%s", baseline);
@@ -154,10 +154,10 @@ static int is_baseline(const char *variant, const char *baseline)
     for (char *save = NULL, *t = strtok_r(copy, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
         any = 1;
         size_t len = strlen(t);
-        const char *hit = strstr(variant, t);
+        const char *hit = strstr(name, t);
         int whole = 0;
         while (hit && !whole) {
-            whole = (hit == variant || hit[-1] == ' ') && (hit[len] == '\0' || hit[len] == ' ');
+            whole = (hit == name || hit[-1] == ' ') && (hit[len] == '\0' || hit[len] == ' ');
             hit = whole ? hit : strstr(hit + 1, t);
         }
         if (!whole)
