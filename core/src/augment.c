@@ -27,8 +27,8 @@
 static int check_image(const char *what, int c, int h, int w, char *err, size_t errlen)
 {
     if (c < 1 || h < 1 || w < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image of %d x %d x %d (c x h x w); every dimension "
-                    "must be at least 1", what, c, h, w);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image of %d x %d x %d (c x h x w); every "
+                        "dimension must be at least 1", what, c, h, w);
     return 0;
 }
 
@@ -78,8 +78,8 @@ int cnb_resize_bilinear(const float *src, int c, int h, int w, float *dst, int o
     if (check_image("resize", c, h, w, err, errlen))
         return CNB_EINVAL;
     if (oh < 1 || ow < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "resize: output size %dx%d; give a height and width of at "
-                    "least 1", oh, ow);
+        return cnb_fail(CNB_EINVAL, err, errlen, "resize: output size %dx%d; give a height and "
+                        "width of at least 1", oh, ow);
     if (oh == h && ow == w) { /* the half-pixel mapping is the identity */
         memcpy(dst, src, (size_t)c * h * w * sizeof *dst);
         return 0;
@@ -102,14 +102,15 @@ static int check_crop(int c, int h, int w, int pad, int ch, int cw, char *err, s
     if (check_image("crop", c, h, w, err, errlen))
         return CNB_EINVAL;
     if (pad < 0 || pad > CNB_AUGMENT_MAX_SIDE)
-        return cnb_fail(CNB_EINVAL, err, errlen, "crop: padding %d; give 0 to %d", pad, CNB_AUGMENT_MAX_SIDE);
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: padding %d; give 0 to %d", pad,
+                        CNB_AUGMENT_MAX_SIDE);
     if (ch < 1 || cw < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "crop: size %dx%d; give a height and width of at least 1",
-                    ch, cw);
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: size %dx%d; give a height and width of "
+                        "at least 1", ch, cw);
     long long ph = h + 2LL * pad, pw = w + 2LL * pad;
     if (ch > ph || cw > pw)
-        return cnb_fail(CNB_EINVAL, err, errlen, "crop: %dx%d is larger than the %dx%d image padded by %d "
-                    "(%lldx%lld)", ch, cw, h, w, pad, ph, pw);
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: %dx%d is larger than the %dx%d image "
+                        "padded by %d (%lldx%lld)", ch, cw, h, w, pad, ph, pw);
     return 0;
 }
 
@@ -133,9 +134,9 @@ int cnb_crop(const float *src, int c, int h, int w, int pad, int y0, int x0, int
         return CNB_EINVAL;
     long long ymax = h + 2LL * pad - ch, xmax = w + 2LL * pad - cw;
     if (y0 < 0 || y0 > ymax || x0 < 0 || x0 > xmax)
-        return cnb_fail(CNB_EINVAL, err, errlen, "crop: offset (%d, %d) of a %dx%d crop is outside the %dx%d "
-                    "image padded by %d; give y in 0..%lld and x in 0..%lld",
-                    y0, x0, ch, cw, h, w, pad, ymax, xmax);
+        return cnb_fail(CNB_EINVAL, err, errlen, "crop: offset (%d, %d) of a %dx%d crop is "
+                        "outside the %dx%d image padded by %d; give y in 0..%lld and x in "
+                        "0..%lld", y0, x0, ch, cw, h, w, pad, ymax, xmax);
     for (int k = 0; k < c; k++) {
         const float *plane = src + (size_t)k * h * w;
         for (int y = 0; y < ch; y++) {
@@ -351,7 +352,7 @@ int cnb_pca_image(cnb_pca *p, const float *img, int c, int h, int w, char *err,
         return CNB_EINVAL;
     if (c > CNB_AUGMENT_MAX_C)
         return cnb_fail(CNB_EINVAL, err, errlen, "lighting: %d channels; it works on 1 to %d", c,
-                    CNB_AUGMENT_MAX_C);
+                        CNB_AUGMENT_MAX_C);
     size_t n = (size_t)h * w;
     double cov[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C], inv[CNB_AUGMENT_MAX_C];
     image_cov(img, c, n, cov);
@@ -368,14 +369,14 @@ int cnb_pca_image(cnb_pca *p, const float *img, int c, int h, int w, char *err,
 int cnb_pca_dataset(cnb_pca *p, const cnb_dataset *d, char *err, size_t errlen)
 {
     if (!d || d->n < 1 || !d->images)
-        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): the training set is empty; load it "
-                    "first");
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): the training set is "
+                        "empty; load it first");
     if (check_image("lighting (dataset)", d->c, d->h, d->w, err, errlen))
         return CNB_EINVAL;
     int c = d->c;
     if (c > CNB_AUGMENT_MAX_C)
-        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
-                    CNB_AUGMENT_MAX_C);
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on "
+                        "1 to %d", c, CNB_AUGMENT_MAX_C);
     size_t n = (size_t)d->h * d->w, per = (size_t)c * n;
     double count = (double)n * d->n;
     double mean[CNB_AUGMENT_MAX_C] = {0}, cov[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C] = {0};
@@ -395,17 +396,17 @@ int cnb_pca_from_cov(cnb_pca *p, const double *cov, int c, double val_scale, cha
                      size_t errlen)
 {
     if (c < 1 || c > CNB_AUGMENT_MAX_C)
-        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on 1 to %d", c,
-                    CNB_AUGMENT_MAX_C);
+        return cnb_fail(CNB_EINVAL, err, errlen, "lighting (dataset): %d channels; it works on "
+                        "1 to %d", c, CNB_AUGMENT_MAX_C);
     int rc = sym_eigen(cov, c, p, "lighting (dataset)", err, errlen);
     if (rc)
         return rc;
     double lo = p->vals[0], hi = p->vals[c - 1];
     if (!(hi > 0.0) || lo <= SINGULAR_RATIO * hi)
-        return cnb_fail(CNB_EINVAL, err, errlen, "the %d x %d covariance of the training pixels is singular "
-                    "(eigenvalues %.3g to %.3g: a constant channel, or one channel copied to "
-                    "the others, as grey images made RGB); use lighting = none or lighting = "
-                    "image", c, c, lo, hi);
+        return cnb_fail(CNB_EINVAL, err, errlen, "the %d x %d covariance of the training pixels "
+                        "is singular (eigenvalues %.3g to %.3g: a constant channel, or one "
+                        "channel copied to the others, as grey images made RGB); use lighting = "
+                        "none or lighting = image", c, c, lo, hi);
     for (int k = 0; k < c; k++)
         p->vals[k] = (float)(p->vals[k] * val_scale);
     return 0;
@@ -447,11 +448,11 @@ static int check_size(const char *key, int sh, int sw, char *err, size_t errlen)
     if (sh == 0 && sw == 0)
         return 0;
     if (sh < 1 || sw < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: give a height and width of at least 1 (or 0 "
-                    "for none)", key, sh, sw);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: give a height and width of at "
+                        "least 1 (or 0 for none)", key, sh, sw);
     if (sh > CNB_AUGMENT_MAX_SIDE || sw > CNB_AUGMENT_MAX_SIDE)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: at most %d on a side; give a smaller size", key,
-                    sh, sw, CNB_AUGMENT_MAX_SIDE);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s = %dx%d: at most %d on a side; give a "
+                        "smaller size", key, sh, sw, CNB_AUGMENT_MAX_SIDE);
     return 0;
 }
 
@@ -463,30 +464,29 @@ static int check_cfg(const cnb_augment *a, char *err, size_t errlen)
         return CNB_EINVAL;
     if (g->crop_pad < 0 || g->crop_pad > CNB_AUGMENT_MAX_SIDE)
         return cnb_fail(CNB_EINVAL, err, errlen, "data.crop_pad = %d: give 0 to %d", g->crop_pad,
-                    CNB_AUGMENT_MAX_SIDE);
+                        CNB_AUGMENT_MAX_SIDE);
     if (g->crop_pad > 0 && g->crop_h == 0)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop_pad = %d needs a crop: set data.crop (e.g. to "
-                    "%dx%d, the image size)", g->crop_pad, a->rh, a->rw);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop_pad = %d needs a crop: set "
+                        "data.crop (e.g. to %dx%d, the image size)", g->crop_pad, a->rh, a->rw);
     long long ph = a->rh + 2LL * g->crop_pad, pw = a->rw + 2LL * g->crop_pad;
     if (g->crop_h > ph || g->crop_w > pw)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop = %dx%d is larger than the %dx%d image%s padded "
-                    "by %d (%lldx%lld); give a crop of at most %lldx%lld or a larger "
-                    "data.crop_pad",
-                    g->crop_h, g->crop_w, a->rh, a->rw, g->resize_h ? " (after data.resize)" : "",
-                    g->crop_pad, ph, pw, ph, pw);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.crop = %dx%d is larger than the %dx%d "
+                        "image%s padded by %d (%lldx%lld); give a crop of at most %lldx%lld or "
+                        "a larger data.crop_pad", g->crop_h, g->crop_w, a->rh, a->rw,
+                        g->resize_h ? " (after data.resize)" : "", g->crop_pad, ph, pw, ph, pw);
     if (g->flip != 0 && g->flip != 1)
         return cnb_fail(CNB_EINVAL, err, errlen, "data.flip = %d: give 0 (off) or 1 (on)", g->flip);
     if (g->lighting < CNB_LIGHTING_NONE || g->lighting > CNB_LIGHTING_DATASET)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %d: give none, image or dataset",
-                    g->lighting);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %d: give none, image or "
+                        "dataset", g->lighting);
     if (!isfinite(g->lighting_sigma) || g->lighting_sigma < 0.0f)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting_sigma = %g: give 0 or more (AlexNet: 0.1)",
-                    (double)g->lighting_sigma);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting_sigma = %g: give 0 or more "
+                        "(AlexNet: 0.1)", (double)g->lighting_sigma);
     if (g->lighting != CNB_LIGHTING_NONE && a->c > CNB_AUGMENT_MAX_C)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %s works on 1 to %d channels, the data have "
-                    "%d; use lighting = none", g->lighting == CNB_LIGHTING_IMAGE ? "image"
-                                                                                 : "dataset",
-                    CNB_AUGMENT_MAX_C, a->c);
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = %s works on 1 to %d channels, "
+                        "the data have %d; use lighting = none",
+                        g->lighting == CNB_LIGHTING_IMAGE ? "image" : "dataset", CNB_AUGMENT_MAX_C,
+                        a->c);
     return 0;
 }
 
@@ -499,8 +499,9 @@ int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_datas
     if (!cfg || !train)
         return cnb_fail(CNB_EINVAL, err, errlen, "augment: no settings or no training data given");
     if (train->c < 1 || train->h < 1 || train->w < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: the training data have no image shape (%d x %d x "
-                    "%d, c x h x w); load them first", train->c, train->h, train->w);
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: the training data have no image "
+                        "shape (%d x %d x %d, c x h x w); load them first", train->c, train->h,
+                        train->w);
     a->cfg = *cfg;
     a->c = train->c, a->h = train->h, a->w = train->w;
     a->rh = cfg->resize_h ? cfg->resize_h : a->h;
@@ -524,8 +525,8 @@ int cnb_augment_init(cnb_augment *a, const cnb_augment_cfg *cfg, const cnb_datas
     if (!a->err || (cfg->resize_h && cfg->crop_h && !a->scratch)) {
         size_t mb = ((size_t)a->c * a->rh * a->rw * sizeof(float) >> 20) + 1;
         cnb_augment_free(a);
-        cnb_fail(CNB_EINVAL, err, errlen, "augment: cannot allocate %zu MB for one %dx%d image; give a smaller "
-             "data.resize", mb, cfg->resize_h, cfg->resize_w);
+        cnb_fail(CNB_EINVAL, err, errlen, "augment: cannot allocate %zu MB for one %dx%d image; "
+                 "give a smaller data.resize", mb, cfg->resize_h, cfg->resize_w);
         return CNB_ENOMEM;
     }
     return 0;
@@ -593,14 +594,14 @@ int cnb_augment_batch(const cnb_augment *a, const cnb_dataset *d, const uint32_t
         return CNB_EINVAL; /* not initialised: there is nowhere to say so */
     a->err[0] = '\0';
     if (!d || !d->images || d->c != a->c || d->h != a->h || d->w != a->w)
-        return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: the data are %d x %d x %d (c x h x w), the "
-                    "augmentation was set up for %d x %d x %d; set it up for these data",
-                    d ? d->c : 0, d ? d->h : 0, d ? d->w : 0, a->c, a->h, a->w);
+        return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: the data are %d x %d x %d (c x h "
+                        "x w), the augmentation was set up for %d x %d x %d; set it up for "
+                        "these data", d ? d->c : 0, d ? d->h : 0, d ? d->w : 0, a->c, a->h, a->w);
     size_t in = (size_t)a->c * a->h * a->w, on = (size_t)a->c * a->oh * a->ow;
     for (int i = 0; i < count; i++) {
         if (idx[i] >= (uint32_t)d->n)
-            return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: sample index %u of a set of %d",
-                        (unsigned)idx[i], d->n);
+            return cnb_fail(CNB_EINVAL, a->err, ERR_LEN, "augment: sample index %u of a set of "
+                            "%d", (unsigned)idx[i], d->n);
         struct cnb_rng r;
         cnb_augment_sample_rng(&r, seed, epoch, idx[i]);
         int rc = augment_one(a, d->images + idx[i] * in, train, &r, out + (size_t)i * on);
@@ -636,11 +637,11 @@ int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, i
     if (err && errlen)
         err[0] = '\0';
     if (!cfg || c < 1 || h < 1 || w < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: no settings, or an image shape of %d x %d x %d", c,
-                    h, w);
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: no settings, or an image shape of %d "
+                        "x %d x %d", c, h, w);
     if (cfg->resize_h || cfg->resize_w)
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: image files are resized as they are read; give the "
-                    "reader the size, not the augmentation");
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: image files are resized as they are "
+                        "read; give the reader the size, not the augmentation");
     a->cfg = *cfg;
     a->c = c, a->h = a->rh = h, a->w = a->rw = w;
     if (check_cfg(a, err, errlen)) {
@@ -650,22 +651,22 @@ int cnb_augment_init_images(cnb_augment *a, const cnb_augment_cfg *cfg, int c, i
     for (int i = 0; cfg->normalize && i < c && i < CNB_AUGMENT_MAX_C; i++)
         if (!(cfg->std[i] > 0.0f) || !isfinite(cfg->mean[i])) {
             memset(a, 0, sizeof *a);
-            return cnb_fail(CNB_EINVAL, err, errlen, "augment: channel %d has mean %g and std %g; a std must "
-                        "be above 0 (a constant channel in every sampled image?)", i,
-                        (double)cfg->mean[i], (double)cfg->std[i]);
+            return cnb_fail(CNB_EINVAL, err, errlen, "augment: channel %d has mean %g and std "
+                            "%g; a std must be above 0 (a constant channel in every sampled "
+                            "image?)", i, (double)cfg->mean[i], (double)cfg->std[i]);
         }
     if (cfg->normalize && c > CNB_AUGMENT_MAX_C) {
         memset(a, 0, sizeof *a);
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: normalisation works on 1 to %d channels",
-                    CNB_AUGMENT_MAX_C);
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: normalisation works on 1 to %d "
+                        "channels", CNB_AUGMENT_MAX_C);
     }
     a->oh = cfg->crop_h ? cfg->crop_h : h;
     a->ow = cfg->crop_w ? cfg->crop_w : w;
     if (cfg->lighting == CNB_LIGHTING_DATASET) {
         if (!pca || pca->c != c) {
             memset(a, 0, sizeof *a);
-            return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = dataset: no eigen data of the training "
-                        "pixels were given");
+            return cnb_fail(CNB_EINVAL, err, errlen, "data.lighting = dataset: no eigen data "
+                            "of the training pixels were given");
         }
         a->pca = *pca;
     }
@@ -692,9 +693,10 @@ int cnb_augment_sample(const cnb_augment *a, const float *src, int h, int w, int
 {
     const cnb_augment_cfg *g = &a->cfg;
     if (h < a->h || w < a->w || (!g->crop_h && (h != a->h || w != a->w)))
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image where %dx%d was set up; %s", h, w,
-                    a->h, a->w, g->crop_h ? "it is smaller than the crop allows"
-                                          : "without a crop every image must have that size");
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image where %dx%d was set "
+                        "up; %s", h, w, a->h, a->w,
+                        g->crop_h ? "it is smaller than the crop allows"
+                                  : "without a crop every image must have that size");
     if (g->crop_h) {
         int rc = train ? cnb_crop_random(src, a->c, h, w, g->crop_pad, a->oh, a->ow, r, dst,
                                          NULL, NULL, err, errlen)
@@ -723,11 +725,11 @@ int cnb_augment_ten_crop(const cnb_augment *a, const float *src, int h, int w, f
                          char *err, size_t errlen)
 {
     if (!a->cfg.crop_h)
-        return cnb_fail(CNB_EINVAL, err, errlen, "data.eval_crops = 10 needs a crop: set data.crop and add "
-                    "crop to data.augment");
+        return cnb_fail(CNB_EINVAL, err, errlen, "data.eval_crops = 10 needs a crop: set "
+                        "data.crop and add crop to data.augment");
     if (h < a->h || w < a->w)
-        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image is smaller than %dx%d", h, w, a->h,
-                    a->w);
+        return cnb_fail(CNB_EINVAL, err, errlen, "augment: a %dx%d image is smaller than %dx%d", h,
+                        w, a->h, a->w);
     int pad = a->cfg.crop_pad, ph = h + 2 * pad - a->oh, pw = w + 2 * pad - a->ow;
     const int y0[5] = {ph / 2, 0, 0, ph, ph}, x0[5] = {pw / 2, 0, pw, 0, pw};
     size_t per = (size_t)a->c * a->oh * a->ow;

@@ -58,8 +58,8 @@ static int idx_open(gzFile *f, const char *path, const char *hint, char *err, si
     *f = gzopen(path, "rb");
     if (!*f)
         return cnb_fail(errno == ENOMEM || errno == 0 ? CNB_ENOMEM : CNB_EIO, err, errlen,
-                    "%s: cannot open (%s); %s", path,
-                    errno ? strerror(errno) : "out of memory", hint);
+                        "%s: cannot open (%s); %s", path, errno ? strerror(errno) : "out of memory",
+                        hint);
     gzbuffer(*f, GZ_BUFFER);
     return 0;
 }
@@ -70,13 +70,11 @@ static int stream_error(gzFile f, const char *path, int saved_errno, char *err, 
     int errnum;
     const char *msg = gzerror(f, &errnum);
     if (errnum == Z_ERRNO)
-        return cnb_fail(CNB_EIO, err, errlen,
-                    "%s: read error (%s); give the path of a readable file", path,
-                    strerror(saved_errno));
+        return cnb_fail(CNB_EIO, err, errlen, "%s: read error (%s); give the path of a readable "
+                        "file", path, strerror(saved_errno));
     if (errnum == Z_MEM_ERROR)
         return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory while decompressing", path);
-    return cnb_fail(CNB_EIO, err, errlen, "%s: corrupt gzip stream (%s); " HINT_DAMAGED, path,
-                msg);
+    return cnb_fail(CNB_EIO, err, errlen, "%s: corrupt gzip stream (%s); " HINT_DAMAGED, path, msg);
 }
 
 /*
@@ -122,8 +120,8 @@ static int idx_expect_end(gzFile f, const char *path, char *err, size_t errlen)
     if (rc)
         return rc;
     if (got)
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "%s: more data than its header declares; " HINT_DAMAGED, path);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: more data than its header declares; "
+                        HINT_DAMAGED, path);
     return 0;
 }
 
@@ -143,16 +141,13 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, const char *wh
                                ? "are the image and label paths swapped?"
                            : magic == IDX_MAGIC_IMAGES ? "give a *-images-idx3-ubyte file"
                                                        : "give a *-labels-idx1-ubyte file";
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "%s: not an IDX %s file: magic 0x%08X, expected 0x%08X (unsigned bytes, "
-                    "%d dimension%s); %s",
-                    path, what, (unsigned)found, (unsigned)magic, ndims, ndims == 1 ? "" : "s",
-                    hint);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: not an IDX %s file: magic 0x%08X, "
+                        "expected 0x%08X (unsigned bytes, %d dimension%s); %s", path, what,
+                        (unsigned)found, (unsigned)magic, ndims, ndims == 1 ? "" : "s", hint);
     }
     if (got < want)
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "%s: truncated %s header: expected %zu bytes, got %zu; " HINT_DAMAGED,
-                    path, what, want, got);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: truncated %s header: expected %zu bytes, "
+                        "got %zu; " HINT_DAMAGED, path, what, want, got);
     for (int i = 0; i < ndims; i++)
         dims[i] = be32(hdr + 4 * (1 + i));
     return 0;
@@ -346,8 +341,8 @@ int cnb_idx_load_split(cnb_dataset *out, const char *dir, const char *split, siz
     for (int i = 0; i < 2; i++) {
         int len = snprintf(path[i], sizeof images, "%s/%s-%s.gz", dir, split, kind[i]);
         if (len < 0 || (size_t)len >= sizeof images)
-            return cnb_fail(CNB_EINVAL, err, errlen,
-                        "%s: data folder path too long; use a shorter one", dir);
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: data folder path too long; use a "
+                            "shorter one", dir);
         if (access(path[i], F_OK) != 0) {
             path[i][len - 3] = '\0'; /* try the unpacked name */
             if (access(path[i], F_OK) != 0)
@@ -386,8 +381,8 @@ static int cifar_reserve(cifar_buf *b, size_t more, const char *path, char *err,
     unsigned char *p = b->n + more <= INT_MAX ? realloc(b->bytes, cap * CIFAR_RECORD) : NULL;
     if (!p)
         return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
-                    "records; load fewer with a limit", path,
-                    (cap * CIFAR_RECORD >> 20) + 1, b->n + more);
+                        "records; load fewer with a limit", path, (cap * CIFAR_RECORD >> 20) + 1,
+                        b->n + more);
     b->bytes = p;
     b->cap = cap;
     return 0;
@@ -400,9 +395,9 @@ static int cifar_check_labels(const cifar_buf *b, size_t first, const char *path
     for (size_t k = first; k < b->n; k++) {
         unsigned label = b->bytes[k * CIFAR_RECORD];
         if (label >= CIFAR_CLASSES)
-            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the record at byte %zu (record size %d) "
-                        "has label %u; CIFAR-10 labels are 0 to 9: " HINT_CIFAR_DAMAGED, path,
-                        (k - first) * CIFAR_RECORD, CIFAR_RECORD, label);
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: the record at byte %zu (record size "
+                            "%d) has label %u; CIFAR-10 labels are 0 to 9: " HINT_CIFAR_DAMAGED,
+                            path, (k - first) * CIFAR_RECORD, CIFAR_RECORD, label);
     }
     return 0;
 }
@@ -414,12 +409,12 @@ static int cifar_check_size(gzFile f, size_t size, const char *path, char *err, 
     const char *what = gzdirect(f) ? "" : " uncompressed";
     if (size == 0)
         return cnb_fail(CNB_EINVAL, err, errlen, "%s: empty (0 bytes%s); a CIFAR-10 binary file "
-                    "holds records of %d bytes (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
-                    path, what, CIFAR_RECORD, CIFAR_PIXELS);
+                        "holds records of %d bytes (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
+                        path, what, CIFAR_RECORD, CIFAR_PIXELS);
     if (size % CIFAR_RECORD)
         return cnb_fail(CNB_EINVAL, err, errlen, "%s: %zu bytes%s is not a multiple of the "
-                    "CIFAR-10 record size %d (1 label + %d pixels): " HINT_CIFAR_DAMAGED,
-                    path, size, what, CIFAR_RECORD, CIFAR_PIXELS);
+                        "CIFAR-10 record size %d (1 label + %d pixels): " HINT_CIFAR_DAMAGED, path,
+                        size, what, CIFAR_RECORD, CIFAR_PIXELS);
     return 0;
 }
 
@@ -462,8 +457,8 @@ static int cifar_to_dataset(cnb_dataset *out, const cifar_buf *b, const char *pa
     out->labels = malloc(n * sizeof(int32_t));
     if (!out->images || !out->labels)
         return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %zu MB for %zu CIFAR-10 "
-                    "images; load fewer with a limit", path,
-                    (n * CIFAR_PIXELS * sizeof(float) >> 20) + 1, n);
+                        "images; load fewer with a limit", path,
+                        (n * CIFAR_PIXELS * sizeof(float) >> 20) + 1, n);
     float scale[256];
     for (int v = 0; v < 256; v++)
         scale[v] = (float)v / 255.0f;
@@ -492,8 +487,8 @@ int cnb_cifar_load(cnb_dataset *out, const char *const *paths, int n_paths, size
     if (err && errlen)
         err[0] = '\0';
     if (!paths || n_paths < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "no CIFAR-10 files given; give data_batch_1.bin "
-                    "... data_batch_5.bin or test_batch.bin");
+        return cnb_fail(CNB_EINVAL, err, errlen, "no CIFAR-10 files given; give "
+                        "data_batch_1.bin ... data_batch_5.bin or test_batch.bin");
     for (int i = 0; i < n_paths && rc == 0 && !(limit && b.n >= limit); i++)
         rc = cifar_read_file(&b, paths[i], limit, err, errlen);
     if (rc == 0)
@@ -518,13 +513,13 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
     memset(out, 0, sizeof *out);
     if (!is_train && !(split && strcmp(split, "test") == 0))
         return cnb_fail(CNB_EINVAL, err, errlen, "CIFAR-10 split '%s': give train or test",
-                    split ? split : "(none)");
+                        split ? split : "(none)");
     for (int i = 0; i < count; i++) {
         const char *name = is_train ? train[i] : test[i];
         int len = snprintf(buf[i], sizeof buf[i], "%s/%s.gz", dir, name);
         if (len < 0 || (size_t)len >= sizeof buf[i])
-            return cnb_fail(CNB_EINVAL, err, errlen,
-                        "%s: data folder path too long; use a shorter one", dir);
+            return cnb_fail(CNB_EINVAL, err, errlen, "%s: data folder path too long; use a "
+                            "shorter one", dir);
         buf[i][len - 3] = '\0'; /* the unpacked name first, as the tarball has it */
         if (access(buf[i], F_OK) != 0) {
             buf[i][len - 3] = '.';
@@ -537,8 +532,8 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
         paths[i] = buf[i];
     }
     if (missing[0])
-        return cnb_fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the CIFAR-10 "
-                    "%s split; %s", dir, missing, split, HINT_CIFAR);
+        return cnb_fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the "
+                        "CIFAR-10 %s split; %s", dir, missing, split, HINT_CIFAR);
     return cnb_cifar_load(out, paths, count, limit, err, errlen);
 }
 

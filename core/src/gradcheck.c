@@ -114,8 +114,8 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     memset(h, 0, sizeof *h);
     h->batch = batch;
     if (cnb_conf_load_string(&h->conf, "gradcheck.ini", section) != 0 || h->conf.n < 1)
-        return cnb_fail(CNB_EINVAL, err, errlen, "gradcheck: the layer section does not parse: %s",
-                    cnb_last_error());
+        return cnb_fail(CNB_EINVAL, err, errlen, "gradcheck: the layer section does not parse: "
+                        "%s", cnb_last_error());
     h->net.model = &h->conf;
     h->net.reg = reg;
     h->net.input = in;
@@ -128,10 +128,10 @@ int cnb_layer_harness_init(cnb_layer_harness *h, const cnb_registry *reg, const 
     cnb_rng_seed(&h->L.ctx.rng, seed, CNB_STREAM_LAYER);
     if (cnb_net_layer_create(&h->net, &h->L, &h->conf.sec[0], in) != 0)
         return cnb_fail(CNB_EINVAL, err, errlen, "gradcheck: on input %dx%dx%d: %s", in.h, in.w,
-                    in.c, cnb_last_error());
+                        in.c, cnb_last_error());
     if ((rc = h->L.layer->bind(h->L.layer, h->batch)) != CNB_OK)
         return cnb_fail(rc, err, errlen, "gradcheck: layer %s: bind(batch %d) returned %s: %s",
-                    h->L.desc->hdr.name, h->batch, cnb_status_name(rc), cnb_last_error());
+                        h->L.desc->hdr.name, h->batch, cnb_status_name(rc), cnb_last_error());
 
     struct cnb_rng rng;
     cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
@@ -202,12 +202,12 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
         goto out;
     if (isnan(cnb_layer_harness_loss(&h, &rc)) && rc != CNB_OK) {
         rc = cnb_fail(rc, err, errlen, "gradcheck: layer %s: forward returned %s: %s", h.L.name,
-                  cnb_status_name(rc), cnb_last_error());
+                      cnb_status_name(rc), cnb_last_error());
         goto out;
     }
     if ((rc = cnb_layer_harness_backward(&h)) != CNB_OK) {
         cnb_fail(rc, err, errlen, "gradcheck: layer %s: backward returned %s: %s", h.L.name,
-             cnb_status_name(rc), cnb_last_error());
+                 cnb_status_name(rc), cnb_last_error());
         goto out;
     }
     /* copies: compare() re-runs forward, which must not disturb what backward wrote */
@@ -223,9 +223,9 @@ int cnb_gradcheck(const cnb_registry *reg, const char *section, cnb_shape in, in
         cnb_gbuf_free(dw);
     }
     if (h.failed) {
-        rc = cnb_fail(h.failed, err, errlen, "gradcheck: layer %s: forward returned %s during the "
-                  "central differences: %s", h.L.name, cnb_status_name(h.failed),
-                  cnb_last_error());
+        rc = cnb_fail(h.failed, err, errlen, "gradcheck: layer %s: forward returned %s during "
+                      "the central differences: %s", h.L.name, cnb_status_name(h.failed),
+                      cnb_last_error());
         goto out;
     }
     res->stray = h.stray;

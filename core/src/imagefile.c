@@ -53,9 +53,9 @@ static int check_size(const char *kind, long w, long h, char *err, size_t errlen
     if (w < 1 || h < 1)
         return cnb_fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels", kind, w, h);
     if (w * h > CNB_IMAGE_MAX_PIXELS)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels, more than "
-                    "the limit of %ld Mpixels; resize the image (the file may also be "
-                    "damaged)", kind, w, h, CNB_IMAGE_MAX_PIXELS >> 20);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s header declares %ld x %ld pixels, more "
+                        "than the limit of %ld Mpixels; resize the image (the file may also be "
+                        "damaged)", kind, w, h, CNB_IMAGE_MAX_PIXELS >> 20);
     return 0;
 }
 
@@ -103,21 +103,19 @@ static int decode_jpeg_with(cnb_imagefile *r, const unsigned char *buf, size_t l
 {
     if (!r->tj && !(r->tj = tjInitDecompress()))
         return cnb_fail(CNB_ENOMEM, err, errlen, "cannot start the JPEG decoder: %s",
-                    tjGetErrorStr2(NULL));
+                        tjGetErrorStr2(NULL));
     int w, h, subsamp, cs;
     if (len > (unsigned long)-1 ||
         tjDecompressHeader3(r->tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0)
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "truncated or corrupt JPEG header (libjpeg-turbo: %s)",
-                    tjGetErrorStr2(r->tj));
+        return cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG header "
+                        "(libjpeg-turbo: %s)", tjGetErrorStr2(r->tj));
     if (check_size("JPEG", w, h, err, errlen))
         return CNB_EINVAL;
     if (cs == TJCS_CMYK || cs == TJCS_YCCK)
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "a CMYK JPEG (%s-coded, as print workflows write them): "
-                    "cnnbench reads grey and RGB/YCbCr JPEGs; convert it to RGB (for example "
-                    "with ImageMagick: convert IN -colorspace sRGB OUT.jpg)",
-                    cs == TJCS_CMYK ? "CMYK" : "YCCK");
+        return cnb_fail(CNB_EINVAL, err, errlen, "a CMYK JPEG (%s-coded, as print workflows "
+                        "write them): cnnbench reads grey and RGB/YCbCr JPEGs; convert it to "
+                        "RGB (for example with ImageMagick: convert IN -colorspace sRGB OUT.jpg)",
+                        cs == TJCS_CMYK ? "CMYK" : "YCCK");
     tjscalingfactor f = jpeg_scale(w, h, need);
     int sw = TJSCALED(w, f), sh = TJSCALED(h, f);
     if (grow(&r->px, &r->px_cap, (size_t)sw * sh * c))
@@ -125,8 +123,8 @@ static int decode_jpeg_with(cnb_imagefile *r, const unsigned char *buf, size_t l
     if (tjDecompress2(r->tj, buf, (unsigned long)len, r->px, sw, 0, sh,
                       c == 3 ? TJPF_RGB : TJPF_GRAY,
                       TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0)
-        return cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG data (libjpeg-turbo: "
-                    "%s)", tjGetErrorStr2(r->tj));
+        return cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt JPEG data "
+                        "(libjpeg-turbo: %s)", tjGetErrorStr2(r->tj));
     r->h = sh, r->w = sw, r->c = c;
     r->full_h = h, r->full_w = w;
     r->scale_num = f.num, r->scale_den = f.denom;
@@ -141,7 +139,7 @@ static int decode_png(cnb_imagefile *r, const unsigned char *buf, size_t len, in
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&img, buf, len)) {
         int rc = cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG header (libpng: %s)",
-                      img.message);
+                          img.message);
         png_image_free(&img);
         return rc;
     }
@@ -154,12 +152,12 @@ static int decode_png(cnb_imagefile *r, const unsigned char *buf, size_t len, in
     if (grow(&r->px, &r->px_cap, bytes)) {
         png_image_free(&img);
         return cnb_fail(CNB_ENOMEM, err, errlen, "cannot allocate %u x %u pixels", img.width,
-                    img.height);
+                        img.height);
     }
     memset(r->px, 0, bytes); /* what alpha is composited onto: black */
     if (!png_image_finish_read(&img, NULL, r->px, 0, NULL)) {
         int rc = cnb_fail(CNB_EINVAL, err, errlen, "truncated or corrupt PNG data (libpng: %s)",
-                      img.message);
+                          img.message);
         png_image_free(&img);
         return rc;
     }
@@ -175,8 +173,8 @@ int cnb_imagefile_decode(cnb_imagefile *r, const void *buf, size_t len, int c,
                          const cnb_image_need *need, char *err, size_t errlen)
 {
     if (c != 1 && c != 3)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%d channels asked for; images are decoded to 1 "
-                    "(grey) or 3 (RGB)", c);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%d channels asked for; images are decoded to "
+                        "1 (grey) or 3 (RGB)", c);
     if (len == 0)
         return cnb_fail(CNB_EINVAL, err, errlen, "an empty file (0 bytes), not a JPEG or PNG");
     const char *kind = cnb_imagefile_kind(buf, len);
@@ -186,10 +184,9 @@ int cnb_imagefile_decode(cnb_imagefile *r, const void *buf, size_t len, int c,
         for (size_t i = 0; i < len && i < 4; i++)
             snprintf(head + strlen(head), sizeof head - strlen(head), "%s%02x", i ? " " : "",
                      b[i]);
-        return cnb_fail(CNB_EINVAL, err, errlen,
-                    "not a JPEG or PNG file (it starts with %s; a JPEG "
-                    "starts with ff d8 ff, a PNG with 89 50 4e 47); remove it or convert it",
-                    head);
+        return cnb_fail(CNB_EINVAL, err, errlen, "not a JPEG or PNG file (it starts with %s; a "
+                        "JPEG starts with ff d8 ff, a PNG with 89 50 4e 47); remove it or "
+                        "convert it", head);
     }
     r->h = r->w = r->c = 0;
     return kind[0] == 'J' ? decode_jpeg(r, buf, len, c, need, err, errlen)
@@ -207,11 +204,11 @@ int cnb_imagefile_read(cnb_imagefile *r, const char *path, int c, const cnb_imag
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         rc = cnb_fail(CNB_EIO, err, errlen, "%s: not a regular file", path);
     else if (st.st_size > CNB_IMAGE_MAX_BYTES)
-        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, more than the %ld MB an image may "
-                  "have", path, (long long)st.st_size, CNB_IMAGE_MAX_BYTES >> 20);
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, more than the %ld MB an image "
+                      "may have", path, (long long)st.st_size, CNB_IMAGE_MAX_BYTES >> 20);
     else if (grow(&r->bytes, &r->bytes_cap, (size_t)st.st_size + 1))
         rc = cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %lld bytes", path,
-                  (long long)st.st_size);
+                      (long long)st.st_size);
     size_t got = 0, size = rc ? 0 : (size_t)st.st_size;
     while (rc == 0 && got < size) {
         ssize_t k = read(fd, r->bytes + got, size - got);
@@ -219,7 +216,7 @@ int cnb_imagefile_read(cnb_imagefile *r, const char *path, int c, const cnb_imag
             continue;
         if (k <= 0) {
             rc = cnb_fail(CNB_EIO, err, errlen, "%s: read error (%s)", path,
-                      k < 0 ? strerror(errno) : "the file shrank while being read");
+                          k < 0 ? strerror(errno) : "the file shrank while being read");
             break;
         }
         got += (size_t)k;

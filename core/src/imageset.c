@@ -84,7 +84,7 @@ static int list_dir(const char *dir, int want_dirs, strvec *out, int *ignored, c
     DIR *d = opendir(dir);
     if (!d)
         return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open the folder (%s)", dir,
-                    strerror(errno));
+                        strerror(errno));
     struct dirent *de;
     int rc = 0;
     while (rc == 0 && (de = readdir(d))) {
@@ -134,8 +134,8 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
     if ((rc = list_dir(dir, 1, &cls, &skipped, err, errlen)))
         goto done;
     if (cls.n == 0) {
-        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no class subfolders; an image folder holds one "
-                  "subfolder per class (train/cat/1.jpg, train/dog/2.jpg ...)", dir);
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no class subfolders; an image folder holds "
+                      "one subfolder per class (train/cat/1.jpg, train/dog/2.jpg ...)", dir);
         goto done;
     }
     if (!(first = calloc((size_t)cls.n + 1, sizeof *first))) {
@@ -164,7 +164,7 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
         goto done;
     if (files.n == 0) {
         rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: %d class folders but no .jpg, .jpeg or .png "
-                  "file in any", dir, cls.n);
+                      "file in any", dir, cls.n);
         goto done;
     }
     int classes = classes_of ? classes_of->classes : cls.n;
@@ -179,10 +179,10 @@ int cnb_imageset_folder(cnb_imageset *s, const char *dir, const cnb_imageset *cl
             char **hit = bsearch(&cls.v[k], s->class_names, (size_t)classes,
                                  sizeof *s->class_names, by_name);
             if (!hit) {
-                rc = cnb_fail(CNB_EINVAL, err, errlen, "%s/%s: a class the training set (%s) does "
-                          "not have; its %d classes are its subfolders (%s%s ...)", dir,
-                          cls.v[k], classes_of->source, classes, s->class_names[0],
-                          classes > 1 ? ", ..." : "");
+                rc = cnb_fail(CNB_EINVAL, err, errlen, "%s/%s: a class the training set (%s) "
+                              "does not have; its %d classes are its subfolders (%s%s ...)", dir,
+                              cls.v[k], classes_of->source, classes, s->class_names[0],
+                              classes > 1 ? ", ..." : "");
                 break;
             }
             label = (int)(hit - s->class_names);
@@ -238,7 +238,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
     FILE *f = fopen(list, "r");
     if (!f)
         return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open the list file (%s)", list,
-                    strerror(errno));
+                        strerror(errno));
     char base[PATH_MAX];
     if (!root) {
         char tmp[PATH_MAX];
@@ -261,9 +261,9 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
         if (kind == LINE_EMPTY)
             continue;
         if (kind == LINE_BAD)
-            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the label a "
-                          "whole number from 0 to 999999 after the last space", list, lineno,
-                          line);
+            rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: '%s': expected 'path label', the "
+                          "label a whole number from 0 to 999999 after the last space", list,
+                          lineno, line);
         else if (kind == LINE_TOO_LONG)
             rc = cnb_fail(CNB_EINVAL, err, errlen, "%s:%d: path too long", list, lineno);
         if (rc == 0 && (size_t)paths.n == lcap) {
@@ -283,7 +283,7 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
     fclose(f);
     if (rc == 0 && paths.n == 0)
         rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: no sample lines; each line is 'path label' "
-                  "(images/cat/1.jpg 0)", list);
+                      "(images/cat/1.jpg 0)", list);
     if (rc == 0)
         rc = alloc_set(s, paths.n, maxlabel + 1, err, errlen);
     for (int k = 0; rc == 0 && k < s->classes; k++) {
@@ -449,8 +449,8 @@ static int apply_resize(cnb_imagereader *rd, int c, int h, int w, const cnb_resi
         shorter_size(h, w, rs->h, &th, &tw);
     if (th > CNB_AUGMENT_MAX_SIDE || tw > CNB_AUGMENT_MAX_SIDE)
         return cnb_fail(CNB_EINVAL, err, errlen, "a %d x %d image resized to %d x %d: more than "
-                    "%d on a side (a very long, thin image)", h, w, th, tw,
-                    CNB_AUGMENT_MAX_SIDE);
+                        "%d on a side (a very long, thin image)", h, w, th, tw,
+                        CNB_AUGMENT_MAX_SIDE);
     if (growf(&rd->b, &rd->b_cap, (size_t)c * th * tw))
         return cnb_fail(CNB_ENOMEM, err, errlen, "cannot allocate a %d x %d image", th, tw);
     if (cnb_resize_bilinear(rd->a, c, h, w, rd->b, th, tw, err, errlen))
@@ -490,7 +490,7 @@ int cnb_imageset_read(const cnb_imageset *s, int i, const cnb_resize_spec *rs, i
     int fh = rd->file.h, fw = rd->file.w;
     if (growf(&rd->a, &rd->a_cap, (size_t)c * fh * fw))
         return cnb_fail(CNB_ENOMEM, err, errlen, "%s: cannot allocate %d x %d floats", s->paths[i],
-                    fh, fw);
+                        fh, fw);
     to_chw(rd->file.px, fh, fw, c, rd->a);
     char why[512];
     rc = apply_resize(rd, c, fh, fw, rs, img, h, w, why, sizeof why);
@@ -564,8 +564,8 @@ int cnb_imageset_stats(const cnb_imageset *s, const cnb_resize_spec *rs, int c, 
     if (rc)
         return rc;
     if (*used == 0)
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s: none of the %d sampled images could be read",
-                    s->source, m);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: none of the %d sampled images could be "
+                        "read", s->source, m);
     for (int a = 0; a < c; a++)
         for (int b = a; b < c; b++)
             cov[a * c + b] = cov[b * c + a] =
@@ -610,8 +610,8 @@ static int read_pack(const cnb_imageset *s, int i, cnb_imagereader *rd, const fl
     size_t bytes = (size_t)s->pack_h * s->pack_w * s->pack_c;
     const unsigned char *px = s->map + off; /* offsets were checked at open */
     if ((uint32_t)crc32(0L, px, (uInt)bytes) != get32(e + 12))
-        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image %d fails its CRC-32 check (the pack is "
-                    "damaged: write it again with cnnbench convert)", s->source, i);
+        return cnb_fail(CNB_EINVAL, err, errlen, "%s: image %d fails its CRC-32 check (the pack "
+                        "is damaged: write it again with cnnbench convert)", s->source, i);
     if (growf(&rd->a, &rd->a_cap, bytes))
         return cnb_fail(CNB_ENOMEM, err, errlen, "%s: out of memory", s->source);
     to_chw(px, s->pack_h, s->pack_w, s->pack_c, rd->a);
@@ -624,8 +624,8 @@ int cnb_imageset_pack_write(const cnb_imageset *s, const char *path, const cnb_r
 {
     *written = 0;
     if (rs->mode != CNB_RESIZE_EXACT && rs->mode != CNB_RESIZE_CENTER)
-        return cnb_fail(CNB_EINVAL, err, errlen, "a pack holds images of one size: set data.resize "
-                    "to HxW, or resize_mode = center");
+        return cnb_fail(CNB_EINVAL, err, errlen, "a pack holds images of one size: set "
+                        "data.resize to HxW, or resize_mode = center");
     int h = rs->h, w = rs->mode == CNB_RESIZE_EXACT ? rs->w : rs->h;
     size_t names = 0;
     for (int k = 0; k < s->classes; k++)
@@ -719,12 +719,12 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cnb_fail(CNB_EIO, err, errlen, "%s: cannot open (%s); write it with cnnbench "
-                    "convert EXPERIMENT.ini", path, strerror(errno));
+                        "convert EXPERIMENT.ini", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < PACK_HEADER) {
         close(fd);
         return cnb_fail(CNB_EINVAL, err, errlen, "%s: %lld bytes, shorter than a pack's %d-byte "
-                    "header", path, (long long)st.st_size, PACK_HEADER);
+                        "header", path, (long long)st.st_size, PACK_HEADER);
     }
     size_t len = (size_t)st.st_size;
     void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -744,9 +744,9 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
              w > CNB_AUGMENT_MAX_SIDE || (c != 1 && c != 3) || classes < 1 ||
              classes > 1000000 || end != len || pix0 > len || PACK_HEADER + meta > pix0 ||
              (end - pix0) / ((uint64_t)h * w * c) < n)
-        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: a damaged pack header (%u images of %ux%ux%u, "
-                  "%llu bytes, the file has %zu); write it again with cnnbench convert", path,
-                  n, h, w, c, (unsigned long long)end, len);
+        rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: a damaged pack header (%u images of "
+                      "%ux%ux%u, %llu bytes, the file has %zu); write it again with cnnbench "
+                      "convert", path, n, h, w, c, (unsigned long long)end, len);
     if (rc)
         goto bad;
     /* index + names: the CRC covers exactly these bytes */
@@ -768,7 +768,7 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
     uLong crc = crc32(0L, p + PACK_HEADER, (uInt)(names - p - PACK_HEADER));
     if ((uint32_t)crc != get32(p + 44)) {
         rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: the index fails its CRC-32 check; write it "
-                  "again with cnnbench convert", path);
+                      "again with cnnbench convert", path);
         goto bad;
     }
     size_t bytes = (size_t)h * w * c;
@@ -778,7 +778,7 @@ int cnb_imageset_pack_open(cnb_imageset *s, const char *path, char *err, size_t 
         uint32_t label = get32(s->index + (size_t)i * PACK_ENTRY + 8);
         if (off < pix0 || off > len || len - off < bytes || label >= classes) {
             rc = cnb_fail(CNB_EINVAL, err, errlen, "%s: index entry %u is damaged (offset %llu, "
-                      "label %u)", path, i, (unsigned long long)off, label);
+                          "label %u)", path, i, (unsigned long long)off, label);
             goto bad;
         }
         s->labels[i] = (int32_t)label;
