@@ -95,7 +95,7 @@ static int failed(const char *what, int err)
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(err, msg, &len);
-    return cnb_error("rank %d: %s failed: %s", rank, what, msg);
+    return cnb_error_code(CNB_EFAILED, "rank %d: %s failed: %s", rank, what, msg);
 }
 
 int cnb_dist_sum(double *v, int n)

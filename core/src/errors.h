@@ -12,6 +12,11 @@
 
 #include "cnnbench/plugin.h"
 
+/* A failure at run time, not of the input: a kernel or layer that fails, a cell that
+ * crashed or could not write its results, a sum between ranks. A command ending with it
+ * exits 1; CNB_EINVAL (bad input, found before anything runs) exits 2. */
+#define CNB_EFAILED (-102)
+
 /* An error a user can cause: printed to stderr as "cnnbench: error: MSG" (unless quieted,
  * as tests do) and kept as the last error; returns `code`. cnb_error is the usual case, a
  * bad input: CNB_EINVAL. */

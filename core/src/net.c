@@ -630,10 +630,11 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
 static int layer_failed(const cnb_net_layer *L, const char *pass, int rc)
 {
     if (!L->ctx.ran_on)
-        return cnb_error("[%s] %s (layer plugin '%s', no kernels) failed: %s", L->name, pass,
-                         L->desc->hdr.name, cnb_status_name(rc));
-    return cnb_error("[%s] %s on backend '%s'%s failed: %s", L->name, pass, L->ctx.ran_on,
-                     L->ctx.mixed ? " (and others)" : "", cnb_status_name(rc));
+        return cnb_error_code(CNB_EFAILED, "[%s] %s (layer plugin '%s', no kernels) failed: %s",
+                              L->name, pass, L->desc->hdr.name, cnb_status_name(rc));
+    return cnb_error_code(CNB_EFAILED, "[%s] %s on backend '%s'%s failed: %s", L->name, pass,
+                          L->ctx.ran_on, L->ctx.mixed ? " (and others)" : "",
+                          cnb_status_name(rc));
 }
 
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds)

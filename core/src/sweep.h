@@ -46,10 +46,6 @@ typedef struct cnb_sweep_opts {
 /* A run of some cells (--cell or --shard) rather than the whole grid. */
 #define CNB_SWEEP_PARTIAL(o) ((o)->n_cells > 0 || (o)->shards > 0)
 
-/* Returned by cnb_sweep_run when a cell failed at run time (crashed, was killed, could
- * not write its results) or the manifest could not be written; each failure is reported. */
-#define CNB_EFAILED (-102)
-
 /* Validates the whole grid first (cnb_experiment_validate; CNB_EINVAL, nothing run), then
  * runs it: 0 when every cell finished (a diverged cell is finished), CNB_EINTR when
  * interrupted, CNB_EFAILED when cells failed at run time. */
