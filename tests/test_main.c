@@ -30,6 +30,7 @@ static const struct {
     {"agreement", suite_agreement},
     {"check", suite_check},
     {"bench", suite_bench},
+    {"csv", suite_csv},
     {"pool", suite_pool},
     {"slurm", suite_slurm},
     {"mpi", suite_mpi},

@@ -24,6 +24,7 @@ void suite_conformance(void);
 void suite_agreement(void);
 void suite_check(void);
 void suite_bench(void);
+void suite_csv(void);
 void suite_pool(void);
 void suite_slurm(void);
 void suite_images_dataset(void);

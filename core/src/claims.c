@@ -1,7 +1,6 @@
 /* claims.c - answer the seed notes' claims from finished experiments; see claims.h. */
 #include "claims.h"
 
-#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -9,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
 #include "net.h"
-#include "report.h"
 #include "stats.h"
 
 #define MAX_CLAIMS 64
@@ -208,39 +207,37 @@ static int side_add(side *s, double v, int at_chance, const char *seed, const ch
     return 0;
 }
 
-/* The runs of `dir`/cells.csv on each side of `cl`. */
+/* One run of cells.csv on its side of `cl`, if it is on one. */
+static int add_run(const cnb_csv *c, const int *col, const claim *cl, side *a, side *b)
+{
+    enum { VARIANT, SEED, TRAIN_ACC, METRIC };
+    const char *variant = cnb_csv_get(c, col[VARIANT]), *seed = cnb_csv_get(c, col[SEED]);
+    double v = strtod(cnb_csv_get(c, col[METRIC]), NULL);
+    int at_chance = strtod(cnb_csv_get(c, col[TRAIN_ACC]), NULL) < cl->chance + cl->chance_margin;
+    if (has_terms(variant, cl->variant))
+        return side_add(a, v, at_chance, seed, variant, cl->variant);
+    if (has_terms(variant, cl->baseline))
+        return side_add(b, v, at_chance, seed, variant, cl->baseline);
+    return 0;
+}
+
+/* The runs of `dir`/cells.csv on each side of `cl`, its columns by name. */
 static int read_sides(const char *dir, const claim *cl, side *a, side *b)
 {
-    enum { VARIANT, SEED, TRAIN_ACC, METRIC, NCOLS };
-    const char *want[NCOLS] = {"variant", "seed", "train_acc", metrics[cl->metric]};
-    char path[PATH_MAX + 16], line[4096], *f[32];
+    const char *const want[] = {"variant", "seed", "train_acc", metrics[cl->metric], NULL};
+    char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/cells.csv", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cnb_error("%s: cannot open (%s); run its experiment first", path, strerror(errno));
-    int col[NCOLS] = {-1, -1, -1, -1}, last = 0, rc = 0;
-    int n = fgets(line, sizeof line, fp) ? cnb_csv_split(line, f, 32) : 0;
-    for (int k = 0; k < NCOLS; k++) {
-        for (int i = 0; i < n; i++)
-            if (strcmp(f[i], want[k]) == 0)
-                col[k] = i;
-        if (col[k] < 0)
-            rc = cnb_error("%s: no '%s' column; rerun `cnnbench report %s`", path, want[k],
-                           dir);
-        last = col[k] > last ? col[k] : last;
-    }
-    while (rc == 0 && fgets(line, sizeof line, fp)) {
-        if (cnb_csv_split(line, f, 32) <= last)
-            continue;
-        double v = strtod(f[col[METRIC]], NULL);
-        int at_chance = strtod(f[col[TRAIN_ACC]], NULL) < cl->chance + cl->chance_margin;
-        const char *variant = f[col[VARIANT]], *seed = f[col[SEED]];
-        if (has_terms(variant, cl->variant))
-            rc = side_add(a, v, at_chance, seed, variant, cl->variant);
-        else if (has_terms(variant, cl->baseline))
-            rc = side_add(b, v, at_chance, seed, variant, cl->baseline);
-    }
-    fclose(fp);
+    cnb_csv c;
+    int col[4], more = 0, rc = cnb_csv_open(&c, path);
+    if (rc)
+        rc = cnb_error("%s%s", c.err, rc == CNB_ENOTFOUND ? "; run its experiment first" : "");
+    else if (cnb_csv_columns(&c, want, col))
+        rc = cnb_error("%s; rerun `cnnbench report %s`", c.err, dir);
+    while (rc == 0 && (more = cnb_csv_next(&c)) == 1)
+        rc = add_run(&c, col, cl, a, b);
+    if (rc == 0 && more < 0)
+        rc = cnb_error("%s", c.err);
+    cnb_csv_close(&c);
     return rc;
 }
 

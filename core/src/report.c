@@ -17,6 +17,7 @@
 
 #include "cnnbench/plugin.h"
 #include "conf.h"
+#include "csv.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "log.h"
@@ -46,42 +47,6 @@ typedef struct variant {
     int n;
     cnb_summary m[M_COUNT];
 } variant;
-
-int cnb_csv_split(char *line, char **fields, int max)
-{
-    int n = 0;
-    char *p = line;
-    line[strcspn(line, "\r\n")] = '\0';
-    while (n < max) {
-        if (*p == '"') {
-            char *out = ++p;
-            fields[n++] = out;
-            for (; *p; p++) {
-                if (*p == '"' && p[1] == '"')
-                    *out++ = '"', p++;
-                else if (*p == '"')
-                    break;
-                else
-                    *out++ = *p;
-            }
-            if (*p == '"')
-                p++;
-            *out = '\0';
-            if (*p == ',')
-                p++;
-            else
-                break;
-        } else {
-            fields[n++] = p;
-            char *comma = strchr(p, ',');
-            if (!comma)
-                break;
-            *comma = '\0';
-            p = comma + 1;
-        }
-    }
-    return n;
-}
 
 static double num(const char *s) { return s && *s ? strtod(s, NULL) : NAN; }
 

@@ -28,10 +28,6 @@ int cnb_plot_open(cnb_atomic *a, const char *dir, const char *name, const char *
                   const char *ylabel);
 int cnb_plot_finish(cnb_atomic *a, const char *dir, const char *name);
 
-/* Split one CSV line of the files written here (quotes only around text) into at most
- * `max` fields, in place; returns the count. */
-int cnb_csv_split(char *line, char **fields, int max);
-
 /* Run `gnuplot script` in `dir`; 0 or an error naming the script. */
 int cnb_gnuplot(const char *dir, const char *script);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "csv.h"
 #include "dist.h"
 #include "errors.h"
 #include "fsutil.h"

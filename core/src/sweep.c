@@ -18,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "clock.h"
+#include "csv.h"
 #include "dist.h"
 #include "errors.h"
 #include "fsutil.h"
