@@ -1,0 +1,112 @@
+/*
+ * benchcsv.c - a bench's tables as data: bench.csv (whole network, one row per model,
+ * backend, threads and pass), layers.csv (per layer and direction) and peak.csv (the FMA
+ * probes per thread count). Written after every group, so partial results survive.
+ */
+#include <string.h>
+
+#include "benchint.h"
+#include "fsutil.h"
+
+/* peak_share as the CSVs carry it: empty above 100%, where the last column,
+ * peak_mistrusted, carries the impossible share instead (empty otherwise). */
+static void csv_share(FILE *f, double share)
+{
+    if (share > 1.0)
+        fprintf(f, ",");
+    else
+        fprintf(f, "%.4f,", share);
+}
+
+static void csv_mistrusted(FILE *f, double share)
+{
+    if (share > 1.0)
+        fprintf(f, ",%.4f\n", share);
+    else
+        fprintf(f, ",\n");
+}
+
+/* Every share against the highest probe of the whole run so far: a later group's probes
+ * may raise it, so the shares are set again before anything is written. */
+static void set_shares(results *r)
+{
+    for (int i = 0; i < r->n_rows; i++)
+        r->rows[i].share = r->rows[i].gflops / bench_peak_at(r, r->rows[i].threads);
+    for (int i = 0; i < r->n_layers; i++)
+        r->layers[i].share = r->layers[i].gflops / bench_peak_at(r, r->layers[i].threads);
+}
+
+static int open_in(cnb_atomic *a, const bconf *bc, const char *file)
+{
+    char path[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/%s", bc->dir, file);
+    return cnb_atomic_open(a, path) ? CNB_EIO : 0;
+}
+
+static int write_bench_csv(const bconf *bc, const results *r)
+{
+    cnb_atomic a;
+    if (open_in(&a, bc, "bench.csv"))
+        return CNB_EIO;
+    fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
+                 "images_per_second,unstable,create_ms,gflops,peak_share,runs,run_min_ms,"
+                 "run_max_ms,peak_mistrusted\n");
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
+                w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
+                w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
+                w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
+        csv_share(a.f, w->share);
+        fprintf(a.f, "%d,%.4f,%.4f", w->runs, w->run_min, w->run_max);
+        csv_mistrusted(a.f, w->share);
+    }
+    return cnb_atomic_commit(&a) ? CNB_EIO : 0;
+}
+
+static int write_layers_csv(const bconf *bc, const results *r)
+{
+    cnb_atomic a;
+    if (open_in(&a, bc, "layers.csv"))
+        return CNB_EIO;
+    fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
+                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,"
+                 "peak_mistrusted\n");
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,", w->model,
+                w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
+                w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
+                w->s.cv, w->gflops);
+        csv_share(a.f, w->share);
+        fprintf(a.f, "%s,", w->layout);
+        if (w->lib.n)
+            fprintf(a.f, "%.5f,%.4f", w->lib.median, w->lib.median / w->s.median);
+        else
+            fprintf(a.f, ",");
+        csv_mistrusted(a.f, w->share);
+    }
+    return cnb_atomic_commit(&a) ? CNB_EIO : 0;
+}
+
+static int write_peak_csv(const bconf *bc, const results *r)
+{
+    cnb_atomic a;
+    if (open_in(&a, bc, "peak.csv"))
+        return CNB_EIO;
+    fprintf(a.f, "threads,isa,probe_ms,probes,max_gflops,median_gflops,min_gflops\n");
+    for (int i = 0; i < r->n_peaks; i++) {
+        const cnb_peak *p = &r->peaks[i];
+        fprintf(a.f, "%d,%s,%.0f,%d,%.1f,%.1f,%.1f\n", p->threads, p->isa,
+                p->probe_seconds * 1e3, p->n, p->gflops, p->median, p->min);
+    }
+    return cnb_atomic_commit(&a) ? CNB_EIO : 0;
+}
+
+int bench_write_csvs(const bconf *bc, results *r)
+{
+    set_shares(r);
+    if (write_bench_csv(bc, r) || write_layers_csv(bc, r) || write_peak_csv(bc, r))
+        return CNB_EIO;
+    return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * benchint.h - what the parts of the bench share; bench.h is its interface and method.
+ *
+ * One file per thing that changes on its own:
+ *   benchconf.c     the [bench] and [bench.NAME] sections, checked, into a bconf
+ *   benchmeasure.c  one (model, threads) group: warm-up, interleaved rounds of the whole
+ *                   network and of the per-layer pass, the FMA probe among them; rows
+ *   benchpeer.c     the peer script (scripts/pytorch-peer.py): running it, its rows
+ *   benchcsv.c      bench.csv, layers.csv and peak.csv
+ *   benchplot.c     the throughput and per-layer plots (gnuplot)
+ *   benchreport.c   report.md
+ *   bench.c         a run from start to end, and the lookups over its results
+ * Internal names start with bench_.
+ */
+#ifndef CNB_BENCHINT_H
+#define CNB_BENCHINT_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf.h"
+#include "peak.h"
+#include "registry.h"
+#include "stats.h"
+
+#define MAX_BACKENDS 8
+#define MAX_THREADS 8
+#define MAX_MODELS 8
+#define MAX_REPS 100000
+#define STREAM_BENCH 5      /* the seeded stream of the rounds' shuffled order */
+#define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
+
+/* ---- configuration (benchconf.c) ---------------------------------------------------- */
+
+typedef struct override {
+    int batch, min_reps;   /* 0: not set */
+    double min_time;       /* < 0: not set */
+    int threads[MAX_THREADS], nt; /* thread counts this backend runs at; 0: all */
+} override;
+
+typedef struct bmodel {
+    char name[64];
+    char path[PATH_MAX];
+    cnb_vars vars;
+    int batch;
+    override ov[MAX_BACKENDS];
+} bmodel;
+
+typedef struct bconf {
+    const cnb_conf *conf;
+    char name[128], results[PATH_MAX], peer[PATH_MAX], dir[PATH_MAX + 130];
+    uint64_t seed;
+    char backends[MAX_BACKENDS][64];
+    int nb;
+    int threads[MAX_THREADS], nt;
+    int warmup, min_reps, layers;
+    int scaling;                  /* [bench] scaling = yes: scaling.h instead */
+    int peer_runs;                /* processes of the peer per group (median run kept) */
+    double min_time;
+    bmodel models[MAX_MODELS];
+    int nm;
+} bconf;
+
+/* The time experiment in `c` into `bc`: 0, or CNB_EINVAL after saying what is wrong
+ * (file, line, key). bc's models' vars are to be freed (bench_conf_free) either way. */
+int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg);
+void bench_conf_free(bconf *bc);
+
+/* Does backend b of model m run at `threads` (its BACKEND.threads, when given)? */
+int bench_runs_at(const bmodel *m, int b, int threads);
+
+/* ---- results ---------------------------------------------------------------------- */
+
+/* A row of bench.csv (also read back from the peer's CSV). */
+typedef struct row {
+    char model[64], backend[80];
+    int batch, threads, train;    /* train: 0 forward pass, 1 training step */
+    cnb_sample_stats s;           /* milliseconds */
+    double ips, create_ms, gflops, share;
+    int runs;                     /* processes the row is the median run of      */
+    double run_min, run_max;      /* their medians' range, ms                   */
+} row;
+
+typedef struct layer_row {
+    char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
+    int batch, threads, backward;
+    cnb_sample_stats s;           /* milliseconds */
+    cnb_sample_stats lib;         /* its library calls alone (n = 0: none) */
+    double gflops, share;
+} layer_row;
+
+typedef struct results {
+    row *rows;                    /* per (model, backend, threads): forward, then train */
+    int n_rows;
+    layer_row *layers;            /* per (model, backend, threads, layer): fwd, then bwd */
+    int n_layers;
+    cnb_peak peaks[MAX_THREADS];
+    int n_peaks;
+    char peer_note[PATH_MAX + 512];
+} results;
+
+/* bench.c: the row of (model, backend, threads, pass), or NULL; the denominator of every
+ * share at `threads`, the highest probe so far (NAN: none). */
+const row *bench_find_row(const results *r, const char *model, const char *backend,
+                          int threads, int train);
+double bench_peak_at(const results *r, int threads);
+
+/* ---- the parts ------------------------------------------------------------------------ */
+
+/* benchmeasure.c: time model m at `threads` on every backend that runs there, adding its
+ * rows to r (and probes to r's peak at `threads`). */
+int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
+                        const cnb_registry *reg);
+
+/* benchpeer.c: run the peer once for (m, threads), appending to <dir>/peer.csv; 0, or 1
+ * when it was skipped or failed (r->peer_note says which; do not ask again). Then its
+ * rows, the median run of each, into r. */
+int bench_run_peer(const bconf *bc, const bmodel *m, int threads, results *r);
+void bench_read_peer_rows(const bconf *bc, results *r);
+
+/* benchcsv.c: every share set against the peaks so far, then the three CSVs. */
+int bench_write_csvs(const bconf *bc, results *r);
+
+/* benchplot.c */
+int bench_plot_throughput(const bconf *bc, const results *r, const bmodel *m);
+int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int threads);
+
+/* benchreport.c: report.md; the shares above 100% (their number, the first `list`
+ * printed to f); what the probes measured, for the report and stdout. */
+int bench_write_report(const bconf *bc, const results *r);
+int bench_mistrusted(const results *r, FILE *f, int list);
+void bench_peak_summary(FILE *f, const cnb_peak *p);
+
+#endif

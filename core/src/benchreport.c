@@ -1,0 +1,328 @@
+/*
+ * benchreport.c - a bench's report.md: the machine and its measured peak, the method,
+ * then per model the whole-network table (against the peer where it ran) and per thread
+ * count the per-layer table with the kernels against their library calls alone.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "benchint.h"
+#include "fsutil.h"
+#include "meta.h"
+#include "net.h"
+
+static const char *plural(int n) { return n == 1 ? "" : "s"; }
+
+int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak)
+{
+    double share = gflops / peak;
+    if (isnan(share)) {
+        snprintf(buf, len, "–");
+        return 0;
+    }
+    if (share > 1.0) {
+        snprintf(buf, len, "MISTRUSTED: %.1f%% of peak (%.1f GFLOP/s against a probe max of "
+                 "%.1f)", 100 * share, gflops, peak);
+        return 1;
+    }
+    snprintf(buf, len, "%.1f%%", 100 * share);
+    return 0;
+}
+
+int bench_mistrusted(const results *r, FILE *f, int list)
+{
+    char msg[160];
+    int n = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads)) &&
+            n++ < list)
+            fprintf(f, "  %s, %s, %d thread%s, %s: %s\n", w->model, w->backend, w->threads,
+                    plural(w->threads), w->train ? "training step" : "forward pass", msg);
+    }
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads)) &&
+            n++ < list)
+            fprintf(f, "  %s, %s, %d thread%s, %s %s: %s\n", w->model, w->backend, w->threads,
+                    plural(w->threads), w->layer, w->backward ? "backward" : "forward", msg);
+    }
+    return n;
+}
+
+void bench_peak_summary(FILE *f, const cnb_peak *p)
+{
+    if (p->n == 0) {
+        fprintf(f, "%d thread%s: no probes (nothing ran at this thread count)", p->threads,
+                plural(p->threads));
+        return;
+    }
+    fprintf(f, "%d thread%s: %.1f GFLOP/s, the maximum of %d probes sized to %.0f ms (%s; "
+               "median %.1f, min %.1f)", p->threads, plural(p->threads), p->gflops,
+            p->n, p->probe_seconds * 1e3, p->isa, p->median, p->min);
+}
+
+/* The title, the machine, and how the peak was measured: every probe's maximum, and how
+ * init chose the probe's kernel. */
+static void write_peak(FILE *f, const bconf *bc, const results *r)
+{
+    char cpu[256];
+    cnb_cpuinfo("model name", cpu, sizeof cpu);
+    fprintf(f, "# %s\n\nMachine: %s, %ld logical CPUs.\n\nMeasured FP32 peak: the maximum of "
+               "short FMA probes (every thread runs independent chains of vector FMAs on "
+               "registers), one probe in every round of the timed repetitions, whole network "
+               "and per layer, at the round's thread count and in its shuffled order among the "
+               "backends, each backend parked after its turn; so the probes saw the machine as "
+               "the kernels around them did.", bc->name, cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    for (int i = 0; i < r->n_peaks; i++) {
+        fprintf(f, "%s", i ? "; " : " ");
+        bench_peak_summary(f, &r->peaks[i]);
+    }
+    if (!r->n_peaks)
+        return;
+    const cnb_peak *p = &r->peaks[0];
+    fprintf(f, ". Its kernel is the fastest of this CPU's ISAs in a few probes before the "
+               "run (%d thread%s:", p->threads, plural(p->threads));
+    for (int k = 0, said = 0; k < 3; k++)
+        if (p->tried[k] > 0)
+            fprintf(f, "%s %s %.1f", said++ ? "," : "", cnb_peak_isas[k], p->tried[k]);
+    fprintf(f, " GFLOP/s)");
+}
+
+/* What a share of peak means, how many are above 100%, and how everything was timed. */
+static void write_method(FILE *f, const results *r)
+{
+    int n_bad = bench_mistrusted(r, NULL, 0);
+    fprintf(f, ". Every share of peak is against that maximum. A share above 100%% is not a "
+               "result but a measurement error (the peak or the FLOP count is wrong): it is "
+               "printed as MISTRUSTED with the GFLOP/s and the probe maximum that produced it "
+               "(bench.csv and layers.csv: peak_share empty, the share in peak_mistrusted). ");
+    if (n_bad)
+        fprintf(f, "**%d share%s in this report %s MISTRUSTED.**\n\n", n_bad, plural(n_bad),
+                n_bad == 1 ? "is" : "are");
+    else
+        fprintf(f, "No share in this report is above 100%%.\n\n");
+    fprintf(f, "Medians over repetitions interleaved across backends in a shuffled order; "
+               "IQR = interquartile range; CV = coefficient of variation (≥ 10%% marked "
+               "unstable); outliers beyond the Tukey fences are counted, never dropped. "
+               "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
+               "multiply-add (training: 3× forward for conv and fc), over the taps of a "
+               "convolution's kernel that fall inside its input, as benchdnn counts them: the "
+               "taps on zero padding are no work (oneDNN skips them), so the dense count "
+               "2·K·C·KH·KW·OH·OW of `cnnbench summary` would overstate a padded "
+               "convolution's rate (AlexNet conv2 by 9.5%%, conv3 to conv5 by 11%%). Kernel "
+               "creation is timed apart (create ms).\n\n");
+    if (r->peer_note[0])
+        fprintf(f, "%s\n\n", r->peer_note);
+}
+
+/* One training row of the whole-network table, with its forward pass's images/s. */
+static void model_row(FILE *f, const results *r, const row *t)
+{
+    const row *w = bench_find_row(r, t->model, t->backend, t->threads, 0);
+    char share[160], runs[96] = "";
+    cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads));
+    if (t->runs > 1)
+        snprintf(runs, sizeof runs, "; the median of %d runs (%.2f–%.2f)", t->runs,
+                 t->run_min, t->run_max);
+    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f]%s | %.1f%%%s | %d (%d) | "
+               "%.1f | %.1f | %s |\n",
+            t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
+            t->s.q1, t->s.q3, runs, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
+            t->s.n, t->s.outliers, t->create_ms, t->gflops, share);
+}
+
+static void model_table(FILE *f, const results *r, const bmodel *m)
+{
+    fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
+               "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
+               "GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+            m->name);
+    for (int i = 0; i < r->n_rows; i++)
+        if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0)
+            model_row(f, r, &r->rows[i]);
+}
+
+static int is_peer(const row *t) { return strncmp(t->backend, "pytorch", 7) == 0; }
+
+/* The peer's training row of model m at `threads`, or NULL. */
+static const row *peer_row(const results *r, const bmodel *m, int threads)
+{
+    for (int j = 0; j < r->n_rows; j++)
+        if (r->rows[j].train && r->rows[j].threads == threads &&
+            !strcmp(r->rows[j].model, m->name) && is_peer(&r->rows[j]))
+            return &r->rows[j];
+    return NULL;
+}
+
+/* Each backend against the peer (PyTorch) at the same thread count; then the plot. */
+static void peer_ratios(FILE *f, const results *r, const bmodel *m)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *t = &r->rows[i], *p;
+        if (!t->train || strcmp(t->model, m->name) || is_peer(t) ||
+            !(p = peer_row(r, m, t->threads)))
+            continue;
+        fprintf(f, "%s%s %.2f× (%d thread%s", said++ ? ", " : "\nTraining throughput against "
+                "PyTorch: ", t->backend, t->ips / p->ips, t->threads, plural(t->threads));
+        if (p->runs > 1) /* against the images/s of its slowest and fastest runs */
+            fprintf(f, "; %.2f–%.2f× over PyTorch's %d runs",
+                    t->ips * p->run_min / (1e3 * p->batch),
+                    t->ips * p->run_max / (1e3 * p->batch), p->runs);
+        fprintf(f, ")");
+    }
+    fprintf(f, "%s\n![throughput](throughput-%s.png)\n\n", said ? ".\n" : "", m->name);
+}
+
+/* The kernels a backend timed with their library calls alone (library_pass): what share
+ * of the library's speed the whole kernel keeps, and the sum over every layer and both
+ * passes (the others at their kernel time). Nothing when there are none. */
+static void library_table(FILE *f, const results *r, const char *model, int threads)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_layers; i++) {
+        const layer_row *w = &r->layers[i];
+        if (!w->lib.n || strcmp(w->model, model) || w->threads != threads)
+            continue;
+        if (!said++)
+            fprintf(f, "Kernels against their library calls alone, %d thread%s (the same calls "
+                       "on the same shapes and threads, without im2col, col2im, reorders or "
+                       "the bias; share = library time / kernel time):\n\n| backend | layer | "
+                       "pass | kernel ms | library calls ms | share |\n|---|---|---|---:|---:|"
+                       "---:|\n", threads, plural(threads));
+        fprintf(f, "| %s | %s | %s | %.3f | %.3f | %.0f%% |\n", w->backend, w->layer,
+                w->backward ? "backward" : "forward", w->s.median, w->lib.median,
+                100.0 * w->lib.median / w->s.median);
+        /* after a backend's last such kernel: its whole per-layer pass, with every kernel
+         * at its library calls alone where it has them (what free reorders would give) */
+        int last = 1;
+        for (int j = i + 1; j < r->n_layers && last; j++)
+            last = !(r->layers[j].lib.n && !strcmp(r->layers[j].backend, w->backend) &&
+                     !strcmp(r->layers[j].model, model) && r->layers[j].threads == threads);
+        if (!last)
+            continue;
+        double kernels = 0, library = 0;
+        for (int j = 0; j < r->n_layers; j++) {
+            const layer_row *v = &r->layers[j];
+            if (!strcmp(v->backend, w->backend) && !strcmp(v->model, model) &&
+                v->threads == threads) {
+                kernels += v->s.median;
+                library += v->lib.n ? v->lib.median : v->s.median;
+            }
+        }
+        fprintf(f, "| %s | every layer | both | %.3f | %.3f | %.0f%% |\n", w->backend, kernels,
+                library, 100.0 * library / kernels);
+    }
+    if (said)
+        fprintf(f, "\n");
+}
+
+/* The forward row of a layer (its backward row follows it), or NULL. */
+static const layer_row *find_layer(const results *r, const char *model, const char *backend,
+                                   int threads, const char *layer)
+{
+    for (int j = 0; j < r->n_layers; j += 2) {
+        const layer_row *v = &r->layers[j];
+        if (!strcmp(v->model, model) && v->threads == threads && !strcmp(v->backend, backend) &&
+            !strcmp(v->layer, layer))
+            return v;
+    }
+    return NULL;
+}
+
+/* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose
+ * and "[layout]" where the output stayed in the backend's own layout; backward ms; the
+ * forward GFLOP/s and share of peak. */
+static void layer_cells(FILE *f, const results *r, const layer_row *v, int threads)
+{
+    char share[160], cell[200];
+    if (cnb_bench_share_format(share, sizeof share, v->gflops, bench_peak_at(r, threads)))
+        snprintf(cell, sizeof cell, "%s", share);
+    else
+        snprintf(cell, sizeof cell, "%.1f (%s)", v->gflops, share);
+    int native_spec, n = cnb_backend_spec_names(v->backend, &native_spec);
+    int own = (int)strlen(v->ran_on) == n && !strncmp(v->ran_on, v->backend, n);
+    const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
+    int native = strcmp(v->layout, "nchw") != 0;
+    fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %s |", v->s.median, other ? " (on " : "",
+            other ? other : "", other ? ")" : "", native ? " [" : "", native ? v->layout : "",
+            native ? "]" : "", v[1].s.median, cell);
+}
+
+/* The head of a per-layer table: the backends that ran at `threads` into shown[]; their
+ * number. */
+static int layer_head(FILE *f, const bconf *bc, const results *r, const bmodel *m,
+                      int threads, int *shown)
+{
+    fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share of the "
+               "%d-thread peak; [layout]: the output passed to the next layer in the backend's "
+               "own layout, not NCHW)\n\n| layer | plugin |",
+            m->name, threads, plural(threads), threads);
+    int ns = 0;
+    for (int b = 0; b < bc->nb; b++)
+        if (bench_find_row(r, m->name, bc->backends[b], threads, 1)) {
+            shown[ns++] = b;
+            fprintf(f, " %s fwd | bwd | fwd GFLOP/s (peak) |", bc->backends[b]);
+        }
+    fprintf(f, "\n|---|---|");
+    for (int b = 0; b < ns; b++)
+        fprintf(f, "---:|---:|---:|");
+    fprintf(f, "\n");
+    return ns;
+}
+
+/* Model m's layers at `threads`, a row each, on every backend that ran; the sums of the
+ * layers against the whole step; the plot; the library calls' table. */
+static void layer_table(FILE *f, const bconf *bc, const results *r, const bmodel *m,
+                        int threads)
+{
+    int shown[MAX_BACKENDS], ns = layer_head(f, bc, r, m, threads, shown);
+    double sums[MAX_BACKENDS][2] = {{0}};
+    for (int i = 0; ns && i < r->n_layers; i += 2) {
+        const layer_row *w = &r->layers[i];
+        if (strcmp(w->model, m->name) || w->threads != threads ||
+            strcmp(w->backend, bc->backends[shown[0]]))
+            continue;
+        fprintf(f, "| %s | %s |", w->layer, w->plugin);
+        for (int b = 0; b < ns; b++) {
+            const layer_row *v = find_layer(r, m->name, bc->backends[shown[b]], threads,
+                                            w->layer);
+            if (v) {
+                layer_cells(f, r, v, threads);
+                sums[b][0] += v[0].s.median, sums[b][1] += v[1].s.median;
+            }
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "| sum of layers | |");
+    for (int b = 0; b < ns; b++) {
+        const row *t = bench_find_row(r, m->name, bc->backends[shown[b]], threads, 1);
+        fprintf(f, " %.2f | %.2f | whole step %.2f |", sums[b][0], sums[b][1],
+                t ? t->s.median : NAN);
+    }
+    fprintf(f, "\n\n![layers](layers-%s-t%d.png)\n\n", m->name, threads);
+    library_table(f, r, m->name, threads);
+}
+
+int bench_write_report(const bconf *bc, const results *r)
+{
+    char path[PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/report.md", bc->dir);
+    cnb_atomic a;
+    if (cnb_atomic_open(&a, path))
+        return CNB_EIO;
+    write_peak(a.f, bc, r);
+    write_method(a.f, r);
+    for (int mi = 0; mi < bc->nm; mi++) {
+        model_table(a.f, r, &bc->models[mi]);
+        peer_ratios(a.f, r, &bc->models[mi]);
+        for (int ti = 0; ti < bc->nt && bc->layers; ti++)
+            layer_table(a.f, bc, r, &bc->models[mi], bc->threads[ti]);
+    }
+    fprintf(a.f, "Files: bench.csv (whole network), layers.csv (per layer), peak.csv, meta.ini; "
+                 "each plot as .dat, .gp, .png and .svg (`gnuplot X.gp` here redraws it).\n");
+    return cnb_atomic_commit(&a);
+}
