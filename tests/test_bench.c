@@ -248,6 +248,24 @@ static void test_missing_peer(void)
     CU_ASSERT_PTR_NULL(strstr(md, "Training throughput against PyTorch"));
 }
 
+/* peer = /absolute/path is used as it is, not joined onto the experiment's folder: the
+ * stand-in here lives in another folder and exits 3, as the real script does without
+ * PyTorch, which the report can only say if it ran. */
+static void test_absolute_peer(void)
+{
+    const char *dir = test_tmpdir(), *elsewhere = test_tmpdir();
+    char script[600], bench[700], path[600];
+    snprintf(script, sizeof script, "%s/peer.sh", elsewhere);
+    test_write_file(script, "#!/bin/sh\nexit 3\n");
+    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    snprintf(bench, sizeof bench, "backends = naive\nlayers = no\npeer = %s\n", script);
+    CU_ASSERT_EQUAL_FATAL(bench_file(time_experiment(dir, bench)), 0);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
+    CU_ASSERT_PTR_NULL(strstr(md, "failed (status 127)"));
+}
+
 /* A bad [bench] line is refused before anything runs, naming the file, line and key. */
 static void test_bad_config(void)
 {
@@ -295,6 +313,7 @@ void suite_bench(void)
         {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
         {"a whole run: two backends, layers, a peer run 3 times", test_whole_run},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
+        {"peer = /absolute/path is run from there", test_absolute_peer},
         {"a bad [bench] line is refused with file, line and key", test_bad_config},
         {NULL, NULL},
     };

@@ -200,13 +200,8 @@ static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
         return CNB_EINVAL;
     bc->warmup = (int)warmup, bc->min_reps = (int)reps, bc->peer_runs = (int)peer_runs;
     const cnb_kv *kv = cnb_section_get(b, "peer");
-    if (kv && kv->value[0]) { /* peer = (empty): none */
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s", c->path);
-        if (snprintf(bc->peer, sizeof bc->peer, "%s/%s", dirname(tmp), kv->value) >=
-            (int)sizeof bc->peer)
-            return cnb_error("%s:%d: peer path too long", c->path, kv->line);
-    }
+    if (kv && kv->value[0] && conf_path(c, kv, bc->peer, sizeof bc->peer)) /* empty: none */
+        return CNB_EINVAL;
     char list[512], *items[MAX_BACKENDS];
     kv = cnb_section_get(b, "backends");
     snprintf(list, sizeof list, "%s", kv ? kv->value : CNB_REFERENCE_BACKEND);
