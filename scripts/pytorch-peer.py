@@ -2,12 +2,25 @@
 """pytorch-peer.py - a PyTorch peer row for cnnbench's backend-speed table.
 
 Times the networks of experiments/models/lenet5.ini and experiments/models/alexnet.ini in
-PyTorch on the CPU (same batch, same threads) the way cnnbench times its backends, and
-writes CSV rows in cnnbench's bench format:
+PyTorch on the CPU (same variables, batch and threads) the way cnnbench times its
+backends, and writes CSV rows that cnnbench reads as a peer.
+
+The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs
+
+  pytorch-peer.py --model NAME --name NAME --batch N --threads N --min-reps N
+                  --min-time SECONDS --warmup N --out DIR/peer.csv [--var VAR=VALUE]...
+
+with one --var for every variable of the model as cnnbench times it (the model file's
+[vars] under the experiment's). A network or variable this script cannot build exactly is
+refused with exit 2 (cnnbench reports the failure); exit 3 when PyTorch is absent
+(cnnbench reports the rows as skipped). Rows are appended to --out, the header line
+written only into an empty file. cnnbench reads these columns by name and ignores the
+others:
 
   model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,
-  images_per_second,unstable,create_ms,gflops,peak_share
+  images_per_second,create_ms
 
+  model              --name (default: --model)
   backend            "pytorch-<torch version>"
   pass               "forward" (eval mode, torch.no_grad, softmax included) or "train"
                      (train mode: forward, cross-entropy, backward, SGD step)
@@ -16,17 +29,21 @@ writes CSV rows in cnnbench's bench format:
   cv                 sample sd / mean over the repetitions
   outliers           repetitions outside [q1 - 1.5 IQR, q3 + 1.5 IQR]; counted, never dropped
   images_per_second  batch / median
-  unstable           1 when cv >= 0.10
   create_ms          model construction and weight initialisation
-  gflops, peak_share left empty: cnnbench fills them from its own FLOP counts
+
+It writes three more, for a reader of the file alone: unstable (1 when cv >= 0.10), and
+gflops and peak_share left empty (cnnbench fills them from its own FLOP counts).
 
 Usage:
-  scripts/pytorch-peer.py --model lenet5 --batch 256 --threads 1 --out results/peer.csv
-  scripts/pytorch-peer.py --model alexnet --batch 32 --threads 2 --no-lrn --out peer.csv
+  scripts/pytorch-peer.py --model lenet5 --batch 256 --threads 1 --var act=relu \
+      --var pool=max --out results/peer.csv
+  scripts/pytorch-peer.py --model alexnet --batch 32 --threads 2 --var lrn=none --out peer.csv
   scripts/pytorch-peer.py --check       # is torch importable? exit 0 yes, 3 no
 
-PyTorch is optional (Debian package python3-torch). Without it the script prints one line
-to stderr and exits 3 without writing anything. Exit 2 on bad arguments.
+Without --var a variable takes its default from the model file's [vars] (LeNet-5:
+act=sigmoid, pool=avg; AlexNet: channels=3, classes=1000, act=relu, pool=max, lrn=lrn,
+dropout=0.5). PyTorch is optional (Debian package python3-torch). Without it the script
+prints one line to stderr and exits 3 without writing anything. Exit 2 on bad arguments.
 
 What is matched to cnnbench on purpose:
   * layers, shapes and order exactly as the .ini files (a ReLU after every AlexNet conv,
@@ -50,8 +67,32 @@ import time
 EXIT_NO_TORCH = 3
 NO_TORCH_MSG = "pytorch-peer: PyTorch is not installed (Debian package python3-torch); skipped"
 
+# The contract's columns (above) with the three for a reader of the file alone.
 COLUMNS = ("model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
            "images_per_second,unstable,create_ms,gflops,peak_share")
+
+
+
+def count(s):
+    """a positive integer"""
+    if int(s) < 1:
+        raise ValueError(s)
+
+
+def ratio(s):
+    """a ratio in [0, 1)"""
+    if not 0 <= float(s) < 1:
+        raise ValueError(s)
+
+
+# Each model's variables as its .ini file's [vars] declares them: the file's default, and
+# the values this script builds (or the check of a number).
+VARIABLES = {
+    "lenet5": {"act": ("sigmoid", ("sigmoid", "relu")), "pool": ("avg", ("avg", "max"))},
+    "alexnet": {"channels": ("3", count), "classes": ("1000", count),
+                "act": ("relu", ("relu", "sigmoid")), "pool": ("max", ("max", "avg")),
+                "lrn": ("lrn", ("lrn", "none")), "dropout": ("0.5", ratio)},
+}
 
 DEFAULT_BATCH = {"lenet5": 256, "alexnet": 32}
 
@@ -78,12 +119,19 @@ def import_torch():
 
 # ---- networks ---------------------------------------------------------------------------
 
-def build_lenet5(torch, act, pool):
+def act_pool(nn, v, window, stride):
+    """Makers of the activation and the pooling layer that ${act} and ${pool} choose."""
+    act = (lambda: nn.ReLU()) if v["act"] == "relu" else (lambda: nn.Sigmoid())
+    if v["pool"] == "max":
+        return act, lambda: nn.MaxPool2d(window, stride)
+    return act, lambda: nn.AvgPool2d(window, stride)
+
+
+def build_lenet5(torch, v):
     """experiments/models/lenet5.ini: 28x28x1 -> ... -> 10 (61,706 parameters)."""
     nn = torch.nn
-    A = (lambda: nn.ReLU()) if act == "relu" else (lambda: nn.Sigmoid())
-    P = (lambda: nn.MaxPool2d(2, 2)) if pool == "max" else (lambda: nn.AvgPool2d(2, 2))
-    return nn.Sequential(
+    A, P = act_pool(nn, v, 2, 2)
+    net = nn.Sequential(
         nn.Conv2d(1, 6, 5, stride=1, padding=2), A(), P(),     # conv1 28x28x6, pool1 14x14x6
         nn.Conv2d(6, 16, 5, stride=1, padding=0), A(), P(),    # conv2 10x10x16, pool2 5x5x16
         nn.Flatten(),                                          # 400
@@ -91,32 +139,39 @@ def build_lenet5(torch, act, pool):
         nn.Linear(120, 84), A(),                               # fc2
         nn.Linear(84, 10),                                     # fc3 (softmax: in the loss)
     )
+    return net, (1, 28, 28), 10
 
 
-def build_alexnet(torch, lrn, dropout):
+def build_alexnet(torch, v):
     """experiments/models/alexnet.ini: single tower, 227x227x3 -> 1000 (62,378,344 params)."""
     nn = torch.nn
+    A, P = act_pool(nn, v, 3, 2)
+    channels, classes, dropout = int(v["channels"]), int(v["classes"]), float(v["dropout"])
 
     def norm():
         # cnnbench: b = a / (k + alpha * sum a^2)^beta; torch: alpha / size * sum a^2.
-        if not lrn:
+        if v["lrn"] == "none":
             return nn.Identity()
         return nn.LocalResponseNorm(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)
 
-    return nn.Sequential(
-        nn.Conv2d(3, 96, 11, stride=4, padding=0), nn.ReLU(), norm(),    # conv1 55x55x96
-        nn.MaxPool2d(3, 2),                                              # pool1 27x27x96
-        nn.Conv2d(96, 256, 5, stride=1, padding=2), nn.ReLU(), norm(),   # conv2 27x27x256
-        nn.MaxPool2d(3, 2),                                              # pool2 13x13x256
-        nn.Conv2d(256, 384, 3, stride=1, padding=1), nn.ReLU(),          # conv3 13x13x384
-        nn.Conv2d(384, 384, 3, stride=1, padding=1), nn.ReLU(),          # conv4 13x13x384
-        nn.Conv2d(384, 256, 3, stride=1, padding=1), nn.ReLU(),          # conv5 13x13x256
-        nn.MaxPool2d(3, 2),                                              # pool5 6x6x256
+    net = nn.Sequential(
+        nn.Conv2d(channels, 96, 11, stride=4, padding=0), A(), norm(),   # conv1 55x55x96
+        P(),                                                             # pool1 27x27x96
+        nn.Conv2d(96, 256, 5, stride=1, padding=2), A(), norm(),         # conv2 27x27x256
+        P(),                                                             # pool2 13x13x256
+        nn.Conv2d(256, 384, 3, stride=1, padding=1), A(),                # conv3 13x13x384
+        nn.Conv2d(384, 384, 3, stride=1, padding=1), A(),                # conv4 13x13x384
+        nn.Conv2d(384, 256, 3, stride=1, padding=1), A(),                # conv5 13x13x256
+        P(),                                                             # pool5 6x6x256
         nn.Flatten(),                                                    # 9216
-        nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(dropout),           # fc6, drop6
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),           # fc7, drop7
-        nn.Linear(4096, 1000),                                           # fc8
+        nn.Linear(9216, 4096), A(), nn.Dropout(dropout),                 # fc6, drop6
+        nn.Linear(4096, 4096), A(), nn.Dropout(dropout),                 # fc7, drop7
+        nn.Linear(4096, classes),                                        # fc8
     )
+    return net, (channels, 227, 227), classes
+
+
+BUILDERS = {"lenet5": build_lenet5, "alexnet": build_alexnet}
 
 
 def init_like_cnnbench(torch, model):
@@ -233,28 +288,40 @@ def parse_args(argv):
                    help="seconds of timed work per pass, at least (1.0)")
     p.add_argument("--pass", dest="passes", choices=("both", "forward", "train"),
                    default="both", help="which passes to time (both)")
-    p.add_argument("--lenet-act", choices=("relu", "sigmoid"), default="relu")
-    p.add_argument("--lenet-pool", choices=("max", "avg"), default="max")
-    p.add_argument("--no-lrn", action="store_true", help="AlexNet without its two LRN layers")
+    p.add_argument("--var", action="append", default=[], metavar="VAR=VALUE",
+                   help="a variable of the model file (repeatable): lenet5 act, pool; "
+                        "alexnet channels, classes, act, pool, lrn, dropout")
     p.add_argument("--lr", type=nonneg_float, default=0.01, help="SGD learning rate (0.01)")
     p.add_argument("--seed", type=int, default=1, help="seed for weights, input, labels (1)")
-    p.add_argument("--name",
-                   help="value of the model column (default: lenet5 | lenet5-<act>-<pool> "
-                        "when not relu/max | alexnet | alexnet-nolrn)")
+    p.add_argument("--name", help="value of the model column (default: --model)")
     p.add_argument("--out", metavar="FILE.csv",
                    help="append rows here (header written when the file is new or empty); "
                         "without it the CSV goes to stdout")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.vars = model_vars(p, a.model, a.var)
+    return a
 
 
-def model_name(a):
-    if a.name:
-        return a.name
-    if a.model == "lenet5":
-        if a.lenet_act == "relu" and a.lenet_pool == "max":
-            return "lenet5"
-        return "lenet5-%s-%s" % (a.lenet_act, a.lenet_pool)
-    return "alexnet-nolrn" if a.no_lrn else "alexnet"
+def model_vars(p, model, assignments):
+    """The model's variables: the file's defaults under the --var assignments. A variable
+    the model does not have, or a value this script cannot build, exits 2 (p.error)."""
+    known = VARIABLES[model]
+    values = {name: default for name, (default, _) in known.items()}
+    for assignment in assignments:
+        name, eq, value = assignment.partition("=")
+        if not eq or name not in known:
+            p.error("--var %s: %s's variables are %s" % (assignment, model, ", ".join(known)))
+        allowed = known[name][1]
+        if isinstance(allowed, tuple) and value not in allowed:
+            p.error("--var %s: this peer builds %s = %s only"
+                    % (assignment, name, " | ".join(allowed)))
+        if not isinstance(allowed, tuple):
+            try:
+                allowed(value)
+            except ValueError:
+                p.error("--var %s: expected %s" % (assignment, allowed.__doc__))
+        values[name] = value
+    return values
 
 
 def fmt(v, digits):
@@ -282,16 +349,11 @@ def main(argv):
     batch = a.batch or DEFAULT_BATCH[a.model]
     version = torch.__version__.split("+")[0]
     backend = "pytorch-" + version
-    name = model_name(a)
+    name = a.name or a.model
 
     torch.manual_seed(a.seed)
     t0 = time.perf_counter()
-    if a.model == "lenet5":
-        model = build_lenet5(torch, a.lenet_act, a.lenet_pool)
-        shape, classes = (1, 28, 28), 10
-    else:
-        model = build_alexnet(torch, not a.no_lrn, 0.5)
-        shape, classes = (3, 227, 227), 1000
+    model, shape, classes = BUILDERS[a.model](torch, a.vars)
     init_like_cnnbench(torch, model)
     create_ms = (time.perf_counter() - t0) * 1e3
 

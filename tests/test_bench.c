@@ -106,20 +106,22 @@ static void test_peak_probes(void)
     cnb_peak_free(&p);
 }
 
-/* A stand-in for scripts/pytorch-peer.py: the same arguments and CSV, one forward and
- * one training row per call; the training median is 30, 10, then 20 ms on its 1st, 2nd
- * and 3rd call, so the median run is the 3rd. */
+/* A stand-in for scripts/pytorch-peer.py: the same arguments (its first call's kept in
+ * `args`) and the contract's columns in another order, with an extra quoted one and an
+ * empty create_ms, one forward and one training row per call; the training median is 30,
+ * 10, then 20 ms on its 1st, 2nd and 3rd call, so the median run is the 3rd. */
 static const char peer_script[] =
     "#!/bin/sh\n"
-    "while [ $# -gt 0 ]; do case $1 in --model) m=$2;; --batch) b=$2;; --threads) t=$2;;\n"
+    "dir=$(dirname \"$0\"); [ -e \"$dir/args\" ] || echo \"$@\" > \"$dir/args\"\n"
+    "while [ $# -gt 0 ]; do case $1 in --name) m=$2;; --batch) b=$2;; --threads) t=$2;;\n"
     "  --out) out=$2;; esac; shift 2; done\n"
-    "dir=$(dirname \"$0\"); n=$(cat \"$dir/calls\" 2>/dev/null || echo 0); n=$((n + 1))\n"
+    "n=$(cat \"$dir/calls\" 2>/dev/null || echo 0); n=$((n + 1))\n"
     "echo $n > \"$dir/calls\"\n"
     "case $n in 1) ms=30;; 2) ms=10;; *) ms=20;; esac\n"
-    "[ -s \"$out\" ] || echo model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,"
-    "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share > \"$out\"\n"
-    "echo $m,pytorch-test,$b,$t,forward,10,5,5,5,5,0.01,0,$((b * 200)),0,1,, >> \"$out\"\n"
-    "echo $m,pytorch-test,$b,$t,train,10,$ms,$ms,$ms,$ms,0.01,0,$((b * 1000 / ms)),0,1,, "
+    "[ -s \"$out\" ] || echo backend,model,note,batch,threads,pass,reps,median_ms,min_ms,"
+    "q1_ms,q3_ms,cv,outliers,images_per_second,create_ms > \"$out\"\n"
+    "echo pytorch-test,$m,'\"a, b\"',$b,$t,forward,10,5,5,5,5,0.01,0,$((b * 200)), >> \"$out\"\n"
+    "echo pytorch-test,$m,,$b,$t,train,10,$ms,$ms,$ms,$ms,0.01,0,$((b * 1000 / ms)),1 "
     ">> \"$out\"\n";
 
 /* An experiment file timing LeNet-5 at batch 4, its [bench] lines from `bench`. */
@@ -159,6 +161,11 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
     CU_ASSERT_STRING_EQUAL(read_file((snprintf(path, sizeof path, "%s/calls", dir), path)),
                            "3\n");
+    /* the peer is told the model's section name and every variable, as the model's
+     * [vars] gives them (LeNet-5's own: sigmoid and average pooling) */
+    const char *args = read_file((snprintf(path, sizeof path, "%s/args", dir), path));
+    CHECK_MSG(args, "--model lenet5 --name lenet5 --batch 4 --threads 1 ");
+    CHECK_MSG(args, " --var act=sigmoid --var pool=avg\n");
 
     /* bench.csv: forward and training rows of each backend, then the peer's median run */
     snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
@@ -214,6 +221,7 @@ static void test_whole_run(void)
     /* the report: the peer's row with its runs, and the ratio against it */
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
+    CHECK_MSG(md, "## lenet5 (act=sigmoid pool=avg)\n");
     CHECK_MSG(md, "| pytorch-test | 1 | 4 |");
     CHECK_MSG(md, "the median of 3 runs (10.00–30.00)");
     CHECK_MSG(md, "Training throughput against PyTorch: naive ");
@@ -246,6 +254,30 @@ static void test_missing_peer(void)
     const char *md = read_file(path);
     CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
     CU_ASSERT_PTR_NULL(strstr(md, "Training throughput against PyTorch"));
+}
+
+/* A peer whose CSV lacks a column of the contract: its rows are left out, and the report
+ * says which column of which file; the bench's own rows are kept. */
+static void test_peer_contract(void)
+{
+    const char *dir = test_tmpdir();
+    char script[600], path[600];
+    snprintf(script, sizeof script, "%s/peer.sh", dir);
+    test_write_file(script, "#!/bin/sh\n"
+                            "while [ $# -gt 0 ]; do [ $1 = --out ] && out=$2; shift 2; done\n"
+                            "echo model,backend,batch,threads,pass,reps > \"$out\"\n"
+                            "echo lenet5,pytorch-test,4,1,train,10 >> \"$out\"\n");
+    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    CHECK_MSG(md, "The peer's rows are left out: ");
+    CHECK_MSG(md, "/results/speed/peer.csv:1: no column 'median_ms' in the header");
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,"), 0);
 }
 
 /* peer = /absolute/path is used as it is, not joined onto the experiment's folder: the
@@ -313,6 +345,7 @@ void suite_bench(void)
         {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
         {"a whole run: two backends, layers, a peer run 3 times", test_whole_run},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
+        {"a peer's CSV without a contract column: named, rows left out", test_peer_contract},
         {"peer = /absolute/path is run from there", test_absolute_peer},
         {"a bad [bench] line is refused with file, line and key", test_bad_config},
         {NULL, NULL},

@@ -6,12 +6,15 @@
  *   [experiment]  name, mode = time, seed, results
  *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
  *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
- *                 ../scripts/pytorch-peer.py; optional), peer_runs (its runs per model
- *                 and thread count, each a new process; default 1), scaling (yes: the
- *                 data-parallel step at mpirun's rank count instead, scaling.h; any time
- *                 experiment under mpirun is timed that way)
- *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max"), batch, and
- *                 per-backend overrides BACKEND.batch, BACKEND.min_reps, BACKEND.min_time
+ *                 ../scripts/pytorch-peer.py; optional; an absolute path, or one from the
+ *                 file's folder; what it is given and writes: benchpeer.c), peer_runs
+ *                 (its runs per model and thread count, each a new process; default 1),
+ *                 scaling (yes: the data-parallel step at mpirun's rank count instead,
+ *                 scaling.h; any time experiment under mpirun is timed that way)
+ *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max": over the model's
+ *                 [vars]; the report and the peer get every variable as timed), batch,
+ *                 and per-backend overrides BACKEND.batch, BACKEND.min_reps,
+ *                 BACKEND.min_time, BACKEND.threads
  *
  * Method. For each model and thread count, every backend gets its own network with the
  * same weights (same seed) and the same synthetic batch; kernel creation is timed apart.

@@ -8,6 +8,7 @@
 
 #include "benchint.h"
 #include "errors.h"
+#include "net.h"
 
 static int split_list(char *text, char **items, int max)
 {
@@ -146,7 +147,12 @@ static int parse_model(bconf *bc, const cnb_section *s, const cnb_registry *reg)
     if (!m->path[0])
         return cnb_error("%s:%d: [%s] needs 'model = path/to/model.ini'", c->path, s->line,
                          s->name);
-    return 0;
+    cnb_conf model; /* its own [vars] under the section's */
+    int rc = cnb_conf_load(&model, m->path);
+    if (rc == 0)
+        rc = cnb_model_vars(&model, &m->vars, &m->resolved);
+    cnb_conf_free(&model);
+    return rc;
 }
 
 /* A yes/no key into *out (left alone when absent); `means` says what yes does. */
@@ -256,8 +262,20 @@ int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 
 void bench_conf_free(bconf *bc)
 {
-    for (int mi = 0; mi < bc->nm; mi++)
+    for (int mi = 0; mi < bc->nm; mi++) {
         cnb_vars_free(&bc->models[mi].vars);
+        cnb_vars_free(&bc->models[mi].resolved);
+    }
+}
+
+void bench_model_label(const bmodel *m, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "%s", m->name);
+    for (int i = 0; i < m->resolved.n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", i ? " " : " (",
+                                 m->resolved.names[i], m->resolved.values[i]);
+    if (m->resolved.n && used < len)
+        snprintf(buf + used, len - used, ")");
 }
 
 int bench_runs_at(const bmodel *m, int b, int threads)

@@ -42,7 +42,9 @@ typedef struct override {
 typedef struct bmodel {
     char name[64];
     char path[PATH_MAX];
-    cnb_vars vars;
+    cnb_vars vars;                /* [bench.NAME] vars                                  */
+    cnb_vars resolved;            /* every variable of the model as timed: its [vars]
+                                     under those                                        */
     int batch;
     override ov[MAX_BACKENDS];
 } bmodel;
@@ -66,6 +68,10 @@ typedef struct bconf {
  * (file, line, key). bc's models' vars are to be freed (bench_conf_free) either way. */
 int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg);
 void bench_conf_free(bconf *bc);
+
+/* The model's name and the variables it is timed with, "lenet5 (act=relu pool=max)", as
+ * the report and stdout head its results with. */
+void bench_model_label(const bmodel *m, char *buf, size_t len);
 
 /* Does backend b of model m run at `threads` (its BACKEND.threads, when given)? */
 int bench_runs_at(const bmodel *m, int b, int threads);

@@ -320,7 +320,9 @@ int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int thread
     for (int b = 0; b < bc->nb && rc == 0; b++)
         if (bench_runs_at(m, b, threads))
             rc = setup_entry(bc, m, b, threads, &es[ne++], reg);
-    printf("%s, %d thread%s:", m->name, threads, threads == 1 ? "" : "s");
+    char label[600];
+    bench_model_label(m, label, sizeof label);
+    printf("%s, %d thread%s:", label, threads, threads == 1 ? "" : "s");
     for (int k = 0; k < ne; k++)
         printf(" %s (batch %d)", bc->backends[es[k].b], es[k].batch);
     printf("\n");

@@ -134,12 +134,15 @@ static void model_row(FILE *f, const results *r, const row *t)
             t->s.n, t->s.outliers, t->create_ms, t->gflops, share);
 }
 
+/* The whole-network table of model m, headed by the variables it was timed with. */
 static void model_table(FILE *f, const results *r, const bmodel *m)
 {
+    char label[600];
+    bench_model_label(m, label, sizeof label);
     fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
                "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
                "GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
-            m->name);
+            label);
     for (int i = 0; i < r->n_rows; i++)
         if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0)
             model_row(f, r, &r->rows[i]);

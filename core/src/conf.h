@@ -30,10 +30,11 @@ typedef struct cnb_conf {
 } cnb_conf;
 
 /* Variables for ${name}: later entries win, so defaults go first. */
+#define CNB_MAX_VARS 64
 typedef struct cnb_vars {
-    char *names[64];
-    char *values[64];
-    char *where[64]; /* where each was set ("exp.ini:12", "--set act=tanh"), or NULL */
+    char *names[CNB_MAX_VARS];
+    char *values[CNB_MAX_VARS];
+    char *where[CNB_MAX_VARS]; /* where each was set ("exp.ini:12", "--set act=tanh"), or NULL */
     int n;
 } cnb_vars;
 

@@ -326,6 +326,21 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
     return 0;
 }
 
+int cnb_model_vars(const cnb_conf *model, const cnb_vars *overrides, cnb_vars *out)
+{
+    int rc = 0;
+    const cnb_section *defaults = cnb_conf_section(model, "vars");
+    for (int i = 0; defaults && i < defaults->n && rc == 0; i++) {
+        char at[PATH_MAX + 64];
+        snprintf(at, sizeof at, "%s:%d", model->path, defaults->kv[i].line);
+        rc = cnb_vars_set_at(out, defaults->kv[i].key, defaults->kv[i].value, at);
+    }
+    for (int i = 0; overrides && i < overrides->n && rc == 0; i++)
+        rc = cnb_vars_set_at(out, overrides->names[i], overrides->values[i],
+                             overrides->where[i]);
+    return rc;
+}
+
 int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
                  const cnb_vars *overrides)
 {
@@ -334,15 +349,7 @@ int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const c
     if (rc)
         return rc;
     cnb_vars vars = {0};
-    const cnb_section *defaults = cnb_conf_section(model, "vars");
-    for (int i = 0; defaults && i < defaults->n && rc == 0; i++) {
-        char at[PATH_MAX + 64];
-        snprintf(at, sizeof at, "%s:%d", path, defaults->kv[i].line);
-        rc = cnb_vars_set_at(&vars, defaults->kv[i].key, defaults->kv[i].value, at);
-    }
-    for (int i = 0; overrides && i < overrides->n && rc == 0; i++)
-        rc = cnb_vars_set_at(&vars, overrides->names[i], overrides->values[i],
-                             overrides->where[i]);
+    rc = cnb_model_vars(model, overrides, &vars);
     if (rc == 0)
         rc = cnb_conf_substitute(model, &vars);
     cnb_vars_free(&vars);

@@ -83,6 +83,10 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model);
  * the plugin named by `type`, its keys checked, its required entries present, its output
  * shape not empty. Errors are reported with file:line; returns CNB_EINVAL then. */
 int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, cnb_shape in);
+/* A model's variables as its layers see them: its [vars] in their order, each replaced by
+ * an override of the same name, then the other overrides. `out` starts empty (the caller
+ * frees it); 0, or an error. */
+int cnb_model_vars(const cnb_conf *model, const cnb_vars *overrides, cnb_vars *out);
 /* Load a model file, apply its [vars] under `overrides`, and build. */
 int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
                  const cnb_vars *overrides);
