@@ -10,6 +10,7 @@
 
 #include "bench.h"
 #include "conf.h"
+#include "csv.h"
 #include "peak.h"
 #include "stats.h"
 #include "testutil.h"
@@ -176,27 +177,31 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, "lenet5,pytorch-test,4,1,train,10,20.0000,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000,\n")); /* runs, their range */
-    /* every row: at least min_reps repetitions, its median within its IQR; one run (the
-     * range is its median) for a backend; for the peer, its three runs' range (training
-     * 10-30 ms, forward 5 ms each time) */
-    for (const char *l = strstr(csv, "lenet5,naive"); l; l = strstr(l + 1, "\nlenet5,")) {
-        int reps = 0, runs = 0, commas = 0;
-        char pass[16] = "";
-        double med = NAN, q1 = NAN, q3 = NAN, lo = NAN, hi = NAN;
-        CU_ASSERT_EQUAL(sscanf(strchr(l + 1, ',') + 1, "%*[^,],%*d,%*d,%15[^,],%d,%lf,%*f,%lf,"
-                               "%lf", pass, &reps, &med, &q1, &q3), 5);
-        CU_ASSERT(reps >= 3);
-        CU_ASSERT(q1 <= med && med <= q3);
-        const char *f = l + (*l == '\n');
-        const int peer = strncmp(f, "lenet5,pytorch", 14) == 0, train = !strcmp(pass, "train");
-        while (*f && commas < 17) /* past peak_share: runs, run_min_ms, run_max_ms */
-            commas += *f++ == ',';
-        CU_ASSERT_EQUAL(sscanf(f, "%d,%lf,%lf", &runs, &lo, &hi), 3);
-        CU_ASSERT_EQUAL(runs, peer ? 3 : 1);
-        CU_ASSERT_DOUBLE_EQUAL(lo, !peer ? med : train ? 10.0 : 5.0, 1e-4);
-        CU_ASSERT_DOUBLE_EQUAL(hi, !peer ? med : train ? 30.0 : 5.0, 1e-4);
+    /* every row, its columns by name: at least min_reps repetitions, its median within
+     * its IQR; one run (the range is its median) for a backend; for the peer, its three
+     * runs' range (training 10-30 ms, forward 5 ms each time) */
+    static const char *const names[] = {"backend", "pass", "reps", "median_ms", "q1_ms",
+                                        "q3_ms", "runs", "run_min_ms", "run_max_ms", NULL};
+    enum { BACKEND, PASS, REPS, MEDIAN, Q1, Q3, RUNS, LO, HI };
+    int col[9], rows = 0;
+    cnb_csv c;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1) {
+        double v[9];
+        for (int k = REPS; k <= HI; k++)
+            v[k] = atof(cnb_csv_get(&c, col[k]));
+        const int peer = !strcmp(cnb_csv_get(&c, col[BACKEND]), "pytorch-test");
+        const int train = !strcmp(cnb_csv_get(&c, col[PASS]), "train");
+        CU_ASSERT(v[REPS] >= 3);
+        CU_ASSERT(v[Q1] <= v[MEDIAN] && v[MEDIAN] <= v[Q3]);
+        CU_ASSERT_EQUAL(v[RUNS], peer ? 3 : 1);
+        CU_ASSERT_DOUBLE_EQUAL(v[LO], !peer ? v[MEDIAN] : train ? 10.0 : 5.0, 1e-4);
+        CU_ASSERT_DOUBLE_EQUAL(v[HI], !peer ? v[MEDIAN] : train ? 30.0 : 5.0, 1e-4);
+        rows++;
     }
-
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(rows, 6); /* naive, openblas and the peer, forward and training step */
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",run_max_ms,peak_mistrusted\n"));
 
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
