@@ -11,6 +11,7 @@
 #include "bench.h"
 #include "conf.h"
 #include "csv.h"
+#include "errors.h"
 #include "peak.h"
 #include "stats.h"
 #include "testutil.h"
@@ -140,15 +141,19 @@ static const char *time_experiment(const char *dir, const char *bench)
     return path;
 }
 
-static int bench_file(const char *path)
+/* Run a time experiment file as `cnnbench run` would, with or without --force. */
+static int bench_file_force(const char *path, int force)
 {
     cnb_conf c;
+    const cnb_bench_opts opts = {.force = force, .elsewhere = "another name"};
     int rc = cnb_conf_load(&c, path);
     if (rc == 0)
-        rc = cnb_bench_run(&c, test_registry());
+        rc = cnb_bench_run(&c, test_registry(), &opts);
     cnb_conf_free(&c);
     return rc;
 }
+
+static int bench_file(const char *path) { return bench_file_force(path, 0); }
 
 static void test_whole_run(void)
 {
@@ -303,6 +308,51 @@ static void test_absolute_peer(void)
     CU_ASSERT_PTR_NULL(strstr(md, "failed (status 127)"));
 }
 
+/* A folder holding a bench's results is refused before anything runs, saying which folder,
+ * --force and how to write elsewhere; --force replaces them. `bench` does the same with
+ * its folder, results/bench-MODEL under the current one or --out DIR, exiting 2. */
+static void test_previous_results(void)
+{
+    const char *dir = test_tmpdir();
+    char path[700], cmd[2400], log[700];
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    char before[4096];
+    snprintf(before, sizeof before, "%s", read_file(path));
+    int was = cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(bench_file(exp), CNB_EINVAL);
+    cnb_error_quiet(was);
+    CHECK_MSG(cnb_last_error(), "/results/speed already holds a bench's results (its "
+                                "report.md, written ");
+    CHECK_MSG(cnb_last_error(), "pass --force to replace them, or another name to keep them");
+    CU_ASSERT_STRING_EQUAL(read_file(path), before); /* nothing ran */
+    CU_ASSERT_EQUAL(bench_file_force(exp, 1), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(read_file(path), before);
+
+    const char *model = CNB_SOURCE_ROOT "/experiments/models/lenet5.ini";
+    const char *quick = "--set bench.backends=naive --set bench.min_reps=2 "
+                        "--set bench.min_time=0 --set bench.layers=no";
+    snprintf(log, sizeof log, "%s/bench.log", dir);
+    for (int run = 0; run < 3; run++) {
+        snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' bench '%s' %s %s >'%s' 2>&1",
+                 dir, CNB_BUILD_ROOT, model, quick, run == 2 ? "--out elsewhere" : "", log);
+        int status = system(cmd);
+        CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == (run == 1 ? 2 : 0));
+    }
+    snprintf(path, sizeof path, "%s/results/bench-lenet5/report.md", dir);
+    CHECK_MSG(read_file(path), "## lenet5 (act=sigmoid pool=avg)");
+    snprintf(path, sizeof path, "%s/elsewhere/report.md", dir);
+    CHECK_MSG(read_file(path), "# bench-lenet5\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' bench '%s' %s >'%s' 2>&1", dir,
+             CNB_BUILD_ROOT, model, quick, log);
+    CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+    const char *out = read_file(log);
+    CHECK_MSG(out, "results/bench-lenet5 already holds a bench's results");
+    CHECK_MSG(out, "pass --force to replace them, or --out DIR to keep them");
+    CU_ASSERT_PTR_NULL(strstr(out, "FMA probe"));
+}
+
 /* A bad [bench] line is refused before anything runs, naming the file, line and key. */
 static void test_bad_config(void)
 {
@@ -352,6 +402,7 @@ void suite_bench(void)
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
         {"a peer's CSV without a contract column: named, rows left out", test_peer_contract},
         {"peer = /absolute/path is run from there", test_absolute_peer},
+        {"a folder with a bench's results: refused, or --force, or --out", test_previous_results},
         {"a bad [bench] line is refused with file, line and key", test_bad_config},
         {NULL, NULL},
     };

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "benchint.h"
@@ -178,17 +180,38 @@ static int run_timed(const bconf *bc, const cnb_registry *reg)
     return rc;
 }
 
-int cnb_bench_run(cnb_conf *conf, cnb_registry *reg)
+/* A folder holding an earlier bench's results is not written over without --force. */
+static int refuse_previous(const bconf *bc, const cnb_bench_opts *opts)
+{
+    static const char *const made[] = {"report.md", "bench.csv"};
+    for (int i = 0; i < 2 && !opts->force; i++) {
+        char path[PATH_MAX + 200], when[64];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", bc->dir, made[i]);
+        if (stat(path, &st) != 0)
+            continue;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&st.st_mtime));
+        return cnb_error("%s already holds a bench's results (its %s, written %s): pass "
+                         "--force to replace them, or %s to keep them", bc->dir, made[i],
+                         when, opts->elsewhere);
+    }
+    return 0;
+}
+
+int cnb_bench_run(cnb_conf *conf, cnb_registry *reg, const cnb_bench_opts *opts)
 {
     bconf bc;
     int rc = bench_conf_parse(&bc, conf, reg);
     if (rc == 0)
         rc = check_backends(&bc, conf, reg);
-    if (rc == 0) {
+    if (rc == 0 && opts->out)
+        snprintf(bc.dir, sizeof bc.dir, "%s", opts->out);
+    else if (rc == 0)
         snprintf(bc.dir, sizeof bc.dir, "%s/%s", bc.results, bc.name);
-        rc = bc.scaling || cnb_dist_size() > 1 ? run_scaling(&bc, conf, reg) /* mpirun: always */
-                                               : run_timed(&bc, reg);
-    }
+    if (rc == 0 && (bc.scaling || cnb_dist_size() > 1)) /* mpirun: always */
+        rc = run_scaling(&bc, conf, reg);
+    else if (rc == 0 && (rc = refuse_previous(&bc, opts)) == 0)
+        rc = run_timed(&bc, reg);
     bench_conf_free(&bc);
     return rc;
 }

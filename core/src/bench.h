@@ -44,9 +44,19 @@
 #include "conf.h"
 #include "registry.h"
 
+/* How a run treats its results folder. A folder that already holds a bench's results
+ * (bench.csv or report.md) is refused before anything is timed (CNB_EINVAL, said with the
+ * folder, when its results were written, --force and `elsewhere`), unless `force`. The
+ * data-parallel timing (scaling.h) adds its rank count's rows to the folder instead. */
+typedef struct cnb_bench_opts {
+    int force;             /* replace the results a previous run left in the folder     */
+    const char *out;       /* the results folder; NULL: [experiment] results/name       */
+    const char *elsewhere; /* how this command writes elsewhere: "--out DIR"            */
+} cnb_bench_opts;
+
 /* Run the time experiment in `conf` (already loaded, --set applied). Writes
- * <results>/<name>/{bench.csv, layers.csv, peak.csv, meta.ini, report.md, plots}. */
-int cnb_bench_run(cnb_conf *conf, cnb_registry *reg);
+ * {bench.csv, layers.csv, peak.csv, meta.ini, report.md, plots} to its results folder. */
+int cnb_bench_run(cnb_conf *conf, cnb_registry *reg, const cnb_bench_opts *opts);
 
 /* A share of the FP32 peak as the report prints it, into buf: "41.6%"; "–" when either
  * figure is unknown; above 100%, "MISTRUSTED: 104.7% of peak (243.7 GFLOP/s against a

@@ -46,6 +46,7 @@ typedef struct options {
     int quiet;
     const char *profile;
     int dry_run, force, jobs;
+    const char *out;              /* bench: --out DIR */
     const char *cells[MAX_CELLS]; /* run: --cell IDs */
     int n_cells;
     int shard, shards;            /* run: --shard I/N (shards 0: none) */
@@ -63,7 +64,7 @@ typedef struct options {
 enum {
     OPT_SET = 256, OPT_PLUGIN, OPT_PROFILE, OPT_DRY_RUN, OPT_FORCE, OPT_JOBS, OPT_CELL,
     OPT_SHARD, OPT_LIST_CELLS, OPT_THREADS, OPT_TIMEOUT, OPT_NO_SPEED, OPT_INPUT, OPT_CASES,
-    OPT_LAUNCHER, OPT_NO_WAIT, OPT_VERSION
+    OPT_LAUNCHER, OPT_NO_WAIT, OPT_OUT, OPT_VERSION
 };
 
 static const struct option long_options[] = {
@@ -83,6 +84,7 @@ static const struct option long_options[] = {
     {"cases", required_argument, NULL, OPT_CASES},
     {"launcher", required_argument, NULL, OPT_LAUNCHER},
     {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+    {"out", required_argument, NULL, OPT_OUT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -98,7 +100,11 @@ static const option_help option_helps[] = {
     {OPT_PROFILE, "--profile NAME", "apply the experiment's [profile.NAME]"},
     {OPT_DRY_RUN, "--dry-run", "print the grid, each cell's memory estimate and state;\n"
                                "run nothing"},
-    {OPT_FORCE, "--force", "rerun the selected cells even when finished"},
+    {OPT_FORCE, "--force", "run: rerun the selected cells even when finished;\n"
+                           "bench, or run of a time experiment: replace the results\n"
+                           "already in its folder (refused without it)"},
+    {OPT_OUT, "--out DIR", "write the results into DIR (default results/bench-MODEL\n"
+                           "under the current folder)"},
     {OPT_JOBS, "--jobs N", "cells at once (default: cores / the cells' threads)"},
     {OPT_CELL, "--cell ID", "only this cell (repeatable, or ID,ID,...); any number of\n"
                             "processes, on any machines sharing the folder, may\n"
@@ -164,10 +170,12 @@ static const verb verbs[] = {
     {"bench", "MODEL.ini", "time one model on every backend",
      "Times the model on every backend found (or those given): the whole network\n"
      "(inference, and a training step) and every layer, forward and backward,\n"
-     "interleaved with the FP32 peak probe; writes results/bench-MODEL/.",
+     "interleaved with the FP32 peak probe; writes results/bench-MODEL/ (or --out DIR),\n"
+     "and refuses a folder that holds an earlier bench's results unless --force.\n"
+     "The model runs with its own [vars] unless --set bench.vars changes them.",
      "one setting each: --set bench.threads=1,2 --set bench.batch=256\n"
      "--set bench.vars=\"act=relu pool=max\" --set bench.backends=naive,onednn",
-     BIT(OPT_SET), cmd_bench, 1},
+     BIT(OPT_SET) | BIT(OPT_FORCE) | BIT(OPT_OUT), cmd_bench, 1},
     {"report", "RESULTS_DIR", "redo a sweep's tables and plots from its cells",
      "Reads every cell's state from its folder (the cells finished by any process) and\n"
      "writes the report, tables and plots of a results folder that `run` made.",
@@ -292,6 +300,9 @@ static int set_option(options *o, int id, char *v)
         return 0;
     case OPT_INPUT:
         o->input = v;
+        return 0;
+    case OPT_OUT:
+        o->out = v;
         return 0;
     case OPT_SET:
         if (o->n_sets == MAX_SETS)
@@ -503,7 +514,9 @@ static int run_time_experiment(cnb_conf *c, cnb_registry *reg, const options *o)
     int rc = 0;
     for (int i = 0; i < o->n_sets && rc == 0; i++)
         rc = cnb_conf_set(c, o->sets[i], NULL, 0);
-    return rc ? rc : cnb_bench_run(c, reg);
+    const cnb_bench_opts opts = {.force = o->force,
+                                 .elsewhere = "give it another [experiment] name or results"};
+    return rc ? rc : cnb_bench_run(c, reg, &opts);
 }
 
 static int cmd_bench(cnb_registry *reg, const options *o)
@@ -547,8 +560,9 @@ static int cmd_bench(cnb_registry *reg, const options *o)
         } else
             rc = cnb_conf_set(&c, o->sets[i], NULL, 0);
     }
+    const cnb_bench_opts opts = {.force = o->force, .out = o->out, .elsewhere = "--out DIR"};
     if (rc == 0)
-        rc = cnb_bench_run(&c, reg);
+        rc = cnb_bench_run(&c, reg, &opts);
     cnb_conf_free(&c);
     return rc;
 }
