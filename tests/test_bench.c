@@ -126,19 +126,26 @@ static const char peer_script[] =
     "echo pytorch-test,$m,,$b,$t,train,10,$ms,$ms,$ms,$ms,0.01,0,$((b * 1000 / ms)),1 "
     ">> \"$out\"\n";
 
-/* An experiment file timing LeNet-5 at batch 4, its [bench] lines from `bench`. */
-static const char *time_experiment(const char *dir, const char *bench)
+/* An experiment file timing LeNet-5 at batch 4 at `threads`, its [bench] lines from
+ * `bench`, its [bench.lenet5] lines from `model`. */
+static const char *time_experiment_with(const char *dir, const char *threads,
+                                        const char *bench, const char *model)
 {
     static char path[700];
     char text[2048];
     snprintf(path, sizeof path, "%s/speed.ini", dir);
     snprintf(text, sizeof text,
              "[experiment]\nname = speed\nmode = time\nresults = %s/results\n"
-             "[bench]\nthreads = 1\nwarmup = 1\nmin_reps = 3\nmin_time = 0\n%s"
-             "[bench.lenet5]\nmodel = %s/experiments/models/lenet5.ini\nbatch = 4\n",
-             dir, bench, CNB_SOURCE_ROOT);
+             "[bench]\nthreads = %s\nwarmup = 1\nmin_reps = 3\nmin_time = 0\n%s"
+             "[bench.lenet5]\nmodel = %s/experiments/models/lenet5.ini\nbatch = 4\n%s",
+             dir, threads, bench, CNB_SOURCE_ROOT, model);
     test_write_file(path, text);
     return path;
+}
+
+static const char *time_experiment(const char *dir, const char *bench)
+{
+    return time_experiment_with(dir, "1", bench, "");
 }
 
 /* Run a time experiment file as `cnnbench run` would, with or without --force. */
@@ -353,6 +360,31 @@ static void test_previous_results(void)
     CU_ASSERT_PTR_NULL(strstr(out, "FMA probe"));
 }
 
+/* A single-threaded backend (naive: max_threads 1) is timed at 1 thread only: at 2 its
+ * row says it was not run, and why; a BACKEND.threads naming 2 for it is refused. */
+static void test_single_threaded(void)
+{
+    const char *dir = test_tmpdir();
+    char path[700];
+    const char *exp = time_experiment_with(dir, "1, 2", "backends = naive, openblas\n"
+                                           "layers = no\n", "");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,2,"), 0);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,openblas,4,2,train,"), 1);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    CHECK_MSG(read_file(path), "\n| naive | 2 | not run: it is single-threaded |");
+
+    exp = time_experiment_with(dir, "1, 2", "backends = naive\n", "naive.threads = 1, 2\n");
+    int was = cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(bench_file(exp), CNB_EINVAL);
+    cnb_error_quiet(was);
+    CHECK_MSG(cnb_last_error(), "speed.ini:14: [bench.lenet5] naive.threads = 1, 2: naive is "
+                                "single-threaded, and is timed only at thread counts it uses");
+}
+
 /* A bad [bench] line is refused before anything runs, naming the file, line and key. */
 static void test_bad_config(void)
 {
@@ -403,6 +435,7 @@ void suite_bench(void)
         {"a peer's CSV without a contract column: named, rows left out", test_peer_contract},
         {"peer = /absolute/path is run from there", test_absolute_peer},
         {"a folder with a bench's results: refused, or --force, or --out", test_previous_results},
+        {"a single-threaded backend is not timed at 2 threads", test_single_threaded},
         {"a bad [bench] line is refused with file, line and key", test_bad_config},
         {NULL, NULL},
     };

@@ -165,6 +165,27 @@ static void test_broken_fixtures(void)
     }
 }
 
+/* A single-threaded backend (naive) is not timed at 2 threads: beside another plugin it
+ * is listed as not run; checked itself, its speed is not timed and the line says how. */
+static void test_single_threaded(void)
+{
+    char out[512];
+    CU_ASSERT_EQUAL(check("openblas --threads 2 --cases 'lenet.fc3*'", out, sizeof out), 0);
+    const char *other[] = {"inner_product\n  naive not run: it is single-threaded\n",
+                           "    openblas     fwd", NULL};
+    expect_words(out, other);
+    FILE *f = fopen(out, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        CU_ASSERT_PTR_NULL(strstr(line, "    naive        fwd"));
+    if (f)
+        fclose(f);
+    CU_ASSERT_EQUAL(check("naive --threads 2 --cases 'lenet.fc3*'", out, sizeof out), 0);
+    const char *itself[] = {"speed: not timed at 2 threads: naive is single-threaded; time it "
+                            "with --threads 1", "naive: all checks passed", NULL};
+    expect_words(out, itself);
+}
+
 /* A network names the backend and the status of a kernel that fails, and keeps the same
  * rule as check: CNB_ENOTSUP from kernel_create falls back, any other error refuses. */
 static void test_network_failures(void)
@@ -249,6 +270,7 @@ void suite_check(void)
         {"files that are not plugins are refused with the reason", test_not_loadable},
         {"defects at some batches or in some passes fail; correct fixtures pass",
          test_broken_fixtures},
+        {"a single-threaded backend is not timed at 2 threads", test_single_threaded},
         {"a network names a failing kernel's backend and status", test_network_failures},
         {"an out-of-tree plugin builds against the installed SDK and passes", test_sdk},
         {NULL, NULL},

@@ -70,7 +70,7 @@ static void test_newer_minor(void)
 
 static void test_short_descriptor(void)
 {
-    const char *words[] = {"descriptor is", "bytes but ABI 2.0 defines", "rebuild", NULL};
+    const char *words[] = {"descriptor is", "bytes but ABI 2.1 defines", "rebuild", NULL};
     expect_refusal(FIXTURE("short-backend"), words);
 }
 
@@ -87,6 +87,27 @@ static void test_optional_fields(void)
     CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, park));
     be.hdr.struct_size = sizeof be;
     CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, park));
+    be.max_threads = 1; /* 2.1's */
+    CU_ASSERT_EQUAL(CNB_BACKEND_FIELD_OR(&be, max_threads, 0u), 1);
+    be.hdr.struct_size = offsetof(cnb_backend_desc, max_threads);
+    CU_ASSERT_EQUAL(CNB_BACKEND_FIELD_OR(&be, max_threads, 0u), 0);
+}
+
+/* A backend built against 2.0 loads, and uses as many threads as it is given; a spec
+ * ("a+b:nchw") uses as many as its most threaded backend, naive one. */
+static void test_max_threads(void)
+{
+    cnb_registry r;
+    char err[1024] = "";
+    cnb_registry_init(&r);
+    CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&r, FIXTURE("backend-2.0"), err, sizeof err), 0);
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(&r, "fixture-v20"), 0);
+    cnb_registry_free(&r);
+    const cnb_registry *reg = test_registry();
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(reg, "naive"), 1);
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(reg, "naive:nchw"), 1);
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(reg, "onednn"), 0);
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(reg, "naive+openblas"), 0);
 }
 
 /* A layer or a kernel whose struct_size is not its ABI's is refused where the host
@@ -224,6 +245,7 @@ void suite_plugins(void)
         {"refuses a newer ABI minor", test_newer_minor},
         {"refuses a descriptor shorter than its ABI", test_short_descriptor},
         {"a field of a later minor reads NULL from a shorter descriptor", test_optional_fields},
+        {"max_threads: a 2.0 backend's is 0, naive's 1, a chain's", test_max_threads},
         {"refuses a layer or kernel of the wrong struct_size", test_struct_sizes},
         {"refuses a missing entry symbol", test_missing_entry},
         {"refuses empty required fields", test_empty_fields},

@@ -41,21 +41,6 @@ double bench_peak_at(const results *r, int threads)
     return NAN;
 }
 
-/* Every backend chain of [bench] backends exists, said at that line. */
-static int check_backends(const bconf *bc, const cnb_conf *conf, const cnb_registry *reg)
-{
-    char where[PATH_MAX + 32];
-    const cnb_kv *bk = cnb_section_get(cnb_conf_section(conf, "bench"), "backends");
-    if (bk && bk->line > 0) /* line 0: set on the command line */
-        snprintf(where, sizeof where, "%s:%d: [bench] backends", conf->path, bk->line);
-    else
-        snprintf(where, sizeof where, "%s: [bench] backends", conf->path);
-    int rc = 0;
-    for (int b = 0; b < bc->nb && rc == 0; b++)
-        rc = cnb_backend_spec_check(reg, bc->backends[b], where);
-    return rc;
-}
-
 /* [bench] scaling = yes, or any time experiment under mpirun: scaling.h times it. */
 static int run_scaling(bconf *bc, const cnb_conf *conf, cnb_registry *reg)
 {
@@ -202,8 +187,6 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg, const cnb_bench_opts *opts)
 {
     bconf bc;
     int rc = bench_conf_parse(&bc, conf, reg);
-    if (rc == 0)
-        rc = check_backends(&bc, conf, reg);
     if (rc == 0 && opts->out)
         snprintf(bc.dir, sizeof bc.dir, "%s", opts->out);
     else if (rc == 0)

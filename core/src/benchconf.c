@@ -241,6 +241,44 @@ static int parse_models(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
     return 0;
 }
 
+/* Every backend chain of [bench] backends exists (said at that line), and how many
+ * threads each uses. */
+static int check_backends(bconf *bc, const cnb_registry *reg)
+{
+    const cnb_conf *c = bc->conf;
+    char where[PATH_MAX + 32];
+    const cnb_kv *bk = cnb_section_get(cnb_conf_section(c, "bench"), "backends");
+    if (bk && bk->line > 0) /* line 0: set on the command line */
+        snprintf(where, sizeof where, "%s:%d: [bench] backends", c->path, bk->line);
+    else
+        snprintf(where, sizeof where, "%s: [bench] backends", c->path);
+    for (int b = 0; b < bc->nb; b++) {
+        if (cnb_backend_spec_check(reg, bc->backends[b], where))
+            return CNB_EINVAL;
+        bc->max_threads[b] = cnb_backend_spec_max_threads(reg, bc->backends[b]);
+    }
+    return 0;
+}
+
+/* A BACKEND.threads that names a thread count the backend does not use is refused: it
+ * would time the backend on fewer threads than its row says. */
+static int check_override_threads(const bconf *bc, const bmodel *m)
+{
+    char why[64], section[80], key[96];
+    for (int b = 0; b < bc->nb; b++)
+        for (int i = 0; i < m->ov[b].nt; i++) {
+            if (!bench_not_run(bc, b, m->ov[b].threads[i], why, sizeof why))
+                continue;
+            snprintf(section, sizeof section, "bench.%s", m->name);
+            snprintf(key, sizeof key, "%s.threads", bc->backends[b]);
+            const cnb_kv *kv = cnb_section_get(cnb_conf_section(bc->conf, section), key);
+            return cnb_error("%s:%d: [%s] %s = %s: %s %s, and is timed only at thread "
+                             "counts it uses", bc->conf->path, kv ? kv->line : 0, section,
+                             key, kv ? kv->value : "?", bc->backends[b], why);
+        }
+    return 0;
+}
+
 int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
@@ -255,9 +293,13 @@ int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
                          "min_reps, min_time) and one [bench.NAME] per model", c->path);
     if ((ex && cnb_section_check_keys(c, ex, ex_keys)) || cnb_section_check_keys(c, b, bench_keys))
         return CNB_EINVAL;
-    if (parse_experiment(bc, c, ex) || parse_bench(bc, c, b))
+    if (parse_experiment(bc, c, ex) || parse_bench(bc, c, b) || check_backends(bc, reg) ||
+        parse_models(bc, c, reg))
         return CNB_EINVAL;
-    return parse_models(bc, c, reg);
+    for (int mi = 0; mi < bc->nm; mi++)
+        if (check_override_threads(bc, &bc->models[mi]))
+            return CNB_EINVAL;
+    return 0;
 }
 
 void bench_conf_free(bconf *bc)
@@ -278,9 +320,17 @@ void bench_model_label(const bmodel *m, char *buf, size_t len)
         snprintf(buf + used, len - used, ")");
 }
 
-int bench_runs_at(const bmodel *m, int b, int threads)
+const char *bench_not_run(const bconf *bc, int b, int threads, char *buf, size_t len)
 {
+    return cnb_backend_threads_unused(bc->max_threads[b], threads, buf, len);
+}
+
+int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads)
+{
+    char why[64];
     const override *o = &m->ov[b];
+    if (bench_not_run(bc, b, threads, why, sizeof why))
+        return 0;
     if (o->nt == 0)
         return 1;
     for (int i = 0; i < o->nt; i++)

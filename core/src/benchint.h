@@ -54,6 +54,7 @@ typedef struct bconf {
     char name[128], results[PATH_MAX], peer[PATH_MAX], dir[PATH_MAX + 130];
     uint64_t seed;
     char backends[MAX_BACKENDS][64];
+    int max_threads[MAX_BACKENDS]; /* the most each uses; 0: as many as it is given */
     int nb;
     int threads[MAX_THREADS], nt;
     int warmup, min_reps, layers;
@@ -73,8 +74,13 @@ void bench_conf_free(bconf *bc);
  * the report and stdout head its results with. */
 void bench_model_label(const bmodel *m, char *buf, size_t len);
 
-/* Does backend b of model m run at `threads` (its BACKEND.threads, when given)? */
-int bench_runs_at(const bmodel *m, int b, int threads);
+/* Why backend b is not timed at `threads` when it uses fewer ("is single-threaded"), into
+ * buf; NULL when it uses them. */
+const char *bench_not_run(const bconf *bc, int b, int threads, char *buf, size_t len);
+
+/* Does backend b of model m run at `threads`: it uses them, and its BACKEND.threads (when
+ * given) names them? */
+int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 
 /* ---- results ---------------------------------------------------------------------- */
 

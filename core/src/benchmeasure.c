@@ -318,13 +318,17 @@ int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int thread
     int ne = 0, rc = 0;
     memset(es, 0, sizeof es);
     for (int b = 0; b < bc->nb && rc == 0; b++)
-        if (bench_runs_at(m, b, threads))
+        if (bench_runs_at(bc, m, b, threads))
             rc = setup_entry(bc, m, b, threads, &es[ne++], reg);
     char label[600];
     bench_model_label(m, label, sizeof label);
     printf("%s, %d thread%s:", label, threads, threads == 1 ? "" : "s");
     for (int k = 0; k < ne; k++)
         printf(" %s (batch %d)", bc->backends[es[k].b], es[k].batch);
+    char why[64];
+    for (int b = 0; b < bc->nb; b++)
+        if (bench_not_run(bc, b, threads, why, sizeof why))
+            printf("; not run: %s, which %s", bc->backends[b], why);
     printf("\n");
     fflush(stdout);
     if (rc == 0)

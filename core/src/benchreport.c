@@ -118,6 +118,8 @@ static void write_method(FILE *f, const results *r)
         fprintf(f, "%s\n\n", r->peer_note);
 }
 
+static int is_peer(const row *t) { return strncmp(t->backend, "pytorch", 7) == 0; }
+
 /* One training row of the whole-network table, with its forward pass's images/s. */
 static void model_row(FILE *f, const results *r, const row *t)
 {
@@ -135,7 +137,18 @@ static void model_row(FILE *f, const results *r, const row *t)
 }
 
 /* The whole-network table of model m, headed by the variables it was timed with. */
-static void model_table(FILE *f, const results *r, const bmodel *m)
+/* The rows of the backends not timed at some thread count because they use fewer. */
+static void not_run_rows(FILE *f, const bconf *bc)
+{
+    char why[64];
+    for (int t = 0; t < bc->nt; t++)
+        for (int b = 0; b < bc->nb; b++)
+            if (bench_not_run(bc, b, bc->threads[t], why, sizeof why))
+                fprintf(f, "| %s | %d | not run: it %s | | | | | | | | |\n", bc->backends[b],
+                        bc->threads[t], why);
+}
+
+static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel *m)
 {
     char label[600];
     bench_model_label(m, label, sizeof label);
@@ -143,12 +156,15 @@ static void model_table(FILE *f, const results *r, const bmodel *m)
                "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
                "GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
             label);
-    for (int i = 0; i < r->n_rows; i++)
-        if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0)
-            model_row(f, r, &r->rows[i]);
+    for (int peer = 0; peer < 2; peer++) { /* the peer's rows last */
+        for (int i = 0; i < r->n_rows; i++)
+            if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
+                is_peer(&r->rows[i]) == peer)
+                model_row(f, r, &r->rows[i]);
+        if (!peer)
+            not_run_rows(f, bc);
+    }
 }
-
-static int is_peer(const row *t) { return strncmp(t->backend, "pytorch", 7) == 0; }
 
 /* The peer's training row of model m at `threads`, or NULL. */
 static const row *peer_row(const results *r, const bmodel *m, int threads)
@@ -320,7 +336,7 @@ int bench_write_report(const bconf *bc, const results *r)
     write_peak(a.f, bc, r);
     write_method(a.f, r);
     for (int mi = 0; mi < bc->nm; mi++) {
-        model_table(a.f, r, &bc->models[mi]);
+        model_table(a.f, bc, r, &bc->models[mi]);
         peer_ratios(a.f, r, &bc->models[mi]);
         for (int ti = 0; ti < bc->nt && bc->layers; ti++)
             layer_table(a.f, bc, r, &bc->models[mi], bc->threads[ti]);

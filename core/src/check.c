@@ -39,7 +39,7 @@ typedef struct shared {
     volatile unsigned long beat; /* bumped at every step: a hang shows as no change */
     int n_targets;
     struct {
-        uint32_t kind, ops;
+        uint32_t kind, ops, max_threads;
         char name[64];
     } targets[MAX_TARGETS];
     char where[256];             /* "conv, case lenet.conv2 (6x14x14 -> ...), batch 3" */
@@ -128,6 +128,9 @@ static int child_probe(const cnb_check_opts *o, shared *sh, int target, int op)
         sh->targets[sh->n_targets].kind = h->kind;
         sh->targets[sh->n_targets].ops =
             h->kind == CNB_PLUGIN_BACKEND ? ((const cnb_backend_desc *)h)->ops : 0;
+        sh->targets[sh->n_targets].max_threads =
+            h->kind == CNB_PLUGIN_BACKEND
+                ? CNB_BACKEND_FIELD_OR((const cnb_backend_desc *)h, max_threads, 0u) : 0;
         snprintf(sh->targets[sh->n_targets].name, sizeof sh->targets[0].name, "%s", h->name);
         sh->n_targets++;
         printf("%s plugin %s %s (ABI %u.%u) from %s\n", cnb_plugin_kind_name(h->kind),
@@ -442,7 +445,13 @@ static int child_speed(const cnb_check_opts *o, shared *sh, int target, int op)
     tb[nb++].desc = be;
     for (int i = 0; i < reg.n && nb < MAX_BACKENDS; i++) {
         const cnb_backend_desc *b = (const cnb_backend_desc *)reg.items[i].hdr;
-        if (b->hdr.kind == CNB_PLUGIN_BACKEND && b != be && (b->ops & CNB_OP_BIT(op)))
+        char why[64];
+        if (b->hdr.kind != CNB_PLUGIN_BACKEND || b == be || !(b->ops & CNB_OP_BIT(op)))
+            continue;
+        if (cnb_backend_threads_unused((int)CNB_BACKEND_FIELD_OR(b, max_threads, 0u),
+                                       o->threads, why, sizeof why))
+            printf("  %s not run: it %s\n", b->hdr.name, why);
+        else
             tb[nb++].desc = b;
     }
     for (int b = 0; b < nb; b++)
@@ -652,6 +661,13 @@ static int check_backend(const cnb_check_opts *o, shared *sh, int t)
         printf("  not provided (run on naive in a network): %s\n", rest);
     if (!o->speed)
         return failures;
+    char why[64];
+    if (cnb_backend_threads_unused((int)sh->targets[t].max_threads, o->threads, why,
+                                   sizeof why)) {
+        printf("\nspeed: not timed at %d threads: %s %s; time it with --threads %u\n",
+               o->threads, sh->targets[t].name, why, sh->targets[t].max_threads);
+        return failures;
+    }
     printf("\nspeed (threads %d; median of 5 to %d repetitions per call, each backend in "
            "its own block):\n", o->threads, SPEED_MAX_REPS);
     for (int op = 0; op < CNB_OP_COUNT; op++) {

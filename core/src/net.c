@@ -553,6 +553,31 @@ int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char
     return 0;
 }
 
+int cnb_backend_spec_max_threads(const cnb_registry *reg, const char *spec)
+{
+    char copy[256], *save = NULL;
+    int native, most = 1;
+    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native), spec);
+    for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
+        int max = (int)CNB_BACKEND_FIELD_OR(cnb_registry_backend(reg, name), max_threads, 0u);
+        if (max == 0)
+            return 0;
+        most = max > most ? max : most;
+    }
+    return most;
+}
+
+const char *cnb_backend_threads_unused(int max, int threads, char *buf, size_t len)
+{
+    if (max == 0 || threads <= max)
+        return NULL;
+    if (max == 1)
+        snprintf(buf, len, "is single-threaded");
+    else
+        snprintf(buf, len, "uses %d threads at most", max);
+    return buf;
+}
+
 /* Does layer i hand its tensors straight to one kernel (CNB_LAYER_KERNEL_IO)? */
 static int kernel_io(const cnb_net *net, int i)
 {

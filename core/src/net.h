@@ -107,6 +107,13 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
 /* Every backend of a spec ("direct+onednn") exists; otherwise an error naming it, `where`
  * first. */
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where);
+/* The most threads the backends of a spec use: 0 when one of them uses as many as it is
+ * given, else the largest of their max_threads (1: single-threaded). The naive fallback
+ * at the end of every chain is not counted. Every backend of the spec must exist. */
+int cnb_backend_spec_max_threads(const cnb_registry *reg, const char *spec);
+/* Why a backend using `max` threads at most (0: any number) is not timed at `threads`,
+ * into buf: "is single-threaded", "uses 4 threads at most"; NULL when it uses them. */
+const char *cnb_backend_threads_unused(int max, int threads, char *buf, size_t len);
 /* The length of a spec's backend names, without a trailing ":nchw" (which keeps every
  * tensor between layers NCHW); *native says whether it was absent. */
 int cnb_backend_spec_names(const char *spec, int *native);

@@ -92,11 +92,10 @@ void cnb_registry_names(const cnb_registry *r, cnb_plugin_kind kind, char *buf, 
 static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *minor,
                     size_t *size)
 {
-    (void)built;
     switch (kind) {
     case CNB_PLUGIN_BACKEND:
         *major = CNB_BACKEND_ABI_MAJOR, *minor = CNB_BACKEND_ABI_MINOR;
-        *size = sizeof(cnb_backend_desc);
+        *size = built == 0 ? offsetof(cnb_backend_desc, max_threads) : sizeof(cnb_backend_desc);
         return 0;
     case CNB_PLUGIN_LAYER:
         *major = CNB_LAYER_ABI_MAJOR, *minor = CNB_LAYER_ABI_MINOR;

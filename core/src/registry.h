@@ -15,10 +15,12 @@
 #include "cnnbench/backend.h"
 #include "cnnbench/layer.h"
 
-/* A backend descriptor's field from a newer ABI minor, or NULL when the plugin's
- * descriptor (struct_size) ends before it: the loader takes older minors. */
-#define CNB_BACKEND_FIELD(be, field)                                                   \
-    ((be)->hdr.struct_size > offsetof(cnb_backend_desc, field) ? (be)->field : NULL)
+/* A backend descriptor's field from a newer ABI minor, or `absent` (NULL for an entry)
+ * when the plugin's descriptor (struct_size) ends before it: the loader takes older
+ * minors. */
+#define CNB_BACKEND_FIELD_OR(be, field, absent)                                        \
+    ((be)->hdr.struct_size > offsetof(cnb_backend_desc, field) ? (be)->field : (absent))
+#define CNB_BACKEND_FIELD(be, field) CNB_BACKEND_FIELD_OR(be, field, NULL)
 
 typedef struct cnb_plugin {
     const cnb_plugin_header *hdr; /* kind-specific descriptor starts with this */

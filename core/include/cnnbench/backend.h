@@ -29,12 +29,13 @@ extern "C" {
 
 /*
  * 2.0: cnb_kernel starts with its struct_size (CNB_KERNEL_INIT fills it), and 1.1's
- * optional entries (layout_of, library_pass, park) belong to every descriptor. A later
- * minor appends fields to cnb_backend_desc or cnb_kernel; the host reads one through
- * struct_size, so a backend of an older 2.x minor keeps loading.
+ * optional entries (layout_of, library_pass, park) belong to every descriptor. 2.1
+ * appends max_threads. A later minor appends fields to cnb_backend_desc or cnb_kernel;
+ * the host reads one through struct_size, so a backend of an older 2.x minor keeps
+ * loading.
  */
 #define CNB_BACKEND_ABI_MAJOR 2
-#define CNB_BACKEND_ABI_MINOR 0
+#define CNB_BACKEND_ABI_MINOR 1
 
 /* The name of the reference backend: the one every other kernel is checked against, the
  * end of every backend chain, and the default where an experiment names none. */
@@ -172,6 +173,11 @@ typedef struct cnb_backend_desc {
      * a while: let threads that spin waiting for this backend's next call sleep instead,
      * so that they do not take the cores the next backend needs. */
     void (*park)(void *state);
+
+    /* 2.1. The most threads its kernels use, whatever cnb_backend_config.threads says:
+     * 1 for a single-threaded backend; 0 (a 2.0 backend's too) for as many as it is
+     * given. A benchmark times a backend only at thread counts it uses. */
+    uint32_t max_threads;
 } cnb_backend_desc;
 
 /*

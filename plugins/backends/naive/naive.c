@@ -673,4 +673,5 @@ CNB_BACKEND_DEFINE(
                      .init = naive_init,
                      .fini = naive_fini,
                      .kernel_create = naive_kernel_create,
-                     .info = naive_info));
+                     .info = naive_info,
+                     .max_threads = 1));
