@@ -216,6 +216,28 @@ static void test_scan_survives_bad_files(void)
     cnb_registry_free(&r);
 }
 
+/* `cnnbench plugins` says what each backend's threads and optional entries mean, not
+ * only their names. */
+static void test_listing_explains(void)
+{
+    char out[600], cmd[1400];
+    snprintf(out, sizeof out, "%s/plugins.txt", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' plugins >'%s' 2>&1", CNB_BUILD_ROOT, out);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    static char text[1 << 16];
+    FILE *f = fopen(out, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    const char *naive = strstr(text, "\nbackend  naive "), *ob = strstr(text, "\nbackend  openblas ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(naive);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    CHECK_MSG(naive, "threads: 1 at most (single-threaded); bench and check time it at no more");
+    CHECK_MSG(ob, "threads: as many as it is given");
+    CHECK_MSG(ob, "park: the bench lets its idle threads sleep while it times other backends");
+    CHECK_MSG(ob, "library passes: can time its library calls alone");
+}
+
 static void test_default_scan_finds_everything(void)
 {
     static const char *const layers[] = {"conv", "fc", "pool.avg", "pool.max", "act.sigmoid",
@@ -253,6 +275,7 @@ void suite_plugins(void)
         {"refuses a file that is not a plugin", test_not_a_plugin},
         {"a folder scan survives bad files", test_scan_survives_bad_files},
         {"the default scan finds every plugin", test_default_scan_finds_everything},
+        {"the listing says what threads and optional entries mean", test_listing_explains},
         {NULL, NULL},
     };
     test_add_suite("plugins", cases);

@@ -430,6 +430,31 @@ static void print_ops(uint32_t ops, int set)
     printf("%s\n", any ? "" : " (none)");
 }
 
+/* A backend's threads and optional entries, each with what it means, a line each. */
+static void print_backend_extras(const cnb_backend_desc *b)
+{
+    unsigned max = CNB_BACKEND_FIELD_OR(b, max_threads, 0u);
+    if (max == 0)
+        printf("%42s threads: as many as it is given (--threads, [bench] threads)\n", "");
+    else
+        printf("%42s threads: %u at most%s; bench and check time it at no more\n", "", max,
+               max == 1 ? " (single-threaded)" : "");
+    const struct {
+        int has;
+        const char *said;
+    } extras[] = {
+        {CNB_BACKEND_FIELD(b, layout_of) != NULL,
+         "native layouts: passes tensors in its own layout between its kernels"},
+        {CNB_BACKEND_FIELD(b, library_pass) != NULL,
+         "library passes: can time its library calls alone (the bench's library tables)"},
+        {CNB_BACKEND_FIELD(b, park) != NULL,
+         "park: the bench lets its idle threads sleep while it times other backends"},
+    };
+    for (size_t k = 0; k < sizeof extras / sizeof extras[0]; k++)
+        if (extras[k].has)
+            printf("%42s %s\n", "", extras[k].said);
+}
+
 static int cmd_plugins(cnb_registry *reg, const options *o)
 {
     (void)o;
@@ -447,19 +472,7 @@ static int cmd_plugins(cnb_registry *reg, const options *o)
                 printf("%42s on naive:", "");
                 print_ops(b->ops, 0);
             }
-            const char *has[] = {CNB_BACKEND_FIELD(b, layout_of) ? "native layouts" : NULL,
-                                 CNB_BACKEND_FIELD(b, library_pass) ? "library passes" : NULL,
-                                 CNB_BACKEND_FIELD(b, park) ? "park" : NULL};
-            int n = 0;
-            for (int k = 0; k < 3; k++)
-                if (has[k]) {
-                    if (n++)
-                        printf(", %s", has[k]);
-                    else
-                        printf("%42s also: %s", "", has[k]);
-                }
-            if (n)
-                printf("\n");
+            print_backend_extras(b);
         } else {
             const cnb_layer_desc *l = (const cnb_layer_desc *)p->hdr;
             printf("%42s type = %s; keys:", "", p->hdr->name);
