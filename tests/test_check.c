@@ -186,6 +186,28 @@ static void test_single_threaded(void)
     expect_words(out, itself);
 }
 
+/* A plugin's info line and warning at init are said once per command, though its
+ * conformance and its speed each start it in a process of their own. */
+static void test_notes_once(void)
+{
+    char out[512];
+    CU_ASSERT_EQUAL(check("'" FIXTURE("chatty") "' --threads 1 --cases 'lenet.fc3*'", out,
+                          sizeof out), 0);
+    const char *words[] = {"inner_product  PASS", "    fixture.chatty fwd", NULL};
+    expect_words(out, words);
+    int info = 0, warning = 0;
+    char line[1024];
+    FILE *f = fopen(out, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        info += strcmp(line, "fixture.chatty: info: loaded its kernels for this CPU\n") == 0;
+        warning += strstr(line, "fixture.chatty: warning: a slower library") == line;
+    }
+    if (f)
+        fclose(f);
+    CU_ASSERT_EQUAL(info, 1);
+    CU_ASSERT_EQUAL(warning, 1);
+}
+
 /* A network names the backend and the status of a kernel that fails, and keeps the same
  * rule as check: CNB_ENOTSUP from kernel_create falls back, any other error refuses. */
 static void test_network_failures(void)
@@ -271,6 +293,7 @@ void suite_check(void)
         {"defects at some batches or in some passes fail; correct fixtures pass",
          test_broken_fixtures},
         {"a single-threaded backend is not timed at 2 threads", test_single_threaded},
+        {"a plugin's notes are said once per command", test_notes_once},
         {"a network names a failing kernel's backend and status", test_network_failures},
         {"an out-of-tree plugin builds against the installed SDK and passes", test_sdk},
         {NULL, NULL},

@@ -739,6 +739,7 @@ static int cli(int argc, char **argv)
     }
     if (o.quiet && cnb_dist_rank() == 0) /* the other ranks: errors only */
         cnb_log_set_level(CNB_LOG_WARN);
+    cnb_log_share(); /* before any child: a plugin's notes once per command */
     cnb_registry reg;
     rc = v->needs_plugins ? load_plugins(&reg, &o) : 0;
     if (rc == 0)

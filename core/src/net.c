@@ -167,7 +167,7 @@ const cnb_host *cnb_host_services(void)
         .abi_major = CNB_HOST_ABI_MAJOR,
         .abi_minor = CNB_HOST_ABI_MINOR,
         .struct_size = sizeof(cnb_host),
-        .log = cnb_log,
+        .log = cnb_plugin_log,
         .alloc = cnb_alloc,
         .free = cnb_free,
         .rng_u32 = cnb_rng_u32,
