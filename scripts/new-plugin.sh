@@ -131,13 +131,16 @@ static int kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     return CNB_OK;
 }
 
-/* The descriptor and the exported entry the host looks for (cnnbench/backend.h). */
+/* The descriptor and the exported entry the host looks for (cnnbench/backend.h). Its
+ * loops run on one thread: max_threads = 1, so that the bench does not time it at more;
+ * set 0 once its kernels share their work over st->threads. */
 CNB_BACKEND_DEFINE(
     CNB_BACKEND_DESC("$name", "0.1.0", "$name: ReLU in plain C (a template)",
                      .ops = CNB_OP_BIT(CNB_OP_RELU),
                      .init = backend_init,
                      .fini = backend_fini,
-                     .kernel_create = kernel_create));
+                     .kernel_create = kernel_create,
+                     .max_threads = 1));
 EOF
 else
 cat > "$dir/$ident.c" <<EOF

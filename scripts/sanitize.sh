@@ -14,7 +14,7 @@ build=${CNB_ASAN_BUILD:-build-asan}
 # (whole networks on every backend), pool (thread-pool stress, 2 min instrumented), check
 # (its fixtures crash and overrun buffers on purpose; a sanitizer report would replace
 # the harness's own verdict).
-suites=(rng kernels dataset augment plugins model gradcheck sweep bench claims)
+suites=(rng kernels dataset augment plugins model gradcheck sweep bench claims csv)
 # conformance runs apart, without leak checking: at its exit LeakSanitizer's tracer
 # crashes (SIGSEGV) while it stops the backends' worker threads.
 unleaked=(conformance)

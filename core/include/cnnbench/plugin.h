@@ -146,7 +146,9 @@ typedef struct cnb_host {
     uint16_t abi_major, abi_minor;
     uint32_t struct_size;
 
-    /* Logging: `who` is the plugin or layer name. */
+    /* Logging: `who` is the plugin or layer name. A command says an info line or a
+     * warning once, however many of its processes (sweep cells, check's parts) start
+     * the plugin and log the same text; errors every time. */
     void (*log)(cnb_log_level level, const char *who, const char *fmt, ...) CNB_PRINTF(3, 4);
 
     /* Memory: 64-byte aligned, zero-filled; NULL on failure. Never in forward/backward. */
