@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "csv.h"
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
@@ -443,18 +444,8 @@ static int tasks_load(const char *dir, cnb_slurm_task **t, int *n)
         return errno == ENOENT ? 0 : cnb_error("%s: cannot read: %s", path, strerror(errno));
     int cap = 0;
     while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = '\0';
         char *fld[9];
-        int k = 0;
-        for (char *p = line; k < 9;) {
-            fld[k++] = p;
-            char *comma = strchr(p, ',');
-            if (!comma)
-                break;
-            *comma = '\0';
-            p = comma + 1;
-        }
-        if (k != 9 || strcmp(fld[0], "job") == 0)
+        if (cnb_csv_split(line, fld, 9) != 9 || strcmp(fld[0], "job") == 0)
             continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
