@@ -45,10 +45,27 @@ static int backend_index(const bconf *bc, const char *name)
     return -1;
 }
 
-/* One BACKEND.setting key of [bench.NAME] (`setting` points past the dot). */
-static int backend_key(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
+/* BACKEND.threads of backend b: the thread counts it runs at, each one it uses (a count
+ * it does not use would time it on fewer threads than its row says). */
+static int override_threads(const bconf *bc, const cnb_section *s, const cnb_kv *kv, int b,
+                            override *o)
+{
+    char why[64], where[1100];
+    if ((o->nt = int_list(bc->conf, kv, o->threads, MAX_THREADS, "thread counts")) < 0)
+        return CNB_EINVAL;
+    for (int i = 0; i < o->nt; i++)
+        if (bench_not_run(bc, b, o->threads[i], why, sizeof why))
+            return cnb_error("%s: [%s] %s = %s: %s %s, and is timed only at thread counts "
+                             "it uses", cnb_conf_where(bc->conf, s, kv, where, sizeof where),
+                             s->name, kv->key, kv->value, bc->backends[b], why);
+    return 0;
+}
+
+/* One BACKEND.setting key of [bench.NAME] for backend b (`setting` points past the dot). */
+static int backend_key(const bconf *bc, const cnb_section *s, const cnb_kv *kv, int b,
                        override *o, const char *setting)
 {
+    const cnb_conf *c = bc->conf;
     long v;
     double d;
     if (strcmp(setting, "batch") == 0 && cnb_conf_int(c, s, kv->key, 1, 65536, &v) == 0)
@@ -59,10 +76,9 @@ static int backend_key(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv
     else if (strcmp(setting, "min_time") == 0 &&
              cnb_conf_double(c, s, kv->key, 0.0, 3600.0, &d) == 0)
         o->min_time = d;
-    else if (strcmp(setting, "threads") == 0) {
-        if ((o->nt = int_list(c, kv, o->threads, MAX_THREADS, "thread counts")) < 0)
-            return CNB_EINVAL;
-    } else
+    else if (strcmp(setting, "threads") == 0)
+        return override_threads(bc, s, kv, b, o);
+    else
         return cnb_error("%s:%d: [%s] unknown or invalid key '%s' (per-backend keys: "
                          "BACKEND.batch, .min_reps, .min_time, .threads)",
                          c->path, kv->line, s->name, kv->key);
@@ -115,7 +131,7 @@ static int model_key(bconf *bc, const cnb_section *s, const cnb_kv *kv, bmodel *
         if (b < 0)
             return cnb_error("%s:%d: [%s] %s: '%s' is not a backend", c->path, kv->line,
                              s->name, kv->key, key);
-        return backend_key(c, s, kv, &m->ov[b], dot + 1);
+        return backend_key(bc, s, kv, b, &m->ov[b], dot + 1);
     }
     long v;
     if (strcmp(key, "model") == 0)
@@ -260,25 +276,6 @@ static int check_backends(bconf *bc, const cnb_registry *reg)
     return 0;
 }
 
-/* A BACKEND.threads that names a thread count the backend does not use is refused: it
- * would time the backend on fewer threads than its row says. */
-static int check_override_threads(const bconf *bc, const bmodel *m)
-{
-    char why[64], section[80], key[96];
-    for (int b = 0; b < bc->nb; b++)
-        for (int i = 0; i < m->ov[b].nt; i++) {
-            if (!bench_not_run(bc, b, m->ov[b].threads[i], why, sizeof why))
-                continue;
-            snprintf(section, sizeof section, "bench.%s", m->name);
-            snprintf(key, sizeof key, "%s.threads", bc->backends[b]);
-            const cnb_kv *kv = cnb_section_get(cnb_conf_section(bc->conf, section), key);
-            return cnb_error("%s:%d: [%s] %s = %s: %s %s, and is timed only at thread "
-                             "counts it uses", bc->conf->path, kv ? kv->line : 0, section,
-                             key, kv ? kv->value : "?", bc->backends[b], why);
-        }
-    return 0;
-}
-
 int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
@@ -293,13 +290,9 @@ int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
                          "min_reps, min_time) and one [bench.NAME] per model", c->path);
     if ((ex && cnb_section_check_keys(c, ex, ex_keys)) || cnb_section_check_keys(c, b, bench_keys))
         return CNB_EINVAL;
-    if (parse_experiment(bc, c, ex) || parse_bench(bc, c, b) || check_backends(bc, reg) ||
-        parse_models(bc, c, reg))
+    if (parse_experiment(bc, c, ex) || parse_bench(bc, c, b) || check_backends(bc, reg))
         return CNB_EINVAL;
-    for (int mi = 0; mi < bc->nm; mi++)
-        if (check_override_threads(bc, &bc->models[mi]))
-            return CNB_EINVAL;
-    return 0;
+    return parse_models(bc, c, reg); /* after check_backends: BACKEND.threads checks */
 }
 
 void bench_conf_free(bconf *bc)
