@@ -48,7 +48,8 @@ static int peer_status(const bconf *bc, int status, results *r)
                  "process; its row is the run with the median time, and the range of the runs' "
                  "medians is given with it.", bc->peer_runs);
     snprintf(r->peer_note, sizeof r->peer_note,
-             "PyTorch rows from %s: the same networks, batch and threads, timed the same way; "
+             "PyTorch rows from %s: the same networks, variables, batch and threads, timed the "
+             "same way; "
              "its OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores) "
              "unless the environment sets them, as unpinned its 2-thread LeNet-5 step is "
              "bimodal from one repetition to the next.%s", bc->peer, runs);
@@ -67,9 +68,9 @@ int bench_run_peer(const bconf *bc, const bmodel *m, int threads, results *r)
     snprintf(reps, sizeof reps, "%d", bc->min_reps);
     snprintf(mt, sizeof mt, "%g", bc->min_time);
     snprintf(warm, sizeof warm, "%d", bc->warmup);
-    const char *argv[PEER_FIXED_ARGS + 2 * CNB_MAX_VARS + 1] = {bc->peer, "--model", m->name, "--name", m->name,
-                                       "--batch", batch, "--threads", th, "--min-reps", reps,
-                                       "--min-time", mt, "--warmup", warm, "--out", out};
+    const char *argv[PEER_FIXED_ARGS + 2 * CNB_MAX_VARS + 1] = {
+        bc->peer, "--model", m->name, "--name", m->name, "--batch", batch, "--threads", th,
+        "--min-reps", reps, "--min-time", mt, "--warmup", warm, "--out", out};
     int argc = PEER_FIXED_ARGS;
     for (int i = 0; i < m->resolved.n; i++) {
         snprintf(vars[i], sizeof vars[i], "%s=%s", m->resolved.names[i], m->resolved.values[i]);
