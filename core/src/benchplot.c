@@ -35,7 +35,7 @@ int bench_plot_throughput(const bconf *bc, const results *r, const bmodel *m)
              m->name);
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, bc->dir, name, title, "images / s"))
         return CNB_EIO;
-    fprintf(a.f, "set logscale y\nset style data histogram\n"
+    fprintf(a.f, "set logscale y\nset format y '10^{%%L}'\nset style data histogram\n"
                  "set style histogram errorbars gap 2 lw 1\nset style fill solid 0.7 border -1\n"
                  "set xtics noenhanced rotate by -25\nset key top left\n");
     fprintf(a.f, "plot '%s.dat' using 2:3:4:xtic(1) title 'forward (inference)' lc rgb "
@@ -86,7 +86,8 @@ int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int th
              "layer (median of the per-layer pass)", m->name, threads, threads == 1 ? "" : "s");
     if (cnb_atomic_commit(&a) || cnb_plot_open(&a, bc->dir, name, title, "ms per image"))
         return CNB_EIO;
-    fprintf(a.f, "set logscale y\nset style data histogram\nset style histogram clustered gap 1\n"
+    fprintf(a.f, "set logscale y\nset format y '10^{%%L}'\nset style data histogram\n"
+                 "set style histogram clustered gap 1\n"
                  "set style fill solid 0.7 border -1\nset xtics noenhanced rotate by -45\n"
                  "set key top right\n");
     fprintf(a.f, "plot ");
