@@ -194,37 +194,49 @@ static int measure(const cnb_scaling_spec *sp, const cnb_scaling_model *m, const
 
 /* ---- the table over every rank count measured ----------------------------------------- */
 
+/* The rows earlier runs wrote to `path`, by column name: their count (0 when there is no
+ * file yet), or CNB_EINVAL for a file without this version's columns. The minima came
+ * later than the rest: a file without them reads NaN there. */
 static int read_rows(const char *path, srow *rows, int max)
 {
-    FILE *f = fopen(path, "r");
-    char line[2048], *fl[24];
-    int n = 0;
-    if (f && fgets(line, sizeof line, f))
-        while (n < max && fgets(line, sizeof line, f)) {
-            int nf = cnb_csv_split(line, fl, 24);
-            if (nf < 20)
-                continue;
-            srow *r = &rows[n++];
-            memset(r, 0, sizeof *r);
-            snprintf(r->model, sizeof r->model, "%s", fl[0]);
-            snprintf(r->backend, sizeof r->backend, "%s", fl[1]);
-            int *ints[] = {&r->threads, &r->ranks, &r->nodes, &r->per_node, &r->batch,
-                           &r->slice, &r->reps, &r->buckets};
-            for (int k = 0; k < 8; k++)
-                *ints[k] = atoi(fl[2 + k]);
-            double *dbl[] = {&r->step_ms, &r->q1, &r->q3, &r->cv, &r->slowest_ms, &r->comm_ms,
-                             &r->allreduce_ms, &r->bytes, &r->ips};
-            for (int k = 0; k < 9; k++)
-                *dbl[k] = strtod(fl[10 + k], NULL);
-            snprintf(r->when, sizeof r->when, "%s", fl[19]);
-            r->when[strcspn(r->when, "\r\n")] = '\0';
-            double *mins[] = {&r->step_min, &r->comm_min, &r->allreduce_min};
-            for (int k = 0; k < 3; k++)
-                *mins[k] = 20 + k < nf ? strtod(fl[20 + k], NULL) : NAN;
+    static const char *const names[] = {
+        "model", "backend", "threads", "ranks", "nodes", "ranks_per_node", "global_batch",
+        "rank_batch", "reps", "buckets", "step_ms", "step_q1", "step_q3", "step_cv",
+        "slowest_rank_step_ms", "comm_ms", "allreduce_ms", "allreduce_bytes",
+        "images_per_second", "measured", NULL};
+    static const char *const minima[] = {"step_min_ms", "comm_min_ms", "allreduce_min_ms"};
+    cnb_csv c;
+    int col[20], n = 0, rc = cnb_csv_open(&c, path);
+    if (rc == CNB_ENOTFOUND) {
+        cnb_csv_close(&c);
+        return 0;
+    }
+    if (rc == 0)
+        rc = cnb_csv_columns(&c, names, col);
+    while (rc == 0 && n < max && (rc = cnb_csv_next(&c)) == 1) {
+        srow *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->model, sizeof r->model, "%s", cnb_csv_get(&c, col[0]));
+        snprintf(r->backend, sizeof r->backend, "%s", cnb_csv_get(&c, col[1]));
+        int *ints[] = {&r->threads, &r->ranks, &r->nodes, &r->per_node, &r->batch,
+                       &r->slice, &r->reps, &r->buckets};
+        for (int k = 0; k < 8; k++)
+            *ints[k] = atoi(cnb_csv_get(&c, col[2 + k]));
+        double *dbl[] = {&r->step_ms, &r->q1, &r->q3, &r->cv, &r->slowest_ms, &r->comm_ms,
+                         &r->allreduce_ms, &r->bytes, &r->ips};
+        for (int k = 0; k < 9; k++)
+            *dbl[k] = strtod(cnb_csv_get(&c, col[10 + k]), NULL);
+        snprintf(r->when, sizeof r->when, "%s", cnb_csv_get(&c, col[19]));
+        double *mins[] = {&r->step_min, &r->comm_min, &r->allreduce_min};
+        for (int k = 0; k < 3; k++) {
+            int m = cnb_csv_find(&c, minima[k]);
+            *mins[k] = m >= 0 ? strtod(cnb_csv_get(&c, m), NULL) : NAN;
         }
-    if (f)
-        fclose(f);
-    return n;
+    }
+    if (rc < 0)
+        cnb_error("%s; move the file away to start its table afresh", c.err);
+    cnb_csv_close(&c);
+    return rc < 0 ? rc : n;
 }
 
 static int same_group(const srow *a, const srow *b)
@@ -421,6 +433,7 @@ int cnb_scaling_run(const cnb_scaling_spec *sp, const cnb_registry *reg)
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/scaling.csv", sp->dir);
         int n = 0, old = read_rows(path, rows, MAX_ROWS);
+        rc = old < 0 ? old : 0;
         for (int i = 0; i < old; i++) {
             int replaced = 0;
             for (int k = 0; k < n_mine && !replaced; k++)
@@ -431,7 +444,8 @@ int cnb_scaling_run(const cnb_scaling_spec *sp, const cnb_registry *reg)
         for (int k = 0; k < n_mine && n < MAX_ROWS; k++)
             rows[n++] = mine[k];
         qsort(rows, (size_t)n, sizeof *rows, by_group);
-        rc = cnb_mkdirs(sp->dir);
+        if (rc == 0)
+            rc = cnb_mkdirs(sp->dir);
         if (rc == 0)
             rc = write_csv(sp->dir, rows, n);
         if (rc == 0)
