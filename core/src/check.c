@@ -338,60 +338,37 @@ static int kernel_pass(void *what, int backward)
 
 /* Time forward and backward of every backend in tb[] on one case and print a row. Returns
  * 1 when tb[0] (the plugin checked) failed a call, 0 otherwise. */
-static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
+/* Creates backend x's kernel for d and times its passes on a's buffers; x->rc says how it
+ * ended, x->k is left NULL unless it ran clean. */
+static void time_backend(shared *sh, timed *x, const cnb_op_desc *d, cnb_args *a)
 {
-    const size_t ns = (size_t)d->batch * cnb_shape_size(d->src);
-    const size_t nd = (size_t)d->batch * cnb_shape_size(d->dst);
-    size_t nw = 0, nbias = 0;
-    if (d->op == CNB_OP_CONV)
-        nw = (size_t)d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw, nbias = d->dst.c;
-    else if (d->op == CNB_OP_INNER_PRODUCT)
-        nw = (size_t)d->dst.c * cnb_shape_size(d->src), nbias = d->dst.c;
-    enum { SRC, DST, DDST, DSRC, W, DW, B, DB, NBUF };
-    const size_t len[NBUF] = {ns, nd, nd, ns, nw, nw, nbias, nbias};
-    float *buf[NBUF];
-    for (int i = 0; i < NBUF; i++)
-        buf[i] = len[i] ? cnb_alloc(len[i] * sizeof(float)) : NULL;
-    int32_t *labels = calloc((size_t)d->batch, sizeof *labels);
-    float loss;
-    cnb_check_rng_seed(1000);
-    cnb_fill_uniform(buf[SRC], ns, -1.0f, 1.0f);
-    cnb_fill_uniform(buf[DDST], nd, -1.0f, 1.0f);
-    if (nw)
-        cnb_fill_uniform(buf[W], nw, -0.1f, 0.1f), cnb_fill_uniform(buf[B], nbias, -0.1f, 0.1f);
-    cnb_args a = {.src = buf[SRC], .dst = buf[DST], .weights = buf[W], .bias = buf[B],
-                  .diff_dst = buf[DDST], .diff_src = buf[DSRC], .diff_weights = buf[DW],
-                  .diff_bias = buf[DB], .labels = labels,
-                  .loss = d->op == CNB_OP_SOFTMAX_XENT ? &loss : NULL};
-
-    /* One backend after the other, each in a block: interleaving single calls of
-     * different thread pools (OpenMP workers spinning while another pool runs) costs
-     * milliseconds per call on a small machine and would measure the pools' contention. */
-    for (int b = 0; b < nb; b++) {
-        timed *x = &tb[b];
+    x->k = NULL;
+    x->a = a;
+    step(sh, "kernel_create");
+    double t = cnb_now();
+    x->rc = x->desc->kernel_create(x->state, d, &x->k);
+    x->create = cnb_now() - t;
+    snprintf(x->failed, sizeof x->failed, "kernel_create");
+    x->fallback = x->rc == CNB_ENOTSUP;
+    char why[1024];
+    if (x->rc == CNB_OK &&
+        (x->rc = cnb_registry_check_kernel(NULL, x->desc, x->k, why, sizeof why)) != CNB_OK)
+        fprintf(stderr, "  %s\n", why); /* and its kernel is left alone */
+    if (x->rc != CNB_OK) {
         x->k = NULL;
-        x->a = &a;
-        step(sh, "kernel_create");
-        double t = cnb_now();
-        x->rc = x->desc->kernel_create(x->state, d, &x->k);
-        x->create = cnb_now() - t;
-        snprintf(x->failed, sizeof x->failed, "kernel_create");
-        x->fallback = x->rc == CNB_ENOTSUP;
-        char why[1024];
-        if (x->rc == CNB_OK &&
-            (x->rc = cnb_registry_check_kernel(NULL, x->desc, x->k, why, sizeof why)) != CNB_OK)
-            fprintf(stderr, "  %s\n", why); /* and its kernel is left alone: k = NULL below */
-        if (x->rc != CNB_OK) {
-            x->k = NULL;
-            continue;
-        }
-        x->rc = time_passes(sh, kernel_pass, x, &x->t, x->failed, sizeof x->failed);
-        step(sh, "destroy");
-        x->k->destroy(x->k);
-        if (x->rc != CNB_OK)
-            x->k = NULL;
+        return;
     }
+    x->rc = time_passes(sh, kernel_pass, x, &x->t, x->failed, sizeof x->failed);
+    step(sh, "destroy");
+    x->k->destroy(x->k);
+    if (x->rc != CNB_OK)
+        x->k = NULL;
+}
 
+/* The case's lines: each backend's times (or why it has none), then the plugin's against
+ * the fastest other backend. */
+static void print_case(const timed *tb, int nb, const cnb_op_desc *d, const char *name)
+{
     char shape[128];
     cnb_conform_shape_str(shape, sizeof shape, d);
     printf("  %-18s batch %-3d %s\n", name, d->batch, shape);
@@ -423,6 +400,41 @@ static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const 
     if (nb > 1 && isfinite(best_other_f))
         printf("    %-12s fwd %8.2fx     bwd %8.2fx     against the fastest other backend\n",
                tb[0].desc->hdr.name, best_other_f / tf, best_other_b / tbw);
+}
+
+static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
+{
+    const size_t ns = (size_t)d->batch * cnb_shape_size(d->src);
+    const size_t nd = (size_t)d->batch * cnb_shape_size(d->dst);
+    size_t nw = 0, nbias = 0;
+    if (d->op == CNB_OP_CONV)
+        nw = (size_t)d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw, nbias = d->dst.c;
+    else if (d->op == CNB_OP_INNER_PRODUCT)
+        nw = (size_t)d->dst.c * cnb_shape_size(d->src), nbias = d->dst.c;
+    enum { SRC, DST, DDST, DSRC, W, DW, B, DB, NBUF };
+    const size_t len[NBUF] = {ns, nd, nd, ns, nw, nw, nbias, nbias};
+    float *buf[NBUF];
+    for (int i = 0; i < NBUF; i++)
+        buf[i] = len[i] ? cnb_alloc(len[i] * sizeof(float)) : NULL;
+    int32_t *labels = calloc((size_t)d->batch, sizeof *labels);
+    float loss;
+    cnb_check_rng_seed(1000);
+    cnb_fill_uniform(buf[SRC], ns, -1.0f, 1.0f);
+    cnb_fill_uniform(buf[DDST], nd, -1.0f, 1.0f);
+    if (nw) {
+        cnb_fill_uniform(buf[W], nw, -0.1f, 0.1f);
+        cnb_fill_uniform(buf[B], nbias, -0.1f, 0.1f);
+    }
+    cnb_args a = {.src = buf[SRC], .dst = buf[DST], .weights = buf[W], .bias = buf[B],
+                  .diff_dst = buf[DDST], .diff_src = buf[DSRC], .diff_weights = buf[DW],
+                  .diff_bias = buf[DB], .labels = labels,
+                  .loss = d->op == CNB_OP_SOFTMAX_XENT ? &loss : NULL};
+    /* One backend after the other, each in a block: interleaving single calls of
+     * different thread pools (OpenMP workers spinning while another pool runs) costs
+     * milliseconds per call on a small machine and would measure the pools' contention. */
+    for (int b = 0; b < nb; b++)
+        time_backend(sh, &tb[b], d, &a);
+    print_case(tb, nb, d, name);
     for (int i = 0; i < NBUF; i++)
         cnb_free(buf[i]);
     free(labels);
