@@ -314,6 +314,42 @@ static int plot_model(const char *dir, const srow *rows, int n, const char *mode
     return cnb_plot_finish(&a, dir, name);
 }
 
+/* One model's table: a row per backend, threads and rank count, with the speedup and
+ * efficiency against the 1-rank row of the same group. */
+static void model_table(FILE *f, const srow *rows, int n, const char *model)
+{
+    fprintf(f, "## %s\n\n| backend | threads | ranks (nodes) | batch (a rank's) | step ms "
+               "(median, IQR) | slowest rank ms | in MPI ms (share) | allreduce alone ms "
+               "| gradient MB (buckets) | img/s | speedup | efficiency |\n"
+               "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n", model);
+    int without_base = 0;
+    for (int i = 0; i < n; i++) {
+        const srow *r = &rows[i];
+        if (strcmp(r->model, model) != 0)
+            continue;
+        double t1 = one_rank_ms(rows, n, r), speedup = t1 / r->step_ms;
+        char sp_s[32] = "–", eff_s[32] = "–";
+        if (!isnan(t1) && r->ranks > 1) {
+            snprintf(sp_s, sizeof sp_s, "%.2f×", speedup);
+            snprintf(eff_s, sizeof eff_s, "%.0f%%", 100.0 * speedup / r->ranks);
+        } else if (r->ranks == 1) {
+            snprintf(sp_s, sizeof sp_s, "1 (base)");
+        }
+        without_base |= r->ranks > 1 && isnan(t1);
+        /* min: the least disturbed repetition, for a machine shared with other work */
+        fprintf(f, "| %s | %d | %d (%d) | %d (%d) | %.2f [%.2f–%.2f]%s; min %.2f | %.2f | "
+                   "%.2f (%.1f%%); min %.2f | %.2f; min %.2f | %.2f (%d) | %.0f | %s | %s |\n",
+                r->backend, r->threads, r->ranks, r->nodes, r->batch, r->slice, r->step_ms,
+                r->q1, r->q3, r->cv >= CNB_UNSTABLE_CV ? " unstable" : "", r->step_min,
+                r->slowest_ms, r->comm_ms, 100.0 * r->comm_ms / r->step_ms, r->comm_min,
+                r->allreduce_ms, r->allreduce_min, r->bytes * 1e-6, r->buckets, r->ips, sp_s,
+                eff_s);
+    }
+    if (without_base)
+        fprintf(f, "\nSpeedup and efficiency need the 1-rank row of the same backend, "
+                   "threads and batch: run the experiment once without mpirun.\n");
+}
+
 static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
 {
     char path[PATH_MAX + 32], cpu[256];
@@ -363,38 +399,7 @@ static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
             snprintf(models[nm++], sizeof models[0], "%s", rows[i].model);
     }
     for (int k = 0; k < nm; k++) {
-        fprintf(f, "## %s\n\n| backend | threads | ranks (nodes) | batch (a rank's) | step ms "
-                   "(median, IQR) | slowest rank ms | in MPI ms (share) | allreduce alone ms "
-                   "| gradient MB (buckets) | img/s | speedup | efficiency |\n"
-                   "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n", models[k]);
-        /* min: the least disturbed repetition, for a machine shared with other work */
-        for (int i = 0; i < n; i++) {
-            const srow *r = &rows[i];
-            if (strcmp(r->model, models[k]) != 0)
-                continue;
-            double t1 = one_rank_ms(rows, n, r), speedup = t1 / r->step_ms;
-            char sp_s[32] = "–", eff_s[32] = "–";
-            if (!isnan(t1) && r->ranks > 1) {
-                snprintf(sp_s, sizeof sp_s, "%.2f×", speedup);
-                snprintf(eff_s, sizeof eff_s, "%.0f%%", 100.0 * speedup / r->ranks);
-            } else if (r->ranks == 1) {
-                snprintf(sp_s, sizeof sp_s, "1 (base)");
-            }
-            fprintf(f, "| %s | %d | %d (%d) | %d (%d) | %.2f [%.2f–%.2f]%s; min %.2f | %.2f | "
-                       "%.2f (%.1f%%); min %.2f | %.2f; min %.2f | %.2f (%d) | %.0f | %s | %s |\n",
-                    r->backend, r->threads, r->ranks, r->nodes, r->batch, r->slice, r->step_ms,
-                    r->q1, r->q3, r->cv >= CNB_UNSTABLE_CV ? " unstable" : "", r->step_min,
-                    r->slowest_ms, r->comm_ms, 100.0 * r->comm_ms / r->step_ms, r->comm_min,
-                    r->allreduce_ms, r->allreduce_min, r->bytes * 1e-6, r->buckets, r->ips, sp_s,
-                    eff_s);
-        }
-        int without_base = 0;
-        for (int i = 0; i < n; i++)
-            without_base |= !strcmp(rows[i].model, models[k]) && rows[i].ranks > 1 &&
-                            isnan(one_rank_ms(rows, n, &rows[i]));
-        if (without_base)
-            fprintf(f, "\nSpeedup and efficiency need the 1-rank row of the same backend, "
-                       "threads and batch: run the experiment once without mpirun.\n");
+        model_table(f, rows, n, models[k]);
         fprintf(f, "\n![scaling](scaling-%s.png)\n\n", models[k]);
         int rc = plot_model(sp->dir, rows, n, models[k]);
         if (rc) {
