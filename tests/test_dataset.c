@@ -604,6 +604,70 @@ static void test_stats_normalize(void)
     }
 }
 
+/* ---- the validation hold-out --------------------------------------------------------- */
+
+/* n single-pixel images whose pixel is the image's index, label index % 10. */
+static void numbered(cnb_dataset *d, int n)
+{
+    memset(d, 0, sizeof *d);
+    d->n = n, d->c = d->h = d->w = 1, d->classes = 10;
+    d->images = malloc((size_t)n * sizeof *d->images);
+    d->labels = malloc((size_t)n * sizeof *d->labels);
+    CU_ASSERT_FATAL(d->images && d->labels);
+    for (int i = 0; i < n; i++)
+        d->images[i] = (float)i, d->labels[i] = i % 10;
+}
+
+/* Held out and kept: every index exactly once, none in both, each part in its order, each
+ * label with its image; the same seed holds out the same images, another seed others. */
+static void test_holdout(void)
+{
+    enum { N = 1000, HELD = 100 };
+    cnb_dataset train, val, again, val2, other, val3;
+    uint32_t crc, crc2, crc3;
+    numbered(&train, N);
+    numbered(&again, N);
+    numbered(&other, N);
+    CU_ASSERT_EQUAL_FATAL(cnb_dataset_holdout(&train, HELD, 7, &val, &crc), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_dataset_holdout(&again, HELD, 7, &val2, &crc2), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_dataset_holdout(&other, HELD, 8, &val3, &crc3), 0);
+    CU_ASSERT_EQUAL(train.n, N - HELD);
+    CU_ASSERT_EQUAL(val.n, HELD);
+    CU_ASSERT(val.c == 1 && val.h == 1 && val.w == 1 && val.classes == 10);
+    int seen[N] = {0};
+    const cnb_dataset *part[2] = {&train, &val};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < part[k]->n; i++) {
+            int at = (int)part[k]->images[i];
+            CU_ASSERT(at >= 0 && at < N);
+            seen[at] += 1;
+            CU_ASSERT_EQUAL(part[k]->labels[i], at % 10);
+            if (i > 0)
+                CU_ASSERT(part[k]->images[i] > part[k]->images[i - 1]);
+        }
+    int once = 0;
+    for (int i = 0; i < N; i++)
+        once += seen[i] == 1;
+    CU_ASSERT_EQUAL(once, N);
+    CU_ASSERT(val.images[HELD - 1] - val.images[0] > N / 2); /* spread, not a block */
+    CU_ASSERT_EQUAL(crc, crc2);
+    CU_ASSERT_EQUAL(memcmp(val.images, val2.images, HELD * sizeof(float)), 0);
+    CU_ASSERT_NOT_EQUAL(crc, crc3);
+    CU_ASSERT_NOT_EQUAL(memcmp(val.images, val3.images, HELD * sizeof(float)), 0);
+    /* the digest is the CRC-32 of the held-out indices, as meta.ini says */
+    uLong want = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < HELD; i++) {
+        uint32_t at = (uint32_t)val.images[i];
+        unsigned char le[4] = {(unsigned char)at, (unsigned char)(at >> 8),
+                               (unsigned char)(at >> 16), (unsigned char)(at >> 24)};
+        want = crc32(want, le, 4);
+    }
+    CU_ASSERT_EQUAL(crc, (uint32_t)want);
+    cnb_dataset *all[6] = {&train, &val, &again, &val2, &other, &val3};
+    for (int k = 0; k < 6; k++)
+        cnb_dataset_free(all[k]);
+}
+
 static void test_stats_tiny(void)
 {
     fixture fx;
@@ -764,6 +828,7 @@ void suite_dataset(void)
         {"corrupt gzip trailer after a large read", test_corrupt_gzip_large},
         {"more data than declared", test_trailing_data},
         {"channel stats and normalize", test_stats_normalize},
+        {"validation hold-out: disjoint, seeded", test_holdout},
         {"stats of a loaded file", test_stats_tiny},
         {"Fashion-MNIST test split", test_fmnist_test_split},
         {"Fashion-MNIST training split", test_fmnist_train_split},

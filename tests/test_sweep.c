@@ -924,6 +924,91 @@ static void test_kill_and_resume(void)
     CU_ASSERT(strstr(a, "\n3,") != NULL); /* all three epochs */
 }
 
+/* The value of `key = ` in a cell's meta.ini ("" when absent). */
+static void meta_value(const char *dir, const char *cell, const char *key, char *out,
+                       size_t len)
+{
+    char path[1500], line[1024], want[128];
+    snprintf(path, sizeof path, "%s/%s/meta.ini", dir, cell);
+    snprintf(want, sizeof want, "%s = ", key);
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, want, strlen(want)) == 0) {
+            snprintf(out, len, "%s", line + strlen(want));
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+/* [data] validation: bad values are refused at their line before anything runs (exit 2);
+ * a run holds out the same images for every variant of a seed (another seed, others),
+ * records how in meta.ini and its fingerprint, and reports validation per epoch. */
+static void test_validation_split(void)
+{
+    const char *path = experiment("[sweep]\ntrain.lr = 0.02, 0.05\nseed = 1, 2\n"
+                                  "[profile.bad]\ndata.validation = -5\n");
+    expect_cli(path, "--profile bad", 2, "exp.ini:19: [data] validation = '-5': expected the "
+               "training images to hold out, a count (6000) or a fraction of them below 1", 1);
+    expect_cli(path, "--set data.validation=1.0", 2, "--set data.validation=1.0: [data] "
+               "validation = '1.0': expected", 1);
+    expect_cli(path, "--set data.validation=400", 2, "--set data.validation=400: holds out 400 "
+               "of the 400 training images (data.train_limit); leave some to train on", 1);
+    expect_cli(path, "--set data.validation=0.001", 2, "holds out 0 of the 400 training "
+               "images (data.train_limit); give a larger fraction, or a count", 1);
+    expect_cli(path, "--set data.validation=0.9", 2, "a batch of 50 is more than the 40 "
+               "training images (data.train_limit) left after data.validation", 1);
+
+    char *images[] = {"data.format=folder", "data.train=train", "data.test=test",
+                      "data.resize=28x28", "data.resize_mode=exact", "data.validation=10"};
+    cnb_experiment e;
+    cnb_error_quiet(1);
+    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, images, 6), CNB_EINVAL);
+    cnb_error_quiet(0);
+    CHECK_MSG(cnb_last_error(), "--set data.validation=10: [data] validation holds out part of "
+              "an in-memory training split (format = idx or cifar); from image files (format = "
+              "folder) none can be held out yet");
+    cnb_experiment_free(&e);
+
+    char dir[512], out[2][8192], a[64], b[64], c[64], p[1024];
+    snprintf(dir, sizeof dir, "%.*s/results/t", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "--set data.validation=0.25 --set train.epochs=1",
+                                  out), 0);
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "validation_crc32", a, sizeof a);
+    meta_value(dir, "lr-0.05_seed1_naive_t1", "validation_crc32", b, sizeof b);
+    meta_value(dir, "lr-0.05_seed2_naive_t1", "validation_crc32", c, sizeof c);
+    CU_ASSERT(strlen(a) == 8);
+    CU_ASSERT_STRING_EQUAL(a, b); /* the same held-out images for every variant of a seed */
+    CU_ASSERT_STRING_NOT_EQUAL(a, c);
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "validation", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "100 images");
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "train", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "300 images 1x28x28");
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "validation_stream", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "6");
+    char metrics[4096] = "", report[16384] = "";
+    snprintf(p, sizeof p, "%s/lr-0.02_seed1_naive_t1/metrics.csv", dir);
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    metrics[fread(metrics, 1, sizeof metrics - 1, f)] = '\0';
+    fclose(f);
+    CHECK_MSG(metrics, ",val_loss,val_acc\n1,");
+    CU_ASSERT(strstr(metrics, ",,\n") == NULL); /* both filled in */
+    snprintf(p, sizeof p, "%s/report.md", dir);
+    f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    report[fread(report, 1, sizeof report - 1, f)] = '\0';
+    fclose(f);
+    CHECK_MSG(report, "| val acc | val loss | test acc at best val epoch |");
+    CHECK_MSG(report, "## Validation per epoch (accuracy / loss, mean over seeds)");
+    /* the hold-out is part of the cells' settings: another one is another result */
+    CU_ASSERT_EQUAL(run_cli(path, "--set data.validation=50 --set train.epochs=1", out), 2);
+    CHECK_MSG(out[0], "4 finished cells");
+    CHECK_MSG(out[0], "ran with other settings");
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -975,6 +1060,7 @@ void suite_sweep(void)
         {"a cell that cannot fit in memory is refused up front", test_memory_estimate},
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {"cells run anywhere: --cell, --shard, --list-cells", test_cells_run_anywhere},
+        {"[data] validation: checked, seeded, reported", test_validation_split},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

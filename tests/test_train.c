@@ -5,7 +5,9 @@
  */
 #include <math.h>
 #include <string.h>
+#include <zlib.h>
 
+#include "checkpoint.h"
 #include "dataset.h"
 #include "errors.h"
 #include "log.h"
@@ -183,6 +185,54 @@ static void test_nan_in_evaluation_diverges(void)
     cnb_conf_free(&conf);
 }
 
+/* A checkpoint of another version (its records laid out otherwise) is refused, naming both
+ * versions, and the cell starts afresh; one of this version resumes. */
+static void test_checkpoint_version(void)
+{
+    char model[512], path[512];
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    snprintf(path, sizeof path, "%s/c.cnbk", test_tmpdir());
+    cnb_net net;
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, test_registry(), model, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, 10), 0);
+    cnb_epoch_stats h[2] = {{.epoch = 1}, {.epoch = 2}};
+    CU_ASSERT_EQUAL_FATAL(cnb_checkpoint_save(path, &net, "0123456789abcdef", 2, h, sizeof h), 0);
+    int epoch;
+    void *got;
+    size_t bytes;
+    CU_ASSERT_EQUAL(cnb_checkpoint_load(path, &net, "0123456789abcdef", &epoch, &got, &bytes), 0);
+    CU_ASSERT_EQUAL(epoch, 2);
+    CU_ASSERT_EQUAL(bytes, sizeof h);
+    free(got);
+    /* the same file as an older cnnbench wrote it: version 3, its checksum made good */
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    unsigned char *buf = malloc((size_t)len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    rewind(f);
+    CU_ASSERT_EQUAL_FATAL(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[4] = 3, buf[5] = buf[6] = buf[7] = 0; /* after "CNBK", little-endian */
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, (uInt)(len - 4));
+    memcpy(buf + len - 4, &crc, 4);
+    rewind(f);
+    CU_ASSERT_EQUAL(fwrite(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    free(buf);
+    cnb_log_set_level(CNB_LOG_ERROR); /* the warning is expected */
+    CU_ASSERT_EQUAL(cnb_checkpoint_load(path, &net, "0123456789abcdef", &epoch, &got, &bytes), 0);
+    cnb_log_set_level(CNB_LOG_INFO);
+    CU_ASSERT_EQUAL(epoch, 0);
+    CU_ASSERT_PTR_NULL(got);
+    CHECK_MSG(cnb_last_warning(), "a checkpoint of version 3, written by an older cnnbench "
+              "(this one reads version 4); not resumed from it: the cell starts afresh");
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+}
+
 void suite_train(void)
 {
     static const test_case cases[] = {
@@ -190,6 +240,7 @@ void suite_train(void)
         {"same seed, same curve", test_same_seed_same_curve},
         {"weights save and load", test_weights_round_trip},
         {"NaN in evaluation is divergence", test_nan_in_evaluation_diverges},
+        {"a checkpoint of another version is refused", test_checkpoint_version},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

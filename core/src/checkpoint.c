@@ -14,11 +14,12 @@
 
 #define MAGIC "CNBK"
 /* 2: the history's records (cnb_epoch_stats) gained loader_rate; 3: ranks and the
- * compute/allreduce split of data-parallel training. Bump it whenever the
- * record changes: a checkpoint is read back as raw records, and one of another layout is
- * then refused as "not a checkpoint of this version" (the cell starts afresh) instead of
- * being read misaligned. experiment.c asserts the record's size to catch a change. */
-#define VERSION 3u
+ * compute/allreduce split of data-parallel training; 4: the validation split's loss and
+ * accuracy. Bump it whenever the record changes: a checkpoint is read back as raw
+ * records, and one of another version is then refused, naming both versions (the cell
+ * starts afresh), instead of being read misaligned. experiment.c asserts the record's
+ * size to catch a change. */
+#define VERSION 4u
 #define MAX_HISTORY (64u << 20) /* bytes: far above any real run's epochs */
 
 static int put(FILE *f, const void *p, size_t n, uLong *crc)
@@ -118,11 +119,17 @@ int cnb_checkpoint_load(const char *path, cnb_net *net, const char *fingerprint,
     uint64_t hb = 0;
     void *h = NULL;
     memcpy(want, fingerprint, strnlen(fingerprint, sizeof want));
+    char older[128];
     if (!why && (!m || get(m, magic, 4, &crc) || memcmp(magic, MAGIC, 4) ||
-                 get(m, &version, 4, &crc) || version != VERSION ||
-                 get(m, fp, sizeof fp, &crc) || get(m, &ep, 4, &crc) ||
-                 get(m, &layers, 4, &crc) || get(m, &hb, 8, &crc)))
-        why = "not a checkpoint of this version";
+                 get(m, &version, 4, &crc)))
+        why = "not a checkpoint";
+    else if (!why && version != VERSION)
+        why = older, snprintf(older, sizeof older, "a checkpoint of version %u, written by %s "
+                              "cnnbench (this one reads version %u)", version,
+                              version < VERSION ? "an older" : "a newer", VERSION);
+    else if (!why && (get(m, fp, sizeof fp, &crc) || get(m, &ep, 4, &crc) ||
+                      get(m, &layers, 4, &crc) || get(m, &hb, 8, &crc)))
+        why = "cut short";
     else if (!why && memcmp(fp, want, sizeof fp) != 0)
         why = "made with other settings (another fingerprint)";
     else if (!why && (layers != (uint32_t)net->n || hb > len))
@@ -145,7 +152,8 @@ int cnb_checkpoint_load(const char *path, cnb_net *net, const char *fingerprint,
         if (touched)
             return cnb_error("%s: %s although its fingerprint matches; delete it and rerun",
                              path, why);
-        cnb_log(CNB_LOG_WARN, "cnnbench", "%s: %s; not resumed from it", path, why);
+        cnb_log(CNB_LOG_WARN, "cnnbench", "%s: %s; not resumed from it: the cell starts "
+                "afresh", path, why);
         return 0;
     }
     *epoch = (int)ep, *history = h, *history_bytes = hb;

@@ -32,6 +32,7 @@
 
 #include "cnnbench/plugin.h"
 #include "errors.h"
+#include "rng.h"
 
 #define IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dimensions (n, h, w) */
 #define IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dimension (n)         */
@@ -535,6 +536,53 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
         return cnb_fail(CNB_EIO, err, errlen, "%s: no %s (nor the same with .gz) for the "
                         "CIFAR-10 %s split; %s", dir, missing, split, HINT_CIFAR);
     return cnb_cifar_load(out, paths, count, limit, err, errlen);
+}
+
+int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_dataset *val,
+                        uint32_t *digest)
+{
+    const int n = train->n;
+    const size_t per = (size_t)train->c * train->h * train->w;
+    memset(val, 0, sizeof *val);
+    uint32_t *idx = malloc((size_t)n * sizeof *idx);
+    unsigned char *held = calloc((size_t)n, 1);
+    val->images = malloc((size_t)count * per * sizeof *val->images);
+    val->labels = malloc((size_t)count * sizeof *val->labels);
+    if (!idx || !held || !val->images || !val->labels) {
+        free(idx), free(held), cnb_dataset_free(val);
+        return CNB_ENOMEM;
+    }
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, seed, CNB_STREAM_VALIDATION);
+    for (int i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
+    for (int i = 0; i < count; i++) {
+        uint32_t j = (uint32_t)i + cnb_rng_below(&rng, (uint32_t)(n - i)), t = idx[i];
+        idx[i] = idx[j], idx[j] = t;
+        held[idx[i]] = 1;
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    int v = 0, t = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = train->images + (size_t)i * per;
+        if (held[i]) {
+            const unsigned char le[4] = {(unsigned char)i, (unsigned char)(i >> 8),
+                                         (unsigned char)(i >> 16), (unsigned char)(i >> 24)};
+            crc = crc32(crc, le, 4);
+            memcpy(val->images + (size_t)v * per, x, per * sizeof *x);
+            val->labels[v++] = train->labels[i];
+        } else { /* compacted in place: t <= i */
+            memmove(train->images + (size_t)t * per, x, per * sizeof *x);
+            train->labels[t++] = train->labels[i];
+        }
+    }
+    val->n = count, val->c = train->c, val->h = train->h, val->w = train->w;
+    val->classes = train->classes;
+    train->n = n - count;
+    *digest = (uint32_t)crc;
+    free(idx);
+    free(held);
+    return 0;
 }
 
 void cnb_dataset_free(cnb_dataset *d)

@@ -4,8 +4,8 @@
  *
  * What it is: the whole split held as float pixels in NCHW order plus int32 labels, read
  * from IDX files (Fashion-MNIST, MNIST) or CIFAR-10 binary batches through zlib, so .gz
- * and raw files load the same way; and the per-channel statistics and normalisation the
- * data path applies.
+ * and raw files load the same way; the per-channel statistics and normalisation the data
+ * path applies; and the seeded hold-out of a validation split from the training split.
  *
  * What it is not: no minibatching, shuffling or augmentation (those belong to the data
  * path that consumes a cnb_dataset, augment.h), no streaming (a split is loaded whole,
@@ -84,6 +84,18 @@ int cnb_cifar_load(cnb_dataset *out, const char *const *paths, int n_paths, size
  */
 int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, size_t limit,
                          char *err, size_t errlen);
+
+/*
+ * Hold out `count` samples of *train (0 < count < train->n) as a validation split: the
+ * first `count` of a partial Fisher-Yates shuffle of the indices from the stream (seed,
+ * CNB_STREAM_VALIDATION), so that the same split size and seed always hold out the same
+ * samples. They move into *val and the rest stay in *train, each in their order in the
+ * split; no sample is in both. *digest gets the CRC-32 of the held-out indices (ascending,
+ * 32-bit little-endian) for the run's metadata. Returns 0, or CNB_ENOMEM with *train
+ * unchanged.
+ */
+int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_dataset *val,
+                        uint32_t *digest);
 
 /* Free what a loader allocated and zero *d. Safe on a zeroed struct and on NULL. */
 void cnb_dataset_free(cnb_dataset *d);

@@ -47,7 +47,7 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
                                         "test", "root", "channels", "resize_mode",
                                         "stats_sample", "eval_crops", "on_bad_image",
                                         "loader_threads", "prefetch", "cache", "cache_build",
-                                        NULL};
+                                        "validation", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma",
                                          "train_eval_limit", "keep_checkpoint", NULL};
@@ -302,6 +302,38 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
     return 0;
 }
 
+/* [data] validation: a count of training images to hold out (a whole number) or a fraction
+ * of them (written with a point or an exponent, below 1); 0 or absent holds out none. */
+static int parse_validation(cnb_experiment *e, const cnb_section *data)
+{
+    const cnb_kv *kv = cnb_section_get(data, "validation");
+    if (!kv)
+        return 0;
+    char *end, at[1100];
+    errno = 0;
+    double v = strtod(kv->value, &end);
+    int fraction = strpbrk(kv->value, ".eE") != NULL;
+    if (errno || end == kv->value || *end || !(v >= 0) || (fraction ? v >= 1 : v > 1e8))
+        return cnb_error("%s: [data] validation = '%s': expected the training images to hold "
+                         "out, a count (6000) or a fraction of them below 1 (0.1)",
+                         cnb_conf_where(&e->conf, data, kv, at, sizeof at), kv->value);
+    if (v > 0 && e->images)
+        return cnb_error("%s: [data] validation holds out part of an in-memory training split "
+                         "(format = idx or cifar); from image files (format = %s) none can "
+                         "be held out yet: remove the key", cnb_conf_where(&e->conf, data, kv,
+                                                                          at, sizeof at),
+                         e->images == 1 ? "folder" : "list");
+    e->val_fraction = fraction ? v : 0.0;
+    e->val_count = fraction ? 0 : (long)v;
+    return 0;
+}
+
+/* The training images held out of a training split of n. */
+static long holdout_of(const cnb_experiment *e, long n)
+{
+    return e->val_count ? e->val_count : (long)floor(e->val_fraction * (double)n + 0.5);
+}
+
 /* The keys of image files ([data] format = folder | list); the rest of [data] is read
  * by the caller. A key of image files under another format is refused, and so is a
  * setting of theirs that cannot work. */
@@ -543,7 +575,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     e->mean_only = norm == 2;
     e->cifar = format == 1;
     e->images = format >= 2 ? format - 1 : 0;
-    if ((rc = parse_images(e, path, data, norm)))
+    if ((rc = parse_images(e, path, data, norm)) || (rc = parse_validation(e, data)))
         return rc;
     e->augment.crop_pad = (int)crop_pad;
     e->augment.lighting = lighting == 0 ? CNB_LIGHTING_DATASET : CNB_LIGHTING_IMAGE;
@@ -1130,10 +1162,17 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                         classes[m],
                         classes[m] - 1, e->model);
             }
-        if (c->batch > train.n)
-            problem(&p, "%s: a batch of %d is more than the %d training images%s; lower the "
+        long held = holdout_of(e, train.n), kept = train.n - held;
+        if (held >= train.n || (held == 0 && e->val_fraction > 0))
+            problem(&p, "%s: holds out %ld of the %d training images%s; %s",
+                    where_of(e, NULL, "data", "validation", at, sizeof at), held, train.n,
+                    e->train_limit ? " (data.train_limit)" : "",
+                    held ? "leave some to train on" : "give a larger fraction, or a count");
+        else if (c->batch > kept)
+            problem(&p, "%s: a batch of %d is more than the %ld training images%s%s; lower the "
                     "batch%s", where_of(e, "train.batch", "train", "batch", at, sizeof at),
-                    c->batch, train.n, e->train_limit ? " (data.train_limit)" : "",
+                    c->batch, kept, e->train_limit ? " (data.train_limit)" : "",
+                    held ? " left after data.validation" : "",
                     e->train_limit ? " or raise train_limit" : "");
         if (mib)
             mib[i] = cell_mib(&size[m], c, &train, &test, e);
@@ -1172,7 +1211,18 @@ typedef struct run {
     char fingerprint[17];
     char *extra_meta;       /* more of meta.ini (image files), or NULL */
     struct cnb_feed *feed;  /* image files: for the count of skipped images */
+    const cnb_dataset *val; /* the validation split (n = 0: none)                    */
+    uint32_t val_crc;       /* CRC-32 of its indices in the training split (dataset.h) */
 } run;
+
+/* The next field of a CSV row, its comma first: the number, or empty when there is none
+ * (no validation split). */
+static void put_field(FILE *f, int present, double v)
+{
+    fputc(',', f);
+    if (present)
+        fprintf(f, "%.6f", v);
+}
 
 static int write_metrics(const run *r)
 {
@@ -1183,11 +1233,12 @@ static int write_metrics(const run *r)
         return CNB_EIO;
     /* ranks onwards: the compute/communication split of train_seconds (allreduce: the
      * time in MPI, waiting for the gradient sums; comm_share = allreduce / (compute +
-     * allreduce)); bytes per step that each rank puts into the sum */
+     * allreduce)); bytes per step that each rank puts into the sum. The columns that may
+     * be empty come last, so that readers which skip empty fields keep their places. */
     fprintf(a.f, "epoch,lr,train_loss,train_acc,train_eval_loss,train_eval_acc,test_loss,"
                  "test_acc,gap,train_seconds,eval_seconds,images_per_second,data_seconds,"
                  "ranks,compute_seconds,allreduce_seconds,comm_share,allreduce_bytes,"
-                 "loader_images_per_thread_second\n");
+                 "loader_images_per_thread_second,val_loss,val_acc\n");
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
         double both = s->compute_seconds + s->allreduce_seconds;
@@ -1200,6 +1251,8 @@ static int write_metrics(const run *r)
                 both > 0 ? s->allreduce_seconds / both : 0.0, s->allreduce_bytes);
         if (isfinite(s->loader_rate)) /* empty without an input pipeline */
             fprintf(a.f, "%.1f", s->loader_rate);
+        put_field(a.f, r->val->n > 0, s->val_loss);
+        put_field(a.f, r->val->n > 0, s->val_acc);
         fputc('\n', a.f);
     }
     return cnb_atomic_commit(&a);
@@ -1208,7 +1261,7 @@ static int write_metrics(const run *r)
 /* A checkpoint holds the history as raw records: a change to cnb_epoch_stats must bump
  * checkpoint.c's VERSION (and this size), so that an older checkpoint is refused, not
  * read misaligned. */
-_Static_assert(sizeof(cnb_epoch_stats) == 136, "cnb_epoch_stats changed: bump VERSION in "
+_Static_assert(sizeof(cnb_epoch_stats) == 152, "cnb_epoch_stats changed: bump VERSION in "
                                                "checkpoint.c, then this size");
 
 static int on_epoch(const cnb_epoch_stats *s, void *user)
@@ -1224,10 +1277,12 @@ static int on_epoch(const cnb_epoch_stats *s, void *user)
     r->history[r->n - 1].loader_rate = r->feed ? cnb_feed_rate(r->feed) : NAN;
     if (cnb_dist_rank() != 0)
         return 0; /* rank 0 speaks and writes for every rank */
-    printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  test loss %.4f acc "
-           "%.4f  gap %+.4f  %.1f s (waited for data %.2f s, %.1f%%)  %.0f img/s",
-           r->label, s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc,
-           s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
+    printf("%sepoch %2d/%d  lr %.4g  train loss %.4f acc %.4f  (eval %.4f)  ", r->label,
+           s->epoch, r->c->train.epochs, s->lr, s->train_loss, s->train_acc, s->train_eval_acc);
+    if (r->val->n)
+        printf("val loss %.4f acc %.4f  ", s->val_loss, s->val_acc);
+    printf("test loss %.4f acc %.4f  gap %+.4f  %.1f s (waited for data %.2f s, %.1f%%)  %.0f "
+           "img/s", s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc, s->train_seconds,
            s->data_seconds, 100.0 * s->data_seconds / s->train_seconds, s->images_per_second);
     if (r->feed)
         printf("  (loader %.0f img/s per thread)", s->loader_rate);
@@ -1278,10 +1333,14 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
                 e->test_labels);
     fprintf(f, "train_limit = %ld\ntest_limit = %ld\nnormalize = %s\nresize = %dx%d\n"
                "augment = %s\ncrop = %dx%d\ncrop_pad = %d\nlighting = %s\n"
-               "lighting_sigma = %.9g\n\n",
+               "lighting_sigma = %.9g\n",
             e->train_limit, e->test_limit, e->normalize ? "dataset" : "none", a->resize_h,
             a->resize_w, c->augment, a->crop_h, a->crop_w, a->crop_pad,
             a->lighting == CNB_LIGHTING_IMAGE ? "image" : "dataset", (double)a->lighting_sigma);
+    if (e->val_count || e->val_fraction) /* only then: the fingerprints of runs without stay */
+        fprintf(f, "validation = %.17g\nvalidation_stream = %d\n",
+                e->val_count ? (double)e->val_count : e->val_fraction, CNB_STREAM_VALIDATION);
+    fputc('\n', f);
     const cnb_train_cfg *t = &c->train;
     fprintf(f, "[train]\nepochs = %d\nbatch = %d\nlr = %.17g\nmomentum = %.17g\n"
                "weight_decay = %.17g\nschedule = %s\nstep_epochs = %d\ngamma = %.17g\n"
@@ -1378,6 +1437,12 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
             net->grad_floats * sizeof(float), cnb_dist_library());
     fprintf(a.f, "\n[data]\ntrain = %d images %dx%dx%d\ntest = %d images\n", train->n, train->c,
             train->h, train->w, test->n);
+    if (r->val->n)
+        fprintf(a.f, "; held out of the training split: the first images of a shuffle of its "
+                     "indices\n; by PCG32 stream (seed, validation_stream); crc32 of the "
+                     "indices (ascending, 32-bit little-endian)\nvalidation = %d images\n"
+                     "validation_stream = %d\nvalidation_crc32 = %08x\n", r->val->n,
+                CNB_STREAM_VALIDATION, r->val_crc);
     for (int ch = 0; ch < train->c; ch++)
         fprintf(a.f, "mean_%d = %.6f\nstd_%d = %.6f\n", ch, mean[ch], ch, sd[ch]);
     if (r->extra_meta)
@@ -1394,17 +1459,29 @@ static int write_final(const run *r, double peak_mib)
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
     const cnb_epoch_stats *last = &r->history[r->n - 1];
-    double best = 0.0, seconds = 0.0, images = 0.0;
+    double seconds = 0.0, images = 0.0, *val_acc = malloc((size_t)r->n * sizeof *val_acc);
+    if (!val_acc) {
+        fclose(a.f), remove(a.tmp);
+        return CNB_ENOMEM;
+    }
     for (int i = 0; i < r->n; i++) {
-        best = fmax(best, r->history[i].test_acc);
+        val_acc[i] = r->history[i].val_acc;
         seconds += r->history[i].train_seconds;
         images += r->history[i].images_per_second * r->history[i].train_seconds;
     }
+    int best = cnb_best_epoch(val_acc, r->n); /* chosen on validation, never on test */
+    free(val_acc);
     fprintf(a.f, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
-                 "mean_epoch_seconds,images_per_second,peak_rss_mib\n");
-    fprintf(a.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.1f\n", r->n, last->test_acc, best,
-            last->test_loss, last->train_eval_acc, last->train_eval_acc - last->test_acc,
-            seconds / r->n, images / seconds, peak_mib); /* both over every epoch */
+                 "mean_epoch_seconds,images_per_second,peak_rss_mib,val_acc,val_loss,"
+                 "best_epoch\n");
+    fprintf(a.f, "%d,%.6f", r->n, last->test_acc);
+    put_field(a.f, best >= 0, best >= 0 ? r->history[best].test_acc : 0.0);
+    fprintf(a.f, ",%.6f,%.6f,%.6f,%.3f,%.1f,%.1f", last->test_loss, last->train_eval_acc,
+            last->train_eval_acc - last->test_acc, seconds / r->n, images / seconds,
+            peak_mib); /* both over every epoch */
+    put_field(a.f, r->val->n > 0, last->val_acc);
+    put_field(a.f, r->val->n > 0, last->val_loss);
+    fprintf(a.f, best >= 0 ? ",%d\n" : ",\n", best + 1);
     return cnb_atomic_commit(&a);
 }
 
@@ -1638,8 +1715,8 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     int use_aug = 0;
     cnb_conf model;
     cnb_net net;
-    cnb_dataset train = {0}, test = {0};
-    run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : ""};
+    cnb_dataset train = {0}, test = {0}, val = {0};
+    run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : "", .val = &val};
     double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
     cnb_train_cfg cfg = c->train;
     int lead = cnb_dist_rank() == 0, slice_start; /* lead: the rank that writes */
@@ -1665,11 +1742,19 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     } else if (rc == 0) {
         rc = load_data(e, &train, &test);
     }
+    long held = rc == 0 ? holdout_of(e, train.n) : 0; /* none of image files: refused */
+    if (held > 0 && cnb_dataset_holdout(&train, (int)held, c->seed, &val, &r.val_crc))
+        rc = cnb_error_code(CNB_ENOMEM, "%s: out of memory holding out %ld validation images",
+                            e->conf.path, held);
     if (rc == 0 && e->normalize && train.c <= 4 && !e->images) {
-        cnb_dataset_channel_stats(&train, mean, sd);
+        cnb_dataset_channel_stats(&train, mean, sd); /* of the images trained on alone */
         cnb_dataset_normalize(&train, mean, sd);
+        cnb_dataset_normalize(&val, mean, sd);
         cnb_dataset_normalize(&test, mean, sd);
     }
+    cfg.validation = held > 0 ? &val : NULL;
+    char held_text[64];
+    snprintf(held_text, sizeof held_text, "%ld validation / ", held);
     if (rc == 0 && (e->images || (rc = make_augment(e, c, &train, &aug, &use_aug)) == 0)) {
         int ic = train.c, ih = train.h, iw = train.w;
         if (use_aug)
@@ -1746,10 +1831,10 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     }
     if (rc == 0) {
         if (lead)
-            printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %d test images, "
+            printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %s%d test images, "
                    "batch %d\n", r.label, dir, e->model, c->backend, c->threads,
-                   c->threads == 1 ? "" : "s", (unsigned long long)c->seed, train.n, test.n,
-                   c->batch);
+                   c->threads == 1 ? "" : "s", (unsigned long long)c->seed, train.n,
+                   held ? held_text : "", test.n, c->batch);
         if (lead && cnb_dist_size() > 1)
             printf("%s  data-parallel over %d ranks (%d node%s): %d samples of each batch a "
                    "rank, gradients (%.1f MB) summed every step\n", r.label, cnb_dist_size(),
@@ -1779,6 +1864,7 @@ int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
     image_run_free(&ir); /* the loader threads first: they read aug */
     cnb_augment_free(&aug);
     cnb_dataset_free(&train);
+    cnb_dataset_free(&val);
     cnb_dataset_free(&test);
     cnb_net_free(&net);
     cnb_conf_free(&model);

@@ -10,8 +10,9 @@
  *                `only` and `exclude` list combinations separated by ';'
  *                ("act=relu pool=max; act=sigmoid pool=avg")
  *   [data]       format (idx | cifar | folder | list), dir, train_images, train_labels,
- *                test_images, test_labels (idx), train_limit, test_limit, normalize
- *                (dataset | none; image files also mean: the mean only),
+ *                test_images, test_labels (idx), train_limit, test_limit, validation
+ *                (a count or a fraction of the training images, held out to choose
+ *                on), normalize (dataset | none; image files also mean: the mean only),
  *                and the data processing of augment.h: resize (N or HxW), augment (none,
  *                or steps joined by '+': flip, crop, lighting; sweepable as data.augment),
  *                crop (HxW; default the image), crop_pad, lighting (dataset | image),
@@ -88,6 +89,8 @@ typedef struct cnb_experiment {
     char train_images[PATH_MAX], train_labels[PATH_MAX];
     char test_images[PATH_MAX], test_labels[PATH_MAX];
     long train_limit, test_limit;
+    long val_count;         /* [data] validation: training images held out (a count), */
+    double val_fraction;    /*   or this fraction of them; both 0: none            */
     int normalize;          /* 1: per-channel mean/std of the training split */
     int cifar;              /* [data] format = cifar (else IDX)                */
     int images;             /* format = folder (1) or list (2): image files     */

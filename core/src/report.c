@@ -22,6 +22,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "stats.h"
+#include "train.h"
 
 #define MAX_FIELDS 32
 #define PLOT_WIDTH 1000
@@ -29,17 +30,20 @@
 typedef struct cell_result {
     char id[256], variant[256];
     unsigned long long seed;
-    double test_acc, best_acc, test_loss, train_acc, gap, epoch_seconds, ips;
+    double test_acc, test_loss, train_acc, gap, epoch_seconds, ips;
+    double val_acc, val_loss;  /* the last epoch's on the validation split; NAN: none    */
+    int best_epoch;            /* 1-based, chosen on validation (cnb_best_epoch); 0: none */
+    double best_acc;           /* the test accuracy at best_epoch; NAN: none            */
     int epochs;
-    double *curve_test, *curve_train; /* per epoch */
+    double *curve_test, *curve_train, *curve_val, *curve_val_loss; /* per epoch */
 } cell_result;
 
 typedef enum {
-    M_TEST, M_BEST, M_TRAIN, M_GAP, M_LOSS, M_SECONDS, M_EPOCH1, M_COUNT
+    M_TEST, M_BEST, M_TRAIN, M_GAP, M_LOSS, M_SECONDS, M_EPOCH1, M_VAL, M_VAL_LOSS, M_COUNT
 } metric;
 static const char *const metric_names[M_COUNT] = {"test_acc", "best_test_acc", "train_acc",
                                                   "gap", "test_loss", "epoch_seconds",
-                                                  "epoch1_test_acc"};
+                                                  "epoch1_test_acc", "val_acc", "val_loss"};
 
 typedef struct variant {
     char name[256];
@@ -50,42 +54,67 @@ typedef struct variant {
 
 static double num(const char *s) { return s && *s ? strtod(s, NULL) : NAN; }
 
+/* The header of a CSV file of a cell, split into names[0..*n): `line` holds the text. */
+static int read_header(FILE *fp, char *line, size_t len, char **names, int *n)
+{
+    *n = fgets(line, (int)len, fp) ? cnb_csv_split(line, names, MAX_FIELDS) : 0;
+    return *n > 0;
+}
+
+/* Field `name` of a row under `names` (n of them), as a number; NAN when the row has no
+ * such column or leaves it empty (files of older versions, runs without validation). */
+static double field(char **names, int n, char **row, int nr, const char *name)
+{
+    for (int i = 0; i < n && i < nr; i++)
+        if (strcmp(names[i], name) == 0)
+            return num(row[i]);
+    return NAN;
+}
+
+/* A cell's final.csv and metrics.csv, read by their columns' names. */
 static int read_cell(const char *dir, cell_result *r)
 {
-    char path[PATH_MAX + 300], line[1024], *f[MAX_FIELDS];
+    char path[PATH_MAX + 300], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
+    int nh, nf = 0;
     snprintf(path, sizeof path, "%s/%s/final.csv", dir, r->id);
     FILE *fp = fopen(path, "r");
     if (!fp)
         return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    int ok = fgets(line, sizeof line, fp) && fgets(line, sizeof line, fp) &&
-             cnb_csv_split(line, f, MAX_FIELDS) >= 8;
+    int ok = read_header(fp, head, sizeof head, h, &nh) && fgets(line, sizeof line, fp) &&
+             (nf = cnb_csv_split(line, f, MAX_FIELDS)) >= 8;
     fclose(fp);
     if (!ok)
-        return cnb_error("%s: expected a header and one row of 9 fields", path);
-    r->epochs = atoi(f[0]);
-    r->test_acc = num(f[1]);
-    r->best_acc = num(f[2]);
-    r->test_loss = num(f[3]);
-    r->train_acc = num(f[4]);
-    r->gap = num(f[5]);
-    r->epoch_seconds = num(f[6]);
-    r->ips = num(f[7]);
+        return cnb_error("%s: expected a header and one row of 9 fields or more", path);
+    r->epochs = (int)field(h, nh, f, nf, "epochs");
+    r->test_acc = field(h, nh, f, nf, "test_acc");
+    r->test_loss = field(h, nh, f, nf, "test_loss");
+    r->train_acc = field(h, nh, f, nf, "train_eval_acc");
+    r->gap = field(h, nh, f, nf, "gap");
+    r->epoch_seconds = field(h, nh, f, nf, "mean_epoch_seconds");
+    r->ips = field(h, nh, f, nf, "images_per_second");
     snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, r->id);
     if (!(fp = fopen(path, "r")))
         return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    r->curve_test = calloc((size_t)r->epochs + 1, sizeof(double));
-    r->curve_train = calloc((size_t)r->epochs + 1, sizeof(double));
-    int rows = 0;
-    if (r->curve_test && r->curve_train && fgets(line, sizeof line, fp))
+    double **curves[4] = {&r->curve_test, &r->curve_train, &r->curve_val, &r->curve_val_loss};
+    static const char *const names[4] = {"test_acc", "train_eval_acc", "val_acc", "val_loss"};
+    int rows = 0, got = 1;
+    for (int k = 0; k < 4; k++)
+        got &= (*curves[k] = calloc((size_t)r->epochs + 1, sizeof(double))) != NULL;
+    if (got && read_header(fp, head, sizeof head, h, &nh))
         while (rows < r->epochs && fgets(line, sizeof line, fp) &&
-               cnb_csv_split(line, f, MAX_FIELDS) >= 12) {
-            r->curve_train[rows] = num(f[5]);
-            r->curve_test[rows] = num(f[7]);
+               (nf = cnb_csv_split(line, f, MAX_FIELDS)) >= 12) {
+            for (int k = 0; k < 4; k++)
+                (*curves[k])[rows] = field(h, nh, f, nf, names[k]);
             rows++;
         }
     fclose(fp);
-    if (rows != r->epochs)
+    if (rows != r->epochs || rows == 0)
         return cnb_error("%s: %d epoch rows, final.csv says %d", path, rows, r->epochs);
+    r->val_acc = r->curve_val[rows - 1];
+    r->val_loss = r->curve_val_loss[rows - 1];
+    int best = cnb_best_epoch(r->curve_val, rows);
+    r->best_epoch = best + 1;
+    r->best_acc = best >= 0 ? r->curve_test[best] : NAN;
     return 0;
 }
 
@@ -99,6 +128,8 @@ static double metric_of(const cell_result *r, metric m)
     case M_LOSS: return r->test_loss;
     case M_SECONDS: return r->epoch_seconds;
     case M_EPOCH1: return r->epochs > 0 ? r->curve_test[0] : NAN; /* how fast it learns */
+    case M_VAL: return r->val_acc;
+    case M_VAL_LOSS: return r->val_loss;
     case M_COUNT: break;
     }
     return NAN;
@@ -378,8 +409,34 @@ static int plot_labels(const variant *v, int nv, plot_label *label, char *droppe
     return 0;
 }
 
+/* Does any cell have a validation split? Its columns and curves show only then. */
+static int any_validation(const cell_result *cells, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isnan(cells[i].val_acc))
+            return 1;
+    return 0;
+}
+
+/* Mean and sd over the variant's seeds of curve `which` (0 test, 1 train, 2 validation
+ * accuracy, 3 validation loss) at epoch e (0-based), over the cells that reached it. */
+static cnb_summary curve_at(const variant *v, const cell_result *cells, int which, int e)
+{
+    double x[256];
+    int n = 0;
+    for (int k = 0; k < v->n; k++) {
+        const cell_result *c = &cells[v->cells[k]];
+        const double *curve[4] = {c->curve_test, c->curve_train, c->curve_val, c->curve_val_loss};
+        if (e < c->epochs)
+            x[n++] = curve[which][e];
+    }
+    cnb_summary s;
+    cnb_summarize(x, n, &s);
+    return s;
+}
+
 static int plot_curves(const char *dir, const char *name, const variant *v, int nv, int base,
-                       const cell_result *cells, const plot_label *label)
+                       const cell_result *cells, const plot_label *label, int has_val)
 {
     cnb_atomic a;
     int epochs = 0;
@@ -391,20 +448,14 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
     fprintf(a.f, "# one block per variant (gnuplot index); mean and mean +/- sd over seeds\n");
     for (int i = 0; i < nv; i++) {
         fprintf(a.f, "# variant \"%s\"\n# epoch test_mean test_lo test_hi train_mean train_lo "
-                     "train_hi\n", v[i].name);
+                     "train_hi val_mean val_lo val_hi (NaN: no validation split)\n", v[i].name);
         for (int e = 0; e < epochs; e++) {
-            double t[256], r[256];
-            int n = 0;
-            for (int k = 0; k < v[i].n; k++)
-                if (e < cells[v[i].cells[k]].epochs) {
-                    t[n] = cells[v[i].cells[k]].curve_test[e];
-                    r[n++] = cells[v[i].cells[k]].curve_train[e];
-                }
-            cnb_summary st, sr;
-            cnb_summarize(t, n, &st);
-            cnb_summarize(r, n, &sr);
-            fprintf(a.f, "%d %.6f %.6f %.6f %.6f %.6f %.6f\n", e + 1, st.mean, st.mean - st.sd,
-                    st.mean + st.sd, sr.mean, sr.mean - sr.sd, sr.mean + sr.sd);
+            fprintf(a.f, "%d", e + 1);
+            for (int which = 0; which < 3; which++) {
+                cnb_summary m = curve_at(&v[i], cells, which, e);
+                fprintf(a.f, " %.6f %.6f %.6f", m.mean, m.mean - m.sd, m.mean + m.sd);
+            }
+            fputc('\n', a.f);
         }
         fprintf(a.f, "\n\n");
     }
@@ -416,18 +467,22 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
     fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key below noenhanced height 1\n"
                  "set style fill transparent solid 0.15 noborder\n"
                  "set xrange [1:%d]\n", epochs > 1 ? epochs : 2);
-    /* the key's first two entries say what solid and dashed mean; the baseline is drawn
-     * thicker and named so */
+    /* the key's first entries say what solid, dashed (and dotted) mean; the baseline is
+     * drawn thicker and named so */
     fprintf(a.f, "plot NaN with lines lc 'black' title 'test (solid)', \\\n"
-                 "  NaN with lines dt 2 lc 'black' title 'train (dashed)', \\\n");
+                 "  NaN with lines dt 2 lc 'black' title 'train (dashed)', \\\n%s",
+            has_val ? "  NaN with lines dt 3 lc 'black' title 'validation (dotted)', \\\n" : "");
     for (int i = 0; i < nv; i++) {
         double lw = i == base ? 2.5 : 1.0;
         fprintf(a.f, "  'learning-curves.dat' index %d using 1:3:4 with filledcurves lc %d "
                      "notitle, \\\n  '' index %d using 1:2 with linespoints lw %g pt 7 ps 0.6 "
                      "lc %d title '%s%s', \\\n  '' index %d using 1:5 with lines dt 2 lw %g "
-                     "lc %d notitle%s\n",
-                i, i + 1, i, lw, i + 1, label[i], i == base ? " (baseline)" : "", i, lw, i + 1,
-                i + 1 < nv ? ", \\" : "");
+                     "lc %d notitle",
+                i, i + 1, i, lw, i + 1, label[i], i == base ? " (baseline)" : "", i, lw, i + 1);
+        if (has_val)
+            fprintf(a.f, ", \\\n  '' index %d using 1:8 with lines dt 3 lw %g lc %d notitle", i,
+                    lw, i + 1);
+        fprintf(a.f, "%s\n", i + 1 < nv ? ", \\" : "");
     }
     return cnb_plot_finish(&a, dir, "learning-curves");
 }
@@ -486,7 +541,7 @@ static int plot_points(const char *dir, const char *file, const char *title,
 
 static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
                         int nv, int base, const cell_result *cells, int n_cells,
-                        const char *dropped)
+                        const char *dropped, int has_val)
 {
     cnb_atomic md, vc, cc, cmp;
     if (open_in(&md, dir, "report.md"))
@@ -496,35 +551,64 @@ static int write_tables(const char *dir, const char *name, const char *info, con
         return CNB_EIO;
     fprintf(md.f, "# %s\n\n%s\n\n", name, info);
     fprintf(md.f, "## Variants (mean ± sd over seeds, 95%% interval of the mean)\n\n");
-    fprintf(md.f, "| variant | seeds | final test acc | 95%% interval | best test acc | train acc "
-                  "| train − test gap | test loss | s / epoch |\n");
-    fprintf(md.f, "|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    fprintf(md.f, "| variant | seeds | final test acc | 95%% interval |%s train acc | train − "
+                  "test gap | test loss | s / epoch |\n|---|---:|---:|---|%s---:|---:|---:|---:|\n",
+            has_val ? " val acc | val loss | test acc at best val epoch |" : "",
+            has_val ? "---:|---:|---:|" : "");
     fprintf(vc.f, "variant,n");
     for (int m = 0; m < M_COUNT; m++)
         fprintf(vc.f, ",%s_mean,%s_sd,%s_ci_lo,%s_ci_hi", metric_names[m], metric_names[m],
                 metric_names[m], metric_names[m]);
     fputc('\n', vc.f);
     for (int i = 0; i < nv; i++) {
-        char t[64], ci[64], b[64], tr[64], g[64], l[64], s[64];
+        char t[64], ci[64], va[64], vl[64], b[64], tr[64], g[64], l[64], s[64];
         fmt_pm(t, sizeof t, &v[i].m[M_TEST], 4);
         fmt_ci(ci, sizeof ci, v[i].m[M_TEST].lo, v[i].m[M_TEST].hi, 4);
+        fmt_pm(va, sizeof va, &v[i].m[M_VAL], 4);
+        fmt_pm(vl, sizeof vl, &v[i].m[M_VAL_LOSS], 4);
         fmt_pm(b, sizeof b, &v[i].m[M_BEST], 4);
         fmt_pm(tr, sizeof tr, &v[i].m[M_TRAIN], 4);
         fmt_pm(g, sizeof g, &v[i].m[M_GAP], 4);
         fmt_pm(l, sizeof l, &v[i].m[M_LOSS], 4);
         fmt_pm(s, sizeof s, &v[i].m[M_SECONDS], 1);
-        fprintf(md.f, "| %s%s | %d | %s | %s | %s | %s | %s | %s | %s |\n", v[i].name,
-                i == base ? " (baseline)" : "", v[i].n, t, ci, b, tr, g, l, s);
+        fprintf(md.f, "| %s%s | %d | %s | %s |", v[i].name, i == base ? " (baseline)" : "",
+                v[i].n, t, ci);
+        if (has_val)
+            fprintf(md.f, " %s | %s | %s |", va, vl, b);
+        fprintf(md.f, " %s | %s | %s | %s |\n", tr, g, l, s);
         fprintf(vc.f, "\"%s\",%d", v[i].name, v[i].n);
         for (int m = 0; m < M_COUNT; m++)
             fprintf(vc.f, ",%.6f,%.6f,%.6f,%.6f", v[i].m[m].mean, v[i].m[m].sd, v[i].m[m].lo,
                     v[i].m[m].hi);
         fputc('\n', vc.f);
     }
-    fprintf(md.f, "\nTest accuracy is measured on the whole test split after the last epoch "
-                  "(best: the highest over epochs); train accuracy in evaluation mode on a fixed "
-                  "subset of the training split, so the gap is not blurred by dropout or by "
-                  "weights moving during the epoch. The interval is mean ± t(0.975, n−1)·sd/√n.\n");
+    fprintf(md.f, "\nTest accuracy is measured on the whole test split after the last epoch; "
+                  "train accuracy in evaluation mode on a fixed subset of the training split, so "
+                  "the gap is not blurred by dropout or by weights moving during the epoch. The "
+                  "interval is mean ± t(0.975, n−1)·sd/√n.%s\n",
+            has_val ? " Validation: the images held out of the training split ([data] "
+                      "validation), the same for every variant of a seed; the best epoch is the "
+                      "one of highest validation accuracy (the earliest of equal ones). The test "
+                      "split chooses nothing." : "");
+    if (has_val) {
+        fprintf(md.f, "\n## Validation per epoch (accuracy / loss, mean over seeds)\n\n| "
+                      "epoch |");
+        int epochs = 0;
+        for (int i = 0; i < n_cells; i++)
+            epochs = cells[i].epochs > epochs ? cells[i].epochs : epochs;
+        for (int i = 0; i < nv; i++)
+            fprintf(md.f, " %s |", v[i].name);
+        fprintf(md.f, "\n|---:|");
+        for (int i = 0; i < nv; i++)
+            fprintf(md.f, "---:|");
+        for (int e = 0; e < epochs; e++) {
+            fprintf(md.f, "\n| %d |", e + 1);
+            for (int i = 0; i < nv; i++)
+                fprintf(md.f, " %.4f / %.4f |", curve_at(&v[i], cells, 2, e).mean,
+                        curve_at(&v[i], cells, 3, e).mean);
+        }
+        fputc('\n', md.f);
+    }
 
     fprintf(md.f, "\n## Against the baseline: %s\n\n", v[base].name);
     fprintf(md.f, "| variant | Δ final test acc | 95%% interval of Δ | p (Welch) | Δ gap | "
@@ -565,19 +649,25 @@ static int write_tables(const char *dir, const char *name, const char *info, con
     fprintf(md.f, "Each plot has its data (.dat) and gnuplot script (.gp) beside it; `gnuplot "
                   "X.gp` in this folder redraws X.png and X.svg, `cnnbench plot %s` redraws "
                   "all.\n\n", dir);
-    fprintf(md.f, "## Cells\n\n| cell | seed | epochs | final test acc | best | train acc | gap "
-                  "| test loss | s / epoch | img/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-                  "---:|\n");
+    fprintf(md.f, "## Cells\n\n| cell | seed | epochs | final test acc |%s train acc | gap | "
+                  "test loss | s / epoch | img/s |\n|---|---:|---:|---:|%s---:|---:|---:|---:|"
+                  "---:|\n", has_val ? " val acc | val loss | best val epoch | test acc there |"
+                                      : "", has_val ? "---:|---:|---:|---:|" : "");
     fprintf(cmp.f, "cell,variant,seed,epochs,test_acc,best_test_acc,train_acc,gap,test_loss,"
-                   "epoch_seconds,images_per_second,epoch1_test_acc\n");
+                   "epoch_seconds,images_per_second,epoch1_test_acc,val_acc,val_loss,"
+                   "best_epoch\n");
     for (int i = 0; i < n_cells; i++) {
         const cell_result *r = &cells[i];
-        fprintf(md.f, "| %s | %llu | %d | %.4f | %.4f | %.4f | %+.4f | %.4f | %.1f | %.0f |\n",
-                r->id, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
+        fprintf(md.f, "| %s | %llu | %d | %.4f |", r->id, r->seed, r->epochs, r->test_acc);
+        if (has_val)
+            fprintf(md.f, " %.4f | %.4f | %d | %.4f |", r->val_acc, r->val_loss, r->best_epoch,
+                    r->best_acc);
+        fprintf(md.f, " %.4f | %+.4f | %.4f | %.1f | %.0f |\n", r->train_acc, r->gap,
                 r->test_loss, r->epoch_seconds, r->ips);
-        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6f\n", r->id,
-                r->variant, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc, r->gap,
-                r->test_loss, r->epoch_seconds, r->ips, metric_of(r, M_EPOCH1));
+        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6f,%.6f,%.6f,%d\n",
+                r->id, r->variant, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc,
+                r->gap, r->test_loss, r->epoch_seconds, r->ips, metric_of(r, M_EPOCH1),
+                r->val_acc, r->val_loss, r->best_epoch);
     }
     int rc = cnb_atomic_commit(&md);
     rc |= cnb_atomic_commit(&vc);
@@ -697,9 +787,10 @@ int cnb_report_write(const char *dir)
         rc = plot_labels(v, nv, label, dropped, sizeof dropped);
     }
     if (rc == 0)
-        rc = write_tables(dir, name, about, v, nv, base, cells, n, dropped);
+        rc = write_tables(dir, name, about, v, nv, base, cells, n, dropped,
+                          any_validation(cells, n));
     if (rc == 0)
-        rc = plot_curves(dir, name, v, nv, base, cells, label);
+        rc = plot_curves(dir, name, v, nv, base, cells, label, any_validation(cells, n));
     if (rc == 0)
         rc = plot_points(dir, "accuracy", "final test accuracy per variant", "test accuracy",
                          v, nv, base, M_TEST, cells, label, 0.0, 1.0);
@@ -711,7 +802,8 @@ int cnb_report_write(const char *dir)
         printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, "
                "learning-curves/accuracy/gap .png .svg)\n", dir);
     for (int i = 0; i < n; i++)
-        free(cells[i].curve_test), free(cells[i].curve_train);
+        free(cells[i].curve_test), free(cells[i].curve_train), free(cells[i].curve_val),
+            free(cells[i].curve_val_loss);
     free(cells);
     free(v);
     free(label);

@@ -2,7 +2,8 @@
  * report.h - the report of a sweep folder, made from what its cells wrote to disk (so it
  * can be redone at any time, and equals one from an uninterrupted run of the same cells).
  *
- *   report.md        tables: per variant over seeds, against the baseline, per cell
+ *   report.md        tables: per variant over seeds, against the baseline, per cell; with
+ *                    a validation split also its accuracy and loss per epoch
  *   variants.csv     one row per variant: n, mean, sd, 95% interval of every metric
  *   comparison.csv   each variant against the baseline (Welch)
  *   cells.csv        one row per finished cell

@@ -24,6 +24,7 @@ enum {
     CNB_STREAM_AUGMENT = 3,
     CNB_STREAM_DATA = 4,
     CNB_STREAM_STATS = 5, /* which training images the data statistics are taken over */
+    CNB_STREAM_VALIDATION = 6, /* which training images are held out for validation */
     CNB_STREAM_LAYER = 1000,
 };
 

@@ -33,6 +33,15 @@ double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0)
     return cfg->lr;
 }
 
+int cnb_best_epoch(const double *val_acc, int n)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(val_acc[i]) && (best < 0 || val_acc[i] > val_acc[best]))
+            best = i;
+    return best;
+}
+
 /* Samples idx[0..count) into the net's batch, through the data processing when there is
  * one; the rest padded with zeros and label -1. */
 static int fill_batch(cnb_net *net, const cnb_dataset *d, const uint32_t *idx, int count,
@@ -509,12 +518,14 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         s.data_seconds += dpp ? dpp->data : 0.0;
         s.compute_seconds = s.train_seconds - s.data_seconds - s.allreduce_seconds;
         double t1 = cnb_now();
-        s.train_eval_loss = s.train_eval_acc = NAN;
+        s.train_eval_loss = s.train_eval_acc = s.val_loss = s.val_acc = NAN;
         if (cfg->train_eval_limit > 0)
             rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 0, cfg->train_eval_limit,
                                                &s.train_eval_loss, &s.train_eval_acc)
                            : evaluate_shared(net, train, cfg->train_eval_limit, cfg->augment,
                                              &s.train_eval_loss, &s.train_eval_acc);
+        if (rc == 0 && cfg->validation)
+            rc = evaluate_shared(net, cfg->validation, 0, cfg->augment, &s.val_loss, &s.val_acc);
         if (rc == 0)
             rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 1, 0, &s.test_loss, &s.test_acc)
                            : evaluate_shared(net, test, 0, cfg->augment, &s.test_loss,
@@ -522,8 +533,9 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
         if (rc == 0 && dpp)
             rc = dp_check_weights(dpp);
         s.eval_seconds = cnb_now() - t1;
-        if (rc == 0 && !(isfinite(s.test_loss) && (cfg->train_eval_limit <= 0 ||
-                                                   isfinite(s.train_eval_loss)))) {
+        int finite = isfinite(s.test_loss) && (!cfg->validation || isfinite(s.val_loss)) &&
+                     (cfg->train_eval_limit <= 0 || isfinite(s.train_eval_loss));
+        if (rc == 0 && !finite) {
             cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: the test loss is "
                     "%g (training loss %g); lower the learning rate (lr = %g)", epoch + 1,
                     s.test_loss, s.train_loss, s.lr);

@@ -6,8 +6,11 @@
  * sample's draws from its own stream of (seed, epoch, index)), runs
  * forward/backward/update per full batch (the tail that does not fill a batch is left
  * out of that epoch; a different tail each epoch), then evaluates in evaluation mode on
- * the test split and on a fixed subset of the training split (for an honest train/test
- * gap: the running training accuracy is measured with dropout on and weights moving).
+ * the test split, on the validation split when there is one (held out of the training
+ * split: dataset.h), and on a fixed subset of the training split (for an honest
+ * train/test gap: the running training accuracy is measured with dropout on and weights
+ * moving). Only the validation split may choose anything (an epoch, a setting): the test
+ * split is measured, never chosen on.
  *
  * Data-parallel (dist.h: started under mpirun with more than one rank): the same
  * computation at any number of ranks. Every rank shuffles the whole training set from the
@@ -55,6 +58,8 @@ typedef struct cnb_train_cfg {
                               only n and labels; NULL: from the datasets' pixels */
     int global_batch;      /* the batch over every rank; the net is bound with this
                               rank's slice (cnb_train_slice). 0: net->batch, one rank */
+    const cnb_dataset *validation; /* held out of the training split, evaluated after
+                                      every epoch; NULL: none (not with a feed)     */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
@@ -63,6 +68,7 @@ typedef struct cnb_epoch_stats {
     double train_loss, train_acc;           /* running, in training mode */
     double train_eval_loss, train_eval_acc; /* evaluation mode, fixed subset; NAN if off */
     double test_loss, test_acc;
+    double val_loss, val_acc;               /* the validation split; NAN without one  */
     double train_seconds, eval_seconds;
     double data_seconds;                    /* of train_seconds: the step waiting for
                                                its batches (making them, without an
@@ -100,6 +106,10 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augme
                  double *loss, double *acc);
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
+
+/* The epoch (0-based) a run would be stopped at, chosen on validation: the highest of
+ * val_acc[0..n), the earliest of equal ones; -1 when none is a number (no validation). */
+int cnb_best_epoch(const double *val_acc, int n);
 
 /* This rank's slice of a global batch split over `size` ranks: the count, and in *start
  * the first sample's place in the batch. Contiguous, sizes differing by one at most
