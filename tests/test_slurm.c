@@ -173,7 +173,7 @@ static void test_script_writer(void)
                           .workdir = dir, .exe = "/bin/echo", .experiment = "/e/x.ini",
                           .profile = "quick", .sets = sets, .n_sets = 2, .plugins = plugins,
                           .n_plugins = 1, .cells = cells, .n_cells = 2, .cpus = 2,
-                          .mem_mib = 512};
+                          .mem_mib = 512, .after = "12:13"};
     FILE *f = fopen(script, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_EQUAL(cnb_slurm_script_write(f, &s), 0);
@@ -183,7 +183,8 @@ static void test_script_writer(void)
         "#SBATCH --job-name=cnb-x\n", "#SBATCH --array=0-1%2\n", "#SBATCH --ntasks=1\n",
         "#SBATCH --cpus-per-task=2\n", "#SBATCH --mem=512M\n", "#SBATCH --time=1:00:00\n",
         "#SBATCH --partition=short\n", "#SBATCH --account=proj\n#SBATCH --qos=low\n",
-        "/slurm/%A_%a.log\n", "export FROM_SETUP=yes\n"};
+        "/slurm/%A_%a.log\n", "export FROM_SETUP=yes\n",
+        "#SBATCH --dependency=afterany:12:13\n"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         CHECK_MSG(text, lines[i]);
     /* every #SBATCH line comes before the first command, or sbatch ignores it */
@@ -495,6 +496,67 @@ static void test_scancel_then_rerun(void)
     CHECK_MSG(out, "2 cells: 2 done, 0 diverged, 0 running, 0 queued, 0 failed");
 }
 
+/* [select] on the cluster: the selection cells as arrays of their own, then the grid's
+ * cells as arrays that Slurm starts after them (--no-wait submits all at once); the
+ * results equal a local run's. */
+static void test_select_two_arrays(void)
+{
+    NEED_CLUSTER();
+    const char *dir = test_tmpdir();
+    char cmd[2048], out[16384], a[4096], b[4096], path[700], text[8192];
+    snprintf(path, sizeof path, "%s/sel.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = sel\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\n[vars]\npool = max\n[sweep]\nact = sigmoid, relu\n"
+             "seed = 1, 2\n[select]\ntrain.lr = 0.02, 0.1\n[data]\ndir = %s\n"
+             "train_limit = 1000\ntest_limit = 200\nvalidation = 200\n[train]\nepochs = 1\n"
+             "batch = 50\ntrain_eval_limit = 100\n", CNB_SOURCE_ROOT, dir, test_data_dir());
+    test_write_file(path, text);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' run sel.ini -q --set "
+             "experiment.name=local", dir, CNB_BUILD_ROOT);
+    CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' run sel.ini --launcher slurm "
+             "--no-wait", dir, CNB_BUILD_ROOT);
+    CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
+    CHECK_MSG(out, "8 cells, 8 to submit"); /* 2 variants x 2 candidates, then 4 */
+    /* MaxArraySize 3: the selection as arrays 1 and 2, the grid's as 3 and 4 after them */
+    int first = 0, second = 0;
+    const char *at = strstr(out, "submitted Slurm job ");
+    CU_ASSERT_FATAL(at && sscanf(at, "submitted Slurm job %d", &first) == 1);
+    at = strstr(at + 1, "submitted Slurm job ");
+    CU_ASSERT_FATAL(at && sscanf(at, "submitted Slurm job %d", &second) == 1);
+    char want[128];
+    snprintf(want, sizeof want, "#SBATCH --dependency=afterany:%d:%d\n", first, second);
+    for (int k = 1; k <= 4; k++) {
+        snprintf(path, sizeof path, "%s/results/sel/slurm/array-%d.sbatch", dir, k);
+        CU_ASSERT_EQUAL(read_text(path, text, sizeof text), 0);
+        CU_ASSERT((strstr(text, want) != NULL) == (k > 2));
+        CU_ASSERT((strstr(text, "'select-lr-") != NULL) == (k <= 2));
+    }
+    int done = 0;
+    for (int i = 0; i < 600 && !done; i++) { /* until Slurm has run all eight */
+        snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' status '%s/results/sel'",
+                 CNB_BUILD_ROOT, dir);
+        CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+        done = strstr(out, "8 cells: 8 done") != NULL || strstr(out, "failed  ") != NULL;
+        if (!done)
+            usleep(200 * 1000);
+    }
+    CHECK_MSG(out, "8 cells: 8 done, 0 diverged, 0 running, 0 queued, 0 failed");
+    snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' report '%s/results/sel'", CNB_BUILD_ROOT,
+             dir);
+    CU_ASSERT_EQUAL(shell(cmd, out, sizeof out), 0);
+    static const char *const files[] = {"cells.csv", "selection.csv"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/results/local/%s", dir, files[k]);
+        csv_columns(path, k ? "val" : "acc", a, sizeof a);
+        snprintf(path, sizeof path, "%s/results/sel/%s", dir, files[k]);
+        csv_columns(path, k ? "val" : "acc", b, sizeof b);
+        CU_ASSERT_STRING_EQUAL(a, b);
+        CU_ASSERT(strlen(a) > 50);
+    }
+}
+
 void suite_slurm(void)
 {
     static const test_case cases[] = {
@@ -505,6 +567,7 @@ void suite_slurm(void)
         {"no sbatch: exit 2 naming what to install", test_no_sbatch_exits_2},
         {"one-node cluster: --launcher slurm equals a local run", test_slurm_equals_local},
         {"one-node cluster: scancel, status, rerun", test_scancel_then_rerun},
+        {"one-node cluster: [select] as arrays the grid's wait for", test_select_two_arrays},
         {NULL, NULL},
     };
     test_add_suite_fixture("slurm", slurm_init, slurm_cleanup, cases);

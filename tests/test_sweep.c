@@ -1009,6 +1009,209 @@ static void test_validation_split(void)
     CHECK_MSG(out[0], "ran with other settings");
 }
 
+/* ---- [select] -------------------------------------------------------------------------- */
+
+/* An experiment choosing train.lr per activation on 100 held-out images (line 21: the
+ * [select] key); `extra` goes into [select]. */
+static const char *select_experiment(const char *extra)
+{
+    static char path[512];
+    const char *dir = test_tmpdir();
+    char text[4096];
+    snprintf(path, sizeof path, "%s/sel.ini", dir);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = sel\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\nbaseline = act=sigmoid\n"
+             "[data]\ndir = %s\ntrain_limit = 600\ntest_limit = 200\nvalidation = 100\n"
+             "[train]\nepochs = 1\nbatch = 50\ntrain_eval_limit = 100\n"
+             "[vars]\npool = max\n[sweep]\nact = sigmoid, relu\nseed = 1, 2\n"
+             "[select]\ntrain.lr = 0.02, 0.1\n%s",
+             CNB_SOURCE_ROOT, dir, test_data_dir(), extra);
+    test_write_file(path, text);
+    return path;
+}
+
+/* The rule: the highest accuracy (lowest loss) of the means over seeds; the first listed
+ * of equal ones; a candidate with a NaN never. */
+static void test_select_rule(void)
+{
+    double score[3];
+    const double tie[] = {0.5, 0.7, 0.6, 0.6, 0.7, 0.5}; /* 3 candidates x 2 seeds */
+    CU_ASSERT_EQUAL(cnb_select_best(tie, 3, 2, 0, score), 0); /* all 0.6: the first */
+    CU_ASSERT_DOUBLE_EQUAL(score[1], 0.6, 1e-12);
+    const double acc[] = {0.5, 0.6, 0.9, NAN, 0.7, 0.8};
+    CU_ASSERT_EQUAL(cnb_select_best(acc, 3, 2, 0, score), 2); /* 0.9 diverged on a seed */
+    CU_ASSERT(isnan(score[1]));
+    CU_ASSERT_EQUAL(cnb_select_best(acc, 3, 2, 1, score), 0); /* as losses: the lowest */
+    const double loss[] = {0.3, 0.2, 0.1};
+    CU_ASSERT_EQUAL(cnb_select_best(loss, 3, 1, 1, score), 2);
+    const double none[] = {NAN, NAN};
+    CU_ASSERT_EQUAL(cnb_select_best(none, 2, 1, 0, score), -1);
+}
+
+/* [select] is refused at its line, naming what conflicts, before anything runs; the grid
+ * gets its selection cells first, per variant each candidate on each selection seed. */
+static void test_select_grid_and_errors(void)
+{
+    const char *path = select_experiment("");
+    static const struct {
+        const char *set, *msg;
+    } bad[] = {
+        {"data.validation=0", "sel.ini:21: [select] train.lr chooses on the validation split: "
+                              "set [data] validation"},
+        {"train.lr=0.05", "sel.ini:21: [select] train.lr conflicts with [train] lr = 0.05 "
+                          "(--set train.lr=0.05): the selection chooses it per variant"},
+        {"sweep.train.lr=0.1,0.2", "sel.ini:21: [select] train.lr conflicts with [sweep] "
+                                   "train.lr (--set sweep.train.lr=0.1,0.2)"},
+        {"select.by=validation_speed", "[select] by = 'validation_speed': expected one of "
+                                       "validation_accuracy, validation_loss"},
+        {"select.train.momentum=0.5,0.9", "one setting is selected at a time"},
+        {"select.vars.act=relu,sigmoid", "only a [train] setting can be selected"},
+        {"select.seeds=1,x", "[select] seeds: 'x' is not a valid seed"},
+        {"select.train.lr=0.1", "needs two candidates or more"},
+        {"select.train.lr=0.1,-1", "[select] train.lr value '-1' is out of range"},
+    };
+    cnb_experiment e;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *set[] = {(char *)bad[i].set};
+        cnb_error_quiet(1);
+        CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, set, 1), CNB_EINVAL);
+        cnb_error_quiet(0);
+        CHECK_MSG(cnb_last_error(), bad[i].msg);
+        cnb_experiment_free(&e);
+    }
+    expect_cli(path, "--set data.validation=0", 2, "chooses on the validation split", 1);
+
+    char *seeds[] = {"select.seeds=3, 4"};
+    cnb_cell *cells;
+    int n;
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, seeds, 1), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2 * 2 * 2 + 4); /* variants x candidates x seeds, + the grid */
+    CU_ASSERT_STRING_EQUAL(cells[0].id, "select-lr-0.02_act-sigmoid_seed3_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[1].id, "select-lr-0.02_act-sigmoid_seed4_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[2].id, "select-lr-0.1_act-sigmoid_seed3_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[7].id, "select-lr-0.1_act-relu_seed4_naive_t1");
+    CU_ASSERT_STRING_EQUAL(cells[7].variant, "act=relu");
+    CU_ASSERT_STRING_EQUAL(cnb_vars_get(&cells[7].vars, "act"), "relu");
+    CU_ASSERT_STRING_EQUAL(cells[7].candidate, "0.1");
+    CU_ASSERT_DOUBLE_EQUAL(cells[7].train.lr, 0.1, 0.0);
+    CU_ASSERT_EQUAL(cells[7].seed, 4);
+    CU_ASSERT(!cells[7].waits);
+    CU_ASSERT_STRING_EQUAL(cells[8].id, "act-sigmoid_seed1_naive_t1");
+    CU_ASSERT_PTR_NULL(cells[8].candidate);
+    CU_ASSERT(cells[8].waits && cells[11].waits);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+}
+
+/* The choice, read back from the files: each variant's cells ran at the candidate of the
+ * highest validation accuracy of its selection cells, which report.md and selection.csv
+ * show; the selection cells ran first, once. */
+static void check_choices(const char *dir)
+{
+    static const char *const acts[] = {"sigmoid", "relu"}, *const lrs[] = {"0.02", "0.1"};
+    for (int a = 0; a < 2; a++) {
+        double best = -1.0;
+        int chosen = -1;
+        for (int k = 0; k < 2; k++) {
+            char cell[1024];
+            static const char *const names[] = {"val_acc"};
+            double acc;
+            snprintf(cell, sizeof cell, "%s/select-lr-%s_act-%s_seed1_naive_t1", dir, lrs[k],
+                     acts[a]);
+            CU_ASSERT_EQUAL_FATAL(cnb_final_read(cell, names, &acc, 1), 0);
+            if (acc > best)
+                best = acc, chosen = k;
+        }
+        for (int seed = 1; seed <= 2; seed++) {
+            char id[128], lr[64];
+            snprintf(id, sizeof id, "act-%s_seed%d_naive_t1", acts[a], seed);
+            meta_value(dir, id, "chosen", lr, sizeof lr);
+            char want[64];
+            snprintf(want, sizeof want, "train.lr = %s (validation_accuracy", lrs[chosen]);
+            CHECK_MSG(lr, want);
+        }
+    }
+    char p[1024], text[16384] = "";
+    snprintf(p, sizeof p, "%s/report.md", dir);
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    CHECK_MSG(text, "## Selection of train.lr on validation");
+    CHECK_MSG(text, "### act=relu: train.lr = ");
+    CHECK_MSG(text, "**chosen**");
+    CU_ASSERT_PTR_NULL(strstr(text, "| select-")); /* not among the grid's cells */
+    snprintf(p, sizeof p, "%s/selection.csv", dir);
+    CU_ASSERT(access(p, R_OK) == 0);
+}
+
+static void test_select_runs_and_resumes(void)
+{
+    const char *path = select_experiment("seeds = 1\n");
+    char dir[512], out[2][8192];
+    snprintf(dir, sizeof dir, "%.*s/results/sel", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "", out), 0);
+    CHECK_MSG(out[1], "8 cells, 8 to run");
+    CHECK_MSG(out[1], "selection for act=sigmoid: train.lr = ");
+    CHECK_MSG(out[1], "8 of 8 cells finished (8 just now");
+    check_choices(dir);
+    CU_ASSERT_EQUAL(run_cli(path, "", out), 0); /* resumed: nothing to run */
+    CHECK_MSG(out[1], "8 cells, 0 to run");
+    char whole[8192], cells[8192], p[1024];
+    snprintf(p, sizeof p, "%s/cells.csv", dir);
+    untimed_csv(p, whole, sizeof whole);
+
+    /* a run of one cell of the grid runs its variant's selection first, and only that */
+    const char *again = select_experiment("seeds = 1\n");
+    snprintf(dir, sizeof dir, "%.*s/results/sel", (int)(strrchr(again, '/') - again), again);
+    CU_ASSERT_EQUAL(run_cli(again, "--cell act-relu_seed2_naive_t1", out), 0);
+    CHECK_MSG(out[1], "1 selected, 3 to run");
+    CHECK_MSG(out[1], "3 of 8 cells finished (3 just now");
+    char list[2][8192];
+    CU_ASSERT_EQUAL(run_cli(again, "--list-cells", list), 0);
+    CU_ASSERT_STRING_EQUAL(list[1], "select-lr-0.02_act-sigmoid_seed1_naive_t1\n"
+                                    "select-lr-0.1_act-sigmoid_seed1_naive_t1\n"
+                                    "act-sigmoid_seed1_naive_t1\nact-sigmoid_seed2_naive_t1\n"
+                                    "act-relu_seed1_naive_t1\n");
+    /* two shards at once finish the grid; the last writes the report, the whole run's */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "B='%s/core/cnnbench'; $B run '%s' -q --shard 0/2 >/dev/null "
+             "2>&1 & $B run '%s' -q --shard 1/2 >/dev/null 2>&1; a=$?; wait $!; "
+             "[ $a -eq 0 ] && [ $? -eq 0 ]", CNB_BUILD_ROOT, again, again);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    check_choices(dir);
+    snprintf(p, sizeof p, "%s/cells.csv", dir);
+    untimed_csv(p, cells, sizeof cells);
+    CU_ASSERT_STRING_EQUAL(cells, whole);
+}
+
+/* A selection that does not finish leaves its variant's cells unrun, said, exit 1; a
+ * rerun completes it. Every candidate diverging is said the same way. */
+static void test_select_unfinished(void)
+{
+    const char *path = select_experiment("seeds = 1\n");
+    char dir[512], out[2][8192], block[1024];
+    snprintf(dir, sizeof dir, "%.*s/results/sel", (int)(strrchr(path, '/') - path), path);
+    snprintf(block, sizeof block, "%s/select-lr-0.1_act-relu_seed1_naive_t1", dir);
+    CU_ASSERT_EQUAL_FATAL(cnb_mkdirs(dir), 0);
+    test_write_file(block, "a file where the cell's folder goes\n");
+    CU_ASSERT_EQUAL(run_cli(path, "", out), 1);
+    CHECK_MSG(out[1], "2 not run (no [select] choice)");
+    CHECK_MSG(out[1], "waiting  act-relu_seed1_naive_t1: not run for its variant's selection: "
+                      "cell select-lr-0.1_act-relu_seed1_naive_t1 failed; rerun");
+    CHECK_MSG(out[0], "2 cells could not run: [select] chose no value for them");
+    CU_ASSERT_EQUAL(unlink(block), 0);
+    CU_ASSERT_EQUAL(run_cli(path, "", out), 0);
+    CHECK_MSG(out[1], "8 of 8 cells finished (3 just now");
+
+    const char *diverge = select_experiment("seeds = 1\n");
+    CU_ASSERT_EQUAL(run_cli(diverge, "--set sweep.act=relu --set select.train.lr=50,100 "
+                                     "--set train.momentum=0.9999", out), 1);
+    CHECK_MSG(out[1], "not run: every [select] candidate of its variant diverged");
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -1061,6 +1264,10 @@ void suite_sweep(void)
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {"cells run anywhere: --cell, --shard, --list-cells", test_cells_run_anywhere},
         {"[data] validation: checked, seeded, reported", test_validation_split},
+        {"[select]: the rule, ties to the first listed", test_select_rule},
+        {"[select]: refused at its line; its cells first", test_select_grid_and_errors},
+        {"[select]: chosen on validation, resumed, run by shards", test_select_runs_and_resumes},
+        {"[select]: a selection that does not finish", test_select_unfinished},
         {NULL, NULL},
     };
     test_add_suite("sweep", cases);

@@ -302,6 +302,103 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
     return 0;
 }
 
+/* [select] seeds: a list of distinct seeds. */
+static int parse_select_seeds(cnb_select *s, const cnb_kv *kv, const char *at)
+{
+    char copy[1024], *items[CNB_SELECT_MAX];
+    snprintf(copy, sizeof copy, "%s", kv->value);
+    s->n_seeds = split_list(copy, ',', items, CNB_SELECT_MAX);
+    for (int k = 0; k < s->n_seeds; k++) {
+        char *end;
+        long v = strtol(items[k], &end, 10);
+        if (*end || end == items[k] || v < 0)
+            return cnb_error("%s: [select] seeds: '%s' is not a valid seed", at, items[k]);
+        s->seeds[k] = (uint64_t)v;
+        for (int j = 0; j < k; j++)
+            if (s->seeds[j] == s->seeds[k])
+                return cnb_error("%s: [select] seeds lists %s twice", at, items[k]);
+    }
+    return s->n_seeds ? 0 : cnb_error("%s: [select] seeds has no values", at);
+}
+
+/* [select] (select.h): one [train] setting and its candidates, by, seeds; the setting may
+ * be set nowhere else, and the choice needs a validation split. */
+static int parse_select(cnb_experiment *e)
+{
+    const cnb_conf *c = &e->conf;
+    const cnb_section *sel = cnb_conf_section(c, "select");
+    cnb_select *s = &e->select;
+    static const char *const bys[] = {"validation_accuracy", "validation_loss", NULL};
+    int by = 0;
+    if (!sel)
+        return 0;
+    if (choose(c, sel, "by", bys, &by))
+        return CNB_EINVAL;
+    s->by_loss = by == 1;
+    for (int i = 0; i < sel->n; i++) {
+        const cnb_kv *kv = &sel->kv[i];
+        char at[1100];
+        cnb_conf_where(c, sel, kv, at, sizeof at);
+        if (strcmp(kv->key, "by") == 0)
+            continue;
+        if (strcmp(kv->key, "seeds") == 0) {
+            if (parse_select_seeds(s, kv, at))
+                return CNB_EINVAL;
+            continue;
+        }
+        if (strncmp(kv->key, "train.", 6) != 0)
+            return cnb_error("%s: [select] %s: only a [train] setting can be selected "
+                             "(train.lr, momentum, weight_decay, epochs, batch, gamma, "
+                             "step_epochs); by and seeds say how", at, kv->key);
+        if (s->key[0])
+            return cnb_error("%s: [select] %s: one setting is selected at a time, and %s is "
+                             "(%s)", at, kv->key, s->key, s->where);
+        snprintf(s->key, sizeof s->key, "%s", kv->key);
+        snprintf(s->where, sizeof s->where, "%s", at);
+        char copy[1024], *items[CNB_SELECT_MAX];
+        snprintf(copy, sizeof copy, "%s", kv->value);
+        int n = split_list(copy, ',', items, CNB_SELECT_MAX);
+        for (int k = 0; k < n; k++) {
+            cnb_train_cfg t = e->train;
+            int batch = e->batch, bad = apply_train_axis(kv->key + 6, items[k], &t, &batch);
+            if (bad)
+                return bad == -1 ? cnb_error("%s: [select] %s: only train.lr, momentum, "
+                                             "weight_decay, epochs, batch, gamma and "
+                                             "step_epochs can be selected", at, kv->key)
+                                 : cnb_error("%s: [select] %s value '%s' is out of range", at,
+                                             kv->key, items[k]);
+            for (int j = 0; j < k; j++)
+                if (strcmp(items[j], items[k]) == 0)
+                    return cnb_error("%s: [select] %s lists '%s' twice", at, kv->key, items[k]);
+            if (!(s->values[s->n++] = strdup(items[k])))
+                return CNB_ENOMEM;
+        }
+        if (n < 2)
+            return cnb_error("%s: [select] %s needs two candidates or more to choose from", at,
+                             kv->key);
+    }
+    if (!s->key[0])
+        return cnb_error("%s:%d: [select] names no setting to choose; add one (train.lr = "
+                         "0.01, 0.02, 0.05)", c->path, sel->line);
+    if (!e->val_count && !e->val_fraction)
+        return cnb_error("%s: [select] %s chooses on the validation split: set [data] "
+                         "validation (0.1 holds out a tenth of the training images)", s->where,
+                         s->key);
+    for (int a = 0; a < e->n_axes; a++)
+        if (strcmp(e->axes[a].name, s->key) == 0)
+            return cnb_error("%s: [select] %s conflicts with [sweep] %s (%s): a setting is "
+                             "either swept or selected; remove one", s->where, s->key, s->key,
+                             e->axes[a].where);
+    const cnb_section *tr = cnb_conf_section(c, "train");
+    const cnb_kv *fixed = cnb_section_get(tr, s->key + 6);
+    char at[1100];
+    if (fixed)
+        return cnb_error("%s: [select] %s conflicts with [train] %s = %s (%s): the selection "
+                         "chooses it per variant; remove one", s->where, s->key, s->key + 6,
+                         fixed->value, cnb_conf_where(c, tr, fixed, at, sizeof at));
+    return 0;
+}
+
 /* [data] validation: a count of training images to hold out (a whole number) or a fraction
  * of them (written with a point or an exponent, below 1); 0 or absent holds out none. */
 static int parse_validation(cnb_experiment *e, const cnb_section *data)
@@ -475,8 +572,8 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
                                   : strcmp(s->name, "launcher") == 0 ? cnb_launcher_keys
                                                                      : NULL;
         if (strcmp(s->name, "vars") == 0 || strcmp(s->name, "sweep") == 0 ||
-            strncmp(s->name, "profile.", 8) == 0)
-            continue;
+            strcmp(s->name, "select") == 0 || strncmp(s->name, "profile.", 8) == 0)
+            continue; /* keys of their own: read below */
         char at[1100];
         if (!keys) { /* a section made by --set has line 0: name that --set */
             if (s->line > 0 || !s->n)
@@ -484,7 +581,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
             else
                 cnb_conf_where(c, s, &s->kv[0], at, sizeof at);
             return cnb_error("%s: unknown section [%s]; an experiment has [experiment], "
-                             "[vars], [sweep], [data], [train], [launcher] and "
+                             "[vars], [sweep], [select], [data], [train], [launcher] and "
                              "[profile.NAME]", at, s->name);
         }
         if (cnb_section_check_keys(c, s, keys))
@@ -614,7 +711,9 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         if ((rc = cnb_vars_set_at(&e->vars, vars->kv[i].key, vars->kv[i].value, at)))
             return rc;
     }
-    return parse_sweep(e, cnb_conf_section(c, "sweep"));
+    if ((rc = parse_sweep(e, cnb_conf_section(c, "sweep"))))
+        return rc;
+    return parse_select(e);
 }
 
 void cnb_experiment_free(cnb_experiment *e)
@@ -625,6 +724,9 @@ void cnb_experiment_free(cnb_experiment *e)
         for (int k = 0; k < e->axes[a].n; k++)
             free(e->axes[a].values[k]);
     e->n_axes = 0;
+    for (int k = 0; k < e->select.n; k++)
+        free(e->select.values[k]);
+    e->select.n = 0;
 }
 
 void cnb_experiment_dir(const cnb_experiment *e, char *buf, size_t len)
@@ -691,6 +793,35 @@ static int matches(const cnb_experiment *e, const cnb_cell *c, const char *which
     return 0;
 }
 
+/* "lr" for train.lr, "augment" for data.augment, a variable's own name. */
+static const char *short_name(const char *name)
+{
+    return strncmp(name, "train.", 6) == 0 || strncmp(name, "data.", 5) == 0
+               ? strchr(name, '.') + 1
+               : name;
+}
+
+/* The cell's folder name: a selection cell's candidate, the swept variables, then seed,
+ * backend and threads; only characters safe in a file name. */
+static void make_id(const cnb_experiment *e, cnb_cell *c)
+{
+    size_t used = 0;
+    if (c->candidate)
+        used += (size_t)snprintf(c->id, sizeof c->id, "select-%s-%s_",
+                                 short_name(e->select.key), c->candidate);
+    for (int a = 0; a < e->n_axes && used < sizeof c->id; a++)
+        if (!is_run_axis(e->axes[a].name))
+            used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_",
+                                     short_name(e->axes[a].name), c->axis_values[a]);
+    if (used < sizeof c->id)
+        snprintf(c->id + used, sizeof c->id - used, "seed%llu_%s_t%d",
+                 (unsigned long long)c->seed, c->backend, c->threads);
+    for (char *p = c->id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            *p = '_';
+}
+
 static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
 {
     memset(c, 0, sizeof *c);
@@ -729,25 +860,67 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     }
     if (!c->variant[0])
         snprintf(c->variant, sizeof c->variant, "%s", "all");
-    /* folder name: the swept variables, then seed, backend and threads */
-    size_t used = 0;
-    for (int a = 0; a < e->n_axes && used < sizeof c->id; a++) {
-        const char *name = e->axes[a].name;
-        if (is_run_axis(name))
-            continue;
-        if (strncmp(name, "train.", 6) == 0 || strncmp(name, "data.", 5) == 0)
-            name = strchr(name, '.') + 1;
-        used += (size_t)snprintf(c->id + used, sizeof c->id - used, "%s-%s_", name,
-                                 e->axes[a].values[pick[a]]);
-    }
-    if (used < sizeof c->id)
-        snprintf(c->id + used, sizeof c->id - used, "seed%llu_%s_t%d",
-                 (unsigned long long)c->seed, c->backend, c->threads);
-    for (char *p = c->id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            *p = '_';
+    make_id(e, c);
     return rc;
+}
+
+/* A selection cell: the variant's cell `of` on `seed`, at candidate k. */
+static int make_candidate(const cnb_experiment *e, const cnb_cell *of, int k, uint64_t seed,
+                          cnb_cell *c)
+{
+    *c = *of;
+    memset(&c->vars, 0, sizeof c->vars);
+    int rc = 0;
+    for (int i = 0; i < of->vars.n && rc == 0; i++)
+        rc = cnb_vars_set_at(&c->vars, of->vars.names[i], of->vars.values[i], of->vars.where[i]);
+    c->seed = seed;
+    c->candidate = e->select.values[k];
+    c->waits = 0;
+    apply_train_axis(e->select.key + 6, c->candidate, &c->train, &c->batch); /* checked */
+    make_id(e, c);
+    return rc;
+}
+
+/* [select]: the selection cells before the grid's (select.h), whose cells then wait. */
+static int add_selection(const cnb_experiment *e, cnb_cell **cells, int *n)
+{
+    const cnb_select *s = &e->select;
+    cnb_cell *grid = *cells;
+    int n_grid = *n, n_seeds = s->n_seeds ? s->n_seeds : 1, variants = 0;
+    const uint64_t *seeds = s->n_seeds ? s->seeds : &grid[0].seed; /* the grid's first */
+    int *first = malloc((size_t)n_grid * sizeof *first); /* each variant's first cell */
+    for (int i = 0; first && i < n_grid; i++) {
+        int k = 0;
+        while (k < variants && strcmp(grid[first[k]].variant, grid[i].variant) != 0)
+            k++;
+        if (k == variants)
+            first[variants++] = i;
+        grid[i].waits = 1;
+    }
+    size_t n_sel = (size_t)variants * (size_t)s->n * (size_t)n_seeds;
+    cnb_cell *all = first ? calloc(n_sel + (size_t)n_grid, sizeof *all) : NULL;
+    if (!all) {
+        free(first);
+        return CNB_ENOMEM;
+    }
+    int rc = 0, made = 0; /* a cell that fails counts too: its vars are freed with all */
+    for (int v = 0; v < variants; v++)
+        for (int k = 0; k < s->n; k++)
+            for (int j = 0; j < n_seeds && rc == 0; j++)
+                rc = make_candidate(e, &grid[first[v]], k, seeds[j], &all[made++]);
+    memcpy(all + made, grid, (size_t)n_grid * sizeof *grid); /* the grid's vars move over */
+    free(grid);
+    free(first);
+    *cells = all;
+    *n = made + n_grid;
+    return rc;
+}
+
+void cnb_cell_choose(const cnb_experiment *e, cnb_cell *c, const char *value, const char *how)
+{
+    apply_train_axis(e->select.key + 6, value, &c->train, &c->batch); /* a candidate: checked */
+    c->waits = 0;
+    snprintf(c->chosen, sizeof c->chosen, "%s", how);
 }
 
 int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n)
@@ -789,7 +962,7 @@ int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n)
                        where_of(e, NULL, "sweep", e->only[0] ? "only" : "exclude", at,
                                 sizeof at));
     }
-    return rc;
+    return rc == 0 && e->select.key[0] ? add_selection(e, cells, n) : rc;
 }
 
 void cnb_cells_free(cnb_cell *cells, int n)
@@ -1410,6 +1583,11 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
                  "seed = %llu\ninit_stream = %d\nshuffle_stream = %d\nlayer_streams = %d + "
                  "layer index\n",
             (unsigned long long)c->seed, CNB_STREAM_INIT, CNB_STREAM_SHUFFLE, CNB_STREAM_LAYER);
+    if (c->chosen[0])
+        fprintf(a.f, "\n[select]\n; chosen for this variant on the validation split before it "
+                     "ran (selection.csv has every candidate)\nchosen = %s\n", c->chosen);
+    else if (c->candidate)
+        fprintf(a.f, "\n[select]\ncandidate = %s = %s\n", e->select.key, c->candidate);
     fprintf(a.f, "\n[backend]\nspec = %s\nthreads = %d\nnative_layouts = %s\n", c->backend,
             c->threads, net->native_layouts ? "yes" : "no");
     for (int i = 0; i < net->n_chain; i++) { /* the spec's backends, then naive */

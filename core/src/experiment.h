@@ -28,6 +28,8 @@
  *                cache_build (1: write the packs before the first cell when missing)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
  *                cosine), step_epochs, gamma, train_eval_limit
+ *   [select]     one [train] setting chosen per variant on the validation split
+ *                (select.h): train.KEY = candidates, by, seeds
  *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,
  *                time, cpus_per_task, mem, parallel, sbatch, setup; no effect on results
  *   [profile.NAME] section.key = value overrides applied by --profile NAME
@@ -46,6 +48,7 @@
 #include "conf.h"
 #include "imageset.h"
 #include "registry.h"
+#include "select.h"
 #include "train.h"
 
 #define CNB_MAX_AXES 16
@@ -71,6 +74,10 @@ typedef struct cnb_cell {
     int batch;
     const char *axis_values[CNB_MAX_AXES]; /* this cell's value on each axis */
     char augment[64];   /* data processing steps: "none", "flip+crop+lighting" */
+    const char *candidate; /* a selection cell ([select]): its candidate value; NULL for
+                              a cell of the grid                                   */
+    int waits;          /* a cell of the grid whose [select] value is not chosen yet */
+    char chosen[256];   /* once chosen: what and how ("train.lr = 0.02, by ...")   */
 } cnb_cell;
 
 typedef struct cnb_experiment {
@@ -117,6 +124,7 @@ typedef struct cnb_experiment {
     cnb_axis axes[CNB_MAX_AXES];
     int n_axes;
     char only[1024], exclude[1024];
+    cnb_select select;      /* [select]: a setting chosen per variant on validation */
 } cnb_experiment;
 
 /* Load, apply the profile (NULL for none) and `sets` ("section.key=value"), validate. */
@@ -124,9 +132,15 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
                         char **sets, int n_sets);
 void cnb_experiment_free(cnb_experiment *e);
 
-/* Expand the grid (cartesian product, then only/exclude). *cells is malloc'ed; free with
- * cnb_cells_free. */
+/* Expand the grid (cartesian product, then only/exclude). With [select], the selection
+ * cells come first: per variant of the grid (in its order), each candidate (as listed) on
+ * each selection seed; then the grid's cells, each waiting for its variant's choice.
+ * *cells is malloc'ed; free with cnb_cells_free. */
 int cnb_experiment_cells(const cnb_experiment *e, cnb_cell **cells, int *n);
+
+/* Set a waiting cell of the grid to the value [select] chose for its variant; `how` (the
+ * score and the candidates) goes into its metadata. */
+void cnb_cell_choose(const cnb_experiment *e, cnb_cell *c, const char *value, const char *how);
 void cnb_cells_free(cnb_cell *cells, int n);
 
 /* Before any cell runs, everything the cells need: every backend chain resolves, the

@@ -203,6 +203,8 @@ int cnb_slurm_script_write(FILE *f, const cnb_slurm_script *s)
             s->cpus, s->mem_mib);
     if (l->time[0])
         fprintf(f, "#SBATCH --time=%s\n", l->time);
+    if (s->after && s->after[0]) /* [select]: the grid's cells wait for the selection's */
+        fprintf(f, "#SBATCH --dependency=afterany:%s\n", s->after);
     if (l->partition[0])
         fprintf(f, "#SBATCH --partition=%s\n", l->partition);
     fprintf(f, "#SBATCH --output=%s/slurm/%%A_%%a.log\n", s->results);
@@ -722,7 +724,8 @@ static counts count_views(const view *v, int n)
     counts k = {0};
     for (int i = 0; i < n; i++) {
         const char *s = v[i].state;
-        k.pending += strcmp(s, "pending") == 0 || strcmp(s, "interrupted") == 0;
+        k.pending += strcmp(s, "pending") == 0 || strcmp(s, "interrupted") == 0 ||
+                     strcmp(s, "waiting") == 0; /* for its [select] choice */
         k.queued += strcmp(s, "queued") == 0;
         k.running += strcmp(s, "running") == 0;
         k.done += strcmp(s, "done") == 0;
@@ -1006,7 +1009,7 @@ static int follow(const char *dir, cnb_slurm_task *t, int nt, const char *jobs, 
 }
 
 /* Submit `n` cells (ids) as arrays of at most MaxArraySize tasks; appends their tasks to
- * *t. `jobs` gets "12" or "12,13". */
+ * *t, and their job ids to `jobs` ("12", then "12,13"). */
 static int submit(const char *dir, const cnb_slurm_script *proto, const char *const *ids,
                   const char *const *fingerprints, int n, cnb_slurm_task **t, int *nt,
                   char *jobs, size_t jobs_len)
@@ -1019,7 +1022,6 @@ static int submit(const char *dir, const cnb_slurm_script *proto, const char *co
         if (stat(path, &st) != 0)
             break;
     }
-    jobs[0] = '\0';
     for (int from = 0; from < n && rc == 0; from += chunk, k++) {
         int m = n - from < chunk ? n - from : chunk;
         cnb_slurm_script s = *proto;
@@ -1135,8 +1137,9 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
         rc = CNB_ENOMEM;
         goto out;
     }
-    int m = 0, busy = 0, cpus = 1;
+    int m = 0, m_sel = 0, busy = 0, cpus = 1;
     double mib = 0.0;
+    char after[256] = ""; /* the jobs of selection cells: the grid's cells start after them */
     for (int i = 0; i < n; i++) {
         const char *s = v[i].state;
         int finished = strcmp(s, "done") == 0 || strcmp(s, "diverged") == 0;
@@ -1147,10 +1150,14 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
                 snprintf(task, sizeof task, " as Slurm task %s_%d", v[i].task->job,
                          v[i].task->index);
             printf("cell %s is already %s%s; not submitted again\n", cells[i].id, s, task);
+            if (cells[i].candidate[0] && v[i].task && !in_list(after, v[i].task->job))
+                snprintf(after + strlen(after), sizeof after - strlen(after), "%s%s",
+                         after[0] ? "," : "", v[i].task->job);
             continue;
         }
         if (finished && !o->force)
             continue;
+        m_sel += cells[i].candidate[0] != 0; /* the selection cells come first */
         ids[m] = cells[i].id;
         fps[m++] = cells[i].fingerprint;
         cpus = cells[i].threads > cpus ? cells[i].threads : cpus;
@@ -1173,7 +1180,19 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
             .n_plugins = n_plugins, .force = o->force,
             .cpus = cfg.cpus_per_task ? cfg.cpus_per_task : cpus,
             .mem_mib = cfg.mem_mib ? cfg.mem_mib : mem_for(mib)};
-        if ((rc = submit(dir, &proto, ids, fps, m, &t, &nt, jobs, sizeof jobs)) != 0)
+        /* [select]: the selection cells as an array of their own, and the grid's cells as
+         * one that Slurm starts once it (and any earlier selection job) has ended: then
+         * their values are chosen; a selection cell that failed is rerun by the first of
+         * its variant's cells to start (a run of cells runs their selection first). */
+        if (m_sel && (rc = submit(dir, &proto, ids, fps, m_sel, &t, &nt, jobs, sizeof jobs)))
+            goto out;
+        snprintf(after + strlen(after), sizeof after - strlen(after), "%s%s",
+                 after[0] && jobs[0] ? "," : "", jobs);
+        for (char *c = after; (c = strchr(c, ',')); c++)
+            *c = ':'; /* afterany:12:13 */
+        proto.after = after;
+        if (m > m_sel && (rc = submit(dir, &proto, ids + m_sel, fps + m_sel, m - m_sel, &t,
+                                      &nt, jobs, sizeof jobs)) != 0)
             goto out;
     } else {
         for (int i = 0; i < nt; i++) /* follow the earlier jobs still running */

@@ -23,8 +23,11 @@
  * The folder must be on a filesystem every node mounts: the task refuses to run, saying
  * so in its log, when the folder is absent on its node; submitting warns when the folder,
  * the experiment or the executable lies on tmpfs or under /tmp, /var/tmp, /dev/shm.
- * Not a workflow engine: no retries, no dependencies between cells; one submission per
- * run (an array, or several when the cells outnumber the cluster's MaxArraySize).
+ * Not a workflow engine: no retries, and one dependency only: with [select] (select.h)
+ * the selection cells go as an array of their own, and the grid's cells as a second that
+ * Slurm starts once the first has ended (--dependency=afterany), so --no-wait submits
+ * both at once. One submission of each per run (an array, or several when the cells
+ * outnumber the cluster's MaxArraySize).
  */
 #ifndef CNB_LAUNCHER_H
 #define CNB_LAUNCHER_H
@@ -88,6 +91,8 @@ typedef struct cnb_slurm_script {
     int n_cells;
     int cpus;                 /* --cpus-per-task                                    */
     long mem_mib;             /* --mem, MiB                                         */
+    const char *after;        /* "12:13": start once these jobs have ended
+                                 (--dependency=afterany); NULL or "": at once        */
 } cnb_slurm_script;
 
 /* Write the sbatch script to f; 0, or CNB_EINVAL for a cell id or path that cannot be

@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "fsutil.h"
 #include "log.h"
+#include "select.h"
 #include "stats.h"
 #include "train.h"
 
@@ -71,12 +72,11 @@ static double field(char **names, int n, char **row, int nr, const char *name)
     return NAN;
 }
 
-/* A cell's final.csv and metrics.csv, read by their columns' names. */
-static int read_cell(const char *dir, cell_result *r)
+int cnb_final_read(const char *cell_dir, const char *const *names, double *values, int n)
 {
-    char path[PATH_MAX + 300], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
+    char path[PATH_MAX + 400], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
     int nh, nf = 0;
-    snprintf(path, sizeof path, "%s/%s/final.csv", dir, r->id);
+    snprintf(path, sizeof path, "%s/final.csv", cell_dir);
     FILE *fp = fopen(path, "r");
     if (!fp)
         return cnb_error("%s: cannot open: %s", path, strerror(errno));
@@ -85,15 +85,29 @@ static int read_cell(const char *dir, cell_result *r)
     fclose(fp);
     if (!ok)
         return cnb_error("%s: expected a header and one row of 9 fields or more", path);
-    r->epochs = (int)field(h, nh, f, nf, "epochs");
-    r->test_acc = field(h, nh, f, nf, "test_acc");
-    r->test_loss = field(h, nh, f, nf, "test_loss");
-    r->train_acc = field(h, nh, f, nf, "train_eval_acc");
-    r->gap = field(h, nh, f, nf, "gap");
-    r->epoch_seconds = field(h, nh, f, nf, "mean_epoch_seconds");
-    r->ips = field(h, nh, f, nf, "images_per_second");
+    for (int k = 0; k < n; k++)
+        values[k] = field(h, nh, f, nf, names[k]);
+    return 0;
+}
+
+/* A cell's final.csv and metrics.csv, read by their columns' names. */
+static int read_cell(const char *dir, cell_result *r)
+{
+    static const char *const finals[] = {"epochs", "test_acc", "test_loss", "train_eval_acc",
+                                         "gap", "mean_epoch_seconds", "images_per_second"};
+    char path[PATH_MAX + 300], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
+    double v[7];
+    int nh, nf = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, r->id);
+    int rc = cnb_final_read(path, finals, v, 7);
+    if (rc)
+        return rc;
+    r->epochs = (int)v[0];
+    r->test_acc = v[1], r->test_loss = v[2], r->train_acc = v[3], r->gap = v[4];
+    r->epoch_seconds = v[5], r->ips = v[6];
     snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, r->id);
-    if (!(fp = fopen(path, "r")))
+    FILE *fp = fopen(path, "r");
+    if (!fp)
         return cnb_error("%s: cannot open: %s", path, strerror(errno));
     double **curves[4] = {&r->curve_test, &r->curve_train, &r->curve_val, &r->curve_val_loss};
     static const char *const names[4] = {"test_acc", "train_eval_acc", "val_acc", "val_loss"};
@@ -539,9 +553,150 @@ static int plot_points(const char *dir, const char *file, const char *title,
     return cnb_plot_finish(&a, dir, file);
 }
 
+/* The selection cells of a sweep with [select] (select.h), as the manifest lists them. */
+typedef struct sel_row {
+    char variant[256], value[128], state[16];
+    double val[2]; /* the last epoch's validation accuracy and loss; NAN unless done */
+} sel_row;
+
+typedef struct selection {
+    char key[64];
+    int by_loss;
+    sel_row *rows;
+    int n;
+} selection;
+
+/* The distinct values of `field` (0 variant, 1 candidate value) among the rows of the
+ * variant `of` (NULL: all), in their order, into out[0..max); the count. */
+static int distinct(const selection *sel, int field, const char *of, const char **out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < sel->n; i++) {
+        const sel_row *r = &sel->rows[i];
+        const char *x = field ? r->value : r->variant;
+        int k = 0;
+        if (of && strcmp(r->variant, of) != 0)
+            continue;
+        while (k < n && strcmp(out[k], x) != 0)
+            k++;
+        if (k == n && n < max)
+            out[n++] = x;
+    }
+    return n;
+}
+
+enum { NOT_YET = -2 }; /* variant_choice's *best while a candidate has not finished */
+
+/* The candidates of variant `of`: their scores (mean validation accuracy and loss over their
+ * seeds, NAN unless every seed is done) and the choice, by the rule the run chose by
+ * (cnb_select_best): *best gets its index, -1 when no candidate has a score, NOT_YET
+ * while one has not finished. state[k]: "done", or the state of a seed that is not. */
+static int variant_choice(const selection *sel, const char *of, const char **values,
+                          int nc, double score[2][CNB_SELECT_MAX], const char **state, int *ns,
+                          int *best)
+{
+    int open = 0;
+    *ns = 0;
+    for (int i = 0; i < sel->n; i++) /* the seeds of one candidate */
+        *ns += strcmp(sel->rows[i].variant, of) == 0 &&
+               strcmp(sel->rows[i].value, values[0]) == 0;
+    double *val[2] = {malloc((size_t)(nc * *ns) * sizeof(double)),
+                      malloc((size_t)(nc * *ns) * sizeof(double))};
+    if (!val[0] || !val[1]) {
+        free(val[0]), free(val[1]);
+        return CNB_ENOMEM;
+    }
+    for (int k = 0; k < nc; k++) {
+        int s = 0;
+        state[k] = "done";
+        for (int i = 0; i < sel->n && s < *ns; i++) {
+            const sel_row *r = &sel->rows[i];
+            if (strcmp(r->variant, of) != 0 || strcmp(r->value, values[k]) != 0)
+                continue;
+            val[0][k * *ns + s] = r->val[0], val[1][k * *ns + s] = r->val[1];
+            s++;
+            if (strcmp(r->state, "done") != 0)
+                state[k] = r->state;
+        }
+        open |= strcmp(state[k], "done") != 0 && strcmp(state[k], "diverged") != 0;
+    }
+    cnb_select_best(val[!sel->by_loss], nc, *ns, !sel->by_loss, score[!sel->by_loss]);
+    *best = cnb_select_best(val[sel->by_loss], nc, *ns, sel->by_loss, score[sel->by_loss]);
+    *best = open ? NOT_YET : *best;
+    free(val[0]), free(val[1]);
+    return 0;
+}
+
+/* Per variant, the table of its candidates and the choice: report.md (md) and
+ * selection.csv. */
+static int write_selection(const char *dir, const selection *sel, FILE *md)
+{
+    cnb_atomic csv;
+    if (open_in(&csv, dir, "selection.csv"))
+        return CNB_EIO;
+    const char *variants[256], *values[CNB_SELECT_MAX], *state[CNB_SELECT_MAX];
+    double score[2][CNB_SELECT_MAX];
+    int nv = distinct(sel, 0, NULL, variants, 256), ns;
+    fprintf(csv.f, "variant,key,value,seeds,val_acc,val_loss,state,chosen\n");
+    fprintf(md, "## Selection of %s on validation\n\nPer variant, every candidate ran on the "
+                "selection seeds; its score is the mean over them of the last epoch's %s (the "
+                "%s wins; of equal ones, the first listed; a candidate with a seed that "
+                "diverged is never chosen), and the variant's seeds then ran at the chosen "
+                "value. The test split took no part.\n", sel->key,
+            sel->by_loss ? "validation loss" : "validation accuracy",
+            sel->by_loss ? "lowest" : "highest");
+    for (int v = 0; v < nv; v++) {
+        int nc = distinct(sel, 1, variants[v], values, CNB_SELECT_MAX);
+        int best;
+        char head[256];
+        if (variant_choice(sel, variants[v], values, nc, score, state, &ns, &best)) {
+            fclose(csv.f), remove(csv.tmp);
+            return CNB_ENOMEM;
+        }
+        if (best >= 0)
+            snprintf(head, sizeof head, "%s = %s", sel->key, values[best]);
+        else
+            snprintf(head, sizeof head, "%s", best == NOT_YET ? "not chosen yet (a candidate "
+                     "has not finished)" : "nothing chosen (every candidate diverged)");
+        fprintf(md, "\n### %s: %s\n\n| %s | seeds | val acc | val loss | |\n"
+                    "|---:|---:|---:|---:|---|\n", variants[v], head, sel->key);
+        for (int k = 0; k < nc; k++) {
+            const char *note = k == best ? "**chosen**" : strcmp(state[k], "done") ? state[k] : "";
+            if (isnan(score[0][k]))
+                fprintf(md, "| %s | %d | – | – | %s |\n", values[k], ns, note);
+            else
+                fprintf(md, "| %s | %d | %.4f | %.4f | %s |\n", values[k], ns, score[0][k],
+                        score[1][k], note);
+            fprintf(csv.f, "\"%s\",%s,%s,%d,%.6f,%.6f,%s,%d\n", variants[v], sel->key,
+                    values[k], ns, score[0][k], score[1][k], state[k], k == best);
+        }
+    }
+    fputc('\n', md);
+    return cnb_atomic_commit(&csv) ? CNB_EIO : 0;
+}
+
+/* A selection cell of the manifest (fields f: cell, variant, ..., status, ..., candidate)
+ * with its validation results when done. */
+static int add_sel_row(const char *dir, selection *sel, char **f)
+{
+    static const char *const names[2] = {"val_acc", "val_loss"};
+    sel_row *grown = realloc(sel->rows, (size_t)(sel->n + 1) * sizeof *grown);
+    if (!grown)
+        return CNB_ENOMEM;
+    sel->rows = grown;
+    sel_row *r = &grown[sel->n++];
+    snprintf(r->variant, sizeof r->variant, "%s", f[1]);
+    snprintf(r->value, sizeof r->value, "%s", f[9]);
+    snprintf(r->state, sizeof r->state, "%s", f[5]);
+    r->val[0] = r->val[1] = NAN;
+    char cell_dir[PATH_MAX + 300];
+    snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, f[0]);
+    return strcmp(f[5], "done") == 0 ? cnb_final_read(cell_dir, names, r->val, 2) : 0;
+}
+
 static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
                         int nv, int base, const cell_result *cells, int n_cells,
-                        const char *dropped, int has_val)
+                        const char *dropped, int has_val, const selection *sel)
 {
     cnb_atomic md, vc, cc, cmp;
     if (open_in(&md, dir, "report.md"))
@@ -550,6 +705,8 @@ static int write_tables(const char *dir, const char *name, const char *info, con
         open_in(&cmp, dir, "cells.csv"))
         return CNB_EIO;
     fprintf(md.f, "# %s\n\n%s\n\n", name, info);
+    if (sel->n && write_selection(dir, sel, md.f))
+        return CNB_EIO;
     fprintf(md.f, "## Variants (mean ± sd over seeds, 95%% interval of the mean)\n\n");
     fprintf(md.f, "| variant | seeds | final test acc | 95%% interval |%s train acc | train − "
                   "test gap | test loss | s / epoch |\n|---|---:|---:|---|%s---:|---:|---:|---:|\n",
@@ -700,6 +857,10 @@ int cnb_report_write(const char *dir)
     }
     cell_result *cells = NULL;
     variant *v = NULL;
+    selection sel = {.n = 0};
+    const cnb_kv *kv_sel = cnb_section_get(s, "select"), *kv_by = cnb_section_get(s, "select_by");
+    snprintf(sel.key, sizeof sel.key, "%s", kv_sel ? kv_sel->value : "");
+    sel.by_loss = kv_by && strcmp(kv_by->value, cnb_select_by_name(1)) == 0;
     int n = 0, nv = 0, pending = 0, n_unfinished = 0;
     char *unfinished = NULL; /* the cells without a result, and why: a markdown table */
     size_t unfinished_len = 0;
@@ -711,6 +872,10 @@ int cnb_report_write(const char *dir)
             int nf = cnb_csv_split(line, f, MAX_FIELDS);
             if (nf < 6)
                 continue;
+            if (nf > 9 && f[9][0]) { /* a selection cell: its own tables */
+                rc = add_sel_row(dir, &sel, f);
+                continue;
+            }
             if (strcmp(f[5], "done") != 0) {
                 pending += strcmp(f[5], "diverged") != 0; /* a diverged cell is finished */
                 if (strcmp(f[5], "diverged") == 0 || strcmp(f[5], "failed") == 0)
@@ -788,7 +953,7 @@ int cnb_report_write(const char *dir)
     }
     if (rc == 0)
         rc = write_tables(dir, name, about, v, nv, base, cells, n, dropped,
-                          any_validation(cells, n));
+                          any_validation(cells, n), &sel);
     if (rc == 0)
         rc = plot_curves(dir, name, v, nv, base, cells, label, any_validation(cells, n));
     if (rc == 0)
@@ -799,14 +964,15 @@ int cnb_report_write(const char *dir)
                          "train accuracy - test accuracy", v, nv, base, M_GAP, cells, label,
                          -1.0, 1.0);
     if (rc == 0)
-        printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, "
-               "learning-curves/accuracy/gap .png .svg)\n", dir);
+        printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, %s"
+               "learning-curves/accuracy/gap .png .svg)\n", dir, sel.n ? "selection.csv, " : "");
     for (int i = 0; i < n; i++)
         free(cells[i].curve_test), free(cells[i].curve_train), free(cells[i].curve_val),
             free(cells[i].curve_val_loss);
     free(cells);
     free(v);
     free(label);
+    free(sel.rows);
     free(unfinished);
     cnb_conf_free(&info);
     return rc;

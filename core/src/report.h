@@ -6,7 +6,9 @@
  *                    a validation split also its accuracy and loss per epoch
  *   variants.csv     one row per variant: n, mean, sd, 95% interval of every metric
  *   comparison.csv   each variant against the baseline (Welch)
- *   cells.csv        one row per finished cell
+ *   cells.csv        one row per finished cell of the grid
+ *   selection.csv    with [select] (select.h): per variant, every candidate's validation
+ *                    accuracy and loss, and which was chosen (report.md: a table each)
  *   learning-curves, accuracy, gap: each as .dat, .gp, .png and .svg (gnuplot X.gp
  *                    in the folder redraws it)
  */
@@ -18,6 +20,10 @@
 /* Write the tables and plots of the sweep in `dir` (it holds manifest.csv and sweep.ini).
  * 0, or an error (reported). Gnuplot runs as a child process; its failure is an error. */
 int cnb_report_write(const char *dir);
+
+/* The fields `names[0..n)` of a cell's final.csv (in `cell_dir`), read by the columns'
+ * names: NAN for a column it does not have or leaves empty. 0, or an error (said). */
+int cnb_final_read(const char *cell_dir, const char *const *names, double *values, int n);
 
 /* Redraw every plot in `dir`: gnuplot on each *.gp (sweep and bench folders alike). */
 int cnb_plot_all(const char *dir);

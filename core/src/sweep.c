@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +30,12 @@
 /* DIVERGED is a finished result (its loss became NaN; the same settings diverge again):
  * it has a `done` marker and is not rerun without --force. FAILED is not finished.
  * SKIPPED is a cell finished before this run; RUNNING, for a cell this run does not run,
- * means another process holds its lock. */
-typedef enum { PENDING, RUNNING, DONE, SKIPPED, DIVERGED, FAILED, INTERRUPTED } cell_state;
+ * means another process holds its lock. WAITING: a cell of the grid whose [select] value
+ * is not chosen yet (its variant's selection cells have not all finished); it has no
+ * fingerprint until then. */
+typedef enum { PENDING, RUNNING, DONE, SKIPPED, DIVERGED, FAILED, INTERRUPTED, WAITING } cell_state;
 static const char *const state_names[] = {"pending", "running", "done", "done", "diverged",
-                                          "failed", "interrupted"};
+                                          "failed", "interrupted", "waiting"};
 
 #define FINISHED(st) ((st) == DONE || (st) == SKIPPED || (st) == DIVERGED)
 #define TO_RUN(st) ((st) == PENDING || (st) == FAILED || (st) == INTERRUPTED)
@@ -47,6 +50,9 @@ typedef struct slot {
     char fingerprint[17];
     cell_state state;
     int selected;       /* in this run's --cell / --shard selection (all in a whole run) */
+    int needed;         /* a selection cell this run runs first: selected, or of the
+                           variant of a selected waiting cell                           */
+    int stale;          /* finished with other settings (another fingerprint)          */
     int ours;           /* this run started it: its state is ours, not read from disk    */
     int forced;         /* finished, but to run again (--force): pending until started   */
     int lock;           /* the cell's .lock while this run runs it, else -1             */
@@ -195,7 +201,7 @@ static int check_memory(const slot *slots, int n, int jobs)
     double have = available_mib(), top = 0.0;
     int big = -1, count = 0;
     for (int i = 0; i < n; i++)
-        if (slots[i].selected) {
+        if (slots[i].selected || slots[i].needed) {
             count++;
             if (big < 0 || slots[i].mib > top)
                 top = slots[i].mib, big = i;
@@ -234,6 +240,126 @@ static int check_owner(const char *dir, const cnb_experiment *e, int force)
                      "cell there", dir, owner, e->conf.path, e->name);
 }
 
+/* The grid as a run sees it before running anything: cells, slots (each cell's folder,
+ * fingerprint, estimate, selection, state from its folder), validated. */
+typedef struct plan {
+    const cnb_experiment *e;
+    cnb_cell *cells;
+    slot *slots;
+    int n;
+    int force;          /* --force: the selected cells run again, finished or not  */
+    int say;            /* print each [select] choice as it is made                */
+    char dir[PATH_MAX];
+} plan;
+
+/* A slot's state as its folder tells it now; under --force a selected finished cell is to
+ * run again. */
+static void read_slot(plan *p, slot *s)
+{
+    s->state = read_state(s->dir, s->fingerprint, s->message, sizeof s->message, &s->stale);
+    if (p->force && s->selected && FINISHED(s->state))
+        s->state = PENDING, s->forced = 1;
+}
+
+/* The selection cells come first in the grid (cnb_experiment_cells), in blocks of
+ * candidates x seeds per variant. */
+static int selection_cells(const plan *p)
+{
+    int n = 0;
+    while (n < p->n && p->cells[n].candidate)
+        n++;
+    return n;
+}
+
+/* The validation metric [select] chooses by, from a finished selection cell's final.csv;
+ * NAN when it diverged. */
+static double selection_metric(const plan *p, const slot *s)
+{
+    double v[2] = {NAN, NAN};
+    static const char *const names[2] = {"val_acc", "val_loss"};
+    if (s->state != DIVERGED)
+        cnb_final_read(s->dir, names, v, 2);
+    return v[p->e->select.by_loss];
+}
+
+/* The choice of one variant whose selection cells (block[0..per)) have all finished,
+ * applied to its waiting cells, which get their fingerprint and state. */
+static int apply_choice(plan *p, const slot *block, int per, double *val, double *score)
+{
+    const cnb_select *sel = &p->e->select;
+    const int n_seeds = per / sel->n;
+    for (int j = 0; j < per; j++)
+        val[j] = selection_metric(p, &block[j]);
+    int best = cnb_select_best(val, sel->n, n_seeds, sel->by_loss, score);
+    char how[256];
+    if (best >= 0)
+        snprintf(how, sizeof how, "%s = %s (%s %.6f, the mean over %d seed%s; best of %d "
+                 "candidates)", sel->key, sel->values[best], cnb_select_by_name(sel->by_loss),
+                 score[best], n_seeds, n_seeds == 1 ? "" : "s", sel->n);
+    int said = 0;
+    for (int i = selection_cells(p); i < p->n; i++) {
+        slot *s = &p->slots[i];
+        cnb_cell *c = &p->cells[i];
+        if (strcmp(c->variant, block[0].cell->variant) != 0 || s->ours)
+            continue;
+        if (best < 0) {
+            s->state = WAITING, s->fingerprint[0] = '\0', c->waits = 1;
+            snprintf(s->message, sizeof s->message, "not run: every [select] candidate of its "
+                     "variant diverged; give %s smaller values", sel->key);
+            continue;
+        }
+        char fp[17];
+        cnb_cell_choose(p->e, c, sel->values[best], how);
+        int rc = cnb_cell_fingerprint(p->e, c, fp);
+        if (rc)
+            return rc;
+        if (strcmp(fp, s->fingerprint) != 0) { /* newly chosen (or chosen otherwise) */
+            snprintf(s->fingerprint, sizeof s->fingerprint, "%s", fp);
+            read_slot(p, s);
+            if (p->say && !said++)
+                printf("selection for %s: %s\n", c->variant, how);
+        }
+    }
+    return 0;
+}
+
+/* [select]: for each variant whose selection cells have all finished (their states as
+ * the slots hold them), the choice (select.h) for its cells; the cells of the other
+ * variants wait, saying why. */
+static int plan_resolve(plan *p)
+{
+    const cnb_select *sel = &p->e->select;
+    if (!sel->key[0])
+        return 0;
+    const int n_sel = selection_cells(p), per = sel->n * (sel->n_seeds ? sel->n_seeds : 1);
+    double *val = malloc((size_t)per * sizeof *val), *score = malloc((size_t)sel->n * sizeof *score);
+    int rc = val && score ? 0 : CNB_ENOMEM;
+    for (int b = 0; b < n_sel && rc == 0; b += per) {
+        const slot *open = NULL; /* a selection cell not finished */
+        for (int j = b; j < b + per; j++) {
+            const slot *s = &p->slots[j];
+            if (!FINISHED(s->state) && (!open || s->state == FAILED))
+                open = s;
+        }
+        if (!open) {
+            rc = apply_choice(p, &p->slots[b], per, val, score);
+            continue;
+        }
+        for (int i = n_sel; i < p->n; i++)
+            if (strcmp(p->cells[i].variant, p->cells[b].variant) == 0 && !p->slots[i].ours) {
+                slot *s = &p->slots[i];
+                s->state = WAITING, s->fingerprint[0] = '\0', p->cells[i].waits = 1;
+                snprintf(s->message, sizeof s->message, "%s for its variant's selection: "
+                         "cell %s %s", open->state == FAILED ? "not run" : "waits",
+                         open->cell->id, open->state == FAILED ? "failed; rerun" : "has not "
+                         "finished");
+            }
+    }
+    free(val);
+    free(score);
+    return rc;
+}
+
 static void csv_field(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -247,17 +373,21 @@ static void csv_field(FILE *f, const char *s)
 
 static void manifest_row(FILE *f, const char *id, const char *variant, unsigned long long seed,
                          const char *backend, int threads, const char *state,
-                         const char *fingerprint, const char *message, double mib)
+                         const char *fingerprint, const char *message, double mib,
+                         const char *candidate)
 {
     fprintf(f, "%s,", id);
     csv_field(f, variant);
     fprintf(f, ",%llu,%s,%d,%s,%s,", seed, backend, threads, state, fingerprint);
     csv_field(f, message);
-    fprintf(f, ",%.0f\n", mib);
+    fprintf(f, ",%.0f,", mib);
+    csv_field(f, candidate);
+    fputc('\n', f);
 }
 
+/* candidate: a selection cell's value of [select]'s key (sweep.ini names the key) */
 static const char manifest_header[] =
-    "cell,variant,seed,backend,threads,status,fingerprint,message,mib\n";
+    "cell,variant,seed,backend,threads,status,fingerprint,message,mib,candidate\n";
 
 /* The manifest's own lock, held while its states are read and it is written: concurrent
  * writers then leave the newest snapshot last. */
@@ -272,29 +402,38 @@ static int lock_manifest(const char *dir)
     return fd;
 }
 
+/* The states of the cells this run does not run, as their folders tell now, and the
+ * [select] choices they make. */
+static int refresh(plan *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        slot *s = &p->slots[i];
+        if (!s->ours && !s->forced && !p->cells[i].waits)
+            s->state = read_state(s->dir, s->fingerprint, s->message, sizeof s->message,
+                                  &s->stale);
+    }
+    return plan_resolve(p);
+}
+
 /* Writes the manifest: the states of this run's own cells as it knows them, every other
- * cell's as its folder tells now, under the manifest's lock so that concurrent writers
- * leave the newest snapshot last. */
-static int write_manifest(const char *dir, slot *slots, int n)
+ * cell's as its folder tells now (and the [select] choices they make), under the
+ * manifest's lock so that concurrent writers leave the newest snapshot last. */
+static int write_manifest(plan *p)
 {
     char path[PATH_MAX + 32];
-    int lock = lock_manifest(dir);
-    for (int i = 0; i < n; i++)
-        if (!slots[i].ours && !slots[i].forced) {
-            int stale;
-            slots[i].state = read_state(slots[i].dir, slots[i].fingerprint, slots[i].message,
-                                        sizeof slots[i].message, &stale);
-        }
-    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    slot *slots = p->slots;
+    int lock = lock_manifest(p->dir), rc = refresh(p);
+    snprintf(path, sizeof path, "%s/manifest.csv", p->dir);
     cnb_atomic a;
-    int rc = cnb_atomic_open(&a, path) ? CNB_EIO : 0;
+    if (rc == 0)
+        rc = cnb_atomic_open(&a, path) ? CNB_EIO : 0;
     if (rc == 0) {
         fputs(manifest_header, a.f);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < p->n; i++) {
             const cnb_cell *c = slots[i].cell;
             manifest_row(a.f, c->id, c->variant, (unsigned long long)c->seed, c->backend,
                          c->threads, state_names[slots[i].state], slots[i].fingerprint,
-                         slots[i].message, slots[i].mib);
+                         slots[i].message, slots[i].mib, c->candidate ? c->candidate : "");
         }
         rc = cnb_atomic_commit(&a);
     }
@@ -318,6 +457,9 @@ static int write_sweep_info(const cnb_experiment *e, const char *dir, int n_cell
                  "baseline = %s\ncells = %d\nepochs = %d\n",
             e->conf.path, owner, e->name, e->model, e->profile[0] ? e->profile : "(none)",
             e->baseline, n_cells, e->train.epochs);
+    if (e->select.key[0]) /* the manifest's candidate column holds each selection cell's */
+        fprintf(a.f, "select = %s\nselect_by = %s\n", e->select.key,
+                cnb_select_by_name(e->select.by_loss));
     return cnb_atomic_commit(&a);
 }
 
@@ -434,15 +576,6 @@ static int take_cell(slot *s, int force)
     return 1;
 }
 
-/* The grid as a run sees it before running anything: cells, slots (each cell's folder,
- * fingerprint, estimate, selection, state from its folder), validated. */
-typedef struct plan {
-    cnb_cell *cells;
-    slot *slots;
-    int n;
-    char dir[PATH_MAX];
-} plan;
-
 static void plan_free(plan *p)
 {
     free(p->slots);
@@ -466,6 +599,9 @@ static int plan_make(plan *p, const cnb_experiment *e, cnb_registry *reg,
                      const cnb_sweep_opts *o)
 {
     memset(p, 0, sizeof *p);
+    p->e = e;
+    p->force = o->force;
+    p->say = !o->list && !o->dry_run && cnb_dist_rank() == 0;
     int rc = cnb_experiment_cells(e, &p->cells, &p->n);
     double *mib = NULL;
     if (rc == 0) {
@@ -496,28 +632,28 @@ static int plan_make(plan *p, const cnb_experiment *e, cnb_registry *reg,
         s->selected = selected(o, s->cell, i);
         if (snprintf(s->dir, sizeof s->dir, "%s/%s", p->dir, s->cell->id) >= (int)sizeof s->dir)
             rc = cnb_error("%s/%s: path too long", p->dir, s->cell->id);
-        else
+        else if (!s->cell->waits) /* a waiting cell's comes with its [select] choice */
             rc = cnb_cell_fingerprint(e, s->cell, s->fingerprint);
     }
+    for (int i = 0; i < p->n && rc == 0; i++) /* the selection cells this run runs first */
+        for (int j = 0; p->slots[i].selected && p->cells[i].waits && j < p->n; j++)
+            p->slots[j].needed |= p->cells[j].candidate &&
+                                  strcmp(p->cells[j].variant, p->cells[i].variant) == 0;
+    for (int i = 0; i < p->n && rc == 0; i++)
+        p->slots[i].needed |= p->slots[i].selected && p->cells[i].candidate;
     free(mib);
     return rc;
 }
 
-/* Reads every cell's state from its folder; refuses (CNB_EINVAL, said) a folder whose
- * finished cells ran with other settings, unless --force. */
-static int plan_read_states(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o)
+/* Refuses (CNB_EINVAL, said) a folder whose finished cells ran with other settings,
+ * unless --force. */
+static int check_stale(const plan *p, const cnb_experiment *e, const cnb_sweep_opts *o)
 {
     int stale = 0;
     const char *first_stale = NULL;
-    for (int i = 0; i < p->n; i++) {
-        slot *s = &p->slots[i];
-        int was;
-        s->state = read_state(s->dir, s->fingerprint, s->message, sizeof s->message, &was);
-        if (o->force && s->selected && FINISHED(s->state))
-            s->state = PENDING, s->forced = 1;
-        if (was && !o->force && stale++ == 0)
-            first_stale = s->cell->id;
-    }
+    for (int i = 0; i < p->n; i++)
+        if (p->slots[i].stale && !o->force && stale++ == 0)
+            first_stale = p->cells[i].id;
     if (!stale || o->dry_run || o->list) /* finished cells are never unmarked silently */
         return 0;
     return cnb_error("%s: %d finished cell%s (%s%s) ran with other settings than the "
@@ -525,6 +661,17 @@ static int plan_read_states(plan *p, const cnb_experiment *e, const cnb_sweep_op
                      "experiment another [experiment] name to keep %s", p->dir, stale,
                      stale == 1 ? "" : "s", first_stale, stale > 1 ? ", ..." : "", e->conf.path,
                      stale == 1 ? "it" : "them", stale == 1 ? "it" : "them");
+}
+
+/* Reads every cell's state from its folder, makes the [select] choices whose selection
+ * has finished, and checks that no finished cell ran with other settings. */
+static int plan_read_states(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!p->cells[i].waits)
+            read_slot(p, &p->slots[i]);
+    int rc = plan_resolve(p);
+    return rc ? rc : check_stale(p, e, o);
 }
 
 /* Locks the folder (shared for a partial run), checks its owner, reads the states and
@@ -539,7 +686,7 @@ static int plan_open(plan *p, const cnb_experiment *e, const cnb_sweep_opts *o, 
         rc = check_owner(p->dir, e, o->force);
     if (rc == 0)
         rc = plan_read_states(p, e, o);
-    if (rc == 0 && (write_sweep_info(e, p->dir, p->n) || write_manifest(p->dir, p->slots, p->n)))
+    if (rc == 0 && (write_sweep_info(e, p->dir, p->n) || write_manifest(p)))
         rc = CNB_EFAILED; /* the results folder, not the input: a failure at run time */
     return rc;
 }
@@ -549,7 +696,8 @@ static void print_dry_run(const plan *p, const cnb_experiment *e, const cnb_swee
     int to_run = 0, chosen = 0, wi = 4, wv = 7;
     for (int i = 0; i < p->n; i++) {
         chosen += p->slots[i].selected;
-        to_run += p->slots[i].selected && TO_RUN(p->slots[i].state);
+        to_run += p->slots[i].selected && (TO_RUN(p->slots[i].state) ||
+                                           p->slots[i].state == WAITING);
         wi = (int)strlen(p->cells[i].id) > wi ? (int)strlen(p->cells[i].id) : wi;
         wv = (int)strlen(p->cells[i].variant) > wv ? (int)strlen(p->cells[i].variant) : wv;
     }
@@ -562,7 +710,10 @@ static void print_dry_run(const plan *p, const cnb_experiment *e, const cnb_swee
            "backend", "threads", "~MiB", "state");
     for (int i = 0; i < p->n; i++) {
         const slot *s = &p->slots[i];
-        const char *what = !s->selected            ? "not selected"
+        const char *what = !s->selected && s->needed && TO_RUN(s->state)
+                               ? "to run first (a selected cell's selection)"
+                           : !s->selected          ? "not selected"
+                           : s->state == WAITING   ? "to run after its selection"
                            : s->state == RUNNING   ? "running elsewhere"
                            : s->state == DIVERGED  ? "finished (diverged)"
                            : FINISHED(s->state)    ? "finished"
@@ -590,25 +741,26 @@ int cnb_sweep_prepare(const cnb_experiment *e, cnb_registry *reg, const cnb_swee
     return rc;
 }
 
-/* Starts and reaps the selected cells still to run, `jobs` at a time, keeping the
- * manifest current; returns with every child reaped. *lost is set when the manifest could
- * not be written (no further cell is started then). */
+/* Starts and reaps the cells still to run, `jobs` at a time, keeping the manifest
+ * current; returns with every child reaped. `selection`: the selection cells this run
+ * needs, else the selected cells of the grid; a cell this run has run is not run again.
+ * *lost is set when the manifest could not be written (no further cell is started then). */
 static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
-                      const cnb_sweep_opts *o, int to_run, int *lost)
+                      const cnb_sweep_opts *o, int selection, int to_run, int *lost)
 {
     struct sigaction sa = {.sa_handler = on_parent_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    interrupted = 0;
     const int n = p->n;
     slot *slots = p->slots;
     int running = 0, next = 0;
     for (;;) {
         while (!interrupted && !*lost && running < o->jobs && next < n) {
             slot *s = &slots[next++];
-            if (!s->selected || !TO_RUN(s->state))
+            int mine = selection ? s->needed : s->selected && !s->cell->candidate;
+            if (!mine || s->ours || !TO_RUN(s->state))
                 continue;
-            int take = take_cell(s, o->force);
+            int take = take_cell(s, o->force && s->selected);
             if (take <= 0) {
                 if (take < 0)
                     s->ours = 1, s->state = FAILED;
@@ -631,7 +783,7 @@ static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
             s->state = RUNNING;
             s->started = cnb_now();
             running++;
-            *lost |= write_manifest(p->dir, slots, n) != 0;
+            *lost |= write_manifest(p) != 0;
         }
         if (running == 0)
             break;
@@ -660,10 +812,37 @@ static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
                             state_names[slots[i].state], slots[i].message);
                 break;
             }
-        *lost |= write_manifest(p->dir, slots, n) != 0; /* start no more cells: stop cleanly */
+        *lost |= write_manifest(p) != 0; /* start no more cells: stop cleanly */
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+}
+
+/* The selection cells this run needs, run first; then, while any of them runs in another
+ * process, wait for it (and run it should that process leave it unfinished). */
+static void run_selection(plan *p, const cnb_experiment *e, cnb_registry *reg,
+                          const cnb_sweep_opts *o, int to_run, int *lost)
+{
+    for (int said = 0;; said++) {
+        run_cells(p, e, reg, o, 1, to_run, lost);
+        int elsewhere = 0;
+        for (int i = 0; i < p->n; i++) {
+            slot *s = &p->slots[i];
+            if (s->needed && !s->ours && s->state == RUNNING)
+                s->state = read_state(s->dir, s->fingerprint, s->message, sizeof s->message,
+                                      &s->stale);
+            elsewhere += s->needed && !s->ours && s->state == RUNNING;
+        }
+        if (!elsewhere || interrupted || *lost)
+            return;
+        if (!said) {
+            printf("waiting for %d selection cell%s running in other processes\n", elsewhere,
+                   elsewhere == 1 ? "" : "s");
+            fflush(stdout);
+        }
+        struct timespec nap = {1, 0};
+        nanosleep(&nap, NULL);
+    }
 }
 
 /* The end of a run, from its cells' states: the summary (each of its cells without a
@@ -673,6 +852,7 @@ static void run_cells(plan *p, const cnb_experiment *e, cnb_registry *reg,
 static int conclude(plan *p, int partial, int lost, int interrupted_run)
 {
     int done = 0, just = 0, diverged = 0, failed = 0, stopped = 0, elsewhere = 0, rc = 0;
+    int waiting = 0; /* selected cells of the grid without a [select] choice */
     for (int i = 0; i < p->n; i++) {
         const slot *s = &p->slots[i];
         done += FINISHED(s->state);
@@ -681,16 +861,20 @@ static int conclude(plan *p, int partial, int lost, int interrupted_run)
         failed += s->ours && s->state == FAILED;
         stopped += s->selected && (s->state == INTERRUPTED || (s->state == PENDING && !s->ours));
         elsewhere += s->selected && !s->ours && s->state == RUNNING;
+        waiting += s->selected && s->state == WAITING;
     }
     printf("\n%d of %d cells finished (%d just now; %d diverged), %d failed", done, p->n, just,
            diverged, failed);
     if (elsewhere)
         printf(", %d running in another process", elsewhere);
+    if (waiting && !interrupted_run)
+        printf(", %d not run (no [select] choice)", waiting);
     printf("%s\n", stopped && !lost ? "; interrupted: rerun the same command to finish the rest"
                                     : "");
     for (int i = 0; i < p->n; i++) /* each of this run's cells without a clean result, and why */
         if ((p->slots[i].state == DIVERGED && (p->slots[i].ours || !partial)) ||
-            (p->slots[i].state == FAILED && p->slots[i].ours))
+            (p->slots[i].state == FAILED && p->slots[i].ours) ||
+            (p->slots[i].state == WAITING && p->slots[i].selected && !interrupted_run))
             printf("  %-8s %s: %s\n", state_names[p->slots[i].state], p->slots[i].cell->id,
                    p->slots[i].message);
     if (partial && done < p->n && !stopped)
@@ -703,12 +887,21 @@ static int conclude(plan *p, int partial, int lost, int interrupted_run)
                             "rerun", p->dir);
     } else if (interrupted_run || stopped) {
         rc = CNB_EINTR;
-    } else if (failed) {
-        rc = cnb_error_code(CNB_EFAILED, "%d cell%s failed at run time (listed above); see "
-                            "%s/manifest.csv and each cell's error.txt; rerun to redo them",
-                            failed, failed == 1 ? "" : "s", p->dir);
+    } else if (failed || waiting) {
+        if (failed)
+            rc = cnb_error_code(CNB_EFAILED, "%d cell%s failed at run time (listed above); "
+                                "see %s/manifest.csv and each cell's error.txt; rerun to redo "
+                                "them", failed, failed == 1 ? "" : "s", p->dir);
+        if (waiting)
+            rc = cnb_error_code(CNB_EFAILED, "%d cell%s could not run: [select] chose no "
+                                "value for %s (listed above)", waiting,
+                                waiting == 1 ? "" : "s", waiting == 1 ? "it" : "them");
     }
-    if (rc != CNB_EINTR && done > diverged && (!partial || done == p->n)) {
+    int reportable = 0; /* cells of the grid with a result: what the report tabulates */
+    for (int i = 0; i < p->n; i++)
+        reportable += !p->cells[i].candidate && (p->slots[i].state == DONE ||
+                                                 p->slots[i].state == SKIPPED);
+    if (rc != CNB_EINTR && reportable && (!partial || done == p->n)) {
         int report_rc = cnb_report_write(p->dir); /* said; a failure at run time (disk full) */
         rc = rc ? rc : report_rc ? CNB_EFAILED : 0;
     }
@@ -739,18 +932,22 @@ static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
     for (int i = 0; i < p->n && rc == 0 && !stopped && !lost; i++) {
         slot *s = &p->slots[i];
         double take = 0; /* 1: run it; 0: finished, running elsewhere, not selected */
-        if (lead && s->selected && TO_RUN(s->state)) {
-            take = take_cell(s, o->force);
+        if (lead && (s->needed || s->selected) && TO_RUN(s->state)) { /* selection first */
+            take = take_cell(s, o->force && s->selected);
             s->ours = take != 0;
             s->state = take > 0 ? RUNNING : take < 0 ? FAILED : s->state;
             if (take > 0) {
                 clear_cell(s); /* before the others look for its checkpoint */
-                lost |= write_manifest(p->dir, p->slots, p->n) != 0;
+                lost |= write_manifest(p) != 0;
             }
         }
         cnb_dist_bcast(&take, 1);
         if (take <= 0)
             continue;
+        if (!lead && s->cell->waits && refresh(p) == 0 && s->cell->waits)
+            fprintf(stderr, "cnnbench: rank %d: cell %s: no [select] choice in %s, which rank "
+                    "0 sees made; the results folder must be one every rank sees\n",
+                    cnb_dist_rank(), s->cell->id, p->dir); /* the weights check stops it */
         double status;
         if (lead) {
             status = run_cell(e, reg, s, o->progress, 0);
@@ -764,7 +961,7 @@ static int run_ranks(plan *p, const cnb_experiment *e, cnb_registry *reg,
             snprintf(path, sizeof path, "%s/error.txt", s->dir);
             if (s->state == DIVERGED || s->state == FAILED)
                 read_small(path, s->message, sizeof s->message);
-            lost |= write_manifest(p->dir, p->slots, p->n) != 0;
+            lost |= write_manifest(p) != 0;
         } else {
             cnb_cell_run(e, s->cell, reg, s->dir, 0, ""); /* how it ended: rank 0 says */
             status = 0;
@@ -794,7 +991,7 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         if (rc == 0 && o->dry_run)
             print_dry_run(&p, e, o);
         for (int i = 0; i < p.n && rc == 0 && !o->dry_run; i++)
-            if (p.slots[i].selected && TO_RUN(p.slots[i].state))
+            if (p.slots[i].selected && (TO_RUN(p.slots[i].state) || p.slots[i].state == WAITING))
                 printf("%s\n", p.cells[i].id);
         if (rc == 0 && o->dry_run)
             rc = check_memory(p.slots, p.n, o->jobs); /* after the table: it says why */
@@ -810,22 +1007,29 @@ int cnb_sweep_run(const cnb_experiment *e, cnb_registry *reg, const cnb_sweep_op
         rc = plan_open(&p, e, o, partial, &lock);
     if (rc)
         goto out;
-    int to_run = 0, chosen = 0;
+    int to_run = 0, chosen = 0, active = 0;
     for (int i = 0; i < p.n; i++) {
-        chosen += p.slots[i].selected;
-        to_run += p.slots[i].selected && TO_RUN(p.slots[i].state);
+        const slot *s = &p.slots[i];
+        chosen += s->selected;
+        active += s->selected || s->needed;
+        to_run += (s->selected || s->needed) && (TO_RUN(s->state) || s->state == WAITING);
     }
     printf("%s: %d cell%s", e->conf.path, p.n, p.n == 1 ? "" : "s");
     if (partial)
         printf(", %d selected", chosen);
     printf(", %d to run, %d already finished or running; %d at a time; results in %s\n",
-           to_run, chosen - to_run, o->jobs, p.dir);
+           to_run, active - to_run, o->jobs, p.dir);
     fflush(stdout);
 
     int lost = 0; /* the manifest could not be written */
-    run_cells(&p, e, reg, o, to_run, &lost);
+    interrupted = 0;
+    run_selection(&p, e, reg, o, to_run, &lost); /* the grid's cells wait for its choices */
+    if (!lost && !interrupted && (rc = refresh(&p)) == 0 && (rc = check_stale(&p, e, o)) == 0)
+        run_cells(&p, e, reg, o, 0, to_run, &lost);
+    if (rc)
+        goto out;
     if (!lost)
-        lost = write_manifest(p.dir, p.slots, p.n) != 0; /* everyone's latest states */
+        lost = write_manifest(&p) != 0; /* everyone's latest states */
 
     rc = conclude(&p, partial, lost, interrupted);
 out:
@@ -867,11 +1071,15 @@ int cnb_results_cells(const char *dir, cnb_cell_info **cells, int *n)
         c->threads = atoi(f[4]);
         snprintf(c->fingerprint, sizeof c->fingerprint, "%s", f[6]);
         c->mib = nf > 8 ? strtod(f[8], NULL) : 0.0; /* no estimate before it had the column */
+        snprintf(c->candidate, sizeof c->candidate, "%s", nf > 9 ? f[9] : "");
         char cell_dir[PATH_MAX + 200];
         snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, c->id);
         int stale;
-        c->state = state_names[read_state(cell_dir, c->fingerprint, c->message,
-                                          sizeof c->message, &stale)];
+        cell_state st = read_state(cell_dir, c->fingerprint, c->message, sizeof c->message,
+                                   &stale);
+        if (!c->fingerprint[0] && st != RUNNING) /* no [select] choice when last written */
+            st = WAITING, snprintf(c->message, sizeof c->message, "%s", f[7]);
+        c->state = state_names[st];
     }
     fclose(fp);
     if (rc)
@@ -891,7 +1099,7 @@ int cnb_results_refresh(const char *dir)
         for (int i = 0; i < n; i++)
             manifest_row(a.f, cells[i].id, cells[i].variant, cells[i].seed, cells[i].backend,
                          cells[i].threads, cells[i].state, cells[i].fingerprint,
-                         cells[i].message, cells[i].mib);
+                         cells[i].message, cells[i].mib, cells[i].candidate);
         rc = cnb_atomic_commit(&a) ? CNB_EFAILED : 0;
     } else if (rc == 0) {
         rc = CNB_EFAILED;

@@ -25,6 +25,13 @@
  * the selected ones). Each cell runs in a child process (`jobs` at a time), so a crash
  * costs only that cell. Ctrl-C stops the running cells, keeps every finished one and
  * leaves the manifest consistent.
+ *
+ * With [select] (select.h) the grid's cells wait for their variant's choice: a run first
+ * runs the selection cells it needs (its selected ones, and those of the variants of its
+ * selected cells of the grid, waiting for any another process is running), makes the
+ * choices, then runs its cells of the grid; a cell whose selection did not finish is
+ * "waiting" and not run (the run exits 1 saying why). Its fingerprint, and so whether it
+ * has finished, is known only once its value is chosen.
  */
 #ifndef CNB_SWEEP_H
 #define CNB_SWEEP_H
@@ -65,9 +72,12 @@ typedef struct cnb_cell_info {
     unsigned long long seed;
     int threads;
     double mib;         /* estimated memory need (0: unknown)                         */
-    char fingerprint[17];
-    const char *state;  /* "pending", "running", "done", "diverged" or "failed"       */
-    char message[512];  /* diverged, failed: why (the cell's error.txt)               */
+    char fingerprint[17]; /* "" for a cell of the grid whose [select] value was not
+                             chosen when the manifest was written                      */
+    const char *state;  /* "pending", "running", "done", "diverged", "failed" or
+                           "waiting" (for its [select] choice)                        */
+    char message[512];  /* diverged, failed, waiting: why (the cell's error.txt)      */
+    char candidate[128]; /* a selection cell: its value of [select]'s key; else ""    */
 } cnb_cell_info;
 
 /* Every cell of results folder `dir` (its manifest.csv), each state read from the cell's
