@@ -1009,6 +1009,32 @@ static void test_validation_split(void)
     CHECK_MSG(out[0], "ran with other settings");
 }
 
+/* [train] warmup and warmup_steps: checked against the run before anything runs (exit 2),
+ * sweepable, and part of the cells' settings. */
+static void test_warmup_settings(void)
+{
+    const char *path = experiment("[sweep]\ntrain.warmup_steps = 0, 4\n");
+    expect_cli(path, "--set train.warmup=3", 2, "--set train.warmup=3: a warm-up of 3 epochs "
+               "is longer than the run's 2; shorten it", 1);
+    expect_cli(path, "--set train.warmup=1", 2, "exp.ini:16: [sweep] "
+               "train.warmup_steps both set the warm-up; give one", 1);
+    expect_cli(path, "--set train.warmup=-1", 2, "[train] warmup = '-1': expected a whole "
+               "number from 0", 1);
+    cnb_experiment e;
+    cnb_cell *cells;
+    int n;
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_load(&e, path, NULL, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_experiment_cells(&e, &cells, &n), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(cells[1].train.warmup_steps, 4);
+    char a[17], b[17];
+    CU_ASSERT_EQUAL(cnb_cell_fingerprint(&e, &cells[0], a), 0);
+    CU_ASSERT_EQUAL(cnb_cell_fingerprint(&e, &cells[1], b), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(a, b);
+    cnb_cells_free(cells, n);
+    cnb_experiment_free(&e);
+}
+
 /* ---- [select] -------------------------------------------------------------------------- */
 
 /* An experiment choosing train.lr per activation on 100 held-out images (line 21: the
@@ -1264,6 +1290,7 @@ void suite_sweep(void)
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {"cells run anywhere: --cell, --shard, --list-cells", test_cells_run_anywhere},
         {"[data] validation: checked, seeded, reported", test_validation_split},
+        {"[train] warmup: checked, swept, fingerprinted", test_warmup_settings},
         {"[select]: the rule, ties to the first listed", test_select_rule},
         {"[select]: refused at its line; its cells first", test_select_grid_and_errors},
         {"[select]: chosen on validation, resumed, run by shards", test_select_runs_and_resumes},

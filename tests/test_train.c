@@ -185,6 +185,72 @@ static void test_nan_in_evaluation_diverges(void)
     cnb_conf_free(&conf);
 }
 
+/* The warm-up's rate, written out: the schedule's rate for epoch e times min(1, (g + 1) /
+ * W) at the run's step g. */
+static double warmed(double lr, double schedule, long g, long w)
+{
+    return lr * schedule * ((double)(g + 1) / (double)w < 1.0 ? (double)(g + 1) / (double)w
+                                                              : 1.0);
+}
+
+static void test_warmup_formula(void)
+{
+    cnb_train_cfg cfg = {.epochs = 4, .lr = 0.1, .schedule = CNB_SCHEDULE_COSINE,
+                         .warmup_steps = 5};
+    for (long g = 0; g < 12; g++) { /* 3 steps an epoch: the ramp ends in epoch 2 */
+        int e = (int)(g / 3);
+        double cosine = 0.5 * (1.0 + cos(M_PI * e / 4.0));
+        CU_ASSERT_DOUBLE_EQUAL(cnb_step_lr(&cfg, e, g % 3, 3), warmed(0.1, cosine, g, 5), 1e-15);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(cnb_step_lr(&cfg, 0, 0, 3), 0.1 / 5, 1e-15); /* the first: lr / W */
+    cfg.warmup_steps = 0, cfg.warmup_epochs = 2; /* in epochs: W = 2 x 3 steps */
+    CU_ASSERT_DOUBLE_EQUAL(cnb_step_lr(&cfg, 1, 1, 3), 0.1 * 0.5 * (1.0 + cos(M_PI / 4.0)) * 5.0
+                                                       / 6.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(cnb_step_lr(&cfg, 2, 0, 3), 0.1 * 0.5, 1e-15); /* cos(pi/2) */
+    cfg.warmup_epochs = 0; /* none: the schedule alone */
+    CU_ASSERT_DOUBLE_EQUAL(cnb_step_lr(&cfg, 0, 0, 3), 0.1, 1e-15);
+}
+
+/* The trainer takes, step after step, the rates of the formula, across epochs and with the
+ * step schedule's drops, in steps or in epochs; an epoch's lr is its last step's. */
+static void test_warmup_rates_per_step(void)
+{
+    enum { EP = 3, N = 300, BATCH = 50, STEPS = N / BATCH };
+    cnb_dataset part = train;
+    part.n = N;
+    for (int form = 0; form < 2; form++) {
+        cnb_net net;
+        cnb_conf conf;
+        CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(), "lenet5.ini",
+                                              "relu", "max"), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, BATCH), 0);
+        double trace[EP * STEPS];
+        for (int i = 0; i < EP * STEPS; i++)
+            trace[i] = -1.0;
+        cnb_train_cfg cfg = {.epochs = EP, .lr = 0.04, .momentum = 0.9,
+                             .schedule = CNB_SCHEDULE_STEP, .step_epochs = 1, .gamma = 0.5,
+                             .seed = 3, .lr_trace = trace};
+        long w = form ? 2 * STEPS : 8; /* 2 epochs, or 8 steps: into epoch 2 either way */
+        if (form)
+            cfg.warmup_epochs = 2;
+        else
+            cfg.warmup_steps = 8;
+        curve c = {.n = 0};
+        CU_ASSERT_EQUAL_FATAL(cnb_train(&net, &part, &test, &cfg, record, &c), 0);
+        for (long g = 0; g < EP * STEPS; g++) {
+            double want = warmed(0.04, pow(0.5, (double)(g / STEPS)), g, w);
+            if (fabs(trace[g] - want) > 1e-15)
+                fprintf(stderr, "\n  step %ld: rate %.17g, expected %.17g", g, trace[g], want);
+            CU_ASSERT_DOUBLE_EQUAL(trace[g], want, 1e-15);
+        }
+        for (int e = 0; e < EP; e++)
+            CU_ASSERT_DOUBLE_EQUAL(c.s[e].lr, trace[(e + 1) * STEPS - 1], 0.0);
+        cnb_net_free(&net);
+        cnb_conf_free(&conf);
+    }
+}
+
 /* A checkpoint of another version (its records laid out otherwise) is refused, naming both
  * versions, and the cell starts afresh; one of this version resumes. */
 static void test_checkpoint_version(void)
@@ -241,6 +307,8 @@ void suite_train(void)
         {"weights save and load", test_weights_round_trip},
         {"NaN in evaluation is divergence", test_nan_in_evaluation_diverges},
         {"a checkpoint of another version is refused", test_checkpoint_version},
+        {"warm-up: the formula", test_warmup_formula},
+        {"warm-up: the rate of every step the trainer takes", test_warmup_rates_per_step},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

@@ -49,8 +49,9 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
                                         "loader_threads", "prefetch", "cache", "cache_build",
                                         "validation", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
-                                         "schedule", "step_epochs", "gamma",
-                                         "train_eval_limit", "keep_checkpoint", NULL};
+                                         "schedule", "step_epochs", "gamma", "warmup",
+                                         "warmup_steps", "train_eval_limit",
+                                         "keep_checkpoint", NULL};
 
 /* Split a comma-separated list in place into trimmed items. */
 static int split_list(char *text, char sep, char **items, int max)
@@ -195,8 +196,13 @@ static int apply_train_axis(const char *key, const char *value, cnb_train_cfg *t
         t->gamma = v;
     else if (strcmp(key, "step_epochs") == 0 && whole_in(v, 1, 100000))
         t->step_epochs = (int)v;
+    else if (strcmp(key, "warmup") == 0 && whole_in(v, 0, 100000))
+        t->warmup_epochs = (int)v;
+    else if (strcmp(key, "warmup_steps") == 0 && whole_in(v, 0, 100000000))
+        t->warmup_steps = (long)v;
     else
-        return strstr("lr momentum weight_decay epochs batch gamma step_epochs", key) ? -2 : -1;
+        return strstr("lr momentum weight_decay epochs batch gamma step_epochs warmup "
+                      "warmup_steps", key) ? -2 : -1;
     return 0;
 }
 
@@ -280,8 +286,9 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
             if (strncmp(ax->name, "train.", 6) == 0 &&
                 (bad = apply_train_axis(ax->name + 6, ax->values[k], &t, &batch)) != 0)
                 return bad == -1 ? cnb_error("%s: [sweep] %s: only train.lr, momentum, "
-                                             "weight_decay, epochs, batch, gamma and step_epochs "
-                                             "can be swept", at, ax->name)
+                                             "weight_decay, epochs, batch, gamma, step_epochs, "
+                                             "warmup and warmup_steps can be swept", at,
+                                             ax->name)
                                  : cnb_error("%s: [sweep] %s value '%s' is out of range",
                                              at, ax->name, ax->values[k]);
             if (strncmp(ax->name, "data.", 5) == 0 && strcmp(ax->name, "data.augment") != 0)
@@ -349,7 +356,8 @@ static int parse_select(cnb_experiment *e)
         if (strncmp(kv->key, "train.", 6) != 0)
             return cnb_error("%s: [select] %s: only a [train] setting can be selected "
                              "(train.lr, momentum, weight_decay, epochs, batch, gamma, "
-                             "step_epochs); by and seeds say how", at, kv->key);
+                             "step_epochs, warmup, warmup_steps); by and seeds say how", at,
+                             kv->key);
         if (s->key[0])
             return cnb_error("%s: [select] %s: one setting is selected at a time, and %s is "
                              "(%s)", at, kv->key, s->key, s->where);
@@ -363,8 +371,9 @@ static int parse_select(cnb_experiment *e)
             int batch = e->batch, bad = apply_train_axis(kv->key + 6, items[k], &t, &batch);
             if (bad)
                 return bad == -1 ? cnb_error("%s: [select] %s: only train.lr, momentum, "
-                                             "weight_decay, epochs, batch, gamma and "
-                                             "step_epochs can be selected", at, kv->key)
+                                             "weight_decay, epochs, batch, gamma, "
+                                             "step_epochs, warmup and warmup_steps can be "
+                                             "selected", at, kv->key)
                                  : cnb_error("%s: [select] %s value '%s' is out of range", at,
                                              kv->key, items[k]);
             for (int j = 0; j < k; j++)
@@ -622,7 +631,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
 
     char model[PATH_MAX] = "";
     long threads = e->threads, seed = 1, epochs = e->train.epochs, batch = e->batch;
-    long step = e->train.step_epochs, tel = e->train.train_eval_limit, keep = 0;
+    long step = e->train.step_epochs, tel = e->train.train_eval_limit, keep = 0, warmup = 0;
     int mode = 0, norm = 0, sched = (int)e->train.schedule, format = 0, lighting = 0;
     long crop_pad = 0;
     static const char *const formats[] = {"idx", "cifar", "folder", "list", NULL};
@@ -662,6 +671,8 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         choose(c, tr, "schedule", scheds, &sched) ||
         cnb_conf_int(c, tr, "step_epochs", 1, 100000, &step) ||
         cnb_conf_double(c, tr, "gamma", 0.0, 1.0, &e->train.gamma) ||
+        cnb_conf_int(c, tr, "warmup", 0, 100000, &warmup) ||
+        cnb_conf_int(c, tr, "warmup_steps", 0, 100000000L, &e->train.warmup_steps) ||
         cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel) ||
         cnb_conf_int(c, tr, "keep_checkpoint", 0, 1, &keep))
         return CNB_EINVAL;
@@ -692,6 +703,7 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     e->batch = (int)batch;
     e->train.epochs = (int)epochs;
     e->train.step_epochs = (int)step;
+    e->train.warmup_epochs = (int)warmup;
     e->train.schedule = (cnb_schedule)sched;
     e->train.seed = e->seed;
     e->train.train_eval_limit = tel;
@@ -1321,6 +1333,17 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
                     "the resize (padded by %d); give a smaller crop or a larger resize",
                     where_of(e, NULL, "data", "crop", at, sizeof at), e->augment.crop_h,
                     e->augment.crop_w, train.h, train.w, e->augment.crop_pad);
+        if (c->train.warmup_epochs > c->train.epochs)
+            problem(&p, "%s: a warm-up of %d epochs is longer than the run's %d; shorten it",
+                    where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
+                    c->train.warmup_epochs, c->train.epochs);
+        if (c->train.warmup_epochs && c->train.warmup_steps) {
+            char at2[1200];
+            problem(&p, "%s and %s both set the warm-up; give one, in epochs or in steps",
+                    where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
+                    where_of(e, "train.warmup_steps", "train", "warmup_steps", at2,
+                             sizeof at2));
+        }
         if (e->images && e->eval_crops > c->batch)
             problem(&p, "%s: data.eval_crops = %d needs a batch of at least %d, not %d",
                     where_of(e, "train.batch", "train", "batch", at, sizeof at),
@@ -1520,6 +1543,8 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
                "train_eval_limit = %ld\n",
             t->epochs, c->batch, t->lr, t->momentum, t->weight_decay, sched[t->schedule],
             t->step_epochs, t->gamma, t->train_eval_limit);
+    if (t->warmup_epochs || t->warmup_steps) /* only then: the fingerprints without stay */
+        fprintf(f, "warmup = %d\nwarmup_steps = %ld\n", t->warmup_epochs, t->warmup_steps);
 }
 
 int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17])

@@ -27,7 +27,8 @@
  *                read instead of the files; relative to the experiment file),
  *                cache_build (1: write the packs before the first cell when missing)
  *   [train]      epochs, batch, lr, momentum, weight_decay, schedule (constant | step |
- *                cosine), step_epochs, gamma, train_eval_limit
+ *                cosine), step_epochs, gamma, warmup (epochs) or warmup_steps (train.h:
+ *                cnb_step_lr), train_eval_limit
  *   [select]     one [train] setting chosen per variant on the validation split
  *                (select.h): train.KEY = candidates, by, seeds
  *   [launcher]   how `run --launcher slurm` submits the cells (launcher.h): partition,

@@ -33,6 +33,13 @@ double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0)
     return cfg->lr;
 }
 
+double cnb_step_lr(const cnb_train_cfg *cfg, int epoch0, long step, long batches)
+{
+    long warmup = cfg->warmup_steps ? cfg->warmup_steps : cfg->warmup_epochs * batches;
+    double ramp = (double)(epoch0 * batches + step + 1) / (double)warmup;
+    return cnb_schedule_lr(cfg, epoch0) * (warmup > 0 && ramp < 1.0 ? ramp : 1.0);
+}
+
 int cnb_best_epoch(const double *val_acc, int n)
 {
     int best = -1;
@@ -442,7 +449,7 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
             continue; /* done before a resume: only its shuffle, for the stream's position */
         if (cfg->feed && (rc = cnb_feed_start_train(cfg->feed, order, batches, epoch)))
             break;
-        cnb_epoch_stats s = {.epoch = epoch + 1, .lr = cnb_schedule_lr(cfg, epoch),
+        cnb_epoch_stats s = {.epoch = epoch + 1,
                              .ranks = dpp ? dpp->size : 1,
                              .allreduce_bytes = dpp ? (double)net->grad_floats * sizeof(float)
                                                     : 0.0};
@@ -456,6 +463,9 @@ int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
                 break;
             }
             double td = cnb_now();
+            s.lr = cnb_step_lr(cfg, epoch, b, batches);
+            if (cfg->lr_trace)
+                cfg->lr_trace[epoch * batches + b] = s.lr;
             if (dpp) {
                 double step_loss, step_correct;
                 rc = fill_batch(net, train, order + b * global + dpp->start, dpp->local,

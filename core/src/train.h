@@ -47,6 +47,8 @@ typedef struct cnb_train_cfg {
     cnb_schedule schedule;
     int step_epochs;
     double gamma;
+    int warmup_epochs;     /* the first steps ramp the rate up (cnb_step_lr): over this  */
+    long warmup_steps;     /*   many epochs' steps, or this many steps; both 0: none    */
     uint64_t seed;
     long train_eval_limit; /* training samples evaluated each epoch; 0 = none */
     int progress;          /* 1: redraw a progress bar on stderr */
@@ -60,11 +62,13 @@ typedef struct cnb_train_cfg {
                               rank's slice (cnb_train_slice). 0: net->batch, one rank */
     const cnb_dataset *validation; /* held out of the training split, evaluated after
                                       every epoch; NULL: none (not with a feed)     */
+    double *lr_trace;      /* when not NULL: the rate of every step this run takes, at
+                              [epoch * batches + batch] (tests, plots of a schedule)  */
 } cnb_train_cfg;
 
 typedef struct cnb_epoch_stats {
     int epoch;            /* 1-based */
-    double lr;
+    double lr;            /* the rate of the epoch's last step */
     double train_loss, train_acc;           /* running, in training mode */
     double train_eval_loss, train_eval_acc; /* evaluation mode, fixed subset; NAN if off */
     double test_loss, test_acc;
@@ -106,6 +110,14 @@ int cnb_evaluate(cnb_net *net, const cnb_dataset *d, long limit, const cnb_augme
                  double *loss, double *acc);
 
 double cnb_schedule_lr(const cnb_train_cfg *cfg, int epoch0);
+
+/* The rate of step `step` (0-based) of epoch `epoch0` (0-based) of `batches` steps each:
+ * the schedule's rate for the epoch, times the warm-up's factor min(1, (g + 1) / W) at
+ * the run's step g = epoch0 * batches + step, W = warmup_steps (or warmup_epochs *
+ * batches). So the rate rises linearly from lr / W at the first step to the full rate at
+ * step W - 1, and the schedule goes on from there as without warm-up (Goyal et al. 2017,
+ * "gradual warmup"). */
+double cnb_step_lr(const cnb_train_cfg *cfg, int epoch0, long step, long batches);
 
 /* The epoch (0-based) a run would be stopped at, chosen on validation: the highest of
  * val_acc[0..n), the earliest of equal ones; -1 when none is a number (no validation). */
