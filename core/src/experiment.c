@@ -244,6 +244,40 @@ static int parse_hw(const cnb_conf *c, const cnb_section *s, const char *key, in
     return 0;
 }
 
+/* The comma-separated values of setting `key` of [section] (sweep, select), set at `at`:
+ * trimmed, none twice, at least one; a [train] setting's each a value it takes. Into
+ * values[*n..], each strdup'ed, at most `max`. */
+static int parse_values(const cnb_experiment *e, const char *section, const char *at,
+                        const char *key, const char *list, char **values, int *n, int max)
+{
+    char *copy = strdup(list), *items[CNB_MAX_AXIS_VALUES];
+    if (!copy)
+        return CNB_ENOMEM;
+    int m = split_list(copy, ',', items, max < CNB_MAX_AXIS_VALUES ? max : CNB_MAX_AXIS_VALUES);
+    int rc = m ? 0 : cnb_error("%s: [%s] %s has no values; write a comma-separated list", at,
+                               section, key);
+    for (int k = 0; k < m && rc == 0; k++) {
+        cnb_train_cfg t = e->train;
+        int batch = e->batch;
+        int bad = strncmp(key, "train.", 6) == 0 ? apply_train_axis(key + 6, items[k], &t,
+                                                                     &batch) : 0;
+        for (int j = 0; j < k && rc == 0; j++)
+            if (strcmp(items[j], items[k]) == 0)
+                rc = cnb_error("%s: [%s] %s lists '%s' twice", at, section, key, items[k]);
+        if (rc == 0 && bad)
+            rc = bad == -1 ? cnb_error("%s: [%s] %s: only train.lr, momentum, weight_decay, "
+                                       "epochs, batch, gamma, step_epochs, warmup and "
+                                       "warmup_steps can be %s", at, section, key,
+                                       strcmp(section, "sweep") == 0 ? "swept" : "selected")
+                           : cnb_error("%s: [%s] %s value '%s' is out of range", at, section,
+                                       key, items[k]);
+        if (rc == 0 && !(values[(*n)++] = strdup(items[k])))
+            rc = CNB_ENOMEM;
+    }
+    free(copy);
+    return rc;
+}
+
 static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
 {
     const cnb_conf *c = &e->conf;
@@ -261,36 +295,12 @@ static int parse_sweep(cnb_experiment *e, const cnb_section *sw)
         cnb_axis *ax = &e->axes[e->n_axes++];
         snprintf(ax->name, sizeof ax->name, "%s", kv->key);
         snprintf(ax->where, sizeof ax->where, "%.*s", (int)sizeof ax->where - 1, at);
-        char *copy = strdup(kv->value), *items[CNB_MAX_AXIS_VALUES];
-        if (!copy)
-            return CNB_ENOMEM;
-        int n = split_list(copy, ',', items, CNB_MAX_AXIS_VALUES);
-        for (int k = 0; k < n; k++)
-            for (int j = 0; j < k; j++)
-                if (strcmp(items[j], items[k]) == 0) {
-                    int rc = cnb_error("%s: [sweep] %s lists '%s' twice", at, kv->key,
-                                       items[k]);
-                    free(copy);
-                    return rc;
-                }
-        for (int k = 0; k < n; k++)
-            ax->values[ax->n++] = strdup(items[k]);
-        free(copy);
-        if (ax->n == 0)
-            return cnb_error("%s: [sweep] %s has no values; write a comma-separated list",
-                             at, kv->key);
+        int rc = parse_values(e, "sweep", at, kv->key, kv->value, ax->values, &ax->n,
+                              CNB_MAX_AXIS_VALUES);
+        if (rc)
+            return rc;
         for (int k = 0; k < ax->n; k++) {
             char *end;
-            cnb_train_cfg t = e->train;
-            int batch = e->batch, bad;
-            if (strncmp(ax->name, "train.", 6) == 0 &&
-                (bad = apply_train_axis(ax->name + 6, ax->values[k], &t, &batch)) != 0)
-                return bad == -1 ? cnb_error("%s: [sweep] %s: only train.lr, momentum, "
-                                             "weight_decay, epochs, batch, gamma, step_epochs, "
-                                             "warmup and warmup_steps can be swept", at,
-                                             ax->name)
-                                 : cnb_error("%s: [sweep] %s value '%s' is out of range",
-                                             at, ax->name, ax->values[k]);
             if (strncmp(ax->name, "data.", 5) == 0 && strcmp(ax->name, "data.augment") != 0)
                 return cnb_error("%s: [sweep] %s: of [data], only data.augment can be "
                                  "swept", at, ax->name);
@@ -355,34 +365,17 @@ static int parse_select(cnb_experiment *e)
         }
         if (strncmp(kv->key, "train.", 6) != 0)
             return cnb_error("%s: [select] %s: only a [train] setting can be selected "
-                             "(train.lr, momentum, weight_decay, epochs, batch, gamma, "
-                             "step_epochs, warmup, warmup_steps); by and seeds say how", at,
-                             kv->key);
+                             "(train.KEY = candidates); by and seeds say how", at, kv->key);
         if (s->key[0])
             return cnb_error("%s: [select] %s: one setting is selected at a time, and %s is "
                              "(%s)", at, kv->key, s->key, s->where);
         snprintf(s->key, sizeof s->key, "%s", kv->key);
         snprintf(s->where, sizeof s->where, "%s", at);
-        char copy[1024], *items[CNB_SELECT_MAX];
-        snprintf(copy, sizeof copy, "%s", kv->value);
-        int n = split_list(copy, ',', items, CNB_SELECT_MAX);
-        for (int k = 0; k < n; k++) {
-            cnb_train_cfg t = e->train;
-            int batch = e->batch, bad = apply_train_axis(kv->key + 6, items[k], &t, &batch);
-            if (bad)
-                return bad == -1 ? cnb_error("%s: [select] %s: only train.lr, momentum, "
-                                             "weight_decay, epochs, batch, gamma, "
-                                             "step_epochs, warmup and warmup_steps can be "
-                                             "selected", at, kv->key)
-                                 : cnb_error("%s: [select] %s value '%s' is out of range", at,
-                                             kv->key, items[k]);
-            for (int j = 0; j < k; j++)
-                if (strcmp(items[j], items[k]) == 0)
-                    return cnb_error("%s: [select] %s lists '%s' twice", at, kv->key, items[k]);
-            if (!(s->values[s->n++] = strdup(items[k])))
-                return CNB_ENOMEM;
-        }
-        if (n < 2)
+        int rc = parse_values(e, "select", at, kv->key, kv->value, s->values, &s->n,
+                              CNB_SELECT_MAX);
+        if (rc)
+            return rc;
+        if (s->n < 2)
             return cnb_error("%s: [select] %s needs two candidates or more to choose from", at,
                              kv->key);
     }
