@@ -55,39 +55,26 @@ typedef struct variant {
 
 static double num(const char *s) { return s && *s ? strtod(s, NULL) : NAN; }
 
-/* The header of a CSV file of a cell, split into names[0..*n): `line` holds the text. */
-static int read_header(FILE *fp, char *line, size_t len, char **names, int *n)
+/* Column `col` of the reader's record as a number; NAN for a column the file does not have
+ * (-1: a file of an older version) or leaves empty (a run without validation). */
+static double value_at(const cnb_csv *c, int col)
 {
-    *n = fgets(line, (int)len, fp) ? cnb_csv_split(line, names, MAX_FIELDS) : 0;
-    return *n > 0;
-}
-
-/* Field `name` of a row under `names` (n of them), as a number; NAN when the row has no
- * such column or leaves it empty (files of older versions, runs without validation). */
-static double field(char **names, int n, char **row, int nr, const char *name)
-{
-    for (int i = 0; i < n && i < nr; i++)
-        if (strcmp(names[i], name) == 0)
-            return num(row[i]);
-    return NAN;
+    return col >= 0 ? num(cnb_csv_get(c, col)) : NAN;
 }
 
 int cnb_final_read(const char *cell_dir, const char *const *names, double *values, int n)
 {
-    char path[PATH_MAX + 400], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
-    int nh, nf = 0;
+    char path[PATH_MAX + 400];
     snprintf(path, sizeof path, "%s/final.csv", cell_dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    int ok = read_header(fp, head, sizeof head, h, &nh) && fgets(line, sizeof line, fp) &&
-             (nf = cnb_csv_split(line, f, MAX_FIELDS)) >= 8;
-    fclose(fp);
-    if (!ok)
-        return cnb_error("%s: expected a header and one row of 9 fields or more", path);
-    for (int k = 0; k < n; k++)
-        values[k] = field(h, nh, f, nf, names[k]);
-    return 0;
+    cnb_csv c;
+    int rc = cnb_csv_open(&c, path), got = rc ? rc : cnb_csv_next(&c);
+    for (int k = 0; k < n && got == 1; k++)
+        values[k] = value_at(&c, cnb_csv_find(&c, names[k]));
+    rc = got == 1   ? 0
+         : got == 0 ? cnb_error("%s: a header and no row; expected one", path)
+                    : cnb_error("%s", c.err);
+    cnb_csv_close(&c);
+    return rc;
 }
 
 /* A cell's final.csv and metrics.csv, read by their columns' names. */
@@ -95,9 +82,10 @@ static int read_cell(const char *dir, cell_result *r)
 {
     static const char *const finals[] = {"epochs", "test_acc", "test_loss", "train_eval_acc",
                                          "gap", "mean_epoch_seconds", "images_per_second"};
-    char path[PATH_MAX + 300], head[1024], line[1024], *h[MAX_FIELDS], *f[MAX_FIELDS];
+    static const char *const names[4] = {"test_acc", "train_eval_acc", "val_acc", "val_loss"};
+    double **curves[4] = {&r->curve_test, &r->curve_train, &r->curve_val, &r->curve_val_loss};
+    char path[PATH_MAX + 300];
     double v[7];
-    int nh, nf = 0;
     snprintf(path, sizeof path, "%s/%s", dir, r->id);
     int rc = cnb_final_read(path, finals, v, 7);
     if (rc)
@@ -106,24 +94,22 @@ static int read_cell(const char *dir, cell_result *r)
     r->test_acc = v[1], r->test_loss = v[2], r->train_acc = v[3], r->gap = v[4];
     r->epoch_seconds = v[5], r->ips = v[6];
     snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, r->id);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    double **curves[4] = {&r->curve_test, &r->curve_train, &r->curve_val, &r->curve_val_loss};
-    static const char *const names[4] = {"test_acc", "train_eval_acc", "val_acc", "val_loss"};
-    int rows = 0, got = 1;
+    cnb_csv c;
+    int rows = 0, more = cnb_csv_open(&c, path) == 0;
     for (int k = 0; k < 4; k++)
-        got &= (*curves[k] = calloc((size_t)r->epochs + 1, sizeof(double))) != NULL;
-    if (got && read_header(fp, head, sizeof head, h, &nh))
-        while (rows < r->epochs && fgets(line, sizeof line, fp) &&
-               (nf = cnb_csv_split(line, f, MAX_FIELDS)) >= 12) {
-            for (int k = 0; k < 4; k++)
-                (*curves[k])[rows] = field(h, nh, f, nf, names[k]);
-            rows++;
-        }
-    fclose(fp);
-    if (rows != r->epochs || rows == 0)
-        return cnb_error("%s: %d epoch rows, final.csv says %d", path, rows, r->epochs);
+        more &= (*curves[k] = calloc((size_t)r->epochs + 1, sizeof(double))) != NULL;
+    while (more && rows < r->epochs && (more = cnb_csv_next(&c)) == 1) {
+        for (int k = 0; k < 4; k++)
+            (*curves[k])[rows] = value_at(&c, cnb_csv_find(&c, names[k]));
+        rows++;
+    }
+    if (c.err[0])
+        rc = cnb_error("%s", c.err);
+    else if (rows != r->epochs || rows == 0)
+        rc = cnb_error("%s: %d epoch rows, final.csv says %d", path, rows, r->epochs);
+    cnb_csv_close(&c);
+    if (rc)
+        return rc;
     r->val_acc = r->curve_val[rows - 1];
     r->val_loss = r->curve_val_loss[rows - 1];
     int best = cnb_best_epoch(r->curve_val, rows);
