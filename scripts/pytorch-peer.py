@@ -5,39 +5,34 @@ Times the networks of experiments/models/lenet5.ini and experiments/models/alexn
 PyTorch on the CPU (same variables, batch and threads) the way cnnbench times its
 backends, and writes CSV rows that cnnbench reads as a peer.
 
-The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs
+The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs one
+process per way of running PyTorch (as shipped; tuned, in the environment its CPU
+performance guide gives), each a participant of its rounds:
 
-  pytorch-peer.py --model NAME --name NAME --batch N --threads N --min-reps N
-                  --min-time SECONDS --warmup N --out DIR/peer.csv [--var VAR=VALUE]...
+  pytorch-peer.py --model NAME --name NAME --batch N --threads N --warmup N --lr X
+                  --momentum X --weight-decay X [--inference-mode] [--var VAR=VALUE]...
 
 with one --var for every variable of the model as cnnbench times it (the model file's
-[vars] under the experiment's). A network or variable this script cannot build exactly is
-refused with exit 2 (cnnbench reports the failure); exit 3 when PyTorch is absent
-(cnnbench reports the rows as skipped). Rows are appended to --out, the header line
-written only into an empty file. cnnbench reads these columns by name and ignores the
-others:
+[vars] under the experiment's) and the SGD update of cnnbench's training step. It builds
+the network and warms it up (--warmup forward passes and training steps), then writes
 
-  model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,
-  images_per_second,create_ms
+  ready backend=pytorch-<torch version> create_ms=X how=TEXT
 
-  model              --name (default: --model)
-  backend            "pytorch-<torch version>"
-  pass               "forward" (eval mode, torch.no_grad, softmax included) or "train"
-                     (train mode: forward, cross-entropy, backward, SGD step)
-  median/min/q1/q3   per-repetition wall time in ms (time.perf_counter); quartiles by
-                     linear interpolation between order statistics (GSL's / numpy's default)
-  cv                 sample sd / mean over the repetitions
-  outliers           repetitions outside [q1 - 1.5 IQR, q3 + 1.5 IQR]; counted, never dropped
-  images_per_second  batch / median
-  create_ms          model construction and weight initialisation
+(how: inference under torch.inference_mode or torch.no_grad, and the OpenBLAS kernels it
+runs) and reads commands, a line each: `step` times one forward pass (eval mode, softmax
+included) and one training step (train mode: forward, cross-entropy, backward, SGD step),
+each by time.perf_counter, and answers
 
-It writes three more, for a reader of the file alone: unstable (1 when cv >= 0.10), and
-gflops and peak_share left empty (cnnbench fills them from its own FLOP counts).
+  step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
+
+PEAK_KB: how far its peak resident memory (VmHWM) grew over its resident memory before
+the network was built. `quit` or the end of its input ends it. A network or variable this
+script cannot build exactly is refused with exit 2 (cnnbench reports the failure); exit 3
+when PyTorch is absent (cnnbench reports the rows as skipped).
 
 Usage:
-  scripts/pytorch-peer.py --model lenet5 --batch 256 --threads 1 --var act=relu \
-      --var pool=max --out results/peer.csv
-  scripts/pytorch-peer.py --model alexnet --batch 32 --threads 2 --var lrn=none --out peer.csv
+  printf 'step\nstep\n' | scripts/pytorch-peer.py --model lenet5 --batch 256 \
+      --threads 1 --var act=relu --var pool=max
   scripts/pytorch-peer.py --check       # is torch importable? exit 0 yes, 3 no
 
 Without --var a variable takes its default from the model file's [vars] (LeNet-5:
@@ -53,25 +48,17 @@ What is matched to cnnbench on purpose:
   * initialisation as cnnbench's net.c: He normal N(0, 2/fan_in) for a conv/fc followed
     by a ReLU, Xavier uniform otherwise, zero biases;
   * SGD as cnnbench's cnb_net_sgd: v = m v + g + wd w, w -= lr v (PyTorch's SGD with
-    dampening 0), momentum 0.9, weight decay 5e-4 on weights only (not on biases);
+    dampening 0) with the learning rate, momentum and weight decay cnnbench passes (its
+    training step's: 1e-4, 0.9, 5e-4), the decay on weights only (not on biases);
   * NCHW float32 tensors, like cnnbench's buffers.
 """
 
 import argparse
-import math
-import os
-import statistics
 import sys
 import time
 
 EXIT_NO_TORCH = 3
 NO_TORCH_MSG = "pytorch-peer: PyTorch is not installed (Debian package python3-torch); skipped"
-
-# The contract's columns (above) with the three for a reader of the file alone.
-COLUMNS = ("model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
-           "images_per_second,unstable,create_ms,gflops,peak_share")
-
-
 
 def count(s):
     """a positive integer"""
@@ -98,23 +85,45 @@ DEFAULT_BATCH = {"lenet5": 256, "alexnet": 32}
 
 
 def import_torch():
-    """torch, or None when it cannot be imported (absent or broken install).
-
-    PyTorch's OpenMP threads are pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores)
-    unless the environment already says how; libgomp reads them when torch loads it.
-    Unpinned, its 2-thread LeNet-5 step on 2 cores was bimodal, about 15 or about 28 ms
-    from one repetition to the next (CV 72-83% in 3 runs); pinned, 13.1-15.5 ms with CV
-    3-9%. cnnbench's own backends are not pinned: oneDNN measured the same either way
-    (34,596 and 34,546 img/s), and the openblas pool's threads would inherit the main
-    thread's single core."""
-    if "OMP_PROC_BIND" not in os.environ and "OMP_PLACES" not in os.environ:
-        os.environ["OMP_PROC_BIND"] = "true"
-        os.environ["OMP_PLACES"] = "cores"
+    """torch, or None when it cannot be imported (absent or broken install). The
+    environment is left as cnnbench gives it: the tuned way's OpenMP pinning and allocator
+    are read by libgomp and the C library when they load."""
     try:
         import torch  # noqa: WPS433 - optional dependency
         return torch
     except (ImportError, OSError):
         return None
+
+
+def openblas_kernels():
+    """The OpenBLAS kernel set this process runs (openblas_get_corename of the OpenBLAS
+    that torch loaded, found in /proc/self/maps), or "unknown"."""
+    import ctypes
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            libs = sorted({line.split()[-1] for line in f if "openblas" in line})
+    except OSError:
+        return "unknown"
+    for lib in libs:
+        try:
+            corename = ctypes.CDLL(lib).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        corename.restype = ctypes.c_char_p
+        return "%s (%s)" % (corename().decode(), lib)
+    return "unknown"
+
+
+def status_kb(field):
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM); 0 when unreadable."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # ---- networks ---------------------------------------------------------------------------
@@ -197,56 +206,6 @@ def init_like_cnnbench(torch, model):
             layer.bias.zero_()
 
 
-# ---- statistics (as cnnbench: quartiles by linear interpolation, sample sd) -------------
-
-def quantile_sorted(xs, f):
-    """Linear interpolation between order statistics (GSL quantile_from_sorted_data)."""
-    n = len(xs)
-    if n == 1:
-        return xs[0]
-    delta = (n - 1) * f
-    i = int(math.floor(delta))
-    if i >= n - 1:
-        return xs[-1]
-    return xs[i] + (delta - i) * (xs[i + 1] - xs[i])
-
-
-def summarise(times_s):
-    xs = sorted(t * 1e3 for t in times_s)
-    n = len(xs)
-    med = quantile_sorted(xs, 0.5)
-    q1, q3 = quantile_sorted(xs, 0.25), quantile_sorted(xs, 0.75)
-    iqr = q3 - q1
-    lo, hi = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    mean = statistics.fmean(xs)
-    sd = statistics.stdev(xs) if n > 1 else 0.0
-    return {
-        "reps": n,
-        "median_ms": med,
-        "min_ms": xs[0],
-        "q1_ms": q1,
-        "q3_ms": q3,
-        "cv": sd / mean if mean > 0 else float("nan"),
-        "outliers": sum(1 for x in xs if x < lo or x > hi),
-    }
-
-
-def repeat(step, warmup, min_reps, min_time):
-    """Run step() warmup times untimed, then time each repetition until both min_reps
-    repetitions and min_time seconds of timed work are reached."""
-    for _ in range(warmup):
-        step()
-    times = []
-    total = 0.0
-    while len(times) < min_reps or total < min_time:
-        t0 = time.perf_counter()
-        step()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        total += dt
-    return times
-
-
 # ---- main -------------------------------------------------------------------------------
 
 def positive_int(s):
@@ -273,8 +232,8 @@ def nonneg_float(s):
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="pytorch-peer.py",
-        description="Time LeNet-5 / AlexNet in PyTorch on the CPU and write rows in "
-                    "cnnbench's bench CSV format.")
+        description="Time LeNet-5 / AlexNet in PyTorch on the CPU, a step at a time "
+                    "as cnnbench asks on standard input.")
     p.add_argument("--check", action="store_true",
                    help="only report whether torch is importable (exit 0) or not (exit 3)")
     p.add_argument("--model", choices=("lenet5", "alexnet"), default="lenet5")
@@ -282,21 +241,21 @@ def parse_args(argv):
                    help="images per batch (default: 256 for lenet5, 32 for alexnet)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="intra-op threads (torch.set_num_threads); inter-op is 1 (default 1)")
-    p.add_argument("--warmup", type=nonneg_int, default=3, help="untimed repetitions (3)")
-    p.add_argument("--min-reps", type=positive_int, default=10, help="timed repetitions (10)")
-    p.add_argument("--min-time", type=nonneg_float, default=1.0,
-                   help="seconds of timed work per pass, at least (1.0)")
-    p.add_argument("--pass", dest="passes", choices=("both", "forward", "train"),
-                   default="both", help="which passes to time (both)")
+    p.add_argument("--warmup", type=nonneg_int, default=3,
+                   help="untimed forward passes and training steps before ready (3)")
     p.add_argument("--var", action="append", default=[], metavar="VAR=VALUE",
                    help="a variable of the model file (repeatable): lenet5 act, pool; "
                         "alexnet channels, classes, act, pool, lrn, dropout")
-    p.add_argument("--lr", type=nonneg_float, default=0.01, help="SGD learning rate (0.01)")
+    p.add_argument("--lr", type=nonneg_float, default=1e-4,
+                   help="SGD learning rate (1e-4, as cnnbench's bench)")
+    p.add_argument("--momentum", type=nonneg_float, default=0.9, help="SGD momentum (0.9)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=5e-4,
+                   help="SGD weight decay on the weights, not the biases (5e-4)")
+    p.add_argument("--inference-mode", action="store_true",
+                   help="the forward pass under torch.inference_mode (default torch.no_grad)")
     p.add_argument("--seed", type=int, default=1, help="seed for weights, input, labels (1)")
-    p.add_argument("--name", help="value of the model column (default: --model)")
-    p.add_argument("--out", metavar="FILE.csv",
-                   help="append rows here (header written when the file is new or empty); "
-                        "without it the CSV goes to stdout")
+    p.add_argument("--name", help="the experiment's name of the model (unused: cnnbench "
+                        "names the rows)")
     a = p.parse_args(argv)
     a.vars = model_vars(p, a.model, a.var)
     return a
@@ -324,10 +283,6 @@ def model_vars(p, model, assignments):
     return values
 
 
-def fmt(v, digits):
-    return "nan" if v != v else ("%.*f" % (digits, v))
-
-
 def main(argv):
     a = parse_args(argv)
     torch = import_torch()
@@ -348,10 +303,9 @@ def main(argv):
     torch.set_num_threads(a.threads)
     batch = a.batch or DEFAULT_BATCH[a.model]
     version = torch.__version__.split("+")[0]
-    backend = "pytorch-" + version
-    name = a.name or a.model
 
     torch.manual_seed(a.seed)
+    base_kb = status_kb("VmRSS")
     t0 = time.perf_counter()
     model, shape, classes = BUILDERS[a.model](torch, a.vars)
     init_like_cnnbench(torch, model)
@@ -362,52 +316,42 @@ def main(argv):
     loss_fn = torch.nn.CrossEntropyLoss()                # softmax + NLL, mean over the batch
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": 5e-4},
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": a.weight_decay},
                            {"params": biases, "weight_decay": 0.0}],
-                          lr=a.lr, momentum=0.9, dampening=0.0, nesterov=False)
+                          lr=a.lr, momentum=a.momentum, dampening=0.0, nesterov=False)
+    no_grad = torch.inference_mode if a.inference_mode else torch.no_grad
 
     def forward():
-        with torch.no_grad():
+        model.eval()
+        with no_grad():
             torch.softmax(model(x), dim=1)               # cnnbench's forward ends in [prob]
 
     def train_step():
+        model.train()
         opt.zero_grad(set_to_none=False)
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
 
-    rows = []
-    passes = ("forward", "train") if a.passes == "both" else (a.passes,)
-    for which in passes:
-        if which == "forward":
-            model.eval()
-            times = repeat(forward, a.warmup, a.min_reps, a.min_time)
-        else:
-            model.train()
-            times = repeat(train_step, a.warmup, a.min_reps, a.min_time)
-        s = summarise(times)
-        ips = batch / (s["median_ms"] / 1e3)
-        rows.append(",".join([
-            name, backend, str(batch), str(a.threads), which, str(s["reps"]),
-            fmt(s["median_ms"], 4), fmt(s["min_ms"], 4), fmt(s["q1_ms"], 4), fmt(s["q3_ms"], 4),
-            fmt(s["cv"], 4), str(s["outliers"]), fmt(ips, 2),
-            "1" if s["cv"] >= 0.10 else "0", fmt(create_ms, 3), "", ""]))
-        print("pytorch-peer: %s %s batch %d threads %d %s: median %.3f ms, %.1f images/s, "
-              "cv %.3f, %d reps, %d outliers"
-              % (name, backend, batch, a.threads, which, s["median_ms"], ips, s["cv"],
-                 s["reps"], s["outliers"]), file=sys.stderr)
+    def timed(step):
+        t = time.perf_counter()
+        step()
+        return time.perf_counter() - t
 
-    if a.out:
-        new = not os.path.exists(a.out) or os.path.getsize(a.out) == 0
-        with open(a.out, "a", encoding="utf-8") as f:
-            if new:
-                f.write(COLUMNS + "\n")
-            for r in rows:
-                f.write(r + "\n")
-    else:
-        sys.stdout.write(COLUMNS + "\n")
-        for r in rows:
-            sys.stdout.write(r + "\n")
+    for _ in range(a.warmup):
+        forward()
+        train_step()
+    print("ready backend=pytorch-%s create_ms=%.3f how=%s; OpenBLAS kernels %s"
+          % (version, create_ms, "torch.inference_mode" if a.inference_mode
+             else "torch.no_grad", openblas_kernels()), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        if line.strip() != "step":
+            print("pytorch-peer: unknown command %r (step, quit)" % line.strip(), file=sys.stderr)
+            return 2
+        fwd, train = timed(forward), timed(train_step)
+        print("step %.9f %.9f %d" % (fwd, train, status_kb("VmHWM") - base_kb), flush=True)
     return 0
 
 

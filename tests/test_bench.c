@@ -108,23 +108,26 @@ static void test_peak_probes(void)
     cnb_peak_free(&p);
 }
 
-/* A stand-in for scripts/pytorch-peer.py: the same arguments (its first call's kept in
- * `args`) and the contract's columns in another order, with an extra quoted one and an
- * empty create_ms, one forward and one training row per call; the training median is 30,
- * 10, then 20 ms on its 1st, 2nd and 3rd call, so the median run is the 3rd. */
+/* A stand-in for scripts/pytorch-peer.py, speaking its protocol: which way it is run
+ * (shipped; tuned with glibc's or jemalloc's settings) from its environment, its arguments
+ * and that environment's OMP, OpenBLAS and allocator variables kept in args-WAY and
+ * env-WAY; each step answers 5 ms forward and 20 (shipped), 10 (glibc) or 30 ms
+ * (jemalloc) training, 2 MiB of peak memory. */
 static const char peer_script[] =
     "#!/bin/sh\n"
-    "dir=$(dirname \"$0\"); [ -e \"$dir/args\" ] || echo \"$@\" > \"$dir/args\"\n"
-    "while [ $# -gt 0 ]; do case $1 in --name) m=$2;; --batch) b=$2;; --threads) t=$2;;\n"
-    "  --out) out=$2;; esac; shift 2; done\n"
-    "n=$(cat \"$dir/calls\" 2>/dev/null || echo 0); n=$((n + 1))\n"
-    "echo $n > \"$dir/calls\"\n"
-    "case $n in 1) ms=30;; 2) ms=10;; *) ms=20;; esac\n"
-    "[ -s \"$out\" ] || echo backend,model,note,batch,threads,pass,reps,median_ms,min_ms,"
-    "q1_ms,q3_ms,cv,outliers,images_per_second,create_ms > \"$out\"\n"
-    "echo pytorch-test,$m,'\"a, b\"',$b,$t,forward,10,5,5,5,5,0.01,0,$((b * 200)), >> \"$out\"\n"
-    "echo pytorch-test,$m,,$b,$t,train,10,$ms,$ms,$ms,$ms,0.01,0,$((b * 1000 / ms)),1 "
-    ">> \"$out\"\n";
+    "dir=$(dirname \"$0\"); way=shipped\n"
+    "[ -n \"$MALLOC_TOP_PAD_\" ] && way=glibc; [ -n \"$LD_PRELOAD\" ] && way=jemalloc\n"
+    "echo \"$@\" > \"$dir/args-$way\"\n"
+    "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
+    "case $way in shipped) t=0.020;; glibc) t=0.010;; *) t=0.030;; esac\n"
+    "echo ready backend=pytorch-test create_ms=2.5 how=a stand-in\n"
+    "while read cmd; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 $t 2048; done\n";
+
+/* Debian's jemalloc, which the peer's jemalloc way preloads: that way runs only with it. */
+static int have_jemalloc(void)
+{
+    return access("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", R_OK) == 0;
+}
 
 /* An experiment file timing LeNet-5 at batch 4 at `threads`, its [bench] lines from
  * `bench`, its [bench.lenet5] lines from `model`. */
@@ -170,51 +173,78 @@ static void test_whole_run(void)
     test_write_file(script, peer_script);
     CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
     const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
-                                           "peer = peer.sh\npeer_runs = 3\n");
+                                           "peer = peer.sh\n");
     CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
-    CU_ASSERT_STRING_EQUAL(read_file((snprintf(path, sizeof path, "%s/calls", dir), path)),
-                           "3\n");
-    /* the peer is told the model's section name and every variable, as the model's
-     * [vars] gives them (LeNet-5's own: sigmoid and average pooling) */
-    const char *args = read_file((snprintf(path, sizeof path, "%s/args", dir), path));
-    CHECK_MSG(args, "--model lenet5 --name lenet5 --batch 4 --threads 1 ");
-    CHECK_MSG(args, " --var act=sigmoid --var pool=avg\n");
+    /* every way is told the model's section name, every variable as the model's [vars]
+     * gives them (LeNet-5's own: sigmoid and average pooling) and the bench's own SGD
+     * update; the tuned ways infer under torch.inference_mode */
+    const char *args = read_file((snprintf(path, sizeof path, "%s/args-shipped", dir), path));
+    CHECK_MSG(args, "--model lenet5 --name lenet5 --batch 4 --threads 1 --warmup 1 --lr 0.0001 "
+                    "--momentum 0.9 --weight-decay 0.0005 --var act=sigmoid --var pool=avg\n");
+    args = read_file((snprintf(path, sizeof path, "%s/args-glibc", dir), path));
+    CHECK_MSG(args, "--weight-decay 0.0005 --inference-mode --var act=sigmoid --var pool=avg\n");
+    /* the environments: as given for the shipped way, the performance guide's for the
+     * tuned ones */
+    const char *env = read_file((snprintf(path, sizeof path, "%s/env-glibc", dir), path));
+    CU_ASSERT_STRING_EQUAL(env, "MALLOC_MMAP_THRESHOLD_=33554432\nMALLOC_TOP_PAD_=1073741824\n"
+                                "MALLOC_TRIM_THRESHOLD_=17179869184\nOMP_NUM_THREADS=1\n"
+                                "OMP_PLACES=cores\nOMP_PROC_BIND=close\nOMP_SCHEDULE=static\n"
+                                "OPENBLAS_NUM_THREADS=1\n");
+    env = read_file((snprintf(path, sizeof path, "%s/env-shipped", dir), path));
+    CU_ASSERT_PTR_NULL(strstr(env, "OMP_PROC_BIND"));
+    CU_ASSERT_PTR_NULL(strstr(env, "MALLOC_"));
+    if (have_jemalloc()) {
+        env = read_file((snprintf(path, sizeof path, "%s/env-jemalloc", dir), path));
+        CHECK_MSG(env, "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n"
+                       "MALLOC_CONF=oversize_threshold:1,background_thread:true,");
+    }
 
-    /* bench.csv: forward and training rows of each backend, then the peer's median run */
+    /* bench.csv: forward and training rows of each backend, then each way of the peer
+     * with the times it answered every step */
     snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
     const char *csv = read_file(path);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,forward,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,openblas,4,1,train,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "lenet5,pytorch-test,4,1,train,10,20.0000,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",3,10.0000,30.0000,\n")); /* runs, their range */
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-glibc,4,1,train,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-jemalloc,4,1,train,"),
+                    have_jemalloc());
     /* every row, its columns by name: at least min_reps repetitions, its median within
-     * its IQR; one run (the range is its median) for a backend; for the peer, its three
-     * runs' range (training 10-30 ms, forward 5 ms each time) */
+     * its IQR; a peer's the times it answered, its memory what it said, how it ran */
     static const char *const names[] = {"backend", "pass", "reps", "median_ms", "q1_ms",
-                                        "q3_ms", "runs", "run_min_ms", "run_max_ms", NULL};
-    enum { BACKEND, PASS, REPS, MEDIAN, Q1, Q3, RUNS, LO, HI };
+                                        "q3_ms", "peak_rss_mb", "how", "create_ms", NULL};
+    enum { BACKEND, PASS, REPS, MEDIAN, Q1, Q3, MB, HOW, CREATE };
     int col[9], rows = 0;
     cnb_csv c;
     CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
     while (cnb_csv_next(&c) == 1) {
         double v[9];
-        for (int k = REPS; k <= HI; k++)
+        for (int k = REPS; k <= MB; k++)
             v[k] = atof(cnb_csv_get(&c, col[k]));
-        const int peer = !strcmp(cnb_csv_get(&c, col[BACKEND]), "pytorch-test");
+        const char *backend = cnb_csv_get(&c, col[BACKEND]), *how = cnb_csv_get(&c, col[HOW]);
         const int train = !strcmp(cnb_csv_get(&c, col[PASS]), "train");
         CU_ASSERT(v[REPS] >= 3);
         CU_ASSERT(v[Q1] <= v[MEDIAN] && v[MEDIAN] <= v[Q3]);
-        CU_ASSERT_EQUAL(v[RUNS], peer ? 3 : 1);
-        CU_ASSERT_DOUBLE_EQUAL(v[LO], !peer ? v[MEDIAN] : train ? 10.0 : 5.0, 1e-4);
-        CU_ASSERT_DOUBLE_EQUAL(v[HI], !peer ? v[MEDIAN] : train ? 30.0 : 5.0, 1e-4);
+        CU_ASSERT(*cnb_csv_get(&c, col[MB])); /* /proc/self/clear_refs: Linux */
+        if (!strcmp(backend, "pytorch-test-tuned-glibc")) {
+            CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 10.0 : 5.0, 1e-9);
+            CU_ASSERT_DOUBLE_EQUAL(v[MB], 2.0, 1e-9);
+            CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[CREATE])), 2.5, 1e-9);
+            CHECK_MSG(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 ");
+            CHECK_MSG(how, " MALLOC_TOP_PAD_=1073741824; a stand-in");
+        } else if (!strcmp(backend, "pytorch-test")) {
+            CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 20.0 : 5.0, 1e-9);
+            CHECK_MSG(how, "as shipped: ");
+        } else if (strncmp(backend, "pytorch", 7)) {
+            CU_ASSERT_STRING_EQUAL(how, "");
+        }
         rows++;
     }
     cnb_csv_close(&c);
-    CU_ASSERT_EQUAL(rows, 6); /* naive, openblas and the peer, forward and training step */
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",run_max_ms,peak_mistrusted\n"));
+    CU_ASSERT_EQUAL(rows, 8 + 2 * have_jemalloc()); /* 2 backends and the peer's ways, 2 passes */
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",peak_share,peak_rss_mb,how,peak_mistrusted\n"));
 
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
     snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);
@@ -235,15 +265,18 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(layers, "lenet5,naive,"), 26);
     CU_ASSERT_EQUAL(count_lines(layers, "lenet5,openblas,"), 26);
 
-    /* the report: the peer's row with its runs, and the ratio against it */
+    /* the report: the peer's rows, how each ran, the fastest backend against the fastest
+     * tuned way (glibc's: 10 ms), a pair from every round */
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
     CHECK_MSG(md, "## lenet5 (act=sigmoid pool=avg)\n");
     CHECK_MSG(md, "| pytorch-test | 1 | 4 |");
-    CHECK_MSG(md, "the median of 3 runs (10.00–30.00)");
-    CHECK_MSG(md, "Training throughput against PyTorch: naive ");
-    CHECK_MSG(md, "over PyTorch's 3 runs");
-    CHECK_MSG(md, "It ran 3 times per model and thread count");
+    CHECK_MSG(md, "| pytorch-test-tuned-glibc | 1 | 4 |");
+    CHECK_MSG(md, "- pytorch-test-tuned-glibc, 1 thread: tuned, glibc keeping its memory; "
+                  "OMP_NUM_THREADS=1 ");
+    CHECK_MSG(md, "- 1 thread: ");
+    CHECK_MSG(md, " against pytorch-test-tuned-glibc: ");
+    CHECK_MSG(md, "Peak RSS: how far the peak resident memory grew");
     CHECK_MSG(md, "Kernels against their library calls alone");
     CHECK_MSG(md, "| openblas | every layer | both |");
     CHECK_MSG(md, "Measured FP32 peak: the maximum of short FMA probes");
@@ -270,31 +303,57 @@ static void test_missing_peer(void)
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
     CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
-    CU_ASSERT_PTR_NULL(strstr(md, "Training throughput against PyTorch"));
+    CU_ASSERT_PTR_NULL(strstr(md, "How the peer ran"));
 }
 
-/* A peer whose CSV lacks a column of the contract: its rows are left out, and the report
- * says which column of which file; the bench's own rows are kept. */
+/* A peer that breaks the protocol, before it is ready or at a step: its rows are left
+ * out, the report quotes what it said; the bench's own rows are kept. */
 static void test_peer_contract(void)
 {
+    static const char *const scripts[][2] = {
+        {"#!/bin/sh\necho model,backend\nsleep 1\n", "its first line is not `ready ...` but "
+                                                     "`model,backend`"},
+        {"#!/bin/sh\necho ready backend=pytorch-test\nread cmd\necho 12 ms\n",
+         "its answer to `step` was `12 ms`"}};
+    for (int i = 0; i < 2; i++) {
+        const char *dir = test_tmpdir();
+        char script[600], path[600];
+        snprintf(script, sizeof script, "%s/peer.sh", dir);
+        test_write_file(script, scripts[i][0]);
+        CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+        const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+        CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+        snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+        CHECK_MSG(read_file(path), scripts[i][1]);
+        snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+        const char *csv = read_file(path);
+        CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
+        CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test"), 0);
+    }
+}
+
+/* The real scripts/pytorch-peer.py on LeNet-5 at batch 4 where PyTorch is installed: it
+ * builds the network from the bench's arguments, answers the protocol in every way, and
+ * says which OpenBLAS kernels it ran. */
+static void test_pytorch_peer(void)
+{
+    char script[600], cmd[700], bench[800], path[700];
+    snprintf(script, sizeof script, "%s/scripts/pytorch-peer.py", CNB_SOURCE_ROOT);
+    snprintf(cmd, sizeof cmd, "%s --check >/dev/null 2>&1", script);
+    if (system(cmd) != 0) {
+        printf("\n  skipped: PyTorch is not importable by %s (Debian package python3-torch) ",
+               script);
+        return;
+    }
     const char *dir = test_tmpdir();
-    char script[600], path[600];
-    snprintf(script, sizeof script, "%s/peer.sh", dir);
-    test_write_file(script, "#!/bin/sh\n"
-                            "while [ $# -gt 0 ]; do [ $1 = --out ] && out=$2; shift 2; done\n"
-                            "echo model,backend,batch,threads,pass,reps > \"$out\"\n"
-                            "echo lenet5,pytorch-test,4,1,train,10 >> \"$out\"\n");
-    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
-    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
-    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
-    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
-    const char *md = read_file(path);
-    CHECK_MSG(md, "The peer's rows are left out: ");
-    CHECK_MSG(md, "/results/speed/peer.csv:1: no column 'median_ms' in the header");
+    snprintf(bench, sizeof bench, "backends = naive\nlayers = no\npeer = %s\n", script);
+    CU_ASSERT_EQUAL_FATAL(bench_file(time_experiment(dir, bench)), 0);
     snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
     const char *csv = read_file(path);
-    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,naive,4,1,train,"), 1);
-    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,"), 0);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-"), 4 + 2 * have_jemalloc());
+    CHECK_MSG(csv, "-tuned-glibc,4,1,train,");
+    CHECK_MSG(csv, "; torch.inference_mode; OpenBLAS kernels ");
+    CHECK_MSG(csv, "; torch.no_grad; OpenBLAS kernels ");
 }
 
 /* peer = /absolute/path is used as it is, not joined onto the experiment's folder: the
@@ -390,7 +449,6 @@ static void test_bad_config(void)
 {
     const char *dir = test_tmpdir();
     const char *bad[][2] = {
-        {"backends = naive\npeer_runs = 0\n", "peer_runs"},
         {"backends = naive\nrepetitions = 10\n", "repetitions"},
         {"backends = naive, nosuch\n", "speed.ini:10: [bench] backends: backend 'nosuch'"},
         {"backends = naive\nlayers = maybe\n", "layers = 'maybe'"},
@@ -430,9 +488,10 @@ void suite_bench(void)
         {"repetition statistics: median, quartiles, CV, Tukey outliers", test_repetition_stats},
         {"a share of peak above 100% is printed as MISTRUSTED", test_share_format},
         {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
-        {"a whole run: two backends, layers, a peer run 3 times", test_whole_run},
+        {"a whole run: two backends, layers, the peer's ways in the rounds", test_whole_run},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
-        {"a peer's CSV without a contract column: named, rows left out", test_peer_contract},
+        {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},
+        {"scripts/pytorch-peer.py speaks the protocol (where torch is)", test_pytorch_peer},
         {"peer = /absolute/path is run from there", test_absolute_peer},
         {"a folder with a bench's results: refused, or --force, or --out", test_previous_results},
         {"a single-threaded backend is not timed at 2 threads", test_single_threaded},

@@ -74,29 +74,19 @@ static int init_probes(const bconf *bc, results *r)
     return rc;
 }
 
-/* Every group, model by model, each followed by its peer runs; the CSVs after each, so
- * that partial results survive. Then the peer's rows. */
+/* Every group, model by model, the peer's processes among the backends; the CSVs after
+ * each, so that partial results survive. */
 static int measure_all(const bconf *bc, results *r, const cnb_registry *reg)
 {
-    char path[PATH_MAX + 200];
-    snprintf(path, sizeof path, "%s/peer.csv", bc->dir);
-    unlink(path); /* this run's peer rows only */
-    int rc = 0, peer_off = !bc->peer[0];
+    int rc = 0;
     for (int mi = 0; mi < bc->nm && rc == 0; mi++)
         for (int t = 0; t < bc->nt && rc == 0; t++) {
-            const bmodel *m = &bc->models[mi];
-            rc = bench_measure_group(r, bc, m, bc->threads[t], reg);
-            for (int k = 0; rc == 0 && !peer_off && k < bc->peer_runs; k++)
-                peer_off = bench_run_peer(bc, m, bc->threads[t], r) != 0;
+            rc = bench_measure_group(r, bc, &bc->models[mi], bc->threads[t], reg);
             if (rc == 0)
                 rc = bench_write_csvs(bc, r);
         }
     if (rc == 0 && !bc->peer[0])
         snprintf(r->peer_note, sizeof r->peer_note, "No peer rows: [bench] names no peer script.");
-    if (rc == 0) {
-        bench_read_peer_rows(bc, r);
-        rc = bench_write_csvs(bc, r);
-    }
     return rc;
 }
 
@@ -162,6 +152,7 @@ static int run_timed(const bconf *bc, const cnb_registry *reg)
         cnb_peak_free(&r.peaks[i]);
     free(r.rows);
     free(r.layers);
+    free(r.pairs);
     return rc;
 }
 

@@ -210,17 +210,16 @@ static int parse_experiment(bconf *bc, const cnb_conf *c, const cnb_section *ex)
 /* [bench]: repetitions, passes, the peer, the backends and thread counts. */
 static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
 {
-    long warmup = 3, reps = 10, peer_runs = 1;
+    long warmup = 3, reps = 10;
     bc->min_time = 1.0, bc->layers = 1;
     if (cnb_conf_int(c, b, "warmup", 0, 1000, &warmup) ||
         cnb_conf_int(c, b, "min_reps", 1, MAX_REPS, &reps) ||
-        cnb_conf_int(c, b, "peer_runs", 1, 99, &peer_runs) ||
         cnb_conf_double(c, b, "min_time", 0.0, 3600.0, &bc->min_time) ||
         yes_no(c, b, "layers", "", &bc->layers) ||
         yes_no(c, b, "scaling", " (time the data-parallel step at the rank count of mpirun "
                "-np)", &bc->scaling))
         return CNB_EINVAL;
-    bc->warmup = (int)warmup, bc->min_reps = (int)reps, bc->peer_runs = (int)peer_runs;
+    bc->warmup = (int)warmup, bc->min_reps = (int)reps;
     const cnb_kv *kv = cnb_section_get(b, "peer");
     if (kv && kv->value[0] && conf_path(c, kv, bc->peer, sizeof bc->peer)) /* empty: none */
         return CNB_EINVAL;
@@ -280,8 +279,7 @@ int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
     static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
-                                             "min_time", "layers", "peer", "peer_runs",
-                                             "scaling", NULL};
+                                             "min_time", "layers", "peer", "scaling", NULL};
     memset(bc, 0, sizeof *bc);
     bc->conf = c;
     const cnb_section *ex = cnb_conf_section(c, "experiment"), *b = cnb_conf_section(c, "bench");

@@ -3,6 +3,7 @@
  * backend, threads and pass), layers.csv (per layer and direction) and peak.csv (the FMA
  * probes per thread count). Written after every group, so partial results survive.
  */
+#include <math.h>
 #include <string.h>
 
 #include "benchint.h"
@@ -49,8 +50,8 @@ static int write_bench_csv(const bconf *bc, const results *r)
     if (open_in(&a, bc, "bench.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
-                 "images_per_second,unstable,create_ms,gflops,peak_share,runs,run_min_ms,"
-                 "run_max_ms,peak_mistrusted\n");
+                 "images_per_second,unstable,create_ms,gflops,peak_share,peak_rss_mb,how,"
+                 "peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
@@ -58,7 +59,9 @@ static int write_bench_csv(const bconf *bc, const results *r)
                 w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
                 w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
         csv_share(a.f, w->share);
-        fprintf(a.f, "%d,%.4f,%.4f", w->runs, w->run_min, w->run_max);
+        if (!isnan(w->peak_mb))
+            fprintf(a.f, "%.1f", w->peak_mb);
+        fprintf(a.f, ",\"%s\"", w->how); /* how: commas, never a double quote */
         csv_mistrusted(a.f, w->share);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

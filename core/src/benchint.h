@@ -5,7 +5,8 @@
  *   benchconf.c     the [bench] and [bench.NAME] sections, checked, into a bconf
  *   benchmeasure.c  one (model, threads) group: warm-up, interleaved rounds of the whole
  *                   network and of the per-layer pass, the FMA probe among them; rows
- *   benchpeer.c     the peer script (scripts/pytorch-peer.py): running it, its rows
+ *   benchpeer.c     the peer script (scripts/pytorch-peer.py): its processes, one per way
+ *                   of running it, each a participant of the rounds over a pipe
  *   benchcsv.c      bench.csv, layers.csv and peak.csv
  *   benchplot.c     the throughput and per-layer plots (gnuplot)
  *   benchreport.c   report.md
@@ -30,6 +31,12 @@
 #define MAX_REPS 100000
 #define STREAM_BENCH 5      /* the seeded stream of the rounds' shuffled order */
 #define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
+#define MAX_PEERS 3         /* ways of running the peer: as shipped, tuned with two allocators */
+
+/* The training step's SGD update, the same for the backends and the peer. */
+#define BENCH_LR 1e-4
+#define BENCH_MOMENTUM 0.9
+#define BENCH_DECAY 5e-4
 
 /* ---- configuration (benchconf.c) ---------------------------------------------------- */
 
@@ -59,7 +66,6 @@ typedef struct bconf {
     int threads[MAX_THREADS], nt;
     int warmup, min_reps, layers;
     int scaling;                  /* [bench] scaling = yes: scaling.h instead */
-    int peer_runs;                /* processes of the peer per group (median run kept) */
     double min_time;
     bmodel models[MAX_MODELS];
     int nm;
@@ -84,15 +90,24 @@ int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* A row of bench.csv (also read back from the peer's CSV). */
+/* A row of bench.csv: a backend's, or one way of running the peer. */
 typedef struct row {
     char model[64], backend[80];
+    char how[512];                /* how it was run (the peer: its environment and mode) */
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
+    int peer;                     /* 0: a backend; else 1 + its way (bench_peer_ways)    */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
-    int runs;                     /* processes the row is the median run of      */
-    double run_min, run_max;      /* their medians' range, ms                   */
+    double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown) */
 } row;
+
+/* The training steps of the fastest backend and of the fastest tuned peer of a group, in
+ * pairs from the same round: their time ratios (peer / backend). */
+typedef struct pair {
+    char model[64], backend[80], peer[80];
+    int threads;
+    cnb_sample_stats ratio;
+} pair;
 
 typedef struct layer_row {
     char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
@@ -107,9 +122,12 @@ typedef struct results {
     int n_rows;
     layer_row *layers;            /* per (model, backend, threads, layer): fwd, then bwd */
     int n_layers;
+    pair *pairs;                  /* per (model, threads) with a backend and a tuned peer */
+    int n_pairs;
     cnb_peak peaks[MAX_THREADS];
     int n_peaks;
     char peer_note[PATH_MAX + 512];
+    int peer_off;                 /* the peer is absent or broken: not started again */
 } results;
 
 /* bench.c: the row of (model, backend, threads, pass), or NULL; the denominator of every
@@ -125,11 +143,30 @@ double bench_peak_at(const results *r, int threads);
 int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
                         const cnb_registry *reg);
 
-/* benchpeer.c: run the peer once for (m, threads), appending to <dir>/peer.csv; 0, or 1
- * when it was skipped or failed (r->peer_note says which; do not ask again). Then its
- * rows, the median run of each, into r. */
-int bench_run_peer(const bconf *bc, const bmodel *m, int threads, results *r);
-void bench_read_peer_rows(const bconf *bc, results *r);
+/* benchpeer.c: one process of the peer script, built and warmed up, waiting on its pipe. */
+typedef struct bench_peer {
+    int pid, way;                 /* way: an index of bench_peer_ways                  */
+    FILE *to, *from;
+    char backend[80], how[512];
+    double create_ms, peak_mb;
+} bench_peer;
+
+typedef struct bench_peer_way {
+    const char *suffix;           /* of the backend column: "", "-tuned-glibc", ...     */
+    const char *what;             /* for the report                                     */
+    int tuned;
+} bench_peer_way;
+extern const bench_peer_way bench_peer_ways[MAX_PEERS];
+
+/* Start way `way` of the peer for (m, threads) and wait until it is ready: 0; 1 when it
+ * could not be (r->peer_note says why; r->peer_off when no way will start). */
+int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int way,
+                     results *r);
+/* One forward pass and one training step, their seconds: 0, or 1 after a broken reply
+ * (r->peer_note says what; the process is stopped). */
+int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r);
+/* Tell it to quit, close its pipes, reap it: its wait status (-1: none). */
+int bench_peer_stop(bench_peer *p);
 
 /* benchcsv.c: every share set against the peaks so far, then the three CSVs. */
 int bench_write_csvs(const bconf *bc, results *r);

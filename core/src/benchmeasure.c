@@ -1,9 +1,12 @@
 /*
- * benchmeasure.c - one (model, threads) group of a bench: each backend's network, its
- * warm-up, then rounds over the backends in a shuffled order with the FMA probe among
- * them, first the whole network, then the per-layer pass; the samples become rows.
+ * benchmeasure.c - one (model, threads) group of a bench: each backend's network and its
+ * warm-up, the peer's processes, then rounds over them all in a shuffled order with the
+ * FMA probe among them, first the whole network, then the per-layer pass (backends only);
+ * the samples become rows, and the fastest backend's and tuned peer's pairs from the same
+ * rounds their ratios.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,9 +15,13 @@
 #include "net.h"
 #include "rng.h"
 
-/* One backend's network inside a (model, threads) group, and its samples (seconds). */
+/* One backend's network, or one way of running the peer, inside a (model, threads)
+ * group, and its samples (seconds). */
 typedef struct entry {
-    int b;
+    int b;                        /* the backend's index; -1 for the peer              */
+    bench_peer peer;              /* the peer's process (b = -1)                       */
+    results *r;                   /* the peer's: where it says that it broke off       */
+    int broken;                   /* the peer broke off: no rows                       */
     cnb_conf model;
     cnb_net net;
     int batch, min_reps;
@@ -26,13 +33,40 @@ typedef struct entry {
     double *llf, *llb;            /* its library calls alone, or NAN        */
     int layer_reps;
     double layer_seconds;         /* spent in the per-layer pass            */
+    double peak_mb;               /* its growth of the peak resident memory */
 } entry;
+
+/* A field of /proc/self/status in KiB (VmRSS, VmHWM); -1 when it cannot be read. */
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(field);
+    while (f && kb < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            kb = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* The process's peak resident memory reset to its current one (Linux 4.0 and later), so
+ * that the next VmHWM is the peak of what follows; 0, or -1 where it cannot be. */
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int rc = f && fputs("5", f) >= 0 ? 0 : -1;
+    if (f && fclose(f))
+        rc = -1;
+    return rc;
+}
 
 static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, entry *e,
                        const cnb_registry *reg)
 {
     const override *o = &m->ov[b];
-    e->b = b;
+    e->b = b, e->peer.pid = -1;
     e->batch = o->batch ? o->batch : m->batch;
     e->min_reps = o->min_reps ? o->min_reps : bc->min_reps;
     e->min_time = o->min_time >= 0 ? o->min_time : bc->min_time;
@@ -58,7 +92,10 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
-    cnb_net_free(&e->net);
+    if (e->b < 0)
+        bench_peer_stop(&e->peer);
+    else
+        cnb_net_free(&e->net);
     cnb_conf_free(&e->model);
 }
 
@@ -69,7 +106,36 @@ static int train_step(cnb_net *net)
     if (rc == 0)
         rc = cnb_net_backward(net);
     if (rc == 0)
-        cnb_net_sgd(net, 1e-4f, 0.9f, 5e-4f);
+        cnb_net_sgd(net, (float)BENCH_LR, (float)BENCH_MOMENTUM, (float)BENCH_DECAY);
+    return rc;
+}
+
+/* Warm-up: caches, page faults, JIT, pools; then the backend parked. */
+static int warm_up(entry *e, int warmup)
+{
+    int rc = 0;
+    for (int w = 0; w < warmup && rc == 0; w++) {
+        float loss;
+        rc = cnb_net_forward(&e->net, 0, &loss);
+        if (rc == 0)
+            rc = train_step(&e->net);
+    }
+    cnb_net_park(&e->net);
+    return rc;
+}
+
+/* Backend b's entry, built and warmed up, with the growth of the process's peak resident
+ * memory meanwhile: its network, buffers, library pools and workspaces at their largest
+ * (what earlier entries hold is in the baseline; NAN where the peak cannot be reset). */
+static int backend_entry(const bconf *bc, const bmodel *m, int b, int threads, entry *e,
+                         const cnb_registry *reg)
+{
+    long base = reset_peak() == 0 ? status_kb("VmRSS") : -1;
+    int rc = setup_entry(bc, m, b, threads, e, reg);
+    if (rc == 0)
+        rc = warm_up(e, bc->warmup);
+    long hwm = base >= 0 ? status_kb("VmHWM") : -1;
+    e->peak_mb = hwm >= 0 ? (hwm - base) / 1024.0 : NAN;
     return rc;
 }
 
@@ -112,29 +178,42 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
             }
             if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
                 left -= enough[k];
-            cnb_net_park(&es[k].net); /* its spinning threads would slow the next one */
+            if (es[k].b >= 0)
+                cnb_net_park(&es[k].net); /* its spinning threads would slow the next one */
         }
     }
     return rc;
 }
 
-/* Whole network: one inference forward and one training step. */
+/* One inference forward and one training step of a backend, their seconds. */
+static int time_backend(entry *e, double *fwd, double *train)
+{
+    float loss;
+    double t0 = cnb_now();
+    int rc = cnb_net_forward(&e->net, 0, &loss);
+    double t1 = cnb_now();
+    if (rc == 0)
+        rc = train_step(&e->net);
+    *fwd = t1 - t0, *train = cnb_now() - t1;
+    return rc;
+}
+
+/* Whole network: one inference forward and one training step. A peer that breaks off is
+ * left out of the rounds from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
     int rc = grow(&e->fwd, e->reps + 1);
     if (rc || (rc = grow(&e->train, e->reps + 1)))
         return rc;
-    float loss;
-    double t0 = cnb_now();
-    rc = cnb_net_forward(&e->net, 0, &loss);
-    double t1 = cnb_now();
-    if (rc == 0)
-        rc = train_step(&e->net);
-    double t2 = cnb_now();
-    e->fwd[e->reps] = t1 - t0;
-    e->train[e->reps] = t2 - t1;
-    e->sum_fwd += t1 - t0;
-    e->sum_train += t2 - t1;
+    double fwd, train;
+    if (e->b >= 0)
+        rc = time_backend(e, &fwd, &train);
+    else if ((e->broken = bench_peer_step(&e->peer, &fwd, &train, e->r)))
+        return *enough = 1, 0;
+    e->fwd[e->reps] = fwd;
+    e->train[e->reps] = train;
+    e->sum_fwd += fwd;
+    e->sum_train += train;
     e->reps++;
     *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time;
     return rc;
@@ -191,15 +270,21 @@ static void to_ms(const double *sec, int n, int stride, cnb_sample_stats *s)
     free(ms);
 }
 
-/* The whole network's two rows of entry e: forward, then the training step. */
-static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
-                        const entry *e)
+/* The FLOPs per sample of a forward pass and a training step, counted on net. */
+static void net_flops(const cnb_net *net, double flops[2])
 {
-    double fwd_flops = 0, train_flops = 0;
-    for (int i = 0; i < e->net.n; i++) {
-        fwd_flops += cnb_net_layer_flops(&e->net, i);
-        train_flops += cnb_net_layer_flops(&e->net, i) + backward_flops(&e->net, i);
+    flops[0] = flops[1] = 0;
+    for (int i = 0; i < net->n; i++) {
+        flops[0] += cnb_net_layer_flops(net, i);
+        flops[1] += cnb_net_layer_flops(net, i) + backward_flops(net, i);
     }
+}
+
+/* The whole network's two rows of entry e: forward, then the training step; GFLOP/s from
+ * flops (per sample, net_flops). */
+static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
+                        const entry *e, const double flops[2])
+{
     row *grown = realloc(r->rows, (size_t)(r->n_rows + 2) * sizeof *grown);
     if (!grown)
         return CNB_ENOMEM;
@@ -208,13 +293,16 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         row *w = &r->rows[r->n_rows++];
         memset(w, 0, sizeof *w);
         snprintf(w->model, sizeof w->model, "%s", m->name);
-        snprintf(w->backend, sizeof w->backend, "%s", bc->backends[e->b]);
+        snprintf(w->backend, sizeof w->backend, "%s",
+                 e->b >= 0 ? bc->backends[e->b] : e->peer.backend);
+        snprintf(w->how, sizeof w->how, "%s", e->b >= 0 ? "" : e->peer.how);
+        w->peer = e->b >= 0 ? 0 : 1 + e->peer.way;
         w->batch = e->batch, w->threads = threads, w->train = pass;
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
         w->ips = e->batch / (w->s.median * 1e-3);
-        w->create_ms = e->create_ms;
-        w->gflops = (pass ? train_flops : fwd_flops) * e->batch / (w->s.median * 1e-3) * 1e-9;
-        w->runs = 1, w->run_min = w->run_max = w->s.median;
+        w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
+        w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
+        w->peak_mb = e->b >= 0 ? e->peak_mb : e->peer.peak_mb;
     }
     return 0;
 }
@@ -250,29 +338,14 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
     return 0;
 }
 
-/* Warm-up: caches, page faults, JIT, pools; then each backend parked. */
-static int warm_up(entry *es, int ne, int warmup)
+/* What the group measured, on stdout: each training step from the group's first row
+ * on, the passes' time. */
+static void print_group(const results *r, int first, int threads, double whole,
+                        double layers, const cnb_peak *peak)
 {
-    int rc = 0;
-    for (int k = 0; k < ne && rc == 0; k++) {
-        for (int w = 0; w < warmup && rc == 0; w++) {
-            float loss;
-            rc = cnb_net_forward(&es[k].net, 0, &loss);
-            if (rc == 0)
-                rc = train_step(&es[k].net);
-        }
-        cnb_net_park(&es[k].net);
-    }
-    return rc;
-}
-
-/* What the group measured, on stdout: each backend's training step, the passes' time. */
-static void print_group(const results *r, int ne, int threads, double whole, double layers,
-                        const cnb_peak *peak)
-{
-    for (int k = 0; k < ne; k++) {
-        const row *w = &r->rows[r->n_rows - 2 * ne + 2 * k + 1];
-        printf("  %-10s train %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
+    for (int k = first + 1; k < r->n_rows; k += 2) {
+        const row *w = &r->rows[k];
+        printf("  %-24s train %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
                "reps)%s\n", w->backend, w->ips, w->s.median, w->s.q1, w->s.q3,
                100 * w->s.cv, w->s.n, w->s.cv >= CNB_UNSTABLE_CV ? "  unstable" : "");
     }
@@ -289,9 +362,57 @@ static cnb_peak *peak_for(results *r, int threads)
     return NULL;
 }
 
-/* The timed passes over the group's entries, then their rows. */
+/* The entry with the lowest median training step among es[from, to) that have samples;
+ * tuned: only the peer's tuned ways. NULL when there is none. */
+static const entry *fastest(const entry *es, int from, int to, int tuned)
+{
+    const entry *best = NULL;
+    double best_ms = INFINITY;
+    for (int k = from; k < to; k++) {
+        if (!es[k].reps || es[k].broken || (tuned && !bench_peer_ways[es[k].peer.way].tuned))
+            continue;
+        cnb_sample_stats s;
+        to_ms(es[k].train, es[k].reps, 1, &s);
+        if (s.median < best_ms)
+            best = &es[k], best_ms = s.median;
+    }
+    return best;
+}
+
+/* The fastest backend's training steps against the fastest tuned peer's, sample i of each
+ * from round i (each takes one repetition a round until it has enough), so that the two
+ * of a pair saw the machine at the same time: their ratios into r's pairs. */
+static int add_pair(results *r, const bconf *bc, const bmodel *m, int threads,
+                    const entry *es, int nb, int ne)
+{
+    const entry *b = fastest(es, 0, nb, 0), *p = fastest(es, nb, ne, 1);
+    if (!b || !p)
+        return 0;
+    int n = b->reps < p->reps ? b->reps : p->reps;
+    double *ratio = malloc((size_t)n * sizeof *ratio);
+    pair *grown = realloc(r->pairs, (size_t)(r->n_pairs + 1) * sizeof *grown);
+    if (!ratio || !grown) {
+        free(ratio);
+        return CNB_ENOMEM;
+    }
+    r->pairs = grown;
+    for (int i = 0; i < n; i++)
+        ratio[i] = p->train[i] / b->train[i];
+    pair *w = &r->pairs[r->n_pairs++];
+    memset(w, 0, sizeof *w);
+    snprintf(w->model, sizeof w->model, "%s", m->name);
+    snprintf(w->backend, sizeof w->backend, "%s", bc->backends[b->b]);
+    snprintf(w->peer, sizeof w->peer, "%s", p->peer.backend);
+    w->threads = threads;
+    cnb_sample_summarize(ratio, n, &w->ratio);
+    free(ratio);
+    return 0;
+}
+
+/* The timed passes over the group's entries (the backends es[0, nb), then the peer's
+ * ways), then their rows and the pair. */
 static int measure(results *r, const bconf *bc, const bmodel *m, int threads, entry *es,
-                   int ne)
+                   int nb, int ne)
 {
     cnb_peak *peak = peak_for(r, threads);
     struct cnb_rng rng;
@@ -300,31 +421,54 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     int rc = interleave(es, ne, &rng, rep_whole, peak);
     double t1 = cnb_now();
     if (rc == 0 && bc->layers)
-        rc = interleave(es, ne, &rng, rep_layers, peak);
+        rc = interleave(es, nb, &rng, rep_layers, peak);
+    double flops[2] = {NAN, NAN};
+    if (nb)
+        net_flops(&es[0].net, flops);
+    int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
-        rc = add_net_rows(r, bc, m, threads, &es[k]);
+        if (!es[k].broken)
+            rc = add_net_rows(r, bc, m, threads, &es[k], flops);
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }
     if (rc == 0)
-        print_group(r, ne, threads, t1 - t0, cnb_now() - t1, peak);
+        rc = add_pair(r, bc, m, threads, es, nb, ne);
+    if (rc == 0)
+        print_group(r, first, threads, t1 - t0, cnb_now() - t1, peak);
     return rc;
+}
+
+/* The peer's ways at `threads` after the backends, es[ne] on; how many started. */
+static int peer_entries(results *r, const bconf *bc, const bmodel *m, int threads,
+                        entry *es, int ne)
+{
+    int n = 0;
+    for (int way = 0; way < MAX_PEERS && bc->peer[0] && !r->peer_off; way++) {
+        entry *e = &es[ne + n];
+        e->b = -1, e->r = r;
+        e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
+        n += bench_peer_start(&e->peer, bc, m, threads, way, r) == 0;
+    }
+    return n;
 }
 
 int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
                         const cnb_registry *reg)
 {
-    entry es[MAX_BACKENDS];
-    int ne = 0, rc = 0;
+    entry es[MAX_BACKENDS + MAX_PEERS];
+    int nb = 0, rc = 0;
     memset(es, 0, sizeof es);
     for (int b = 0; b < bc->nb && rc == 0; b++)
         if (bench_runs_at(bc, m, b, threads))
-            rc = setup_entry(bc, m, b, threads, &es[ne++], reg);
+            rc = backend_entry(bc, m, b, threads, &es[nb++], reg);
+    int ne = nb + (rc == 0 ? peer_entries(r, bc, m, threads, es, nb) : 0);
     char label[600];
     bench_model_label(m, label, sizeof label);
     printf("%s, %d thread%s:", label, threads, threads == 1 ? "" : "s");
     for (int k = 0; k < ne; k++)
-        printf(" %s (batch %d)", bc->backends[es[k].b], es[k].batch);
+        printf(" %s (batch %d)", es[k].b >= 0 ? bc->backends[es[k].b] : es[k].peer.backend,
+               es[k].batch);
     char why[64];
     for (int b = 0; b < bc->nb; b++)
         if (bench_not_run(bc, b, threads, why, sizeof why))
@@ -332,9 +476,7 @@ int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int thread
     printf("\n");
     fflush(stdout);
     if (rc == 0)
-        rc = warm_up(es, ne, bc->warmup);
-    if (rc == 0)
-        rc = measure(r, bc, m, threads, es, ne);
+        rc = measure(r, bc, m, threads, es, nb, ne);
     for (int k = 0; k < ne; k++)
         free_entry(&es[k]);
     return rc;

@@ -1,218 +1,225 @@
 /*
  * benchpeer.c - the peer: a script (scripts/pytorch-peer.py) that times the same network
- * in another framework, a new process per run; each (model, backend, threads, pass) is
- * reported by its median run.
+ * in another framework, one long-lived process per way of running it, each a participant
+ * of the bench's rounds like a backend: told over a pipe to run a step, it answers with
+ * the step's times, so every peer sample has backend samples from the same round.
  *
  * The contract, as scripts/pytorch-peer.py states it too. cnnbench runs
- *   PEER --model NAME --name NAME --batch N --threads N --min-reps N --min-time SECONDS
- *        --warmup N --out DIR/peer.csv [--var VAR=VALUE]...
- * with NAME the [bench.NAME] section and one --var for every variable of the model as it
- * is timed (its [vars] under the section's vars). The peer builds that network or refuses
- * (exit 2: a failure, said in the report); exit 3 means its framework is absent (skipped).
- * It appends one row per pass to peer.csv, writing the header line only into an empty
- * file; cnnbench reads these columns by name and ignores any other:
- *   model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,
- *   images_per_second,create_ms
- * model is NAME, pass "forward" or "train", times in milliseconds per batch (create_ms
- * may be empty), cv the sample sd over the mean.
+ *   PEER --model NAME --name NAME --batch N --threads N --warmup N --lr X --momentum X
+ *        --weight-decay X [--inference-mode] [--var VAR=VALUE]...
+ * with NAME the [bench.NAME] section, one --var for every variable of the model as it is
+ * timed (its [vars] under the section's vars), and the SGD update of cnnbench's own
+ * training step. The peer builds that network and warms it up, then writes one line
+ *   ready backend=NAME create_ms=X [how=TEXT]
+ * (how: the rest of the line, what it ran on, e.g. its BLAS kernels) and reads commands,
+ * a line each: `step` times one forward pass and one training step and answers
+ *   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
+ * (PEAK_KB: the growth of its peak resident memory over its resident memory before the
+ * network was built); `quit` or the end of its input ends it. Before `ready` it may
+ * refuse (exit 2: a failure, said in the report); exit 3 means its framework is absent
+ * (skipped).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "benchint.h"
-#include "csv.h"
 #include "errors.h"
-#include "log.h"
 
-/* The peer exited: what its status means for the report. */
-static int peer_status(const bconf *bc, int status, results *r)
+/* Debian's jemalloc, preloaded by the jemalloc way. */
+#define JEMALLOC "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+/* PyTorch's CPU performance guide: its OpenMP threads pinned close, one per core, with a
+ * static schedule (GNU OpenMP's spelling), and OpenBLAS, which runs its fully connected
+ * layers, at the same thread count; an allocator that keeps its memory (glibc told not to
+ * give it back, or jemalloc with the guide's MALLOC_CONF); inference under
+ * torch.inference_mode. Measured on AlexNet, 2 threads, training step: as shipped 3,920
+ * ms, glibc keeping its memory 1,169 ms, jemalloc without MALLOC_CONF 7,339 ms; which
+ * allocator is faster is measured again in every group, both running in the rounds. */
+const bench_peer_way bench_peer_ways[MAX_PEERS] = {
+    {"", "as shipped: torch.set_num_threads(N), torch.no_grad, the environment as given", 0},
+    {"-tuned-glibc", "tuned, glibc keeping its memory", 1},
+    {"-tuned-jemalloc", "tuned, jemalloc", 1},
+};
+
+static const char *const allocator_env[MAX_PEERS][3] = {
+    {NULL},
+    {"MALLOC_MMAP_THRESHOLD_=33554432", "MALLOC_TRIM_THRESHOLD_=17179869184",
+     "MALLOC_TOP_PAD_=1073741824"},
+    {"LD_PRELOAD=" JEMALLOC, "MALLOC_CONF=oversize_threshold:1,background_thread:true,"
+     "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000"},
+};
+
+/* The environment way `way` adds at `threads`, into env[] (NULL-terminated) and, spelled
+ * out, into how. */
+static void way_env(int way, int threads, char env[][160], char *how, size_t len)
+{
+    int n = 0;
+    if (bench_peer_ways[way].tuned) {
+        snprintf(env[n++], 160, "OMP_NUM_THREADS=%d", threads);
+        snprintf(env[n++], 160, "OMP_PROC_BIND=close");
+        snprintf(env[n++], 160, "OMP_PLACES=cores");
+        snprintf(env[n++], 160, "OMP_SCHEDULE=static");
+        snprintf(env[n++], 160, "OPENBLAS_NUM_THREADS=%d", threads);
+    }
+    for (int i = 0; i < 3 && allocator_env[way][i]; i++)
+        snprintf(env[n++], 160, "%s", allocator_env[way][i]);
+    env[n][0] = 0;
+    size_t at = (size_t)snprintf(how, len, "%s", bench_peer_ways[way].what);
+    for (int i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(how + at, len - at, "%s%s", i ? " " : "; ", env[i]);
+}
+
+/* The peer ended before it was ready: what its status means for the report. */
+static void peer_failed(const bconf *bc, int status, results *r)
 {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
         snprintf(r->peer_note, sizeof r->peer_note,
                  "PyTorch rows skipped: PyTorch is not installed (Debian package python3-torch; "
                  "install it and rerun to add them).");
-        return 1; /* skipped: do not ask again */
+        r->peer_off = 1;
+        return;
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        snprintf(r->peer_note, sizeof r->peer_note, "peer script %s failed (status %d); its "
-                 "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-        return 1;
-    }
-    char runs[200] = "";
-    if (bc->peer_runs > 1)
-        snprintf(runs, sizeof runs, " It ran %d times per model and thread count, each a new "
-                 "process; its row is the run with the median time, and the range of the runs' "
-                 "medians is given with it.", bc->peer_runs);
-    snprintf(r->peer_note, sizeof r->peer_note,
-             "PyTorch rows from %s: the same networks, variables, batch and threads, timed the "
-             "same way; "
-             "its OpenMP threads pinned one per core (OMP_PROC_BIND=true, OMP_PLACES=cores) "
-             "unless the environment sets them, as unpinned its 2-thread LeNet-5 step is "
-             "bimodal from one repetition to the next.%s", bc->peer, runs);
-    return 0;
+    snprintf(r->peer_note, sizeof r->peer_note, "peer script %s failed (status %d); its "
+             "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    r->peer_off = 1;
 }
 
-#define PEER_FIXED_ARGS 17 /* the program and the options before the --var pairs */
+#define PEER_FIXED_ARGS 21 /* the program and the options before the --var pairs */
 
-int bench_run_peer(const bconf *bc, const bmodel *m, int threads, results *r)
+/* The child: its pipes on stdin and stdout, way's environment, the script. */
+static void run_child(const bconf *bc, const bmodel *m, int threads, int way, int in, int out)
 {
-    char out[PATH_MAX + 160], batch[16], th[16], reps[16], mt[32], warm[16];
+    char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], env[16][160], how[1024];
     char vars[CNB_MAX_VARS][256];
-    snprintf(out, sizeof out, "%s/peer.csv", bc->dir);
     snprintf(batch, sizeof batch, "%d", m->batch);
     snprintf(th, sizeof th, "%d", threads);
-    snprintf(reps, sizeof reps, "%d", bc->min_reps);
-    snprintf(mt, sizeof mt, "%g", bc->min_time);
     snprintf(warm, sizeof warm, "%d", bc->warmup);
-    const char *argv[PEER_FIXED_ARGS + 2 * CNB_MAX_VARS + 1] = {
+    snprintf(lr, sizeof lr, "%g", BENCH_LR);
+    snprintf(mom, sizeof mom, "%g", BENCH_MOMENTUM);
+    snprintf(wd, sizeof wd, "%g", BENCH_DECAY);
+    const char *argv[PEER_FIXED_ARGS + 1 + 2 * CNB_MAX_VARS + 1] = {
         bc->peer, "--model", m->name, "--name", m->name, "--batch", batch, "--threads", th,
-        "--min-reps", reps, "--min-time", mt, "--warmup", warm, "--out", out};
-    int argc = PEER_FIXED_ARGS;
+        "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};
+    int argc = 17;
+    if (bench_peer_ways[way].tuned)
+        argv[argc++] = "--inference-mode";
     for (int i = 0; i < m->resolved.n; i++) {
         snprintf(vars[i], sizeof vars[i], "%s=%s", m->resolved.names[i], m->resolved.values[i]);
         argv[argc++] = "--var";
         argv[argc++] = vars[i];
     }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execv(bc->peer, (char *const *)argv);
+    way_env(way, threads, env, how, sizeof how);
+    for (int i = 0; env[i][0]; i++)
+        putenv(env[i]);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
         _exit(127);
+    execv(bc->peer, (char *const *)argv);
+    _exit(127);
+}
+
+/* The value of `key=` in a ready line, up to the next space (how: to the end), into buf. */
+static void ready_field(const char *line, const char *key, char *buf, size_t len)
+{
+    const char *at = strstr(line, key);
+    buf[0] = 0;
+    if (!at)
+        return;
+    at += strlen(key);
+    size_t n = strcmp(key, " how=") ? strcspn(at, " \n") : strcspn(at, "\n");
+    snprintf(buf, len, "%.*s", (int)(n < len ? n : len - 1), at);
+}
+
+/* Its ready line, or its exit when it ended first. */
+static int await_ready(bench_peer *p, const bconf *bc, results *r)
+{
+    char line[1024] = "", name[64], create[32], how[512];
+    if (!fgets(line, sizeof line, p->from) || strncmp(line, "ready ", 6)) {
+        int ended = feof(p->from), status = bench_peer_stop(p);
+        line[strcspn(line, "\n")] = 0;
+        if (ended)
+            peer_failed(bc, status, r);
+        else
+            snprintf(r->peer_note, sizeof r->peer_note, "peer script %s broke the contract: "
+                     "its first line is not `ready ...` but `%.200s`; its rows are missing.",
+                     bc->peer, line), r->peer_off = 1;
+        return 1;
     }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return cnb_error("%s: could not run: %s", bc->peer, strerror(errno));
-    return peer_status(bc, status, r);
+    ready_field(line, " backend=", name, sizeof name);
+    ready_field(line, " create_ms=", create, sizeof create);
+    ready_field(line, " how=", how, sizeof how);
+    snprintf(p->backend, sizeof p->backend, "%s%s", name, bench_peer_ways[p->way].suffix);
+    p->create_ms = create[0] ? strtod(create, NULL) : NAN;
+    size_t at = strlen(p->how);
+    if (how[0])
+        snprintf(p->how + at, sizeof p->how - at, "; %s", how);
+    return 0;
 }
 
-/* The columns of the contract above, in this order. */
-static const char *const peer_columns[] = {
-    "model", "backend", "batch", "threads", "pass", "reps", "median_ms", "min_ms", "q1_ms",
-    "q3_ms", "cv", "outliers", "images_per_second", "create_ms", NULL};
-enum { P_MODEL, P_BACKEND, P_BATCH, P_THREADS, P_PASS, P_REPS, P_MEDIAN, P_MIN, P_Q1, P_Q3,
-       P_CV, P_OUTLIERS, P_IPS, P_CREATE, P_COUNT };
-
-/* A number field; NAN when it is empty. */
-static double num(const cnb_csv *c, const int *col, int which)
+int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int way,
+                     results *r)
 {
-    const char *v = cnb_csv_get(c, col[which]);
-    return *v ? strtod(v, NULL) : NAN;
-}
-
-/* The current record of the peer's CSV as a row. */
-static void record_row(const cnb_csv *c, const int *col, row *w)
-{
-    memset(w, 0, sizeof *w);
-    snprintf(w->model, sizeof w->model, "%s", cnb_csv_get(c, col[P_MODEL]));
-    snprintf(w->backend, sizeof w->backend, "%s", cnb_csv_get(c, col[P_BACKEND]));
-    w->batch = atoi(cnb_csv_get(c, col[P_BATCH]));
-    w->threads = atoi(cnb_csv_get(c, col[P_THREADS]));
-    w->train = strcmp(cnb_csv_get(c, col[P_PASS]), "train") == 0;
-    w->s.n = atoi(cnb_csv_get(c, col[P_REPS]));
-    w->s.outliers = atoi(cnb_csv_get(c, col[P_OUTLIERS]));
-    w->s.median = num(c, col, P_MEDIAN), w->s.min = num(c, col, P_MIN);
-    w->s.q1 = num(c, col, P_Q1), w->s.q3 = num(c, col, P_Q3), w->s.cv = num(c, col, P_CV);
-    w->ips = num(c, col, P_IPS);
-    w->create_ms = num(c, col, P_CREATE);
-}
-
-/* Every row of peer.csv, each run its own, their number into *n; NULL and *n = 0 when
- * there is no file (no run wrote one). A file that breaks the contract gives no rows:
- * `err` says where. */
-static row *read_runs(const char *path, int *n, char *err, size_t errlen)
-{
-    cnb_csv c;
-    int col[P_COUNT], rc = cnb_csv_open(&c, path);
-    row *got = NULL;
-    *n = 0;
-    if (rc == 0)
-        rc = cnb_csv_columns(&c, peer_columns, col);
-    while (rc == 0 && (rc = cnb_csv_next(&c)) == 1) {
-        row *grown = realloc(got, (size_t)(*n + 1) * sizeof *grown);
-        if (!grown) {
-            rc = CNB_ENOMEM;
-            break;
-        }
-        got = grown;
-        record_row(&c, col, &got[(*n)++]);
-        rc = 0;
+    memset(p, 0, sizeof *p);
+    p->way = way, p->pid = -1, p->peak_mb = NAN;
+    char env[16][160];
+    way_env(way, threads, env, p->how, sizeof p->how);
+    if (way == 2 && access(JEMALLOC, R_OK) != 0) {
+        snprintf(r->peer_note, sizeof r->peer_note, "PyTorch tuned with jemalloc not run: "
+                 "%s is missing (Debian package libjemalloc2).", JEMALLOC);
+        return 1;
     }
-    if (rc < 0 && rc != CNB_ENOTFOUND) {
-        snprintf(err, errlen, "%s", rc == CNB_ENOMEM ? "out of memory" : c.err);
-        free(got), got = NULL, *n = 0;
+    /* a peer that dies would otherwise kill the bench at its next command */
+    signal(SIGPIPE, SIG_IGN);
+    int to[2], from[2];
+    if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
+        return cnb_error("%s: could not make its pipes: %s", bc->peer, strerror(errno)), 1;
+    fflush(stdout);
+    p->pid = fork();
+    if (p->pid == 0)
+        run_child(bc, m, threads, way, to[0], from[1]);
+    close(to[0]), close(from[1]);
+    p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
+    if (p->pid < 0 || !p->to || !p->from) {
+        cnb_error("%s: could not run: %s", bc->peer, strerror(errno));
+        bench_peer_stop(p);
+        return 1;
     }
-    cnb_csv_close(&c);
-    return got;
+    return await_ready(p, bc, r);
 }
 
-static int by_median(const void *a, const void *b)
+int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r)
 {
-    const row *x = *(const row *const *)a, *y = *(const row *const *)b;
-    return (x->s.median > y->s.median) - (x->s.median < y->s.median);
-}
-
-/* The GFLOP/s of a peer's row from our own FLOP count of the same model (shares: set
- * when the CSVs are written); NAN without a row of ours to count from. */
-static double peer_gflops(const results *r, const row *w)
-{
-    for (int k = 0; k < r->n_rows; k++)
-        if (strcmp(r->rows[k].model, w->model) == 0 && r->rows[k].train == w->train &&
-            r->rows[k].gflops > 0)
-            return r->rows[k].gflops / r->rows[k].ips * w->ips;
-    return NAN;
-}
-
-/* The runs of `got` like got[i] (model, backend, threads, pass), not yet taken, into
- * same[], sorted by median; their number. */
-static int same_group(const row *got, int n_got, int i, char *taken, const row **same)
-{
-    int n = 0;
-    for (int j = i; j < n_got; j++)
-        if (!taken[j] && !strcmp(got[j].model, got[i].model) &&
-            !strcmp(got[j].backend, got[i].backend) && got[j].threads == got[i].threads &&
-            got[j].train == got[i].train)
-            same[n++] = &got[j], taken[j] = 1;
-    qsort(same, n, sizeof *same, by_median);
-    return n;
-}
-
-/* The peer's rows, one per (model, backend, threads, pass): where the peer ran several
- * times (peer_runs), the run with the median time (the lower middle of an even count),
- * with the range of the runs' medians. */
-void bench_read_peer_rows(const bconf *bc, results *r)
-{
-    char path[PATH_MAX + 160];
-    snprintf(path, sizeof path, "%s/peer.csv", bc->dir);
-    char err[1600] = "";
-    int n_got;
-    row *got = read_runs(path, &n_got, err, sizeof err);
-    if (err[0]) {
-        cnb_log(CNB_LOG_WARN, "cnnbench", "the peer's rows are left out: %s", err);
-        snprintf(r->peer_note, sizeof r->peer_note, "The peer's rows are left out: %s.", err);
+    char line[256] = "";
+    double kb;
+    if (fputs("step\n", p->to) == EOF || fflush(p->to) == EOF ||
+        !fgets(line, sizeof line, p->from) || sscanf(line, "step %lf %lf %lf", fwd, train, &kb) != 3) {
+        line[strcspn(line, "\n")] = 0;
+        snprintf(r->peer_note, sizeof r->peer_note, "peer %s broke off: its answer to `step` "
+                 "was `%.100s`; its rows are missing.", p->backend, line[0] ? line : "nothing");
+        bench_peer_stop(p);
+        return 1;
     }
-    const row **same = malloc(sizeof *same * (n_got ? n_got : 1));
-    char *taken = calloc(n_got ? n_got : 1, 1);
-    for (int i = 0; same && taken && i < n_got; i++) {
-        if (taken[i])
-            continue;
-        int n = same_group(got, n_got, i, taken, same);
-        row *grown = realloc(r->rows, (size_t)(r->n_rows + 1) * sizeof *grown);
-        if (!grown)
-            break;
-        r->rows = grown;
-        row *w = &r->rows[r->n_rows];
-        *w = *same[(n - 1) / 2];
-        w->runs = n;
-        w->run_min = same[0]->s.median, w->run_max = same[n - 1]->s.median;
-        w->share = NAN;
-        w->gflops = peer_gflops(r, w);
-        r->n_rows++;
+    p->peak_mb = kb / 1024;
+    return 0;
+}
+
+int bench_peer_stop(bench_peer *p)
+{
+    int status = -1;
+    if (p->to) {
+        fputs("quit\n", p->to);
+        fclose(p->to);
     }
-    free(same);
-    free(taken);
-    free(got);
+    if (p->from)
+        fclose(p->from);
+    p->to = p->from = NULL;
+    if (p->pid > 0)
+        waitpid(p->pid, &status, 0);
+    p->pid = -1;
+    return status;
 }

@@ -113,27 +113,29 @@ static void write_method(FILE *f, const results *r)
                "taps on zero padding are no work (oneDNN skips them), so the dense count "
                "2·K·C·KH·KW·OH·OW of `cnnbench summary` would overstate a padded "
                "convolution's rate (AlexNet conv2 by 9.5%%, conv3 to conv5 by 11%%). Kernel "
-               "creation is timed apart (create ms).\n\n");
+               "creation is timed apart (create ms). Peak RSS: how far the peak resident memory "
+               "grew over the resident memory before: for a backend, the bench's process while "
+               "it built and warmed up the backend's network (VmHWM, reset through "
+               "/proc/self/clear_refs; what the backends before it hold is not counted); for "
+               "the peer, its own process from building the network to its last step (the "
+               "interpreter and libraries not counted).\n\n");
     if (r->peer_note[0])
         fprintf(f, "%s\n\n", r->peer_note);
 }
-
-static int is_peer(const row *t) { return strncmp(t->backend, "pytorch", 7) == 0; }
 
 /* One training row of the whole-network table, with its forward pass's images/s. */
 static void model_row(FILE *f, const results *r, const row *t)
 {
     const row *w = bench_find_row(r, t->model, t->backend, t->threads, 0);
-    char share[160], runs[96] = "";
+    char share[160], mb[32] = "–";
     cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads));
-    if (t->runs > 1)
-        snprintf(runs, sizeof runs, "; the median of %d runs (%.2f–%.2f)", t->runs,
-                 t->run_min, t->run_max);
-    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f]%s | %.1f%%%s | %d (%d) | "
-               "%.1f | %.1f | %s |\n",
+    if (!isnan(t->peak_mb))
+        snprintf(mb, sizeof mb, "%.1f", t->peak_mb);
+    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d (%d) | "
+               "%.1f | %.1f | %s | %s |\n",
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
-            t->s.q1, t->s.q3, runs, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
-            t->s.n, t->s.outliers, t->create_ms, t->gflops, share);
+            t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
+            t->s.n, t->s.outliers, t->create_ms, t->gflops, share, mb);
 }
 
 /* The whole-network table of model m, headed by the variables it was timed with. */
@@ -144,7 +146,7 @@ static void not_run_rows(FILE *f, const bconf *bc)
     for (int t = 0; t < bc->nt; t++)
         for (int b = 0; b < bc->nb; b++)
             if (bench_not_run(bc, b, bc->threads[t], why, sizeof why))
-                fprintf(f, "| %s | %d | not run: it %s | | | | | | | | |\n", bc->backends[b],
+                fprintf(f, "| %s | %d | not run: it %s | | | | | | | | | |\n", bc->backends[b],
                         bc->threads[t], why);
 }
 
@@ -154,46 +156,49 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
     bench_model_label(m, label, sizeof label);
     fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
                "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
-               "GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n",
+               "GFLOP/s | of peak | peak RSS MiB |\n|---|---:|---:|---:|---:|---|---:|---:|---:|"
+               "---:|---:|---:|\n",
             label);
     for (int peer = 0; peer < 2; peer++) { /* the peer's rows last */
         for (int i = 0; i < r->n_rows; i++)
             if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
-                is_peer(&r->rows[i]) == peer)
+                (r->rows[i].peer > 0) == peer)
                 model_row(f, r, &r->rows[i]);
         if (!peer)
             not_run_rows(f, bc);
     }
 }
 
-/* The peer's training row of model m at `threads`, or NULL. */
-static const row *peer_row(const results *r, const bmodel *m, int threads)
-{
-    for (int j = 0; j < r->n_rows; j++)
-        if (r->rows[j].train && r->rows[j].threads == threads &&
-            !strcmp(r->rows[j].model, m->name) && is_peer(&r->rows[j]))
-            return &r->rows[j];
-    return NULL;
-}
-
-/* Each backend against the peer (PyTorch) at the same thread count; then the plot. */
-static void peer_ratios(FILE *f, const results *r, const bmodel *m)
+/* How each of the peer's ways ran model m, once per way (its rows at every thread count
+ * say the same but for the counts). */
+static void peer_hows(FILE *f, const results *r, const bmodel *m)
 {
     int said = 0;
     for (int i = 0; i < r->n_rows; i++) {
-        const row *t = &r->rows[i], *p;
-        if (!t->train || strcmp(t->model, m->name) || is_peer(t) ||
-            !(p = peer_row(r, m, t->threads)))
+        const row *t = &r->rows[i];
+        if (!t->train || t->peer == 0 || strcmp(t->model, m->name))
             continue;
-        fprintf(f, "%s%s %.2f× (%d thread%s", said++ ? ", " : "\nTraining throughput against "
-                "PyTorch: ", t->backend, t->ips / p->ips, t->threads, plural(t->threads));
-        if (p->runs > 1) /* against the images/s of its slowest and fastest runs */
-            fprintf(f, "; %.2f–%.2f× over PyTorch's %d runs",
-                    t->ips * p->run_min / (1e3 * p->batch),
-                    t->ips * p->run_max / (1e3 * p->batch), p->runs);
-        fprintf(f, ")");
+        fprintf(f, "%s- %s, %d thread%s: %s\n", said++ ? "" : "\nHow the peer ran:\n\n",
+                t->backend, t->threads, plural(t->threads), t->how);
     }
-    fprintf(f, "%s\n![throughput](throughput-%s.png)\n\n", said ? ".\n" : "", m->name);
+}
+
+/* The fastest backend against the fastest tuned peer, pair by pair from the same rounds;
+ * then the plot. */
+static void peer_pairs(FILE *f, const results *r, const bmodel *m)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_pairs; i++) {
+        const pair *p = &r->pairs[i];
+        if (strcmp(p->model, m->name))
+            continue;
+        fprintf(f, "%s- %d thread%s: %s against %s: %.2f× (IQR %.2f–%.2f, %d pairs)\n",
+                said++ ? "" : "\nTraining step, the fastest tuned peer's time over the fastest "
+                "backend's, each pair from the same round (median of the pairs' ratios; above "
+                "1: the backend is faster):\n\n", p->threads, plural(p->threads), p->backend,
+                p->peer, p->ratio.median, p->ratio.q1, p->ratio.q3, p->ratio.n);
+    }
+    fprintf(f, "\n![throughput](throughput-%s.png)\n\n", m->name);
 }
 
 /* The kernels a backend timed with their library calls alone (library_pass): what share
@@ -337,7 +342,8 @@ int bench_write_report(const bconf *bc, const results *r)
     write_method(a.f, r);
     for (int mi = 0; mi < bc->nm; mi++) {
         model_table(a.f, bc, r, &bc->models[mi]);
-        peer_ratios(a.f, r, &bc->models[mi]);
+        peer_hows(a.f, r, &bc->models[mi]);
+        peer_pairs(a.f, r, &bc->models[mi]);
         for (int ti = 0; ti < bc->nt && bc->layers; ti++)
             layer_table(a.f, bc, r, &bc->models[mi], bc->threads[ti]);
     }
