@@ -7,8 +7,8 @@
  *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
  *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
  *                 ../scripts/pytorch-peer.py; optional; an absolute path, or one from the
- *                 file's folder; what it is given and writes: benchpeer.c), peer_runs
- *                 (its runs per model and thread count, each a new process; default 1),
+ *                 file's folder; what it is given and answers: benchpeer.c; it
+ *                 runs in the rounds, one process per way of running it),
  *                 scaling (yes: the data-parallel step at mpirun's rank count instead,
  *                 scaling.h; any time experiment under mpirun is timed that way)
  *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max": over the model's
