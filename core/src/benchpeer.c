@@ -42,7 +42,7 @@
  * ms, glibc keeping its memory 1,169 ms, jemalloc without MALLOC_CONF 7,339 ms; which
  * allocator is faster is measured again in every group, both running in the rounds. */
 const bench_peer_way bench_peer_ways[MAX_PEERS] = {
-    {"", "as shipped: torch.set_num_threads(N), torch.no_grad, the environment as given", 0},
+    {"", "as shipped: torch.set_num_threads(N), the environment as given", 0},
     {"-tuned-glibc", "tuned, glibc keeping its memory", 1},
     {"-tuned-jemalloc", "tuned, jemalloc", 1},
 };
