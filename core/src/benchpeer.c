@@ -176,8 +176,10 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
     /* a peer that dies would otherwise kill the bench at its next command */
     signal(SIGPIPE, SIG_IGN);
     int to[2], from[2];
-    if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
-        return cnb_error("%s: could not make its pipes: %s", bc->peer, strerror(errno)), 1;
+    if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC)) {
+        cnb_error("%s: could not make its pipes: %s", bc->peer, strerror(errno));
+        return 1;
+    }
     fflush(stdout);
     p->pid = fork();
     if (p->pid == 0)
@@ -189,13 +191,21 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
         bench_peer_stop(p);
         return 1;
     }
-    return await_ready(p, bc, r);
+    int rc = await_ready(p, bc, r);
+    if (rc == 0)
+        kill(p->pid, SIGSTOP); /* parked until its turn, see bench_peer_step */
+    return rc;
 }
 
+/* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
+ * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
+ * idle peer left running took the cores of the backends timed after it (at 2 threads on
+ * 2 cores, onednn's step went from 22 to 442 ms). */
 int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r)
 {
     char line[256] = "";
     double kb;
+    kill(p->pid, SIGCONT);
     if (fputs("step\n", p->to) == EOF || fflush(p->to) == EOF ||
         !fgets(line, sizeof line, p->from) || sscanf(line, "step %lf %lf %lf", fwd, train, &kb) != 3) {
         line[strcspn(line, "\n")] = 0;
@@ -205,12 +215,15 @@ int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r)
         return 1;
     }
     p->peak_mb = kb / 1024;
+    kill(p->pid, SIGSTOP);
     return 0;
 }
 
 int bench_peer_stop(bench_peer *p)
 {
     int status = -1;
+    if (p->pid > 0)
+        kill(p->pid, SIGCONT); /* to read its quit */
     if (p->to) {
         fputs("quit\n", p->to);
         fclose(p->to);
