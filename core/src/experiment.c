@@ -433,10 +433,9 @@ static long holdout_of(const cnb_experiment *e, long n)
     return e->val_count ? e->val_count : (long)floor(e->val_fraction * (double)n + 0.5);
 }
 
-/* The keys of image files ([data] format = folder | list); the rest of [data] is read
- * by the caller. A key of image files under another format is refused, and so is a
- * setting of theirs that cannot work. */
-static int parse_images(cnb_experiment *e, const char *path, const cnb_section *data, int norm)
+/* Image keys under a format that reads no image files: each one is refused, and so is
+ * normalize = mean, which needs the images to measure. */
+static int refuse_image_keys(const cnb_experiment *e, const cnb_section *data, int norm)
 {
     static const char *const image_keys[] = {"train", "test", "root", "channels",
                                              "resize_mode", "stats_sample", "eval_crops",
@@ -444,40 +443,38 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
                                              "cache", "cache_build", NULL};
     const cnb_conf *c = &e->conf;
     char at[1100];
-    e->channels = 3;
-    e->eval_crops = 1;
-    e->loader_threads = 2; /* measured on 2 shared cores: one thread makes 250 AlexNet
-                              samples/s from ~256x300 JPEGs while the 2-thread step
-                              takes 13-34/s beside it; the second covers a slower disk
-                              or larger photos */
-    e->prefetch = 3;
-    e->stats_sample = 500;
-    if (!e->images) {
-        for (int i = 0; data && image_keys[i]; i++) {
-            const cnb_kv *kv = cnb_section_get(data, image_keys[i]);
-            if (kv)
-                return cnb_error("%s: [data] %s is a setting of image files; set format = "
-                                 "folder or list, or remove it",
-                                 cnb_conf_where(c, data, kv, at, sizeof at), image_keys[i]);
-        }
-        if (norm == 2)
-            return cnb_error("%s: [data] normalize = mean is for image files (format = folder "
-                             "or list); use dataset or none",
-                             cnb_conf_where(c, data, cnb_section_get(data, "normalize"), at,
-                                            sizeof at));
-        return 0;
+    for (int i = 0; data && image_keys[i]; i++) {
+        const cnb_kv *kv = cnb_section_get(data, image_keys[i]);
+        if (kv)
+            return cnb_error("%s: [data] %s is a setting of image files; set format = "
+                             "folder or list, or remove it",
+                             cnb_conf_where(c, data, kv, at, sizeof at), image_keys[i]);
     }
-    long ch = 3, crops = 1, threads = e->loader_threads, ahead = e->prefetch, build = 0;
-    int mode = 0, bad = 0;
-    static const char *const modes[] = {"shorter", "exact", "center", NULL};
+    if (norm == 2)
+        return cnb_error("%s: [data] normalize = mean is for image files (format = folder "
+                         "or list); use dataset or none",
+                         cnb_conf_where(c, data, cnb_section_get(data, "normalize"), at,
+                                        sizeof at));
+    return 0;
+}
+
+/* The numbers and choices of the image reader and its loader; *mode is resize_mode's
+ * index in modes, for parse_resize. */
+static int parse_image_reader(cnb_experiment *e, const cnb_section *data,
+                              const char *const *modes, int *mode)
+{
     static const char *const bads[] = {"fail", "skip", NULL};
+    const cnb_conf *c = &e->conf;
+    char at[1100];
+    long ch = 3, crops = 1, threads = e->loader_threads, ahead = e->prefetch, build = 0;
+    int bad = 0;
     if (cnb_conf_int(c, data, "channels", 1, 3, &ch) ||
         cnb_conf_int(c, data, "eval_crops", 1, 10, &crops) ||
         cnb_conf_int(c, data, "loader_threads", 1, 256, &threads) ||
         cnb_conf_int(c, data, "prefetch", 1, 64, &ahead) ||
         cnb_conf_int(c, data, "cache_build", 0, 1, &build) ||
         cnb_conf_int(c, data, "stats_sample", 1, 100000000L, &e->stats_sample) ||
-        choose(c, data, "resize_mode", modes, &mode) || choose(c, data, "on_bad_image", bads, &bad))
+        choose(c, data, "resize_mode", modes, mode) || choose(c, data, "on_bad_image", bads, &bad))
         return CNB_EINVAL;
     if (ch == 2)
         return cnb_error("%s: [data] channels = 2: give 3 (RGB) or 1 (grey)",
@@ -499,6 +496,16 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
                          "cache (cache = packs)",
                          cnb_conf_where(c, data, cnb_section_get(data, "cache_build"), at,
                                         sizeof at));
+    return 0;
+}
+
+/* [data] resize with resize_mode (modes[mode]): the reader resizes, so the size moves
+ * from augment to e->resize. */
+static int parse_resize(cnb_experiment *e, const cnb_section *data,
+                        const char *const *modes, int mode)
+{
+    const cnb_conf *c = &e->conf;
+    char at[1100];
     const cnb_kv *rs = cnb_section_get(data, "resize");
     e->resize.mode = !rs ? CNB_RESIZE_NONE : mode == 0 ? CNB_RESIZE_SHORTER
                                           : mode == 1 ? CNB_RESIZE_EXACT
@@ -513,6 +520,14 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
         return cnb_error("%s: [data] resize_mode needs a resize (resize = 256)",
                          cnb_conf_where(c, data, cnb_section_get(data, "resize_mode"), at,
                                         sizeof at));
+    return 0;
+}
+
+/* The train, test, root and cache paths. */
+static int parse_image_paths(cnb_experiment *e, const char *path, const cnb_section *data)
+{
+    const cnb_conf *c = &e->conf;
+    char at[1100];
     /* paths: relative to dir, which defaults to the experiment file's folder */
     char base[PATH_MAX], tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -538,6 +553,15 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
     if (e->root[0] && e->images != 2)
         return cnb_error("%s: [data] root is for format = list",
                          cnb_conf_where(c, data, cnb_section_get(data, "root"), at, sizeof at));
+    return 0;
+}
+
+/* Images of different sizes must reach the network at one size: by a crop, or by an
+ * exact or centre resize. */
+static int check_image_size(const cnb_experiment *e, const cnb_section *data)
+{
+    const cnb_conf *c = &e->conf;
+    char at[1100];
     int steps = parse_steps(e->augment_steps);
     const cnb_kv *crop = cnb_section_get(data, "crop");
     if (crop && steps >= 0 && !(steps & STEP_CROP))
@@ -550,6 +574,29 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
                          "set [data] crop (with crop in augment), or resize with resize_mode "
                          "= exact or center", c->path);
     return 0;
+}
+
+/* The keys of image files ([data] format = folder | list); the rest of [data] is read
+ * by the caller. A key of image files under another format is refused, and so is a
+ * setting of theirs that cannot work. */
+static int parse_images(cnb_experiment *e, const char *path, const cnb_section *data, int norm)
+{
+    static const char *const modes[] = {"shorter", "exact", "center", NULL};
+    e->channels = 3;
+    e->eval_crops = 1;
+    e->loader_threads = 2; /* measured on 2 shared cores: one thread makes 250 AlexNet
+                              samples/s from ~256x300 JPEGs while the 2-thread step
+                              takes 13-34/s beside it; the second covers a slower disk
+                              or larger photos */
+    e->prefetch = 3;
+    e->stats_sample = 500;
+    if (!e->images)
+        return refuse_image_keys(e, data, norm);
+    int mode = 0;
+    if (parse_image_reader(e, data, modes, &mode) || parse_resize(e, data, modes, mode) ||
+        parse_image_paths(e, path, data))
+        return CNB_EINVAL;
+    return check_image_size(e, data);
 }
 
 int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
