@@ -599,20 +599,10 @@ static int parse_images(cnb_experiment *e, const char *path, const cnb_section *
     return check_image_size(e, data);
 }
 
-int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
-                        char **sets, int n_sets)
+/* Every section is known and holds only its own keys; [vars], [sweep], [select] and
+ * [profile.NAME] have keys of their own, read by their parsers. */
+static int check_sections(const cnb_conf *c)
 {
-    memset(e, 0, sizeof *e);
-    int rc = cnb_conf_load(&e->conf, path);
-    if (rc == 0 && profile && *profile) {
-        snprintf(e->profile, sizeof e->profile, "%s", profile);
-        rc = apply_profile(&e->conf, profile);
-    }
-    for (int i = 0; i < n_sets && rc == 0; i++)
-        rc = cnb_conf_set(&e->conf, sets[i], NULL, 0);
-    if (rc)
-        return rc;
-    const cnb_conf *c = &e->conf;
     for (int i = 0; i < c->n; i++) {
         const cnb_section *s = &c->sec[i];
         const char *const *keys = strcmp(s->name, "experiment") == 0 ? experiment_keys
@@ -636,17 +626,12 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         if (cnb_section_check_keys(c, s, keys))
             return CNB_EINVAL;
     }
-    cnb_launcher_cfg launcher; /* its values too: bad input is refused before any run */
-    if (cnb_launcher_parse(c, &launcher))
-        return CNB_EINVAL;
-    const cnb_section *ex = cnb_conf_section(c, "experiment");
-    const cnb_section *data = cnb_conf_section(c, "data");
-    const cnb_section *tr = cnb_conf_section(c, "train");
-    const cnb_section *vars = cnb_conf_section(c, "vars");
-    if (!ex || !cnb_section_get(ex, "model"))
-        return cnb_error("%s: [experiment] needs 'model = path/to/model.ini'", c->path);
+    return 0;
+}
 
-    /* Defaults, then the file's values. */
+/* The values an experiment file may leave out. */
+static void set_defaults(cnb_experiment *e, const char *path)
+{
     char base[PATH_MAX];
     snprintf(base, sizeof base, "%s", path);
     snprintf(e->name, sizeof e->name, "%s", basename(base));
@@ -661,49 +646,76 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
     snprintf(e->data_dir, sizeof e->data_dir, "%s", getenv("CNB_DATA_DIR") && *getenv("CNB_DATA_DIR")
                                                          ? getenv("CNB_DATA_DIR")
                                                          : CNB_DEFAULT_DATA_DIR);
-    char ti[256] = "train-images-idx3-ubyte.gz", tl[256] = "train-labels-idx1-ubyte.gz";
-    char vi[256] = "t10k-images-idx3-ubyte.gz", vl[256] = "t10k-labels-idx1-ubyte.gz";
     e->normalize = 1;
     e->batch = 64;
     e->train = (cnb_train_cfg){.epochs = 10, .lr = 0.05, .momentum = 0.9,
                                .weight_decay = 5e-4, .schedule = CNB_SCHEDULE_COSINE,
                                .step_epochs = 5, .gamma = 0.1, .train_eval_limit = 10000};
-
-    char model[PATH_MAX] = "";
-    long threads = e->threads, seed = 1, epochs = e->train.epochs, batch = e->batch;
-    long step = e->train.step_epochs, tel = e->train.train_eval_limit, keep = 0, warmup = 0;
-    int mode = 0, norm = 0, sched = (int)e->train.schedule, format = 0, lighting = 0;
-    long crop_pad = 0;
-    static const char *const formats[] = {"idx", "cifar", "folder", "list", NULL};
-    static const char *const lightings[] = {"dataset", "image", NULL};
     snprintf(e->augment_steps, sizeof e->augment_steps, "none");
-    copy_str(data, "augment", e->augment_steps, sizeof e->augment_steps);
     e->augment.lighting_sigma = 0.1f;
+}
+
+/* [experiment]'s values; model (PATH_MAX) gets the model file as written. */
+static int read_experiment(cnb_experiment *e, const cnb_section *ex, char *model)
+{
     static const char *const modes[] = {"train", NULL};
-    static const char *const norms[] = {"dataset", "none", "mean", NULL};
-    static const char *const scheds[] = {"constant", "step", "cosine", NULL};
+    const cnb_conf *c = &e->conf;
+    long threads = e->threads, seed = 1;
+    int mode = 0;
     copy_str(ex, "name", e->name, sizeof e->name);
-    copy_str(ex, "model", model, sizeof model);
+    copy_str(ex, "model", model, PATH_MAX);
     copy_str(ex, "backend", e->backend, sizeof e->backend);
     copy_str(ex, "results", e->results, sizeof e->results);
     copy_str(ex, "baseline", e->baseline, sizeof e->baseline);
-    copy_str(data, "dir", e->data_dir, sizeof e->data_dir);
-    copy_str(data, "train_images", ti, sizeof ti);
-    copy_str(data, "train_labels", tl, sizeof tl);
-    copy_str(data, "test_images", vi, sizeof vi);
-    copy_str(data, "test_labels", vl, sizeof vl);
     if (check_name(c, ex, e) || choose(c, ex, "mode", modes, &mode) ||
         cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
         cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
-        cnb_conf_int(c, ex, "cell_timeout", 0, 100000000L, &e->cell_timeout) ||
-        cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
+        cnb_conf_int(c, ex, "cell_timeout", 0, 100000000L, &e->cell_timeout))
+        return CNB_EINVAL;
+    snprintf(e->mode, sizeof e->mode, "%s", modes[mode]);
+    e->threads = (int)threads;
+    e->seed = (uint64_t)seed;
+    return 0;
+}
+
+/* [data]'s values but those of image files and the IDX file names; *norm is
+ * normalize's index (dataset, none, mean). */
+static int read_data(cnb_experiment *e, const cnb_section *data, int *norm)
+{
+    static const char *const formats[] = {"idx", "cifar", "folder", "list", NULL};
+    static const char *const lightings[] = {"dataset", "image", NULL};
+    static const char *const norms[] = {"dataset", "none", "mean", NULL};
+    const cnb_conf *c = &e->conf;
+    long crop_pad = 0;
+    int format = 0, lighting = 0;
+    copy_str(data, "augment", e->augment_steps, sizeof e->augment_steps);
+    copy_str(data, "dir", e->data_dir, sizeof e->data_dir);
+    if (cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
         cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||
-        choose(c, data, "normalize", norms, &norm) || choose(c, data, "format", formats, &format) ||
+        choose(c, data, "normalize", norms, norm) || choose(c, data, "format", formats, &format) ||
         choose(c, data, "lighting", lightings, &lighting) ||
         cnb_conf_int(c, data, "crop_pad", 0, 4096, &crop_pad) ||
         parse_hw(c, data, "resize", &e->augment.resize_h, &e->augment.resize_w) ||
-        parse_hw(c, data, "crop", &e->augment.crop_h, &e->augment.crop_w) ||
-        cnb_conf_int(c, tr, "epochs", 1, 100000, &epochs) ||
+        parse_hw(c, data, "crop", &e->augment.crop_h, &e->augment.crop_w))
+        return CNB_EINVAL;
+    e->normalize = *norm != 1;
+    e->mean_only = *norm == 2;
+    e->cifar = format == 1;
+    e->images = format >= 2 ? format - 1 : 0;
+    e->augment.crop_pad = (int)crop_pad;
+    e->augment.lighting = lighting == 0 ? CNB_LIGHTING_DATASET : CNB_LIGHTING_IMAGE;
+    return 0;
+}
+
+/* [train]'s values. */
+static int read_train(cnb_experiment *e, const cnb_section *tr)
+{
+    static const char *const scheds[] = {"constant", "step", "cosine", NULL};
+    const cnb_conf *c = &e->conf;
+    long epochs = e->train.epochs, batch = e->batch, step = e->train.step_epochs;
+    long tel = e->train.train_eval_limit, keep = 0, warmup = 0;
+    int sched = (int)e->train.schedule;
+    if (cnb_conf_int(c, tr, "epochs", 1, 100000, &epochs) ||
         cnb_conf_int(c, tr, "batch", 1, 65536, &batch) ||
         cnb_conf_double(c, tr, "lr", 0.0, 100.0, &e->train.lr) ||
         cnb_conf_double(c, tr, "momentum", 0.0, 0.9999, &e->train.momentum) ||
@@ -716,17 +728,21 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
         cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel) ||
         cnb_conf_int(c, tr, "keep_checkpoint", 0, 1, &keep))
         return CNB_EINVAL;
-    snprintf(e->mode, sizeof e->mode, "%s", modes[mode]);
-    e->threads = (int)threads;
-    e->seed = (uint64_t)seed;
-    e->normalize = norm != 1;
-    e->mean_only = norm == 2;
-    e->cifar = format == 1;
-    e->images = format >= 2 ? format - 1 : 0;
-    if ((rc = parse_images(e, path, data, norm)) || (rc = parse_validation(e, data)))
-        return rc;
-    e->augment.crop_pad = (int)crop_pad;
-    e->augment.lighting = lighting == 0 ? CNB_LIGHTING_DATASET : CNB_LIGHTING_IMAGE;
+    e->batch = (int)batch;
+    e->train.epochs = (int)epochs;
+    e->train.step_epochs = (int)step;
+    e->train.warmup_epochs = (int)warmup;
+    e->train.schedule = (cnb_schedule)sched;
+    e->train.seed = e->seed;
+    e->train.train_eval_limit = tel;
+    e->keep_checkpoints = keep != 0;
+    return 0;
+}
+
+/* data.lighting_sigma and data.augment's steps. */
+static int read_augment(cnb_experiment *e, const cnb_section *data)
+{
+    const cnb_conf *c = &e->conf;
     if (data && cnb_section_get(data, "lighting_sigma")) {
         double sigma;
         if (cnb_conf_double(c, data, "lighting_sigma", 0.0, 10.0, &sigma))
@@ -740,30 +756,79 @@ int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile
                          cnb_conf_where(c, data, cnb_section_get(data, "augment"), at,
                                         sizeof at), e->augment_steps);
     }
-    e->batch = (int)batch;
-    e->train.epochs = (int)epochs;
-    e->train.step_epochs = (int)step;
-    e->train.warmup_epochs = (int)warmup;
-    e->train.schedule = (cnb_schedule)sched;
-    e->train.seed = e->seed;
-    e->train.train_eval_limit = tel;
-    e->keep_checkpoints = keep != 0;
-    resolve(e->model, sizeof e->model, path, model);
-    char real[PATH_MAX];
-    if (realpath(e->model, real)) /* one spelling, whatever the working folder */
-        snprintf(e->model, sizeof e->model, "%s", real);
+    return 0;
+}
+
+/* The IDX files: [data]'s names (MNIST's by default) under the data folder. */
+static int join_idx_files(cnb_experiment *e, const cnb_section *data)
+{
+    char ti[256] = "train-images-idx3-ubyte.gz", tl[256] = "train-labels-idx1-ubyte.gz";
+    char vi[256] = "t10k-images-idx3-ubyte.gz", vl[256] = "t10k-labels-idx1-ubyte.gz";
+    copy_str(data, "train_images", ti, sizeof ti);
+    copy_str(data, "train_labels", tl, sizeof tl);
+    copy_str(data, "test_images", vi, sizeof vi);
+    copy_str(data, "test_labels", vl, sizeof vl);
     if (join(e->train_images, sizeof e->train_images, e->data_dir, ti) ||
         join(e->train_labels, sizeof e->train_labels, e->data_dir, tl) ||
         join(e->test_images, sizeof e->test_images, e->data_dir, vi) ||
         join(e->test_labels, sizeof e->test_labels, e->data_dir, vl))
         return CNB_EINVAL;
+    return 0;
+}
+
+/* [vars], each named by where it was set. */
+static int read_vars(cnb_experiment *e, const cnb_section *vars)
+{
     for (int i = 0; vars && i < vars->n; i++) {
         char at[PATH_MAX + 64];
-        cnb_conf_where(c, vars, &vars->kv[i], at, sizeof at);
-        if ((rc = cnb_vars_set_at(&e->vars, vars->kv[i].key, vars->kv[i].value, at)))
+        cnb_conf_where(&e->conf, vars, &vars->kv[i], at, sizeof at);
+        int rc = cnb_vars_set_at(&e->vars, vars->kv[i].key, vars->kv[i].value, at);
+        if (rc)
             return rc;
     }
-    if ((rc = parse_sweep(e, cnb_conf_section(c, "sweep"))))
+    return 0;
+}
+
+int cnb_experiment_load(cnb_experiment *e, const char *path, const char *profile,
+                        char **sets, int n_sets)
+{
+    memset(e, 0, sizeof *e);
+    int rc = cnb_conf_load(&e->conf, path);
+    if (rc == 0 && profile && *profile) {
+        snprintf(e->profile, sizeof e->profile, "%s", profile);
+        rc = apply_profile(&e->conf, profile);
+    }
+    for (int i = 0; i < n_sets && rc == 0; i++)
+        rc = cnb_conf_set(&e->conf, sets[i], NULL, 0);
+    if (rc)
+        return rc;
+    const cnb_conf *c = &e->conf;
+    if (check_sections(c))
+        return CNB_EINVAL;
+    cnb_launcher_cfg launcher; /* its values too: bad input is refused before any run */
+    if (cnb_launcher_parse(c, &launcher))
+        return CNB_EINVAL;
+    const cnb_section *ex = cnb_conf_section(c, "experiment");
+    const cnb_section *data = cnb_conf_section(c, "data");
+    if (!ex || !cnb_section_get(ex, "model"))
+        return cnb_error("%s: [experiment] needs 'model = path/to/model.ini'", c->path);
+    set_defaults(e, path);
+    char model[PATH_MAX] = "";
+    int norm = 0;
+    if (read_experiment(e, ex, model) || read_data(e, data, &norm) ||
+        read_train(e, cnb_conf_section(c, "train")))
+        return CNB_EINVAL;
+    if ((rc = parse_images(e, path, data, norm)) || (rc = parse_validation(e, data)) ||
+        (rc = read_augment(e, data)))
+        return rc;
+    resolve(e->model, sizeof e->model, path, model);
+    char real[PATH_MAX];
+    if (realpath(e->model, real)) /* one spelling, whatever the working folder */
+        snprintf(e->model, sizeof e->model, "%s", real);
+    if (join_idx_files(e, data))
+        return CNB_EINVAL;
+    if ((rc = read_vars(e, cnb_conf_section(c, "vars"))) ||
+        (rc = parse_sweep(e, cnb_conf_section(c, "sweep"))))
         return rc;
     return parse_select(e);
 }
