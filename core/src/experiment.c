@@ -2016,165 +2016,244 @@ static int make_augment(const cnb_experiment *e, const cnb_cell *c, const cnb_da
     return 0;
 }
 
-int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
-                 const char *dir, int progress, const char *label)
-{
-    cnb_augment aug = {0};
-    int use_aug = 0;
+/* What one cell's run holds from loading the model to writing its results; freed by
+ * cell_state_free whatever step failed. */
+typedef struct cell_state {
+    cnb_augment aug;
+    int use_aug;
     cnb_conf model;
     cnb_net net;
-    cnb_dataset train = {0}, test = {0}, val = {0};
-    run r = {.e = e, .c = c, .net = &net, .dir = dir, .label = label ? label : "", .val = &val};
-    double mean[4] = {0}, sd[4] = {1, 1, 1, 1};
-    cnb_train_cfg cfg = c->train;
-    int lead = cnb_dist_rank() == 0, slice_start; /* lead: the rank that writes */
-    int local = cnb_train_slice(c->batch, cnb_dist_rank(), cnb_dist_size(), &slice_start);
-    cfg.seed = c->seed;
-    cfg.progress = progress && lead;
-    cfg.global_batch = c->batch;
-    image_run ir = {0};
+    cnb_dataset train, test, val;
+    run r;
+    double mean[4], sd[4];
+    cnb_train_cfg cfg;
+    image_run ir;
+    long held;  /* training images held out for validation */
+    int lead;   /* the rank that writes */
+    int local;  /* this rank's samples of each batch */
+    char ckpt[PATH_MAX + 32];
+} cell_state;
+
+/* The data of the cell: image files through their loader, or IDX/CIFAR files in memory
+ * (with the validation split held out and the channels normalized by the images
+ * trained on alone). */
+static int cell_data(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+{
     char err[1024];
-    int rc = cnb_net_load(&net, &model, reg, e->model, &c->vars);
-    if (rc == 0 && e->images) {
-        if ((rc = open_imagesets(e, ir.set, err, sizeof err)) != 0)
+    int rc = 0;
+    if (e->images) {
+        if ((rc = open_imagesets(e, s->ir.set, err, sizeof err)) != 0)
             cnb_error("%s (experiment %s, [data])", err, e->conf.path);
-        else if ((rc = image_shape(e, &ir.set[0], ir.set[0].classes, &train)) == 0)
-            rc = image_shape(e, &ir.set[1], ir.set[0].classes, &test);
-        if (rc == 0 && (rc = setup_images(e, c, &ir, &aug)) == 0) {
-            use_aug = 1;
-            cfg.feed = r.feed = ir.feed;
-            r.extra_meta = ir.meta;
-            for (int k = 0; k < train.c && k < 4; k++)
-                mean[k] = ir.mean[k], sd[k] = e->mean_only ? 1.0 : ir.std[k];
+        else if ((rc = image_shape(e, &s->ir.set[0], s->ir.set[0].classes, &s->train)) == 0)
+            rc = image_shape(e, &s->ir.set[1], s->ir.set[0].classes, &s->test);
+        if (rc == 0 && (rc = setup_images(e, c, &s->ir, &s->aug)) == 0) {
+            s->use_aug = 1;
+            s->cfg.feed = s->r.feed = s->ir.feed;
+            s->r.extra_meta = s->ir.meta;
+            for (int k = 0; k < s->train.c && k < 4; k++)
+                s->mean[k] = s->ir.mean[k], s->sd[k] = e->mean_only ? 1.0 : s->ir.std[k];
         }
-    } else if (rc == 0) {
-        rc = load_data(e, &train, &test);
+    } else {
+        rc = load_data(e, &s->train, &s->test);
     }
-    long held = rc == 0 ? holdout_of(e, train.n) : 0; /* none of image files: refused */
-    if (held > 0 && cnb_dataset_holdout(&train, (int)held, c->seed, &val, &r.val_crc))
-        rc = cnb_error_code(CNB_ENOMEM, "%s: out of memory holding out %ld validation images",
-                            e->conf.path, held);
-    if (rc == 0 && e->normalize && train.c <= 4 && !e->images) {
-        cnb_dataset_channel_stats(&train, mean, sd); /* of the images trained on alone */
-        cnb_dataset_normalize(&train, mean, sd);
-        cnb_dataset_normalize(&val, mean, sd);
-        cnb_dataset_normalize(&test, mean, sd);
+    if (rc)
+        return rc;
+    s->held = holdout_of(e, s->train.n); /* none of image files: refused */
+    if (s->held > 0 && cnb_dataset_holdout(&s->train, (int)s->held, c->seed, &s->val,
+                                           &s->r.val_crc))
+        return cnb_error_code(CNB_ENOMEM, "%s: out of memory holding out %ld validation "
+                              "images", e->conf.path, s->held);
+    if (e->normalize && s->train.c <= 4 && !e->images) {
+        cnb_dataset_channel_stats(&s->train, s->mean, s->sd); /* of the images trained on alone */
+        cnb_dataset_normalize(&s->train, s->mean, s->sd);
+        cnb_dataset_normalize(&s->val, s->mean, s->sd);
+        cnb_dataset_normalize(&s->test, s->mean, s->sd);
     }
-    cfg.validation = held > 0 ? &val : NULL;
-    char held_text[64];
-    snprintf(held_text, sizeof held_text, "%ld validation / ", held);
-    if (rc == 0 && (e->images || (rc = make_augment(e, c, &train, &aug, &use_aug)) == 0)) {
-        int ic = train.c, ih = train.h, iw = train.w;
-        if (use_aug)
-            cnb_augment_out_shape(&aug, &ic, &ih, &iw);
-        cfg.augment = use_aug ? &aug : NULL;
-        if (ic != net.input.c || ih != net.input.h || iw != net.input.w)
-            rc = cnb_error("%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
-                           "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
-                           e->conf.path, ih, iw, ic, use_aug ? " after resize and crop" : "",
-                           e->model, net.input.h, net.input.w, net.input.c);
-        else if (train.classes > net.classes || test.classes > net.classes)
-            rc = cnb_error("%s: labels reach class %d but the model has %d classes",
-                           e->cifar                         ? e->data_dir
-                           : train.classes > net.classes ? (e->images ? e->train_path
+    s->cfg.validation = s->held > 0 ? &s->val : NULL;
+    return 0;
+}
+
+/* The data, after augment, fits the network's input and its classes. */
+static int check_cell_fit(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+{
+    int rc;
+    if (!e->images && (rc = make_augment(e, c, &s->train, &s->aug, &s->use_aug)) != 0)
+        return rc;
+    const cnb_dataset *train = &s->train, *test = &s->test;
+    const cnb_net *net = &s->net;
+    int ic = train->c, ih = train->h, iw = train->w;
+    if (s->use_aug)
+        cnb_augment_out_shape(&s->aug, &ic, &ih, &iw);
+    s->cfg.augment = s->use_aug ? &s->aug : NULL;
+    if (ic != net->input.c || ih != net->input.h || iw != net->input.w)
+        return cnb_error("%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
+                         "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
+                         e->conf.path, ih, iw, ic, s->use_aug ? " after resize and crop" : "",
+                         e->model, net->input.h, net->input.w, net->input.c);
+    if (train->classes > net->classes || test->classes > net->classes)
+        return cnb_error("%s: labels reach class %d but the model has %d classes",
+                         e->cifar                         ? e->data_dir
+                         : train->classes > net->classes ? (e->images ? e->train_path
                                                                       : e->train_labels)
-                           : e->images                   ? e->test_path
-                                                            : e->test_labels,
-                           (train.classes > net.classes ? train.classes : test.classes) - 1,
-                           net.classes);
-    }
-    if (rc == 0)
-        rc = cnb_net_init_params(&net, c->seed);
+                         : e->images                     ? e->test_path
+                                                          : e->test_labels,
+                         (train->classes > net->classes ? train->classes : test->classes) - 1,
+                         net->classes);
+    return 0;
+}
+
+/* The network's weights and backend, then the run folder with the files written
+ * before training. */
+static int prepare_cell(cell_state *s, const cnb_experiment *e, const cnb_cell *c,
+                        cnb_registry *reg, const char *dir)
+{
+    int rc = cnb_net_init_params(&s->net, c->seed);
     if (rc == 0 && c->batch < cnb_dist_size()) /* said alike by every rank */
         rc = cnb_error("%s: a batch of %d cannot be split over %d ranks; raise [train] batch "
                        "to at least the ranks, or run fewer (mpirun -np)", e->conf.path,
                        c->batch, cnb_dist_size());
     if (rc == 0)
-        rc = cnb_net_bind(&net, c->backend, c->threads, local);
-    if (rc == 0 && lead)
+        rc = cnb_net_bind(&s->net, c->backend, c->threads, s->local);
+    if (rc == 0 && s->lead)
         rc = cnb_mkdirs(dir);
-    if (rc == 0 && lead)
-        rc = write_config(&r);
-    if (rc == 0 && lead)
-        rc = write_meta(&r, reg, &train, &test, mean, sd);
-    if (rc == 0 && e->images && lead)
-        rc = write_classes(dir, &ir);
-    char ckpt[PATH_MAX + 32];
-    snprintf(ckpt, sizeof ckpt, "%s/" CNB_CHECKPOINT_FILE, dir);
-    if (rc == 0)
-        rc = cnb_cell_fingerprint(e, c, r.fingerprint);
-    if (rc == 0) { /* a killed run of the same settings resumes after its last epoch */
-        size_t bytes = 0;
-        void *h = NULL;
-        rc = cnb_checkpoint_load(ckpt, &net, r.fingerprint, &cfg.start_epoch, &h, &bytes);
-        r.history = h;
-        r.n = (int)(bytes / sizeof *r.history);
-        if (rc == 0 && cfg.start_epoch &&
-            (bytes % sizeof *r.history != 0 || r.n != cfg.start_epoch)) {
-            /* a history of another shape (an older cnnbench): its epochs cannot be told */
-            cnb_log(CNB_LOG_WARN, NULL, "%s: its metrics do not fit this version; the cell "
-                    "starts afresh", ckpt);
-            free(r.history);
-            r.history = NULL, r.n = 0, cfg.start_epoch = 0;
-            cnb_net_init_params(&net, c->seed);
-        }
-        if (rc == 0 && cfg.start_epoch && lead)
-            printf("%sresumed from %s after epoch %d of %d\n", r.label, ckpt, cfg.start_epoch,
-                   c->train.epochs);
+    if (rc == 0 && s->lead)
+        rc = write_config(&s->r);
+    if (rc == 0 && s->lead)
+        rc = write_meta(&s->r, reg, &s->train, &s->test, s->mean, s->sd);
+    if (rc == 0 && e->images && s->lead)
+        rc = write_classes(dir, &s->ir);
+    return rc;
+}
+
+/* A killed run of the same settings resumes after its last epoch. */
+static int resume_cell(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+{
+    int rc = cnb_cell_fingerprint(e, c, s->r.fingerprint);
+    if (rc)
+        return rc;
+    size_t bytes = 0;
+    void *h = NULL;
+    rc = cnb_checkpoint_load(s->ckpt, &s->net, s->r.fingerprint, &s->cfg.start_epoch, &h,
+                             &bytes);
+    s->r.history = h;
+    s->r.n = (int)(bytes / sizeof *s->r.history);
+    if (rc == 0 && s->cfg.start_epoch &&
+        (bytes % sizeof *s->r.history != 0 || s->r.n != s->cfg.start_epoch)) {
+        /* a history of another shape (an older cnnbench): its epochs cannot be told */
+        cnb_log(CNB_LOG_WARN, NULL, "%s: its metrics do not fit this version; the cell "
+                "starts afresh", s->ckpt);
+        free(s->r.history);
+        s->r.history = NULL, s->r.n = 0, s->cfg.start_epoch = 0;
+        cnb_net_init_params(&s->net, c->seed);
     }
-    /* Every rank trains, or none: one that failed above (a file rank 0 could not write)
-     * would leave the others waiting in the first sum for ever; and all resume from the
-     * same epoch (all equal when sum^2 = ranks x sum of squares). */
+    if (rc == 0 && s->cfg.start_epoch && s->lead)
+        printf("%sresumed from %s after epoch %d of %d\n", s->r.label, s->ckpt,
+               s->cfg.start_epoch, c->train.epochs);
+    return rc;
+}
+
+/* Every rank trains, or none: one that failed above (a file rank 0 could not write)
+ * would leave the others waiting in the first sum for ever; and all resume from the
+ * same epoch (all equal when sum^2 = ranks x sum of squares). rc is this rank's. */
+static int ranks_agree(const cell_state *s, int rc)
+{
     if (rc && cnb_dist_rank() > 0) /* its errors are not printed (main.c): say this one */
         fprintf(stderr, "cnnbench: rank %d: %s\n", cnb_dist_rank(), cnb_last_error());
-    double agree[3] = {rc != 0, cfg.start_epoch, (double)cfg.start_epoch * cfg.start_epoch};
+    int start = s->cfg.start_epoch;
+    double agree[3] = {rc != 0, start, (double)start * start};
     if (cnb_dist_size() > 1 && cnb_dist_sum(agree, 3) == 0 && rc == 0) {
         if (agree[0] > 0)
             rc = cnb_error("%.0f rank%s failed before training (each said why above)",
                            agree[0], agree[0] == 1 ? "" : "s");
         else if (agree[1] * agree[1] != cnb_dist_size() * agree[2])
             rc = cnb_error("%s: the ranks see checkpoints of different epochs (this one after "
-                           "epoch %d); the results folder must be one every rank sees", ckpt,
-                           cfg.start_epoch);
+                           "epoch %d); the results folder must be one every rank sees",
+                           s->ckpt, start);
     }
-    if (rc == 0) {
-        if (lead)
-            printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %s%d test images, "
-                   "batch %d\n", r.label, dir, e->model, c->backend, c->threads,
-                   c->threads == 1 ? "" : "s", (unsigned long long)c->seed, train.n,
-                   held ? held_text : "", test.n, c->batch);
-        if (lead && cnb_dist_size() > 1)
-            printf("%s  data-parallel over %d ranks (%d node%s): %d samples of each batch a "
-                   "rank, gradients (%.1f MB) summed every step\n", r.label, cnb_dist_size(),
-                   cnb_dist_nodes(), cnb_dist_nodes() == 1 ? "" : "s", local,
-                   (double)net.grad_floats * sizeof(float) * 1e-6);
-        fflush(stdout);
-        rc = cnb_train(&net, &train, &test, &cfg, on_epoch, &r);
-    }
-    if (rc == 0 && lead) {
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/weights.cnbw", dir);
-        double peak = cnb_peak_rss_mib(), seconds = 0.0;
-        for (int i = 0; i < r.n; i++)
-            seconds += r.history[i].train_seconds;
-        rc = cnb_net_save_weights(&net, path);
-        if (rc == 0)
-            rc = write_final(&r, peak);
-        if (rc == 0 && !e->keep_checkpoints)
-            remove(ckpt); /* the cell is finished: weights.cnbw holds what it learned */
-        if (rc == 0)
-            printf("%sdone: test accuracy %.4f after %d epochs; %.1f s per training epoch "
-                   "(%s, %d thread%s); peak memory %.0f MiB\n",
-                   r.label, r.history[r.n - 1].test_acc, r.n, seconds / r.n, c->backend,
-                   c->threads, c->threads == 1 ? "" : "s", peak);
-    }
-    free(r.history);
-    image_run_free(&ir); /* the loader threads first: they read aug */
-    cnb_augment_free(&aug);
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&val);
-    cnb_dataset_free(&test);
-    cnb_net_free(&net);
-    cnb_conf_free(&model);
+    return rc;
+}
+
+/* Says what runs, then trains. */
+static int train_cell(cell_state *s, const cnb_experiment *e, const cnb_cell *c,
+                      const char *dir)
+{
+    char held_text[64];
+    snprintf(held_text, sizeof held_text, "%ld validation / ", s->held);
+    if (s->lead)
+        printf("%srun %s: %s on %s, %d thread%s, seed %llu, %d train / %s%d test images, "
+               "batch %d\n", s->r.label, dir, e->model, c->backend, c->threads,
+               c->threads == 1 ? "" : "s", (unsigned long long)c->seed, s->train.n,
+               s->held ? held_text : "", s->test.n, c->batch);
+    if (s->lead && cnb_dist_size() > 1)
+        printf("%s  data-parallel over %d ranks (%d node%s): %d samples of each batch a "
+               "rank, gradients (%.1f MB) summed every step\n", s->r.label, cnb_dist_size(),
+               cnb_dist_nodes(), cnb_dist_nodes() == 1 ? "" : "s", s->local,
+               (double)s->net.grad_floats * sizeof(float) * 1e-6);
+    fflush(stdout);
+    return cnb_train(&s->net, &s->train, &s->test, &s->cfg, on_epoch, &s->r);
+}
+
+/* The trained cell's weights and final results (by the lead rank). */
+static int finish_cell(cell_state *s, const cnb_experiment *e, const cnb_cell *c,
+                       const char *dir)
+{
+    const run *r = &s->r;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/weights.cnbw", dir);
+    double peak = cnb_peak_rss_mib(), seconds = 0.0;
+    for (int i = 0; i < r->n; i++)
+        seconds += r->history[i].train_seconds;
+    int rc = cnb_net_save_weights(&s->net, path);
+    if (rc == 0)
+        rc = write_final(&s->r, peak);
+    if (rc == 0 && !e->keep_checkpoints)
+        remove(s->ckpt); /* the cell is finished: weights.cnbw holds what it learned */
+    if (rc == 0)
+        printf("%sdone: test accuracy %.4f after %d epochs; %.1f s per training epoch "
+               "(%s, %d thread%s); peak memory %.0f MiB\n",
+               r->label, r->history[r->n - 1].test_acc, r->n, seconds / r->n, c->backend,
+               c->threads, c->threads == 1 ? "" : "s", peak);
+    return rc;
+}
+
+static void cell_state_free(cell_state *s)
+{
+    free(s->r.history);
+    image_run_free(&s->ir); /* the loader threads first: they read aug */
+    cnb_augment_free(&s->aug);
+    cnb_dataset_free(&s->train);
+    cnb_dataset_free(&s->val);
+    cnb_dataset_free(&s->test);
+    cnb_net_free(&s->net);
+    cnb_conf_free(&s->model);
+}
+
+int cnb_cell_run(const cnb_experiment *e, const cnb_cell *c, cnb_registry *reg,
+                 const char *dir, int progress, const char *label)
+{
+    cell_state s = {.sd = {1, 1, 1, 1}, .cfg = c->train, .lead = cnb_dist_rank() == 0};
+    s.r = (run){.e = e, .c = c, .net = &s.net, .dir = dir, .label = label ? label : "",
+                .val = &s.val};
+    int slice_start;
+    s.local = cnb_train_slice(c->batch, cnb_dist_rank(), cnb_dist_size(), &slice_start);
+    s.cfg.seed = c->seed;
+    s.cfg.progress = progress && s.lead;
+    s.cfg.global_batch = c->batch;
+    snprintf(s.ckpt, sizeof s.ckpt, "%s/" CNB_CHECKPOINT_FILE, dir);
+    int rc = cnb_net_load(&s.net, &s.model, reg, e->model, &c->vars);
+    if (rc == 0)
+        rc = cell_data(&s, e, c);
+    if (rc == 0)
+        rc = check_cell_fit(&s, e, c);
+    if (rc == 0)
+        rc = prepare_cell(&s, e, c, reg, dir);
+    if (rc == 0)
+        rc = resume_cell(&s, e, c);
+    rc = ranks_agree(&s, rc);
+    if (rc == 0)
+        rc = train_cell(&s, e, c, dir);
+    if (rc == 0 && s.lead)
+        rc = finish_cell(&s, e, c, dir);
+    cell_state_free(&s);
     return rc;
 }
