@@ -1328,28 +1328,27 @@ static double cell_mib(const model_size *m, const cnb_cell *c, const cnb_dataset
     return floats * 4.0 / 1048576.0 + PROCESS_MIB;
 }
 
-int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
-                            cnb_registry *reg, double *mib)
+/* The model file itself: said once, naming the key, rather than once per model. */
+static int check_model_file(const cnb_experiment *e)
 {
-    problems p = {.n = 0};
-    int quiet = cnb_error_quiet(1), rc = 0;
     char at[1200];
-
-    /* the model file itself: said once, naming the key, rather than once per model */
     struct stat st;
     int found = stat(e->model, &st) == 0;
-    if (!found || !S_ISREG(st.st_mode)) {
-        cnb_error_quiet(quiet);
-        const cnb_section *ex = cnb_conf_section(&e->conf, "experiment");
-        return cnb_error("%s: [experiment] model = %s: %s: %s; the path is relative to the "
-                         "experiment file's folder",
-                         cnb_conf_where(&e->conf, ex, cnb_section_get(ex, "model"), at,
-                                        sizeof at),
-                         cnb_section_get(ex, "model")->value, e->model,
-                         found ? "not a file" : strerror(errno));
-    }
+    if (found && S_ISREG(st.st_mode))
+        return 0;
+    const cnb_section *ex = cnb_conf_section(&e->conf, "experiment");
+    return cnb_error("%s: [experiment] model = %s: %s: %s; the path is relative to the "
+                     "experiment file's folder",
+                     cnb_conf_where(&e->conf, ex, cnb_section_get(ex, "model"), at, sizeof at),
+                     cnb_section_get(ex, "model")->value, e->model,
+                     found ? "not a file" : strerror(errno));
+}
 
-    /* every backend chain, once per spec */
+/* Every backend chain, once per spec. */
+static void check_backends(const cnb_experiment *e, const cnb_cell *cells, int n,
+                           cnb_registry *reg, problems *p)
+{
+    char at[1200];
     for (int i = 0; i < n; i++) {
         int seen = 0;
         for (int k = 0; k < i && !seen; k++)
@@ -1357,8 +1356,173 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
         if (!seen && cnb_backend_spec_check(reg, cells[i].backend,
                                             where_of(e, "backend", "experiment", "backend", at,
                                                      sizeof at)) != 0)
-            problem(&p, "%s", cnb_last_error());
+            problem(p, "%s", cnb_last_error());
     }
+}
+
+/* The models of the cells: loaded once per distinct set of variables, at the first cell
+ * with them (model_of); input and classes are 0 where the model failed. */
+typedef struct cell_models {
+    int *model_of, *firsts, n_firsts;
+    cnb_shape *input;
+    int *classes;
+    model_size *size;
+} cell_models;
+
+static int same_vars(const cnb_vars *v, const cnb_vars *w)
+{
+    int same = w->n == v->n;
+    for (int j = 0; same && j < v->n; j++)
+        same = strcmp(w->names[j], v->names[j]) == 0 && strcmp(w->values[j], v->values[j]) == 0;
+    return same;
+}
+
+static int load_models(const cnb_experiment *e, const cnb_cell *cells, int n, cnb_registry *reg,
+                       cell_models *m, problems *p)
+{
+    size_t count = n > 0 ? (size_t)n : 1;
+    m->model_of = calloc(count, sizeof *m->model_of);
+    m->firsts = calloc(count, sizeof *m->firsts);
+    m->input = calloc(count, sizeof *m->input);
+    m->classes = calloc(count, sizeof *m->classes);
+    m->size = calloc(count, sizeof *m->size);
+    if (!m->model_of || !m->firsts || !m->input || !m->classes || !m->size)
+        return CNB_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        const cnb_vars *v = &cells[i].vars;
+        int k = 0;
+        while (k < m->n_firsts && !same_vars(v, &cells[m->firsts[k]].vars))
+            k++;
+        if (k < m->n_firsts) {
+            m->model_of[i] = m->firsts[k];
+            continue;
+        }
+        m->model_of[i] = m->firsts[m->n_firsts++] = i;
+        cnb_conf model;
+        cnb_net net;
+        if (cnb_net_load(&net, &model, reg, e->model, v) == 0) {
+            m->input[i] = net.input;
+            m->classes[i] = net.classes;
+            m->size[i] = size_of_model(&net);
+        } else {
+            problem(p, "%s", cnb_last_error());
+        }
+        cnb_net_free(&net);
+        cnb_conf_free(&model);
+    }
+    return 0;
+}
+
+static void cell_models_free(cell_models *m)
+{
+    free(m->model_of);
+    free(m->firsts);
+    free(m->input);
+    free(m->classes);
+    free(m->size);
+}
+
+/* The data after resize and crop fits the model's input, and the crop fits the images. */
+static void check_cell_input(const cnb_experiment *e, const cnb_cell *c, cnb_shape input,
+                             const cnb_dataset *train, problems *p)
+{
+    char at[1200];
+    int steps = parse_steps(c->augment);
+    int ih = e->augment.resize_h ? e->augment.resize_h : train->h;
+    int iw = e->augment.resize_w ? e->augment.resize_w : train->w;
+    if ((steps & STEP_CROP) && e->augment.crop_h)
+        ih = e->augment.crop_h, iw = e->augment.crop_w;
+    const char *key = (steps & STEP_CROP) && e->augment.crop_h ? "crop"
+                      : e->augment.resize_h                     ? "resize"
+                                                                : NULL;
+    if (key)
+        where_of(e, NULL, "data", key, at, sizeof at);
+    if (train->c != input.c || ih != input.h || iw != input.w)
+        problem(p, "%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
+                "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
+                key ? at : e->conf.path, ih, iw, train->c,
+                e->augment.resize_h || (steps & STEP_CROP) ? " after resize and crop" : "",
+                e->model, input.h, input.w, input.c);
+    if (e->images && (steps & STEP_CROP) && e->augment.crop_h &&
+        (e->augment.crop_h > train->h + 2 * e->augment.crop_pad ||
+         e->augment.crop_w > train->w + 2 * e->augment.crop_pad))
+        problem(p, "%s: a crop of %dx%d from images that can be as small as %dx%d after "
+                "the resize (padded by %d); give a smaller crop or a larger resize",
+                where_of(e, NULL, "data", "crop", at, sizeof at), e->augment.crop_h,
+                e->augment.crop_w, train->h, train->w, e->augment.crop_pad);
+}
+
+/* The warm-up, eval crops, labels, validation split and batch fit one another. */
+static void check_cell_training(const cnb_experiment *e, const cnb_cell *c, int classes,
+                                const cnb_dataset *train, const cnb_dataset *test,
+                                problems *p)
+{
+    char at[1200];
+    if (c->train.warmup_epochs > c->train.epochs)
+        problem(p, "%s: a warm-up of %d epochs is longer than the run's %d; shorten it",
+                where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
+                c->train.warmup_epochs, c->train.epochs);
+    if (c->train.warmup_epochs && c->train.warmup_steps) {
+        char at2[1200];
+        problem(p, "%s and %s both set the warm-up; give one, in epochs or in steps",
+                where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
+                where_of(e, "train.warmup_steps", "train", "warmup_steps", at2, sizeof at2));
+    }
+    if (e->images && e->eval_crops > c->batch)
+        problem(p, "%s: data.eval_crops = %d needs a batch of at least %d, not %d",
+                where_of(e, "train.batch", "train", "batch", at, sizeof at),
+                e->eval_crops, e->eval_crops, c->batch);
+    const cnb_dataset *split[2] = {train, test};
+    const char *labels[2] = {e->images ? e->train_path : e->train_labels,
+                             e->images ? e->test_path : e->test_labels};
+    for (int t = 0; t < 2; t++)
+        if (split[t]->classes > classes) {
+            int bad = first_label_outside(split[t], classes);
+            problem(p, "%s: label %d (sample %d) is outside the model's %d classes (0 "
+                    "to %d, [net] classes of %s); give the label file of this data set, "
+                    "or a model with more classes",
+                    e->cifar ? e->data_dir : labels[t], split[t]->labels[bad], bad + 1,
+                    classes, classes - 1, e->model);
+        }
+    long held = holdout_of(e, train->n), kept = train->n - held;
+    if (held >= train->n || (held == 0 && e->val_fraction > 0))
+        problem(p, "%s: holds out %ld of the %d training images%s; %s",
+                where_of(e, NULL, "data", "validation", at, sizeof at), held, train->n,
+                e->train_limit ? " (data.train_limit)" : "",
+                held ? "leave some to train on" : "give a larger fraction, or a count");
+    else if (c->batch > kept)
+        problem(p, "%s: a batch of %d is more than the %ld training images%s%s; lower the "
+                "batch%s", where_of(e, "train.batch", "train", "batch", at, sizeof at),
+                c->batch, kept, e->train_limit ? " (data.train_limit)" : "",
+                held ? " left after data.validation" : "",
+                e->train_limit ? " or raise train_limit" : "");
+}
+
+/* Says every problem found (quiet: whether errors were quiet before the check). */
+static int report_problems(const cnb_experiment *e, problems *p, int quiet)
+{
+    cnb_error_quiet(quiet);
+    for (int i = 0; i < p->n; i++) {
+        cnb_error("%s", p->msg[i]);
+        free(p->msg[i]);
+    }
+    if (p->more)
+        cnb_error("%d more error%s not shown; fix the above and run again", p->more,
+                  p->more == 1 ? "" : "s");
+    if (p->n && !quiet)
+        fprintf(stderr, "cnnbench: %s: nothing was run\n", e->conf.path);
+    return p->n ? CNB_EINVAL : 0;
+}
+
+int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int n,
+                            cnb_registry *reg, double *mib)
+{
+    int rc = check_model_file(e);
+    if (rc)
+        return rc;
+    problems p = {.n = 0};
+    int quiet = cnb_error_quiet(1);
+    check_backends(e, cells, n, reg, &p);
 
     /* the data, each split read once, pixels not kept */
     cnb_dataset train, test;
@@ -1371,132 +1535,22 @@ int cnb_experiment_validate(const cnb_experiment *e, const cnb_cell *cells, int 
     }
 
     /* the model, once per distinct set of variables; then what each cell needs of it */
-    size_t count = n > 0 ? (size_t)n : 1;
-    int *model_of = calloc(count, sizeof *model_of); /* the first cell with its variables */
-    int *firsts = calloc(count, sizeof *firsts), n_firsts = 0;
-    cnb_shape *input = calloc(count, sizeof *input);
-    int *classes = calloc(count, sizeof *classes);
-    model_size *size = calloc(count, sizeof *size);
-    if (!model_of || !firsts || !input || !classes || !size)
-        rc = CNB_ENOMEM;
-    for (int i = 0; i < n && rc == 0; i++) {
-        const cnb_vars *v = &cells[i].vars;
-        int k = 0;
-        for (; k < n_firsts; k++) {
-            const cnb_vars *w = &cells[firsts[k]].vars;
-            int same = w->n == v->n;
-            for (int j = 0; same && j < v->n; j++)
-                same = strcmp(w->names[j], v->names[j]) == 0 &&
-                       strcmp(w->values[j], v->values[j]) == 0;
-            if (same)
-                break;
-        }
-        if (k < n_firsts) {
-            model_of[i] = firsts[k];
-            continue;
-        }
-        model_of[i] = firsts[n_firsts++] = i;
-        cnb_conf model;
-        cnb_net net;
-        if (cnb_net_load(&net, &model, reg, e->model, v) == 0) {
-            input[i] = net.input;
-            classes[i] = net.classes;
-            size[i] = size_of_model(&net);
-        } else {
-            problem(&p, "%s", cnb_last_error());
-        }
-        cnb_net_free(&net);
-        cnb_conf_free(&model);
-    }
+    cell_models models = {0};
+    rc = load_models(e, cells, n, reg, &models, &p);
     for (int i = 0; i < n && rc == 0 && data_ok; i++) {
-        const cnb_cell *c = &cells[i];
-        int m = model_of[i], steps = parse_steps(c->augment);
-        if (classes[m] == 0)
+        int m = models.model_of[i];
+        if (models.classes[m] == 0)
             continue; /* the model failed: said above */
-        int ih = e->augment.resize_h ? e->augment.resize_h : train.h;
-        int iw = e->augment.resize_w ? e->augment.resize_w : train.w;
-        if ((steps & STEP_CROP) && e->augment.crop_h)
-            ih = e->augment.crop_h, iw = e->augment.crop_w;
-        const char *key = (steps & STEP_CROP) && e->augment.crop_h ? "crop"
-                          : e->augment.resize_h                     ? "resize"
-                                                                    : NULL;
-        if (key)
-            where_of(e, NULL, "data", key, at, sizeof at);
-        if (train.c != input[m].c || ih != input[m].h || iw != input[m].w)
-            problem(&p, "%s: the network sees %dx%dx%d (HxWxC: the data%s) but the model %s "
-                    "takes %dx%dx%d; set [data] resize or crop, or the model's [net]",
-                    key ? at : e->conf.path, ih, iw, train.c,
-                    e->augment.resize_h || (steps & STEP_CROP) ? " after resize and crop" : "",
-                    e->model, input[m].h, input[m].w, input[m].c);
-        const cnb_dataset *split[2] = {&train, &test};
-        const char *labels[2] = {e->images ? e->train_path : e->train_labels,
-                                 e->images ? e->test_path : e->test_labels};
-        if (e->images && (steps & STEP_CROP) && e->augment.crop_h &&
-            (e->augment.crop_h > train.h + 2 * e->augment.crop_pad ||
-             e->augment.crop_w > train.w + 2 * e->augment.crop_pad))
-            problem(&p, "%s: a crop of %dx%d from images that can be as small as %dx%d after "
-                    "the resize (padded by %d); give a smaller crop or a larger resize",
-                    where_of(e, NULL, "data", "crop", at, sizeof at), e->augment.crop_h,
-                    e->augment.crop_w, train.h, train.w, e->augment.crop_pad);
-        if (c->train.warmup_epochs > c->train.epochs)
-            problem(&p, "%s: a warm-up of %d epochs is longer than the run's %d; shorten it",
-                    where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
-                    c->train.warmup_epochs, c->train.epochs);
-        if (c->train.warmup_epochs && c->train.warmup_steps) {
-            char at2[1200];
-            problem(&p, "%s and %s both set the warm-up; give one, in epochs or in steps",
-                    where_of(e, "train.warmup", "train", "warmup", at, sizeof at),
-                    where_of(e, "train.warmup_steps", "train", "warmup_steps", at2,
-                             sizeof at2));
-        }
-        if (e->images && e->eval_crops > c->batch)
-            problem(&p, "%s: data.eval_crops = %d needs a batch of at least %d, not %d",
-                    where_of(e, "train.batch", "train", "batch", at, sizeof at),
-                    e->eval_crops, e->eval_crops, c->batch);
-        for (int t = 0; t < 2; t++)
-            if (split[t]->classes > classes[m]) {
-                int bad = first_label_outside(split[t], classes[m]);
-                problem(&p, "%s: label %d (sample %d) is outside the model's %d classes (0 "
-                        "to %d, [net] classes of %s); give the label file of this data set, "
-                        "or a model with more classes",
-                        e->cifar ? e->data_dir : labels[t], split[t]->labels[bad], bad + 1,
-                        classes[m],
-                        classes[m] - 1, e->model);
-            }
-        long held = holdout_of(e, train.n), kept = train.n - held;
-        if (held >= train.n || (held == 0 && e->val_fraction > 0))
-            problem(&p, "%s: holds out %ld of the %d training images%s; %s",
-                    where_of(e, NULL, "data", "validation", at, sizeof at), held, train.n,
-                    e->train_limit ? " (data.train_limit)" : "",
-                    held ? "leave some to train on" : "give a larger fraction, or a count");
-        else if (c->batch > kept)
-            problem(&p, "%s: a batch of %d is more than the %ld training images%s%s; lower the "
-                    "batch%s", where_of(e, "train.batch", "train", "batch", at, sizeof at),
-                    c->batch, kept, e->train_limit ? " (data.train_limit)" : "",
-                    held ? " left after data.validation" : "",
-                    e->train_limit ? " or raise train_limit" : "");
+        check_cell_input(e, &cells[i], models.input[m], &train, &p);
+        check_cell_training(e, &cells[i], models.classes[m], &train, &test, &p);
         if (mib)
-            mib[i] = cell_mib(&size[m], c, &train, &test, e);
+            mib[i] = cell_mib(&models.size[m], &cells[i], &train, &test, e);
     }
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
-    free(model_of);
-    free(firsts);
-    free(input);
-    free(classes);
-    free(size);
-
-    cnb_error_quiet(quiet);
-    for (int i = 0; i < p.n; i++) {
-        cnb_error("%s", p.msg[i]);
-        free(p.msg[i]);
-    }
-    if (p.more)
-        cnb_error("%d more error%s not shown; fix the above and run again", p.more,
-                  p.more == 1 ? "" : "s");
-    if (p.n && !quiet)
-        fprintf(stderr, "cnnbench: %s: nothing was run\n", e->conf.path);
-    return rc ? rc : p.n ? CNB_EINVAL : 0;
+    cell_models_free(&models);
+    int bad = report_problems(e, &p, quiet);
+    return rc ? rc : bad;
 }
 
 /* ---- running ----------------------------------------------------------------------- */
