@@ -707,83 +707,84 @@ static const char *against(const variant *a, const variant *b, const cell_result
     return "Welch";
 }
 
-static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
-                        int nv, int base, const cell_result *cells, int n_cells,
-                        const char *dropped, int has_val, const selection *sel)
+/* One row of report.md's variants table and of variants.csv. */
+static void write_variant_row(FILE *md, FILE *vc, const variant *v, int is_base, int has_val)
 {
-    cnb_atomic md, vc, cc, cmp;
-    if (open_in(&md, dir, "report.md"))
-        return CNB_EIO;
-    if (open_in(&vc, dir, "variants.csv") || open_in(&cc, dir, "comparison.csv") ||
-        open_in(&cmp, dir, "cells.csv"))
-        return CNB_EIO;
-    fprintf(md.f, "# %s\n\n%s\n\n", name, info);
-    if (sel->n && write_selection(dir, sel, md.f))
-        return CNB_EIO;
-    fprintf(md.f, "## Variants (mean ± sd over seeds, 95%% interval of the mean)\n\n");
-    fprintf(md.f, "| variant | seeds | final test acc | 95%% interval |%s train acc | train − "
-                  "test gap | test loss | s / epoch |\n|---|---:|---:|---|%s---:|---:|---:|---:|\n",
+    char t[64], ci[64], va[64], vl[64], b[64], tr[64], g[64], l[64], s[64];
+    fmt_pm(t, sizeof t, &v->m[M_TEST], 4);
+    fmt_ci(ci, sizeof ci, v->m[M_TEST].lo, v->m[M_TEST].hi, 4);
+    fmt_pm(va, sizeof va, &v->m[M_VAL], 4);
+    fmt_pm(vl, sizeof vl, &v->m[M_VAL_LOSS], 4);
+    fmt_pm(b, sizeof b, &v->m[M_BEST], 4);
+    fmt_pm(tr, sizeof tr, &v->m[M_TRAIN], 4);
+    fmt_pm(g, sizeof g, &v->m[M_GAP], 4);
+    fmt_pm(l, sizeof l, &v->m[M_LOSS], 4);
+    fmt_pm(s, sizeof s, &v->m[M_SECONDS], 1);
+    fprintf(md, "| %s%s | %d | %s | %s |", v->name, is_base ? " (baseline)" : "", v->n, t, ci);
+    if (has_val)
+        fprintf(md, " %s | %s | %s |", va, vl, b);
+    fprintf(md, " %s | %s | %s | %s |\n", tr, g, l, s);
+    fprintf(vc, "\"%s\",%d", v->name, v->n);
+    for (int m = 0; m < M_COUNT; m++)
+        fprintf(vc, ",%.6f,%.6f,%.6f,%.6f", v->m[m].mean, v->m[m].sd, v->m[m].lo, v->m[m].hi);
+    fputc('\n', vc);
+}
+
+/* The variants table of report.md, with what its columns mean, and variants.csv. */
+static void write_variants(FILE *md, FILE *vc, const variant *v, int nv, int base, int has_val)
+{
+    fprintf(md, "## Variants (mean ± sd over seeds, 95%% interval of the mean)\n\n");
+    fprintf(md, "| variant | seeds | final test acc | 95%% interval |%s train acc | train − "
+                "test gap | test loss | s / epoch |\n|---|---:|---:|---|%s---:|---:|---:|---:|\n",
             has_val ? " val acc | val loss | test acc at best val epoch |" : "",
             has_val ? "---:|---:|---:|" : "");
-    fprintf(vc.f, "variant,n");
+    fprintf(vc, "variant,n");
     for (int m = 0; m < M_COUNT; m++)
-        fprintf(vc.f, ",%s_mean,%s_sd,%s_ci_lo,%s_ci_hi", metric_names[m], metric_names[m],
+        fprintf(vc, ",%s_mean,%s_sd,%s_ci_lo,%s_ci_hi", metric_names[m], metric_names[m],
                 metric_names[m], metric_names[m]);
-    fputc('\n', vc.f);
-    for (int i = 0; i < nv; i++) {
-        char t[64], ci[64], va[64], vl[64], b[64], tr[64], g[64], l[64], s[64];
-        fmt_pm(t, sizeof t, &v[i].m[M_TEST], 4);
-        fmt_ci(ci, sizeof ci, v[i].m[M_TEST].lo, v[i].m[M_TEST].hi, 4);
-        fmt_pm(va, sizeof va, &v[i].m[M_VAL], 4);
-        fmt_pm(vl, sizeof vl, &v[i].m[M_VAL_LOSS], 4);
-        fmt_pm(b, sizeof b, &v[i].m[M_BEST], 4);
-        fmt_pm(tr, sizeof tr, &v[i].m[M_TRAIN], 4);
-        fmt_pm(g, sizeof g, &v[i].m[M_GAP], 4);
-        fmt_pm(l, sizeof l, &v[i].m[M_LOSS], 4);
-        fmt_pm(s, sizeof s, &v[i].m[M_SECONDS], 1);
-        fprintf(md.f, "| %s%s | %d | %s | %s |", v[i].name, i == base ? " (baseline)" : "",
-                v[i].n, t, ci);
-        if (has_val)
-            fprintf(md.f, " %s | %s | %s |", va, vl, b);
-        fprintf(md.f, " %s | %s | %s | %s |\n", tr, g, l, s);
-        fprintf(vc.f, "\"%s\",%d", v[i].name, v[i].n);
-        for (int m = 0; m < M_COUNT; m++)
-            fprintf(vc.f, ",%.6f,%.6f,%.6f,%.6f", v[i].m[m].mean, v[i].m[m].sd, v[i].m[m].lo,
-                    v[i].m[m].hi);
-        fputc('\n', vc.f);
-    }
-    fprintf(md.f, "\nTest accuracy is measured on the whole test split after the last epoch; "
-                  "train accuracy in evaluation mode on a fixed subset of the training split, so "
-                  "the gap is not blurred by dropout or by weights moving during the epoch. The "
-                  "interval is mean ± t(0.975, n−1)·sd/√n.%s\n",
+    fputc('\n', vc);
+    for (int i = 0; i < nv; i++)
+        write_variant_row(md, vc, &v[i], i == base, has_val);
+    fprintf(md, "\nTest accuracy is measured on the whole test split after the last epoch; "
+                "train accuracy in evaluation mode on a fixed subset of the training split, so "
+                "the gap is not blurred by dropout or by weights moving during the epoch. The "
+                "interval is mean ± t(0.975, n−1)·sd/√n.%s\n",
             has_val ? " Validation: the images held out of the training split ([data] "
                       "validation), the same for every variant of a seed; the best epoch is the "
                       "one of highest validation accuracy (the earliest of equal ones). The test "
                       "split chooses nothing." : "");
-    if (has_val) {
-        fprintf(md.f, "\n## Validation per epoch (accuracy / loss, mean over seeds)\n\n| "
-                      "epoch |");
-        int epochs = 0;
-        for (int i = 0; i < n_cells; i++)
-            epochs = cells[i].epochs > epochs ? cells[i].epochs : epochs;
-        for (int i = 0; i < nv; i++)
-            fprintf(md.f, " %s |", v[i].name);
-        fprintf(md.f, "\n|---:|");
-        for (int i = 0; i < nv; i++)
-            fprintf(md.f, "---:|");
-        for (int e = 0; e < epochs; e++) {
-            fprintf(md.f, "\n| %d |", e + 1);
-            for (int i = 0; i < nv; i++)
-                fprintf(md.f, " %.4f / %.4f |", curve_at(&v[i], cells, 2, e).mean,
-                        curve_at(&v[i], cells, 3, e).mean);
-        }
-        fputc('\n', md.f);
-    }
+}
 
-    fprintf(md.f, "\n## Against the baseline: %s\n\n", v[base].name);
-    fprintf(md.f, "| variant | Δ final test acc | 95%% interval of Δ | p | Δ gap | verdict | "
-                  "test |\n|---|---:|---|---:|---:|---|---|\n");
-    fprintf(cc.f, "variant,baseline,metric,diff,ci_lo,ci_hi,t,df,p,test\n");
+/* report.md's table of validation accuracy and loss per epoch, one column per variant. */
+static void write_validation_epochs(FILE *md, const variant *v, int nv,
+                                    const cell_result *cells, int n_cells)
+{
+    fprintf(md, "\n## Validation per epoch (accuracy / loss, mean over seeds)\n\n| epoch |");
+    int epochs = 0;
+    for (int i = 0; i < n_cells; i++)
+        epochs = cells[i].epochs > epochs ? cells[i].epochs : epochs;
+    for (int i = 0; i < nv; i++)
+        fprintf(md, " %s |", v[i].name);
+    fprintf(md, "\n|---:|");
+    for (int i = 0; i < nv; i++)
+        fprintf(md, "---:|");
+    for (int e = 0; e < epochs; e++) {
+        fprintf(md, "\n| %d |", e + 1);
+        for (int i = 0; i < nv; i++)
+            fprintf(md, " %.4f / %.4f |", curve_at(&v[i], cells, 2, e).mean,
+                    curve_at(&v[i], cells, 3, e).mean);
+    }
+    fputc('\n', md);
+}
+
+/* Each variant against the baseline: report.md's comparison table and comparison.csv. */
+static void write_comparison(FILE *md, FILE *cc, const variant *v, int nv, int base,
+                             const cell_result *cells)
+{
+    fprintf(md, "\n## Against the baseline: %s\n\n", v[base].name);
+    fprintf(md, "| variant | Δ final test acc | 95%% interval of Δ | p | Δ gap | verdict | "
+                "test |\n|---|---:|---|---:|---:|---|---|\n");
+    fprintf(cc, "variant,baseline,metric,diff,ci_lo,ci_hi,t,df,p,test\n");
     for (int i = 0; i < nv; i++) {
         if (i == base)
             continue;
@@ -797,46 +798,77 @@ static int write_tables(const char *dir, const char *name, const char *info, con
                               : c.lo > 0.0 ? "better (interval above 0)"
                               : c.hi < 0.0 ? "worse (interval below 0)"
                                            : "no clear difference (interval spans 0)";
-        fprintf(md.f, "| %s | %+.4f | %s | %s | %+.4f | %s | %s |\n", v[i].name, c.diff, ci, p,
+        fprintf(md, "| %s | %+.4f | %s | %s | %+.4f | %s | %s |\n", v[i].name, c.diff, ci, p,
                 cg.diff, verdict, test);
-        fprintf(cc.f, "\"%s\",\"%s\",test_acc,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f,%s\n", v[i].name,
+        fprintf(cc, "\"%s\",\"%s\",test_acc,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f,%s\n", v[i].name,
                 v[base].name, c.diff, c.lo, c.hi, c.t, c.df, c.p, test);
-        fprintf(cc.f, "\"%s\",\"%s\",gap,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f,%s\n", v[i].name,
+        fprintf(cc, "\"%s\",\"%s\",gap,%.6f,%.6f,%.6f,%.4f,%.2f,%.6f,%s\n", v[i].name,
                 v[base].name, cg.diff, cg.lo, cg.hi, cg.t, cg.df, cg.p, test);
     }
-    fprintf(md.f, "\nΔ = variant − baseline, two-sided tests over seeds: paired t on the "
-                  "differences between runs of the same seed (same initial weights and data "
-                  "order) when each seed has one run on each side, Welch's unequal-variance "
-                  "t otherwise; the test column says which. Not corrected for the number of "
-                  "comparisons: the claims experiment (experiments/claims.ini) is.\n\n");
-    fprintf(md.f, "## Plots\n\n![learning curves](learning-curves.png)\n\n"
-                  "![final test accuracy](accuracy.png)\n\n![train-test gap](gap.png)\n\n");
+    fprintf(md, "\nΔ = variant − baseline, two-sided tests over seeds: paired t on the "
+                "differences between runs of the same seed (same initial weights and data "
+                "order) when each seed has one run on each side, Welch's unequal-variance "
+                "t otherwise; the test column says which. Not corrected for the number of "
+                "comparisons: the claims experiment (experiments/claims.ini) is.\n\n");
+}
+
+/* report.md's plots section: the images and how to redraw them. */
+static void write_plot_notes(FILE *md, const char *dir, const char *dropped)
+{
+    fprintf(md, "## Plots\n\n![learning curves](learning-curves.png)\n\n"
+                "![final test accuracy](accuracy.png)\n\n![train-test gap](gap.png)\n\n");
     if (dropped[0])
-        fprintf(md.f, "The plots' labels leave out %s: its values follow from the other axes "
-                      "(the tables give each variant's full name).\n\n", dropped);
-    fprintf(md.f, "Each plot has its data (.dat) and gnuplot script (.gp) beside it; `gnuplot "
-                  "X.gp` in this folder redraws X.png and X.svg, `cnnbench plot %s` redraws "
-                  "all.\n\n", dir);
-    fprintf(md.f, "## Cells\n\n| cell | seed | epochs | final test acc |%s train acc | gap | "
-                  "test loss | s / epoch | img/s |\n|---|---:|---:|---:|%s---:|---:|---:|---:|"
-                  "---:|\n", has_val ? " val acc | val loss | best val epoch | test acc there |"
-                                      : "", has_val ? "---:|---:|---:|---:|" : "");
-    fprintf(cmp.f, "cell,variant,seed,epochs,test_acc,best_test_acc,train_acc,gap,test_loss,"
-                   "epoch_seconds,images_per_second,epoch1_test_acc,val_acc,val_loss,"
-                   "best_epoch\n");
+        fprintf(md, "The plots' labels leave out %s: its values follow from the other axes "
+                    "(the tables give each variant's full name).\n\n", dropped);
+    fprintf(md, "Each plot has its data (.dat) and gnuplot script (.gp) beside it; `gnuplot "
+                "X.gp` in this folder redraws X.png and X.svg, `cnnbench plot %s` redraws "
+                "all.\n\n", dir);
+}
+
+/* One row per finished cell: report.md's cells table and cells.csv. */
+static void write_cells(FILE *md, FILE *cmp, const cell_result *cells, int n_cells, int has_val)
+{
+    fprintf(md, "## Cells\n\n| cell | seed | epochs | final test acc |%s train acc | gap | "
+                "test loss | s / epoch | img/s |\n|---|---:|---:|---:|%s---:|---:|---:|---:|"
+                "---:|\n", has_val ? " val acc | val loss | best val epoch | test acc there |"
+                                    : "", has_val ? "---:|---:|---:|---:|" : "");
+    fprintf(cmp, "cell,variant,seed,epochs,test_acc,best_test_acc,train_acc,gap,test_loss,"
+                 "epoch_seconds,images_per_second,epoch1_test_acc,val_acc,val_loss,"
+                 "best_epoch\n");
     for (int i = 0; i < n_cells; i++) {
         const cell_result *r = &cells[i];
-        fprintf(md.f, "| %s | %llu | %d | %.4f |", r->id, r->seed, r->epochs, r->test_acc);
+        fprintf(md, "| %s | %llu | %d | %.4f |", r->id, r->seed, r->epochs, r->test_acc);
         if (has_val)
-            fprintf(md.f, " %.4f | %.4f | %d | %.4f |", r->val_acc, r->val_loss, r->best_epoch,
+            fprintf(md, " %.4f | %.4f | %d | %.4f |", r->val_acc, r->val_loss, r->best_epoch,
                     r->best_acc);
-        fprintf(md.f, " %.4f | %+.4f | %.4f | %.1f | %.0f |\n", r->train_acc, r->gap,
+        fprintf(md, " %.4f | %+.4f | %.4f | %.1f | %.0f |\n", r->train_acc, r->gap,
                 r->test_loss, r->epoch_seconds, r->ips);
-        fprintf(cmp.f, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6f,%.6f,%.6f,%d\n",
+        fprintf(cmp, "%s,\"%s\",%llu,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6f,%.6f,%.6f,%d\n",
                 r->id, r->variant, r->seed, r->epochs, r->test_acc, r->best_acc, r->train_acc,
                 r->gap, r->test_loss, r->epoch_seconds, r->ips, metric_of(r, M_EPOCH1),
                 r->val_acc, r->val_loss, r->best_epoch);
     }
+}
+
+static int write_tables(const char *dir, const char *name, const char *info, const variant *v,
+                        int nv, int base, const cell_result *cells, int n_cells,
+                        const char *dropped, int has_val, const selection *sel)
+{
+    cnb_atomic md, vc, cc, cmp;
+    if (open_in(&md, dir, "report.md"))
+        return CNB_EIO;
+    if (open_in(&vc, dir, "variants.csv") || open_in(&cc, dir, "comparison.csv") ||
+        open_in(&cmp, dir, "cells.csv"))
+        return CNB_EIO;
+    fprintf(md.f, "# %s\n\n%s\n\n", name, info);
+    if (sel->n && write_selection(dir, sel, md.f))
+        return CNB_EIO;
+    write_variants(md.f, vc.f, v, nv, base, has_val);
+    if (has_val)
+        write_validation_epochs(md.f, v, nv, cells, n_cells);
+    write_comparison(md.f, cc.f, v, nv, base, cells);
+    write_plot_notes(md.f, dir, dropped);
+    write_cells(md.f, cmp.f, cells, n_cells, has_val);
     int rc = cnb_atomic_commit(&md);
     rc |= cnb_atomic_commit(&vc);
     rc |= cnb_atomic_commit(&cc);
