@@ -876,9 +876,186 @@ static int write_tables(const char *dir, const char *name, const char *info, con
     return rc ? CNB_EIO : 0;
 }
 
+/* What the manifest says of a sweep: its finished cells grouped into variants, its selection
+   cells, and the cells without a result. */
+typedef struct sweep_cells {
+    cell_result *cells;
+    int n;
+    variant *v;
+    int nv;
+    selection sel;
+    int pending;      /* cells still to run */
+    int n_unfinished; /* cells that failed or diverged */
+    char *unfinished; /* those cells, and why: a markdown table */
+    size_t unfinished_len;
+} sweep_cells;
+
+/* Appends a finished cell of the manifest and reads its results. */
+static int add_cell(const char *dir, sweep_cells *sc, char **f)
+{
+    cell_result *grown = realloc(sc->cells, (size_t)(sc->n + 1) * sizeof *grown);
+    if (!grown)
+        return CNB_ENOMEM;
+    sc->cells = grown;
+    cell_result *r = &sc->cells[sc->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", f[0]);
+    snprintf(r->variant, sizeof r->variant, "%s", f[1]);
+    r->seed = strtoull(f[2], NULL, 10);
+    return read_cell(dir, r);
+}
+
+/* One line of manifest.csv; a cell without a result goes to the table uf writes. */
+static int read_manifest_row(const char *dir, sweep_cells *sc, char *line, FILE *uf)
+{
+    char *f[MAX_FIELDS];
+    int nf = cnb_csv_split(line, f, MAX_FIELDS);
+    if (nf < 6)
+        return 0;
+    if (nf > 9 && f[9][0]) /* a selection cell: its own tables */
+        return add_sel_row(dir, &sc->sel, f);
+    if (strcmp(f[5], "done") != 0) {
+        sc->pending += strcmp(f[5], "diverged") != 0; /* a diverged cell is finished */
+        if (strcmp(f[5], "diverged") == 0 || strcmp(f[5], "failed") == 0)
+            fprintf(uf, "%s| %s | %s | %s |\n",
+                    sc->n_unfinished++ ? "" : "\n\n| cell | state | why |\n|---|---|---|\n",
+                    f[0], f[5], nf > 7 ? f[7] : "");
+        return 0;
+    }
+    return add_cell(dir, sc, f);
+}
+
+static int read_manifest(const char *dir, sweep_cells *sc)
+{
+    char path[PATH_MAX + 32], line[2048];
+    snprintf(path, sizeof path, "%s/manifest.csv", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cnb_error("%s: cannot open: %s", path, strerror(errno));
+    int rc = 0;
+    FILE *uf = open_memstream(&sc->unfinished, &sc->unfinished_len);
+    if (!uf)
+        rc = CNB_ENOMEM;
+    if (rc == 0 && fgets(line, sizeof line, fp)) /* past the header */
+        while (rc == 0 && fgets(line, sizeof line, fp))
+            rc = read_manifest_row(dir, sc, line, uf);
+    fclose(fp);
+    if (uf)
+        fclose(uf);
+    return rc;
+}
+
+/* Groups the finished cells by variant, in grid order. */
+static int group_variants(sweep_cells *sc)
+{
+    for (int i = 0; i < sc->n; i++) {
+        int k = 0;
+        while (k < sc->nv && strcmp(sc->v[k].name, sc->cells[i].variant) != 0)
+            k++;
+        if (k == sc->nv) {
+            variant *grown = realloc(sc->v, (size_t)(sc->nv + 1) * sizeof *grown);
+            if (!grown)
+                return CNB_ENOMEM;
+            sc->v = grown;
+            memset(&sc->v[k], 0, sizeof sc->v[k]);
+            snprintf(sc->v[k].name, sizeof sc->v[k].name, "%s", sc->cells[i].variant);
+            sc->nv++;
+        }
+        if (sc->v[k].n < 256)
+            sc->v[k].cells[sc->v[k].n++] = i;
+    }
+    return 0;
+}
+
+/* Summarises every metric of every variant; returns the baseline's index (0 if none names
+   it). */
+static int summarise_variants(sweep_cells *sc, const cnb_section *s)
+{
+    const cnb_kv *kv_base = cnb_section_get(s, "baseline");
+    char baseline[256];
+    snprintf(baseline, sizeof baseline, "%s", kv_base ? kv_base->value : "");
+    int base = 0;
+    for (int i = 0; i < sc->nv; i++) {
+        for (int m = 0; m < M_COUNT; m++) {
+            double x[256];
+            values(&sc->v[i], sc->cells, (metric)m, x);
+            cnb_summarize(x, sc->v[i].n, &sc->v[i].m[m]);
+        }
+        if (baseline[0] && is_baseline(sc->v[i].name, baseline))
+            base = i;
+    }
+    return base;
+}
+
+/* The paragraph under report.md's title: what was run, how much of it finished, and why
+   some cells have no result. */
+static void describe(char *about, size_t len, const cnb_section *s, const sweep_cells *sc,
+                     int base)
+{
+    const cnb_kv *kv_prof = cnb_section_get(s, "profile");
+    const cnb_kv *kv_exp = cnb_section_get(s, "experiment");
+    snprintf(about, len,
+             "Experiment `%s`, profile %s: %d finished cell%s in %d variant%s%s. Baseline: "
+             "%s.%s%.*s",
+             kv_exp ? kv_exp->value : "?", kv_prof ? kv_prof->value : "(none)", sc->n,
+             sc->n == 1 ? "" : "s", sc->nv, sc->nv == 1 ? "" : "s",
+             sc->pending ? " (some cells are not finished: rerun the experiment to complete it)"
+                         : "",
+             sc->v[base].name,
+             sc->n_unfinished ? " Cells without a result in the tables below (a diverged "
+                                "cell is finished: its loss became NaN, and the same "
+                                "settings would diverge again):"
+                              : "",
+             (int)(len / 2), sc->n_unfinished ? sc->unfinished : "");
+}
+
+/* Writes the tables and plots of a sweep with at least one finished cell. */
+static int write_report(const char *dir, const cnb_section *s, sweep_cells *sc)
+{
+    const cnb_kv *kv_name = cnb_section_get(s, "name");
+    char name[256], about[8192], dropped[512];
+    snprintf(name, sizeof name, "%s", kv_name ? kv_name->value : "sweep");
+    int base = summarise_variants(sc, s);
+    plot_label *label = malloc((size_t)sc->nv * sizeof *label);
+    if (!label)
+        return CNB_ENOMEM;
+    describe(about, sizeof about, s, sc, base);
+    int has_val = any_validation(sc->cells, sc->n);
+    int rc = plot_labels(sc->v, sc->nv, label, dropped, sizeof dropped);
+    if (rc == 0)
+        rc = write_tables(dir, name, about, sc->v, sc->nv, base, sc->cells, sc->n, dropped,
+                          has_val, &sc->sel);
+    if (rc == 0)
+        rc = plot_curves(dir, name, sc->v, sc->nv, base, sc->cells, label, has_val);
+    if (rc == 0)
+        rc = plot_points(dir, "accuracy", "final test accuracy per variant", "test accuracy",
+                         sc->v, sc->nv, base, M_TEST, sc->cells, label, 0.0, 1.0);
+    if (rc == 0)
+        rc = plot_points(dir, "gap", "train - test accuracy gap per variant",
+                         "train accuracy - test accuracy", sc->v, sc->nv, base, M_GAP,
+                         sc->cells, label, -1.0, 1.0);
+    if (rc == 0)
+        printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, %s"
+               "learning-curves/accuracy/gap .png .svg)\n",
+               dir, sc->sel.n ? "selection.csv, " : "");
+    free(label);
+    return rc;
+}
+
+static void free_sweep_cells(sweep_cells *sc)
+{
+    for (int i = 0; i < sc->n; i++)
+        free(sc->cells[i].curve_test), free(sc->cells[i].curve_train),
+            free(sc->cells[i].curve_val), free(sc->cells[i].curve_val_loss);
+    free(sc->cells);
+    free(sc->v);
+    free(sc->sel.rows);
+    free(sc->unfinished);
+}
+
 int cnb_report_write(const char *dir)
 {
-    char path[PATH_MAX + 32], line[2048], *f[MAX_FIELDS];
+    char path[PATH_MAX + 32];
     cnb_conf info;
     snprintf(path, sizeof path, "%s/sweep.ini", dir);
     int rc = cnb_conf_load(&info, path);
@@ -886,137 +1063,18 @@ int cnb_report_write(const char *dir)
         return cnb_error("%s is not a sweep folder (no readable sweep.ini); give the folder "
                          "`cnnbench run` wrote, e.g. results/lenet5-ablation", dir);
     const cnb_section *s = cnb_conf_section(&info, "sweep");
-    const cnb_kv *kv_name = cnb_section_get(s, "name"), *kv_base = cnb_section_get(s, "baseline");
-    const cnb_kv *kv_prof = cnb_section_get(s, "profile"), *kv_exp = cnb_section_get(s, "experiment");
-    char name[256], baseline[256], about[8192];
-    snprintf(name, sizeof name, "%s", kv_name ? kv_name->value : "sweep");
-    snprintf(baseline, sizeof baseline, "%s", kv_base ? kv_base->value : "");
-
-    snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        cnb_conf_free(&info);
-        return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    }
-    cell_result *cells = NULL;
-    variant *v = NULL;
-    selection sel = {.n = 0};
+    sweep_cells sc = {.n = 0};
     const cnb_kv *kv_sel = cnb_section_get(s, "select"), *kv_by = cnb_section_get(s, "select_by");
-    snprintf(sel.key, sizeof sel.key, "%s", kv_sel ? kv_sel->value : "");
-    sel.by_loss = kv_by && strcmp(kv_by->value, cnb_select_by_name(1)) == 0;
-    int n = 0, nv = 0, pending = 0, n_unfinished = 0;
-    char *unfinished = NULL; /* the cells without a result, and why: a markdown table */
-    size_t unfinished_len = 0;
-    FILE *uf = open_memstream(&unfinished, &unfinished_len);
-    if (!uf)
-        rc = CNB_ENOMEM;
-    if (rc == 0 && fgets(line, sizeof line, fp))
-        while (rc == 0 && fgets(line, sizeof line, fp)) {
-            int nf = cnb_csv_split(line, f, MAX_FIELDS);
-            if (nf < 6)
-                continue;
-            if (nf > 9 && f[9][0]) { /* a selection cell: its own tables */
-                rc = add_sel_row(dir, &sel, f);
-                continue;
-            }
-            if (strcmp(f[5], "done") != 0) {
-                pending += strcmp(f[5], "diverged") != 0; /* a diverged cell is finished */
-                if (strcmp(f[5], "diverged") == 0 || strcmp(f[5], "failed") == 0)
-                    fprintf(uf, "%s| %s | %s | %s |\n",
-                            n_unfinished++ ? "" : "\n\n| cell | state | why |\n|---|---|---|\n",
-                            f[0], f[5], nf > 7 ? f[7] : "");
-                continue;
-            }
-            cell_result *grown = realloc(cells, (size_t)(n + 1) * sizeof *grown);
-            if (!grown) {
-                rc = CNB_ENOMEM;
-                break;
-            }
-            cells = grown;
-            cell_result *r = &cells[n];
-            memset(r, 0, sizeof *r);
-            snprintf(r->id, sizeof r->id, "%s", f[0]);
-            snprintf(r->variant, sizeof r->variant, "%s", f[1]);
-            r->seed = strtoull(f[2], NULL, 10);
-            n++;
-            rc = read_cell(dir, r);
-        }
-    fclose(fp);
-    if (uf)
-        fclose(uf);
-    for (int i = 0; i < n && rc == 0; i++) { /* group by variant, in grid order */
-        int k = 0;
-        while (k < nv && strcmp(v[k].name, cells[i].variant) != 0)
-            k++;
-        if (k == nv) {
-            variant *grown = realloc(v, (size_t)(nv + 1) * sizeof *grown);
-            if (!grown) {
-                rc = CNB_ENOMEM;
-                break;
-            }
-            v = grown;
-            memset(&v[nv], 0, sizeof v[nv]);
-            snprintf(v[nv].name, sizeof v[nv].name, "%s", cells[i].variant);
-            nv++;
-        }
-        if (v[k].n < 256)
-            v[k].cells[v[k].n++] = i;
-    }
-    if (rc == 0 && n == 0)
+    snprintf(sc.sel.key, sizeof sc.sel.key, "%s", kv_sel ? kv_sel->value : "");
+    sc.sel.by_loss = kv_by && strcmp(kv_by->value, cnb_select_by_name(1)) == 0;
+    rc = read_manifest(dir, &sc);
+    if (rc == 0)
+        rc = group_variants(&sc);
+    if (rc == 0 && sc.n == 0)
         rc = cnb_error("%s: no finished cell to report on yet", dir);
-    int base = 0;
-    char dropped[512];
-    plot_label *label = rc == 0 ? malloc((size_t)nv * sizeof *label) : NULL;
-    if (rc == 0 && !label)
-        rc = CNB_ENOMEM;
-    for (int i = 0; rc == 0 && i < nv; i++) {
-        for (int m = 0; m < M_COUNT; m++) {
-            double x[256];
-            values(&v[i], cells, (metric)m, x);
-            cnb_summarize(x, v[i].n, &v[i].m[m]);
-        }
-        if (baseline[0] && is_baseline(v[i].name, baseline))
-            base = i;
-    }
-    if (rc == 0) {
-        snprintf(about, sizeof about,
-                 "Experiment `%s`, profile %s: %d finished cell%s in %d variant%s%s. Baseline: "
-                 "%s.%s%.*s",
-                 kv_exp ? kv_exp->value : "?", kv_prof ? kv_prof->value : "(none)", n,
-                 n == 1 ? "" : "s", nv, nv == 1 ? "" : "s",
-                 pending ? " (some cells are not finished: rerun the experiment to complete it)"
-                         : "",
-                 v[base].name,
-                 n_unfinished ? " Cells without a result in the tables below (a diverged "
-                                  "cell is finished: its loss became NaN, and the same "
-                                  "settings would diverge again):"
-                                : "",
-                 (int)(sizeof about / 2), n_unfinished ? unfinished : "");
-        rc = plot_labels(v, nv, label, dropped, sizeof dropped);
-    }
     if (rc == 0)
-        rc = write_tables(dir, name, about, v, nv, base, cells, n, dropped,
-                          any_validation(cells, n), &sel);
-    if (rc == 0)
-        rc = plot_curves(dir, name, v, nv, base, cells, label, any_validation(cells, n));
-    if (rc == 0)
-        rc = plot_points(dir, "accuracy", "final test accuracy per variant", "test accuracy",
-                         v, nv, base, M_TEST, cells, label, 0.0, 1.0);
-    if (rc == 0)
-        rc = plot_points(dir, "gap", "train - test accuracy gap per variant",
-                         "train accuracy - test accuracy", v, nv, base, M_GAP, cells, label,
-                         -1.0, 1.0);
-    if (rc == 0)
-        printf("report: %s/report.md (and variants.csv, comparison.csv, cells.csv, %s"
-               "learning-curves/accuracy/gap .png .svg)\n", dir, sel.n ? "selection.csv, " : "");
-    for (int i = 0; i < n; i++)
-        free(cells[i].curve_test), free(cells[i].curve_train), free(cells[i].curve_val),
-            free(cells[i].curve_val_loss);
-    free(cells);
-    free(v);
-    free(label);
-    free(sel.rows);
-    free(unfinished);
+        rc = write_report(dir, s, &sc);
+    free_sweep_cells(&sc);
     cnb_conf_free(&info);
     return rc;
 }
