@@ -410,155 +410,205 @@ static void progress(int epoch, int epochs, long done, long total, double loss, 
     fflush(stderr);
 }
 
-int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
-              const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user)
+/* What every step of a training run needs. */
+typedef struct train_run {
+    cnb_net *net;
+    const cnb_dataset *train, *test;
+    const cnb_train_cfg *cfg;
+    dp *dpp; /* data-parallel over the ranks, or NULL: one rank */
+    uint32_t *order; /* this epoch's order of the training images */
+    int global;      /* images per step over all ranks */
+    long batches;    /* steps per epoch */
+} train_run;
+
+/* The running sums of one epoch's training steps. */
+typedef struct epoch_tally {
+    double t0, loss_sum, last_draw;
+    long correct, seen;
+} epoch_tally;
+
+/* Adds one step to the tally and redraws the progress bar at most five times a second. */
+static void tally_step(const train_run *r, epoch_tally *t, int epoch, long b, double loss_sum,
+                       long correct, long seen)
 {
-    dp *dpp = NULL; /* data-parallel over the ranks, or NULL: one rank */
-    int global = cfg->global_batch ? cfg->global_batch : net->batch;
-    if (train->n < global)
-        return cnb_error("the training set has %d images, fewer than one batch of %d", train->n,
-                         global);
-    if (cnb_dist_size() > 1 && cfg->feed) /* said alike by every rank */
-        return cnb_error("data-parallel training (mpirun) of an image-file experiment is not "
-                         "there yet: its input pipeline makes whole batches; run it without "
-                         "mpirun");
-    if (cnb_dist_size() > 1) {
-        int rc = cnb_dp_create(&dpp, net, global);
-        if (rc) {
-            cnb_dp_free(dpp);
+    t->loss_sum += loss_sum;
+    t->correct += correct;
+    t->seen += seen;
+    double now = cnb_now();
+    if (r->cfg->progress && (now - t->last_draw > 0.2 || b + 1 == r->batches)) {
+        progress(epoch + 1, r->cfg->epochs, b + 1, r->batches, t->loss_sum / t->seen,
+                 (double)t->correct / t->seen, t->seen / (now - t->t0));
+        t->last_draw = now;
+    }
+}
+
+/* One data-parallel step: this rank's share of batch b, gradients summed over the ranks. */
+static int dp_batch(const train_run *r, epoch_tally *t, int epoch, long b, double lr)
+{
+    dp *dpp = r->dpp;
+    double td = cnb_now(), step_loss, step_correct;
+    int rc = fill_batch(r->net, r->train, r->order + b * r->global + dpp->start, dpp->local,
+                        r->cfg->augment, 1, r->cfg->seed, epoch);
+    dpp->data += cnb_now() - td;
+    if (rc == 0)
+        rc = cnb_dp_step(dpp, (float)lr, (float)r->cfg->momentum,
+                         (float)r->cfg->weight_decay, &step_loss, &step_correct);
+    if (rc)
+        return rc;
+    if (!isfinite(step_loss)) {
+        cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is "
+                "%g; lower the learning rate (lr = %g)", epoch + 1, b + 1,
+                step_loss / r->global, lr);
+        return CNB_EDIVERGED;
+    }
+    tally_step(r, t, epoch, b, step_loss, (long)step_correct, r->global);
+    return 0;
+}
+
+/* One step on this rank alone: batch b forward, backward and SGD. */
+static int one_batch(const train_run *r, epoch_tally *t, int epoch, long b, cnb_epoch_stats *s)
+{
+    cnb_net *net = r->net;
+    double td = cnb_now();
+    int rc = r->cfg->feed ? cnb_feed_next(r->cfg->feed, net->x, net->labels, NULL)
+                          : fill_batch(net, r->train, r->order + b * net->batch, net->batch,
+                                       r->cfg->augment, 1, r->cfg->seed, epoch);
+    s->data_seconds += cnb_now() - td;
+    float loss;
+    if (rc || (rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
+        return rc;
+    if (!isfinite(loss)) {
+        cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is %g; "
+                "lower the learning rate (lr = %g)", epoch + 1, b + 1, loss, s->lr);
+        return CNB_EDIVERGED;
+    }
+    cnb_net_sgd(net, (float)s->lr, (float)r->cfg->momentum, (float)r->cfg->weight_decay);
+    tally_step(r, t, epoch, b, loss * net->batch, count_correct(net, net->batch), net->batch);
+    return 0;
+}
+
+/* Trains one epoch over r->order and fills the training half of s. */
+static int train_epoch(const train_run *r, int epoch, cnb_epoch_stats *s)
+{
+    epoch_tally t = {.t0 = cnb_now()};
+    if (r->dpp)
+        r->dpp->comm = r->dpp->data = 0.0;
+    for (long b = 0; b < r->batches; b++) {
+        if (r->dpp ? r->dpp->stop : stop_requested)
+            return CNB_EINTR;
+        s->lr = cnb_step_lr(r->cfg, epoch, b, r->batches);
+        if (r->cfg->lr_trace)
+            r->cfg->lr_trace[epoch * r->batches + b] = s->lr;
+        int rc = r->dpp ? dp_batch(r, &t, epoch, b, s->lr) : one_batch(r, &t, epoch, b, s);
+        if (rc)
             return rc;
-        }
     }
-    uint32_t *order = malloc((size_t)train->n * sizeof *order);
-    if (!order) {
-        cnb_dp_free(dpp);
-        return CNB_ENOMEM;
+    s->train_seconds = cnb_now() - t.t0;
+    s->train_loss = t.loss_sum / t.seen;
+    s->train_acc = (double)t.correct / t.seen;
+    s->images_per_second = t.seen / s->train_seconds;
+    s->allreduce_seconds = r->dpp ? r->dpp->comm : 0.0;
+    s->data_seconds += r->dpp ? r->dpp->data : 0.0;
+    s->compute_seconds = s->train_seconds - s->data_seconds - s->allreduce_seconds;
+    return 0;
+}
+
+/* Evaluates the epoch's weights on the training subset, validation and test splits. */
+static int evaluate_epoch(const train_run *r, int epoch, cnb_epoch_stats *s)
+{
+    const cnb_train_cfg *cfg = r->cfg;
+    int rc = 0;
+    double t1 = cnb_now();
+    s->train_eval_loss = s->train_eval_acc = s->val_loss = s->val_acc = NAN;
+    if (cfg->train_eval_limit > 0)
+        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 0, cfg->train_eval_limit,
+                                           &s->train_eval_loss, &s->train_eval_acc)
+                       : evaluate_shared(r->net, r->train, cfg->train_eval_limit, cfg->augment,
+                                         &s->train_eval_loss, &s->train_eval_acc);
+    if (rc == 0 && cfg->validation)
+        rc = evaluate_shared(r->net, cfg->validation, 0, cfg->augment, &s->val_loss,
+                             &s->val_acc);
+    if (rc == 0)
+        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 1, 0, &s->test_loss, &s->test_acc)
+                       : evaluate_shared(r->net, r->test, 0, cfg->augment, &s->test_loss,
+                                         &s->test_acc);
+    if (rc == 0 && r->dpp)
+        rc = dp_check_weights(r->dpp);
+    s->eval_seconds = cnb_now() - t1;
+    int finite = isfinite(s->test_loss) && (!cfg->validation || isfinite(s->val_loss)) &&
+                 (cfg->train_eval_limit <= 0 || isfinite(s->train_eval_loss));
+    if (rc == 0 && !finite) {
+        cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: the test loss is "
+                "%g (training loss %g); lower the learning rate (lr = %g)", epoch + 1,
+                s->test_loss, s->train_loss, s->lr);
+        rc = CNB_EDIVERGED; /* weights that give NaN on unseen data are no result */
     }
-    for (int i = 0; i < train->n; i++)
-        order[i] = (uint32_t)i;
+    return rc;
+}
+
+/* Trains and evaluates every epoch from cfg->start_epoch, calling on_epoch after each. */
+static int run_epochs(train_run *r, cnb_epoch_fn on_epoch, void *user)
+{
+    const cnb_train_cfg *cfg = r->cfg;
     struct cnb_rng shuffle;
     cnb_rng_seed(&shuffle, cfg->seed, CNB_STREAM_SHUFFLE);
-    long batches = train->n / global;
     int rc = 0;
     for (int epoch = 0; epoch < cfg->epochs && rc == 0; epoch++) {
-        for (int i = train->n - 1; i > 0; i--) { /* Fisher-Yates */
-            uint32_t j = cnb_rng_below(&shuffle, (uint32_t)i + 1), t = order[i];
-            order[i] = order[j], order[j] = t;
+        for (int i = r->train->n - 1; i > 0; i--) { /* Fisher-Yates */
+            uint32_t j = cnb_rng_below(&shuffle, (uint32_t)i + 1), t = r->order[i];
+            r->order[i] = r->order[j], r->order[j] = t;
         }
         if (epoch < cfg->start_epoch)
             continue; /* done before a resume: only its shuffle, for the stream's position */
-        if (cfg->feed && (rc = cnb_feed_start_train(cfg->feed, order, batches, epoch)))
+        if (cfg->feed && (rc = cnb_feed_start_train(cfg->feed, r->order, r->batches, epoch)))
             break;
         cnb_epoch_stats s = {.epoch = epoch + 1,
-                             .ranks = dpp ? dpp->size : 1,
-                             .allreduce_bytes = dpp ? (double)net->grad_floats * sizeof(float)
-                                                    : 0.0};
-        double t0 = cnb_now(), loss_sum = 0.0, last_draw = 0.0;
-        long correct = 0, seen = 0;
-        if (dpp)
-            dpp->comm = dpp->data = 0.0;
-        for (long b = 0; b < batches && rc == 0; b++) {
-            if (dpp ? dpp->stop : stop_requested) {
-                rc = CNB_EINTR;
-                break;
-            }
-            double td = cnb_now();
-            s.lr = cnb_step_lr(cfg, epoch, b, batches);
-            if (cfg->lr_trace)
-                cfg->lr_trace[epoch * batches + b] = s.lr;
-            if (dpp) {
-                double step_loss, step_correct;
-                rc = fill_batch(net, train, order + b * global + dpp->start, dpp->local,
-                                cfg->augment, 1, cfg->seed, epoch);
-                dpp->data += cnb_now() - td;
-                if (rc == 0)
-                    rc = cnb_dp_step(dpp, (float)s.lr, (float)cfg->momentum,
-                                     (float)cfg->weight_decay, &step_loss, &step_correct);
-                if (rc)
-                    break;
-                if (!isfinite(step_loss)) {
-                    cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is "
-                            "%g; lower the learning rate (lr = %g)", epoch + 1, b + 1,
-                            step_loss / global, s.lr);
-                    rc = CNB_EDIVERGED;
-                    break;
-                }
-                loss_sum += step_loss;
-                correct += (long)step_correct;
-                seen += global;
-                double now = cnb_now();
-                if (cfg->progress && (now - last_draw > 0.2 || b + 1 == batches)) {
-                    progress(epoch + 1, cfg->epochs, b + 1, batches, loss_sum / seen,
-                             (double)correct / seen, seen / (now - t0));
-                    last_draw = now;
-                }
-                continue;
-            }
-            rc = cfg->feed ? cnb_feed_next(cfg->feed, net->x, net->labels, NULL)
-                           : fill_batch(net, train, order + b * net->batch, net->batch,
-                                        cfg->augment, 1, cfg->seed, epoch);
-            s.data_seconds += cnb_now() - td;
-            float loss;
-            if (rc || (rc = cnb_net_forward(net, 1, &loss)) || (rc = cnb_net_backward(net)))
-                break;
-            if (!isfinite(loss)) {
-                cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, batch %ld: the loss is %g; "
-                        "lower the learning rate (lr = %g)", epoch + 1, b + 1, loss, s.lr);
-                rc = CNB_EDIVERGED;
-                break;
-            }
-            cnb_net_sgd(net, (float)s.lr, (float)cfg->momentum, (float)cfg->weight_decay);
-            loss_sum += loss * net->batch;
-            correct += count_correct(net, net->batch);
-            seen += net->batch;
-            double now = cnb_now();
-            if (cfg->progress && (now - last_draw > 0.2 || b + 1 == batches)) {
-                progress(epoch + 1, cfg->epochs, b + 1, batches, loss_sum / seen,
-                         (double)correct / seen, seen / (now - t0));
-                last_draw = now;
-            }
-        }
-        if (rc)
+                             .ranks = r->dpp ? r->dpp->size : 1,
+                             .allreduce_bytes = r->dpp ? (double)r->net->grad_floats *
+                                                             sizeof(float)
+                                                       : 0.0};
+        if ((rc = train_epoch(r, epoch, &s)))
             break;
-        s.train_seconds = cnb_now() - t0;
-        s.train_loss = loss_sum / seen;
-        s.train_acc = (double)correct / seen;
-        s.images_per_second = seen / s.train_seconds;
-        s.allreduce_seconds = dpp ? dpp->comm : 0.0;
-        s.data_seconds += dpp ? dpp->data : 0.0;
-        s.compute_seconds = s.train_seconds - s.data_seconds - s.allreduce_seconds;
-        double t1 = cnb_now();
-        s.train_eval_loss = s.train_eval_acc = s.val_loss = s.val_acc = NAN;
-        if (cfg->train_eval_limit > 0)
-            rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 0, cfg->train_eval_limit,
-                                               &s.train_eval_loss, &s.train_eval_acc)
-                           : evaluate_shared(net, train, cfg->train_eval_limit, cfg->augment,
-                                             &s.train_eval_loss, &s.train_eval_acc);
-        if (rc == 0 && cfg->validation)
-            rc = evaluate_shared(net, cfg->validation, 0, cfg->augment, &s.val_loss, &s.val_acc);
-        if (rc == 0)
-            rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, net, 1, 0, &s.test_loss, &s.test_acc)
-                           : evaluate_shared(net, test, 0, cfg->augment, &s.test_loss,
-                                             &s.test_acc);
-        if (rc == 0 && dpp)
-            rc = dp_check_weights(dpp);
-        s.eval_seconds = cnb_now() - t1;
-        int finite = isfinite(s.test_loss) && (!cfg->validation || isfinite(s.val_loss)) &&
-                     (cfg->train_eval_limit <= 0 || isfinite(s.train_eval_loss));
-        if (rc == 0 && !finite) {
-            cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: the test loss is "
-                    "%g (training loss %g); lower the learning rate (lr = %g)", epoch + 1,
-                    s.test_loss, s.train_loss, s.lr);
-            rc = CNB_EDIVERGED; /* weights that give NaN on unseen data are no result */
-        }
+        rc = evaluate_epoch(r, epoch, &s);
         if (cfg->progress)
             fputc('\r', stderr), fprintf(stderr, "%*s\r", 100, "");
         if (rc == 0 && on_epoch)
             rc = on_epoch(&s, user);
     }
-    free(order);
-    if (dpp) {
-        cnb_dp_free(dpp);
+    return rc;
+}
+
+int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
+              const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user)
+{
+    train_run r = {.net = net, .train = train, .test = test, .cfg = cfg};
+    r.global = cfg->global_batch ? cfg->global_batch : net->batch;
+    if (train->n < r.global)
+        return cnb_error("the training set has %d images, fewer than one batch of %d", train->n,
+                         r.global);
+    if (cnb_dist_size() > 1 && cfg->feed) /* said alike by every rank */
+        return cnb_error("data-parallel training (mpirun) of an image-file experiment is not "
+                         "there yet: its input pipeline makes whole batches; run it without "
+                         "mpirun");
+    if (cnb_dist_size() > 1) {
+        int rc = cnb_dp_create(&r.dpp, net, r.global);
+        if (rc) {
+            cnb_dp_free(r.dpp);
+            return rc;
+        }
+    }
+    r.order = malloc((size_t)train->n * sizeof *r.order);
+    if (!r.order) {
+        cnb_dp_free(r.dpp);
+        return CNB_ENOMEM;
+    }
+    for (int i = 0; i < train->n; i++)
+        r.order[i] = (uint32_t)i;
+    r.batches = train->n / r.global;
+    int rc = run_epochs(&r, on_epoch, user);
+    free(r.order);
+    if (r.dpp) {
+        cnb_dp_free(r.dpp);
         /* Diverging and stopping are decided together (the sums carry them); any other
          * failure is one rank's, and the others would wait for it in the next sum. */
         if (rc && rc != CNB_EDIVERGED && rc != CNB_EINTR) {
