@@ -1081,6 +1081,85 @@ static int submit(const char *dir, const cnb_slurm_script *proto, const char *co
     return rc;
 }
 
+/* The cells a submission leaves to Slurm, and what their jobs need. */
+typedef struct submission {
+    int m, m_sel; /* cells to submit, the selection cells first */
+    int busy;     /* cells already queued or running */
+    int cpus;     /* the most threads of a cell */
+    double mib;   /* the most memory of a cell */
+    char after[256]; /* the jobs of selection cells: the grid's cells start after them */
+} submission;
+
+/* Lists in ids and fps the cells to submit, saying of each busy one that it is left alone. */
+static void collect_cells(const cnb_cell_info *cells, const view *v, int n, int force,
+                          const char **ids, const char **fps, submission *sub)
+{
+    for (int i = 0; i < n; i++) {
+        const char *s = v[i].state;
+        int finished = strcmp(s, "done") == 0 || strcmp(s, "diverged") == 0;
+        if (strcmp(s, "queued") == 0 || strcmp(s, "running") == 0) {
+            sub->busy++;
+            char task[64] = " in another process";
+            if (v[i].task)
+                snprintf(task, sizeof task, " as Slurm task %s_%d", v[i].task->job,
+                         v[i].task->index);
+            printf("cell %s is already %s%s; not submitted again\n", cells[i].id, s, task);
+            if (cells[i].candidate[0] && v[i].task && !in_list(sub->after, v[i].task->job))
+                snprintf(sub->after + strlen(sub->after), sizeof sub->after - strlen(sub->after),
+                         "%s%s", sub->after[0] ? "," : "", v[i].task->job);
+            continue;
+        }
+        if (finished && !force)
+            continue;
+        sub->m_sel += cells[i].candidate[0] != 0; /* the selection cells come first */
+        ids[sub->m] = cells[i].id;
+        fps[sub->m++] = cells[i].fingerprint;
+        sub->cpus = cells[i].threads > sub->cpus ? cells[i].threads : sub->cpus;
+        sub->mib = cells[i].mib > sub->mib ? cells[i].mib : sub->mib;
+    }
+}
+
+/* Adds to jobs the earlier jobs still running, to follow them. */
+static void earlier_jobs(const cnb_slurm_task *t, int nt, char *jobs, size_t len)
+{
+    for (int i = 0; i < nt; i++)
+        if (!cnb_slurm_state_final(t[i].state) && !in_list(jobs, t[i].job))
+            snprintf(jobs + strlen(jobs), len - strlen(jobs), "%s%s", jobs[0] ? "," : "",
+                     t[i].job);
+}
+
+/* Once the jobs have ended: what became of each cell, and the report, as a local run ends. */
+static int summarise(const char *dir, cnb_slurm_task *t, int nt, cnb_cell_info **cells,
+                     view **v, int *n)
+{
+    int rc = 0;
+    free(*v), *v = NULL;
+    free(*cells), *cells = NULL;
+    if (cnb_results_refresh(dir) != 0 || (rc = load_views(dir, t, nt, cells, v, n)) != 0)
+        return rc ? rc : CNB_EFAILED;
+    counts k = count_views(*v, *n);
+    printf("\n%d of %d cells finished (%d diverged), %d failed\n", k.done + k.diverged, *n,
+           k.diverged, k.failed + k.pending + k.queued + k.running);
+    for (int i = 0; i < *n; i++) { /* each cell without a clean result, and why */
+        const view *vi = &(*v)[i];
+        char task[64] = "";
+        if (vi->task)
+            snprintf(task, sizeof task, " (task %s_%d)", vi->task->job, vi->task->index);
+        if (strcmp(vi->state, "done") != 0)
+            printf("  %-8s %s%s%s%s\n", vi->state, (*cells)[i].id, task, vi->why[0] ? ": " : "",
+                   vi->why);
+    }
+    fflush(stdout);
+    if (k.done > 0 && cnb_report_write(dir) != 0)
+        rc = CNB_EFAILED;
+    int unfinished = *n - k.done - k.diverged;
+    if (unfinished > 0)
+        rc = cnb_error_code(CNB_EFAILED, "%d cell%s did not finish (listed above; `cnnbench "
+                            "status %s` shows each one's log); rerun the same command to "
+                            "resubmit them", unfinished, unfinished == 1 ? "" : "s", dir);
+    return rc;
+}
+
 int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launch_opts *o)
 {
     static const char *const needed[] = {"sbatch", "squeue", NULL};
@@ -1137,32 +1216,10 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
         rc = CNB_ENOMEM;
         goto out;
     }
-    int m = 0, m_sel = 0, busy = 0, cpus = 1;
-    double mib = 0.0;
-    char after[256] = ""; /* the jobs of selection cells: the grid's cells start after them */
-    for (int i = 0; i < n; i++) {
-        const char *s = v[i].state;
-        int finished = strcmp(s, "done") == 0 || strcmp(s, "diverged") == 0;
-        if (strcmp(s, "queued") == 0 || strcmp(s, "running") == 0) {
-            busy++;
-            char task[64] = " in another process";
-            if (v[i].task)
-                snprintf(task, sizeof task, " as Slurm task %s_%d", v[i].task->job,
-                         v[i].task->index);
-            printf("cell %s is already %s%s; not submitted again\n", cells[i].id, s, task);
-            if (cells[i].candidate[0] && v[i].task && !in_list(after, v[i].task->job))
-                snprintf(after + strlen(after), sizeof after - strlen(after), "%s%s",
-                         after[0] ? "," : "", v[i].task->job);
-            continue;
-        }
-        if (finished && !o->force)
-            continue;
-        m_sel += cells[i].candidate[0] != 0; /* the selection cells come first */
-        ids[m] = cells[i].id;
-        fps[m++] = cells[i].fingerprint;
-        cpus = cells[i].threads > cpus ? cells[i].threads : cpus;
-        mib = cells[i].mib > mib ? cells[i].mib : mib;
-    }
+    submission sub = {.cpus = 1};
+    collect_cells(cells, v, n, o->force, ids, fps, &sub);
+    int m = sub.m, m_sel = sub.m_sel, busy = sub.busy;
+    char *after = sub.after;
     printf("%s: %d cell%s, %d to submit, %d finished, %d queued or running; results in %s\n",
            e->conf.path, n, n == 1 ? "" : "s", m, n - m - busy, busy, dir);
     char jobs[256] = "";
@@ -1178,15 +1235,15 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
             .exe = o->exe, .experiment = exp_abs, .profile = o->profile, .sets = o->sets,
             .n_sets = o->n_sets, .plugins = (const char *const *)plugins,
             .n_plugins = n_plugins, .force = o->force,
-            .cpus = cfg.cpus_per_task ? cfg.cpus_per_task : cpus,
-            .mem_mib = cfg.mem_mib ? cfg.mem_mib : mem_for(mib)};
+            .cpus = cfg.cpus_per_task ? cfg.cpus_per_task : sub.cpus,
+            .mem_mib = cfg.mem_mib ? cfg.mem_mib : mem_for(sub.mib)};
         /* [select]: the selection cells as an array of their own, and the grid's cells as
          * one that Slurm starts once it (and any earlier selection job) has ended: then
          * their values are chosen; a selection cell that failed is rerun by the first of
          * its variant's cells to start (a run of cells runs their selection first). */
         if (m_sel && (rc = submit(dir, &proto, ids, fps, m_sel, &t, &nt, jobs, sizeof jobs)))
             goto out;
-        snprintf(after + strlen(after), sizeof after - strlen(after), "%s%s",
+        snprintf(after + strlen(after), sizeof sub.after - strlen(after), "%s%s",
                  after[0] && jobs[0] ? "," : "", jobs);
         for (char *c = after; (c = strchr(c, ',')); c++)
             *c = ':'; /* afterany:12:13 */
@@ -1195,10 +1252,7 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
                                       &nt, jobs, sizeof jobs)) != 0)
             goto out;
     } else {
-        for (int i = 0; i < nt; i++) /* follow the earlier jobs still running */
-            if (!cnb_slurm_state_final(t[i].state) && !in_list(jobs, t[i].job))
-                snprintf(jobs + strlen(jobs), sizeof jobs - strlen(jobs), "%s%s",
-                         jobs[0] ? "," : "", t[i].job);
+        earlier_jobs(t, nt, jobs, sizeof jobs);
     }
     if (o->no_wait) {
         if (m > 0)
@@ -1208,33 +1262,7 @@ int cnb_launch_slurm(const cnb_experiment *e, cnb_registry *reg, const cnb_launc
     }
     if (jobs[0] && (rc = follow(dir, t, nt, jobs, o->quiet)) != 0)
         goto out;
-    /* the array has ended: the report, as a local run ends */
-    free(v), v = NULL;
-    free(cells), cells = NULL;
-    if (cnb_results_refresh(dir) != 0 || (rc = load_views(dir, t, nt, &cells, &v, &n)) != 0) {
-        rc = rc ? rc : CNB_EFAILED;
-        goto out;
-    }
-    counts k = count_views(v, n);
-    printf("\n%d of %d cells finished (%d diverged), %d failed\n", k.done + k.diverged, n,
-           k.diverged, k.failed + k.pending + k.queued + k.running);
-    for (int i = 0; i < n; i++) { /* each cell without a clean result, and why */
-        char task[64] = "";
-        if (v[i].task)
-            snprintf(task, sizeof task, " (task %s_%d)", v[i].task->job, v[i].task->index);
-        if (strcmp(v[i].state, "done") != 0)
-            printf("  %-8s %s%s%s%s\n", v[i].state, cells[i].id, task, v[i].why[0] ? ": " : "",
-                   v[i].why);
-    }
-    fflush(stdout);
-    if (k.done > 0 && cnb_report_write(dir) != 0)
-        rc = CNB_EFAILED;
-    if (k.done + k.diverged < n) {
-        rc = cnb_error_code(CNB_EFAILED, "%d cell%s did not finish (listed above; `cnnbench "
-                            "status %s` shows each one's log); rerun the same command to "
-                            "resubmit them", n - k.done - k.diverged,
-                            n - k.done - k.diverged == 1 ? "" : "s", dir);
-    }
+    rc = summarise(dir, t, nt, &cells, &v, &n);
 out:
     if (lock >= 0)
         close(lock);
