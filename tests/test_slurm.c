@@ -2,7 +2,8 @@
  * test_slurm.c - the Slurm launcher: the [launcher] section, the array script it writes
  * (read, and run by bash with an echo for cnnbench), the parsing of squeue, sacct and
  * scontrol output, all without Slurm; then, as root, against a real one-node cluster
- * (scripts/slurm-local.sh, started here and stopped at the end, also after a failure):
+ * (scripts/slurm-local.sh, started here in a folder and on ports of its own, and stopped
+ * at the end, also after a failure):
  * a 4-cell grid run through `--launcher slurm` (as two arrays: the cluster's MaxArraySize
  * is 3) gives the accuracy columns of a local run exactly, and a cell killed by scancel shows as failed with Slurm's reason in `cnnbench
  * status` and is the only one a rerun submits.
@@ -10,8 +11,11 @@
  * Not root, or without slurm-wlm (scripts/test.sh installs it as root), the cluster tests
  * pass without running and one line says so.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,11 +24,6 @@
 #include "experiment.h"
 #include "launcher.h"
 #include "testutil.h"
-
-/* The test cluster's own folder and ports, apart from one a developer may have started
- * with the defaults. */
-#define RUN_DIR "/tmp/cnnbench-slurm-test"
-#define PORT "6837"
 
 static char skipped[256]; /* why the cluster tests do not run, or "" */
 static int started;
@@ -53,9 +52,50 @@ static int shell(const char *cmd, char *out, size_t len)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int slurm_init(void)
+/* A port p such that p and p + 1 (slurmctld's and slurmd's) are free now, or -1. */
+static int free_port_pair(void)
+{
+    int port = -1;
+    for (int tries = 0; tries < 20 && port < 0; tries++) {
+        int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+        socklen_t len = sizeof sa;
+        if (a >= 0 && b >= 0 && bind(a, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            getsockname(a, (struct sockaddr *)&sa, &len) == 0 && ntohs(sa.sin_port) < 65535) {
+            sa.sin_port = htons(ntohs(sa.sin_port) + 1);
+            if (bind(b, (struct sockaddr *)&sa, sizeof sa) == 0)
+                port = ntohs(sa.sin_port) - 1;
+        }
+        if (a >= 0)
+            close(a);
+        if (b >= 0)
+            close(b);
+    }
+    return port;
+}
+
+/* Each run of the suite has a cluster of its own, in its own folder, named after the
+ * process, and on free ports, so that it can run beside another cluster: a developer's
+ * (scripts/slurm-local.sh's defaults) or the suite's in another build tree. */
+#define RUN_PREFIX "/tmp/cnnbench-slurm-test."
+static char run[64];
+
+/* Stop the clusters of earlier runs that were killed before their clean-up (a timeout:
+ * the daemons outlive the process), and remove their folders. */
+static void stop_orphans(void)
 {
     char out[8192], cmd[1024];
+    snprintf(cmd, sizeof cmd, "for run in " RUN_PREFIX "*; do "
+             "[ -d \"$run\" ] && ! kill -0 \"${run##*.}\" 2>/dev/null || continue; "
+             "CNB_SLURM_RUN=$run bash '%s/scripts/slurm-local.sh' stop && rm -rf \"$run\"; "
+             "done", CNB_SOURCE_ROOT);
+    if (shell(cmd, out, sizeof out) != 0)
+        fprintf(stderr, "\nslurm: stopping the clusters of killed runs failed:\n%s\n", out);
+}
+
+static int slurm_init(void)
+{
+    char out[8192], cmd[1024], conf[128], port[16];
     if (geteuid() != 0)
         snprintf(skipped, sizeof skipped, "not root");
     else if (access("/usr/sbin/slurmctld", X_OK) != 0 || access("/usr/sbin/munged", X_OK) != 0)
@@ -65,10 +105,19 @@ static int slurm_init(void)
         printf("\nslurm: skipped (%s)\n", skipped);
         return 0;
     }
-    setenv("CNB_SLURM_RUN", RUN_DIR, 1);
-    setenv("CNB_SLURM_PORT", PORT, 1);
+    stop_orphans();
+    const int p = free_port_pair();
+    if (p < 0) {
+        fprintf(stderr, "\nslurm: no two free ports in a row for the cluster\n");
+        return -1;
+    }
+    snprintf(run, sizeof run, RUN_PREFIX "%ld", (long)getpid());
+    snprintf(conf, sizeof conf, "%s/slurm.conf", run);
+    snprintf(port, sizeof port, "%d", p);
+    setenv("CNB_SLURM_RUN", run, 1);
+    setenv("CNB_SLURM_PORT", port, 1);
     setenv("CNB_SLURM_MAX_ARRAY", "3", 1); /* a 4-cell grid goes as two arrays, 3 + 1 */
-    setenv("SLURM_CONF", RUN_DIR "/slurm.conf", 1);
+    setenv("SLURM_CONF", conf, 1);
     setenv("CNB_SLURM_POLL", "0.5", 1); /* seconds between looks at the queue */
     snprintf(cmd, sizeof cmd, "bash '%s/scripts/slurm-local.sh' start", CNB_SOURCE_ROOT);
     started = 1; /* stopped at the end even when it came up only in part */
@@ -82,7 +131,8 @@ static int slurm_cleanup(void)
     char out[4096], cmd[1024];
     if (!started)
         return 0;
-    snprintf(cmd, sizeof cmd, "bash '%s/scripts/slurm-local.sh' stop", CNB_SOURCE_ROOT);
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/slurm-local.sh' stop && rm -rf '%s'",
+             CNB_SOURCE_ROOT, run);
     if (shell(cmd, out, sizeof out) != 0)
         fprintf(stderr, "\nslurm: stopping the cluster failed:\n%s\n", out);
     started = 0;
@@ -436,29 +486,41 @@ static void test_scancel_then_rerun(void)
     NEED_CLUSTER();
     const char *dir = test_tmpdir();
     char cmd[2048], out[16384], task[64] = "", results[700], path[800], text[8192];
-    /* two cells, one at a time, each long enough (8,000 images, ~4 s on the naive
-     * backend) to be caught running */
-    write_experiment(dir, "cancel", "[launcher]\nparallel = 1\n");
+    char launcher[800], mark[700];
+    /* Two cells, one at a time, each task held in its set-up (after it has said so in a
+     * file) until the file `go` exists: task 0 is caught running however busy the
+     * machine is. The gate opens once the cancelled task has left the queue, its
+     * processes gone, so that it cannot run its cell whatever the order in which the
+     * launch and the cancellation reach slurmd. */
+    snprintf(launcher, sizeof launcher, "[launcher]\nparallel = 1\n"
+             "setup = touch \"%s/started-$SLURM_ARRAY_TASK_ID\"; "
+             "until [ -e '%s/go' ]; do sleep 0.1; done\n", dir, dir);
+    write_experiment(dir, "cancel", launcher);
     snprintf(results, sizeof results, "%s/results/cancel", dir);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' run cancel.ini --launcher slurm "
-             "--no-wait -q --set sweep.pool=avg --set data.train_limit=8000", dir,
-             CNB_BUILD_ROOT);
+             "--no-wait -q --set sweep.pool=avg", dir, CNB_BUILD_ROOT);
     CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
     CHECK_MSG(out, "2 array tasks");
     char job[32] = "";
     const char *at = strstr(out, "submitted Slurm job ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(at);
     sscanf(at, "submitted Slurm job %31[0-9]", job);
-    /* task 0 as soon as it runs */
-    for (int i = 0; i < 200 && !task[0]; i++) {
-        snprintf(cmd, sizeof cmd, "squeue -h -r -j %s -t RUNNING -o %%i", job);
-        if (shell(cmd, out, sizeof out) == 0 && strstr(out, "_0"))
-            snprintf(task, sizeof task, "%s_0", job);
-        else
+    snprintf(task, sizeof task, "%s_0", job);
+    snprintf(mark, sizeof mark, "%s/started-0", dir);
+    for (int i = 0; i < 600 && access(mark, F_OK) != 0; i++)
+        usleep(100 * 1000);
+    CU_ASSERT_EQUAL_FATAL(access(mark, F_OK), 0);
+    snprintf(cmd, sizeof cmd, "scancel %s", task);
+    CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
+    int gone = 0;
+    for (int i = 0; i < 300 && !gone; i++) {
+        snprintf(cmd, sizeof cmd, "squeue -h -r -j %s -o %%i", task);
+        gone = shell(cmd, out, sizeof out) == 0 && !strstr(out, task);
+        if (!gone)
             usleep(100 * 1000);
     }
-    CU_ASSERT_FATAL(task[0] != '\0');
-    snprintf(cmd, sizeof cmd, "scancel %s", task);
+    CU_ASSERT_FATAL(gone);
+    snprintf(cmd, sizeof cmd, "touch '%s/go'", dir);
     CU_ASSERT_EQUAL_FATAL(shell(cmd, out, sizeof out), 0);
     /* `cnnbench status` says it failed, with Slurm's reason, while task 1 runs on */
     int seen = 0;
@@ -479,7 +541,7 @@ static void test_scancel_then_rerun(void)
 
     /* the same command again (waiting this time): only the cancelled cell is submitted */
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' run cancel.ini --launcher slurm "
-             "-q --set sweep.pool=avg --set data.train_limit=8000", dir, CNB_BUILD_ROOT);
+             "-q --set sweep.pool=avg", dir, CNB_BUILD_ROOT);
     int status = shell(cmd, out, sizeof out);
     if (status != 0)
         fprintf(stderr, "\n  rerun: exit status %d:\n%s\n", status, out);
