@@ -1,8 +1,8 @@
 /*
  * test_bench.c - the bench (time experiments): the repetition statistics, the FMA probes
- * and the share of peak (a share above 100% flagged, on known answers), a whole run with
- * two backends and a stand-in peer script (its files, rows and report), and the errors a
- * bad [bench] section gets.
+ * (the kernel init chooses, and each ISA's when named) and the share of peak (a share
+ * above 100% flagged, on known answers), a whole run with two backends and a stand-in
+ * peer script (its files, rows and report), and the errors a bad [bench] section gets.
  */
 #include <math.h>
 #include <sys/stat.h>
@@ -89,7 +89,7 @@ static void test_share_format(void)
 static void test_peak_probes(void)
 {
     cnb_peak p;
-    CU_ASSERT_EQUAL_FATAL(cnb_peak_init(&p, 2, 0.005), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_peak_init(&p, 2, 0.005, NULL), 0);
     CU_ASSERT_EQUAL(p.n, 0);
     CU_ASSERT(isnan(p.gflops));
     CU_ASSERT_PTR_NOT_NULL_FATAL(p.isa);
@@ -106,6 +106,38 @@ static void test_peak_probes(void)
     CU_ASSERT_DOUBLE_EQUAL(p.gflops, max, 0);
     CU_ASSERT(p.min > 0 && p.min <= p.median && p.median <= p.gflops);
     cnb_peak_free(&p);
+}
+
+/* Each kernel the probe has runs when asked for by name, on a CPU that has its ISA (the
+ * scalar loop on any): the AVX2 and scalar ones too, which init would not choose on a CPU
+ * with AVX-512. An ISA the CPU lacks, or no kernel's name, is refused. */
+static void test_peak_each_isa(void)
+{
+    __builtin_cpu_init();
+    const int cpu[3] = {__builtin_cpu_supports("avx512f"),
+                        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), 1};
+    const int quiet = cnb_error_quiet(1); /* the refusals are expected */
+    for (int k = 0; k < 3; k++) {
+        cnb_peak p;
+        const int rc = cnb_peak_init(&p, 1, 0.002, cnb_peak_isas[k]);
+        if (!cpu[k]) {
+            CU_ASSERT_EQUAL(rc, CNB_EINVAL);
+            CHECK_MSG(cnb_last_error(), cnb_peak_isas[k]);
+            continue;
+        }
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT_EQUAL(p.kernel, k);
+        CU_ASSERT_STRING_EQUAL(p.isa, cnb_peak_isas[k]);
+        for (int j = 0; j < 3; j++)
+            CU_ASSERT(j == k ? p.tried[j] > 0 : p.tried[j] == 0); /* no other kernel ran */
+        CU_ASSERT_EQUAL(cnb_peak_probe(&p), 0);
+        CU_ASSERT(p.n == 1 && p.gflops > 0);
+        cnb_peak_free(&p);
+    }
+    cnb_peak p;
+    CU_ASSERT_EQUAL(cnb_peak_init(&p, 1, 0.002, "sse9"), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "no kernel for ISA 'sse9' (avx512f, avx2+fma or scalar)");
+    cnb_error_quiet(quiet);
 }
 
 /* A stand-in for scripts/pytorch-peer.py, speaking its protocol: which way it is run
@@ -488,6 +520,7 @@ void suite_bench(void)
         {"repetition statistics: median, quartiles, CV, Tukey outliers", test_repetition_stats},
         {"a share of peak above 100% is printed as MISTRUSTED", test_share_format},
         {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
+        {"FMA probes: each ISA's kernel when named, an unknown one refused", test_peak_each_isa},
         {"a whole run: two backends, layers, the peer's ways in the rounds", test_whole_run},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
         {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},

@@ -63,7 +63,7 @@ static int init_probes(const bconf *bc, results *r)
     int rc = 0;
     for (int t = 0; t < bc->nt && rc == 0; t++) {
         cnb_peak *p = &r->peaks[r->n_peaks++];
-        rc = cnb_peak_init(p, bc->threads[t], PROBE_SECONDS);
+        rc = cnb_peak_init(p, bc->threads[t], PROBE_SECONDS, NULL);
         printf("FMA probe, %d thread%s: %s, %.0f ms, one in every timed round (chosen from",
                p->threads, p->threads == 1 ? "" : "s", p->isa, p->probe_seconds * 1e3);
         for (int k = 0; k < 3; k++)

@@ -133,18 +133,40 @@ static int gflops_of(int k, long iterations, int threads, double *gflops)
     return rc;
 }
 
-int cnb_peak_init(cnb_peak *p, int threads, double seconds)
+/* Which kernels init tries (have[k] for kernels[k]): the one `isa` names, or else every
+ * vector ISA the CPU has, the scalar loop only when it has none. 0, or an error. */
+static int kernels_to_try(const char *isa, int have[3])
+{
+    __builtin_cpu_init();
+    const int cpu[3] = {__builtin_cpu_supports("avx512f"),
+                        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
+                        1 /* the scalar loop runs anywhere */};
+    if (!isa) {
+        have[0] = cpu[0], have[1] = cpu[1], have[2] = !cpu[0] && !cpu[1];
+        return 0;
+    }
+    int named = 0;
+    for (int k = 0; k < 3; k++) {
+        have[k] = strcmp(isa, cnb_peak_isas[k]) == 0;
+        if (have[k] && !cpu[k])
+            return cnb_error("FMA probe: this CPU has no %s", isa);
+        named |= have[k];
+    }
+    return named ? 0 : cnb_error("FMA probe: no kernel for ISA '%s' (%s, %s or %s)", isa,
+                                 cnb_peak_isas[0], cnb_peak_isas[1], cnb_peak_isas[2]);
+}
+
+int cnb_peak_init(cnb_peak *p, int threads, double seconds, const char *isa)
 {
     memset(p, 0, sizeof *p);
     p->threads = threads;
     p->probe_seconds = seconds;
     p->gflops = p->median = p->min = NAN;
-    __builtin_cpu_init();
-    int have[3] = {__builtin_cpu_supports("avx512f"),
-                   __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), 0};
-    have[2] = !have[0] && !have[1];
+    int have[3];
+    int rc = kernels_to_try(isa, have);
+    if (rc)
+        return rc;
     long iterations[3] = {0};
-    int rc = 0;
     for (int k = 0; k < 3 && rc == 0; k++) { /* grow until one probe takes >= seconds, */
         double sec = 0;                       /* then scale it down to about seconds      */
         for (iterations[k] = 1 << 10; have[k] && rc == 0 && iterations[k] < (1L << 40);

@@ -29,9 +29,11 @@ typedef struct cnb_peak {
 } cnb_peak;
 
 /* Size one probe to about `seconds` at `threads` threads and choose its kernel: of the
- * vector ISAs this CPU has, the one whose best of a few alternating probes is highest.
- * Those probes are not kept (n = 0). 0 or a negative code. */
-int cnb_peak_init(cnb_peak *p, int threads, double seconds);
+ * vector ISAs this CPU has, the one whose best of a few alternating probes is highest
+ * (the scalar loop on a CPU with none); or the one `isa` names (a cnb_peak_isas entry;
+ * NULL to choose), refused when the CPU lacks it. Those probes are not kept (n = 0).
+ * 0 or a negative code. */
+int cnb_peak_init(cnb_peak *p, int threads, double seconds, const char *isa);
 
 /* One probe, kept: gflops, median, min and n updated. 0 or a negative code. */
 int cnb_peak_probe(cnb_peak *p);
