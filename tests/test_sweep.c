@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "child.h"
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
@@ -889,9 +890,9 @@ static void test_kill_and_resume(void)
     if (pid == 0) {
         setpgid(0, 0);
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            _exit(126);
+            cnb_child_exit(126);
         execl(cmd, cmd, "run", exp, "-q", (char *)NULL);
-        _exit(127);
+        cnb_child_exit(127);
     }
     setpgid(pid, pid);
     int status, waited = 0;

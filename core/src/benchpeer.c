@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "benchint.h"
+#include "child.h"
 #include "errors.h"
 
 /* Debian's jemalloc, preloaded by the jemalloc way. */
@@ -118,9 +119,9 @@ static void run_child(const bconf *bc, const bmodel *m, int threads, int way, in
     for (int i = 0; env[i][0]; i++)
         putenv(env[i]);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
-        _exit(127);
+        cnb_child_exit(127);
     execv(bc->peer, (char *const *)argv);
-    _exit(127);
+    cnb_child_exit(127);
 }
 
 /* The value of `key=` in a ready line, up to the next space (how: to the end), into buf. */

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "checkdata.h"
+#include "child.h"
 #include "clock.h"
 #include "cnnbench/op_check.h"
 #include "conformance.h"
@@ -614,7 +615,7 @@ static int run_child(const cnb_check_opts *o, shared *sh, const char *label, chi
         int rc = fn(o, sh, target, op);
         fflush(stdout);
         fflush(stderr);
-        _exit(rc);
+        cnb_child_exit(rc);
     }
     unsigned long last = sh->beat;
     double since = cnb_now();

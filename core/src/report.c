@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "cnnbench/plugin.h"
 #include "conf.h"
 #include "csv.h"
@@ -233,9 +234,9 @@ static int run_gnuplot(const char *dir, const char *script, char *said, size_t l
         close(fds[1]);
         if (chdir(dir) != 0 || dup2(fds[0], STDIN_FILENO) < 0 ||
             dup2(fileno(err), STDERR_FILENO) < 0)
-            _exit(126);
+            cnb_child_exit(126);
         execlp("gnuplot", "gnuplot", (char *)NULL);
-        _exit(127);
+        cnb_child_exit(127);
     }
     close(fds[0]);
     size_t left = strlen(script);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "child.h"
 #include "clock.h"
 #include "csv.h"
 #include "dist.h"
@@ -510,7 +511,7 @@ static void run_child(const cnb_experiment *e, cnb_registry *reg, const slot *s,
     struct sigaction sa = {.sa_handler = on_child_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    _exit(run_cell(e, reg, s, progress, label));
+    cnb_child_exit(run_cell(e, reg, s, progress, label));
 }
 
 static void reap(slot *s, int status, long timeout)
