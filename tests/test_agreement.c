@@ -25,6 +25,7 @@
  *
  * Environment: CNB_TEST_SEED (default CNB_CHECK_DEFAULT_SEED, checkdata.h) seeds weights, data and dropout;
  * CNB_TEST_THREADS (default 2) threads for the backends under test (naive runs on 1);
+ * CNB_TEST_BACKENDS ("direct", "openblas,onednn") checks only those;
  * CNB_TEST_VERBOSE=1 prints the per-layer errors even when everything passes.
  */
 #include <math.h>
@@ -152,8 +153,14 @@ static int setup(void)
     n_backends = 0;
     for (int i = 0; i < reg.n && n_backends < MAX_BACKENDS; i++) {
         const cnb_plugin_header *h = reg.items[i].hdr;
-        if (h->kind == CNB_PLUGIN_BACKEND && strcmp(h->name, "naive") != 0)
+        if (h->kind == CNB_PLUGIN_BACKEND && strcmp(h->name, "naive") != 0 &&
+            test_backend_wanted(h->name))
             backends[n_backends++] = (const cnb_backend_desc *)h;
+    }
+    const char *only = getenv("CNB_TEST_BACKENDS");
+    if (only && *only && n_backends == 0) {
+        fprintf(stderr, "agreement: CNB_TEST_BACKENDS=%s names no backend found\n", only);
+        return -1;
     }
     return 0;
 }

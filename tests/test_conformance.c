@@ -21,7 +21,9 @@
  *
  * Seeds: CNB_TEST_SEED (default in checkdata.h) plus the case's row number in the table, so any
  * failing case reruns alone with the same numbers. Environment: CNB_TEST_THREADS sets the
- * threads handed to each backend's init (default: the online CPUs).
+ * threads handed to each backend's init (default: the online CPUs); CNB_TEST_BACKENDS
+ * ("direct", "openblas,onednn") checks only those; CNB_DIRECT_ISA=scalar puts the direct
+ * backend on its plain-C kernels, and a test asserts that it runs them.
  */
 #include <math.h>
 #include <stdint.h>
@@ -112,13 +114,19 @@ static void test_backends(void)
         cnb_registry_free(&reg);
         return;
     }
+    fputc('\n', stderr); /* after CUnit's "Test: ..." */
     if (reg.refused)
-        fprintf(stderr, "\nconformance: note: the plugin scan refused %d file(s) (see the "
+        fprintf(stderr, "conformance: note: the plugin scan refused %d file(s) (see the "
                 "messages above); a refused backend is not checked here\n", reg.refused);
     for (int i = 0; i < reg.n && nbe < MAX_BACKENDS; i++) {
         const cnb_plugin_header *h = reg.items[i].hdr;
         if (h->kind != CNB_PLUGIN_BACKEND || strcmp(h->name, "naive") == 0)
             continue;
+        if (!test_backend_wanted(h->name)) {
+            fprintf(stderr, "conformance: %s: left out (CNB_TEST_BACKENDS=%s)\n", h->name,
+                    getenv("CNB_TEST_BACKENDS"));
+            continue;
+        }
         if (backend_init(&be[nbe], (const cnb_backend_desc *)h) != CNB_OK) {
             CU_FAIL("a backend's init failed");
             continue;
@@ -126,13 +134,18 @@ static void test_backends(void)
         char claimed[256], skipped[256];
         ops_str(claimed, sizeof claimed, be[nbe].desc->ops & CNB_OPS_ALL);
         ops_str(skipped, sizeof skipped, ~be[nbe].desc->ops & CNB_OPS_ALL);
-        fprintf(stderr, "%sconformance: %s (%s): checking %s; skipping %s (not claimed)\n",
-                nbe ? "" : "\n", h->name, reg.items[i].path, claimed, skipped);
+        fprintf(stderr, "conformance: %s (%s): checking %s; skipping %s (not claimed); %s\n",
+                h->name, reg.items[i].path, claimed, skipped,
+                be[nbe].desc->info ? be[nbe].desc->info(be[nbe].state) : "no info");
         nbe++;
     }
     if (nbe == 0) {
-        fprintf(stderr, "\nconformance: no backend besides naive found in %s: nothing to "
-                "check\n", reg.searched ? reg.searched : "(nowhere)");
+        const char *only = getenv("CNB_TEST_BACKENDS");
+        fprintf(stderr, "conformance: no backend besides naive%s%s found in %s: nothing to "
+                "check\n", only && *only ? " named by CNB_TEST_BACKENDS=" : "",
+                only && *only ? only : "", reg.searched ? reg.searched : "(nowhere)");
+        if (only && *only)
+            CU_FAIL("CNB_TEST_BACKENDS names no backend the scan found");
         backend_fini(&ref_be);
         cnb_registry_free(&reg);
         return;
@@ -340,10 +353,31 @@ static void test_broken_backend(void)
     cnb_registry_free(&reg);
 }
 
+/* The direct backend runs the kernels CNB_DIRECT_ISA and the CPU call for (plain C when
+ * asked for "scalar" or without avx512f) and says which in info(): the test direct-scalar
+ * (tests/meson.build) counts on it to check the plain-C path on a CPU with AVX-512. */
+static void test_direct_isa(void)
+{
+    const cnb_backend_desc *direct = cnb_registry_backend(test_registry(), "direct");
+    if (!direct) {
+        fprintf(stderr, "\nconformance: no 'direct' backend built: its ISA not checked\n");
+        return;
+    }
+    const char *isa = getenv("CNB_DIRECT_ISA");
+    __builtin_cpu_init();
+    const int plain = (isa && strcmp(isa, "scalar") == 0) || !__builtin_cpu_supports("avx512f");
+    conf_backend b;
+    CU_ASSERT_EQUAL_FATAL(backend_init(&b, direct), CNB_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(direct->info);
+    CHECK_MSG(direct->info(b.state), plain ? "plain-C kernels" : "AVX-512F kernels");
+    backend_fini(&b);
+}
+
 void suite_conformance(void)
 {
     static const test_case tests[] = {
         {"the checker flags each bug of fixture.broken", test_broken_backend},
+        {"direct runs the kernels CNB_DIRECT_ISA and the CPU call for", test_direct_isa},
         {"every backend matches naive on the shape table", test_backends},
         {NULL, NULL},
     };

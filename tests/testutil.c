@@ -57,6 +57,22 @@ const char *test_data_dir(void)
     return d && *d ? d : CNB_DEFAULT_DATA_DIR;
 }
 
+int test_backend_wanted(const char *name)
+{
+    const char *list = getenv("CNB_TEST_BACKENDS");
+    if (!list || !*list)
+        return 1;
+    const size_t n = strlen(name);
+    for (const char *p = list;; p++) {
+        const size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p += len;
+        if (!*p)
+            return 0;
+    }
+}
+
 const char *test_tmpdir(void)
 {
     static char path[256];

@@ -55,6 +55,10 @@ void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)
 /* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
 const char *test_data_dir(void);
 
+/* Whether the backend suites (conformance, agreement) check backend `name`: all when
+ * CNB_TEST_BACKENDS is unset or empty, else those it lists ("direct" or "openblas,onednn"). */
+int test_backend_wanted(const char *name);
+
 /* The plugins of the build tree (the default scan), loaded once; freed at exit. */
 cnb_registry *test_registry(void);
 void test_free_registry(void);
