@@ -155,6 +155,40 @@ static const char peer_script[] =
     "echo ready backend=pytorch-test create_ms=2.5 how=a stand-in\n"
     "while read cmd; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 $t 2048; done\n";
 
+/* The variables of the families peer_script records that this process inherited (meson
+ * test sets MALLOC_PERTURB_, a shell may set OMP_NUM_THREADS), set aside while a bench
+ * runs, so that what the stand-in records is what the bench gave each way. */
+typedef struct env_aside {
+    char *vars[32]; /* "NAME=VALUE", as they were */
+    int n;
+} env_aside;
+
+static void env_set_aside(env_aside *a)
+{
+    static const char *const families[] = {"OMP", "OPENBLAS_NUM", "MALLOC", "LD_PRELOAD"};
+    a->n = 0;
+    for (char **e = environ; *e; e++)
+        for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+            if (strncmp(*e, families[f], strlen(families[f])) == 0 && a->n < 32)
+                a->vars[a->n++] = strdup(*e);
+    for (int i = 0; i < a->n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(a->vars[i], "="), a->vars[i]);
+        unsetenv(name);
+    }
+}
+
+static void env_put_back(env_aside *a)
+{
+    for (int i = 0; i < a->n; i++) {
+        char *eq = strchr(a->vars[i], '=');
+        *eq = '\0';
+        setenv(a->vars[i], eq + 1, 1);
+        free(a->vars[i]);
+    }
+    a->n = 0;
+}
+
 /* Debian's jemalloc, which the peer's jemalloc way preloads: that way runs only with it. */
 static int have_jemalloc(void)
 {
@@ -206,7 +240,11 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
     const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
                                            "peer = peer.sh\n");
-    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    env_aside inherited;
+    env_set_aside(&inherited);
+    const int rc = bench_file(exp);
+    env_put_back(&inherited);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
     /* every way is told the model's section name, every variable as the model's [vars]
      * gives them (LeNet-5's own: sigmoid and average pooling) and the bench's own SGD
      * update; the tuned ways infer under torch.inference_mode */
