@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The README's test command: install and build (scripts/bootstrap.sh), then run every
-# CUnit suite. Exits non-zero when any test fails; the last line is "N passed, N failed".
-# Arguments pick suites by name (rng kernels dataset plugins model gradcheck train slurm).
-# Without arguments, each fuzz target first replays its corpus (tests/fuzz/corpus/: the
-# seeds and every input that once crashed it).
+# The README's test command: install and build (scripts/bootstrap.sh), then run every test
+# with `meson test` (tests/meson.build): each CUnit suite as a test of its own, as many at
+# once as the machine has cores, the direct backend's plain-C path (direct-scalar), and
+# each fuzz target's corpus (tests/fuzz/corpus/: the seeds and every input that once
+# crashed it). Exits non-zero when any test fails; the lines before the last give each
+# test's count and name the ones that failed, and the last is "N passed, N failed" over
+# the CUnit tests of every suite (scripts/test-summary.py). Arguments go to meson test:
+# test names (each suite's, as tests/test_main.c names it; direct-scalar;
+# fuzz-corpus-model ...; `meson test -C build --list` lists them) or options (--suite
+# unit, the quick ones; --timeout-multiplier 3 on a slow machine).
+# Every test's output: build/meson-logs/testlog.txt.
 #
 # As root (as CI runs), it first installs what only the tests need: Slurm and munge for
 # the `slurm` suite's one-node cluster (scripts/slurm-local.sh), Open MPI for the mpi
@@ -27,9 +33,8 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 bash scripts/bootstrap.sh
-if [ $# -eq 0 ]; then
-  for t in model experiment idx cifar weights; do
-    ./build/tests/fuzz/fuzz-$t tests/fuzz/corpus/$t
-  done
-fi
-exec ./build/tests/cnnbench-tests "$@"
+rm -f build/meson-logs/testlog.json # the totals are this run's alone
+status=0
+meson test -C build --no-rebuild --print-errorlogs "$@" || status=$?
+python3 scripts/test-summary.py build || status=1
+exit "$status"
