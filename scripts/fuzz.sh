@@ -33,22 +33,8 @@ grown=${CNB_FUZZ_CORPUS:-fuzz-corpus}
 crashes=${CNB_FUZZ_CRASHES:-fuzz-crashes}
 
 # clang's libFuzzer and sanitizer runtimes (Debian bookworm: clang 14)
-missing=()
-for p in clang libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz.sh: installing missing Debian packages: ${missing[*]}"
-  if [ "$(id -u)" -eq 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  else
-    echo "fuzz.sh: not root; run this, then try again:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+source scripts/packages.sh
+need_packages fuzz.sh clang libclang-rt-14-dev
 
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" -Dfuzz=enabled -Dtests=false -Dopenblas=disabled \

@@ -17,20 +17,11 @@
 # none of them. Not root: they are not installed and those tests say they are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-test_packages=(slurm-wlm munge openmpi-bin libopenmpi-dev)
+source scripts/packages.sh
 if [ "$(id -u)" -eq 0 ]; then
-  missing=()
-  for p in "${test_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-      missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "cnnbench: installing for the slurm and mpi tests: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # A failed install is not a failed test run: the suites that need them say skipped.
-    { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } ||
-      echo "cnnbench: warning: could not install ${missing[*]}; their tests will be skipped" >&2
-  fi
+  # A failed install is not a failed test run: the suites that need them say skipped.
+  need_packages "cnnbench (for the slurm and mpi tests)" "${test_packages[@]}" ||
+    echo "cnnbench: warning: could not install ${test_packages[*]}; their tests will be skipped" >&2
 fi
 bash scripts/bootstrap.sh
 rm -f build/meson-logs/testlog.json # the totals are this run's alone
