@@ -35,6 +35,11 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 meson compile -C "$build" >/dev/null
 find "$build" -name '*.gcda' -delete
+# the notes of objects whose source is gone (a file removed since the last build): gcovr
+# would look for that source
+find "$build" -name '*.gcno' | while read -r note; do
+  [ -e "${note%.gcno}.o" ] || rm -f "$note"
+done
 rm -f "$build/meson-logs/testlog.json"
 
 status=0
