@@ -28,16 +28,6 @@ static void say(cnb_log_level level, const char *who, const char *text)
         fprintf(stderr, "%s: %s: %s\n", who ? who : "cnnbench", names[level], text);
 }
 
-void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...)
-{
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    say(level, who, text);
-}
-
 /*
  * A plugin's info lines and warnings are facts about its library and this CPU ("OpenBLAS
  * runs its AVX2 'Haswell' kernels ..."), and every process of a command that starts the
@@ -72,13 +62,28 @@ static int first_time(const char *who, const char *text)
     return 1; /* no table, or a full one: say it */
 }
 
-void cnb_plugin_log(cnb_log_level level, const char *who, const char *fmt, ...)
+/* The line formatted and said; with `once`, an info line or warning only the first time
+ * the command offers it (errors and debug lines always). */
+static void vsay(cnb_log_level level, const char *who, int once, const char *fmt, va_list ap)
 {
     char text[2048];
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (!once || level == CNB_LOG_ERROR || level == CNB_LOG_DEBUG || first_time(who, text))
+        say(level, who, text);
+}
+
+void cnb_log(cnb_log_level level, const char *who, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    vsay(level, who, 0, fmt, ap);
     va_end(ap);
-    if (level == CNB_LOG_ERROR || level == CNB_LOG_DEBUG || first_time(who, text))
-        say(level, who, text);
+}
+
+void cnb_plugin_log(cnb_log_level level, const char *who, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(level, who, 1, fmt, ap);
+    va_end(ap);
 }
