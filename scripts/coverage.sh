@@ -10,7 +10,7 @@
 # (another revision, for a before and after) with this script's helpers; with
 # CNB_COVERAGE_BUILD outside it, nothing is written into that tree (gcov's own files go
 # into the build folder). Each run starts from zero counts. Forked children count too:
-# they end through cnb_child_exit(), which writes their counters first (core/src/host.h).
+# they end through cnb_child_exit(), which writes their counters first (core/src/child.h).
 # The tests run with their timeouts tripled (instrumented code is slower;
 # CNB_COVERAGE_TIMEOUTS sets the factor).
 #

@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(model experiment idx cifar weights image)
+targets=() # one per folder of tests/fuzz/corpus, as tests/fuzz/meson.build lists them
+for corpus in tests/fuzz/corpus/*/; do targets+=("$(basename "$corpus")"); done
 if [ $# -lt 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS [LIBFUZZER-OPTION...]  (TARGET: ${targets[*]})" >&2
   exit 2

@@ -33,8 +33,9 @@ ninja -C "$build" > /dev/null
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:allocator_may_return_null=0:max_allocation_size_mb=4096
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-for t in model experiment idx cifar weights; do
-  "$build/tests/fuzz/fuzz-$t" "tests/fuzz/corpus/$t"
+for corpus in tests/fuzz/corpus/*/; do # every target's replay, as its corpus test does
+  t=$(basename "$corpus")
+  "$build/tests/fuzz/fuzz-$t" "$corpus"
 done
 # The fixture backend that crashes on purpose (sweep: "crashed with signal 11") must die
 # by its signal: UBSan lets its NULL store through (suppressed) and ASan leaves SIGSEGV
