@@ -193,6 +193,34 @@ static void test_welch_known(void)
     CU_ASSERT_DOUBLE_EQUAL(c.hi, 0.02401718127210211, 1e-9);
 }
 
+/* Runs pair only when each unit is on each side once: a unit twice on one side (two runs
+ * of one seed) or missing from the other leaves the runs unpaired, whichever side it is on;
+ * a run left out takes its partner with it. */
+static void test_pair_units(void)
+{
+    const cnb_unit_value a[] = {{0.9, "seed=1", 0}, {0.8, "seed=2", 0}, {0.7, "seed=3", 1}};
+    const cnb_unit_value b[] = {{0.6, "seed=3", 0}, {0.5, "seed=1", 0}, {0.4, "seed=2", 0}};
+    const cnb_unit_value twice[] = {{0.5, "seed=1", 0}, {0.4, "seed=1", 0}, {0.3, "seed=2", 0}};
+    int partner[3] = {-1, -1, -1}, nx, ny;
+    CU_ASSERT_PTR_NULL(cnb_pair_units(a, 3, b, 3, partner));
+    CU_ASSERT(partner[0] == 1 && partner[1] == 2 && partner[2] == 0);
+    cnb_comparison c;
+    CU_ASSERT_EQUAL(cnb_compare_units(a, 3, b, 3, partner, &c, &nx, &ny), 0);
+    CU_ASSERT(nx == 2 && ny == 2);
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, 0.4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(c.df, 1.0, 0.0);
+    CU_ASSERT_EQUAL(cnb_compare_units(a, 3, b, 3, NULL, &c, &nx, &ny), 0);
+    CU_ASSERT(nx == 2 && ny == 3);
+    CU_ASSERT_DOUBLE_EQUAL(c.diff, 0.85 - 0.5, 1e-12);
+    const char *lonely[] = {cnb_pair_units(a, 2, twice, 3, partner),
+                            cnb_pair_units(twice, 3, a, 2, partner),
+                            cnb_pair_units(a, 3, b, 2, partner),
+                            cnb_pair_units(a, 2, b, 3, partner)};
+    const char *const expected[] = {"seed=1", "seed=1", "seed=2", "seed=3"};
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(lonely[i] ? lonely[i] : "(paired)", expected[i]);
+}
+
 /* The claim of the paired five seeds, with `extra` keys. */
 static const char *paired_claim(const char *cells, const char *extra)
 {
@@ -481,6 +509,7 @@ void suite_claims(void)
         {"Welch on a known dataset", test_welch_known},
         {"runs of the same seed pair; paired = auto, yes, no", test_pairing},
         {"a pooled claim pairs by seed and the pooled terms", test_pooled_pairing},
+        {"runs pair when each unit is once on each side", test_pair_units},
         {"Holm and Benjamini-Hochberg on a known vector", test_adjust_known},
         {"verdicts use the adjusted p: holm, bh, none", test_correction_in_run},
         {"TOST on known datasets, both sides of the margin", test_tost_known},

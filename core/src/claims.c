@@ -70,18 +70,13 @@ typedef struct claims_file {
     double chance, chance_margin; /* for claims that do not set their own */
 } claims_file;
 
-/* One finished cell of the evidence, on one side of a claim. */
-typedef struct run {
-    double v;        /* the claim's metric                                          */
-    int at_chance;   /* never left chance: its final train accuracy says it learnt
-                        nothing, so its metric is no sample of what the variant does */
-    char unit[320];  /* its seed and the terms of its variant the claim does not name:
-                        runs of the two sides with the same unit started from the same
-                        seed under the same other settings, so they pair             */
-} run;
-
+/* The finished cells of the evidence on one side of a claim: each run's metric; its unit,
+ * its seed and the terms of its variant the claim does not name (runs of the two sides with
+ * the same unit started from the same seed under the same other settings, so they pair);
+ * left out when it never left chance (its final train accuracy says it learnt nothing, so
+ * its metric is no sample of what the variant does). */
 typedef struct side {
-    run *r;
+    cnb_unit_value *r; /* each unit allocated */
     int n, cap;
 } side;
 
@@ -193,18 +188,27 @@ static void unit_of(char *out, size_t len, const char *seed, const char *variant
 static int side_add(side *s, double v, int at_chance, const char *seed, const char *variant,
                     const char *named)
 {
+    char unit[320];
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
-        run *r = realloc(s->r, (size_t)cap * sizeof *r);
+        cnb_unit_value *r = realloc(s->r, (size_t)cap * sizeof *r);
         if (!r)
             return cnb_error("out of memory reading the claims' evidence");
         s->r = r, s->cap = cap;
     }
-    s->r[s->n].v = v;
-    s->r[s->n].at_chance = at_chance;
-    unit_of(s->r[s->n].unit, sizeof s->r[s->n].unit, seed, variant, named);
+    unit_of(unit, sizeof unit, seed, variant, named);
+    s->r[s->n] = (cnb_unit_value){.v = v, .unit = strdup(unit), .left_out = at_chance};
+    if (!s->r[s->n].unit)
+        return cnb_error("out of memory reading the claims' evidence");
     s->n++;
     return 0;
+}
+
+static void side_free(side *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free((char *)s->r[i].unit);
+    free(s->r);
 }
 
 /* One run of cells.csv on its side of `cl`, if it is on one. */
@@ -241,65 +245,11 @@ static int read_sides(const char *dir, const claim *cl, side *a, side *b)
     return rc;
 }
 
-static int count_unit(const side *s, const char *unit)
-{
-    int n = 0;
-    for (int i = 0; i < s->n; i++)
-        n += strcmp(s->r[i].unit, unit) == 0;
-    return n;
-}
-
-/* When each unit appears once on each side, partner[i] is the run of b paired with a's
- * i-th, and the result NULL; otherwise the unit of a run without a single partner. */
-static const char *pair_up(const side *a, const side *b, int *partner)
-{
-    for (int k = 0; k < 2; k++) {
-        const side *s = k ? b : a;
-        for (int i = 0; i < s->n; i++)
-            if (count_unit(a, s->r[i].unit) != 1 || count_unit(b, s->r[i].unit) != 1)
-                return s->r[i].unit;
-    }
-    for (int i = 0; i < a->n; i++)
-        for (int j = 0; j < b->n; j++)
-            if (strcmp(a->r[i].unit, b->r[j].unit) == 0)
-                partner[i] = j;
-    return NULL;
-}
-
-/* The runs that left chance compared, by the paired test on the pairs whose two runs did
- * when `partner` is given, by Welch's otherwise; how many on each side in *nx, *ny. */
-static int compare(const side *a, const side *b, const int *partner, cnb_comparison *cmp,
-                   int *nx, int *ny)
-{
-    double *x = malloc((size_t)(a->n + b->n + 1) * sizeof *x);
-    if (!x)
-        return cnb_error("out of memory comparing the claims' evidence");
-    double *y = x + a->n;
-    *nx = *ny = 0;
-    for (int i = 0; i < a->n; i++) {
-        const run *mate = partner ? &b->r[partner[i]] : NULL;
-        if (a->r[i].at_chance || (mate && mate->at_chance))
-            continue;
-        x[(*nx)++] = a->r[i].v;
-        if (mate)
-            y[(*ny)++] = mate->v;
-    }
-    for (int j = 0; !partner && j < b->n; j++)
-        if (!b->r[j].at_chance)
-            y[(*ny)++] = b->r[j].v;
-    if (partner)
-        cnb_paired(x, y, *nx, cmp);
-    else
-        cnb_welch(x, *nx, y, *ny, cmp);
-    free(x);
-    return 0;
-}
-
 static int count_at_chance(const side *s)
 {
     int n = 0;
     for (int i = 0; i < s->n; i++)
-        n += s->r[i].at_chance;
+        n += s->r[i].left_out;
     return n;
 }
 
@@ -392,7 +342,7 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
     int *partner = malloc((size_t)(va->n + 1) * sizeof *partner);
     if (!partner)
         return cnb_error("out of memory comparing the claims' evidence");
-    const char *lonely = pair_up(va, vb, partner);
+    const char *lonely = cnb_pair_units(va->r, va->n, vb->r, vb->n, partner);
     int rc = 0;
     if (cl->paired == PAIRED_YES && lonely) {
         char where[1100];
@@ -404,7 +354,9 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
     } else {
         a->paired = !lonely && cl->paired != PAIRED_NO;
         tally_chance(va, vb, a);
-        rc = compare(va, vb, a->paired ? partner : NULL, cmp, &a->n_variant, &a->n_baseline);
+        if (cnb_compare_units(va->r, va->n, vb->r, vb->n, a->paired ? partner : NULL, cmp,
+                              &a->n_variant, &a->n_baseline))
+            rc = cnb_error("out of memory comparing the claims' evidence");
     }
     free(partner);
     return rc;
@@ -446,8 +398,8 @@ static int answer_comparison(const char *path, const char *profile, const claim 
                        va.n ? a->baseline : a->variant);
     if (rc == 0)
         rc = answer_sides(cl, &va, &vb, a, &cmp);
-    free(va.r);
-    free(vb.r);
+    side_free(&va);
+    side_free(&vb);
     if (rc == 0)
         measure(cl, &cmp, alpha, a);
     return rc;

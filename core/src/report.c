@@ -681,31 +681,31 @@ static int add_sel_row(const char *dir, selection *sel, char **f)
     return strcmp(f[5], "done") == 0 ? cnb_final_read(cell_dir, names, r->val, 2) : 0;
 }
 
+/* A variant's runs on metric m, each with its seed as the unit that pairs it. */
+static void runs_of(const variant *v, const cell_result *cells, metric m, cnb_unit_value *r,
+                    char (*seed)[24])
+{
+    for (int i = 0; i < v->n; i++) {
+        snprintf(seed[i], sizeof seed[i], "%llu", cells[v->cells[i]].seed);
+        r[i] = (cnb_unit_value){.v = metric_of(&cells[v->cells[i]], m), .unit = seed[i]};
+    }
+}
+
 /* Variant a against the baseline b on metric m: paired over seeds when each seed has one
  * finished run on each side (same seed: same initial weights and data order), Welch's
- * otherwise. Returns the test's name. */
+ * otherwise. Returns the test's name, or NULL when out of memory. */
 static const char *against(const variant *a, const variant *b, const cell_result *cells,
                            metric m, cnb_comparison *c)
 {
-    double x[256], y[256];
-    int paired = a->n == b->n;
-    for (int i = 0; i < a->n && paired; i++) {
-        int mates = 0;
-        for (int j = 0; j < b->n; j++)
-            if (cells[b->cells[j]].seed == cells[a->cells[i]].seed) {
-                y[i] = metric_of(&cells[b->cells[j]], m);
-                mates++;
-            }
-        paired = mates == 1;
-    }
-    values(a, cells, m, x);
-    if (paired) {
-        cnb_paired(x, y, a->n, c);
-        return "paired t";
-    }
-    values(b, cells, m, y);
-    cnb_welch(x, a->n, y, b->n, c);
-    return "Welch";
+    cnb_unit_value x[256], y[256];
+    char sx[256][24], sy[256][24];
+    int partner[256], nx, ny;
+    runs_of(a, cells, m, x, sx);
+    runs_of(b, cells, m, y, sy);
+    int paired = cnb_pair_units(x, a->n, y, b->n, partner) == NULL;
+    if (cnb_compare_units(x, a->n, y, b->n, paired ? partner : NULL, c, &nx, &ny))
+        return NULL;
+    return paired ? "paired t" : "Welch";
 }
 
 /* One row of report.md's variants table and of variants.csv. */
@@ -779,7 +779,7 @@ static void write_validation_epochs(FILE *md, const variant *v, int nv,
 }
 
 /* Each variant against the baseline: report.md's comparison table and comparison.csv. */
-static void write_comparison(FILE *md, FILE *cc, const variant *v, int nv, int base,
+static int write_comparison(FILE *md, FILE *cc, const variant *v, int nv, int base,
                              const cell_result *cells)
 {
     fprintf(md, "\n## Against the baseline: %s\n\n", v[base].name);
@@ -791,7 +791,9 @@ static void write_comparison(FILE *md, FILE *cc, const variant *v, int nv, int b
             continue;
         cnb_comparison c, cg;
         const char *test = against(&v[i], &v[base], cells, M_TEST, &c);
-        against(&v[i], &v[base], cells, M_GAP, &cg);
+        if (!test || !against(&v[i], &v[base], cells, M_GAP, &cg))
+            return cnb_error_code(CNB_ENOMEM, "out of memory comparing %s with the baseline",
+                                  v[i].name);
         char ci[64], p[32];
         fmt_ci(ci, sizeof ci, c.lo, c.hi, 4);
         snprintf(p, sizeof p, isnan(c.p) ? "n/a" : c.p < 0.001 ? "< 0.001" : "%.3f", c.p);
@@ -811,6 +813,7 @@ static void write_comparison(FILE *md, FILE *cc, const variant *v, int nv, int b
                 "order) when each seed has one run on each side, Welch's unequal-variance "
                 "t otherwise; the test column says which. Not corrected for the number of "
                 "comparisons: the claims experiment (experiments/claims.ini) is.\n\n");
+    return 0;
 }
 
 /* report.md's plots section: the images and how to redraw them. */
@@ -867,10 +870,12 @@ static int write_tables(const char *dir, const char *name, const char *info, con
     write_variants(md.f, vc.f, v, nv, base, has_val);
     if (has_val)
         write_validation_epochs(md.f, v, nv, cells, n_cells);
-    write_comparison(md.f, cc.f, v, nv, base, cells);
+    int rc = write_comparison(md.f, cc.f, v, nv, base, cells);
+    if (rc)
+        return rc;
     write_plot_notes(md.f, dir, dropped);
     write_cells(md.f, cmp.f, cells, n_cells, has_val);
-    int rc = cnb_atomic_commit(&md);
+    rc = cnb_atomic_commit(&md);
     rc |= cnb_atomic_commit(&vc);
     rc |= cnb_atomic_commit(&cc);
     rc |= cnb_atomic_commit(&cmp);

@@ -111,6 +111,56 @@ void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c)
     t_test(c);
 }
 
+/* How many runs of s have unit u; the last of them in *at. */
+static int count_unit(const cnb_unit_value *s, int n, const char *u, int *at)
+{
+    int count = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(s[i].unit, u) == 0)
+            count++, *at = i;
+    return count;
+}
+
+const char *cnb_pair_units(const cnb_unit_value *a, int na, const cnb_unit_value *b, int nb,
+                           int *partner)
+{
+    for (int k = 0; k < na + nb; k++) {
+        const char *u = k < na ? a[k].unit : b[k - na].unit;
+        int i = 0, j = 0;
+        if (count_unit(a, na, u, &i) != 1 || count_unit(b, nb, u, &j) != 1)
+            return u;
+        partner[i] = j;
+    }
+    return NULL;
+}
+
+int cnb_compare_units(const cnb_unit_value *a, int na, const cnb_unit_value *b, int nb,
+                      const int *partner, cnb_comparison *c, int *nx, int *ny)
+{
+    double *x = malloc((size_t)(na + nb + 1) * sizeof *x);
+    if (!x)
+        return -1;
+    double *y = x + na;
+    *nx = *ny = 0;
+    for (int i = 0; i < na; i++) {
+        const cnb_unit_value *mate = partner ? &b[partner[i]] : NULL;
+        if (a[i].left_out || (mate && mate->left_out))
+            continue;
+        x[(*nx)++] = a[i].v;
+        if (mate)
+            y[(*ny)++] = mate->v;
+    }
+    for (int j = 0; !partner && j < nb; j++)
+        if (!b[j].left_out)
+            y[(*ny)++] = b[j].v;
+    if (partner)
+        cnb_paired(x, y, *nx, c);
+    else
+        cnb_welch(x, *nx, y, *ny, c);
+    free(x);
+    return 0;
+}
+
 /* What a planned test's power depends on. */
 typedef enum plan { PLAN_DETECT, PLAN_INSIDE, PLAN_BEYOND } plan;
 

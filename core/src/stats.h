@@ -34,6 +34,25 @@ void cnb_welch(const double *a, int na, const double *b, int nb, cnb_comparison 
 /* a[i] against b[i], i < n (df n - 1); NAN fields (but diff) when n < 2. */
 void cnb_paired(const double *a, const double *b, int n, cnb_comparison *c);
 
+/* One run of a comparison between two sides. */
+typedef struct cnb_unit_value {
+    double v;            /* the value compared                                          */
+    const char *unit;    /* what pairs it with a run of the other side: its seed and the
+                            settings the comparison does not vary                       */
+    int left_out;        /* counted, but not compared (paired: nor is its partner)      */
+} cnb_unit_value;
+
+/* Pairs the runs of a and b by unit: when every unit appears exactly once on each side,
+ * partner[i] (na of them) is the index in b of a[i]'s partner, and the result NULL;
+ * otherwise the unit of a run without a single partner (a's runs looked at first). */
+const char *cnb_pair_units(const cnb_unit_value *a, int na, const cnb_unit_value *b, int nb,
+                           int *partner);
+/* a against b, the runs not left out: by the paired test of a[i] against b[partner[i]]
+ * when partner is given (a pair with a run left out is left out whole), by Welch's
+ * otherwise; the values compared on each side in *nx, *ny. 0, or -1 out of memory. */
+int cnb_compare_units(const cnb_unit_value *a, int na, const cnb_unit_value *b, int nb,
+                      const int *partner, cnb_comparison *c, int *nx, int *ny);
+
 /* The interval of c's difference at `level` (0.95: the 95% interval). */
 void cnb_interval(const cnb_comparison *c, double level, double *lo, double *hi);
 
