@@ -337,8 +337,6 @@ static int kernel_pass(void *what, int backward)
     return (backward ? x->k->backward : x->k->forward)(x->k, x->a);
 }
 
-/* Time forward and backward of every backend in tb[] on one case and print a row. Returns
- * 1 when tb[0] (the plugin checked) failed a call, 0 otherwise. */
 /* Creates backend x's kernel for d and times its passes on a's buffers; x->rc says how it
  * ended, x->k is left NULL unless it ran clean. */
 static void time_backend(shared *sh, timed *x, const cnb_op_desc *d, cnb_args *a)
@@ -403,6 +401,8 @@ static void print_case(const timed *tb, int nb, const cnb_op_desc *d, const char
                tb[0].desc->hdr.name, best_other_f / tf, best_other_b / tbw);
 }
 
+/* Time forward and backward of every backend in tb[] on one case and print a row. Returns
+ * 1 when tb[0] (the plugin checked) failed a call, 0 otherwise. */
 static int time_case(shared *sh, timed *tb, int nb, const cnb_op_desc *d, const char *name)
 {
     const size_t ns = (size_t)d->batch * cnb_shape_size(d->src);
