@@ -5,7 +5,8 @@
  *   report.md        tables: per variant over seeds, against the baseline, per cell; with
  *                    a validation split also its accuracy and loss per epoch
  *   variants.csv     one row per variant: n, mean, sd, 95% interval of every metric
- *   comparison.csv   each variant against the baseline (Welch)
+ *   comparison.csv   each variant against the baseline (paired t over seeds when each seed
+ *                    has one run on each side, Welch's t otherwise)
  *   cells.csv        one row per finished cell of the grid
  *   selection.csv    with [select] (select.h): per variant, every candidate's validation
  *                    accuracy and loss, and which was chosen (report.md: a table each)
