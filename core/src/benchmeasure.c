@@ -159,13 +159,15 @@ static int grow(double **p, int n)
 /* One timed repetition of one backend; sets *enough once it has its samples. */
 typedef int (*rep_fn)(entry *e, int *enough);
 
-/* Rounds over the backends, in a freshly shuffled order each round, until every one has
- * enough: drift and neighbours' noise then fall on all backends alike. The FMA probe takes
- * a place of its own in every round's order (slot ne), so it sees the machine as the
- * kernels around it do; every backend before it has been parked. */
+/* Rounds over the entries (the backends, then the peer's ways), in a freshly shuffled
+ * order each round, until every one has enough: drift and neighbours' noise then fall on
+ * all of them alike. The FMA probe takes a place of its own in every round's order (slot
+ * ne), so it sees the machine as the kernels around it do; every backend before it has
+ * been parked. */
 static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak)
 {
-    int order[MAX_BACKENDS + 1], enough[MAX_BACKENDS] = {0}, left = ne, rc = 0;
+    int order[MAX_BACKENDS + MAX_PEERS + 1], enough[MAX_BACKENDS + MAX_PEERS] = {0};
+    int left = ne, rc = 0;
     for (int k = 0; k <= ne; k++)
         order[k] = k;
     for (int round = 0; round < MAX_REPS && left > 0 && rc == 0; round++) {
