@@ -92,10 +92,8 @@ static int measure_all(const bconf *bc, results *r, const cnb_registry *reg)
 
 static int write_meta(const bconf *bc, const cnb_registry *reg)
 {
-    char path[PATH_MAX + 200];
     cnb_atomic a;
-    snprintf(path, sizeof path, "%s/meta.ini", bc->dir);
-    if (cnb_atomic_open(&a, path))
+    if (cnb_atomic_open_in(&a, bc->dir, "meta.ini"))
         return CNB_EIO;
     fprintf(a.f, "[run]\nexperiment = %s\nseed = %llu\nsynthetic_data_stream = %d\n"
                  "order_stream = %d\n", bc->conf->path, (unsigned long long)bc->seed,

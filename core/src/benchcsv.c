@@ -37,17 +37,10 @@ static void set_shares(results *r)
         r->layers[i].share = r->layers[i].gflops / bench_peak_at(r, r->layers[i].threads);
 }
 
-static int open_in(cnb_atomic *a, const bconf *bc, const char *file)
-{
-    char path[PATH_MAX + 200];
-    snprintf(path, sizeof path, "%s/%s", bc->dir, file);
-    return cnb_atomic_open(a, path) ? CNB_EIO : 0;
-}
-
 static int write_bench_csv(const bconf *bc, const results *r)
 {
     cnb_atomic a;
-    if (open_in(&a, bc, "bench.csv"))
+    if (cnb_atomic_open_in(&a, bc->dir, "bench.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
                  "images_per_second,unstable,create_ms,gflops,peak_share,peak_rss_mb,how,"
@@ -70,7 +63,7 @@ static int write_bench_csv(const bconf *bc, const results *r)
 static int write_layers_csv(const bconf *bc, const results *r)
 {
     cnb_atomic a;
-    if (open_in(&a, bc, "layers.csv"))
+    if (cnb_atomic_open_in(&a, bc->dir, "layers.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
                  "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,"
@@ -95,7 +88,7 @@ static int write_layers_csv(const bconf *bc, const results *r)
 static int write_peak_csv(const bconf *bc, const results *r)
 {
     cnb_atomic a;
-    if (open_in(&a, bc, "peak.csv"))
+    if (cnb_atomic_open_in(&a, bc->dir, "peak.csv"))
         return CNB_EIO;
     fprintf(a.f, "threads,isa,probe_ms,probes,max_gflops,median_gflops,min_gflops\n");
     for (int i = 0; i < r->n_peaks; i++) {

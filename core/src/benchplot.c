@@ -12,11 +12,11 @@
 
 int bench_plot_throughput(const bconf *bc, const results *r, const bmodel *m)
 {
-    char name[128], file[PATH_MAX + 400];
+    char name[128], file[140];
     cnb_atomic a;
     snprintf(name, sizeof name, "throughput-%s", m->name);
-    snprintf(file, sizeof file, "%s/%s.dat", bc->dir, name);
-    if (cnb_atomic_open(&a, file))
+    snprintf(file, sizeof file, "%s.dat", name);
+    if (cnb_atomic_open_in(&a, bc->dir, file))
         return CNB_EIO;
     fprintf(a.f, "# label forward_ips lo hi train_ips lo hi (error bars: interquartile range)\n");
     for (int i = 0; i < r->n_rows; i++) {
@@ -45,7 +45,7 @@ int bench_plot_throughput(const bconf *bc, const results *r, const bmodel *m)
 
 int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int threads)
 {
-    char name[128], file[PATH_MAX + 400];
+    char name[128], file[140];
     const char *bk[MAX_BACKENDS];
     int nb = 0;
     for (int b = 0; b < bc->nb; b++)
@@ -55,8 +55,8 @@ int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int th
         return 0;
     cnb_atomic a;
     snprintf(name, sizeof name, "layers-%s-t%d", m->name, threads);
-    snprintf(file, sizeof file, "%s/%s.dat", bc->dir, name);
-    if (cnb_atomic_open(&a, file))
+    snprintf(file, sizeof file, "%s.dat", name);
+    if (cnb_atomic_open_in(&a, bc->dir, file))
         return CNB_EIO;
     fprintf(a.f, "# layer, then per backend: forward+backward median ms per image (");
     for (int b = 0; b < nb; b++)

@@ -333,10 +333,8 @@ static void layer_table(FILE *f, const bconf *bc, const results *r, const bmodel
 
 int bench_write_report(const bconf *bc, const results *r)
 {
-    char path[PATH_MAX + 200];
-    snprintf(path, sizeof path, "%s/report.md", bc->dir);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, path))
+    if (cnb_atomic_open_in(&a, bc->dir, "report.md"))
         return CNB_EIO;
     write_peak(a.f, bc, r);
     write_method(a.f, r);

@@ -53,6 +53,14 @@ int cnb_atomic_open(cnb_atomic *a, const char *path)
     return 0;
 }
 
+int cnb_atomic_open_in(cnb_atomic *a, const char *dir, const char *name)
+{
+    char path[sizeof a->path];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return cnb_error_code(CNB_EIO, "%s/%s: path too long", dir, name);
+    return cnb_atomic_open(a, path);
+}
+
 int cnb_fsync_dir_of(const char *path)
 {
     char dir[4096];

@@ -16,6 +16,8 @@ typedef struct cnb_atomic {
     char path[4096], tmp[4200];
 } cnb_atomic;
 int cnb_atomic_open(cnb_atomic *a, const char *path);
+/* cnb_atomic_open on `dir`/`name`; a path too long to hold is refused (CNB_EIO, said). */
+int cnb_atomic_open_in(cnb_atomic *a, const char *dir, const char *name);
 int cnb_atomic_commit(cnb_atomic *a);
 /* fsync the folder holding `path`, so that a rename into it is on disk; 0 or CNB_EIO. */
 int cnb_fsync_dir_of(const char *path);

@@ -269,10 +269,8 @@ static double one_rank_ms(const srow *rows, int n, const srow *r)
 
 static int write_csv(const char *dir, const srow *rows, int n)
 {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/scaling.csv", dir);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, path))
+    if (cnb_atomic_open_in(&a, dir, "scaling.csv"))
         return CNB_EIO;
     fputs(csv_header, a.f);
     for (int i = 0; i < n; i++) {
@@ -290,11 +288,11 @@ static int write_csv(const char *dir, const srow *rows, int n)
  * in MPI (stacked bars). */
 static int plot_model(const char *dir, const srow *rows, int n, const char *model)
 {
-    char name[128], file[PATH_MAX + 200], title[256];
+    char name[128], file[140], title[256];
     snprintf(name, sizeof name, "scaling-%.100s", model);
-    snprintf(file, sizeof file, "%s/%s.dat", dir, name);
+    snprintf(file, sizeof file, "%s.dat", name);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, file))
+    if (cnb_atomic_open_in(&a, dir, file))
         return CNB_EIO;
     fprintf(a.f, "# label compute_ms mpi_ms (median step = compute + time in MPI calls)\n");
     for (int i = 0; i < n; i++)
@@ -352,11 +350,10 @@ static void model_table(FILE *f, const srow *rows, int n, const char *model)
 
 static int write_report(const cnb_scaling_spec *sp, const srow *rows, int n)
 {
-    char path[PATH_MAX + 32], cpu[256];
+    char cpu[256];
     cnb_cpuinfo("model name", cpu, sizeof cpu);
-    snprintf(path, sizeof path, "%s/report.md", sp->dir);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, path))
+    if (cnb_atomic_open_in(&a, sp->dir, "report.md"))
         return CNB_EIO;
     FILE *f = a.f;
     int multi = 0;
