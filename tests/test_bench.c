@@ -152,7 +152,7 @@ static const char peer_script[] =
     "echo \"$@\" > \"$dir/args-$way\"\n"
     "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
     "case $way in shipped) t=0.020;; glibc) t=0.010;; *) t=0.030;; esac\n"
-    "echo ready backend=pytorch-test create_ms=2.5 how=a stand-in\n"
+    "echo ready backend=pytorch-test create_ms=2.5 how='a \"stand-in\"'\n"
     "while read cmd; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 $t 2048; done\n";
 
 /* The variables of the families peer_script records that this process inherited (meson
@@ -303,7 +303,7 @@ static void test_whole_run(void)
             CU_ASSERT_DOUBLE_EQUAL(v[MB], 2.0, 1e-9);
             CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[CREATE])), 2.5, 1e-9);
             CHECK_MSG(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 ");
-            CHECK_MSG(how, " MALLOC_TOP_PAD_=1073741824; a stand-in");
+            CHECK_MSG(how, " MALLOC_TOP_PAD_=1073741824; a \"stand-in\"");
         } else if (!strcmp(backend, "pytorch-test")) {
             CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 20.0 : 5.0, 1e-9);
             CHECK_MSG(how, "as shipped: ");

@@ -1,7 +1,8 @@
 /*
  * test_csv.c - the core's CSV reader: fields kept as RFC 4180 has them (empty ones,
  * quoted commas, doubled quotes, a quoted line break), columns found by header name, and
- * the errors for a missing column and a record of the wrong length, naming file and line.
+ * the errors for a missing column and a record of the wrong length, naming file and line;
+ * and a field written by cnb_csv_field read back.
  */
 #include "csv.h"
 #include "cnnbench/plugin.h"
@@ -90,6 +91,33 @@ static void test_reader_missing_column(void)
     cnb_csv_close(&c);
 }
 
+/* A field written by cnb_csv_field reads back as it was: commas and quotes kept, a line
+ * break made a space, the record on one line. */
+static void test_field_round_trip(void)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/written.csv", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("how,n\n", f);
+    cnb_csv_field(f, "tuned, \"glibc\"\nkeeping");
+    fputs(",1\n", f);
+    cnb_csv_field(f, "");
+    fputs(",2\n", f);
+    fclose(f);
+    cnb_csv c;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_next(&c), 1);
+    CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, 0), "tuned, \"glibc\" keeping");
+    CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, 1), "1");
+    CU_ASSERT_EQUAL(c.line, 2);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_next(&c), 1);
+    CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, 0), "");
+    CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, 1), "2");
+    CU_ASSERT_EQUAL(cnb_csv_next(&c), 0);
+    cnb_csv_close(&c);
+}
+
 void suite_csv(void)
 {
     static const test_case cases[] = {
@@ -97,6 +125,7 @@ void suite_csv(void)
         {"split: quoted commas, doubled quotes, empty quotes", test_split_quotes},
         {"reader: columns by name, a quoted line break, a short record", test_reader_by_name},
         {"reader: a missing column named with file and line", test_reader_missing_column},
+        {"writer: a quoted field reads back as written", test_field_round_trip},
         {NULL, NULL},
     };
     test_add_suite("csv", cases);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "benchint.h"
+#include "csv.h"
 #include "fsutil.h"
 
 /* peak_share as the CSVs carry it: empty above 100%, where the last column,
@@ -54,7 +55,8 @@ static int write_bench_csv(const bconf *bc, const results *r)
         csv_share(a.f, w->share);
         if (!isnan(w->peak_mb))
             fprintf(a.f, "%.1f", w->peak_mb);
-        fprintf(a.f, ",\"%s\"", w->how); /* how: commas, never a double quote */
+        fputc(',', a.f);
+        cnb_csv_field(a.f, w->how); /* how: commas, and whatever the peer says */
         csv_mistrusted(a.f, w->share);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

@@ -141,3 +141,14 @@ void cnb_csv_close(cnb_csv *c)
     free(c->text);
     c->f = NULL, c->head_text = c->text = NULL;
 }
+
+void cnb_csv_field(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}

@@ -8,7 +8,8 @@
  * every record must have as many fields as the header. Errors name the file, the line and
  * the column or count that is wrong.
  *
- * Not a writer: each file is written by the code that owns its columns.
+ * Of writing, only a text field (cnb_csv_field): each file's columns and numbers are
+ * written by the code that owns them.
  */
 #ifndef CNB_CSV_H
 #define CNB_CSV_H
@@ -56,5 +57,9 @@ int cnb_csv_next(cnb_csv *c);
 const char *cnb_csv_get(const cnb_csv *c, int col);
 
 void cnb_csv_close(cnb_csv *c);
+
+/* Write `s` to f as one quoted field: its quotes doubled, a line break made a space (so
+ * that every record stays on one line). No comma before or after. */
+void cnb_csv_field(FILE *f, const char *s);
 
 #endif
