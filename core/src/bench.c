@@ -33,6 +33,18 @@ const row *bench_find_row(const results *r, const char *model, const char *backe
     return NULL;
 }
 
+const layer_row *bench_find_layer(const results *r, const char *model, const char *backend,
+                                  int threads, const char *layer)
+{
+    for (int j = 0; j < r->n_layers; j += 2) {
+        const layer_row *v = &r->layers[j];
+        if (!strcmp(v->model, model) && v->threads == threads && !strcmp(v->backend, backend) &&
+            !strcmp(v->layer, layer))
+            return v;
+    }
+    return NULL;
+}
+
 double bench_peak_at(const results *r, int threads)
 {
     for (int i = 0; i < r->n_peaks; i++)

@@ -130,10 +130,13 @@ typedef struct results {
     int peer_off;                 /* the peer is absent or broken: not started again */
 } results;
 
-/* bench.c: the row of (model, backend, threads, pass), or NULL; the denominator of every
- * share at `threads`, the highest probe so far (NAN: none). */
+/* bench.c: the row of (model, backend, threads, pass), or NULL; the forward row of a
+ * layer (its backward row follows it), or NULL; the denominator of every share at
+ * `threads`, the highest probe so far (NAN: none). */
 const row *bench_find_row(const results *r, const char *model, const char *backend,
                           int threads, int train);
+const layer_row *bench_find_layer(const results *r, const char *model, const char *backend,
+                                  int threads, const char *layer);
 double bench_peak_at(const results *r, int threads);
 
 /* ---- the parts ------------------------------------------------------------------------ */

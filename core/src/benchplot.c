@@ -68,16 +68,8 @@ int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int th
             continue;
         fprintf(a.f, "\"%s\"", w->layer);
         for (int b = 0; b < nb; b++) {
-            double ms = NAN;
-            for (int j = 0; j < r->n_layers; j += 2) {
-                const layer_row *v = &r->layers[j];
-                if (strcmp(v->model, m->name) == 0 && v->threads == threads &&
-                    strcmp(v->backend, bk[b]) == 0 && strcmp(v->layer, w->layer) == 0) {
-                    ms = (v->s.median + r->layers[j + 1].s.median) / v->batch;
-                    break;
-                }
-            }
-            fprintf(a.f, " %.6f", ms);
+            const layer_row *v = bench_find_layer(r, m->name, bk[b], threads, w->layer);
+            fprintf(a.f, " %.6f", v ? (v[0].s.median + v[1].s.median) / v->batch : NAN);
         }
         fprintf(a.f, "\n");
     }

@@ -244,19 +244,6 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
         fprintf(f, "\n");
 }
 
-/* The forward row of a layer (its backward row follows it), or NULL. */
-static const layer_row *find_layer(const results *r, const char *model, const char *backend,
-                                   int threads, const char *layer)
-{
-    for (int j = 0; j < r->n_layers; j += 2) {
-        const layer_row *v = &r->layers[j];
-        if (!strcmp(v->model, model) && v->threads == threads && !strcmp(v->backend, backend) &&
-            !strcmp(v->layer, layer))
-            return v;
-    }
-    return NULL;
-}
-
 /* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose
  * and "[layout]" where the output stayed in the backend's own layout; backward ms; the
  * forward GFLOP/s and share of peak. */
@@ -312,8 +299,8 @@ static void layer_table(FILE *f, const bconf *bc, const results *r, const bmodel
             continue;
         fprintf(f, "| %s | %s |", w->layer, w->plugin);
         for (int b = 0; b < ns; b++) {
-            const layer_row *v = find_layer(r, m->name, bc->backends[shown[b]], threads,
-                                            w->layer);
+            const layer_row *v = bench_find_layer(r, m->name, bc->backends[shown[b]],
+                                                  threads, w->layer);
             if (v) {
                 layer_cells(f, r, v, threads);
                 sums[b][0] += v[0].s.median, sums[b][1] += v[1].s.median;
