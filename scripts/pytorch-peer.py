@@ -3,7 +3,7 @@
 
 Times the networks of experiments/models/lenet5.ini and experiments/models/alexnet.ini in
 PyTorch on the CPU (same variables, batch and threads) the way cnnbench times its
-backends, and writes CSV rows that cnnbench reads as a peer.
+backends, a step at a time when cnnbench asks on its standard input.
 
 The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs one
 process per way of running PyTorch (as shipped; tuned, in the environment its CPU

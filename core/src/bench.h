@@ -31,10 +31,11 @@
  * the same thread count: the maximum over the run of short FMA probes (peak.h), one in
  * every round of both passes, in the round's shuffled order, so that a probe sees the
  * machine in the state the kernels around it do. A share above 100% is a measurement
- * error, never a result: printed as MISTRUSTED with the figures that produced it. A peer
- * is a process of its own, and its times move from one process to the next by more than
- * within one: run several times, it is reported by its median run, with the range of
- * the runs' medians (bench.csv: runs, run_min_ms, run_max_ms).
+ * error, never a result: printed as MISTRUSTED with the figures that produced it. The
+ * peer is a long-lived process per way of running it (benchpeer.c), told over a pipe to
+ * step when its turn in a round comes, like a backend; the fastest backend's and the
+ * fastest tuned way's training steps from the same round are compared pair by pair (the
+ * median of their ratios, in the report).
  */
 #ifndef CNB_BENCH_H
 #define CNB_BENCH_H

@@ -138,7 +138,6 @@ static void model_row(FILE *f, const results *r, const row *t)
             t->s.n, t->s.outliers, t->create_ms, t->gflops, share, mb);
 }
 
-/* The whole-network table of model m, headed by the variables it was timed with. */
 /* The rows of the backends not timed at some thread count because they use fewer. */
 static void not_run_rows(FILE *f, const bconf *bc)
 {
@@ -150,6 +149,7 @@ static void not_run_rows(FILE *f, const bconf *bc)
                         bc->threads[t], why);
 }
 
+/* The whole-network table of model m, headed by the variables it was timed with. */
 static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel *m)
 {
     char label[600];
