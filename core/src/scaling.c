@@ -206,13 +206,15 @@ static int read_rows(const char *path, srow *rows, int max)
         "images_per_second", "measured", NULL};
     static const char *const minima[] = {"step_min_ms", "comm_min_ms", "allreduce_min_ms"};
     cnb_csv c;
-    int col[20], n = 0, rc = cnb_csv_open(&c, path);
+    int col[20], min_col[3], n = 0, rc = cnb_csv_open(&c, path);
     if (rc == CNB_ENOTFOUND) {
         cnb_csv_close(&c);
         return 0;
     }
     if (rc == 0)
         rc = cnb_csv_columns(&c, names, col);
+    for (int k = 0; k < 3; k++)
+        min_col[k] = cnb_csv_find(&c, minima[k]); /* -1: an older file */
     while (rc == 0 && n < max && (rc = cnb_csv_next(&c)) == 1) {
         srow *r = &rows[n++];
         memset(r, 0, sizeof *r);
@@ -228,10 +230,8 @@ static int read_rows(const char *path, srow *rows, int max)
             *dbl[k] = strtod(cnb_csv_get(&c, col[10 + k]), NULL);
         snprintf(r->when, sizeof r->when, "%s", cnb_csv_get(&c, col[19]));
         double *mins[] = {&r->step_min, &r->comm_min, &r->allreduce_min};
-        for (int k = 0; k < 3; k++) {
-            int m = cnb_csv_find(&c, minima[k]);
-            *mins[k] = m >= 0 ? strtod(cnb_csv_get(&c, m), NULL) : NAN;
-        }
+        for (int k = 0; k < 3; k++)
+            *mins[k] = min_col[k] >= 0 ? strtod(cnb_csv_get(&c, min_col[k]), NULL) : NAN;
     }
     if (rc < 0)
         cnb_error("%s; move the file away to start its table afresh", c.err);
