@@ -539,9 +539,22 @@ static void test_bad_config(void)
         struct stat st;
         CU_ASSERT_NOT_EQUAL(stat(log, &st), 0); /* nothing ran */
     }
-    /* bench given an experiment file: exit 2 before the peak probe, saying what to run */
+    /* a bad value given with --set is said as the --set it came in, not as line 0 */
     char log[700], cmd[2000];
     const char *exp = time_experiment(dir, "backends = naive\n");
+    const char *set[][2] = {
+        {"bench.layers=maybe", "--set bench.layers=maybe: layers = 'maybe': expected yes"},
+        {"bench.threads=0", "--set bench.threads=0: threads = '0': expected a list"},
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        snprintf(log, sizeof log, "%s/set.log", dir);
+        snprintf(cmd, sizeof cmd, "'%s/core/cnnbench' run '%s' --set %s >'%s' 2>&1",
+                 CNB_BUILD_ROOT, exp, set[i][0], log);
+        CU_ASSERT_NOT_EQUAL(system(cmd), 0);
+        CHECK_MSG(read_file(log), set[i][1]);
+        CU_ASSERT_PTR_NULL(strstr(read_file(log), "speed.ini:0"));
+    }
+    /* bench given an experiment file: exit 2 before the peak probe, saying what to run */
     snprintf(log, sizeof log, "%s/bench.log", dir);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s/core/cnnbench' bench '%s' >'%s' 2>&1", dir,
              CNB_BUILD_ROOT, exp, log);

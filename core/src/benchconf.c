@@ -19,21 +19,24 @@ static int split_list(char *text, char **items, int max)
     return n;
 }
 
-static int int_list(const cnb_conf *c, const cnb_kv *kv, int *out, int max, const char *what)
+static int int_list(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv, int *out,
+                    int max, const char *what)
 {
-    char copy[512], *items[MAX_THREADS];
+    char copy[512], *items[MAX_THREADS], where[1100];
     snprintf(copy, sizeof copy, "%s", kv->value);
     int n = split_list(copy, items, max);
     for (int i = 0; i < n; i++) {
         char *end;
         long v = strtol(items[i], &end, 10);
         if (*end || v < 1 || v > 1024)
-            return cnb_error("%s:%d: %s = '%s': expected a list of %s from 1 to 1024", c->path,
-                             kv->line, kv->key, kv->value, what);
+            return cnb_error("%s: %s = '%s': expected a list of %s from 1 to 1024",
+                             cnb_conf_where(c, s, kv, where, sizeof where), kv->key, kv->value,
+                             what);
         out[i] = (int)v;
     }
     if (n == 0)
-        return cnb_error("%s:%d: %s is empty", c->path, kv->line, kv->key);
+        return cnb_error("%s: %s is empty", cnb_conf_where(c, s, kv, where, sizeof where),
+                         kv->key);
     return n;
 }
 
@@ -51,7 +54,7 @@ static int override_threads(const bconf *bc, const cnb_section *s, const cnb_kv 
                             override *o)
 {
     char why[64], where[1100];
-    if ((o->nt = int_list(bc->conf, kv, o->threads, MAX_THREADS, "thread counts")) < 0)
+    if ((o->nt = int_list(bc->conf, s, kv, o->threads, MAX_THREADS, "thread counts")) < 0)
         return CNB_EINVAL;
     for (int i = 0; i < o->nt; i++)
         if (bench_not_run(bc, b, o->threads[i], why, sizeof why))
@@ -87,14 +90,16 @@ static int backend_key(const bconf *bc, const cnb_section *s, const cnb_kv *kv, 
 
 /* A path given in the experiment file: as it is when absolute, else from the file's
  * folder. */
-static int conf_path(const cnb_conf *c, const cnb_kv *kv, char *out, size_t len)
+static int conf_path(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv, char *out,
+                     size_t len)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], where[1100];
     snprintf(dir, sizeof dir, "%s", c->path);
     if (kv->value[0] == '/')
         snprintf(out, len, "%s", kv->value);
     else if (snprintf(out, len, "%s/%s", dirname(dir), kv->value) >= (int)len)
-        return cnb_error("%s:%d: %s path too long", c->path, kv->line, kv->key);
+        return cnb_error("%s: %s path too long", cnb_conf_where(c, s, kv, where, sizeof where),
+                         kv->key);
     return 0;
 }
 
@@ -135,7 +140,7 @@ static int model_key(bconf *bc, const cnb_section *s, const cnb_kv *kv, bmodel *
     }
     long v;
     if (strcmp(key, "model") == 0)
-        return conf_path(c, kv, m->path, sizeof m->path);
+        return conf_path(c, s, kv, m->path, sizeof m->path);
     if (strcmp(key, "batch") == 0) {
         if (cnb_conf_int(c, s, "batch", 1, 65536, &v))
             return CNB_EINVAL;
@@ -176,11 +181,12 @@ static int yes_no(const cnb_conf *c, const cnb_section *b, const char *key, cons
                   int *out)
 {
     const cnb_kv *kv = cnb_section_get(b, key);
+    char where[1100];
     if (!kv)
         return 0;
     if (strcmp(kv->value, "yes") != 0 && strcmp(kv->value, "no") != 0)
-        return cnb_error("%s:%d: %s = '%s': expected yes%s or no", c->path, kv->line, key,
-                         kv->value, means);
+        return cnb_error("%s: %s = '%s': expected yes%s or no",
+                         cnb_conf_where(c, b, kv, where, sizeof where), key, kv->value, means);
     *out = strcmp(kv->value, "yes") == 0;
     return 0;
 }
@@ -221,7 +227,7 @@ static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
         return CNB_EINVAL;
     bc->warmup = (int)warmup, bc->min_reps = (int)reps;
     const cnb_kv *kv = cnb_section_get(b, "peer");
-    if (kv && kv->value[0] && conf_path(c, kv, bc->peer, sizeof bc->peer)) /* empty: none */
+    if (kv && kv->value[0] && conf_path(c, b, kv, bc->peer, sizeof bc->peer)) /* empty: none */
         return CNB_EINVAL;
     char list[512], *items[MAX_BACKENDS];
     kv = cnb_section_get(b, "backends");
@@ -231,7 +237,7 @@ static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
         snprintf(bc->backends[i], sizeof bc->backends[i], "%s", items[i]);
     bc->threads[0] = 1, bc->nt = 1;
     if ((kv = cnb_section_get(b, "threads")) &&
-        (bc->nt = int_list(c, kv, bc->threads, MAX_THREADS, "thread counts")) < 0)
+        (bc->nt = int_list(c, b, kv, bc->threads, MAX_THREADS, "thread counts")) < 0)
         return CNB_EINVAL;
     return 0;
 }
