@@ -45,6 +45,12 @@
 #include "conf.h"
 #include "registry.h"
 
+/* The training step's SGD update, the same for the backends, the peer and the
+ * data-parallel step (scaling.h). */
+#define CNB_BENCH_LR 1e-4
+#define CNB_BENCH_MOMENTUM 0.9
+#define CNB_BENCH_DECAY 5e-4
+
 /* How a run treats its results folder. A folder that already holds a bench's results
  * (bench.csv or report.md) is refused before anything is timed (CNB_EINVAL, said with the
  * folder, when its results were written, --force and `elsewhere`), unless `force`. The

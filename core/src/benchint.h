@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bench.h"
 #include "conf.h"
 #include "peak.h"
 #include "registry.h"
@@ -32,11 +33,6 @@
 #define STREAM_BENCH 5      /* the seeded stream of the rounds' shuffled order */
 #define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
 #define MAX_PEERS 3         /* ways of running the peer: as shipped, tuned with two allocators */
-
-/* The training step's SGD update, the same for the backends and the peer. */
-#define BENCH_LR 1e-4
-#define BENCH_MOMENTUM 0.9
-#define BENCH_DECAY 5e-4
 
 /* ---- configuration (benchconf.c) ---------------------------------------------------- */
 

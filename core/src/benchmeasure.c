@@ -106,7 +106,7 @@ static int train_step(cnb_net *net)
     if (rc == 0)
         rc = cnb_net_backward(net);
     if (rc == 0)
-        cnb_net_sgd(net, (float)BENCH_LR, (float)BENCH_MOMENTUM, (float)BENCH_DECAY);
+        cnb_net_sgd(net, (float)CNB_BENCH_LR, (float)CNB_BENCH_MOMENTUM, (float)CNB_BENCH_DECAY);
     return rc;
 }
 

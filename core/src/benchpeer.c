@@ -101,9 +101,9 @@ static void run_child(const bconf *bc, const bmodel *m, int threads, int way, in
     snprintf(batch, sizeof batch, "%d", m->batch);
     snprintf(th, sizeof th, "%d", threads);
     snprintf(warm, sizeof warm, "%d", bc->warmup);
-    snprintf(lr, sizeof lr, "%g", BENCH_LR);
-    snprintf(mom, sizeof mom, "%g", BENCH_MOMENTUM);
-    snprintf(wd, sizeof wd, "%g", BENCH_DECAY);
+    snprintf(lr, sizeof lr, "%g", CNB_BENCH_LR);
+    snprintf(mom, sizeof mom, "%g", CNB_BENCH_MOMENTUM);
+    snprintf(wd, sizeof wd, "%g", CNB_BENCH_DECAY);
     const char *argv[PEER_FIXED_ARGS + 1 + 2 * CNB_MAX_VARS + 1] = {
         bc->peer, "--model", m->name, "--name", m->name, "--batch", batch, "--threads", th,
         "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "clock.h"
 #include "csv.h"
 #include "dist.h"
@@ -85,14 +86,16 @@ static int time_steps(cnb_dp *dp, const cnb_scaling_spec *sp, samples *t)
     double loss, correct, spent = 0.0;
     int rc = 0;
     for (int i = 0; i < sp->warmup && rc == 0; i++)
-        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
+        rc = cnb_dp_step(dp, (float)CNB_BENCH_LR, (float)CNB_BENCH_MOMENTUM,
+                         (float)CNB_BENCH_DECAY, &loss, &correct);
     t->reps = 0;
     for (double enough = 0; rc == 0 && !enough && t->reps < MAX_REPS; t->reps++) {
         int k = t->reps;
         cnb_dist_barrier();
         cnb_dp_comm_seconds(dp);
         double t0 = cnb_now();
-        rc = cnb_dp_step(dp, 1e-4f, 0.9f, 5e-4f, &loss, &correct);
+        rc = cnb_dp_step(dp, (float)CNB_BENCH_LR, (float)CNB_BENCH_MOMENTUM,
+                         (float)CNB_BENCH_DECAY, &loss, &correct);
         t->step[k] = cnb_now() - t0;
         t->comm[k] = cnb_dp_comm_seconds(dp);
         cnb_dist_barrier();
