@@ -328,19 +328,12 @@ int cnb_gnuplot(const char *dir, const char *script)
     return rc;
 }
 
-static int open_in(cnb_atomic *a, const char *dir, const char *name)
-{
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return cnb_atomic_open(a, path);
-}
-
 int cnb_plot_open(cnb_atomic *a, const char *dir, const char *name, const char *title,
                   const char *ylabel)
 {
     char file[256];
     snprintf(file, sizeof file, "%s.gp", name);
-    if (open_in(a, dir, file))
+    if (cnb_atomic_open_in(a, dir, file))
         return CNB_EIO;
     fprintf(a->f, "# redraw with: gnuplot %s.gp (in this folder)\n", name);
     fprintf(a->f, "set terminal pngcairo size %d,600 font ',10'\nset output '%s.png'\n",
@@ -444,7 +437,7 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
     for (int i = 0; i < nv; i++)
         for (int k = 0; k < v[i].n; k++)
             epochs = cells[v[i].cells[k]].epochs > epochs ? cells[v[i].cells[k]].epochs : epochs;
-    if (open_in(&a, dir, "learning-curves.dat"))
+    if (cnb_atomic_open_in(&a, dir, "learning-curves.dat"))
         return CNB_EIO;
     fprintf(a.f, "# one block per variant (gnuplot index); mean and mean +/- sd over seeds\n");
     for (int i = 0; i < nv; i++) {
@@ -501,7 +494,7 @@ static int plot_points(const char *dir, const char *file, const char *title,
     cnb_atomic a;
     char dat[64];
     snprintf(dat, sizeof dat, "%s.dat", file);
-    if (open_in(&a, dir, dat))
+    if (cnb_atomic_open_in(&a, dir, dat))
         return CNB_EIO;
     fprintf(a.f, "# index 0: index variant mean ci_lo ci_hi sd n (95%% interval: Student t "
                  "over seeds)\n");
@@ -619,7 +612,7 @@ static int variant_choice(const selection *sel, const char *of, const char **val
 static int write_selection(const char *dir, const selection *sel, FILE *md)
 {
     cnb_atomic csv;
-    if (open_in(&csv, dir, "selection.csv"))
+    if (cnb_atomic_open_in(&csv, dir, "selection.csv"))
         return CNB_EIO;
     const char *variants[256], *values[CNB_SELECT_MAX], *state[CNB_SELECT_MAX];
     double score[2][CNB_SELECT_MAX];
@@ -859,10 +852,10 @@ static int write_tables(const char *dir, const char *name, const char *info, con
                         const char *dropped, int has_val, const selection *sel)
 {
     cnb_atomic md, vc, cc, cmp;
-    if (open_in(&md, dir, "report.md"))
+    if (cnb_atomic_open_in(&md, dir, "report.md"))
         return CNB_EIO;
-    if (open_in(&vc, dir, "variants.csv") || open_in(&cc, dir, "comparison.csv") ||
-        open_in(&cmp, dir, "cells.csv"))
+    if (cnb_atomic_open_in(&vc, dir, "variants.csv") || cnb_atomic_open_in(&cc, dir, "comparison.csv") ||
+        cnb_atomic_open_in(&cmp, dir, "cells.csv"))
         return CNB_EIO;
     fprintf(md.f, "# %s\n\n%s\n\n", name, info);
     if (sel->n && write_selection(dir, sel, md.f))
