@@ -150,22 +150,6 @@ static int join(char *dst, size_t len, const char *dir, const char *file)
     return n < 0 || (size_t)n >= len ? cnb_error("%s/%s: path too long", dir, file) : 0;
 }
 
-static int choose(const cnb_conf *c, const cnb_section *s, const char *key,
-                  const char *const *options, int *out)
-{
-    const cnb_kv *kv = cnb_section_get(s, key);
-    if (!kv)
-        return 0;
-    for (int i = 0; options[i]; i++)
-        if (strcmp(kv->value, options[i]) == 0)
-            return *out = i, 0;
-    char list[256] = "", at[1100];
-    for (int i = 0; options[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
-    return cnb_error("%s: [%s] %s = '%s': expected one of %s",
-                     cnb_conf_where(c, s, kv, at, sizeof at), s->name, key, kv->value, list);
-}
-
 /* v is a whole number from lo to hi; the range is checked before the cast, since a double
  * beyond int's range has no int value (6.1e307 for a batch is undefined behaviour). */
 static int whole_in(double v, int lo, int hi)
@@ -349,7 +333,7 @@ static int parse_select(cnb_experiment *e)
     int by = 0;
     if (!sel)
         return 0;
-    if (choose(c, sel, "by", bys, &by))
+    if (cnb_conf_choice(c, sel, "by", bys, &by))
         return CNB_EINVAL;
     s->by_loss = by == 1;
     for (int i = 0; i < sel->n; i++) {
@@ -474,7 +458,8 @@ static int parse_image_reader(cnb_experiment *e, const cnb_section *data,
         cnb_conf_int(c, data, "prefetch", 1, 64, &ahead) ||
         cnb_conf_int(c, data, "cache_build", 0, 1, &build) ||
         cnb_conf_int(c, data, "stats_sample", 1, 100000000L, &e->stats_sample) ||
-        choose(c, data, "resize_mode", modes, mode) || choose(c, data, "on_bad_image", bads, &bad))
+        cnb_conf_choice(c, data, "resize_mode", modes, mode) ||
+        cnb_conf_choice(c, data, "on_bad_image", bads, &bad))
         return CNB_EINVAL;
     if (ch == 2)
         return cnb_error("%s: [data] channels = 2: give 3 (RGB) or 1 (grey)",
@@ -667,7 +652,7 @@ static int read_experiment(cnb_experiment *e, const cnb_section *ex, char *model
     copy_str(ex, "backend", e->backend, sizeof e->backend);
     copy_str(ex, "results", e->results, sizeof e->results);
     copy_str(ex, "baseline", e->baseline, sizeof e->baseline);
-    if (check_name(c, ex, e) || choose(c, ex, "mode", modes, &mode) ||
+    if (check_name(c, ex, e) || cnb_conf_choice(c, ex, "mode", modes, &mode) ||
         cnb_conf_int(c, ex, "threads", 1, 1024, &threads) ||
         cnb_conf_int(c, ex, "seed", 0, 2147483647L, &seed) ||
         cnb_conf_int(c, ex, "cell_timeout", 0, 100000000L, &e->cell_timeout))
@@ -692,8 +677,9 @@ static int read_data(cnb_experiment *e, const cnb_section *data, int *norm)
     copy_str(data, "dir", e->data_dir, sizeof e->data_dir);
     if (cnb_conf_int(c, data, "train_limit", 0, 100000000L, &e->train_limit) ||
         cnb_conf_int(c, data, "test_limit", 0, 100000000L, &e->test_limit) ||
-        choose(c, data, "normalize", norms, norm) || choose(c, data, "format", formats, &format) ||
-        choose(c, data, "lighting", lightings, &lighting) ||
+        cnb_conf_choice(c, data, "normalize", norms, norm) ||
+        cnb_conf_choice(c, data, "format", formats, &format) ||
+        cnb_conf_choice(c, data, "lighting", lightings, &lighting) ||
         cnb_conf_int(c, data, "crop_pad", 0, 4096, &crop_pad) ||
         parse_hw(c, data, "resize", &e->augment.resize_h, &e->augment.resize_w) ||
         parse_hw(c, data, "crop", &e->augment.crop_h, &e->augment.crop_w))
@@ -720,7 +706,7 @@ static int read_train(cnb_experiment *e, const cnb_section *tr)
         cnb_conf_double(c, tr, "lr", 0.0, 100.0, &e->train.lr) ||
         cnb_conf_double(c, tr, "momentum", 0.0, 0.9999, &e->train.momentum) ||
         cnb_conf_double(c, tr, "weight_decay", 0.0, 1.0, &e->train.weight_decay) ||
-        choose(c, tr, "schedule", scheds, &sched) ||
+        cnb_conf_choice(c, tr, "schedule", scheds, &sched) ||
         cnb_conf_int(c, tr, "step_epochs", 1, 100000, &step) ||
         cnb_conf_double(c, tr, "gamma", 0.0, 1.0, &e->train.gamma) ||
         cnb_conf_int(c, tr, "warmup", 0, 100000, &warmup) ||
