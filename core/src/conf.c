@@ -393,6 +393,16 @@ const char *cnb_conf_where(const cnb_conf *c, const cnb_section *s, const cnb_kv
     return buf;
 }
 
+const char *cnb_conf_key_where(const cnb_conf *c, const cnb_section *s, const char *key,
+                               char *buf, size_t len)
+{
+    const cnb_kv *kv = cnb_section_get(s, key);
+    if (kv)
+        return cnb_conf_where(c, s, kv, buf, len);
+    snprintf(buf, len, "%s:%d", c->path, s->line);
+    return buf;
+}
+
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed)
 {
     for (int k = 0; k < s->n; k++) {

@@ -59,6 +59,9 @@ int cnb_conf_set(cnb_conf *c, const char *assignment, const char *value, int lin
  * from the command line (line 0). Returns buf. */
 const char *cnb_conf_where(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
                            char *buf, size_t len);
+/* The same for `key` of `s`, looked up; a key that is not there gives the section's line. */
+const char *cnb_conf_key_where(const cnb_conf *c, const cnb_section *s, const char *key,
+                               char *buf, size_t len);
 
 /* Reject keys of `s` not in the NULL-terminated `allowed` list, naming them and the list. */
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);

@@ -437,8 +437,7 @@ static int refuse_image_keys(const cnb_experiment *e, const cnb_section *data, i
     if (norm == 2)
         return cnb_error("%s: [data] normalize = mean is for image files (format = folder "
                          "or list); use dataset or none",
-                         cnb_conf_where(c, data, cnb_section_get(data, "normalize"), at,
-                                        sizeof at));
+                         cnb_conf_key_where(c, data, "normalize", at, sizeof at));
     return 0;
 }
 
@@ -463,13 +462,11 @@ static int parse_image_reader(cnb_experiment *e, const cnb_section *data,
         return CNB_EINVAL;
     if (ch == 2)
         return cnb_error("%s: [data] channels = 2: give 3 (RGB) or 1 (grey)",
-                         cnb_conf_where(c, data, cnb_section_get(data, "channels"), at,
-                                        sizeof at));
+                         cnb_conf_key_where(c, data, "channels", at, sizeof at));
     if (crops != 1 && crops != 10)
         return cnb_error("%s: [data] eval_crops = %ld: give 1 (the centre crop) or 10 (the "
                          "corners and the centre, and their mirror images)",
-                         cnb_conf_where(c, data, cnb_section_get(data, "eval_crops"), at,
-                                        sizeof at), crops);
+                         cnb_conf_key_where(c, data, "eval_crops", at, sizeof at), crops);
     e->channels = (int)ch;
     e->eval_crops = (int)crops;
     e->loader_threads = (int)threads;
@@ -479,8 +476,7 @@ static int parse_image_reader(cnb_experiment *e, const cnb_section *data,
     if (build && !cnb_section_get(data, "cache"))
         return cnb_error("%s: [data] cache_build = 1 builds the packs of [data] cache; set "
                          "cache (cache = packs)",
-                         cnb_conf_where(c, data, cnb_section_get(data, "cache_build"), at,
-                                        sizeof at));
+                         cnb_conf_key_where(c, data, "cache_build", at, sizeof at));
     return 0;
 }
 
@@ -503,8 +499,7 @@ static int parse_resize(cnb_experiment *e, const cnb_section *data,
                          cnb_conf_where(c, data, rs, at, sizeof at), rs->value, modes[mode]);
     if (!rs && cnb_section_get(data, "resize_mode"))
         return cnb_error("%s: [data] resize_mode needs a resize (resize = 256)",
-                         cnb_conf_where(c, data, cnb_section_get(data, "resize_mode"), at,
-                                        sizeof at));
+                         cnb_conf_key_where(c, data, "resize_mode", at, sizeof at));
     return 0;
 }
 
@@ -537,7 +532,7 @@ static int parse_image_paths(cnb_experiment *e, const char *path, const cnb_sect
                                             : "list file ('path label' lines)");
     if (e->root[0] && e->images != 2)
         return cnb_error("%s: [data] root is for format = list",
-                         cnb_conf_where(c, data, cnb_section_get(data, "root"), at, sizeof at));
+                         cnb_conf_key_where(c, data, "root", at, sizeof at));
     return 0;
 }
 
@@ -739,8 +734,7 @@ static int read_augment(cnb_experiment *e, const cnb_section *data)
         char at[1100];
         return cnb_error("%s: data.augment = '%s': expected none, or flip, crop and lighting "
                          "joined by '+' (flip+crop+lighting)",
-                         cnb_conf_where(c, data, cnb_section_get(data, "augment"), at,
-                                        sizeof at), e->augment_steps);
+                         cnb_conf_key_where(c, data, "augment", at, sizeof at), e->augment_steps);
     }
     return 0;
 }
@@ -1325,7 +1319,7 @@ static int check_model_file(const cnb_experiment *e)
     const cnb_section *ex = cnb_conf_section(&e->conf, "experiment");
     return cnb_error("%s: [experiment] model = %s: %s: %s; the path is relative to the "
                      "experiment file's folder",
-                     cnb_conf_where(&e->conf, ex, cnb_section_get(ex, "model"), at, sizeof at),
+                     cnb_conf_key_where(&e->conf, ex, "model", at, sizeof at),
                      cnb_section_get(ex, "model")->value, e->model,
                      found ? "not a file" : strerror(errno));
 }
