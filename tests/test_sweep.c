@@ -24,21 +24,30 @@
 #include "sweep.h"
 #include "testutil.h"
 
-/* An experiment in a fresh folder; `extra` is appended (sections of its own). */
-static const char *experiment(const char *extra)
+/* An experiment file `file` in a fresh folder, LeNet-5 on the test data: what differs
+ * between the experiments of this suite are the name, the baseline, the keys of [data]
+ * and [train] after the first, and `extra`, appended (sections of its own). */
+static const char *experiment_file(const char *file, const char *name, const char *baseline,
+                                   const char *data, const char *train, const char *extra)
 {
     static char path[512];
     const char *dir = test_tmpdir();
     char text[4096];
-    snprintf(path, sizeof path, "%s/exp.ini", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     snprintf(text, sizeof text,
-             "[experiment]\nname = t\nmodel = %s/experiments/models/lenet5.ini\n"
-             "results = %s/results\nbaseline = act=sigmoid pool=avg\n"
-             "[data]\ndir = %s\ntrain_limit = 400\ntest_limit = 200\n"
-             "[train]\nepochs = 2\nbatch = 50\nlr = 0.05\ntrain_eval_limit = 100\n%s",
-             CNB_SOURCE_ROOT, dir, test_data_dir(), extra);
+             "[experiment]\nname = %s\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\nbaseline = %s\n[data]\ndir = %s\n%s[train]\n%s%s",
+             name, CNB_SOURCE_ROOT, dir, baseline, test_data_dir(), data, train, extra);
     test_write_file(path, text);
     return path;
+}
+
+/* An experiment in a fresh folder; `extra` is appended (sections of its own). */
+static const char *experiment(const char *extra)
+{
+    return experiment_file("exp.ini", "t", "act=sigmoid pool=avg",
+                           "train_limit = 400\ntest_limit = 200\n",
+                           "epochs = 2\nbatch = 50\nlr = 0.05\ntrain_eval_limit = 100\n", extra);
 }
 
 static void test_grid_expansion(void)
@@ -1045,20 +1054,13 @@ static void test_warmup_settings(void)
  * [select] key); `extra` goes into [select]. */
 static const char *select_experiment(const char *extra)
 {
-    static char path[512];
-    const char *dir = test_tmpdir();
-    char text[4096];
-    snprintf(path, sizeof path, "%s/sel.ini", dir);
-    snprintf(text, sizeof text,
-             "[experiment]\nname = sel\nmodel = %s/experiments/models/lenet5.ini\n"
-             "results = %s/results\nbaseline = act=sigmoid\n"
-             "[data]\ndir = %s\ntrain_limit = 600\ntest_limit = 200\nvalidation = 100\n"
-             "[train]\nepochs = 1\nbatch = 50\ntrain_eval_limit = 100\n"
+    char sections[1024];
+    snprintf(sections, sizeof sections,
              "[vars]\npool = max\n[sweep]\nact = sigmoid, relu\nseed = 1, 2\n"
-             "[select]\ntrain.lr = 0.02, 0.1\n%s",
-             CNB_SOURCE_ROOT, dir, test_data_dir(), extra);
-    test_write_file(path, text);
-    return path;
+             "[select]\ntrain.lr = 0.02, 0.1\n%s", extra);
+    return experiment_file("sel.ini", "sel", "act=sigmoid",
+                           "train_limit = 600\ntest_limit = 200\nvalidation = 100\n",
+                           "epochs = 1\nbatch = 50\ntrain_eval_limit = 100\n", sections);
 }
 
 /* The rule: the highest accuracy (lowest loss) of the means over seeds; the first listed
