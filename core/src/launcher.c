@@ -876,6 +876,14 @@ static int in_list(const char *list, const char *item)
     return 0;
 }
 
+/* Adds `item` to the comma-separated `list` (of `len` bytes) unless it is there. */
+static void list_add(char *list, size_t len, const char *item)
+{
+    size_t used = strlen(list);
+    if (!in_list(list, item))
+        snprintf(list + used, len - used, "%s%s", used ? "," : "", item);
+}
+
 /* A path the nodes are unlikely to see: warn (submitting goes on: a one-node cluster, or
  * a site whose /tmp is shared, is fine). */
 static void warn_if_local(const char *what, const char *path)
@@ -1073,8 +1081,7 @@ static int submit(const char *dir, const cnb_slurm_script *proto, const char *co
         }
         if (tasks_save(dir, *t, *nt))
             return CNB_EFAILED;
-        size_t used = strlen(jobs);
-        snprintf(jobs + used, jobs_len - used, "%s%s", used ? "," : "", job);
+        list_add(jobs, jobs_len, job);
         printf("submitted Slurm job %s: %d array task%s (%s)\n", job, m, m == 1 ? "" : "s",
                path);
     }
@@ -1104,9 +1111,8 @@ static void collect_cells(const cnb_cell_info *cells, const view *v, int n, int 
                 snprintf(task, sizeof task, " as Slurm task %s_%d", v[i].task->job,
                          v[i].task->index);
             printf("cell %s is already %s%s; not submitted again\n", cells[i].id, s, task);
-            if (cells[i].candidate[0] && v[i].task && !in_list(sub->after, v[i].task->job))
-                snprintf(sub->after + strlen(sub->after), sizeof sub->after - strlen(sub->after),
-                         "%s%s", sub->after[0] ? "," : "", v[i].task->job);
+            if (cells[i].candidate[0] && v[i].task)
+                list_add(sub->after, sizeof sub->after, v[i].task->job);
             continue;
         }
         if (finished && !force)
@@ -1123,9 +1129,8 @@ static void collect_cells(const cnb_cell_info *cells, const view *v, int n, int 
 static void earlier_jobs(const cnb_slurm_task *t, int nt, char *jobs, size_t len)
 {
     for (int i = 0; i < nt; i++)
-        if (!cnb_slurm_state_final(t[i].state) && !in_list(jobs, t[i].job))
-            snprintf(jobs + strlen(jobs), len - strlen(jobs), "%s%s", jobs[0] ? "," : "",
-                     t[i].job);
+        if (!cnb_slurm_state_final(t[i].state))
+            list_add(jobs, len, t[i].job);
 }
 
 /* Once the jobs have ended: what became of each cell, and the report, as a local run ends. */
