@@ -255,12 +255,12 @@ static void test_warmup_rates_per_step(void)
  * versions, and the cell starts afresh; one of this version resumes. */
 static void test_checkpoint_version(void)
 {
-    char model[512], path[512];
-    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    char path[512];
     snprintf(path, sizeof path, "%s/c.cnbk", test_tmpdir());
     cnb_net net;
     cnb_conf conf;
-    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, test_registry(), model, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(), "lenet5.ini", NULL,
+                                          NULL), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, 10), 0);
     cnb_epoch_stats h[2] = {{.epoch = 1}, {.epoch = 2}};
