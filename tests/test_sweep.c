@@ -494,10 +494,7 @@ static void test_diverged_cell_is_finished(void)
     CHECK_MSG(out[1], "1 of 1 cells finished (1 just now; 1 diverged), 0 failed");
     CHECK_MSG(out[1], "diverged seed2_naive_t1: diverged at epoch 1, batch");
     snprintf(p, sizeof p, "%.*s/results/t/manifest.csv", (int)(strrchr(path, '/') - path), path);
-    FILE *f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    manifest[fread(manifest, 1, sizeof manifest - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, manifest, sizeof manifest);
     CHECK_MSG(manifest, ",diverged,");
     CHECK_MSG(manifest, "\"diverged at epoch 1, batch");
     CU_ASSERT_EQUAL(run_cli(path, args, out), 0); /* not rerun */
@@ -583,10 +580,7 @@ static void test_report_from_known_cells(void)
     CU_ASSERT_EQUAL_FATAL(cnb_report_write(dir), 0);
     char text[16384] = "";
     snprintf(p, sizeof p, "%s/report.md", dir);
-    FILE *f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    text[fread(text, 1, sizeof text - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, text, sizeof text);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "| v=a (baseline) | 2 | 0.8100 ± 0.0141 |"));
     /* seeds 1 and 2 on each side: paired; differences 0.10 and 0.09, sd 0.00707, t 19
      * on 1 df, p 0.0335, interval 0.095 +- 12.706 * 0.005 */
@@ -594,10 +588,7 @@ static void test_report_from_known_cells(void)
                     "above 0) | paired t |");
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "some cells are not finished"));
     snprintf(p, sizeof p, "%s/comparison.csv", dir);
-    f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    text[fread(text, 1, sizeof text - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, text, sizeof text);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"v=b\",\"v=a\",test_acc,0.095000,"));
     static const char *const plots[] = {"learning-curves", "accuracy", "gap", NULL};
     for (const char *const *pl = plots; *pl; pl++) {
@@ -629,10 +620,7 @@ static void test_report_plot_labels(void)
     static const char *const files[] = {"learning-curves.gp", "accuracy.gp", "report.md"};
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        FILE *f = fopen(p, "r");
-        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-        text[fread(text, 1, sizeof text - 1, f)] = '\0';
-        fclose(f);
+        test_read_file(p, text, sizeof text);
         if (i == 0) {
             CU_ASSERT_PTR_NOT_NULL(strstr(text, "title 'act=sigmoid (baseline)'"));
             CU_ASSERT_PTR_NOT_NULL(strstr(text, "title 'act=relu'"));
@@ -1003,17 +991,11 @@ static void test_validation_split(void)
     CU_ASSERT_STRING_EQUAL(a, "6");
     char metrics[4096] = "", report[16384] = "";
     snprintf(p, sizeof p, "%s/lr-0.02_seed1_naive_t1/metrics.csv", dir);
-    FILE *f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    metrics[fread(metrics, 1, sizeof metrics - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, metrics, sizeof metrics);
     CHECK_MSG(metrics, ",val_loss,val_acc\n1,");
     CU_ASSERT(strstr(metrics, ",,\n") == NULL); /* both filled in */
     snprintf(p, sizeof p, "%s/report.md", dir);
-    f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    report[fread(report, 1, sizeof report - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, report, sizeof report);
     CHECK_MSG(report, "| val acc | val loss | test acc at best val epoch |");
     CHECK_MSG(report, "## Validation per epoch (accuracy / loss, mean over seeds)");
     /* the hold-out is part of the cells' settings: another one is another result */
@@ -1167,10 +1149,7 @@ static void check_choices(const char *dir)
     }
     char p[1024], text[16384] = "";
     snprintf(p, sizeof p, "%s/report.md", dir);
-    FILE *f = fopen(p, "r");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    text[fread(text, 1, sizeof text - 1, f)] = '\0';
-    fclose(f);
+    test_read_file(p, text, sizeof text);
     CHECK_MSG(text, "## Selection of train.lr on validation");
     CHECK_MSG(text, "### act=relu: train.lr = ");
     CHECK_MSG(text, "**chosen**");

@@ -108,6 +108,14 @@ void test_write_file(const char *path, const char *text)
     fclose(f);
 }
 
+void test_read_file(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    buf[fread(buf, 1, len - 1, f)] = '\0';
+    fclose(f);
+}
+
 int test_model_load(cnb_net *net, cnb_conf *conf, cnb_registry *reg, const char *file,
                     const char *act, const char *pool)
 {

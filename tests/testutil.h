@@ -65,6 +65,9 @@ void test_free_registry(void);
 
 /* Write text to path (the test fails at once when it cannot). */
 void test_write_file(const char *path, const char *text);
+/* Read path into buf (at most len - 1 bytes, then a '\0'); the test fails at once when
+ * it cannot. */
+void test_read_file(const char *path, char *buf, size_t len);
 
 /* experiments/models/FILE built from `reg` with the variables act and pool (NULL: the
  * model's own) into net/conf. 0 on success. */
