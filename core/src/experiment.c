@@ -919,6 +919,15 @@ static void make_id(const cnb_experiment *e, cnb_cell *c)
             *p = '_';
 }
 
+/* Sets every variable of `from` in `to`, with where it was set. */
+static int add_vars(cnb_vars *to, const cnb_vars *from)
+{
+    int rc = 0;
+    for (int i = 0; i < from->n && rc == 0; i++)
+        rc = cnb_vars_set_at(to, from->names[i], from->values[i], from->where[i]);
+    return rc;
+}
+
 static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
 {
     memset(c, 0, sizeof *c);
@@ -928,9 +937,7 @@ static int make_cell(const cnb_experiment *e, const int *pick, cnb_cell *c)
     c->batch = e->batch;
     snprintf(c->backend, sizeof c->backend, "%s", e->backend);
     snprintf(c->augment, sizeof c->augment, "%s", e->augment_steps);
-    int rc = 0;
-    for (int i = 0; i < e->vars.n && rc == 0; i++)
-        rc = cnb_vars_set_at(&c->vars, e->vars.names[i], e->vars.values[i], e->vars.where[i]);
+    int rc = add_vars(&c->vars, &e->vars);
     size_t vl = 0;
     for (int a = 0; a < e->n_axes && rc == 0; a++) {
         const cnb_axis *ax = &e->axes[a];
@@ -967,9 +974,7 @@ static int make_candidate(const cnb_experiment *e, const cnb_cell *of, int k, ui
 {
     *c = *of;
     memset(&c->vars, 0, sizeof c->vars);
-    int rc = 0;
-    for (int i = 0; i < of->vars.n && rc == 0; i++)
-        rc = cnb_vars_set_at(&c->vars, of->vars.names[i], of->vars.values[i], of->vars.where[i]);
+    int rc = add_vars(&c->vars, &of->vars);
     c->seed = seed;
     c->candidate = e->select.values[k];
     c->waits = 0;
