@@ -516,7 +516,7 @@ static int run_experiment(const char *dir, const char *extra, const char *name, 
 static void test_bad_image_policy(void)
 {
     const char *dir = test_tmpdir();
-    static const char *const classes[] = {"a", "b", "c", "d"};
+    static const char *const classes[] = {"a", "b", "c", "d,\"e\""}; /* quoted in classes.csv */
     char path[1024];
     make_folder(dir, "train", classes, 4, 4, 32);
     make_folder(dir, "val", classes, 4, 1, 32);
@@ -534,6 +534,7 @@ static void test_bad_image_policy(void)
     snprintf(path, sizeof path, "%s/results/skip/cell/classes.csv", dir);
     char *csv = read_all(path, &len);
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, "1,b,4,1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,\"d,\"\"e\"\"\",4,1\n"));
     free(csv);
     /* bad input is refused before anything runs: a key of image files on IDX data */
     snprintf(path, sizeof path, "%s/idx.ini", dir);

@@ -1942,7 +1942,6 @@ static int write_classes(const char *dir, const image_run *ir)
     for (int k = 0; k < ir->set[0].classes; k++) {
         const char *name = ir->set[0].class_names[k];
         int quote = strpbrk(name, ",\"\n") != NULL;
-        fputs(quote ? "\"" : "", a.f);
         fprintf(a.f, "%d,", k);
         if (quote) {
             fputc('"', a.f);
