@@ -361,28 +361,17 @@ static int plan_resolve(plan *p)
     return rc;
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s == '\n' ? ' ' : *s, f);
-    }
-    fputc('"', f);
-}
-
 static void manifest_row(FILE *f, const char *id, const char *variant, unsigned long long seed,
                          const char *backend, int threads, const char *state,
                          const char *fingerprint, const char *message, double mib,
                          const char *candidate)
 {
     fprintf(f, "%s,", id);
-    csv_field(f, variant);
+    cnb_csv_field(f, variant);
     fprintf(f, ",%llu,%s,%d,%s,%s,", seed, backend, threads, state, fingerprint);
-    csv_field(f, message);
+    cnb_csv_field(f, message);
     fprintf(f, ",%.0f,", mib);
-    csv_field(f, candidate);
+    cnb_csv_field(f, candidate);
     fputc('\n', f);
 }
 
