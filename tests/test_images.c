@@ -533,7 +533,7 @@ static void test_bad_image_policy(void)
     CU_ASSERT_EQUAL(run_experiment(dir, "on_bad_image = skip", "skip", 1), 0);
     snprintf(path, sizeof path, "%s/results/skip/cell/classes.csv", dir);
     char *csv = read_all(path, &len);
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "1,b,4,1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(csv, "1,\"b\",4,1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(csv, "\n3,\"d,\"\"e\"\"\",4,1\n"));
     free(csv);
     /* bad input is refused before anything runs: a key of image files on IDX data */

@@ -26,6 +26,7 @@
 #include "checkpoint.h"
 #include "clock.h"
 #include "config.h"
+#include "csv.h"
 #include "dataset.h"
 #include "dist.h"
 #include "errors.h"
@@ -1933,24 +1934,13 @@ static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *i
 /* classes.csv: which class number is which folder, and how many images each split has. */
 static int write_classes(const char *dir, const image_run *ir)
 {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/classes.csv", dir);
     cnb_atomic a;
-    if (cnb_atomic_open(&a, path))
+    if (cnb_atomic_open_in(&a, dir, "classes.csv"))
         return CNB_EIO;
     fprintf(a.f, "label,name,train_images,test_images\n");
     for (int k = 0; k < ir->set[0].classes; k++) {
-        const char *name = ir->set[0].class_names[k];
-        int quote = strpbrk(name, ",\"\n") != NULL;
         fprintf(a.f, "%d,", k);
-        if (quote) {
-            fputc('"', a.f);
-            for (const char *p = name; *p; p++)
-                fprintf(a.f, *p == '"' ? "\"\"" : "%c", *p);
-            fputc('"', a.f);
-        } else {
-            fputs(name, a.f);
-        }
+        cnb_csv_field(a.f, ir->set[0].class_names[k]);
         fprintf(a.f, ",%d,%d\n", ir->set[0].class_counts[k],
                 k < ir->set[1].classes ? ir->set[1].class_counts[k] : 0);
     }
