@@ -349,8 +349,8 @@ static int answer_sides(const claim *cl, const side *va, const side *vb, answer 
         rc = cnb_error("%s: [%s] paired = yes, but the run %s has no single partner on the "
                        "other side (runs pair by seed and by the terms of their variants the "
                        "claim does not name); set paired = auto or no",
-                       cnb_conf_where(cl->conf, cl->s, cnb_section_get(cl->s, "paired"), where,
-                                      sizeof where), cl->s->name, lonely);
+                       cnb_conf_key_where(cl->conf, cl->s, "paired", where, sizeof where),
+                       cl->s->name, lonely);
     } else {
         a->paired = !lonely && cl->paired != PAIRED_NO;
         tally_chance(va, vb, a);
