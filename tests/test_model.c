@@ -170,6 +170,34 @@ static void test_duplicate_section(void)
                  w2);
 }
 
+/* An indented line continues the value above it (joined with a space); one that reads as
+ * a setting of its own ("filters = 2") is a slip of indentation, said as such. */
+static void test_continuation_line(void)
+{
+    cnb_conf conf;
+    CU_ASSERT_EQUAL_FATAL(cnb_conf_load_string(&conf, "exp.ini", "[sweep]\nonly = a=1;\n"
+                                               "       a=2;\n\ta=3\nseed = 1\n"),
+                          0);
+    const cnb_section *s = cnb_conf_section(&conf, "sweep");
+    CU_ASSERT_STRING_EQUAL(cnb_section_get(s, "only")->value, "a=1; a=2; a=3");
+    CU_ASSERT_EQUAL(cnb_section_get(s, "only")->line, 2);
+    CU_ASSERT_STRING_EQUAL(cnb_section_get(s, "seed")->value, "1");
+    cnb_conf_free(&conf);
+    const char *w[] = {"model.ini:8", "'filters = 2' is indented", "'type' (line 7)",
+                       "remove the indentation", NULL};
+    expect_error(NET "[c]\n  type = conv\n  filters = 2\nkernel = 3\n" TAIL, w);
+}
+
+/* none stands in for a switched-off layer: that layer's keys are accepted and ignored, so
+ * `type = ${lrn}` can sit beside `alpha = ${lrn_alpha}`; any other layer still refuses a key
+ * it does not know. */
+static void test_stand_in_keys(void)
+{
+    CU_ASSERT_EQUAL(build_text(NET "[n]\ntype = none\nalpha = 0.4\nsize = 5\n" TAIL), 0);
+    const char *w[] = {"model.ini:8", "unknown key 'alpha'", NULL};
+    expect_error(NET "[n]\ntype = flatten\nalpha = 0.4\n" TAIL, w);
+}
+
 static void test_unknown_key(void)
 {
     const char *w[] = {"model.ini:8", "unknown key 'strid'", "[c]", "stride", NULL};
@@ -378,6 +406,8 @@ void suite_model(void)
         {"AlexNet shapes and parameters", test_alexnet_seed_numbers},
         {"malformed line", test_malformed_line},
         {"unknown key", test_unknown_key},
+        {"an indented line continues the value above", test_continuation_line},
+        {"none takes the keys of the layer it stands in for", test_stand_in_keys},
         {"a section twice, adjacent or not", test_duplicate_section},
         {"undefined ${var}", test_undefined_variable},
         {"unknown layer type lists plugins", test_unknown_layer_type},

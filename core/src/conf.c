@@ -25,6 +25,8 @@ typedef struct reader {
     int header;         /* the line of the latest "[section]" */
     int sec_header;     /* ... when the current section began */
     int limit;          /* the characters a line may have     */
+    int indented;       /* the current line starts with a blank */
+    const cnb_kv *last; /* the key the previous line set        */
 } reader;
 
 /* One whole line into buf, or NULL at the end, or at a line longer than libinih's
@@ -57,6 +59,7 @@ static char *read_line(char *buf, int size, void *stream)
     }
     r->line++;
     const char *t = buf + strspn(buf, " \t");
+    r->indented = t != buf;
     if (*t == '[')
         r->header = r->line;
     return buf;
@@ -78,6 +81,35 @@ static cnb_section *add_section(cnb_conf *c, const char *name, int line)
     s->line = line;
     c->n++;
     return s;
+}
+
+/* Does a continuation line read as a setting of its own ("filters = 2", blanks around
+ * the '=')? Then its indentation is a slip: libinih would fold it into the value above. */
+static int looks_like_setting(const char *line)
+{
+    size_t word = strcspn(line, " \t=");
+    const char *t = line + word + strspn(line + word, " \t");
+    return word > 0 && t > line + word && *t == '=' && (t[1] == ' ' || t[1] == '\t');
+}
+
+/* An indented line after `key = value` continues that value: joined with one space. */
+static int append_value(cnb_section *s, reader *r, const char *more)
+{
+    cnb_kv *kv = &s->kv[r->last - s->kv];
+    if (looks_like_setting(more)) {
+        cnb_error("%s:%d: '%s' is indented, so it would continue the value of '%s' (line %d); "
+                  "remove the indentation", r->conf->path, r->line, more, kv->key, kv->line);
+        r->failed = 1;
+        return 0;
+    }
+    size_t len = strlen(kv->value);
+    char *v = realloc(kv->value, len + strlen(more) + 2);
+    if (!v)
+        return 0;
+    v[len] = ' ';
+    strcpy(v + len + 1, more);
+    kv->value = v;
+    return 1;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -104,9 +136,10 @@ static int handler(void *user, const char *section, const char *name, const char
         r->sec_header = r->header;
     }
     const cnb_kv *dup = cnb_section_get(s, name);
+    if (dup && dup == r->last && r->indented) /* libinih's continuation line */
+        return append_value(s, r, value);
     if (dup) {
-        cnb_error("%s:%d: key '%s' in [%s] is already set on line %d (an indented line "
-                  "continues the previous value; remove the indentation or the duplicate)",
+        cnb_error("%s:%d: key '%s' in [%s] is already set on line %d; remove the duplicate",
                   c->path, r->line, name, section, dup->line);
         r->failed = 1;
         return 0;
@@ -125,6 +158,7 @@ static int handler(void *user, const char *section, const char *name, const char
     kv->from = NULL;
     if (!kv->key || !kv->value)
         return 0;
+    r->last = kv;
     s->n++;
     return 1;
 }

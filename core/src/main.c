@@ -478,7 +478,10 @@ static int cmd_plugins(cnb_registry *reg, const options *o)
             printf("%42s type = %s; keys:", "", p->hdr->name);
             for (int k = 0; l->keys && l->keys[k]; k++)
                 printf("%s%s", k ? ", " : " ", l->keys[k]);
-            printf("%s\n", l->keys && l->keys[0] ? "" : " (none)");
+            printf("%s\n", l->flags & CNB_LAYER_STANDS_IN ? " those of the layer it stands in "
+                                                         "for, ignored"
+                            : l->keys && l->keys[0] ? ""
+                                                    : " (none)");
         }
         printf("%42s %s\n", "", p->hdr->description ? p->hdr->description : "");
     }

@@ -251,13 +251,13 @@ int cnb_net_layer_create(cnb_net *net, cnb_net_layer *L, const cnb_section *s, c
         return layer_error(&L->ctx, NULL, "layer plugin '%s' gave no %s; bind, forward, "
                            "backward and destroy are all required (cnnbench/layer.h)",
                            L->desc->hdr.name, missing);
-    /* Keys: `type` plus what the plugin declares. */
+    /* Keys: `type` plus what the plugin declares; any, for a stand-in. */
     const char *allowed[64] = {"type"};
     int na = 1;
     for (const char *const *k = L->desc->keys; k && *k && na < 63; k++)
         allowed[na++] = *k;
     allowed[na] = NULL;
-    if (cnb_section_check_keys(net->model, s, allowed))
+    if (!(L->desc->flags & CNB_LAYER_STANDS_IN) && cnb_section_check_keys(net->model, s, allowed))
         return CNB_EINVAL;
     L->out = L->layer->out;
     if (L->out.c <= 0 || L->out.h <= 0 || L->out.w <= 0)

@@ -21,8 +21,9 @@ extern "C" {
 
 /* 2.0: cnb_layer starts with its struct_size (CNB_LAYER_INIT fills it), and its entries
  * come before params[CNB_MAX_PARAMS], so that the array can grow without moving them. */
+/* 2.1: CNB_LAYER_STANDS_IN. */
 #define CNB_LAYER_ABI_MAJOR 2
-#define CNB_LAYER_ABI_MINOR 0
+#define CNB_LAYER_ABI_MINOR 1
 
 /* The length of cnb_layer's params[], and so part of its size: changing it is a new ABI. */
 #define CNB_MAX_PARAMS 4
@@ -91,6 +92,10 @@ enum {
                                        pass them in a backend's own layout
                                        (cnnbench/backend.h, "Native layouts") and time
                                        the kernel's library calls alone             */
+    CNB_LAYER_STANDS_IN = 1u << 4,  /* stands in for a layer an ablation switches off
+                                       (none): the host accepts that layer's keys in
+                                       its section, whatever they are, and ignores
+                                       them, so one model file serves both arms (2.1) */
 };
 
 typedef struct cnb_layer_desc {
