@@ -48,13 +48,15 @@ static int teardown(void)
 }
 
 typedef struct curve {
-    cnb_epoch_stats s[EPOCHS];
+    cnb_epoch_stats s[8];
     int n;
 } curve;
 
 static int record(const cnb_epoch_stats *s, void *user)
 {
     curve *c = user;
+    if (c->n == 8)
+        return cnb_error("more epochs than a test curve holds");
     c->s[c->n++] = *s;
     return 0;
 }
@@ -251,6 +253,52 @@ static void test_warmup_rates_per_step(void)
     }
 }
 
+/* test_every = 3 over 6 epochs: the test split is evaluated after epochs 1, 3 and 6 (the
+ * first, every third, the last), and with a validation split also after any epoch whose
+ * validation accuracy is the best so far, so the epoch validation chooses has its test
+ * result; those results equal a run that tests every epoch, bit for bit (evaluating changes
+ * nothing), and the other epochs have none. */
+static void test_test_every(void)
+{
+    enum { EP = 6, N = 600, BATCH = 50 };
+    cnb_dataset part = train, val = train;
+    part.n = N;
+    val.n = 300, val.images += (size_t)N * 28 * 28, val.labels += N;
+    for (int with_val = 0; with_val < 2; with_val++) {
+        curve all = {.n = 0}, some = {.n = 0};
+        for (int every = 1; every <= 3; every += 2) {
+            cnb_net net;
+            cnb_conf conf;
+            CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(), "lenet5.ini",
+                                                  "relu", "max"), 0);
+            CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 2), 0);
+            CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, BATCH), 0);
+            cnb_train_cfg cfg = {.epochs = EP, .lr = 0.2, .momentum = 0.9, .seed = 2,
+                                 .schedule = CNB_SCHEDULE_CONSTANT, .test_every = every,
+                                 .validation = with_val ? &val : NULL};
+            curve *c = every == 1 ? &all : &some;
+            CU_ASSERT_EQUAL_FATAL(cnb_train(&net, &part, &test, &cfg, record, c), 0);
+            CU_ASSERT_EQUAL(c->n, EP);
+            cnb_net_free(&net);
+            cnb_conf_free(&conf);
+        }
+        double best = 0.0;
+        int skipped = 0;
+        for (int e = 0; e < EP; e++) {
+            int new_best = with_val && some.s[e].val_acc > best;
+            best = new_best ? some.s[e].val_acc : best;
+            int due = e == 0 || e == EP - 1 || (e + 1) % 3 == 0 || new_best;
+            CU_ASSERT(all.s[e].train_loss == some.s[e].train_loss);
+            CU_ASSERT(isnan(some.s[e].test_acc) == !due && isnan(some.s[e].test_loss) == !due);
+            if (due)
+                CU_ASSERT(some.s[e].test_acc == all.s[e].test_acc &&
+                          some.s[e].test_loss == all.s[e].test_loss);
+            skipped += !due;
+        }
+        CU_ASSERT(with_val || skipped == 3); /* epochs 2, 4 and 5 */
+    }
+}
+
 /* A checkpoint of another version (its records laid out otherwise) is refused, naming both
  * versions, and the cell starts afresh; one of this version resumes. */
 static void test_checkpoint_version(void)
@@ -309,6 +357,7 @@ void suite_train(void)
         {"a checkpoint of another version is refused", test_checkpoint_version},
         {"warm-up: the formula", test_warmup_formula},
         {"warm-up: the rate of every step the trainer takes", test_warmup_rates_per_step},
+        {"test_every: which epochs are tested, and that they equal testing all", test_test_every},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

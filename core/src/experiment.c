@@ -51,7 +51,7 @@ static const char *const data_keys[] = {"dir", "train_images", "train_labels", "
                                         "validation", NULL};
 static const char *const train_keys[] = {"epochs", "batch", "lr", "momentum", "weight_decay",
                                          "schedule", "step_epochs", "gamma", "warmup",
-                                         "warmup_steps", "train_eval_limit",
+                                         "warmup_steps", "train_eval_limit", "test_every",
                                          "keep_checkpoint", NULL};
 
 /* Split a comma-separated list in place into trimmed items. */
@@ -695,7 +695,7 @@ static int read_train(cnb_experiment *e, const cnb_section *tr)
     static const char *const scheds[] = {"constant", "step", "cosine", NULL};
     const cnb_conf *c = &e->conf;
     long epochs = e->train.epochs, batch = e->batch, step = e->train.step_epochs;
-    long tel = e->train.train_eval_limit, keep = 0, warmup = 0;
+    long tel = e->train.train_eval_limit, keep = 0, warmup = 0, every = 1;
     int sched = (int)e->train.schedule;
     if (cnb_conf_int(c, tr, "epochs", 1, 100000, &epochs) ||
         cnb_conf_int(c, tr, "batch", 1, 65536, &batch) ||
@@ -708,6 +708,7 @@ static int read_train(cnb_experiment *e, const cnb_section *tr)
         cnb_conf_int(c, tr, "warmup", 0, 100000, &warmup) ||
         cnb_conf_int(c, tr, "warmup_steps", 0, 100000000L, &e->train.warmup_steps) ||
         cnb_conf_int(c, tr, "train_eval_limit", 0, 100000000L, &tel) ||
+        cnb_conf_int(c, tr, "test_every", 1, 100000, &every) ||
         cnb_conf_int(c, tr, "keep_checkpoint", 0, 1, &keep))
         return CNB_EINVAL;
     e->batch = (int)batch;
@@ -717,6 +718,7 @@ static int read_train(cnb_experiment *e, const cnb_section *tr)
     e->train.schedule = (cnb_schedule)sched;
     e->train.seed = e->seed;
     e->train.train_eval_limit = tel;
+    e->train.test_every = (int)every;
     e->keep_checkpoints = keep != 0;
     return 0;
 }
@@ -1572,7 +1574,8 @@ static int write_metrics(const run *r)
     cnb_atomic a;
     if (cnb_atomic_open(&a, path))
         return CNB_EIO;
-    /* ranks onwards: the compute/communication split of train_seconds (allreduce: the
+    /* test_loss, test_acc and gap are empty after an epoch the test split skipped
+     * (test_every). ranks onwards: the compute/communication split of train_seconds (allreduce: the
      * time in MPI, waiting for the gradient sums; comm_share = allreduce / (compute +
      * allreduce)); bytes per step that each rank puts into the sum. The columns that may
      * be empty come last, so that readers which skip empty fields keep their places. */
@@ -1583,11 +1586,14 @@ static int write_metrics(const run *r)
     for (int i = 0; i < r->n; i++) {
         const cnb_epoch_stats *s = &r->history[i];
         double both = s->compute_seconds + s->allreduce_seconds;
-        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.1f,%.3f,"
-                     "%d,%.3f,%.4f,%.4f,%.0f,",
-                s->epoch, s->lr, s->train_loss, s->train_acc, s->train_eval_loss,
-                s->train_eval_acc, s->test_loss, s->test_acc, s->train_eval_acc - s->test_acc,
-                s->train_seconds, s->eval_seconds, s->images_per_second, s->data_seconds,
+        int tested = !isnan(s->test_loss); /* cnb_train_cfg.test_every */
+        fprintf(a.f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f", s->epoch, s->lr, s->train_loss,
+                s->train_acc, s->train_eval_loss, s->train_eval_acc);
+        put_field(a.f, tested, s->test_loss);
+        put_field(a.f, tested, s->test_acc);
+        put_field(a.f, tested, s->train_eval_acc - s->test_acc);
+        fprintf(a.f, ",%.3f,%.3f,%.1f,%.3f,%d,%.3f,%.4f,%.4f,%.0f,", s->train_seconds,
+                s->eval_seconds, s->images_per_second, s->data_seconds,
                 s->ranks > 0 ? s->ranks : 1, s->compute_seconds, s->allreduce_seconds,
                 both > 0 ? s->allreduce_seconds / both : 0.0, s->allreduce_bytes);
         if (isfinite(s->loader_rate)) /* empty without an input pipeline */
@@ -1690,6 +1696,8 @@ static void write_resolved(FILE *f, const cnb_experiment *e, const cnb_cell *c)
             t->step_epochs, t->gamma, t->train_eval_limit);
     if (t->warmup_epochs || t->warmup_steps) /* only then: the fingerprints without stay */
         fprintf(f, "warmup = %d\nwarmup_steps = %ld\n", t->warmup_epochs, t->warmup_steps);
+    if (t->test_every > 1) /* only then: the fingerprints without stay */
+        fprintf(f, "test_every = %d\n", t->test_every);
 }
 
 int cnb_cell_fingerprint(const cnb_experiment *e, const cnb_cell *c, char out[17])
@@ -2174,6 +2182,9 @@ static int resume_cell(cell_state *s, const cnb_experiment *e, const cnb_cell *c
         s->r.history = NULL, s->r.n = 0, s->cfg.start_epoch = 0;
         cnb_net_init_params(&s->net, c->seed);
     }
+    for (int i = 0; rc == 0 && i < s->r.n; i++) /* for test_every: the best so far */
+        if (s->r.history[i].val_acc > s->cfg.val_best)
+            s->cfg.val_best = s->r.history[i].val_acc;
     if (rc == 0 && s->cfg.start_epoch && s->lead)
         printf("%sresumed from %s after epoch %d of %d\n", s->r.label, s->ckpt,
                s->cfg.start_epoch, c->train.epochs);

@@ -413,7 +413,8 @@ static int any_validation(const cell_result *cells, int n)
 }
 
 /* Mean and sd over the variant's seeds of curve `which` (0 test, 1 train, 2 validation
- * accuracy, 3 validation loss) at epoch e (0-based), over the cells that reached it. */
+ * accuracy, 3 validation loss) at epoch e (0-based), over the cells that reached it and
+ * evaluated it (test_every leaves epochs without a test result). */
 static cnb_summary curve_at(const variant *v, const cell_result *cells, int which, int e)
 {
     double x[256];
@@ -421,7 +422,7 @@ static cnb_summary curve_at(const variant *v, const cell_result *cells, int whic
     for (int k = 0; k < v->n; k++) {
         const cell_result *c = &cells[v->cells[k]];
         const double *curve[4] = {c->curve_test, c->curve_train, c->curve_val, c->curve_val_loss};
-        if (e < c->epochs)
+        if (e < c->epochs && !isnan(curve[which][e]))
             x[n++] = curve[which][e];
     }
     cnb_summary s;
@@ -460,6 +461,7 @@ static int plot_curves(const char *dir, const char *name, const variant *v, int 
         return CNB_EIO;
     fprintf(a.f, "set xlabel 'epoch'\nset xtics 1\nset key below noenhanced height 1\n"
                  "set style fill transparent solid 0.15 noborder\n"
+                 "set datafile missing NaN\n" /* test_every: lines go on across */
                  "set xrange [1:%d]\n", epochs > 1 ? epochs : 2);
     /* the key's first entries say what solid, dashed (and dotted) mean; the baseline is
      * drawn thicker and named so */

@@ -419,6 +419,7 @@ typedef struct train_run {
     uint32_t *order; /* this epoch's order of the training images */
     int global;      /* images per step over all ranks */
     long batches;    /* steps per epoch */
+    double val_best; /* the best validation accuracy so far (0: none) */
 } train_run;
 
 /* The running sums of one epoch's training steps. */
@@ -513,13 +514,26 @@ static int train_epoch(const train_run *r, int epoch, cnb_epoch_stats *s)
     return 0;
 }
 
+/* Is the test split evaluated after `epoch` (0-based), whose validation accuracy is
+ * val_acc (cnb_train_cfg.test_every)? */
+static int test_due(train_run *r, int epoch, double val_acc)
+{
+    const cnb_train_cfg *cfg = r->cfg;
+    int best = val_acc > r->val_best;
+    if (best)
+        r->val_best = val_acc;
+    return cfg->test_every <= 1 || epoch == 0 || epoch == cfg->epochs - 1 || best ||
+           (epoch + 1) % cfg->test_every == 0;
+}
+
 /* Evaluates the epoch's weights on the training subset, validation and test splits. */
-static int evaluate_epoch(const train_run *r, int epoch, cnb_epoch_stats *s)
+static int evaluate_epoch(train_run *r, int epoch, cnb_epoch_stats *s)
 {
     const cnb_train_cfg *cfg = r->cfg;
     int rc = 0;
     double t1 = cnb_now();
     s->train_eval_loss = s->train_eval_acc = s->val_loss = s->val_acc = NAN;
+    s->test_loss = s->test_acc = NAN;
     if (cfg->train_eval_limit > 0)
         rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 0, cfg->train_eval_limit,
                                            &s->train_eval_loss, &s->train_eval_acc)
@@ -528,19 +542,22 @@ static int evaluate_epoch(const train_run *r, int epoch, cnb_epoch_stats *s)
     if (rc == 0 && cfg->validation)
         rc = evaluate_shared(r->net, cfg->validation, 0, cfg->augment, &s->val_loss,
                              &s->val_acc);
-    if (rc == 0)
+    int tested = rc == 0 && test_due(r, epoch, s->val_acc);
+    if (tested)
         rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 1, 0, &s->test_loss, &s->test_acc)
                        : evaluate_shared(r->net, r->test, 0, cfg->augment, &s->test_loss,
                                          &s->test_acc);
     if (rc == 0 && r->dpp)
         rc = dp_check_weights(r->dpp);
     s->eval_seconds = cnb_now() - t1;
-    int finite = isfinite(s->test_loss) && (!cfg->validation || isfinite(s->val_loss)) &&
+    int finite = (!tested || isfinite(s->test_loss)) &&
+                 (!cfg->validation || isfinite(s->val_loss)) &&
                  (cfg->train_eval_limit <= 0 || isfinite(s->train_eval_loss));
     if (rc == 0 && !finite) {
-        cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: the test loss is "
-                "%g (training loss %g); lower the learning rate (lr = %g)", epoch + 1,
-                s->test_loss, s->train_loss, s->lr);
+        cnb_log(CNB_LOG_WARN, NULL, "diverged at epoch %d, in evaluation: a loss is not "
+                "finite (test %g, validation %g, training subset %g; training loss %g); "
+                "lower the learning rate (lr = %g)", epoch + 1, s->test_loss, s->val_loss,
+                s->train_eval_loss, s->train_loss, s->lr);
         rc = CNB_EDIVERGED; /* weights that give NaN on unseen data are no result */
     }
     return rc;
@@ -581,7 +598,8 @@ static int run_epochs(train_run *r, cnb_epoch_fn on_epoch, void *user)
 int cnb_train(cnb_net *net, const cnb_dataset *train, const cnb_dataset *test,
               const cnb_train_cfg *cfg, cnb_epoch_fn on_epoch, void *user)
 {
-    train_run r = {.net = net, .train = train, .test = test, .cfg = cfg};
+    train_run r = {.net = net, .train = train, .test = test, .cfg = cfg,
+                   .val_best = cfg->val_best};
     r.global = cfg->global_batch ? cfg->global_batch : net->batch;
     if (train->n < r.global)
         return cnb_error("the training set has %d images, fewer than one batch of %d", train->n,

@@ -51,6 +51,13 @@ typedef struct cnb_train_cfg {
     long warmup_steps;     /*   many epochs' steps, or this many steps; both 0: none    */
     uint64_t seed;
     long train_eval_limit; /* training samples evaluated each epoch; 0 = none */
+    int test_every;        /* the test split is evaluated after epoch 1, every this
+                              many epochs, the last, and (with a validation split) any
+                              whose validation accuracy is the best so far, so the
+                              epoch validation chooses always has its test result; the
+                              others' test fields are NAN. 0 or 1: every epoch        */
+    double val_best;       /* a resumed run: the best validation accuracy of the epochs
+                              before start_epoch (0: none)                            */
     int progress;          /* 1: redraw a progress bar on stderr */
     const cnb_augment *augment; /* the data processing of every batch; NULL: none */
     int start_epoch;       /* epochs already done (a resumed run: checkpoint.h); their
