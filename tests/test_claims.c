@@ -140,10 +140,20 @@ static void test_metric_required(void)
 {
     static const char *const cases[][2] = {
         {"", "claims.ini:7: [claim.m] needs metric = one of test_acc, best_test_acc, "
-             "train_acc, gap, test_loss, epoch_seconds, epoch1_test_acc, parameters"},
+             "train_acc, gap, test_loss, epoch_seconds, epoch1_test_acc, parameters, "
+             "epochs_to_target, seconds_to_target, step_ms"},
         {"metric = accuracy\n", "claims.ini:11: [claim.m] metric = 'accuracy': expected one "
                                 "of test_acc, best_test_acc, train_acc, gap, test_loss, "
-                                "epoch_seconds, epoch1_test_acc, parameters"},
+                                "epoch_seconds, epoch1_test_acc, parameters, "
+                                "epochs_to_target, seconds_to_target, step_ms"},
+        {"metric = epochs_to_target\n", "claims.ini:7: [claim.m] metric = epochs_to_target "
+                                        "and seconds_to_target need target = a validation "
+                                        "accuracy to reach"},
+        {"metric = test_acc\ntarget = 0.8\n", "claims.ini:7: [claim.m] target goes with "
+                                               "metric = epochs_to_target or "
+                                               "seconds_to_target"},
+        {"metric = step_ms\n", "claims.ini:7: [claim.m] metric = step_ms times two variants "
+                               "of a model: it needs model, variant and baseline"},
         {"metric = parameters\n", "claims.ini:7: [claim.m] expect = higher compares two "
                                   "variants"},
     };
@@ -479,6 +489,65 @@ static void test_chance_runs(void)
                                 "from 0 to 1");
 }
 
+/* epochs_to_target and seconds_to_target from each cell's metrics.csv: the first epoch
+ * whose validation accuracy reaches the target, and the training seconds up to it. A run
+ * that never reaches it is left out with its partner and counted in the chance column.
+ * pool=max reaches 0.85 after epochs 1, 2, 1 (2 s an epoch); pool=avg after 3, 5 and never
+ * (3 s an epoch): pairs (1, 3) and (2, 5), differences -2 and -3 epochs, -7 and -11 s. */
+static void test_to_target(void)
+{
+    static const int reach[2][3] = {{1, 2, 1}, {3, 5, 0}};
+    char cells[1024] = "", p[600], row[4096];
+    snprintf(cells, sizeof cells, "ignored,1,0.5,0.9,0.05\n");
+    const char *claim = "experiment = ev.ini\nvariant = pool=max\nbaseline = pool=avg\n"
+                        "expect = lower\ntarget = 0.85\n";
+    char claims[1024];
+    snprintf(claims, sizeof claims, "[claim.e]\ntext = epochs\nmetric = epochs_to_target\n%s"
+             "[claim.s]\ntext = seconds\nmetric = seconds_to_target\n%s", claim, claim);
+    const char *path = claims_fixture(cells, "correction = none", claims);
+    char table[1024] = "cell,variant,seed,train_acc\n";
+    for (int side = 0; side < 2; side++)
+        for (int seed = 1; seed <= 3; seed++) {
+            const char *pool = side ? "avg" : "max";
+            char metrics[1024] = "epoch,train_seconds,val_acc\n";
+            for (int e = 1; e <= 6; e++)
+                snprintf(metrics + strlen(metrics), sizeof metrics - strlen(metrics),
+                         "%d,%d,%s\n", e, side ? 3 : 2,
+                         reach[side][seed - 1] && e >= reach[side][seed - 1] ? "0.86" : "0.8");
+            snprintf(p, sizeof p, "%s/ev/%s%d", fixture_dir, pool, seed);
+            CU_ASSERT_EQUAL_FATAL(mkdir(p, 0755), 0);
+            snprintf(p + strlen(p), sizeof p - strlen(p), "/metrics.csv");
+            test_write_file(p, metrics);
+            snprintf(table + strlen(table), sizeof table - strlen(table),
+                     "%s%d,\"pool=%s\",%d,0.9\n", pool, seed, pool, seed);
+        }
+    snprintf(p, sizeof p, "%s/ev/cells.csv", fixture_dir);
+    test_write_file(p, table);
+    CU_ASSERT_EQUAL_FATAL(run_claims(path), 0);
+    page_row("epochs", row, sizeof row);
+    CHECK_MSG(row, "| epochs_to_target | 0 / 1, p = 1.000 (or never reached val acc 0.85) | "
+                   "paired t | 2 pairs | -2.5000 [");
+    page_row("seconds", row, sizeof row);
+    CHECK_MSG(row, "| paired t | 2 pairs | -9.0000 [");
+}
+
+/* step_ms: the claims run times both variants itself, a step of each per round, the rounds
+ * pairing them. (What it finds is not asserted: these machines are shared.) */
+static void test_step_ms(void)
+{
+    char row[4096], claims[1024];
+    snprintf(claims, sizeof claims,
+             "[claim.t]\ntext = timed\nmodel = %s/experiments/models/lenet5.ini\n"
+             "variant = act=relu\nbaseline = act=sigmoid\nmetric = step_ms\nexpect = lower\n"
+             "backend = naive\nbatch = 2\nrounds = 12\n", CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(apart, "", claims)), 0);
+    page_row("timed", row, sizeof row);
+    CHECK_MSG(row, "| timed by this run: ");
+    CHECK_MSG(row, "act=relu on naive, 1 thread, batch 2, 12 rounds | act=relu | act=sigmoid | "
+                   "step_ms | 0 / 0 | paired t | 12 pairs | ");
+    CHECK_MSG(row, " ms (medians ");
+}
+
 /* The reference: the same normal approximation written with scipy 1.10.1 (the smallest n
  * from 2 with power >= 0.8; se = sd / sqrt(n) paired, sd * sqrt(2 / n) otherwise; c =
  * t.ppf(1 - alpha/2 (detect) or 1 - alpha, n - 1 paired or 2n - 2)):
@@ -517,6 +586,8 @@ void suite_claims(void)
         {"Fisher's exact test on known tables", test_fisher_known},
         {"runs at chance are counted apart and left out", test_chance_runs},
         {"seeds needed for 80% power, against the formula", test_seeds_needed},
+        {"epochs and seconds to a validation target", test_to_target},
+        {"step_ms: both variants timed in paired rounds", test_step_ms},
         {NULL, NULL},
     };
     test_add_suite("claims", cases);

@@ -12,7 +12,10 @@
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
+#include "bench.h"
+#include "clock.h"
 #include "net.h"
+#include "rng.h"
 #include "stats.h"
 
 #define MAX_CLAIMS 64
@@ -28,19 +31,24 @@
 
 static const char *const claim_keys[] = {"text", "experiment", "variant", "baseline", "metric",
                                          "expect", "margin", "paired", "chance",
-                                         "chance_margin", "model", "vars", "layers", NULL};
+                                         "chance_margin", "model", "vars", "layers", "target",
+                                         "backend", "threads", "batch", "rounds", NULL};
 static const char *const claims_experiment_keys[] = {"name", "mode", "results", "runs",
                                                      "correction", "alpha", "chance",
                                                      "chance_margin", NULL};
 /* in the order of cnb_correction */
 static const char *const corrections[] = {"holm", "bh", "none", NULL};
 static const char *const correction_names[] = {"Holm", "Benjamini-Hochberg", "none"};
-/* What a claim measures: a column of the evidence's cells.csv, or (expect = majority) the
- * share of a model's parameters. */
+/* What a claim measures: a column of the evidence's cells.csv; the epochs or training
+ * seconds a run takes to reach a validation accuracy (target), from its metrics.csv; the
+ * milliseconds of a training step, timed by the claim itself (step_ms); or (expect =
+ * majority) the share of a model's parameters. */
 static const char *const metrics[] = {"test_acc", "best_test_acc", "train_acc", "gap",
                                       "test_loss", "epoch_seconds", "epoch1_test_acc",
-                                      "parameters", NULL};
-enum { METRIC_PARAMETERS = 7 };
+                                      "parameters", "epochs_to_target", "seconds_to_target",
+                                      "step_ms", NULL};
+enum { METRIC_PARAMETERS = 7, METRIC_EPOCHS_TO, METRIC_SECONDS_TO, METRIC_STEP_MS };
+#define TO_TARGET(m) ((m) == METRIC_EPOCHS_TO || (m) == METRIC_SECONDS_TO)
 static const char *const expects[] = {"higher", "lower", "similar", "majority", NULL};
 enum { EXPECT_HIGHER, EXPECT_LOWER, EXPECT_SIMILAR, EXPECT_MAJORITY };
 static const char *const pairings[] = {"auto", "yes", "no", NULL};
@@ -58,7 +66,11 @@ typedef struct claim {
     double chance;            /* the accuracy of a guess (0.1 for 10 classes)   */
     double chance_margin;     /* a run whose final train accuracy is below
                                  chance + chance_margin never left chance       */
-    const char *model, *vars, *layers;           /* expect = majority           */
+    const char *model, *vars, *layers;           /* expect = majority; model:
+                                                    step_ms too                  */
+    double target;            /* *_to_target: the validation accuracy to reach   */
+    const char *backend;      /* step_ms: where, with how many threads, at which */
+    long threads, batch, rounds; /* batch, over how many rounds                  */
 } claim;
 
 /* A claims file: its claims and how their tests are judged together. */
@@ -123,15 +135,28 @@ static int claim_read(const cnb_conf *c, const cnb_section *s, const claims_file
 {
     *cl = (claim){.conf = c, .s = s, .id = s->name + 6, .expect = -1, .metric = -1,
                   .paired = PAIRED_AUTO, .margin = 0.005, .chance = f->chance,
-                  .chance_margin = f->chance_margin};
+                  .chance_margin = f->chance_margin, .target = NAN, .backend = "onednn",
+                  .threads = 1, .batch = 64, .rounds = 200};
     cl->text = value_of(s, "text") ? value_of(s, "text") : cl->id;
     if (cnb_section_check_keys(c, s, claim_keys) ||
         cnb_conf_choice(c, s, "expect", expects, &cl->expect) ||
         cnb_conf_choice(c, s, "metric", metrics, &cl->metric) ||
         cnb_conf_choice(c, s, "paired", pairings, &cl->paired) ||
         cnb_conf_double(c, s, "margin", 0.0, 1e9, &cl->margin) ||
+        cnb_conf_double(c, s, "target", 0.0, 1.0, &cl->target) ||
+        cnb_conf_int(c, s, "threads", 1, 1024, &cl->threads) ||
+        cnb_conf_int(c, s, "batch", 1, 65536, &cl->batch) ||
+        cnb_conf_int(c, s, "rounds", 10, 1000000, &cl->rounds) ||
         read_chance(c, s, &cl->chance, &cl->chance_margin))
         return CNB_EINVAL;
+    if (value_of(s, "backend"))
+        cl->backend = value_of(s, "backend");
+    if (TO_TARGET(cl->metric) != !isnan(cl->target))
+        return cnb_error("%s:%d: [%s] %s", c->path, s->line, s->name,
+                         isnan(cl->target) ? "metric = epochs_to_target and seconds_to_target "
+                                             "need target = a validation accuracy to reach"
+                                           : "target goes with metric = epochs_to_target or "
+                                             "seconds_to_target");
     if (cnb_section_get(s, "margin") && cl->expect != EXPECT_SIMILAR)
         return cnb_error("%s:%d: [%s] margin goes with expect = similar", c->path,
                          cnb_section_get(s, "margin")->line, s->name);
@@ -145,6 +170,15 @@ static int claim_read(const cnb_conf *c, const cnb_section *s, const claims_file
     }
     cl->experiment = value_of(s, "experiment");
     cl->variant = value_of(s, "variant"), cl->baseline = value_of(s, "baseline");
+    if (cl->metric == METRIC_STEP_MS) {
+        cl->model = value_of(s, "model");
+        if (!cl->model || !cl->variant || !cl->baseline || cl->experiment)
+            return cnb_error("%s:%d: [%s] metric = step_ms times two variants of a model: it "
+                             "needs model, variant and baseline (model variables: dropout=0.5), "
+                             "and takes backend, threads, batch and rounds, not an experiment",
+                             c->path, s->line, s->name);
+        return 0;
+    }
     if (!cl->experiment || !cl->variant || !cl->baseline || cl->metric == METRIC_PARAMETERS)
         return cnb_error("%s:%d: [%s] expect = %s compares two variants: it needs experiment, "
                          "variant, baseline and a metric of the evidence's cells (not "
@@ -211,13 +245,49 @@ static void side_free(side *s)
     free(s->r);
 }
 
-/* One run of cells.csv on its side of `cl`, if it is on one. */
-static int add_run(const cnb_csv *c, const int *col, const claim *cl, side *a, side *b)
+/* The epochs, or the training seconds, run `cell` of `dir` took to reach validation
+ * accuracy `target` (its metrics.csv): into *v, NAN when it never did. */
+static int to_target(const char *dir, const char *cell, double target, int seconds, double *v)
+{
+    static const char *const want[] = {"epoch", "train_seconds", "val_acc", NULL};
+    char path[PATH_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, cell);
+    cnb_csv c;
+    int col[3], more = 0, rc = cnb_csv_open(&c, path);
+    if (rc || cnb_csv_columns(&c, want, col))
+        rc = cnb_error("%s", c.err);
+    double spent = 0.0;
+    *v = NAN;
+    while (rc == 0 && isnan(*v) && (more = cnb_csv_next(&c)) == 1) {
+        const char *val = cnb_csv_get(&c, col[2]);
+        spent += strtod(cnb_csv_get(&c, col[1]), NULL);
+        if (!*val)
+            rc = cnb_error("%s: no val_acc: a run reaches a target on its validation split; "
+                           "set [data] validation in its experiment", path);
+        else if (strtod(val, NULL) >= target)
+            *v = seconds ? spent : strtod(cnb_csv_get(&c, col[0]), NULL);
+    }
+    if (rc == 0 && more < 0)
+        rc = cnb_error("%s", c.err);
+    cnb_csv_close(&c);
+    return rc;
+}
+
+/* One run of cells.csv on its side of `cl`, if it is on one; left out when it never left
+ * chance or (*_to_target) never reached the target. */
+static int add_run(const char *dir, const cnb_csv *c, const int *col, const claim *cl,
+                   side *a, side *b)
 {
     enum { VARIANT, SEED, TRAIN_ACC, METRIC };
     const char *variant = cnb_csv_get(c, col[VARIANT]), *seed = cnb_csv_get(c, col[SEED]);
+    if (!has_terms(variant, cl->variant) && !has_terms(variant, cl->baseline))
+        return 0;
     double v = strtod(cnb_csv_get(c, col[METRIC]), NULL);
+    if (TO_TARGET(cl->metric) && to_target(dir, cnb_csv_get(c, col[METRIC]), cl->target,
+                                           cl->metric == METRIC_SECONDS_TO, &v))
+        return CNB_EINVAL;
     int at_chance = strtod(cnb_csv_get(c, col[TRAIN_ACC]), NULL) < cl->chance + cl->chance_margin;
+    at_chance |= isnan(v);
     if (has_terms(variant, cl->variant))
         return side_add(a, v, at_chance, seed, variant, cl->variant);
     if (has_terms(variant, cl->baseline))
@@ -228,7 +298,8 @@ static int add_run(const cnb_csv *c, const int *col, const claim *cl, side *a, s
 /* The runs of `dir`/cells.csv on each side of `cl`, its columns by name. */
 static int read_sides(const char *dir, const claim *cl, side *a, side *b)
 {
-    const char *const want[] = {"variant", "seed", "train_acc", metrics[cl->metric], NULL};
+    const char *const want[] = {"variant", "seed", "train_acc",
+                                TO_TARGET(cl->metric) ? "cell" : metrics[cl->metric], NULL};
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/cells.csv", dir);
     cnb_csv c;
@@ -238,7 +309,7 @@ static int read_sides(const char *dir, const claim *cl, side *a, side *b)
     else if (cnb_csv_columns(&c, want, col))
         rc = cnb_error("%s; rerun `cnnbench report %s`", c.err, dir);
     while (rc == 0 && (more = cnb_csv_next(&c)) == 1)
-        rc = add_run(&c, col, cl, a, b);
+        rc = add_run(dir, &c, col, cl, a, b);
     if (rc == 0 && more < 0)
         rc = cnb_error("%s", c.err);
     cnb_csv_close(&c);
@@ -405,22 +476,112 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     return rc;
 }
 
-static int answer_params(const char *path, const claim *cl, cnb_registry *reg, answer *a)
+/* Model file `file` built with the variables `terms` ("dropout=0.5 lrn=none") over its
+ * own. */
+static int load_with(cnb_net *net, cnb_conf *m, cnb_registry *reg, const char *file,
+                     const char *terms)
 {
-    char file[PATH_MAX];
-    resolve_path(file, sizeof file, path, cl->model);
     cnb_vars vars = {0};
-    char terms[512];
-    snprintf(terms, sizeof terms, "%s", cl->vars ? cl->vars : "");
-    for (char *save = NULL, *t = strtok_r(terms, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", terms ? terms : "");
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
         char *eq = strchr(t, '=');
         if (eq)
             *eq = '\0', cnb_vars_set(&vars, t, eq + 1);
     }
+    int rc = cnb_net_load(net, m, reg, file, &vars);
+    cnb_vars_free(&vars);
+    return rc;
+}
+
+/* metric = step_ms: a network of each side, the same weights and synthetic batch (seed 1),
+ * warmed up; then `rounds` rounds of one training step each, in a shuffled order, paired by
+ * round. */
+static int time_sides(const claim *cl, cnb_net *net, side *va, side *vb)
+{
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, 1, CNB_STREAM_DATA);
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        size_t n = (size_t)cl->batch * cnb_shape_size(net[k].input);
+        for (size_t i = 0; i < n; i++)
+            net[k].x[i] = cnb_rng_normal(&rng);
+        for (long i = 0; i < cl->batch; i++)
+            net[k].labels[i] = (int32_t)cnb_rng_below(&rng, (uint32_t)net[k].classes);
+    }
+    for (long r = -10; r < cl->rounds && rc == 0; r++) { /* 10 rounds of warm-up */
+        int first = (int)cnb_rng_below(&rng, 2);
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            cnb_net *n = &net[first ^ k];
+            float loss;
+            double t0 = cnb_now();
+            rc = cnb_net_forward(n, 1, &loss);
+            if (rc == 0 && (rc = cnb_net_backward(n)) == 0)
+                cnb_net_sgd(n, (float)CNB_BENCH_LR, (float)CNB_BENCH_MOMENTUM,
+                            (float)CNB_BENCH_DECAY);
+            char round[24];
+            snprintf(round, sizeof round, "%ld", r);
+            if (rc == 0 && r >= 0)
+                rc = side_add((first ^ k) ? vb : va, (cnb_now() - t0) * 1e3, 0, round, "", "");
+        }
+    }
+    return rc;
+}
+
+static double median_of(const side *s)
+{
+    double *x = malloc((size_t)s->n * sizeof *x);
+    if (!x)
+        return NAN;
+    for (int i = 0; i < s->n; i++)
+        x[i] = s->r[i].v;
+    cnb_sample_stats st;
+    cnb_sample_summarize(x, s->n, &st);
+    free(x);
+    return st.median;
+}
+
+static int answer_steps(const char *path, const claim *cl, cnb_registry *reg, double alpha,
+                        answer *a)
+{
+    char file[PATH_MAX];
+    resolve_path(file, sizeof file, path, cl->model);
+    a->metric = metrics[cl->metric];
+    a->variant = cl->variant, a->baseline = cl->baseline;
+    snprintf(a->source, sizeof a->source, "%s", file);
+    cnb_conf m[2];
+    cnb_net net[2] = {0};
+    side va = {0}, vb = {0};
+    cnb_comparison cmp;
+    int built = 0, rc = 0;
+    for (; built < 2 && rc == 0; built++) {
+        rc = load_with(&net[built], &m[built], reg, file, built ? cl->baseline : cl->variant);
+        if (rc == 0 && (rc = cnb_net_init_params(&net[built], 1)) == 0)
+            rc = cnb_net_bind(&net[built], cl->backend, (int)cl->threads, (int)cl->batch);
+    }
+    if (rc == 0 && (rc = time_sides(cl, net, &va, &vb)) == 0 &&
+        (rc = answer_sides(cl, &va, &vb, a, &cmp)) == 0) {
+        measure(cl, &cmp, alpha, a);
+        size_t len = strlen(a->effect);
+        snprintf(a->effect + len, sizeof a->effect - len, " ms (medians %.3f / %.3f ms)",
+                 median_of(&va), median_of(&vb));
+    }
+    for (int k = 0; k < built; k++) {
+        cnb_net_free(&net[k]);
+        cnb_conf_free(&m[k]);
+    }
+    side_free(&va);
+    side_free(&vb);
+    return rc;
+}
+
+static int answer_params(const char *path, const claim *cl, cnb_registry *reg, answer *a)
+{
+    char file[PATH_MAX];
+    resolve_path(file, sizeof file, path, cl->model);
     cnb_conf m;
     cnb_net net;
-    int rc = cnb_net_load(&net, &m, reg, file, &vars);
-    cnb_vars_free(&vars);
+    int rc = load_with(&net, &m, reg, file, cl->vars);
     if (rc)
         return rc;
     size_t total = cnb_net_param_count(&net), part = 0;
@@ -489,15 +650,15 @@ static int write_csv(const char *dir, const claims_file *f, const answer *ans)
     fprintf(a.f, "claim,text,metric,variant,baseline,test,runs_variant,runs_baseline,"
                  "chance_variant,chance_baseline,chance_below,p_chance,n_variant,n_baseline,"
                  "diff,ci_level,ci_lo,ci_hi,p,correction,p_adjusted,verdict,seeds_needed,"
-                 "source\n");
+                 "source,target\n");
     for (const answer *r = ans; r < ans + f->n; r++)
         fprintf(a.f, "%s,\"%s\",%s,\"%s\",\"%s\",%s,%d,%d,%d,%d,%g,%.6g,%d,%d,%.6f,%g,%.6f,%.6f,"
-                     "%.6g,%s,%.6g,%s,%d,\"%s\"\n",
+                     "%.6g,%s,%.6g,%s,%d,\"%s\",%g\n",
                 r->cl->id, r->cl->text, r->metric, r->variant, r->baseline, test_name(r),
                 r->runs_variant, r->runs_baseline, r->chance_variant, r->chance_baseline,
                 r->cl->chance + r->cl->chance_margin, r->p_chance, r->n_variant, r->n_baseline,
                 r->diff, r->level, r->lo, r->hi, r->p, corrections[f->correction], r->p_adj,
-                r->verdict, r->seeds_needed, r->source);
+                r->verdict, r->seeds_needed, r->source, r->cl->target);
     return cnb_atomic_commit(&a);
 }
 
@@ -520,6 +681,16 @@ static void page_intro(FILE *o, const char *name, const claims_file *f)
                "changes how often it happens (its p is neither adjusted nor part of the "
                "verdict). A claim that sets its own rule shows it beside its counts.\n\n",
             f->chance + f->chance_margin, f->chance, f->chance_margin);
+    fprintf(o, "epochs_to_target and seconds_to_target are the epochs, and the seconds of "
+               "training (evaluation left out), a run takes to reach the claim's validation "
+               "accuracy, from its metrics.csv. A run that never reaches it is left out with "
+               "the runs at chance and counted with them (the column says so), its partner "
+               "too: a claim that one side is faster is then read beside how often each side "
+               "got there at all. step_ms is a training step's milliseconds (forward, "
+               "backward, SGD update), timed by the claims run: both variants of the model "
+               "built with the same weights and a synthetic batch, warmed up, then one step "
+               "of each per round, in a freshly shuffled order each round, the rounds pairing "
+               "them (so drift and neighbours' noise fall on both alike).\n\n");
     if (f->correction == CNB_CORRECT_NONE)
         fprintf(o, "The p values are not corrected for testing several claims at once "
                    "(correction = none): the more claims, the more false findings.");
@@ -562,7 +733,9 @@ static void chance_text(char *out, size_t len, const claims_file *f, const answe
     if (!isnan(a->p_chance))
         n += snprintf(out + n, len - (size_t)n, ", p = %s", p_text(p, sizeof p, a->p_chance));
     if (below != f->chance + f->chance_margin)
-        snprintf(out + n, len - (size_t)n, " (train acc < %g)", below);
+        n += snprintf(out + n, len - (size_t)n, " (train acc < %g)", below);
+    if (TO_TARGET(a->cl->metric))
+        snprintf(out + n, len - (size_t)n, " (or never reached val acc %g)", a->cl->target);
 }
 
 static void page_row(FILE *o, const char *dir, const claims_file *f, const answer *a)
@@ -571,11 +744,16 @@ static void page_row(FILE *o, const char *dir, const claims_file *f, const answe
     char plan[64];
     if (a->cl->expect == EXPECT_MAJORITY)
         snprintf(link, sizeof link, "`cnnbench summary %s`", a->source);
-    else {
+    else if (a->cl->metric == METRIC_STEP_MS)
+        snprintf(link, sizeof link, "timed by this run: %s, %s on %s, %ld thread%s, batch %ld, "
+                 "%ld rounds", a->source, a->variant, a->cl->backend, a->cl->threads,
+                 a->cl->threads == 1 ? "" : "s", a->cl->batch, a->cl->rounds);
+    if (a->cl->expect != EXPECT_MAJORITY) {
         char rel[PATH_MAX];
         link_to(rel, sizeof rel, dir, a->source);
-        snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
-                 "[gap](%s/gap.png)", rel, rel, rel);
+        if (a->cl->metric != METRIC_STEP_MS)
+            snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
+                     "[gap](%s/gap.png)", rel, rel, rel);
         if (a->paired)
             snprintf(seeds, sizeof seeds, "%d pairs", a->n_variant);
         else
@@ -693,8 +871,10 @@ int cnb_claims_run(cnb_conf *c, const char *path, const char *profile, cnb_regis
     for (int i = 0; i < f.n && rc == 0; i++) {
         const claim *cl = &f.cl[i];
         ans[i] = (answer){.cl = cl, .p = NAN, .p_adj = NAN, .p_chance = NAN};
-        rc = cl->expect == EXPECT_MAJORITY ? answer_params(path, cl, reg, &ans[i])
-                                           : answer_comparison(path, profile, cl, f.alpha, &ans[i]);
+        rc = cl->expect == EXPECT_MAJORITY    ? answer_params(path, cl, reg, &ans[i])
+             : cl->metric == METRIC_STEP_MS ? answer_steps(path, cl, reg, f.alpha, &ans[i])
+                                            : answer_comparison(path, profile, cl, f.alpha,
+                                                                &ans[i]);
     }
     if (rc || (rc = judge(&f, ans)))
         return rc;
