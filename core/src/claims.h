@@ -14,13 +14,22 @@
  *     variant, baseline   name=value terms ("lrn=lrn dropout=0"); a cell belongs to a side
  *                 when its variant has every term (so terms left out pool over the rest)
  *     metric      (required) test_acc | best_test_acc | train_acc | gap | test_loss |
- *                 epoch_seconds | epoch1_test_acc (after the first epoch: how fast it learns)
+ *                 epoch_seconds | epoch1_test_acc (after the first epoch) | epochs_to_target
+ *                 | seconds_to_target (the first epoch, or the training seconds up to it,
+ *                 at which the run's validation accuracy reaches `target`, from its
+ *                 metrics.csv; a run that never does is left out like a run at chance)
+ *     target      with *_to_target: the validation accuracy to reach
  *     expect      higher | lower (variant against baseline) | similar (equivalent within
  *                 +-`margin`, default 0.005)
  *     paired      auto (default) | yes | no: compare by the paired t-test on the
  *                 differences between runs of the same seed, or by Welch's t-test; auto
  *                 pairs when every run on each side has exactly one partner on the other
  *     chance, chance_margin   this claim's own rule for runs that never left chance
+ *   or, for a claim about the time of a training step (metric = step_ms):
+ *     model, variant and baseline (model variables: "dropout=0.5"), backend (onednn),
+ *     threads (1), batch (64), rounds (200): both networks built with the same weights
+ *     and a synthetic batch, 10 rounds of warm-up, then per round one step of each in a
+ *     seeded random order; the rounds pair them
  *   or, for a claim about a model's parameters:
  *     model, vars ("lrn=lrn"), layers (a layer type: "fc"), metric = parameters,
  *     expect = majority
