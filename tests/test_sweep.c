@@ -335,6 +335,9 @@ static void test_bad_input_exits_2_once(void)
                "--set experiment.backend=naive+bogus: backend 'bogus'", 1);
     expect_cli(path, "--set sweep.backend=naive,cuda", 2,
                "[sweep] backend: backend 'cuda' was not found", 1);
+    expect_cli(path, "--set experiment.backend=naive --set experiment.threads=2", 2,
+               "--set experiment.threads=2: threads = 2, but backend naive is single-threaded: "
+               "set threads = 1", 1);
     expect_cli(path, "--set data.dir=/nonexistent-cnb", 2,
                "/nonexistent-cnb/train-images-idx3-ubyte.gz: cannot open", 1);
     expect_cli(path, "--set data.dir=/nonexistent-cnb", 2, "(--set data.dir=/nonexistent-cnb)",

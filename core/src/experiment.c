@@ -1332,19 +1332,30 @@ static int check_model_file(const cnb_experiment *e)
                      found ? "not a file" : strerror(errno));
 }
 
-/* Every backend chain, once per spec. */
+/* Every backend chain, once per spec, and once per thread count that it would not use (a
+ * single-threaded backend given 2 would run on 1 while the run records 2). */
 static void check_backends(const cnb_experiment *e, const cnb_cell *cells, int n,
                            cnb_registry *reg, problems *p)
 {
-    char at[1200];
+    char at[1200], why[64];
     for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int k = 0; k < i && !seen; k++)
-            seen = strcmp(cells[k].backend, cells[i].backend) == 0;
+        int seen = 0, seen_threads = 0;
+        for (int k = 0; k < i; k++) {
+            seen |= strcmp(cells[k].backend, cells[i].backend) == 0;
+            seen_threads |= strcmp(cells[k].backend, cells[i].backend) == 0 &&
+                            cells[k].threads == cells[i].threads;
+        }
         if (!seen && cnb_backend_spec_check(reg, cells[i].backend,
                                             where_of(e, "backend", "experiment", "backend", at,
                                                      sizeof at)) != 0)
             problem(p, "%s", cnb_last_error());
+        else if (!seen_threads &&
+                 cnb_backend_threads_unused(cnb_backend_spec_max_threads(reg, cells[i].backend),
+                                            cells[i].threads, why, sizeof why))
+            problem(p, "%s: threads = %d, but backend %s %s: set threads = 1 or choose "
+                    "another backend", where_of(e, "threads", "experiment", "threads", at,
+                                                sizeof at), cells[i].threads, cells[i].backend,
+                    why);
     }
 }
 
