@@ -7,6 +7,8 @@
 #include <math.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <utime.h>
 
 #include "bench.h"
 #include "conf.h"
@@ -463,8 +465,21 @@ static void test_previous_results(void)
                                 "report.md, written ");
     CHECK_MSG(cnb_last_error(), "pass --force to replace them, or another name to keep them");
     CU_ASSERT_STRING_EQUAL(read_file(path), before); /* nothing ran */
+    /* a plot of an earlier run this one does not redraw goes; the user's own files stay */
+    char stale[800], own[800], redrawn[800];
+    snprintf(stale, sizeof stale, "%s/results/speed/layers-gone-t4.png", dir);
+    snprintf(own, sizeof own, "%s/results/speed/layers-notes.txt", dir);
+    snprintf(redrawn, sizeof redrawn, "%s/results/speed/throughput-lenet5.png", dir);
+    test_write_file(stale, "old");
+    test_write_file(own, "mine");
+    struct utimbuf past = {.actime = 1000000000, .modtime = 1000000000};
+    CU_ASSERT_EQUAL(utime(stale, &past), 0);
+    CU_ASSERT_EQUAL(utime(redrawn, &past), 0);
     CU_ASSERT_EQUAL(bench_file_force(exp, 1), 0);
     CU_ASSERT_STRING_NOT_EQUAL(read_file(path), before);
+    CU_ASSERT_NOT_EQUAL(access(stale, F_OK), 0);
+    CU_ASSERT_EQUAL(access(own, F_OK), 0);
+    CU_ASSERT_EQUAL(access(redrawn, F_OK), 0);
 
     const char *model = CNB_SOURCE_ROOT "/experiments/models/lenet5.ini";
     const char *quick = "--set bench.backends=naive --set bench.min_reps=2 "

@@ -6,6 +6,7 @@
  */
 #include "bench.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,11 +145,36 @@ static void print_summary(const bconf *bc, const results *r)
     printf("report: %s/report.md (bench.csv, layers.csv, peak.csv, plots)\n", bc->dir);
 }
 
+/* After a run with --force: the plots an earlier run left in the folder that this one did
+ * not write again (another model or thread count), each written before `start`. */
+static void remove_stale_plots(const bconf *bc, time_t start)
+{
+    static const char *const kinds[] = {"throughput-", "layers-"};
+    static const char *const exts[] = {".dat", ".gp", ".png", ".svg"};
+    DIR *d = opendir(bc->dir);
+    for (struct dirent *ent; d && (ent = readdir(d)) != NULL;) {
+        const char *name = ent->d_name, *ext = strrchr(name, '.');
+        int ours = 0;
+        for (int k = 0; k < 2; k++)
+            ours |= strncmp(name, kinds[k], strlen(kinds[k])) == 0;
+        for (int k = 0; k < 4 && ours && ext; k++) {
+            char path[sizeof bc->dir + 260];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s", bc->dir, name);
+            if (strcmp(ext, exts[k]) == 0 && stat(path, &st) == 0 && st.st_mtime < start)
+                unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 /* The timed run into bc->dir. */
 static int run_timed(const bconf *bc, const cnb_registry *reg)
 {
     results r;
     memset(&r, 0, sizeof r);
+    time_t start = time(NULL);
     int rc = cnb_mkdirs(bc->dir);
     if (rc == 0)
         rc = init_probes(bc, &r);
@@ -156,6 +182,8 @@ static int run_timed(const bconf *bc, const cnb_registry *reg)
         rc = measure_all(bc, &r, reg);
     if (rc == 0)
         rc = write_outputs(bc, &r, reg);
+    if (rc == 0)
+        remove_stale_plots(bc, start);
     if (rc == 0)
         print_summary(bc, &r);
     for (int i = 0; i < r.n_peaks; i++)
