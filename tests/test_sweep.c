@@ -538,7 +538,9 @@ static void test_statistics_known_answers(void)
 }
 
 /* A sweep folder written by hand: variant a (cells a1, a2) is the baseline, variant b has
- * two finished cells (b1, b2) and a failed one; known accuracies. Returns the folder. */
+ * two finished cells (b1, b2) and a failed one (b3); known accuracies. A cell's state is
+ * what its folder says (a `done` marker holding the manifest's fingerprint; error.txt).
+ * Returns the folder. */
 static const char *known_sweep(const char *a, const char *b)
 {
     const char *dir = test_tmpdir();
@@ -559,6 +561,8 @@ static const char *known_sweep(const char *a, const char *b)
         if (snprintf(d, sizeof d, "%s/%s", dir, ids[i]) >= (int)sizeof d - 16)
             CU_FAIL_FATAL("path too long");
         mkdir(d, 0777);
+        snprintf(p, sizeof p, "%s/done", d);
+        test_write_file(p, "0");
         snprintf(p, sizeof p, "%s/final.csv", d);
         snprintf(text, sizeof text, "epochs,test_acc,best_test_acc,test_loss,train_eval_acc,gap,"
                  "mean_epoch_seconds,images_per_second,peak_rss_mib\n2,%.2f,%.2f,0.5,%.2f,0.01,"
@@ -571,6 +575,10 @@ static const char *known_sweep(const char *a, const char *b)
                  "%.2f,0.5,%.2f,0.01,3,1,1000\n", acc[i] + 0.01, acc[i]);
         test_write_file(p, text);
     }
+    snprintf(p, sizeof p, "%s/b3", dir);
+    mkdir(p, 0777);
+    snprintf(p, sizeof p, "%s/b3/error.txt", dir);
+    test_write_file(p, "crashed");
     return dir;
 }
 

@@ -24,13 +24,13 @@
 #include "log.h"
 #include "select.h"
 #include "stats.h"
+#include "sweep.h"
 #include "train.h"
 
-#define MAX_FIELDS 32
 #define PLOT_WIDTH 1000
 
 typedef struct cell_result {
-    char id[256], variant[256];
+    char id[256], variant[512];
     unsigned long long seed;
     double test_acc, test_loss, train_acc, gap, epoch_seconds, ips;
     double val_acc, val_loss;  /* the last epoch's on the validation split; NAN: none    */
@@ -48,7 +48,7 @@ static const char *const metric_names[M_COUNT] = {"test_acc", "best_test_acc", "
                                                   "epoch1_test_acc", "val_acc", "val_loss"};
 
 typedef struct variant {
-    char name[256];
+    char name[512];
     int cells[256];
     int n;
     cnb_summary m[M_COUNT];
@@ -537,7 +537,7 @@ static int plot_points(const char *dir, const char *file, const char *title,
 
 /* The selection cells of a sweep with [select] (select.h), as the manifest lists them. */
 typedef struct sel_row {
-    char variant[256], value[128], state[16];
+    char variant[512], value[128], state[16];
     double val[2]; /* the last epoch's validation accuracy and loss; NAN unless done */
 } sel_row;
 
@@ -657,9 +657,8 @@ static int write_selection(const char *dir, const selection *sel, FILE *md)
     return cnb_atomic_commit(&csv) ? CNB_EIO : 0;
 }
 
-/* A selection cell of the manifest (fields f: cell, variant, ..., status, ..., candidate)
- * with its validation results when done. */
-static int add_sel_row(const char *dir, selection *sel, char **f)
+/* A selection cell of the manifest with its validation results when done. */
+static int add_sel_row(const char *dir, selection *sel, const cnb_cell_info *ci)
 {
     static const char *const names[2] = {"val_acc", "val_loss"};
     sel_row *grown = realloc(sel->rows, (size_t)(sel->n + 1) * sizeof *grown);
@@ -667,13 +666,13 @@ static int add_sel_row(const char *dir, selection *sel, char **f)
         return CNB_ENOMEM;
     sel->rows = grown;
     sel_row *r = &grown[sel->n++];
-    snprintf(r->variant, sizeof r->variant, "%s", f[1]);
-    snprintf(r->value, sizeof r->value, "%s", f[9]);
-    snprintf(r->state, sizeof r->state, "%s", f[5]);
+    snprintf(r->variant, sizeof r->variant, "%s", ci->variant);
+    snprintf(r->value, sizeof r->value, "%s", ci->candidate);
+    snprintf(r->state, sizeof r->state, "%s", ci->state);
     r->val[0] = r->val[1] = NAN;
     char cell_dir[PATH_MAX + 300];
-    snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, f[0]);
-    return strcmp(f[5], "done") == 0 ? cnb_final_read(cell_dir, names, r->val, 2) : 0;
+    snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, ci->id);
+    return strcmp(ci->state, "done") == 0 ? cnb_final_read(cell_dir, names, r->val, 2) : 0;
 }
 
 /* A variant's runs on metric m, each with its seed as the unit that pairs it. */
@@ -892,7 +891,7 @@ typedef struct sweep_cells {
 } sweep_cells;
 
 /* Appends a finished cell of the manifest and reads its results. */
-static int add_cell(const char *dir, sweep_cells *sc, char **f)
+static int add_cell(const char *dir, sweep_cells *sc, const cnb_cell_info *ci)
 {
     cell_result *grown = realloc(sc->cells, (size_t)(sc->n + 1) * sizeof *grown);
     if (!grown)
@@ -900,49 +899,43 @@ static int add_cell(const char *dir, sweep_cells *sc, char **f)
     sc->cells = grown;
     cell_result *r = &sc->cells[sc->n++];
     memset(r, 0, sizeof *r);
-    snprintf(r->id, sizeof r->id, "%s", f[0]);
-    snprintf(r->variant, sizeof r->variant, "%s", f[1]);
-    r->seed = strtoull(f[2], NULL, 10);
+    snprintf(r->id, sizeof r->id, "%s", ci->id);
+    snprintf(r->variant, sizeof r->variant, "%s", ci->variant);
+    r->seed = ci->seed;
     return read_cell(dir, r);
 }
 
-/* One line of manifest.csv; a cell without a result goes to the table uf writes. */
-static int read_manifest_row(const char *dir, sweep_cells *sc, char *line, FILE *uf)
+/* A cell of the manifest; one without a result goes to the table uf writes. */
+static int read_manifest_cell(const char *dir, sweep_cells *sc, const cnb_cell_info *ci,
+                              FILE *uf)
 {
-    char *f[MAX_FIELDS];
-    int nf = cnb_csv_split(line, f, MAX_FIELDS);
-    if (nf < 6)
-        return 0;
-    if (nf > 9 && f[9][0]) /* a selection cell: its own tables */
-        return add_sel_row(dir, &sc->sel, f);
-    if (strcmp(f[5], "done") != 0) {
-        sc->pending += strcmp(f[5], "diverged") != 0; /* a diverged cell is finished */
-        if (strcmp(f[5], "diverged") == 0 || strcmp(f[5], "failed") == 0)
-            fprintf(uf, "%s| %s | %s | %s |\n",
-                    sc->n_unfinished++ ? "" : "\n\n| cell | state | why |\n|---|---|---|\n",
-                    f[0], f[5], nf > 7 ? f[7] : "");
-        return 0;
-    }
-    return add_cell(dir, sc, f);
+    if (ci->candidate[0]) /* a selection cell: its own tables */
+        return add_sel_row(dir, &sc->sel, ci);
+    if (strcmp(ci->state, "done") == 0)
+        return add_cell(dir, sc, ci);
+    int diverged = strcmp(ci->state, "diverged") == 0;
+    sc->pending += !diverged; /* a diverged cell is finished */
+    if (diverged || strcmp(ci->state, "failed") == 0)
+        fprintf(uf, "%s| %s | %s | %s |\n",
+                sc->n_unfinished++ ? "" : "\n\n| cell | state | why |\n|---|---|---|\n", ci->id,
+                ci->state, ci->message);
+    return 0;
 }
 
 static int read_manifest(const char *dir, sweep_cells *sc)
 {
-    char path[PATH_MAX + 32], line[2048];
-    snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cnb_error("%s: cannot open: %s", path, strerror(errno));
-    int rc = 0;
+    cnb_cell_info *cells;
+    int n, rc = cnb_results_cells(dir, &cells, &n);
+    if (rc)
+        return rc;
     FILE *uf = open_memstream(&sc->unfinished, &sc->unfinished_len);
     if (!uf)
         rc = CNB_ENOMEM;
-    if (rc == 0 && fgets(line, sizeof line, fp)) /* past the header */
-        while (rc == 0 && fgets(line, sizeof line, fp))
-            rc = read_manifest_row(dir, sc, line, uf);
-    fclose(fp);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = read_manifest_cell(dir, sc, &cells[i], uf);
     if (uf)
         fclose(uf);
+    free(cells);
     return rc;
 }
 

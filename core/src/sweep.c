@@ -1029,49 +1029,62 @@ out:
     return rc;
 }
 
+/* The manifest's columns; mib and candidate are absent from older ones (-1). */
+enum { M_CELL, M_VARIANT, M_SEED, M_BACKEND, M_THREADS, M_FINGERPRINT, M_MESSAGE, M_MIB,
+       M_CANDIDATE, M_COLUMNS };
+
+/* One row of the manifest into a new entry of *cells, its state read from its folder. */
+static int add_cell_info(const char *dir, const cnb_csv *c, const int *col,
+                         cnb_cell_info **cells, int *n)
+{
+    cnb_cell_info *grown = realloc(*cells, (size_t)(*n + 1) * sizeof *grown);
+    if (!grown)
+        return CNB_ENOMEM;
+    *cells = grown;
+    cnb_cell_info *ci = &grown[(*n)++];
+    memset(ci, 0, sizeof *ci);
+    snprintf(ci->id, sizeof ci->id, "%s", cnb_csv_get(c, col[M_CELL]));
+    snprintf(ci->variant, sizeof ci->variant, "%s", cnb_csv_get(c, col[M_VARIANT]));
+    ci->seed = strtoull(cnb_csv_get(c, col[M_SEED]), NULL, 10);
+    snprintf(ci->backend, sizeof ci->backend, "%s", cnb_csv_get(c, col[M_BACKEND]));
+    ci->threads = atoi(cnb_csv_get(c, col[M_THREADS]));
+    snprintf(ci->fingerprint, sizeof ci->fingerprint, "%s", cnb_csv_get(c, col[M_FINGERPRINT]));
+    ci->mib = col[M_MIB] >= 0 ? strtod(cnb_csv_get(c, col[M_MIB]), NULL) : 0.0;
+    snprintf(ci->candidate, sizeof ci->candidate, "%s",
+             col[M_CANDIDATE] >= 0 ? cnb_csv_get(c, col[M_CANDIDATE]) : "");
+    char cell_dir[PATH_MAX + 200];
+    snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, ci->id);
+    int stale;
+    cell_state st = read_state(cell_dir, ci->fingerprint, ci->message, sizeof ci->message,
+                               &stale);
+    if (!ci->fingerprint[0] && st != RUNNING) /* no [select] choice when last written */
+        st = WAITING, snprintf(ci->message, sizeof ci->message, "%s",
+                               cnb_csv_get(c, col[M_MESSAGE]));
+    ci->state = state_names[st];
+    return 0;
+}
+
 int cnb_results_cells(const char *dir, cnb_cell_info **cells, int *n)
 {
-    char path[PATH_MAX + 32], line[4096], *f[16];
+    static const char *const want[] = {"cell", "variant", "seed", "backend", "threads",
+                                       "fingerprint", "message", NULL};
+    char path[PATH_MAX + 32];
     *cells = NULL;
     *n = 0;
     snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return cnb_error("%s: cannot open: %s; give a folder that cnnbench run wrote, e.g. "
-                         "results/lenet5-ablation", path, strerror(errno));
-    int rc = 0;
-    if (!fgets(line, sizeof line, fp) || strncmp(line, "cell,", 5) != 0)
-        rc = cnb_error("%s: not a manifest (its first line should start with cell,)", path);
-    while (rc == 0 && fgets(line, sizeof line, fp)) {
-        const int nf = cnb_csv_split(line, f, 16);
-        if (nf < 7)
-            continue;
-        cnb_cell_info *grown = realloc(*cells, (size_t)(*n + 1) * sizeof *grown);
-        if (!grown) {
-            rc = CNB_ENOMEM;
-            break;
-        }
-        *cells = grown;
-        cnb_cell_info *c = &grown[(*n)++];
-        memset(c, 0, sizeof *c);
-        snprintf(c->id, sizeof c->id, "%s", f[0]);
-        snprintf(c->variant, sizeof c->variant, "%s", f[1]);
-        c->seed = strtoull(f[2], NULL, 10);
-        snprintf(c->backend, sizeof c->backend, "%s", f[3]);
-        c->threads = atoi(f[4]);
-        snprintf(c->fingerprint, sizeof c->fingerprint, "%s", f[6]);
-        c->mib = nf > 8 ? strtod(f[8], NULL) : 0.0; /* no estimate before it had the column */
-        snprintf(c->candidate, sizeof c->candidate, "%s", nf > 9 ? f[9] : "");
-        char cell_dir[PATH_MAX + 200];
-        snprintf(cell_dir, sizeof cell_dir, "%s/%s", dir, c->id);
-        int stale;
-        cell_state st = read_state(cell_dir, c->fingerprint, c->message, sizeof c->message,
-                                   &stale);
-        if (!c->fingerprint[0] && st != RUNNING) /* no [select] choice when last written */
-            st = WAITING, snprintf(c->message, sizeof c->message, "%s", f[7]);
-        c->state = state_names[st];
-    }
-    fclose(fp);
+    cnb_csv c;
+    int col[M_COLUMNS], more = 0, rc = cnb_csv_open(&c, path);
+    if (rc == CNB_ENOTFOUND)
+        rc = cnb_error("%s; give a folder that cnnbench run wrote, e.g. "
+                       "results/lenet5-ablation", c.err);
+    else if (rc || cnb_csv_columns(&c, want, col))
+        rc = cnb_error("%s: not a manifest: %s", path, c.err);
+    col[M_MIB] = cnb_csv_find(&c, "mib"), col[M_CANDIDATE] = cnb_csv_find(&c, "candidate");
+    while (rc == 0 && (more = cnb_csv_next(&c)) == 1)
+        rc = add_cell_info(dir, &c, col, cells, n);
+    if (rc == 0 && more < 0)
+        rc = cnb_error("%s", c.err);
+    cnb_csv_close(&c);
     if (rc)
         free(*cells), *cells = NULL, *n = 0;
     return rc;
