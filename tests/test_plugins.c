@@ -102,6 +102,45 @@ static void test_optional_fields(void)
     CU_ASSERT_EQUAL(CNB_BACKEND_FIELD_OR(&be, max_threads, 0u), 1);
     be.hdr.struct_size = offsetof(cnb_backend_desc, max_threads);
     CU_ASSERT_EQUAL(CNB_BACKEND_FIELD_OR(&be, max_threads, 0u), 0);
+    be.fuse_create = (void *)1; /* 2.2's */
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
+    be.hdr.struct_size = offsetof(cnb_backend_desc, fuse_create);
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
+    be.hdr.struct_size = sizeof be;
+    CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
+}
+
+/* A backend built against 2.1 loads, with its max_threads but no fuse_create: a network on
+ * it binds (the fuse_create set past its descriptor's end would fail the bind) and fuses
+ * no run; ":nofuse" is a suffix the spec checks accept. */
+static void test_v21_backend(void)
+{
+    cnb_registry r;
+    char err[1024] = "", model[600];
+    cnb_registry_init(&r);
+    CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&r, FIXTURE("backend-2.1"), err, sizeof err), 0);
+    cnb_registry_scan_default(&r);
+    const cnb_backend_desc *be = cnb_registry_backend(&r, "fixture-v21");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(be);
+    CU_ASSERT_EQUAL(CNB_BACKEND_FIELD_OR(be, max_threads, 0u), 1);
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(be, fuse_create));
+    CU_ASSERT_EQUAL(cnb_backend_spec_check(&r, "fixture-v21:nchw:nofuse", "test"), 0);
+    CU_ASSERT_EQUAL(cnb_backend_spec_max_threads(&r, "fixture-v21:nofuse"), 1);
+    cnb_net net;
+    cnb_conf conf;
+    cnb_vars vars = {0};
+    CU_ASSERT_EQUAL_FATAL(cnb_vars_set(&vars, "act", "relu"), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_vars_set(&vars, "pool", "max"), 0);
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&net, &conf, &r, model, &vars), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
+    CU_ASSERT_EQUAL(cnb_net_bind(&net, "fixture-v21", 1, 2), 0);
+    char runs[256];
+    CU_ASSERT_EQUAL(cnb_net_fused_runs(&net, runs, sizeof runs), 0);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+    cnb_vars_free(&vars);
+    cnb_registry_free(&r);
 }
 
 /* A backend built against 2.0 loads, and uses as many threads as it is given; a spec
@@ -280,6 +319,7 @@ void suite_plugins(void)
         {"refuses a descriptor shorter than its ABI", test_short_descriptor},
         {"a field of a later minor reads NULL from a shorter descriptor", test_optional_fields},
         {"max_threads: a 2.0 backend's is 0, naive's 1, a chain's", test_max_threads},
+        {"a 2.1 backend loads and fuses nothing", test_v21_backend},
         {"refuses a layer or kernel of the wrong struct_size", test_struct_sizes},
         {"refuses a missing entry symbol", test_missing_entry},
         {"refuses empty required fields", test_empty_fields},

@@ -2,6 +2,9 @@
  * benchcsv.c - a bench's tables as data: bench.csv (whole network, one row per model,
  * backend, threads and pass), layers.csv (per layer and direction) and peak.csv (the FMA
  * probes per thread count). Written after every group, so partial results survive.
+ * fused_runs (bench.csv) names the runs of layers a backend ran as one kernel; in
+ * layers.csv a run's time is on its first layer's rows, and fused_run names the run on
+ * the rows of each of its layers, those after the first with their measurements empty.
  */
 #include <math.h>
 #include <string.h>
@@ -11,10 +14,11 @@
 #include "fsutil.h"
 
 /* peak_share as the CSVs carry it: empty above 100%, where the last column,
- * peak_mistrusted, carries the impossible share instead (empty otherwise). */
+ * peak_mistrusted, carries the impossible share instead (empty otherwise). NAN (a layer
+ * fused into another): empty too. */
 static void csv_share(FILE *f, double share)
 {
-    if (share > 1.0)
+    if (share > 1.0 || isnan(share))
         fprintf(f, ",");
     else
         fprintf(f, "%.4f,", share);
@@ -45,7 +49,7 @@ static int write_bench_csv(const bconf *bc, const results *r)
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
                  "images_per_second,unstable,create_ms,gflops,peak_share,peak_rss_mb,how,"
-                 "peak_mistrusted\n");
+                 "fused_runs,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
@@ -57,6 +61,7 @@ static int write_bench_csv(const bconf *bc, const results *r)
             fprintf(a.f, "%.1f", w->peak_mb);
         fputc(',', a.f);
         cnb_csv_field(a.f, w->how); /* how: commas, and whatever the peer says */
+        fprintf(a.f, ",%s", w->fused);
         csv_mistrusted(a.f, w->share);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;
@@ -68,13 +73,17 @@ static int write_layers_csv(const bconf *bc, const results *r)
     if (cnb_atomic_open_in(&a, bc->dir, "layers.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
-                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,"
+                 "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,fused_run,"
                  "peak_mistrusted\n");
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
-        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,%d,%.5f,%.5f,%.5f,%.4f,%.3f,", w->model,
-                w->backend, w->ran_on, w->batch, w->threads, w->layer, w->plugin,
-                w->backward ? "backward" : "forward", w->s.n, w->s.median, w->s.q1, w->s.q3,
+        fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,", w->model, w->backend, w->ran_on, w->batch,
+                w->threads, w->layer, w->plugin, w->backward ? "backward" : "forward");
+        if (w->fused_into[0]) { /* timed in its run's first layer's rows */
+            fprintf(a.f, ",,,,,,,,,,%s,\n", w->run);
+            continue;
+        }
+        fprintf(a.f, "%d,%.5f,%.5f,%.5f,%.4f,%.3f,", w->s.n, w->s.median, w->s.q1, w->s.q3,
                 w->s.cv, w->gflops);
         csv_share(a.f, w->share);
         fprintf(a.f, "%s,", w->layout);
@@ -82,6 +91,7 @@ static int write_layers_csv(const bconf *bc, const results *r)
             fprintf(a.f, "%.5f,%.4f", w->lib.median, w->lib.median / w->s.median);
         else
             fprintf(a.f, ",");
+        fprintf(a.f, ",%s", w->run);
         csv_mistrusted(a.f, w->share);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

@@ -95,6 +95,7 @@ typedef struct row {
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
     double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown) */
+    char fused[256];              /* its fused runs, "conv1+act1+pool1 conv2+act2+pool2" */
 } row;
 
 /* The training steps of the fastest backend and of the fastest tuned peer of a group, in
@@ -108,9 +109,12 @@ typedef struct pair {
 typedef struct layer_row {
     char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
     int batch, threads, backward;
-    cnb_sample_stats s;           /* milliseconds */
+    cnb_sample_stats s;           /* milliseconds (n = 0: fused into another layer) */
     cnb_sample_stats lib;         /* its library calls alone (n = 0: none) */
     double gflops, share;
+    char run[256];                /* the fused run it is in, "conv1+act1+pool1"; "" none */
+    char fused_into[64];          /* a run's layer but its first: that layer, whose time
+                                     is the run's; "" otherwise                       */
 } layer_row;
 
 typedef struct results {

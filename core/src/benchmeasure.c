@@ -221,7 +221,8 @@ static int rep_whole(entry *e, int *enough)
     return rc;
 }
 
-/* The separate per-layer pass: each layer's forward and backward timed on its own. */
+/* The separate per-layer pass: each layer's forward and backward timed on its own; a
+ * fused run's as one, its first layer's (net.h). */
 static int rep_layers(entry *e, int *enough)
 {
     int nl = e->net.n, rc = 0;
@@ -259,6 +260,16 @@ static double backward_flops(const cnb_net *net, int i)
     if (L->layer->n_params == 0)
         return cnb_net_layer_flops(net, i);
     return (i == 0 ? 1.0 : 2.0) * cnb_net_layer_flops(net, i);
+}
+
+/* The FLOPs per sample of what layer i's time in the per-layer pass covers: its own, or
+ * for a fused run's first layer every layer of the run. */
+static double timed_flops(const cnb_net *net, int i, int backward)
+{
+    double f = 0.0;
+    for (int k = i; k < i + (net->layers[i].fuse_n ? net->layers[i].fuse_n : 1); k++)
+        f += backward ? backward_flops(net, k) : cnb_net_layer_flops(net, k);
+    return f;
 }
 
 static void to_ms(const double *sec, int n, int stride, cnb_sample_stats *s)
@@ -305,11 +316,15 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
         w->peak_mb = e->b >= 0 ? e->peak_mb : e->peer.peak_mb;
+        if (e->b >= 0)
+            cnb_net_fused_runs(&e->net, w->fused, sizeof w->fused);
     }
     return 0;
 }
 
-/* The per-layer pass's rows of entry e: each layer forward, then backward. */
+/* The per-layer pass's rows of entry e: each layer forward, then backward. A fused run's
+ * time is its first layer's, with the FLOPs of the whole run; its other layers have no
+ * samples but the layer they are fused into. */
 static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int threads,
                           const entry *e)
 {
@@ -325,17 +340,26 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
             memset(w, 0, sizeof *w);
             snprintf(w->model, sizeof w->model, "%s", m->name);
             snprintf(w->backend, sizeof w->backend, "%s", bc->backends[e->b]);
-            snprintf(w->ran_on, sizeof w->ran_on, "%s%s", L->ctx.ran_on ? L->ctx.ran_on : "host",
-                     L->ctx.mixed ? "+mixed" : "");
+            if (L->fused)
+                snprintf(w->ran_on, sizeof w->ran_on, "%s", L->fused_on);
+            else
+                snprintf(w->ran_on, sizeof w->ran_on, "%s%s",
+                         L->ctx.ran_on ? L->ctx.ran_on : "host", L->ctx.mixed ? "+mixed" : "");
             snprintf(w->layer, sizeof w->layer, "%s", L->name);
             snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
             snprintf(w->layout, sizeof w->layout, "%s", L->ctx.out.name);
             w->batch = e->batch, w->threads = threads, w->backward = dir;
+            cnb_net_run_name(&e->net, i, w->run, sizeof w->run);
+            if (L->fused && L->fuse_first != i) { /* timed with the run's first layer */
+                snprintf(w->fused_into, sizeof w->fused_into, "%s",
+                         e->net.layers[L->fuse_first].name);
+                w->gflops = NAN;
+                continue;
+            }
             to_ms((dir ? e->lb : e->lf) + i, e->layer_reps, nl, &w->s);
             if (!isnan((dir ? e->llb : e->llf)[i]))
                 to_ms((dir ? e->llb : e->llf) + i, e->layer_reps, nl, &w->lib);
-            double flops = dir ? backward_flops(&e->net, i) : cnb_net_layer_flops(&e->net, i);
-            w->gflops = flops * e->batch / (w->s.median * 1e-3) * 1e-9;
+            w->gflops = timed_flops(&e->net, i, dir) * e->batch / (w->s.median * 1e-3) * 1e-9;
         }
     return 0;
 }

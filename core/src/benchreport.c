@@ -149,6 +149,23 @@ static void not_run_rows(FILE *f, const bconf *bc)
                         bc->threads[t], why);
 }
 
+/* Under the whole-network table: the runs of layers each backend fused, once per backend
+ * (its rows at every thread count fuse the same). */
+static void fused_rows(FILE *f, const results *r, const bmodel *m)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *t = &r->rows[i], *before = NULL;
+        for (int k = 0; k < i && !before; k++)
+            if (!strcmp(r->rows[k].model, t->model) && !strcmp(r->rows[k].backend, t->backend))
+                before = &r->rows[k];
+        if (!t->fused[0] || before || strcmp(t->model, m->name))
+            continue;
+        fprintf(f, "%s- %s: %s\n", said++ ? "" : "\nFused runs, one kernel each (a spec with "
+                ":nofuse runs them layer by layer):\n\n", t->backend, t->fused);
+    }
+}
+
 /* The whole-network table of model m, headed by the variables it was timed with. */
 static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel *m)
 {
@@ -167,6 +184,7 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
         if (!peer)
             not_run_rows(f, bc);
     }
+    fused_rows(f, r, m);
 }
 
 /* How each of the peer's ways ran model m, once per way (its rows at every thread count
@@ -244,23 +262,30 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
         fprintf(f, "\n");
 }
 
-/* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose
- * and "[layout]" where the output stayed in the backend's own layout; backward ms; the
- * forward GFLOP/s and share of peak. */
+/* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose,
+ * "[layout]" where the output stayed in the backend's own layout and "(fused: run)" where
+ * the time is a fused run's; backward ms; the forward GFLOP/s and share of peak. A layer
+ * of a run but its first says which layer has its time. */
 static void layer_cells(FILE *f, const results *r, const layer_row *v, int threads)
 {
+    if (v->fused_into[0]) {
+        fprintf(f, " fused into %s | fused | – |", v->fused_into);
+        return;
+    }
     char share[160], cell[200];
     if (cnb_bench_share_format(share, sizeof share, v->gflops, bench_peak_at(r, threads)))
         snprintf(cell, sizeof cell, "%s", share);
     else
         snprintf(cell, sizeof cell, "%.1f (%s)", v->gflops, share);
-    int native_spec, n = cnb_backend_spec_names(v->backend, &native_spec);
+    int native_spec, fuse_spec;
+    const int n = cnb_backend_spec_names(v->backend, &native_spec, &fuse_spec);
     int own = (int)strlen(v->ran_on) == n && !strncmp(v->ran_on, v->backend, n);
     const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
     int native = strcmp(v->layout, "nchw") != 0;
-    fprintf(f, " %.3f%s%s%s%s%s%s | %.3f | %s |", v->s.median, other ? " (on " : "",
+    fprintf(f, " %.3f%s%s%s%s%s%s%s%s%s | %.3f | %s |", v->s.median, other ? " (on " : "",
             other ? other : "", other ? ")" : "", native ? " [" : "", native ? v->layout : "",
-            native ? "]" : "", v[1].s.median, cell);
+            native ? "]" : "", v->run[0] ? " (fused: " : "", v->run, v->run[0] ? ")" : "",
+            v[1].s.median, cell);
 }
 
 /* The head of a per-layer table: the backends that ran at `threads` into shown[]; their
@@ -270,7 +295,8 @@ static int layer_head(FILE *f, const bconf *bc, const results *r, const bmodel *
 {
     fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share of the "
                "%d-thread peak; [layout]: the output passed to the next layer in the backend's "
-               "own layout, not NCHW)\n\n| layer | plugin |",
+               "own layout, not NCHW; fused: a run of layers done by one kernel, its time and "
+               "FLOPs on its first layer)\n\n| layer | plugin |",
             m->name, threads, plural(threads), threads);
     int ns = 0;
     for (int b = 0; b < bc->nb; b++)
@@ -303,7 +329,7 @@ static void layer_table(FILE *f, const bconf *bc, const results *r, const bmodel
                                                   threads, w->layer);
             if (v) {
                 layer_cells(f, r, v, threads);
-                sums[b][0] += v[0].s.median, sums[b][1] += v[1].s.median;
+                sums[b][0] += v[0].s.median, sums[b][1] += v[1].s.median; /* fused: 0 */
             }
         }
         fprintf(f, "\n");

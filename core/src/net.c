@@ -381,6 +381,8 @@ void cnb_net_free(cnb_net *net)
 {
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
+        if (L->fuse_kernel)
+            L->fuse_kernel->destroy(L->fuse_kernel);
         if (L->layer && L->layer->destroy)
             L->layer->destroy(L->layer);
         for (int p = 0; p < CNB_MAX_PARAMS; p++)
@@ -529,25 +531,35 @@ static int start_backend(const cnb_backend_desc *be, int threads, void **state)
     return 0;
 }
 
-int cnb_backend_spec_names(const char *spec, int *native)
+int cnb_backend_spec_names(const char *spec, int *native, int *fuse)
 {
-    static const char suffix[] = ":nchw";
-    size_t n = strlen(spec), k = sizeof suffix - 1;
-    *native = !(n > k && strcmp(spec + n - k, suffix) == 0);
-    return (int)(*native ? n : n - k);
+    static const char nchw[] = ":nchw", nofuse[] = ":nofuse";
+    size_t n = strlen(spec);
+    *native = *fuse = 1;
+    for (int more = 1; more;) { /* strip either suffix from the end, each once */
+        more = 0;
+        if (*native && n > sizeof nchw - 1 && !strncmp(spec + n - (sizeof nchw - 1), nchw,
+                                                        sizeof nchw - 1))
+            n -= sizeof nchw - 1, *native = 0, more = 1;
+        if (*fuse && n > sizeof nofuse - 1 && !strncmp(spec + n - (sizeof nofuse - 1), nofuse,
+                                                        sizeof nofuse - 1))
+            n -= sizeof nofuse - 1, *fuse = 0, more = 1;
+    }
+    return (int)n;
 }
 
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where)
 {
     char copy[256], *save = NULL;
-    int native;
-    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native), spec);
+    int native, fuse;
+    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native, &fuse), spec);
     for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save))
         if (!cnb_registry_backend(reg, name)) {
             char names[512];
             cnb_registry_names(reg, CNB_PLUGIN_BACKEND, names, sizeof names);
             return cnb_error("%s: backend '%s'%s was not found; backends found: %s (join "
-                             "several with '+'; add ':nchw' to keep NCHW between layers)",
+                             "several with '+'; add ':nchw' to keep NCHW between layers, "
+                             "':nofuse' to run every layer on kernels of its own)",
                              where, name, strchr(spec, '+') ? " (in a '+' chain)" : "", names);
         }
     return 0;
@@ -556,8 +568,8 @@ int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char
 int cnb_backend_spec_max_threads(const cnb_registry *reg, const char *spec)
 {
     char copy[256], *save = NULL;
-    int native, most = 1;
-    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native), spec);
+    int native, fuse, most = 1;
+    snprintf(copy, sizeof copy, "%.*s", cnb_backend_spec_names(spec, &native, &fuse), spec);
     for (char *name = strtok_r(copy, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
         int max = (int)CNB_BACKEND_FIELD_OR(cnb_registry_backend(reg, name), max_threads, 0u);
         if (max == 0)
@@ -596,6 +608,166 @@ static int bind_layer(cnb_net *net, int i)
     return L->layer->bind(L->layer, net->batch);
 }
 
+/* Bind layer i on the layout of its input (the previous layer's out); when it cannot
+ * read that layout, bind the previous layer again on NCHW, then it. */
+static int bind_reading(cnb_net *net, int i)
+{
+    cnb_net_layer *L = &net->layers[i];
+    int rc = bind_layer(net, i);
+    if (rc && L->ctx.refused) { /* it cannot read its producer's layout: NCHW between */
+        cnb_log(CNB_LOG_DEBUG, "cnnbench", "[%s] cannot read %s from [%s]: NCHW between",
+                L->name, net->layers[i - 1].ctx.out.name, net->layers[i - 1].name);
+        net->layers[i - 1].ctx.want_native = 0;
+        rc = bind_layer(net, i - 1);
+        if (!rc)
+            rc = bind_layer(net, i);
+    }
+    return rc;
+}
+
+/* ---- fused runs (cnnbench/backend.h) ------------------------------------------------ */
+
+/* Layer i's one kernel does op (a CNB_LAYER_KERNEL_IO layer's). */
+static int kernel_does(const cnb_net *net, int i, cnb_op op)
+{
+    return kernel_io(net, i) && net->layers[i].ctx.kernel && net->layers[i].ctx.desc.op == op;
+}
+
+/* The layers of the longest run that may start at layer i (1: none starts there): a
+ * convolution or an inner product, then layers whose kernels have no weights. */
+static int run_candidate(const cnb_net *net, int i)
+{
+    if (!kernel_does(net, i, CNB_OP_CONV) && !kernel_does(net, i, CNB_OP_INNER_PRODUCT))
+        return 1;
+    static const cnb_op follow[] = {CNB_OP_RELU, CNB_OP_SIGMOID, CNB_OP_POOL_MAX,
+                                    CNB_OP_POOL_AVG, CNB_OP_LRN};
+    int n = 1;
+    for (int ok = 1; ok && n < CNB_FUSE_MAX && i + n < net->n; n += ok) {
+        ok = 0;
+        for (size_t k = 0; k < sizeof follow / sizeof follow[0]; k++)
+            ok |= kernel_does(net, i + n, follow[k]);
+    }
+    return n;
+}
+
+/* The names of layers i .. i + n - 1 joined by '+', into buf. */
+static const char *run_label(const cnb_net *net, int i, int n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && used < len; k++) {
+        int w = snprintf(buf + used, len - used, "%s%s", k ? "+" : "", net->layers[i + k].name);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
+
+const char *cnb_net_run_name(const cnb_net *net, int i, char *buf, size_t len)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    const int first = L->fused ? L->fuse_first : i;
+    return run_label(net, first, L->fused ? net->layers[first].fuse_n : 0, buf, len);
+}
+
+int cnb_net_fused_runs(const cnb_net *net, char *buf, size_t len)
+{
+    size_t used = 0;
+    int runs = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < net->n && used < len; i++)
+        if (net->layers[i].fuse_n) {
+            char run[256];
+            int w = snprintf(buf + used, len - used, "%s%s", runs++ ? " " : "",
+                             cnb_net_run_name(net, i, run, sizeof run));
+            used += w > 0 ? (size_t)w : 0;
+        }
+    return runs;
+}
+
+/* Offer layers i .. i + n - 1 to each backend of the chain with fuse_create: 0 when one
+ * made the run's kernel (recorded in the layers), CNB_ENOTSUP when none would, or an
+ * error (said). */
+static int offer_run(cnb_net *net, int i, int n)
+{
+    cnb_fuse_desc f = {.n = n};
+    for (int k = 0; k < n; k++) {
+        f.op[k] = net->layers[i + k].ctx.desc;
+        f.op[k].src_layout = f.op[k].dst_layout = CNB_LAYOUT_NCHW;
+    }
+    cnb_net_layer *first = &net->layers[i];
+    for (int c = 0; c < net->n_chain; c++) {
+        const cnb_backend_desc *be = net->chain[c];
+        if (!CNB_BACKEND_FIELD(be, fuse_create))
+            continue;
+        cnb_kernel *k = NULL;
+        int rc = be->fuse_create(net->chain_state[c], &f, &k);
+        if (rc == CNB_ENOTSUP)
+            continue;
+        char run[256], why[1024];
+        run_label(net, i, n, run, sizeof run);
+        if (rc != 0)
+            return cnb_error("%s: backend '%s' could not fuse the run %s: fuse_create "
+                             "returned %s", net->model->path, be->hdr.name, run,
+                             cnb_status_name(rc));
+        if (cnb_registry_check_kernel(net->reg, be, k, why, sizeof why) != 0)
+            return cnb_error("%s: the run %s: %s", net->model->path, run, why);
+        first->fuse_n = n;
+        first->fuse_kernel = k;
+        for (int j = i; j < i + n; j++) {
+            net->layers[j].fused = 1;
+            net->layers[j].fuse_first = i;
+            net->layers[j].fused_on = be->hdr.name;
+        }
+        return 0;
+    }
+    return CNB_ENOTSUP;
+}
+
+/* A fused run's edges are NCHW: the layer before it, if it chose a layout of its own, is
+ * bound again on NCHW; the layer after it then reads NCHW, and so on down the net until a
+ * layer's output comes out in the layout it had (its reader's kernel still fits). */
+static int run_edges_nchw(cnb_net *net, int first, int last)
+{
+    const cnb_layout_info nchw = {CNB_LAYOUT_NCHW, 0, "nchw"};
+    if (first > 0 && net->layers[first - 1].ctx.out.id != CNB_LAYOUT_NCHW) {
+        net->layers[first - 1].ctx.want_native = 0;
+        if (bind_layer(net, first - 1))
+            return CNB_EINVAL;
+    }
+    if (net->layers[last].ctx.out.id == CNB_LAYOUT_NCHW)
+        return 0;
+    net->layers[last].ctx.out = nchw;
+    net->layers[last].ctx.want_native = 0;
+    for (int k = last + 1; k < net->n; k++) {
+        const cnb_layout_info was = net->layers[k].ctx.out;
+        const int chain = net->layers[k].ctx.chain;
+        if (bind_reading(net, k))
+            return CNB_EINVAL;
+        const cnb_layout_info *now = &net->layers[k].ctx.out;
+        if (now->id == was.id && now->bytes == was.bytes &&
+            (now->id == CNB_LAYOUT_NCHW || net->layers[k].ctx.chain == chain))
+            break;
+    }
+    return 0;
+}
+
+/* Every run the chain fuses, from the first layer down: at each layer the longest run
+ * any backend takes, then on after it. */
+static int fuse_runs(cnb_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        int n = run_candidate(net, i), rc = CNB_ENOTSUP;
+        while (n >= 2 && (rc = offer_run(net, i, n)) == CNB_ENOTSUP)
+            n--;
+        if (rc == CNB_ENOTSUP)
+            continue;
+        if (rc || run_edges_nchw(net, i, i + n - 1))
+            return CNB_EINVAL;
+        i += n - 1;
+    }
+    return 0;
+}
+
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
 {
     /* Once: layers destroy their kernels only in destroy(), and a backend's fini must
@@ -603,8 +775,9 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     if (net->backend)
         return cnb_error("a network is bound to a backend once; build another to rebind");
     char spec[256], *save = NULL;
-    snprintf(spec, sizeof spec, "%.*s+%s", cnb_backend_spec_names(backend, &net->native_layouts),
-             backend, CNB_REFERENCE_BACKEND);
+    snprintf(spec, sizeof spec, "%.*s+%s",
+             cnb_backend_spec_names(backend, &net->native_layouts, &net->fuse), backend,
+             CNB_REFERENCE_BACKEND);
     for (char *name = strtok_r(spec, "+", &save); name; name = strtok_r(NULL, "+", &save)) {
         const cnb_backend_desc *be = cnb_registry_backend(net->reg, name);
         if (!be)
@@ -630,23 +803,17 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     if (!net->x || !net->labels)
         return cnb_error("out of memory for a batch of %d", batch);
     for (int i = 0; i < net->n; i++) {
-        cnb_net_layer *L = &net->layers[i];
-        L->ctx.want_native =
+        net->layers[i].ctx.want_native =
             net->native_layouts && kernel_io(net, i) && i + 1 < net->n && kernel_io(net, i + 1);
-        int rc = bind_layer(net, i);
-        if (rc && L->ctx.refused) { /* it cannot read its producer's layout: NCHW between */
-            cnb_log(CNB_LOG_DEBUG, "cnnbench", "[%s] cannot read %s from [%s]: NCHW between",
-                    L->name, net->layers[i - 1].ctx.out.name, net->layers[i - 1].name);
-            net->layers[i - 1].ctx.want_native = 0;
-            rc = bind_layer(net, i - 1);
-            if (!rc)
-                rc = bind_layer(net, i);
-        }
-        if (rc)
+        if (bind_reading(net, i))
             return CNB_EINVAL;
     }
+    if (net->fuse && fuse_runs(net))
+        return CNB_EINVAL;
     for (int i = 0; i < net->n; i++) { /* y and dy in the layout of the edge they feed */
         cnb_net_layer *L = &net->layers[i];
+        if (L->fused && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
+            continue; /* inside a fused run: its kernel keeps what it needs */
         size_t bytes = (size_t)batch * cnb_shape_size(L->out) * sizeof(float);
         if (L->ctx.out.bytes > bytes)
             bytes = L->ctx.out.bytes;
@@ -658,9 +825,16 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     return 0;
 }
 
-/* "[fc1] forward on backend 'mine' failed: CNB_EINVAL" */
-static int layer_failed(const cnb_net_layer *L, const char *pass, int rc)
+/* "[fc1] forward on backend 'mine' failed: CNB_EINVAL"; for a fused run "[conv1+act1+pool1]
+ * forward on backend 'direct' (fused run) failed: ..." */
+static int layer_failed(const cnb_net *net, int i, const char *pass, int rc)
 {
+    const cnb_net_layer *L = &net->layers[i];
+    char run[256];
+    if (L->fused)
+        return cnb_error_code(CNB_EFAILED, "[%s] %s on backend '%s' (fused run) failed: %s",
+                              cnb_net_run_name(net, i, run, sizeof run), pass, L->fused_on,
+                              cnb_status_name(rc));
     if (!L->ctx.ran_on)
         return cnb_error_code(CNB_EFAILED, "[%s] %s (layer plugin '%s', no kernels) failed: %s",
                               L->name, pass, L->desc->hdr.name, cnb_status_name(rc));
@@ -669,21 +843,58 @@ static int layer_failed(const cnb_net_layer *L, const char *pass, int rc)
                           cnb_status_name(rc));
 }
 
+/* Layer i's buffers for a training backward (or, without dy and dx, a forward). */
+static cnb_io layer_io(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    return (cnb_io){.train = 1,
+                    .x = i ? net->layers[i - 1].y : net->x,
+                    .y = L->y,
+                    .dy = L->dy,
+                    .dx = i ? net->layers[i - 1].dy : NULL,
+                    .w = L->w,
+                    .dw = L->dw,
+                    .labels = net->labels};
+}
+
+/* The arguments of the fused run that starts at layer i: its first layer's input and
+ * parameters, its last layer's output (cnnbench/backend.h, "Fused runs"). */
+static cnb_args run_args(const cnb_net *net, int i, int backward)
+{
+    const cnb_net_layer *L = &net->layers[i], *last = &net->layers[i + L->fuse_n - 1];
+    cnb_io io = layer_io(net, i);
+    io.y = last->y;
+    io.dy = last->dy;
+    return cnb_layer_kernel_args(&io, L->layer->n_params, backward);
+}
+
+/* Layer i's forward, or the fused run's that starts there; the layers it covered. */
+static int forward_at(cnb_net *net, int i, int train, const float *x, float *loss, int *rc)
+{
+    cnb_net_layer *L = &net->layers[i];
+    if (L->fuse_n) {
+        const cnb_args a = run_args(net, i, 0);
+        *rc = L->fuse_kernel->forward(L->fuse_kernel, &a);
+        return L->fuse_n;
+    }
+    cnb_io io = {.train = train, .x = x, .y = L->y, .w = L->w, .dw = L->dw,
+                 .labels = net->labels, .loss = loss};
+    *rc = L->layer->forward(L->layer, &io);
+    return 1;
+}
+
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds)
 {
     const float *x = net->x;
     *loss = 0.0f;
-    for (int i = 0; i < net->n; i++) {
-        cnb_net_layer *L = &net->layers[i];
-        cnb_io io = {.train = train, .x = x, .y = L->y, .w = L->w, .dw = L->dw,
-                     .labels = net->labels, .loss = loss};
+    for (int i = 0, n, rc; i < net->n; i += n) {
         double t0 = seconds ? cnb_now() : 0.0;
-        int rc = L->layer->forward(L->layer, &io);
-        if (seconds)
-            seconds[i] = cnb_now() - t0;
+        n = forward_at(net, i, train, x, loss, &rc);
+        for (int k = 0; seconds && k < n; k++)
+            seconds[i + k] = k ? 0.0 : cnb_now() - t0;
         if (rc)
-            return layer_failed(L, "forward", rc);
-        x = L->y;
+            return layer_failed(net, i, "forward", rc);
+        x = net->layers[i + n - 1].y;
     }
     return 0;
 }
@@ -728,45 +939,46 @@ void cnb_net_park(cnb_net *net)
             net->chain[i]->park(net->chain_state[i]);
 }
 
-/* Layer i's buffers for a training backward (or, without dy and dx, a forward). */
-static cnb_io layer_io(const cnb_net *net, int i)
-{
-    const cnb_net_layer *L = &net->layers[i];
-    return (cnb_io){.train = 1,
-                    .x = i ? net->layers[i - 1].y : net->x,
-                    .y = L->y,
-                    .dy = L->dy,
-                    .dx = i ? net->layers[i - 1].dy : NULL,
-                    .w = L->w,
-                    .dw = L->dw,
-                    .labels = net->labels};
-}
-
 /* The kernel's library calls on the layer's buffers, mapped as CNB_LAYER_KERNEL_IO says. */
 int cnb_net_library_pass(cnb_net *net, int i, int backward)
 {
     const cnb_net_layer *L = &net->layers[i];
     const cnb_backend_desc *be = net->chain[L->ctx.chain];
-    if (!kernel_io(net, i) || !L->ctx.kernel || !CNB_BACKEND_FIELD(be, library_pass))
+    if (!kernel_io(net, i) || !L->ctx.kernel || L->fused || !CNB_BACKEND_FIELD(be, library_pass))
         return CNB_ENOTSUP;
     const cnb_io io = layer_io(net, i);
     const cnb_args a = cnb_layer_kernel_args(&io, L->layer->n_params, backward);
     return be->library_pass(L->ctx.kernel, &a, backward);
 }
 
+/* The backward of layer i, or of the fused run that ends there; the layer it went down
+ * to (the run's first). */
+static int backward_at(cnb_net *net, int i, int *rc)
+{
+    cnb_net_layer *L = &net->layers[i];
+    if (L->fused) {
+        cnb_net_layer *F = &net->layers[L->fuse_first];
+        const cnb_args a = run_args(net, L->fuse_first, 1);
+        *rc = F->fuse_kernel->backward(F->fuse_kernel, &a);
+        return L->fuse_first;
+    }
+    cnb_io io = layer_io(net, i);
+    *rc = L->layer->backward(L->layer, &io);
+    return i;
+}
+
 static int backward(cnb_net *net, double *seconds, cnb_backward_fn after, void *user)
 {
-    for (int i = net->n - 1; i >= 0; i--) {
-        cnb_net_layer *L = &net->layers[i];
-        cnb_io io = layer_io(net, i);
+    for (int i = net->n - 1, first, rc; i >= 0; i = first - 1) {
         double t0 = seconds ? cnb_now() : 0.0;
-        int rc = L->layer->backward(L->layer, &io);
-        if (seconds)
-            seconds[i] = cnb_now() - t0;
+        first = backward_at(net, i, &rc);
+        for (int k = first; seconds && k <= i; k++)
+            seconds[k] = k == first ? cnb_now() - t0 : 0.0;
         if (rc)
-            return layer_failed(L, "backward", rc);
-        if (after && (rc = after(user, i)) != 0)
-            return rc;
+            return layer_failed(net, i, "backward", rc);
+        for (int k = i; after && k >= first; k--)
+            if ((rc = after(user, k)) != 0)
+                return rc;
     }
     return 0;
 }

@@ -46,8 +46,16 @@ typedef struct cnb_net_layer {
     cnb_shape in, out;
     const char *init;            /* "xavier" or "he" for learnable layers */
     float *w[CNB_MAX_PARAMS], *dw[CNB_MAX_PARAMS], *vel[CNB_MAX_PARAMS];
-    float *y, *dy;               /* (batch, out)                          */
+    float *y, *dy;               /* (batch, out); NULL inside a fused run */
     size_t grad_begin, grad_end; /* its dw's floats in net->grad          */
+    /* A fused run (cnnbench/backend.h): layers fuse_first .. fuse_first + fuse_n - 1 run
+     * as one kernel, which the first holds; a layer of the run but its last has no y and
+     * dy (the kernel keeps what it needs of them). */
+    int fused;                   /* 1: in a fused run                     */
+    int fuse_first;              /* its run's first layer                 */
+    int fuse_n;                  /* the first: the run's layers; else 0   */
+    cnb_kernel *fuse_kernel;     /* the first: the run's kernel           */
+    const char *fused_on;        /* the backend that made it              */
 } cnb_net_layer;
 
 struct cnb_net {
@@ -68,7 +76,8 @@ struct cnb_net {
     void *chain_state[CNB_MAX_CHAIN];
     int n_chain;
     int threads;
-    int native_layouts;              /* 0 for a spec ending in ":nchw"    */
+    int native_layouts;              /* 0 for a spec with ":nchw"         */
+    int fuse;                        /* 0 for a spec with ":nofuse"       */
     /* Every layer's dw in one buffer, in layer order, each tensor starting on 64 bytes
      * (the gap zero): data-parallel training sums it over the ranks in a few large
      * contiguous pieces instead of one message per tensor. */
@@ -102,8 +111,16 @@ int cnb_net_init_params(cnb_net *net, uint64_t seed);
 
 /* Choose the backend and batch, once per network: creates every kernel and activation
  * buffer. `backend` names one backend, or several joined by '+' ("direct+onednn"): each
- * layer's kernels come from the first that provides them, then from naive. */
+ * layer's kernels come from the first that provides them, then from naive. Then each
+ * run of layers that a backend of the chain fuses gets its kernel (cnnbench/backend.h,
+ * "Fused runs"), unless the spec has ":nofuse". */
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
+/* Layer i's fused run as its layers' names, "conv1+act1+pool1", into buf; "" when layer i
+ * is in none. Returns buf. */
+const char *cnb_net_run_name(const cnb_net *net, int i, char *buf, size_t len);
+/* Every fused run of the net, "conv1+act1+pool1 conv2+act2+pool2", into buf ("" for
+ * none); their number. */
+int cnb_net_fused_runs(const cnb_net *net, char *buf, size_t len);
 /* Every backend of a spec ("direct+onednn") exists; otherwise an error naming it, `where`
  * first. */
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where);
@@ -114,21 +131,24 @@ int cnb_backend_spec_max_threads(const cnb_registry *reg, const char *spec);
 /* Why a backend using `max` threads at most (0: any number) is not timed at `threads`,
  * into buf: "is single-threaded", "uses 4 threads at most"; NULL when it uses them. */
 const char *cnb_backend_threads_unused(int max, int threads, char *buf, size_t len);
-/* The length of a spec's backend names, without a trailing ":nchw" (which keeps every
- * tensor between layers NCHW); *native says whether it was absent. */
-int cnb_backend_spec_names(const char *spec, int *native);
+/* The length of a spec's backend names, without the suffixes after them, in any order:
+ * ":nchw" keeps every tensor between layers NCHW (*native = 0), ":nofuse" runs every
+ * layer on kernels of its own (*fuse = 0). */
+int cnb_backend_spec_names(const char *spec, int *native, int *fuse);
 
 /* net->x and net->labels hold the batch. Forward writes the mean loss; the last layer's
- * y holds the class probabilities. */
+ * y holds the class probabilities. A fused run's kernel runs in place of its layers. */
 int cnb_net_forward(cnb_net *net, int train, float *loss);
 int cnb_net_backward(cnb_net *net);
 /* The backward pass calling after(user, i) once layer i's gradients are complete (from
- * the last layer down); a non-zero return stops it with that code. */
+ * the last layer down; a fused run's layers one after the other once its kernel is done);
+ * a non-zero return stops it with that code. */
 typedef int (*cnb_backward_fn)(void *user, int layer);
 int cnb_net_backward_each(cnb_net *net, cnb_backward_fn after, void *user);
 /* Layer i's kernel's library calls alone (cnb_backend_desc.library_pass), forward or
  * backward, on the net's buffers, after a forward and backward have filled them: 0,
- * CNB_ENOTSUP where the layer or its backend has no such pass, or the backend's error. */
+ * CNB_ENOTSUP where the layer or its backend has no such pass or the layer is in a fused
+ * run, or the backend's error. */
 int cnb_net_library_pass(cnb_net *net, int i, int backward);
 /* Forward FLOPs per sample of layer i as its kernel does them: for a convolution, only
  * the taps that fall inside the input (2 K C times the in-bounds taps of every output
@@ -139,7 +159,8 @@ double cnb_net_layer_flops(const cnb_net *net, int i);
 double cnb_conv_flops(const cnb_op_desc *d);
 /* Tell every backend of the chain that others run next (cnb_backend_desc.park). */
 void cnb_net_park(cnb_net *net);
-/* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass). */
+/* The same, timing each layer into seconds[layer] (benchmarks' per-layer pass); a fused
+ * run's time goes to its first layer, and its other layers get 0. */
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds);
 int cnb_net_backward_timed(cnb_net *net, double *seconds);
 /* SGD with momentum and L2 weight decay (biases exempt): v = m v + g + wd w; w -= lr v. */

@@ -95,7 +95,9 @@ static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *mi
     switch (kind) {
     case CNB_PLUGIN_BACKEND:
         *major = CNB_BACKEND_ABI_MAJOR, *minor = CNB_BACKEND_ABI_MINOR;
-        *size = built == 0 ? offsetof(cnb_backend_desc, max_threads) : sizeof(cnb_backend_desc);
+        *size = built == 0   ? offsetof(cnb_backend_desc, max_threads)
+                : built == 1 ? offsetof(cnb_backend_desc, fuse_create)
+                             : sizeof(cnb_backend_desc);
         return 0;
     case CNB_PLUGIN_LAYER:
         *major = CNB_LAYER_ABI_MAJOR, *minor = CNB_LAYER_ABI_MINOR;

@@ -30,12 +30,12 @@ extern "C" {
 /*
  * 2.0: cnb_kernel starts with its struct_size (CNB_KERNEL_INIT fills it), and 1.1's
  * optional entries (layout_of, library_pass, park) belong to every descriptor. 2.1
- * appends max_threads. A later minor appends fields to cnb_backend_desc or cnb_kernel;
- * the host reads one through struct_size, so a backend of an older 2.x minor keeps
- * loading.
+ * appends max_threads, 2.2 fuse_create (fused runs, below). A later minor appends fields
+ * to cnb_backend_desc or cnb_kernel; the host reads one through struct_size, so a backend
+ * of an older 2.x minor keeps loading.
  */
 #define CNB_BACKEND_ABI_MAJOR 2
-#define CNB_BACKEND_ABI_MINOR 1
+#define CNB_BACKEND_ABI_MINOR 2
 
 /* The name of the reference backend: the one every other kernel is checked against, the
  * end of every backend chain, and the default where an experiment names none. */
@@ -110,6 +110,44 @@ typedef struct cnb_args {
 } cnb_args;
 
 /*
+ * Fused runs (2.2). A backend may run several consecutive layers as one kernel, so that
+ * what passes between them (a small convolution's output, written, read by its ReLU,
+ * written again, read by the pooling) stays in its cache. Once every layer of a network
+ * has its kernels, the host looks for runs: a layer whose kernel is a convolution or an
+ * inner product, then up to CNB_FUSE_MAX - 1 layers whose kernels have no weights (ReLU,
+ * sigmoid, pooling, LRN; not softmax_xent), each of them a layer that hands its tensors
+ * straight to its one kernel (CNB_LAYER_KERNEL_IO, cnnbench/layer.h). It offers a run,
+ * the longest first and then ever shorter down to two layers, to fuse_create() of each
+ * backend of the chain in order, whichever backends made the layers' own kernels; the
+ * first to accept makes the run's kernel. A run that no backend accepts, or any run when
+ * the backend has no fuse_create, runs on its layers' own kernels as before; a backend
+ * spec with the suffix ":nofuse" ("direct+onednn:nofuse") offers none.
+ *
+ * The run's kernel does in one forward and one backward what its layers' kernels do in
+ * turn. Its cnb_args are one layer's: src is the first layer's input and dst the last
+ * layer's output, both NCHW; diff_dst the gradient of dst; backward writes diff_src (NULL
+ * for a network's first layer) and op[0]'s diff_weights and diff_bias. weights and bias
+ * are op[0]'s and stay the host's: it initialises, updates and saves them under the
+ * layer's name as before, and every layer keeps its name. The host keeps no output and
+ * no gradient of the layers before the last (it allocates none): what backward needs of
+ * them (a ReLU's mask, a max pooling's winners) the kernel keeps itself, from its latest
+ * forward, as a max pooling kernel keeps its argmax.
+ *
+ * fuse_create() returns CNB_ENOTSUP for a run it does not handle (an op, a window, a
+ * shape): the host then offers a shorter one, or the next backend. Any other error stops
+ * the run, as kernel_create's does.
+ */
+#define CNB_FUSE_MAX 4
+
+typedef struct cnb_fuse_desc {
+    int n;                        /* ops in the run, 2 .. CNB_FUSE_MAX                    */
+    cnb_op_desc op[CNB_FUSE_MAX]; /* in order, each as its layer made its own kernel but
+                                     with both layouts CNB_LAYOUT_NCHW: op[0] a convolution
+                                     or an inner product, op[i + 1].src = op[i].dst, one
+                                     batch                                              */
+} cnb_fuse_desc;
+
+/*
  * A kernel. Backends embed it as the first member of their own struct and fill it with
  * CNB_KERNEL_INIT, which sets struct_size: the host refuses a kernel whose size is not
  * the one its backend's ABI defines (a backend built against other headers, or one that
@@ -178,6 +216,10 @@ typedef struct cnb_backend_desc {
      * 1 for a single-threaded backend; 0 (a 2.0 backend's too) for as many as it is
      * given. A benchmark times a backend only at thread counts it uses. */
     uint32_t max_threads;
+
+    /* 2.2. Optional: one kernel for a run of consecutive layers; see "Fused runs" above.
+     * Like kernel_create, on the same state, at bind. */
+    int (*fuse_create)(void *state, const cnb_fuse_desc *desc, cnb_kernel **out);
 } cnb_backend_desc;
 
 /*
