@@ -2,7 +2,9 @@
  * direct.c - the "direct" backend: convolution computed directly from its definition, in
  * hand-vectorised AVX-512F loops, with a plain-C path for CPUs without AVX-512. It
  * implements CNB_OP_CONV only (forward, diff_src, diff_weights, diff_bias); every other op
- * runs on the naive backend (ops has one bit and kernel_create answers CNB_ENOTSUP).
+ * runs on the naive backend (ops has one bit and kernel_create answers CNB_ENOTSUP). It
+ * also fuses runs (cnnbench/backend.h): a convolution and a ReLU, or those and a max
+ * pooling without padding (LeNet-5's 2x2 at stride 2, AlexNet's overlapping 3x3 at 2).
  *
  * What it is not: no im2col, no GEMM, no library, no JIT. Every output is a sum of
  * (weight x input) products read from the tensors themselves, as the formula reads.
@@ -53,6 +55,18 @@
  * plain-C loops (same scratch layout, any geometry); CNB_DIRECT_ISA=scalar forces the
  * latter (to test it on an AVX-512 machine). Only the AVX-512 functions carry the target
  * attribute, so a generic build loads and runs on any x86-64. info() says which runs.
+ *
+ * Fused runs. The convolution kernel with a stage after it, per sample while the sample's
+ * output is in the thread's cache. Forward: the convolution into the thread's scratch,
+ * then the ReLU and the pooling from there into dst, each window's winner kept as a byte
+ * (its offset in the window) for backward; without pooling, the ReLU in place in dst.
+ * Backward: the gradient of the convolution's output rebuilt in the scratch (diff_dst to
+ * each window's winner where dst > 0, which is where the ReLU passes it), then the
+ * convolution's backward on it as above. Ties go as in naive (the first of a window's
+ * largest; the ReLU's kink gets 0), and the convolution is the same code, so a fused
+ * step's numbers are those of direct's convolution and naive's ReLU and pooling, bit for
+ * bit. What the run saves: the convolution's output and the ReLU's are never written to
+ * memory, nor read back, nor their gradients (LeNet-5's conv1 at batch 256: 4.8 MB each).
  *
  * Results match naive up to float summation order (products summed in float; bias sums in
  * double, as naive does). Scratch and shares are allocated in kernel_create; forward and
@@ -121,6 +135,8 @@ typedef struct dc_slot {
     float *x;      /* (C, rows, ld): src of one sample, padded, phase-split              */
     float *dy;     /* (K, rows, ld): diff_dst of one sample, padded (vectorised diff_src) */
     float *dyt;    /* (OH*OW, kp): diff_dst of one sample transposed (when dwk)         */
+    float *y;      /* (K, OH, OW): a fused run's convolution output of one sample, or its
+                      gradient                                                           */
 } dc_slot;
 
 /* One chunk of the batch in a backward (pool.h): its shares, whichever thread computes
@@ -132,10 +148,19 @@ typedef struct dc_chunk {
     int n0, n1;    /* its samples [n0, n1): fixed by N and the chunk count; may be empty */
 } dc_chunk;
 
+/* What follows the convolution in a kernel: nothing, or a fused run's ReLU, or its ReLU
+ * and max pooling. */
+enum { FUSE_NONE, FUSE_RELU, FUSE_POOL };
+
 typedef struct dc_kernel {
     cnb_kernel base;  /* first: the host only sees this                                 */
     dc_state *st;     /* host table, threads, pool, ISA                                 */
-    cnb_op_desc d;    /* the descriptor it was created for                              */
+    cnb_op_desc d;    /* the convolution it was created for                             */
+    int fuse;         /* FUSE_*                                                         */
+    cnb_op_desc pool; /* the max pooling (FUSE_POOL)                                    */
+    cnb_shape out;    /* per sample, what it writes: d.dst, or the pooling's dst        */
+    uint8_t *arg;     /* (N, K, PH, PW): each window's winner, as its offset i * KW + j in
+                         the window, from the latest forward (FUSE_POOL)                 */
     dc_pass fwd;      /* forward; its scratch layout also serves diff_weights           */
     dc_pass bwd;      /* diff_src as a correlation of diff_dst (when bwd_vec)           */
     int bwd_vec;      /* 1: diff_src by the AVX-512 tile; 0: plain-C scatter            */
@@ -925,26 +950,65 @@ static void pack_backward(float *wp, const dc_pass *p, const float *weight)
  *     + sum_{c,i,j} weight[k,c,i,j] * inp[n, c, oh*SH - PH + i, ow*SW - PW + j]
  * The items are the samples.                                                           */
 
-static void forward_sample(const dc_kernel *dk, const cnb_args *a, float *x, int n)
+/* Sample n's convolution into out (K, OH, OW), through the thread's scratch x. */
+static void forward_sample(const dc_kernel *dk, const cnb_args *a, float *x, int n, float *out)
 {
     const cnb_op_desc *d = &dk->d;
-    const size_t src_n = cnb_shape_size(d->src), dst_n = cnb_shape_size(d->dst);
+    const size_t src_n = cnb_shape_size(d->src);
     pad_copy(x, &dk->fwd, a->src + n * src_n, d->src.c, d->src.h, d->src.w);
     if (dk->fwdk)
-        forward_k_avx512(dk, x, a->bias, a->dst + n * dst_n);
+        forward_k_avx512(dk, x, a->bias, out);
     else if (dk->st->avx512)
-        corr_avx512(&dk->fwd, x, dk->wf, a->bias, a->dst + n * dst_n);
+        corr_avx512(&dk->fwd, x, dk->wf, a->bias, out);
     else
-        forward_c(dk, x, a->weights, a->bias, a->dst + n * dst_n);
+        forward_c(dk, x, a->weights, a->bias, out);
 }
 
+/* A fused run's ReLU then max pooling (no padding) of one sample's convolution output y
+ * (K, OH, OW) into out (K, PH, PW), and each window's winner into arg: the first of the
+ * window's largest y in row-major order. That is the input naive's pooling picks among
+ * the ReLU's outputs, where they are > 0; where they are all 0 its pick differs, but the
+ * ReLU stops that gradient either way. */
+static void relu_max_pool(const dc_kernel *dk, const float *y, float *out, uint8_t *arg)
+{
+    const cnb_op_desc *p = &dk->pool;
+    const int KH = p->u.pool.kh, KW = p->u.pool.kw, SH = p->u.pool.sh, SW = p->u.pool.sw;
+    const int H = p->src.h, W = p->src.w;
+    for (int k = 0; k < p->dst.c; k++, y += (size_t)H * W)
+        for (int oh = 0; oh < p->dst.h; oh++)
+            for (int ow = 0; ow < p->dst.w; ow++, out++, arg++) {
+                const float *win = y + (size_t)oh * SH * W + ow * SW;
+                float m = win[0];
+                int best = 0;
+                for (int i = 0; i < KH; i++)
+                    for (int j = 0; j < KW; j++) {
+                        const float v = win[i * W + j]; /* selects, not branches */
+                        best = v > m ? i * KW + j : best;
+                        m = v > m ? v : m;
+                    }
+                *out = m > 0.0f ? m : 0.0f;
+                *arg = (uint8_t)best;
+            }
+}
+
+/* The items are the samples; a fused run's stages follow each one's convolution while it
+ * is in the thread's cache. */
 static void conv_forward_task(void *arg, int slot)
 {
     pool_job *job = arg;
     const dc_kernel *dk = job->kernel;
-    const int N = dk->d.batch;
-    for (int n; (n = pool_job_take(job)) < N;)
-        forward_sample(dk, job->a, dk->slot[slot].x, n);
+    const cnb_args *a = job->a;
+    const size_t out_n = cnb_shape_size(dk->out);
+    float *x = dk->slot[slot].x, *y = dk->slot[slot].y;
+    for (int n; (n = pool_job_take(job)) < dk->d.batch;) {
+        float *out = a->dst + n * out_n;
+        forward_sample(dk, a, x, n, dk->fuse == FUSE_POOL ? y : out);
+        if (dk->fuse == FUSE_RELU)
+            for (size_t i = 0; i < out_n; i++)
+                out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+        else if (dk->fuse == FUSE_POOL)
+            relu_max_pool(dk, y, out, dk->arg + n * out_n);
+    }
 }
 
 static int conv_forward(cnb_kernel *self, const cnb_args *a)
@@ -958,19 +1022,45 @@ static int conv_forward(cnb_kernel *self, const cnb_args *a)
     return CNB_OK;
 }
 
+/* A fused run's gradient of sample n's convolution output, into g (K, OH, OW): diff_dst
+ * where the ReLU's output (dst, or the pooling's winner, dst too) is > 0, else 0; with
+ * pooling, each window's to its winner, added up where windows overlap in window order,
+ * as naive's pooling adds them. */
+static const float *fused_diff(const dc_kernel *dk, const cnb_args *a, int n, float *g)
+{
+    const size_t out_n = cnb_shape_size(dk->out);
+    const float *dst = a->dst + n * out_n, *dd = a->diff_dst + n * out_n;
+    if (dk->fuse == FUSE_RELU) {
+        for (size_t i = 0; i < out_n; i++)
+            g[i] = dst[i] > 0.0f ? dd[i] : 0.0f;
+        return g;
+    }
+    const cnb_op_desc *p = &dk->pool;
+    const int KW = p->u.pool.kw, SH = p->u.pool.sh, SW = p->u.pool.sw;
+    const int H = p->src.h, W = p->src.w;
+    const uint8_t *arg = dk->arg + n * out_n;
+    memset(g, 0, sizeof(float) * cnb_shape_size(p->src));
+    float *gk = g; /* channel k's plane */
+    for (int k = 0; k < p->dst.c; k++, gk += (size_t)H * W)
+        for (int oh = 0; oh < p->dst.h; oh++)
+            for (int ow = 0; ow < p->dst.w; ow++, dst++, dd++, arg++)
+                if (*dst > 0.0f)
+                    gk[(size_t)(oh * SH + *arg / KW) * W + ow * SW + *arg % KW] += *dd;
+    return g;
+}
+
 /* Sample n of chunk ch, in the taking thread's scratch s, into the chunk's shares (its
- * first sample stores, the others add):
- *     db[k]          (+)= sum_p dout[n,k,p]
- *     dw[k,c,i,j]    (+)= the correlation of inp[n] with dout[n]
- *     diff_src[n]     = the correlation of the padded dout[n] with the flipped weights
+ * first sample stores, the others add), dy being the gradient of its convolution output:
+ *     db[k]          (+)= sum_p dy[k,p]
+ *     dw[k,c,i,j]    (+)= the correlation of inp[n] with dy
+ *     diff_src[n]     = the correlation of the padded dy with the flipped weights
  * conv_reduce_task then adds up the chunks.                                            */
 static void backward_sample(const dc_kernel *dk, const cnb_args *a, const dc_slot *s,
-                            dc_chunk *ch, int n)
+                            dc_chunk *ch, int n, const float *dy)
 {
     const cnb_op_desc *d = &dk->d;
     const int K = d->dst.c, P = d->dst.h * d->dst.w, avx = dk->st->avx512;
-    const size_t src_n = cnb_shape_size(d->src), dst_n = cnb_shape_size(d->dst);
-    const float *dy = a->diff_dst + n * dst_n;
+    const size_t src_n = cnb_shape_size(d->src);
     const int first = n == ch->n0;
     if (a->diff_bias)
         for (int k = 0; k < K; k++) {
@@ -999,9 +1089,13 @@ static void conv_backward_task(void *arg, int slot)
 {
     pool_job *job = arg;
     const dc_kernel *dk = job->kernel;
+    const cnb_args *a = job->a;
+    const dc_slot *s = &dk->slot[slot];
+    const size_t out_n = cnb_shape_size(dk->out);
     for (int c; (c = pool_job_take(job)) < dk->nchunks;)
         for (int n = dk->chunk[c].n0; n < dk->chunk[c].n1; n++)
-            backward_sample(dk, job->a, &dk->slot[slot], &dk->chunk[c], n);
+            backward_sample(dk, a, s, &dk->chunk[c], n,
+                            dk->fuse ? fused_diff(dk, a, n, s->y) : a->diff_dst + n * out_n);
 }
 
 /* diff_weights = the sum of the chunks' shares in chunk order (empty chunks left out);
@@ -1064,6 +1158,7 @@ static void dc_kernel_destroy(cnb_kernel *self)
         host->free(dk->slot[t].x);
         host->free(dk->slot[t].dy);
         host->free(dk->slot[t].dyt);
+        host->free(dk->slot[t].y);
     }
     for (int c = 0; dk->chunk && c < dk->nchunks; c++) {
         host->free(dk->chunk[c].dw);
@@ -1073,6 +1168,7 @@ static void dc_kernel_destroy(cnb_kernel *self)
     host->free(dk->chunk);
     host->free(dk->wf);
     host->free(dk->wb);
+    host->free(dk->arg);
     host->free(dk->fwd.jo_big);
     host->free(dk->bwd.jo_big);
     host->free(dk);
@@ -1151,6 +1247,7 @@ static int conv_workspace(dc_kernel *dk)
     const size_t dw = dk->dwk ? sizeof(float) * d->src.c * d->u.conv.kh * d->u.conv.kw * dk->kp
                               : sizeof(float) * nw * (dk->lanes ? 16 : 1);
     const size_t dyt = dk->dwk ? sizeof(float) * d->dst.h * d->dst.w * dk->kp : 0;
+    const size_t y = dk->fuse ? sizeof(float) * cnb_shape_size(d->dst) : 0;
     const size_t db = sizeof(double) * d->dst.c;
     dk->nchunks = pool_chunks(dk->st->threads, d->batch, dw + db);
     int bad = !(dk->slot = host->alloc(sizeof *dk->slot * dk->nslots)) ||
@@ -1159,10 +1256,12 @@ static int conv_workspace(dc_kernel *dk)
         bad = !(dk->wf = host->alloc(sizeof(float) * (dk->fwdk ? nw / d->dst.c * dk->kp
                                                                 : nw))) ||
               (dk->bwd_vec && !(dk->wb = host->alloc(sizeof(float) * nw)));
+    if (dk->fuse == FUSE_POOL && !bad)
+        bad = !(dk->arg = host->alloc((size_t)d->batch * cnb_shape_size(dk->out)));
     for (int t = 0; t < dk->nslots && !bad; t++) {
         dc_slot *s = &dk->slot[t];
         bad = !(s->x = host->alloc(x)) || (dy && !(s->dy = host->alloc(dy))) ||
-              (dyt && !(s->dyt = host->alloc(dyt)));
+              (dyt && !(s->dyt = host->alloc(dyt))) || (y && !(s->y = host->alloc(y)));
     }
     for (int c = 0; c < dk->nchunks && !bad; c++) {
         dc_chunk *ch = &dk->chunk[c];
@@ -1172,8 +1271,43 @@ static int conv_workspace(dc_kernel *dk)
     if (bad)
         return CNB_FAIL(host, WHO, CNB_ENOMEM,
                         "conv: cannot allocate %d x %zu bytes of scratch and %d x %zu of "
-                        "shares", dk->nslots, x + dy + dyt, dk->nchunks, dw + db);
+                        "shares", dk->nslots, x + dy + dyt + y, dk->nchunks, dw + db);
     return CNB_OK;
+}
+
+/* A kernel for the convolution desc, followed by fuse's stages (pool: the max pooling's
+ * descriptor, for FUSE_POOL); the descriptors are checked. */
+static int conv_new(dc_state *st, const cnb_op_desc *desc, int fuse, const cnb_op_desc *pool,
+                    cnb_kernel **out)
+{
+    dc_kernel *dk = st->host->alloc(sizeof *dk);
+    if (!dk)
+        return CNB_ENOMEM;
+    dk->st = st;
+    dk->d = *desc;
+    dk->fuse = fuse;
+    dk->out = pool ? pool->dst : desc->dst;
+    if (pool)
+        dk->pool = *pool;
+    dk->base = CNB_KERNEL_INIT(.forward = conv_forward, .backward = conv_backward,
+                               .destroy = dc_kernel_destroy);
+    dk->nslots = st->threads;
+    int err;
+    if ((err = conv_plan(dk)) || (err = conv_workspace(dk))) {
+        dc_kernel_destroy(&dk->base);
+        return err;
+    }
+    *out = &dk->base;
+    return CNB_OK;
+}
+
+/* The check every kernel's descriptor gets (cnnbench/op_check.h): 0, or its error after
+ * logging why. */
+static int desc_check(const dc_state *st, const cnb_op_desc *desc)
+{
+    char why[512];
+    int err = cnb_op_desc_check(desc, why, sizeof why);
+    return err ? CNB_FAIL(st->host, WHO, err, "%s", why) : CNB_OK;
 }
 
 static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **out)
@@ -1184,26 +1318,34 @@ static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
         return CNB_EINVAL; /* init() was not called: nowhere to log to */
     if (desc->op != CNB_OP_CONV)
         return CNB_ENOTSUP;
-    const cnb_host *host = st->host;
-    char why[512];
-    int err = cnb_op_desc_check(desc, why, sizeof why);
-    if (err)
-        return CNB_FAIL(host, WHO, err, "%s", why);
+    int err = desc_check(st, desc);
+    return err ? err : conv_new(st, desc, FUSE_NONE, NULL, out);
+}
 
-    dc_kernel *dk = host->alloc(sizeof *dk);
-    if (!dk)
-        return CNB_ENOMEM;
-    dk->st = st;
-    dk->d = *desc;
-    dk->base = CNB_KERNEL_INIT(.forward = conv_forward, .backward = conv_backward,
-                               .destroy = dc_kernel_destroy);
-    dk->nslots = st->threads;
-    if ((err = conv_plan(dk)) || (err = conv_workspace(dk))) {
-        dc_kernel_destroy(&dk->base);
-        return err;
+/* Fused runs: a convolution and a ReLU, or those and a max pooling without padding whose
+ * window has at most 256 taps (its winners are kept in a byte). */
+static int dc_fuse_create(void *state, const cnb_fuse_desc *f, cnb_kernel **out)
+{
+    dc_state *st = state;
+    *out = NULL;
+    if (!st)
+        return CNB_EINVAL;
+    const cnb_op_desc *p = f->n == 3 ? &f->op[2] : NULL;
+    if (f->n < 2 || f->n > 3 || f->op[0].op != CNB_OP_CONV || f->op[1].op != CNB_OP_RELU ||
+        (p && (p->op != CNB_OP_POOL_MAX || p->u.pool.ph || p->u.pool.pw ||
+               p->u.pool.kh * p->u.pool.kw > 256)))
+        return CNB_ENOTSUP;
+    for (int k = 0; k < f->n; k++) {
+        int err = desc_check(st, &f->op[k]);
+        if (err)
+            return err;
+        const cnb_shape *was = &f->op[k ? k - 1 : 0].dst, *is = &f->op[k].src;
+        if (k && (f->op[k].batch != f->op[0].batch || was->c != is->c || was->h != is->h ||
+                  was->w != is->w))
+            return CNB_FAIL(st->host, WHO, CNB_EINVAL, "fused run: op %d (%s) does not take "
+                            "what op %d gives", k, cnb_op_name(f->op[k].op), k - 1);
     }
-    *out = &dk->base;
-    return CNB_OK;
+    return conv_new(st, &f->op[0], p ? FUSE_POOL : FUSE_RELU, p, out);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1259,10 +1401,12 @@ static const char *dc_info(void *state)
 }
 
 CNB_BACKEND_DEFINE(
-    CNB_BACKEND_DESC("direct", "1.0.1",
-                     "direct convolution in AVX-512F (plain C without it); other ops on naive",
+    CNB_BACKEND_DESC("direct", "1.1.0",
+                     "direct convolution in AVX-512F (plain C without it), fused with a "
+                     "ReLU and max pooling after it; other ops on naive",
                      .ops = CNB_OP_BIT(CNB_OP_CONV),
                      .init = dc_init,
                      .fini = dc_fini,
                      .kernel_create = dc_kernel_create,
-                     .info = dc_info));
+                     .info = dc_info,
+                     .fuse_create = dc_fuse_create));
