@@ -98,6 +98,14 @@ static void ops_str(char *buf, size_t len, uint32_t ops)
 
 #define MAX_BACKENDS 16
 
+/* The backend claims the case: its op, or for a fused run, fuse_create. */
+static int case_claimed(const cnb_backend_desc *be, const cnb_conform_case *cs)
+{
+    if (cs->flags & CNB_CASE_FUSED)
+        return CNB_BACKEND_FIELD(be, fuse_create) != NULL;
+    return (be->ops & CNB_OP_BIT(cs->op)) != 0;
+}
+
 /* Every backend of the default scan but naive, over the whole table. The naive result of
  * a case is computed once and shared by every backend. */
 static void test_backends(void)
@@ -134,8 +142,9 @@ static void test_backends(void)
         char claimed[256], skipped[256];
         ops_str(claimed, sizeof claimed, be[nbe].desc->ops & CNB_OPS_ALL);
         ops_str(skipped, sizeof skipped, ~be[nbe].desc->ops & CNB_OPS_ALL);
-        fprintf(stderr, "conformance: %s (%s): checking %s; skipping %s (not claimed); %s\n",
-                h->name, reg.items[i].path, claimed, skipped,
+        fprintf(stderr, "conformance: %s (%s): checking %s%s; skipping %s (not claimed); %s\n",
+                h->name, reg.items[i].path, claimed,
+                CNB_BACKEND_FIELD(be[nbe].desc, fuse_create) ? ", fused runs" : "", skipped,
                 be[nbe].desc->info ? be[nbe].desc->info(be[nbe].state) : "no info");
         nbe++;
     }
@@ -153,10 +162,9 @@ static void test_backends(void)
 
     double ref_seconds = 0.0;
     for (int row = 0; row < cnb_conform_n_cases; row++) {
-        uint32_t bit = CNB_OP_BIT(cnb_conform_cases[row].op);
         int wanted = 0;
         for (int b = 0; b < nbe; b++)
-            wanted |= (be[b].desc->ops & bit) != 0;
+            wanted |= case_claimed(be[b].desc, &cnb_conform_cases[row]);
         if (!wanted)
             continue;
         cnb_conform_ref ref;
@@ -164,7 +172,7 @@ static void test_backends(void)
         int ok = cnb_conform_ref_init(&ref, row, naive, ref_be.state) == 0;
         ref_seconds += cnb_now() - t;
         for (int b = 0; ok && b < nbe; b++) {
-            if (!(be[b].desc->ops & bit))
+            if (!case_claimed(be[b].desc, &cnb_conform_cases[row]))
                 continue;
             cnb_conform_result res;
             t = cnb_now();
@@ -205,6 +213,7 @@ static void test_backends(void)
  * and the outputs it must pass (the others are not asserted either way).
  */
 #define ALL_OUTS ((1u << CNB_OUT_COUNT) - 1u)
+#define RUN_GRADS (ALL_OUTS & ~CNB_OUT_BIT(CNB_OUT_DST) & ~CNB_OUT_BIT(CNB_OUT_LOSS))
 static const struct {
     const char *case_name;
     unsigned flag;       /* CNB_OUT_BIT()s whose values must be flagged          */
@@ -247,6 +256,12 @@ static const struct {
      "softmax backward divides by the batch, not by the real labels"},
     {"odd.softmax.nopad", 0, 0, ALL_OUTS, 0, 0,
      "the same bug is invisible without a padding label: must pass"},
+    {"run.lenet.conv1+relu+pool", RUN_GRADS, 0, CNB_OUT_BIT(CNB_OUT_DST), 0, 0,
+     "fused conv+relu+pool backward skips the ReLU's mask"},
+    {"run.lenet.conv2+relu", RUN_GRADS, 0, CNB_OUT_BIT(CNB_OUT_DST), 0, 0,
+     "the same without the pooling"},
+    {"run.odd.conv.s2.p1+relu+pool.k3.s2", RUN_GRADS, 0, CNB_OUT_BIT(CNB_OUT_DST), 0, 0,
+     "the same with overlapping windows"},
 };
 
 /* Every row of broken_expect: the checker's verdict on fixture.broken against naive. */
@@ -256,7 +271,7 @@ static void broken_run(conf_backend *bb, conf_backend *nb)
     for (size_t e = 0; e < sizeof broken_expect / sizeof broken_expect[0]; e++) {
         const cnb_conform_case *cs = cnb_conform_case_find(broken_expect[e].case_name);
         CU_ASSERT_PTR_NOT_NULL(cs);
-        if (!cs || !(broken->ops & CNB_OP_BIT(cs->op))) {
+        if (!cs || !case_claimed(broken, cs)) {
             CU_FAIL("broken_expect names a case missing from the table or not claimed");
             continue;
         }

@@ -64,6 +64,12 @@ void cnb_fill_away_from_zero(float *x, size_t n)
         x[i] = (cnb_check_u32() & 1 ? 1.0f : -1.0f) * cnb_check_uniform(0.1f, 1.0f);
 }
 
+void cnb_fill_grid(float *x, size_t n, int steps, float unit)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = unit * (float)((int)(cnb_check_u32() % (uint32_t)(2 * steps + 1)) - steps);
+}
+
 void cnb_fill_bits(float *x, size_t n, uint32_t bits)
 {
     for (size_t i = 0; i < n; i++)

@@ -31,6 +31,9 @@ void cnb_fill_uniform(float *x, size_t n, float lo, float hi);
 void cnb_fill_distinct(float *x, size_t n, double gap);
 /* |x| in [0.1, 1], either sign: a perturbation under 0.1 never crosses the ReLU kink. */
 void cnb_fill_away_from_zero(float *x, size_t n);
+/* unit * k for k uniform in -steps .. steps: with unit a power of 2, products and sums of
+ * such values are exact in float while they stay below 2^24 units. */
+void cnb_fill_grid(float *x, size_t n, int steps, float unit);
 void cnb_fill_bits(float *x, size_t n, uint32_t bits);
 
 /* n floats poisoned with CNB_POISON_BITS between CNB_GUARD `sentinel` floats on each

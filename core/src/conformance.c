@@ -36,6 +36,19 @@
  * Observed with the default seed: OpenBLAS and oneDNN convolution and inner product stay
  * below 0.06x the tolerance, LRN, pooling and softmax below 0.05x; the closest is oneDNN's
  * sigmoid backward at 0.29x (K = 1; dy y (1 - y) loses bits to 1 - y near y = 1).
+ *
+ * Fused runs take the same tolerances, with the convolution's K (an overlapping pooling
+ * adds up to its overlap of gradients first, which multiplies the K of the gradients).
+ * But a run decides on values it computed itself: the sign of a ReLU's input, the largest
+ * of a pooling window. With random floats two backends round a convolution's output
+ * differently and a near-tie can go either way, moving a gradient by a whole term. So its
+ * inputs lie on a coarse grid (src and diff_dst multiples of 1/4, weights and bias of
+ * 1/8, at most 1 and 0.5): every product and every partial sum is then exact in float
+ * (the largest, lenet conv1's weight gradient at batch 256, is ~2^22 units of 1/16), the
+ * kernel's convolution output equals naive's whatever its order of summation, and a
+ * decision can differ only by a bug. Ties are common on a grid and exact, so a fused
+ * kernel must break them as naive does: a ReLU passes the gradient where its input is > 0,
+ * a max pooling to the first of a window's largest inputs in row-major order.
  */
 #define EPS 2e-6
 
@@ -79,6 +92,21 @@
     ELT("lenet.act4.relu" TAG, CNB_OP_RELU, N, 84, 1, 1, .flags = F),                        \
     IP("lenet.fc3" TAG, N, 84, 1, 1, 10, .flags = F),                                        \
     ELT("lenet.softmax" TAG, CNB_OP_SOFTMAX_XENT, N, 10, 1, 1, .flags = F | CNB_CASE_PAD_LABEL)
+
+/* A fused run (CNB_CASE_FUSED): the convolution, a ReLU, and max pooling with window P
+ * where PWIN() is given. */
+#define PWIN(KH, KW, SH, SW) .pkh = KH, .pkw = KW, .psh = SH, .psw = SW
+#define RUN(NAME, N, C, H, W, K, F, ...) \
+    {.name = NAME, .op = CNB_OP_CONV, .n = N, .c = C, .h = H, .w = W, .k = K, \
+     .flags = CNB_CASE_FUSED | (F), __VA_ARGS__}
+/* LeNet-5's runs, with the pooling and without, at batch N. */
+#define LENET_RUNS(TAG, N, F)                                                              \
+    RUN("run.lenet.conv1+relu+pool" TAG, N, 1, 28, 28, 6, F, WIN(5, 5, 1, 1, 2, 2),         \
+        PWIN(2, 2, 2, 2)),                                                                 \
+    RUN("run.lenet.conv2+relu+pool" TAG, N, 6, 14, 14, 16, F, WIN(5, 5, 1, 1, 0, 0),        \
+        PWIN(2, 2, 2, 2)),                                                                 \
+    RUN("run.lenet.conv1+relu" TAG, N, 1, 28, 28, 6, F, WIN(5, 5, 1, 1, 2, 2)),             \
+    RUN("run.lenet.conv2+relu" TAG, N, 6, 14, 14, 16, F, WIN(5, 5, 1, 1, 0, 0))
 
 /* One small case of an op at the batches kernels tile for: full tiles and tails of the
  * common widths (4, 8, 16, 32), so that a kernel blocked over the batch runs both its
@@ -165,6 +193,23 @@ const cnb_conform_case cnb_conform_cases[] = {
     TILES(LRN_N, "tile.lrn", 7, 5, 3, 5, 1e-4f, 0.75f, 2.0f),
     TILES(ELT_N, "tile.softmax", CNB_OP_SOFTMAX_XENT, 10, 1, 1,
           .flags = CNB_CASE_BATCH | CNB_CASE_PAD_LABEL),
+
+    /* Fused runs: LeNet-5's two conv -> ReLU -> max pooling units and their conv -> ReLU
+     * at its batches, AlexNet's last (3x3 windows at stride 2, which overlap), odd ones,
+     * and a small one at the tile batches. */
+    LENET_RUNS("", 3, 0),
+    LENET_RUNS(".n64", 64, CNB_CASE_BATCH),
+    LENET_RUNS(".n256", 256, CNB_CASE_BATCH),
+    RUN("run.alexnet.conv5+relu+pool", 1, 384, 13, 13, 256, 0, WIN(3, 3, 1, 1, 1, 1),
+        PWIN(3, 3, 2, 2)),
+    RUN("run.odd.conv.s2.p1+relu+pool.k3.s2", 3, 3, 15, 17, 4, 0, WIN(3, 3, 2, 2, 1, 1),
+        PWIN(3, 3, 2, 2)),
+    RUN("run.odd.pool.k3x2.s1x2", 3, 2, 9, 8, 3, 0, WIN(3, 3, 1, 1, 1, 1), PWIN(3, 2, 1, 2)),
+    RUN("run.odd.nobias.7x9+pool.k2", 3, 2, 7, 9, 3, CNB_CASE_NO_BIAS, WIN(3, 3, 1, 1, 1, 1),
+        PWIN(2, 2, 2, 2)),
+    RUN("run.odd.conv.k5x3.s3.p2+relu", 1, 2, 11, 13, 5, 0, WIN(5, 3, 3, 3, 2, 2)),
+    TILES(RUN, "run.tile", 3, 9, 11, 8, CNB_CASE_BATCH, WIN(3, 3, 1, 1, 1, 1),
+          PWIN(2, 2, 2, 2)),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 
@@ -199,6 +244,22 @@ cnb_op_desc cnb_conform_case_desc(const cnb_conform_case *cs)
     return d;
 }
 
+void cnb_conform_case_run(const cnb_conform_case *cs, cnb_fuse_desc *f)
+{
+    memset(f, 0, sizeof *f);
+    f->op[f->n++] = cnb_conform_case_desc(cs);
+    if (!(cs->flags & CNB_CASE_FUSED))
+        return;
+    const cnb_shape y = f->op[0].dst;
+    f->op[f->n++] = (cnb_op_desc){.op = CNB_OP_RELU, .batch = cs->n, .src = y, .dst = y};
+    if (cs->pkh)
+        f->op[f->n++] = (cnb_op_desc){
+            .op = CNB_OP_POOL_MAX, .batch = cs->n, .src = y,
+            .dst = {y.c, cnb_out_len(y.h, cs->pkh, cs->psh, 0),
+                    cnb_out_len(y.w, cs->pkw, cs->psw, 0)},
+            .u.pool = {cs->pkh, cs->pkw, cs->psh, cs->psw, 0, 0}};
+}
+
 /* "3x227x227 -> 96x55x55 k11x11 s4x4 p0x0" */
 void cnb_conform_shape_str(char *buf, size_t len, const cnb_op_desc *d)
 {
@@ -210,6 +271,30 @@ void cnb_conform_shape_str(char *buf, size_t len, const cnb_op_desc *d)
     else if (d->op == CNB_OP_LRN)
         snprintf(buf + n, len - n, " size %d alpha %g beta %g k %g", d->u.lrn.size,
                  (double)d->u.lrn.alpha, (double)d->u.lrn.beta, (double)d->u.lrn.k);
+}
+
+void cnb_conform_run_str(char *buf, size_t len, const cnb_fuse_desc *f)
+{
+    cnb_conform_shape_str(buf, len, &f->op[0]);
+    for (int k = 1; k < f->n; k++) {
+        const cnb_op_desc *d = &f->op[k];
+        size_t n = strlen(buf);
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, ", %s", cnb_op_name(d->op));
+        if (d->op == CNB_OP_POOL_MAX || d->op == CNB_OP_POOL_AVG)
+            n += (size_t)snprintf(buf + n, n < len ? len - n : 0, " k%dx%d s%dx%d p%dx%d",
+                                  d->u.pool.kh, d->u.pool.kw, d->u.pool.sh, d->u.pool.sw,
+                                  d->u.pool.ph, d->u.pool.pw);
+        if (k == f->n - 1)
+            snprintf(buf + n, n < len ? len - n : 0, " -> %dx%dx%d", d->dst.c, d->dst.h,
+                     d->dst.w);
+    }
+}
+
+void cnb_conform_run_name(char *buf, size_t len, const cnb_fuse_desc *f)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s", f->n > 1 ? "fused " : "");
+    for (int k = 0; k < f->n && n < len; k++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? "+" : "", cnb_op_name(f->op[k].op));
 }
 
 const cnb_conform_case *cnb_conform_case_find(const char *name)
@@ -239,9 +324,23 @@ int cnb_conform_problems(const cnb_conform_result *r)
     return t;
 }
 
+/* A fused run's inputs, on the grid its tolerance comment (EPS) explains. */
+static void fill_grid(cnb_conform_ref *r)
+{
+    cnb_fill_grid(r->src, r->n_src, 4, 0.25f);
+    cnb_fill_grid(r->w, r->n_w, 4, 0.125f);
+    if (r->b)
+        cnb_fill_grid(r->b, r->n_b, 4, 0.125f);
+    cnb_fill_grid(r->dd, r->n_dst, 4, 0.25f);
+}
+
 static void fill_inputs(cnb_conform_ref *r)
 {
     cnb_check_rng_seed((uint64_t)r->row + 1);
+    if (r->run.n > 1) {
+        fill_grid(r);
+        return;
+    }
     switch (r->d.op) {
     case CNB_OP_POOL_MAX:
         cnb_fill_distinct(r->src, r->n_src, 2.0 / (double)r->n_src);
@@ -337,6 +436,14 @@ static void set_tolerances(cnb_conform_ref *r)
     default:
         break;
     }
+    for (int k = 1; k < r->run.n; k++) { /* a fused run: gradients a pooling added up */
+        const cnb_op_desc *p = &r->run.op[k];
+        if (p->op != CNB_OP_POOL_MAX)
+            continue;
+        const double over = (double)((p->u.pool.kh + p->u.pool.sh - 1) / p->u.pool.sh) *
+                            ((p->u.pool.kw + p->u.pool.sw - 1) / p->u.pool.sw);
+        r->K[CNB_OUT_DSRC] *= over, r->K[CNB_OUT_DW] *= over, r->K[CNB_OUT_DB] *= over;
+    }
     r->K[CNB_OUT_DW_NOSRC] = r->K[CNB_OUT_DW];
     r->K[CNB_OUT_DB_NOSRC] = r->K[CNB_OUT_DB];
 }
@@ -360,8 +467,8 @@ static void ref_shapes(cnb_conform_ref *r)
     const cnb_op_desc *d = &r->d;
     const int N = d->batch, K = d->dst.c;
     r->n_src = (size_t)N * cnb_shape_size(d->src);
-    r->n_dst = (size_t)N * cnb_shape_size(d->dst);
-    set_dims(r->dims[CNB_OUT_DST], N, d->dst.c, d->dst.h, d->dst.w);
+    r->n_dst = (size_t)N * cnb_shape_size(r->out);
+    set_dims(r->dims[CNB_OUT_DST], N, r->out.c, r->out.h, r->out.w);
     set_dims(r->dims[CNB_OUT_DSRC], N, d->src.c, d->src.h, d->src.w);
     set_dims(r->dims[CNB_OUT_LOSS], 1, 1, 1, 1);
     r->layout[CNB_OUT_DST] = r->layout[CNB_OUT_DSRC] = "(n,c,h,w)";
@@ -413,29 +520,73 @@ static void ref_buffers(cnb_conform_ref *r)
     r->want[CNB_OUT_DB_NOSRC] = r->len[CNB_OUT_DB_NOSRC] ? r->want[CNB_OUT_DB] : NULL;
 }
 
+/* Naive's kernels of the run's ops one after the other, forward (fa: src to the last
+ * op's dst) and backward (ba: diff_dst of the last op to diff_src and op[0]'s
+ * gradients), the ops' outputs and gradients between them in buffers of their own; one
+ * op's kernel alone when the run has one. CNB_OK, or the first failing status (the create
+ * that failed says so in *create). */
+static int naive_run(const cnb_fuse_desc *f, const cnb_backend_desc *naive, void *state,
+                     const cnb_args *fa, const cnb_args *ba, int *create)
+{
+    cnb_kernel *k[CNB_FUSE_MAX] = {NULL};
+    float *y[CNB_FUSE_MAX] = {NULL}, *g[CNB_FUSE_MAX] = {NULL}; /* op i's dst, diff_dst */
+    int rc = CNB_OK;
+    *create = 0;
+    for (int i = 0; i < f->n && rc == CNB_OK; i++) {
+        const size_t len = (size_t)f->op[i].batch * cnb_shape_size(f->op[i].dst);
+        if ((rc = naive->kernel_create(state, &f->op[i], &k[i])) != CNB_OK || !k[i])
+            *create = 1, rc = rc ? rc : CNB_EINVAL;
+        else if (i < f->n - 1 && (!(y[i] = malloc(len * sizeof(float))) ||
+                                  !(g[i] = malloc(len * sizeof(float)))))
+            rc = CNB_ENOMEM;
+    }
+    const int last = f->n - 1;
+    for (int i = 0; i < f->n && rc == CNB_OK; i++) {
+        cnb_args a = *fa;
+        if (i > 0)
+            a.src = y[i - 1], a.weights = NULL, a.bias = NULL;
+        if (i < last)
+            a.dst = y[i];
+        rc = k[i]->forward(k[i], &a);
+    }
+    for (int i = last; i >= 0 && rc == CNB_OK; i--) {
+        cnb_args a = *ba;
+        if (i > 0) { /* an op after the first has no weights */
+            a.src = y[i - 1], a.diff_src = g[i - 1];
+            a.weights = a.bias = NULL, a.diff_weights = a.diff_bias = NULL;
+        }
+        if (i < last)
+            a.dst = y[i], a.diff_dst = g[i];
+        rc = k[i]->backward(k[i], &a);
+    }
+    for (int i = 0; i < f->n; i++) {
+        if (k[i])
+            k[i]->destroy(k[i]);
+        free(y[i]), free(g[i]);
+    }
+    return rc;
+}
+
 /* The reference outputs: naive's forward and backward, which must succeed, leave the
  * inputs as they were and write finite values inside their buffers only. Each output's
  * rms scales its tolerance. */
 static int ref_run_naive(cnb_conform_ref *r, const cnb_backend_desc *naive, void *naive_state)
 {
-    char shape[128];
-    cnb_conform_shape_str(shape, sizeof shape, &r->d);
-    cnb_kernel *k = NULL;
-    int rc = naive->kernel_create(naive_state, &r->d, &k);
-    if (rc != CNB_OK || !k) {
-        fprintf(stderr, "conformance: naive refuses case %s (%s), batch %d: %d\n", r->cs->name,
-                shape, r->d.batch, rc);
-        return -1;
-    }
+    char shape[256];
+    cnb_conform_run_str(shape, sizeof shape, &r->run);
     cnb_args fa = {.src = r->src, .dst = r->want[CNB_OUT_DST], .weights = r->w, .bias = r->b,
                    .labels = r->labels, .loss = r->want[CNB_OUT_LOSS]};
     cnb_args ba = {.src = r->src, .dst = r->want[CNB_OUT_DST], .weights = r->w, .bias = r->b,
                    .diff_dst = r->dd, .diff_src = r->want[CNB_OUT_DSRC],
                    .diff_weights = r->want[CNB_OUT_DW], .diff_bias = r->want[CNB_OUT_DB],
                    .labels = r->labels};
-    int rf = k->forward(k, &fa), rb = rf ? rf : k->backward(k, &ba);
-    k->destroy(k);
-    int ok = rf == CNB_OK && rb == CNB_OK && inputs_hash(r) == r->in_hash;
+    int create, rc = naive_run(&r->run, naive, naive_state, &fa, &ba, &create);
+    if (create) {
+        fprintf(stderr, "conformance: naive refuses case %s (%s), batch %d: %d\n", r->cs->name,
+                shape, r->d.batch, rc);
+        return -1;
+    }
+    int ok = rc == CNB_OK && inputs_hash(r) == r->in_hash;
     for (int o = 0; ok && o <= CNB_OUT_DB; o++) {
         double ss = 0.0;
         uint32_t bits;
@@ -449,9 +600,9 @@ static int ref_run_naive(cnb_conform_ref *r, const cnb_backend_desc *naive, void
     r->rms[CNB_OUT_DW_NOSRC] = r->rms[CNB_OUT_DW];
     r->rms[CNB_OUT_DB_NOSRC] = r->rms[CNB_OUT_DB];
     if (!ok) {
-        fprintf(stderr, "conformance: naive fails on case %s (%s), batch %d (forward %d, "
-                "backward %d, or a non-finite value or stray write)\n", r->cs->name, shape,
-                r->d.batch, rf, rb);
+        fprintf(stderr, "conformance: naive fails on case %s (%s), batch %d (status %s, or a "
+                "non-finite value or stray write)\n", r->cs->name, shape, r->d.batch,
+                cnb_status_name(rc));
         return -1;
     }
     return 0;
@@ -464,6 +615,8 @@ int cnb_conform_ref_init(cnb_conform_ref *r, int row, const cnb_backend_desc *na
     r->cs = &cnb_conform_cases[row];
     r->row = row;
     r->d = cnb_conform_case_desc(r->cs);
+    cnb_conform_case_run(r->cs, &r->run);
+    r->out = r->run.op[r->run.n - 1].dst;
     ref_shapes(r);
     ref_buffers(r);
     set_tolerances(r);
@@ -485,10 +638,11 @@ static void say_case(conform_ctx *x)
     if (x->quiet || x->said_case)
         return;
     const cnb_conform_ref *r = x->ref;
-    char shape[128];
-    cnb_conform_shape_str(shape, sizeof shape, &r->d);
+    char shape[256], op[64];
+    cnb_conform_run_str(shape, sizeof shape, &r->run);
+    cnb_conform_run_name(op, sizeof op, &r->run);
     fprintf(stderr, "\nconformance: FAIL backend %s, op %s, case %s: %s, batch %d, seed %llu "
-            "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, cnb_op_name(r->d.op), r->cs->name,
+            "(CNB_TEST_SEED=%llu, salt %d)\n", x->backend, op, r->cs->name,
             shape, r->d.batch, (unsigned long long)(cnb_check_seed() + r->row + 1),
             (unsigned long long)cnb_check_seed(), r->row + 1);
     x->said_case = 1;
@@ -562,7 +716,8 @@ static int check_rc(conform_ctx *x, const char *what, int rc)
     if (rc != CNB_OK && !x->quiet) {
         say_case(x);
         fprintf(stderr, "  %s returned %s (%d)%s\n", what, cnb_status_name(rc), rc,
-                rc == CNB_ENOTSUP ? "; only kernel_create may refuse a case" : "");
+                rc == CNB_ENOTSUP ? "; only kernel_create or fuse_create may refuse a case"
+                                  : "");
     }
     return rc;
 }
@@ -610,15 +765,22 @@ static void compare_outputs(conform_run *r, int rc, int first, int last)
  * refused (a CNB_ENOTSUP refusal is a fallback: a network takes the next backend). */
 static cnb_kernel *create(conform_run *r, const cnb_backend_desc *be, void *state)
 {
+    const cnb_conform_ref *ref = r->x.ref;
     cnb_kernel *k = NULL;
-    begin(r, "kernel_create");
-    int rc = end(r, be->kernel_create(state, &r->x.ref->d, &k));
+    int rc = CNB_ENOTSUP; /* a fused run without fuse_create */
+    if (ref->run.n == 1) {
+        begin(r, "kernel_create");
+        rc = end(r, be->kernel_create(state, &ref->d, &k));
+    } else if (CNB_BACKEND_FIELD(be, fuse_create)) {
+        begin(r, "fuse_create");
+        rc = end(r, be->fuse_create(state, &ref->run, &k));
+    }
     if (rc == CNB_ENOTSUP) {
         r->res->rc_create = rc;
         r->res->fallback = 1;
         return NULL;
     }
-    r->res->rc_create = check_rc(&r->x, "kernel_create", rc);
+    r->res->rc_create = check_rc(&r->x, ref->run.n == 1 ? "kernel_create" : "fuse_create", rc);
     char why[1024];
     if (r->res->rc_create == CNB_OK &&
         (r->res->rc_create = cnb_registry_check_kernel(NULL, be, k, why, sizeof why)) != CNB_OK &&

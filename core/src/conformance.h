@@ -11,6 +11,12 @@
  * with NaN before each call, so a value left unwritten or accumulated into shows; every
  * buffer has sentinel floats before and after it; inputs must come back unchanged.
  *
+ * Fused runs (cnnbench/backend.h) are cases too (CNB_CASE_FUSED): a convolution, a ReLU
+ * and, in most, a max pooling, the LeNet-5 and AlexNet ones and odd ones. The backend's
+ * fuse_create() makes the kernel, naive's kernels of the run's ops one after the other
+ * are the reference, and the same outputs are compared: the run's dst, diff_src, and the
+ * convolution's diff_weights and diff_bias.
+ *
  * What it is not: no timing beyond the seconds spent in the kernels, no process
  * isolation (a kernel that crashes takes the caller with it: `cnnbench check` runs it in
  * a child), and no check of the naive backend itself (the kernel tests do that against
@@ -31,6 +37,7 @@ enum {
     CNB_CASE_NO_BIAS = 1,   /* conv / inner product without bias (bias and diff_bias NULL) */
     CNB_CASE_PAD_LABEL = 2, /* softmax_xent: the middle sample's label is -1 (padding)     */
     CNB_CASE_BATCH = 4,     /* another row's shape at another batch: checked, not timed    */
+    CNB_CASE_FUSED = 8,     /* a fused run: the conv, a ReLU, then max pooling if pkh > 0  */
 };
 
 typedef struct cnb_conform_case {
@@ -42,6 +49,7 @@ typedef struct cnb_conform_case {
     int size;                    /* LRN                                             */
     float alpha, beta, lrn_k;    /* LRN                                             */
     unsigned flags;              /* CNB_CASE_*                                          */
+    int pkh, pkw, psh, psw;      /* a fused run's max pooling (no padding)          */
 } cnb_conform_case;
 
 typedef enum cnb_conform_out {
@@ -59,7 +67,9 @@ typedef enum cnb_conform_out {
 typedef struct cnb_conform_ref {
     const cnb_conform_case *cs;
     int row;                   /* index in cnb_conform_cases[]: the seed's salt               */
-    cnb_op_desc d;
+    cnb_op_desc d;             /* the op; a fused run's first                       */
+    cnb_fuse_desc run;         /* the run's ops (run.n = 1: d alone)                */
+    cnb_shape out;             /* per sample, what dst holds: the last op's dst     */
     int dims[CNB_OUT_COUNT][4];      /* 4-d shape of each output, for index reports      */
     const char *layout[CNB_OUT_COUNT];
     size_t n_src, n_dst, n_w, n_b, len[CNB_OUT_COUNT];
@@ -93,10 +103,18 @@ extern const int cnb_conform_n_cases;
 extern const char *const cnb_conform_out_name[CNB_OUT_COUNT];
 
 const cnb_conform_case *cnb_conform_case_find(const char *name);
-/* The case's descriptor; dst from O = floor((I - K + 2P) / S) + 1, worked out here. */
+/* The case's descriptor (a fused run's first op's); dst from O = floor((I - K + 2P) / S)
+ * + 1, worked out here. */
 cnb_op_desc cnb_conform_case_desc(const cnb_conform_case *cs);
+/* The case's ops in order, into f: one, or a fused run's. */
+void cnb_conform_case_run(const cnb_conform_case *cs, cnb_fuse_desc *f);
 /* "3x227x227 -> 96x55x55 k11x11 s4x4 p0x0" */
 void cnb_conform_shape_str(char *buf, size_t len, const cnb_op_desc *d);
+/* The same for a run: "1x28x28 -> 6x28x28 k5x5 s1x1 p2x2, relu, pool_max ... -> 6x14x14";
+ * for one op as cnb_conform_shape_str. */
+void cnb_conform_run_str(char *buf, size_t len, const cnb_fuse_desc *f);
+/* "conv", or "fused conv+relu+pool_max" */
+void cnb_conform_run_name(char *buf, size_t len, const cnb_fuse_desc *f);
 
 /* Build row `row`'s inputs and run naive (initialised, state `naive_state`) on them.
  * 0, or -1 with a message on stderr (naive refused or failed the case). Free with
@@ -118,7 +136,8 @@ typedef struct cnb_conform_opts {
  * Run backend `be` (initialised, state `state`) on the case prepared in `ref`, compare
  * everything with naive's results and fill `res`. Returns the number of problems (0:
  * conforms). Leaves ref's inputs as they were (restores them if the backend wrote into
- * them). `opts` may be NULL (report on stderr, no phase callback).
+ * them). `opts` may be NULL (report on stderr, no phase callback). A fused run goes to
+ * fuse_create(); a backend without it, or refusing the run, is a fallback.
  */
 int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *ref,
                       const cnb_conform_opts *opts, cnb_conform_result *res);
