@@ -14,6 +14,8 @@
 #include "testutil.h"
 
 #define FIXTURE(name) CNB_FIXTURE_DIR "/fixture-" name ".so"
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a version macro's digits */
 
 /* Run `cnnbench check ARGS`, output (both streams) to a file; the exit status. */
 static int check(const char *args, char *out, size_t len)
@@ -48,8 +50,8 @@ static void test_wrong_numbers(void)
     char out[512];
     CU_ASSERT_EQUAL(check("'" FIXTURE("broken-backend") "' --threads 1", out, sizeof out), 1);
     const char *words[] = {"backend fixture.broken", "inner_product  FAIL", "conv           FAIL",
-                           "relu           FAIL", "stray write", "not timed: it failed",
-                           "FAILED", NULL};
+                           "relu           FAIL", "fused          FAIL", "stray write",
+                           "not timed: it failed", "FAILED", NULL};
     expect_words(out, words);
 }
 
@@ -94,7 +96,10 @@ static void test_not_loadable(void)
 {
     char out[512], path[512], args[600];
     CU_ASSERT_EQUAL(check("'" FIXTURE("bad-major") "'", out, sizeof out), 2);
-    const char *major[] = {"fixture-bad-major.so", "layer ABI 3.0", "takes 2.x", "rebuild", NULL};
+    char built[64]; /* the fixture's major is the host's + 1 (tests/fixtures/bad_plugin.c) */
+    snprintf(built, sizeof built, "layer ABI %d.%d", CNB_LAYER_ABI_MAJOR + 1, CNB_LAYER_ABI_MINOR);
+    const char *major[] = {"fixture-bad-major.so", built, "takes " STR(CNB_LAYER_ABI_MAJOR) ".x",
+                           "rebuild", NULL};
     expect_words(out, major);
     CU_ASSERT_EQUAL(check("'" FIXTURE("no-entry") "'", out, sizeof out), 2);
     const char *entry[] = {"fixture-no-entry.so", "missing entry symbol", NULL};
@@ -149,7 +154,8 @@ static void test_broken_fixtures(void)
          {"inner_product  FAIL", "backend 'fixture.kernelsize' made a kernel without its "
           "struct_size", "CNB_KERNEL_INIT()", NULL}},
         {"layer-size", "--no-speed", 1,
-         {"gradient       FAIL", "layer plugin 'fixture.layersize'", "layer ABI 2.0 defines",
+         {"gradient       FAIL", "layer plugin 'fixture.layersize'",
+          "layer ABI " STR(CNB_LAYER_ABI_MAJOR) "." STR(CNB_LAYER_ABI_MINOR) " defines",
           "rebuild it against the installed ones"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -163,6 +169,18 @@ static void test_broken_fixtures(void)
         CU_ASSERT_EQUAL(status, cases[i].status);
         expect_words(out, cases[i].words);
     }
+}
+
+/* A backend with fuse_create has its fused runs checked, a line of their own: direct's
+ * pass, and an op with no case selected says so. */
+static void test_fused_runs(void)
+{
+    char out[512];
+    CU_ASSERT_EQUAL(check("direct --threads 2 --no-speed --cases 'run.lenet.*'", out,
+                          sizeof out), 0);
+    const char *words[] = {"conv           -      no case matches",
+                           "fused          PASS   12 cases", "all checks passed", NULL};
+    expect_words(out, words);
 }
 
 /* A single-threaded backend (naive) is not timed at 2 threads: beside another plugin it
@@ -267,6 +285,61 @@ static void test_network_failures(void)
     cnb_registry_free(&reg);
 }
 
+/* Fused runs (fixture.fuse: LeNet-5's fc1 and act3, fc2 and act4, with ReLU) compute what
+ * their layers do; a failing run's forward is named by its layers and backend, a
+ * fuse_create failing with anything but CNB_ENOTSUP refuses the bind, and ":nofuse" never
+ * offers the run. */
+static void test_fused_failures(void)
+{
+    cnb_registry reg;
+    char err[1024], path[512], runs[256];
+    cnb_registry_init(&reg);
+    snprintf(path, sizeof path, "%s/fixture-fuse.so", CNB_FIXTURE_DIR);
+    CU_ASSERT_EQUAL_FATAL(cnb_registry_load_file(&reg, path, err, sizeof err), 0);
+    cnb_registry_scan_default(&reg);
+    static const char *const specs[] = {"fixture.fuse:nofuse", "fixture.fuse", "fixture.fuse"};
+    static const int batches[] = {4, 4, 64};
+    cnb_net net[3];
+    cnb_conf conf[3];
+    int bound[3];
+    cnb_error_quiet(1);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(test_model_load(&net[i], &conf[i], &reg, "lenet5.ini", "relu",
+                                              "max"), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net[i], 1), 0);
+        bound[i] = cnb_net_bind(&net[i], specs[i], 1, batches[i]) == 0;
+    }
+    CU_ASSERT(bound[0] && bound[1] && !bound[2]);
+    CHECK_MSG(cnb_last_error(), "backend 'fixture.fuse' could not fuse the run fc1+act3: "
+                                "fuse_create returned CNB_EINVAL");
+    CU_ASSERT_EQUAL(cnb_net_fused_runs(&net[0], runs, sizeof runs), 0);
+    CU_ASSERT_EQUAL(cnb_net_fused_runs(&net[1], runs, sizeof runs), 2);
+    CU_ASSERT_STRING_EQUAL(runs, "fc1+act3 fc2+act4");
+    CU_ASSERT_PTR_NULL(net[1].layers[7].y); /* fc1's output: kept by no one */
+    float loss[2];
+    for (int i = 0; i < 2 && bound[i]; i++) {
+        test_fill_batch(&net[i], batches[i], 1);
+        CU_ASSERT_EQUAL(cnb_net_forward(&net[i], 1, &loss[i]), 0);
+        CU_ASSERT_EQUAL(cnb_net_backward(&net[i]), 0);
+    }
+    CU_ASSERT_EQUAL(loss[1], loss[0]); /* the same sums in the same order */
+    for (size_t k = 0; k < net[0].layers[7].layer->params[0].count; k++)
+        if (net[0].layers[7].dw[0][k] != net[1].layers[7].dw[0][k]) {
+            CU_FAIL("the fused run's fc1 weight gradient differs from the layers'");
+            break;
+        }
+    CU_ASSERT_EQUAL(cnb_net_forward(&net[1], 1, &loss[1]), 0);
+    CU_ASSERT_NOT_EQUAL(cnb_net_forward(&net[1], 1, &loss[1]), 0);
+    CHECK_MSG(cnb_last_error(), "[fc1+act3] forward on backend 'fixture.fuse' (fused run) "
+                                "failed: CNB_EIO");
+    for (int i = 0; i < 3; i++) {
+        cnb_net_free(&net[i]);
+        cnb_conf_free(&conf[i]);
+    }
+    cnb_error_quiet(0);
+    cnb_registry_free(&reg);
+}
+
 /* The tutorial's path, as a new user takes it, against an installed SDK. */
 static void test_sdk(void)
 {
@@ -292,9 +365,11 @@ void suite_check(void)
         {"files that are not plugins are refused with the reason", test_not_loadable},
         {"defects at some batches or in some passes fail; correct fixtures pass",
          test_broken_fixtures},
+        {"a backend's fused runs are checked", test_fused_runs},
         {"a single-threaded backend is not timed at 2 threads", test_single_threaded},
         {"a plugin's notes are said once per command", test_notes_once},
         {"a network names a failing kernel's backend and status", test_network_failures},
+        {"a fused run computes its layers' numbers; its failures are named", test_fused_failures},
         {"an out-of-tree plugin builds against the installed SDK and passes", test_sdk},
         {NULL, NULL},
     };

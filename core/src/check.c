@@ -41,9 +41,10 @@ typedef struct shared {
     int n_targets;
     struct {
         uint32_t kind, ops, max_threads;
+        int fuse;                /* a backend with fuse_create                         */
         char name[64];
     } targets[MAX_TARGETS];
-    char where[256];             /* "conv, case lenet.conv2 (6x14x14 -> ...), batch 3" */
+    char where[512];             /* "conv, case lenet.conv2 (6x14x14 -> ...), batch 3" */
     char phase[64];              /* "forward"                                         */
 } shared;
 
@@ -132,6 +133,9 @@ static int child_probe(const cnb_check_opts *o, shared *sh, int target, int op)
         sh->targets[sh->n_targets].max_threads =
             h->kind == CNB_PLUGIN_BACKEND
                 ? CNB_BACKEND_FIELD_OR((const cnb_backend_desc *)h, max_threads, 0u) : 0;
+        sh->targets[sh->n_targets].fuse =
+            h->kind == CNB_PLUGIN_BACKEND &&
+            CNB_BACKEND_FIELD((const cnb_backend_desc *)h, fuse_create) != NULL;
         snprintf(sh->targets[sh->n_targets].name, sizeof sh->targets[0].name, "%s", h->name);
         sh->n_targets++;
         printf("%s plugin %s %s (ABI %u.%u) from %s\n", cnb_plugin_kind_name(h->kind),
@@ -153,23 +157,34 @@ static const cnb_backend_desc *target_backend(const cnb_registry *reg, const sha
     return cnb_registry_backend(reg, sh->targets[t].name);
 }
 
-static void set_where(shared *sh, const cnb_op_desc *d, const char *case_name)
+/* Where a child is: "conv, case lenet.conv2 (6x14x14 -> ...), batch 3"; for a fused run
+ * "fused conv+relu+pool_max, case run.lenet... (1x28x28 -> ..., relu, ...), batch 3". */
+static void set_where(shared *sh, const cnb_fuse_desc *f, const char *case_name)
 {
-    char shape[128];
-    cnb_conform_shape_str(shape, sizeof shape, d);
-    snprintf(sh->where, sizeof sh->where, "%s, case %s (%s), batch %d", cnb_op_name(d->op),
-             case_name, shape, d->batch);
+    char shape[256], name[64];
+    cnb_conform_run_str(shape, sizeof shape, f);
+    cnb_conform_run_name(name, sizeof name, f);
+    snprintf(sh->where, sizeof sh->where, "%s, case %s (%s), batch %d", name, case_name,
+             shape, f->op[0].batch);
     sh->beat++;
 }
 
-/* Row `row` is one of op's cases that --cases selects. */
+/* The fused runs' part of a backend's conformance, after one per op. */
+#define PART_FUSED CNB_OP_COUNT
+
+static const char *part_name(int op) { return op == PART_FUSED ? "fused" : cnb_op_name(op); }
+
+/* Row `row` is one of the cases of part `op` (an op, or PART_FUSED) that --cases
+ * selects. */
 static int selected(const cnb_check_opts *o, int row, int op)
 {
     const cnb_conform_case *cs = &cnb_conform_cases[row];
-    return (int)cs->op == op && (!o->cases || fnmatch(o->cases, cs->name, 0) == 0);
+    const int fused = (cs->flags & CNB_CASE_FUSED) != 0;
+    return (op == PART_FUSED ? fused : !fused && (int)cs->op == op) &&
+           (!o->cases || fnmatch(o->cases, cs->name, 0) == 0);
 }
 
-/* One op of a backend over every case of the table. */
+/* One part of a backend (an op, or its fused runs) over every case of the table. */
 static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op)
 {
     cnb_registry reg;
@@ -196,7 +211,7 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
             cnb_conform_ref_free(&ref);
             return 2;
         }
-        set_where(sh, &ref.d, cs->name);
+        set_where(sh, &ref.run, cs->name);
         cnb_conform_result res;
         failed += cnb_conform_check(be, ts, &ref, &copts, &res) != 0;
         cases++;
@@ -217,7 +232,7 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     fini_backend(naive, ns);
     cnb_registry_free(&reg);
     fflush(stderr);
-    const char *name = cnb_op_name(op);
+    const char *name = part_name(op);
     if (cases == 0) {
         printf("  %-14s -      no case matches --cases '%s'\n", name, o->cases);
         return 0;
@@ -226,6 +241,11 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
         printf("  %-14s FAIL   %d of %d cases (details above; rerun one with CNB_TEST_SEED)\n",
                name, failed, cases);
         return 1;
+    }
+    if (fallbacks == cases && op == PART_FUSED) { /* fusing is an offer it may decline */
+        printf("  %-14s -      fuse_create declines every run of the table (conv -> relu, "
+               "and -> pool_max): none checked\n", name);
+        return 0;
     }
     if (fallbacks == cases) {
         printf("  %-14s FAIL   kernel_create refuses every case (CNB_ENOTSUP) of an op the "
@@ -477,7 +497,8 @@ static int child_speed(const cnb_check_opts *o, shared *sh, int target, int op)
             (cs->flags & CNB_CASE_BATCH))
             continue;
         cnb_op_desc d = speed_desc(cs);
-        set_where(sh, &d, cs->name);
+        const cnb_fuse_desc alone = {.n = 1, .op = {d}};
+        set_where(sh, &alone, cs->name);
         failed += time_case(sh, tb, nb, &d, cs->name);
     }
     step(sh, "fini");
@@ -664,6 +685,12 @@ static int check_backend(const cnb_check_opts *o, shared *sh, int t)
             failures++;
         if (rc == CHILD_NOT_RUN)
             printf("  %-14s ERROR  could not run (see the message above)\n", cnb_op_name(op));
+    }
+    if (sh->targets[t].fuse) {
+        int rc = run_child(o, sh, part_name(PART_FUSED), child_conform, t, PART_FUSED);
+        failures += rc != CHILD_PASS;
+        if (rc == CHILD_NOT_RUN)
+            printf("  %-14s ERROR  could not run (see the message above)\n", "fused");
     }
     char rest[256] = "";
     for (int op = 0; op < CNB_OP_COUNT; op++)

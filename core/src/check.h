@@ -4,12 +4,14 @@
  *
  * For a backend: the conformance checker (conformance.h) against naive on every op the
  * plugin claims, every case of the table (LeNet-5 and AlexNet layers, odd geometries),
- * forward and backward, one PASS/FAIL line per op; then, for the ops that passed, the
- * speed of its kernels against naive and every other installed backend claiming the op,
- * on the LeNet-5 and AlexNet cases. An op that failed is not timed, and the table says
- * why. For a layer plugin: the gradient check (gradcheck.h) of its backward against
- * central differences of its forward, then its forward and backward times on every
- * backend.
+ * forward and backward, one PASS/FAIL line per op, and one for the table's fused runs
+ * when it has fuse_create (declining them all is no failure: fusing is an offer); then,
+ * for the ops that passed, the speed of its kernels against naive and every other
+ * installed backend claiming the op, on the LeNet-5 and AlexNet cases. An op that failed
+ * is not timed, and the table says why. Fused runs are not timed here: `cnnbench bench`
+ * times them in a network, with a spec and the same spec with ":nofuse". For a layer
+ * plugin: the gradient check (gradcheck.h) of its backward against central differences
+ * of its forward, then its forward and backward times on every backend.
  *
  * Isolation: the plugin is loaded, checked and timed only in children. A child that dies
  * on a signal is reported with the op, case, shape and call it was in (kept in shared
