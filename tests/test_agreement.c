@@ -23,6 +23,14 @@
  * output gradient dy and the ReLU/max-pool decisions that flipped, naming the first
  * layer to diverge forward and backward.
  *
+ * Fused runs (cnnbench/backend.h): every backend is first checked with ":nofuse", each
+ * layer on kernels of its own, so that every layer's y and dy can be compared. A backend
+ * with fuse_create then takes the same step with its runs fused, which must agree with
+ * its unfused step (FUSE_TOL) and, as a whole, with naive's: the loss, every gradient, and
+ * each run's output (the forward output of its last layer) and input gradient (dy of the
+ * layer before it) with the tolerances below. The decision flips are counted on the
+ * unfused step, since a run keeps its ReLU and pooling decisions to itself.
+ *
  * Environment: CNB_TEST_SEED (default CNB_CHECK_DEFAULT_SEED, checkdata.h) seeds weights, data and dropout;
  * CNB_TEST_THREADS (default 2) threads for the backends under test (naive runs on 1);
  * CNB_TEST_BACKENDS ("direct", "openblas,onednn") checks only those;
@@ -110,18 +118,24 @@
  * before, 6.9e-3 in AlexNet's conv4.weights on openblas with two busy loops beside it). */
 #define NATIVE_TOL 1e-5
 
+/* Fused runs against the same backend's layers one by one: a fused kernel may sum in
+ * another order, as a native layout may. Measured on direct (whose runs use its own
+ * convolution and naive's rules for the ReLU and pooling): 0 on both models. */
+#define FUSE_TOL 1e-5
+
 typedef struct model_case {
     const char *label;     /* for messages                                 */
     const char *file;      /* under experiments/models                      */
     const char *act, *pool; /* ${act} and ${pool}; NULL: the file's defaults */
     int batch;
     double grad_tol;       /* the smooth part of the bound (see above)      */
+    int fuses;             /* a backend with fuse_create must fuse a run    */
 } model_case;
 
 static const model_case models[] = {
-    {"lenet5 relu/max", "lenet5.ini", "relu", "max", 8, LENET_GRAD_TOL},
-    {"lenet5 sigmoid/avg", "lenet5.ini", NULL, NULL, 8, LENET_GRAD_TOL},
-    {"alexnet", "alexnet.ini", NULL, NULL, 2, ALEXNET_GRAD_TOL},
+    {"lenet5 relu/max", "lenet5.ini", "relu", "max", 8, LENET_GRAD_TOL, 1},
+    {"lenet5 sigmoid/avg", "lenet5.ini", NULL, NULL, 8, LENET_GRAD_TOL, 0},
+    {"alexnet", "alexnet.ini", NULL, NULL, 2, ALEXNET_GRAD_TOL, 1},
 };
 
 /* One backend's training step on one model: the net keeps its outputs and gradients. */
@@ -258,6 +272,11 @@ static void print_layers(const step *got, const step *ref, int batch, double tol
     for (int i = 0; i < ref->net.n; i++) {
         const cnb_net_layer *G = &got->net.layers[i], *R = &ref->net.layers[i];
         size_t n = (size_t)batch * cnb_shape_size(R->out);
+        if (!G->y) { /* inside a fused run: the run's kernel kept it */
+            fprintf(stderr, "    %-3d %-10s fused into [%s]\n", i + 1, R->name,
+                    got->net.layers[G->fuse_first].name);
+            continue;
+        }
         diff y = compare(G->y, R->y, n);
         char dy_rel[32] = "-"; /* the loss layer's dy is not used */
         if (!(R->desc->flags & CNB_LAYER_LOSS))
@@ -270,7 +289,7 @@ static void print_layers(const step *got, const step *ref, int batch, double tol
     }
     for (int i = ref->net.n - 1; i >= 0; i--) {
         const cnb_net_layer *R = &ref->net.layers[i];
-        if (R->desc->flags & CNB_LAYER_LOSS)
+        if ((R->desc->flags & CNB_LAYER_LOSS) || !got->net.layers[i].dy)
             continue;
         diff dy = compare(got->net.layers[i].dy, R->dy, (size_t)batch * cnb_shape_size(R->out));
         if (!(dy.rel <= tol)) {
@@ -307,9 +326,43 @@ static int check_dropout_masks(const step *got, const step *ref, int batch, size
     return checked;
 }
 
-/* Compare one backend's step against the reference; returns the failures. */
+/* A fused run's edges against the reference: the output of its last layer, and the
+ * gradient of the layer before it (its input's), each within the smooth bound, the
+ * gradient's with the flips above it (flips_above, check_against). Returns the
+ * failures. */
+static int check_run_edges(const step *got, const step *ref, const model_case *mc,
+                           const char *backend, const size_t *flips_above)
+{
+    int bad = 0;
+    for (int i = 0; i < got->net.n; i++) {
+        const cnb_net_layer *F = &got->net.layers[i];
+        if (!F->fuse_n)
+            continue;
+        const int last = i + F->fuse_n - 1;
+        const cnb_net_layer *G[2] = {&got->net.layers[last], i ? F - 1 : NULL};
+        const cnb_net_layer *R[2] = {&ref->net.layers[last], i ? &ref->net.layers[i - 1] : NULL};
+        for (int e = 0; e < 2 && G[e]; e++) {
+            const size_t n = (size_t)mc->batch * cnb_shape_size(R[e]->out);
+            const diff d = e ? compare(G[e]->dy, R[e]->dy, n) : compare(G[e]->y, R[e]->y, n);
+            const double tol = mc->grad_tol + (e ? FLIP_COST * (double)flips_above[i] : 0.0);
+            fprintf(stderr, "    run at [%s]: %s of [%s] %.3g (tolerance %.2g)\n", F->name,
+                    e ? "input gradient, dy" : "output, y", R[e]->name, d.rel, tol);
+            if (!(d.rel <= tol)) {
+                fprintf(stderr, "  FAIL %s on %s: the fused run at [%s]: %s of [%s] differs "
+                        "from naive's by %.3g > %.2g\n", mc->label, backend, F->name,
+                        e ? "dy" : "y", R[e]->name, d.rel, tol);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+/* Compare one backend's step against the reference; returns the failures. The ReLU and
+ * max-pool decisions that flipped are counted on `decisions`, the same step with every
+ * layer's outputs kept (got itself, or, for fused runs, the unfused step). */
 static int check_against(const step *got, const step *ref, const model_case *mc,
-                         const char *backend)
+                         const char *backend, const step *decisions)
 {
     int bad = 0;
     double loss_rel = fabs((double)got->loss - ref->loss) / fabs((double)ref->loss);
@@ -334,7 +387,7 @@ static int check_against(const step *got, const step *ref, const model_case *mc,
     char flip_list[256] = "";
     flips_above[ref->net.n] = 0;
     for (int i = ref->net.n - 1; i >= 0; i--) {
-        size_t f = layer_flips(got, ref, i, mc->batch);
+        size_t f = layer_flips(decisions, ref, i, mc->batch);
         flips_above[i] = flips_above[i + 1] + f;
         if (f) {
             size_t used = strlen(flip_list);
@@ -381,6 +434,7 @@ static int check_against(const step *got, const step *ref, const model_case *mc,
     }
     fprintf(stderr, "    closest to its bound: %s, %.3g (%.2g of %.2g)\n", worst_name, worst,
             worst_ratio, worst_tol);
+    bad += check_run_edges(got, ref, mc, backend, flips_above);
     free(flips_above);
     if (bad || verbose())
         print_layers(got, ref, mc->batch, LAYER_DIVERGE);
@@ -426,8 +480,10 @@ static void check_native(const cnb_backend_desc *be, const step *nchw, const mod
                          int threads, uint64_t seed)
 {
     const char *name = be->hdr.name;
+    char spec[128];
+    snprintf(spec, sizeof spec, "%s:nofuse", name);
     step s;
-    if (backend_step(&s, mc, name, name, threads, seed))
+    if (backend_step(&s, mc, spec, name, threads, seed))
         return;
     char edges[512] = "";
     int n_native = 0;
@@ -442,8 +498,8 @@ static void check_native(const cnb_backend_desc *be, const step *nchw, const mod
     }
     char worst_name[96];
     const double worst = step_diff(&s, nchw, worst_name, sizeof worst_name);
-    fprintf(stderr, "  %s with native layouts vs %s:nchw: largest relative difference %.3g "
-            "(%s); native outputs:%s\n", name, name, worst, worst_name,
+    fprintf(stderr, "  %s:nofuse (native layouts) vs %s:nchw:nofuse: largest relative "
+            "difference %.3g (%s); native outputs:%s\n", name, name, worst, worst_name,
             n_native ? edges : " none");
     CU_ASSERT(worst <= NATIVE_TOL);
     if (!(worst <= NATIVE_TOL))
@@ -492,14 +548,48 @@ static void check_library_pass(step *ref, const model_case *mc, const char *spec
     step_free(&t);
 }
 
-/* One backend against naive: on NCHW between layers (so that every layer's y and dy can
- * be compared), then with its native layouts against that. */
+/* The same step with the backend's fused runs against its step without (`layers`), and
+ * as a whole against naive's. */
+static void check_fused(const cnb_backend_desc *be, const step *layers, const step *ref,
+                        const model_case *mc, int threads, uint64_t seed)
+{
+    const char *name = be->hdr.name;
+    char spec[128], runs[512], who[160];
+    snprintf(spec, sizeof spec, "%s:nchw", name);
+    step f;
+    if (backend_step(&f, mc, spec, name, threads, seed))
+        return;
+    const int n_runs = cnb_net_fused_runs(&f.net, runs, sizeof runs);
+    fprintf(stderr, "  %s fused runs: %s\n", name, n_runs ? runs : "none");
+    if (n_runs == 0 && mc->fuses) {
+        fprintf(stderr, "  FAIL %s on %s: it has fuse_create but fused no run\n", mc->label,
+                name);
+        CU_FAIL("a backend with fuse_create fused nothing of a model made of runs");
+    }
+    if (n_runs) {
+        char where[96];
+        const double worst = step_diff(&f, layers, where, sizeof where);
+        fprintf(stderr, "  %s fused vs %s:nchw:nofuse: largest relative difference %.3g (%s)\n",
+                name, name, worst, where);
+        CU_ASSERT(worst <= FUSE_TOL);
+        if (!(worst <= FUSE_TOL))
+            fprintf(stderr, "  FAIL %s on %s: fusing its runs changes %s by %.3g (> %.0e)\n",
+                    mc->label, name, where, worst, FUSE_TOL);
+        snprintf(who, sizeof who, "%s (fused)", name);
+        CU_ASSERT_EQUAL(check_against(&f, ref, mc, who, layers), 0);
+    }
+    step_free(&f);
+}
+
+/* One backend against naive: on NCHW between layers and every layer on kernels of its own
+ * (so that every layer's y and dy can be compared), then with its native layouts and its
+ * fused runs against that. */
 static void run_backend(const cnb_backend_desc *be, const step *ref, const model_case *mc,
                         int threads, uint64_t seed)
 {
     const char *name = be->hdr.name;
     char spec[128];
-    snprintf(spec, sizeof spec, "%s:nchw", name);
+    snprintf(spec, sizeof spec, "%s:nchw:nofuse", name);
     step s;
     if (backend_step(&s, mc, spec, name, threads, seed))
         return;
@@ -514,10 +604,12 @@ static void run_backend(const cnb_backend_desc *be, const step *ref, const model
             used += k > 0 ? (size_t)k : 0;
         }
     }
-    int bad = check_against(&s, ref, mc, name);
+    int bad = check_against(&s, ref, mc, name, &s);
     CU_ASSERT_EQUAL(bad, 0);
     if (CNB_BACKEND_FIELD(be, layout_of))
         check_native(be, &s, mc, threads, seed);
+    if (CNB_BACKEND_FIELD(be, fuse_create))
+        check_fused(be, &s, ref, mc, threads, seed);
     check_library_pass(&s, mc, spec, name, threads, seed);
     double t = cnb_now(); /* a second step, after the checks: new dropout masks */
     if (forward_backward(&s) == 0)
