@@ -316,7 +316,8 @@ static void test_whole_run(void)
     }
     cnb_csv_close(&c);
     CU_ASSERT_EQUAL(rows, 8 + 2 * have_jemalloc()); /* 2 backends and the peer's ways, 2 passes */
-    CU_ASSERT_PTR_NOT_NULL(strstr(csv, ",peak_share,peak_rss_mb,how,peak_mistrusted\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(csv, ",peak_share,peak_rss_mb,how,fused_runs,peak_mistrusted\n"));
 
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
     snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);
@@ -361,6 +362,72 @@ static void test_whole_run(void)
         snprintf(path, sizeof path, "%s/results/speed/%s", dir, files[i]);
         CU_ASSERT_EQUAL(stat(path, &st), 0);
     }
+}
+
+/* A backend that fuses runs beside the same spec with ":nofuse": bench.csv names the runs
+ * of each, layers.csv puts a run's time on its first layer (its FLOPs those of the run)
+ * and leaves the others' measurements empty, naming the run on all of them; the report
+ * says "fused" where it applies. */
+static void test_fused_runs(void)
+{
+    const char *dir = test_tmpdir();
+    char path[600];
+    const char *exp = time_experiment_with(dir, "1", "backends = direct, direct:nofuse\n"
+                                           "layers = yes\n", "vars = act=relu pool=max\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    static const char *const names[] = {"backend", "fused_runs", NULL};
+    int col[2], rows = 0;
+    cnb_csv c;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const int fused = !strcmp(cnb_csv_get(&c, col[0]), "direct");
+        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[1]),
+                               fused ? "conv1+act1+pool1 conv2+act2+pool2" : "");
+        rows++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(rows, 4);
+
+    snprintf(path, sizeof path, "%s/results/speed/layers.csv", dir);
+    static const char *const lnames[] = {"backend", "layer", "reps", "median_ms", "gflops",
+                                         "fused_run", NULL};
+    enum { BACKEND, LAYER, REPS, MEDIAN, GFLOPS, RUN };
+    int lcol[6], first = 0, into = 0;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, lnames, lcol), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const char *layer = cnb_csv_get(&c, lcol[LAYER]), *run = cnb_csv_get(&c, lcol[RUN]);
+        const int in_run = !strncmp(layer, "conv", 4) || !strncmp(layer, "act1", 4) ||
+                           !strncmp(layer, "act2", 4) || !strncmp(layer, "pool", 4);
+        if (strcmp(cnb_csv_get(&c, lcol[BACKEND]), "direct") || !in_run) {
+            CU_ASSERT_STRING_EQUAL(run, "");
+            CU_ASSERT(atof(cnb_csv_get(&c, lcol[MEDIAN])) > 0.0);
+            continue;
+        }
+        CU_ASSERT_STRING_EQUAL(run, layer[strlen(layer) - 1] == '1' ? "conv1+act1+pool1"
+                                                                    : "conv2+act2+pool2");
+        if (!strncmp(layer, "conv", 4)) {
+            first++;
+            CU_ASSERT(atof(cnb_csv_get(&c, lcol[MEDIAN])) > 0.0);
+            CU_ASSERT(atof(cnb_csv_get(&c, lcol[GFLOPS])) > 0.0);
+        } else {
+            into++;
+            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, lcol[REPS]), "");
+            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, lcol[MEDIAN]), "");
+        }
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(first, 4); /* conv1 and conv2, forward and backward */
+    CU_ASSERT_EQUAL(into, 8);
+
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    CHECK_MSG(md, "- direct: conv1+act1+pool1 conv2+act2+pool2\n");
+    CHECK_MSG(md, "(fused: conv1+act1+pool1) |");
+    CHECK_MSG(md, "| act1 | act.relu | fused into conv1 | fused | – |");
+    CHECK_MSG(md, "| pool2 | pool.max | fused into conv2 | fused | – |");
 }
 
 static void test_missing_peer(void)
@@ -588,6 +655,7 @@ void suite_bench(void)
         {"FMA probes: a kernel chosen, every probe kept, the maximum", test_peak_probes},
         {"FMA probes: each ISA's kernel when named, an unknown one refused", test_peak_each_isa},
         {"a whole run: two backends, layers, the peer's ways in the rounds", test_whole_run},
+        {"fused runs: named in bench.csv, timed on their first layer", test_fused_runs},
         {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
         {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},
         {"scripts/pytorch-peer.py speaks the protocol (where torch is)", test_pytorch_peer},
