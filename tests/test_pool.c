@@ -19,7 +19,8 @@
  *    backward is repeated, so that the workers, spinning by then, take their share.
  *  - step: a whole training step (forward, loss, backward) of LeNet-5 on those backends
  *    and of AlexNet on openblas and direct (the layers they leave out run on naive): the
- *    loss and every parameter gradient.
+ *    loss and every parameter gradient. On direct its fused runs (conv -> ReLU -> max
+ *    pooling) are among them, their chunks those of its convolution kernel.
  *
  * It does not check the numbers against naive (suites "conformance" and "agreement" do),
  * nor results across thread counts: the chunks follow the thread count, so 1 and 2
