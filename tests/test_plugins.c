@@ -281,12 +281,16 @@ static void test_listing_explains(void)
     text[fread(text, 1, sizeof text - 1, f)] = '\0';
     fclose(f);
     const char *naive = strstr(text, "\nbackend  naive "), *ob = strstr(text, "\nbackend  openblas ");
+    const char *direct = strstr(text, "\nbackend  direct ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(naive);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(direct);
     CHECK_MSG(naive, "threads: 1 at most (single-threaded); bench and check time it at no more");
     CHECK_MSG(ob, "threads: as many as it is given");
     CHECK_MSG(ob, "park: the bench lets its idle threads sleep while it times other backends");
     CHECK_MSG(ob, "library passes: can time its library calls alone");
+    CHECK_MSG(direct, "fused runs: may run a conv or fc layer and the layers after it as one "
+                      "kernel (':nofuse' turns it off)");
 }
 
 static void test_default_scan_finds_everything(void)

@@ -1000,6 +1000,10 @@ static void test_validation_split(void)
     CU_ASSERT_STRING_EQUAL(a, "300 images 1x28x28");
     meta_value(dir, "lr-0.02_seed1_naive_t1", "validation_stream", a, sizeof a);
     CU_ASSERT_STRING_EQUAL(a, "6");
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "fusion", a, sizeof a); /* naive fuses none */
+    CU_ASSERT_STRING_EQUAL(a, "yes");
+    meta_value(dir, "lr-0.02_seed1_naive_t1", "fused_runs", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "");
     char metrics[4096] = "", report[16384] = "";
     snprintf(p, sizeof p, "%s/lr-0.02_seed1_naive_t1/metrics.csv", dir);
     test_read_file(p, metrics, sizeof metrics);

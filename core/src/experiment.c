@@ -1777,8 +1777,12 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
                      "ran (selection.csv has every candidate)\nchosen = %s\n", c->chosen);
     else if (c->candidate)
         fprintf(a.f, "\n[select]\ncandidate = %s = %s\n", e->select.key, c->candidate);
-    fprintf(a.f, "\n[backend]\nspec = %s\nthreads = %d\nnative_layouts = %s\n", c->backend,
-            c->threads, net->native_layouts ? "yes" : "no");
+    char runs[512];
+    cnb_net_fused_runs(net, runs, sizeof runs);
+    fprintf(a.f, "\n[backend]\nspec = %s\nthreads = %d\nnative_layouts = %s\nfusion = %s\n"
+                 "; runs of layers done by one kernel each (cnnbench/backend.h)\n"
+                 "fused_runs = %s\n", c->backend, c->threads, net->native_layouts ? "yes" : "no",
+            net->fuse ? "yes" : "no", runs);
     for (int i = 0; i < net->n_chain; i++) { /* the spec's backends, then naive */
         const cnb_backend_desc *be = net->chain[i];
         const cnb_plugin *bp = cnb_registry_find(reg, CNB_PLUGIN_BACKEND, be->hdr.name);
@@ -1787,13 +1791,19 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
                 be->info ? be->info(net->chain_state[i]) : "");
     }
     fprintf(a.f, "\n[layers]\n; layer = plugin version abi, backend that ran its kernels, "
-                 "layout of its output\n");
+                 "layout of its output[, the fused run it is in: then the run's backend]\n");
     for (int i = 0; i < net->n; i++) {
         const cnb_net_layer *L = &net->layers[i];
-        fprintf(a.f, "%s = %s %s %u.%u %s%s %s\n", L->name, L->desc->hdr.name,
-                L->desc->hdr.version, L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
-                L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "",
-                L->ctx.out.name);
+        char in_run[256];
+        if (L->fused)
+            fprintf(a.f, "%s = %s %s %u.%u %s - fused %s\n", L->name, L->desc->hdr.name,
+                    L->desc->hdr.version, L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
+                    L->fused_on, cnb_net_run_name(net, i, in_run, sizeof in_run));
+        else
+            fprintf(a.f, "%s = %s %s %u.%u %s%s %s\n", L->name, L->desc->hdr.name,
+                    L->desc->hdr.version, L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
+                    L->ctx.ran_on ? L->ctx.ran_on : "-", L->ctx.mixed ? "+mixed" : "",
+                    L->ctx.out.name);
     }
     int start, local = cnb_train_slice(c->batch, 0, cnb_dist_size(), &start);
     fprintf(a.f, "\n[parallel]\n; data-parallel ranks (mpirun): each takes a contiguous slice "

@@ -449,6 +449,9 @@ static void print_backend_extras(const cnb_backend_desc *b)
          "library passes: can time its library calls alone (the bench's library tables)"},
         {CNB_BACKEND_FIELD(b, park) != NULL,
          "park: the bench lets its idle threads sleep while it times other backends"},
+        {CNB_BACKEND_FIELD(b, fuse_create) != NULL,
+         "fused runs: may run a conv or fc layer and the layers after it as one kernel "
+         "(':nofuse' turns it off)"},
     };
     for (size_t k = 0; k < sizeof extras / sizeof extras[0]; k++)
         if (extras[k].has)
