@@ -210,6 +210,9 @@ const cnb_conform_case cnb_conform_cases[] = {
     RUN("run.odd.conv.k5x3.s3.p2+relu", 1, 2, 11, 13, 5, 0, WIN(5, 3, 3, 3, 2, 2)),
     TILES(RUN, "run.tile", 3, 9, 11, 8, CNB_CASE_BATCH, WIN(3, 3, 1, 1, 1, 1),
           PWIN(2, 2, 2, 2)),
+    /* rows of more than 16 windows, at strides 2 and 1 (kernels vectorised along a row) */
+    RUN("run.odd.wide.pool.k2.s2", 2, 2, 6, 40, 3, 0, WIN(3, 3, 1, 1, 1, 1), PWIN(2, 2, 2, 2)),
+    RUN("run.odd.wide.pool.k2.s1", 3, 2, 9, 21, 3, 0, WIN(3, 3, 1, 1, 1, 1), PWIN(2, 2, 1, 1)),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 

@@ -62,11 +62,14 @@
  * (its offset in the window) for backward; without pooling, the ReLU in place in dst.
  * Backward: the gradient of the convolution's output rebuilt in the scratch (diff_dst to
  * each window's winner where dst > 0, which is where the ReLU passes it), then the
- * convolution's backward on it as above. Ties go as in naive (the first of a window's
- * largest; the ReLU's kink gets 0), and the convolution is the same code, so a fused
- * step's numbers are those of direct's convolution and naive's ReLU and pooling, bit for
- * bit. What the run saves: the convolution's output and the ReLU's are never written to
- * memory, nor read back, nor their gradients (LeNet-5's conv1 at batch 256: 4.8 MB each).
+ * convolution's backward on it as above. With AVX-512 the pooling takes 16 windows of a
+ * row per vector (horizontal stride 1 or 2), and where 2-wide windows tile the rows
+ * (LeNet-5's 2x2 at 2) the gradient is a select of 16 inputs at once; other windows take
+ * plain loops. Ties go as in naive (the first of a window's largest; the ReLU's kink gets
+ * 0), and the convolution is the same code, so a fused step's numbers are those of
+ * direct's convolution and naive's ReLU and pooling, bit for bit. What the run saves: the
+ * convolution's output and the ReLU's are never written to memory, nor read back, nor
+ * their gradients (LeNet-5's conv1 at batch 256: 4.8 MB each).
  *
  * Results match naive up to float summation order (products summed in float; bias sums in
  * double, as naive does). Scratch and shares are allocated in kernel_create; forward and
@@ -161,6 +164,10 @@ typedef struct dc_kernel {
     cnb_shape out;    /* per sample, what it writes: d.dst, or the pooling's dst        */
     uint8_t *arg;     /* (N, K, PH, PW): each window's winner, as its offset i * KW + j in
                          the window, from the latest forward (FUSE_POOL)                 */
+    int pool_vec;     /* 1: the pooling by relu_max_pool_avx512 (stride 1 or 2 along rows) */
+    int tiled_vec;    /* 1: its gradient by pool_diff_tiled_avx512 (2-wide windows that tile
+                         the rows: KW = SW = 2, KH = SH)                                  */
+    int tap_at[256];  /* winner i * KW + j -> i * W + j, its place in the input plane      */
     dc_pass fwd;      /* forward; its scratch layout also serves diff_weights           */
     dc_pass bwd;      /* diff_src as a correlation of diff_dst (when bwd_vec)           */
     int bwd_vec;      /* 1: diff_src by the AVX-512 tile; 0: plain-C scatter            */
@@ -861,6 +868,83 @@ static DC_AVX512 void reduce_lanes_avx512(const dc_kernel *dk, float *dweight, i
     }
 }
 
+/* Lanes 0 .. n-1 for any n (none below 1, all 16 from 16). */
+static __mmask16 upto(int n) { return n <= 0 ? 0 : n >= 16 ? 0xffff : lanes(n); }
+
+/* relu_max_pool with 16 neighbouring windows of a row per vector, for strides 1 and 2
+ * along the row: tap (i, j) of the 16 windows is one load at stride 1, and at stride 2
+ * the even floats of two loads. Loads past the row are masked (they may pass the end of
+ * the scratch); the same comparisons in the same order as relu_max_pool, so the same
+ * winners. */
+static DC_AVX512 void relu_max_pool_avx512(const dc_kernel *dk, const float *y, float *out,
+                                           uint8_t *arg)
+{
+    const cnb_op_desc *p = &dk->pool;
+    const int KH = p->u.pool.kh, KW = p->u.pool.kw, SH = p->u.pool.sh, SW = p->u.pool.sw;
+    const int H = p->src.h, W = p->src.w, PH = p->dst.h, PW = p->dst.w;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (int k = 0; k < p->dst.c; k++, y += (size_t)H * W)
+        for (int oh = 0; oh < PH; oh++, out += PW, arg += PW)
+            for (int x0 = 0; x0 < PW; x0 += 16) {
+                __m512 m = _mm512_setzero_ps();
+                __m512i best = _mm512_setzero_si512();
+                for (int i = 0; i < KH; i++) {
+                    const float *row = y + (size_t)(oh * SH + i) * W + x0 * SW;
+                    const int left = W - x0 * SW; /* floats of the row from row[0] on */
+                    for (int j = 0; j < KW; j++) {
+                        __m512 v = _mm512_maskz_loadu_ps(upto(left - j), row + j);
+                        if (SW == 2) {
+                            const __m512 hi =
+                                _mm512_maskz_loadu_ps(upto(left - j - 16), row + j + 16);
+                            v = _mm512_permutex2var_ps(v, even, hi);
+                        }
+                        const __mmask16 gt = i + j ? _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ)
+                                                   : (__mmask16)0xffff;
+                        m = _mm512_mask_mov_ps(m, gt, v);
+                        best = _mm512_mask_mov_epi32(best, gt, _mm512_set1_epi32(i * KW + j));
+                    }
+                }
+                const __mmask16 keep = upto(PW - x0);
+                _mm512_mask_storeu_ps(out + x0, keep, _mm512_max_ps(m, _mm512_setzero_ps()));
+                _mm512_mask_cvtepi32_storeu_epi8(arg + x0, keep, best);
+            }
+}
+
+/* fused_diff's pooling part where the windows tile the rows, 2 wide (KW = SW = 2, KH =
+ * SH; LeNet-5's): every input is in one window at most, so its gradient is diff_dst or 0,
+ * a select, for 8 windows (16 inputs of a row) at once; lane l is tap (i, l % 2) of window
+ * l / 2. The same values as the scatter (0 + dd is dd). g is the sample's plane set. */
+static DC_AVX512 void pool_diff_tiled_avx512(const dc_kernel *dk, const float *dst,
+                                             const float *dd, const uint8_t *arg, float *g)
+{
+    const cnb_op_desc *p = &dk->pool;
+    const int KH = p->u.pool.kh, H = p->src.h, W = p->src.w, PH = p->dst.h, PW = p->dst.w;
+    if (PH * KH != H || PW * 2 != W) /* rows or columns no window covers */
+        memset(g, 0, sizeof(float) * cnb_shape_size(p->src));
+    const __m512i pair = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i col = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+    for (int k = 0; k < p->dst.c; k++, g += (size_t)H * W)
+        for (int ph = 0; ph < PH; ph++, dst += PW, dd += PW, arg += PW)
+            for (int x0 = 0; x0 < PW; x0 += 8) {
+                const int nw = imin(8, PW - x0);
+                uint64_t a8 = 0;
+                memcpy(&a8, arg + x0, (size_t)nw);
+                const __m512i a = _mm512_permutexvar_epi32(
+                    pair, _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)a8)));
+                const __mmask16 wins = lanes(nw);
+                const __m512 d = _mm512_permutexvar_ps(pair, _mm512_maskz_loadu_ps(wins, dd + x0));
+                const __m512 y = _mm512_permutexvar_ps(pair, _mm512_maskz_loadu_ps(wins, dst + x0));
+                const __mmask16 pos = _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ);
+                for (int i = 0; i < KH; i++) {
+                    const __m512i tap = _mm512_add_epi32(col, _mm512_set1_epi32(2 * i));
+                    const __mmask16 win = _mm512_mask_cmpeq_epi32_mask(pos, a, tap);
+                    _mm512_mask_storeu_ps(g + (size_t)(ph * KH + i) * W + 2 * x0, upto(2 * nw),
+                                          _mm512_maskz_mov_ps(win, d));
+                }
+            }
+}
+
 #else /* no AVX-512 on this architecture: init never picks these */
 
 static void corr_avx512(const dc_pass *p, const float *x, const float *wpack,
@@ -884,6 +968,15 @@ static void diff_weights_k_avx512(const dc_kernel *dk, const float *x, const flo
     (void)dk, (void)x, (void)dy, (void)dyt, (void)dw, (void)first;
 }
 static double sum_avx512(const float *x, int n) { return sum_c(x, n); }
+static void relu_max_pool_avx512(const dc_kernel *dk, const float *y, float *out, uint8_t *arg)
+{
+    (void)dk, (void)y, (void)out, (void)arg;
+}
+static void pool_diff_tiled_avx512(const dc_kernel *dk, const float *dst, const float *dd,
+                                   const uint8_t *arg, float *g)
+{
+    (void)dk, (void)dst, (void)dd, (void)arg, (void)g;
+}
 static void reduce_lanes_avx512(const dc_kernel *dk, float *dweight, int i0, int i1)
 {
     (void)dk, (void)dweight, (void)i0, (void)i1;
@@ -1006,6 +1099,8 @@ static void conv_forward_task(void *arg, int slot)
         if (dk->fuse == FUSE_RELU)
             for (size_t i = 0; i < out_n; i++)
                 out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+        else if (dk->fuse == FUSE_POOL && dk->pool_vec)
+            relu_max_pool_avx512(dk, y, out, dk->arg + n * out_n);
         else if (dk->fuse == FUSE_POOL)
             relu_max_pool(dk, y, out, dk->arg + n * out_n);
     }
@@ -1036,16 +1131,19 @@ static const float *fused_diff(const dc_kernel *dk, const cnb_args *a, int n, fl
         return g;
     }
     const cnb_op_desc *p = &dk->pool;
-    const int KW = p->u.pool.kw, SH = p->u.pool.sh, SW = p->u.pool.sw;
-    const int H = p->src.h, W = p->src.w;
+    const int SH = p->u.pool.sh, SW = p->u.pool.sw, H = p->src.h, W = p->src.w;
     const uint8_t *arg = dk->arg + n * out_n;
+    if (dk->tiled_vec) {
+        pool_diff_tiled_avx512(dk, dst, dd, arg, g);
+        return g;
+    }
     memset(g, 0, sizeof(float) * cnb_shape_size(p->src));
     float *gk = g; /* channel k's plane */
     for (int k = 0; k < p->dst.c; k++, gk += (size_t)H * W)
         for (int oh = 0; oh < p->dst.h; oh++)
             for (int ow = 0; ow < p->dst.w; ow++, dst++, dd++, arg++)
                 if (*dst > 0.0f)
-                    gk[(size_t)(oh * SH + *arg / KW) * W + ow * SW + *arg % KW] += *dd;
+                    gk[(size_t)oh * SH * W + ow * SW + dk->tap_at[*arg]] += *dd;
     return g;
 }
 
@@ -1287,8 +1385,14 @@ static int conv_new(dc_state *st, const cnb_op_desc *desc, int fuse, const cnb_o
     dk->d = *desc;
     dk->fuse = fuse;
     dk->out = pool ? pool->dst : desc->dst;
-    if (pool)
+    if (pool) {
         dk->pool = *pool;
+        dk->pool_vec = st->avx512 && (pool->u.pool.sw == 1 || pool->u.pool.sw == 2);
+        dk->tiled_vec = st->avx512 && pool->u.pool.kw == 2 && pool->u.pool.sw == 2 &&
+                        pool->u.pool.kh == pool->u.pool.sh;
+        for (int t = 0; t < pool->u.pool.kh * pool->u.pool.kw; t++)
+            dk->tap_at[t] = t / pool->u.pool.kw * pool->src.w + t % pool->u.pool.kw;
+    }
     dk->base = CNB_KERNEL_INIT(.forward = conv_forward, .backward = conv_backward,
                                .destroy = dc_kernel_destroy);
     dk->nslots = st->threads;
