@@ -347,7 +347,8 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
                          L->ctx.ran_on ? L->ctx.ran_on : "host", L->ctx.mixed ? "+mixed" : "");
             snprintf(w->layer, sizeof w->layer, "%s", L->name);
             snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
-            snprintf(w->layout, sizeof w->layout, "%s", L->ctx.out.name);
+            snprintf(w->layout, sizeof w->layout, "%s", /* a run gives NCHW */
+                     L->fused ? "nchw" : L->ctx.out.name);
             w->batch = e->batch, w->threads = threads, w->backward = dir;
             cnb_net_run_name(&e->net, i, w->run, sizeof w->run);
             if (L->fused && L->fuse_first != i) { /* timed with the run's first layer */
