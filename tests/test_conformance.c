@@ -7,13 +7,15 @@
  * checker there runs both kernels forward and backward on the same seeded inputs and
  * compares every output, with guard bands and NaN poisoning (see conformance.h).
  * kernel_create failing for an op the backend claims is a failure; ops it does not claim
- * are skipped and listed once.
+ * are skipped and listed once. A backend with fuse_create also gets the table's fused runs
+ * (conformance.h), compared with naive's kernels of the run's ops in turn.
  *
  * The checker, cnb_conform_check(), returns a count of problems and prints nothing when asked to
  * be quiet, so the suite also proves it can fail: the fixture backend
  * tests/fixtures/broken_backend.c ("fixture.broken", never in the default scan) carries
- * one realistic bug per op, and test_broken_backend asserts that each is flagged, in the
- * output where it lives, and that the outputs it leaves alone pass.
+ * one realistic bug per op and one in its fused runs, and test_broken_backend asserts that
+ * each is flagged, in the output where it lives, and that the outputs it leaves alone
+ * pass.
  *
  * It does not test the naive backend itself (suite "kernels" does, against hand-worked
  * numbers and finite differences) nor time anything beyond reporting how long each
