@@ -538,22 +538,14 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
     return cnb_cifar_load(out, paths, count, limit, err, errlen);
 }
 
-int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_dataset *val,
-                        uint32_t *digest)
+int cnb_holdout_draw(int n, int count, uint64_t seed, unsigned char *held, uint32_t *digest)
 {
-    const int n = train->n;
-    const size_t per = (size_t)train->c * train->h * train->w;
-    memset(val, 0, sizeof *val);
     uint32_t *idx = malloc((size_t)n * sizeof *idx);
-    unsigned char *held = calloc((size_t)n, 1);
-    val->images = malloc((size_t)count * per * sizeof *val->images);
-    val->labels = malloc((size_t)count * sizeof *val->labels);
-    if (!idx || !held || !val->images || !val->labels) {
-        free(idx), free(held), cnb_dataset_free(val);
+    if (!idx)
         return CNB_ENOMEM;
-    }
     struct cnb_rng rng;
     cnb_rng_seed(&rng, seed, CNB_STREAM_VALIDATION);
+    memset(held, 0, (size_t)n);
     for (int i = 0; i < n; i++)
         idx[i] = (uint32_t)i;
     for (int i = 0; i < count; i++) {
@@ -562,13 +554,35 @@ int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_datase
         held[idx[i]] = 1;
     }
     uLong crc = crc32(0L, Z_NULL, 0);
-    int v = 0, t = 0;
-    for (int i = 0; i < n; i++) {
-        const float *x = train->images + (size_t)i * per;
+    for (int i = 0; i < n; i++)
         if (held[i]) {
             const unsigned char le[4] = {(unsigned char)i, (unsigned char)(i >> 8),
                                          (unsigned char)(i >> 16), (unsigned char)(i >> 24)};
             crc = crc32(crc, le, 4);
+        }
+    *digest = (uint32_t)crc;
+    free(idx);
+    return 0;
+}
+
+int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_dataset *val,
+                        uint32_t *digest)
+{
+    const int n = train->n;
+    const size_t per = (size_t)train->c * train->h * train->w;
+    memset(val, 0, sizeof *val);
+    unsigned char *held = malloc((size_t)n);
+    val->images = malloc((size_t)count * per * sizeof *val->images);
+    val->labels = malloc((size_t)count * sizeof *val->labels);
+    if (!held || !val->images || !val->labels ||
+        cnb_holdout_draw(n, count, seed, held, digest)) {
+        free(held), cnb_dataset_free(val);
+        return CNB_ENOMEM;
+    }
+    int v = 0, t = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = train->images + (size_t)i * per;
+        if (held[i]) {
             memcpy(val->images + (size_t)v * per, x, per * sizeof *x);
             val->labels[v++] = train->labels[i];
         } else { /* compacted in place: t <= i */
@@ -579,8 +593,6 @@ int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_datase
     val->n = count, val->c = train->c, val->h = train->h, val->w = train->w;
     val->classes = train->classes;
     train->n = n - count;
-    *digest = (uint32_t)crc;
-    free(idx);
     free(held);
     return 0;
 }

@@ -97,6 +97,13 @@ int cnb_cifar_load_split(cnb_dataset *out, const char *dir, const char *split, s
 int cnb_dataset_holdout(cnb_dataset *train, int count, uint64_t seed, cnb_dataset *val,
                         uint32_t *digest);
 
+/*
+ * The draw of cnb_dataset_holdout alone, for any split of n samples (image files hold out
+ * the same way: imageset.h): held[i] (n bytes) gets 1 for the `count` samples held out, 0
+ * for the rest; *digest as there. Returns 0, or CNB_ENOMEM.
+ */
+int cnb_holdout_draw(int n, int count, uint64_t seed, unsigned char *held, uint32_t *digest);
+
 /* Free what a loader allocated and zero *d. Safe on a zeroed struct and on NULL. */
 void cnb_dataset_free(cnb_dataset *d);
 

@@ -401,12 +401,6 @@ static int parse_validation(cnb_experiment *e, const cnb_section *data)
         return cnb_error("%s: [data] validation = '%s': expected the training images to hold "
                          "out, a count (6000) or a fraction of them below 1 (0.1)",
                          cnb_conf_where(&e->conf, data, kv, at, sizeof at), kv->value);
-    if (v > 0 && e->images)
-        return cnb_error("%s: [data] validation holds out part of an in-memory training split "
-                         "(format = idx or cifar); from image files (format = %s) none can "
-                         "be held out yet: remove the key", cnb_conf_where(&e->conf, data, kv,
-                                                                          at, sizeof at),
-                         e->images == 1 ? "folder" : "list");
     e->val_fraction = fraction ? v : 0.0;
     e->val_count = fraction ? 0 : (long)v;
     return 0;
@@ -1865,6 +1859,7 @@ static int write_final(const run *r, double peak_mib)
 /* What a cell of image files holds beyond the datasets' shapes. */
 typedef struct image_run {
     cnb_imageset set[2];
+    cnb_imageset val;          /* held out of set[0] (n = 0: none) */
     cnb_feed *feed;
     double mean[CNB_AUGMENT_MAX_C], std[CNB_AUGMENT_MAX_C];
     double cov[CNB_AUGMENT_MAX_C * CNB_AUGMENT_MAX_C];
@@ -1877,6 +1872,7 @@ typedef struct image_run {
 static void image_run_free(image_run *ir)
 {
     cnb_feed_destroy(ir->feed);
+    cnb_imageset_free(&ir->val);
     cnb_imageset_free(&ir->set[0]);
     cnb_imageset_free(&ir->set[1]);
     free(ir->meta);
@@ -1925,7 +1921,8 @@ static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *i
         return cnb_error("%s: data.lighting = dataset: %s", e->conf.path, err);
     if (cnb_augment_init_images(aug, &cfg, ch, mh, mw, &ir->pca, err, sizeof err))
         return cnb_error("%s: %s", e->conf.path, err);
-    cnb_feed_cfg fc = {.train = &ir->set[0], .test = &ir->set[1], .resize = e->resize,
+    cnb_feed_cfg fc = {.train = &ir->set[0], .test = &ir->set[1],
+                       .val = ir->val.n ? &ir->val : NULL, .resize = e->resize,
                        .channels = ch, .aug = aug, .threads = e->loader_threads,
                        .depth = e->prefetch, .batch = c->batch, .seed = c->seed,
                        .skip_bad = e->skip_bad, .eval_crops = e->eval_crops};
@@ -1937,8 +1934,9 @@ static int setup_images(const cnb_experiment *e, const cnb_cell *c, image_run *i
     if (!f)
         return CNB_ENOMEM;
     fprintf(f, "\n[images]\n; the statistics come from the first stats_images of a shuffle of "
-               "the training set\n; by PCG32 stream (seed, stats_stream), each image resized "
-               "as in training, not cropped\nsource = %s\nclasses = %d\nstats_stream = %d\n"
+               "the training set\n; less its validation images, by PCG32 stream (seed, "
+               "stats_stream), each image resized\n; as in training, not cropped\nsource = %s\n"
+               "classes = %d\nstats_stream = %d\n"
                "stats_images = %d\nstats_seconds = %.2f\nloader_threads = %d\nprefetch = %d\n",
             e->cache[0] ? e->cache : e->train_path, ir->set[0].classes, CNB_STREAM_STATS,
             ir->used, stats_seconds, e->loader_threads, e->prefetch);
@@ -2091,43 +2089,68 @@ typedef struct cell_state {
     char ckpt[PATH_MAX + 32];
 } cell_state;
 
-/* The data of the cell: image files through their loader, or IDX/CIFAR files in memory
- * (with the validation split held out and the channels normalized by the images
- * trained on alone). */
-static int cell_data(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+/* The data of a cell of image files: the sets, with the validation set held out of the
+ * training set before anything reads it (so that its images are in neither the
+ * statistics nor any epoch's order), and their input pipeline; the datasets give the
+ * rest of the run only shapes and labels. */
+static int cell_images(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
 {
     char err[1024];
-    int rc = 0;
-    if (e->images) {
-        if ((rc = open_imagesets(e, s->ir.set, err, sizeof err)) != 0)
-            cnb_error("%s (experiment %s, [data])", err, e->conf.path);
-        else if ((rc = image_shape(e, &s->ir.set[0], s->ir.set[0].classes, &s->train)) == 0)
-            rc = image_shape(e, &s->ir.set[1], s->ir.set[0].classes, &s->test);
-        if (rc == 0 && (rc = setup_images(e, c, &s->ir, &s->aug)) == 0) {
-            s->use_aug = 1;
-            s->cfg.feed = s->r.feed = s->ir.feed;
-            s->r.extra_meta = s->ir.meta;
-            for (int k = 0; k < s->train.c && k < 4; k++)
-                s->mean[k] = s->ir.mean[k], s->sd[k] = e->mean_only ? 1.0 : s->ir.std[k];
-        }
-    } else {
-        rc = load_data(e, &s->train, &s->test);
+    image_run *ir = &s->ir;
+    int rc = open_imagesets(e, ir->set, err, sizeof err);
+    if (rc) {
+        cnb_error("%s (experiment %s, [data])", err, e->conf.path);
+        return rc;
     }
+    s->held = holdout_of(e, ir->set[0].n);
+    if (s->held >= ir->set[0].n) /* checked before the run, unless a pack has fewer images */
+        return cnb_error("%s: [data] validation holds out %ld of the %d training images of "
+                         "%s; leave some to train on", e->conf.path, s->held, ir->set[0].n,
+                         ir->set[0].source);
+    if (s->held > 0 && cnb_imageset_holdout(&ir->set[0], (int)s->held, c->seed, &ir->val,
+                                            &s->r.val_crc))
+        return cnb_error_code(CNB_ENOMEM, "%s: out of memory holding out %ld validation "
+                              "images", e->conf.path, s->held);
+    int classes = ir->set[0].classes;
+    if ((rc = image_shape(e, &ir->set[0], classes, &s->train)) ||
+        (rc = image_shape(e, &ir->set[1], classes, &s->test)) ||
+        (s->held > 0 && (rc = image_shape(e, &ir->val, classes, &s->val))) ||
+        (rc = setup_images(e, c, ir, &s->aug)))
+        return rc;
+    s->use_aug = 1;
+    s->cfg.feed = s->r.feed = ir->feed;
+    s->r.extra_meta = ir->meta;
+    for (int k = 0; k < s->train.c && k < 4; k++)
+        s->mean[k] = ir->mean[k], s->sd[k] = e->mean_only ? 1.0 : ir->std[k];
+    return 0;
+}
+
+/* The data of a cell of IDX or CIFAR files, in memory: the validation split held out,
+ * then the channels normalized by the images trained on alone. */
+static int cell_memory(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+{
+    int rc = load_data(e, &s->train, &s->test);
     if (rc)
         return rc;
-    s->held = holdout_of(e, s->train.n); /* none of image files: refused */
+    s->held = holdout_of(e, s->train.n);
     if (s->held > 0 && cnb_dataset_holdout(&s->train, (int)s->held, c->seed, &s->val,
                                            &s->r.val_crc))
         return cnb_error_code(CNB_ENOMEM, "%s: out of memory holding out %ld validation "
                               "images", e->conf.path, s->held);
-    if (e->normalize && s->train.c <= 4 && !e->images) {
+    if (e->normalize && s->train.c <= 4) {
         cnb_dataset_channel_stats(&s->train, s->mean, s->sd); /* of the images trained on alone */
         cnb_dataset_normalize(&s->train, s->mean, s->sd);
         cnb_dataset_normalize(&s->val, s->mean, s->sd);
         cnb_dataset_normalize(&s->test, s->mean, s->sd);
     }
-    s->cfg.validation = s->held > 0 ? &s->val : NULL;
     return 0;
+}
+
+static int cell_data(cell_state *s, const cnb_experiment *e, const cnb_cell *c)
+{
+    int rc = e->images ? cell_images(s, e, c) : cell_memory(s, e, c);
+    s->cfg.validation = s->held > 0 ? &s->val : NULL;
+    return rc;
 }
 
 /* The data, after augment, fits the network's input and its classes. */

@@ -52,22 +52,29 @@ struct cnb_feed {
     long batches;
     int spb;                    /* samples a batch */
     int chunks;                 /* chunks a batch */
-    int train, test, epoch, crops;
+    int train, split, epoch, crops;
     long next_batch;            /* the claim position */
     int next_chunk;
     long consumed;              /* batches taken */
     int in_flight;              /* chunks being filled */
-    unsigned char *bad[2];      /* per sample of train / test: said once */
+    unsigned char *bad[3];      /* per sample of each split (cnb_feed_split): said once */
     long skipped;
     double busy;                /* thread-seconds spent making training samples */
     long made;                  /* training samples made                       */
 };
 
+static const cnb_imageset *set_of(const cnb_feed *f, int split)
+{
+    return split == CNB_FEED_TEST ? f->cfg.test
+           : split == CNB_FEED_VALIDATION ? f->cfg.val
+                                          : f->cfg.train;
+}
+
 /* One sample into dst (crops outputs of per floats), or a refusal in err. */
-static int make_sample(cnb_feed *f, cnb_imagereader *rd, uint32_t i, int train, int test,
+static int make_sample(cnb_feed *f, cnb_imagereader *rd, uint32_t i, int train, int split,
                        int epoch, int crops, float *dst, int32_t *label, char *err)
 {
-    const cnb_imageset *s = test ? f->cfg.test : f->cfg.train;
+    const cnb_imageset *s = set_of(f, split);
     const float *img;
     int h, w;
     int rc = cnb_imageset_read(s, (int)i, &f->cfg.resize, f->cfg.channels, rd, &img, &h, &w,
@@ -95,8 +102,8 @@ static int make_sample(cnb_feed *f, cnb_imagereader *rd, uint32_t i, int train, 
     for (int k = 0; k < crops; k++)
         label[k] = -1;
     pthread_mutex_lock(&f->mu);
-    int first = !f->bad[test][i];
-    f->bad[test][i] = 1;
+    int first = !f->bad[split][i];
+    f->bad[split][i] = 1;
     f->skipped += first;
     pthread_mutex_unlock(&f->mu);
     if (first)
@@ -124,7 +131,7 @@ static void *worker(void *arg)
         slot *sl = &f->slots[b % f->cfg.depth];
         if (k == 0)
             sl->seq = b, sl->left = f->chunks, sl->rc = 0, sl->err[0] = '\0';
-        int train = f->train, test = f->test, epoch = f->epoch, crops = f->crops;
+        int train = f->train, split = f->split, epoch = f->epoch, crops = f->crops;
         long first = b * f->spb + (long)k * CHUNK;
         long last = first + CHUNK < (b + 1) * f->spb ? first + CHUNK : (b + 1) * f->spb;
         f->in_flight++;
@@ -135,7 +142,7 @@ static void *worker(void *arg)
         for (long j = first; j < last && rc == 0; j++) {
             long at = (j - b * f->spb) * crops; /* the sample's first row in the batch */
             if (j < f->n)
-                rc = make_sample(f, rd, f->idx[j], train, test, epoch, crops,
+                rc = make_sample(f, rd, f->idx[j], train, split, epoch, crops,
                                  sl->x + (size_t)at * f->per, sl->labels + at, err);
             else { /* the tail of an evaluation: padding */
                 memset(sl->x + (size_t)at * f->per, 0, (size_t)crops * f->per * sizeof(float));
@@ -172,7 +179,7 @@ static void reset_plan(cnb_feed *f)
 }
 
 static int plan(cnb_feed *f, const uint32_t *idx, long n, long batches, int spb, int train,
-                int test, int epoch, int crops)
+                int split, int epoch, int crops)
 {
     pthread_mutex_lock(&f->mu);
     reset_plan(f);
@@ -189,7 +196,7 @@ static int plan(cnb_feed *f, const uint32_t *idx, long n, long batches, int spb,
     else
         for (long i = 0; i < n; i++)
             f->idx[i] = (uint32_t)i;
-    f->n = n, f->spb = spb, f->train = train, f->test = test, f->epoch = epoch;
+    f->n = n, f->spb = spb, f->train = train, f->split = split, f->epoch = epoch;
     f->crops = crops;
     f->chunks = (spb + CHUNK - 1) / CHUNK;
     f->batches = batches;
@@ -200,7 +207,8 @@ static int plan(cnb_feed *f, const uint32_t *idx, long n, long batches, int spb,
 
 int cnb_feed_start_train(cnb_feed *f, const uint32_t *order, long batches, int epoch)
 {
-    return plan(f, order, batches * f->cfg.batch, batches, f->cfg.batch, 1, 0, epoch, 1);
+    return plan(f, order, batches * f->cfg.batch, batches, f->cfg.batch, 1, CNB_FEED_TRAIN,
+                epoch, 1);
 }
 
 int cnb_feed_next(cnb_feed *f, float *x, int32_t *labels, double *waited)
@@ -232,14 +240,17 @@ int cnb_feed_next(cnb_feed *f, float *x, int32_t *labels, double *waited)
     return rc;
 }
 
-int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, int test, long limit, double *loss,
-                      double *acc)
+int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, cnb_feed_split split, long limit,
+                      double *loss, double *acc)
 {
-    const cnb_imageset *s = test ? f->cfg.test : f->cfg.train;
+    const cnb_imageset *s = set_of(f, split);
+    if (!s)
+        return cnb_error("input pipeline: no validation set to evaluate (a bug: the feed "
+                         "was made without one)");
     long n = limit > 0 && limit < s->n ? limit : s->n;
     int crops = f->cfg.eval_crops, spb = f->cfg.batch / crops;
     long batches = (n + spb - 1) / spb;
-    int rc = plan(f, NULL, n, batches, spb, 0, test, 0, crops);
+    int rc = plan(f, NULL, n, batches, spb, 0, split, 0, crops);
     double loss_sum = 0.0;
     long correct = 0, counted = 0;
     for (long b = 0; b < batches && rc == 0; b++) {
@@ -323,11 +334,12 @@ int cnb_feed_create(cnb_feed **out, const cnb_feed_cfg *cfg, char *err, size_t e
     cnb_augment_out_shape(cfg->aug, &c, &h, &w);
     f->per = (size_t)c * h * w;
     f->slots = calloc((size_t)cfg->depth, sizeof *f->slots);
-    f->bad[0] = calloc((size_t)cfg->train->n, 1);
-    f->bad[1] = calloc((size_t)cfg->test->n, 1);
+    f->bad[CNB_FEED_TRAIN] = calloc((size_t)cfg->train->n, 1);
+    f->bad[CNB_FEED_TEST] = calloc((size_t)cfg->test->n, 1);
+    f->bad[CNB_FEED_VALIDATION] = calloc(cfg->val ? (size_t)cfg->val->n : 1, 1);
     f->th = calloc((size_t)cfg->threads, sizeof *f->th);
     f->rd = calloc((size_t)cfg->threads, sizeof *f->rd);
-    if (!f->slots || !f->bad[0] || !f->bad[1] || !f->th || !f->rd)
+    if (!f->slots || !f->bad[0] || !f->bad[1] || !f->bad[2] || !f->th || !f->rd)
         goto nomem;
     for (int i = 0; i < cfg->depth; i++) {
         f->slots[i].seq = -1;
@@ -362,7 +374,8 @@ nomem:
     if (f) {
         for (int i = 0; f->slots && i < cfg->depth; i++)
             free(f->slots[i].x), free(f->slots[i].labels);
-        free(f->slots), free(f->bad[0]), free(f->bad[1]), free(f->th), free(f->rd), free(f);
+        free(f->slots), free(f->bad[0]), free(f->bad[1]), free(f->bad[2]), free(f->th);
+        free(f->rd), free(f);
     }
     snprintf(err, errlen, "input pipeline: cannot allocate %d batches of %d images ahead; "
              "lower data.prefetch", cfg->depth, cfg->batch);
@@ -386,6 +399,6 @@ void cnb_feed_destroy(cnb_feed *f)
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->work);
     pthread_cond_destroy(&f->done);
-    free(f->slots), free(f->bad[0]), free(f->bad[1]), free(f->th), free(f->rd), free(f->idx);
-    free(f);
+    free(f->slots), free(f->bad[0]), free(f->bad[1]), free(f->bad[2]), free(f->th);
+    free(f->rd), free(f->idx), free(f);
 }

@@ -27,6 +27,8 @@
 
 typedef struct cnb_feed_cfg {
     const cnb_imageset *train, *test;
+    const cnb_imageset *val;  /* held out of train (cnb_imageset_holdout), evaluated
+                                 alone; NULL: none                               */
     cnb_resize_spec resize;   /* what the reader does to every image             */
     int channels;             /* 1 or 3                                          */
     const cnb_augment *aug;   /* crop, flip, lighting, normalisation (init_images) */
@@ -57,13 +59,19 @@ int cnb_feed_start_train(cnb_feed *f, const uint32_t *order, long batches, int e
  * naming the file). */
 int cnb_feed_next(cnb_feed *f, float *x, int32_t *labels, double *waited);
 
+/* The sets of the cfg a feed evaluates. */
+typedef enum cnb_feed_split {
+    CNB_FEED_TRAIN,
+    CNB_FEED_TEST,
+    CNB_FEED_VALIDATION, /* cfg.val */
+} cnb_feed_split;
+
 /* Mean loss and accuracy of net (evaluation mode) over the first `limit` (0: all)
- * samples of the test split (test = 1) or the training split, the samples' images
- * through the centre crop or the ten crops (probabilities averaged over the crops; the
- * loss is then -log of the averaged probability of the label). Skipped images count in
- * neither. */
-int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, int test, long limit, double *loss,
-                      double *acc);
+ * samples of a split, the samples' images through the centre crop or the ten crops
+ * (probabilities averaged over the crops; the loss is then -log of the averaged
+ * probability of the label). Skipped images count in neither. */
+int cnb_feed_evaluate(cnb_feed *f, cnb_net *net, cnb_feed_split split, long limit,
+                      double *loss, double *acc);
 
 /* Training samples made per second of one thread's time (decode, resize, augment: what
  * one loader thread sustains), since the last call; NAN when none were made. */

@@ -28,6 +28,7 @@
 
 #include "augment.h"
 #include "cnnbench/plugin.h"
+#include "dataset.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "log.h"
@@ -338,6 +339,54 @@ int cnb_imageset_limit(cnb_imageset *s, long limit)
     return 0;
 }
 
+int cnb_imageset_holdout(cnb_imageset *s, int count, uint64_t seed, cnb_imageset *val,
+                         uint32_t *digest)
+{
+    char err[256];
+    const int n = s->n;
+    memset(val, 0, sizeof *val);
+    snprintf(val->source, sizeof val->source, "%s", s->source);
+    unsigned char *held = malloc((size_t)n), *kept_index = NULL;
+    int rc = held ? alloc_set(val, count, s->classes, err, sizeof err) : CNB_ENOMEM;
+    if (rc == 0 && s->map && (!(val->own_index = malloc((size_t)count * 16)) ||
+                              !(kept_index = malloc((size_t)(n - count) * 16))))
+        rc = CNB_ENOMEM;
+    for (int k = 0; rc == 0 && k < s->classes; k++)
+        if (!(val->class_names[k] = strdup(s->class_names[k])))
+            rc = CNB_ENOMEM;
+    if (rc == 0)
+        rc = cnb_holdout_draw(n, count, seed, held, digest);
+    if (rc) {
+        free(held), free(kept_index), cnb_imageset_free(val);
+        return CNB_ENOMEM;
+    }
+    for (int k = 0; k < s->classes; k++)
+        s->class_counts[k] = 0;
+    int v = 0, t = 0; /* s is compacted in place: t <= i */
+    for (int i = 0; i < n; i++) {
+        cnb_imageset *to = held[i] ? val : s;
+        int at = held[i] ? v++ : t++;
+        int32_t label = s->labels[i];
+        to->paths[at] = s->paths[i];
+        to->labels[at] = label;
+        to->class_counts[label]++;
+        if (s->map) /* an index entry: 16 bytes */
+            memcpy((held[i] ? val->own_index : kept_index) + (size_t)at * 16,
+                   s->index + (size_t)i * 16, 16);
+    }
+    if (s->map) {
+        free(s->own_index);
+        s->own_index = kept_index, s->index = kept_index;
+        val->index = val->own_index;
+        val->map = s->map, val->map_len = s->map_len, val->map_shared = 1;
+        val->pack_h = s->pack_h, val->pack_w = s->pack_w, val->pack_c = s->pack_c;
+        val->pack_resize = s->pack_resize;
+    }
+    s->n = n - count;
+    free(held);
+    return 0;
+}
+
 void cnb_imageset_free(cnb_imageset *s)
 {
     if (!s)
@@ -350,7 +399,7 @@ void cnb_imageset_free(cnb_imageset *s)
     free(s->labels);
     free(s->class_names);
     free(s->class_counts);
-    if (s->map)
+    if (s->map && !s->map_shared)
         munmap(s->map, s->map_len);
     free(s->own_index);
     memset(s, 0, sizeof *s);

@@ -42,6 +42,8 @@ typedef struct cnb_imageset {
     /* a packed cache (cnb_imageset_pack_open) */
     unsigned char *map;
     size_t map_len;
+    int map_shared;           /* the map is another set's (cnb_imageset_holdout's
+                                 validation set reads its training set's): kept at free */
     int pack_h, pack_w, pack_c;
     cnb_resize_spec pack_resize;
     const unsigned char *index; /* (n) entries of 16 bytes: offset, label, crc32 */
@@ -69,6 +71,17 @@ int cnb_imageset_list(cnb_imageset *s, const char *list, const char *root, char 
 /* Keep `limit` samples spread evenly over the split (sample i * n / limit), so that a
  * limit keeps every class of a folder; 0, or limit >= n, keeps all. 0 or CNB_ENOMEM. */
 int cnb_imageset_limit(cnb_imageset *s, long limit);
+
+/*
+ * Hold out `count` samples of *s (0 < count < s->n) as a validation set, the samples
+ * cnb_dataset_holdout would hold out of a split of s->n (cnb_holdout_draw: the same seed
+ * and count, the same indices): they move into *val, the rest stay in *s (its class
+ * counts become theirs), each in their order. A pack's *val reads the map of *s, which
+ * must outlive it. *digest as cnb_dataset_holdout's. Returns 0, or CNB_ENOMEM with *s
+ * unchanged.
+ */
+int cnb_imageset_holdout(cnb_imageset *s, int count, uint64_t seed, cnb_imageset *val,
+                         uint32_t *digest);
 
 /* Free everything and zero *s; safe on a zeroed struct. */
 void cnb_imageset_free(cnb_imageset *s);

@@ -535,16 +535,20 @@ static int evaluate_epoch(train_run *r, int epoch, cnb_epoch_stats *s)
     s->train_eval_loss = s->train_eval_acc = s->val_loss = s->val_acc = NAN;
     s->test_loss = s->test_acc = NAN;
     if (cfg->train_eval_limit > 0)
-        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 0, cfg->train_eval_limit,
-                                           &s->train_eval_loss, &s->train_eval_acc)
+        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, CNB_FEED_TRAIN,
+                                           cfg->train_eval_limit, &s->train_eval_loss,
+                                           &s->train_eval_acc)
                        : evaluate_shared(r->net, r->train, cfg->train_eval_limit, cfg->augment,
                                          &s->train_eval_loss, &s->train_eval_acc);
     if (rc == 0 && cfg->validation)
-        rc = evaluate_shared(r->net, cfg->validation, 0, cfg->augment, &s->val_loss,
-                             &s->val_acc);
+        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, CNB_FEED_VALIDATION, 0,
+                                           &s->val_loss, &s->val_acc)
+                       : evaluate_shared(r->net, cfg->validation, 0, cfg->augment,
+                                         &s->val_loss, &s->val_acc);
     int tested = rc == 0 && test_due(r, epoch, s->val_acc);
     if (tested)
-        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, 1, 0, &s->test_loss, &s->test_acc)
+        rc = cfg->feed ? cnb_feed_evaluate(cfg->feed, r->net, CNB_FEED_TEST, 0, &s->test_loss,
+                                           &s->test_acc)
                        : evaluate_shared(r->net, r->test, 0, cfg->augment, &s->test_loss,
                                          &s->test_acc);
     if (rc == 0 && r->dpp)

@@ -68,7 +68,8 @@ typedef struct cnb_train_cfg {
     int global_batch;      /* the batch over every rank; the net is bound with this
                               rank's slice (cnb_train_slice). 0: net->batch, one rank */
     const cnb_dataset *validation; /* held out of the training split, evaluated after
-                                      every epoch; NULL: none (not with a feed)     */
+                                      every epoch; NULL: none. With a feed, its
+                                      images are the feed's validation set      */
     double *lr_trace;      /* when not NULL: the rate of every step this run takes, at
                               [epoch * batches + batch] (tests, plots of a schedule)  */
 } cnb_train_cfg;
