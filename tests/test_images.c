@@ -21,6 +21,7 @@
 
 #include "augment.h"
 #include "cnnbench/plugin.h"
+#include "dataset.h"
 #include "errors.h"
 #include "experiment.h"
 #include "feed.h"
@@ -387,6 +388,93 @@ static void test_pack(void)
     cnb_imageset_free(&s);
 }
 
+/* The pixels of every image of s, one after the other (each c x side x side). */
+static float *all_pixels(const cnb_imageset *s, int side)
+{
+    size_t per = 3 * (size_t)side * side;
+    float *all = malloc((size_t)s->n * per * sizeof *all);
+    cnb_imagereader rd = {0};
+    cnb_resize_spec none = {CNB_RESIZE_NONE, 0, 0};
+    char err[1024];
+    for (int i = 0; i < s->n; i++) {
+        const float *x;
+        int h, w;
+        CU_ASSERT_EQUAL_FATAL(cnb_imageset_read(s, i, &none, 3, &rd, &x, &h, &w, err,
+                                                sizeof err), 0);
+        CU_ASSERT_FATAL(h == side && w == side);
+        memcpy(all + (size_t)i * per, x, per * sizeof *x);
+    }
+    cnb_imagereader_free(&rd);
+    return all;
+}
+
+/* A validation set held out of a folder and of its pack: the indices an in-memory split
+ * of the same size holds out with the same seed (cnb_dataset_holdout), and its digest;
+ * those images with their labels move out, the rest stay in their order, class counts
+ * follow; the pack's validation set reads the images from the training set's map. */
+static void test_holdout(void)
+{
+    enum { N = 15, HELD = 4, SIDE = 16 };
+    const char *dir = test_tmpdir();
+    static const char *const classes[] = {"a", "b", "c"};
+    char path[1024], pack[1024], err[2048], *names[N];
+    int32_t labels[N];
+    make_folder(dir, "train", classes, 3, 5, 20);
+    snprintf(path, sizeof path, "%s/train", dir);
+    snprintf(pack, sizeof pack, "%s/train.cnbpack", dir);
+    cnb_imageset s, v, p, pv;
+    CU_ASSERT_EQUAL_FATAL(cnb_imageset_folder(&s, path, NULL, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(s.n, N);
+    cnb_resize_spec rs = {CNB_RESIZE_CENTER, SIDE, SIDE};
+    int written;
+    CU_ASSERT_EQUAL_FATAL(cnb_imageset_pack_write(&s, pack, &rs, 3, 0, &written, err,
+                                                  sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_imageset_pack_open(&p, pack, err, sizeof err), 0);
+    float *before = all_pixels(&p, SIDE);
+    for (int i = 0; i < N; i++)
+        names[i] = strdup(s.paths[i]), labels[i] = s.labels[i];
+
+    /* the in-memory split of N: image i's pixel is i */
+    cnb_dataset d = {.n = N, .c = 1, .h = 1, .w = 1, .classes = 1}, dv;
+    d.images = malloc(N * sizeof *d.images);
+    d.labels = calloc(N, sizeof *d.labels);
+    for (int i = 0; i < N; i++)
+        d.images[i] = (float)i;
+    uint32_t want, crc, crc2;
+    CU_ASSERT_EQUAL_FATAL(cnb_dataset_holdout(&d, HELD, 7, &dv, &want), 0);
+
+    CU_ASSERT_EQUAL_FATAL(cnb_imageset_holdout(&s, HELD, 7, &v, &crc), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_imageset_holdout(&p, HELD, 7, &pv, &crc2), 0);
+    CU_ASSERT(crc == want && crc2 == want);
+    CU_ASSERT(s.n == N - HELD && p.n == N - HELD && v.n == HELD && pv.n == HELD);
+    float *kept = all_pixels(&p, SIDE), *held = all_pixels(&pv, SIDE);
+    size_t per = 3 * SIDE * SIDE;
+    const cnb_imageset *part[2] = {&s, &v}, *packed[2] = {&p, &pv};
+    const cnb_dataset *order[2] = {&d, &dv};
+    const float *pixels[2] = {kept, held};
+    for (int k = 0; k < 2; k++) {
+        int count[3] = {0};
+        for (int i = 0; i < part[k]->n; i++) {
+            int at = (int)order[k]->images[i];
+            CU_ASSERT_STRING_EQUAL(part[k]->paths[i], names[at]);
+            CU_ASSERT(part[k]->labels[i] == labels[at] && packed[k]->labels[i] == labels[at]);
+            CU_ASSERT_EQUAL(memcmp(pixels[k] + i * per, before + at * per,
+                                   per * sizeof *before), 0);
+            count[labels[at]]++;
+        }
+        for (int c = 0; c < 3; c++)
+            CU_ASSERT(part[k]->class_counts[c] == count[c] &&
+                      packed[k]->class_counts[c] == count[c]);
+        CU_ASSERT(part[k]->classes == 3 && strcmp(part[k]->class_names[2], "c") == 0);
+    }
+    free(before), free(kept), free(held);
+    for (int i = 0; i < N; i++)
+        free(names[i]);
+    cnb_dataset_free(&d), cnb_dataset_free(&dv);
+    cnb_imageset_free(&v), cnb_imageset_free(&s);
+    cnb_imageset_free(&pv), cnb_imageset_free(&p);
+}
+
 /* ---- ten crops ------------------------------------------------------------------------ */
 
 static void test_ten_crop(void)
@@ -685,6 +773,7 @@ void suite_images_dataset(void)
         {"broken files named, refused, never allocated for", test_broken_files},
         {"class folders and list files", test_folder_and_list},
         {"packed cache: same pixels, CRC checks", test_pack},
+        {"validation held out of a folder and a pack", test_holdout},
         {NULL, NULL},
     };
     test_add_suite("dataset: image files", cases);

@@ -16,9 +16,11 @@
 #include <zlib.h>
 
 #include "child.h"
+#include "dataset.h"
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
+#include "photofolder.h"
 #include "report.h"
 #include "stats.h"
 #include "sweep.h"
@@ -957,7 +959,8 @@ static void meta_value(const char *dir, const char *cell, const char *key, char 
 
 /* [data] validation: bad values are refused at their line before anything runs (exit 2);
  * a run holds out the same images for every variant of a seed (another seed, others),
- * records how in meta.ini and its fingerprint, and reports validation per epoch. */
+ * records how in meta.ini and its fingerprint, and reports validation per epoch. Image
+ * files: test_image_validation below. */
 static void test_validation_split(void)
 {
     const char *path = experiment("[sweep]\ntrain.lr = 0.02, 0.05\nseed = 1, 2\n"
@@ -972,17 +975,6 @@ static void test_validation_split(void)
                "images (data.train_limit); give a larger fraction, or a count", 1);
     expect_cli(path, "--set data.validation=0.9", 2, "a batch of 50 is more than the 40 "
                "training images (data.train_limit) left after data.validation", 1);
-
-    char *images[] = {"data.format=folder", "data.train=train", "data.test=test",
-                      "data.resize=28x28", "data.resize_mode=exact", "data.validation=10"};
-    cnb_experiment e;
-    cnb_error_quiet(1);
-    CU_ASSERT_EQUAL(cnb_experiment_load(&e, path, NULL, images, 6), CNB_EINVAL);
-    cnb_error_quiet(0);
-    CHECK_MSG(cnb_last_error(), "--set data.validation=10: [data] validation holds out part of "
-              "an in-memory training split (format = idx or cifar); from image files (format = "
-              "folder) none can be held out yet");
-    cnb_experiment_free(&e);
 
     char dir[512], out[2][8192], a[64], b[64], c[64], p[1024];
     snprintf(dir, sizeof dir, "%.*s/results/t", (int)(strrchr(path, '/') - path), path);
@@ -1043,6 +1035,145 @@ static void test_warmup_settings(void)
     CU_ASSERT_STRING_NOT_EQUAL(a, b);
     cnb_cells_free(cells, n);
     cnb_experiment_free(&e);
+}
+
+/* ---- validation of image files ------------------------------------------------------ */
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* An experiment of grey 28 x 28 PNG folders in a fresh folder, LeNet-5 on 2 classes, 2
+ * epochs of batch 4: train/a and train/b of 8 images each (indices 0-7 and 8-15 in the
+ * folder's order), test/a and test/b of 2; [data] validation = 4, loader_threads = 1,
+ * on_bad_image = skip, then `data`; `extra` appended. The 4 training images seed 1 holds
+ * out (held[i] = 1, their digest *crc) are white, and the first of them is cut short
+ * when `bad`; every other image is black on its left half and grey 102 on its right
+ * (mean 0.2), so statistics over the images trained on are 0.2, over them all more. */
+static const char *image_experiment(const char *file, int bad, const char *data,
+                                    const char *extra, unsigned char *held, uint32_t *crc)
+{
+    static char path[512];
+    const char *dir = test_tmpdir();
+    static const char *const splits[] = {"train", "test"}, *const classes[] = {"a", "b"};
+    unsigned char px[28 * 28];
+    char p[1024], text[4096];
+    CU_ASSERT_EQUAL_FATAL(cnb_holdout_draw(16, 4, 1, held, crc), 0);
+    int cut = bad;
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(p, sizeof p, "%s/%s/%s", dir, splits[t], classes[k]);
+            CU_ASSERT_EQUAL_FATAL(cnb_mkdirs(p), 0);
+            for (int i = 0; i < (t ? 2 : 8); i++) {
+                int white = t == 0 && held[k * 8 + i];
+                for (int at = 0; at < 28 * 28; at++)
+                    px[at] = white ? 255 : at % 28 < 14 ? 0 : 102;
+                snprintf(p, sizeof p, "%s/%s/%s/%02d.png", dir, splits[t], classes[k], i);
+                CU_ASSERT_EQUAL_FATAL(photo_write_png(p, px, 28, 28, 1), 0);
+                if (white && cut-- > 0)
+                    CU_ASSERT_EQUAL_FATAL(truncate(p, file_size(p) / 2), 0);
+            }
+        }
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    snprintf(text, sizeof text,
+             "[experiment]\nname = img\nmodel = %s/experiments/models/lenet5.ini\n"
+             "results = %s/results\n[data]\nformat = folder\ntrain = train\ntest = test\n"
+             "channels = 1\nresize = 28x28\nresize_mode = exact\nvalidation = 4\n"
+             "loader_threads = 1\non_bad_image = skip\n%s[train]\nepochs = 2\nbatch = 4\n"
+             "lr = 0.05\ntrain_eval_limit = 4\n%s",
+             CNB_SOURCE_ROOT, dir, data, extra);
+    test_write_file(path, text);
+    return path;
+}
+
+/* A finished image-folder cell holds out what seed 1 draws from 16 (crc), trains on the
+ * other 12, takes its statistics from them alone, and reports validation every epoch. */
+static void check_image_cell(const char *cell_dir, uint32_t crc)
+{
+    char a[64], want[64], p[1200], metrics[4096] = "";
+    meta_value(cell_dir, "seed1_naive_t1", "validation_crc32", a, sizeof a);
+    snprintf(want, sizeof want, "%08x", crc);
+    CU_ASSERT_STRING_EQUAL(a, want);
+    meta_value(cell_dir, "seed1_naive_t1", "validation", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "4 images");
+    meta_value(cell_dir, "seed1_naive_t1", "train", a, sizeof a);
+    CU_ASSERT_STRING_EQUAL(a, "12 images 1x28x28");
+    meta_value(cell_dir, "seed1_naive_t1", "pixel_mean_0", a, sizeof a);
+    CU_ASSERT_DOUBLE_EQUAL(atof(a), 0.2, 1e-3); /* 0.4 with the white ones */
+    snprintf(p, sizeof p, "%s/seed1_naive_t1/metrics.csv", cell_dir);
+    test_read_file(p, metrics, sizeof metrics);
+    CHECK_MSG(metrics, ",val_loss,val_acc\n1,");
+    CHECK_MSG(metrics, "\n2,");
+    CU_ASSERT(strstr(metrics, ",,\n") == NULL && strstr(metrics, "nan") == NULL);
+}
+
+/* [data] validation of image folders: the same images held out at 1 and 3 loader threads
+ * (the whole run the same), never trained on nor in the statistics; an unreadable one
+ * (on_bad_image = skip) counts in neither; too few left for a batch is refused at the
+ * batch's line before anything runs (exit 2); packs hold out the same images. */
+static void test_image_validation(void)
+{
+    unsigned char held[16];
+    uint32_t crc;
+    const char *path = image_experiment("img.ini", 1, "", "", held, &crc);
+    char dir[512], out[2][8192], a[8192], b[8192], p[1024];
+    snprintf(dir, sizeof dir, "%.*s/results", (int)(strrchr(path, '/') - path), path);
+    expect_cli(path, "--set data.validation=14", 2, "img.ini:17: [train] batch: a batch of 4 "
+               "is more than the 2 training images left after data.validation", 1);
+    expect_cli(path, "--set data.validation=16", 2, "--set data.validation=16: holds out 16 of "
+               "the 16 training images; leave some to train on", 1);
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "", out), 0);
+    /* read once by validation, once each epoch; trained on, it would be left out twice */
+    CU_ASSERT_EQUAL(count(out[1], "(1 unreadable images left out)"), 2);
+    CU_ASSERT_PTR_NULL(strstr(out[1], "(2 unreadable"));
+    CU_ASSERT_PTR_NULL(strstr(out[0], "skipped (data.on_bad_image = skip)")); /* statistics */
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "--set data.loader_threads=3 --set experiment.name=t3",
+                                  out), 0);
+    char one[600], three[600];
+    snprintf(one, sizeof one, "%s/img", dir);
+    snprintf(three, sizeof three, "%s/t3", dir);
+    check_image_cell(one, crc);
+    check_image_cell(three, crc);
+    snprintf(p, sizeof p, "%s/seed1_naive_t1/metrics.csv", one);
+    untimed_csv(p, a, sizeof a);
+    snprintf(p, sizeof p, "%s/seed1_naive_t1/metrics.csv", three);
+    untimed_csv(p, b, sizeof b);
+    CU_ASSERT_STRING_EQUAL(a, b);
+
+    /* from packs (cnnbench convert): the same images held out, the same statistics */
+    path = image_experiment("pack.ini", 0, "cache = packs\ncache_build = 1\n", "", held, &crc);
+    snprintf(dir, sizeof dir, "%.*s/results/img", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "", out), 0);
+    CHECK_MSG(out[1], "writing the packs of [data] cache");
+    check_image_cell(dir, crc);
+}
+
+/* [select] on an image-folder experiment: each candidate runs on the held-out images and
+ * the grid's cell runs at the one of the higher validation accuracy. */
+static void test_image_select(void)
+{
+    unsigned char held[16];
+    uint32_t crc;
+    const char *path = image_experiment("sel.ini", 0, "", "[select]\ntrain.momentum = 0, 0.9\n",
+                                        held, &crc);
+    char dir[512], out[2][8192], chosen[256], want[64];
+    snprintf(dir, sizeof dir, "%.*s/results/img", (int)(strrchr(path, '/') - path), path);
+    CU_ASSERT_EQUAL_FATAL(run_cli(path, "", out), 0);
+    CHECK_MSG(out[1], "selection for all: train.momentum = ");
+    static const char *const values[] = {"0", "0.9"}, *const names[] = {"val_acc"};
+    double acc[2];
+    for (int k = 0; k < 2; k++) {
+        char cell[1024];
+        snprintf(cell, sizeof cell, "%s/select-momentum-%s_seed1_naive_t1", dir, values[k]);
+        CU_ASSERT_EQUAL_FATAL(cnb_final_read(cell, names, &acc[k], 1), 0);
+    }
+    meta_value(dir, "seed1_naive_t1", "chosen", chosen, sizeof chosen);
+    snprintf(want, sizeof want, "train.momentum = %s (validation_accuracy",
+             values[acc[1] > acc[0]]);
+    CHECK_MSG(chosen, want);
+    check_image_cell(dir, crc);
 }
 
 /* ---- [select] -------------------------------------------------------------------------- */
@@ -1238,12 +1369,6 @@ static void test_select_unfinished(void)
     CHECK_MSG(out[1], "not run: every [select] candidate of its variant diverged");
 }
 
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 /* A plot is replaced only once gnuplot has drawn it whole: a script that fails after its
  * `set output` leaves the previous plot as it was, and no temporary file behind. */
 static void test_plot_written_atomically(void)
@@ -1290,6 +1415,8 @@ void suite_sweep(void)
         {"a killed cell resumes from its checkpoint, bit for bit", test_kill_and_resume},
         {"cells run anywhere: --cell, --shard, --list-cells", test_cells_run_anywhere},
         {"[data] validation: checked, seeded, reported", test_validation_split},
+        {"[data] validation of image folders and packs", test_image_validation},
+        {"[select] on an image-folder experiment", test_image_select},
         {"[train] warmup: checked, swept, fingerprinted", test_warmup_settings},
         {"[select]: the rule, ties to the first listed", test_select_rule},
         {"[select]: refused at its line; its cells first", test_select_grid_and_errors},
