@@ -959,8 +959,7 @@ static void meta_value(const char *dir, const char *cell, const char *key, char 
 
 /* [data] validation: bad values are refused at their line before anything runs (exit 2);
  * a run holds out the same images for every variant of a seed (another seed, others),
- * records how in meta.ini and its fingerprint, and reports validation per epoch. Image
- * files: test_image_validation below. */
+ * records how in meta.ini and its fingerprint, and reports validation per epoch. */
 static void test_validation_split(void)
 {
     const char *path = experiment("[sweep]\ntrain.lr = 0.02, 0.05\nseed = 1, 2\n"

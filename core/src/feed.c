@@ -63,6 +63,7 @@ struct cnb_feed {
     long made;                  /* training samples made                       */
 };
 
+/* The set of a split (cnb_feed_split); NULL: a validation set the feed was not given. */
 static const cnb_imageset *set_of(const cnb_feed *f, int split)
 {
     return split == CNB_FEED_TEST ? f->cfg.test
