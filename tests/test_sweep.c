@@ -1124,7 +1124,8 @@ static void test_image_validation(void)
     expect_cli(path, "--set data.validation=16", 2, "--set data.validation=16: holds out 16 of "
                "the 16 training images; leave some to train on", 1);
     CU_ASSERT_EQUAL_FATAL(run_cli(path, "", out), 0);
-    /* read once by validation, once each epoch; trained on, it would be left out twice */
+    /* each epoch's line counts the unreadable held-out image once: validation read it,
+     * training did not (then it would be left out of two sets: counted twice) */
     CU_ASSERT_EQUAL(count(out[1], "(1 unreadable images left out)"), 2);
     CU_ASSERT_PTR_NULL(strstr(out[1], "(2 unreadable"));
     CU_ASSERT_PTR_NULL(strstr(out[0], "skipped (data.on_bad_image = skip)")); /* statistics */
