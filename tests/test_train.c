@@ -215,6 +215,15 @@ static void test_warmup_formula(void)
 
 /* The trainer takes, step after step, the rates of the formula, across epochs and with the
  * step schedule's drops, in steps or in epochs; an epoch's lr is its last step's. */
+/* LeNet-5 (ReLU, max pooling) from `seed`, bound on naive at `batch`. */
+static void bind_lenet(cnb_net *net, cnb_conf *conf, uint64_t seed, int batch)
+{
+    CU_ASSERT_EQUAL_FATAL(test_model_load(net, conf, test_registry(), "lenet5.ini", "relu",
+                                          "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(net, seed), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(net, "naive", 1, batch), 0);
+}
+
 static void test_warmup_rates_per_step(void)
 {
     enum { EP = 3, N = 300, BATCH = 50, STEPS = N / BATCH };
@@ -223,10 +232,7 @@ static void test_warmup_rates_per_step(void)
     for (int form = 0; form < 2; form++) {
         cnb_net net;
         cnb_conf conf;
-        CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(), "lenet5.ini",
-                                              "relu", "max"), 0);
-        CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 1), 0);
-        CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, BATCH), 0);
+        bind_lenet(&net, &conf, 1, BATCH);
         double trace[EP * STEPS];
         for (int i = 0; i < EP * STEPS; i++)
             trace[i] = -1.0;
@@ -269,10 +275,7 @@ static void test_test_every(void)
         for (int every = 1; every <= 3; every += 2) {
             cnb_net net;
             cnb_conf conf;
-            CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(), "lenet5.ini",
-                                                  "relu", "max"), 0);
-            CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net, 2), 0);
-            CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "naive", 1, BATCH), 0);
+            bind_lenet(&net, &conf, 2, BATCH);
             cnb_train_cfg cfg = {.epochs = EP, .lr = 0.2, .momentum = 0.9, .seed = 2,
                                  .schedule = CNB_SCHEDULE_CONSTANT, .test_every = every,
                                  .validation = with_val ? &val : NULL};
