@@ -544,7 +544,7 @@ static void test_step_ms(void)
     page_row("timed", row, sizeof row);
     CHECK_MSG(row, "| timed by this run: ");
     CHECK_MSG(row, "act=relu on naive, 1 thread, batch 2, 12 rounds | act=relu | act=sigmoid | "
-                   "step_ms | 0 / 0 | paired t | 12 pairs | ");
+                   "step_ms | 0 / 0 | paired t | 12 rounds | ");
     CHECK_MSG(row, " ms (medians ");
 }
 

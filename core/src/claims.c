@@ -369,15 +369,17 @@ static void plan_seeds(answer *a, double alpha)
                                                 PLANNED_POWER);
 }
 
-/* "(80% power: 12 seeds a side)" beside an inconclusive verdict, else "". */
+/* "(80% power: 12 seeds a side)" beside an inconclusive verdict (rounds, for step_ms),
+ * else "". */
 static const char *seeds_text(char *out, size_t len, const answer *a)
 {
+    const char *unit = a->cl->metric == METRIC_STEP_MS ? "rounds" : "seeds a side";
     if (a->seeds_needed > 0)
-        snprintf(out, len, " (%g%% power: %d seeds a side)", 100.0 * PLANNED_POWER,
-                 a->seeds_needed);
+        snprintf(out, len, " (%g%% power: %d %s)", 100.0 * PLANNED_POWER, a->seeds_needed,
+                 unit);
     else if (a->seeds_needed < 0)
-        snprintf(out, len, " (%g%% power: not with %d seeds a side)", 100.0 * PLANNED_POWER,
-                 CNB_SEEDS_MAX);
+        snprintf(out, len, " (%g%% power: not with %d %s)", 100.0 * PLANNED_POWER,
+                 CNB_SEEDS_MAX, unit);
     else
         out[0] = '\0';
     return out;
@@ -755,7 +757,8 @@ static void page_row(FILE *o, const char *dir, const claims_file *f, const answe
             snprintf(link, sizeof link, "[report](%s/report.md), [accuracy](%s/accuracy.png), "
                      "[gap](%s/gap.png)", rel, rel, rel);
         if (a->paired)
-            snprintf(seeds, sizeof seeds, "%d pairs", a->n_variant);
+            snprintf(seeds, sizeof seeds, "%d %s", a->n_variant,
+                     a->cl->metric == METRIC_STEP_MS ? "rounds" : "pairs");
         else
             snprintf(seeds, sizeof seeds, "%d / %d", a->n_variant, a->n_baseline);
         chance_text(chance, sizeof chance, f, a);
