@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
+#include "clock.h"
 #include "csv.h"
 #include "errors.h"
 #include "experiment.h"
 #include "fsutil.h"
-#include "bench.h"
-#include "clock.h"
 #include "net.h"
 #include "rng.h"
 #include "stats.h"
