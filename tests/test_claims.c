@@ -543,7 +543,7 @@ static void test_step_ms(void)
     CU_ASSERT_EQUAL_FATAL(run_claims(claims_fixture(apart, "", claims)), 0);
     page_row("timed", row, sizeof row);
     CHECK_MSG(row, "| timed by this run: ");
-    CHECK_MSG(row, "act=relu on naive, 1 thread, batch 2, 12 rounds | act=relu | act=sigmoid | "
+    CHECK_MSG(row, "lenet5.ini on naive, 1 thread, batch 2, 12 rounds | act=relu | act=sigmoid | "
                    "step_ms | 0 / 0 | paired t | 12 rounds | ");
     CHECK_MSG(row, " ms (medians ");
 }

@@ -747,8 +747,8 @@ static void page_row(FILE *o, const char *dir, const claims_file *f, const answe
     if (a->cl->expect == EXPECT_MAJORITY)
         snprintf(link, sizeof link, "`cnnbench summary %s`", a->source);
     else if (a->cl->metric == METRIC_STEP_MS)
-        snprintf(link, sizeof link, "timed by this run: %s, %s on %s, %ld thread%s, batch %ld, "
-                 "%ld rounds", a->source, a->variant, a->cl->backend, a->cl->threads,
+        snprintf(link, sizeof link, "timed by this run: %s on %s, %ld thread%s, batch %ld, "
+                 "%ld rounds", a->source, a->cl->backend, a->cl->threads,
                  a->cl->threads == 1 ? "" : "s", a->cl->batch, a->cl->rounds);
     if (a->cl->expect != EXPECT_MAJORITY) {
         char rel[PATH_MAX];
