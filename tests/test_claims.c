@@ -546,6 +546,12 @@ static void test_step_ms(void)
     CHECK_MSG(row, "lenet5.ini on naive, 1 thread, batch 2, 12 rounds | act=relu | act=sigmoid | "
                    "step_ms | 0 / 0 | paired t | 12 rounds | ");
     CHECK_MSG(row, " ms (medians ");
+    snprintf(claims, sizeof claims,
+             "[claim.t]\ntext = timed\nmodel = %s/experiments/models/lenet5.ini\n"
+             "variant = relu\nbaseline = act=sigmoid\nmetric = step_ms\nexpect = lower\n",
+             CNB_SOURCE_ROOT);
+    CU_ASSERT_EQUAL(run_claims(claims_fixture(apart, "", claims)), CNB_EINVAL);
+    CHECK_MSG(cnb_last_error(), "claims.ini:9: [claim.t] variant: 'relu' is not name=value");
 }
 
 /* The reference: the same normal approximation written with scipy 1.10.1 (the smallest n

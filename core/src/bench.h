@@ -43,6 +43,7 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "net.h"
 #include "registry.h"
 
 /* The training step's SGD update, the same for the backends, the peer and the
@@ -50,6 +51,16 @@
 #define CNB_BENCH_LR 1e-4
 #define CNB_BENCH_MOMENTUM 0.9
 #define CNB_BENCH_DECAY 5e-4
+
+/* The seeded stream of the rounds' shuffled order (the bench's, and a timed claim's). */
+#define CNB_BENCH_ORDER_STREAM 5
+
+/* One training step of a bound network with that update: forward, backward, SGD. */
+int cnb_bench_step(cnb_net *net);
+
+/* A synthetic batch in net's input: N(0,1) pixels, then uniform labels, drawn from the
+ * stream (seed, CNB_STREAM_DATA). */
+void cnb_bench_synthetic_batch(cnb_net *net, uint64_t seed);
 
 /* How a run treats its results folder. A folder that already holds a bench's results
  * (bench.csv or report.md) is refused before anything is timed (CNB_EINVAL, said with the

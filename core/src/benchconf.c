@@ -106,18 +106,11 @@ static int conf_path(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv, 
 /* vars = "act=relu pool=max" */
 static int model_vars(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv, bmodel *m)
 {
-    char copy[512];
-    snprintf(copy, sizeof copy, "%s", kv->value);
-    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t;
-         t = strtok_r(NULL, " \t", &save)) {
-        char *eq = strchr(t, '=');
-        if (!eq)
-            return cnb_error("%s:%d: [%s] vars: '%s' is not name=value", c->path, kv->line,
-                             s->name, t);
-        *eq = '\0';
-        cnb_vars_set(&m->vars, t, eq + 1);
-    }
-    return 0;
+    char bad[512];
+    int rc = cnb_vars_set_terms(&m->vars, kv->value, bad, sizeof bad);
+    return rc == CNB_EINVAL ? cnb_error("%s:%d: [%s] vars: '%s' is not name=value", c->path,
+                                        kv->line, s->name, bad)
+                            : rc;
 }
 
 /* One key of [bench.NAME]. */

@@ -30,7 +30,7 @@
 #define MAX_THREADS 8
 #define MAX_MODELS 8
 #define MAX_REPS 100000
-#define STREAM_BENCH 5      /* the seeded stream of the rounds' shuffled order */
+#define STREAM_BENCH CNB_BENCH_ORDER_STREAM
 #define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
 #define MAX_PEERS 3         /* ways of running the peer: as shipped, tuned with two allocators */
 

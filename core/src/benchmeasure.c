@@ -79,13 +79,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
     e->create_ms = (cnb_now() - t0) * 1e3;
     if (rc)
         return rc;
-    struct cnb_rng rng; /* synthetic batch: N(0,1) pixels, uniform labels */
-    cnb_rng_seed(&rng, bc->seed, CNB_STREAM_DATA);
-    size_t n = (size_t)e->batch * cnb_shape_size(e->net.input);
-    for (size_t i = 0; i < n; i++)
-        e->net.x[i] = cnb_rng_normal(&rng);
-    for (int i = 0; i < e->batch; i++)
-        e->net.labels[i] = (int32_t)cnb_rng_below(&rng, (uint32_t)e->net.classes);
+    cnb_bench_synthetic_batch(&e->net, bc->seed);
     return 0;
 }
 
@@ -99,7 +93,18 @@ static void free_entry(entry *e)
     cnb_conf_free(&e->model);
 }
 
-static int train_step(cnb_net *net)
+void cnb_bench_synthetic_batch(cnb_net *net, uint64_t seed)
+{
+    struct cnb_rng rng;
+    cnb_rng_seed(&rng, seed, CNB_STREAM_DATA);
+    size_t n = (size_t)net->batch * cnb_shape_size(net->input);
+    for (size_t i = 0; i < n; i++)
+        net->x[i] = cnb_rng_normal(&rng);
+    for (int i = 0; i < net->batch; i++)
+        net->labels[i] = (int32_t)cnb_rng_below(&rng, (uint32_t)net->classes);
+}
+
+int cnb_bench_step(cnb_net *net)
 {
     float loss;
     int rc = cnb_net_forward(net, 1, &loss);
@@ -118,7 +123,7 @@ static int warm_up(entry *e, int warmup)
         float loss;
         rc = cnb_net_forward(&e->net, 0, &loss);
         if (rc == 0)
-            rc = train_step(&e->net);
+            rc = cnb_bench_step(&e->net);
     }
     cnb_net_park(&e->net);
     return rc;
@@ -195,7 +200,7 @@ static int time_backend(entry *e, double *fwd, double *train)
     int rc = cnb_net_forward(&e->net, 0, &loss);
     double t1 = cnb_now();
     if (rc == 0)
-        rc = train_step(&e->net);
+        rc = cnb_bench_step(&e->net);
     *fwd = t1 - t0, *train = cnb_now() - t1;
     return rc;
 }

@@ -478,20 +478,21 @@ static int answer_comparison(const char *path, const char *profile, const claim 
     return rc;
 }
 
-/* Model file `file` built with the variables `terms` ("dropout=0.5 lrn=none") over its
- * own. */
+/* Model file `file` built with the variables of cl's `key` ("dropout=0.5 lrn=none") over
+ * its own. */
 static int load_with(cnb_net *net, cnb_conf *m, cnb_registry *reg, const char *file,
-                     const char *terms)
+                     const claim *cl, const char *key)
 {
     cnb_vars vars = {0};
-    char copy[512];
-    snprintf(copy, sizeof copy, "%s", terms ? terms : "");
-    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
-        char *eq = strchr(t, '=');
-        if (eq)
-            *eq = '\0', cnb_vars_set(&vars, t, eq + 1);
-    }
-    int rc = cnb_net_load(net, m, reg, file, &vars);
+    char bad[512], at[1100];
+    const char *terms = value_of(cl->s, key);
+    int rc = cnb_vars_set_terms(&vars, terms ? terms : "", bad, sizeof bad);
+    if (rc == CNB_EINVAL)
+        rc = cnb_error("%s: [%s] %s: '%s' is not name=value",
+                       cnb_conf_key_where(cl->conf, cl->s, key, at, sizeof at), cl->s->name,
+                       key, bad);
+    if (rc == 0)
+        rc = cnb_net_load(net, m, reg, file, &vars);
     cnb_vars_free(&vars);
     return rc;
 }
@@ -502,25 +503,15 @@ static int load_with(cnb_net *net, cnb_conf *m, cnb_registry *reg, const char *f
 static int time_sides(const claim *cl, cnb_net *net, side *va, side *vb)
 {
     struct cnb_rng rng;
-    cnb_rng_seed(&rng, 1, CNB_STREAM_DATA);
+    cnb_rng_seed(&rng, 1, CNB_BENCH_ORDER_STREAM);
+    cnb_bench_synthetic_batch(&net[0], 1);
+    cnb_bench_synthetic_batch(&net[1], 1);
     int rc = 0;
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        size_t n = (size_t)cl->batch * cnb_shape_size(net[k].input);
-        for (size_t i = 0; i < n; i++)
-            net[k].x[i] = cnb_rng_normal(&rng);
-        for (long i = 0; i < cl->batch; i++)
-            net[k].labels[i] = (int32_t)cnb_rng_below(&rng, (uint32_t)net[k].classes);
-    }
     for (long r = -10; r < cl->rounds && rc == 0; r++) { /* 10 rounds of warm-up */
         int first = (int)cnb_rng_below(&rng, 2);
         for (int k = 0; k < 2 && rc == 0; k++) {
-            cnb_net *n = &net[first ^ k];
-            float loss;
             double t0 = cnb_now();
-            rc = cnb_net_forward(n, 1, &loss);
-            if (rc == 0 && (rc = cnb_net_backward(n)) == 0)
-                cnb_net_sgd(n, (float)CNB_BENCH_LR, (float)CNB_BENCH_MOMENTUM,
-                            (float)CNB_BENCH_DECAY);
+            rc = cnb_bench_step(&net[first ^ k]);
             char round[24];
             snprintf(round, sizeof round, "%ld", r);
             if (rc == 0 && r >= 0)
@@ -551,13 +542,13 @@ static int answer_steps(const char *path, const claim *cl, cnb_registry *reg, do
     a->metric = metrics[cl->metric];
     a->variant = cl->variant, a->baseline = cl->baseline;
     snprintf(a->source, sizeof a->source, "%s", file);
-    cnb_conf m[2];
+    cnb_conf m[2] = {{0}};
     cnb_net net[2] = {0};
     side va = {0}, vb = {0};
     cnb_comparison cmp;
     int built = 0, rc = 0;
     for (; built < 2 && rc == 0; built++) {
-        rc = load_with(&net[built], &m[built], reg, file, built ? cl->baseline : cl->variant);
+        rc = load_with(&net[built], &m[built], reg, file, cl, built ? "baseline" : "variant");
         if (rc == 0 && (rc = cnb_net_init_params(&net[built], 1)) == 0)
             rc = cnb_net_bind(&net[built], cl->backend, (int)cl->threads, (int)cl->batch);
     }
@@ -583,7 +574,7 @@ static int answer_params(const char *path, const claim *cl, cnb_registry *reg, a
     resolve_path(file, sizeof file, path, cl->model);
     cnb_conf m;
     cnb_net net;
-    int rc = load_with(&net, &m, reg, file, cl->vars);
+    int rc = load_with(&net, &m, reg, file, cl, "vars");
     if (rc)
         return rc;
     size_t total = cnb_net_param_count(&net), part = 0;

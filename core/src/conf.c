@@ -263,6 +263,25 @@ int cnb_vars_set(cnb_vars *v, const char *name, const char *value)
     return cnb_vars_set_at(v, name, value, NULL);
 }
 
+int cnb_vars_set_terms(cnb_vars *v, const char *terms, char *bad, size_t len)
+{
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", terms);
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t;
+         t = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(bad, len, "%s", t);
+            return CNB_EINVAL;
+        }
+        *eq = '\0';
+        int rc = cnb_vars_set(v, t, eq + 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 const char *cnb_vars_get(const cnb_vars *v, const char *name)
 {
     for (int i = 0; i < v->n; i++)

@@ -67,6 +67,10 @@ const char *cnb_conf_key_where(const cnb_conf *c, const cnb_section *s, const ch
 int cnb_section_check_keys(const cnb_conf *c, const cnb_section *s, const char *const *allowed);
 
 int cnb_vars_set(cnb_vars *v, const char *name, const char *value);
+/* Each whitespace-separated name=value term of `terms` ("act=relu pool=max") into v: 0;
+ * CNB_EINVAL with the first term that has no '=' in bad, for the caller to say; or
+ * cnb_vars_set's error. */
+int cnb_vars_set_terms(cnb_vars *v, const char *terms, char *bad, size_t len);
 /* The same, remembering where it was set, so that an error in a value it fills names it. */
 int cnb_vars_set_at(cnb_vars *v, const char *name, const char *value, const char *where);
 const char *cnb_vars_get(const cnb_vars *v, const char *name);
