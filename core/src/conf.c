@@ -26,7 +26,7 @@ typedef struct reader {
     int sec_header;     /* ... when the current section began */
     int limit;          /* the characters a line may have     */
     int indented;       /* the current line starts with a blank */
-    const cnb_kv *last; /* the key the previous line set        */
+    cnb_kv *last;       /* the key the previous line set        */
 } reader;
 
 /* One whole line into buf, or NULL at the end, or at a line longer than libinih's
@@ -93,9 +93,9 @@ static int looks_like_setting(const char *line)
 }
 
 /* An indented line after `key = value` continues that value: joined with one space. */
-static int append_value(cnb_section *s, reader *r, const char *more)
+static int append_value(reader *r, const char *more)
 {
-    cnb_kv *kv = &s->kv[r->last - s->kv];
+    cnb_kv *kv = r->last;
     if (looks_like_setting(more)) {
         cnb_error("%s:%d: '%s' is indented, so it would continue the value of '%s' (line %d); "
                   "remove the indentation", r->conf->path, r->line, more, kv->key, kv->line);
@@ -137,7 +137,7 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     const cnb_kv *dup = cnb_section_get(s, name);
     if (dup && dup == r->last && r->indented) /* libinih's continuation line */
-        return append_value(s, r, value);
+        return append_value(r, value);
     if (dup) {
         cnb_error("%s:%d: key '%s' in [%s] is already set on line %d; remove the duplicate",
                   c->path, r->line, name, section, dup->line);
