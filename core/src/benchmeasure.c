@@ -345,7 +345,7 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
             memset(w, 0, sizeof *w);
             snprintf(w->model, sizeof w->model, "%s", m->name);
             snprintf(w->backend, sizeof w->backend, "%s", bc->backends[e->b]);
-            if (L->fused)
+            if (L->fused_on)
                 snprintf(w->ran_on, sizeof w->ran_on, "%s", L->fused_on);
             else
                 snprintf(w->ran_on, sizeof w->ran_on, "%s%s",
@@ -353,10 +353,10 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
             snprintf(w->layer, sizeof w->layer, "%s", L->name);
             snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
             snprintf(w->layout, sizeof w->layout, "%s", /* a run gives NCHW */
-                     L->fused ? "nchw" : L->ctx.out.name);
+                     L->fused_on ? "nchw" : L->ctx.out.name);
             w->batch = e->batch, w->threads = threads, w->backward = dir;
             cnb_net_run_name(&e->net, i, w->run, sizeof w->run);
-            if (L->fused && L->fuse_first != i) { /* timed with the run's first layer */
+            if (L->fused_on && L->fuse_first != i) { /* timed with the run's first layer */
                 snprintf(w->fused_into, sizeof w->fused_into, "%s",
                          e->net.layers[L->fuse_first].name);
                 w->gflops = NAN;

@@ -1789,7 +1789,7 @@ static int write_meta(const run *r, const cnb_registry *reg, const cnb_dataset *
     for (int i = 0; i < net->n; i++) {
         const cnb_net_layer *L = &net->layers[i];
         char in_run[256];
-        if (L->fused)
+        if (L->fused_on)
             fprintf(a.f, "%s = %s %s %u.%u %s - fused %s\n", L->name, L->desc->hdr.name,
                     L->desc->hdr.version, L->desc->hdr.abi_major, L->desc->hdr.abi_minor,
                     L->fused_on, cnb_net_run_name(net, i, in_run, sizeof in_run));

@@ -665,8 +665,8 @@ static const char *run_label(const cnb_net *net, int i, int n, char *buf, size_t
 const char *cnb_net_run_name(const cnb_net *net, int i, char *buf, size_t len)
 {
     const cnb_net_layer *L = &net->layers[i];
-    const int first = L->fused ? L->fuse_first : i;
-    return run_label(net, first, L->fused ? net->layers[first].fuse_n : 0, buf, len);
+    const int first = L->fused_on ? L->fuse_first : i;
+    return run_label(net, first, L->fused_on ? net->layers[first].fuse_n : 0, buf, len);
 }
 
 int cnb_net_fused_runs(const cnb_net *net, char *buf, size_t len)
@@ -714,7 +714,6 @@ static int offer_run(cnb_net *net, int i, int n)
         first->fuse_n = n;
         first->fuse_kernel = k;
         for (int j = i; j < i + n; j++) {
-            net->layers[j].fused = 1;
             net->layers[j].fuse_first = i;
             net->layers[j].fused_on = be->hdr.name;
         }
@@ -812,7 +811,7 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
         return CNB_EINVAL;
     for (int i = 0; i < net->n; i++) { /* y and dy in the layout of the edge they feed */
         cnb_net_layer *L = &net->layers[i];
-        if (L->fused && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
+        if (L->fused_on && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
             continue; /* inside a fused run: its kernel keeps what it needs */
         size_t bytes = (size_t)batch * cnb_shape_size(L->out) * sizeof(float);
         if (L->ctx.out.bytes > bytes)
@@ -831,7 +830,7 @@ static int layer_failed(const cnb_net *net, int i, const char *pass, int rc)
 {
     const cnb_net_layer *L = &net->layers[i];
     char run[256];
-    if (L->fused)
+    if (L->fused_on)
         return cnb_error_code(CNB_EFAILED, "[%s] %s on backend '%s' (fused run) failed: %s",
                               cnb_net_run_name(net, i, run, sizeof run), pass, L->fused_on,
                               cnb_status_name(rc));
@@ -944,7 +943,7 @@ int cnb_net_library_pass(cnb_net *net, int i, int backward)
 {
     const cnb_net_layer *L = &net->layers[i];
     const cnb_backend_desc *be = net->chain[L->ctx.chain];
-    if (!kernel_io(net, i) || !L->ctx.kernel || L->fused || !CNB_BACKEND_FIELD(be, library_pass))
+    if (!kernel_io(net, i) || !L->ctx.kernel || L->fused_on || !CNB_BACKEND_FIELD(be, library_pass))
         return CNB_ENOTSUP;
     const cnb_io io = layer_io(net, i);
     const cnb_args a = cnb_layer_kernel_args(&io, L->layer->n_params, backward);
@@ -956,7 +955,7 @@ int cnb_net_library_pass(cnb_net *net, int i, int backward)
 static int backward_at(cnb_net *net, int i, int *rc)
 {
     cnb_net_layer *L = &net->layers[i];
-    if (L->fused) {
+    if (L->fused_on) {
         cnb_net_layer *F = &net->layers[L->fuse_first];
         const cnb_args a = run_args(net, L->fuse_first, 1);
         *rc = F->fuse_kernel->backward(F->fuse_kernel, &a);

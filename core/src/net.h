@@ -51,11 +51,11 @@ typedef struct cnb_net_layer {
     /* A fused run (cnnbench/backend.h): layers fuse_first .. fuse_first + fuse_n - 1 run
      * as one kernel, which the first holds; a layer of the run but its last has no y and
      * dy (the kernel keeps what it needs of them). */
-    int fused;                   /* 1: in a fused run                     */
     int fuse_first;              /* its run's first layer                 */
     int fuse_n;                  /* the first: the run's layers; else 0   */
     cnb_kernel *fuse_kernel;     /* the first: the run's kernel           */
-    const char *fused_on;        /* the backend that made it              */
+    const char *fused_on;        /* the backend that made it; NULL: the
+                                    layer is in no fused run              */
 } cnb_net_layer;
 
 struct cnb_net {
