@@ -19,9 +19,10 @@ the network and warms it up (--warmup forward passes and training steps), then w
   ready backend=pytorch-<torch version> create_ms=X how=TEXT
 
 (how: inference under torch.inference_mode or torch.no_grad, and the OpenBLAS kernels it
-runs) and reads commands, a line each: `step` times one forward pass (eval mode, softmax
-included) and one training step (train mode: forward, cross-entropy, backward, SGD step),
-each by time.perf_counter, and answers
+runs) and reads commands, a line each: `step K` times K forward passes (eval mode,
+softmax included) back to back, then K training steps (train mode: forward,
+cross-entropy, backward, SGD step), each K by time.perf_counter (`step` alone: K = 1),
+and answers with the seconds of one of each (the K's time divided by K)
 
   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
 
@@ -333,10 +334,11 @@ def main(argv):
         loss.backward()
         opt.step()
 
-    def timed(step):
+    def timed(step, k):
         t = time.perf_counter()
-        step()
-        return time.perf_counter() - t
+        for _ in range(k):
+            step()
+        return (time.perf_counter() - t) / k
 
     for _ in range(a.warmup):
         forward()
@@ -345,12 +347,16 @@ def main(argv):
           % (version, create_ms, "torch.inference_mode" if a.inference_mode
              else "torch.no_grad", openblas_kernels()), flush=True)
     for line in sys.stdin:
-        if line.strip() == "quit":
+        words = line.split()
+        if words == ["quit"]:
             break
-        if line.strip() != "step":
-            print("pytorch-peer: unknown command %r (step, quit)" % line.strip(), file=sys.stderr)
+        if not words or words[0] != "step" or len(words) > 2 or \
+                (len(words) == 2 and not words[1].isdigit()) or words[1:] == ["0"]:
+            print("pytorch-peer: unknown command %r (step [K], quit)" % line.strip(),
+                  file=sys.stderr)
             return 2
-        fwd, train = timed(forward), timed(train_step)
+        k = int(words[1]) if len(words) == 2 else 1
+        fwd, train = timed(forward, k), timed(train_step, k)
         print("step %.9f %.9f %d" % (fwd, train, status_kb("VmHWM") - base_kb), flush=True)
     return 0
 

@@ -145,8 +145,8 @@ static void test_peak_each_isa(void)
 /* A stand-in for scripts/pytorch-peer.py, speaking its protocol: which way it is run
  * (shipped; tuned with glibc's or jemalloc's settings) from its environment, its arguments
  * and that environment's OMP, OpenBLAS and allocator variables kept in args-WAY and
- * env-WAY; each step answers 5 ms forward and 20 (shipped), 10 (glibc) or 30 ms
- * (jemalloc) training, 2 MiB of peak memory. */
+ * env-WAY, its steps per sample (`step K`) in steps-WAY; each step answers 5 ms forward
+ * and 20 (shipped), 10 (glibc) or 30 ms (jemalloc) training, 2 MiB of peak memory. */
 static const char peer_script[] =
     "#!/bin/sh\n"
     "dir=$(dirname \"$0\"); way=shipped\n"
@@ -155,7 +155,8 @@ static const char peer_script[] =
     "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
     "case $way in shipped) t=0.020;; glibc) t=0.010;; *) t=0.030;; esac\n"
     "echo ready backend=pytorch-test create_ms=2.5 how='a \"stand-in\"'\n"
-    "while read cmd; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 $t 2048; done\n";
+    "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo $k >> \"$dir/steps-$way\"\n"
+    "  echo step 0.005 $t 2048; done\n";
 
 /* The variables of the families peer_script records that this process inherited (meson
  * test sets MALLOC_PERTURB_, a shell may set OMP_NUM_THREADS), set aside while a bench
@@ -257,6 +258,10 @@ static void test_whole_run(void)
     CHECK_MSG(args, "--weight-decay 0.0005 --inference-mode --var act=sigmoid --var pool=avg\n");
     /* the environments: as given for the shipped way, the performance guide's for the
      * tuned ones */
+    /* a sample is as many steps as last sample_time (0.03 s) with a forward pass, by the
+     * fastest of 3 single ones: 2 of the glibc way's 15 ms, 1 of the jemalloc way's 35 */
+    const char *steps = read_file((snprintf(path, sizeof path, "%s/steps-glibc", dir), path));
+    CU_ASSERT_EQUAL(strncmp(steps, "1\n1\n1\n2\n2\n", 10), 0);
     const char *env = read_file((snprintf(path, sizeof path, "%s/env-glibc", dir), path));
     CU_ASSERT_STRING_EQUAL(env, "MALLOC_MMAP_THRESHOLD_=33554432\nMALLOC_TOP_PAD_=1073741824\n"
                                 "MALLOC_TRIM_THRESHOLD_=17179869184\nOMP_NUM_THREADS=1\n"
@@ -285,9 +290,10 @@ static void test_whole_run(void)
     /* every row, its columns by name: at least min_reps repetitions, its median within
      * its IQR; a peer's the times it answered, its memory what it said, how it ran */
     static const char *const names[] = {"backend", "pass", "reps", "median_ms", "q1_ms",
-                                        "q3_ms", "peak_rss_mb", "how", "create_ms", NULL};
-    enum { BACKEND, PASS, REPS, MEDIAN, Q1, Q3, MB, HOW, CREATE };
-    int col[9], rows = 0;
+                                        "q3_ms", "peak_rss_mb", "how", "create_ms",
+                                        "steps_per_rep", NULL};
+    enum { BACKEND, PASS, REPS, MEDIAN, Q1, Q3, MB, HOW, CREATE, STEPS };
+    int col[10], rows = 0;
     cnb_csv c;
     CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
@@ -303,6 +309,7 @@ static void test_whole_run(void)
         if (!strcmp(backend, "pytorch-test-tuned-glibc")) {
             CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 10.0 : 5.0, 1e-9);
             CU_ASSERT_DOUBLE_EQUAL(v[MB], 2.0, 1e-9);
+            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[STEPS]), "2");
             CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[CREATE])), 2.5, 1e-9);
             CHECK_MSG(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 ");
             CHECK_MSG(how, " MALLOC_TOP_PAD_=1073741824; a \"stand-in\"");

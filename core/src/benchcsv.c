@@ -47,14 +47,14 @@ static int write_bench_csv(const bconf *bc, const results *r)
     cnb_atomic a;
     if (cnb_atomic_open_in(&a, bc->dir, "bench.csv"))
         return CNB_EIO;
-    fprintf(a.f, "model,backend,batch,threads,pass,reps,median_ms,min_ms,q1_ms,q3_ms,cv,outliers,"
-                 "images_per_second,unstable,create_ms,gflops,peak_share,peak_rss_mb,how,"
-                 "fused_runs,peak_mistrusted\n");
+    fprintf(a.f, "model,backend,batch,threads,pass,reps,steps_per_rep,median_ms,min_ms,q1_ms,"
+                 "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share,"
+                 "peak_rss_mb,how,fused_runs,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
-                w->s.n, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
+                w->s.n, w->steps, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
                 w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
         csv_share(a.f, w->share);
         if (!isnan(w->peak_mb))

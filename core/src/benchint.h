@@ -30,6 +30,7 @@
 #define MAX_THREADS 8
 #define MAX_MODELS 8
 #define MAX_REPS 100000
+#define MAX_STEPS 1000      /* back to back in one whole-network sample */
 #define STREAM_BENCH CNB_BENCH_ORDER_STREAM
 #define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
 #define MAX_PEERS 3         /* ways of running the peer: as shipped, tuned with two allocators */
@@ -63,6 +64,8 @@ typedef struct bconf {
     int warmup, min_reps, layers;
     int scaling;                  /* [bench] scaling = yes: scaling.h instead */
     double min_time;
+    double sample_time;           /* a whole-network sample: steps back to back lasting
+                                     at least this (s); its time is their mean           */
     bmodel models[MAX_MODELS];
     int nm;
 } bconf;
@@ -91,6 +94,7 @@ typedef struct row {
     char model[64], backend[80];
     char how[512];                /* how it was run (the peer: its environment and mode) */
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
+    int steps;                    /* back to back in each sample (sample_time)           */
     int peer;                     /* 0: a backend; else 1 + its way (bench_peer_ways)    */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
@@ -165,9 +169,10 @@ extern const bench_peer_way bench_peer_ways[MAX_PEERS];
  * could not be (r->peer_note says why; r->peer_off when no way will start). */
 int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int way,
                      results *r);
-/* One forward pass and one training step, their seconds: 0, or 1 after a broken reply
- * (r->peer_note says what; the process is stopped). */
-int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r);
+/* `steps` forward passes back to back, then as many training steps: the seconds of one
+ * of each (their mean); 0, or 1 after a broken reply (r->peer_note says what; the
+ * process is stopped). */
+int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r);
 /* Tell it to quit, close its pipes, reap it: its wait status (-1: none). */
 int bench_peer_stop(bench_peer *p);
 

@@ -25,8 +25,10 @@ typedef struct entry {
     cnb_conf model;
     cnb_net net;
     int batch, min_reps;
-    double min_time, create_ms;
-    double *fwd, *train;          /* whole network, [reps]                  */
+    double min_time, sample_time, create_ms;
+    int steps;                    /* back to back per whole-network sample; 0: not yet
+                                     calibrated                                         */
+    double *fwd, *train;          /* whole network, [reps], seconds per step */
     int reps;
     double sum_fwd, sum_train;
     double *lf, *lb;              /* per layer, [layer_reps][n_layers]      */
@@ -70,6 +72,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
     e->batch = o->batch ? o->batch : m->batch;
     e->min_reps = o->min_reps ? o->min_reps : bc->min_reps;
     e->min_time = o->min_time >= 0 ? o->min_time : bc->min_time;
+    e->sample_time = bc->sample_time;
     int rc = cnb_net_load(&e->net, &e->model, reg, m->path, &m->vars);
     if (rc == 0)
         rc = cnb_net_init_params(&e->net, bc->seed);
@@ -192,35 +195,56 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
     return rc;
 }
 
-/* One inference forward and one training step of a backend, their seconds. */
-static int time_backend(entry *e, double *fwd, double *train)
+/* `steps` inference forwards back to back, then as many training steps, of a backend:
+ * the seconds of one of each. */
+static int time_backend(entry *e, int steps, double *fwd, double *train)
 {
     float loss;
+    int rc = 0;
     double t0 = cnb_now();
-    int rc = cnb_net_forward(&e->net, 0, &loss);
+    for (int k = 0; k < steps && rc == 0; k++)
+        rc = cnb_net_forward(&e->net, 0, &loss);
     double t1 = cnb_now();
-    if (rc == 0)
+    for (int k = 0; k < steps && rc == 0; k++)
         rc = cnb_bench_step(&e->net);
-    *fwd = t1 - t0, *train = cnb_now() - t1;
+    *fwd = (t1 - t0) / steps, *train = (cnb_now() - t1) / steps;
     return rc;
 }
 
-/* Whole network: one inference forward and one training step. A peer that breaks off is
- * left out of the rounds from then on, the bench going on without it. */
+static int time_entry(entry *e, int steps, double *fwd, double *train)
+{
+    if (e->b >= 0)
+        return time_backend(e, steps, fwd, train);
+    e->broken = bench_peer_step(&e->peer, steps, fwd, train, e->r);
+    return 0;
+}
+
+/* Whole network: a sample of entry e's inference forwards and training steps, as many
+ * back to back as last sample_time together (calibrated on its first turn, untimed), so
+ * that a moment's preemption on this shared machine is spread over the sample rather
+ * than making it an outlier of one step. A peer that breaks off is left out of the rounds
+ * from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
     int rc = grow(&e->fwd, e->reps + 1);
     if (rc || (rc = grow(&e->train, e->reps + 1)))
         return rc;
     double fwd, train;
-    if (e->b >= 0)
-        rc = time_backend(e, &fwd, &train);
-    else if ((e->broken = bench_peer_step(&e->peer, &fwd, &train, e->r)))
-        return *enough = 1, 0;
+    if (e->steps == 0) { /* the fastest of 3 single steps: the first after a park is slow */
+        double least = INFINITY;
+        for (int k = 0; k < 3 && rc == 0 && !e->broken; k++)
+            if ((rc = time_entry(e, 1, &fwd, &train)) == 0)
+                least = fmin(least, fwd + train);
+        e->steps = (int)fmax(1.0, fmin(ceil(e->sample_time / least), MAX_STEPS));
+    }
+    if (rc == 0 && !e->broken)
+        rc = time_entry(e, e->steps, &fwd, &train);
+    if (rc || e->broken)
+        return *enough = e->broken, rc;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
-    e->sum_fwd += fwd;
-    e->sum_train += train;
+    e->sum_fwd += fwd * e->steps;
+    e->sum_train += train * e->steps;
     e->reps++;
     *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time;
     return rc;
@@ -315,7 +339,7 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
                  e->b >= 0 ? bc->backends[e->b] : e->peer.backend);
         snprintf(w->how, sizeof w->how, "%s", e->b >= 0 ? "" : e->peer.how);
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.way;
-        w->batch = e->batch, w->threads = threads, w->train = pass;
+        w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps;
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
@@ -480,6 +504,7 @@ static int peer_entries(results *r, const bconf *bc, const bmodel *m, int thread
         entry *e = &es[ne + n];
         e->b = -1, e->r = r;
         e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
+        e->sample_time = bc->sample_time;
         n += bench_peer_start(&e->peer, bc, m, threads, way, r) == 0;
     }
     return n;

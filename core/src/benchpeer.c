@@ -12,7 +12,8 @@
  * training step. The peer builds that network and warms it up, then writes one line
  *   ready backend=NAME create_ms=X [how=TEXT]
  * (how: the rest of the line, what it ran on, e.g. its BLAS kernels) and reads commands,
- * a line each: `step` times one forward pass and one training step and answers
+ * a line each: `step K` times K forward passes back to back, then K training steps, and
+ * answers with the seconds of one of each (the K's time over K)
  *   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
  * (PEAK_KB: the growth of its peak resident memory over its resident memory before the
  * network was built); `quit` or the end of its input ends it. Before `ready` it may
@@ -202,12 +203,12 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
  * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
  * idle peer left running took the cores of the backends timed after it (at 2 threads on
  * 2 cores, onednn's step went from 22 to 442 ms). */
-int bench_peer_step(bench_peer *p, double *fwd, double *train, results *r)
+int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r)
 {
     char line[256] = "";
     double kb;
     kill(p->pid, SIGCONT);
-    if (fputs("step\n", p->to) == EOF || fflush(p->to) == EOF ||
+    if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
         !fgets(line, sizeof line, p->from) || sscanf(line, "step %lf %lf %lf", fwd, train, &kb) != 3) {
         line[strcspn(line, "\n")] = 0;
         snprintf(r->peer_note, sizeof r->peer_note, "peer %s broke off: its answer to `step` "

@@ -92,7 +92,7 @@ static void write_peak(FILE *f, const bconf *bc, const results *r)
 }
 
 /* What a share of peak means, how many are above 100%, and how everything was timed. */
-static void write_method(FILE *f, const results *r)
+static void write_method(FILE *f, const bconf *bc, const results *r)
 {
     int n_bad = bench_mistrusted(r, NULL, 0);
     fprintf(f, ". Every share of peak is against that maximum. A share above 100%% is not a "
@@ -104,10 +104,16 @@ static void write_method(FILE *f, const results *r)
                 n_bad == 1 ? "is" : "are");
     else
         fprintf(f, "No share in this report is above 100%%.\n\n");
-    fprintf(f, "Medians over repetitions interleaved across backends in a shuffled order; "
-               "IQR = interquartile range; CV = coefficient of variation (≥ 10%% marked "
-               "unstable); outliers beyond the Tukey fences are counted, never dropped. "
-               "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
+    fprintf(f, "Medians over samples interleaved across backends in a shuffled order, a "
+               "sample of each per round. A whole-network sample runs as many forward passes "
+               "back to back, then as many training steps, as last %.0f ms together "
+               "(sample_time; the steps column; calibrated on the fastest of 3 untimed steps), and its time "
+               "is their mean, so that a moment's preemption on a shared machine is spread "
+               "over the sample rather than making one step an outlier; per-layer samples are "
+               "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
+               "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
+               "dropped. ", bc->sample_time * 1e3);
+    fprintf(f, "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
                "multiply-add (training: 3× forward for conv and fc), over the taps of a "
                "convolution's kernel that fall inside its input, as benchdnn counts them: the "
                "taps on zero padding are no work (oneDNN skips them), so the dense count "
@@ -131,11 +137,11 @@ static void model_row(FILE *f, const results *r, const row *t)
     cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads));
     if (!isnan(t->peak_mb))
         snprintf(mb, sizeof mb, "%.1f", t->peak_mb);
-    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d (%d) | "
+    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d × %d (%d) | "
                "%.1f | %.1f | %s | %s |\n",
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
             t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
-            t->s.n, t->s.outliers, t->create_ms, t->gflops, share, mb);
+            t->s.n, t->steps, t->s.outliers, t->create_ms, t->gflops, share, mb);
 }
 
 /* The rows of the backends not timed at some thread count because they use fewer. */
@@ -172,9 +178,9 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
     char label[600];
     bench_model_label(m, label, sizeof label);
     fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
-               "training ms (median, IQR) | CV | reps (outliers) | create ms | training "
-               "GFLOP/s | of peak | peak RSS MiB |\n|---|---:|---:|---:|---:|---|---:|---:|---:|"
-               "---:|---:|---:|\n",
+               "training ms (median, IQR) | CV | samples × steps (outliers) | create ms | "
+               "training GFLOP/s | of peak | peak RSS MiB |\n|---|---:|---:|---:|---:|---|---:|"
+               "---:|---:|---:|---:|---:|\n",
             label);
     for (int peer = 0; peer < 2; peer++) { /* the peer's rows last */
         for (int i = 0; i < r->n_rows; i++)
@@ -350,7 +356,7 @@ int bench_write_report(const bconf *bc, const results *r)
     if (cnb_atomic_open_in(&a, bc->dir, "report.md"))
         return CNB_EIO;
     write_peak(a.f, bc, r);
-    write_method(a.f, r);
+    write_method(a.f, bc, r);
     for (int mi = 0; mi < bc->nm; mi++) {
         model_table(a.f, bc, r, &bc->models[mi]);
         peer_hows(a.f, r, &bc->models[mi]);
