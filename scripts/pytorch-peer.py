@@ -9,11 +9,13 @@ The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs o
 process per way of running PyTorch (as shipped; tuned, in the environment its CPU
 performance guide gives), each a participant of its rounds:
 
-  pytorch-peer.py --model NAME --name NAME --batch N --threads N --warmup N --lr X
+  pytorch-peer.py --model FILE --name NAME --batch N --threads N --warmup N --lr X
                   --momentum X --weight-decay X [--inference-mode] [--var VAR=VALUE]...
 
-with one --var for every variable of the model as cnnbench times it (the model file's
-[vars] under the experiment's) and the SGD update of cnnbench's training step. It builds
+with FILE the model file's name without its folder and .ini (lenet5 or alexnet: the
+network to build; NAME is the experiment's name for it, [bench.NAME]), one --var for
+every variable of the model as cnnbench times it (the model file's [vars] under the
+experiment's) and the SGD update of cnnbench's training step. It builds
 the network and warms it up (--warmup forward passes and training steps), then writes
 
   ready backend=pytorch-<torch version> create_ms=X how=TEXT

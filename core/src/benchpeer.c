@@ -5,9 +5,10 @@
  * the step's times, so every peer sample has backend samples from the same round.
  *
  * The contract, as scripts/pytorch-peer.py states it too. cnnbench runs
- *   PEER --model NAME --name NAME --batch N --threads N --warmup N --lr X --momentum X
+ *   PEER --model FILE --name NAME --batch N --threads N --warmup N --lr X --momentum X
  *        --weight-decay X [--inference-mode] [--var VAR=VALUE]...
- * with NAME the [bench.NAME] section, one --var for every variable of the model as it is
+ * with FILE the model file's name without its folder and .ini (lenet5, alexnet: which
+ * network to build), NAME the [bench.NAME] section, one --var for every variable of the model as it is
  * timed (its [vars] under the section's vars), and the SGD update of cnnbench's own
  * training step. The peer builds that network and warms it up, then writes one line
  *   ready backend=NAME create_ms=X [how=TEXT]
@@ -98,7 +99,9 @@ static void peer_failed(const bconf *bc, int status, results *r)
 static void run_child(const bconf *bc, const bmodel *m, int threads, int way, int in, int out)
 {
     char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], env[16][160], how[1024];
-    char vars[CNB_MAX_VARS][256];
+    char vars[CNB_MAX_VARS][256], model[PATH_MAX];
+    const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
+    snprintf(model, sizeof model, "%.*s", (int)strcspn(base, "."), base);
     snprintf(batch, sizeof batch, "%d", m->batch);
     snprintf(th, sizeof th, "%d", threads);
     snprintf(warm, sizeof warm, "%d", bc->warmup);
@@ -106,7 +109,7 @@ static void run_child(const bconf *bc, const bmodel *m, int threads, int way, in
     snprintf(mom, sizeof mom, "%g", CNB_BENCH_MOMENTUM);
     snprintf(wd, sizeof wd, "%g", CNB_BENCH_DECAY);
     const char *argv[PEER_FIXED_ARGS + 1 + 2 * CNB_MAX_VARS + 1] = {
-        bc->peer, "--model", m->name, "--name", m->name, "--batch", batch, "--threads", th,
+        bc->peer, "--model", model, "--name", m->name, "--batch", batch, "--threads", th,
         "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};
     int argc = 17;
     if (bench_peer_ways[way].tuned)
