@@ -452,6 +452,8 @@ static void print_backend_extras(const cnb_backend_desc *b)
         {CNB_BACKEND_FIELD(b, fuse_create) != NULL,
          "fused runs: may run a conv or fc layer and the layers after it as one kernel "
          "(':nofuse' turns it off)"},
+        {CNB_BACKEND_FIELD(b, kernel_bytes) != NULL,
+         "kernel bytes: says what memory its kernels hold (the bench's memory table)"},
     };
     for (size_t k = 0; k < sizeof extras / sizeof extras[0]; k++)
         if (extras[k].has)

@@ -147,6 +147,7 @@ static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_
     if (cnb_registry_check_kernel(net->reg, be, *out, why, sizeof why) != 0)
         return *out = NULL, layer_error(ctx, NULL, "%s", why);
     ctx->kernel = *out;
+    ctx->n_kernels++;
     ctx->desc = d;
     ctx->chain = used;
     if (d.dst_layout == CNB_LAYOUT_ANY && be->layout_of(*out, &ctx->out) != 0)
@@ -605,6 +606,7 @@ static int bind_layer(cnb_net *net, int i)
     L->ctx.refused = 0;
     L->ctx.out = (cnb_layout_info){CNB_LAYOUT_NCHW, 0, "nchw"};
     L->ctx.kernel = NULL;
+    L->ctx.n_kernels = 0;
     return L->layer->bind(L->layer, net->batch);
 }
 
@@ -750,6 +752,17 @@ static int run_edges_nchw(cnb_net *net, int first, int last)
     return 0;
 }
 
+/* The bytes of layer i's y, and of its dy: one batch of its output, in the layout of the
+ * edge it feeds; 0 inside a fused run, whose kernel keeps what it needs. */
+static size_t output_bytes(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    if (L->fused_on && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
+        return 0;
+    size_t bytes = (size_t)net->batch * cnb_shape_size(L->out) * sizeof(float);
+    return L->ctx.out.bytes > bytes ? L->ctx.out.bytes : bytes;
+}
+
 /* Every run the chain fuses, from the first layer down: at each layer the longest run
  * any backend takes, then on after it. */
 static int fuse_runs(cnb_net *net)
@@ -809,19 +822,62 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     }
     if (net->fuse && fuse_runs(net))
         return CNB_EINVAL;
-    for (int i = 0; i < net->n; i++) { /* y and dy in the layout of the edge they feed */
+    for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
-        if (L->fused_on && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
-            continue; /* inside a fused run: its kernel keeps what it needs */
-        size_t bytes = (size_t)batch * cnb_shape_size(L->out) * sizeof(float);
-        if (L->ctx.out.bytes > bytes)
-            bytes = L->ctx.out.bytes;
+        const size_t bytes = output_bytes(net, i);
+        if (!bytes)
+            continue;
         L->y = cnb_alloc(bytes);
         L->dy = cnb_alloc(bytes);
         if (!L->y || !L->dy)
             return cnb_error("out of memory for the activations of [%s]", L->name);
     }
     return 0;
+}
+
+/* ---- memory ------------------------------------------------------------------------ */
+
+/* What the kernel k of chain backend c holds, added to *bytes; 0 when it cannot say. */
+static int add_kernel_bytes(const cnb_net *net, int c, const cnb_kernel *k, size_t *bytes)
+{
+    size_t (*held)(const cnb_kernel *) = CNB_BACKEND_FIELD(net->chain[c], kernel_bytes);
+    if (held)
+        *bytes += held(k);
+    return held != NULL;
+}
+
+int cnb_net_layer_kernel_bytes(const cnb_net *net, int i, size_t *bytes)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    int known = L->ctx.n_kernels <= 1;
+    *bytes = 0;
+    if (L->ctx.kernel)
+        known &= add_kernel_bytes(net, L->ctx.chain, L->ctx.kernel, bytes);
+    for (int c = 0; L->fuse_kernel && c < net->n_chain; c++)
+        if (net->chain[c]->hdr.name == L->fused_on)
+            known &= add_kernel_bytes(net, c, L->fuse_kernel, bytes);
+    return known;
+}
+
+cnb_net_memory cnb_net_memory_of(const cnb_net *net)
+{
+    cnb_net_memory m = {.kernels_known = 1};
+    m.activations = (size_t)net->batch * (cnb_shape_size(net->input) * sizeof(float) +
+                                          sizeof(int32_t));
+    m.params = net->grad_floats * sizeof(float);
+    for (int i = 0; i < net->n; i++) {
+        const cnb_net_layer *L = &net->layers[i];
+        size_t bytes;
+        m.activations += 2 * output_bytes(net, i);
+        for (int p = 0; p < L->layer->n_params && L->w[p]; p++)
+            m.params += 2 * L->layer->params[p].count * sizeof(float); /* w and vel */
+        m.kernels_known &= cnb_net_layer_kernel_bytes(net, i, &bytes);
+        m.kernels += bytes;
+    }
+    for (int c = 0; c < net->n_chain; c++)
+        if (CNB_BACKEND_FIELD(net->chain[c], state_bytes))
+            m.kernels += net->chain[c]->state_bytes(net->chain_state[c]);
+    return m;
 }
 
 /* "[fc1] forward on backend 'mine' failed: CNB_EINVAL"; for a fused run "[conv1+act1+pool1]

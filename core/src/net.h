@@ -34,6 +34,7 @@ struct cnb_layer_ctx {
     int refused;             /* its kernel could not read its input's layout */
     cnb_layout_info out;     /* the layout its y and dy are in             */
     cnb_kernel *kernel;      /* its latest kernel                          */
+    int n_kernels;           /* kernels its latest bind made               */
     cnb_op_desc desc;        /* and that kernel's descriptor               */
     int chain;               /* the chain index of the backend that made it */
 };
@@ -115,6 +116,24 @@ int cnb_net_init_params(cnb_net *net, uint64_t seed);
  * run of layers that a backend of the chain fuses gets its kernel (cnnbench/backend.h,
  * "Fused runs"), unless the spec has ":nofuse". */
 int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch);
+/* What a bound network holds in memory, in bytes. */
+typedef struct cnb_net_memory {
+    size_t activations; /* the host's: the batch and its labels, every layer's output and
+                           its gradient, as allocated (a native layout's size)            */
+    size_t params;      /* the host's: the weights, their gradients and momentum          */
+    size_t kernels;     /* what the kernels hold beyond those (kernel_bytes): every
+                           layer's own and every fused run's, and what their backends'
+                           states hold for them (state_bytes)                           */
+    int kernels_known;  /* 0: some kernel cannot say (cnb_net_layer_kernel_bytes), and
+                           kernels counts only the others                               */
+} cnb_net_memory;
+cnb_net_memory cnb_net_memory_of(const cnb_net *net);
+/* The bytes layer i's kernels hold (cnb_backend_desc.kernel_bytes), into *bytes: its own
+ * kernel's (which a fused run leaves made) and, on a run's first layer, the run's; 0 for
+ * a layer with no kernel. 1 when that is all it holds, 0 when a kernel's backend cannot
+ * say (no kernel_bytes: backend ABI 2.2 or before) or the layer made more than one
+ * kernel (the host keeps only the latest): *bytes then counts what is known. */
+int cnb_net_layer_kernel_bytes(const cnb_net *net, int i, size_t *bytes);
 /* Layer i's fused run as its layers' names, "conv1+act1+pool1", into buf; "" when layer i
  * is in none. Returns buf. */
 const char *cnb_net_run_name(const cnb_net *net, int i, char *buf, size_t len);

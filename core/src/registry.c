@@ -97,6 +97,7 @@ static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *mi
         *major = CNB_BACKEND_ABI_MAJOR, *minor = CNB_BACKEND_ABI_MINOR;
         *size = built == 0   ? offsetof(cnb_backend_desc, max_threads)
                 : built == 1 ? offsetof(cnb_backend_desc, fuse_create)
+                : built == 2 ? offsetof(cnb_backend_desc, kernel_bytes)
                              : sizeof(cnb_backend_desc);
         return 0;
     case CNB_PLUGIN_LAYER:

@@ -30,12 +30,13 @@ extern "C" {
 /*
  * 2.0: cnb_kernel starts with its struct_size (CNB_KERNEL_INIT fills it), and 1.1's
  * optional entries (layout_of, library_pass, park) belong to every descriptor. 2.1
- * appends max_threads, 2.2 fuse_create (fused runs, below). A later minor appends fields
- * to cnb_backend_desc or cnb_kernel; the host reads one through struct_size, so a backend
- * of an older 2.x minor keeps loading.
+ * appends max_threads, 2.2 fuse_create (fused runs, below), 2.3 kernel_bytes and
+ * state_bytes (what the kernels hold). A later minor appends fields to cnb_backend_desc or
+ * cnb_kernel; the host reads one through struct_size, so a backend of an older 2.x minor
+ * keeps loading.
  */
 #define CNB_BACKEND_ABI_MAJOR 2
-#define CNB_BACKEND_ABI_MINOR 2
+#define CNB_BACKEND_ABI_MINOR 3
 
 /* The name of the reference backend: the one every other kernel is checked against, the
  * end of every backend chain, and the default where an experiment names none. */
@@ -220,6 +221,21 @@ typedef struct cnb_backend_desc {
     /* 2.2. Optional: one kernel for a run of consecutive layers; see "Fused runs" above.
      * Like kernel_create, on the same state, at bind. */
     int (*fuse_create)(void *state, const cnb_fuse_desc *desc, cnb_kernel **out);
+
+    /* 2.3. Optional: the bytes a kernel (made by kernel_create or fuse_create) holds of
+     * its own from create to destroy, beyond the host's tensors: workspaces, what forward
+     * keeps for backward (a max pooling's winners, a ReLU's mask, an LRN's scale),
+     * reordered or packed weights, per-thread scratch (im2col columns, partial sums),
+     * whether host->alloc or its library allocated them. Its own struct and other small
+     * bookkeeping may be left out; JIT code and a library's caches are not asked for. A
+     * benchmark sums it over a network's kernels; a backend without it (one of 2.2 or
+     * before) makes that sum unknown. */
+    size_t (*kernel_bytes)(const cnb_kernel *kernel);
+
+    /* 2.3. Optional: the bytes the state holds for all its kernels at once, counted once
+     * per network: a scratchpad they share (they never run concurrently, above). NULL:
+     * none. */
+    size_t (*state_bytes)(void *state);
 } cnb_backend_desc;
 
 /*

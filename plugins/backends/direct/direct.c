@@ -1504,6 +1504,30 @@ static const char *dc_info(void *state)
     return st ? st->info : "direct convolution (not started)";
 }
 
+/* Everything a kernel allocated (conv_plan, conv_workspace): itself, its packed weights
+ * and winners, each thread's scratch and each chunk's shares. */
+static size_t dc_kernel_bytes(const cnb_kernel *self)
+{
+    const dc_kernel *dk = (const dc_kernel *)self;
+    const cnb_op_desc *d = &dk->d;
+    const size_t f = sizeof(float), K = d->dst.c, taps = (size_t)d->u.conv.kh * d->u.conv.kw;
+    const size_t nw = K * d->src.c * taps;
+    size_t slot = sizeof(dc_slot) + f * d->src.c * dk->fwd.plane, chunk = sizeof(dc_chunk);
+    slot += (dk->bwd_vec ? f * K * dk->bwd.plane : 0) +
+            (dk->dwk ? f * d->dst.h * d->dst.w * dk->kp : 0) +
+            (dk->fuse ? f * cnb_shape_size(d->dst) : 0);
+    chunk += sizeof(double) * K + f * (dk->dwk ? d->src.c * taps * dk->kp
+                                               : nw * (dk->lanes ? 16 : 1));
+    size_t bytes = sizeof *dk + dk->nslots * slot + dk->nchunks * chunk;
+    if (dk->st->avx512)
+        bytes += f * (dk->fwdk ? nw / K * dk->kp : nw) + (dk->bwd_vec ? f * nw : 0);
+    if (dk->fuse == FUSE_POOL)
+        bytes += (size_t)d->batch * cnb_shape_size(dk->out);
+    bytes += (dk->fwd.jo_big ? sizeof(int) * d->u.conv.kw : 0) +
+             (dk->bwd.jo_big ? sizeof(int) * d->u.conv.kw : 0);
+    return bytes;
+}
+
 CNB_BACKEND_DEFINE(
     CNB_BACKEND_DESC("direct", "1.1.0",
                      "direct convolution in AVX-512F (plain C without it), fused with a "
@@ -1513,4 +1537,5 @@ CNB_BACKEND_DEFINE(
                      .fini = dc_fini,
                      .kernel_create = dc_kernel_create,
                      .info = dc_info,
-                     .fuse_create = dc_fuse_create));
+                     .fuse_create = dc_fuse_create,
+                     .kernel_bytes = dc_kernel_bytes));

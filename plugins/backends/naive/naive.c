@@ -610,6 +610,12 @@ static size_t workspace_bytes(const cnb_op_desc *d)
     }
 }
 
+/* All it holds: itself and its workspace. */
+static size_t naive_kernel_bytes(const cnb_kernel *self)
+{
+    return sizeof(naive_kernel) + workspace_bytes(&((const naive_kernel *)self)->d);
+}
+
 static void naive_kernel_destroy(cnb_kernel *self)
 {
     naive_kernel *nk = (naive_kernel *)self;
@@ -674,4 +680,5 @@ CNB_BACKEND_DEFINE(
                      .fini = naive_fini,
                      .kernel_create = naive_kernel_create,
                      .info = naive_info,
-                     .max_threads = 1));
+                     .max_threads = 1,
+                     .kernel_bytes = naive_kernel_bytes));

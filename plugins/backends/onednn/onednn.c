@@ -7,8 +7,9 @@
  * the reorders between the host's dense NCHW/OIHW tensors and the layouts oneDNN chose,
  * and every buffer: reordered copies, workspaces (max-pool indices, LRN) and the
  * scratchpad (user-managed, one buffer per backend state shared by its kernels, which
- * run one at a time on the state's stream). The host's pointers change from call to
- * call, so each host tensor is a memory object made without a buffer and bound with
+ * run one at a time on the state's stream: state_bytes says its size, kernel_bytes what
+ * each kernel holds of its own). The host's pointers change from call to call, so each
+ * host tensor is a memory object made without a buffer and bound with
  * dnnl_memory_set_data_handle(); forward and backward then only bind and execute.
  *
  * Layouts. A convolution lets oneDNN choose (format_tag any; on AVX-512 that is nChw16c
@@ -144,6 +145,8 @@ typedef struct dn_kernel {
     cnb_layout_info out;      /* the layout the host holds dst in (layout_of)    */
     dnnl_memory_t mems[MAX_MEMS]; /* every memory object, destroyed together      */
     int n_mems;
+    size_t held;              /* bytes it holds: itself, zeros, sink and the buffers
+                                 oneDNN allocated for its memory objects (kernel_bytes) */
 } dn_kernel;
 
 
@@ -210,6 +213,8 @@ static dnnl_status_t mem_new(dn_kernel *k, dnnl_memory_t *m, const dnnl_memory_d
     dnnl_status_t s = dnnl_memory_create(m, md, k->st->engine, handle);
     if (s == dnnl_success)
         k->mems[k->n_mems++] = *m;
+    if (s == dnnl_success && handle == DNNL_MEMORY_ALLOCATE)
+        k->held += dnnl_memory_desc_get_size(md);
     return s;
 }
 
@@ -611,6 +616,7 @@ static int wb_build(dn_kernel *k, const_dnnl_primitive_desc_t fpd,
     k->sink = host->alloc(sizeof(float) * K);
     if (!k->zeros || !k->sink)
         rc = CNB_ENOMEM;
+    k->held += 2 * sizeof(float) * K;
 done:
     return rc;
 }
@@ -1052,6 +1058,7 @@ static int onednn_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel
     k->st = st;
     st->refs++;
     k->d = *desc;
+    k->held = sizeof *k;
     k->out = (cnb_layout_info){CNB_LAYOUT_NCHW, (size_t)desc->batch *
                                cnb_shape_size(desc->dst) * sizeof(float), "nchw"};
     k->base = CNB_KERNEL_INIT(.destroy = onednn_kernel_destroy); /* entries by op, below */
@@ -1157,6 +1164,14 @@ static int onednn_library_pass(cnb_kernel *kernel, const cnb_args *a, int backwa
     return rc;
 }
 
+static size_t onednn_kernel_bytes(const cnb_kernel *kernel)
+{
+    return ((const dn_kernel *)kernel)->held;
+}
+
+/* The scratchpad its kernels share: the largest any of them asked for. */
+static size_t onednn_state_bytes(void *state) { return ((onednn_state *)state)->scratch_bytes; }
+
 static int onednn_layout_of(const cnb_kernel *kernel, cnb_layout_info *out)
 {
     *out = ((const dn_kernel *)kernel)->out;
@@ -1173,4 +1188,6 @@ CNB_BACKEND_DEFINE(
                      .kernel_create = onednn_kernel_create,
                      .info = onednn_info,
                      .layout_of = onednn_layout_of,
-                     .library_pass = onednn_library_pass));
+                     .library_pass = onednn_library_pass,
+                     .kernel_bytes = onednn_kernel_bytes,
+                     .state_bytes = onednn_state_bytes));

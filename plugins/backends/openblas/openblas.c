@@ -258,6 +258,7 @@ typedef struct ob_kernel {
     int gemm_only;    /* conv: library_pass() is running: the GEMMs and nothing else   */
     ob_slot *slot;    /* conv: (nslots)                                                */
     ob_chunk *chunk;  /* conv: (nchunks)                                               */
+    size_t held;      /* bytes it allocated: itself, its scratch and partial sums      */
 } ob_kernel;
 
 /* C = op(A) op(B) + beta C, row-major: the only BLAS call of this file. */
@@ -688,6 +689,8 @@ static int conv_workspace(ob_kernel *ok)
         return CNB_FAIL(host, WHO, CNB_ENOMEM,
                         "conv: cannot allocate %d x %zu bytes of scratch and %d x %zu of "
                         "partial sums", ok->nslots, cols + row, ok->nchunks, dwt + db);
+    ok->held += ok->nslots * (sizeof *ok->slot + cols + row) +
+                ok->nchunks * (sizeof *ok->chunk + dwt + db);
     return CNB_OK;
 }
 
@@ -710,6 +713,7 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
         return CNB_ENOMEM;
     ok->st = st;
     ok->d = *desc;
+    ok->held = sizeof *ok;
     ok->base = CNB_KERNEL_INIT(.destroy = ob_kernel_destroy); /* entries by op, below */
     ok->nslots = st->threads;
     if (desc->op == CNB_OP_INNER_PRODUCT) {
@@ -729,6 +733,8 @@ static int ob_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     *out = &ok->base;
     return CNB_OK;
 }
+
+static size_t ob_kernel_bytes(const cnb_kernel *self) { return ((const ob_kernel *)self)->held; }
 
 /* ------------------------------------------------------------------------------------ */
 /* The plugin. */
@@ -786,4 +792,5 @@ CNB_BACKEND_DEFINE(
                      .kernel_create = ob_kernel_create,
                      .info = ob_info,
                      .library_pass = ob_library_pass,
-                     .park = ob_park));
+                     .park = ob_park,
+                     .kernel_bytes = ob_kernel_bytes));
