@@ -21,6 +21,10 @@
  * numbers and finite differences) nor time anything beyond reporting how long each
  * backend's checks took.
  *
+ * Memory: a second forward and backward of every case must allocate nothing on the heap
+ * (but oneDNN's, whose library does), and what a kernel says it holds (kernel_bytes) must
+ * be what its create allocated.
+ *
  * Seeds: CNB_TEST_SEED (default in checkdata.h) plus the case's row number in the table, so any
  * failing case reruns alone with the same numbers. Environment: CNB_TEST_THREADS sets the
  * threads handed to each backend's init (default: the online CPUs); CNB_TEST_BACKENDS
@@ -56,6 +60,9 @@ typedef struct conf_backend {
     double worst;    /* largest |diff| / tolerance among passing outputs: the margin */
     const char *worst_case;
     int worst_out;
+    int allocating;  /* cases whose second forward or backward allocated on the heap */
+    cnb_heap_tally most; /* the most any of them allocated, in case most_case         */
+    const char *most_case;
 } conf_backend;
 
 static int backend_init(conf_backend *b, const cnb_backend_desc *desc)
@@ -106,6 +113,30 @@ static int case_claimed(const cnb_backend_desc *be, const cnb_conform_case *cs)
     if (cs->flags & CNB_CASE_FUSED)
         return CNB_BACKEND_FIELD(be, fuse_create) != NULL;
     return (be->ops & CNB_OP_BIT(cs->op)) != 0;
+}
+
+/* What a kernel of `backend` said it holds (kernel_bytes: `said`, -1 for none) against
+ * what its create allocated on the heap: never more; for a backend whose memory all comes
+ * through host->alloc (naive, openblas and direct count even their own struct), all of
+ * it but the host's rounding of each allocation up to 64 bytes. Nothing to check where
+ * the build does not count (a sanitizer's) or no kernel was made. */
+static void check_held(const char *backend, const char *case_name, long long said,
+                       cnb_heap_tally heap)
+{
+    static const char *const exact[] = {"naive", "openblas", "direct"};
+    if (!cnb_heap_counting() || said < 0)
+        return;
+    int ok = (uint64_t)said <= heap.bytes, whole = 0;
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        whole |= strcmp(backend, exact[i]) == 0;
+    if (whole)
+        ok &= heap.bytes - (uint64_t)said <= 63 * heap.calls;
+    if (!ok) {
+        fprintf(stderr, "\nconformance: %s, case %s: kernel_bytes says %lld, its create "
+                "allocated %llu bytes in %llu calls\n", backend, case_name, said,
+                (unsigned long long)heap.bytes, (unsigned long long)heap.calls);
+        CU_FAIL("kernel_bytes is not what the kernel allocated");
+    }
 }
 
 /* Every backend of the default scan but naive, over the whole table. The naive result of
@@ -192,6 +223,14 @@ static void test_backends(void)
                 be[b].failed++;
                 CU_FAIL("backend differs from the naive reference (details on stderr)");
             }
+            check_held(be[b].desc->hdr.name, cnb_conform_cases[row].name, res.kernel_bytes,
+                       res.heap_create);
+            const uint64_t calls = res.heap_fwd.calls + res.heap_bwd.calls;
+            be[b].allocating += calls > 0;
+            if (calls > be[b].most.calls) {
+                be[b].most = (cnb_heap_tally){res.heap_fwd.bytes + res.heap_bwd.bytes, calls};
+                be[b].most_case = cnb_conform_cases[row].name;
+            }
         }
         cnb_conform_ref_free(&ref);
     }
@@ -203,6 +242,16 @@ static void test_backends(void)
                 be[b].desc->hdr.name, be[b].cases, be[b].failed, be[b].seconds, be[b].wall,
                 be[b].worst, be[b].worst_case ? be[b].worst_case : "-",
                 cnb_conform_out_name[be[b].worst_out]);
+        if (be[b].allocating)
+            fprintf(stderr, "conformance: %s: a second forward and backward allocated on the "
+                    "heap in %d of its cases (the most: %llu bytes in %llu calls, %s)\n",
+                    be[b].desc->hdr.name, be[b].allocating,
+                    (unsigned long long)be[b].most.bytes, (unsigned long long)be[b].most.calls,
+                    be[b].most_case);
+        /* oneDNN 2.6 builds a map of a primitive's arguments on the heap at every
+         * dnnl_primitive_execute, a few hundred bytes; the others allocate nothing */
+        if (strcmp(be[b].desc->hdr.name, "onednn") != 0)
+            CU_ASSERT_EQUAL(be[b].allocating, 0);
         backend_fini(&be[b]);
     }
     backend_fini(&ref_be);
@@ -370,6 +419,32 @@ static void test_broken_backend(void)
     cnb_registry_free(&reg);
 }
 
+/* Naive's kernels, the reference's, hold what they allocated (check_held) on every case of
+ * the table. */
+static void test_naive_bytes(void)
+{
+    const cnb_backend_desc *naive = cnb_registry_backend(test_registry(), "naive");
+    conf_backend nb;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(naive);
+    CU_ASSERT_EQUAL_FATAL(backend_init(&nb, naive), CNB_OK);
+    for (int row = 0; row < cnb_conform_n_cases; row++) {
+        const cnb_conform_case *cs = &cnb_conform_cases[row];
+        if (cs->flags & CNB_CASE_FUSED)
+            continue;
+        const cnb_op_desc d = cnb_conform_case_desc(cs);
+        cnb_kernel *k = NULL;
+        cnb_heap_arm();
+        const cnb_heap_tally h0 = cnb_heap_read();
+        CU_ASSERT_EQUAL_FATAL(naive->kernel_create(nb.state, &d, &k), CNB_OK);
+        const cnb_heap_tally h1 = cnb_heap_read();
+        cnb_heap_disarm();
+        check_held("naive", cs->name, (long long)naive->kernel_bytes(k),
+                   (cnb_heap_tally){h1.bytes - h0.bytes, h1.calls - h0.calls});
+        k->destroy(k);
+    }
+    backend_fini(&nb);
+}
+
 /* The direct backend runs the kernels CNB_DIRECT_ISA and the CPU call for (plain C when
  * asked for "scalar" or without avx512f) and says which in info(): the test direct-scalar
  * (tests/meson.build) counts on it to check the plain-C path on a CPU with AVX-512. */
@@ -396,6 +471,7 @@ void suite_conformance(void)
         {"the checker flags each bug of fixture.broken", test_broken_backend},
         {"direct runs the kernels CNB_DIRECT_ISA and the CPU call for", test_direct_isa},
         {"every backend matches naive on the shape table", test_backends},
+        {"naive's kernels hold what they allocated", test_naive_bytes},
         {NULL, NULL},
     };
     test_add_suite("conformance", tests);

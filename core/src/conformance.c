@@ -739,6 +739,7 @@ typedef struct conform_run {
     cnb_conform_result *res;
     float *got[CNB_OUT_COUNT];
     double t0;
+    cnb_heap_tally heap0;
 } conform_run;
 
 static void begin(conform_run *r, const char *what)
@@ -746,13 +747,19 @@ static void begin(conform_run *r, const char *what)
     if (r->opts && r->opts->phase)
         r->opts->phase(r->opts->user, what);
     r->t0 = cnb_now();
+    r->heap0 = cnb_heap_read();
 }
 
-static int end(conform_run *r, int rc)
+/* The call's return code; its time added to the result's, what it allocated to *heap. */
+static int end(conform_run *r, int rc, cnb_heap_tally *heap)
 {
+    const cnb_heap_tally now = cnb_heap_read();
     r->res->seconds += cnb_now() - r->t0;
+    if (heap)
+        heap->bytes += now.bytes - r->heap0.bytes, heap->calls += now.calls - r->heap0.calls;
     return rc;
 }
+
 
 /* Compares outputs first..last, and checks their guard bands, after a call returned rc. */
 static void compare_outputs(conform_run *r, int rc, int first, int last)
@@ -773,10 +780,10 @@ static cnb_kernel *create(conform_run *r, const cnb_backend_desc *be, void *stat
     int rc = CNB_ENOTSUP; /* a fused run without fuse_create */
     if (ref->run.n == 1) {
         begin(r, "kernel_create");
-        rc = end(r, be->kernel_create(state, &ref->d, &k));
+        rc = end(r, be->kernel_create(state, &ref->d, &k), &r->res->heap_create);
     } else if (CNB_BACKEND_FIELD(be, fuse_create)) {
         begin(r, "fuse_create");
-        rc = end(r, be->fuse_create(state, &ref->run, &k));
+        rc = end(r, be->fuse_create(state, &ref->run, &k), &r->res->heap_create);
     }
     if (rc == CNB_ENOTSUP) {
         r->res->rc_create = rc;
@@ -791,7 +798,11 @@ static cnb_kernel *create(conform_run *r, const cnb_backend_desc *be, void *stat
         say_case(&r->x);
         fprintf(stderr, "  %s\n", why);
     }
-    return r->res->rc_create == CNB_OK ? k : NULL; /* a bad header: not even its destroy */
+    if (r->res->rc_create != CNB_OK)
+        return NULL; /* a bad header: not even its destroy */
+    if (CNB_BACKEND_FIELD(be, kernel_bytes))
+        r->res->kernel_bytes = (long long)be->kernel_bytes(k);
+    return k;
 }
 
 /* Backward on the backend's own dst (what its forward saved goes with it), then again
@@ -809,7 +820,7 @@ static void backward(conform_run *r, cnb_kernel *k)
                    .diff_weights = got[CNB_OUT_DW], .diff_bias = got[CNB_OUT_DB],
                    .labels = ref->labels};
     begin(r, "backward");
-    res->rc_bwd = check_rc(&r->x, "backward", end(r, k->backward(k, &ba)));
+    res->rc_bwd = check_rc(&r->x, "backward", end(r, k->backward(k, &ba), NULL));
     compare_outputs(r, res->rc_bwd, CNB_OUT_DSRC, CNB_OUT_DB);
     if (!ref->len[CNB_OUT_DW_NOSRC])
         return;
@@ -817,7 +828,7 @@ static void backward(conform_run *r, cnb_kernel *k)
     poison(got[CNB_OUT_DB], ref->len[CNB_OUT_DB]);
     ba.diff_src = NULL;
     begin(r, "backward with diff_src NULL");
-    res->rc_bwd2 = check_rc(&r->x, "backward with diff_src NULL", end(r, k->backward(k, &ba)));
+    res->rc_bwd2 = check_rc(&r->x, "backward with diff_src NULL", end(r, k->backward(k, &ba), NULL));
     if (res->rc_bwd2 == CNB_OK) {
         res->bad[CNB_OUT_DW_NOSRC] = compare(&r->x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW],
                                              &res->worst[CNB_OUT_DW_NOSRC]);
@@ -827,6 +838,26 @@ static void backward(conform_run *r, cnb_kernel *k)
     }
     res->guard[CNB_OUT_DW_NOSRC] = check_guard(&r->x, CNB_OUT_DW_NOSRC, got[CNB_OUT_DW]);
     res->guard[CNB_OUT_DB_NOSRC] = check_guard(&r->x, CNB_OUT_DB_NOSRC, got[CNB_OUT_DB]);
+}
+
+/* A forward and a backward once more, after the compared ones, counting what they
+ * allocate on the heap (the ABI: nothing). Not the first calls, which may meet a library's
+ * one-time set-up (OpenMP starting its threads, oneDNN reading the CPU), but each call's
+ * own. Their outputs are not compared again. */
+static void again(conform_run *r, cnb_kernel *k, const cnb_args *fa)
+{
+    const cnb_conform_ref *ref = r->x.ref;
+    cnb_conform_result *res = r->res;
+    cnb_args ba = {.src = ref->src, .dst = r->got[CNB_OUT_DST], .weights = ref->w,
+                   .bias = ref->b, .diff_dst = ref->dd, .diff_src = r->got[CNB_OUT_DSRC],
+                   .diff_weights = r->got[CNB_OUT_DW], .diff_bias = r->got[CNB_OUT_DB],
+                   .labels = ref->labels};
+    begin(r, "forward, again");
+    res->rc_fwd = check_rc(&r->x, "forward, again", end(r, k->forward(k, fa), &res->heap_fwd));
+    begin(r, "backward, again");
+    if (res->rc_fwd == CNB_OK)
+        res->rc_bwd = check_rc(&r->x, "backward, again",
+                               end(r, k->backward(k, &ba), &res->heap_bwd));
 }
 
 /* An input written to is a failure; the inputs and their guard bands are restored for
@@ -857,21 +888,26 @@ int cnb_conform_check(const cnb_backend_desc *be, void *state, cnb_conform_ref *
     conform_run r = {.x = {.backend = be->hdr.name, .ref = ref, .quiet = opts && opts->quiet},
                      .opts = opts, .res = res};
     memset(res, 0, sizeof *res);
+    res->kernel_bytes = -1;
     for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
         r.got[o] = ref->len[o] ? cnb_gbuf_new(ref->len[o], SENTINEL_OUT_BITS) : NULL;
+    cnb_heap_arm();
     cnb_kernel *k = create(&r, be, state);
     if (k) {
         cnb_args fa = {.src = ref->src, .dst = r.got[CNB_OUT_DST], .weights = ref->w,
                        .bias = ref->b, .labels = ref->labels, .loss = r.got[CNB_OUT_LOSS]};
         begin(&r, "forward");
-        res->rc_fwd = check_rc(&r.x, "forward", end(&r, k->forward(k, &fa)));
+        res->rc_fwd = check_rc(&r.x, "forward", end(&r, k->forward(k, &fa), NULL));
         compare_outputs(&r, res->rc_fwd, CNB_OUT_DST, CNB_OUT_LOSS);
         if (res->rc_fwd == CNB_OK)
             backward(&r, k);
+        if (!cnb_conform_problems(res))
+            again(&r, k, &fa);
         begin(&r, "destroy");
         k->destroy(k);
-        end(&r, 0);
+        end(&r, 0, NULL);
     }
+    cnb_heap_disarm();
     check_inputs(&r, ref);
     for (int o = CNB_OUT_DST; o <= CNB_OUT_DB; o++)
         cnb_gbuf_free(r.got[o]);

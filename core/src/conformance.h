@@ -9,7 +9,10 @@
  * softmax_xent), diff_src, diff_weights, diff_bias, and for conv and inner product a
  * second backward with diff_src = NULL (a network's first layer). Outputs are poisoned
  * with NaN before each call, so a value left unwritten or accumulated into shows; every
- * buffer has sentinel floats before and after it; inputs must come back unchanged.
+ * buffer has sentinel floats before and after it; inputs must come back unchanged. Then
+ * a second forward and backward count what they allocate on the heap (heapcount.h: malloc
+ * and its kin, by any thread and library), which the ABI says is nothing: not a problem
+ * of the numbers, but said, as a library that allocates in every call does.
  *
  * Fused runs (cnnbench/backend.h) are cases too (CNB_CASE_FUSED): a convolution, a ReLU
  * and, in most, a max pooling, the LeNet-5 and AlexNet ones and odd ones. The backend's
@@ -32,6 +35,7 @@
 #include <stdint.h>
 
 #include "cnnbench/backend.h"
+#include "heapcount.h"
 
 enum {
     CNB_CASE_NO_BIAS = 1,   /* conv / inner product without bias (bias and diff_bias NULL) */
@@ -92,6 +96,14 @@ typedef struct cnb_conform_result {
     int inputs_changed;        /* 1 if an input (or its guard bands) changed       */
     double worst[CNB_OUT_COUNT];     /* largest |got - expected| / tolerance             */
     double seconds;            /* in the backend's create/forward/backward/destroy */
+    /* The heap (heapcount.h; zeros where the build does not count) */
+    cnb_heap_tally heap_create;      /* allocated by kernel_create or fuse_create        */
+    cnb_heap_tally heap_fwd;         /* by a second forward, after the compared calls
+                                        (the first of a process may meet a library's
+                                        one-time set-up): the ABI says nothing          */
+    cnb_heap_tally heap_bwd;         /* by a second backward: nothing too                */
+    long long kernel_bytes;    /* what kernel_bytes said the kernel holds; -1: the
+                                  backend has no kernel_bytes, or no kernel was made */
 } cnb_conform_result;
 
 #define CNB_OUT_BIT(o) (1u << (o))
