@@ -131,6 +131,14 @@ static int kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     return CNB_OK;
 }
 
+/* What a kernel holds beyond the host's tensors, for the bench's memory table: itself
+ * here; add its workspaces when it gets some. */
+static size_t kernel_bytes(const cnb_kernel *self)
+{
+    (void)self;
+    return sizeof(${ident}_kernel);
+}
+
 /* The descriptor and the exported entry the host looks for (cnnbench/backend.h). Its
  * loops run on one thread: max_threads = 1, so that the bench does not time it at more;
  * set 0 once its kernels share their work over st->threads. */
@@ -140,7 +148,8 @@ CNB_BACKEND_DEFINE(
                      .init = backend_init,
                      .fini = backend_fini,
                      .kernel_create = kernel_create,
-                     .max_threads = 1));
+                     .max_threads = 1,
+                     .kernel_bytes = kernel_bytes));
 EOF
 else
 cat > "$dir/$ident.c" <<EOF

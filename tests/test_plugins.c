@@ -108,6 +108,12 @@ static void test_optional_fields(void)
     CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
     be.hdr.struct_size = sizeof be;
     CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
+    be.kernel_bytes = (void *)1, be.state_bytes = (void *)1; /* 2.3's */
+    CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, state_bytes));
+    be.hdr.struct_size = offsetof(cnb_backend_desc, kernel_bytes);
+    CU_ASSERT_PTR_NOT_NULL(CNB_BACKEND_FIELD(&be, fuse_create));
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, kernel_bytes));
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(&be, state_bytes));
 }
 
 /* A backend built against 2.1 loads, with its max_threads but no fuse_create: a network on
@@ -140,6 +146,111 @@ static void test_v21_backend(void)
     cnb_net_free(&net);
     cnb_conf_free(&conf);
     cnb_vars_free(&vars);
+    cnb_registry_free(&r);
+}
+
+/* LeNet-5 (`act`, `pool`) loaded from `reg` into net and conf, bound on `backend` at
+ * batch 4: 0, or the bind's error. */
+static int bind_lenet(cnb_net *net, cnb_conf *conf, const cnb_registry *reg,
+                      const char *backend, const char *act, const char *pool)
+{
+    char model[600];
+    cnb_vars vars = {0};
+    snprintf(model, sizeof model, "%s/experiments/models/lenet5.ini", CNB_SOURCE_ROOT);
+    int rc = cnb_vars_set(&vars, "act", act);
+    if (rc == 0)
+        rc = cnb_vars_set(&vars, "pool", pool);
+    if (rc == 0)
+        rc = cnb_net_load(net, conf, reg, model, &vars);
+    if (rc == 0)
+        rc = cnb_net_init_params(net, 1);
+    if (rc == 0)
+        rc = cnb_net_bind(net, backend, 1, 4);
+    cnb_vars_free(&vars);
+    return rc;
+}
+
+/* A registry with the default scan and the fixture file at `path`. */
+static void fixture_registry(cnb_registry *r, const char *path)
+{
+    char err[1024] = "";
+    cnb_registry_init(r);
+    CU_ASSERT_EQUAL(cnb_registry_load_file(r, path, err, sizeof err), 0);
+    cnb_registry_scan_default(r);
+}
+
+/* What LeNet-5 (sigmoid, average pooling) holds at batch 4, worked out from its shapes:
+ * activations, the batch (4 x 784 floats) and labels (4 x 4 bytes) and each layer's output
+ * and its gradient, 2 x 4 x 4 bytes a float of 15,012 (conv1 and act1 4,704 each, pool1
+ * 1,176, conv2 and act2 1,600, pool2 and flatten 400, fc1 and act3 120, fc2 and act4 84,
+ * fc3 and prob 10); parameters, 61,706 weights and their momentum, and the gradients with
+ * each tensor rounded up to 16 floats (61,760). On fixture.memory (tests/fixtures/
+ * broken_kernels.c) each fc layer's kernel says it holds its (4, K) floats of scratch and
+ * the state 3,000 bytes for them all: the network's kernel bytes are those and naive's
+ * (which holds no workspace for sigmoid and average pooling, but its kernels' structs),
+ * each layer's as its backend says. */
+static void test_network_memory(void)
+{
+    cnb_registry r;
+    cnb_net net;
+    cnb_conf conf;
+    fixture_registry(&r, FIXTURE("memory"));
+    CU_ASSERT_EQUAL_FATAL(bind_lenet(&net, &conf, &r, "fixture.memory", "sigmoid", "avg"), 0);
+    const cnb_net_memory m = cnb_net_memory_of(&net);
+    CU_ASSERT_EQUAL(m.activations, 4 * 784 * 4 + 4 * 4 + 2 * 4 * 4 * 15012);
+    CU_ASSERT_EQUAL(m.params, 2 * 61706 * 4 + 61760 * 4);
+    CU_ASSERT(m.kernels_known);
+    size_t sum = 0, bytes, naive = 0;
+    for (int i = 0; i < net.n; i++) {
+        CU_ASSERT(cnb_net_layer_kernel_bytes(&net, i, &bytes));
+        const cnb_net_layer *L = &net.layers[i];
+        if (!strncmp(L->name, "fc", 2)) {
+            CU_ASSERT_EQUAL(bytes, 4 * sizeof(float) * (size_t)L->out.c);
+        } else if (!strcmp(L->name, "flatten")) {
+            CU_ASSERT_EQUAL(bytes, 0); /* no kernel */
+        } else {
+            naive = naive ? naive : bytes;
+            CU_ASSERT_EQUAL(bytes, naive); /* naive's kernels alike, none with workspace */
+        }
+        sum += bytes;
+    }
+    CU_ASSERT(naive > 0);
+    CU_ASSERT_EQUAL(sum, 4 * sizeof(float) * (120 + 84 + 10) + 9 * naive);
+    CU_ASSERT_EQUAL(m.kernels, sum + 3000);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
+    cnb_registry_free(&r);
+}
+
+/* A backend built against 2.2 loads and makes its ReLU kernels, but cannot say what they
+ * hold (its kernel_bytes lies past its descriptor's end): those layers' bytes, and the
+ * network's, are unknown; naive's layers' are known. */
+static void test_v22_backend(void)
+{
+    cnb_registry r;
+    cnb_net net;
+    cnb_conf conf;
+    fixture_registry(&r, FIXTURE("backend-2.2"));
+    const cnb_backend_desc *be = cnb_registry_backend(&r, "fixture-v22");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(be);
+    CU_ASSERT_PTR_NULL(CNB_BACKEND_FIELD(be, kernel_bytes));
+    CU_ASSERT_EQUAL_FATAL(bind_lenet(&net, &conf, &r, "fixture-v22", "relu", "max"), 0);
+    size_t bytes;
+    for (int i = 0; i < net.n; i++) {
+        const int relu = !strncmp(net.layers[i].name, "act", 3);
+        CU_ASSERT_STRING_EQUAL(net.layers[i].ctx.ran_on ? net.layers[i].ctx.ran_on : "host",
+                               relu ? "fixture-v22"
+                               : !strcmp(net.layers[i].name, "flatten") ? "host" : "naive");
+        CU_ASSERT_EQUAL(cnb_net_layer_kernel_bytes(&net, i, &bytes), !relu);
+    }
+    const cnb_net_memory m = cnb_net_memory_of(&net);
+    CU_ASSERT_FALSE(m.kernels_known);
+    CU_ASSERT(m.kernels > 0); /* naive's, the known part */
+    float loss;
+    CU_ASSERT_EQUAL(cnb_net_forward(&net, 1, &loss), 0);
+    CU_ASSERT_EQUAL(cnb_net_backward(&net), 0);
+    cnb_net_free(&net);
+    cnb_conf_free(&conf);
     cnb_registry_free(&r);
 }
 
@@ -324,6 +435,8 @@ void suite_plugins(void)
         {"a field of a later minor reads NULL from a shorter descriptor", test_optional_fields},
         {"max_threads: a 2.0 backend's is 0, naive's 1, a chain's", test_max_threads},
         {"a 2.1 backend loads and fuses nothing", test_v21_backend},
+        {"a 2.2 backend loads; what its kernels hold is unknown", test_v22_backend},
+        {"a network's memory: the host's tensors, every kernel's bytes", test_network_memory},
         {"refuses a layer or kernel of the wrong struct_size", test_struct_sizes},
         {"refuses a missing entry symbol", test_missing_entry},
         {"refuses empty required fields", test_empty_fields},

@@ -5,6 +5,12 @@
  * fused_runs (bench.csv) names the runs of layers a backend ran as one kernel; in
  * layers.csv a run's time is on its first layer's rows, and fused_run names the run on
  * the rows of each of its layers, those after the first with their measurements empty.
+ * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
+ * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
+ * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
+ * backend cannot say) and what one repetition of the row's pass allocated on the heap
+ * (alloc_bytes and allocs: medians over the timed repetitions; alloc_bytes_max: the
+ * most of one), all empty for a peer, whose peak_rss_mb is its own process's.
  */
 #include <math.h>
 #include <string.h>
@@ -49,7 +55,8 @@ static int write_bench_csv(const bconf *bc, const results *r)
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,steps_per_rep,median_ms,min_ms,q1_ms,"
                  "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share,"
-                 "peak_rss_mb,how,fused_runs,peak_mistrusted\n");
+                 "peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,alloc_bytes,allocs,"
+                 "alloc_bytes_max,how,fused_runs,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
@@ -59,6 +66,13 @@ static int write_bench_csv(const bconf *bc, const results *r)
         csv_share(a.f, w->share);
         if (!isnan(w->peak_mb))
             fprintf(a.f, "%.1f", w->peak_mb);
+        const double memory[] = {w->activation_bytes, w->param_bytes, w->kernel_bytes,
+                                 w->alloc_bytes, w->allocs, w->alloc_bytes_max};
+        for (size_t k = 0; k < sizeof memory / sizeof memory[0]; k++)
+            if (isnan(memory[k]))
+                fputc(',', a.f);
+            else
+                fprintf(a.f, ",%.10g", memory[k]);
         fputc(',', a.f);
         cnb_csv_field(a.f, w->how); /* how: commas, and whatever the peer says */
         fprintf(a.f, ",%s", w->fused);

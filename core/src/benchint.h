@@ -98,7 +98,15 @@ typedef struct row {
     int peer;                     /* 0: a backend; else 1 + its way (bench_peer_ways)    */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
-    double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown) */
+    double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown);
+                                     a peer's: of its own process                       */
+    /* What the network holds, bytes (cnb_net_memory; NAN: a peer's, and kernel_bytes
+     * where a backend cannot say) */
+    double activation_bytes, param_bytes, kernel_bytes;
+    /* Heap allocations of one repetition of the pass (heapcount.h): the median bytes and
+     * calls over the timed repetitions, and the most bytes of one (NAN: not counted, in a
+     * sanitizer build or for a peer) */
+    double alloc_bytes, allocs, alloc_bytes_max;
     char fused[256];              /* its fused runs, "conv1+act1+pool1 conv2+act2+pool2" */
 } row;
 

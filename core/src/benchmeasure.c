@@ -12,6 +12,7 @@
 
 #include "benchint.h"
 #include "clock.h"
+#include "heapcount.h"
 #include "net.h"
 #include "rng.h"
 
@@ -29,6 +30,8 @@ typedef struct entry {
     int steps;                    /* back to back per whole-network sample; 0: not yet
                                      calibrated                                         */
     double *fwd, *train;          /* whole network, [reps], seconds per step */
+    double *heap[4];              /* and what a step allocated on the heap: forward bytes,
+                                     calls, training step bytes, calls [reps] (backends) */
     int reps;
     double sum_fwd, sum_train;
     double *lf, *lb;              /* per layer, [layer_reps][n_layers]      */
@@ -36,6 +39,7 @@ typedef struct entry {
     int layer_reps;
     double layer_seconds;         /* spent in the per-layer pass            */
     double peak_mb;               /* its growth of the peak resident memory */
+    cnb_net_memory mem;           /* what its network holds, after warm-up  */
 } entry;
 
 /* A field of /proc/self/status in KiB (VmRSS, VmHWM); -1 when it cannot be read. */
@@ -89,6 +93,8 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
+    for (int k = 0; k < 4; k++)
+        free(e->heap[k]);
     if (e->b < 0)
         bench_peer_stop(&e->peer);
     else
@@ -144,6 +150,8 @@ static int backend_entry(const bconf *bc, const bmodel *m, int b, int threads, e
         rc = warm_up(e, bc->warmup);
     long hwm = base >= 0 ? status_kb("VmHWM") : -1;
     e->peak_mb = hwm >= 0 ? (hwm - base) / 1024.0 : NAN;
+    if (rc == 0)
+        e->mem = cnb_net_memory_of(&e->net);
     return rc;
 }
 
@@ -196,25 +204,36 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
 }
 
 /* `steps` inference forwards back to back, then as many training steps, of a backend:
- * the seconds of one of each. */
-static int time_backend(entry *e, int steps, double *fwd, double *train)
+ * the seconds of one of each, and what one of each allocated on the heap, whichever
+ * thread did: heap[] = forward bytes and calls, training step bytes and calls. */
+static int time_backend(entry *e, int steps, double *fwd, double *train, double heap[4])
 {
     float loss;
     int rc = 0;
+    cnb_heap_arm();
+    const cnb_heap_tally h0 = cnb_heap_read();
     double t0 = cnb_now();
     for (int k = 0; k < steps && rc == 0; k++)
         rc = cnb_net_forward(&e->net, 0, &loss);
     double t1 = cnb_now();
+    const cnb_heap_tally h1 = cnb_heap_read();
     for (int k = 0; k < steps && rc == 0; k++)
         rc = cnb_bench_step(&e->net);
-    *fwd = (t1 - t0) / steps, *train = (cnb_now() - t1) / steps;
+    double t2 = cnb_now();
+    const cnb_heap_tally h2 = cnb_heap_read();
+    cnb_heap_disarm();
+    *fwd = (t1 - t0) / steps, *train = (t2 - t1) / steps;
+    const uint64_t counts[4] = {h1.bytes - h0.bytes, h1.calls - h0.calls,
+                                h2.bytes - h1.bytes, h2.calls - h1.calls};
+    for (int k = 0; k < 4; k++)
+        heap[k] = (double)counts[k] / steps;
     return rc;
 }
 
-static int time_entry(entry *e, int steps, double *fwd, double *train)
+static int time_entry(entry *e, int steps, double *fwd, double *train, double heap[4])
 {
     if (e->b >= 0)
-        return time_backend(e, steps, fwd, train);
+        return time_backend(e, steps, fwd, train, heap);
     e->broken = bench_peer_step(&e->peer, steps, fwd, train, e->r);
     return 0;
 }
@@ -226,23 +245,28 @@ static int time_entry(entry *e, int steps, double *fwd, double *train)
  * from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
-    int rc = grow(&e->fwd, e->reps + 1);
-    if (rc || (rc = grow(&e->train, e->reps + 1)))
+    double **grown[] = {&e->fwd, &e->train, &e->heap[0], &e->heap[1], &e->heap[2], &e->heap[3]};
+    int rc = 0;
+    for (int g = 0; g < (e->b >= 0 ? 6 : 2) && rc == 0; g++)
+        rc = grow(grown[g], e->reps + 1);
+    if (rc)
         return rc;
-    double fwd, train;
+    double fwd, train, heap[4];
     if (e->steps == 0) { /* the fastest of 3 single steps: the first after a park is slow */
         double least = INFINITY;
         for (int k = 0; k < 3 && rc == 0 && !e->broken; k++)
-            if ((rc = time_entry(e, 1, &fwd, &train)) == 0)
+            if ((rc = time_entry(e, 1, &fwd, &train, heap)) == 0)
                 least = fmin(least, fwd + train);
         e->steps = (int)fmax(1.0, fmin(ceil(e->sample_time / least), MAX_STEPS));
     }
     if (rc == 0 && !e->broken)
-        rc = time_entry(e, e->steps, &fwd, &train);
+        rc = time_entry(e, e->steps, &fwd, &train, heap);
     if (rc || e->broken)
         return *enough = e->broken, rc;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
+    for (int k = 0; k < 4 && e->b >= 0; k++)
+        e->heap[k][e->reps] = heap[k];
     e->sum_fwd += fwd * e->steps;
     e->sum_train += train * e->steps;
     e->reps++;
@@ -322,6 +346,25 @@ static void net_flops(const cnb_net *net, double flops[2])
     }
 }
 
+/* Row w's memory columns from entry e: what its network holds and what a repetition of
+ * the pass (train: the training step) allocated on the heap; unknown for a peer. */
+static void set_memory(row *w, const entry *e, int train)
+{
+    w->activation_bytes = w->param_bytes = w->kernel_bytes = NAN;
+    w->alloc_bytes = w->allocs = w->alloc_bytes_max = NAN;
+    if (e->b < 0)
+        return;
+    w->activation_bytes = (double)e->mem.activations;
+    w->param_bytes = (double)e->mem.params;
+    w->kernel_bytes = e->mem.kernels_known ? (double)e->mem.kernels : NAN;
+    if (!cnb_heap_counting() || !e->reps)
+        return;
+    cnb_sample_stats bytes, calls;
+    cnb_sample_summarize(e->heap[2 * train], e->reps, &bytes);
+    cnb_sample_summarize(e->heap[2 * train + 1], e->reps, &calls);
+    w->alloc_bytes = bytes.median, w->allocs = calls.median, w->alloc_bytes_max = bytes.max;
+}
+
 /* The whole network's two rows of entry e: forward, then the training step; GFLOP/s from
  * flops (per sample, net_flops). */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
@@ -345,6 +388,7 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
         w->peak_mb = e->b >= 0 ? e->peak_mb : e->peer.peak_mb;
+        set_memory(w, e, pass);
         if (e->b >= 0)
             cnb_net_fused_runs(&e->net, w->fused, sizeof w->fused);
     }

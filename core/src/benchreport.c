@@ -1,7 +1,8 @@
 /*
  * benchreport.c - a bench's report.md: the machine and its measured peak, the method,
- * then per model the whole-network table (against the peer where it ran) and per thread
- * count the per-layer table with the kernels against their library calls alone.
+ * then per model the whole-network table (against the peer where it ran), its memory
+ * table, and per thread count the per-layer table with the kernels against their library
+ * calls alone.
  */
 #include <math.h>
 #include <string.h>
@@ -119,12 +120,28 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "taps on zero padding are no work (oneDNN skips them), so the dense count "
                "2·K·C·KH·KW·OH·OW of `cnnbench summary` would overstate a padded "
                "convolution's rate (AlexNet conv2 by 9.5%%, conv3 to conv5 by 11%%). Kernel "
-               "creation is timed apart (create ms). Peak RSS: how far the peak resident memory "
-               "grew over the resident memory before: for a backend, the bench's process while "
-               "it built and warmed up the backend's network (VmHWM, reset through "
-               "/proc/self/clear_refs; what the backends before it hold is not counted); for "
-               "the peer, its own process from building the network to its last step (the "
-               "interpreter and libraries not counted).\n\n");
+               "creation is timed apart (create ms).\n\n");
+    fprintf(f, "Memory, per backend's network (the memory tables; bench.csv in bytes): "
+               "activations and parameters are the host's tensors, as allocated (the batch, its "
+               "labels, every layer's output and its gradient; the weights, their gradients "
+               "and momentum); kernel workspace is what the kernels hold of their own as each "
+               "backend's kernel_bytes says (workspaces, what forward keeps for backward, "
+               "reordered or packed weights, per-thread scratch; a fused run's kernel and its "
+               "layers' own, which stay made; a backend's shared scratchpad, state_bytes), "
+               "unknown where a backend cannot say (backend ABI 2.2 or before). Heap per "
+               "training step and per forward pass: the bytes passed to malloc, calloc, "
+               "realloc, posix_memalign, aligned_alloc and memalign by every thread and "
+               "library of the process during a timed sample, over its steps, the median over "
+               "the samples with its calls, and the most of a sample where more; the backend "
+               "ABI says forward and backward allocate nothing; not counted in a sanitizer build, "
+               "whose runtime replaces malloc. Peak RSS growth: how far the peak resident "
+               "memory grew over the resident memory before; for a backend, the bench's "
+               "process while it built and warmed up the backend's network (VmHWM, reset "
+               "through /proc/self/clear_refs; what the backends before it hold is not "
+               "counted); for the peer, the resident memory growth of its own process from "
+               "building the network to its last step (the interpreter and libraries not "
+               "counted). A layer plugin's own buffers (dropout's mask) are in none of these "
+               "but the peak RSS.\n\n");
     if (r->peer_note[0])
         fprintf(f, "%s\n\n", r->peer_note);
 }
@@ -133,15 +150,13 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
 static void model_row(FILE *f, const results *r, const row *t)
 {
     const row *w = bench_find_row(r, t->model, t->backend, t->threads, 0);
-    char share[160], mb[32] = "–";
+    char share[160];
     cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads));
-    if (!isnan(t->peak_mb))
-        snprintf(mb, sizeof mb, "%.1f", t->peak_mb);
     fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d × %d (%d) | "
-               "%.1f | %.1f | %s | %s |\n",
+               "%.1f | %.1f | %s |\n",
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
             t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
-            t->s.n, t->steps, t->s.outliers, t->create_ms, t->gflops, share, mb);
+            t->s.n, t->steps, t->s.outliers, t->create_ms, t->gflops, share);
 }
 
 /* The rows of the backends not timed at some thread count because they use fewer. */
@@ -151,7 +166,7 @@ static void not_run_rows(FILE *f, const bconf *bc)
     for (int t = 0; t < bc->nt; t++)
         for (int b = 0; b < bc->nb; b++)
             if (bench_not_run(bc, b, bc->threads[t], why, sizeof why))
-                fprintf(f, "| %s | %d | not run: it %s | | | | | | | | | |\n", bc->backends[b],
+                fprintf(f, "| %s | %d | not run: it %s | | | | | | | | |\n", bc->backends[b],
                         bc->threads[t], why);
 }
 
@@ -179,8 +194,8 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
     bench_model_label(m, label, sizeof label);
     fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
                "training ms (median, IQR) | CV | samples × steps (outliers) | create ms | "
-               "training GFLOP/s | of peak | peak RSS MiB |\n|---|---:|---:|---:|---:|---|---:|"
-               "---:|---:|---:|---:|---:|\n",
+               "training GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+               "---:|\n",
             label);
     for (int peer = 0; peer < 2; peer++) { /* the peer's rows last */
         for (int i = 0; i < r->n_rows; i++)
@@ -191,6 +206,71 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
             not_run_rows(f, bc);
     }
     fused_rows(f, r, m);
+}
+
+/* bytes as "512 B", "3.8 KiB", "12.4 MiB" into buf; returns buf. */
+static const char *human_bytes(char *buf, size_t len, double bytes)
+{
+    if (bytes < 1024)
+        snprintf(buf, len, "%.0f B", bytes);
+    else if (bytes < 1024 * 1024)
+        snprintf(buf, len, "%.1f KiB", bytes / 1024);
+    else
+        snprintf(buf, len, "%.1f MiB", bytes / (1024 * 1024));
+    return buf;
+}
+
+/* A heap cell: "0", "3.8 KiB in 62 calls", "... (most 5.0 KiB)"; "not counted" (a
+ * sanitizer build). */
+static void heap_cell(char *buf, size_t len, const row *t)
+{
+    char b[32], most[32];
+    if (!t || isnan(t->alloc_bytes))
+        snprintf(buf, len, "not counted");
+    else if (t->alloc_bytes_max == 0)
+        snprintf(buf, len, "0");
+    else if (t->alloc_bytes_max > t->alloc_bytes)
+        snprintf(buf, len, "%s in %.10g call%s (most %s)",
+                 human_bytes(b, sizeof b, t->alloc_bytes), t->allocs, t->allocs == 1 ? "" : "s",
+                 human_bytes(most, sizeof most, t->alloc_bytes_max));
+    else
+        snprintf(buf, len, "%s in %.10g call%s", human_bytes(b, sizeof b, t->alloc_bytes),
+                 t->allocs, t->allocs == 1 ? "" : "s");
+}
+
+/* One training row's line of the memory table, with its forward pass's heap. */
+static void memory_row(FILE *f, const results *r, const row *t)
+{
+    char rss[48] = "–", train[128], fwd[128], kernels[48] = "unknown";
+    if (!isnan(t->peak_mb))
+        snprintf(rss, sizeof rss, "%.1f%s", t->peak_mb, t->peer ? ", its own process" : "");
+    if (t->peer) {
+        fprintf(f, "| %s | %d | %d | – | – | – | – | – | %s |\n", t->backend, t->threads,
+                t->batch, rss);
+        return;
+    }
+    heap_cell(train, sizeof train, t);
+    heap_cell(fwd, sizeof fwd, bench_find_row(r, t->model, t->backend, t->threads, 0));
+    if (!isnan(t->kernel_bytes))
+        snprintf(kernels, sizeof kernels, "%.2f", t->kernel_bytes / (1024 * 1024));
+    fprintf(f, "| %s | %d | %d | %.2f | %.2f | %s | %s | %s | %s |\n", t->backend, t->threads,
+            t->batch, t->activation_bytes / (1024 * 1024), t->param_bytes / (1024 * 1024),
+            kernels, train, fwd, rss);
+}
+
+/* Model m's memory table: every training row, the peer's last (the method says what each
+ * column measures). */
+static void memory_table(FILE *f, const results *r, const bmodel *m)
+{
+    fprintf(f, "\nMemory of %s (MiB but the heap; the method above says how each is "
+               "measured):\n\n| backend | threads | batch | activations | parameters | kernel "
+               "workspace | heap per training step | heap per forward pass | peak RSS growth "
+               "|\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", m->name);
+    for (int peer = 0; peer < 2; peer++)
+        for (int i = 0; i < r->n_rows; i++)
+            if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
+                (r->rows[i].peer > 0) == peer)
+                memory_row(f, r, &r->rows[i]);
 }
 
 /* How each of the peer's ways ran model m, once per way (its rows at every thread count
@@ -359,6 +439,7 @@ int bench_write_report(const bconf *bc, const results *r)
     write_method(a.f, bc, r);
     for (int mi = 0; mi < bc->nm; mi++) {
         model_table(a.f, bc, r, &bc->models[mi]);
+        memory_table(a.f, r, &bc->models[mi]);
         peer_hows(a.f, r, &bc->models[mi]);
         peer_pairs(a.f, r, &bc->models[mi]);
         for (int ti = 0; ti < bc->nt && bc->layers; ti++)

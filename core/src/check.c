@@ -22,6 +22,7 @@
 #include "conformance.h"
 #include "errors.h"
 #include "gradcheck.h"
+#include "heapcount.h"
 #include "net.h"
 #include "stats.h"
 
@@ -184,6 +185,18 @@ static int selected(const cnb_check_opts *o, int row, int op)
            (!o->cases || fnmatch(o->cases, cs->name, 0) == 0);
 }
 
+/* Under a part's verdict: its kernels' forward and backward allocated on the heap in
+ * `allocating` of its cases (conformance.h: a second call of each), the most in case
+ * most_at. Not a failure of the numbers, but what the ABI rules out, said. */
+static void heap_note(int allocating, int cases, cnb_heap_tally most, const char *most_at)
+{
+    if (allocating)
+        printf("  %-14s        heap: forward and backward allocate in %d of %d cases (the "
+               "most: %llu bytes in %llu call%s, %s); the ABI says they allocate nothing\n",
+               "", allocating, cases, (unsigned long long)most.bytes,
+               (unsigned long long)most.calls, most.calls == 1 ? "" : "s", most_at);
+}
+
 /* One part of a backend (an op, or its fused runs) over every case of the table. */
 static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op)
 {
@@ -198,9 +211,10 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
         return 2;
     const cnb_conform_opts copts = {.phase = conform_phase, .user = sh};
     const double t0 = cnb_now();
-    int cases = 0, failed = 0, fallbacks = 0;
+    int cases = 0, failed = 0, fallbacks = 0, allocating = 0;
     double worst = 0.0, seconds = 0.0;
-    char worst_at[160] = "-", refused[160] = "";
+    char worst_at[160] = "-", refused[160] = "", most_at[64] = "";
+    cnb_heap_tally most = {0, 0};
     for (int row = 0; row < cnb_conform_n_cases; row++) {
         const cnb_conform_case *cs = &cnb_conform_cases[row];
         if (!selected(o, row, op))
@@ -219,6 +233,11 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
             snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s%s",
                      fallbacks > 1 ? ", " : "", cs->name);
         seconds += res.seconds;
+        const cnb_heap_tally heap = {res.heap_fwd.bytes + res.heap_bwd.bytes,
+                                     res.heap_fwd.calls + res.heap_bwd.calls};
+        allocating += heap.calls > 0;
+        if (heap.bytes > most.bytes || (heap.calls && !most.calls))
+            most = heap, snprintf(most_at, sizeof most_at, "%s", cs->name);
         for (int out = 0; out < CNB_OUT_COUNT; out++)
             if (!res.bad[out] && res.worst[out] > worst) {
                 worst = res.worst[out];
@@ -240,6 +259,7 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     if (failed) {
         printf("  %-14s FAIL   %d of %d cases (details above; rerun one with CNB_TEST_SEED)\n",
                name, failed, cases);
+        heap_note(allocating, cases, most, most_at);
         return 1;
     }
     if (fallbacks == cases && op == PART_FUSED) { /* fusing is an offer it may decline */
@@ -263,6 +283,7 @@ static int child_conform(const cnb_check_opts *o, shared *sh, int target, int op
     if (fallbacks)
         printf("  %-14s        %d case%s left to the next backend (CNB_ENOTSUP): %s%s\n", "",
                fallbacks, fallbacks == 1 ? "" : "s", refused, fallbacks > 3 ? ", ..." : "");
+    heap_note(allocating, cases, most, most_at);
     return 0;
 }
 

@@ -5,7 +5,9 @@
  * For a backend: the conformance checker (conformance.h) against naive on every op the
  * plugin claims, every case of the table (LeNet-5 and AlexNet layers, odd geometries),
  * forward and backward, one PASS/FAIL line per op, and one for the table's fused runs
- * when it has fuse_create (declining them all is no failure: fusing is an offer); then,
+ * when it has fuse_create (declining them all is no failure: fusing is an offer), each
+ * with a line of its own where its kernels' forward and backward allocate on the heap
+ * (the ABI says they allocate nothing; said, not failed: oneDNN's library does); then,
  * for the ops that passed, the speed of its kernels against naive and every other
  * installed backend claiming the op, on the LeNet-5 and AlexNet cases. An op that failed
  * is not timed, and the table says why. Fused runs are not timed here: `cnnbench bench`
