@@ -4,12 +4,13 @@
  * One file per thing that changes on its own:
  *   benchconf.c     the [bench] and [bench.NAME] sections, checked, into a bconf
  *   benchmeasure.c  one (model, threads) group: warm-up, interleaved rounds of the whole
- *                   network and of the per-layer pass, the FMA probe among them; rows
+ *                   network (and the heap each timed pass allocates) and of the per-layer
+ *                   pass, the FMA probe among them; rows with what each network holds
  *   benchpeer.c     the peer script (scripts/pytorch-peer.py): its processes, one per way
  *                   of running it, each a participant of the rounds over a pipe
  *   benchcsv.c      bench.csv, layers.csv and peak.csv
  *   benchplot.c     the throughput and per-layer plots (gnuplot)
- *   benchreport.c   report.md
+ *   benchreport.c   report.md, its memory tables too
  *   bench.c         a run from start to end, and the lookups over its results
  * Internal names start with bench_.
  */

@@ -3,7 +3,8 @@
  * warm-up, the peer's processes, then rounds over them all in a shuffled order with the
  * FMA probe among them, first the whole network, then the per-layer pass (backends only);
  * the samples become rows, and the fastest backend's and tuned peer's pairs from the same
- * rounds their ratios.
+ * rounds their ratios. A backend's rows also say what its network holds and what each of
+ * its timed passes allocated on the heap (heapcount.h).
  */
 #include <math.h>
 #include <stdio.h>

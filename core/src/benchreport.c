@@ -262,10 +262,11 @@ static void memory_row(FILE *f, const results *r, const row *t)
  * column measures). */
 static void memory_table(FILE *f, const results *r, const bmodel *m)
 {
-    fprintf(f, "\nMemory of %s (MiB but the heap; the method above says how each is "
-               "measured):\n\n| backend | threads | batch | activations | parameters | kernel "
-               "workspace | heap per training step | heap per forward pass | peak RSS growth "
-               "|\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", m->name);
+    fprintf(f, "\nMemory of %s in MiB, and what one repetition of a pass allocated on the "
+               "heap (the method above says how each is measured):\n\n| backend | threads | "
+               "batch | activations | parameters | kernel workspace | heap per training step | "
+               "heap per forward pass | peak RSS growth |\n|---|---:|---:|---:|---:|---:|---:|"
+               "---:|---:|\n", m->name);
     for (int peer = 0; peer < 2; peer++)
         for (int i = 0; i < r->n_rows; i++)
             if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
