@@ -347,8 +347,8 @@ static void net_flops(const cnb_net *net, double flops[2])
     }
 }
 
-/* Row w's memory columns from entry e: what its network holds and what a repetition of
- * the pass (train: the training step) allocated on the heap; unknown for a peer. */
+/* Row w's memory columns from entry e: what its network holds and what one pass (train:
+ * one training step) allocated on the heap; unknown for a peer. */
 static void set_memory(row *w, const entry *e, int train)
 {
     w->activation_bytes = w->param_bytes = w->kernel_bytes = NAN;

@@ -262,8 +262,8 @@ static void memory_row(FILE *f, const results *r, const row *t)
  * column measures). */
 static void memory_table(FILE *f, const results *r, const bmodel *m)
 {
-    fprintf(f, "\nMemory of %s in MiB, and what one repetition of a pass allocated on the "
-               "heap (the method above says how each is measured):\n\n| backend | threads | "
+    fprintf(f, "\nMemory of %s in MiB, and what one pass allocated on the heap (the method "
+               "above says how each is measured):\n\n| backend | threads | "
                "batch | activations | parameters | kernel workspace | heap per training step | "
                "heap per forward pass | peak RSS growth |\n|---|---:|---:|---:|---:|---:|---:|"
                "---:|---:|\n", m->name);
