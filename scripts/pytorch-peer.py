@@ -5,12 +5,19 @@ Times the networks of experiments/models/lenet5.ini and experiments/models/alexn
 PyTorch on the CPU (same variables, batch and threads) the way cnnbench times its
 backends, a step at a time when cnnbench asks on its standard input.
 
-The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench runs one
-process per way of running PyTorch (as shipped; tuned, in the environment its CPU
-performance guide gives), each a participant of its rounds:
+The contract with cnnbench (core/src/benchpeer.c states it too). cnnbench first asks
+which ways of running PyTorch there are:
+
+  pytorch-peer.py --ways --threads N
+
+and gets a line each, tab-separated: `way`, the suffix of its rows' backend name, shipped
+or tuned, the arguments it adds, the environment it runs in (NAME=VALUE words) and what it
+is (WAYS below: as shipped; tuned as PyTorch's CPU performance guide says, with glibc
+keeping its memory or with jemalloc); `not-run`, a suffix and why, for a way this machine
+cannot run. It then runs one process per way, each a participant of its rounds:
 
   pytorch-peer.py --model FILE --name NAME --batch N --threads N --warmup N --lr X
-                  --momentum X --weight-decay X [--inference-mode] [--var VAR=VALUE]...
+                  --momentum X --weight-decay X [the way's arguments] [--var VAR=VALUE]...
 
 with FILE the model file's name without its folder and .ini (lenet5 or alexnet: the
 network to build; NAME is the experiment's name for it, [bench.NAME]), one --var for
@@ -30,18 +37,28 @@ and answers with the seconds of one of each (the K's time divided by K)
 
 PEAK_KB: how far its peak resident memory (VmHWM) grew over its resident memory before
 the network was built. `quit` or the end of its input ends it. A network or variable this
-script cannot build exactly is refused with exit 2 (cnnbench reports the failure); exit 3
-when PyTorch is absent (cnnbench reports the rows as skipped).
+script cannot build exactly is refused with exit 2 (cnnbench reports the failure); when
+PyTorch is absent it writes `skip WHY` and exits 3 (cnnbench reports the rows as skipped,
+saying why).
+
+  pytorch-peer.py --export-onnx FILE --model NAME --batch N [--var VAR=VALUE]...
+
+writes the same network, initialised the same way, to an ONNX file for the ONNX Runtime
+peer (scripts/onnxruntime-peer.mjs): in eval mode (dropout is the identity), softmax at
+the end as cnnbench's forward ends in [prob], LRN as ONNX's own LRN operator, opset
+ONNX_OPSET, the batch fixed.
 
 Usage:
   printf 'step\nstep\n' | scripts/pytorch-peer.py --model lenet5 --batch 256 \
       --threads 1 --var act=relu --var pool=max
   scripts/pytorch-peer.py --check       # is torch importable? exit 0 yes, 3 no
+  scripts/pytorch-peer.py --ways --threads 2
 
 Without --var a variable takes its default from the model file's [vars] (LeNet-5:
 act=sigmoid, pool=avg; AlexNet: channels=3, classes=1000, act=relu, pool=max, lrn=lrn,
-dropout=0.5). PyTorch is optional (Debian package python3-torch). Without it the script
-prints one line to stderr and exits 3 without writing anything. Exit 2 on bad arguments.
+dropout=0.5). PyTorch is optional (Debian package python3-torch; `bash scripts/peers.sh`
+installs the optional peers). Without it the script writes one `skip` line and exits 3.
+Exit 2 on bad arguments.
 
 What is matched to cnnbench on purpose:
   * layers, shapes and order exactly as the .ini files (a ReLU after every AlexNet conv,
@@ -57,11 +74,19 @@ What is matched to cnnbench on purpose:
 """
 
 import argparse
+import importlib.util
+import os
 import sys
 import time
+import warnings
 
 EXIT_NO_TORCH = 3
-NO_TORCH_MSG = "pytorch-peer: PyTorch is not installed (Debian package python3-torch); skipped"
+NO_TORCH_MSG = ("PyTorch is not installed for /usr/bin/python3 (Debian package python3-torch; "
+                "`bash scripts/peers.sh` installs the optional peers)")
+ONNX_OPSET = 13   # ONNX Runtime runs it; PyTorch 1.13 exports up to 17
+
+# Debian's jemalloc, preloaded by the jemalloc way.
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 def count(s):
     """a positive integer"""
@@ -85,6 +110,41 @@ VARIABLES = {
 }
 
 DEFAULT_BATCH = {"lenet5": 256, "alexnet": 32}
+
+
+# ---- ways of running it ----------------------------------------------------------------
+
+def ways(threads):
+    """What --ways writes: as shipped, then tuned as PyTorch's CPU performance guide says
+    (its OpenMP threads pinned close, one per core, with a static schedule, GNU OpenMP's
+    spelling; OpenBLAS, which runs the fully connected layers, at the same thread count;
+    inference under torch.inference_mode; an allocator that keeps its memory: glibc told
+    not to give it back, or jemalloc with the guide's MALLOC_CONF). Measured on AlexNet, 2
+    threads, training step: as shipped 3,920 ms, glibc keeping its memory 1,169 ms,
+    jemalloc without MALLOC_CONF 7,339 ms; which allocator is faster is measured again in
+    every group, both running in the rounds. A line each, tab-separated (the module's
+    docstring)."""
+    tuned = ("OMP_NUM_THREADS=%d OMP_PROC_BIND=close OMP_PLACES=cores OMP_SCHEDULE=static "
+             "OPENBLAS_NUM_THREADS=%d" % (threads, threads))
+    glibc = ("MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 "
+             "MALLOC_TOP_PAD_=1073741824")
+    jemalloc = ("LD_PRELOAD=%s MALLOC_CONF=oversize_threshold:1,background_thread:true,"
+                "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000"
+                % JEMALLOC)
+    lines = [
+        ("way", "", "shipped", "", "",
+         "as shipped: torch.set_num_threads(N), the environment as given"),
+        ("way", "-tuned-glibc", "tuned", "--inference-mode", tuned + " " + glibc,
+         "tuned as PyTorch's CPU performance guide says, glibc keeping its memory"),
+    ]
+    if os.access(JEMALLOC, os.R_OK):
+        lines.append(("way", "-tuned-jemalloc", "tuned", "--inference-mode",
+                      tuned + " " + jemalloc,
+                      "tuned as PyTorch's CPU performance guide says, jemalloc"))
+    else:
+        lines.append(("not-run", "-tuned-jemalloc", "PyTorch tuned with jemalloc not run: %s "
+                      "is missing (Debian package libjemalloc2)." % JEMALLOC))
+    return ["\t".join(line) for line in lines]
 
 
 def import_torch():
@@ -209,6 +269,50 @@ def init_like_cnnbench(torch, model):
             layer.bias.zero_()
 
 
+def onnx_lrn(torch, lrn):
+    """A module computing lrn (a torch.nn.LocalResponseNorm) that exports as ONNX's LRN
+    operator. PyTorch 1.13 traces LocalResponseNorm into padding, average pooling and
+    powers, which ONNX Runtime would run as a dozen small kernels instead of its own LRN.
+    ONNX's LRN divides alpha by size as torch does, so the module's parameters pass as
+    they are."""
+    class LRN(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ARG004 - autograd's signature
+            return lrn(x)
+
+        @staticmethod
+        def symbolic(g, x):
+            return g.op("LRN", x, size_i=lrn.size, alpha_f=lrn.alpha, beta_f=lrn.beta,
+                        bias_f=lrn.k)
+
+    class Module(torch.nn.Module):
+        def forward(self, x):
+            return LRN.apply(x)
+
+    return Module()
+
+
+def export_onnx(torch, a):
+    """--export-onnx: the network as the bench times its forward pass (eval mode: dropout
+    is the identity; softmax at the end, as cnnbench's forward ends in [prob]) at --batch,
+    initialised as cnnbench's, to the ONNX file a.export_onnx; a line on stdout says what
+    exported it."""
+    torch.manual_seed(a.seed)
+    model, shape, _ = BUILDERS[a.model](torch, a.vars)
+    init_like_cnnbench(torch, model)
+    for i, layer in enumerate(model):
+        if isinstance(layer, torch.nn.LocalResponseNorm):
+            model[i] = onnx_lrn(torch, layer)
+    net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)).eval()
+    x = torch.randn(a.batch or DEFAULT_BATCH[a.model], *shape)
+    with torch.no_grad(), warnings.catch_warnings():
+        # PyTorch 1.13 warns that a symbolic's g.op will move, which is its own business
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(net, x, a.export_onnx, opset_version=ONNX_OPSET,
+                          input_names=["data"], output_names=["prob"])
+    print("ONNX opset %d exported by PyTorch %s" % (ONNX_OPSET, torch.__version__.split("+")[0]))
+
+
 # ---- main -------------------------------------------------------------------------------
 
 def positive_int(s):
@@ -239,6 +343,10 @@ def parse_args(argv):
                     "as cnnbench asks on standard input.")
     p.add_argument("--check", action="store_true",
                    help="only report whether torch is importable (exit 0) or not (exit 3)")
+    p.add_argument("--ways", action="store_true",
+                   help="only list the ways of running this peer at --threads, a line each")
+    p.add_argument("--export-onnx", metavar="FILE",
+                   help="only write the network (eval mode, softmax at the end) to FILE")
     p.add_argument("--model", choices=("lenet5", "alexnet"), default="lenet5")
     p.add_argument("--batch", type=positive_int,
                    help="images per batch (default: 256 for lenet5, 32 for alexnet)")
@@ -288,18 +396,27 @@ def model_vars(p, model, assignments):
 
 def main(argv):
     a = parse_args(argv)
+    if a.ways:  # without importing torch, which takes seconds
+        if importlib.util.find_spec("torch") is None:
+            print("skip " + NO_TORCH_MSG, flush=True)
+            return EXIT_NO_TORCH
+        print("\n".join(ways(a.threads)), flush=True)
+        return 0
     torch = import_torch()
     if a.check:
         if torch is None:
-            print(NO_TORCH_MSG, file=sys.stderr)
+            print("pytorch-peer: " + NO_TORCH_MSG, file=sys.stderr)
             return EXIT_NO_TORCH
         print("pytorch-peer: PyTorch %s is importable (%s, mkldnn %s)"
               % (torch.__version__, sys.executable,
                  "yes" if torch.backends.mkldnn.is_available() else "no"))
         return 0
     if torch is None:
-        print(NO_TORCH_MSG, file=sys.stderr)
+        print("skip " + NO_TORCH_MSG, flush=True)
         return EXIT_NO_TORCH
+    if a.export_onnx:
+        export_onnx(torch, a)
+        return 0
 
     # Threads first: set_num_interop_threads fails once inter-op work has started.
     torch.set_num_interop_threads(1)

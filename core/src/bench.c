@@ -1,7 +1,7 @@
 /*
  * bench.c - a time experiment from start to end (the method is in bench.h, the parts in
  * benchint.h): the configuration checked, the probes chosen, each (model, threads) group
- * timed and its peer run, then the CSVs, metadata, plots and report; and the lookups
+ * timed and its peers run, then the CSVs, metadata, plots and report; and the lookups
  * every part makes over the results.
  */
 #include "bench.h"
@@ -87,7 +87,7 @@ static int init_probes(const bconf *bc, results *r)
     return rc;
 }
 
-/* Every group, model by model, the peer's processes among the backends; the CSVs after
+/* Every group, model by model, the peers' processes among the backends; the CSVs after
  * each, so that partial results survive. */
 static int measure_all(const bconf *bc, results *r, const cnb_registry *reg)
 {
@@ -98,8 +98,9 @@ static int measure_all(const bconf *bc, results *r, const cnb_registry *reg)
             if (rc == 0)
                 rc = bench_write_csvs(bc, r);
         }
-    if (rc == 0 && !bc->peer[0])
-        snprintf(r->peer_note, sizeof r->peer_note, "No peer rows: [bench] names no peer script.");
+    if (rc == 0 && bc->np == 0)
+        snprintf(r->peer_note[0], sizeof r->peer_note[0],
+                 "No peer rows: [bench] names no peer script.");
     return rc;
 }
 

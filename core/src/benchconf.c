@@ -88,18 +88,38 @@ static int backend_key(const bconf *bc, const cnb_section *s, const cnb_kv *kv, 
     return 0;
 }
 
-/* A path given in the experiment file: as it is when absolute, else from the file's
- * folder. */
-static int conf_path(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv, char *out,
-                     size_t len)
+/* A path given in the experiment file, value (kv's, or one of its list): as it is when
+ * absolute, else from the file's folder. */
+static int conf_path(const cnb_conf *c, const cnb_section *s, const cnb_kv *kv,
+                     const char *value, char *out, size_t len)
 {
     char dir[PATH_MAX], where[1100];
     snprintf(dir, sizeof dir, "%s", c->path);
-    if (kv->value[0] == '/')
-        snprintf(out, len, "%s", kv->value);
-    else if (snprintf(out, len, "%s/%s", dirname(dir), kv->value) >= (int)len)
+    if (value[0] == '/')
+        snprintf(out, len, "%s", value);
+    else if (snprintf(out, len, "%s/%s", dirname(dir), value) >= (int)len)
         return cnb_error("%s: %s path too long", cnb_conf_where(c, s, kv, where, sizeof where),
                          kv->key);
+    return 0;
+}
+
+/* peer = a list of scripts, comma-separated (a path may hold spaces); empty: none. */
+static int peer_list(bconf *bc, const cnb_conf *c, const cnb_section *b, const cnb_kv *kv)
+{
+    char list[MAX_PEERS * PATH_MAX], where[1100];
+    snprintf(list, sizeof list, "%s", kv->value);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        t += strspn(t, " \t");
+        for (char *end = t + strlen(t); end > t && (end[-1] == ' ' || end[-1] == '\t');)
+            *--end = '\0';
+        if (!t[0])
+            continue;
+        if (bc->np == MAX_PEERS)
+            return cnb_error("%s: peer names more than %d scripts",
+                             cnb_conf_where(c, b, kv, where, sizeof where), MAX_PEERS);
+        if (conf_path(c, b, kv, t, bc->peers[bc->np++], PATH_MAX))
+            return CNB_EINVAL;
+    }
     return 0;
 }
 
@@ -133,7 +153,7 @@ static int model_key(bconf *bc, const cnb_section *s, const cnb_kv *kv, bmodel *
     }
     long v;
     if (strcmp(key, "model") == 0)
-        return conf_path(c, s, kv, m->path, sizeof m->path);
+        return conf_path(c, s, kv, kv->value, m->path, sizeof m->path);
     if (strcmp(key, "batch") == 0) {
         if (cnb_conf_int(c, s, "batch", 1, 65536, &v))
             return CNB_EINVAL;
@@ -206,7 +226,7 @@ static int parse_experiment(bconf *bc, const cnb_conf *c, const cnb_section *ex)
     return 0;
 }
 
-/* [bench]: repetitions, passes, the peer, the backends and thread counts. */
+/* [bench]: repetitions, passes, the peers, the backends and thread counts. */
 static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
 {
     long warmup = 3, reps = 10;
@@ -221,7 +241,7 @@ static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
         return CNB_EINVAL;
     bc->warmup = (int)warmup, bc->min_reps = (int)reps;
     const cnb_kv *kv = cnb_section_get(b, "peer");
-    if (kv && kv->value[0] && conf_path(c, b, kv, bc->peer, sizeof bc->peer)) /* empty: none */
+    if (kv && peer_list(bc, c, b, kv))
         return CNB_EINVAL;
     char list[512], *items[MAX_BACKENDS];
     kv = cnb_section_get(b, "backends");

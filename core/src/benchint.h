@@ -6,8 +6,9 @@
  *   benchmeasure.c  one (model, threads) group: warm-up, interleaved rounds of the whole
  *                   network (and the heap each timed pass allocates) and of the per-layer
  *                   pass, the FMA probe among them; rows with what each network holds
- *   benchpeer.c     the peer script (scripts/pytorch-peer.py): its processes, one per way
- *                   of running it, each a participant of the rounds over a pipe
+ *   benchpeer.c     the peer scripts (scripts/pytorch-peer.py, onnxruntime-peer.mjs): the
+ *                   ways each says it runs, a process per way, each a participant of the
+ *                   rounds over a pipe
  *   benchcsv.c      bench.csv, layers.csv and peak.csv
  *   benchplot.c     the throughput and per-layer plots (gnuplot)
  *   benchreport.c   report.md, its memory tables too
@@ -34,7 +35,8 @@
 #define MAX_STEPS 1000      /* back to back in one whole-network sample */
 #define STREAM_BENCH CNB_BENCH_ORDER_STREAM
 #define PROBE_SECONDS 0.02  /* one FMA probe; one in every round of the timed passes */
-#define MAX_PEERS 3         /* ways of running the peer: as shipped, tuned with two allocators */
+#define MAX_PEERS 4         /* peer scripts */
+#define MAX_WAYS 8          /* ways of running them, every peer's in a group together */
 
 /* ---- configuration (benchconf.c) ---------------------------------------------------- */
 
@@ -56,7 +58,9 @@ typedef struct bmodel {
 
 typedef struct bconf {
     const cnb_conf *conf;
-    char name[128], results[PATH_MAX], peer[PATH_MAX], dir[PATH_MAX + 130];
+    char name[128], results[PATH_MAX], dir[PATH_MAX + 130];
+    char peers[MAX_PEERS][PATH_MAX]; /* [bench] peer: the scripts                        */
+    int np;
     uint64_t seed;
     char backends[MAX_BACKENDS][64];
     int max_threads[MAX_BACKENDS]; /* the most each uses; 0: as many as it is given */
@@ -93,10 +97,11 @@ int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 /* A row of bench.csv: a backend's, or one way of running the peer. */
 typedef struct row {
     char model[64], backend[80];
-    char how[512];                /* how it was run (the peer: its environment and mode) */
+    char how[1024];               /* how it was run (a peer: its way, environment, mode) */
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
     int steps;                    /* back to back in each sample (sample_time)           */
-    int peer;                     /* 0: a backend; else 1 + its way (bench_peer_ways)    */
+    int peer;                     /* 0: a backend; else 1 + its script's index in peers  */
+    int tuned;                    /* a peer's way tuned as its framework's guide says    */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
     double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown);
@@ -111,11 +116,11 @@ typedef struct row {
     char fused[256];              /* its fused runs, "conv1+act1+pool1 conv2+act2+pool2" */
 } row;
 
-/* The training steps of the fastest backend and of the fastest tuned peer of a group, in
- * pairs from the same round: their time ratios (peer / backend). */
+/* One pass of the fastest backend and of a peer's fastest tuned way in a group, in pairs
+ * from the same round: their time ratios (peer / backend). */
 typedef struct pair {
     char model[64], backend[80], peer[80];
-    int threads;
+    int threads, train;           /* train: 0 forward pass, 1 training step */
     cnb_sample_stats ratio;
 } pair;
 
@@ -135,12 +140,14 @@ typedef struct results {
     int n_rows;
     layer_row *layers;            /* per (model, backend, threads, layer): fwd, then bwd */
     int n_layers;
-    pair *pairs;                  /* per (model, threads) with a backend and a tuned peer */
+    pair *pairs;                  /* per (model, threads, pass, peer) with a backend and
+                                     a tuned way of the peer                            */
     int n_pairs;
     cnb_peak peaks[MAX_THREADS];
     int n_peaks;
-    char peer_note[PATH_MAX + 512];
-    int peer_off;                 /* the peer is absent or broken: not started again */
+    char peer_note[MAX_PEERS][PATH_MAX + 1024]; /* per peer script: what the report says
+                                                   of it, sentences, each once         */
+    int peer_off[MAX_PEERS];      /* the peer is absent or broken: not started again */
 } results;
 
 /* bench.c: the row of (model, backend, threads, pass), or NULL; the forward row of a
@@ -159,28 +166,38 @@ double bench_peak_at(const results *r, int threads);
 int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
                         const cnb_registry *reg);
 
-/* benchpeer.c: one process of the peer script, built and warmed up, waiting on its pipe. */
+/* benchpeer.c: a way of running a peer script, as its `--ways` says. */
+typedef struct bench_peer_way {
+    char suffix[32];              /* of the backend column: "", "-tuned-glibc", ...     */
+    int tuned;                    /* tuned as its framework's guide says: paired        */
+    char args[256];               /* the arguments it adds, words                       */
+    char env[512];                /* the environment it adds, NAME=VALUE words          */
+    char what[256];               /* what it is, for the report                         */
+} bench_peer_way;
+
+/* One process of a peer script, built and warmed up, waiting on its pipe. */
 typedef struct bench_peer {
-    int pid, way;                 /* way: an index of bench_peer_ways                  */
+    int pid, peer;                /* peer: its script's index in bc->peers              */
+    bench_peer_way way;
+    int inference;                /* 1: it answers no training step; 0: it does; -1: it
+                                     has not answered yet                               */
     FILE *to, *from;
-    char backend[80], how[512];
+    char backend[80], how[1024];
     double create_ms, peak_mb;
 } bench_peer;
 
-typedef struct bench_peer_way {
-    const char *suffix;           /* of the backend column: "", "-tuned-glibc", ...     */
-    const char *what;             /* for the report                                     */
-    int tuned;
-} bench_peer_way;
-extern const bench_peer_way bench_peer_ways[MAX_PEERS];
-
-/* Start way `way` of the peer for (m, threads) and wait until it is ready: 0; 1 when it
- * could not be (r->peer_note says why; r->peer_off when no way will start). */
-int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int way,
-                     results *r);
+/* The ways peer script `peer` runs at `threads` (`PEER --ways --threads N`), at most max
+ * of them, into ways: their number; 0 when there are none to run (r->peer_note says why,
+ * r->peer_off when the peer is absent or broke the contract). */
+int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways, int max,
+                    results *r);
+/* Start `way` of peer script `peer` for (m, threads) and wait until it is ready: 0; 1
+ * when it could not be (r->peer_note says why; r->peer_off when no way will start). */
+int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int peer,
+                     const bench_peer_way *way, results *r);
 /* `steps` forward passes back to back, then as many training steps: the seconds of one
- * of each (their mean); 0, or 1 after a broken reply (r->peer_note says what; the
- * process is stopped). */
+ * of each (their mean; *train NAN for a peer that only infers); 0, or 1 after a broken
+ * reply (r->peer_note says what; the process is stopped). */
 int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r);
 /* Tell it to quit, close its pipes, reap it: its wait status (-1: none). */
 int bench_peer_stop(bench_peer *p);

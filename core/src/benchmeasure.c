@@ -1,10 +1,10 @@
 /*
  * benchmeasure.c - one (model, threads) group of a bench: each backend's network and its
- * warm-up, the peer's processes, then rounds over them all in a shuffled order with the
+ * warm-up, the peers' processes, then rounds over them all in a shuffled order with the
  * FMA probe among them, first the whole network, then the per-layer pass (backends only);
- * the samples become rows, and the fastest backend's and tuned peer's pairs from the same
- * rounds their ratios. A backend's rows also say what its network holds and what each of
- * its timed passes allocated on the heap (heapcount.h).
+ * the samples become rows, and the fastest backend's and each peer's fastest tuned way's
+ * pairs from the same rounds, per pass, their ratios. A backend's rows also say what its
+ * network holds and what each of its timed passes allocated on the heap (heapcount.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -14,11 +14,12 @@
 #include "benchint.h"
 #include "clock.h"
 #include "heapcount.h"
+#include "log.h"
 #include "net.h"
 #include "rng.h"
 
-/* One backend's network, or one way of running the peer, inside a (model, threads)
- * group, and its samples (seconds). */
+/* One backend's network, or one way of running a peer, inside a (model, threads) group,
+ * and its samples (seconds). */
 typedef struct entry {
     int b;                        /* the backend's index; -1 for the peer              */
     bench_peer peer;              /* the peer's process (b = -1)                       */
@@ -30,7 +31,8 @@ typedef struct entry {
     double min_time, sample_time, create_ms;
     int steps;                    /* back to back per whole-network sample; 0: not yet
                                      calibrated                                         */
-    double *fwd, *train;          /* whole network, [reps], seconds per step */
+    double *fwd, *train;          /* whole network, [reps], seconds per step (train: NAN
+                                     for a peer that only infers)                       */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
     int reps;
@@ -176,14 +178,14 @@ static int grow(double **p, int n)
 /* One timed repetition of one backend; sets *enough once it has its samples. */
 typedef int (*rep_fn)(entry *e, int *enough);
 
-/* Rounds over the entries (the backends, then the peer's ways), in a freshly shuffled
+/* Rounds over the entries (the backends, then the peers' ways), in a freshly shuffled
  * order each round, until every one has enough: drift and neighbours' noise then fall on
  * all of them alike. The FMA probe takes a place of its own in every round's order (slot
  * ne), so it sees the machine as the kernels around it do; every backend before it has
  * been parked. */
 static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak)
 {
-    int order[MAX_BACKENDS + MAX_PEERS + 1], enough[MAX_BACKENDS + MAX_PEERS] = {0};
+    int order[MAX_BACKENDS + MAX_WAYS + 1], enough[MAX_BACKENDS + MAX_WAYS] = {0};
     int left = ne, rc = 0;
     for (int k = 0; k <= ne; k++)
         order[k] = k;
@@ -231,6 +233,12 @@ static int time_backend(entry *e, int steps, double *fwd, double *train, double 
     return rc;
 }
 
+/* Does entry e time training steps (every backend does; a peer that only infers not)? */
+static int trains(const entry *e)
+{
+    return e->b >= 0 || e->peer.inference != 1;
+}
+
 static int time_entry(entry *e, int steps, double *fwd, double *train, double heap[4])
 {
     if (e->b >= 0)
@@ -257,7 +265,7 @@ static int rep_whole(entry *e, int *enough)
         double least = INFINITY;
         for (int k = 0; k < 3 && rc == 0 && !e->broken; k++)
             if ((rc = time_entry(e, 1, &fwd, &train, heap)) == 0)
-                least = fmin(least, fwd + train);
+                least = fmin(least, fwd + (trains(e) ? train : 0));
         e->steps = (int)fmax(1.0, fmin(ceil(e->sample_time / least), MAX_STEPS));
     }
     if (rc == 0 && !e->broken)
@@ -269,9 +277,10 @@ static int rep_whole(entry *e, int *enough)
     for (int k = 0; k < 4 && e->b >= 0; k++)
         e->heap[k][e->reps] = heap[k];
     e->sum_fwd += fwd * e->steps;
-    e->sum_train += train * e->steps;
+    e->sum_train += trains(e) ? train * e->steps : 0;
     e->reps++;
-    *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time && e->sum_train >= e->min_time;
+    *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time &&
+              (!trains(e) || e->sum_train >= e->min_time);
     return rc;
 }
 
@@ -366,8 +375,8 @@ static void set_memory(row *w, const entry *e, int train)
     w->alloc_bytes = bytes.median, w->allocs = calls.median, w->alloc_bytes_max = bytes.max;
 }
 
-/* The whole network's two rows of entry e: forward, then the training step; GFLOP/s from
- * flops (per sample, net_flops). */
+/* The whole network's rows of entry e: forward, then the training step (none for a peer
+ * that only infers); GFLOP/s from flops (per sample, net_flops). */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
                         const entry *e, const double flops[2])
 {
@@ -375,14 +384,15 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
     if (!grown)
         return CNB_ENOMEM;
     r->rows = grown;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 1 + trains(e); pass++) {
         row *w = &r->rows[r->n_rows++];
         memset(w, 0, sizeof *w);
         snprintf(w->model, sizeof w->model, "%s", m->name);
         snprintf(w->backend, sizeof w->backend, "%s",
                  e->b >= 0 ? bc->backends[e->b] : e->peer.backend);
         snprintf(w->how, sizeof w->how, "%s", e->b >= 0 ? "" : e->peer.how);
-        w->peer = e->b >= 0 ? 0 : 1 + e->peer.way;
+        w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
+        w->tuned = e->b < 0 && e->peer.way.tuned;
         w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps;
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
         w->ips = e->batch / (w->s.median * 1e-3);
@@ -439,16 +449,19 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
     return 0;
 }
 
-/* What the group measured, on stdout: each training step from the group's first row
- * on, the passes' time. */
+/* What the group measured, on stdout: from the group's first row on, each training step
+ * (the forward pass of a peer that only infers), the passes' time. */
 static void print_group(const results *r, int first, int threads, double whole,
                         double layers, const cnb_peak *peak)
 {
-    for (int k = first + 1; k < r->n_rows; k += 2) {
+    for (int k = first; k < r->n_rows; k++) {
         const row *w = &r->rows[k];
-        printf("  %-24s train %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
-               "reps)%s\n", w->backend, w->ips, w->s.median, w->s.q1, w->s.q3,
-               100 * w->s.cv, w->s.n, w->s.cv >= CNB_UNSTABLE_CV ? "  unstable" : "");
+        if (!w->train && k + 1 < r->n_rows && r->rows[k + 1].train)
+            continue; /* its training step follows */
+        printf("  %-24s %s %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
+               "reps)%s\n", w->backend, w->train ? "train" : "infer", w->ips, w->s.median,
+               w->s.q1, w->s.q3, 100 * w->s.cv, w->s.n,
+               w->s.cv >= CNB_UNSTABLE_CV ? "  unstable" : "");
     }
     printf("  (%.1f s whole-network, %.1f s per-layer pass; FMA probes so far at %d "
            "thread%s: %d, max %.1f GFLOP/s)\n", whole, layers, threads,
@@ -463,30 +476,32 @@ static cnb_peak *peak_for(results *r, int threads)
     return NULL;
 }
 
-/* The entry with the lowest median training step among es[from, to) that have samples;
- * tuned: only the peer's tuned ways. NULL when there is none. */
-static const entry *fastest(const entry *es, int from, int to, int tuned)
+/* The entry with the lowest median in pass `train` among es[from, to) that have samples
+ * of it; peer >= 0: only that peer's tuned ways. NULL when there is none. */
+static const entry *fastest(const entry *es, int from, int to, int train, int peer)
 {
     const entry *best = NULL;
     double best_ms = INFINITY;
     for (int k = from; k < to; k++) {
-        if (!es[k].reps || es[k].broken || (tuned && !bench_peer_ways[es[k].peer.way].tuned))
+        if (!es[k].reps || es[k].broken || (train && !trains(&es[k])) ||
+            (peer >= 0 && (es[k].peer.peer != peer || !es[k].peer.way.tuned)))
             continue;
         cnb_sample_stats s;
-        to_ms(es[k].train, es[k].reps, 1, &s);
+        to_ms(train ? es[k].train : es[k].fwd, es[k].reps, 1, &s);
         if (s.median < best_ms)
             best = &es[k], best_ms = s.median;
     }
     return best;
 }
 
-/* The fastest backend's training steps against the fastest tuned peer's, sample i of each
- * from round i (each takes one repetition a round until it has enough), so that the two
- * of a pair saw the machine at the same time: their ratios into r's pairs. */
+/* Pass `train` of the fastest backend against that of peer script `peer`'s fastest tuned
+ * way, sample i of each from round i (each takes one repetition a round until it has
+ * enough), so that the two of a pair saw the machine at the same time: their ratios into
+ * r's pairs. */
 static int add_pair(results *r, const bconf *bc, const bmodel *m, int threads,
-                    const entry *es, int nb, int ne)
+                    const entry *es, int nb, int ne, int train, int peer)
 {
-    const entry *b = fastest(es, 0, nb, 0), *p = fastest(es, nb, ne, 1);
+    const entry *b = fastest(es, 0, nb, train, -1), *p = fastest(es, nb, ne, train, peer);
     if (!b || !p)
         return 0;
     int n = b->reps < p->reps ? b->reps : p->reps;
@@ -498,20 +513,20 @@ static int add_pair(results *r, const bconf *bc, const bmodel *m, int threads,
     }
     r->pairs = grown;
     for (int i = 0; i < n; i++)
-        ratio[i] = p->train[i] / b->train[i];
+        ratio[i] = train ? p->train[i] / b->train[i] : p->fwd[i] / b->fwd[i];
     pair *w = &r->pairs[r->n_pairs++];
     memset(w, 0, sizeof *w);
     snprintf(w->model, sizeof w->model, "%s", m->name);
     snprintf(w->backend, sizeof w->backend, "%s", bc->backends[b->b]);
     snprintf(w->peer, sizeof w->peer, "%s", p->peer.backend);
-    w->threads = threads;
+    w->threads = threads, w->train = train;
     cnb_sample_summarize(ratio, n, &w->ratio);
     free(ratio);
     return 0;
 }
 
-/* The timed passes over the group's entries (the backends es[0, nb), then the peer's
- * ways), then their rows and the pair. */
+/* The timed passes over the group's entries (the backends es[0, nb), then the peers'
+ * ways), then their rows and the pairs: per pass, per peer. */
 static int measure(results *r, const bconf *bc, const bmodel *m, int threads, entry *es,
                    int nb, int ne)
 {
@@ -533,24 +548,35 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }
-    if (rc == 0)
-        rc = add_pair(r, bc, m, threads, es, nb, ne);
+    for (int train = 0; train < 2; train++)
+        for (int peer = 0; peer < bc->np && rc == 0; peer++)
+            rc = add_pair(r, bc, m, threads, es, nb, ne, train, peer);
     if (rc == 0)
         print_group(r, first, threads, t1 - t0, cnb_now() - t1, peak);
     return rc;
 }
 
-/* The peer's ways at `threads` after the backends, es[ne] on; how many started. */
+/* Every peer's ways at `threads` after the backends, es[ne] on, at most MAX_WAYS in all;
+ * how many started. */
 static int peer_entries(results *r, const bconf *bc, const bmodel *m, int threads,
                         entry *es, int ne)
 {
     int n = 0;
-    for (int way = 0; way < MAX_PEERS && bc->peer[0] && !r->peer_off; way++) {
-        entry *e = &es[ne + n];
-        e->b = -1, e->r = r;
-        e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
-        e->sample_time = bc->sample_time;
-        n += bench_peer_start(&e->peer, bc, m, threads, way, r) == 0;
+    for (int peer = 0; peer < bc->np; peer++) {
+        bench_peer_way ways[MAX_WAYS];
+        int nw = r->peer_off[peer] ? 0 : bench_peer_ways(bc, peer, threads, ways, MAX_WAYS, r);
+        for (int w = 0; w < nw && !r->peer_off[peer]; w++) {
+            if (n == MAX_WAYS) {
+                cnb_log(CNB_LOG_WARN, NULL, "%s: not run past the peers' %d-th way (at most "
+                        "%d in a group)", bc->peers[peer], MAX_WAYS, MAX_WAYS);
+                return n;
+            }
+            entry *e = &es[ne + n];
+            e->b = -1, e->r = r;
+            e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
+            e->sample_time = bc->sample_time;
+            n += bench_peer_start(&e->peer, bc, m, threads, peer, &ways[w], r) == 0;
+        }
     }
     return n;
 }
@@ -558,7 +584,7 @@ static int peer_entries(results *r, const bconf *bc, const bmodel *m, int thread
 int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int threads,
                         const cnb_registry *reg)
 {
-    entry es[MAX_BACKENDS + MAX_PEERS];
+    entry es[MAX_BACKENDS + MAX_WAYS];
     int nb = 0, rc = 0;
     memset(es, 0, sizeof es);
     for (int b = 0; b < bc->nb && rc == 0; b++)

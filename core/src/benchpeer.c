@@ -1,30 +1,48 @@
 /*
- * benchpeer.c - the peer: a script (scripts/pytorch-peer.py) that times the same network
- * in another framework, one long-lived process per way of running it, each a participant
- * of the bench's rounds like a backend: told over a pipe to run a step, it answers with
- * the step's times, so every peer sample has backend samples from the same round.
+ * benchpeer.c - the peers: scripts (scripts/pytorch-peer.py, scripts/onnxruntime-peer.mjs)
+ * that time the same network in another framework, one long-lived process per way of
+ * running each, every one a participant of the bench's rounds like a backend: told over a
+ * pipe to run a step, it answers with the step's times, so every peer sample has backend
+ * samples from the same round.
  *
- * The contract, as scripts/pytorch-peer.py states it too. cnnbench runs
+ * The ways of running a peer are the peer's to say, not the bench's: how to tune PyTorch
+ * (OpenMP pinning, allocators) or ONNX Runtime (session options) is knowledge of those
+ * frameworks, kept in their scripts beside the code it tunes, and a new peer brings its
+ * own ways without a change here. The bench only runs what a way says (arguments and an
+ * environment, set before the process starts, as an allocator to preload must be) and
+ * pairs its backends with the ways a peer calls tuned.
+ *
+ * The contract, as the scripts state it too. cnnbench first runs
+ *   PEER --ways --threads N
+ * which writes a line per way, fields separated by tabs:
+ *   way SUFFIX shipped|tuned ARGS ENV WHAT
+ * (SUFFIX: added to its rows' backend name, "" for one; ARGS: words it is run with; ENV:
+ * NAME=VALUE words it runs in; WHAT: what the way is, for the report), or
+ *   not-run SUFFIX WHY
+ * for a way this machine cannot run. Then, one process per way,
  *   PEER --model FILE --name NAME --batch N --threads N --warmup N --lr X --momentum X
- *        --weight-decay X [--inference-mode] [--var VAR=VALUE]...
+ *        --weight-decay X [ARGS] [--var VAR=VALUE]...
  * with FILE the model file's name without its folder and .ini (lenet5, alexnet: which
- * network to build), NAME the [bench.NAME] section, one --var for every variable of the model as it is
- * timed (its [vars] under the section's vars), and the SGD update of cnnbench's own
- * training step. The peer builds that network and warms it up, then writes one line
+ * network to build), NAME the [bench.NAME] section, one --var for every variable of the
+ * model as it is timed (its [vars] under the section's vars), and the SGD update of
+ * cnnbench's own training step. The peer builds that network and warms it up, then writes one line
  *   ready backend=NAME create_ms=X [how=TEXT]
  * (how: the rest of the line, what it ran on, e.g. its BLAS kernels) and reads commands,
  * a line each: `step K` times K forward passes back to back, then K training steps, and
  * answers with the seconds of one of each (the K's time over K)
  *   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
- * (PEAK_KB: the growth of its peak resident memory over its resident memory before the
- * network was built); `quit` or the end of its input ends it. Before `ready` it may
- * refuse (exit 2: a failure, said in the report); exit 3 means its framework is absent
- * (skipped).
+ * (TRAIN_SECONDS `nan` or `-` from a peer that only infers, at every step; PEAK_KB: the
+ * growth of its peak resident memory over its resident memory before the network was
+ * built); `quit` or the end of its input ends it. Before `ready` (or instead of its ways)
+ * it may refuse: exit 2, a failure, said in the report; `skip WHY` and exit 3, its
+ * framework is absent: its rows are skipped and the report says why. Exit 127 there is a
+ * script whose interpreter (#!) is missing, skipped the same way.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -34,71 +52,194 @@
 #include "child.h"
 #include "errors.h"
 
-/* Debian's jemalloc, preloaded by the jemalloc way. */
-#define JEMALLOC "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+#define EXIT_FAILED 2
+#define EXIT_ABSENT 3
+#define EXIT_NOT_RUN 127 /* the shell's: the #! interpreter is missing */
+#define MAX_WAY_WORDS 32 /* of a way's ARGS or ENV */
+#define INSTALL "`bash scripts/peers.sh` installs the optional peers"
 
-/* PyTorch's CPU performance guide: its OpenMP threads pinned close, one per core, with a
- * static schedule (GNU OpenMP's spelling), and OpenBLAS, which runs its fully connected
- * layers, at the same thread count; an allocator that keeps its memory (glibc told not to
- * give it back, or jemalloc with the guide's MALLOC_CONF); inference under
- * torch.inference_mode. Measured on AlexNet, 2 threads, training step: as shipped 3,920
- * ms, glibc keeping its memory 1,169 ms, jemalloc without MALLOC_CONF 7,339 ms; which
- * allocator is faster is measured again in every group, both running in the rounds. */
-const bench_peer_way bench_peer_ways[MAX_PEERS] = {
-    {"", "as shipped: torch.set_num_threads(N), the environment as given", 0},
-    {"-tuned-glibc", "tuned, glibc keeping its memory", 1},
-    {"-tuned-jemalloc", "tuned, jemalloc", 1},
-};
-
-static const char *const allocator_env[MAX_PEERS][3] = {
-    {NULL},
-    {"MALLOC_MMAP_THRESHOLD_=33554432", "MALLOC_TRIM_THRESHOLD_=17179869184",
-     "MALLOC_TOP_PAD_=1073741824"},
-    {"LD_PRELOAD=" JEMALLOC, "MALLOC_CONF=oversize_threshold:1,background_thread:true,"
-     "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000"},
-};
-
-/* The environment way `way` adds at `threads`, into env[] (NULL-terminated) and, spelled
- * out, into how. */
-static void way_env(int way, int threads, char env[][160], char *how, size_t len)
+/* Add a sentence to what the report says of peer script `peer`, unless it says it
+ * already (each group asks the peer again). */
+static void peer_say(results *r, int peer, const char *fmt, ...)
 {
-    int n = 0;
-    if (bench_peer_ways[way].tuned) {
-        snprintf(env[n++], 160, "OMP_NUM_THREADS=%d", threads);
-        snprintf(env[n++], 160, "OMP_PROC_BIND=close");
-        snprintf(env[n++], 160, "OMP_PLACES=cores");
-        snprintf(env[n++], 160, "OMP_SCHEDULE=static");
-        snprintf(env[n++], 160, "OPENBLAS_NUM_THREADS=%d", threads);
-    }
-    for (int i = 0; i < 3 && allocator_env[way][i]; i++)
-        snprintf(env[n++], 160, "%s", allocator_env[way][i]);
-    env[n][0] = 0;
-    size_t at = (size_t)snprintf(how, len, "%s", bench_peer_ways[way].what);
-    for (int i = 0; i < n && at < len; i++)
-        at += (size_t)snprintf(how + at, len - at, "%s%s", i ? " " : "; ", env[i]);
+    char s[PATH_MAX + 512], *note = r->peer_note[peer];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof s, fmt, ap);
+    va_end(ap);
+    size_t at = strlen(note);
+    if (!strstr(note, s))
+        snprintf(note + at, sizeof r->peer_note[peer] - at, "%s%s", at ? " " : "", s);
 }
 
-/* The peer ended before it was ready: what its status means for the report. */
-static void peer_failed(const bconf *bc, int status, results *r)
+/* The script's file name, which the report names it by until it says its own. */
+static const char *script_name(const bconf *bc, int peer)
 {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
-        snprintf(r->peer_note, sizeof r->peer_note,
-                 "PyTorch rows skipped: PyTorch is not installed (Debian package python3-torch; "
-                 "install it and rerun to add them).");
-        r->peer_off = 1;
+    const char *slash = strrchr(bc->peers[peer], '/');
+    return slash ? slash + 1 : bc->peers[peer];
+}
+
+/* The script ended, status, before it was ready or listed its ways; skip: the reason
+ * its `skip` line gave ("" none). What that means, for the report; the peer is off. */
+static void peer_ended(const bconf *bc, int peer, int status, const char *skip, results *r)
+{
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->peer_off[peer] = 1;
+    if (code == EXIT_ABSENT) {
+        peer_say(r, peer, "%s rows skipped: %s.", script_name(bc, peer),
+                 skip[0] ? skip : "it says its framework is absent (exit 3)");
         return;
     }
-    snprintf(r->peer_note, sizeof r->peer_note, "peer script %s failed (status %d); its "
-             "rows are missing.", bc->peer, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    r->peer_off = 1;
+    if (code == EXIT_NOT_RUN) {
+        char line[256] = "";
+        FILE *f = fopen(bc->peers[peer], "r");
+        if (f && fgets(line, sizeof line, f))
+            line[strcspn(line, "\n")] = 0;
+        if (f)
+            fclose(f);
+        peer_say(r, peer, "%s rows skipped: its interpreter (%s) could not be run (exit 127); "
+                 "%s.", script_name(bc, peer), line, INSTALL);
+        return;
+    }
+    peer_say(r, peer, "peer script %s failed (status %d); its rows are missing.",
+             bc->peers[peer], code);
 }
 
-#define PEER_FIXED_ARGS 21 /* the program and the options before the --var pairs */
-
-/* The child: its pipes on stdin and stdout, way's environment, the script. */
-static void run_child(const bconf *bc, const bmodel *m, int threads, int way, int in, int out)
+/* The peer script broke the contract: said, the peer off. */
+static void broke(const bconf *bc, int peer, const char *what, const char *line, results *r)
 {
-    char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], env[16][160], how[1024];
+    peer_say(r, peer, "peer script %s broke the contract: %s `%.200s`; its rows are missing.",
+             bc->peers[peer], what, line);
+    r->peer_off[peer] = 1;
+}
+
+/* Child side: stdin and stdout on the pipes (in < 0: stdin as it is), the environment
+ * words, then the script with argv. */
+static _Noreturn void exec_peer(const char *script, char *const *argv, char *env, int in,
+                                int out)
+{
+    for (char *save = NULL, *w = strtok_r(env, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        putenv(w);
+    if ((in >= 0 && dup2(in, 0) < 0) || dup2(out, 1) < 0)
+        cnb_child_exit(127);
+    execv(script, argv);
+    cnb_child_exit(127);
+}
+
+/* `PEER --ways --threads N`: its output into out (NUL-terminated, cut at len); its wait
+ * status, -1 when it could not be run. */
+static int run_ways(const char *script, int threads, char *out, size_t len)
+{
+    char th[16], env[1] = "";
+    int fd[2], status = -1;
+    snprintf(th, sizeof th, "%d", threads);
+    char *const argv[] = {(char *)script, "--ways", "--threads", th, NULL};
+    if (pipe2(fd, O_CLOEXEC))
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_peer(script, argv, env, -1, fd[1]);
+    close(fd[1]);
+    size_t n = 0;
+    for (ssize_t got = 1; pid > 0 && got > 0 && n + 1 < len; n += got > 0 ? (size_t)got : 0)
+        got = read(fd[0], out + n, len - 1 - n);
+    out[n] = 0;
+    close(fd[0]);
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return status;
+}
+
+/* Tab-separated fields of line (modified) into f; their number, up to max. */
+static int tab_fields(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *at = line; at && n < max; n++) {
+        f[n] = at;
+        at = strchr(at, '\t');
+        if (at)
+            *at++ = 0;
+    }
+    return n;
+}
+
+/* Is every word of env NAME=VALUE with NAME a variable's name? */
+static int env_words(const char *env)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", env);
+    int n = 0;
+    for (char *save = NULL, *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        size_t name = strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+        if (name == 0 || w[name] != '=' || (w[0] >= '0' && w[0] <= '9') || ++n > MAX_WAY_WORDS)
+            return 0;
+    }
+    return 1;
+}
+
+/* One line of --ways into *w: 1 a way, 0 a way not run here (said), -1 not a line of the
+ * contract. */
+static int way_line(int peer, char *line, bench_peer_way *w, results *r)
+{
+    char *f[7];
+    int n = tab_fields(line, f, 7);
+    if (n == 3 && !strcmp(f[0], "not-run")) {
+        peer_say(r, peer, "%s", f[2]);
+        return 0;
+    }
+    if (n != 6 || strcmp(f[0], "way") || (strcmp(f[2], "shipped") && strcmp(f[2], "tuned")) ||
+        !env_words(f[4]) || strlen(f[1]) >= sizeof w->suffix || strlen(f[3]) >= sizeof w->args ||
+        strlen(f[4]) >= sizeof w->env)
+        return -1;
+    memset(w, 0, sizeof *w);
+    snprintf(w->suffix, sizeof w->suffix, "%s", f[1]);
+    w->tuned = !strcmp(f[2], "tuned");
+    snprintf(w->args, sizeof w->args, "%s", f[3]);
+    snprintf(w->env, sizeof w->env, "%s", f[4]);
+    snprintf(w->what, sizeof w->what, "%s", f[5]);
+    return 1;
+}
+
+int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways, int max,
+                    results *r)
+{
+    char out[8192];
+    if (access(bc->peers[peer], X_OK) != 0) {
+        peer_say(r, peer, "peer script %s cannot be run: %s; its rows are missing.",
+                 bc->peers[peer], strerror(errno));
+        r->peer_off[peer] = 1;
+        return 0;
+    }
+    int status = run_ways(bc->peers[peer], threads, out, sizeof out), n = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        out[strcspn(out, "\n")] = 0;
+        peer_ended(bc, peer, status, strncmp(out, "skip ", 5) ? "" : out + 5, r);
+        return 0;
+    }
+    for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s", l);
+        int got = n < max ? way_line(peer, l, &ways[n], r) : 0;
+        if (got < 0) {
+            broke(bc, peer, "its --ways line is not `way<TAB>SUFFIX<TAB>shipped|tuned<TAB>ARGS"
+                  "<TAB>ENV<TAB>WHAT` nor `not-run<TAB>SUFFIX<TAB>WHY` but", copy, r);
+            return 0;
+        }
+        n += got;
+    }
+    if (n == 0 && !r->peer_note[peer][0])
+        broke(bc, peer, "--ways listed no way to run; its output was", out, r);
+    return n;
+}
+
+#define PEER_FIXED_ARGS 17 /* the program and the options before the way's arguments */
+
+/* The child: its pipes on stdin and stdout, the way's environment and arguments. */
+static _Noreturn void run_child(const bconf *bc, const bmodel *m, int threads, int peer,
+                                const bench_peer_way *way, int in, int out)
+{
+    char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], args[256], env[512];
     char vars[CNB_MAX_VARS][256], model[PATH_MAX];
     const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
     snprintf(model, sizeof model, "%.*s", (int)strcspn(base, "."), base);
@@ -108,24 +249,21 @@ static void run_child(const bconf *bc, const bmodel *m, int threads, int way, in
     snprintf(lr, sizeof lr, "%g", CNB_BENCH_LR);
     snprintf(mom, sizeof mom, "%g", CNB_BENCH_MOMENTUM);
     snprintf(wd, sizeof wd, "%g", CNB_BENCH_DECAY);
-    const char *argv[PEER_FIXED_ARGS + 1 + 2 * CNB_MAX_VARS + 1] = {
-        bc->peer, "--model", model, "--name", m->name, "--batch", batch, "--threads", th,
-        "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};
-    int argc = 17;
-    if (bench_peer_ways[way].tuned)
-        argv[argc++] = "--inference-mode";
+    const char *argv[PEER_FIXED_ARGS + MAX_WAY_WORDS + 2 * CNB_MAX_VARS + 1] = {
+        bc->peers[peer], "--model", model, "--name", m->name, "--batch", batch, "--threads",
+        th, "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};
+    int argc = PEER_FIXED_ARGS;
+    snprintf(args, sizeof args, "%s", way->args);
+    for (char *save = NULL, *w = strtok_r(args, " ", &save); w && argc < PEER_FIXED_ARGS +
+         MAX_WAY_WORDS; w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
     for (int i = 0; i < m->resolved.n; i++) {
         snprintf(vars[i], sizeof vars[i], "%s=%s", m->resolved.names[i], m->resolved.values[i]);
         argv[argc++] = "--var";
         argv[argc++] = vars[i];
     }
-    way_env(way, threads, env, how, sizeof how);
-    for (int i = 0; env[i][0]; i++)
-        putenv(env[i]);
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
-        cnb_child_exit(127);
-    execv(bc->peer, (char *const *)argv);
-    cnb_child_exit(127);
+    snprintf(env, sizeof env, "%s", way->env);
+    exec_peer(bc->peers[peer], (char *const *)argv, env, in, out);
 }
 
 /* The value of `key=` in a ready line, up to the next space (how: to the end), into buf. */
@@ -147,18 +285,16 @@ static int await_ready(bench_peer *p, const bconf *bc, results *r)
     if (!fgets(line, sizeof line, p->from) || strncmp(line, "ready ", 6)) {
         int ended = feof(p->from), status = bench_peer_stop(p);
         line[strcspn(line, "\n")] = 0;
-        if (ended)
-            peer_failed(bc, status, r);
+        if (!strncmp(line, "skip ", 5) || ended)
+            peer_ended(bc, p->peer, status, strncmp(line, "skip ", 5) ? "" : line + 5, r);
         else
-            snprintf(r->peer_note, sizeof r->peer_note, "peer script %s broke the contract: "
-                     "its first line is not `ready ...` but `%.200s`; its rows are missing.",
-                     bc->peer, line), r->peer_off = 1;
+            broke(bc, p->peer, "its first line is not `ready ...` but", line, r);
         return 1;
     }
     ready_field(line, " backend=", name, sizeof name);
     ready_field(line, " create_ms=", create, sizeof create);
     ready_field(line, " how=", how, sizeof how);
-    snprintf(p->backend, sizeof p->backend, "%s%s", name, bench_peer_ways[p->way].suffix);
+    snprintf(p->backend, sizeof p->backend, "%s%s", name, p->way.suffix);
     p->create_ms = create[0] ? strtod(create, NULL) : NAN;
     size_t at = strlen(p->how);
     if (how[0])
@@ -166,33 +302,27 @@ static int await_ready(bench_peer *p, const bconf *bc, results *r)
     return 0;
 }
 
-int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int way,
-                     results *r)
+int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int peer,
+                     const bench_peer_way *way, results *r)
 {
     memset(p, 0, sizeof *p);
-    p->way = way, p->pid = -1, p->peak_mb = NAN;
-    char env[16][160];
-    way_env(way, threads, env, p->how, sizeof p->how);
-    if (way == 2 && access(JEMALLOC, R_OK) != 0) {
-        snprintf(r->peer_note, sizeof r->peer_note, "PyTorch tuned with jemalloc not run: "
-                 "%s is missing (Debian package libjemalloc2).", JEMALLOC);
-        return 1;
-    }
+    p->peer = peer, p->way = *way, p->pid = -1, p->peak_mb = NAN, p->inference = -1;
+    snprintf(p->how, sizeof p->how, "%s%s%s", way->what, way->env[0] ? "; " : "", way->env);
     /* a peer that dies would otherwise kill the bench at its next command */
     signal(SIGPIPE, SIG_IGN);
     int to[2], from[2];
     if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC)) {
-        cnb_error("%s: could not make its pipes: %s", bc->peer, strerror(errno));
+        cnb_error("%s: could not make its pipes: %s", bc->peers[peer], strerror(errno));
         return 1;
     }
     fflush(stdout);
     p->pid = fork();
     if (p->pid == 0)
-        run_child(bc, m, threads, way, to[0], from[1]);
+        run_child(bc, m, threads, peer, way, to[0], from[1]);
     close(to[0]), close(from[1]);
     p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
     if (p->pid < 0 || !p->to || !p->from) {
-        cnb_error("%s: could not run: %s", bc->peer, strerror(errno));
+        cnb_error("%s: could not run: %s", bc->peers[peer], strerror(errno));
         bench_peer_stop(p);
         return 1;
     }
@@ -200,6 +330,22 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
     if (rc == 0)
         kill(p->pid, SIGSTOP); /* parked until its turn, see bench_peer_step */
     return rc;
+}
+
+/* A step's answer into its seconds (train NAN: none) and peak: 0, or -1 when it is not
+ * `step F T KB` with positive times, or its training time comes and goes between steps. */
+static int parse_step(bench_peer *p, const char *line, double *fwd, double *train, double *kb)
+{
+    char t[32], *end;
+    if (sscanf(line, "step %lf %31s %lf", fwd, t, kb) != 3 || !(*fwd > 0) || isinf(*fwd))
+        return -1;
+    *train = strcmp(t, "-") ? strtod(t, &end) : NAN;
+    if (strcmp(t, "-") && (*end || (!isnan(*train) && (!(*train > 0) || isinf(*train)))))
+        return -1;
+    if (p->inference >= 0 && p->inference != isnan(*train))
+        return -1;
+    p->inference = isnan(*train);
+    return 0;
 }
 
 /* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
@@ -212,10 +358,10 @@ int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, result
     double kb;
     kill(p->pid, SIGCONT);
     if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
-        !fgets(line, sizeof line, p->from) || sscanf(line, "step %lf %lf %lf", fwd, train, &kb) != 3) {
+        !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
         line[strcspn(line, "\n")] = 0;
-        snprintf(r->peer_note, sizeof r->peer_note, "peer %s broke off: its answer to `step` "
-                 "was `%.100s`; its rows are missing.", p->backend, line[0] ? line : "nothing");
+        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`; its rows "
+                 "are missing.", p->backend, line[0] ? line : "nothing");
         bench_peer_stop(p);
         return 1;
     }

@@ -24,11 +24,13 @@ int bench_plot_throughput(const bconf *bc, const results *r, const bmodel *m)
         if (w->train || strcmp(w->model, m->name) != 0)
             continue;
         const row *t = bench_find_row(r, w->model, w->backend, w->threads, 1);
-        if (!t)
-            continue;
-        fprintf(a.f, "\"%s %dT\" %.2f %.2f %.2f %.2f %.2f %.2f\n", w->backend, w->threads, w->ips,
-                w->batch / (w->s.q3 * 1e-3), w->batch / (w->s.q1 * 1e-3), t->ips,
-                t->batch / (t->s.q3 * 1e-3), t->batch / (t->s.q1 * 1e-3));
+        fprintf(a.f, "\"%s %dT\" %.2f %.2f %.2f ", w->backend, w->threads, w->ips,
+                w->batch / (w->s.q3 * 1e-3), w->batch / (w->s.q1 * 1e-3));
+        if (t) /* none for a peer that only infers: no bar */
+            fprintf(a.f, "%.2f %.2f %.2f\n", t->ips, t->batch / (t->s.q3 * 1e-3),
+                    t->batch / (t->s.q1 * 1e-3));
+        else
+            fprintf(a.f, "NaN NaN NaN\n");
     }
     char title[256];
     snprintf(title, sizeof title, "%s: images per second (median; bars: interquartile range)",

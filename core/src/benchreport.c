@@ -1,6 +1,6 @@
 /*
  * benchreport.c - a bench's report.md: the machine and its measured peak, the method,
- * then per model the whole-network table (against the peer where it ran), its memory
+ * then per model the whole-network table (against the peers where they ran), its memory
  * table, and per thread count the per-layer table with the kernels against their library
  * calls alone.
  */
@@ -138,12 +138,14 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "memory grew over the resident memory before; for a backend, the bench's "
                "process while it built and warmed up the backend's network (VmHWM, reset "
                "through /proc/self/clear_refs; what the backends before it hold is not "
-               "counted); for the peer, the resident memory growth of its own process from "
+               "counted); for a peer, the resident memory growth of its own process from "
                "building the network to its last step (the interpreter and libraries not "
                "counted). A layer plugin's own buffers (dropout's mask) are in none of these "
-               "but the peak RSS.\n\n");
-    if (r->peer_note[0])
-        fprintf(f, "%s\n\n", r->peer_note);
+               "but the peak RSS. A peer that only infers (ONNX Runtime) has a forward pass "
+               "and no training step.\n\n");
+    for (int p = 0; p < MAX_PEERS; p++)
+        if (r->peer_note[p][0])
+            fprintf(f, "%s\n\n", r->peer_note[p]);
 }
 
 /* One training row of the whole-network table, with its forward pass's images/s. */
@@ -157,6 +159,14 @@ static void model_row(FILE *f, const results *r, const row *t)
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
             t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
             t->s.n, t->steps, t->s.outliers, t->create_ms, t->gflops, share);
+}
+
+/* The row of a peer that only infers: its forward pass's images/s and create time; the
+ * training columns empty. */
+static void inference_row(FILE *f, const row *w)
+{
+    fprintf(f, "| %s | %d | %d | %.1f | – | – | – | – | %.1f | – | – |\n", w->backend,
+            w->threads, w->batch, w->ips, w->create_ms);
 }
 
 /* The rows of the backends not timed at some thread count because they use fewer. */
@@ -197,11 +207,17 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
                "training GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
                "---:|\n",
             label);
-    for (int peer = 0; peer < 2; peer++) { /* the peer's rows last */
-        for (int i = 0; i < r->n_rows; i++)
-            if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
-                (r->rows[i].peer > 0) == peer)
-                model_row(f, r, &r->rows[i]);
+    for (int peer = 0; peer < 2; peer++) { /* the peers' rows last */
+        for (int i = 0; i < r->n_rows; i++) {
+            const row *w = &r->rows[i];
+            if (w->train || strcmp(w->model, m->name) || (w->peer > 0) != peer)
+                continue;
+            const row *t = bench_find_row(r, w->model, w->backend, w->threads, 1);
+            if (t)
+                model_row(f, r, t);
+            else
+                inference_row(f, w);
+        }
         if (!peer)
             not_run_rows(f, bc);
     }
@@ -238,7 +254,8 @@ static void heap_cell(char *buf, size_t len, const row *t)
                  t->allocs, t->allocs == 1 ? "" : "s");
 }
 
-/* One training row's line of the memory table, with its forward pass's heap. */
+/* One training row's line of the memory table, with its forward pass's heap (a peer's
+ * row: its forward pass's, when it only infers). */
 static void memory_row(FILE *f, const results *r, const row *t)
 {
     char rss[48] = "–", train[128], fwd[128], kernels[48] = "unknown";
@@ -258,8 +275,8 @@ static void memory_row(FILE *f, const results *r, const row *t)
             kernels, train, fwd, rss);
 }
 
-/* Model m's memory table: every training row, the peer's last (the method says what each
- * column measures). */
+/* Model m's memory table: every backend's and peer's row, the peers' last (the method says
+ * what each column measures). */
 static void memory_table(FILE *f, const results *r, const bmodel *m)
 {
     fprintf(f, "\nMemory of %s in MiB, and what one pass allocated on the heap (the method "
@@ -268,41 +285,53 @@ static void memory_table(FILE *f, const results *r, const bmodel *m)
                "heap per forward pass | peak RSS growth |\n|---|---:|---:|---:|---:|---:|---:|"
                "---:|---:|\n", m->name);
     for (int peer = 0; peer < 2; peer++)
-        for (int i = 0; i < r->n_rows; i++)
-            if (r->rows[i].train && strcmp(r->rows[i].model, m->name) == 0 &&
-                (r->rows[i].peer > 0) == peer)
-                memory_row(f, r, &r->rows[i]);
+        for (int i = 0; i < r->n_rows; i++) {
+            const row *w = &r->rows[i];
+            if (w->train || strcmp(w->model, m->name) || (w->peer > 0) != peer)
+                continue;
+            const row *t = bench_find_row(r, w->model, w->backend, w->threads, 1);
+            memory_row(f, r, t ? t : w);
+        }
 }
 
-/* How each of the peer's ways ran model m, once per way (its rows at every thread count
- * say the same but for the counts). */
+/* How each way of each peer ran model m, once per row (its rows at every thread count say
+ * the same but for the counts). */
 static void peer_hows(FILE *f, const results *r, const bmodel *m)
 {
     int said = 0;
     for (int i = 0; i < r->n_rows; i++) {
-        const row *t = &r->rows[i];
-        if (!t->train || t->peer == 0 || strcmp(t->model, m->name))
+        const row *w = &r->rows[i];
+        if (w->train || w->peer == 0 || strcmp(w->model, m->name))
             continue;
-        fprintf(f, "%s- %s, %d thread%s: %s\n", said++ ? "" : "\nHow the peer ran:\n\n",
-                t->backend, t->threads, plural(t->threads), t->how);
+        fprintf(f, "%s- %s, %d thread%s: %s\n", said++ ? "" : "\nHow the peers ran:\n\n",
+                w->backend, w->threads, plural(w->threads), w->how);
     }
 }
 
-/* The fastest backend against the fastest tuned peer, pair by pair from the same rounds;
- * then the plot. */
-static void peer_pairs(FILE *f, const results *r, const bmodel *m)
+/* Pass `train` of the fastest backend against each peer's fastest tuned way, pair by pair
+ * from the same rounds. */
+static void pass_pairs(FILE *f, const results *r, const bmodel *m, int train)
 {
     int said = 0;
     for (int i = 0; i < r->n_pairs; i++) {
         const pair *p = &r->pairs[i];
-        if (strcmp(p->model, m->name))
+        if (strcmp(p->model, m->name) || p->train != train)
             continue;
-        fprintf(f, "%s- %d thread%s: %s against %s: %.2f× (IQR %.2f–%.2f, %d pairs)\n",
-                said++ ? "" : "\nTraining step, the fastest tuned peer's time over the fastest "
-                "backend's, each pair from the same round (median of the pairs' ratios; above "
-                "1: the backend is faster):\n\n", p->threads, plural(p->threads), p->backend,
-                p->peer, p->ratio.median, p->ratio.q1, p->ratio.q3, p->ratio.n);
+        if (!said++)
+            fprintf(f, "\n%s, each peer's fastest tuned way's time over the fastest backend's, "
+                    "each pair from the same round (median of the pairs' ratios; above 1: the "
+                    "backend is faster):\n\n", train ? "Training step" : "Forward pass");
+        fprintf(f, "- %d thread%s: %s against %s: %.2f× (IQR %.2f–%.2f, %d pairs)\n",
+                p->threads, plural(p->threads), p->backend, p->peer, p->ratio.median,
+                p->ratio.q1, p->ratio.q3, p->ratio.n);
     }
+}
+
+/* The fastest backend against each peer, forward pass and training step; then the plot. */
+static void peer_pairs(FILE *f, const results *r, const bmodel *m)
+{
+    pass_pairs(f, r, m, 0);
+    pass_pairs(f, r, m, 1);
     fprintf(f, "\n![throughput](throughput-%s.png)\n\n", m->name);
 }
 
