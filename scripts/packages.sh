@@ -1,5 +1,5 @@
 # Sourced by the scripts that install what they need from Debian (bootstrap.sh, test.sh,
-# fuzz.sh, coverage.sh): the package lists, and need_packages.
+# fuzz.sh, coverage.sh, peers.sh): the package lists, and need_packages.
 
 # What building and running cnnbench needs (scripts/bootstrap.sh).
 build_packages=(gcc pkg-config meson ninja-build libinih-dev zlib1g-dev libcunit1-dev
@@ -8,6 +8,11 @@ build_packages=(gcc pkg-config meson ninja-build libinih-dev zlib1g-dev libcunit
 # What only the tests need: Slurm and munge for the slurm suite's one-node cluster, Open
 # MPI for the mpi feature (scripts/test.sh installs them as root).
 test_packages=(slurm-wlm munge openmpi-bin libopenmpi-dev)
+# What the optional peers of the backend-speed bench need (scripts/peers.sh): PyTorch and
+# jemalloc for scripts/pytorch-peer.py (whose --export-onnx the ONNX Runtime peer uses
+# too); Node.js and npm for scripts/onnxruntime-peer.mjs, unless node and npm are there.
+peer_packages=(python3-torch libjemalloc2)
+node_packages=(nodejs npm)
 
 # need_packages WHO PKG...: install those of the Debian packages PKG that are missing
 # (apt-get, as root); not root, print the exact command and return 1. WHO starts every
