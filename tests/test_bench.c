@@ -1,10 +1,11 @@
 /*
  * test_bench.c - the bench (time experiments): the repetition statistics, the FMA probes
  * (the kernel init chooses, and each ISA's when named) and the share of peak (a share
- * above 100% flagged, on known answers), a whole run with two backends and a stand-in
- * peer script (its files, rows and report), the memory columns (a kernel that allocates
- * in forward, a backend that cannot say what its kernels hold), and the errors a bad
- * [bench] section gets.
+ * above 100% flagged, on known answers), a whole run with two backends and stand-in peer
+ * scripts (their ways, files, rows and report; one that only infers), the real peers
+ * where their frameworks are installed, the memory columns (a kernel that allocates in
+ * forward, a backend that cannot say what its kernels hold), and the errors a bad [bench]
+ * section gets.
  */
 #include <math.h>
 #include <sys/stat.h>
@@ -145,21 +146,51 @@ static void test_peak_each_isa(void)
     cnb_error_quiet(quiet);
 }
 
-/* A stand-in for scripts/pytorch-peer.py, speaking its protocol: which way it is run
- * (shipped; tuned with glibc's or jemalloc's settings) from its environment, its arguments
- * and that environment's OMP, OpenBLAS and allocator variables kept in args-WAY and
- * env-WAY, its steps per sample (`step K`) in steps-WAY; each step answers 5 ms forward
- * and 20 (shipped), 10 (glibc) or 30 ms (jemalloc) training, 2 MiB of peak memory. */
+/* A stand-in for scripts/pytorch-peer.py, speaking its protocol. Its ways (--ways, at the
+ * thread count it is asked for): as shipped; tuned, with --inference-mode, an OMP variable
+ * at the thread count and a glibc one; a third it says it cannot run. Run, it tells its
+ * way by its environment and keeps its arguments, that environment's OMP, OpenBLAS and
+ * allocator variables and its steps per sample (`step K`) in args-WAY, env-WAY and
+ * steps-WAY; each step answers 5 ms forward and 20 (shipped) or 10 ms (glibc) training, 2
+ * MiB of peak memory. */
 static const char peer_script[] =
     "#!/bin/sh\n"
     "dir=$(dirname \"$0\"); way=shipped\n"
-    "[ -n \"$MALLOC_TOP_PAD_\" ] && way=glibc; [ -n \"$LD_PRELOAD\" ] && way=jemalloc\n"
+    "if [ \"$1\" = --ways ]; then\n"
+    "  printf 'way\\t\\tshipped\\t\\t\\tas shipped\\n'\n"
+    "  printf 'way\\t-tuned-glibc\\ttuned\\t--inference-mode\\tOMP_NUM_THREADS=%s "
+    "MALLOC_TOP_PAD_=1073741824\\ttuned, glibc keeping its memory\\n' \"$3\"\n"
+    "  printf 'not-run\\t-tuned-jemalloc\\tThe jemalloc way is not run here.\\n'; exit 0\n"
+    "fi\n"
+    "[ -n \"$MALLOC_TOP_PAD_\" ] && way=glibc\n"
     "echo \"$@\" > \"$dir/args-$way\"\n"
     "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
-    "case $way in shipped) t=0.020;; glibc) t=0.010;; *) t=0.030;; esac\n"
+    "case $way in shipped) t=0.020;; *) t=0.010;; esac\n"
     "echo ready backend=pytorch-test create_ms=2.5 how='a \"stand-in\"'\n"
     "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo $k >> \"$dir/steps-$way\"\n"
     "  echo step 0.005 $t 2048; done\n";
+
+/* A stand-in for scripts/onnxruntime-peer.mjs: a peer that only infers, as shipped (8 ms,
+ * no training time as `nan`) and tuned with --tuned (4 ms, `-`). */
+static const char infer_script[] =
+    "#!/bin/sh\n"
+    "if [ \"$1\" = --ways ]; then\n"
+    "  printf 'way\\t\\tshipped\\t\\t\\tinference only, as shipped\\n'\n"
+    "  printf 'way\\t-tuned\\ttuned\\t--tuned\\t\\tinference only, tuned\\n'; exit 0\n"
+    "fi\n"
+    "t='0.008 nan'; case \"$*\" in *--tuned*) t='0.004 -';; esac\n"
+    "echo ready backend=infer-test create_ms=1.5 how=sessions\n"
+    "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo step $t 1024; done\n";
+
+/* Write a stand-in peer script into dir under name, executable: its path (static). */
+static const char *write_peer(const char *dir, const char *name, const char *text)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    test_write_file(path, text);
+    CU_ASSERT_EQUAL(chmod(path, 0755), 0);
+    return path;
+}
 
 /* The variables of the families peer_script records that this process inherited (meson
  * test sets MALLOC_PERTURB_, a shell may set OMP_NUM_THREADS), set aside while a bench
@@ -195,7 +226,7 @@ static void env_put_back(env_aside *a)
     a->n = 0;
 }
 
-/* Debian's jemalloc, which the peer's jemalloc way preloads: that way runs only with it. */
+/* Debian's jemalloc, which PyTorch's jemalloc way preloads: that way runs only with it. */
 static int have_jemalloc(void)
 {
     return access("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", R_OK) == 0;
@@ -246,10 +277,8 @@ static int bench_file(const char *path) { return bench_file_force(path, 0); }
 static void test_whole_run(void)
 {
     const char *dir = test_tmpdir();
-    char script[600], path[600];
-    snprintf(script, sizeof script, "%s/peer.sh", dir);
-    test_write_file(script, peer_script);
-    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    char path[600];
+    write_peer(dir, "peer.sh", peer_script);
     const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
                                            "peer = peer.sh\n");
     env_aside inherited;
@@ -259,31 +288,22 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     /* every way is told the model's section name, every variable as the model's [vars]
      * gives them (LeNet-5's own: sigmoid and average pooling) and the bench's own SGD
-     * update; the tuned ways infer under torch.inference_mode */
+     * update; the tuned way the arguments its --ways line gave */
     const char *args = read_file((snprintf(path, sizeof path, "%s/args-shipped", dir), path));
     CHECK_MSG(args, "--model lenet5 --name lenet5 --batch 4 --threads 1 --warmup 1 --lr 0.0001 "
                     "--momentum 0.9 --weight-decay 0.0005 --var act=sigmoid --var pool=avg\n");
     args = read_file((snprintf(path, sizeof path, "%s/args-glibc", dir), path));
     CHECK_MSG(args, "--weight-decay 0.0005 --inference-mode --var act=sigmoid --var pool=avg\n");
-    /* the environments: as given for the shipped way, the performance guide's for the
-     * tuned ones */
+    /* the environments: as given for the shipped way, the one its --ways line gave (at
+     * the group's thread count) for the tuned one */
+    const char *env = read_file((snprintf(path, sizeof path, "%s/env-glibc", dir), path));
+    CU_ASSERT_STRING_EQUAL(env, "MALLOC_TOP_PAD_=1073741824\nOMP_NUM_THREADS=1\n");
+    env = read_file((snprintf(path, sizeof path, "%s/env-shipped", dir), path));
+    CU_ASSERT_STRING_EQUAL(env, "");
     /* a sample is as many steps as last sample_time (0.03 s) with a forward pass, by the
-     * fastest of 3 single ones: 2 of the glibc way's 15 ms, 1 of the jemalloc way's 35 */
+     * fastest of 3 single ones: 2 of the glibc way's 15 ms */
     const char *steps = read_file((snprintf(path, sizeof path, "%s/steps-glibc", dir), path));
     CU_ASSERT_EQUAL(strncmp(steps, "1\n1\n1\n2\n2\n", 10), 0);
-    const char *env = read_file((snprintf(path, sizeof path, "%s/env-glibc", dir), path));
-    CU_ASSERT_STRING_EQUAL(env, "MALLOC_MMAP_THRESHOLD_=33554432\nMALLOC_TOP_PAD_=1073741824\n"
-                                "MALLOC_TRIM_THRESHOLD_=17179869184\nOMP_NUM_THREADS=1\n"
-                                "OMP_PLACES=cores\nOMP_PROC_BIND=close\nOMP_SCHEDULE=static\n"
-                                "OPENBLAS_NUM_THREADS=1\n");
-    env = read_file((snprintf(path, sizeof path, "%s/env-shipped", dir), path));
-    CU_ASSERT_PTR_NULL(strstr(env, "OMP_PROC_BIND"));
-    CU_ASSERT_PTR_NULL(strstr(env, "MALLOC_"));
-    if (have_jemalloc()) {
-        env = read_file((snprintf(path, sizeof path, "%s/env-jemalloc", dir), path));
-        CHECK_MSG(env, "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n"
-                       "MALLOC_CONF=oversize_threshold:1,background_thread:true,");
-    }
 
     /* bench.csv: forward and training rows of each backend, then each way of the peer
      * with the times it answered every step */
@@ -294,8 +314,7 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,openblas,4,1,train,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-glibc,4,1,train,"), 1);
-    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-jemalloc,4,1,train,"),
-                    have_jemalloc());
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-jemalloc,"), 0);
     /* every row, its columns by name: at least min_reps repetitions, its median within
      * its IQR; a peer's the times it answered, its memory what it said, how it ran; a
      * backend's memory (test_network_memory works out LeNet-5's at batch 4), with nothing
@@ -332,18 +351,18 @@ static void test_whole_run(void)
             CU_ASSERT_DOUBLE_EQUAL(v[MB], 2.0, 1e-9);
             CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[STEPS]), "2");
             CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[CREATE])), 2.5, 1e-9);
-            CHECK_MSG(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 ");
-            CHECK_MSG(how, " MALLOC_TOP_PAD_=1073741824; a \"stand-in\"");
+            CU_ASSERT_STRING_EQUAL(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 "
+                                        "MALLOC_TOP_PAD_=1073741824; a \"stand-in\"");
         } else if (!strcmp(backend, "pytorch-test")) {
             CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 20.0 : 5.0, 1e-9);
-            CHECK_MSG(how, "as shipped: ");
+            CU_ASSERT_STRING_EQUAL(how, "as shipped; a \"stand-in\"");
         } else if (strncmp(backend, "pytorch", 7)) {
             CU_ASSERT_STRING_EQUAL(how, "");
         }
         rows++;
     }
     cnb_csv_close(&c);
-    CU_ASSERT_EQUAL(rows, 8 + 2 * have_jemalloc()); /* 2 backends and the peer's ways, 2 passes */
+    CU_ASSERT_EQUAL(rows, 8); /* 2 backends and the peer's 2 ways, 2 passes */
     CU_ASSERT_PTR_NOT_NULL(
         strstr(csv, ",peak_share,peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,"
                     "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,peak_mistrusted\n"));
@@ -367,17 +386,25 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(count_lines(layers, "lenet5,naive,"), 26);
     CU_ASSERT_EQUAL(count_lines(layers, "lenet5,openblas,"), 26);
 
-    /* the report: the peer's rows, how each ran, the fastest backend against the fastest
-     * tuned way (glibc's: 10 ms), a pair from every round */
+    /* the report: the peer's rows, how each ran, the way it said it cannot run, the
+     * fastest backend against the tuned way, forward and training, a pair from every
+     * round */
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
     CHECK_MSG(md, "## lenet5 (act=sigmoid pool=avg)\n");
     CHECK_MSG(md, "| pytorch-test | 1 | 4 |");
     CHECK_MSG(md, "| pytorch-test-tuned-glibc | 1 | 4 |");
-    CHECK_MSG(md, "- pytorch-test-tuned-glibc, 1 thread: tuned, glibc keeping its memory; "
-                  "OMP_NUM_THREADS=1 ");
-    CHECK_MSG(md, "- 1 thread: ");
-    CHECK_MSG(md, " against pytorch-test-tuned-glibc: ");
+    CHECK_MSG(md, "\nHow the peers ran:\n\n- pytorch-test, 1 thread: as shipped; a \"stand-in\"\n"
+                  "- pytorch-test-tuned-glibc, 1 thread: tuned, glibc keeping its memory; "
+                  "OMP_NUM_THREADS=1 MALLOC_TOP_PAD_=1073741824; a \"stand-in\"\n");
+    CHECK_MSG(md, "\n\nThe jemalloc way is not run here.\n\n");
+    CHECK_MSG(md, "\nForward pass, each peer's fastest tuned way's time over the fastest "
+                  "backend's");
+    CHECK_MSG(md, "\nTraining step, each peer's fastest tuned way's time over the fastest "
+                  "backend's");
+    CU_ASSERT_EQUAL(count_lines(md, "- 1 thread: "), 2);
+    CU_ASSERT_EQUAL(count_lines(md, "- 1 thread: openblas against pytorch-test-tuned-glibc: ") +
+                    count_lines(md, "- 1 thread: naive against pytorch-test-tuned-glibc: "), 2);
     CHECK_MSG(md, "Peak RSS growth: how far the peak resident memory grew");
     CHECK_MSG(md, "| pytorch-test-tuned-glibc | 1 | 4 | – | – | – | – | – | 2.0, its own process |");
     CHECK_MSG(md, cnb_heap_counting() ? "| naive | 1 | 4 | 0.47 | 0.71 | " : "| naive | 1 | 4 |");
@@ -507,36 +534,159 @@ static void test_memory_columns(void)
         CHECK_MSG(md, " | 14.6 KiB in 3 calls | 14.6 KiB in 3 calls | ");
 }
 
-static void test_missing_peer(void)
+/* Two peers, one that only infers: its rows are forward passes alone (no training row in
+ * bench.csv, the training cells of the report empty), both say how they ran, and the
+ * fastest backend is paired with each peer's tuned way in the forward pass, with the
+ * training peer's alone in the training step. */
+static void test_two_peers(void)
 {
     const char *dir = test_tmpdir();
-    char script[600], path[600];
-    snprintf(script, sizeof script, "%s/peer.sh", dir);
-    test_write_file(script, "#!/bin/sh\nexit 3\n"); /* the real script without torch */
-    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
-    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+    char path[600];
+    write_peer(dir, "peer.sh", peer_script);
+    write_peer(dir, "infer.sh", infer_script);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\n"
+                                           "peer = peer.sh , infer.sh\n");
+    env_aside inherited;
+    env_set_aside(&inherited);
+    const int rc = bench_file(exp);
+    env_put_back(&inherited);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,"), 2);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test-tuned-glibc,4,1,"), 2);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,infer-test,4,1,forward,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,infer-test-tuned,4,1,forward,"), 1);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,infer-test,4,1,train,"), 0);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,infer-test-tuned,4,1,train,"), 0);
+    static const char *const names[] = {"backend", "median_ms", "how", NULL};
+    int col[3], rows = 0;
+    cnb_csv c;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const char *backend = cnb_csv_get(&c, col[0]);
+        if (strncmp(backend, "infer-test", 10))
+            continue;
+        const int tuned = !strcmp(backend, "infer-test-tuned");
+        CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[1])), tuned ? 4.0 : 8.0, 1e-9);
+        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[2]), tuned ? "inference only, tuned; sessions"
+                                                              : "inference only, as shipped; "
+                                                                "sessions");
+        rows++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(rows, 2);
+
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *md = read_file(path);
+    /* 4 images in 4 ms; created in 1.5 ms; 1024 KiB in the memory table */
+    CHECK_MSG(md, "\n| infer-test-tuned | 1 | 4 | 1000.0 | – | – | – | – | 1.5 | – | – |\n");
+    CHECK_MSG(md, "\n| infer-test-tuned | 1 | 4 | – | – | – | – | – | 1.0, its own process |\n");
+    CHECK_MSG(md, "\n| infer-test | 1 | 4 | 500.0 | – | – |");
+    CHECK_MSG(md, "- pytorch-test-tuned-glibc, 1 thread: tuned, glibc keeping its memory; ");
+    CHECK_MSG(md, "- infer-test, 1 thread: inference only, as shipped; sessions\n"
+                  "- infer-test-tuned, 1 thread: inference only, tuned; sessions\n");
+    const char *fwd = strstr(md, "\nForward pass, "), *train = strstr(md, "\nTraining step, ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fwd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(train);
+    CU_ASSERT(fwd < train);
+    const char *pt = strstr(fwd, "- 1 thread: naive against pytorch-test-tuned-glibc: ");
+    const char *it = strstr(fwd, "- 1 thread: naive against infer-test-tuned: ");
+    CU_ASSERT(pt && pt < train && it && it < train);
+    CU_ASSERT_PTR_NOT_NULL(strstr(train, "- 1 thread: naive against pytorch-test-tuned-glibc: "));
+    CU_ASSERT_PTR_NULL(strstr(train, "against infer-test"));
+    double ratio = 0;
+    int pairs = 0;
+    CU_ASSERT_EQUAL(sscanf(it, "- 1 thread: naive against infer-test-tuned: %lf× (IQR %*f–%*f, "
+                           "%d pairs)", &ratio, &pairs), 2);
+    CU_ASSERT(ratio > 0 && pairs >= 3);
+    /* the throughput plot has the forward bar of the peer that only infers */
+    snprintf(path, sizeof path, "%s/results/speed/throughput-lenet5.dat", dir);
+    CHECK_MSG(read_file(path), "\"infer-test-tuned 1T\" 1000.00 1000.00 1000.00 NaN NaN NaN\n");
+}
+
+/* A peer that cannot run here is skipped, the report saying why: its --ways exits 3 with
+ * or without a reason, its interpreter is missing (exit 127), or it refuses when run. */
+static void test_missing_peer(void)
+{
+    static const char *const scripts[][2] = {
+        {"#!/bin/sh\nexit 3\n", /* the real script without its framework, before `skip` */
+         "peer.sh rows skipped: it says its framework is absent (exit 3)."},
+        {"#!/bin/sh\necho 'skip Foo is not installed (bash scripts/peers.sh installs it)'\n"
+         "exit 3\n", "peer.sh rows skipped: Foo is not installed (bash scripts/peers.sh "
+                     "installs it)."},
+        {"#!/usr/bin/env cnnbench-no-such-interpreter\n", "peer.sh rows skipped: its "
+         "interpreter (#!/usr/bin/env cnnbench-no-such-interpreter) could not be run (exit "
+         "127); `bash scripts/peers.sh` installs the optional peers."},
+        {"#!/bin/sh\n[ \"$1\" = --ways ] && { printf 'way\\t\\tshipped\\t\\t\\tone\\n'; exit 0; }\n"
+         "echo skip Bar is missing; exit 3\n", "peer.sh rows skipped: Bar is missing."},
+    };
+    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+        const char *dir = test_tmpdir();
+        char path[600];
+        write_peer(dir, "peer.sh", scripts[i][0]);
+        const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+        CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
+        snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+        const char *md = read_file(path);
+        CHECK_MSG(md, scripts[i][1]);
+        CU_ASSERT_PTR_NULL(strstr(md, "How the peers ran"));
+        CU_ASSERT_PTR_NULL(strstr(md, "failed"));
+    }
+}
+
+/* The real scripts/onnxruntime-peer.mjs where its package is not installed beside it (a
+ * copy in a folder of its own): skipped, the report saying how to install it; where node
+ * itself is missing, its interpreter is said instead, with the same command. */
+static void test_onnxruntime_absent(void)
+{
+    const char *dir = test_tmpdir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/scripts/onnxruntime-peer.mjs", CNB_SOURCE_ROOT);
+    write_peer(dir, "onnxruntime-peer.mjs", read_file(path));
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\n"
+                                           "peer = onnxruntime-peer.mjs\n");
     CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
-    CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
-    CU_ASSERT_PTR_NULL(strstr(md, "How the peer ran"));
+    CHECK_MSG(md, "onnxruntime-peer.mjs rows skipped: ");
+    CHECK_MSG(md, "`bash scripts/peers.sh` installs");
+    if (system("node --version >/dev/null 2>&1") == 0)
+        CHECK_MSG(md, "rows skipped: ONNX Runtime (the npm package onnxruntime-node) is not "
+                      "installed in scripts/peers/node_modules (`bash scripts/peers.sh` installs "
+                      "it: npm ci --onnxruntime-node-install=skip in scripts/peers/).");
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    CU_ASSERT_EQUAL(count_lines(read_file(path), "lenet5,onnxruntime"), 0);
 }
 
-/* A peer that breaks the protocol, before it is ready or at a step: its rows are left
- * out, the report quotes what it said; the bench's own rows are kept. */
+/* The ways a stand-in says, then something breaking the protocol. */
+#define ONE_WAY "[ \"$1\" = --ways ] && { printf 'way\\t\\tshipped\\t\\t\\tone\\n'; exit 0; }\n"
+
+/* A peer that breaks the protocol, in its ways, before it is ready or at a step: its rows
+ * are left out, the report quotes what it said; the bench's own rows are kept. */
 static void test_peer_contract(void)
 {
     static const char *const scripts[][2] = {
-        {"#!/bin/sh\necho model,backend\nsleep 1\n", "its first line is not `ready ...` but "
-                                                     "`model,backend`"},
-        {"#!/bin/sh\necho ready backend=pytorch-test\nread cmd\necho 12 ms\n",
-         "its answer to `step` was `12 ms`"}};
-    for (int i = 0; i < 2; i++) {
+        {"#!/bin/sh\necho 'way shipped'\n", "its --ways line is not `way<TAB>SUFFIX<TAB>"
+         "shipped|tuned<TAB>ARGS<TAB>ENV<TAB>WHAT` nor `not-run<TAB>SUFFIX<TAB>WHY` but "
+         "`way shipped`"},
+        {"#!/bin/sh\nprintf 'way\\t\\ttuned\\t\\tOMP THREADS=2\\tone\\n'\n", "but `way"},
+        {"#!/bin/sh\nexit 0\n", "--ways listed no way to run"},
+        {"#!/bin/sh\n" ONE_WAY "echo model,backend\nsleep 1\n",
+         "its first line is not `ready ...` but `model,backend`"},
+        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\necho 12 ms\n",
+         "its answer to `step` was `12 ms`"},
+        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\n"
+         "echo step -0.001 0.002 1\n", "its answer to `step` was `step -0.001 0.002 1`"},
+        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nt=nan\n"
+         "while read cmd k; do echo step 0.001 $t 1; t=0.002; done\n",
+         "its answer to `step` was `step 0.001 0.002 1`"}, /* training time comes and goes */
+    };
+    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
         const char *dir = test_tmpdir();
-        char script[600], path[600];
-        snprintf(script, sizeof script, "%s/peer.sh", dir);
-        test_write_file(script, scripts[i][0]);
-        CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+        char path[600];
+        write_peer(dir, "peer.sh", scripts[i][0]);
         const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
         CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
         snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
@@ -550,7 +700,8 @@ static void test_peer_contract(void)
 
 /* The real scripts/pytorch-peer.py on LeNet-5 at batch 4 where PyTorch is installed: it
  * builds the network from the bench's arguments (the model file's, whatever the section
- * calls it), answers the protocol in every way, and says which OpenBLAS kernels it ran. */
+ * calls it), answers the protocol in every way it lists, each in the environment of
+ * PyTorch's CPU performance guide, and says which OpenBLAS kernels it ran. */
 static void test_pytorch_peer(void)
 {
     char script[600], cmd[700], bench[800], path[700];
@@ -573,8 +724,53 @@ static void test_pytorch_peer(void)
     const char *csv = read_file(path);
     CU_ASSERT_EQUAL(count_lines(csv, "relu_5,pytorch-"), 4 + 2 * have_jemalloc());
     CHECK_MSG(csv, "-tuned-glibc,4,1,train,");
-    CHECK_MSG(csv, "; torch.inference_mode; OpenBLAS kernels ");
-    CHECK_MSG(csv, "; torch.no_grad; OpenBLAS kernels ");
+    CHECK_MSG(csv, "tuned as PyTorch's CPU performance guide says, glibc keeping its memory; "
+                   "OMP_NUM_THREADS=1 OMP_PROC_BIND=close OMP_PLACES=cores OMP_SCHEDULE=static "
+                   "OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 "
+                   "MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824; "
+                   "torch.inference_mode; OpenBLAS kernels ");
+    CHECK_MSG(csv, "as shipped: torch.set_num_threads(N), the environment as given; "
+                   "torch.no_grad; OpenBLAS kernels ");
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    if (have_jemalloc())
+        CHECK_MSG(csv, "jemalloc; OMP_NUM_THREADS=1 OMP_PROC_BIND=close OMP_PLACES=cores "
+                       "OMP_SCHEDULE=static OPENBLAS_NUM_THREADS=1 LD_PRELOAD=/usr/lib/"
+                       "x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=oversize_threshold:1,");
+    else
+        CHECK_MSG(read_file(path), "PyTorch tuned with jemalloc not run: ");
+}
+
+/* The real scripts/onnxruntime-peer.mjs on LeNet-5 at batch 4 where onnxruntime-node is
+ * installed (scripts/peers.sh) and PyTorch exports the network: forward rows of its two
+ * ways and no training rows, its session options said, the fastest backend's forward
+ * pass paired with its tuned way's. */
+static void test_onnxruntime_peer(void)
+{
+    char script[600], cmd[800], bench[800], path[700];
+    snprintf(script, sizeof script, "%s/scripts/onnxruntime-peer.mjs", CNB_SOURCE_ROOT);
+    snprintf(cmd, sizeof cmd, "%s --check >/dev/null 2>&1 && %s/scripts/pytorch-peer.py "
+             "--check >/dev/null 2>&1", script, CNB_SOURCE_ROOT);
+    if (system(cmd) != 0) {
+        printf("\n  skipped: onnxruntime-node or PyTorch is not installed (bash "
+               "scripts/peers.sh) ");
+        return;
+    }
+    const char *dir = test_tmpdir();
+    snprintf(bench, sizeof bench, "backends = naive\nlayers = no\npeer = %s\n", script);
+    CU_ASSERT_EQUAL_FATAL(bench_file(time_experiment(dir, bench)), 0);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,onnxruntime-"), 2);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,onnxruntime-1."), 2);
+    CHECK_MSG(csv, "-tuned,4,1,forward,");
+    CHECK_MSG(csv, "inference only, tuned as ONNX Runtime's thread management guide says; "
+                   "ONNX Runtime 1.");
+    CHECK_MSG(csv, "(onnxruntime-node, CPU execution provider), intraOpNumThreads 1, "
+                   "interOpNumThreads 1, executionMode sequential, graphOptimizationLevel all; "
+                   "ONNX opset 13 exported by PyTorch ");
+    CU_ASSERT_PTR_NULL(strstr(csv, ",train,\"inference only"));
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    CHECK_MSG(read_file(path), "- 1 thread: naive against onnxruntime-");
 }
 
 /* peer = /absolute/path is used as it is, not joined onto the experiment's folder: the
@@ -583,16 +779,14 @@ static void test_pytorch_peer(void)
 static void test_absolute_peer(void)
 {
     const char *dir = test_tmpdir(), *elsewhere = test_tmpdir();
-    char script[600], bench[700], path[600];
-    snprintf(script, sizeof script, "%s/peer.sh", elsewhere);
-    test_write_file(script, "#!/bin/sh\nexit 3\n");
-    CU_ASSERT_EQUAL_FATAL(chmod(script, 0755), 0);
+    char bench[700], path[600];
+    const char *script = write_peer(elsewhere, "peer.sh", "#!/bin/sh\nexit 3\n");
     snprintf(bench, sizeof bench, "backends = naive\nlayers = no\npeer = %s\n", script);
     CU_ASSERT_EQUAL_FATAL(bench_file(time_experiment(dir, bench)), 0);
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     const char *md = read_file(path);
-    CHECK_MSG(md, "PyTorch rows skipped: PyTorch is not installed");
-    CU_ASSERT_PTR_NULL(strstr(md, "failed (status 127)"));
+    CHECK_MSG(md, "peer.sh rows skipped: it says its framework is absent (exit 3).");
+    CU_ASSERT_PTR_NULL(strstr(md, "cannot be run"));
 }
 
 /* A folder holding a bench's results is refused before anything runs, saying which folder,
@@ -686,6 +880,8 @@ static void test_bad_config(void)
         {"backends = naive\nrepetitions = 10\n", "repetitions"},
         {"backends = naive, nosuch\n", "speed.ini:10: [bench] backends: backend 'nosuch'"},
         {"backends = naive\nlayers = maybe\n", "layers = 'maybe'"},
+        {"backends = naive\npeer = a, b, c, d, e\n", "speed.ini:11: [bench] peer: at most 4 "
+                                                      "scripts"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char sub[600], log[700], cmd[2000];
@@ -739,9 +935,14 @@ void suite_bench(void)
         {"a whole run: two backends, layers, the peer's ways in the rounds", test_whole_run},
         {"fused runs: named in bench.csv, timed on their first layer", test_fused_runs},
         {"memory: a kernel's heap in forward, a 2.2 backend's unknown", test_memory_columns},
-        {"a peer without PyTorch: the report says it was skipped", test_missing_peer},
+        {"two peers, one only inferring: its forward rows, pairs per pass", test_two_peers},
+        {"a peer without its framework or interpreter: skipped, saying why", test_missing_peer},
+        {"onnxruntime-peer.mjs without onnxruntime-node: skipped, how to install",
+         test_onnxruntime_absent},
         {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},
         {"scripts/pytorch-peer.py speaks the protocol (where torch is)", test_pytorch_peer},
+        {"scripts/onnxruntime-peer.mjs speaks the protocol (where installed)",
+         test_onnxruntime_peer},
         {"peer = /absolute/path is run from there", test_absolute_peer},
         {"a folder with a bench's results: refused, or --force, or --out", test_previous_results},
         {"a single-threaded backend is not timed at 2 threads", test_single_threaded},

@@ -115,7 +115,7 @@ static int peer_list(bconf *bc, const cnb_conf *c, const cnb_section *b, const c
         if (!t[0])
             continue;
         if (bc->np == MAX_PEERS)
-            return cnb_error("%s: peer names more than %d scripts",
+            return cnb_error("%s: [bench] peer: at most %d scripts",
                              cnb_conf_where(c, b, kv, where, sizeof where), MAX_PEERS);
         if (conf_path(c, b, kv, t, bc->peers[bc->np++], PATH_MAX))
             return CNB_EINVAL;
