@@ -5,10 +5,11 @@
  *
  *   [experiment]  name, mode = time, seed, results
  *   [bench]       backends (list), threads (list), warmup, min_reps, min_time (seconds),
- *                 layers (yes | no: the per-layer pass), peer (a script adding rows, e.g.
- *                 ../scripts/pytorch-peer.py; optional; an absolute path, or one from the
- *                 file's folder; what it is given and answers: benchpeer.c; it
- *                 runs in the rounds, one process per way of running it),
+ *                 layers (yes | no: the per-layer pass), peer (scripts adding rows,
+ *                 comma-separated, e.g. ../scripts/pytorch-peer.py,
+ *                 ../scripts/onnxruntime-peer.mjs; optional; each an absolute path, or one
+ *                 from the file's folder; what it is given and answers: benchpeer.c; each
+ *                 runs in the rounds, one process per way it says it runs),
  *                 scaling (yes: the data-parallel step at mpirun's rank count instead,
  *                 scaling.h; any time experiment under mpirun is timed that way)
  *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max": over the model's
@@ -31,11 +32,12 @@
  * the same thread count: the maximum over the run of short FMA probes (peak.h), one in
  * every round of both passes, in the round's shuffled order, so that a probe sees the
  * machine in the state the kernels around it do. A share above 100% is a measurement
- * error, never a result: printed as MISTRUSTED with the figures that produced it. The
- * peer is a long-lived process per way of running it (benchpeer.c), told over a pipe to
- * step when its turn in a round comes, like a backend; the fastest backend's and the
- * fastest tuned way's training steps from the same round are compared pair by pair (the
- * median of their ratios, in the report).
+ * error, never a result: printed as MISTRUSTED with the figures that produced it. A peer
+ * is a long-lived process per way of running it (benchpeer.c), told over a pipe to step
+ * when its turn in a round comes, like a backend; the fastest backend's and each peer's
+ * fastest tuned way's forward passes, and training steps (a peer that only infers has
+ * none), from the same round are compared pair by pair (the median of their ratios, in
+ * the report).
  */
 #ifndef CNB_BENCH_H
 #define CNB_BENCH_H
