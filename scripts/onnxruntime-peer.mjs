@@ -166,7 +166,8 @@ function exportOnnx(a, dir) {
 /* A field of /proc/self/status in KiB (VmRSS, VmHWM); 0 when unreadable. */
 function statusKb(field) {
     try {
-        const m = readFileSync('/proc/self/status', 'utf8').match(new RegExp(`^${field}:\\s*(\\d+)`, 'm'));
+        const status = readFileSync('/proc/self/status', 'utf8');
+        const m = status.match(new RegExp(`^${field}:\\s*(\\d+)`, 'm'));
         return m ? Number(m[1]) : 0;
     } catch {
         return 0;
