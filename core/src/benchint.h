@@ -101,7 +101,6 @@ typedef struct row {
     int batch, threads, train;    /* train: 0 forward pass, 1 training step */
     int steps;                    /* back to back in each sample (sample_time)           */
     int peer;                     /* 0: a backend; else 1 + its script's index in peers  */
-    int tuned;                    /* a peer's way tuned as its framework's guide says    */
     cnb_sample_stats s;           /* milliseconds */
     double ips, create_ms, gflops, share;
     double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown);

@@ -392,7 +392,6 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
                  e->b >= 0 ? bc->backends[e->b] : e->peer.backend);
         snprintf(w->how, sizeof w->how, "%s", e->b >= 0 ? "" : e->peer.how);
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
-        w->tuned = e->b < 0 && e->peer.way.tuned;
         w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps;
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
         w->ips = e->batch / (w->s.median * 1e-3);
