@@ -25,11 +25,12 @@
  * (intraOpNumThreads = threads, interOpNumThreads = 1, sequential execution, every graph
  * optimization). cnnbench runs a process per way:
  *
- *   onnxruntime-peer.mjs --model NAME --name NAME --batch N --threads N --warmup N --lr X
+ *   onnxruntime-peer.mjs --model FILE --name NAME --batch N --threads N --warmup N --lr X
  *                        --momentum X --weight-decay X [--tuned] [--var VAR=VALUE]...
  *
- * (the SGD update's arguments are accepted and unused). It exports the network, creates the
- * session, runs --warmup untimed forward passes, then writes
+ * (FILE: lenet5 or alexnet, the model file's name; NAME and the SGD update's arguments are
+ * accepted and unused). It exports the network, creates the session, runs --warmup untimed
+ * forward passes, then writes
  *
  *   ready backend=onnxruntime-VERSION create_ms=X how=TEXT
  *
