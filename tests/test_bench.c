@@ -663,8 +663,9 @@ static void test_onnxruntime_absent(void)
 /* The ways a stand-in says, then something breaking the protocol. */
 #define ONE_WAY "[ \"$1\" = --ways ] && { printf 'way\\t\\tshipped\\t\\t\\tone\\n'; exit 0; }\n"
 
-/* A peer that breaks the protocol, in its ways, before it is ready or at a step: its rows
- * are left out, the report quotes what it said; the bench's own rows are kept. */
+/* A peer that fails or breaks the protocol, in its ways, before it is ready or at a step:
+ * its rows are left out, the report says when or quotes what it said; the bench's own rows
+ * are kept. */
 static void test_peer_contract(void)
 {
     static const char *const scripts[][2] = {
@@ -673,6 +674,9 @@ static void test_peer_contract(void)
          "`way shipped`"},
         {"#!/bin/sh\nprintf 'way\\t\\ttuned\\t\\tOMP THREADS=2\\tone\\n'\n", "but `way"},
         {"#!/bin/sh\nexit 0\n", "--ways listed no way to run"},
+        {"#!/bin/sh\nexit 2\n", "peer.sh failed (status 2) when asked for its ways; its rows "
+                                "are missing."},
+        {"#!/bin/sh\n" ONE_WAY "exit 2\n", "peer.sh failed (status 2) when asked to get ready"},
         {"#!/bin/sh\n" ONE_WAY "echo model,backend\nsleep 1\n",
          "its first line is not `ready ...` but `model,backend`"},
         {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\necho 12 ms\n",

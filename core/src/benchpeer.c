@@ -79,9 +79,11 @@ static const char *script_name(const bconf *bc, int peer)
     return slash ? slash + 1 : bc->peers[peer];
 }
 
-/* The script ended, status, before it was ready or listed its ways; skip: the reason
- * its `skip` line gave ("" none). What that means, for the report; the peer is off. */
-static void peer_ended(const bconf *bc, int peer, int status, const char *skip, results *r)
+/* The script ended, status, when it was asked what `when` says (for its ways, or to get
+ * ready); skip: the reason its `skip` line gave ("" none). What that means, for the
+ * report; the peer is off. */
+static void peer_ended(const bconf *bc, int peer, int status, const char *when,
+                       const char *skip, results *r)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r->peer_off[peer] = 1;
@@ -101,8 +103,8 @@ static void peer_ended(const bconf *bc, int peer, int status, const char *skip, 
                  "%s.", script_name(bc, peer), line, INSTALL);
         return;
     }
-    peer_say(r, peer, "peer script %s failed (status %d); its rows are missing.",
-             bc->peers[peer], code);
+    peer_say(r, peer, "peer script %s failed (status %d) when asked %s; its rows are missing.",
+             bc->peers[peer], code, when);
 }
 
 /* The peer script broke the contract: said, the peer off. */
@@ -214,7 +216,7 @@ int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways
     int status = run_ways(bc->peers[peer], threads, out, sizeof out), n = 0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         out[strcspn(out, "\n")] = 0;
-        peer_ended(bc, peer, status, strncmp(out, "skip ", 5) ? "" : out + 5, r);
+        peer_ended(bc, peer, status, "for its ways", strncmp(out, "skip ", 5) ? "" : out + 5, r);
         return 0;
     }
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -286,7 +288,8 @@ static int await_ready(bench_peer *p, const bconf *bc, results *r)
         int ended = feof(p->from), status = bench_peer_stop(p);
         line[strcspn(line, "\n")] = 0;
         if (!strncmp(line, "skip ", 5) || ended)
-            peer_ended(bc, p->peer, status, strncmp(line, "skip ", 5) ? "" : line + 5, r);
+            peer_ended(bc, p->peer, status, "to get ready",
+                       strncmp(line, "skip ", 5) ? "" : line + 5, r);
         else
             broke(bc, p->peer, "its first line is not `ready ...` but", line, r);
         return 1;
