@@ -12,7 +12,7 @@ which ways of running PyTorch there are:
 
 and gets a line each, tab-separated: `way`, the suffix of its rows' backend name, shipped
 or tuned, the arguments it adds, the environment it runs in (NAME=VALUE words) and what it
-is (WAYS below: as shipped; tuned as PyTorch's CPU performance guide says, with glibc
+is (ways() below: as shipped; tuned as PyTorch's CPU performance guide says, with glibc
 keeping its memory or with jemalloc); `not-run`, a suffix and why, for a way this machine
 cannot run. It then runs one process per way, each a participant of its rounds:
 
@@ -41,12 +41,12 @@ script cannot build exactly is refused with exit 2 (cnnbench reports the failure
 PyTorch is absent it writes `skip WHY` and exits 3 (cnnbench reports the rows as skipped,
 saying why).
 
-  pytorch-peer.py --export-onnx FILE --model NAME --batch N [--var VAR=VALUE]...
+  pytorch-peer.py --export-onnx OUT --model FILE --batch N [--var VAR=VALUE]...
 
-writes the same network, initialised the same way, to an ONNX file for the ONNX Runtime
+writes the same network, initialised the same way, to the ONNX file OUT for the ONNX Runtime
 peer (scripts/onnxruntime-peer.mjs): in eval mode (dropout is the identity), softmax at
 the end as cnnbench's forward ends in [prob], LRN as ONNX's own LRN operator, opset
-ONNX_OPSET, the batch fixed.
+ONNX_OPSET, the batch fixed; then one line saying what exported it.
 
 Usage:
   printf 'step\nstep\n' | scripts/pytorch-peer.py --model lenet5 --batch 256 \
