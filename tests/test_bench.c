@@ -664,8 +664,8 @@ static void test_onnxruntime_absent(void)
 #define ONE_WAY "[ \"$1\" = --ways ] && { printf 'way\\t\\tshipped\\t\\t\\tone\\n'; exit 0; }\n"
 
 /* A peer that fails or breaks the protocol, in its ways, before it is ready or at a step:
- * its rows are left out, the report says when or quotes what it said; the bench's own rows
- * are kept. */
+ * its rows are left out, the report says when, its command and the end of its standard
+ * error, or quotes what it said; the bench's own rows are kept. */
 static void test_peer_contract(void)
 {
     static const char *const scripts[][2] = {
@@ -674,13 +674,18 @@ static void test_peer_contract(void)
          "`way shipped`"},
         {"#!/bin/sh\nprintf 'way\\t\\ttuned\\t\\tOMP THREADS=2\\tone\\n'\n", "but `way"},
         {"#!/bin/sh\nexit 0\n", "--ways listed no way to run"},
-        {"#!/bin/sh\nexit 2\n", "peer.sh failed (status 2) when asked for its ways; its rows "
-                                "are missing."},
-        {"#!/bin/sh\n" ONE_WAY "exit 2\n", "peer.sh failed (status 2) when asked to get ready"},
+        {"#!/bin/sh\necho no ways today >&2\nexit 2\n", "peer.sh failed (status 2) when asked "
+         "for its ways; its command was `" /* the folder */},
+        {"#!/bin/sh\necho no ways today >&2\nexit 2\n", "/peer.sh --ways --threads 1`; its "
+         "standard error ended `no ways today`; its rows are missing."},
+        {"#!/bin/sh\n" ONE_WAY "echo Traceback >&2\necho 'ValueError: no net' >&2\nexit 2\n",
+         "/peer.sh --model lenet5 --name lenet5 --batch 4 --threads 1 --warmup 1 --lr 0.0001 "
+         "--momentum 0.9 --weight-decay 0.0005 --var act=sigmoid --var pool=avg`; its standard "
+         "error ended `Traceback|ValueError: no net`; its rows are missing."},
         {"#!/bin/sh\n" ONE_WAY "echo model,backend\nsleep 1\n",
          "its first line is not `ready ...` but `model,backend`"},
-        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\necho 12 ms\n",
-         "its answer to `step` was `12 ms`"},
+        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\necho 12 ms\n"
+         "echo said 12 ms >&2\n", "`; its standard error ended `said 12 ms`; its rows are missing."},
         {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\n"
          "echo step -0.001 0.002 1\n", "its answer to `step` was `step -0.001 0.002 1`"},
         {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nt=nan\n"

@@ -181,7 +181,9 @@ typedef struct bench_peer {
     int inference;                /* 1: it answers no training step; 0: it does; -1: it
                                      has not answered yet                               */
     FILE *to, *from;
+    FILE *err;                    /* its standard error, quoted when it fails (or NULL) */
     char backend[80], how[1024];
+    char cmd[2048];               /* its command line, quoted when it fails             */
     double create_ms, peak_mb;
 } bench_peer;
 

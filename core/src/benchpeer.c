@@ -79,11 +79,41 @@ static const char *script_name(const bconf *bc, int peer)
     return slash ? slash + 1 : bc->peers[peer];
 }
 
+/* The last lines the peer wrote on its standard error (its file err), at most len - 1
+ * bytes of them on one line, each line's end as "|", into buf; "" when there are none. */
+static void stderr_tail(FILE *err, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (!err || fflush(err) || fseek(err, 0, SEEK_END))
+        return;
+    long size = ftell(err), from = size > (long)len - 1 ? size - (long)len + 1 : 0;
+    size_t n = 0;
+    if (size > 0 && fseek(err, from, SEEK_SET) == 0)
+        n = fread(buf, 1, len - 1, err);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = 0;
+    for (char *nl = strchr(buf, '\n'); nl; nl = strchr(nl, '\n'))
+        *nl = '|'; /* one line in the report */
+}
+
+/* What a failed peer said, for the report: "; its command was `...`; its standard error
+ * ended `...`" (each part only when known), into buf. */
+static void failure_detail(const char *cmd, FILE *err, char *buf, size_t len)
+{
+    char tail[400];
+    stderr_tail(err, tail, sizeof tail);
+    int at = snprintf(buf, len, "%s%s%s", cmd[0] ? "; its command was `" : "", cmd,
+                      cmd[0] ? "`" : "");
+    if (tail[0] && at >= 0 && (size_t)at < len)
+        snprintf(buf + at, len - (size_t)at, "; its standard error ended `%s`", tail);
+}
+
 /* The script ended, status, when it was asked what `when` says (for its ways, or to get
- * ready); skip: the reason its `skip` line gave ("" none). What that means, for the
- * report; the peer is off. */
+ * ready); skip: the reason its `skip` line gave ("" none); cmd and err: its command and
+ * standard error. What that means, for the report; the peer is off. */
 static void peer_ended(const bconf *bc, int peer, int status, const char *when,
-                       const char *skip, results *r)
+                       const char *skip, const char *cmd, FILE *err, results *r)
 {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r->peer_off[peer] = 1;
@@ -103,8 +133,10 @@ static void peer_ended(const bconf *bc, int peer, int status, const char *when,
                  "%s.", script_name(bc, peer), line, INSTALL);
         return;
     }
-    peer_say(r, peer, "peer script %s failed (status %d) when asked %s; its rows are missing.",
-             bc->peers[peer], code, when);
+    char detail[1600];
+    failure_detail(cmd, err, detail, sizeof detail);
+    peer_say(r, peer, "peer script %s failed (status %d) when asked %s%s; its rows are missing.",
+             bc->peers[peer], code, when, detail);
 }
 
 /* The peer script broke the contract: said, the peer off. */
@@ -115,22 +147,22 @@ static void broke(const bconf *bc, int peer, const char *what, const char *line,
     r->peer_off[peer] = 1;
 }
 
-/* Child side: stdin and stdout on the pipes (in < 0: stdin as it is), the environment
- * words, then the script with argv. */
+/* Child side: stdin, stdout and stderr on in, out and err (in < 0: stdin as it is; err <
+ * 0: stderr as it is), the environment words, then the script with argv. */
 static _Noreturn void exec_peer(const char *script, char *const *argv, char *env, int in,
-                                int out)
+                                int out, int err)
 {
     for (char *save = NULL, *w = strtok_r(env, " ", &save); w; w = strtok_r(NULL, " ", &save))
         putenv(w);
-    if ((in >= 0 && dup2(in, 0) < 0) || dup2(out, 1) < 0)
+    if ((in >= 0 && dup2(in, 0) < 0) || dup2(out, 1) < 0 || (err >= 0 && dup2(err, 2) < 0))
         cnb_child_exit(127);
     execv(script, argv);
     cnb_child_exit(127);
 }
 
-/* `PEER --ways --threads N`: its output into out (NUL-terminated, cut at len); its wait
- * status, -1 when it could not be run. */
-static int run_ways(const char *script, int threads, char *out, size_t len)
+/* `PEER --ways --threads N`: its output into out (NUL-terminated, cut at len), its
+ * standard error into err (may be NULL); its wait status, -1 when it could not be run. */
+static int run_ways(const char *script, int threads, char *out, size_t len, FILE *err)
 {
     char th[16], env[1] = "";
     int fd[2], status = -1;
@@ -141,7 +173,7 @@ static int run_ways(const char *script, int threads, char *out, size_t len)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0)
-        exec_peer(script, argv, env, -1, fd[1]);
+        exec_peer(script, argv, env, -1, fd[1], err ? fileno(err) : -1);
     close(fd[1]);
     size_t n = 0;
     for (ssize_t got = 1; pid > 0 && got > 0 && n + 1 < len; n += got > 0 ? (size_t)got : 0)
@@ -213,12 +245,20 @@ int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways
         r->peer_off[peer] = 1;
         return 0;
     }
-    int status = run_ways(bc->peers[peer], threads, out, sizeof out), n = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof cmd, "%s --ways --threads %d", bc->peers[peer], threads);
+    FILE *err = tmpfile();
+    int status = run_ways(bc->peers[peer], threads, out, sizeof out, err), n = 0;
+    const int failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+    if (failed) {
         out[strcspn(out, "\n")] = 0;
-        peer_ended(bc, peer, status, "for its ways", strncmp(out, "skip ", 5) ? "" : out + 5, r);
-        return 0;
+        peer_ended(bc, peer, status, "for its ways", strncmp(out, "skip ", 5) ? "" : out + 5,
+                   cmd, err, r);
     }
+    if (err)
+        fclose(err);
+    if (failed)
+        return 0;
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         char copy[1024];
         snprintf(copy, sizeof copy, "%s", l);
@@ -237,35 +277,47 @@ int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways
 
 #define PEER_FIXED_ARGS 17 /* the program and the options before the way's arguments */
 
-/* The child: its pipes on stdin and stdout, the way's environment and arguments. */
-static _Noreturn void run_child(const bconf *bc, const bmodel *m, int threads, int peer,
-                                const bench_peer_way *way, int in, int out)
-{
-    char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], args[256], env[512];
+/* A way's command line: the words and the argv that points at them. */
+typedef struct peer_cmd {
+    char batch[16], th[16], warm[16], lr[32], mom[32], wd[32], args[256];
     char vars[CNB_MAX_VARS][256], model[PATH_MAX];
+    const char *argv[PEER_FIXED_ARGS + MAX_WAY_WORDS + 2 * CNB_MAX_VARS + 1];
+} peer_cmd;
+
+/* The command that runs `way` of peer script `peer` for (m, threads) into c, and spelled
+ * out, a word after another, into text. */
+static void peer_command(peer_cmd *c, const bconf *bc, const bmodel *m, int threads, int peer,
+                         const bench_peer_way *way, char *text, size_t len)
+{
     const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
-    snprintf(model, sizeof model, "%.*s", (int)strcspn(base, "."), base);
-    snprintf(batch, sizeof batch, "%d", m->batch);
-    snprintf(th, sizeof th, "%d", threads);
-    snprintf(warm, sizeof warm, "%d", bc->warmup);
-    snprintf(lr, sizeof lr, "%g", CNB_BENCH_LR);
-    snprintf(mom, sizeof mom, "%g", CNB_BENCH_MOMENTUM);
-    snprintf(wd, sizeof wd, "%g", CNB_BENCH_DECAY);
-    const char *argv[PEER_FIXED_ARGS + MAX_WAY_WORDS + 2 * CNB_MAX_VARS + 1] = {
-        bc->peers[peer], "--model", model, "--name", m->name, "--batch", batch, "--threads",
-        th, "--warmup", warm, "--lr", lr, "--momentum", mom, "--weight-decay", wd};
+    snprintf(c->model, sizeof c->model, "%.*s", (int)strcspn(base, "."), base);
+    snprintf(c->batch, sizeof c->batch, "%d", m->batch);
+    snprintf(c->th, sizeof c->th, "%d", threads);
+    snprintf(c->warm, sizeof c->warm, "%d", bc->warmup);
+    snprintf(c->lr, sizeof c->lr, "%g", CNB_BENCH_LR);
+    snprintf(c->mom, sizeof c->mom, "%g", CNB_BENCH_MOMENTUM);
+    snprintf(c->wd, sizeof c->wd, "%g", CNB_BENCH_DECAY);
+    const char *fixed[PEER_FIXED_ARGS] = {
+        bc->peers[peer], "--model", c->model, "--name", m->name, "--batch", c->batch,
+        "--threads", c->th, "--warmup", c->warm, "--lr", c->lr, "--momentum", c->mom,
+        "--weight-decay", c->wd};
+    memcpy(c->argv, fixed, sizeof fixed);
     int argc = PEER_FIXED_ARGS;
-    snprintf(args, sizeof args, "%s", way->args);
-    for (char *save = NULL, *w = strtok_r(args, " ", &save); w && argc < PEER_FIXED_ARGS +
+    snprintf(c->args, sizeof c->args, "%s", way->args);
+    for (char *save = NULL, *w = strtok_r(c->args, " ", &save); w && argc < PEER_FIXED_ARGS +
          MAX_WAY_WORDS; w = strtok_r(NULL, " ", &save))
-        argv[argc++] = w;
+        c->argv[argc++] = w;
     for (int i = 0; i < m->resolved.n; i++) {
-        snprintf(vars[i], sizeof vars[i], "%s=%s", m->resolved.names[i], m->resolved.values[i]);
-        argv[argc++] = "--var";
-        argv[argc++] = vars[i];
+        snprintf(c->vars[i], sizeof c->vars[i], "%s=%s", m->resolved.names[i],
+                 m->resolved.values[i]);
+        c->argv[argc++] = "--var";
+        c->argv[argc++] = c->vars[i];
     }
-    snprintf(env, sizeof env, "%s", way->env);
-    exec_peer(bc->peers[peer], (char *const *)argv, env, in, out);
+    c->argv[argc] = NULL;
+    size_t at = 0;
+    text[0] = 0;
+    for (int i = 0; i < argc && at < len; i++)
+        at += (size_t)snprintf(text + at, len - at, "%s%s", i ? " " : "", c->argv[i]);
 }
 
 /* The value of `key=` in a ready line, up to the next space (how: to the end), into buf. */
@@ -285,13 +337,17 @@ static int await_ready(bench_peer *p, const bconf *bc, results *r)
 {
     char line[1024] = "", name[64], create[32], how[512];
     if (!fgets(line, sizeof line, p->from) || strncmp(line, "ready ", 6)) {
+        FILE *err = p->err; /* kept past the stop, for its tail */
+        p->err = NULL;
         int ended = feof(p->from), status = bench_peer_stop(p);
         line[strcspn(line, "\n")] = 0;
         if (!strncmp(line, "skip ", 5) || ended)
             peer_ended(bc, p->peer, status, "to get ready",
-                       strncmp(line, "skip ", 5) ? "" : line + 5, r);
+                       strncmp(line, "skip ", 5) ? "" : line + 5, p->cmd, err, r);
         else
             broke(bc, p->peer, "its first line is not `ready ...` but", line, r);
+        if (err)
+            fclose(err);
         return 1;
     }
     ready_field(line, " backend=", name, sizeof name);
@@ -318,10 +374,16 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
         cnb_error("%s: could not make its pipes: %s", bc->peers[peer], strerror(errno));
         return 1;
     }
+    peer_cmd cmd;
+    char env[sizeof way->env];
+    peer_command(&cmd, bc, m, threads, peer, way, p->cmd, sizeof p->cmd);
+    snprintf(env, sizeof env, "%s", way->env);
+    p->err = tmpfile(); /* its standard error, quoted if it fails */
     fflush(stdout);
     p->pid = fork();
     if (p->pid == 0)
-        run_child(bc, m, threads, peer, way, to[0], from[1]);
+        exec_peer(bc->peers[peer], (char *const *)cmd.argv, env, to[0], from[1],
+                  p->err ? fileno(p->err) : -1);
     close(to[0]), close(from[1]);
     p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
     if (p->pid < 0 || !p->to || !p->from) {
@@ -351,29 +413,8 @@ static int parse_step(bench_peer *p, const char *line, double *fwd, double *trai
     return 0;
 }
 
-/* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
- * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
- * idle peer left running took the cores of the backends timed after it (at 2 threads on
- * 2 cores, onednn's step went from 22 to 442 ms). */
-int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r)
-{
-    char line[256] = "";
-    double kb;
-    kill(p->pid, SIGCONT);
-    if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
-        !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
-        line[strcspn(line, "\n")] = 0;
-        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`; its rows "
-                 "are missing.", p->backend, line[0] ? line : "nothing");
-        bench_peer_stop(p);
-        return 1;
-    }
-    p->peak_mb = kb / 1024;
-    kill(p->pid, SIGSTOP);
-    return 0;
-}
-
-int bench_peer_stop(bench_peer *p)
+/* Tell it to quit, close its pipes, reap it: its wait status; its standard error stays. */
+static int stop_keeping_err(bench_peer *p)
 {
     int status = -1;
     if (p->pid > 0)
@@ -388,5 +429,39 @@ int bench_peer_stop(bench_peer *p)
     if (p->pid > 0)
         waitpid(p->pid, &status, 0);
     p->pid = -1;
+    return status;
+}
+
+/* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
+ * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
+ * idle peer left running took the cores of the backends timed after it (at 2 threads on
+ * 2 cores, onednn's step went from 22 to 442 ms). */
+int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r)
+{
+    char line[256] = "";
+    double kb;
+    kill(p->pid, SIGCONT);
+    if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
+        !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
+        char detail[1600];
+        line[strcspn(line, "\n")] = 0;
+        stop_keeping_err(p);
+        failure_detail(p->cmd, p->err, detail, sizeof detail);
+        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`%s; its "
+                 "rows are missing.", p->backend, line[0] ? line : "nothing", detail);
+        bench_peer_stop(p);
+        return 1;
+    }
+    p->peak_mb = kb / 1024;
+    kill(p->pid, SIGSTOP);
+    return 0;
+}
+
+int bench_peer_stop(bench_peer *p)
+{
+    int status = stop_keeping_err(p);
+    if (p->err)
+        fclose(p->err);
+    p->err = NULL;
     return status;
 }
