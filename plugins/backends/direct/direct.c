@@ -14,8 +14,12 @@
  * phase q % S at q / S) so that the inputs of 16 neighbouring outputs are 16 contiguous
  * floats whatever the stride.
  *
- * Two families of tiles, chosen per layer by which fills more of the 16 lanes:
- *  - along the output width (16 outputs of a row per zmm; LeNet's conv1, K = 6):
+ * Three families of tiles. Small stride-1 convolutions at batches of 16 and more
+ * (LeNet-5's; bl_fits) take the batch lanes: 16 samples per zmm, every lane and every
+ * product useful; see "Batch lanes" below. The others take one of two families, chosen per
+ * layer by which fills more of the 16 lanes:
+ *  - along the output width (16 outputs of a row per zmm; AlexNet's conv1, and LeNet's
+ *    conv1 at small batches, K = 6):
  *      forward   RB rows x NV vectors x MB output channels of accumulators (up to 24
  *                zmm); per tap (i, c, j) RB*NV input loads and RB*NV*MB FMAs with
  *                broadcast weights; the last vector of a row is masked; tap rows that
@@ -27,8 +31,8 @@
  *                diff_dst and JB input loads, MB*JB FMAs. The 16 lanes are kept apart in
  *                the chunk's share when it fits in DW_LANES_MAX bytes (LeNet) and added
  *                up once per call; otherwise each tile adds its horizontal sums.
- *  - along the output channels (16 channels per zmm; LeNet's conv2, whose rows have 10
- *    outputs but K = 16; horizontal stride 1):
+ *  - along the output channels (16 channels per zmm; AlexNet's conv2-5, and LeNet's conv2
+ *    at small batches, whose rows have 10 outputs but K = 16; horizontal stride 1):
  *      forward   (KW = 3 or 5) XB <= 12 outputs of a row; per (i, c) KW weight vectors
  *                in registers, each input broadcast once for the up to KW outputs that
  *                read it; a transposing copy to NCHW.
@@ -56,8 +60,9 @@
  * latter (to test it on an AVX-512 machine). Only the AVX-512 functions carry the target
  * attribute, so a generic build loads and runs on any x86-64. info() says which runs.
  *
- * Fused runs. The convolution kernel with a stage after it, per sample while the sample's
- * output is in the thread's cache. Forward: the convolution into the thread's scratch,
+ * Fused runs. The convolution kernel with a stage after it, per sample (with batch lanes
+ * per group: the ReLU and a 2x2 pooling at stride 2 on the tile's registers, other windows
+ * left to a shorter run) while the output is in the thread's cache. Forward: the convolution into the thread's scratch,
  * then the ReLU and the pooling from there into dst, each window's winner kept as a byte
  * (its offset in the window) for backward; without pooling, the ReLU in place in dst.
  * Backward: the gradient of the convolution's output rebuilt in the scratch (diff_dst to
@@ -101,6 +106,9 @@
 #define REDUCE_ITEM 1024 /* weights per item of the pass that adds the shares up */
 #define FWDK_XB_MIN 4    /* outputs per row segment of a forward fwdk tile (see there) */
 #define FWDK_XB_MAX 12
+#define BL_XB_MIN 4      /* outputs (inputs) per row segment of a batch-lane tile (see there) */
+#define BL_XB_MAX 10
+#define BL_POS_MAX 8192  /* batch lanes: the most input and output positions of a sample */
 
 /* ------------------------------------------------------------------------------------ */
 /* Backend state and kernels. */
@@ -140,6 +148,12 @@ typedef struct dc_slot {
     float *dyt;    /* (OH*OW, kp): diff_dst of one sample transposed (when dwk)         */
     float *y;      /* (K, OH, OW): a fused run's convolution output of one sample, or its
                       gradient                                                           */
+    float *xl;     /* batch lanes, x 16 floats each: (C, H, W + 2 PW) a group's src, its
+                      columns padded                                                     */
+    float *ol;     /* (out): a group's dst before it goes to NCHW; backward its diff_dst,
+                      or dst                                                             */
+    float *gl;     /* (K, OH, OW): the gradient of a group's convolution output            */
+    float *dxl;    /* (C, H, W): a group's diff_src                                        */
 } dc_slot;
 
 /* One chunk of the batch in a backward (pool.h): its shares, whichever thread computes
@@ -147,8 +161,9 @@ typedef struct dc_slot {
 typedef struct dc_chunk {
     float *dw;     /* the chunk's diff_weights: (K, C, KH, KW), times 16 lanes if
                       lanes; (C, KH, KW, kp) if dwk                                      */
-    double *db;    /* (K): its diff_bias                                                 */
-    int n0, n1;    /* its samples [n0, n1): fixed by N and the chunk count; may be empty */
+    double *db;    /* (K): its diff_bias; (K, 16) with batch lanes, a sum per lane        */
+    int n0, n1;    /* its samples [n0, n1): fixed by N and the chunk count; may be empty;
+                      with batch lanes whole groups of 16 (the last may be short)        */
 } dc_chunk;
 
 /* What follows the convolution in a kernel: nothing, or a fused run's ReLU, or its ReLU
@@ -163,7 +178,8 @@ typedef struct dc_kernel {
     cnb_op_desc pool; /* the max pooling (FUSE_POOL)                                    */
     cnb_shape out;    /* per sample, what it writes: d.dst, or the pooling's dst        */
     uint8_t *arg;     /* (N, K, PH, PW): each window's winner, as its offset i * KW + j in
-                         the window, from the latest forward (FUSE_POOL)                 */
+                         the window, from the latest forward (FUSE_POOL); with batch lanes
+                         (groups, K, PH, PW, 16), 255 for none (the ReLU's output 0)     */
     int pool_vec;     /* 1: the pooling by relu_max_pool_avx512 (stride 1 or 2 along rows) */
     int tiled_vec;    /* 1: its gradient by pool_diff_tiled_avx512 (2-wide windows that tile
                          the rows: KW = SW = 2, KH = SH)                                  */
@@ -178,6 +194,10 @@ typedef struct dc_kernel {
     int dwk_ib, dwk_jb; /* its tile: tap rows i, taps j                                 */
     int fwdk;         /* 1: forward vectorised over output channels (fwdk tiles)        */
     float *wf, *wb;   /* weights packed for the fwd and bwd tiles (AVX-512 only)        */
+    int bl;           /* 1: every pass by batch-lane tiles, 16 samples per zmm            */
+    int bl_groups;    /* their groups of 16 samples: ceil(N / 16)                         */
+    int bl_wp;        /* floats / 16 per row of a group's padded src: W + 2 PW            */
+    int *bl_at;       /* (C*H*W): each input's vector in that padded src                  */
     int nslots;       /* threads                                                        */
     dc_slot *slot;    /* (nslots)                                                       */
     int nchunks;      /* chunks of the batch (pool_chunks())                            */
@@ -945,6 +965,535 @@ static DC_AVX512 void pool_diff_tiled_avx512(const dc_kernel *dk, const float *d
             }
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Batch lanes: 16 samples per zmm, lane l of group g holding sample 16 g + l, for small
+ * stride-1 convolutions (LeNet-5's), where neither a row nor the channels fill 16 lanes
+ * without waste: a row of 10 or 14 outputs, and diff_src as a correlation of the padded
+ * diff_dst, half of whose products are with its zero padding. Here every lane is a sample
+ * and every product is one the formula has, but for the zero columns around a padded
+ * input (LeNet-5's conv1: 4% of them). A group's tensors are turned to lanes by 16 x 16
+ * transposes (to_lanes, from_lanes), once a call each; weights are scalars, broadcast.
+ *
+ *   forward    2 rows x XB <= 10 outputs of one channel k; per (c, i) the KW weights in
+ *              registers, each input vector loaded once for the up to KW outputs of its
+ *              row that read it. With a 2x2 max pooling at stride 2 after it (a fused
+ *              run), the ReLU and the pooling are done on the tile's registers: XB / 2
+ *              windows, their outputs and winners stored, the convolution's never.
+ *   diff_wts   MB <= 4 channels k x KW taps j of one (c, i), over every output position
+ *              of the group: MB + KW loads for MB * KW FMAs. Each weight's 16 lanes stay
+ *              apart in the chunk's share (the lanes layout, added up by
+ *              reduce_lanes_avx512).
+ *   diff_src   2 rows x XB <= 10 inputs of one channel c: per (k, i) the KW weights in
+ *              registers, each diff_dst vector that reaches the tile loaded once; taps
+ *              that reach no output (past diff_dst's edges) are skipped, not multiplied
+ *              by zeros.
+ *   diff_bias  per lane in double, 8 channels at a time (16 sums in flight).
+ * Each output is summed in the same order whichever tile, fusion or thread computes it,
+ * so a fused run gives the bits of this convolution followed by naive's ReLU and pooling.
+ */
+
+/* An in-register 16 x 16 transpose: r[i][j] -> r[j][i]. */
+static DC_AVX512 void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4i + c], 128-bit lane L: column 4L + c of rows 4i .. 4i + 3 */
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+            const __m512d a = _mm512_castps_pd(t[4 * i + h]);
+            const __m512d b = _mm512_castps_pd(t[4 * i + h + 2]);
+            r[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* gather the 128-bit lanes: column 4L + c from lane L of r[c], r[4 + c], ... */
+    for (int c = 0; c < 4; c++) {
+        const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+        const __m512 b = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512 e = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xee);
+        const __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xee);
+        t[c] = _mm512_shuffle_f32x4(a, b, 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(a, b, 0xdd);
+        t[8 + c] = _mm512_shuffle_f32x4(e, f, 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(e, f, 0xdd);
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+
+/* Samples 0 .. nv-1 of src (sn floats apart, npos each) into lanes: position p's vector
+ * at t + 16 * at[p] (at NULL: p); lanes nv .. 15 get zeros. */
+static DC_AVX512 void to_lanes(const float *src, size_t sn, int nv, int npos, const int *at,
+                               float *t)
+{
+    for (int p0 = 0; p0 < npos; p0 += 16) {
+        const __mmask16 m = upto(npos - p0);
+        __m512 r[16];
+        for (int l = 0; l < 16; l++)
+            r[l] = l < nv ? _mm512_maskz_loadu_ps(m, src + l * sn + p0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < 16 && p0 + q < npos; q++)
+            _mm512_storeu_ps(t + 16 * (size_t)(at ? at[p0 + q] : p0 + q), r[q]);
+    }
+}
+
+/* The inverse for contiguous positions: lanes 0 .. nv-1 of t's npos vectors into samples
+ * of dst, sn floats apart. */
+static DC_AVX512 void from_lanes(const float *t, int npos, float *dst, size_t sn, int nv)
+{
+    for (int p0 = 0; p0 < npos; p0 += 16) {
+        const int n = imin(16, npos - p0);
+        __m512 r[16];
+        for (int q = 0; q < 16; q++)
+            r[q] = q < n ? _mm512_loadu_ps(t + 16 * (size_t)(p0 + q)) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int l = 0; l < nv; l++)
+            _mm512_mask_storeu_ps(dst + l * sn + p0, lanes(n), r[l]);
+    }
+}
+
+/* A forward tile's variable part: output rows y0, y0 + 1 of channel k, XB outputs from
+ * column x0 on. */
+typedef struct bl_fwd_args {
+    const float *x;   /* the group's padded input in lanes at (channel 0, row 0, column x0) */
+    const float *w;   /* channel k's weights: (C, KH, KW)                                   */
+    float bias;       /* bias[k], or 0                                                      */
+    float *out;       /* lanes at (k, y0, x0), or pooled at (k, y0 / 2, x0 / 2)             */
+    uint8_t *arg;     /* pooled: the winners' lanes at (k, y0 / 2, x0 / 2)                  */
+    int row0;         /* input row of tap row 0 for output row y0: y0 - PH (may be < 0)     */
+    int rows;         /* output rows to store: 2, or 1 in a last block                      */
+    int relu;         /* store max(conv, 0)                                                 */
+} bl_fwd_args;
+
+DC_INLINE void bl_fwd_tile(const dc_kernel *dk, const bl_fwd_args *t, const int XB,
+                           const int KW, const int POOL)
+{
+    const int C = dk->d.src.c, H = dk->d.src.h, KH = dk->d.u.conv.kh, OW = dk->d.dst.w;
+    const size_t ld = (size_t)dk->bl_wp * 16, plane = (size_t)H * ld;
+    __m512 acc[2][BL_XB_MAX];
+    UNROLL
+    for (int r = 0; r < 2; r++)
+        UNROLL
+        for (int x = 0; x < XB; x++)
+            acc[r][x] = _mm512_set1_ps(t->bias);
+
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++) {
+            __m512 w[5];
+            UNROLL
+            for (int j = 0; j < KW; j++)
+                w[j] = _mm512_set1_ps(t->w[(c * KH + i) * KW + j]);
+            UNROLL
+            for (int r = 0; r < 2; r++) {
+                const int row = t->row0 + r + i;
+                if (row < 0 || row >= H)
+                    continue; /* a padding row: zeros */
+                const float *xr = t->x + c * plane + (size_t)row * ld;
+                UNROLL
+                for (int s = 0; s < XB + KW - 1; s++) {
+                    const __m512 v = _mm512_loadu_ps(xr + 16 * s);
+                    UNROLL
+                    for (int j = 0; j < KW; j++)
+                        if (s - j >= 0 && s - j < XB)
+                            acc[r][s - j] = _mm512_fmadd_ps(w[j], v, acc[r][s - j]);
+                }
+            }
+        }
+
+    const __m512 zero = _mm512_setzero_ps();
+    if (!POOL) {
+        UNROLL
+        for (int r = 0; r < 2; r++)
+            if (r < t->rows)
+                UNROLL
+                for (int x = 0; x < XB; x++)
+                    _mm512_storeu_ps(t->out + 16 * ((size_t)r * OW + x),
+                                     t->relu ? _mm512_max_ps(acc[r][x], zero) : acc[r][x]);
+        return;
+    }
+    /* windows p: taps 0..3 = (0, 2p), (0, 2p + 1), (1, 2p), (1, 2p + 1), the first of the
+     * largest winning as in relu_max_pool; a window whose largest is <= 0 has no winner
+     * (255): the ReLU stops its gradient */
+    UNROLL
+    for (int p = 0; p < XB / 2; p++) {
+        __m512 m = acc[0][2 * p];
+        __m512i best = _mm512_setzero_si512();
+        UNROLL
+        for (int tap = 1; tap < 4; tap++) {
+            const __m512 v = acc[tap / 2][2 * p + tap % 2];
+            const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+            m = _mm512_mask_mov_ps(m, gt, v);
+            best = _mm512_mask_mov_epi32(best, gt, _mm512_set1_epi32(tap));
+        }
+        const __mmask16 pos = _mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ);
+        _mm512_storeu_ps(t->out + 16 * p, _mm512_max_ps(m, zero));
+        _mm_storeu_si128((__m128i *)(t->arg + 16 * p),
+                         _mm512_cvtepi32_epi8(_mm512_mask_mov_epi32(_mm512_set1_epi32(255), pos,
+                                                                    best)));
+    }
+}
+
+typedef void (*bl_fwd_fn)(const dc_kernel *dk, const bl_fwd_args *t);
+
+#define BL_FWD_FN(XB, KW, POOL)                                                               \
+    static DC_AVX512 void bl_fwd_##XB##_##KW##_##POOL(const dc_kernel *dk,                     \
+                                                      const bl_fwd_args *t)                   \
+    {                                                                                         \
+        bl_fwd_tile(dk, t, XB, KW, POOL);                                                     \
+    }
+#define BL_FWD_FNS(XB) BL_FWD_FN(XB, 3, 0) BL_FWD_FN(XB, 5, 0)
+#define BL_POOL_FNS(XB) BL_FWD_FN(XB, 3, 1) BL_FWD_FN(XB, 5, 1)
+
+BL_FWD_FNS(4) BL_FWD_FNS(5) BL_FWD_FNS(6) BL_FWD_FNS(7) BL_FWD_FNS(8) BL_FWD_FNS(9)
+BL_FWD_FNS(10) BL_POOL_FNS(4) BL_POOL_FNS(6) BL_POOL_FNS(8) BL_POOL_FNS(10)
+
+/* [xb - BL_XB_MIN][kw == 5]; pooled [xb / 2 - 2][kw == 5] */
+static const bl_fwd_fn bl_fwd_table[BL_XB_MAX - BL_XB_MIN + 1][2] = {
+    {bl_fwd_4_3_0, bl_fwd_4_5_0}, {bl_fwd_5_3_0, bl_fwd_5_5_0}, {bl_fwd_6_3_0, bl_fwd_6_5_0},
+    {bl_fwd_7_3_0, bl_fwd_7_5_0}, {bl_fwd_8_3_0, bl_fwd_8_5_0}, {bl_fwd_9_3_0, bl_fwd_9_5_0},
+    {bl_fwd_10_3_0, bl_fwd_10_5_0},
+};
+static const bl_fwd_fn bl_pool_table[4][2] = {
+    {bl_fwd_4_3_1, bl_fwd_4_5_1}, {bl_fwd_6_3_1, bl_fwd_6_5_1}, {bl_fwd_8_3_1, bl_fwd_8_5_1},
+    {bl_fwd_10_3_1, bl_fwd_10_5_1},
+};
+
+/* Segment sg of `segs` balanced segments of n: its length (the first from 0 on). */
+static int segment(int n, int segs, int sg, int *at)
+{
+    *at = (int)((long long)n * sg / segs);
+    return (int)((long long)n * (sg + 1) / segs) - *at;
+}
+
+/* A group's forward: src to lanes, the tiles, the output (or the pooling's) to dst. */
+static DC_AVX512 void bl_forward_group(const dc_kernel *dk, const cnb_args *a,
+                                       const dc_slot *s, int g)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int K = d->dst.c, C = d->src.c, KH = d->u.conv.kh, KW = d->u.conv.kw;
+    const int OH = d->dst.h, OW = d->dst.w, PH = d->u.conv.ph;
+    const int n0 = 16 * g, nv = imin(16, d->batch - n0), pool = dk->fuse == FUSE_POOL;
+    const size_t src_n = cnb_shape_size(d->src), out_n = cnb_shape_size(dk->out);
+    to_lanes(a->src + n0 * src_n, src_n, nv, (int)src_n, dk->bl_at, s->xl);
+    /* pooled: the rows and columns 2x2 windows cover, in segments of whole windows */
+    const int rows = pool ? 2 * dk->out.h : OH, cols = pool ? 2 * dk->out.w : OW;
+    const int unit = pool ? 2 : 1, segs = (cols + BL_XB_MAX - 1) / BL_XB_MAX;
+    for (int k = 0; k < K; k++)
+        for (int y0 = 0; y0 < rows; y0 += 2)
+            for (int sg = 0; sg < segs; sg++) {
+                int x0;
+                const int xb = unit * segment(cols / unit, segs, sg, &x0);
+                x0 *= unit;
+                bl_fwd_args t = {
+                    .x = s->xl + 16 * (size_t)x0,
+                    .w = a->weights + (size_t)k * C * KH * KW,
+                    .bias = a->bias ? a->bias[k] : 0.0f,
+                    .row0 = y0 - PH,
+                    .rows = imin(2, rows - y0),
+                    .relu = dk->fuse == FUSE_RELU,
+                };
+                if (pool) {
+                    const size_t at = ((size_t)k * dk->out.h + y0 / 2) * dk->out.w + x0 / 2;
+                    t.out = s->ol + 16 * at;
+                    t.arg = dk->arg + ((size_t)g * out_n + at) * 16;
+                    bl_pool_table[xb / 2 - 2][KW == 5](dk, &t);
+                } else {
+                    t.out = s->ol + 16 * (((size_t)k * OH + y0) * OW + x0);
+                    bl_fwd_table[xb - BL_XB_MIN][KW == 5](dk, &t);
+                }
+            }
+    from_lanes(s->ol, (int)out_n, a->dst + n0 * out_n, out_n, nv);
+}
+
+/* The gradient of a group's convolution output into s->gl (K, OH, OW) lanes: diff_dst;
+ * in a fused run where the ReLU passes it (dst > 0), with pooling to each window's winner
+ * (2x2 windows do not overlap: every other input gets 0). */
+static DC_AVX512 void bl_grad(const dc_kernel *dk, const cnb_args *a, const dc_slot *s, int g)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int n0 = 16 * g, nv = imin(16, d->batch - n0);
+    const int OH = d->dst.h, OW = d->dst.w, P = OH * OW;
+    const size_t out_n = cnb_shape_size(dk->out);
+    const float *dd = a->diff_dst + n0 * out_n;
+    if (dk->fuse != FUSE_POOL) {
+        to_lanes(dd, out_n, nv, (int)out_n, NULL, s->gl);
+        if (dk->fuse == FUSE_RELU) {
+            to_lanes(a->dst + n0 * out_n, out_n, nv, (int)out_n, NULL, s->ol);
+            for (size_t p = 0; p < (size_t)d->dst.c * P; p++) {
+                const __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(s->ol + 16 * p),
+                                                         _mm512_setzero_ps(), _CMP_GT_OQ);
+                _mm512_storeu_ps(s->gl + 16 * p,
+                                 _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(s->gl + 16 * p)));
+            }
+        }
+        return;
+    }
+    const int PH = dk->out.h, PW = dk->out.w;
+    to_lanes(dd, out_n, nv, (int)out_n, NULL, s->ol);
+    if (2 * PH != OH || 2 * PW != OW) /* a row or column no window covers */
+        memset(s->gl, 0, sizeof(float) * 16 * d->dst.c * P);
+    const uint8_t *arg = dk->arg + (size_t)g * out_n * 16;
+    for (int k = 0; k < d->dst.c; k++)
+        for (int py = 0; py < PH; py++)
+            for (int px = 0; px < PW; px++) {
+                const size_t at = ((size_t)k * PH + py) * PW + px;
+                const __m512 v = _mm512_loadu_ps(s->ol + 16 * at);
+                const __m512i win =
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(arg + 16 * at)));
+                float *gk = s->gl + 16 * (((size_t)k * OH + 2 * py) * OW + 2 * px);
+                for (int tap = 0; tap < 4; tap++)
+                    _mm512_storeu_ps(gk + 16 * ((tap / 2) * OW + tap % 2),
+                                     _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(
+                                                             win, _mm512_set1_epi32(tap)),
+                                                         v));
+            }
+}
+
+/* db[k * 16 + l] (+)= the sum over positions of lane l of gl's channel k, in double. */
+static DC_AVX512 void bl_diff_bias(const dc_kernel *dk, const float *gl, double *db, int first)
+{
+    const int K = dk->d.dst.c, P = dk->d.dst.h * dk->d.dst.w;
+    for (int k0 = 0; k0 < K; k0 += 8) {
+        const int kb = imin(8, K - k0);
+        __m512d acc[8][2];
+        UNROLL
+        for (int m = 0; m < 8; m++)
+            acc[m][0] = acc[m][1] = _mm512_setzero_pd();
+        for (int p = 0; p < P; p++)
+            UNROLL
+            for (int m = 0; m < 8; m++)
+                if (m < kb) {
+                    const __m512 v = _mm512_loadu_ps(gl + 16 * ((size_t)(k0 + m) * P + p));
+                    acc[m][0] = _mm512_add_pd(acc[m][0], widen(v, 0));
+                    acc[m][1] = _mm512_add_pd(acc[m][1], widen(v, 1));
+                }
+        UNROLL
+        for (int m = 0; m < 8; m++)
+            for (int h = 0; h < 2 && m < kb; h++) {
+                double *q = db + (size_t)(k0 + m) * 16 + 8 * h;
+                _mm512_storeu_pd(q, first ? acc[m][h] : _mm512_add_pd(_mm512_loadu_pd(q),
+                                                                      acc[m][h]));
+            }
+    }
+}
+
+/* A diff_weights tile's variable part: channels k0 .. k0 + MB - 1, input channel c, tap
+ * row i. */
+typedef struct bl_dw_args {
+    const float *g;   /* gl at (k0, 0, 0)                                                */
+    const float *x;   /* the padded input in lanes at channel c, row 0                    */
+    float *dw;        /* the share at weight (k0, c, i, 0), 16 lanes per weight           */
+    int i;            /* the tap row                                                      */
+    int y0, y1;       /* output rows whose input row y + i - PH holds data                 */
+    int first;        /* the chunk's first group: store, do not add                      */
+} bl_dw_args;
+
+DC_INLINE void bl_dw_tile(const dc_kernel *dk, const bl_dw_args *t, const int MB,
+                          const int KW)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int OW = d->dst.w, PH = d->u.conv.ph;
+    const size_t ld = (size_t)dk->bl_wp * 16, gk = (size_t)d->dst.h * OW * 16;
+    const size_t wk = (size_t)d->src.c * d->u.conv.kh * KW * 16;
+    __m512 acc[4][5];
+    UNROLL
+    for (int m = 0; m < MB; m++)
+        UNROLL
+        for (int j = 0; j < KW; j++)
+            acc[m][j] = _mm512_setzero_ps();
+    for (int y = t->y0; y < t->y1; y++) {
+        const float *xr = t->x + (size_t)(y + t->i - PH) * ld, *gr = t->g + (size_t)y * OW * 16;
+        for (int x = 0; x < OW; x++, xr += 16, gr += 16) {
+            __m512 gv[4];
+            UNROLL
+            for (int m = 0; m < MB; m++)
+                gv[m] = _mm512_loadu_ps(gr + m * gk);
+            UNROLL
+            for (int j = 0; j < KW; j++) {
+                const __m512 v = _mm512_loadu_ps(xr + 16 * j);
+                UNROLL
+                for (int m = 0; m < MB; m++)
+                    acc[m][j] = _mm512_fmadd_ps(gv[m], v, acc[m][j]);
+            }
+        }
+    }
+    UNROLL
+    for (int m = 0; m < MB; m++)
+        UNROLL
+        for (int j = 0; j < KW; j++) {
+            float *q = t->dw + m * wk + 16 * j;
+            _mm512_storeu_ps(q, t->first ? acc[m][j]
+                                         : _mm512_add_ps(_mm512_loadu_ps(q), acc[m][j]));
+        }
+}
+
+typedef void (*bl_dw_fn)(const dc_kernel *dk, const bl_dw_args *t);
+
+#define BL_DW_FN(MB, KW)                                                                      \
+    static DC_AVX512 void bl_dw_##MB##_##KW(const dc_kernel *dk, const bl_dw_args *t)         \
+    {                                                                                         \
+        bl_dw_tile(dk, t, MB, KW);                                                            \
+    }
+BL_DW_FN(1, 3) BL_DW_FN(2, 3) BL_DW_FN(3, 3) BL_DW_FN(4, 3)
+BL_DW_FN(1, 5) BL_DW_FN(2, 5) BL_DW_FN(3, 5) BL_DW_FN(4, 5)
+
+static const bl_dw_fn bl_dw_table[4][2] = {
+    {bl_dw_1_3, bl_dw_1_5}, {bl_dw_2_3, bl_dw_2_5}, {bl_dw_3_3, bl_dw_3_5}, {bl_dw_4_3, bl_dw_4_5},
+}; /* [mb - 1][kw == 5] */
+
+/* A group's diff_weights into the chunk's share dw (K, C, KH, KW) x 16 lanes, from its
+ * padded input xl and gradient gl; channels k in balanced blocks of at most 4. */
+static DC_AVX512 void bl_diff_weights(const dc_kernel *dk, const float *xl, const float *gl,
+                                      float *dw, int first)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int K = d->dst.c, C = d->src.c, KH = d->u.conv.kh, KW = d->u.conv.kw;
+    const int H = d->src.h, OH = d->dst.h, PH = d->u.conv.ph;
+    const int kblocks = (K + 3) / 4;
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0;
+        const int mb = segment(K, kblocks, kb, &k0);
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++) {
+                const int y0 = imax(0, PH - i), y1 = imin(OH, H + PH - i);
+                bl_dw_args t = {
+                    .g = gl + 16 * (size_t)k0 * OH * d->dst.w,
+                    .x = xl + 16 * (size_t)c * H * dk->bl_wp,
+                    .dw = dw + 16 * ((((size_t)k0 * C + c) * KH + i) * KW),
+                    .i = i,
+                    .y0 = y0,
+                    .y1 = imax(y0, y1),
+                    .first = first,
+                };
+                bl_dw_table[mb - 1][KW == 5](dk, &t);
+            }
+    }
+}
+
+/* A diff_src tile's variable part: input rows r0, r0 + 1 of channel c, XB inputs from
+ * column q0 on. */
+typedef struct bl_dx_args {
+    const float *g;   /* gl                                                               */
+    const float *w;   /* the weights at (0, c, 0, 0)                                      */
+    float *out;       /* dxl at (c, r0, q0)                                               */
+    int y0;           /* output row that tap row 0 of input row r0 comes from: r0 + PH   */
+    int x0;           /* output column of the tile's first diff_dst load: q0 + PW - KW + 1 */
+    int rows;         /* input rows to store: 2, or 1 in a last block                     */
+} bl_dx_args;
+
+DC_INLINE void bl_dx_tile(const dc_kernel *dk, const bl_dx_args *t, const int XB,
+                          const int KW)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int K = d->dst.c, KH = d->u.conv.kh, OH = d->dst.h, OW = d->dst.w, W = d->src.w;
+    const size_t wk = (size_t)d->src.c * KH * KW;
+    __m512 acc[2][BL_XB_MAX];
+    UNROLL
+    for (int r = 0; r < 2; r++)
+        UNROLL
+        for (int q = 0; q < XB; q++)
+            acc[r][q] = _mm512_setzero_ps();
+
+    for (int k = 0; k < K; k++)
+        for (int i = 0; i < KH; i++) {
+            __m512 w[5];
+            UNROLL
+            for (int j = 0; j < KW; j++)
+                w[j] = _mm512_set1_ps(t->w[k * wk + i * KW + j]);
+            UNROLL
+            for (int r = 0; r < 2; r++) {
+                const int y = t->y0 + r - i;
+                if (y < 0 || y >= OH)
+                    continue; /* no output row reads this input row through tap row i */
+                const float *gr = t->g + 16 * ((size_t)k * OH + y) * OW;
+                /* diff_dst column x = x0 + s reaches input q0 + s - (KW - 1) + j by tap j */
+                UNROLL
+                for (int s = 0; s < XB + KW - 1; s++) {
+                    const int x = t->x0 + s;
+                    if (x < 0 || x >= OW)
+                        continue;
+                    const __m512 v = _mm512_loadu_ps(gr + 16 * x);
+                    UNROLL
+                    for (int j = 0; j < KW; j++) {
+                        const int q = s - (KW - 1) + j;
+                        if (q >= 0 && q < XB)
+                            acc[r][q] = _mm512_fmadd_ps(w[j], v, acc[r][q]);
+                    }
+                }
+            }
+        }
+
+    UNROLL
+    for (int r = 0; r < 2; r++)
+        if (r < t->rows)
+            UNROLL
+            for (int q = 0; q < XB; q++)
+                _mm512_storeu_ps(t->out + 16 * ((size_t)r * W + q), acc[r][q]);
+}
+
+typedef void (*bl_dx_fn)(const dc_kernel *dk, const bl_dx_args *t);
+
+#define BL_DX_FN(XB, KW)                                                                      \
+    static DC_AVX512 void bl_dx_##XB##_##KW(const dc_kernel *dk, const bl_dx_args *t)         \
+    {                                                                                         \
+        bl_dx_tile(dk, t, XB, KW);                                                            \
+    }
+#define BL_DX_FNS(XB) BL_DX_FN(XB, 3) BL_DX_FN(XB, 5)
+
+BL_DX_FNS(4) BL_DX_FNS(5) BL_DX_FNS(6) BL_DX_FNS(7) BL_DX_FNS(8) BL_DX_FNS(9) BL_DX_FNS(10)
+
+static const bl_dx_fn bl_dx_table[BL_XB_MAX - BL_XB_MIN + 1][2] = {
+    {bl_dx_4_3, bl_dx_4_5}, {bl_dx_5_3, bl_dx_5_5}, {bl_dx_6_3, bl_dx_6_5},
+    {bl_dx_7_3, bl_dx_7_5}, {bl_dx_8_3, bl_dx_8_5}, {bl_dx_9_3, bl_dx_9_5},
+    {bl_dx_10_3, bl_dx_10_5},
+}; /* [xb - BL_XB_MIN][kw == 5] */
+
+/* A group's diff_src from its gradient gl, into dxl (C, H, W) lanes. */
+static DC_AVX512 void bl_diff_src(const dc_kernel *dk, const float *weights, const float *gl,
+                                  float *dxl)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int C = d->src.c, H = d->src.h, W = d->src.w, KH = d->u.conv.kh, KW = d->u.conv.kw;
+    const int segs = (W + BL_XB_MAX - 1) / BL_XB_MAX;
+    for (int c = 0; c < C; c++)
+        for (int r0 = 0; r0 < H; r0 += 2)
+            for (int sg = 0; sg < segs; sg++) {
+                int q0;
+                const int xb = segment(W, segs, sg, &q0);
+                bl_dx_args t = {
+                    .g = gl,
+                    .w = weights + (size_t)c * KH * KW,
+                    .out = dxl + 16 * (((size_t)c * H + r0) * W + q0),
+                    .y0 = r0 + d->u.conv.ph,
+                    .x0 = q0 + d->u.conv.pw - KW + 1,
+                    .rows = imin(2, H - r0),
+                };
+                bl_dx_table[xb - BL_XB_MIN][KW == 5](dk, &t);
+            }
+}
+
+/* A group's backward into chunk ch's shares (first: the chunk's first group). */
+static DC_AVX512 void bl_backward_group(const dc_kernel *dk, const cnb_args *a,
+                                        const dc_slot *s, dc_chunk *ch, int g, int first)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int n0 = 16 * g, nv = imin(16, d->batch - n0);
+    const size_t src_n = cnb_shape_size(d->src);
+    bl_grad(dk, a, s, g);
+    if (a->diff_bias)
+        bl_diff_bias(dk, s->gl, ch->db, first);
+    if (a->diff_weights) {
+        to_lanes(a->src + n0 * src_n, src_n, nv, (int)src_n, dk->bl_at, s->xl);
+        bl_diff_weights(dk, s->xl, s->gl, ch->dw, first);
+    }
+    if (a->diff_src) {
+        bl_diff_src(dk, a->weights, s->gl, s->dxl);
+        from_lanes(s->dxl, (int)src_n, a->diff_src + n0 * src_n, src_n, nv);
+    }
+}
+
 #else /* no AVX-512 on this architecture: init never picks these */
 
 static void corr_avx512(const dc_pass *p, const float *x, const float *wpack,
@@ -980,6 +1529,15 @@ static void pool_diff_tiled_avx512(const dc_kernel *dk, const float *dst, const 
 static void reduce_lanes_avx512(const dc_kernel *dk, float *dweight, int i0, int i1)
 {
     (void)dk, (void)dweight, (void)i0, (void)i1;
+}
+static void bl_forward_group(const dc_kernel *dk, const cnb_args *a, const dc_slot *s, int g)
+{
+    (void)dk, (void)a, (void)s, (void)g;
+}
+static void bl_backward_group(const dc_kernel *dk, const cnb_args *a, const dc_slot *s,
+                              dc_chunk *ch, int g, int first)
+{
+    (void)dk, (void)a, (void)s, (void)ch, (void)g, (void)first;
 }
 
 #endif
@@ -1106,9 +1664,22 @@ static void conv_forward_task(void *arg, int slot)
     }
 }
 
+/* Batch lanes: the items are the groups of 16 samples. */
+static void bl_forward_task(void *arg, int slot)
+{
+    pool_job *job = arg;
+    const dc_kernel *dk = job->kernel;
+    for (int g; (g = pool_job_take(job)) < dk->bl_groups;)
+        bl_forward_group(dk, job->a, &dk->slot[slot], g);
+}
+
 static int conv_forward(cnb_kernel *self, const cnb_args *a)
 {
     dc_kernel *dk = (dc_kernel *)self;
+    if (dk->bl) {
+        pool_run_job(dk->st->pool, bl_forward_task, dk, a);
+        return CNB_OK;
+    }
     if (dk->fwdk)
         pack_forward_k(dk->wf, &dk->fwd, a->weights);
     else if (dk->st->avx512)
@@ -1196,6 +1767,18 @@ static void conv_backward_task(void *arg, int slot)
                             dk->fuse ? fused_diff(dk, a, n, s->y) : a->diff_dst + n * out_n);
 }
 
+/* Batch lanes: the items are the chunks, each a run of groups in order. */
+static void bl_backward_task(void *arg, int slot)
+{
+    pool_job *job = arg;
+    const dc_kernel *dk = job->kernel;
+    for (int c; (c = pool_job_take(job)) < dk->nchunks;) {
+        dc_chunk *ch = &dk->chunk[c];
+        for (int g = ch->n0 / 16; 16 * g < ch->n1; g++)
+            bl_backward_group(dk, job->a, &dk->slot[slot], ch, g, 16 * g == ch->n0);
+    }
+}
+
 /* diff_weights = the sum of the chunks' shares in chunk order (empty chunks left out);
  * items are blocks of REDUCE_ITEM weights. */
 static void conv_reduce_task(void *arg, int slot)
@@ -1229,15 +1812,16 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
     dc_kernel *dk = (dc_kernel *)self;
     if (a->diff_src && dk->bwd_vec)
         pack_backward(dk->wb, &dk->bwd, a->weights);
-    pool_run_job(dk->st->pool, conv_backward_task, dk, a);
+    pool_run_job(dk->st->pool, dk->bl ? bl_backward_task : conv_backward_task, dk, a);
     if (a->diff_weights)
         pool_run_job(dk->st->pool, conv_reduce_task, dk, a);
+    const int per = dk->bl ? 16 : 1; /* sums per channel in a chunk's db */
     if (a->diff_bias)
         for (int k = 0; k < dk->d.dst.c; k++) {
             double sum = 0.0;
             for (int c = 0; c < dk->nchunks; c++)
-                if (dk->chunk[c].n1 > dk->chunk[c].n0)
-                    sum += dk->chunk[c].db[k];
+                for (int l = 0; l < per && dk->chunk[c].n1 > dk->chunk[c].n0; l++)
+                    sum += dk->chunk[c].db[k * per + l];
             a->diff_bias[k] = (float)sum;
         }
     return CNB_OK;
@@ -1257,6 +1841,10 @@ static void dc_kernel_destroy(cnb_kernel *self)
         host->free(dk->slot[t].dy);
         host->free(dk->slot[t].dyt);
         host->free(dk->slot[t].y);
+        host->free(dk->slot[t].xl);
+        host->free(dk->slot[t].ol);
+        host->free(dk->slot[t].gl);
+        host->free(dk->slot[t].dxl);
     }
     for (int c = 0; dk->chunk && c < dk->nchunks; c++) {
         host->free(dk->chunk[c].dw);
@@ -1267,9 +1855,39 @@ static void dc_kernel_destroy(cnb_kernel *self)
     host->free(dk->wf);
     host->free(dk->wb);
     host->free(dk->arg);
+    host->free(dk->bl_at);
     host->free(dk->fwd.jo_big);
     host->free(dk->bwd.jo_big);
     host->free(dk);
+}
+
+/* 1 when the batch-lane tiles take convolution d: AVX-512, stride 1, windows 3 or 5 wide
+ * (the instances), rows of at least BL_XB_MIN inputs and outputs, a batch that fills
+ * groups of 16 at least half, and samples small enough (BL_POS_MAX) that a group's
+ * scratch stays in the core's cache. */
+static int bl_fits(const dc_state *st, const cnb_op_desc *d)
+{
+    return st->avx512 && d->u.conv.sh == 1 && d->u.conv.sw == 1 &&
+           (d->u.conv.kw == 3 || d->u.conv.kw == 5) && d->src.w >= BL_XB_MIN &&
+           d->dst.w >= BL_XB_MIN && d->batch >= 16 &&
+           cnb_shape_size(d->src) + cnb_shape_size(d->dst) <= BL_POS_MAX;
+}
+
+/* The batch lanes' padded src: where each input goes; 0 or CNB_ENOMEM (logged). */
+static int bl_plan(dc_kernel *dk)
+{
+    const cnb_op_desc *d = &dk->d;
+    const int C = d->src.c, H = d->src.h, W = d->src.w;
+    dk->bl_groups = (d->batch + 15) / 16;
+    dk->bl_wp = W + 2 * d->u.conv.pw;
+    dk->lanes = 1; /* the shares' layout: conv_reduce_task adds them up by lanes */
+    if (!(dk->bl_at = dk->st->host->alloc(sizeof(int) * C * H * W)))
+        return CNB_FAIL(dk->st->host, WHO, CNB_ENOMEM, "conv: out of memory");
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++)
+                dk->bl_at[(c * H + h) * W + w] = (c * H + h) * dk->bl_wp + d->u.conv.pw + w;
+    return CNB_OK;
 }
 
 /* The passes and tile shapes; 0 or CNB_ENOMEM (logged). */
@@ -1279,6 +1897,8 @@ static int conv_plan(dc_kernel *dk)
     const cnb_op_desc *d = &dk->d;
     const int KH = d->u.conv.kh, KW = d->u.conv.kw, SH = d->u.conv.sh, SW = d->u.conv.sw;
     const int avx = dk->st->avx512;
+    if ((dk->bl = bl_fits(dk->st, d)))
+        return bl_plan(dk);
 
     dc_pass *f = &dk->fwd;
     *f = (dc_pass){.cin = d->src.c, .kh = KH, .kw = KW, .cout = d->dst.c, .oh = d->dst.h,
@@ -1333,10 +1953,48 @@ static int conv_plan(dc_kernel *dk)
     return CNB_OK;
 }
 
+/* conv_workspace for batch lanes: each thread's group scratch, each chunk's shares by
+ * lanes (16 per weight and bias), the winners of every group. */
+static int bl_workspace(dc_kernel *dk)
+{
+    const cnb_host *host = dk->st->host;
+    const cnb_op_desc *d = &dk->d;
+    const size_t lane = 16 * sizeof(float), out_n = cnb_shape_size(dk->out);
+    const size_t xl = lane * d->src.c * d->src.h * dk->bl_wp, ol = lane * out_n;
+    const size_t gl = lane * cnb_shape_size(d->dst), dxl = lane * cnb_shape_size(d->src);
+    const size_t dw = lane * d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw;
+    const size_t db = 16 * sizeof(double) * d->dst.c;
+    dk->nchunks = pool_chunks(dk->st->threads, dk->bl_groups, dw + db);
+    int bad = !(dk->slot = host->alloc(sizeof *dk->slot * dk->nslots)) ||
+              !(dk->chunk = host->alloc(sizeof *dk->chunk * dk->nchunks)) ||
+              (dk->fuse == FUSE_POOL &&
+               !(dk->arg = host->alloc((size_t)dk->bl_groups * 16 * out_n)));
+    for (int t = 0; t < dk->nslots && !bad; t++) {
+        dc_slot *s = &dk->slot[t];
+        bad = !(s->xl = host->alloc(xl)) || !(s->ol = host->alloc(ol)) ||
+              !(s->gl = host->alloc(gl)) || !(s->dxl = host->alloc(dxl));
+    }
+    for (int c = 0; c < dk->nchunks && !bad; c++) {
+        dc_chunk *ch = &dk->chunk[c];
+        int g0, g1;
+        pool_chunk(dk->bl_groups, dk->nchunks, c, &g0, &g1);
+        ch->n0 = 16 * g0;
+        ch->n1 = imin(d->batch, 16 * g1);
+        bad = !(ch->dw = host->alloc(dw)) || !(ch->db = host->alloc(db));
+    }
+    if (bad)
+        return CNB_FAIL(host, WHO, CNB_ENOMEM,
+                        "conv: cannot allocate %d x %zu bytes of scratch and %d x %zu of "
+                        "shares", dk->nslots, xl + ol + gl + dxl, dk->nchunks, dw + db);
+    return CNB_OK;
+}
+
 /* Allocate the packed weights, each thread's scratch and each chunk's shares; 0 or
  * CNB_ENOMEM (logged). */
 static int conv_workspace(dc_kernel *dk)
 {
+    if (dk->bl)
+        return bl_workspace(dk);
     const cnb_host *host = dk->st->host;
     const cnb_op_desc *d = &dk->d;
     const size_t nw = (size_t)d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw;
@@ -1438,6 +2096,10 @@ static int dc_fuse_create(void *state, const cnb_fuse_desc *f, cnb_kernel **out)
     if (f->n < 2 || f->n > 3 || f->op[0].op != CNB_OP_CONV || f->op[1].op != CNB_OP_RELU ||
         (p && (p->op != CNB_OP_POOL_MAX || p->u.pool.ph || p->u.pool.pw ||
                p->u.pool.kh * p->u.pool.kw > 256)))
+        return CNB_ENOTSUP;
+    /* batch lanes pool in registers: 2x2 windows at stride 2 only */
+    if (p && bl_fits(st, &f->op[0]) &&
+        (p->u.pool.kh != 2 || p->u.pool.kw != 2 || p->u.pool.sh != 2 || p->u.pool.sw != 2))
         return CNB_ENOTSUP;
     for (int k = 0; k < f->n; k++) {
         int err = desc_check(st, &f->op[k]);
