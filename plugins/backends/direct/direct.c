@@ -109,6 +109,7 @@
 #define BL_XB_MIN 4      /* outputs (inputs) per row segment of a batch-lane tile (see there) */
 #define BL_XB_MAX 10
 #define BL_POS_MAX 8192  /* batch lanes: the most input and output positions of a sample */
+#define BL_DX_BLOCK (32u << 10) /* bytes of gradient a block of diff_src tiles reads       */
 
 /* ------------------------------------------------------------------------------------ */
 /* Backend state and kernels. */
@@ -993,15 +994,18 @@ static DC_AVX512 void pool_diff_tiled_avx512(const dc_kernel *dk, const float *d
  */
 
 /* An in-register 16 x 16 transpose: r[i][j] -> r[j][i]. */
-static DC_AVX512 void transpose16(__m512 r[16])
+DC_INLINE void transpose16(__m512 r[16])
 {
     __m512 t[16];
+    UNROLL
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
     /* r[4i + c], 128-bit lane L: column 4L + c of rows 4i .. 4i + 3 */
+    UNROLL
     for (int i = 0; i < 4; i++)
+        UNROLL
         for (int h = 0; h < 2; h++) {
             const __m512d a = _mm512_castps_pd(t[4 * i + h]);
             const __m512d b = _mm512_castps_pd(t[4 * i + h + 2]);
@@ -1009,6 +1013,7 @@ static DC_AVX512 void transpose16(__m512 r[16])
             r[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
         }
     /* gather the 128-bit lanes: column 4L + c from lane L of r[c], r[4 + c], ... */
+    UNROLL
     for (int c = 0; c < 4; c++) {
         const __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
         const __m512 b = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
@@ -1019,6 +1024,7 @@ static DC_AVX512 void transpose16(__m512 r[16])
         t[8 + c] = _mm512_shuffle_f32x4(e, f, 0x88);
         t[12 + c] = _mm512_shuffle_f32x4(e, f, 0xdd);
     }
+    UNROLL
     for (int i = 0; i < 16; i++)
         r[i] = t[i];
 }
@@ -1031,11 +1037,14 @@ static DC_AVX512 void to_lanes(const float *src, size_t sn, int nv, int npos, co
     for (int p0 = 0; p0 < npos; p0 += 16) {
         const __mmask16 m = upto(npos - p0);
         __m512 r[16];
+        UNROLL
         for (int l = 0; l < 16; l++)
             r[l] = l < nv ? _mm512_maskz_loadu_ps(m, src + l * sn + p0) : _mm512_setzero_ps();
         transpose16(r);
-        for (int q = 0; q < 16 && p0 + q < npos; q++)
-            _mm512_storeu_ps(t + 16 * (size_t)(at ? at[p0 + q] : p0 + q), r[q]);
+        UNROLL
+        for (int q = 0; q < 16; q++)
+            if (p0 + q < npos)
+                _mm512_storeu_ps(t + 16 * (size_t)(at ? at[p0 + q] : p0 + q), r[q]);
     }
 }
 
@@ -1046,11 +1055,14 @@ static DC_AVX512 void from_lanes(const float *t, int npos, float *dst, size_t sn
     for (int p0 = 0; p0 < npos; p0 += 16) {
         const int n = imin(16, npos - p0);
         __m512 r[16];
+        UNROLL
         for (int q = 0; q < 16; q++)
             r[q] = q < n ? _mm512_loadu_ps(t + 16 * (size_t)(p0 + q)) : _mm512_setzero_ps();
         transpose16(r);
-        for (int l = 0; l < nv; l++)
-            _mm512_mask_storeu_ps(dst + l * sn + p0, lanes(n), r[l]);
+        UNROLL
+        for (int l = 0; l < 16; l++)
+            if (l < nv)
+                _mm512_mask_storeu_ps(dst + l * sn + p0, lanes(n), r[l]);
     }
 }
 
@@ -1372,49 +1384,59 @@ static DC_AVX512 void bl_diff_weights(const dc_kernel *dk, const float *xl, cons
     }
 }
 
-/* A diff_src tile's variable part: input rows r0, r0 + 1 of channel c, XB inputs from
- * column q0 on. */
+/* Rows of a diff_src tile of XB inputs: 3 (24 accumulators at most), 2 for 9 and 10.
+ * Each accumulator takes up to KW FMAs in a row per (k, i), so fewer than about 20 of them
+ * would wait on the FMA latency (2 rows of 7, LeNet-5's conv2: 1.2x slower). */
+static int bl_dx_rows(int xb) { return xb <= 8 ? 3 : 2; }
+
+/* A diff_src tile's variable part: input rows r0 .. r0 + RB - 1 of channel c, XB inputs
+ * from column q0 on. */
 typedef struct bl_dx_args {
     const float *g;   /* gl                                                               */
     const float *w;   /* the weights at (0, c, 0, 0)                                      */
     float *out;       /* dxl at (c, r0, q0)                                               */
     int y0;           /* output row that tap row 0 of input row r0 comes from: r0 + PH   */
     int x0;           /* output column of the tile's first diff_dst load: q0 + PW - KW + 1 */
-    int rows;         /* input rows to store: 2, or 1 in a last block                     */
+    unsigned loads;   /* bit s: the tile loads column x0 + s (0 <= x0 + s < OW)           */
+    int rows;         /* input rows to store: RB, or fewer in a last block                 */
+    int k0, k1;       /* the channels k it adds: to out unless k0 is 0                     */
 } bl_dx_args;
 
 DC_INLINE void bl_dx_tile(const dc_kernel *dk, const bl_dx_args *t, const int XB,
                           const int KW)
 {
     const cnb_op_desc *d = &dk->d;
-    const int K = d->dst.c, KH = d->u.conv.kh, OH = d->dst.h, OW = d->dst.w, W = d->src.w;
+    const int KH = d->u.conv.kh, OH = d->dst.h, OW = d->dst.w, W = d->src.w;
     const size_t wk = (size_t)d->src.c * KH * KW;
-    __m512 acc[2][BL_XB_MAX];
+    const ptrdiff_t x0 = t->x0;
+    const unsigned loads = t->loads; /* one test a load: the FMAs set the pace */
+    const int RB = bl_dx_rows(XB);
+    __m512 acc[3][BL_XB_MAX];
     UNROLL
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < RB; r++)
         UNROLL
         for (int q = 0; q < XB; q++)
-            acc[r][q] = _mm512_setzero_ps();
+            acc[r][q] = t->k0 && r < t->rows ? _mm512_loadu_ps(t->out + 16 * ((size_t)r * W + q))
+                                             : _mm512_setzero_ps();
 
-    for (int k = 0; k < K; k++)
+    for (int k = t->k0; k < t->k1; k++)
         for (int i = 0; i < KH; i++) {
             __m512 w[5];
             UNROLL
             for (int j = 0; j < KW; j++)
                 w[j] = _mm512_set1_ps(t->w[k * wk + i * KW + j]);
             UNROLL
-            for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < RB; r++) {
                 const int y = t->y0 + r - i;
                 if (y < 0 || y >= OH)
                     continue; /* no output row reads this input row through tap row i */
                 const float *gr = t->g + 16 * ((size_t)k * OH + y) * OW;
-                /* diff_dst column x = x0 + s reaches input q0 + s - (KW - 1) + j by tap j */
+                /* diff_dst column x0 + s reaches input q0 + s - (KW - 1) + j by tap j */
                 UNROLL
                 for (int s = 0; s < XB + KW - 1; s++) {
-                    const int x = t->x0 + s;
-                    if (x < 0 || x >= OW)
+                    if (!(loads & 1u << s))
                         continue;
-                    const __m512 v = _mm512_loadu_ps(gr + 16 * x);
+                    const __m512 v = _mm512_loadu_ps(gr + 16 * (x0 + s));
                     UNROLL
                     for (int j = 0; j < KW; j++) {
                         const int q = s - (KW - 1) + j;
@@ -1426,7 +1448,7 @@ DC_INLINE void bl_dx_tile(const dc_kernel *dk, const bl_dx_args *t, const int XB
         }
 
     UNROLL
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < RB; r++)
         if (r < t->rows)
             UNROLL
             for (int q = 0; q < XB; q++)
@@ -1450,28 +1472,49 @@ static const bl_dx_fn bl_dx_table[BL_XB_MAX - BL_XB_MIN + 1][2] = {
     {bl_dx_10_3, bl_dx_10_5},
 }; /* [xb - BL_XB_MIN][kw == 5] */
 
-/* A group's diff_src from its gradient gl, into dxl (C, H, W) lanes. */
+/* Bit s for each of the n columns x0 + s that lie in [0, ow) (n < 32). */
+static unsigned bl_columns(int x0, int n, int ow)
+{
+    unsigned bits = 0;
+    for (int s = 0; s < n; s++)
+        bits |= (unsigned)(x0 + s >= 0 && x0 + s < ow) << s;
+    return bits;
+}
+
+/* A group's diff_src from its gradient gl, into dxl (C, H, W) lanes: over blocks of
+ * channels k whose gradient fits in BL_DX_BLOCK bytes, so that it stays in the L1 cache
+ * while every tile of the block reads it (all of LeNet-5's conv2's at once: 1.3x slower). */
 static DC_AVX512 void bl_diff_src(const dc_kernel *dk, const float *weights, const float *gl,
                                   float *dxl)
 {
     const cnb_op_desc *d = &dk->d;
     const int C = d->src.c, H = d->src.h, W = d->src.w, KH = d->u.conv.kh, KW = d->u.conv.kw;
-    const int segs = (W + BL_XB_MAX - 1) / BL_XB_MAX;
-    for (int c = 0; c < C; c++)
-        for (int r0 = 0; r0 < H; r0 += 2)
+    const int K = d->dst.c, segs = (W + BL_XB_MAX - 1) / BL_XB_MAX;
+    const size_t plane = (size_t)64 * d->dst.h * d->dst.w; /* bytes of one channel of gl */
+    const int kmax = imax(1, (int)(BL_DX_BLOCK / plane)), kblocks = (K + kmax - 1) / kmax;
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0;
+        const int kn = segment(K, kblocks, kb, &k0);
+        for (int c = 0; c < C; c++)
             for (int sg = 0; sg < segs; sg++) {
                 int q0;
-                const int xb = segment(W, segs, sg, &q0);
-                bl_dx_args t = {
-                    .g = gl,
-                    .w = weights + (size_t)c * KH * KW,
-                    .out = dxl + 16 * (((size_t)c * H + r0) * W + q0),
-                    .y0 = r0 + d->u.conv.ph,
-                    .x0 = q0 + d->u.conv.pw - KW + 1,
-                    .rows = imin(2, H - r0),
-                };
-                bl_dx_table[xb - BL_XB_MIN][KW == 5](dk, &t);
+                const int xb = segment(W, segs, sg, &q0), x0 = q0 + d->u.conv.pw - KW + 1;
+                for (int r0 = 0; r0 < H; r0 += bl_dx_rows(xb)) {
+                    bl_dx_args t = {
+                        .g = gl,
+                        .w = weights + (size_t)c * KH * KW,
+                        .out = dxl + 16 * (((size_t)c * H + r0) * W + q0),
+                        .y0 = r0 + d->u.conv.ph,
+                        .x0 = x0,
+                        .loads = bl_columns(x0, xb + KW - 1, d->dst.w),
+                        .rows = imin(bl_dx_rows(xb), H - r0),
+                        .k0 = k0,
+                        .k1 = k0 + kn,
+                    };
+                    bl_dx_table[xb - BL_XB_MIN][KW == 5](dk, &t);
+                }
             }
+    }
 }
 
 /* A group's backward into chunk ch's shares (first: the chunk's first group). */
