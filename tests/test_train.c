@@ -1,9 +1,11 @@
 /*
  * test_train.c - training on a real Fashion-MNIST subset: the loss falls, accuracy clears
  * chance by a wide margin, the same seed gives the same curve bit for bit, weights
- * survive a save/load round trip.
+ * survive a save/load round trip; the SGD update follows its formula, whether split over
+ * threads or not.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -350,6 +352,53 @@ static void test_checkpoint_version(void)
     cnb_conf_free(&conf);
 }
 
+/* cnb_sgd_update on a tensor long enough to be split (and not a multiple of the 16-float
+ * part bounds): every element as the formula gives it in float, one operation at a time,
+ * at 1 thread and split over 3, with weight decay and without. */
+static void test_sgd_update(void)
+{
+    const size_t n = CNB_SGD_SPLIT + 37;
+    const float lr = 0.01f, momentum = 0.9f;
+    float *w[2], *v[2], *g = malloc(sizeof(float) * n), *w0 = malloc(sizeof(float) * n);
+    float *v0 = malloc(sizeof(float) * n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g && w0 && v0);
+    uint32_t x = 12345;
+    for (size_t k = 0; k < n; k++) { /* uniform in [-1, 1) from an LCG */
+        x = x * 1664525u + 1013904223u, w0[k] = (float)(x >> 8) / (1 << 23) - 1.0f;
+        x = x * 1664525u + 1013904223u, v0[k] = (float)(x >> 8) / (1 << 23) - 1.0f;
+        x = x * 1664525u + 1013904223u, g[k] = (float)(x >> 8) / (1 << 23) - 1.0f;
+    }
+    for (int wd_on = 0; wd_on < 2; wd_on++) {
+        const float wd = wd_on ? 5e-4f : 0.0f;
+        for (int t = 0; t < 2; t++) {
+            w[t] = malloc(sizeof(float) * n), v[t] = malloc(sizeof(float) * n);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(w[t] && v[t]);
+            memcpy(w[t], w0, sizeof(float) * n);
+            memcpy(v[t], v0, sizeof(float) * n);
+            cnb_sgd_update(w[t], v[t], g, n, lr, momentum, wd, t ? 3 : 1);
+        }
+        size_t bad = 0;
+        for (size_t k = 0; k < n; k++) {
+            float mv = momentum * v0[k], dw = wd * w0[k];
+            float vk = mv + g[k];
+            vk = vk + dw;
+            float step = lr * vk;
+            float wk = w0[k] - step;
+            for (int t = 0; t < 2; t++)
+                if (memcmp(&v[t][k], &vk, sizeof vk) || memcmp(&w[t][k], &wk, sizeof wk)) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "  sgd (wd %g, %d thread(s)) [%zu]: w %.9g v %.9g, "
+                                "expected %.9g %.9g\n", (double)wd, t ? 3 : 1, k,
+                                (double)w[t][k], (double)v[t][k], (double)wk, (double)vk);
+                }
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+        for (int t = 0; t < 2; t++)
+            free(w[t]), free(v[t]);
+    }
+    free(g), free(w0), free(v0);
+}
+
 void suite_train(void)
 {
     static const test_case cases[] = {
@@ -361,6 +410,7 @@ void suite_train(void)
         {"warm-up: the formula", test_warmup_formula},
         {"warm-up: the rate of every step the trainer takes", test_warmup_rates_per_step},
         {"test_every: which epochs are tested, and that they equal testing all", test_test_every},
+        {"SGD update: the formula, split over threads or not", test_sgd_update},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);
