@@ -156,6 +156,8 @@ void pool_run(thread_pool *pool, task_fn fn, void *arg)
             cpu_relax();
 }
 
+int pool_threads(const thread_pool *pool) { return pool ? pool->n + 1 : 1; }
+
 void pool_park(thread_pool *pool)
 {
     if (pool)

@@ -47,12 +47,23 @@ thread_pool *pool_start(const cnb_host *host, int workers, const char *who);
 /* Run fn(arg, slot) on the caller (slot 0) and on the workers that join in time. */
 void pool_run(thread_pool *pool, task_fn fn, void *arg);
 
-/* One kernel call shared out item by item: a task takes pool_job_take() until it gets an
- * index past its last item. */
+/* The threads of the pool (the caller and its workers); 1 for NULL. */
+int pool_threads(const thread_pool *pool);
+
+/* Shares that pool_job_take_near() splits a job's items into: one a thread, up to this
+ * many (threads past it share them). */
+#define POOL_SHARES 16
+
+/* One kernel call shared out item by item: a task takes pool_job_take() (or
+ * pool_job_take_near()) until it gets an index past its last item. */
 typedef struct pool_job {
     void *kernel;       /* the backend's kernel                    */
     const cnb_args *a;  /* the call's arguments                    */
     atomic_int next;    /* the next item to hand out               */
+    int threads;        /* the pool's (pool_threads())             */
+    struct {
+        _Alignas(64) atomic_int taken; /* items handed out of share s, on a line of its own */
+    } share[POOL_SHARES];
 } pool_job;
 
 static inline int pool_job_take(pool_job *job)
@@ -60,12 +71,42 @@ static inline int pool_job_take(pool_job *job)
     return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
 }
 
+/*
+ * The next of items [0, n) for the thread in `slot`, n when none is left. The items are
+ * split in contiguous shares, one a thread: a thread takes its own share's in order, then,
+ * once that is empty, those left in the others (a thread that is asleep or has lost its
+ * core loses its items to the others; the caller alone takes them all). On a quiet
+ * machine a thread so gets the same items call after call, and in every kernel the same
+ * part of the batch: the outputs it wrote and the inputs it read last time are in its own
+ * core's cache, not the other's (LeNet-5's fc1 on 2 threads: backward 1.2x faster than
+ * with one counter for all). A task must give the same results whoever takes an item, as
+ * with pool_job_take().
+ */
+static inline int pool_job_take_near(pool_job *job, int slot, int n)
+{
+    const int shares = job->threads < POOL_SHARES ? job->threads : POOL_SHARES;
+    for (int k = 0; k < shares; k++) {
+        const int s = (slot + k) % shares;
+        const int lo = (int)((long long)n * s / shares);
+        const int hi = (int)((long long)n * (s + 1) / shares);
+        if (atomic_load_explicit(&job->share[s].taken, memory_order_relaxed) >= hi - lo)
+            continue; /* empty: no need to write its line */
+        const int i = lo + atomic_fetch_add_explicit(&job->share[s].taken, 1,
+                                                     memory_order_relaxed);
+        if (i < hi)
+            return i;
+    }
+    return n;
+}
+
 /* Run fn on a fresh pool_job for (kernel, a): on the pool, or on the caller alone when
  * pool is NULL (one thread). */
 static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a)
 {
-    pool_job job = {.kernel = kernel, .a = a};
+    pool_job job = {.kernel = kernel, .a = a, .threads = pool_threads(pool)};
     atomic_init(&job.next, 0);
+    for (int s = 0; s < POOL_SHARES; s++)
+        atomic_init(&job.share[s].taken, 0);
     if (pool)
         pool_run(pool, fn, &job);
     else

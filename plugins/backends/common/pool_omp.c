@@ -37,6 +37,8 @@ void pool_run(thread_pool *pool, task_fn fn, void *arg)
     fn(arg, omp_get_thread_num());
 }
 
+int pool_threads(const thread_pool *pool) { return pool ? pool->threads : 1; }
+
 /* OpenMP has no call to put its threads to sleep; OMP_WAIT_POLICY=passive does, for the
  * whole process. */
 void pool_park(thread_pool *pool) { (void)pool; }
