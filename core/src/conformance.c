@@ -99,6 +99,11 @@
 #define RUN(NAME, N, C, H, W, K, F, ...) \
     {.name = NAME, .op = CNB_OP_CONV, .n = N, .c = C, .h = H, .w = W, .k = K, \
      .flags = CNB_CASE_FUSED | (F), __VA_ARGS__}
+/* A fused run of an inner product and a ReLU. */
+#define RUN_IP(NAME, N, C, H, W, K, F) \
+    {.name = NAME, .op = CNB_OP_INNER_PRODUCT, .n = N, .c = C, .h = H, .w = W, .k = K, \
+     .flags = CNB_CASE_FUSED | (F)}
+#define RUN_IP_N(NAME, N, ...) RUN_IP(NAME, N, __VA_ARGS__)
 /* LeNet-5's runs, with the pooling and without, at batch N. */
 #define LENET_RUNS(TAG, N, F)                                                              \
     RUN("run.lenet.conv1+relu+pool" TAG, N, 1, 28, 28, 6, F, WIN(5, 5, 1, 1, 2, 2),         \
@@ -213,6 +218,19 @@ const cnb_conform_case cnb_conform_cases[] = {
     /* rows of more than 16 windows, at strides 2 and 1 (kernels vectorised along a row) */
     RUN("run.odd.wide.pool.k2.s2", 2, 2, 6, 40, 3, 0, WIN(3, 3, 1, 1, 1, 1), PWIN(2, 2, 2, 2)),
     RUN("run.odd.wide.pool.k2.s1", 3, 2, 9, 21, 3, 0, WIN(3, 3, 1, 1, 1, 1), PWIN(2, 2, 1, 1)),
+    /* an inner product and a ReLU: LeNet-5's fc1 and fc2 at its batches, odd sizes (no
+     * bias; outputs and inputs not a multiple of 16; one output), and a small one at the
+     * tile batches */
+    RUN_IP("run.lenet.fc1+relu", 3, 16, 5, 5, 120, 0),
+    RUN_IP("run.lenet.fc2+relu", 3, 120, 1, 1, 84, 0),
+    RUN_IP("run.lenet.fc1+relu.n64", 64, 16, 5, 5, 120, CNB_CASE_BATCH),
+    RUN_IP("run.lenet.fc2+relu.n64", 64, 120, 1, 1, 84, CNB_CASE_BATCH),
+    RUN_IP("run.lenet.fc1+relu.n256", 256, 16, 5, 5, 120, CNB_CASE_BATCH),
+    RUN_IP("run.lenet.fc2+relu.n256", 256, 120, 1, 1, 84, CNB_CASE_BATCH),
+    RUN_IP("run.odd.fc.3x7x9+relu", 3, 3, 7, 9, 37, 0),
+    RUN_IP("run.odd.fc.nobias+relu", 7, 2, 3, 5, 7, CNB_CASE_NO_BIAS),
+    RUN_IP("run.odd.fc.1+relu", 2, 1, 1, 1, 1, 0),
+    TILES(RUN_IP_N, "run.tile.fc", 3, 5, 7, 20, CNB_CASE_BATCH),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 

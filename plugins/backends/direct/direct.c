@@ -1,13 +1,16 @@
 /*
  * direct.c - the "direct" backend: convolution computed directly from its definition, in
  * hand-vectorised AVX-512F loops, with a plain-C path for CPUs without AVX-512. It
- * implements CNB_OP_CONV only (forward, diff_src, diff_weights, diff_bias); every other op
- * runs on the naive backend (ops has one bit and kernel_create answers CNB_ENOTSUP). It
- * also fuses runs (cnnbench/backend.h): a convolution and a ReLU, or those and a max
- * pooling without padding (LeNet-5's 2x2 at stride 2, AlexNet's overlapping 3x3 at 2).
+ * implements CNB_OP_CONV (forward, diff_src, diff_weights, diff_bias) and, with AVX-512,
+ * small inner products (LeNet-5's fully connected layers: "Inner product" below); every
+ * other op, and a larger inner product, runs on the next backend of the chain (naive at
+ * its end: kernel_create answers CNB_ENOTSUP). It also fuses runs (cnnbench/backend.h): a
+ * convolution and a ReLU, or those and a max pooling without padding (LeNet-5's 2x2 at
+ * stride 2, AlexNet's overlapping 3x3 at 2), and an inner product and a ReLU.
  *
- * What it is not: no im2col, no GEMM, no library, no JIT. Every output is a sum of
- * (weight x input) products read from the tensors themselves, as the formula reads.
+ * What it is not: no im2col, no library, no JIT. Every output is a sum of (weight x
+ * input) products read from the tensors themselves, as the formula reads; the inner
+ * product is the one place where that is a matrix product.
  *
  * The scratch. One sample's input is first copied into a zero-padded scratch (so the
  * loops need no bounds), its columns split into `stride` phases (padded column q goes to
@@ -43,9 +46,11 @@
  * table) so that the compiler unrolls the loops and keeps the accumulators in registers.
  *
  * Threads. cfg->threads OpenMP threads (../common/pool.h, pool_omp.c) share each call,
- * whoever is free taking the next item: the forward by samples, the backward by chunks of
- * the batch (pool.h: 8 per thread where the shares are small, down to 1 where they are
- * large; their bounds fixed by N). Each thread has its own scratch; each chunk, not each
+ * each taking the items of its own share of the call first, then what is left of the
+ * others' (pool_job_take_near: on a quiet machine a thread works on the same part of the
+ * batch in every call and finds it in its own cache): the forward by samples (groups of
+ * 16 with batch lanes), the backward by chunks of the batch (pool.h: 8 per thread where
+ * the shares are small, down to 1 where they are large; their bounds fixed by N). Each thread has its own scratch; each chunk, not each
  * thread, has its own diff_weights and diff_bias share, summed over its samples in order,
  * and a second short pass adds the shares up in chunk order (diff_* are overwritten, never
  * accumulated). So the reduction order is fixed by the data, not by which thread got
@@ -60,11 +65,11 @@
  * latter (to test it on an AVX-512 machine). Only the AVX-512 functions carry the target
  * attribute, so a generic build loads and runs on any x86-64. info() says which runs.
  *
- * Fused runs. The convolution kernel with a stage after it, per sample (with batch lanes
- * per group: the ReLU and a 2x2 pooling at stride 2 on the tile's registers, other windows
- * left to a shorter run) while the output is in the thread's cache. Forward: the convolution into the thread's scratch,
- * then the ReLU and the pooling from there into dst, each window's winner kept as a byte
- * (its offset in the window) for backward; without pooling, the ReLU in place in dst.
+ * Fused runs. The convolution kernel with a stage after it, per sample while the sample's
+ * output is in the thread's cache (batch lanes: see there). Forward: the convolution into
+ * the thread's scratch, then the ReLU and the pooling from there into dst, each window's
+ * winner kept as a byte (its offset in the window) for backward; without pooling, the
+ * ReLU in place in dst.
  * Backward: the gradient of the convolution's output rebuilt in the scratch (diff_dst to
  * each window's winner where dst > 0, which is where the ReLU passes it), then the
  * convolution's backward on it as above. With AVX-512 the pooling takes 16 windows of a
@@ -110,6 +115,12 @@
 #define BL_XB_MAX 10
 #define BL_POS_MAX 8192  /* batch lanes: the most input and output positions of a sample */
 #define BL_DX_BLOCK (32u << 10) /* bytes of gradient a block of diff_src tiles reads       */
+#define IP_A_MAX 6       /* inner product tiles: broadcast rows                             */
+#define IP_B_MAX 4       /* and vectors of 16 columns                                       */
+#define IP_WEIGHTS_MAX (1u << 20) /* the largest inner product it takes (weights)          */
+/* an inner product of fewer FLOPs a call runs on the calling thread alone: sharing it
+ * would cost more than it saves (an OpenMP region takes some microseconds) */
+#define IP_SPLIT_FLOPS 2e6
 
 /* ------------------------------------------------------------------------------------ */
 /* Backend state and kernels. */
@@ -979,7 +990,8 @@ static DC_AVX512 void pool_diff_tiled_avx512(const dc_kernel *dk, const float *d
  *              registers, each input vector loaded once for the up to KW outputs of its
  *              row that read it. With a 2x2 max pooling at stride 2 after it (a fused
  *              run), the ReLU and the pooling are done on the tile's registers: XB / 2
- *              windows, their outputs and winners stored, the convolution's never.
+ *              windows, their outputs and winners stored, the convolution's never. A run
+ *              with another pooling is refused (the host then fuses conv and ReLU).
  *   diff_wts   MB <= 4 channels k x KW taps j of one (c, i), over every output position
  *              of the group: MB + KW loads for MB * KW FMAs. Each weight's 16 lanes stay
  *              apart in the chunk's share (the lanes layout, added up by
@@ -1537,6 +1549,140 @@ static DC_AVX512 void bl_backward_group(const dc_kernel *dk, const cnb_args *a,
     }
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Inner product (AVX-512): small fully connected layers (LeNet-5's), alone or with the
+ * ReLU after them as a fused run. Three products, each by the same register tile:
+ *   forward   Y = X W^T + b   vectors of 16 outputs k (W^T packed per call), X[n, c]
+ *                             broadcast
+ *   diff_src  dX = G W        vectors of 16 inputs c, G[n, k] broadcast
+ *   diff_wts  dW = G^T X      vectors of 16 inputs c, G[n, k] broadcast
+ * G being diff_dst, in a fused run where dst > 0. A tile keeps A x B <= 24 accumulators,
+ * A broadcast rows by B vectors: per step of its sum B loads and A broadcasts for A * B
+ * FMAs. Threads take whole tiles and each output is summed by one tile in order, so no
+ * result depends on which thread took which; diff_bias is summed in double over the
+ * batch in order, as naive does. */
+
+typedef struct ip_tile_args {
+    const float *s;     /* broadcast scalars at (a 0, t 0)                                 */
+    size_t sa, st;      /* their strides from a to a + 1 and from t to t + 1               */
+    const float *v;     /* vectors at (t 0, b 0)                                           */
+    size_t vt, vb;      /* their strides                                                   */
+    int steps;          /* steps t of the sum                                              */
+    const float *init;  /* the initial value of vector b at init + 16 b (bias), or NULL: 0 */
+    float *out;         /* vector b of row a at out + a * oa + 16 b                        */
+    size_t oa;
+    int rows;           /* rows a to store: A, or fewer in a last block                     */
+    __mmask16 tail;     /* lanes of the last vector (b = B - 1) to read and write           */
+    int relu;           /* store max(., 0)                                                  */
+} ip_tile_args;
+
+DC_INLINE void ip_tile(const ip_tile_args *t, const int A, const int B)
+{
+    __m512 acc[IP_A_MAX][IP_B_MAX];
+    UNROLL
+    for (int b = 0; b < B; b++) {
+        const __mmask16 m = b == B - 1 ? t->tail : (__mmask16)0xffff;
+        const __m512 v0 = t->init ? _mm512_maskz_loadu_ps(m, t->init + 16 * b)
+                                  : _mm512_setzero_ps();
+        UNROLL
+        for (int a = 0; a < A; a++)
+            acc[a][b] = v0;
+    }
+    const float *s = t->s, *v = t->v;
+    for (int k = 0; k < t->steps; k++, s += t->st, v += t->vt) {
+        __m512 w[IP_B_MAX];
+        UNROLL
+        for (int b = 0; b < B; b++)
+            w[b] = b == B - 1 ? _mm512_maskz_loadu_ps(t->tail, v + b * t->vb)
+                              : _mm512_loadu_ps(v + b * t->vb);
+        UNROLL
+        for (int a = 0; a < A; a++) {
+            const __m512 x = _mm512_set1_ps(s[a * t->sa]);
+            UNROLL
+            for (int b = 0; b < B; b++)
+                acc[a][b] = _mm512_fmadd_ps(x, w[b], acc[a][b]);
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    UNROLL
+    for (int a = 0; a < A; a++)
+        if (a < t->rows)
+            UNROLL
+            for (int b = 0; b < B; b++)
+                _mm512_mask_storeu_ps(t->out + a * t->oa + 16 * b,
+                                      b == B - 1 ? t->tail : (__mmask16)0xffff,
+                                      t->relu ? _mm512_max_ps(acc[a][b], zero) : acc[a][b]);
+}
+
+typedef void (*ip_tile_fn)(const ip_tile_args *t);
+
+#define IP_FN(A, B)                                                                           \
+    static DC_AVX512 void ip_##A##_##B(const ip_tile_args *t) { ip_tile(t, A, B); }
+#define IP_FNS(A) IP_FN(A, 1) IP_FN(A, 2) IP_FN(A, 3) IP_FN(A, 4)
+#define IP_ROW(A) {ip_##A##_1, ip_##A##_2, ip_##A##_3, ip_##A##_4}
+
+IP_FNS(1) IP_FNS(2) IP_FNS(3) IP_FNS(4) IP_FNS(5) IP_FNS(6)
+
+static const ip_tile_fn ip_table[IP_A_MAX][IP_B_MAX] = {IP_ROW(1), IP_ROW(2), IP_ROW(3),
+                                                       IP_ROW(4), IP_ROW(5), IP_ROW(6)};
+
+/* Tile `item` of a product of `arows` broadcast rows by `bcols` columns (floats): rows in
+ * balanced blocks of at most IP_A_MAX, vectors in balanced blocks of at most IP_B_MAX.
+ * t holds the product (strides, and bases at row 0, column 0); the tile's are set here. */
+static DC_AVX512 void ip_run_tile(ip_tile_args t, int item, int arows, int bcols)
+{
+    const int nvec = (bcols + 15) / 16, bblocks = (nvec + IP_B_MAX - 1) / IP_B_MAX;
+    const int ablocks = (arows + IP_A_MAX - 1) / IP_A_MAX;
+    int a0, v0;
+    const int an = segment(arows, ablocks, item / bblocks, &a0);
+    const int bn = segment(nvec, bblocks, item % bblocks, &v0);
+    t.s += a0 * t.sa;
+    t.v += v0 * t.vb;
+    t.out += a0 * t.oa + 16 * (size_t)v0;
+    if (t.init)
+        t.init += 16 * (size_t)v0;
+    t.rows = an;
+    t.tail = lanes(imin(16, bcols - 16 * (v0 + bn - 1)));
+    ip_table[an - 1][bn - 1](&t);
+}
+
+/* W^T packed for the forward tiles: (ceil(K / 16), C, 16), lanes past K zero. */
+static DC_AVX512 void ip_pack(float *wt, const float *w, int K, int C)
+{
+    for (int k0 = 0; k0 < K; k0 += 16)
+        to_lanes(w + (size_t)k0 * C, (size_t)C, imin(16, K - k0), C, NULL,
+                 wt + (size_t)k0 * C);
+}
+
+/* db[k] = the sum over n of g[n, k] in double, n in order. */
+static DC_AVX512 void ip_diff_bias(const float *g, int N, int K, float *db)
+{
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        const __mmask16 m = lanes(imin(16, K - k0));
+        __m512d lo = _mm512_setzero_pd(), hi = lo;
+        for (int n = 0; n < N; n++) {
+            const __m512 v = _mm512_maskz_loadu_ps(m, g + (size_t)n * K + k0);
+            lo = _mm512_add_pd(lo, widen(v, 0));
+            hi = _mm512_add_pd(hi, widen(v, 1));
+        }
+        float sums[16];
+        _mm256_storeu_ps(sums, _mm512_cvtpd_ps(lo));
+        _mm256_storeu_ps(sums + 8, _mm512_cvtpd_ps(hi));
+        memcpy(db + k0, sums, sizeof(float) * (size_t)imin(16, K - k0));
+    }
+}
+
+/* g = diff_dst where dst > 0, else 0: the gradient through a fused run's ReLU. */
+static DC_AVX512 void ip_relu_grad(const float *dst, const float *dd, float *g, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : lanes((int)(n - i));
+        const __mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, dst + i),
+                                                      _mm512_setzero_ps(), _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(g + i, m, _mm512_maskz_loadu_ps(pos, dd + i));
+    }
+}
+
 #else /* no AVX-512 on this architecture: init never picks these */
 
 static void corr_avx512(const dc_pass *p, const float *x, const float *wpack,
@@ -1581,6 +1727,29 @@ static void bl_backward_group(const dc_kernel *dk, const cnb_args *a, const dc_s
                               dc_chunk *ch, int g, int first)
 {
     (void)dk, (void)a, (void)s, (void)ch, (void)g, (void)first;
+}
+typedef struct ip_tile_args {
+    const float *s, *v, *init;
+    size_t sa, st, vt, vb, oa;
+    int steps;
+    float *out;
+    int relu;
+} ip_tile_args;
+static void ip_run_tile(ip_tile_args t, int item, int arows, int bcols)
+{
+    (void)t, (void)item, (void)arows, (void)bcols;
+}
+static void ip_pack(float *wt, const float *w, int K, int C)
+{
+    (void)wt, (void)w, (void)K, (void)C;
+}
+static void ip_diff_bias(const float *g, int N, int K, float *db)
+{
+    (void)g, (void)N, (void)K, (void)db;
+}
+static void ip_relu_grad(const float *dst, const float *dd, float *g, size_t n)
+{
+    (void)dst, (void)dd, (void)g, (void)n;
 }
 
 #endif
@@ -1694,7 +1863,7 @@ static void conv_forward_task(void *arg, int slot)
     const cnb_args *a = job->a;
     const size_t out_n = cnb_shape_size(dk->out);
     float *x = dk->slot[slot].x, *y = dk->slot[slot].y;
-    for (int n; (n = pool_job_take(job)) < dk->d.batch;) {
+    for (int n; (n = pool_job_take_near(job, slot, dk->d.batch)) < dk->d.batch;) {
         float *out = a->dst + n * out_n;
         forward_sample(dk, a, x, n, dk->fuse == FUSE_POOL ? y : out);
         if (dk->fuse == FUSE_RELU)
@@ -1712,7 +1881,7 @@ static void bl_forward_task(void *arg, int slot)
 {
     pool_job *job = arg;
     const dc_kernel *dk = job->kernel;
-    for (int g; (g = pool_job_take(job)) < dk->bl_groups;)
+    for (int g; (g = pool_job_take_near(job, slot, dk->bl_groups)) < dk->bl_groups;)
         bl_forward_group(dk, job->a, &dk->slot[slot], g);
 }
 
@@ -1804,7 +1973,7 @@ static void conv_backward_task(void *arg, int slot)
     const cnb_args *a = job->a;
     const dc_slot *s = &dk->slot[slot];
     const size_t out_n = cnb_shape_size(dk->out);
-    for (int c; (c = pool_job_take(job)) < dk->nchunks;)
+    for (int c; (c = pool_job_take_near(job, slot, dk->nchunks)) < dk->nchunks;)
         for (int n = dk->chunk[c].n0; n < dk->chunk[c].n1; n++)
             backward_sample(dk, a, s, &dk->chunk[c], n,
                             dk->fuse ? fused_diff(dk, a, n, s->y) : a->diff_dst + n * out_n);
@@ -1815,7 +1984,7 @@ static void bl_backward_task(void *arg, int slot)
 {
     pool_job *job = arg;
     const dc_kernel *dk = job->kernel;
-    for (int c; (c = pool_job_take(job)) < dk->nchunks;) {
+    for (int c; (c = pool_job_take_near(job, slot, dk->nchunks)) < dk->nchunks;) {
         dc_chunk *ch = &dk->chunk[c];
         for (int g = ch->n0 / 16; 16 * g < ch->n1; g++)
             bl_backward_group(dk, job->a, &dk->slot[slot], ch, g, 16 * g == ch->n0);
@@ -1829,10 +1998,10 @@ static void conv_reduce_task(void *arg, int slot)
     pool_job *job = arg;
     dc_kernel *dk = job->kernel;
     const int ckk = dk->d.src.c * dk->d.u.conv.kh * dk->d.u.conv.kw, nw = dk->d.dst.c * ckk;
+    const int items = (nw + REDUCE_ITEM - 1) / REDUCE_ITEM;
     float *dweight = job->a->diff_weights;
 
-    (void)slot;
-    for (int b; (b = pool_job_take(job)) * REDUCE_ITEM < nw;) {
+    for (int b; (b = pool_job_take_near(job, slot, items)) < items;) {
         const int i0 = b * REDUCE_ITEM, i1 = imin(nw, i0 + REDUCE_ITEM);
         if (dk->lanes) {
             reduce_lanes_avx512(dk, dweight, i0, i1);
@@ -1867,6 +2036,127 @@ static int conv_backward(cnb_kernel *self, const cnb_args *a)
                     sum += dk->chunk[c].db[k * per + l];
             a->diff_bias[k] = (float)sum;
         }
+    return CNB_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Inner product kernels (the tiles above): forward, then backward.                      */
+
+/* Tiles of a product: the same count as ip_run_tile's. */
+static int ip_tiles(int arows, int bcols)
+{
+    const int nvec = (bcols + 15) / 16;
+    return (arows + IP_A_MAX - 1) / IP_A_MAX * ((nvec + IP_B_MAX - 1) / IP_B_MAX);
+}
+
+typedef struct ip_kernel {
+    cnb_kernel base;  /* first: the host only sees this                                 */
+    dc_state *st;
+    int n, c, k;      /* batch, inputs (C*H*W), outputs                                 */
+    int relu;         /* 1: a fused run, the ReLU after the product                     */
+    thread_pool *pool; /* the backend's, or NULL where a call is too short to share     */
+    float *wt;        /* (threads, wt_n): each thread's weights packed for the forward   */
+    size_t wt_n;      /* (ceil(K / 16), C, 16) floats: W^T, lanes past K zero            */
+    float *g;         /* (N, K): a fused run's gradient through its ReLU                */
+    const float *grad; /* this backward's G: diff_dst, or g                             */
+} ip_kernel;
+
+/* Y = X W^T + b: rows n, columns k. A thread that takes a tile packs W^T for itself
+ * first: packed by one thread for all, it would reach the others through their caches'
+ * misses (LeNet-5's fc1 on 2 threads: 1.5x slower). */
+static void ip_forward_task(void *arg, int slot)
+{
+    pool_job *job = arg;
+    const ip_kernel *ik = job->kernel;
+    const cnb_args *a = job->a;
+    const int tiles = ip_tiles(ik->n, ik->k);
+    int i = pool_job_take_near(job, slot, tiles);
+    if (i >= tiles)
+        return;
+    float *wt = ik->wt + (size_t)slot * ik->wt_n;
+    ip_pack(wt, a->weights, ik->k, ik->c);
+    const ip_tile_args t = {.s = a->src, .sa = (size_t)ik->c, .st = 1, .v = wt, .vt = 16,
+                            .vb = (size_t)16 * ik->c, .steps = ik->c, .init = a->bias,
+                            .out = a->dst, .oa = (size_t)ik->k, .relu = ik->relu};
+    do
+        ip_run_tile(t, i, ik->n, ik->k);
+    while ((i = pool_job_take_near(job, slot, tiles)) < tiles);
+}
+
+static int ip_forward(cnb_kernel *self, const cnb_args *a)
+{
+    pool_run_job(((ip_kernel *)self)->pool, ip_forward_task, self, a);
+    return CNB_OK;
+}
+
+/* The backward's tiles: those of dX = G W (rows n, columns c), then of dW = G^T X (rows k,
+ * columns c). */
+static void ip_backward_task(void *arg, int slot)
+{
+    pool_job *job = arg;
+    const ip_kernel *ik = job->kernel;
+    const cnb_args *a = job->a;
+    const int nx = a->diff_src ? ip_tiles(ik->n, ik->c) : 0;
+    const int nw = a->diff_weights ? ip_tiles(ik->k, ik->c) : 0;
+    const ip_tile_args dx = {.s = ik->grad, .sa = (size_t)ik->k, .st = 1, .v = a->weights,
+                             .vt = (size_t)ik->c, .vb = 16, .steps = ik->k,
+                             .out = a->diff_src, .oa = (size_t)ik->c};
+    const ip_tile_args dw = {.s = ik->grad, .sa = 1, .st = (size_t)ik->k, .v = a->src,
+                             .vt = (size_t)ik->c, .vb = 16, .steps = ik->n,
+                             .out = a->diff_weights, .oa = (size_t)ik->c};
+    for (int i; (i = pool_job_take_near(job, slot, nx + nw)) < nx + nw;)
+        if (i < nx)
+            ip_run_tile(dx, i, ik->n, ik->c);
+        else
+            ip_run_tile(dw, i - nx, ik->k, ik->c);
+}
+
+static int ip_backward(cnb_kernel *self, const cnb_args *a)
+{
+    ip_kernel *ik = (ip_kernel *)self;
+    ik->grad = a->diff_dst;
+    if (ik->relu) {
+        ip_relu_grad(a->dst, a->diff_dst, ik->g, (size_t)ik->n * ik->k);
+        ik->grad = ik->g;
+    }
+    pool_run_job(ik->pool, ip_backward_task, ik, a);
+    if (a->diff_bias)
+        ip_diff_bias(ik->grad, ik->n, ik->k, a->diff_bias);
+    return CNB_OK;
+}
+
+static void ip_destroy(cnb_kernel *self)
+{
+    ip_kernel *ik = (ip_kernel *)self;
+    if (!ik)
+        return;
+    ik->st->host->free(ik->wt);
+    ik->st->host->free(ik->g);
+    ik->st->host->free(ik);
+}
+
+/* An inner product kernel for desc (checked), with the ReLU after it when relu; AVX-512
+ * only, and only while the weights fit in IP_WEIGHTS_MAX (CNB_ENOTSUP otherwise: the next
+ * backend of the chain takes it). */
+static int ip_new(dc_state *st, const cnb_op_desc *d, int relu, cnb_kernel **out)
+{
+    const int C = (int)cnb_shape_size(d->src), K = d->dst.c;
+    if (!st->avx512 || (size_t)C * K > IP_WEIGHTS_MAX)
+        return CNB_ENOTSUP;
+    ip_kernel *ik = st->host->alloc(sizeof *ik);
+    if (!ik)
+        return CNB_ENOMEM;
+    *ik = (ip_kernel){.st = st, .n = d->batch, .c = C, .k = K, .relu = relu};
+    ik->base = CNB_KERNEL_INIT(.forward = ip_forward, .backward = ip_backward,
+                               .destroy = ip_destroy);
+    ik->pool = 2.0 * d->batch * C * K >= IP_SPLIT_FLOPS ? st->pool : NULL;
+    ik->wt_n = ((size_t)K + 15) / 16 * 16 * C;
+    if (!(ik->wt = st->host->alloc(sizeof(float) * ik->wt_n * st->threads)) ||
+        (relu && !(ik->g = st->host->alloc(sizeof(float) * (size_t)d->batch * K)))) {
+        ip_destroy(&ik->base);
+        return CNB_FAIL(st->host, WHO, CNB_ENOMEM, "inner product: out of memory");
+    }
+    *out = &ik->base;
     return CNB_OK;
 }
 
@@ -2121,10 +2411,13 @@ static int dc_kernel_create(void *state, const cnb_op_desc *desc, cnb_kernel **o
     *out = NULL;
     if (!st)
         return CNB_EINVAL; /* init() was not called: nowhere to log to */
-    if (desc->op != CNB_OP_CONV)
+    if (desc->op != CNB_OP_CONV && desc->op != CNB_OP_INNER_PRODUCT)
         return CNB_ENOTSUP;
     int err = desc_check(st, desc);
-    return err ? err : conv_new(st, desc, FUSE_NONE, NULL, out);
+    if (err)
+        return err;
+    return desc->op == CNB_OP_CONV ? conv_new(st, desc, FUSE_NONE, NULL, out)
+                                   : ip_new(st, desc, 0, out);
 }
 
 /* Fused runs: a convolution and a ReLU, or those and a max pooling without padding whose
@@ -2136,12 +2429,14 @@ static int dc_fuse_create(void *state, const cnb_fuse_desc *f, cnb_kernel **out)
     if (!st)
         return CNB_EINVAL;
     const cnb_op_desc *p = f->n == 3 ? &f->op[2] : NULL;
-    if (f->n < 2 || f->n > 3 || f->op[0].op != CNB_OP_CONV || f->op[1].op != CNB_OP_RELU ||
+    const int ip = f->op[0].op == CNB_OP_INNER_PRODUCT;
+    if (f->n < 2 || f->n > 3 || (f->op[0].op != CNB_OP_CONV && !ip) ||
+        f->op[1].op != CNB_OP_RELU || (ip && p) ||
         (p && (p->op != CNB_OP_POOL_MAX || p->u.pool.ph || p->u.pool.pw ||
                p->u.pool.kh * p->u.pool.kw > 256)))
         return CNB_ENOTSUP;
     /* batch lanes pool in registers: 2x2 windows at stride 2 only */
-    if (p && bl_fits(st, &f->op[0]) &&
+    if (p && !ip && bl_fits(st, &f->op[0]) &&
         (p->u.pool.kh != 2 || p->u.pool.kw != 2 || p->u.pool.sh != 2 || p->u.pool.sw != 2))
         return CNB_ENOTSUP;
     for (int k = 0; k < f->n; k++) {
@@ -2154,6 +2449,8 @@ static int dc_fuse_create(void *state, const cnb_fuse_desc *f, cnb_kernel **out)
             return CNB_FAIL(st->host, WHO, CNB_EINVAL, "fused run: op %d (%s) does not take "
                             "what op %d gives", k, cnb_op_name(f->op[k].op), k - 1);
     }
+    if (ip)
+        return ip_new(st, &f->op[0], 1, out);
     return conv_new(st, &f->op[0], p ? FUSE_POOL : FUSE_RELU, p, out);
 }
 
@@ -2237,7 +2534,7 @@ CNB_BACKEND_DEFINE(
     CNB_BACKEND_DESC("direct", "1.1.0",
                      "direct convolution in AVX-512F (plain C without it), fused with a "
                      "ReLU and max pooling after it; other ops on naive",
-                     .ops = CNB_OP_BIT(CNB_OP_CONV),
+                     .ops = CNB_OP_BIT(CNB_OP_CONV) | CNB_OP_BIT(CNB_OP_INNER_PRODUCT),
                      .init = dc_init,
                      .fini = dc_fini,
                      .kernel_create = dc_kernel_create,
