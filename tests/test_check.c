@@ -177,14 +177,16 @@ static void test_broken_fixtures(void)
 }
 
 /* A backend with fuse_create has its fused runs checked, a line of their own: direct's
- * pass, and an op with no case selected says so. */
+ * pass (LeNet-5's conv and fc runs at three batches), and an op with no case selected says
+ * so. */
 static void test_fused_runs(void)
 {
     char out[512];
     CU_ASSERT_EQUAL(check("direct --threads 2 --no-speed --cases 'run.lenet.*'", out,
                           sizeof out), 0);
     const char *words[] = {"conv           -      no case matches",
-                           "fused          PASS   12 cases", "all checks passed", NULL};
+                           "inner_product  -      no case matches",
+                           "fused          PASS   18 cases", "all checks passed", NULL};
     expect_words(out, words);
 }
 
