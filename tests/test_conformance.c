@@ -455,9 +455,7 @@ static void test_direct_isa(void)
         fprintf(stderr, "\nconformance: no 'direct' backend built: its ISA not checked\n");
         return;
     }
-    const char *isa = getenv("CNB_DIRECT_ISA");
-    __builtin_cpu_init();
-    const int plain = (isa && strcmp(isa, "scalar") == 0) || !__builtin_cpu_supports("avx512f");
+    const int plain = !test_direct_avx512();
     conf_backend b;
     CU_ASSERT_EQUAL_FATAL(backend_init(&b, direct), CNB_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(direct->info);

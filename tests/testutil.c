@@ -28,6 +28,19 @@ void test_free_registry(void)
     registry_loaded = 0;
 }
 
+int test_direct_avx512(void)
+{
+    const char *isa = getenv("CNB_DIRECT_ISA");
+    if (isa && strcmp(isa, "scalar") == 0)
+        return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+#else
+    return 0;
+#endif
+}
+
 static char made[64][256]; /* folders test_tmpdir() made, removed at exit */
 static int n_made;
 

@@ -55,6 +55,11 @@ void test_add_suite_fixture(const char *suite, int (*init)(void), int (*cleanup)
 /* The Fashion-MNIST folder: $CNB_DATA_DIR or the configured default. */
 const char *test_data_dir(void);
 
+/* 1 when the direct backend runs its AVX-512F kernels: the CPU has avx512f and
+ * CNB_DIRECT_ISA does not ask for "scalar". Only then does it take fully connected layers
+ * (LeNet-5's) and fuse them with their ReLUs. */
+int test_direct_avx512(void);
+
 /* Whether the backend suites (conformance, agreement) check backend `name`: all when
  * CNB_TEST_BACKENDS is unset or empty, else those it lists ("direct" or "openblas,onednn"). */
 int test_backend_wanted(const char *name);
