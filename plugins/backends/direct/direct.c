@@ -2288,20 +2288,39 @@ static int conv_plan(dc_kernel *dk)
 
 /* conv_workspace for batch lanes: each thread's group scratch, each chunk's shares by
  * lanes (16 per weight and bias), the winners of every group. */
+/* Bytes of each of a batch-lane kernel's allocations: a thread's scratch, a chunk's
+ * shares, the winners of every group. */
+typedef struct bl_bytes {
+    size_t xl, ol, gl, dxl; /* a slot's (dc_slot) */
+    size_t dw, db;          /* a chunk's          */
+    size_t arg;             /* FUSE_POOL          */
+} bl_bytes;
+
+static bl_bytes bl_sizes(const dc_kernel *dk)
+{
+    const cnb_op_desc *d = &dk->d;
+    const size_t lane = 16 * sizeof(float), out_n = cnb_shape_size(dk->out);
+    return (bl_bytes){
+        .xl = lane * d->src.c * d->src.h * dk->bl_wp,
+        .ol = lane * out_n,
+        .gl = lane * cnb_shape_size(d->dst),
+        .dxl = lane * cnb_shape_size(d->src),
+        .dw = lane * d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw,
+        .db = 16 * sizeof(double) * d->dst.c,
+        .arg = dk->fuse == FUSE_POOL ? (size_t)dk->bl_groups * 16 * out_n : 0,
+    };
+}
+
 static int bl_workspace(dc_kernel *dk)
 {
     const cnb_host *host = dk->st->host;
     const cnb_op_desc *d = &dk->d;
-    const size_t lane = 16 * sizeof(float), out_n = cnb_shape_size(dk->out);
-    const size_t xl = lane * d->src.c * d->src.h * dk->bl_wp, ol = lane * out_n;
-    const size_t gl = lane * cnb_shape_size(d->dst), dxl = lane * cnb_shape_size(d->src);
-    const size_t dw = lane * d->dst.c * d->src.c * d->u.conv.kh * d->u.conv.kw;
-    const size_t db = 16 * sizeof(double) * d->dst.c;
+    const bl_bytes b = bl_sizes(dk);
+    const size_t xl = b.xl, ol = b.ol, gl = b.gl, dxl = b.dxl, dw = b.dw, db = b.db;
     dk->nchunks = pool_chunks(dk->st->threads, dk->bl_groups, dw + db);
     int bad = !(dk->slot = host->alloc(sizeof *dk->slot * dk->nslots)) ||
               !(dk->chunk = host->alloc(sizeof *dk->chunk * dk->nchunks)) ||
-              (dk->fuse == FUSE_POOL &&
-               !(dk->arg = host->alloc((size_t)dk->bl_groups * 16 * out_n)));
+              (b.arg && !(dk->arg = host->alloc(b.arg)));
     for (int t = 0; t < dk->nslots && !bad; t++) {
         dc_slot *s = &dk->slot[t];
         bad = !(s->xl = host->alloc(xl)) || !(s->ol = host->alloc(ol)) ||
@@ -2507,10 +2526,21 @@ static const char *dc_info(void *state)
 }
 
 /* Everything a kernel allocated (conv_plan, conv_workspace): itself, its packed weights
- * and winners, each thread's scratch and each chunk's shares. */
+ * and winners, each thread's scratch and each chunk's shares; an inner product's, ip_new's. */
 static size_t dc_kernel_bytes(const cnb_kernel *self)
 {
+    if (self->forward == ip_forward) {
+        const ip_kernel *ik = (const ip_kernel *)self;
+        return sizeof *ik + sizeof(float) * ik->wt_n * ik->st->threads +
+               (ik->g ? sizeof(float) * (size_t)ik->n * ik->k : 0);
+    }
     const dc_kernel *dk = (const dc_kernel *)self;
+    if (dk->bl) {
+        const bl_bytes b = bl_sizes(dk);
+        return sizeof *dk + sizeof(int) * cnb_shape_size(dk->d.src) + b.arg +
+               dk->nslots * (sizeof(dc_slot) + b.xl + b.ol + b.gl + b.dxl) +
+               dk->nchunks * (sizeof(dc_chunk) + b.dw + b.db);
+    }
     const cnb_op_desc *d = &dk->d;
     const size_t f = sizeof(float), K = d->dst.c, taps = (size_t)d->u.conv.kh * d->u.conv.kw;
     const size_t nw = K * d->src.c * taps;
@@ -2531,9 +2561,10 @@ static size_t dc_kernel_bytes(const cnb_kernel *self)
 }
 
 CNB_BACKEND_DEFINE(
-    CNB_BACKEND_DESC("direct", "1.1.0",
-                     "direct convolution in AVX-512F (plain C without it), fused with a "
-                     "ReLU and max pooling after it; other ops on naive",
+    CNB_BACKEND_DESC("direct", "1.2.0",
+                     "direct convolution in AVX-512F (plain C without it) and small inner "
+                     "products, fused with the ReLU and max pooling after them; other ops "
+                     "on the next backend",
                      .ops = CNB_OP_BIT(CNB_OP_CONV) | CNB_OP_BIT(CNB_OP_INNER_PRODUCT),
                      .init = dc_init,
                      .fini = dc_fini,
