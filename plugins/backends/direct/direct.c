@@ -115,6 +115,12 @@
 #define BL_XB_MAX 10
 #define BL_POS_MAX 8192  /* batch lanes: the most input and output positions of a sample */
 #define BL_DX_BLOCK (32u << 10) /* bytes of gradient a block of diff_src tiles reads       */
+
+
+
+
+
+
 #define IP_A_MAX 6       /* inner product tiles: broadcast rows                             */
 #define IP_B_MAX 4       /* and vectors of 16 columns                                       */
 #define IP_WEIGHTS_MAX (1u << 20) /* the largest inner product it takes (weights)          */
@@ -1627,15 +1633,17 @@ static const ip_tile_fn ip_table[IP_A_MAX][IP_B_MAX] = {IP_ROW(1), IP_ROW(2), IP
                                                        IP_ROW(4), IP_ROW(5), IP_ROW(6)};
 
 /* Tile `item` of a product of `arows` broadcast rows by `bcols` columns (floats): rows in
- * balanced blocks of at most IP_A_MAX, vectors in balanced blocks of at most IP_B_MAX.
- * t holds the product (strides, and bases at row 0, column 0); the tile's are set here. */
-static DC_AVX512 void ip_run_tile(ip_tile_args t, int item, int arows, int bcols)
+ * balanced blocks of at most IP_A_MAX, vectors in balanced blocks of at most IP_B_MAX;
+ * items run along the rows first when bmajor (a thread's share then keeps the same block
+ * of columns, its vectors in the cache), else along the columns. t holds the product
+ * (strides, and bases at row 0, column 0); the tile's are set here. */
+static DC_AVX512 void ip_run_tile(ip_tile_args t, int item, int arows, int bcols, int bmajor)
 {
     const int nvec = (bcols + 15) / 16, bblocks = (nvec + IP_B_MAX - 1) / IP_B_MAX;
     const int ablocks = (arows + IP_A_MAX - 1) / IP_A_MAX;
     int a0, v0;
-    const int an = segment(arows, ablocks, item / bblocks, &a0);
-    const int bn = segment(nvec, bblocks, item % bblocks, &v0);
+    const int an = segment(arows, ablocks, bmajor ? item % ablocks : item / bblocks, &a0);
+    const int bn = segment(nvec, bblocks, bmajor ? item / ablocks : item % bblocks, &v0);
     t.s += a0 * t.sa;
     t.v += v0 * t.vb;
     t.out += a0 * t.oa + 16 * (size_t)v0;
@@ -1735,9 +1743,9 @@ typedef struct ip_tile_args {
     float *out;
     int relu;
 } ip_tile_args;
-static void ip_run_tile(ip_tile_args t, int item, int arows, int bcols)
+static void ip_run_tile(ip_tile_args t, int item, int arows, int bcols, int bmajor)
 {
-    (void)t, (void)item, (void)arows, (void)bcols;
+    (void)t, (void)item, (void)arows, (void)bcols, (void)bmajor;
 }
 static void ip_pack(float *wt, const float *w, int K, int C)
 {
@@ -2079,7 +2087,7 @@ static void ip_forward_task(void *arg, int slot)
                             .vb = (size_t)16 * ik->c, .steps = ik->c, .init = a->bias,
                             .out = a->dst, .oa = (size_t)ik->k, .relu = ik->relu};
     do
-        ip_run_tile(t, i, ik->n, ik->k);
+        ip_run_tile(t, i, ik->n, ik->k, 0);
     while ((i = pool_job_take_near(job, slot, tiles)) < tiles);
 }
 
@@ -2090,7 +2098,9 @@ static int ip_forward(cnb_kernel *self, const cnb_args *a)
 }
 
 /* The backward's tiles: those of dX = G W (rows n, columns c), then of dW = G^T X (rows k,
- * columns c). */
+ * columns c), each along its rows first: a block of W's or X's columns read by every
+ * tile of a run of them (cold, LeNet-5's fc1 backward: 1.1x faster than along the
+ * columns). */
 static void ip_backward_task(void *arg, int slot)
 {
     pool_job *job = arg;
@@ -2106,9 +2116,9 @@ static void ip_backward_task(void *arg, int slot)
                              .out = a->diff_weights, .oa = (size_t)ik->c};
     for (int i; (i = pool_job_take_near(job, slot, nx + nw)) < nx + nw;)
         if (i < nx)
-            ip_run_tile(dx, i, ik->n, ik->c);
+            ip_run_tile(dx, i, ik->n, ik->c, 1);
         else
-            ip_run_tile(dw, i - nx, ik->k, ik->c);
+            ip_run_tile(dw, i - nx, ik->k, ik->c, 1);
 }
 
 static int ip_backward(cnb_kernel *self, const cnb_args *a)
