@@ -50,15 +50,16 @@
  * others' (pool_job_take_near: on a quiet machine a thread works on the same part of the
  * batch in every call and finds it in its own cache): the forward by samples (groups of
  * 16 with batch lanes), the backward by chunks of the batch (pool.h: 8 per thread where
- * the shares are small, down to 1 where they are large; their bounds fixed by N). Each thread has its own scratch; each chunk, not each
- * thread, has its own diff_weights and diff_bias share, summed over its samples in order,
- * and a second short pass adds the shares up in chunk order (diff_* are overwritten, never
- * accumulated). So the reduction order is fixed by the data, not by which thread got
- * there first: a step gives the same bits at a given thread count however busy the
- * machine is. OpenMP's threads and not a pool of its own: next to oneDNN (direct+onednn)
- * the two backends then take turns on one set of threads instead of spinning against each
- * other (LeNet-5 at batch 256 on 2 threads, one run each: 42,454 img/s for the chain
- * against 28,309 with a pool of its own).
+ * the shares are small, down to 1 where they are large; their bounds fixed by N). Each
+ * thread has its own scratch; each chunk, not each thread, has its own diff_weights and
+ * diff_bias share, summed over its samples in order, and a second short pass adds the
+ * shares up in chunk order (diff_* are overwritten, never accumulated). So the reduction
+ * order is fixed by the data, not by which thread got there first: a step gives the same
+ * bits at a given thread count however busy the machine is. OpenMP's threads and not a
+ * pool of its own: next to oneDNN (direct+onednn) the two backends then take turns on one
+ * set of threads instead of spinning against each other (LeNet-5 at batch 256 on 2
+ * threads, one run each: 42,454 img/s for the chain against 28,309 with a pool of its
+ * own).
  *
  * ISA. init() picks the AVX-512F kernels when __builtin_cpu_supports("avx512f"), else the
  * plain-C loops (same scratch layout, any geometry); CNB_DIRECT_ISA=scalar forces the
@@ -115,12 +116,6 @@
 #define BL_XB_MAX 10
 #define BL_POS_MAX 8192  /* batch lanes: the most input and output positions of a sample */
 #define BL_DX_BLOCK (32u << 10) /* bytes of gradient a block of diff_src tiles reads       */
-
-
-
-
-
-
 #define IP_A_MAX 6       /* inner product tiles: broadcast rows                             */
 #define IP_B_MAX 4       /* and vectors of 16 columns                                       */
 #define IP_WEIGHTS_MAX (1u << 20) /* the largest inner product it takes (weights)          */
@@ -1002,10 +997,10 @@ static DC_AVX512 void pool_diff_tiled_avx512(const dc_kernel *dk, const float *d
  *              of the group: MB + KW loads for MB * KW FMAs. Each weight's 16 lanes stay
  *              apart in the chunk's share (the lanes layout, added up by
  *              reduce_lanes_avx512).
- *   diff_src   2 rows x XB <= 10 inputs of one channel c: per (k, i) the KW weights in
- *              registers, each diff_dst vector that reaches the tile loaded once; taps
- *              that reach no output (past diff_dst's edges) are skipped, not multiplied
- *              by zeros.
+ *   diff_src   3 rows (2 for XB 9 and 10) x XB <= 10 inputs of one channel c: per (k, i)
+ *              the KW weights in registers, each diff_dst vector that reaches the tile
+ *              loaded once; taps that reach no output (past diff_dst's edges) are skipped,
+ *              not multiplied by zeros.
  *   diff_bias  per lane in double, 8 channels at a time (16 sums in flight).
  * Each output is summed in the same order whichever tile, fusion or thread computes it,
  * so a fused run gives the bits of this convolution followed by naive's ReLU and pooling.
