@@ -68,10 +68,11 @@
  * input to conv1's gradient give ~sqrt(20) * u * 80 ~ 2e-5 for a random-walk sum, and
  * 1e-4 is 5x that (at batch 24, K = 18816: 3.4e-5, 3x). AlexNet reduces longer (fc6
  * K = 9216, conv1's weight gradient 2 * 55 * 55 = 6050, conv2 forward 5 * 5 * 96 = 2400)
- * through ~30 ops: 1.5x the depth and 1.2x the sqrt(K), so 3e-4. Measured over 40 seeds on OpenBLAS and oneDNN, 1 and 2 threads:
- * <= 9.1e-6 (LeNet) and <= 3.3e-6 (AlexNet) when no decision flipped. A real bug stands
- * far above either bound: a term dropped from a sum of K is ~1/sqrt(K) >= 1e-2 of a
- * tensor; a wrong buffer, stride or dropout mask is O(1).
+ * through ~30 ops: 1.5x the depth and 1.2x the sqrt(K), so 3e-4. Measured over 40 seeds
+ * on OpenBLAS and oneDNN, 1 and 2 threads: <= 9.1e-6 (LeNet) and <= 3.3e-6 (AlexNet) when
+ * no decision flipped. A real bug stands far above either bound: a term dropped from a
+ * sum of K is ~1/sqrt(K) >= 1e-2 of a tensor; a wrong buffer, stride or dropout mask is
+ * O(1).
  *
  * Decision flips. A ReLU input within ~1e-6 of zero, or two max-pool candidates within
  * ~1 ulp of each other, can go either way on two backends: the forward output stays
