@@ -8,12 +8,14 @@
  * section gets.
  */
 #include <math.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
 
 #include "bench.h"
+#include "child.h"
 #include "conf.h"
 #include "csv.h"
 #include "errors.h"
@@ -720,6 +722,45 @@ static void test_peer_contract(void)
     }
 }
 
+/* A bench killed in the middle (Ctrl-C, a job's time limit) takes its peers with it: one
+ * stopped between its steps, or waiting on a step as this stand-in is, would outlive it,
+ * holding its memory. */
+static void test_peer_dies_with_bench(void)
+{
+    const char *dir = test_tmpdir();
+    char pidfile[600], cmd[700];
+    snprintf(pidfile, sizeof pidfile, "%s/peer.pid", dir);
+    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY "echo $$ > \"$(dirname \"$0\")/peer.tmp\"\n"
+               "mv \"$(dirname \"$0\")/peer.tmp\" \"$(dirname \"$0\")/peer.pid\"\n"
+               "echo ready backend=pytorch-test\nread cmd k\nexec sleep 600\n");
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+    snprintf(cmd, sizeof cmd, "%s/core/cnnbench", CNB_BUILD_ROOT);
+    pid_t bench = fork();
+    CU_ASSERT_FATAL(bench >= 0);
+    if (bench == 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            cnb_child_exit(126);
+        execl(cmd, cmd, "run", exp, "-q", (char *)NULL);
+        cnb_child_exit(127);
+    }
+    FILE *f = NULL;
+    for (int i = 0; i < 60000 && !(f = fopen(pidfile, "r")); i++) /* up to a minute */
+        usleep(1000);
+    long peer = 0;
+    CU_ASSERT_FATAL(f && fscanf(f, "%ld", &peer) == 1 && peer > 0);
+    fclose(f);
+    kill(bench, SIGKILL);
+    waitpid(bench, NULL, 0);
+    int gone = 0;
+    for (int i = 0; i < 10000 && !gone; i++) { /* up to 10 s for the kernel and init */
+        gone = kill((pid_t)peer, 0) != 0;
+        usleep(1000);
+    }
+    CU_ASSERT(gone);
+    if (!gone)
+        kill((pid_t)peer, SIGKILL);
+}
+
 /* The real scripts/pytorch-peer.py on LeNet-5 at batch 4 where PyTorch is installed: it
  * builds the network from the bench's arguments (the model file's, whatever the section
  * calls it), answers the protocol in every way it lists, each in the environment of
@@ -962,6 +1003,7 @@ void suite_bench(void)
         {"onnxruntime-peer.mjs without onnxruntime-node: skipped, how to install",
          test_onnxruntime_absent},
         {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},
+        {"a bench killed in the middle takes its peers with it", test_peer_dies_with_bench},
         {"scripts/pytorch-peer.py speaks the protocol (where torch is)", test_pytorch_peer},
         {"scripts/onnxruntime-peer.mjs speaks the protocol (where installed)",
          test_onnxruntime_peer},

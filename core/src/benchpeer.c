@@ -45,6 +45,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,13 +148,17 @@ static void broke(const bconf *bc, int peer, const char *what, const char *line,
     r->peer_off[peer] = 1;
 }
 
-/* Child side: stdin, stdout and stderr on in, out and err (in < 0: stdin as it is; err <
- * 0: stderr as it is), the environment words, then the script with argv. */
-static _Noreturn void exec_peer(const char *script, char *const *argv, char *env, int in,
-                                int out, int err)
+/* Child side of parent: stdin, stdout and stderr on in, out and err (in < 0: stdin as it
+ * is; err < 0: stderr as it is), the environment words, then the script with argv. */
+static _Noreturn void exec_peer(pid_t parent, const char *script, char *const *argv, char *env,
+                                int in, int out, int err)
 {
     for (char *save = NULL, *w = strtok_r(env, " ", &save); w; w = strtok_r(NULL, " ", &save))
         putenv(w);
+    /* killed with the bench: a peer stopped between its steps outlives an interrupted
+     * bench otherwise, holding its memory (a GiB and more for AlexNet) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        cnb_child_exit(127);
     if ((in >= 0 && dup2(in, 0) < 0) || dup2(out, 1) < 0 || (err >= 0 && dup2(err, 2) < 0))
         cnb_child_exit(127);
     execv(script, argv);
@@ -171,9 +176,9 @@ static int run_ways(const char *script, int threads, char *out, size_t len, FILE
     if (pipe2(fd, O_CLOEXEC))
         return -1;
     fflush(stdout);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid == 0)
-        exec_peer(script, argv, env, -1, fd[1], err ? fileno(err) : -1);
+        exec_peer(parent, script, argv, env, -1, fd[1], err ? fileno(err) : -1);
     close(fd[1]);
     size_t n = 0;
     for (ssize_t got = 1; pid > 0 && got > 0 && n + 1 < len; n += got > 0 ? (size_t)got : 0)
@@ -380,9 +385,10 @@ int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int thread
     snprintf(env, sizeof env, "%s", way->env);
     p->err = tmpfile(); /* its standard error, quoted if it fails */
     fflush(stdout);
+    pid_t parent = getpid();
     p->pid = fork();
     if (p->pid == 0)
-        exec_peer(bc->peers[peer], (char *const *)cmd.argv, env, to[0], from[1],
+        exec_peer(parent, bc->peers[peer], (char *const *)cmd.argv, env, to[0], from[1],
                   p->err ? fileno(p->err) : -1);
     close(to[0]), close(from[1]);
     p->to = fdopen(to[1], "w"), p->from = fdopen(from[0], "r");
