@@ -276,6 +276,17 @@ static int bench_file_force(const char *path, int force)
 
 static int bench_file(const char *path) { return bench_file_force(path, 0); }
 
+/* bench_file without the variables of the families the stand-in peers record, so that
+ * what they record is what their ways set. */
+static int bench_file_aside(const char *path)
+{
+    env_aside inherited;
+    env_set_aside(&inherited);
+    const int rc = bench_file(path);
+    env_put_back(&inherited);
+    return rc;
+}
+
 static void test_whole_run(void)
 {
     const char *dir = test_tmpdir();
@@ -283,11 +294,7 @@ static void test_whole_run(void)
     write_peer(dir, "peer.sh", peer_script);
     const char *exp = time_experiment(dir, "backends = naive, openblas\nlayers = yes\n"
                                            "peer = peer.sh\n");
-    env_aside inherited;
-    env_set_aside(&inherited);
-    const int rc = bench_file(exp);
-    env_put_back(&inherited);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     /* every way is told the model's section name, every variable as the model's [vars]
      * gives them (LeNet-5's own: sigmoid and average pooling) and the bench's own SGD
      * update; the tuned way the arguments its --ways line gave */
@@ -561,11 +568,7 @@ static void test_two_peers(void)
     write_peer(dir, "infer.sh", infer_script);
     const char *exp = time_experiment(dir, "backends = naive\nlayers = no\n"
                                            "peer = peer.sh , infer.sh\n");
-    env_aside inherited;
-    env_set_aside(&inherited);
-    const int rc = bench_file(exp);
-    env_put_back(&inherited);
-    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
     const char *csv = read_file(path);
     CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,"), 2);
