@@ -706,6 +706,8 @@ static void test_peer_contract(void)
          "echo said 12 ms >&2\n", "`; its standard error ended `said 12 ms`; its rows are missing."},
         {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\n"
          "echo step -0.001 0.002 1\n", "its answer to `step` was `step -0.001 0.002 1`"},
+        {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nread cmd\nkill -9 $$\n",
+         "its answer to `step` was `nothing` (it was killed by signal 9, Killed); its command"},
         {"#!/bin/sh\n" ONE_WAY "echo ready backend=pytorch-test\nt=nan\n"
          "while read cmd k; do echo step 0.001 $t 1; t=0.002; done\n",
          "its answer to `step` was `step 0.001 0.002 1`"}, /* training time comes and goes */

@@ -449,12 +449,15 @@ int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, result
     kill(p->pid, SIGCONT);
     if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
         !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
-        char detail[1600];
+        char detail[1600], sig[64] = "";
         line[strcspn(line, "\n")] = 0;
-        stop_keeping_err(p);
+        int status = stop_keeping_err(p);
+        if (status != -1 && WIFSIGNALED(status))
+            snprintf(sig, sizeof sig, " (it was killed by signal %d, %s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
         failure_detail(p->cmd, p->err, detail, sizeof detail);
-        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`%s; its "
-                 "rows are missing.", p->backend, line[0] ? line : "nothing", detail);
+        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`%s%s; its "
+                 "rows are missing.", p->backend, line[0] ? line : "nothing", sig, detail);
         bench_peer_stop(p);
         return 1;
     }
