@@ -35,8 +35,9 @@
  *   ready backend=onnxruntime-VERSION create_ms=X how=TEXT
  *
  * (create_ms: InferenceSession.create; how: the version, threads and session options) and
- * reads commands, a line each: `step K` times K session.run back to back (the input is
- * fed as it was, the output is softmax's) and answers
+ * reads commands, a line each: `step F T` times F session.run back to back (the input is
+ * fed as it was, the output is softmax's; T, for training steps it has none of, is
+ * ignored) and answers
  *
  *   step FORWARD_SECONDS nan PEAK_KB
  *
@@ -227,8 +228,8 @@ async function serve(ort, a) {
         const words = line.trim().split(/\s+/);
         if (words.length === 1 && words[0] === 'quit')
             break;
-        if (words[0] !== 'step' || words.length > 2 || (words[1] && !/^[1-9]\d*$/.test(words[1])))
-            throw new Failure(`unknown command '${line.trim()}' (step [K], quit)`);
+        if (words[0] !== 'step' || words.length > 3 || !words.slice(1).every(w => /^[1-9]\d*$/.test(w)))
+            throw new Failure(`unknown command '${line.trim()}' (step [F [T]], quit)`);
         const fwd = await timed(session, feeds, Number(words[1] || 1));
         process.stdout.write(`step ${fwd.toFixed(9)} nan ${statusKb('VmHWM') - baseKb}\n`);
     }

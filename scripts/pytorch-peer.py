@@ -28,10 +28,11 @@ the network and warms it up (--warmup forward passes and training steps), then w
   ready backend=pytorch-<torch version> create_ms=X how=TEXT
 
 (how: inference under torch.inference_mode or torch.no_grad, and the OpenBLAS kernels it
-runs) and reads commands, a line each: `step K` times K forward passes (eval mode,
-softmax included) back to back, then K training steps (train mode: forward,
-cross-entropy, backward, SGD step), each K by time.perf_counter (`step` alone: K = 1),
-and answers with the seconds of one of each (the K's time divided by K)
+runs) and reads commands, a line each: `step F T` times F forward passes (eval mode,
+softmax included) back to back, then T training steps (train mode: forward,
+cross-entropy, backward, SGD step), each pass by time.perf_counter (`step K`: F = T = K;
+`step` alone: 1), and answers with the seconds of one of each (a pass's time over its
+count)
 
   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
 
@@ -49,7 +50,7 @@ the end as cnnbench's forward ends in [prob], LRN as ONNX's own LRN operator, op
 ONNX_OPSET, the batch fixed; then one line saying what exported it.
 
 Usage:
-  printf 'step\nstep\n' | scripts/pytorch-peer.py --model lenet5 --batch 256 \
+  printf 'step\nstep 3 2\n' | scripts/pytorch-peer.py --model lenet5 --batch 256 \
       --threads 1 --var act=relu --var pool=max
   scripts/pytorch-peer.py --check       # is torch importable? exit 0 yes, 3 no
   scripts/pytorch-peer.py --ways --threads 2
@@ -469,13 +470,14 @@ def main(argv):
         words = line.split()
         if words == ["quit"]:
             break
-        if not words or words[0] != "step" or len(words) > 2 or \
-                (len(words) == 2 and not words[1].isdigit()) or words[1:] == ["0"]:
-            print("pytorch-peer: unknown command %r (step [K], quit)" % line.strip(),
+        counts = words[1:] or ["1"]
+        if not words or words[0] != "step" or len(counts) > 2 or \
+                not all(c.isdigit() and int(c) > 0 for c in counts):
+            print("pytorch-peer: unknown command %r (step [F [T]], quit)" % line.strip(),
                   file=sys.stderr)
             return 2
-        k = int(words[1]) if len(words) == 2 else 1
-        fwd, train = timed(forward, k), timed(train_step, k)
+        f, t = int(counts[0]), int(counts[-1])
+        fwd, train = timed(forward, f), timed(train_step, t)
         print("step %.9f %.9f %d" % (fwd, train, status_kb("VmHWM") - base_kb), flush=True)
     return 0
 

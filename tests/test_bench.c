@@ -152,7 +152,7 @@ static void test_peak_each_isa(void)
  * thread count it is asked for): as shipped; tuned, with --inference-mode, an OMP variable
  * at the thread count and a glibc one; a third it says it cannot run. Run, it tells its
  * way by its environment and keeps its arguments, that environment's OMP, OpenBLAS and
- * allocator variables and its steps per sample (`step K`) in args-WAY, env-WAY and
+ * allocator variables and its steps per sample (`step F T`) in args-WAY, env-WAY and
  * steps-WAY; each step answers 5 ms forward and 20 (shipped) or 10 ms (glibc) training, 2
  * MiB of peak memory. */
 static const char peer_script[] =
@@ -169,7 +169,7 @@ static const char peer_script[] =
     "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
     "case $way in shipped) t=0.020;; *) t=0.010;; esac\n"
     "echo ready backend=pytorch-test create_ms=2.5 how='a \"stand-in\"'\n"
-    "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo $k >> \"$dir/steps-$way\"\n"
+    "while read cmd nf nt; do [ \"$cmd\" = step ] || exit 0; echo $nf $nt >> \"$dir/steps-$way\"\n"
     "  echo step 0.005 $t 2048; done\n";
 
 /* A stand-in for scripts/onnxruntime-peer.mjs: a peer that only infers, as shipped (8 ms,
@@ -309,10 +309,10 @@ static void test_whole_run(void)
     CU_ASSERT_STRING_EQUAL(env, "MALLOC_TOP_PAD_=1073741824\nOMP_NUM_THREADS=1\n");
     env = read_file((snprintf(path, sizeof path, "%s/env-shipped", dir), path));
     CU_ASSERT_STRING_EQUAL(env, "");
-    /* a sample is as many steps as last sample_time (0.03 s) with a forward pass, by the
-     * fastest of 3 single ones: 2 of the glibc way's 15 ms */
+    /* a sample is as many steps of each pass as last sample_time (0.03 s), by the fastest
+     * of 3 single ones: 6 of the glibc way's 5 ms forward passes, 3 of its 10 ms steps */
     const char *steps = read_file((snprintf(path, sizeof path, "%s/steps-glibc", dir), path));
-    CU_ASSERT_EQUAL(strncmp(steps, "1\n1\n1\n2\n2\n", 10), 0);
+    CU_ASSERT_EQUAL(strncmp(steps, "1 1\n1 1\n1 1\n6 3\n6 3\n", 20), 0);
 
     /* bench.csv: forward and training rows of each backend, then each way of the peer
      * with the times it answered every step */
@@ -358,7 +358,7 @@ static void test_whole_run(void)
         if (!strcmp(backend, "pytorch-test-tuned-glibc")) {
             CU_ASSERT_DOUBLE_EQUAL(v[MEDIAN], train ? 10.0 : 5.0, 1e-9);
             CU_ASSERT_DOUBLE_EQUAL(v[MB], 2.0, 1e-9);
-            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[STEPS]), "2");
+            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[STEPS]), train ? "3" : "6");
             CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, col[CREATE])), 2.5, 1e-9);
             CU_ASSERT_STRING_EQUAL(how, "tuned, glibc keeping its memory; OMP_NUM_THREADS=1 "
                                         "MALLOC_TOP_PAD_=1073741824; a \"stand-in\"");

@@ -69,8 +69,9 @@ typedef struct bconf {
     int warmup, min_reps, layers;
     int scaling;                  /* [bench] scaling = yes: scaling.h instead */
     double min_time;
-    double sample_time;           /* a whole-network sample: steps back to back lasting
-                                     at least this (s); its time is their mean           */
+    double sample_time;           /* a whole-network sample: forward passes back to back
+                                     lasting at least this (s), then training steps as
+                                     long; each pass's time is their mean               */
     bmodel models[MAX_MODELS];
     int nm;
 } bconf;
@@ -196,10 +197,10 @@ int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways
  * when it could not be (r->peer_note says why; r->peer_off when no way will start). */
 int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int peer,
                      const bench_peer_way *way, results *r);
-/* `steps` forward passes back to back, then as many training steps: the seconds of one
+/* steps[0] forward passes back to back, then steps[1] training steps: the seconds of one
  * of each (their mean; *train NAN for a peer that only infers); 0, or 1 after a broken
  * reply (r->peer_note says what; the process is stopped). */
-int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r);
+int bench_peer_step(bench_peer *p, const int steps[2], double *fwd, double *train, results *r);
 /* Tell it to quit, close its pipes, reap it: its wait status (-1: none). */
 int bench_peer_stop(bench_peer *p);
 

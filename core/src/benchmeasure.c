@@ -29,8 +29,8 @@ typedef struct entry {
     cnb_net net;
     int batch, min_reps;
     double min_time, sample_time, create_ms;
-    int steps;                    /* back to back per whole-network sample; 0: not yet
-                                     calibrated                                         */
+    int steps[2];                 /* back to back per whole-network sample, forward and
+                                     training; 0: not yet calibrated                    */
     double *fwd, *train;          /* whole network, [reps], seconds per step (train: NAN
                                      for a peer that only infers)                       */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
@@ -206,30 +206,31 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
     return rc;
 }
 
-/* `steps` inference forwards back to back, then as many training steps, of a backend:
+/* steps[0] inference forwards back to back, then steps[1] training steps, of a backend:
  * the seconds of one of each, and what one of each allocated on the heap, whichever
  * thread did: heap[] = forward bytes and calls, training step bytes and calls. */
-static int time_backend(entry *e, int steps, double *fwd, double *train, double heap[4])
+static int time_backend(entry *e, const int steps[2], double *fwd, double *train,
+                        double heap[4])
 {
     float loss;
     int rc = 0;
     cnb_heap_arm();
     const cnb_heap_tally h0 = cnb_heap_read();
     double t0 = cnb_now();
-    for (int k = 0; k < steps && rc == 0; k++)
+    for (int k = 0; k < steps[0] && rc == 0; k++)
         rc = cnb_net_forward(&e->net, 0, &loss);
     double t1 = cnb_now();
     const cnb_heap_tally h1 = cnb_heap_read();
-    for (int k = 0; k < steps && rc == 0; k++)
+    for (int k = 0; k < steps[1] && rc == 0; k++)
         rc = cnb_bench_step(&e->net);
     double t2 = cnb_now();
     const cnb_heap_tally h2 = cnb_heap_read();
     cnb_heap_disarm();
-    *fwd = (t1 - t0) / steps, *train = (t2 - t1) / steps;
+    *fwd = (t1 - t0) / steps[0], *train = (t2 - t1) / steps[1];
     const uint64_t counts[4] = {h1.bytes - h0.bytes, h1.calls - h0.calls,
                                 h2.bytes - h1.bytes, h2.calls - h1.calls};
     for (int k = 0; k < 4; k++)
-        heap[k] = (double)counts[k] / steps;
+        heap[k] = (double)counts[k] / steps[k / 2];
     return rc;
 }
 
@@ -239,7 +240,8 @@ static int trains(const entry *e)
     return e->b >= 0 || e->peer.inference != 1;
 }
 
-static int time_entry(entry *e, int steps, double *fwd, double *train, double heap[4])
+static int time_entry(entry *e, const int steps[2], double *fwd, double *train,
+                      double heap[4])
 {
     if (e->b >= 0)
         return time_backend(e, steps, fwd, train, heap);
@@ -247,11 +249,11 @@ static int time_entry(entry *e, int steps, double *fwd, double *train, double he
     return 0;
 }
 
-/* Whole network: a sample of entry e's inference forwards and training steps, as many
- * back to back as last sample_time together (calibrated on its first turn, untimed), so
- * that a moment's preemption on this shared machine is spread over the sample rather
- * than making it an outlier of one step. A peer that breaks off is left out of the rounds
- * from then on, the bench going on without it. */
+/* Whole network: a sample of entry e's inference forwards, then of its training steps,
+ * each pass as many back to back as last sample_time (calibrated on its first turn on the
+ * fastest of 3 single steps, untimed), so that a moment's preemption on this shared
+ * machine is spread over the sample rather than making it an outlier of one step. A peer
+ * that breaks off is left out of the rounds from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
     double **grown[] = {&e->fwd, &e->train, &e->heap[0], &e->heap[1], &e->heap[2], &e->heap[3]};
@@ -261,12 +263,13 @@ static int rep_whole(entry *e, int *enough)
     if (rc)
         return rc;
     double fwd, train, heap[4];
-    if (e->steps == 0) { /* the fastest of 3 single steps: the first after a park is slow */
-        double least = INFINITY;
+    if (e->steps[0] == 0) { /* the fastest of 3: the first after a park is slow */
+        double least[2] = {INFINITY, INFINITY};
         for (int k = 0; k < 3 && rc == 0 && !e->broken; k++)
-            if ((rc = time_entry(e, 1, &fwd, &train, heap)) == 0)
-                least = fmin(least, fwd + (trains(e) ? train : 0));
-        e->steps = (int)fmax(1.0, fmin(ceil(e->sample_time / least), MAX_STEPS));
+            if ((rc = time_entry(e, (const int[2]){1, 1}, &fwd, &train, heap)) == 0)
+                least[0] = fmin(least[0], fwd), least[1] = fmin(least[1], train);
+        for (int pass = 0; pass < 2; pass++) /* infinite: a peer that only infers */
+            e->steps[pass] = (int)fmax(1.0, fmin(ceil(e->sample_time / least[pass]), MAX_STEPS));
     }
     if (rc == 0 && !e->broken)
         rc = time_entry(e, e->steps, &fwd, &train, heap);
@@ -276,8 +279,8 @@ static int rep_whole(entry *e, int *enough)
     e->train[e->reps] = train;
     for (int k = 0; k < 4 && e->b >= 0; k++)
         e->heap[k][e->reps] = heap[k];
-    e->sum_fwd += fwd * e->steps;
-    e->sum_train += trains(e) ? train * e->steps : 0;
+    e->sum_fwd += fwd * e->steps[0];
+    e->sum_train += trains(e) ? train * e->steps[1] : 0;
     e->reps++;
     *enough = e->reps >= e->min_reps && e->sum_fwd >= e->min_time &&
               (!trains(e) || e->sum_train >= e->min_time);
@@ -392,7 +395,7 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
                  e->b >= 0 ? bc->backends[e->b] : e->peer.backend);
         snprintf(w->how, sizeof w->how, "%s", e->b >= 0 ? "" : e->peer.how);
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
-        w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps;
+        w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps[pass];
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;

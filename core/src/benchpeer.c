@@ -28,8 +28,8 @@
  * cnnbench's own training step. The peer builds that network and warms it up, then writes one line
  *   ready backend=NAME create_ms=X [how=TEXT]
  * (how: the rest of the line, what it ran on, e.g. its BLAS kernels) and reads commands,
- * a line each: `step K` times K forward passes back to back, then K training steps, and
- * answers with the seconds of one of each (the K's time over K)
+ * a line each: `step F T` times F forward passes back to back, then T training steps (a
+ * peer that only infers ignores T), and answers with the seconds of one of each
  *   step FORWARD_SECONDS TRAIN_SECONDS PEAK_KB
  * (TRAIN_SECONDS `nan` or `-` from a peer that only infers, at every step; PEAK_KB: the
  * growth of its peak resident memory over its resident memory before the network was
@@ -442,12 +442,12 @@ static int stop_keeping_err(bench_peer *p)
  * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
  * idle peer left running took the cores of the backends timed after it (at 2 threads on
  * 2 cores, onednn's step went from 22 to 442 ms). */
-int bench_peer_step(bench_peer *p, int steps, double *fwd, double *train, results *r)
+int bench_peer_step(bench_peer *p, const int steps[2], double *fwd, double *train, results *r)
 {
     char line[256] = "";
     double kb;
     kill(p->pid, SIGCONT);
-    if (fprintf(p->to, "step %d\n", steps) < 0 || fflush(p->to) == EOF ||
+    if (fprintf(p->to, "step %d %d\n", steps[0], steps[1]) < 0 || fflush(p->to) == EOF ||
         !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
         char detail[1600], sig[64] = "";
         line[strcspn(line, "\n")] = 0;

@@ -106,10 +106,10 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
     else
         fprintf(f, "No share in this report is above 100%%.\n\n");
     fprintf(f, "Medians over samples interleaved across backends in a shuffled order, a "
-               "sample of each per round. A whole-network sample runs as many forward passes "
-               "back to back, then as many training steps, as last %.0f ms together "
-               "(sample_time; the steps column; calibrated on the fastest of 3 untimed steps), and its time "
-               "is their mean, so that a moment's preemption on a shared machine is spread "
+               "sample of each per round. A whole-network sample runs forward passes back to "
+               "back for %.0f ms, then training steps for as long (sample_time; the steps "
+               "column, one count for each pass, calibrated on the fastest of 3 untimed "
+               "steps), and each pass's time is their mean, so that a moment's preemption on a shared machine is spread "
                "over the sample rather than making one step an outlier; per-layer samples are "
                "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
                "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
