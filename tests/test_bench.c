@@ -74,23 +74,28 @@ static void test_repetition_stats(void)
 }
 
 /* A share is printed as a percentage up to 100% (at the peak included); above it, as a
- * measurement error with the figures that produced it: 243.7 / 232.6 = 1.04772. */
+ * measurement error with the figures that produced it: 243.7 / 232.6 = 1.04772. A pass
+ * with fewer multiply-adds than counted (Winograd) is direct-equivalent at any share. */
 static void test_share_format(void)
 {
     char buf[160];
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 243.7, 232.6), 1);
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 243.7, 232.6, 0), 1);
     CU_ASSERT_STRING_EQUAL(buf, "MISTRUSTED: 104.8% of peak (243.7 GFLOP/s against a probe "
                                 "max of 232.6)");
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 116.3, 232.6), 0);
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 116.3, 232.6, 0), 0);
     CU_ASSERT_STRING_EQUAL(buf, "50.0%");
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.6, 232.6), 0);
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.6, 232.6, 0), 0);
     CU_ASSERT_STRING_EQUAL(buf, "100.0%");
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.7, 232.6), 1);
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 232.7, 232.6, 0), 1);
     CHECK_MSG(buf, "MISTRUSTED: 100.0% of peak (232.7 GFLOP/s"); /* 100.04%, still above */
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, NAN, 232.6), 0);
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, NAN, 232.6, 0), 0);
     CU_ASSERT_STRING_EQUAL(buf, "–");
-    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 50.0, NAN), 0); /* no probe */
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 50.0, NAN, 0), 0); /* no probe */
     CU_ASSERT_STRING_EQUAL(buf, "–");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 311.2, 232.6, 1), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "133.8% direct-equivalent");
+    CU_ASSERT_EQUAL(cnb_bench_share_format(buf, sizeof buf, 116.3, 232.6, 1), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "50.0% direct-equivalent");
 }
 
 /* Init chooses a kernel and takes no probe; each probe is kept, the maximum is the peak. */
@@ -374,7 +379,7 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(rows, 8); /* 2 backends and the peer's 2 ways, 2 passes */
     CU_ASSERT_PTR_NOT_NULL(
         strstr(csv, ",peak_share,peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,"
-                    "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,peak_mistrusted\n"));
+                    "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,algorithms,peak_mistrusted\n"));
 
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
     snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);

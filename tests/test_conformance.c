@@ -463,6 +463,42 @@ static void test_direct_isa(void)
     backend_fini(&b);
 }
 
+/* onednn says which of its kernels oneDNN runs by Winograd: the case the table has for it
+ * gets it on a CPU with AVX-512 at 1 thread, as at 2 (so that the shape table checks that
+ * path against naive on a 2-core machine; oneDNN's choice depends on the threads), and a
+ * LeNet-5 convolution, 5x5, does not. */
+static void test_onednn_algorithm(void)
+{
+    const cnb_backend_desc *onednn = cnb_registry_backend(test_registry(), "onednn");
+    if (!onednn) {
+        fprintf(stderr, "\nconformance: no 'onednn' backend built: its algorithm not checked\n");
+        return;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(CNB_BACKEND_FIELD(onednn, algorithm));
+    const cnb_backend_config one = {.threads = 1};
+    void *state = NULL;
+    CU_ASSERT_EQUAL_FATAL(onednn->init(cnb_host_services(), &one, &state), CNB_OK);
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    for (int row = 0; row < cnb_conform_n_cases; row++) {
+        const cnb_conform_case *cs = &cnb_conform_cases[row];
+        const int wino = !strcmp(cs->name, "winograd.conv.3x3.n16");
+        if (!wino && strcmp(cs->name, "lenet.conv2.n64"))
+            continue;
+        const cnb_op_desc d = cnb_conform_case_desc(cs);
+        cnb_kernel *k = NULL;
+        CU_ASSERT_EQUAL_FATAL(onednn->kernel_create(state, &d, &k), CNB_OK);
+        const char *alg = onednn->algorithm(k);
+        if (wino && avx512) {
+            CU_ASSERT_STRING_EQUAL(alg ? alg : "(none)", "winograd");
+        } else if (!wino) {
+            CU_ASSERT_PTR_NULL(alg);
+        }
+        k->destroy(k);
+    }
+    onednn->fini(state);
+}
+
 void suite_conformance(void)
 {
     static const test_case tests[] = {
@@ -470,6 +506,7 @@ void suite_conformance(void)
         {"direct runs the kernels CNB_DIRECT_ISA and the CPU call for", test_direct_isa},
         {"every backend matches naive on the shape table", test_backends},
         {"naive's kernels hold what they allocated", test_naive_bytes},
+        {"onednn says which of its kernels run by Winograd", test_onednn_algorithm},
         {NULL, NULL},
     };
     test_add_suite("conformance", tests);

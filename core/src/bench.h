@@ -80,7 +80,10 @@ int cnb_bench_run(cnb_conf *conf, cnb_registry *reg, const cnb_bench_opts *opts)
 
 /* A share of the FP32 peak as the report prints it, into buf: "41.6%"; "–" when either
  * figure is unknown; above 100%, "MISTRUSTED: 104.7% of peak (243.7 GFLOP/s against a
- * probe max of 232.6)". Returns 1 for a mistrusted share, else 0. */
-int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak);
+ * probe max of 232.6)". Returns 1 for a mistrusted share, else 0. direct_equivalent: the
+ * GFLOP/s are of a pass with fewer multiply-adds than the FLOPs counted (Winograd,
+ * cnb_backend_desc.algorithm), "133.8% direct-equivalent" at any share, never mistrusted. */
+int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak,
+                           int direct_equivalent);
 
 #endif

@@ -5,6 +5,9 @@
  * fused_runs (bench.csv) names the runs of layers a backend ran as one kernel; in
  * layers.csv a run's time is on its first layer's rows, and fused_run names the run on
  * the rows of each of its layers, those after the first with their measurements empty.
+ * algorithm (layers.csv) names a layer's fewer multiply-adds than its op's definition
+ * ("winograd"), algorithms (bench.csv) a network's such layers: their GFLOP/s and
+ * peak_share are direct-equivalent, and may pass 1.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
  * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
  * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
@@ -20,19 +23,25 @@
 #include "fsutil.h"
 
 /* peak_share as the CSVs carry it: empty above 100%, where the last column,
- * peak_mistrusted, carries the impossible share instead (empty otherwise). NAN (a layer
- * fused into another): empty too. */
-static void csv_share(FILE *f, double share)
+ * peak_mistrusted, carries the impossible share instead (empty otherwise), unless it is
+ * direct-equivalent (a layer with fewer multiply-adds than counted: the algorithm
+ * column). NAN (a layer fused into another): empty too. */
+static int mistrusted(double share, const char *algorithm)
 {
-    if (share > 1.0 || isnan(share))
+    return share > 1.0 && !algorithm[0];
+}
+
+static void csv_share(FILE *f, double share, const char *algorithm)
+{
+    if (mistrusted(share, algorithm) || isnan(share))
         fprintf(f, ",");
     else
         fprintf(f, "%.4f,", share);
 }
 
-static void csv_mistrusted(FILE *f, double share)
+static void csv_mistrusted(FILE *f, double share, const char *algorithm)
 {
-    if (share > 1.0)
+    if (mistrusted(share, algorithm))
         fprintf(f, ",%.4f\n", share);
     else
         fprintf(f, ",\n");
@@ -56,14 +65,14 @@ static int write_bench_csv(const bconf *bc, const results *r)
     fprintf(a.f, "model,backend,batch,threads,pass,reps,steps_per_rep,median_ms,min_ms,q1_ms,"
                  "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share,"
                  "peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,alloc_bytes,allocs,"
-                 "alloc_bytes_max,how,fused_runs,peak_mistrusted\n");
+                 "alloc_bytes_max,how,fused_runs,algorithms,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         fprintf(a.f, "%s,%s,%d,%d,%s,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
                 w->s.n, w->steps, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
                 w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
-        csv_share(a.f, w->share);
+        csv_share(a.f, w->share, w->algorithms);
         if (!isnan(w->peak_mb))
             fprintf(a.f, "%.1f", w->peak_mb);
         const double memory[] = {w->activation_bytes, w->param_bytes, w->kernel_bytes,
@@ -75,8 +84,9 @@ static int write_bench_csv(const bconf *bc, const results *r)
                 fprintf(a.f, ",%.10g", memory[k]);
         fputc(',', a.f);
         cnb_csv_field(a.f, w->how); /* how: commas, and whatever the peer says */
-        fprintf(a.f, ",%s", w->fused);
-        csv_mistrusted(a.f, w->share);
+        fprintf(a.f, ",%s,", w->fused);
+        cnb_csv_field(a.f, w->algorithms);
+        csv_mistrusted(a.f, w->share, w->algorithms);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;
 }
@@ -88,25 +98,25 @@ static int write_layers_csv(const bconf *bc, const results *r)
         return CNB_EIO;
     fprintf(a.f, "model,backend,ran_on,batch,threads,layer,plugin,direction,reps,median_ms,q1_ms,"
                  "q3_ms,cv,gflops,peak_share,layout,library_ms,library_share,fused_run,"
-                 "peak_mistrusted\n");
+                 "algorithm,peak_mistrusted\n");
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
         fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,", w->model, w->backend, w->ran_on, w->batch,
                 w->threads, w->layer, w->plugin, w->backward ? "backward" : "forward");
         if (w->fused_into[0]) { /* timed in its run's first layer's rows */
-            fprintf(a.f, ",,,,,,,,,,%s,\n", w->run);
+            fprintf(a.f, ",,,,,,,,,,%s,,\n", w->run);
             continue;
         }
         fprintf(a.f, "%d,%.5f,%.5f,%.5f,%.4f,%.3f,", w->s.n, w->s.median, w->s.q1, w->s.q3,
                 w->s.cv, w->gflops);
-        csv_share(a.f, w->share);
+        csv_share(a.f, w->share, w->algorithm);
         fprintf(a.f, "%s,", w->layout);
         if (w->lib.n)
             fprintf(a.f, "%.5f,%.4f", w->lib.median, w->lib.median / w->s.median);
         else
             fprintf(a.f, ",");
-        fprintf(a.f, ",%s", w->run);
-        csv_mistrusted(a.f, w->share);
+        fprintf(a.f, ",%s,%s", w->run, w->algorithm);
+        csv_mistrusted(a.f, w->share, w->algorithm);
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;
 }

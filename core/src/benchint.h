@@ -114,6 +114,10 @@ typedef struct row {
      * sanitizer build or for a peer) */
     double alloc_bytes, allocs, alloc_bytes_max;
     char fused[256];              /* its fused runs, "conv1+act1+pool1 conv2+act2+pool2" */
+    char algorithms[256];         /* its layers computed with fewer multiply-adds than
+                                     their op's definition, "conv3 conv4 conv5: winograd"
+                                     (cnb_net_layer_algorithm); "" none: its GFLOP/s are
+                                     then direct-equivalent                             */
 } row;
 
 /* One pass of the fastest backend and of a peer's fastest tuned way in a group, in pairs
@@ -133,6 +137,7 @@ typedef struct layer_row {
     char run[256];                /* the fused run it is in, "conv1+act1+pool1"; "" none */
     char fused_into[64];          /* a run's layer but its first: that layer, whose time
                                      is the run's; "" otherwise                       */
+    char algorithm[32];           /* its kernel's fewer multiply-adds, "winograd"; ""  */
 } layer_row;
 
 typedef struct results {

@@ -378,6 +378,31 @@ static void set_memory(row *w, const entry *e, int train)
     w->alloc_bytes = bytes.median, w->allocs = calls.median, w->alloc_bytes_max = bytes.max;
 }
 
+/* The layers of net whose kernels do fewer multiply-adds than their op's definition, by
+ * algorithm, "conv3 conv4 conv5: winograd" ("; " between algorithms), into buf; "" none. */
+static void net_algorithms(const cnb_net *net, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < net->n; i++) {
+        const char *alg = cnb_net_layer_algorithm(net, i);
+        int seen = 0;
+        for (int j = 0; alg && j < i && !seen; j++)
+            seen = cnb_net_layer_algorithm(net, j) && !strcmp(cnb_net_layer_algorithm(net, j), alg);
+        if (!alg || seen)
+            continue;
+        for (int j = i; j < net->n && used < len; j++) {
+            const char *other = cnb_net_layer_algorithm(net, j);
+            if (other && !strcmp(other, alg))
+                used += (size_t)snprintf(buf + used, len - used, "%s%s",
+                                         used && j == i ? "; " : j > i ? " " : "",
+                                         net->layers[j].name);
+        }
+        if (used < len)
+            used += (size_t)snprintf(buf + used, len - used, ": %s", alg);
+    }
+}
+
 /* The whole network's rows of entry e: forward, then the training step (none for a peer
  * that only infers); GFLOP/s from flops (per sample, net_flops). */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
@@ -402,8 +427,10 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
         w->peak_mb = e->b >= 0 ? e->peak_mb : e->peer.peak_mb;
         set_memory(w, e, pass);
-        if (e->b >= 0)
+        if (e->b >= 0) {
             cnb_net_fused_runs(&e->net, w->fused, sizeof w->fused);
+            net_algorithms(&e->net, w->algorithms, sizeof w->algorithms);
+        }
     }
     return 0;
 }
@@ -437,6 +464,8 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
                      L->fused_on ? "nchw" : L->ctx.out.name);
             w->batch = e->batch, w->threads = threads, w->backward = dir;
             cnb_net_run_name(&e->net, i, w->run, sizeof w->run);
+            const char *alg = cnb_net_layer_algorithm(&e->net, i);
+            snprintf(w->algorithm, sizeof w->algorithm, "%s", alg ? alg : "");
             if (L->fused_on && L->fuse_first != i) { /* timed with the run's first layer */
                 snprintf(w->fused_into, sizeof w->fused_into, "%s",
                          e->net.layers[L->fuse_first].name);

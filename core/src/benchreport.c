@@ -5,6 +5,7 @@
  * calls alone.
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,11 +17,16 @@
 
 static const char *plural(int n) { return n == 1 ? "" : "s"; }
 
-int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak)
+int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak,
+                           int direct_equivalent)
 {
     double share = gflops / peak;
     if (isnan(share)) {
         snprintf(buf, len, "–");
+        return 0;
+    }
+    if (direct_equivalent) {
+        snprintf(buf, len, "%.1f%% direct-equivalent", 100 * share);
         return 0;
     }
     if (share > 1.0) {
@@ -38,14 +44,16 @@ int bench_mistrusted(const results *r, FILE *f, int list)
     int n = 0;
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads)) &&
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads),
+                                   w->algorithms[0]) &&
             n++ < list)
             fprintf(f, "  %s, %s, %d thread%s, %s: %s\n", w->model, w->backend, w->threads,
                     plural(w->threads), w->train ? "training step" : "forward pass", msg);
     }
     for (int i = 0; i < r->n_layers; i++) {
         const layer_row *w = &r->layers[i];
-        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads)) &&
+        if (cnb_bench_share_format(msg, sizeof msg, w->gflops, bench_peak_at(r, w->threads),
+                                   w->algorithm[0]) &&
             n++ < list)
             fprintf(f, "  %s, %s, %d thread%s, %s %s: %s\n", w->model, w->backend, w->threads,
                     plural(w->threads), w->layer, w->backward ? "backward" : "forward", msg);
@@ -99,7 +107,12 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
     fprintf(f, ". Every share of peak is against that maximum. A share above 100%% is not a "
                "result but a measurement error (the peak or the FLOP count is wrong): it is "
                "printed as MISTRUSTED with the GFLOP/s and the probe maximum that produced it "
-               "(bench.csv and layers.csv: peak_share empty, the share in peak_mistrusted). ");
+               "(bench.csv and layers.csv: peak_share empty, the share in peak_mistrusted). "
+               "The one exception is a kernel that says it does fewer multiply-adds than its "
+               "op's definition (Winograd's, cnnbench/backend.h `algorithm`): FLOPs are "
+               "counted by the definition for every backend alike, so its share, and that of "
+               "a network with such a layer, is direct-equivalent and may pass 100%% (the "
+               "algorithm and algorithms columns name them). ");
     if (n_bad)
         fprintf(f, "**%d share%s in this report %s MISTRUSTED.**\n\n", n_bad, plural(n_bad),
                 n_bad == 1 ? "is" : "are");
@@ -153,7 +166,8 @@ static void model_row(FILE *f, const results *r, const row *t)
 {
     const row *w = bench_find_row(r, t->model, t->backend, t->threads, 0);
     char share[160];
-    cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads));
+    cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads),
+                           t->algorithms[0]);
     fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d × %d (%d) | "
                "%.1f | %.1f | %s |\n",
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
@@ -180,20 +194,22 @@ static void not_run_rows(FILE *f, const bconf *bc)
                         bc->threads[t], why);
 }
 
-/* Under the whole-network table: the runs of layers each backend fused, once per backend
- * (its rows at every thread count fuse the same). */
-static void fused_rows(FILE *f, const results *r, const bmodel *m)
+/* Under the whole-network table: a text field of each backend's rows (field, the offset of
+ * a char array in row), once per backend (its rows at every thread count say the same),
+ * under a heading; nothing where no backend has it. */
+static void backend_notes(FILE *f, const results *r, const bmodel *m, size_t field,
+                          const char *heading)
 {
     int said = 0;
     for (int i = 0; i < r->n_rows; i++) {
         const row *t = &r->rows[i], *before = NULL;
+        const char *text = (const char *)t + field;
         for (int k = 0; k < i && !before; k++)
             if (!strcmp(r->rows[k].model, t->model) && !strcmp(r->rows[k].backend, t->backend))
                 before = &r->rows[k];
-        if (!t->fused[0] || before || strcmp(t->model, m->name))
+        if (!text[0] || before || strcmp(t->model, m->name))
             continue;
-        fprintf(f, "%s- %s: %s\n", said++ ? "" : "\nFused runs, one kernel each (a spec with "
-                ":nofuse runs them layer by layer):\n\n", t->backend, t->fused);
+        fprintf(f, "%s- %s: %s\n", said++ ? "" : heading, t->backend, text);
     }
 }
 
@@ -221,7 +237,11 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
         if (!peer)
             not_run_rows(f, bc);
     }
-    fused_rows(f, r, m);
+    backend_notes(f, r, m, offsetof(row, fused), "\nFused runs, one kernel each (a spec "
+                  "with :nofuse runs them layer by layer):\n\n");
+    backend_notes(f, r, m, offsetof(row, algorithms), "\nLayers with fewer multiply-adds "
+                  "than the FLOPs counted (their backend's GFLOP/s and share are "
+                  "direct-equivalent):\n\n");
 }
 
 /* bytes as "512 B", "3.8 KiB", "12.4 MiB" into buf; returns buf. */
@@ -379,8 +399,8 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
 }
 
 /* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose,
- * "[layout]" where the output stayed in the backend's own layout and "(fused: run)" where
- * the time is a fused run's; backward ms; the forward GFLOP/s and share of peak. A layer
+ * "[layout]" where the output stayed in the backend's own layout, "(fused: run)" where
+ * the time is a fused run's and the algorithm where it has fewer multiply-adds; backward ms; the forward GFLOP/s and share of peak. A layer
  * of a run but its first says which layer has its time. */
 static void layer_cells(FILE *f, const results *r, const layer_row *v, int threads)
 {
@@ -389,7 +409,8 @@ static void layer_cells(FILE *f, const results *r, const layer_row *v, int threa
         return;
     }
     char share[160], cell[200];
-    if (cnb_bench_share_format(share, sizeof share, v->gflops, bench_peak_at(r, threads)))
+    if (cnb_bench_share_format(share, sizeof share, v->gflops, bench_peak_at(r, threads),
+                               v->algorithm[0]))
         snprintf(cell, sizeof cell, "%s", share);
     else
         snprintf(cell, sizeof cell, "%.1f (%s)", v->gflops, share);
@@ -398,10 +419,11 @@ static void layer_cells(FILE *f, const results *r, const layer_row *v, int threa
     int own = (int)strlen(v->ran_on) == n && !strncmp(v->ran_on, v->backend, n);
     const char *other = own || !strcmp(v->ran_on, "host") ? NULL : v->ran_on;
     int native = strcmp(v->layout, "nchw") != 0;
-    fprintf(f, " %.3f%s%s%s%s%s%s%s%s%s | %.3f | %s |", v->s.median, other ? " (on " : "",
-            other ? other : "", other ? ")" : "", native ? " [" : "", native ? v->layout : "",
-            native ? "]" : "", v->run[0] ? " (fused: " : "", v->run, v->run[0] ? ")" : "",
-            v[1].s.median, cell);
+    fprintf(f, " %.3f%s%s%s%s%s%s%s%s%s%s%s | %.3f | %s |", v->s.median,
+            other ? " (on " : "", other ? other : "", other ? ")" : "", native ? " [" : "",
+            native ? v->layout : "", native ? "]" : "", v->run[0] ? " (fused: " : "", v->run,
+            v->run[0] ? ")" : "", v->algorithm[0] ? " " : "", v->algorithm, v[1].s.median,
+            cell);
 }
 
 /* The head of a per-layer table: the backends that ran at `threads` into shown[]; their
@@ -412,7 +434,8 @@ static int layer_head(FILE *f, const bconf *bc, const results *r, const bmodel *
     fprintf(f, "### %s per layer, %d thread%s (ms per batch, median; GFLOP/s and share of the "
                "%d-thread peak; [layout]: the output passed to the next layer in the backend's "
                "own layout, not NCHW; fused: a run of layers done by one kernel, its time and "
-               "FLOPs on its first layer)\n\n| layer | plugin |",
+               "FLOPs on its first layer; winograd: fewer multiply-adds than the FLOPs "
+               "counted, the share direct-equivalent)\n\n| layer | plugin |",
             m->name, threads, plural(threads), threads);
     int ns = 0;
     for (int b = 0; b < bc->nb; b++)

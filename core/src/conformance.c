@@ -231,6 +231,11 @@ const cnb_conform_case cnb_conform_cases[] = {
     RUN_IP("run.odd.fc.nobias+relu", 7, 2, 3, 5, 7, CNB_CASE_NO_BIAS),
     RUN_IP("run.odd.fc.1+relu", 2, 1, 1, 1, 1, 0),
     TILES(RUN_IP_N, "run.tile.fc", 3, 5, 7, 20, CNB_CASE_BATCH),
+
+    /* A 3x3 convolution oneDNN 2.6 takes Winograd F(4x4, 3x3) for at 1 and 2 threads
+     * (convolution_auto, on AVX-512), as it does AlexNet's conv3 to conv5 at batch 32. */
+    CONV("winograd.conv.3x3.n16", 16, 64, 13, 13, 64, WIN(3, 3, 1, 1, 1, 1),
+         .flags = CNB_CASE_BATCH),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 

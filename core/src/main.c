@@ -454,6 +454,9 @@ static void print_backend_extras(const cnb_backend_desc *b)
          "(':nofuse' turns it off)"},
         {CNB_BACKEND_FIELD(b, kernel_bytes) != NULL,
          "kernel bytes: says what memory its kernels hold (the bench's memory table)"},
+        {CNB_BACKEND_FIELD(b, algorithm) != NULL,
+         "algorithms: says which kernels do fewer multiply-adds than their op's "
+         "definition (Winograd; the bench's shares are then direct-equivalent)"},
     };
     for (size_t k = 0; k < sizeof extras / sizeof extras[0]; k++)
         if (extras[k].has)

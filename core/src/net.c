@@ -687,6 +687,22 @@ int cnb_net_fused_runs(const cnb_net *net, char *buf, size_t len)
     return runs;
 }
 
+static const char *kernel_algorithm(const cnb_net *net, int c, const cnb_kernel *k)
+{
+    const char *(*alg)(const cnb_kernel *) = CNB_BACKEND_FIELD(net->chain[c], algorithm);
+    return alg ? alg(k) : NULL;
+}
+
+const char *cnb_net_layer_algorithm(const cnb_net *net, int i)
+{
+    const cnb_net_layer *L = &net->layers[i];
+    for (int c = 0; L->fuse_n && c < net->n_chain; c++)
+        if (net->chain[c]->hdr.name == L->fused_on)
+            return kernel_algorithm(net, c, L->fuse_kernel);
+    return L->fused_on || !L->ctx.kernel ? NULL
+                                         : kernel_algorithm(net, L->ctx.chain, L->ctx.kernel);
+}
+
 /* Offer layers i .. i + n - 1 to each backend of the chain with fuse_create: 0 when one
  * made the run's kernel (recorded in the layers), CNB_ENOTSUP when none would, or an
  * error (said). */

@@ -140,6 +140,10 @@ const char *cnb_net_run_name(const cnb_net *net, int i, char *buf, size_t len);
 /* Every fused run of the net, "conv1+act1+pool1 conv2+act2+pool2", into buf ("" for
  * none); their number. */
 int cnb_net_fused_runs(const cnb_net *net, char *buf, size_t len);
+/* The algorithm layer i's kernel computes by where it does fewer multiply-adds than its
+ * op's definition ("winograd", cnb_backend_desc.algorithm); on a fused run's first layer,
+ * the run's kernel's. NULL: the definition, or its backend cannot say. */
+const char *cnb_net_layer_algorithm(const cnb_net *net, int i);
 /* Every backend of a spec ("direct+onednn") exists; otherwise an error naming it, `where`
  * first. */
 int cnb_backend_spec_check(const cnb_registry *reg, const char *spec, const char *where);

@@ -98,6 +98,7 @@ static int kind_abi(uint32_t kind, unsigned built, unsigned *major, unsigned *mi
         *size = built == 0   ? offsetof(cnb_backend_desc, max_threads)
                 : built == 1 ? offsetof(cnb_backend_desc, fuse_create)
                 : built == 2 ? offsetof(cnb_backend_desc, kernel_bytes)
+                : built == 3 ? offsetof(cnb_backend_desc, algorithm)
                              : sizeof(cnb_backend_desc);
         return 0;
     case CNB_PLUGIN_LAYER:

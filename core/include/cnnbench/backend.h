@@ -31,12 +31,13 @@ extern "C" {
  * 2.0: cnb_kernel starts with its struct_size (CNB_KERNEL_INIT fills it), and 1.1's
  * optional entries (layout_of, library_pass, park) belong to every descriptor. 2.1
  * appends max_threads, 2.2 fuse_create (fused runs, below), 2.3 kernel_bytes and
- * state_bytes (what the kernels hold). A later minor appends fields to cnb_backend_desc or
+ * state_bytes (what the kernels hold), 2.4 algorithm (a kernel that does fewer
+ * multiply-adds than its op's definition). A later minor appends fields to cnb_backend_desc or
  * cnb_kernel; the host reads one through struct_size, so a backend of an older 2.x minor
  * keeps loading.
  */
 #define CNB_BACKEND_ABI_MAJOR 2
-#define CNB_BACKEND_ABI_MINOR 3
+#define CNB_BACKEND_ABI_MINOR 4
 
 /* The name of the reference backend: the one every other kernel is checked against, the
  * end of every backend chain, and the default where an experiment names none. */
@@ -236,6 +237,14 @@ typedef struct cnb_backend_desc {
      * per network: a scratchpad they share (they never run concurrently, above). NULL:
      * none. */
     size_t (*state_bytes)(void *state);
+
+    /* 2.4. Optional: the name of the algorithm a kernel computes its op by, where it does
+     * fewer multiply-adds than the op's definition ("winograd": a convolution by
+     * Winograd's minimal filtering); NULL where it follows the definition. A benchmark
+     * counts every layer's FLOPs by the definition, so that backends compare on one
+     * scale: such a kernel's GFLOP/s are direct-equivalent and may pass the machine's
+     * peak, which the benchmark then reports as that, not as a measurement error. */
+    const char *(*algorithm)(const cnb_kernel *kernel);
 } cnb_backend_desc;
 
 /*
