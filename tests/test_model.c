@@ -329,7 +329,8 @@ static void test_inside_taps_flops(void)
 
 /* The executable turns bad input into exit status 2 with a message, never a crash. */
 /* "direct+naive": conv (and, with AVX-512, fc) from the partial backend, every other op
- * from the next in the chain; an unknown member is named. */
+ * from the next in the chain (without fused runs, whose layers make no kernels of their
+ * own); an unknown member is named. */
 static void test_backend_chain(void)
 {
     cnb_net net;
@@ -340,7 +341,7 @@ static void test_backend_chain(void)
     }
     CU_ASSERT_EQUAL_FATAL(test_model_load(&net, &conf, test_registry(),
                                           "lenet5.ini", "relu", "max"), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "direct+naive", 1, 2), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net, "direct+naive:nofuse", 1, 2), 0);
     CU_ASSERT_EQUAL(net.n_chain, 2); /* naive once, not twice */
     CU_ASSERT_STRING_EQUAL(layer(&net, "conv1")->ctx.ran_on, "direct");
     CU_ASSERT_STRING_EQUAL(layer(&net, "conv2")->ctx.ran_on, "direct");
@@ -359,6 +360,64 @@ static void test_backend_chain(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(cnb_last_error(), "backend 'nosuch' (in a '+' chain)"));
     cnb_net_free(&net);
     cnb_conf_free(&conf);
+}
+
+/* The kernel bytes of spec's fused runs on LeNet-5 at batch 4 against the same spec with
+ * ":nofuse": the fused net holds its runs' kernels, the other layers' own kernels (as the
+ * unfused net holds them) and its backends' state, and nothing for the layers inside a
+ * run, which make no kernels of their own; it still trains. */
+static void check_fused_kernel_bytes(const char *spec)
+{
+    cnb_net f, u;
+    cnb_conf fc, uc;
+    char nofuse[64], runs[256];
+    snprintf(nofuse, sizeof nofuse, "%s:nofuse", spec);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&f, &fc, test_registry(), "lenet5.ini", "relu",
+                                          "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(test_model_load(&u, &uc, test_registry(), "lenet5.ini", "relu",
+                                          "max"), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&f, spec, 1, 4), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&u, nofuse, 1, 4), 0);
+    CU_ASSERT(cnb_net_fused_runs(&f, runs, sizeof runs) > 0);
+    size_t want = 0, bytes;
+    for (int i = 0; i < f.n; i++) {
+        const cnb_net_layer *L = &f.layers[i];
+        if (L->fused_on)
+            CU_ASSERT_PTR_NULL(L->ctx.kernel);
+        if (L->fuse_n)
+            want += cnb_registry_backend(test_registry(), L->fused_on)->kernel_bytes(
+                L->fuse_kernel);
+        if (!L->fused_on && cnb_net_layer_kernel_bytes(&u, i, &bytes))
+            want += bytes;
+    }
+    for (int c = 0; c < f.n_chain; c++)
+        if (CNB_BACKEND_FIELD(f.chain[c], state_bytes))
+            want += f.chain[c]->state_bytes(f.chain_state[c]);
+    const cnb_net_memory m = cnb_net_memory_of(&f);
+    CU_ASSERT(m.kernels_known);
+    if (m.kernels != want)
+        fprintf(stderr, "\n  %s (runs %s): kernel bytes %zu, expected %zu\n", spec, runs,
+                m.kernels, want);
+    CU_ASSERT_EQUAL(m.kernels, want);
+    float loss;
+    CU_ASSERT_EQUAL(cnb_net_init_params(&f, 7), 0);
+    CU_ASSERT_EQUAL(cnb_net_forward(&f, 1, &loss), 0);
+    CU_ASSERT_EQUAL(cnb_net_backward(&f), 0);
+    cnb_net_free(&f);
+    cnb_net_free(&u);
+    cnb_conf_free(&fc);
+    cnb_conf_free(&uc);
+}
+
+static void test_fused_kernel_bytes(void)
+{
+    if (!cnb_registry_backend(test_registry(), "direct")) {
+        fprintf(stderr, "\n  (no 'direct' backend built: fused kernel bytes not checked)\n");
+        return;
+    }
+    check_fused_kernel_bytes("direct");
+    if (cnb_registry_backend(test_registry(), "onednn"))
+        check_fused_kernel_bytes("direct+onednn:nchw");
 }
 
 /* A file that cannot be read is CNB_EIO (exit status 2, like bad input), said with its path. */
@@ -421,6 +480,7 @@ void suite_model(void)
         {"cnnbench exits 2 on bad input", test_cli_exit_status},
         {"a backend chain takes each kernel from the first that has it", test_backend_chain},
         {"a convolution's FLOPs count only the taps inside its input", test_inside_taps_flops},
+        {"a fused run's layers hold no kernels of their own", test_fused_kernel_bytes},
         {NULL, NULL},
     };
     test_add_suite("model", cases);

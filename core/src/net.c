@@ -113,9 +113,24 @@ static int layer_param_str(cnb_layer_ctx *ctx, const char *key, int required, co
     return 0;
 }
 
+/* What a layer's kernel_create gets while the host only reads its descriptor, looking for
+ * fused runs, and what a layer in a run then keeps: the run's kernel does its work, so
+ * this one holds nothing and is never called. */
+static int no_kernel_call(cnb_kernel *self, const cnb_args *a)
+{
+    (void)self, (void)a;
+    return CNB_EINVAL;
+}
+
+static void no_kernel_destroy(cnb_kernel *self) { (void)self; }
+
+static cnb_kernel no_kernel = {.struct_size = sizeof(cnb_kernel), .forward = no_kernel_call,
+                               .backward = no_kernel_call, .destroy = no_kernel_destroy};
+
 /* The first backend of the chain that makes the kernel, or, for an input in a native
  * layout (the previous layer's out), only the backend that chose it; a refusal of that
- * layout is left to cnb_net_bind (ctx->refused), which makes both sides again on NCHW. */
+ * layout is left to cnb_net_bind (ctx->refused), which makes both sides again on NCHW.
+ * While ctx->describe, no backend: the descriptor is recorded and no_kernel handed out. */
 static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
 {
     cnb_net *net = ctx->net;
@@ -123,6 +138,12 @@ static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_
         return layer_error(ctx, NULL, "kernel requested before a backend was chosen");
     cnb_op_desc d = {0};
     memcpy(&d, desc, offsetof(cnb_op_desc, src_layout)); /* a 1.0 layer's desc ends here */
+    if (ctx->describe) {
+        ctx->desc = d;
+        ctx->n_kernels++;
+        *out = &no_kernel;
+        return 0;
+    }
     const cnb_layer_ctx *prev = ctx->index > 0 ? &net->layers[ctx->index - 1].ctx : NULL;
     int first = 0, end = net->n_chain, used = 0;
     if (prev && prev->out.id != CNB_LAYOUT_NCHW)
@@ -630,10 +651,11 @@ static int bind_reading(cnb_net *net, int i)
 
 /* ---- fused runs (cnnbench/backend.h) ------------------------------------------------ */
 
-/* Layer i's one kernel does op (a CNB_LAYER_KERNEL_IO layer's). */
+/* Layer i's one kernel does op (a CNB_LAYER_KERNEL_IO layer's, described). */
 static int kernel_does(const cnb_net *net, int i, cnb_op op)
 {
-    return kernel_io(net, i) && net->layers[i].ctx.kernel && net->layers[i].ctx.desc.op == op;
+    const cnb_layer_ctx *ctx = &net->layers[i].ctx;
+    return kernel_io(net, i) && ctx->n_kernels == 1 && ctx->desc.op == op;
 }
 
 /* The layers of the longest run that may start at layer i (1: none starts there): a
@@ -741,34 +763,6 @@ static int offer_run(cnb_net *net, int i, int n)
     return CNB_ENOTSUP;
 }
 
-/* A fused run's edges are NCHW: the layer before it, if it chose a layout of its own, is
- * bound again on NCHW; the layer after it then reads NCHW, and so on down the net until a
- * layer's output comes out in the layout it had (its reader's kernel still fits). */
-static int run_edges_nchw(cnb_net *net, int first, int last)
-{
-    const cnb_layout_info nchw = {CNB_LAYOUT_NCHW, 0, "nchw"};
-    if (first > 0 && net->layers[first - 1].ctx.out.id != CNB_LAYOUT_NCHW) {
-        net->layers[first - 1].ctx.want_native = 0;
-        if (bind_layer(net, first - 1))
-            return CNB_EINVAL;
-    }
-    if (net->layers[last].ctx.out.id == CNB_LAYOUT_NCHW)
-        return 0;
-    net->layers[last].ctx.out = nchw;
-    net->layers[last].ctx.want_native = 0;
-    for (int k = last + 1; k < net->n; k++) {
-        const cnb_layout_info was = net->layers[k].ctx.out;
-        const int chain = net->layers[k].ctx.chain;
-        if (bind_reading(net, k))
-            return CNB_EINVAL;
-        const cnb_layout_info *now = &net->layers[k].ctx.out;
-        if (now->id == was.id && now->bytes == was.bytes &&
-            (now->id == CNB_LAYOUT_NCHW || net->layers[k].ctx.chain == chain))
-            break;
-    }
-    return 0;
-}
-
 /* The bytes of layer i's y, and of its dy: one batch of its output, in the layout of the
  * edge it feeds; 0 inside a fused run, whose kernel keeps what it needs. */
 static size_t output_bytes(const cnb_net *net, int i)
@@ -780,17 +774,38 @@ static size_t output_bytes(const cnb_net *net, int i)
     return L->ctx.out.bytes > bytes ? L->ctx.out.bytes : bytes;
 }
 
+/* Bind every layer that hands its tensors to one kernel with no kernel at all, only its
+ * descriptor recorded (ctx.desc): what fuse_runs offers. Its output is NCHW. */
+static int describe_layers(cnb_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        cnb_layer_ctx *ctx = &net->layers[i].ctx;
+        if (!kernel_io(net, i))
+            continue;
+        ctx->describe = 1;
+        ctx->want_native = 0;
+        const int rc = bind_layer(net, i);
+        ctx->describe = 0;
+        if (rc)
+            return CNB_EINVAL;
+    }
+    return 0;
+}
+
 /* Every run the chain fuses, from the first layer down: at each layer the longest run
- * any backend takes, then on after it. */
+ * any backend takes, then on after it. The layers are described, not yet bound: those of
+ * a run keep no_kernel, and the others get their own kernels after. */
 static int fuse_runs(cnb_net *net)
 {
+    if (describe_layers(net))
+        return CNB_EINVAL;
     for (int i = 0; i < net->n; i++) {
         int n = run_candidate(net, i), rc = CNB_ENOTSUP;
         while (n >= 2 && (rc = offer_run(net, i, n)) == CNB_ENOTSUP)
             n--;
         if (rc == CNB_ENOTSUP)
             continue;
-        if (rc || run_edges_nchw(net, i, i + n - 1))
+        if (rc)
             return CNB_EINVAL;
         i += n - 1;
     }
@@ -831,14 +846,19 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     net->labels = cnb_alloc((size_t)batch * sizeof(int32_t));
     if (!net->x || !net->labels)
         return cnb_error("out of memory for a batch of %d", batch);
+    /* Runs first, so that their layers never make kernels of their own; a run's edges
+     * are NCHW. */
+    if (net->fuse && fuse_runs(net))
+        return CNB_EINVAL;
     for (int i = 0; i < net->n; i++) {
-        net->layers[i].ctx.want_native =
-            net->native_layouts && kernel_io(net, i) && i + 1 < net->n && kernel_io(net, i + 1);
+        if (net->layers[i].fused_on)
+            continue;
+        net->layers[i].ctx.want_native = net->native_layouts && kernel_io(net, i) &&
+                                         i + 1 < net->n && kernel_io(net, i + 1) &&
+                                         !net->layers[i + 1].fused_on;
         if (bind_reading(net, i))
             return CNB_EINVAL;
     }
-    if (net->fuse && fuse_runs(net))
-        return CNB_EINVAL;
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
         const size_t bytes = output_bytes(net, i);
@@ -1000,8 +1020,8 @@ double cnb_conv_flops(const cnb_op_desc *d)
 double cnb_net_layer_flops(const cnb_net *net, int i)
 {
     const cnb_net_layer *L = &net->layers[i];
-    return L->ctx.kernel && L->ctx.desc.op == CNB_OP_CONV ? cnb_conv_flops(&L->ctx.desc)
-                                                          : L->layer->flops;
+    return L->ctx.n_kernels && L->ctx.desc.op == CNB_OP_CONV ? cnb_conv_flops(&L->ctx.desc)
+                                                             : L->layer->flops;
 }
 
 void cnb_net_park(cnb_net *net)

@@ -33,10 +33,11 @@ struct cnb_layer_ctx {
     int want_native;         /* ask its kernel to choose its dst layout    */
     int refused;             /* its kernel could not read its input's layout */
     cnb_layout_info out;     /* the layout its y and dy are in             */
-    cnb_kernel *kernel;      /* its latest kernel                          */
-    int n_kernels;           /* kernels its latest bind made               */
+    cnb_kernel *kernel;      /* its latest kernel; NULL in a fused run     */
+    int n_kernels;           /* kernels its latest bind made, or described */
     cnb_op_desc desc;        /* and that kernel's descriptor               */
     int chain;               /* the chain index of the backend that made it */
+    int describe;            /* bind only describes its kernel (fused runs) */
 };
 
 typedef struct cnb_net_layer {
@@ -50,8 +51,9 @@ typedef struct cnb_net_layer {
     float *y, *dy;               /* (batch, out); NULL inside a fused run */
     size_t grad_begin, grad_end; /* its dw's floats in net->grad          */
     /* A fused run (cnnbench/backend.h): layers fuse_first .. fuse_first + fuse_n - 1 run
-     * as one kernel, which the first holds; a layer of the run but its last has no y and
-     * dy (the kernel keeps what it needs of them). */
+     * as one kernel, which the first holds; no layer of the run has a kernel of its own
+     * (ctx.kernel NULL), and one but the last has no y and dy (the kernel keeps what it
+     * needs of them). */
     int fuse_first;              /* its run's first layer                 */
     int fuse_n;                  /* the first: the run's layers; else 0   */
     cnb_kernel *fuse_kernel;     /* the first: the run's kernel           */
