@@ -630,7 +630,7 @@ static void run_backend(const cnb_backend_desc *be, const step *ref, const model
 
 /* A chain whose fused runs sit between another backend's native layouts (onednn+direct:
  * oneDNN's layers pass nChw8c and nChw16c, direct fuses the convolutions with what
- * follows, and the layers next to a run are bound again on NCHW): against naive, with
+ * follows, and the layers next to a run are bound on NCHW): against naive, with
  * the decisions inside the runs not counted (LeNet-5's at batch 8 never flipped in 40
  * seeds, see the tolerance comment). */
 static void check_chain(const step *ref, const model_case *mc, int threads, uint64_t seed)

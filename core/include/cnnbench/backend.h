@@ -114,16 +114,17 @@ typedef struct cnb_args {
 /*
  * Fused runs (2.2). A backend may run several consecutive layers as one kernel, so that
  * what passes between them (a small convolution's output, written, read by its ReLU,
- * written again, read by the pooling) stays in its cache. Once every layer of a network
- * has its kernels, the host looks for runs: a layer whose kernel is a convolution or an
- * inner product, then up to CNB_FUSE_MAX - 1 layers whose kernels have no weights (ReLU,
- * sigmoid, pooling, LRN; not softmax_xent), each of them a layer that hands its tensors
- * straight to its one kernel (CNB_LAYER_KERNEL_IO, cnnbench/layer.h). It offers a run,
- * the longest first and then ever shorter down to two layers, to fuse_create() of each
- * backend of the chain in order, whichever backends made the layers' own kernels; the
- * first to accept makes the run's kernel. A run that no backend accepts, or any run when
- * the backend has no fuse_create, runs on its layers' own kernels as before; a backend
- * spec with the suffix ":nofuse" ("direct+onednn:nofuse") offers none.
+ * written again, read by the pooling) stays in its cache. Before the layers of a network
+ * make their kernels, the host reads the op each asks for and looks for runs: a layer
+ * whose kernel is a convolution or an inner product, then up to CNB_FUSE_MAX - 1 layers
+ * whose kernels have no weights (ReLU, sigmoid, pooling, LRN; not softmax_xent), each of
+ * them a layer that hands its tensors straight to its one kernel (CNB_LAYER_KERNEL_IO,
+ * cnnbench/layer.h). It offers a run, the longest first and then ever shorter down to
+ * two layers, to fuse_create() of each backend of the chain in order, whichever backends
+ * would make the layers' own kernels; the first to accept makes the run's kernel, and
+ * the run's layers make none of their own. A run that no backend accepts, or any run
+ * when the backend has no fuse_create, runs on its layers' own kernels as before; a
+ * backend spec with the suffix ":nofuse" ("direct+onednn:nofuse") offers none.
  *
  * The run's kernel does in one forward and one backward what its layers' kernels do in
  * turn. Its cnb_args are one layer's: src is the first layer's input and dst the last
@@ -143,8 +144,8 @@ typedef struct cnb_args {
 
 typedef struct cnb_fuse_desc {
     int n;                        /* ops in the run, 2 .. CNB_FUSE_MAX                    */
-    cnb_op_desc op[CNB_FUSE_MAX]; /* in order, each as its layer made its own kernel but
-                                     with both layouts CNB_LAYOUT_NCHW: op[0] a convolution
+    cnb_op_desc op[CNB_FUSE_MAX]; /* in order, each as its layer asks for its own kernel
+                                     but with both layouts CNB_LAYOUT_NCHW: op[0] a convolution
                                      or an inner product, op[i + 1].src = op[i].dst, one
                                      batch                                              */
 } cnb_fuse_desc;

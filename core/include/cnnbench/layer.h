@@ -61,7 +61,9 @@ struct cnb_layer {
     uint32_t struct_size; /* sizeof(cnb_layer) of the headers built against */
 
     /* All four are required: the host refuses a layer without one, naming it. bind is
-     * where the layer learns N (cnb_io carries none) and creates its kernels. */
+     * where the layer learns N (cnb_io carries none) and creates its kernels; the host
+     * may bind a CNB_LAYER_KERNEL_IO layer again, and each bind destroys the kernel of
+     * the one before. */
     int (*bind)(cnb_layer *self, int batch);
     int (*forward)(cnb_layer *self, const cnb_io *io);
     int (*backward)(cnb_layer *self, const cnb_io *io);
