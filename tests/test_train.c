@@ -353,11 +353,12 @@ static void test_checkpoint_version(void)
 }
 
 /* cnb_sgd_update on a tensor long enough to be split (and not a multiple of the 16-float
- * part bounds): every element as the formula gives it in float, one operation at a time,
- * at 1 thread and split over 3, with weight decay and without. */
+ * part bounds) and on a bias after it, as one update: every element as the formula gives
+ * it in float, one operation at a time, on the caller alone and on a team of 3 threads
+ * (the same team for both updates, with weight decay and without). */
 static void test_sgd_update(void)
 {
-    const size_t n = CNB_SGD_SPLIT + 37;
+    const size_t big = CNB_SGD_SPLIT + 37, n = big + 1000;
     const float lr = 0.01f, momentum = 0.9f;
     float *w[2], *v[2], *g = malloc(sizeof(float) * n), *w0 = malloc(sizeof(float) * n);
     float *v0 = malloc(sizeof(float) * n);
@@ -368,6 +369,8 @@ static void test_sgd_update(void)
         x = x * 1664525u + 1013904223u, v0[k] = (float)(x >> 8) / (1 << 23) - 1.0f;
         x = x * 1664525u + 1013904223u, g[k] = (float)(x >> 8) / (1 << 23) - 1.0f;
     }
+    cnb_sgd_team *team = cnb_sgd_team_start(3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(team);
     for (int wd_on = 0; wd_on < 2; wd_on++) {
         const float wd = wd_on ? 5e-4f : 0.0f;
         for (int t = 0; t < 2; t++) {
@@ -375,11 +378,13 @@ static void test_sgd_update(void)
             CU_ASSERT_PTR_NOT_NULL_FATAL(w[t] && v[t]);
             memcpy(w[t], w0, sizeof(float) * n);
             memcpy(v[t], v0, sizeof(float) * n);
-            cnb_sgd_update(w[t], v[t], g, n, lr, momentum, wd, t ? 3 : 1);
+            const cnb_sgd_tensor ts[2] = {{w[t], v[t], g, big, wd},
+                                          {w[t] + big, v[t] + big, g + big, n - big, 0.0f}};
+            cnb_sgd_update(t ? team : NULL, ts, 2, lr, momentum);
         }
         size_t bad = 0;
         for (size_t k = 0; k < n; k++) {
-            float mv = momentum * v0[k], dw = wd * w0[k];
+            float mv = momentum * v0[k], dw = (k < big ? wd : 0.0f) * w0[k];
             float vk = mv + g[k];
             vk = vk + dw;
             float step = lr * vk;
@@ -396,7 +401,45 @@ static void test_sgd_update(void)
         for (int t = 0; t < 2; t++)
             free(w[t]), free(v[t]);
     }
+    cnb_sgd_team_stop(team);
     free(g), free(w0), free(v0);
+}
+
+/* cnb_net_sgd on a net with a layer of CNB_SGD_SPLIT weights or more: at 3 threads its
+ * first update starts the net's helpers and every update after uses them, and two steps
+ * give the same bits as at 1 thread, which starts none. */
+static void test_net_sgd_team(void)
+{
+    static const char model[] = "[net]\nchannels = 1\nheight = 32\nwidth = 32\nclasses = 10\n"
+                                "[flatten]\ntype = flatten\n[fc1]\ntype = fc\noutputs = 1025\n"
+                                "[fc2]\ntype = fc\noutputs = 10\n[prob]\ntype = softmax\n";
+    cnb_conf conf[2];
+    cnb_net net[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&net[i], 0, sizeof net[i]);
+        CU_ASSERT_EQUAL_FATAL(cnb_conf_load_string(&conf[i], "big.ini", model), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_build(&net[i], test_registry(), &conf[i]), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_init_params(&net[i], 7), 0);
+        CU_ASSERT_EQUAL_FATAL(cnb_net_bind(&net[i], "naive", i ? 3 : 1, 2), 0);
+        CU_ASSERT_FATAL(net[i].layers[1].layer->params[0].count >= CNB_SGD_SPLIT);
+    }
+    for (int step = 0; step < 2; step++)
+        for (int i = 0; i < 2; i++) {
+            for (size_t k = 0; k < net[i].grad_floats; k++) /* a gradient of each step */
+                net[i].grad[k] = (float)((k * 7919 + (size_t)step * 104729) % 2001) / 1000 - 1;
+            cnb_net_sgd(&net[i], 0.01f, 0.9f, 5e-4f);
+            CU_ASSERT((net[i].sgd != NULL) == i);
+        }
+    size_t bad = 0;
+    for (int l = 0; l < net[0].n; l++)
+        for (int p = 0; p < net[0].layers[l].layer->n_params; p++) {
+            const size_t n = net[0].layers[l].layer->params[p].count * sizeof(float);
+            bad += memcmp(net[0].layers[l].w[p], net[1].layers[l].w[p], n) != 0;
+            bad += memcmp(net[0].layers[l].vel[p], net[1].layers[l].vel[p], n) != 0;
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    for (int i = 0; i < 2; i++)
+        cnb_net_free(&net[i]), cnb_conf_free(&conf[i]);
 }
 
 void suite_train(void)
@@ -411,6 +454,7 @@ void suite_train(void)
         {"warm-up: the rate of every step the trainer takes", test_warmup_rates_per_step},
         {"test_every: which epochs are tested, and that they equal testing all", test_test_every},
         {"SGD update: the formula, split over threads or not", test_sgd_update},
+        {"SGD update: a net's helpers, started once, the same bits", test_net_sgd_team},
         {NULL, NULL},
     };
     test_add_suite_fixture("train", setup, teardown, cases);

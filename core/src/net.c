@@ -412,6 +412,7 @@ void cnb_net_free(cnb_net *net)
             cnb_free(L->w[p]), cnb_free(L->vel[p]); /* dw[p] points into net->grad */
     }
     cnb_free(net->grad);
+    cnb_sgd_team_stop(net->sgd);
     unbind(net);
     release_backends(net);
     free(net->layers);
@@ -1112,53 +1113,156 @@ SGD_CLONES static void sgd_span(float *w, float *v, const float *g, size_t n, fl
     }
 }
 
-typedef struct sgd_part {
-    float *w, *v;
-    const float *g;
-    size_t n;
-    float lr, momentum, wd;
-} sgd_part;
+/* Helpers that split an update's large tensors with its caller: started once, then each
+ * update wakes them (one broadcast), every participant does its part, and the caller
+ * waits on `done`. Between updates they sleep on `wake`, leaving the cores to the
+ * kernels. The update is handed over under the mutex, and the caller reads the results
+ * only after every helper has said it is done under it too. */
+struct cnb_sgd_team {
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    pthread_t th[CNB_SGD_THREADS_MAX - 1];
+    int helpers;                    /* threads started: an update goes in helpers + 1 parts */
+    long round;                     /* updates handed out so far                            */
+    int busy;                       /* helpers still at the latest                          */
+    int stop;
+    const cnb_sgd_tensor *t;        /* the latest update: count tensors                     */
+    int count;
+    float lr, momentum;
+};
 
-static void *sgd_part_run(void *arg)
+/* Part `part` of `parts` of an update: that span (on 64-byte lines, the last to the end)
+ * of every tensor of CNB_SGD_SPLIT floats or more, and every parts-th smaller one whole.
+ * The update is elementwise, so every division gives the same bits. */
+static void sgd_part(const cnb_sgd_tensor *t, int count, float lr, float momentum, int part,
+                     int parts)
 {
-    const sgd_part *p = arg;
-    sgd_span(p->w, p->v, p->g, p->n, p->lr, p->momentum, p->wd);
+    for (int k = 0; k < count; k++) {
+        const size_t n = t[k].n;
+        if (n < CNB_SGD_SPLIT) {
+            if (k % parts == part)
+                sgd_span(t[k].w, t[k].v, t[k].g, n, lr, momentum, t[k].wd);
+            continue;
+        }
+        const size_t a = n * part / parts / 16 * 16;
+        const size_t b = part == parts - 1 ? n : n * (part + 1) / parts / 16 * 16;
+        sgd_span(t[k].w + a, t[k].v + a, t[k].g + a, b - a, lr, momentum, t[k].wd);
+    }
+}
+
+typedef struct sgd_helper_arg {
+    cnb_sgd_team *team;
+    int part;
+} sgd_helper_arg;
+
+static void *sgd_helper(void *arg)
+{
+    cnb_sgd_team *tm = ((sgd_helper_arg *)arg)->team;
+    const int part = ((sgd_helper_arg *)arg)->part;
+    free(arg);
+    long seen = 0;
+    pthread_mutex_lock(&tm->mu);
+    for (;;) {
+        while (!tm->stop && tm->round == seen)
+            pthread_cond_wait(&tm->wake, &tm->mu);
+        if (tm->stop)
+            break;
+        seen = tm->round;
+        const cnb_sgd_tensor *t = tm->t;
+        const int count = tm->count, parts = tm->helpers + 1;
+        const float lr = tm->lr, momentum = tm->momentum;
+        pthread_mutex_unlock(&tm->mu);
+        sgd_part(t, count, lr, momentum, part, parts);
+        pthread_mutex_lock(&tm->mu);
+        if (--tm->busy == 0)
+            pthread_cond_signal(&tm->done);
+    }
+    pthread_mutex_unlock(&tm->mu);
     return NULL;
 }
 
-void cnb_sgd_update(float *w, float *v, const float *g, size_t n, float lr, float momentum,
-                    float wd, int threads)
+cnb_sgd_team *cnb_sgd_team_start(int threads)
 {
-    const int parts = n < CNB_SGD_SPLIT || threads < 1 ? 1
-                      : threads > CNB_SGD_THREADS_MAX ? CNB_SGD_THREADS_MAX : threads;
-    sgd_part part[CNB_SGD_THREADS_MAX];
-    pthread_t th[CNB_SGD_THREADS_MAX];
-    int started[CNB_SGD_THREADS_MAX] = {0};
-    for (int t = 0; t < parts; t++) { /* bounds on 64-byte lines, the last part to n */
-        const size_t a = n * t / parts / 16 * 16;
-        const size_t b = t == parts - 1 ? n : n * (t + 1) / parts / 16 * 16;
-        part[t] = (sgd_part){w + a, v + a, g + a, b - a, lr, momentum, wd};
+    if (threads < 2)
+        return NULL;
+    cnb_sgd_team *tm = calloc(1, sizeof *tm);
+    if (!tm)
+        return NULL;
+    pthread_mutex_init(&tm->mu, NULL);
+    pthread_cond_init(&tm->wake, NULL);
+    pthread_cond_init(&tm->done, NULL);
+    const int want = (threads < CNB_SGD_THREADS_MAX ? threads : CNB_SGD_THREADS_MAX) - 1;
+    while (tm->helpers < want) {
+        sgd_helper_arg *arg = malloc(sizeof *arg);
+        if (arg)
+            *arg = (sgd_helper_arg){tm, tm->helpers + 1};
+        if (!arg || pthread_create(&tm->th[tm->helpers], NULL, sgd_helper, arg) != 0) {
+            free(arg);
+            cnb_sgd_team_stop(tm);
+            return NULL;
+        }
+        tm->helpers++;
     }
-    for (int t = 1; t < parts; t++)
-        started[t] = pthread_create(&th[t], NULL, sgd_part_run, &part[t]) == 0;
-    sgd_part_run(&part[0]);
-    for (int t = 1; t < parts; t++)
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else /* no thread to be had: the caller does its part */
-            sgd_part_run(&part[t]);
+    return tm;
 }
+
+void cnb_sgd_team_stop(cnb_sgd_team *team)
+{
+    if (!team)
+        return;
+    pthread_mutex_lock(&team->mu);
+    team->stop = 1;
+    pthread_cond_broadcast(&team->wake);
+    pthread_mutex_unlock(&team->mu);
+    for (int i = 0; i < team->helpers; i++)
+        pthread_join(team->th[i], NULL);
+    pthread_cond_destroy(&team->done);
+    pthread_cond_destroy(&team->wake);
+    pthread_mutex_destroy(&team->mu);
+    free(team);
+}
+
+void cnb_sgd_update(cnb_sgd_team *team, const cnb_sgd_tensor *t, int count, float lr,
+                    float momentum)
+{
+    if (!team) {
+        sgd_part(t, count, lr, momentum, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&team->mu);
+    team->t = t, team->count = count, team->lr = lr, team->momentum = momentum;
+    team->busy = team->helpers;
+    team->round++;
+    pthread_cond_broadcast(&team->wake);
+    pthread_mutex_unlock(&team->mu);
+    sgd_part(t, count, lr, momentum, 0, team->helpers + 1);
+    pthread_mutex_lock(&team->mu);
+    while (team->busy > 0)
+        pthread_cond_wait(&team->done, &team->mu);
+    pthread_mutex_unlock(&team->mu);
+}
+
+/* Tensors handed to one cnb_sgd_update: AlexNet has 16, so a step is one wake. */
+#define SGD_TENSORS 64
 
 void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay)
 {
+    cnb_sgd_tensor t[SGD_TENSORS];
+    int k = 0;
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
         for (int p = 0; p < L->layer->n_params; p++) {
             const cnb_param_spec *ps = &L->layer->params[p];
-            cnb_sgd_update(L->w[p], L->vel[p], L->dw[p], ps->count, lr, momentum,
-                           ps->is_bias ? 0.0f : weight_decay, net->threads);
+            t[k++] = (cnb_sgd_tensor){L->w[p], L->vel[p], L->dw[p], ps->count,
+                                      ps->is_bias ? 0.0f : weight_decay};
+            if (ps->count >= CNB_SGD_SPLIT && !net->sgd)
+                net->sgd = cnb_sgd_team_start(net->threads);
+            if (k == SGD_TENSORS)
+                cnb_sgd_update(net->sgd, t, k, lr, momentum), k = 0;
         }
     }
+    if (k)
+        cnb_sgd_update(net->sgd, t, k, lr, momentum);
 }
 
 const float *cnb_net_probs(const cnb_net *net) { return net->layers[net->n - 1].y; }

@@ -18,6 +18,7 @@
 #include "rng.h"
 
 typedef struct cnb_net cnb_net;
+typedef struct cnb_sgd_team cnb_sgd_team;
 
 #define CNB_MAX_CHAIN 8 /* backends one run may combine */
 
@@ -86,6 +87,7 @@ struct cnb_net {
      * contiguous pieces instead of one message per tensor. */
     float *grad;
     size_t grad_floats;
+    cnb_sgd_team *sgd;               /* cnb_net_sgd's helpers; NULL: none yet */
 };
 
 /* Build layers from a (substituted) model: shapes, parameter specs, FLOPs. Errors are
@@ -189,16 +191,30 @@ void cnb_net_park(cnb_net *net);
 int cnb_net_forward_timed(cnb_net *net, int train, float *loss, double *seconds);
 int cnb_net_backward_timed(cnb_net *net, double *seconds);
 /* SGD with momentum and L2 weight decay (biases exempt): v = m v + g + wd w; w -= lr v,
- * each tensor by cnb_sgd_update at the net's thread count. */
+ * by cnb_sgd_update on net->sgd, which the first update with a tensor of CNB_SGD_SPLIT
+ * floats or more starts at the net's thread count (tried again at the next update if its
+ * threads could not be had) and cnb_net_free stops. */
 void cnb_net_sgd(cnb_net *net, float lr, float momentum, float weight_decay);
-/* One tensor's update, vectorised for the CPU (the same bits on every one); a tensor of
- * at least CNB_SGD_SPLIT floats in `threads` contiguous parts (at most CNB_SGD_THREADS_MAX),
- * the caller doing the first (AlexNet's fc6: 38M, a pass over 0.6 GB). The update is
- * elementwise, so every split gives the same bits. */
+/* One tensor of an update. */
+typedef struct cnb_sgd_tensor {
+    float *w, *v;      /* weights and momentum, updated in place */
+    const float *g;    /* the gradient                           */
+    size_t n;          /* floats of each                         */
+    float wd;          /* weight decay (0 for a bias)            */
+} cnb_sgd_tensor;
+/* threads - 1 helper threads (at most CNB_SGD_THREADS_MAX - 1) that share updates with
+ * their caller, asleep between them; NULL when threads < 2 or they could not all be had. */
+cnb_sgd_team *cnb_sgd_team_start(int threads);
+void cnb_sgd_team_stop(cnb_sgd_team *team); /* ends and frees them; NULL does nothing */
+/* Update `count` tensors, vectorised for the CPU (the same bits on every one). With a
+ * team (one caller at a time), one wake for them all: a tensor of at least CNB_SGD_SPLIT
+ * floats goes in contiguous parts, one to each thread, and each smaller one whole to one
+ * thread (AlexNet's fc6: 38M floats, a pass over 0.6 GB); without one (NULL), the caller
+ * does all. The update is elementwise, so every split gives the same bits. */
 #define CNB_SGD_SPLIT (1u << 20)
 #define CNB_SGD_THREADS_MAX 64
-void cnb_sgd_update(float *w, float *v, const float *g, size_t n, float lr, float momentum,
-                    float wd, int threads);
+void cnb_sgd_update(cnb_sgd_team *team, const cnb_sgd_tensor *t, int count, float lr,
+                    float momentum);
 const float *cnb_net_probs(const cnb_net *net);
 
 /* Weights file (see README "Weights format"); written atomically. */
