@@ -54,22 +54,16 @@ int pool_threads(const thread_pool *pool);
  * many (threads past it share them). */
 #define POOL_SHARES 16
 
-/* One kernel call shared out item by item: a task takes pool_job_take() (or
- * pool_job_take_near()) until it gets an index past its last item. */
+/* One kernel call shared out item by item: a task takes pool_job_take_near() until it
+ * gets an index past its last item. */
 typedef struct pool_job {
     void *kernel;       /* the backend's kernel                    */
     const cnb_args *a;  /* the call's arguments                    */
-    atomic_int next;    /* the next item to hand out               */
     int threads;        /* the pool's (pool_threads())             */
     struct {
         _Alignas(64) atomic_int taken; /* items handed out of share s, on a line of its own */
     } share[POOL_SHARES];
 } pool_job;
-
-static inline int pool_job_take(pool_job *job)
-{
-    return atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-}
 
 /*
  * The next of items [0, n) for the thread in `slot`, n when none is left. The items are
@@ -79,8 +73,7 @@ static inline int pool_job_take(pool_job *job)
  * machine a thread so gets the same items call after call, and in every kernel the same
  * part of the batch: the outputs it wrote and the inputs it read last time are in its own
  * core's cache, not the other's (LeNet-5's fc1 on 2 threads: backward 1.2x faster than
- * with one counter for all). A task must give the same results whoever takes an item, as
- * with pool_job_take().
+ * with one counter for all). A task must give the same results whoever takes an item.
  */
 static inline int pool_job_take_near(pool_job *job, int slot, int n)
 {
@@ -104,7 +97,6 @@ static inline int pool_job_take_near(pool_job *job, int slot, int n)
 static inline void pool_run_job(thread_pool *pool, task_fn fn, void *kernel, const cnb_args *a)
 {
     pool_job job = {.kernel = kernel, .a = a, .threads = pool_threads(pool)};
-    atomic_init(&job.next, 0);
     for (int s = 0; s < POOL_SHARES; s++)
         atomic_init(&job.share[s].taken, 0);
     if (pool)

@@ -15,19 +15,19 @@
  * Inner product is one GEMM per output, split by output columns (rows for diff_weights).
  *
  * Threads. cfg->threads - 1 worker threads (started in init; the pool of ../common/pool.h)
- * and the caller share each call, whoever is free taking the next item: conv forward by
- * samples, conv backward by chunks of the batch (pool.h: 8 per thread where the partial
- * sums are small, down to 1 where they are large; their bounds fixed by N), inner product
- * by output blocks. Each thread has its own im2col buffer; each chunk, not each thread,
- * has its own partial dW^T and bias sums, summed over its samples in order and added up
- * in chunk order in a second short pass. So the reduction order is fixed by the data, not
- * by which thread got there first: a step gives the same bits at a given thread count
- * however busy the machine is (when a worker loses its core the caller takes its chunks,
- * and adds them up just the same). Each thread calls OpenBLAS, which is kept
- * single-threaded. Measured on 2 threads against OpenBLAS's own threading of the same
- * GEMMs (which leaves im2col and col2im serial and cannot split LeNet's small GEMMs):
- * about 2x faster on LeNet's layers, 1.03-1.5x on AlexNet's. A batch smaller than the
- * thread count leaves threads idle.
+ * and the caller share each call, each thread taking its own share of the items first and
+ * then what the others left (pool_job_take_near): conv forward by samples, conv backward
+ * by chunks of the batch (pool.h: 8 per thread where the partial sums are small, down to
+ * 1 where they are large; their bounds fixed by N), inner product by output blocks. Each
+ * thread has its own im2col buffer; each chunk, not each thread, has its own partial dW^T
+ * and bias sums, summed over its samples in order and added up in chunk order in a second
+ * short pass. So the reduction order is fixed by the data, not by which thread got there
+ * first: a step gives the same bits at a given thread count however busy the machine is
+ * (when a worker loses its core the caller takes its chunks, and adds them up just the
+ * same). Each thread calls OpenBLAS, which is kept single-threaded. Measured on 2 threads
+ * against OpenBLAS's own threading of the same GEMMs (which leaves im2col and col2im
+ * serial and cannot split LeNet's small GEMMs): about 2x faster on LeNet's layers,
+ * 1.03-1.5x on AlexNet's. A batch smaller than the thread count leaves threads idle.
  *
  * Loading. The plugin does not link libopenblas: init() dlopens it, because OpenBLAS
  * picks its CPU kernels ("core") once, when it is loaded, from OPENBLAS_CORETYPE or its
@@ -426,7 +426,7 @@ static void conv_forward_task(void *arg, int slot)
 
     if (ok->gemm_only)
         bias = NULL;
-    for (int n; (n = pool_job_take(job)) < N;) {
+    for (int n; (n = pool_job_take_near(job, slot, N)) < N;) {
         const float *cols = ok->direct ? inp + n * src_n : ws->cols; /* (CKK, P) */
         if (!ok->direct && !ok->gemm_only)
             im2col(ws->cols, ws->row, inp + n * src_n, d);
@@ -467,7 +467,7 @@ static void conv_backward_task(void *arg, int slot)
     const float *weight = a->weights; /* (K,C,KH,KW)        */
     const ob_slot *ws = &ok->slot[slot];
 
-    for (int c; (c = pool_job_take(job)) < ok->nchunks;) {
+    for (int c; (c = pool_job_take_near(job, slot, ok->nchunks)) < ok->nchunks;) {
         ob_chunk *ch = &ok->chunk[c];
         for (int n = ch->n0; n < ch->n1; n++) {
             const int first = n == ch->n0;
@@ -504,9 +504,9 @@ static void conv_reduce_task(void *arg, int slot)
     const int K = ok->d.dst.c, CKK = ok->d.src.c * ok->d.u.conv.kh * ok->d.u.conv.kw;
     float *dweight = job->a->diff_weights; /* (K, CKK), or NULL */
     float *dbias = job->a->diff_bias;      /* (K), or NULL      */
+    const int nb = (K + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
 
-    (void)slot;
-    for (int b; (b = pool_job_take(job)) * REDUCE_BLOCK < K;) {
+    for (int b; (b = pool_job_take_near(job, slot, nb)) < nb;) {
         const int k0 = b * REDUCE_BLOCK, k1 = k0 + REDUCE_BLOCK < K ? k0 + REDUCE_BLOCK : K;
         for (int r0 = 0; r0 < CKK && dweight; r0 += REDUCE_BLOCK) {
             const int r1 = r0 + REDUCE_BLOCK < CKK ? r0 + REDUCE_BLOCK : CKK;
@@ -574,10 +574,9 @@ static void inner_product_forward_task(void *arg, int slot)
     const float *inp = job->a->src;        /* (N,D)        */
     const float *weight = job->a->weights; /* (K,D)        */
     const float *bias = job->a->bias;      /* (K), or NULL */
-    const int bk = ip_block(ok, K);
+    const int bk = ip_block(ok, K), nb = (K + bk - 1) / bk;
 
-    (void)slot;
-    for (int b; (b = pool_job_take(job)) * bk < K;) {
+    for (int b; (b = pool_job_take_near(job, slot, nb)) < nb;) {
         const int k0 = b * bk, k1 = k0 + bk < K ? k0 + bk : K;
         if (bias)
             for (int n = 0; n < N; n++)
@@ -611,8 +610,7 @@ static void inner_product_backward_task(void *arg, int slot)
     const int bd = ip_block(ok, D), bk = ip_block(ok, K);
     const int nd = dinp ? (D + bd - 1) / bd : 0, nk = (K + bk - 1) / bk;
 
-    (void)slot;
-    for (int b; (b = pool_job_take(job)) < nd + nk;) {
+    for (int b; (b = pool_job_take_near(job, slot, nd + nk)) < nd + nk;) {
         if (b < nd) {
             const int d0 = b * bd, d1 = d0 + bd < D ? d0 + bd : D;
             gemm(0, 0, N, d1 - d0, K, dout, K, weight + d0, D, 0.0f, dinp + d0, D);
