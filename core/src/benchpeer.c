@@ -419,8 +419,38 @@ static int parse_step(bench_peer *p, const char *line, double *fwd, double *trai
     return 0;
 }
 
-/* Tell it to quit, close its pipes, reap it: its wait status; its standard error stays. */
-static int stop_keeping_err(bench_peer *p)
+/* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
+ * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
+ * idle peer left running took the cores of the backends timed after it (at 2 threads on
+ * 2 cores, onednn's step went from 22 to 442 ms). */
+int bench_peer_step(bench_peer *p, const int steps[2], double *fwd, double *train, results *r)
+{
+    char line[256] = "";
+    double kb;
+    kill(p->pid, SIGCONT);
+    if (fprintf(p->to, "step %d %d\n", steps[0], steps[1]) < 0 || fflush(p->to) == EOF ||
+        !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
+        char detail[1600], sig[64] = "";
+        line[strcspn(line, "\n")] = 0;
+        FILE *err = p->err; /* kept past the stop, for its tail */
+        p->err = NULL;
+        int status = bench_peer_stop(p);
+        if (status != -1 && WIFSIGNALED(status))
+            snprintf(sig, sizeof sig, " (it was killed by signal %d, %s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+        failure_detail(p->cmd, err, detail, sizeof detail);
+        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`%s%s; its "
+                 "rows are missing.", p->backend, line[0] ? line : "nothing", sig, detail);
+        if (err)
+            fclose(err);
+        return 1;
+    }
+    p->peak_mb = kb / 1024;
+    kill(p->pid, SIGSTOP);
+    return 0;
+}
+
+int bench_peer_stop(bench_peer *p)
 {
     int status = -1;
     if (p->pid > 0)
@@ -435,40 +465,6 @@ static int stop_keeping_err(bench_peer *p)
     if (p->pid > 0)
         waitpid(p->pid, &status, 0);
     p->pid = -1;
-    return status;
-}
-
-/* A peer is stopped (SIGSTOP) between its steps, as the bench parks a backend after its
- * turn: PyTorch's OpenMP and OpenBLAS threads spin for a while after each call, and an
- * idle peer left running took the cores of the backends timed after it (at 2 threads on
- * 2 cores, onednn's step went from 22 to 442 ms). */
-int bench_peer_step(bench_peer *p, const int steps[2], double *fwd, double *train, results *r)
-{
-    char line[256] = "";
-    double kb;
-    kill(p->pid, SIGCONT);
-    if (fprintf(p->to, "step %d %d\n", steps[0], steps[1]) < 0 || fflush(p->to) == EOF ||
-        !fgets(line, sizeof line, p->from) || parse_step(p, line, fwd, train, &kb)) {
-        char detail[1600], sig[64] = "";
-        line[strcspn(line, "\n")] = 0;
-        int status = stop_keeping_err(p);
-        if (status != -1 && WIFSIGNALED(status))
-            snprintf(sig, sizeof sig, " (it was killed by signal %d, %s)", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
-        failure_detail(p->cmd, p->err, detail, sizeof detail);
-        peer_say(r, p->peer, "peer %s broke off: its answer to `step` was `%.100s`%s%s; its "
-                 "rows are missing.", p->backend, line[0] ? line : "nothing", sig, detail);
-        bench_peer_stop(p);
-        return 1;
-    }
-    p->peak_mb = kb / 1024;
-    kill(p->pid, SIGSTOP);
-    return 0;
-}
-
-int bench_peer_stop(bench_peer *p)
-{
-    int status = stop_keeping_err(p);
     if (p->err)
         fclose(p->err);
     p->err = NULL;
