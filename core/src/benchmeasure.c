@@ -378,6 +378,13 @@ static void set_memory(row *w, const entry *e, int train)
     w->alloc_bytes = bytes.median, w->allocs = calls.median, w->alloc_bytes_max = bytes.max;
 }
 
+/* Does layer j's kernel compute by algorithm alg (cnb_net_layer_algorithm)? */
+static int layer_takes(const cnb_net *net, int j, const char *alg)
+{
+    const char *its = cnb_net_layer_algorithm(net, j);
+    return its && !strcmp(its, alg);
+}
+
 /* The layers of net whose kernels do fewer multiply-adds than their op's definition, by
  * algorithm, "conv3 conv4 conv5: winograd" ("; " between algorithms), into buf; "" none. */
 static void net_algorithms(const cnb_net *net, char *buf, size_t len)
@@ -387,17 +394,14 @@ static void net_algorithms(const cnb_net *net, char *buf, size_t len)
     for (int i = 0; i < net->n; i++) {
         const char *alg = cnb_net_layer_algorithm(net, i);
         int seen = 0;
-        for (int j = 0; alg && j < i && !seen; j++)
-            seen = cnb_net_layer_algorithm(net, j) && !strcmp(cnb_net_layer_algorithm(net, j), alg);
+        for (int j = 0; alg && j < i; j++)
+            seen |= layer_takes(net, j, alg);
         if (!alg || seen)
             continue;
-        for (int j = i; j < net->n && used < len; j++) {
-            const char *other = cnb_net_layer_algorithm(net, j);
-            if (other && !strcmp(other, alg))
+        for (int j = i; j < net->n && used < len; j++)
+            if (layer_takes(net, j, alg))
                 used += (size_t)snprintf(buf + used, len - used, "%s%s",
-                                         used && j == i ? "; " : j > i ? " " : "",
-                                         net->layers[j].name);
-        }
+                                         j > i ? " " : used ? "; " : "", net->layers[j].name);
         if (used < len)
             used += (size_t)snprintf(buf + used, len - used, ": %s", alg);
     }
