@@ -123,11 +123,14 @@ def ways(threads):
     not to give it back, or jemalloc with the guide's MALLOC_CONF). Measured on AlexNet, 2
     threads, training step: as shipped 3,920 ms, glibc keeping its memory 1,169 ms,
     jemalloc without MALLOC_CONF 7,339 ms; which allocator is faster is measured again in
-    every group, both running in the rounds. A line each, tab-separated (the module's
-    docstring)."""
+    every group, both running in the rounds. glibc's mmap threshold sits above AlexNet's
+    largest tensors (conv1's output and its gradient, 37 MB at batch 32): at 32 MiB they
+    were mapped and faulted in afresh at every step, and AlexNet without LRN took 2.15 s a
+    training step on 1 thread in a fresh process, 1.37 s at 256 MiB. A line each,
+    tab-separated (the module's docstring)."""
     tuned = ("OMP_NUM_THREADS=%d OMP_PROC_BIND=close OMP_PLACES=cores OMP_SCHEDULE=static "
              "OPENBLAS_NUM_THREADS=%d" % (threads, threads))
-    glibc = ("MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=17179869184 "
+    glibc = ("MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=17179869184 "
              "MALLOC_TOP_PAD_=1073741824")
     jemalloc = ("LD_PRELOAD=%s MALLOC_CONF=oversize_threshold:1,background_thread:true,"
                 "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000"

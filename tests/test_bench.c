@@ -799,7 +799,7 @@ static void test_pytorch_peer(void)
     CHECK_MSG(csv, "-tuned-glibc,4,1,train,");
     CHECK_MSG(csv, "tuned as PyTorch's CPU performance guide says, glibc keeping its memory; "
                    "OMP_NUM_THREADS=1 OMP_PROC_BIND=close OMP_PLACES=cores OMP_SCHEDULE=static "
-                   "OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=33554432 "
+                   "OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=268435456 "
                    "MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824; "
                    "torch.inference_mode; OpenBLAS kernels ");
     CHECK_MSG(csv, "as shipped: torch.set_num_threads(N), the environment as given; "
