@@ -719,11 +719,9 @@ static const char *kernel_algorithm(const cnb_net *net, int c, const cnb_kernel 
 const char *cnb_net_layer_algorithm(const cnb_net *net, int i)
 {
     const cnb_net_layer *L = &net->layers[i];
-    for (int c = 0; L->fuse_n && c < net->n_chain; c++)
-        if (net->chain[c]->hdr.name == L->fused_on)
-            return kernel_algorithm(net, c, L->fuse_kernel);
-    return L->fused_on || !L->ctx.kernel ? NULL
-                                         : kernel_algorithm(net, L->ctx.chain, L->ctx.kernel);
+    if (L->fuse_n)
+        return kernel_algorithm(net, L->fuse_chain, L->fuse_kernel);
+    return L->ctx.kernel ? kernel_algorithm(net, L->ctx.chain, L->ctx.kernel) : NULL;
 }
 
 /* Offer layers i .. i + n - 1 to each backend of the chain with fuse_create: 0 when one
@@ -755,6 +753,7 @@ static int offer_run(cnb_net *net, int i, int n)
             return cnb_error("%s: the run %s: %s", net->model->path, run, why);
         first->fuse_n = n;
         first->fuse_kernel = k;
+        first->fuse_chain = c;
         for (int j = i; j < i + n; j++) {
             net->layers[j].fuse_first = i;
             net->layers[j].fused_on = be->hdr.name;
@@ -891,9 +890,8 @@ int cnb_net_layer_kernel_bytes(const cnb_net *net, int i, size_t *bytes)
     *bytes = 0;
     if (L->ctx.kernel)
         known &= add_kernel_bytes(net, L->ctx.chain, L->ctx.kernel, bytes);
-    for (int c = 0; L->fuse_kernel && c < net->n_chain; c++)
-        if (net->chain[c]->hdr.name == L->fused_on)
-            known &= add_kernel_bytes(net, c, L->fuse_kernel, bytes);
+    if (L->fuse_kernel)
+        known &= add_kernel_bytes(net, L->fuse_chain, L->fuse_kernel, bytes);
     return known;
 }
 
@@ -1127,10 +1125,16 @@ SGD_CLONES static void sgd_span(float *w, float *v, const float *g, size_t n, fl
  * waits on `done`. Between updates they sleep on `wake`, leaving the cores to the
  * kernels. The update is handed over under the mutex, and the caller reads the results
  * only after every helper has said it is done under it too. */
+typedef struct sgd_helper_arg {
+    cnb_sgd_team *team;
+    int part;
+} sgd_helper_arg;
+
 struct cnb_sgd_team {
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     pthread_t th[CNB_SGD_THREADS_MAX - 1];
+    sgd_helper_arg arg[CNB_SGD_THREADS_MAX - 1]; /* each helper's: its part of an update */
     int helpers;                    /* threads started: an update goes in helpers + 1 parts */
     long round;                     /* updates handed out so far                            */
     int busy;                       /* helpers still at the latest                          */
@@ -1159,16 +1163,10 @@ static void sgd_part(const cnb_sgd_tensor *t, int count, float lr, float momentu
     }
 }
 
-typedef struct sgd_helper_arg {
-    cnb_sgd_team *team;
-    int part;
-} sgd_helper_arg;
-
 static void *sgd_helper(void *arg)
 {
     cnb_sgd_team *tm = ((sgd_helper_arg *)arg)->team;
     const int part = ((sgd_helper_arg *)arg)->part;
-    free(arg);
     long seen = 0;
     pthread_mutex_lock(&tm->mu);
     for (;;) {
@@ -1202,11 +1200,9 @@ cnb_sgd_team *cnb_sgd_team_start(int threads)
     pthread_cond_init(&tm->done, NULL);
     const int want = (threads < CNB_SGD_THREADS_MAX ? threads : CNB_SGD_THREADS_MAX) - 1;
     while (tm->helpers < want) {
-        sgd_helper_arg *arg = malloc(sizeof *arg);
-        if (arg)
-            *arg = (sgd_helper_arg){tm, tm->helpers + 1};
-        if (!arg || pthread_create(&tm->th[tm->helpers], NULL, sgd_helper, arg) != 0) {
-            free(arg);
+        sgd_helper_arg *arg = &tm->arg[tm->helpers];
+        *arg = (sgd_helper_arg){tm, tm->helpers + 1};
+        if (pthread_create(&tm->th[tm->helpers], NULL, sgd_helper, arg) != 0) {
             cnb_sgd_team_stop(tm);
             return NULL;
         }

@@ -58,6 +58,7 @@ typedef struct cnb_net_layer {
     int fuse_first;              /* its run's first layer                 */
     int fuse_n;                  /* the first: the run's layers; else 0   */
     cnb_kernel *fuse_kernel;     /* the first: the run's kernel           */
+    int fuse_chain;              /* the first: its backend's chain index  */
     const char *fused_on;        /* the backend that made it; NULL: the
                                     layer is in no fused run              */
 } cnb_net_layer;
