@@ -272,20 +272,13 @@ static int is_avx512(dnnl_cpu_isa_t isa)
     return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
 }
 
-/* Does the implementation oneDNN picked for pd run AVX-512 code ("jit:avx512_core")? */
-static int pd_is_avx512(const_dnnl_primitive_desc_t pd)
+/* Does the name of the implementation oneDNN picked for pd contain what: "avx512" for
+ * AVX-512 code ("jit:avx512_core"), "wino" for Winograd ("jit_wino_4x3:avx512_core")? */
+static int pd_impl_has(const_dnnl_primitive_desc_t pd, const char *what)
 {
     const char *impl = NULL;
     return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
-           impl && strstr(impl, "avx512");
-}
-
-/* Did oneDNN pick a Winograd implementation for pd ("jit_wino_4x3:avx512_core")? */
-static int pd_is_winograd(const_dnnl_primitive_desc_t pd)
-{
-    const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
-           impl && strstr(impl, "wino");
+           impl && strstr(impl, what);
 }
 
 /* The row length X when md holds its 4-D (N,C,H,W) tensor as an (N*H*W, X) row-major
@@ -691,7 +684,7 @@ static int conv_create(dn_kernel *k)
     /* oneDNN 2.6 runs backward weights with 4 <= C < 16 on an AVX2 8-blocked kernel (its
      * AVX-512 one wants C < 4 or C % 16 == 0); on nhwc it keeps AVX-512: 2.5 instead of
      * 3.5 ms for LeNet conv2 at batch 256. Take nhwc when that is the only AVX-512 kernel. */
-    if (is_avx512(dnnl_get_effective_cpu_isa()) && !pd_is_avx512(wpd)) {
+    if (is_avx512(dnnl_get_effective_cpu_isa()) && !pd_impl_has(wpd, "avx512")) {
         dnnl_memory_desc_t src_nhwc, dst_nhwc;
         dnnl_primitive_desc_t alt = NULL;
         TRY(plain_md(&src_nhwc, 4, src_dims, dnnl_nhwc));
@@ -699,14 +692,14 @@ static int conv_create(dn_kernel *k)
         TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_auto,
                                                         &src_nhwc, &w_any, &b_md, &dst_nhwc,
                                                         strides, pad, pad));
-        if (pd_make(k, &alt, &wd, hint) == dnnl_success && pd_is_avx512(alt)) {
+        if (pd_make(k, &alt, &wd, hint) == dnnl_success && pd_impl_has(alt, "avx512")) {
             dnnl_primitive_desc_destroy(wpd);
             wpd = alt;
         } else if (alt) {
             dnnl_primitive_desc_destroy(alt);
         }
     }
-    if (pd_is_winograd(fwd) || pd_is_winograd(dpd) || pd_is_winograd(wpd))
+    if (pd_impl_has(fwd, "wino") || pd_impl_has(dpd, "wino") || pd_impl_has(wpd, "wino"))
         k->algorithm = "winograd";
     rc = wb_build(k, fwd, dpd, wpd, &src_md, &w_md, &b_md, &dst_md, &w_md, &b_md);
 done:
