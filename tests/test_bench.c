@@ -379,7 +379,8 @@ static void test_whole_run(void)
     CU_ASSERT_EQUAL(rows, 8); /* 2 backends and the peer's 2 ways, 2 passes */
     CU_ASSERT_PTR_NOT_NULL(
         strstr(csv, ",peak_share,peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,"
-                    "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,algorithms,peak_mistrusted\n"));
+                    "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,algorithms,"
+                    "peak_mistrusted\n"));
 
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
     snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);

@@ -26,14 +26,9 @@
  * peak_mistrusted, carries the impossible share instead (empty otherwise), unless it is
  * direct-equivalent (a layer with fewer multiply-adds than counted: the algorithm
  * column). NAN (a layer fused into another): empty too. */
-static int mistrusted(double share, const char *algorithm)
-{
-    return share > 1.0 && !algorithm[0];
-}
-
 static void csv_share(FILE *f, double share, const char *algorithm)
 {
-    if (mistrusted(share, algorithm) || isnan(share))
+    if (bench_share_mistrusted(share, algorithm[0]) || isnan(share))
         fprintf(f, ",");
     else
         fprintf(f, "%.4f,", share);
@@ -41,7 +36,7 @@ static void csv_share(FILE *f, double share, const char *algorithm)
 
 static void csv_mistrusted(FILE *f, double share, const char *algorithm)
 {
-    if (mistrusted(share, algorithm))
+    if (bench_share_mistrusted(share, algorithm[0]))
         fprintf(f, ",%.4f\n", share);
     else
         fprintf(f, ",\n");

@@ -220,6 +220,9 @@ int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int th
  * printed to f); what the probes measured, for the report and stdout. */
 int bench_write_report(const bconf *bc, const results *r);
 int bench_mistrusted(const results *r, FILE *f, int list);
+/* Is share (of the peak) a measurement error: above 1, and not direct-equivalent (a pass
+ * with fewer multiply-adds than the FLOPs counted, cnb_backend_desc.algorithm)? */
+int bench_share_mistrusted(double share, int direct_equivalent);
 void bench_peak_summary(FILE *f, const cnb_peak *p);
 
 #endif

@@ -269,7 +269,8 @@ static int rep_whole(entry *e, int *enough)
             if ((rc = time_entry(e, (const int[2]){1, 1}, &fwd, &train, heap)) == 0)
                 least[0] = fmin(least[0], fwd), least[1] = fmin(least[1], train);
         for (int pass = 0; pass < 2; pass++) /* infinite: a peer that only infers */
-            e->steps[pass] = (int)fmax(1.0, fmin(ceil(e->sample_time / least[pass]), MAX_STEPS));
+            e->steps[pass] =
+                (int)fmax(1.0, fmin(ceil(e->sample_time / least[pass]), MAX_STEPS));
     }
     if (rc == 0 && !e->broken)
         rc = time_entry(e, e->steps, &fwd, &train, heap);

@@ -17,6 +17,11 @@
 
 static const char *plural(int n) { return n == 1 ? "" : "s"; }
 
+int bench_share_mistrusted(double share, int direct_equivalent)
+{
+    return share > 1.0 && !direct_equivalent;
+}
+
 int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak,
                            int direct_equivalent)
 {
@@ -25,16 +30,12 @@ int cnb_bench_share_format(char *buf, size_t len, double gflops, double peak,
         snprintf(buf, len, "–");
         return 0;
     }
-    if (direct_equivalent) {
-        snprintf(buf, len, "%.1f%% direct-equivalent", 100 * share);
-        return 0;
-    }
-    if (share > 1.0) {
+    if (bench_share_mistrusted(share, direct_equivalent)) {
         snprintf(buf, len, "MISTRUSTED: %.1f%% of peak (%.1f GFLOP/s against a probe max of "
                  "%.1f)", 100 * share, gflops, peak);
         return 1;
     }
-    snprintf(buf, len, "%.1f%%", 100 * share);
+    snprintf(buf, len, "%.1f%%%s", 100 * share, direct_equivalent ? " direct-equivalent" : "");
     return 0;
 }
 
@@ -122,8 +123,9 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "sample of each per round. A whole-network sample runs forward passes back to "
                "back for %.0f ms, then training steps for as long (sample_time; the steps "
                "column, one count for each pass, calibrated on the fastest of 3 untimed "
-               "steps), and each pass's time is their mean, so that a moment's preemption on a shared machine is spread "
-               "over the sample rather than making one step an outlier; per-layer samples are "
+               "steps), and each pass's time is their mean, so that a moment's preemption on "
+               "a shared machine is spread over the sample rather than making one step an "
+               "outlier; per-layer samples are "
                "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
                "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
                "dropped. ", bc->sample_time * 1e3);
@@ -400,8 +402,9 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
 
 /* One backend's cells of a layer: forward ms, "(on X)" where a chain or a fallback chose,
  * "[layout]" where the output stayed in the backend's own layout, "(fused: run)" where
- * the time is a fused run's and the algorithm where it has fewer multiply-adds; backward ms; the forward GFLOP/s and share of peak. A layer
- * of a run but its first says which layer has its time. */
+ * the time is a fused run's and the algorithm where it has fewer multiply-adds; backward
+ * ms; the forward GFLOP/s and share of peak. A layer of a run but its first says which
+ * layer has its time. */
 static void layer_cells(FILE *f, const results *r, const layer_row *v, int threads)
 {
     if (v->fused_into[0]) {
