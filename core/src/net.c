@@ -127,9 +127,33 @@ static void no_kernel_destroy(cnb_kernel *self) { (void)self; }
 static cnb_kernel no_kernel = {.struct_size = sizeof(cnb_kernel), .forward = no_kernel_call,
                                .backward = no_kernel_call, .destroy = no_kernel_destroy};
 
-/* The first backend of the chain that makes the kernel, or, for an input in a native
- * layout (the previous layer's out), only the backend that chose it; a refusal of that
- * layout is left to cnb_net_bind (ctx->refused), which makes both sides again on NCHW.
+/* Whether a backend before chain[producer] makes the kernel of d on NCHW: the chain's
+ * order is its preference, and a native layout only saves reorders between kernels of
+ * one backend, so it must not keep an earlier backend from its layer. The kernel made to
+ * find out is destroyed; the layer makes it again once its producer writes NCHW. */
+static int earlier_backend_takes(cnb_net *net, int producer, const cnb_op_desc *d)
+{
+    cnb_op_desc nchw = *d;
+    nchw.src_layout = nchw.dst_layout = CNB_LAYOUT_NCHW;
+    for (int i = 0; i < producer; i++) {
+        cnb_kernel *k = NULL;
+        if (!(net->chain[i]->ops & CNB_OP_BIT(d->op)))
+            continue;
+        const int rc = net->chain[i]->kernel_create(net->chain_state[i], &nchw, &k);
+        if (rc == CNB_ENOTSUP)
+            continue;
+        if (rc == 0 && k)
+            k->destroy(k);
+        return 1; /* an error too: the layer's own create says it */
+    }
+    return 0;
+}
+
+/* The first backend of the chain that makes the kernel. For an input in a native layout
+ * (the previous layer's out): when an earlier backend than the one that chose it would
+ * make it on NCHW, a refusal (ctx->refused), so that cnb_net_bind makes both sides again
+ * on NCHW and the earlier backend gets it; otherwise only the backend that chose the
+ * layout; a refusal of that layout is left to cnb_net_bind too.
  * While ctx->describe, no backend: the descriptor is recorded and no_kernel handed out. */
 static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_kernel **out)
 {
@@ -146,8 +170,11 @@ static int layer_kernel_create(cnb_layer_ctx *ctx, const cnb_op_desc *desc, cnb_
     }
     const cnb_layer_ctx *prev = ctx->index > 0 ? &net->layers[ctx->index - 1].ctx : NULL;
     int first = 0, end = net->n_chain, used = 0;
-    if (prev && prev->out.id != CNB_LAYOUT_NCHW)
+    if (prev && prev->out.id != CNB_LAYOUT_NCHW) {
+        if (earlier_backend_takes(net, prev->chain, &d))
+            return ctx->refused = 1, CNB_ENOTSUP; /* its producer again on NCHW, then it */
         d.src_layout = prev->out.id, first = prev->chain, end = first + 1;
+    }
     const cnb_backend_desc *be = net->backend;
     int rc = CNB_ENOTSUP;
     for (int i = first; i < end && rc == CNB_ENOTSUP; i++) {

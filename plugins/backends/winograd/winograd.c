@@ -1,0 +1,844 @@
+/*
+ * winograd.c - the "winograd" backend: stride-1 3x3 and 5x5 convolutions by Winograd's
+ * minimal filtering, F(4x4, 3x3) and F(4x4, 5x5), with the products in the transformed
+ * domain as oneDNN batched matrix multiplications. It implements CNB_OP_CONV only, and
+ * answers CNB_ENOTSUP for any other geometry (a stride, another window, fewer than
+ * WG_MIN_CHANNELS channels on either side, a padding past r - 1), so that it goes first
+ * in a chain: "winograd+onednn" runs AlexNet's conv2 to conv5 here and the rest on
+ * oneDNN, whose own Winograd kernels cover 3x3 windows only.
+ *
+ * The algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * 2016). An output tile of m x m is
+ *     Y = AT [ (G g GT) . (BT d B) ] A
+ * for the a x a input patch d under it (a = m + r - 1) and the r x r filter g; each
+ * element of the a x a product is, over all tiles and channels, one matrix product:
+ *     M[e] (tiles x K) = V[e] (tiles x C) * U[e] (C x K),   e < a * a.
+ * So a 5x5 filter costs a^2 / m^2 = 4 multiplies per output and input channel instead of
+ * 25 (3x3: 2.25 instead of 9), plus the transforms, which are linear in the tensors.
+ * The matrices are not tabulated but derived at create from the interpolation points
+ * (0, +-1, +-2, +-1/2 and infinity, the points with the smallest error in FP32 for these
+ * sizes): AT[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), row j of BT
+ * the coefficients of prod_{l != j} (x - p_l), and the point at infinity takes the last
+ * column of AT, the last filter tap in G and prod_l (x - p_l) in BT. Derived in double,
+ * kept in float.
+ *
+ * The passes, each on tensors transposed to channels last (16 channels per vector; C and
+ * K are padded to multiples of 16 with zeros):
+ *   forward   V = BT d B of every tile (kept for backward), U = G g GT, M = V U,
+ *             Y = AT M A plus the bias.
+ *   backward  weights: Z = A dY AT of every output tile, dU[e] = V[e]^T Z[e],
+ *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
+ *             flipped filter, C and K swapped, by the same three steps as the forward.
+ * Every transform is out = L in LT for one small matrix L (BT, AT, G, its transpose, or
+ * A), applied to 16 channels at once: one function, vectorised by the compiler for
+ * AVX-512 where the CPU has it (target_clones).
+ *
+ * Accuracy: the transforms scale values by up to 21/4 (BT of F(4x4, 5x5)) and the
+ * inverse sums them back, so results differ from the definition's by more rounding than
+ * a direct kernel's; the conformance checker holds them to the same tolerance as every
+ * other kernel (cnnbench check).
+ *
+ * Threads: cfg->threads, OpenMP's, for the transforms (../common/pool.h, pool_omp.c,
+ * whose handout makes no result depend on which thread ran an item) and for oneDNN's
+ * matrix products. Memory: V, M and their backward counterparts for the whole batch, the
+ * price of one large product per element (AlexNet's conv2 at batch 32: about 220 MB).
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dnnl.h>
+
+#include "cnnbench/backend.h"
+#include "pool.h"
+
+#define WHO "winograd"
+#define WG_M 4                         /* output tile: m x m                        */
+#define WG_R_MAX 5                     /* the largest filter                        */
+#define WG_A_MAX (WG_M + WG_R_MAX - 1) /* the largest transformed tile              */
+#define WG_MIN_CHANNELS 16             /* fewer on either side: left to the chain   */
+#define LANES 16                       /* channels per vector                       */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define WG_HAVE_AVX512 1
+#define WG_AVX512 __attribute__((target("avx512f")))
+#else
+#define WG_HAVE_AVX512 0
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                     \
+    !defined(__SANITIZE_THREAD__)
+#define WG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WG_CLONES
+#endif
+
+typedef struct wg_state {
+    const cnb_host *host;
+    int threads;
+    int avx512; /* the layout changes in AVX-512F (the CPU has it; CNB_WINOGRAD_ISA) */
+    thread_pool *pool;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    char info[160];
+} wg_state;
+
+/* One batched product: dst[e] = src[e] * wei[e] for e < a * a, on buffers bound per call. */
+typedef struct wg_matmul {
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, dst, scratch; /* scratch: oneDNN's, bound at create */
+    void *scratch_buf;
+    size_t scratch_bytes;
+} wg_matmul;
+
+/* A tile grid over an output of oh x ow: ty x tx tiles per sample, t of them in all. */
+typedef struct wg_grid {
+    int ty, tx, t;
+} wg_grid;
+
+typedef struct wg_kernel {
+    cnb_kernel base;
+    wg_state *st;
+    cnb_op_desc d;
+    int r, a, cp, kp;                  /* filter, tile, C and K padded to 16            */
+    float at[WG_M][WG_A_MAX];          /* AT: a -> m                                   */
+    float am[WG_A_MAX][WG_M];          /* A = AT^T: m -> a                             */
+    float g[WG_A_MAX][WG_R_MAX];       /* G: r -> a                                    */
+    float gt[WG_R_MAX][WG_A_MAX];      /* GT: a -> r                                   */
+    float bt[WG_A_MAX][WG_A_MAX];      /* BT: a -> a                                   */
+    wg_grid fg, bg;                    /* the forward output's tiles, the input's      */
+    int xh, xw;                        /* padded src, channels last: xh x xw x cp      */
+    int qh, qw, dh, dw;                /* diff_dst padded by (qh, qw): dh x dw x kp    */
+    float *x;                          /* src, padded, channels last                   */
+    float *dy;                         /* diff_dst, padded, channels last              */
+    float *y;                          /* dst or diff_src, tile grid, channels last    */
+    float *v;                          /* V[e][fg.t][cp], kept for backward            */
+    float *mk;                         /* M[e][fg.t][kp]; Z; V of diff_dst [e][bg.t][kp] */
+    float *mc;                         /* diff_src's M[e][bg.t][cp]                    */
+    float *u;                          /* U[e][cp][kp], or the flipped [e][kp][cp]     */
+    float *du;                         /* dU[e][cp][kp]                                */
+    float *wt;                         /* the filter, channels last: [c][r*r][kp] etc. */
+    double *db;                        /* diff_bias partial sums: [batch][kp]          */
+    size_t bytes;                      /* all of the above                             */
+    wg_matmul fwd, bwd_data, bwd_weights;
+    const char *impl;                  /* oneDNN's implementation of the products      */
+} wg_kernel;
+
+/* ------------------------------------------------------------------------------------ */
+/* The matrices. */
+
+/* Coefficients of prod over the finite points but `skip` of (x - p), lowest first. */
+static void poly_roots(const double *p, int n, int skip, double *coef)
+{
+    int deg = 0;
+    coef[0] = 1;
+    for (int l = 0; l < n; l++) {
+        if (l == skip)
+            continue;
+        coef[deg + 1] = 0;
+        for (int i = deg + 1; i > 0; i--)
+            coef[i] = coef[i - 1] - p[l] * coef[i];
+        coef[0] *= -p[l];
+        deg++;
+    }
+}
+
+static void derive(wg_kernel *k)
+{
+    static const double pts[WG_A_MAX - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
+    const int a = k->a, r = k->r, n = a - 1; /* n finite points and infinity */
+    memset(k->at, 0, sizeof k->at);
+    memset(k->g, 0, sizeof k->g);
+    memset(k->bt, 0, sizeof k->bt);
+    for (int j = 0; j < n; j++) {
+        double f = 1, coef[WG_A_MAX];
+        for (int l = 0; l < n; l++)
+            f *= l == j ? 1 : pts[j] - pts[l];
+        double pw = 1;
+        for (int i = 0; i < WG_M || i < r; i++, pw *= pts[j]) {
+            if (i < WG_M)
+                k->at[i][j] = (float)pw;
+            if (i < r)
+                k->g[j][i] = (float)(pw / f);
+        }
+        poly_roots(pts, n, j, coef);
+        for (int t = 0; t < n; t++)
+            k->bt[j][t] = (float)coef[t];
+    }
+    double coef[WG_A_MAX + 1];
+    poly_roots(pts, n, -1, coef);
+    for (int t = 0; t < a; t++)
+        k->bt[n][t] = (float)coef[t];
+    k->at[WG_M - 1][n] = 1;
+    k->g[n][r - 1] = 1;
+    for (int i = 0; i < a; i++) {
+        for (int j = 0; j < WG_M; j++)
+            k->am[i][j] = k->at[j][i];
+        for (int j = 0; j < r; j++)
+            k->gt[j][i] = k->g[i][j];
+    }
+}
+
+/*
+ * out = L in LT on 16 channels at once: in is ni x ni vectors, element (p, q) at
+ * in + p * irow + q * icol; out no x no, at out + i * orow + j * ocol. L is no x ni,
+ * row-major with row length ld; its zeros are skipped.
+ */
+WG_CLONES
+static void sandwich(const float *L, int ld, int no, int ni, const float *in, size_t irow,
+                     size_t icol, float *out, size_t orow, size_t ocol)
+{
+    float t[WG_A_MAX][WG_A_MAX][LANES]; /* L in: no x ni */
+    for (int i = 0; i < no; i++)
+        for (int q = 0; q < ni; q++) {
+            float acc[LANES] = {0};
+            for (int p = 0; p < ni; p++) {
+                const float c = L[i * ld + p];
+                if (c == 0)
+                    continue;
+                const float *s = in + p * irow + q * icol;
+                for (int l = 0; l < LANES; l++)
+                    acc[l] += c * s[l];
+            }
+            memcpy(t[i][q], acc, sizeof acc);
+        }
+    for (int i = 0; i < no; i++)
+        for (int j = 0; j < no; j++) {
+            float acc[LANES] = {0};
+            for (int q = 0; q < ni; q++) {
+                const float c = L[j * ld + q];
+                if (c == 0)
+                    continue;
+                for (int l = 0; l < LANES; l++)
+                    acc[l] += c * t[i][q][l];
+            }
+            memcpy(out + i * orow + j * ocol, acc, sizeof acc);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Layout changes, one sample (item) each. */
+
+/* One sample of an NCHW tensor (ch x h x w) into a channels-last one of rows of ww pixels
+ * of cpad channels, at (top, left); what it does not write stays as it was (zeros from
+ * create). Row by row, so that both sides of a row stay in the cache. With sums, each
+ * channel's sum over the sample into sums[0 .. ch). */
+static void to_channels_last(const float *src, int ch, int h, int w, float *dst, int ww,
+                             int cpad, int top, int left, double *sums)
+{
+    if (sums)
+        memset(sums, 0, sizeof(double) * ch);
+    for (int y = 0; y < h; y++) {
+        float *o = dst + ((size_t)(top + y) * ww + left) * cpad;
+        for (int c = 0; c < ch; c++) {
+            const float *s = src + ((size_t)c * h + y) * w;
+            double sum = 0;
+            for (int x = 0; x < w; x++) {
+                o[(size_t)x * cpad + c] = s[x];
+                sum += s[x];
+            }
+            if (sums)
+                sums[c] += sum;
+        }
+    }
+}
+
+/* A channels-last tensor (rows of ww pixels of cpad channels, one sample) back to NCHW
+ * ch x h x w, cropped, plus bias[c] (NULL: none); row by row as above. */
+static void to_nchw(const float *src, int ww, int cpad, float *dst, int ch, int h, int w,
+                    const float *bias)
+{
+    for (int y = 0; y < h; y++) {
+        const float *s = src + (size_t)y * ww * cpad;
+        for (int c = 0; c < ch; c++) {
+            const float b = bias ? bias[c] : 0;
+            float *o = dst + ((size_t)c * h + y) * w;
+            for (int x = 0; x < w; x++)
+                o[x] = s[(size_t)x * cpad + c] + b;
+        }
+    }
+}
+
+#if WG_HAVE_AVX512
+/* The same two with AVX-512F: 16 values a gather (16 channels of a pixel, or one channel
+ * of 16 pixels), a store of 16, masked at the ends. */
+WG_AVX512 static void to_channels_last_avx512(const float *src, int ch, int h, int w,
+                                              float *dst, int ww, int cpad, int top,
+                                              int left, double *sums)
+{
+    const __m512i plane = _mm512_mullo_epi32(_mm512_set1_epi32(h * w),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                               10, 11, 12, 13, 14, 15));
+    for (int c0 = 0; c0 < ch; c0 += LANES) {
+        const __mmask16 m = (__mmask16)(ch - c0 >= LANES ? 0xffff : (1u << (ch - c0)) - 1);
+        __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+        for (int y = 0; y < h; y++) {
+            const float *s = src + (size_t)c0 * h * w + (size_t)y * w;
+            float *o = dst + ((size_t)(top + y) * ww + left) * cpad + c0;
+            for (int x = 0; x < w; x++) {
+                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, plane, s + x,
+                                                          4);
+                _mm512_mask_storeu_ps(o + (size_t)x * cpad, m, v);
+                lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(
+                                           _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+            }
+        }
+        if (sums) {
+            double t[LANES];
+            _mm512_storeu_pd(t, lo);
+            _mm512_storeu_pd(t + 8, hi);
+            for (int c = c0; c < ch && c < c0 + LANES; c++)
+                sums[c] = t[c - c0];
+        }
+    }
+}
+
+WG_AVX512 static void to_nchw_avx512(const float *src, int ww, int cpad, float *dst, int ch,
+                                     int h, int w, const float *bias)
+{
+    const __m512i pixel = _mm512_mullo_epi32(_mm512_set1_epi32(cpad),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                               10, 11, 12, 13, 14, 15));
+    for (int y = 0; y < h; y++) {
+        const float *s = src + (size_t)y * ww * cpad;
+        for (int c = 0; c < ch; c++) {
+            const __m512 b = _mm512_set1_ps(bias ? bias[c] : 0);
+            float *o = dst + ((size_t)c * h + y) * w;
+            for (int x = 0; x < w; x += LANES) {
+                const __mmask16 m = (__mmask16)(w - x >= LANES ? 0xffff : (1u << (w - x)) - 1);
+                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pixel,
+                                                          s + (size_t)x * cpad + c, 4);
+                _mm512_mask_storeu_ps(o + x, m, _mm512_add_ps(v, b));
+            }
+        }
+    }
+}
+#endif
+
+/* The layout changes of this state's ISA. */
+static void channels_last(const wg_kernel *k, const float *src, int ch, int h, int w,
+                          float *dst, int ww, int cpad, int top, int left, double *sums)
+{
+#if WG_HAVE_AVX512
+    if (k->st->avx512) {
+        to_channels_last_avx512(src, ch, h, w, dst, ww, cpad, top, left, sums);
+        return;
+    }
+#endif
+    to_channels_last(src, ch, h, w, dst, ww, cpad, top, left, sums);
+}
+
+static void nchw(const wg_kernel *k, const float *src, int ww, int cpad, float *dst, int ch,
+                 int h, int w, const float *bias)
+{
+#if WG_HAVE_AVX512
+    if (k->st->avx512) {
+        to_nchw_avx512(src, ww, cpad, dst, ch, h, w, bias);
+        return;
+    }
+#endif
+    to_nchw(src, ww, cpad, dst, ch, h, w, bias);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The tile transforms: one sample per item. */
+
+/* The input transform of every tile of grid g of sample n over a channels-last tensor
+ * (rows of ww pixels of cpad channels): dst[e][tile][cpad] = L d LT for the ni x ni block
+ * d of each tile at (top, left): BT's a x a patches, or A's m x m blocks (the output
+ * gradient's transform for the weights). L is a x ni with rows of ld. */
+static void tiles_in(const wg_kernel *k, const float *L, int ld, int ni, const float *src,
+                     int ww, int top, int left, int cpad, const wg_grid *g, int n, float *dst)
+{
+    const size_t e_stride = (size_t)g->t * cpad, row = (size_t)ww * cpad;
+    for (int ty = 0; ty < g->ty; ty++)
+        for (int tx = 0; tx < g->tx; tx++) {
+            const size_t tile = ((size_t)n * g->ty + ty) * g->tx + tx;
+            const float *s = src + (size_t)(top + ty * WG_M) * row +
+                             (size_t)(left + tx * WG_M) * cpad;
+            for (int c = 0; c < cpad; c += LANES)
+                sandwich(L, ld, k->a, ni, s + c, row, cpad,
+                         dst + tile * cpad + c, k->a * e_stride, e_stride);
+        }
+}
+
+/* The output transform: AT M A of every tile of grid g, for sample n, into a
+ * channels-last tile grid (g->ty * m rows of g->tx * m pixels of cpad channels). */
+static void tiles_out(const wg_kernel *k, const float *src, int cpad, const wg_grid *g, int n,
+                      float *dst)
+{
+    const size_t e_stride = (size_t)g->t * cpad, ww = (size_t)g->tx * WG_M;
+    for (int ty = 0; ty < g->ty; ty++)
+        for (int tx = 0; tx < g->tx; tx++) {
+            const size_t tile = ((size_t)n * g->ty + ty) * g->tx + tx;
+            float *o = dst + ((size_t)ty * WG_M * ww + (size_t)tx * WG_M) * cpad;
+            for (int c = 0; c < cpad; c += LANES)
+                sandwich(&k->at[0][0], WG_A_MAX, WG_M, k->a, src + tile * cpad + c,
+                         k->a * e_stride, e_stride, o + c, ww * cpad, cpad);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The filter transforms, one output channel block of 16 (or input channel) per item. */
+
+/* U[e][ci][co..co+15] = G g GT for the filters of inputs ci < ci_n, held channels last
+ * (f[ci][r*r][cop]); U[e] is cip x cop, its rows past ci_n left as they are (their
+ * inputs, the padding channels, are zeros). */
+static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int cop, int co,
+                      float *u)
+{
+    const int r = k->r;
+    const size_t e_stride = (size_t)cip * cop;
+    for (int ci = 0; ci < ci_n; ci++)
+        sandwich(&k->g[0][0], WG_R_MAX, k->a, r, f + (size_t)ci * r * r * cop + co,
+                 (size_t)r * cop, cop, u + (size_t)ci * cop + co, k->a * e_stride,
+                 e_stride);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* oneDNN's batched products. */
+
+static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t inner,
+                       dnnl_dim_t cols, int src_transposed)
+{
+    const dnnl_dim_t e = (dnnl_dim_t)k->a * k->a;
+    dnnl_memory_desc_t s, w, d;
+    dnnl_dims_t sd = {e, rows, inner}, wd = {e, inner, cols}, dd = {e, rows, cols};
+    dnnl_dims_t ss = {rows * inner, inner, 1}, ws = {inner * cols, cols, 1},
+                ds = {rows * cols, cols, 1};
+    if (src_transposed) /* src[e] stored as inner x rows: V^T */
+        ss[1] = 1, ss[2] = rows;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    omp_set_num_threads(k->st->threads);
+    dnnl_status_t rc = dnnl_primitive_attr_create(&attr);
+    if (rc == dnnl_success) /* its scratchpad ours, so that execution allocates nothing */
+        rc = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_desc_init_by_strides(&s, 3, sd, dnnl_f32, ss);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_desc_init_by_strides(&w, 3, wd, dnnl_f32, ws);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_desc_init_by_strides(&d, 3, dd, dnnl_f32, ds);
+    if (rc == dnnl_success)
+        rc = dnnl_matmul_desc_init(&md, &s, &w, NULL, &d);
+    if (rc == dnnl_success)
+        rc = dnnl_primitive_desc_create(&pd, &md, attr, k->st->engine, NULL);
+    if (rc == dnnl_success) {
+        const char *impl = NULL;
+        if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ==
+            dnnl_success && !src_transposed)
+            k->impl = impl; /* static storage in oneDNN */
+        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        mm->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+        if (mm->scratch_bytes && !(mm->scratch_buf = k->st->host->alloc(mm->scratch_bytes)))
+            rc = dnnl_out_of_memory;
+        if (rc == dnnl_success && mm->scratch_bytes)
+            rc = dnnl_memory_create(&mm->scratch, smd, k->st->engine, mm->scratch_buf);
+        k->bytes += mm->scratch_bytes;
+        if (rc == dnnl_success)
+            rc = dnnl_primitive_create(&mm->prim, pd);
+    }
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_create(&mm->src, &s, k->st->engine, DNNL_MEMORY_NONE);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_create(&mm->wei, &w, k->st->engine, DNNL_MEMORY_NONE);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_create(&mm->dst, &d, k->st->engine, DNNL_MEMORY_NONE);
+    if (rc != dnnl_success) {
+        k->st->host->log(CNB_LOG_ERROR, WHO, "oneDNN could not make a batched product "
+                         "(%lld x %lld x %lld, %lld of them): status %d", (long long)rows,
+                         (long long)inner, (long long)cols, (long long)e, (int)rc);
+        return CNB_EINVAL;
+    }
+    return CNB_OK;
+}
+
+static int matmul_run(const wg_kernel *k, const wg_matmul *mm, const float *src,
+                      const float *wei, float *dst)
+{
+    omp_set_num_threads(k->st->threads);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mm->src},
+                               {DNNL_ARG_WEIGHTS, mm->wei},
+                               {DNNL_ARG_DST, mm->dst},
+                               {DNNL_ARG_SCRATCHPAD, mm->scratch}};
+    dnnl_status_t rc = dnnl_memory_set_data_handle(mm->src, (void *)src);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_set_data_handle(mm->wei, (void *)wei);
+    if (rc == dnnl_success)
+        rc = dnnl_memory_set_data_handle(mm->dst, dst);
+    if (rc == dnnl_success)
+        rc = dnnl_primitive_execute(mm->prim, k->st->stream, mm->scratch ? 4 : 3, args);
+    if (rc == dnnl_success)
+        rc = dnnl_stream_wait(k->st->stream);
+    if (rc != dnnl_success) {
+        k->st->host->log(CNB_LOG_ERROR, WHO, "oneDNN's batched product failed: status %d",
+                         (int)rc);
+        return CNB_EINVAL;
+    }
+    return CNB_OK;
+}
+
+static void matmul_free(const cnb_host *h, wg_matmul *mm)
+{
+    if (mm->scratch)
+        dnnl_memory_destroy(mm->scratch);
+    h->free(mm->scratch_buf);
+    if (mm->prim)
+        dnnl_primitive_destroy(mm->prim);
+    if (mm->src)
+        dnnl_memory_destroy(mm->src);
+    if (mm->wei)
+        dnnl_memory_destroy(mm->wei);
+    if (mm->dst)
+        dnnl_memory_destroy(mm->dst);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The passes. Each parallel step is a task over items (samples or channel blocks). */
+
+typedef enum wg_step {
+    FWD_FILTER,  /* wt <- weights (K, C, r, r) as [c][r*r][kp]; U; item: a block of 16 k */
+    FWD_TILES,   /* x <- src; V; item: a sample                                          */
+    FWD_OUT,     /* y <- AT M A; dst <- y + bias; item: a sample                         */
+    BWD_IN,      /* dy <- diff_dst (and its sums); item: a sample                        */
+    BWD_Z,       /* Z (in mk) <- A dY AT over the forward's tiles; item: a sample        */
+    BWD_WEIGHTS, /* diff_weights <- GT dU G; item: an input channel                      */
+    BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U; item: a block of 16 c   */
+    BWD_TILES,   /* V of dy (in mk) over the input's tiles; item: a sample              */
+    BWD_OUT,     /* y <- AT M A (mc); diff_src <- y; item: a sample                      */
+} wg_step;
+
+static int step_items(const wg_kernel *k, wg_step s)
+{
+    switch (s) {
+    case FWD_FILTER:
+        return k->kp / LANES;
+    case BWD_FILTER:
+        return k->cp / LANES;
+    case BWD_WEIGHTS:
+        return k->d.src.c;
+    default:
+        return k->d.batch;
+    }
+}
+
+static void step_item(const wg_kernel *k, const cnb_args *A, wg_step s, int i)
+{
+    const cnb_op_desc *d = &k->d;
+    const int C = d->src.c, K = d->dst.c, r = k->r, rr = r * r;
+    const int cp = k->cp, kp = k->kp;
+    switch (s) {
+    case FWD_FILTER: /* channels k0 .. k0 + 15 of every c */
+        for (int co = i * LANES; co < (i + 1) * LANES && co < K; co++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < rr; t++)
+                    k->wt[((size_t)c * rr + t) * kp + co] = A->weights[((size_t)co * C + c) *
+                                                                        rr + t];
+        filter_in(k, k->wt, C, cp, kp, i * LANES, k->u);
+        break;
+    case BWD_FILTER: /* flipped: wt[k][t][c] = w[k][c][rr - 1 - t] */
+        for (int ci = i * LANES; ci < (i + 1) * LANES && ci < C; ci++)
+            for (int co = 0; co < K; co++)
+                for (int t = 0; t < rr; t++)
+                    k->wt[((size_t)co * rr + t) * cp + ci] =
+                        A->weights[((size_t)co * C + ci) * rr + rr - 1 - t];
+        filter_in(k, k->wt, K, kp, cp, i * LANES, k->u);
+        break;
+    case FWD_TILES:
+        channels_last(k, A->src + (size_t)i * C * d->src.h * d->src.w, C, d->src.h, d->src.w,
+                         k->x + (size_t)i * k->xh * k->xw * cp, k->xw, cp, d->u.conv.ph,
+                         d->u.conv.pw, NULL);
+        tiles_in(k, &k->bt[0][0], WG_A_MAX, k->a, k->x + (size_t)i * k->xh * k->xw * cp, k->xw, 0, 0,
+                 cp, &k->fg, i, k->v);
+        break;
+    case FWD_OUT: {
+        float *y = k->y + (size_t)i * k->fg.ty * k->fg.tx * WG_M * WG_M * kp;
+        tiles_out(k, k->mk, kp, &k->fg, i, y);
+        nchw(k, y, k->fg.tx * WG_M, kp, A->dst + (size_t)i * K * d->dst.h * d->dst.w, K,
+                d->dst.h, d->dst.w, A->bias);
+        break;
+    }
+    case BWD_IN:
+        channels_last(k, A->diff_dst + (size_t)i * K * d->dst.h * d->dst.w, K, d->dst.h,
+                         d->dst.w, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, kp, k->qh,
+                         k->qw, k->db + (size_t)i * kp);
+        break;
+    case BWD_Z:
+        tiles_in(k, &k->am[0][0], WG_M, WG_M, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, k->qh,
+                 k->qw, kp, &k->fg, i, k->mk);
+        break;
+    case BWD_WEIGHTS: { /* channel c of every k: GT dU G into wt[c][t][kp], then out */
+        const size_t e_stride = (size_t)cp * kp;
+        float *f = k->wt + (size_t)i * rr * kp;
+        for (int co = 0; co < kp; co += LANES)
+            sandwich(&k->gt[0][0], WG_A_MAX, r, k->a, k->du + (size_t)i * kp + co,
+                     k->a * e_stride, e_stride, f + co, (size_t)r * kp, kp);
+        for (int co = 0; co < K; co++)
+            for (int t = 0; t < rr; t++)
+                A->diff_weights[((size_t)co * C + i) * rr + t] = f[(size_t)t * kp + co];
+        break;
+    }
+    case BWD_TILES:
+        tiles_in(k, &k->bt[0][0], WG_A_MAX, k->a, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, 0, 0,
+                 kp, &k->bg, i, k->mk);
+        break;
+    case BWD_OUT: {
+        float *y = k->y + (size_t)i * k->bg.ty * k->bg.tx * WG_M * WG_M * cp;
+        tiles_out(k, k->mc, cp, &k->bg, i, y);
+        nchw(k, y, k->bg.tx * WG_M, cp, A->diff_src + (size_t)i * C * d->src.h * d->src.w, C,
+                d->src.h, d->src.w, NULL);
+        break;
+    }
+    }
+}
+
+typedef struct wg_call {
+    pool_job job;
+    const wg_kernel *k;
+    wg_step step;
+} wg_call;
+
+static void step_task(void *arg, int slot)
+{
+    wg_call *call = arg;
+    const int n = step_items(call->k, call->step);
+    for (int i; (i = pool_job_take_near(&call->job, slot, n)) < n;)
+        step_item(call->k, call->job.a, call->step, i);
+}
+
+static void run_step(const wg_kernel *k, const cnb_args *a, wg_step s)
+{
+    wg_call call = {.job = {.a = a, .threads = pool_threads(k->st->pool)}, .k = k, .step = s};
+    for (int i = 0; i < POOL_SHARES; i++)
+        atomic_init(&call.job.share[i].taken, 0);
+    if (k->st->pool)
+        pool_run(k->st->pool, step_task, &call);
+    else
+        step_task(&call, 0);
+}
+
+static int wg_forward(cnb_kernel *self, const cnb_args *a)
+{
+    wg_kernel *k = (wg_kernel *)self;
+    run_step(k, a, FWD_FILTER);
+    run_step(k, a, FWD_TILES);
+    int rc = matmul_run(k, &k->fwd, k->v, k->u, k->mk);
+    if (rc == CNB_OK)
+        run_step(k, a, FWD_OUT);
+    return rc;
+}
+
+static int wg_backward(cnb_kernel *self, const cnb_args *a)
+{
+    wg_kernel *k = (wg_kernel *)self;
+    const int K = k->d.dst.c;
+    int rc = CNB_OK;
+    run_step(k, a, BWD_IN);
+    if (a->diff_bias)
+        for (int co = 0; co < K; co++) {
+            double sum = 0;
+            for (int n = 0; n < k->d.batch; n++)
+                sum += k->db[(size_t)n * k->kp + co];
+            a->diff_bias[co] = (float)sum;
+        }
+    if (a->diff_weights) {
+        run_step(k, a, BWD_Z);
+        rc = matmul_run(k, &k->bwd_weights, k->v, k->mk, k->du);
+        if (rc == CNB_OK)
+            run_step(k, a, BWD_WEIGHTS);
+    }
+    if (a->diff_src && rc == CNB_OK) {
+        run_step(k, a, BWD_FILTER);
+        run_step(k, a, BWD_TILES);
+        rc = matmul_run(k, &k->bwd_data, k->mk, k->u, k->mc);
+        if (rc == CNB_OK)
+            run_step(k, a, BWD_OUT);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Create and destroy. */
+
+static void wg_destroy(cnb_kernel *self)
+{
+    wg_kernel *k = (wg_kernel *)self;
+    const cnb_host *h = k->st->host;
+    matmul_free(h, &k->fwd);
+    matmul_free(h, &k->bwd_data);
+    matmul_free(h, &k->bwd_weights);
+    float *bufs[] = {k->x, k->dy, k->y, k->v, k->mk, k->mc, k->u, k->du, k->wt};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        h->free(bufs[i]);
+    h->free(k->db);
+    h->free(k);
+}
+
+static wg_grid grid_over(int h, int w, int batch)
+{
+    wg_grid g = {(h + WG_M - 1) / WG_M, (w + WG_M - 1) / WG_M, 0};
+    g.t = batch * g.ty * g.tx;
+    return g;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* A zeroed buffer of n floats, counted in k->bytes. */
+static float *zalloc(wg_kernel *k, size_t n)
+{
+    float *p = k->st->host->alloc(n * sizeof(float));
+    if (p) {
+        memset(p, 0, n * sizeof(float));
+        k->bytes += n * sizeof(float);
+    }
+    return p;
+}
+
+static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
+{
+    wg_state *st = state;
+    *out = NULL;
+    const int r = d->u.conv.kh;
+    if (d->op != CNB_OP_CONV || d->src_layout != CNB_LAYOUT_NCHW || r != 5 ||
+        d->u.conv.kw != r || d->u.conv.sh != 1 || d->u.conv.sw != 1 || d->u.conv.ph < 0 ||
+        d->u.conv.pw < 0 || d->u.conv.ph > r - 1 || d->u.conv.pw > r - 1 ||
+        d->src.c < WG_MIN_CHANNELS || d->dst.c < WG_MIN_CHANNELS || d->dst.h < WG_M ||
+        d->dst.w < WG_M)
+        return CNB_ENOTSUP;
+    wg_kernel *k = st->host->alloc(sizeof *k);
+    if (!k)
+        return CNB_ENOMEM;
+    memset(k, 0, sizeof *k);
+    k->base = CNB_KERNEL_INIT(.forward = wg_forward, .backward = wg_backward,
+                              .destroy = wg_destroy);
+    k->st = st;
+    k->d = *d;
+    k->d.dst_layout = CNB_LAYOUT_NCHW;
+    k->r = r;
+    k->a = WG_M + r - 1;
+    k->cp = (d->src.c + LANES - 1) / LANES * LANES;
+    k->kp = (d->dst.c + LANES - 1) / LANES * LANES;
+    k->bytes = sizeof *k;
+    derive(k);
+    const size_t e = (size_t)k->a * k->a, N = d->batch;
+    k->fg = grid_over(d->dst.h, d->dst.w, d->batch);
+    k->bg = grid_over(d->src.h, d->src.w, d->batch);
+    k->xh = k->fg.ty * WG_M + r - 1, k->xw = k->fg.tx * WG_M + r - 1;
+    k->qh = r - 1 - d->u.conv.ph, k->qw = r - 1 - d->u.conv.pw;
+    k->dh = imax(k->bg.ty * WG_M + r - 1, k->qh + k->fg.ty * WG_M);
+    k->dw = imax(k->bg.tx * WG_M + r - 1, k->qw + k->fg.tx * WG_M);
+    const size_t grid = imax(k->fg.ty * k->fg.tx * k->kp, k->bg.ty * k->bg.tx * k->cp);
+    k->x = zalloc(k, N * k->xh * k->xw * k->cp);
+    k->dy = zalloc(k, N * k->dh * k->dw * k->kp);
+    k->y = zalloc(k, N * grid * WG_M * WG_M);
+    k->v = zalloc(k, e * k->fg.t * k->cp);
+    k->mk = zalloc(k, e * imax(k->fg.t, k->bg.t) * k->kp);
+    k->mc = zalloc(k, e * k->bg.t * k->cp);
+    k->u = zalloc(k, e * k->cp * k->kp);
+    k->du = zalloc(k, e * k->cp * k->kp);
+    k->wt = zalloc(k, (size_t)r * r * k->cp * k->kp);
+    k->db = st->host->alloc(N * k->kp * sizeof(double));
+    k->bytes += N * k->kp * sizeof(double);
+    if (!k->x || !k->dy || !k->y || !k->v || !k->mk || !k->mc || !k->u || !k->du || !k->wt ||
+        !k->db) {
+        wg_destroy(&k->base);
+        return CNB_ENOMEM;
+    }
+    int rc = matmul_make(k, &k->fwd, k->fg.t, k->cp, k->kp, 0);
+    if (rc == CNB_OK)
+        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, 1);
+    if (rc == CNB_OK)
+        rc = matmul_make(k, &k->bwd_data, k->bg.t, k->kp, k->cp, 0);
+    if (rc != CNB_OK) {
+        wg_destroy(&k->base);
+        return rc;
+    }
+    *out = &k->base;
+    return CNB_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The backend. */
+
+static int wg_init(const cnb_host *host, const cnb_backend_config *cfg, void **state)
+{
+    *state = NULL;
+    wg_state *st = host->alloc(sizeof *st);
+    if (!st)
+        return CNB_ENOMEM;
+    memset(st, 0, sizeof *st);
+    st->host = host;
+    st->threads = cfg && cfg->threads > 1 ? cfg->threads : 1;
+#if WG_HAVE_AVX512
+    __builtin_cpu_init();
+    const char *isa = getenv("CNB_WINOGRAD_ISA");
+    st->avx512 = __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "scalar") == 0);
+#endif
+    omp_set_num_threads(st->threads);
+    if (dnnl_engine_create(&st->engine, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags) !=
+            dnnl_success ||
+        (st->threads > 1 && !(st->pool = pool_start(host, st->threads - 1, WHO)))) {
+        host->log(CNB_LOG_ERROR, WHO, "could not start oneDNN's engine or the threads");
+        if (st->stream)
+            dnnl_stream_destroy(st->stream);
+        if (st->engine)
+            dnnl_engine_destroy(st->engine);
+        host->free(st);
+        return CNB_EINVAL;
+    }
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(st->info, sizeof st->info,
+             "Winograd F(4x4, 5x5), products on oneDNN %d.%d.%d, layout changes in %s; "
+             "%d thread%s", v->major, v->minor, v->patch, st->avx512 ? "AVX-512F" : "plain C",
+             st->threads, st->threads == 1 ? "" : "s");
+    *state = st;
+    return CNB_OK;
+}
+
+static void wg_fini(void *state)
+{
+    wg_state *st = state;
+    if (!st)
+        return;
+    pool_stop(st->host, st->pool);
+    dnnl_stream_destroy(st->stream);
+    dnnl_engine_destroy(st->engine);
+    st->host->free(st);
+}
+
+static const char *wg_info(void *state)
+{
+    wg_state *st = state;
+    return st ? st->info : "Winograd convolution (not started)";
+}
+
+static size_t wg_kernel_bytes(const cnb_kernel *self) { return ((const wg_kernel *)self)->bytes; }
+
+static const char *wg_algorithm(const cnb_kernel *self)
+{
+    (void)self;
+    return "winograd";
+}
+
+CNB_BACKEND_DEFINE(
+    CNB_BACKEND_DESC("winograd", "1.0.0",
+                     "stride-1 3x3 and 5x5 convolutions of 16 channels and more by "
+                     "Winograd F(4x4, r x r), products on oneDNN; other ops on the next "
+                     "backend",
+                     .ops = CNB_OP_BIT(CNB_OP_CONV),
+                     .init = wg_init,
+                     .fini = wg_fini,
+                     .kernel_create = wg_kernel_create,
+                     .info = wg_info,
+                     .kernel_bytes = wg_kernel_bytes,
+                     .algorithm = wg_algorithm));
