@@ -55,10 +55,11 @@
 
 #define WHO "winograd"
 #define WG_M 4                         /* output tile: m x m                        */
-#define WG_R_MAX 5                     /* the largest filter                        */
-#define WG_A_MAX (WG_M + WG_R_MAX - 1) /* the largest transformed tile              */
+#define WG_R 5                         /* filter: r x r                             */
+#define WG_A (WG_M + WG_R - 1)         /* transformed tile: a x a                   */
 #define WG_MIN_CHANNELS 16             /* fewer on either side: left to the chain   */
 #define LANES 16                       /* channels per vector                       */
+#define WG_CHUNK_BYTES ((size_t)4 << 20)      /* a chunk's products, at most (one sample more) */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -102,28 +103,30 @@ typedef struct wg_kernel {
     cnb_kernel base;
     wg_state *st;
     cnb_op_desc d;
-    int r, a, cp, kp;                  /* filter, tile, C and K padded to 16            */
-    float at[WG_M][WG_A_MAX];          /* AT: a -> m                                   */
-    float am[WG_A_MAX][WG_M];          /* A = AT^T: m -> a                             */
-    float g[WG_A_MAX][WG_R_MAX];       /* G: r -> a                                    */
-    float gt[WG_R_MAX][WG_A_MAX];      /* GT: a -> r                                   */
-    float bt[WG_A_MAX][WG_A_MAX];      /* BT: a -> a                                   */
-    wg_grid fg, bg;                    /* the forward output's tiles, the input's      */
-    int xh, xw;                        /* padded src, channels last: xh x xw x cp      */
-    int qh, qw, dh, dw;                /* diff_dst padded by (qh, qw): dh x dw x kp    */
-    float *x;                          /* src, padded, channels last                   */
-    float *dy;                         /* diff_dst, padded, channels last              */
-    float *y;                          /* dst or diff_src, tile grid, channels last    */
-    float *v;                          /* V[e][fg.t][cp], kept for backward            */
-    float *mk;                         /* M[e][fg.t][kp]; Z; V of diff_dst [e][bg.t][kp] */
-    float *mc;                         /* diff_src's M[e][bg.t][cp]                    */
-    float *u;                          /* U[e][cp][kp], or the flipped [e][kp][cp]     */
-    float *du;                         /* dU[e][cp][kp]                                */
-    float *wt;                         /* the filter, channels last: [c][r*r][kp] etc. */
-    double *db;                        /* diff_bias partial sums: [batch][kp]          */
-    size_t bytes;                      /* all of the above                             */
+    int cp, kp;                   /* C and K padded to 16                               */
+    float at[WG_M][WG_A];     /* AT: a -> m                                         */
+    float am[WG_A][WG_M];     /* A = AT^T: m -> a                                   */
+    float g[WG_A][WG_R];  /* G: r -> a                                          */
+    float gt[WG_R][WG_A]; /* GT: a -> r                                         */
+    float bt[WG_A][WG_A]; /* BT: a -> a                                         */
+    wg_grid fg, bg;               /* the forward output's tiles, the input's            */
+    int xh, xw;                   /* src padded, channels last: xh x xw x cp a sample  */
+    int qh, qw, dh, dw;           /* diff_dst padded by (qh, qw): dh x dw x kp          */
+    int nb;                       /* samples a chunk (below)                            */
+    float *x;                     /* src, padded, channels last                         */
+    float *dy;                    /* diff_dst, padded, channels last                    */
+    float *v;                     /* V[e][fg.t][cp], kept for backward                  */
+    float *z;                     /* Z[e][fg.t][kp]                                     */
+    float *cin;                   /* a chunk's V of diff_dst: [e][nb tiles][kp]         */
+    float *cout;                  /* a chunk's products: [e][nb tiles][kp or cp]        */
+    float *y;                     /* a chunk's output tile grids, channels last         */
+    float *u;                     /* U[e][cp][kp], or the flipped [e][kp][cp]           */
+    float *du;                    /* dU[e][cp][kp]                                      */
+    float *wt;                    /* the filter, channels last: [c][r*r][kp] etc.       */
+    double *db;                   /* diff_bias partial sums: [batch * oh][kp]           */
+    size_t bytes;                 /* all of the above, and oneDNN's scratchpads         */
     wg_matmul fwd, bwd_data, bwd_weights;
-    const char *impl;                  /* oneDNN's implementation of the products      */
+    const char *impl;             /* oneDNN's implementation of the products            */
 } wg_kernel;
 
 /* ------------------------------------------------------------------------------------ */
@@ -147,13 +150,13 @@ static void poly_roots(const double *p, int n, int skip, double *coef)
 
 static void derive(wg_kernel *k)
 {
-    static const double pts[WG_A_MAX - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
-    const int a = k->a, r = k->r, n = a - 1; /* n finite points and infinity */
+    static const double pts[WG_A - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
+    const int a = WG_A, r = WG_R, n = a - 1; /* n finite points and infinity */
     memset(k->at, 0, sizeof k->at);
     memset(k->g, 0, sizeof k->g);
     memset(k->bt, 0, sizeof k->bt);
     for (int j = 0; j < n; j++) {
-        double f = 1, coef[WG_A_MAX];
+        double f = 1, coef[WG_A];
         for (int l = 0; l < n; l++)
             f *= l == j ? 1 : pts[j] - pts[l];
         double pw = 1;
@@ -167,7 +170,7 @@ static void derive(wg_kernel *k)
         for (int t = 0; t < n; t++)
             k->bt[j][t] = (float)coef[t];
     }
-    double coef[WG_A_MAX + 1];
+    double coef[WG_A + 1];
     poly_roots(pts, n, -1, coef);
     for (int t = 0; t < a; t++)
         k->bt[n][t] = (float)coef[t];
@@ -184,13 +187,14 @@ static void derive(wg_kernel *k)
 /*
  * out = L in LT on 16 channels at once: in is ni x ni vectors, element (p, q) at
  * in + p * irow + q * icol; out no x no, at out + i * orow + j * ocol. L is no x ni,
- * row-major with row length ld; its zeros are skipped.
+ * row-major with row length ld; its zeros are skipped. (Inlined into its callers with
+ * the sizes as constants, GCC 12 made it 4-5 times slower.)
  */
 WG_CLONES
 static void sandwich(const float *L, int ld, int no, int ni, const float *in, size_t irow,
                      size_t icol, float *out, size_t orow, size_t ocol)
 {
-    float t[WG_A_MAX][WG_A_MAX][LANES]; /* L in: no x ni */
+    float t[WG_A][WG_A][LANES]; /* L in: no x ni */
     for (int i = 0; i < no; i++)
         for (int q = 0; q < ni; q++) {
             float acc[LANES] = {0};
@@ -219,72 +223,65 @@ static void sandwich(const float *L, int ld, int no, int ni, const float *in, si
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* Layout changes, one sample (item) each. */
+/* Layout changes, one row of a sample at a time. */
 
-/* One sample of an NCHW tensor (ch x h x w) into a channels-last one of rows of ww pixels
- * of cpad channels, at (top, left); what it does not write stays as it was (zeros from
- * create). Row by row, so that both sides of a row stay in the cache. With sums, each
- * channel's sum over the sample into sums[0 .. ch). */
-static void to_channels_last(const float *src, int ch, int h, int w, float *dst, int ww,
-                             int cpad, int top, int left, double *sums)
+/* Row y of an NCHW sample (ch planes of `plane` floats, rows of w) into a channels-last
+ * row of w pixels of cpad channels; what it does not write stays as it was (zeros from
+ * create). With sums, each channel's sum over the row into sums[0 .. ch). */
+static void row_to_channels_last(const float *src, int ch, size_t plane, int w, float *dst,
+                                 int cpad, double *sums)
 {
-    if (sums)
-        memset(sums, 0, sizeof(double) * ch);
-    for (int y = 0; y < h; y++) {
-        float *o = dst + ((size_t)(top + y) * ww + left) * cpad;
-        for (int c = 0; c < ch; c++) {
-            const float *s = src + ((size_t)c * h + y) * w;
-            double sum = 0;
-            for (int x = 0; x < w; x++) {
-                o[(size_t)x * cpad + c] = s[x];
-                sum += s[x];
-            }
-            if (sums)
-                sums[c] += sum;
+    for (int c = 0; c < ch; c++) {
+        const float *s = src + (size_t)c * plane;
+        double sum = 0;
+        for (int x = 0; x < w; x++) {
+            dst[(size_t)x * cpad + c] = s[x];
+            sum += s[x];
         }
+        if (sums)
+            sums[c] = sum;
     }
 }
 
-/* A channels-last tensor (rows of ww pixels of cpad channels, one sample) back to NCHW
- * ch x h x w, cropped, plus bias[c] (NULL: none); row by row as above. */
-static void to_nchw(const float *src, int ww, int cpad, float *dst, int ch, int h, int w,
-                    const float *bias)
+/* A channels-last row of w pixels of cpad channels back to row y of an NCHW sample (ch
+ * planes of `plane` floats), plus bias[c] (NULL: none). */
+static void row_to_nchw(const float *src, int cpad, float *dst, int ch, size_t plane, int w,
+                        const float *bias)
 {
-    for (int y = 0; y < h; y++) {
-        const float *s = src + (size_t)y * ww * cpad;
-        for (int c = 0; c < ch; c++) {
-            const float b = bias ? bias[c] : 0;
-            float *o = dst + ((size_t)c * h + y) * w;
-            for (int x = 0; x < w; x++)
-                o[x] = s[(size_t)x * cpad + c] + b;
-        }
+    for (int c = 0; c < ch; c++) {
+        const float b = bias ? bias[c] : 0;
+        float *o = dst + (size_t)c * plane;
+        for (int x = 0; x < w; x++)
+            o[x] = src[(size_t)x * cpad + c] + b;
     }
 }
 
 #if WG_HAVE_AVX512
 /* The same two with AVX-512F: 16 values a gather (16 channels of a pixel, or one channel
  * of 16 pixels), a store of 16, masked at the ends. */
-WG_AVX512 static void to_channels_last_avx512(const float *src, int ch, int h, int w,
-                                              float *dst, int ww, int cpad, int top,
-                                              int left, double *sums)
+static __mmask16 first_lanes(int n) { return (__mmask16)(n >= LANES ? 0xffff : (1u << n) - 1); }
+
+WG_AVX512 static __m512i lane_steps(int step)
 {
-    const __m512i plane = _mm512_mullo_epi32(_mm512_set1_epi32(h * w),
-                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                               10, 11, 12, 13, 14, 15));
+    return _mm512_mullo_epi32(_mm512_set1_epi32(step),
+                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                14, 15));
+}
+
+WG_AVX512 static void row_to_channels_last_avx512(const float *src, int ch, size_t plane,
+                                                  int w, float *dst, int cpad, double *sums)
+{
+    const __m512i planes = lane_steps((int)plane);
     for (int c0 = 0; c0 < ch; c0 += LANES) {
-        const __mmask16 m = (__mmask16)(ch - c0 >= LANES ? 0xffff : (1u << (ch - c0)) - 1);
+        const __mmask16 m = first_lanes(ch - c0);
+        const float *s = src + (size_t)c0 * plane;
         __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
-        for (int y = 0; y < h; y++) {
-            const float *s = src + (size_t)c0 * h * w + (size_t)y * w;
-            float *o = dst + ((size_t)(top + y) * ww + left) * cpad + c0;
-            for (int x = 0; x < w; x++) {
-                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, plane, s + x,
-                                                          4);
-                _mm512_mask_storeu_ps(o + (size_t)x * cpad, m, v);
-                lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-                hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                           _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-            }
+        for (int x = 0; x < w; x++) {
+            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, planes, s + x, 4);
+            _mm512_mask_storeu_ps(dst + (size_t)x * cpad + c0, m, v);
+            lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+            hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(
+                                       _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
         }
         if (sums) {
             double t[LANES];
@@ -296,93 +293,94 @@ WG_AVX512 static void to_channels_last_avx512(const float *src, int ch, int h, i
     }
 }
 
-WG_AVX512 static void to_nchw_avx512(const float *src, int ww, int cpad, float *dst, int ch,
-                                     int h, int w, const float *bias)
+WG_AVX512 static void row_to_nchw_avx512(const float *src, int cpad, float *dst, int ch,
+                                         size_t plane, int w, const float *bias)
 {
-    const __m512i pixel = _mm512_mullo_epi32(_mm512_set1_epi32(cpad),
-                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
-                                                               10, 11, 12, 13, 14, 15));
-    for (int y = 0; y < h; y++) {
-        const float *s = src + (size_t)y * ww * cpad;
-        for (int c = 0; c < ch; c++) {
-            const __m512 b = _mm512_set1_ps(bias ? bias[c] : 0);
-            float *o = dst + ((size_t)c * h + y) * w;
-            for (int x = 0; x < w; x += LANES) {
-                const __mmask16 m = (__mmask16)(w - x >= LANES ? 0xffff : (1u << (w - x)) - 1);
-                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pixel,
-                                                          s + (size_t)x * cpad + c, 4);
-                _mm512_mask_storeu_ps(o + x, m, _mm512_add_ps(v, b));
-            }
+    const __m512i pixels = lane_steps(cpad);
+    for (int c = 0; c < ch; c++) {
+        const __m512 b = _mm512_set1_ps(bias ? bias[c] : 0);
+        float *o = dst + (size_t)c * plane;
+        for (int x = 0; x < w; x += LANES) {
+            const __mmask16 m = first_lanes(w - x);
+            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pixels,
+                                                      src + (size_t)x * cpad + c, 4);
+            _mm512_mask_storeu_ps(o + x, m, _mm512_add_ps(v, b));
         }
     }
 }
 #endif
 
 /* The layout changes of this state's ISA. */
-static void channels_last(const wg_kernel *k, const float *src, int ch, int h, int w,
-                          float *dst, int ww, int cpad, int top, int left, double *sums)
+static void channels_last(const wg_kernel *k, const float *src, int ch, size_t plane, int w,
+                          float *dst, int cpad, double *sums)
 {
 #if WG_HAVE_AVX512
     if (k->st->avx512) {
-        to_channels_last_avx512(src, ch, h, w, dst, ww, cpad, top, left, sums);
+        row_to_channels_last_avx512(src, ch, plane, w, dst, cpad, sums);
         return;
     }
 #endif
-    to_channels_last(src, ch, h, w, dst, ww, cpad, top, left, sums);
+    row_to_channels_last(src, ch, plane, w, dst, cpad, sums);
 }
 
-static void nchw(const wg_kernel *k, const float *src, int ww, int cpad, float *dst, int ch,
-                 int h, int w, const float *bias)
+static void nchw(const wg_kernel *k, const float *src, int cpad, float *dst, int ch,
+                 size_t plane, int w, const float *bias)
 {
 #if WG_HAVE_AVX512
     if (k->st->avx512) {
-        to_nchw_avx512(src, ww, cpad, dst, ch, h, w, bias);
+        row_to_nchw_avx512(src, cpad, dst, ch, plane, w, bias);
         return;
     }
 #endif
-    to_nchw(src, ww, cpad, dst, ch, h, w, bias);
+    row_to_nchw(src, cpad, dst, ch, plane, w, bias);
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* The tile transforms: one sample per item. */
+/* The transforms of one row of tiles. */
 
-/* The input transform of every tile of grid g of sample n over a channels-last tensor
- * (rows of ww pixels of cpad channels): dst[e][tile][cpad] = L d LT for the ni x ni block
- * d of each tile at (top, left): BT's a x a patches, or A's m x m blocks (the output
- * gradient's transform for the weights). L is a x ni with rows of ld. */
-static void tiles_in(const wg_kernel *k, const float *L, int ld, int ni, const float *src,
-                     int ww, int top, int left, int cpad, const wg_grid *g, int n, float *dst)
+/* dst[e][tile][cpad] = L d LT for the tx tiles of tile row ty of a channels-last sample
+ * (rows of ww pixels of cpad channels), tile (ty, j) taking the ni x ni block d at
+ * (top + ty m, left + j m) and being tile number tile0 + j of dst, whose elements e are
+ * e_stride floats apart. L is a x ni with rows of ld floats. */
+static void tiles_in(const float *L, int ld, int ni, const float *src, int ww, int top,
+                     int left, int cpad, int tx, int ty, size_t tile0, size_t e_stride,
+                     float *dst)
 {
-    const size_t e_stride = (size_t)g->t * cpad, row = (size_t)ww * cpad;
-    for (int ty = 0; ty < g->ty; ty++)
-        for (int tx = 0; tx < g->tx; tx++) {
-            const size_t tile = ((size_t)n * g->ty + ty) * g->tx + tx;
-            const float *s = src + (size_t)(top + ty * WG_M) * row +
-                             (size_t)(left + tx * WG_M) * cpad;
-            for (int c = 0; c < cpad; c += LANES)
-                sandwich(L, ld, k->a, ni, s + c, row, cpad,
-                         dst + tile * cpad + c, k->a * e_stride, e_stride);
-        }
+    const size_t row = (size_t)ww * cpad;
+    for (int j = 0; j < tx; j++) {
+        const float *s = src + (size_t)(top + ty * WG_M) * row + (size_t)(left + j * WG_M) * cpad;
+        for (int c = 0; c < cpad; c += LANES)
+            sandwich(L, ld, WG_A, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
+                     WG_A * e_stride, e_stride);
+    }
 }
 
-/* The output transform: AT M A of every tile of grid g, for sample n, into a
- * channels-last tile grid (g->ty * m rows of g->tx * m pixels of cpad channels). */
-static void tiles_out(const wg_kernel *k, const float *src, int cpad, const wg_grid *g, int n,
-                      float *dst)
+/* BT's a x a patches (the forward's V, and the data gradient's) */
+static void tiles_bt(const wg_kernel *k, const float *src, int ww, int cpad, int tx, int ty,
+                     size_t tile0, size_t e_stride, float *dst)
 {
-    const size_t e_stride = (size_t)g->t * cpad, ww = (size_t)g->tx * WG_M;
-    for (int ty = 0; ty < g->ty; ty++)
-        for (int tx = 0; tx < g->tx; tx++) {
-            const size_t tile = ((size_t)n * g->ty + ty) * g->tx + tx;
-            float *o = dst + ((size_t)ty * WG_M * ww + (size_t)tx * WG_M) * cpad;
-            for (int c = 0; c < cpad; c += LANES)
-                sandwich(&k->at[0][0], WG_A_MAX, WG_M, k->a, src + tile * cpad + c,
-                         k->a * e_stride, e_stride, o + c, ww * cpad, cpad);
-        }
+    tiles_in(&k->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* The filter transforms, one output channel block of 16 (or input channel) per item. */
+/* A's m x m blocks at (top, left) (the output gradient's Z, for the weight gradient) */
+static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int left, int cpad,
+                    int tx, int ty, size_t tile0, size_t e_stride, float *dst)
+{
+    tiles_in(&k->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride, dst);
+}
+
+/* The output transform AT M A of tiles tile0 .. tile0 + tx - 1 of src (elements e_stride
+ * floats apart) into a channels-last row of m x m tiles: m rows of tx m pixels of cpad
+ * channels from dst. */
+static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, size_t tile0,
+                      int cpad, int tx, float *dst)
+{
+    const size_t row = (size_t)tx * WG_M * cpad;
+    for (int j = 0; j < tx; j++)
+        for (int c = 0; c < cpad; c += LANES)
+            sandwich(&k->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
+                     WG_A * e_stride, e_stride, dst + (size_t)j * WG_M * cpad + c, row, cpad);
+}
 
 /* U[e][ci][co..co+15] = G g GT for the filters of inputs ci < ci_n, held channels last
  * (f[ci][r*r][cop]); U[e] is cip x cop, its rows past ci_n left as they are (their
@@ -390,33 +388,44 @@ static void tiles_out(const wg_kernel *k, const float *src, int cpad, const wg_g
 static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int cop, int co,
                       float *u)
 {
-    const int r = k->r;
     const size_t e_stride = (size_t)cip * cop;
     for (int ci = 0; ci < ci_n; ci++)
-        sandwich(&k->g[0][0], WG_R_MAX, k->a, r, f + (size_t)ci * r * r * cop + co,
-                 (size_t)r * cop, cop, u + (size_t)ci * cop + co, k->a * e_stride,
+        sandwich(&k->g[0][0], WG_R, WG_A, WG_R, f + (size_t)ci * WG_R * WG_R * cop + co,
+                 (size_t)WG_R * cop, cop, u + (size_t)ci * cop + co, WG_A * e_stride,
                  e_stride);
+}
+
+/* dW = GT dU G for input channel ci and every output channel: dU[e][ci][kp] (elements
+ * e_stride floats apart) into f[r*r][kp]. */
+static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int kp, float *f)
+{
+    for (int co = 0; co < kp; co += LANES)
+        sandwich(&k->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride, f + co,
+                 (size_t)WG_R * kp, kp);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* oneDNN's batched products. */
 
+/* dst[e] (rows x cols) = src[e] (rows x inner) * wei[e] (inner x cols), e < a * a; src[e]
+ * rows src_ld floats apart (a chunk of V's tiles is a block of its rows), or, with
+ * src_transposed, src[e] stored as inner x rows (V^T); with accumulate, dst += instead. */
 static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t inner,
-                       dnnl_dim_t cols, int src_transposed)
+                       dnnl_dim_t cols, dnnl_dim_t src_e_stride, int src_transposed)
 {
-    const dnnl_dim_t e = (dnnl_dim_t)k->a * k->a;
+    const dnnl_dim_t e = (dnnl_dim_t)WG_A * WG_A;
     dnnl_memory_desc_t s, w, d;
     dnnl_dims_t sd = {e, rows, inner}, wd = {e, inner, cols}, dd = {e, rows, cols};
-    dnnl_dims_t ss = {rows * inner, inner, 1}, ws = {inner * cols, cols, 1},
+    dnnl_dims_t ss = {src_e_stride, inner, 1}, ws = {inner * cols, cols, 1},
                 ds = {rows * cols, cols, 1};
-    if (src_transposed) /* src[e] stored as inner x rows: V^T */
+    if (src_transposed)
         ss[1] = 1, ss[2] = rows;
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
     omp_set_num_threads(k->st->threads);
     dnnl_status_t rc = dnnl_primitive_attr_create(&attr);
-    if (rc == dnnl_success) /* its scratchpad ours, so that execution allocates nothing */
+    if (rc == dnnl_success) /* its scratchpad ours, allocated here and not per call */
         rc = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (rc == dnnl_success)
         rc = dnnl_memory_desc_init_by_strides(&s, 3, sd, dnnl_f32, ss);
@@ -430,8 +439,8 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
         rc = dnnl_primitive_desc_create(&pd, &md, attr, k->st->engine, NULL);
     if (rc == dnnl_success) {
         const char *impl = NULL;
-        if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ==
-            dnnl_success && !src_transposed)
+        if (!src_transposed &&
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success)
             k->impl = impl; /* static storage in oneDNN */
         const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         mm->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
@@ -503,46 +512,67 @@ static void matmul_free(const cnb_host *h, wg_matmul *mm)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* The passes. Each parallel step is a task over items (samples or channel blocks). */
+/* The passes. Each parallel step is a task over items; the forward's and the data
+ * gradient's run a chunk of nb samples at a time, so that a chunk's products, written by
+ * oneDNN, are still in the cache when the output transform reads them (AlexNet's conv2:
+ * 3.2 MB a sample, against 103 MB for the batch). */
 
 typedef enum wg_step {
-    FWD_FILTER,  /* wt <- weights (K, C, r, r) as [c][r*r][kp]; U; item: a block of 16 k */
-    FWD_TILES,   /* x <- src; V; item: a sample                                          */
-    FWD_OUT,     /* y <- AT M A; dst <- y + bias; item: a sample                         */
-    BWD_IN,      /* dy <- diff_dst (and its sums); item: a sample                        */
-    BWD_Z,       /* Z (in mk) <- A dY AT over the forward's tiles; item: a sample        */
-    BWD_WEIGHTS, /* diff_weights <- GT dU G; item: an input channel                      */
-    BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U; item: a block of 16 c   */
-    BWD_TILES,   /* V of dy (in mk) over the input's tiles; item: a sample              */
-    BWD_OUT,     /* y <- AT M A (mc); diff_src <- y; item: a sample                      */
+    FWD_FILTER,  /* wt <- weights (K, C, r, r) as [c][r*r][kp]; U. Items: 16 k each    */
+    FWD_LAYOUT,  /* x <- src. Items: the chunk's samples x src rows                   */
+    FWD_TILES,   /* V. Items: the chunk's samples x tile rows                          */
+    FWD_OUT,     /* dst <- AT M A + bias. Items: the chunk's samples x tile rows       */
+    BWD_LAYOUT,  /* dy <- diff_dst, and its row sums. Items: samples x dst rows        */
+    BWD_Z,       /* Z <- A dY AT over the forward's tiles. Items: samples x tile rows  */
+    BWD_WEIGHTS, /* diff_weights <- GT dU G. Items: input channels                     */
+    BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U. Items: 16 c each      */
+    BWD_TILES,   /* V of dy over the input's tiles. Items: the chunk's samples x rows  */
+    BWD_OUT,     /* diff_src <- AT M A. Items: the chunk's samples x tile rows         */
 } wg_step;
 
-static int step_items(const wg_kernel *k, wg_step s)
+typedef struct wg_call {
+    pool_job job;
+    const wg_kernel *k;
+    wg_step step;
+    int n0, nb; /* the samples it covers */
+} wg_call;
+
+static int step_items(const wg_call *c)
 {
-    switch (s) {
+    const wg_kernel *k = c->k;
+    switch (c->step) {
     case FWD_FILTER:
         return k->kp / LANES;
     case BWD_FILTER:
         return k->cp / LANES;
     case BWD_WEIGHTS:
         return k->d.src.c;
+    case FWD_LAYOUT:
+        return c->nb * k->d.src.h;
+    case BWD_LAYOUT:
+        return c->nb * k->d.dst.h;
+    case BWD_TILES:
+    case BWD_OUT:
+        return c->nb * k->bg.ty;
     default:
-        return k->d.batch;
+        return c->nb * k->fg.ty;
     }
 }
 
-static void step_item(const wg_kernel *k, const cnb_args *A, wg_step s, int i)
+static void step_item(const wg_call *call, int i)
 {
+    const wg_kernel *k = call->k;
+    const cnb_args *A = call->job.a;
     const cnb_op_desc *d = &k->d;
-    const int C = d->src.c, K = d->dst.c, r = k->r, rr = r * r;
-    const int cp = k->cp, kp = k->kp;
-    switch (s) {
-    case FWD_FILTER: /* channels k0 .. k0 + 15 of every c */
+    const int C = d->src.c, K = d->dst.c, r = WG_R, rr = r * r, cp = k->cp, kp = k->kp;
+    const size_t src_plane = (size_t)d->src.h * d->src.w, dst_plane = (size_t)d->dst.h * d->dst.w;
+    switch (call->step) {
+    case FWD_FILTER: /* channels co of every c */
         for (int co = i * LANES; co < (i + 1) * LANES && co < K; co++)
             for (int c = 0; c < C; c++)
                 for (int t = 0; t < rr; t++)
-                    k->wt[((size_t)c * rr + t) * kp + co] = A->weights[((size_t)co * C + c) *
-                                                                        rr + t];
+                    k->wt[((size_t)c * rr + t) * kp + co] =
+                        A->weights[((size_t)co * C + c) * rr + t];
         filter_in(k, k->wt, C, cp, kp, i * LANES, k->u);
         break;
     case BWD_FILTER: /* flipped: wt[k][t][c] = w[k][c][rr - 1 - t] */
@@ -553,71 +583,80 @@ static void step_item(const wg_kernel *k, const cnb_args *A, wg_step s, int i)
                         A->weights[((size_t)co * C + ci) * rr + rr - 1 - t];
         filter_in(k, k->wt, K, kp, cp, i * LANES, k->u);
         break;
-    case FWD_TILES:
-        channels_last(k, A->src + (size_t)i * C * d->src.h * d->src.w, C, d->src.h, d->src.w,
-                         k->x + (size_t)i * k->xh * k->xw * cp, k->xw, cp, d->u.conv.ph,
-                         d->u.conv.pw, NULL);
-        tiles_in(k, &k->bt[0][0], WG_A_MAX, k->a, k->x + (size_t)i * k->xh * k->xw * cp, k->xw, 0, 0,
-                 cp, &k->fg, i, k->v);
-        break;
-    case FWD_OUT: {
-        float *y = k->y + (size_t)i * k->fg.ty * k->fg.tx * WG_M * WG_M * kp;
-        tiles_out(k, k->mk, kp, &k->fg, i, y);
-        nchw(k, y, k->fg.tx * WG_M, kp, A->dst + (size_t)i * K * d->dst.h * d->dst.w, K,
-                d->dst.h, d->dst.w, A->bias);
-        break;
-    }
-    case BWD_IN:
-        channels_last(k, A->diff_dst + (size_t)i * K * d->dst.h * d->dst.w, K, d->dst.h,
-                         d->dst.w, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, kp, k->qh,
-                         k->qw, k->db + (size_t)i * kp);
-        break;
-    case BWD_Z:
-        tiles_in(k, &k->am[0][0], WG_M, WG_M, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, k->qh,
-                 k->qw, kp, &k->fg, i, k->mk);
-        break;
-    case BWD_WEIGHTS: { /* channel c of every k: GT dU G into wt[c][t][kp], then out */
-        const size_t e_stride = (size_t)cp * kp;
+    case BWD_WEIGHTS: { /* input channel i of every k: GT dU G into wt[i][t][kp], then out */
         float *f = k->wt + (size_t)i * rr * kp;
-        for (int co = 0; co < kp; co += LANES)
-            sandwich(&k->gt[0][0], WG_A_MAX, r, k->a, k->du + (size_t)i * kp + co,
-                     k->a * e_stride, e_stride, f + co, (size_t)r * kp, kp);
+        filter_out(k, k->du + (size_t)i * kp, (size_t)cp * kp, kp, f);
         for (int co = 0; co < K; co++)
             for (int t = 0; t < rr; t++)
                 A->diff_weights[((size_t)co * C + i) * rr + t] = f[(size_t)t * kp + co];
         break;
     }
-    case BWD_TILES:
-        tiles_in(k, &k->bt[0][0], WG_A_MAX, k->a, k->dy + (size_t)i * k->dh * k->dw * kp, k->dw, 0, 0,
-                 kp, &k->bg, i, k->mk);
+    case FWD_LAYOUT: {
+        const int n = call->n0 + i / d->src.h, y = i % d->src.h;
+        float *row = k->x + (((size_t)n * k->xh + d->u.conv.ph + y) * k->xw + d->u.conv.pw) * cp;
+        channels_last(k, A->src + n * C * src_plane + (size_t)y * d->src.w, C, src_plane,
+                      d->src.w, row, cp, NULL);
         break;
+    }
+    case BWD_LAYOUT: {
+        const int n = call->n0 + i / d->dst.h, y = i % d->dst.h;
+        float *row = k->dy + (((size_t)n * k->dh + k->qh + y) * k->dw + k->qw) * kp;
+        channels_last(k, A->diff_dst + n * K * dst_plane + (size_t)y * d->dst.w, K, dst_plane,
+                      d->dst.w, row, kp, k->db + ((size_t)n * d->dst.h + y) * kp);
+        break;
+    }
+    case FWD_TILES: {
+        const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
+        const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
+        tiles_bt(k, k->x + (size_t)n * k->xh * k->xw * cp, k->xw, cp, k->fg.tx, ty, tile0,
+                 (size_t)k->fg.t * cp, k->v);
+        break;
+    }
+    case BWD_Z: {
+        const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
+        const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
+        tiles_a(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, k->qh, k->qw, kp, k->fg.tx,
+                ty, tile0, (size_t)k->fg.t * kp, k->z);
+        break;
+    }
+    case BWD_TILES: { /* tiles numbered within the chunk */
+        const int nc = i / k->bg.ty, ty = i % k->bg.ty, n = call->n0 + nc;
+        const size_t tile0 = ((size_t)nc * k->bg.ty + ty) * k->bg.tx;
+        tiles_bt(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, kp, k->bg.tx, ty, tile0,
+                 (size_t)call->nb * k->bg.ty * k->bg.tx * kp, k->cin);
+        break;
+    }
+    case FWD_OUT:
     case BWD_OUT: {
-        float *y = k->y + (size_t)i * k->bg.ty * k->bg.tx * WG_M * WG_M * cp;
-        tiles_out(k, k->mc, cp, &k->bg, i, y);
-        nchw(k, y, k->bg.tx * WG_M, cp, A->diff_src + (size_t)i * C * d->src.h * d->src.w, C,
-                d->src.h, d->src.w, NULL);
+        const int fwd = call->step == FWD_OUT;
+        const wg_grid *g = fwd ? &k->fg : &k->bg;
+        const int nc = i / g->ty, ty = i % g->ty, n = call->n0 + nc;
+        const int cpad = fwd ? kp : cp, ch = fwd ? K : C;
+        const int h = fwd ? d->dst.h : d->src.h, w = fwd ? d->dst.w : d->src.w;
+        const size_t plane = (size_t)h * w, tile0 = ((size_t)nc * g->ty + ty) * g->tx;
+        float *grid = k->y + (size_t)i * WG_M * g->tx * WG_M * cpad; /* this tile row's */
+        tiles_out(k, k->cout, (size_t)call->nb * g->ty * g->tx * cpad, tile0, cpad, g->tx, grid);
+        float *out = (fwd ? A->dst : A->diff_src) + (size_t)n * ch * plane;
+        for (int y = ty * WG_M; y < (ty + 1) * WG_M && y < h; y++)
+            nchw(k, grid + (size_t)(y - ty * WG_M) * g->tx * WG_M * cpad, cpad,
+                 out + (size_t)y * w, ch, plane, w, fwd ? A->bias : NULL);
         break;
     }
     }
 }
-
-typedef struct wg_call {
-    pool_job job;
-    const wg_kernel *k;
-    wg_step step;
-} wg_call;
 
 static void step_task(void *arg, int slot)
 {
     wg_call *call = arg;
-    const int n = step_items(call->k, call->step);
+    const int n = step_items(call);
     for (int i; (i = pool_job_take_near(&call->job, slot, n)) < n;)
-        step_item(call->k, call->job.a, call->step, i);
+        step_item(call, i);
 }
 
-static void run_step(const wg_kernel *k, const cnb_args *a, wg_step s)
+static void run_step(const wg_kernel *k, const cnb_args *a, wg_step s, int n0, int nb)
 {
-    wg_call call = {.job = {.a = a, .threads = pool_threads(k->st->pool)}, .k = k, .step = s};
+    wg_call call = {.job = {.a = a, .threads = pool_threads(k->st->pool)}, .k = k, .step = s,
+                    .n0 = n0, .nb = nb};
     for (int i = 0; i < POOL_SHARES; i++)
         atomic_init(&call.job.share[i].taken, 0);
     if (k->st->pool)
@@ -629,39 +668,47 @@ static void run_step(const wg_kernel *k, const cnb_args *a, wg_step s)
 static int wg_forward(cnb_kernel *self, const cnb_args *a)
 {
     wg_kernel *k = (wg_kernel *)self;
-    run_step(k, a, FWD_FILTER);
-    run_step(k, a, FWD_TILES);
-    int rc = matmul_run(k, &k->fwd, k->v, k->u, k->mk);
-    if (rc == CNB_OK)
-        run_step(k, a, FWD_OUT);
+    const int N = k->d.batch;
+    const size_t per = (size_t)k->fg.ty * k->fg.tx * k->cp; /* V's floats a sample */
+    int rc = CNB_OK;
+    run_step(k, a, FWD_FILTER, 0, N);
+    for (int n0 = 0; n0 < N && rc == CNB_OK; n0 += k->nb) {
+        run_step(k, a, FWD_LAYOUT, n0, k->nb);
+        run_step(k, a, FWD_TILES, n0, k->nb);
+        rc = matmul_run(k, &k->fwd, k->v + n0 * per, k->u, k->cout);
+        if (rc == CNB_OK)
+            run_step(k, a, FWD_OUT, n0, k->nb);
+    }
     return rc;
 }
 
 static int wg_backward(cnb_kernel *self, const cnb_args *a)
 {
     wg_kernel *k = (wg_kernel *)self;
-    const int K = k->d.dst.c;
+    const int N = k->d.batch, K = k->d.dst.c, rows = N * k->d.dst.h;
     int rc = CNB_OK;
-    run_step(k, a, BWD_IN);
+    run_step(k, a, BWD_LAYOUT, 0, N);
     if (a->diff_bias)
         for (int co = 0; co < K; co++) {
             double sum = 0;
-            for (int n = 0; n < k->d.batch; n++)
-                sum += k->db[(size_t)n * k->kp + co];
+            for (int i = 0; i < rows; i++)
+                sum += k->db[(size_t)i * k->kp + co];
             a->diff_bias[co] = (float)sum;
         }
     if (a->diff_weights) {
-        run_step(k, a, BWD_Z);
-        rc = matmul_run(k, &k->bwd_weights, k->v, k->mk, k->du);
+        run_step(k, a, BWD_Z, 0, N);
+        rc = matmul_run(k, &k->bwd_weights, k->v, k->z, k->du);
         if (rc == CNB_OK)
-            run_step(k, a, BWD_WEIGHTS);
+            run_step(k, a, BWD_WEIGHTS, 0, N);
     }
     if (a->diff_src && rc == CNB_OK) {
-        run_step(k, a, BWD_FILTER);
-        run_step(k, a, BWD_TILES);
-        rc = matmul_run(k, &k->bwd_data, k->mk, k->u, k->mc);
-        if (rc == CNB_OK)
-            run_step(k, a, BWD_OUT);
+        run_step(k, a, BWD_FILTER, 0, N);
+        for (int n0 = 0; n0 < N && rc == CNB_OK; n0 += k->nb) {
+            run_step(k, a, BWD_TILES, n0, k->nb);
+            rc = matmul_run(k, &k->bwd_data, k->cin, k->u, k->cout);
+            if (rc == CNB_OK)
+                run_step(k, a, BWD_OUT, n0, k->nb);
+        }
     }
     return rc;
 }
@@ -676,7 +723,7 @@ static void wg_destroy(cnb_kernel *self)
     matmul_free(h, &k->fwd);
     matmul_free(h, &k->bwd_data);
     matmul_free(h, &k->bwd_weights);
-    float *bufs[] = {k->x, k->dy, k->y, k->v, k->mk, k->mc, k->u, k->du, k->wt};
+    float *bufs[] = {k->x, k->dy, k->v, k->z, k->cin, k->cout, k->y, k->u, k->du, k->wt};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         h->free(bufs[i]);
     h->free(k->db);
@@ -690,7 +737,7 @@ static wg_grid grid_over(int h, int w, int batch)
     return g;
 }
 
-static int imax(int a, int b) { return a > b ? a : b; }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
 /* A zeroed buffer of n floats, counted in k->bytes. */
 static float *zalloc(wg_kernel *k, size_t n)
@@ -701,6 +748,21 @@ static float *zalloc(wg_kernel *k, size_t n)
         k->bytes += n * sizeof(float);
     }
     return p;
+}
+
+/* Samples a chunk: the most that divides the batch and keeps a chunk's products within
+ * WG_CHUNK_BYTES, at least one. */
+static int chunk_samples(const wg_kernel *k)
+{
+    const size_t e = (size_t)WG_A * WG_A;
+    const size_t per = sizeof(float) * e *
+                       zmax((size_t)k->fg.ty * k->fg.tx * k->kp,
+                            (size_t)k->bg.ty * k->bg.tx * (k->cp + k->kp));
+    int nb = 1;
+    for (int b = 2; b <= k->d.batch; b++)
+        if (k->d.batch % b == 0 && b * per <= WG_CHUNK_BYTES)
+            nb = b;
+    return nb;
 }
 
 static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
@@ -723,41 +785,42 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     k->st = st;
     k->d = *d;
     k->d.dst_layout = CNB_LAYOUT_NCHW;
-    k->r = r;
-    k->a = WG_M + r - 1;
     k->cp = (d->src.c + LANES - 1) / LANES * LANES;
     k->kp = (d->dst.c + LANES - 1) / LANES * LANES;
     k->bytes = sizeof *k;
     derive(k);
-    const size_t e = (size_t)k->a * k->a, N = d->batch;
+    const size_t e = (size_t)WG_A * WG_A, N = d->batch;
     k->fg = grid_over(d->dst.h, d->dst.w, d->batch);
     k->bg = grid_over(d->src.h, d->src.w, d->batch);
+    k->nb = chunk_samples(k);
     k->xh = k->fg.ty * WG_M + r - 1, k->xw = k->fg.tx * WG_M + r - 1;
     k->qh = r - 1 - d->u.conv.ph, k->qw = r - 1 - d->u.conv.pw;
-    k->dh = imax(k->bg.ty * WG_M + r - 1, k->qh + k->fg.ty * WG_M);
-    k->dw = imax(k->bg.tx * WG_M + r - 1, k->qw + k->fg.tx * WG_M);
-    const size_t grid = imax(k->fg.ty * k->fg.tx * k->kp, k->bg.ty * k->bg.tx * k->cp);
+    k->dh = (int)zmax(k->bg.ty * WG_M + r - 1, k->qh + k->fg.ty * WG_M);
+    k->dw = (int)zmax(k->bg.tx * WG_M + r - 1, k->qw + k->fg.tx * WG_M);
+    const size_t ftiles = (size_t)k->fg.ty * k->fg.tx, btiles = (size_t)k->bg.ty * k->bg.tx;
     k->x = zalloc(k, N * k->xh * k->xw * k->cp);
     k->dy = zalloc(k, N * k->dh * k->dw * k->kp);
-    k->y = zalloc(k, N * grid * WG_M * WG_M);
     k->v = zalloc(k, e * k->fg.t * k->cp);
-    k->mk = zalloc(k, e * imax(k->fg.t, k->bg.t) * k->kp);
-    k->mc = zalloc(k, e * k->bg.t * k->cp);
+    k->z = zalloc(k, e * k->fg.t * k->kp);
+    k->cin = zalloc(k, e * k->nb * btiles * k->kp);
+    k->cout = zalloc(k, e * k->nb * zmax(ftiles * k->kp, btiles * k->cp));
+    k->y = zalloc(k, k->nb * WG_M * WG_M * zmax(ftiles * k->kp, btiles * k->cp));
     k->u = zalloc(k, e * k->cp * k->kp);
     k->du = zalloc(k, e * k->cp * k->kp);
     k->wt = zalloc(k, (size_t)r * r * k->cp * k->kp);
-    k->db = st->host->alloc(N * k->kp * sizeof(double));
-    k->bytes += N * k->kp * sizeof(double);
-    if (!k->x || !k->dy || !k->y || !k->v || !k->mk || !k->mc || !k->u || !k->du || !k->wt ||
-        !k->db) {
+    k->db = st->host->alloc(N * d->dst.h * k->kp * sizeof(double));
+    k->bytes += N * d->dst.h * k->kp * sizeof(double);
+    if (!k->x || !k->dy || !k->v || !k->z || !k->cin || !k->cout || !k->y || !k->u || !k->du ||
+        !k->wt || !k->db) {
         wg_destroy(&k->base);
         return CNB_ENOMEM;
     }
-    int rc = matmul_make(k, &k->fwd, k->fg.t, k->cp, k->kp, 0);
+    int rc = matmul_make(k, &k->fwd, k->nb * ftiles, k->cp, k->kp, k->fg.t * k->cp, 0);
     if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, 1);
+        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, k->fg.t * k->cp, 1);
     if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_data, k->bg.t, k->kp, k->cp, 0);
+        rc = matmul_make(k, &k->bwd_data, k->nb * btiles, k->kp, k->cp,
+                         k->nb * btiles * k->kp, 0);
     if (rc != CNB_OK) {
         wg_destroy(&k->base);
         return rc;
