@@ -68,6 +68,8 @@ typedef struct bconf {
     int threads[MAX_THREADS], nt;
     int warmup, min_reps, layers;
     int scaling;                  /* [bench] scaling = yes: scaling.h instead */
+    int pin;                      /* [bench] pin: groups at fewer threads than the CPUs
+                                     run on the first of them (benchmeasure.c)        */
     double min_time;
     double sample_time;           /* a whole-network sample: forward passes back to back
                                      lasting at least this (s), then training steps as

@@ -1,47 +1,50 @@
 /*
- * winograd.c - the "winograd" backend: stride-1 3x3 and 5x5 convolutions by Winograd's
- * minimal filtering, F(4x4, 3x3) and F(4x4, 5x5), with the products in the transformed
- * domain as oneDNN batched matrix multiplications. It implements CNB_OP_CONV only, and
- * answers CNB_ENOTSUP for any other geometry (a stride, another window, fewer than
- * WG_MIN_CHANNELS channels on either side, a padding past r - 1), so that it goes first
- * in a chain: "winograd+onednn" runs AlexNet's conv2 to conv5 here and the rest on
- * oneDNN, whose own Winograd kernels cover 3x3 windows only.
+ * winograd.c - the "winograd" backend: stride-1 5x5 convolutions by Winograd's minimal
+ * filtering, F(4x4, 5x5), with the products in the transformed domain as oneDNN batched
+ * matrix multiplications. It implements CNB_OP_CONV only, and answers CNB_ENOTSUP for any
+ * other geometry (another window, a stride, fewer than WG_MIN_CHANNELS channels on either
+ * side, a padding past r - 1), so that it goes first in a chain: "winograd+onednn" runs
+ * AlexNet's conv2 here and everything else on oneDNN, which has Winograd kernels for 3x3
+ * windows only (F(4x4, 3x3), faster on conv3 to conv5 than this file's products were).
  *
  * The algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
- * 2016). An output tile of m x m is
+ * 2016). An output tile of m x m (m = 4) is
  *     Y = AT [ (G g GT) . (BT d B) ] A
- * for the a x a input patch d under it (a = m + r - 1) and the r x r filter g; each
- * element of the a x a product is, over all tiles and channels, one matrix product:
+ * for the a x a input patch d under it (a = m + r - 1 = 8) and the r x r filter g; each
+ * element e of the a x a product is, over all tiles and channels, one matrix product:
  *     M[e] (tiles x K) = V[e] (tiles x C) * U[e] (C x K),   e < a * a.
  * So a 5x5 filter costs a^2 / m^2 = 4 multiplies per output and input channel instead of
- * 25 (3x3: 2.25 instead of 9), plus the transforms, which are linear in the tensors.
- * The matrices are not tabulated but derived at create from the interpolation points
- * (0, +-1, +-2, +-1/2 and infinity, the points with the smallest error in FP32 for these
- * sizes): AT[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), row j of BT
- * the coefficients of prod_{l != j} (x - p_l), and the point at infinity takes the last
- * column of AT, the last filter tap in G and prod_l (x - p_l) in BT. Derived in double,
- * kept in float.
+ * 25, plus the transforms, which are linear in the tensors. The matrices are not tabulated
+ * but derived at create from the interpolation points (0, +-1, +-2, +-1/2 and infinity):
+ * AT[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), row j of BT the
+ * coefficients of prod_{l != j} (x - p_l), and the point at infinity takes the last
+ * column of AT, the last filter tap in G and prod_l (x - p_l) in BT; in double, kept in
+ * float.
  *
- * The passes, each on tensors transposed to channels last (16 channels per vector; C and
- * K are padded to multiples of 16 with zeros):
- *   forward   V = BT d B of every tile (kept for backward), U = G g GT, M = V U,
- *             Y = AT M A plus the bias.
+ * The passes, on tensors transposed to channels last (16 channels a vector; C and K
+ * padded to multiples of 16 with zeros):
+ *   forward   U = G g GT; then per chunk of samples: V = BT d B of its tiles (V is kept
+ *             for backward), M = V U, Y = AT M A plus the bias.
  *   backward  weights: Z = A dY AT of every output tile, dU[e] = V[e]^T Z[e],
  *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
- *             flipped filter, C and K swapped, by the same three steps as the forward.
- * Every transform is out = L in LT for one small matrix L (BT, AT, G, its transpose, or
- * A), applied to 16 channels at once: one function, vectorised by the compiler for
- * AVX-512 where the CPU has it (target_clones).
+ *             flipped filter, C and K swapped, by the forward's three steps, per chunk.
+ * A chunk is as many samples as keep its products within WG_CHUNK_BYTES (one AlexNet
+ * conv2 sample: 3.2 MB), so that oneDNN writes them and the output transform reads them
+ * in the cache (AlexNet's conv2 on 1 thread, the same hour: the output transform took
+ * 0.52 ms a sample a sample at a time, 0.83 eight at a time). Every transform is out = L in LT for one small matrix L
+ * (BT, AT, G, its transpose, or A) on 16 channels at once: one function, vectorised by
+ * the compiler for AVX-512 where the CPU has it (target_clones); the layout changes
+ * gather 16 values at a time with AVX-512F (CNB_WINOGRAD_ISA=scalar: plain C).
  *
- * Accuracy: the transforms scale values by up to 21/4 (BT of F(4x4, 5x5)) and the
- * inverse sums them back, so results differ from the definition's by more rounding than
- * a direct kernel's; the conformance checker holds them to the same tolerance as every
- * other kernel (cnnbench check).
+ * Accuracy: the transforms scale values up and back (BT by up to 21/4, AT by 8), so
+ * results differ from the definition's by more rounding than a direct kernel's; its
+ * algorithm() says "winograd", and the conformance checker (cnnbench check) holds such
+ * kernels to 4 times the others' tolerance (core/src/conformance.c, FAST_EPS_FACTOR).
  *
  * Threads: cfg->threads, OpenMP's, for the transforms (../common/pool.h, pool_omp.c,
- * whose handout makes no result depend on which thread ran an item) and for oneDNN's
- * matrix products. Memory: V, M and their backward counterparts for the whole batch, the
- * price of one large product per element (AlexNet's conv2 at batch 32: about 220 MB).
+ * whose handout makes no result depend on which thread ran an item; items are rows of a
+ * sample) and for oneDNN's products. Memory: V and Z for the whole batch and the padded
+ * channels-last copies (AlexNet's conv2 at batch 32: about 200 MB).
  */
 #include <omp.h>
 #include <stdio.h>
