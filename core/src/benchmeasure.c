@@ -621,8 +621,11 @@ static int peer_entries(results *r, const bconf *bc, const bmodel *m, int thread
 /* Pins the bench's thread to the first `threads` CPUs it may run on, for a group at
  * fewer threads than it has CPUs: the threads its backends start and the peers' processes
  * inherit the set, so every side of the group runs on the same CPUs (the vCPUs of a VM
- * need not run alike), and none of them migrates (1-thread LeNet-5 rows: a CV of 2-3%
- * pinned, 10-25% free). *saved gets the set to restore. The first CPU, or -1: not pinned. */
+ * need not run alike; the tuned PyTorch peer binds its thread to the first as well) and
+ * none of them migrates. 1-thread LeNet-5 rows of a full run, free: CVs of 10-25% beside
+ * 3-6% for the pinned peer; on a quiet machine pinning costs nothing (direct+onednn 3.49
+ * ms pinned to CPU 0, 3.55 free, one run each). *saved gets the set to restore. Returns
+ * the first CPU, or -1: not pinned. */
 static int pin_group(int threads, cpu_set_t *saved)
 {
     if (sched_getaffinity(0, sizeof *saved, saved) != 0 || threads >= CPU_COUNT(saved))

@@ -128,7 +128,11 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "outlier; per-layer samples are "
                "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
                "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
-               "dropped. ", bc->sample_time * 1e3);
+               "dropped. %s", bc->sample_time * 1e3,
+            bc->pin ? "A group at fewer threads than the machine's CPUs runs pinned to the "
+                      "first of them, the peers' processes too (`pin = no` leaves them "
+                      "free). "
+                    : "No group was pinned to CPUs (`pin = no`). ");
     fprintf(f, "Training step = forward + backward + SGD update. GFLOP/s count 2 FLOPs per "
                "multiply-add (training: 3× forward for conv and fc), over the taps of a "
                "convolution's kernel that fall inside its input, as benchdnn counts them: the "
