@@ -8,6 +8,7 @@
  * section gets.
  */
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -172,6 +173,7 @@ static const char peer_script[] =
     "[ -n \"$MALLOC_TOP_PAD_\" ] && way=glibc\n"
     "echo \"$@\" > \"$dir/args-$way\"\n"
     "env | grep -E '^(OMP|OPENBLAS_NUM|MALLOC|LD_PRELOAD)' | sort > \"$dir/env-$way\"\n"
+    "grep Cpus_allowed_list /proc/self/status | cut -f2 > \"$dir/cpus-$way\"\n"
     "case $way in shipped) t=0.020;; *) t=0.010;; esac\n"
     "echo ready backend=pytorch-test create_ms=2.5 how='a \"stand-in\"'\n"
     "while read cmd nf nt; do [ \"$cmd\" = step ] || exit 0; echo $nf $nt >> \"$dir/steps-$way\"\n"
@@ -566,6 +568,39 @@ static void test_memory_columns(void)
  * bench.csv, the training cells of the report empty), both say how they ran, and the
  * fastest backend is paired with each peer's tuned way in the forward pass, with the
  * training peer's alone in the training step. */
+/* A group at 1 thread on a machine of more CPUs runs pinned to the first CPU the bench
+ * may use, and the peers' processes it starts with it; `pin = no` leaves them the bench's
+ * whole set. */
+static void test_pinned_group(void)
+{
+    cpu_set_t mine;
+    CU_ASSERT_EQUAL_FATAL(sched_getaffinity(0, sizeof mine, &mine), 0);
+    if (CPU_COUNT(&mine) < 2) {
+        fprintf(stderr, "\n  (one CPU here: nothing to pin, test skipped)\n");
+        return;
+    }
+    int first = 0;
+    while (!CPU_ISSET(first, &mine))
+        first++;
+    const char *dir = test_tmpdir();
+    char path[600], want[32];
+    write_peer(dir, "peer.sh", peer_script);
+    snprintf(path, sizeof path, "%s/cpus-shipped", dir);
+    snprintf(want, sizeof want, "%d\n", first);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
+    CU_ASSERT_STRING_EQUAL(read_file(path), want);
+    cpu_set_t after;
+    CU_ASSERT_EQUAL(sched_getaffinity(0, sizeof after, &after), 0);
+    CU_ASSERT(CPU_EQUAL(&after, &mine)); /* given back */
+
+    exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\npin = no\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file_force(exp, 1), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(read_file(path), want);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    CHECK_MSG(read_file(path), "No group was pinned to CPUs (`pin = no`).");
+}
+
 static void test_two_peers(void)
 {
     const char *dir = test_tmpdir();
@@ -1010,6 +1045,7 @@ void suite_bench(void)
         {"fused runs: named in bench.csv, timed on their first layer", test_fused_runs},
         {"memory: a kernel's heap in forward, a 2.2 backend's unknown", test_memory_columns},
         {"two peers, one only inferring: its forward rows, pairs per pass", test_two_peers},
+        {"a group at fewer threads than the CPUs runs pinned, its peers too", test_pinned_group},
         {"a peer without its framework or interpreter: skipped, saying why", test_missing_peer},
         {"onnxruntime-peer.mjs without onnxruntime-node: skipped, how to install",
          test_onnxruntime_absent},
