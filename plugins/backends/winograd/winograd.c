@@ -28,8 +28,8 @@
  *   backward  weights: Z = A dY AT of every output tile, dU[e] = V[e]^T Z[e],
  *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
  *             flipped filter, C and K swapped, by the forward's three steps, per chunk.
- * A chunk is as many samples as keep its products within WG_CHUNK_BYTES (one AlexNet
- * conv2 sample: 3.2 MB), so that oneDNN writes them and the output transform reads them
+ * A chunk is as many samples as keep its products within WG_CHUNK_BYTES a thread (one
+ * AlexNet conv2 sample: 3.2 MB forward, 4.4 backward), so that oneDNN writes them and the output transform reads them
  * in the cache (AlexNet's conv2 on 1 thread, the same hour: the output transform took
  * 0.52 ms a sample a sample at a time, 0.83 eight at a time). Every transform is out = L in LT for one small matrix L
  * (BT, AT, G, its transpose, or A) on 16 channels at once: one function, vectorised by
@@ -62,7 +62,7 @@
 #define WG_A (WG_M + WG_R - 1)         /* transformed tile: a x a                   */
 #define WG_MIN_CHANNELS 16             /* fewer on either side: left to the chain   */
 #define LANES 16                       /* channels per vector                       */
-#define WG_CHUNK_BYTES ((size_t)4 << 20)      /* a chunk's products, at most (one sample more) */
+#define WG_CHUNK_BYTES ((size_t)5 << 20) /* a chunk's products a thread, at most          */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -754,7 +754,9 @@ static float *zalloc(wg_kernel *k, size_t n)
 }
 
 /* Samples a chunk: the most that divides the batch and keeps a chunk's products within
- * WG_CHUNK_BYTES, at least one. */
+ * WG_CHUNK_BYTES a thread, at least one (AlexNet's conv2: 4.4 MB a sample in backward, so
+ * 1 a chunk on 1 thread and 2 on 2, where each thread then has a sample's rows to
+ * transform and oneDNN's products have twice the rows). */
 static int chunk_samples(const wg_kernel *k)
 {
     const size_t e = (size_t)WG_A * WG_A;
@@ -763,7 +765,7 @@ static int chunk_samples(const wg_kernel *k)
                             (size_t)k->bg.ty * k->bg.tx * (k->cp + k->kp));
     int nb = 1;
     for (int b = 2; b <= k->d.batch; b++)
-        if (k->d.batch % b == 0 && b * per <= WG_CHUNK_BYTES)
+        if (k->d.batch % b == 0 && b * per <= WG_CHUNK_BYTES * k->st->threads)
             nb = b;
     return nb;
 }
