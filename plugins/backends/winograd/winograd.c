@@ -62,7 +62,7 @@
 #define WG_A (WG_M + WG_R - 1)         /* transformed tile: a x a                   */
 #define WG_MIN_CHANNELS 16             /* fewer on either side: left to the chain   */
 #define LANES 16                       /* channels per vector                       */
-#define WG_CHUNK_BYTES ((size_t)5 << 20) /* a chunk's products a thread, at most          */
+#define WG_CHUNK_BYTES ((size_t)5 << 20) /* a chunk's products a thread, at most */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -107,11 +107,11 @@ typedef struct wg_kernel {
     wg_state *st;
     cnb_op_desc d;
     int cp, kp;                   /* C and K padded to 16                               */
-    float at[WG_M][WG_A];     /* AT: a -> m                                         */
-    float am[WG_A][WG_M];     /* A = AT^T: m -> a                                   */
-    float g[WG_A][WG_R];  /* G: r -> a                                          */
-    float gt[WG_R][WG_A]; /* GT: a -> r                                         */
-    float bt[WG_A][WG_A]; /* BT: a -> a                                         */
+    float at[WG_M][WG_A];         /* AT: a -> m                                         */
+    float am[WG_A][WG_M];         /* A = AT^T: m -> a                                   */
+    float g[WG_A][WG_R];          /* G: r -> a                                          */
+    float gt[WG_R][WG_A];         /* GT: a -> r                                         */
+    float bt[WG_A][WG_A];         /* BT: a -> a                                         */
     wg_grid fg, bg;               /* the forward output's tiles, the input's            */
     int xh, xw;                   /* src padded, channels last: xh x xw x cp a sample  */
     int qh, qw, dh, dw;           /* diff_dst padded by (qh, qw): dh x dw x kp          */
@@ -129,7 +129,6 @@ typedef struct wg_kernel {
     double *db;                   /* diff_bias partial sums: [batch * oh][kp]           */
     size_t bytes;                 /* all of the above, and oneDNN's scratchpads         */
     wg_matmul fwd, bwd_data, bwd_weights;
-    const char *impl;             /* oneDNN's implementation of the products            */
 } wg_kernel;
 
 /* ------------------------------------------------------------------------------------ */
@@ -410,9 +409,9 @@ static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int
 /* ------------------------------------------------------------------------------------ */
 /* oneDNN's batched products. */
 
-/* dst[e] (rows x cols) = src[e] (rows x inner) * wei[e] (inner x cols), e < a * a; src[e]
- * rows src_ld floats apart (a chunk of V's tiles is a block of its rows), or, with
- * src_transposed, src[e] stored as inner x rows (V^T); with accumulate, dst += instead. */
+/* dst[e] (rows x cols) = src[e] (rows x inner) * wei[e] (inner x cols), e < a * a, the
+ * src[e] src_e_stride floats apart (a chunk of V's tiles is a block of V[e]'s rows); with
+ * src_transposed, src[e] is stored as inner x rows (V^T). */
 static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t inner,
                        dnnl_dim_t cols, dnnl_dim_t src_e_stride, int src_transposed)
 {
@@ -441,10 +440,6 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
     if (rc == dnnl_success)
         rc = dnnl_primitive_desc_create(&pd, &md, attr, k->st->engine, NULL);
     if (rc == dnnl_success) {
-        const char *impl = NULL;
-        if (!src_transposed &&
-            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success)
-            k->impl = impl; /* static storage in oneDNN */
         const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         mm->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
         if (mm->scratch_bytes && !(mm->scratch_buf = k->st->host->alloc(mm->scratch_bytes)))
