@@ -56,6 +56,10 @@ extern "C" {
  *      consumer may refuse with CNB_ENOTSUP, and the host then makes both again on NCHW.
  * The id then covers the edge's four tensors: dst and diff_dst of the producer, src and
  * diff_src of the consumer. A backend without layout_of() only ever sees CNB_LAYOUT_NCHW.
+ * A native layout never takes a layer from an earlier backend of the chain: when one
+ * would make the consumer's kernel on NCHW, the host makes the producer again on NCHW and
+ * gives the consumer to that backend (so a kernel_create may be called, and its kernel
+ * destroyed, once more than the network keeps).
  */
 #define CNB_LAYOUT_NCHW 0u
 #define CNB_LAYOUT_ANY 0xffffffffu
