@@ -657,8 +657,10 @@ int bench_measure_group(results *r, const bconf *bc, const bmodel *m, int thread
     char label[600];
     bench_model_label(m, label, sizeof label);
     printf("%s, %d thread%s", label, threads, threads == 1 ? "" : "s");
-    if (pinned >= 0)
-        printf(" (pinned to CPU %d%s)", pinned, threads == 1 ? "" : " and on");
+    if (pinned >= 0 && threads == 1)
+        printf(" (pinned to CPU %d)", pinned);
+    else if (pinned >= 0)
+        printf(" (pinned to %d CPUs from CPU %d)", threads, pinned);
     printf(":");
     for (int k = 0; k < ne; k++)
         printf(" %s (batch %d)", es[k].b >= 0 ? bc->backends[es[k].b] : es[k].peer.backend,
