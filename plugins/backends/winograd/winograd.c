@@ -15,11 +15,11 @@
  *     M[e] (tiles x K) = V[e] (tiles x C) * U[e] (C x K),   e < a * a.
  * So a 5x5 filter costs a^2 / m^2 = 4 multiplies per output and input channel instead of
  * 25, plus the transforms, which are linear in the tensors. The matrices are not tabulated
- * but derived at create from the interpolation points (0, +-1, +-2, +-1/2 and infinity):
+ * but derived from the interpolation points (0, +-1, +-2, +-1/2 and infinity):
  * AT[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), row j of BT the
  * coefficients of prod_{l != j} (x - p_l), and the point at infinity takes the last
  * column of AT, the last filter tap in G and prod_l (x - p_l) in BT; in double, kept in
- * float.
+ * float, once per backend state.
  *
  * The passes, on tensors transposed to channels last (16 channels a vector; C and K
  * padded to multiples of 16 with zeros):
@@ -89,6 +89,11 @@ typedef struct wg_state {
     int threads;
     int avx512; /* the layout changes in AVX-512F (the CPU has it; CNB_WINOGRAD_ISA) */
     thread_pool *pool;
+    float at[WG_M][WG_A];  /* AT: a -> m      the transforms, the same for every kernel */
+    float am[WG_A][WG_M];  /* A = AT^T: m -> a                                          */
+    float g[WG_A][WG_R];   /* G: r -> a                                                 */
+    float gt[WG_R][WG_A];  /* GT: a -> r                                                */
+    float bt[WG_A][WG_A];  /* BT: a -> a                                                */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     char info[160];
@@ -112,11 +117,6 @@ typedef struct wg_kernel {
     wg_state *st;
     cnb_op_desc d;
     int cp, kp;                   /* C and K padded to 16                               */
-    float at[WG_M][WG_A];         /* AT: a -> m                                         */
-    float am[WG_A][WG_M];         /* A = AT^T: m -> a                                   */
-    float g[WG_A][WG_R];          /* G: r -> a                                          */
-    float gt[WG_R][WG_A];         /* GT: a -> r                                         */
-    float bt[WG_A][WG_A];         /* BT: a -> a                                         */
     wg_grid fg, bg;               /* the forward output's tiles, the input's            */
     int xh, xw;                   /* src padded, channels last: xh x xw x cp a sample  */
     int qh, qw, dh, dw;           /* diff_dst padded by (qh, qw): dh x dw x kp          */
@@ -155,13 +155,14 @@ static void poly_roots(const double *p, int n, int skip, double *coef)
     }
 }
 
-static void derive(wg_kernel *k)
+/* The transforms of F(4x4, 5x5), once per backend state (above, and the file's comment). */
+static void derive(wg_state *st)
 {
     static const double pts[WG_A - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
     const int a = WG_A, r = WG_R, n = a - 1; /* n finite points and infinity */
-    memset(k->at, 0, sizeof k->at);
-    memset(k->g, 0, sizeof k->g);
-    memset(k->bt, 0, sizeof k->bt);
+    memset(st->at, 0, sizeof st->at);
+    memset(st->g, 0, sizeof st->g);
+    memset(st->bt, 0, sizeof st->bt);
     for (int j = 0; j < n; j++) {
         double f = 1, coef[WG_A];
         for (int l = 0; l < n; l++)
@@ -169,25 +170,25 @@ static void derive(wg_kernel *k)
         double pw = 1;
         for (int i = 0; i < WG_M || i < r; i++, pw *= pts[j]) {
             if (i < WG_M)
-                k->at[i][j] = (float)pw;
+                st->at[i][j] = (float)pw;
             if (i < r)
-                k->g[j][i] = (float)(pw / f);
+                st->g[j][i] = (float)(pw / f);
         }
         poly_roots(pts, n, j, coef);
         for (int t = 0; t < n; t++)
-            k->bt[j][t] = (float)coef[t];
+            st->bt[j][t] = (float)coef[t];
     }
     double coef[WG_A + 1];
     poly_roots(pts, n, -1, coef);
     for (int t = 0; t < a; t++)
-        k->bt[n][t] = (float)coef[t];
-    k->at[WG_M - 1][n] = 1;
-    k->g[n][r - 1] = 1;
+        st->bt[n][t] = (float)coef[t];
+    st->at[WG_M - 1][n] = 1;
+    st->g[n][r - 1] = 1;
     for (int i = 0; i < a; i++) {
         for (int j = 0; j < WG_M; j++)
-            k->am[i][j] = k->at[j][i];
+            st->am[i][j] = st->at[j][i];
         for (int j = 0; j < r; j++)
-            k->gt[j][i] = k->g[i][j];
+            st->gt[j][i] = st->g[i][j];
     }
 }
 
@@ -366,14 +367,14 @@ static void tiles_in(const float *L, int ld, int ni, const float *src, int ww, i
 static void tiles_bt(const wg_kernel *k, const float *src, int ww, int cpad, int tx, int ty,
                      size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(&k->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
+    tiles_in(&k->st->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
 }
 
 /* A's m x m blocks at (top, left) (the output gradient's Z, for the weight gradient) */
 static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int left, int cpad,
                     int tx, int ty, size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(&k->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride, dst);
+    tiles_in(&k->st->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride, dst);
 }
 
 /* The output transform AT M A of tiles tile0 .. tile0 + tx - 1 of src (elements e_stride
@@ -385,7 +386,7 @@ static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, siz
     const size_t row = (size_t)tx * WG_M * cpad;
     for (int j = 0; j < tx; j++)
         for (int c = 0; c < cpad; c += LANES)
-            sandwich(&k->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
+            sandwich(&k->st->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
                      WG_A * e_stride, e_stride, dst + (size_t)j * WG_M * cpad + c, row, cpad);
 }
 
@@ -397,7 +398,7 @@ static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int
 {
     const size_t e_stride = (size_t)cip * cop;
     for (int ci = 0; ci < ci_n; ci++)
-        sandwich(&k->g[0][0], WG_R, WG_A, WG_R, f + (size_t)ci * WG_R * WG_R * cop + co,
+        sandwich(&k->st->g[0][0], WG_R, WG_A, WG_R, f + (size_t)ci * WG_R * WG_R * cop + co,
                  (size_t)WG_R * cop, cop, u + (size_t)ci * cop + co, WG_A * e_stride,
                  e_stride);
 }
@@ -407,7 +408,7 @@ static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int
 static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int kp, float *f)
 {
     for (int co = 0; co < kp; co += LANES)
-        sandwich(&k->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride, f + co,
+        sandwich(&k->st->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride, f + co,
                  (size_t)WG_R * kp, kp);
 }
 
@@ -793,7 +794,6 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     k->cp = (d->src.c + LANES - 1) / LANES * LANES;
     k->kp = (d->dst.c + LANES - 1) / LANES * LANES;
     k->bytes = sizeof *k;
-    derive(k);
     const size_t e = (size_t)WG_A * WG_A, N = d->batch;
     k->fg = grid_over(d->dst.h, d->dst.w, d->batch);
     k->bg = grid_over(d->src.h, d->src.w, d->batch);
@@ -851,6 +851,7 @@ static int wg_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
     const char *isa = getenv("CNB_WINOGRAD_ISA");
     st->avx512 = __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "scalar") == 0);
 #endif
+    derive(st);
     omp_set_num_threads(st->threads);
     if (dnnl_engine_create(&st->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags) !=
