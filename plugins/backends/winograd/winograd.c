@@ -42,9 +42,12 @@
  * kernels to 4 times the others' tolerance (core/src/conformance.c, FAST_EPS_FACTOR).
  *
  * Heap: forward and backward allocate nothing of their own, but oneDNN 2.6's batched
- * product (brg:avx512_core) allocates a 72 KiB buffer per matrix at every call, inside
- * its parallel loop, whatever the scratchpad mode: 4.7 MB in 64 allocations per chunk
- * for AlexNet's conv2 (the bench's alloc columns).
+ * product allocates a 72 KiB packing buffer per matrix at every call, inside its parallel
+ * loop, whatever the scratchpad mode: 4.7 MB in 64 allocations per chunk for AlexNet's
+ * conv2 (the bench's alloc columns). For a chunk's shapes (49 to 392 rows) it picks
+ * gemm:jit, which packs its operands itself at every call and takes the weights in the
+ * plain layout even when offered any other (format_tag_any), so there is no packed copy
+ * to make once per pass instead; from 1,568 rows on it picks brg:avx512_core.
  *
  * Threads: cfg->threads, OpenMP's, for the transforms (../common/pool.h, pool_omp.c,
  * whose handout makes no result depend on which thread ran an item; items are rows of a
