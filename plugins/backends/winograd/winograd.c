@@ -29,9 +29,10 @@
  *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
  *             flipped filter, C and K swapped, by the forward's three steps, per chunk.
  * A chunk is as many samples as keep its products within WG_CHUNK_BYTES a thread (one
- * AlexNet conv2 sample: 3.2 MB forward, 4.4 backward), so that oneDNN writes them and the output transform reads them
- * in the cache (AlexNet's conv2 on 1 thread, the same hour: the output transform took
- * 0.52 ms a sample a sample at a time, 0.83 eight at a time). Every transform is out = L in LT for one small matrix L
+ * AlexNet conv2 sample: 3.2 MB forward, 4.4 backward), so that oneDNN writes them and
+ * the output transform reads them in the cache (AlexNet's conv2 on 1 thread, the same
+ * hour: the output transform took 0.52 ms a sample a sample at a time, 0.83 eight at a
+ * time). Every transform is out = L in LT for one small matrix L
  * (BT, AT, G, its transpose, or A) on 16 channels at once: one function, vectorised by
  * the compiler for AVX-512 where the CPU has it (target_clones); the layout changes
  * gather 16 values at a time with AVX-512F (CNB_WINOGRAD_ISA=scalar: plain C).
@@ -449,7 +450,8 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
     if (rc == dnnl_success)
         rc = dnnl_primitive_desc_create(&pd, &md, attr, k->st->engine, NULL);
     if (rc == dnnl_success) {
-        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         mm->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
         if (mm->scratch_bytes && !(mm->scratch_buf = k->st->host->alloc(mm->scratch_bytes)))
             rc = dnnl_out_of_memory;
@@ -529,7 +531,7 @@ typedef enum wg_step {
     FWD_LAYOUT,  /* x <- src. Items: the chunk's samples x src rows                   */
     FWD_TILES,   /* V. Items: the chunk's samples x tile rows                          */
     FWD_OUT,     /* dst <- AT M A + bias. Items: the chunk's samples x tile rows       */
-    BWD_LAYOUT,  /* dy <- diff_dst, and its row sums. Items: samples x dst rows        */
+    BWD_LAYOUT,  /* dy <- diff_dst, its row sums for diff_bias. Items: samples x rows  */
     BWD_Z,       /* Z <- A dY AT over the forward's tiles. Items: samples x tile rows  */
     BWD_WEIGHTS, /* diff_weights <- GT dU G. Items: input channels                     */
     BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U. Items: 16 c each      */
@@ -574,22 +576,21 @@ static void step_item(const wg_call *call, int i)
     const int C = d->src.c, K = d->dst.c, r = WG_R, rr = r * r, cp = k->cp, kp = k->kp;
     const size_t src_plane = (size_t)d->src.h * d->src.w, dst_plane = (size_t)d->dst.h * d->dst.w;
     switch (call->step) {
-    case FWD_FILTER: /* channels co of every c */
-        for (int co = i * LANES; co < (i + 1) * LANES && co < K; co++)
-            for (int c = 0; c < C; c++)
+    case FWD_FILTER:
+    case BWD_FILTER: { /* the filters of outputs o of block i, wt[in][t][o]; backward the
+                          correlation's: C and K swapped, w[k][c] flipped (t -> rr - 1 - t) */
+        const int bwd = call->step == BWD_FILTER;
+        const int nin = bwd ? K : C, nout = bwd ? C : K, ipad = bwd ? kp : cp;
+        const int opad = bwd ? cp : kp;
+        for (int o = i * LANES; o < (i + 1) * LANES && o < nout; o++)
+            for (int in = 0; in < nin; in++) {
+                const float *w = A->weights + (bwd ? (size_t)in * C + o : (size_t)o * C + in) * rr;
                 for (int t = 0; t < rr; t++)
-                    k->wt[((size_t)c * rr + t) * kp + co] =
-                        A->weights[((size_t)co * C + c) * rr + t];
-        filter_in(k, k->wt, C, cp, kp, i * LANES, k->u);
+                    k->wt[((size_t)in * rr + t) * opad + o] = w[bwd ? rr - 1 - t : t];
+            }
+        filter_in(k, k->wt, nin, ipad, opad, i * LANES, k->u);
         break;
-    case BWD_FILTER: /* flipped: wt[k][t][c] = w[k][c][rr - 1 - t] */
-        for (int ci = i * LANES; ci < (i + 1) * LANES && ci < C; ci++)
-            for (int co = 0; co < K; co++)
-                for (int t = 0; t < rr; t++)
-                    k->wt[((size_t)co * rr + t) * cp + ci] =
-                        A->weights[((size_t)co * C + ci) * rr + rr - 1 - t];
-        filter_in(k, k->wt, K, kp, cp, i * LANES, k->u);
-        break;
+    }
     case BWD_WEIGHTS: { /* input channel i of every k: GT dU G into wt[i][t][kp], then out */
         float *f = k->wt + (size_t)i * rr * kp;
         filter_out(k, k->du + (size_t)i * kp, (size_t)cp * kp, kp, f);
@@ -609,7 +610,8 @@ static void step_item(const wg_call *call, int i)
         const int n = call->n0 + i / d->dst.h, y = i % d->dst.h;
         float *row = k->dy + (((size_t)n * k->dh + k->qh + y) * k->dw + k->qw) * kp;
         channels_last(k, A->diff_dst + n * K * dst_plane + (size_t)y * d->dst.w, K, dst_plane,
-                      d->dst.w, row, kp, k->db + ((size_t)n * d->dst.h + y) * kp);
+                      d->dst.w, row, kp,
+                      A->diff_bias ? k->db + ((size_t)n * d->dst.h + y) * kp : NULL);
         break;
     }
     case FWD_TILES: {
