@@ -33,9 +33,11 @@
  * the output transform reads them in the cache (AlexNet's conv2 on 1 thread, the same
  * hour: the output transform took 0.52 ms a sample a sample at a time, 0.83 eight at a
  * time). Every transform is out = L in LT for one small matrix L
- * (BT, AT, G, its transpose, or A) on 16 channels at once: one function, vectorised by
- * the compiler for AVX-512 where the CPU has it (target_clones); the layout changes
- * gather 16 values at a time with AVX-512F (CNB_WINOGRAD_ISA=scalar: plain C).
+ * (BT, AT, G, its transpose, or A) on 16 channels at once: AVX-512F intrinsics for each
+ * of the five shapes where the CPU has it, else one plain C function (target_clones);
+ * the layout changes gather 16 values at a time with AVX-512F (CNB_WINOGRAD_ISA=scalar:
+ * plain C for both). The a * a elements of a transformed tensor are a skewed stride
+ * apart (skew(), below), never a multiple of 4 KiB.
  *
  * Accuracy: the transforms scale values up and back (BT by up to 21/4, AT by 8), so
  * results differ from the definition's by more rounding than a direct kernel's; its
@@ -127,6 +129,7 @@ typedef struct wg_kernel {
     int nb;                       /* samples a chunk (below)                            */
     float *x;                     /* src, padded, channels last                         */
     float *dy;                    /* diff_dst, padded, channels last                    */
+    size_t ve, ze, ine, oute, ue; /* the element strides of v, z, cin, cout, u and du   */
     float *v;                     /* V[e][fg.t][cp], kept for backward                  */
     float *z;                     /* Z[e][fg.t][kp]                                     */
     float *cin;                   /* a chunk's V of diff_dst: [e][nb tiles][kp]         */
@@ -232,6 +235,81 @@ static void sandwich(const float *L, int ld, int no, int ni, const float *in, si
             }
             memcpy(out + i * orow + j * ocol, acc, sizeof acc);
         }
+}
+
+#if WG_HAVE_AVX512
+/* The same with AVX-512F, for sizes known at compile time (each caller below is one of
+ * the five shapes of the transforms): dense, every coefficient a broadcast FMA, the ni
+ * inputs of a column and the no sums in registers. The loops of the plain version, with
+ * their sizes and zero tests at run time, cost AlexNet's conv2 about 25 ms of its 51 ms
+ * forward on 1 thread, for some 2 ms of arithmetic. */
+#define WG_SANDWICH_ARGS                                                                   \
+    const float *L, int ld, const float *in, size_t irow, size_t icol, float *out,           \
+        size_t orow, size_t ocol
+static inline __attribute__((always_inline)) WG_AVX512 void
+sandwich_zmm(const float *L, int ld, const int no, const int ni, const float *in, size_t irow,
+             size_t icol, float *out, size_t orow, size_t ocol)
+{
+    __m512 t[WG_A][WG_A]; /* L in: no x ni */
+#pragma GCC unroll 8
+    for (int q = 0; q < ni; q++) {
+        __m512 x[WG_A];
+#pragma GCC unroll 8
+        for (int p = 0; p < ni; p++)
+            x[p] = _mm512_loadu_ps(in + p * irow + q * icol);
+#pragma GCC unroll 8
+        for (int i = 0; i < no; i++) {
+            __m512 acc = _mm512_mul_ps(_mm512_set1_ps(L[i * ld]), x[0]);
+#pragma GCC unroll 8
+            for (int p = 1; p < ni; p++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(L[i * ld + p]), x[p], acc);
+            t[i][q] = acc;
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < no; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < no; j++) {
+            __m512 acc = _mm512_mul_ps(_mm512_set1_ps(L[j * ld]), t[i][0]);
+#pragma GCC unroll 8
+            for (int q = 1; q < ni; q++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(L[j * ld + q]), t[i][q], acc);
+            _mm512_storeu_ps(out + i * orow + j * ocol, acc);
+        }
+}
+
+#define WG_SANDWICH(NO, NI)                                                                \
+    WG_AVX512 static void sandwich_##NO##x##NI(WG_SANDWICH_ARGS)                             \
+    {                                                                                      \
+        sandwich_zmm(L, ld, NO, NI, in, irow, icol, out, orow, ocol);                      \
+    }
+WG_SANDWICH(8, 8) /* BT: the input tiles     */
+WG_SANDWICH(4, 8) /* AT: the output tiles    */
+WG_SANDWICH(8, 4) /* A: the gradient's tiles */
+WG_SANDWICH(8, 5) /* G: the filters          */
+WG_SANDWICH(5, 8) /* GT: their gradient      */
+#endif
+
+/* out = L in LT (sandwich's arguments) in this state's ISA. */
+static void transform(const wg_kernel *k, const float *L, int ld, int no, int ni,
+                      const float *in, size_t irow, size_t icol, float *out, size_t orow,
+                      size_t ocol)
+{
+#if WG_HAVE_AVX512
+    void (*f)(WG_SANDWICH_ARGS) = NULL;
+    if (k->st->avx512)
+        f = no == 8 && ni == 8   ? sandwich_8x8
+            : no == 4 && ni == 8 ? sandwich_4x8
+            : no == 8 && ni == 4 ? sandwich_8x4
+            : no == 8 && ni == 5 ? sandwich_8x5
+            : no == 5 && ni == 8 ? sandwich_5x8
+                                 : NULL;
+    if (f) {
+        f(L, ld, in, irow, icol, out, orow, ocol);
+        return;
+    }
+#endif
+    sandwich(L, ld, no, ni, in, irow, icol, out, orow, ocol);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -354,16 +432,16 @@ static void nchw(const wg_kernel *k, const float *src, int cpad, float *dst, int
  * (rows of ww pixels of cpad channels), tile (ty, j) taking the ni x ni block d at
  * (top + ty m, left + j m) and being tile number tile0 + j of dst, whose elements e are
  * e_stride floats apart. L is a x ni with rows of ld floats. */
-static void tiles_in(const float *L, int ld, int ni, const float *src, int ww, int top,
-                     int left, int cpad, int tx, int ty, size_t tile0, size_t e_stride,
-                     float *dst)
+static void tiles_in(const wg_kernel *k, const float *L, int ld, int ni, const float *src,
+                     int ww, int top, int left, int cpad, int tx, int ty, size_t tile0,
+                     size_t e_stride, float *dst)
 {
     const size_t row = (size_t)ww * cpad;
     for (int j = 0; j < tx; j++) {
         const float *s = src + (size_t)(top + ty * WG_M) * row + (size_t)(left + j * WG_M) * cpad;
         for (int c = 0; c < cpad; c += LANES)
-            sandwich(L, ld, WG_A, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
-                     WG_A * e_stride, e_stride);
+            transform(k, L, ld, WG_A, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
+                      WG_A * e_stride, e_stride);
     }
 }
 
@@ -371,14 +449,16 @@ static void tiles_in(const float *L, int ld, int ni, const float *src, int ww, i
 static void tiles_bt(const wg_kernel *k, const float *src, int ww, int cpad, int tx, int ty,
                      size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(&k->st->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
+    tiles_in(k, &k->st->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride,
+             dst);
 }
 
 /* A's m x m blocks at (top, left) (the output gradient's Z, for the weight gradient) */
 static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int left, int cpad,
                     int tx, int ty, size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(&k->st->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride, dst);
+    tiles_in(k, &k->st->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride,
+             dst);
 }
 
 /* The output transform AT M A of tiles tile0 .. tile0 + tx - 1 of src (elements e_stride
@@ -390,21 +470,19 @@ static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, siz
     const size_t row = (size_t)tx * WG_M * cpad;
     for (int j = 0; j < tx; j++)
         for (int c = 0; c < cpad; c += LANES)
-            sandwich(&k->st->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
-                     WG_A * e_stride, e_stride, dst + (size_t)j * WG_M * cpad + c, row, cpad);
+            transform(k, &k->st->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
+                      WG_A * e_stride, e_stride, dst + (size_t)j * WG_M * cpad + c, row, cpad);
 }
 
 /* U[e][ci][co..co+15] = G g GT for the filters of inputs ci < ci_n, held channels last
- * (f[ci][r*r][cop]); U[e] is cip x cop, its rows past ci_n left as they are (their
+ * (f[ci][r*r][cop]); U[e] has rows of cop, those past ci_n left as they are (their
  * inputs, the padding channels, are zeros). */
-static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int cop, int co,
-                      float *u)
+static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cop, int co, float *u)
 {
-    const size_t e_stride = (size_t)cip * cop;
     for (int ci = 0; ci < ci_n; ci++)
-        sandwich(&k->st->g[0][0], WG_R, WG_A, WG_R, f + (size_t)ci * WG_R * WG_R * cop + co,
-                 (size_t)WG_R * cop, cop, u + (size_t)ci * cop + co, WG_A * e_stride,
-                 e_stride);
+        transform(k, &k->st->g[0][0], WG_R, WG_A, WG_R,
+                  f + (size_t)ci * WG_R * WG_R * cop + co, (size_t)WG_R * cop, cop,
+                  u + (size_t)ci * cop + co, WG_A * k->ue, k->ue);
 }
 
 /* dW = GT dU G for input channel ci and every output channel: dU[e][ci][kp] (elements
@@ -412,24 +490,25 @@ static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cip, int
 static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int kp, float *f)
 {
     for (int co = 0; co < kp; co += LANES)
-        sandwich(&k->st->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride, f + co,
-                 (size_t)WG_R * kp, kp);
+        transform(k, &k->st->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride,
+                  f + co, (size_t)WG_R * kp, kp);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* oneDNN's batched products. */
 
 /* dst[e] (rows x cols) = src[e] (rows x inner) * wei[e] (inner x cols), e < a * a, the
- * src[e] src_e_stride floats apart (a chunk of V's tiles is a block of V[e]'s rows); with
- * src_transposed, src[e] is stored as inner x rows (V^T). */
+ * src[e], wei[e] and dst[e] src_e, wei_e and dst_e floats apart (a chunk of V's tiles is
+ * a block of V[e]'s rows); with src_transposed, src[e] is stored as inner x rows (V^T). */
 static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t inner,
-                       dnnl_dim_t cols, dnnl_dim_t src_e_stride, int src_transposed)
+                       dnnl_dim_t cols, size_t src_e, size_t wei_e, size_t dst_e,
+                       int src_transposed)
 {
     const dnnl_dim_t e = (dnnl_dim_t)WG_A * WG_A;
     dnnl_memory_desc_t s, w, d;
     dnnl_dims_t sd = {e, rows, inner}, wd = {e, inner, cols}, dd = {e, rows, cols};
-    dnnl_dims_t ss = {src_e_stride, inner, 1}, ws = {inner * cols, cols, 1},
-                ds = {rows * cols, cols, 1};
+    dnnl_dims_t ss = {(dnnl_dim_t)src_e, inner, 1}, ws = {(dnnl_dim_t)wei_e, cols, 1},
+                ds = {(dnnl_dim_t)dst_e, cols, 1};
     if (src_transposed)
         ss[1] = 1, ss[2] = rows;
     dnnl_matmul_desc_t md;
@@ -580,20 +659,19 @@ static void step_item(const wg_call *call, int i)
     case BWD_FILTER: { /* the filters of outputs o of block i, wt[in][t][o]; backward the
                           correlation's: C and K swapped, w[k][c] flipped (t -> rr - 1 - t) */
         const int bwd = call->step == BWD_FILTER;
-        const int nin = bwd ? K : C, nout = bwd ? C : K, ipad = bwd ? kp : cp;
-        const int opad = bwd ? cp : kp;
+        const int nin = bwd ? K : C, nout = bwd ? C : K, opad = bwd ? cp : kp;
         for (int o = i * LANES; o < (i + 1) * LANES && o < nout; o++)
             for (int in = 0; in < nin; in++) {
                 const float *w = A->weights + (bwd ? (size_t)in * C + o : (size_t)o * C + in) * rr;
                 for (int t = 0; t < rr; t++)
                     k->wt[((size_t)in * rr + t) * opad + o] = w[bwd ? rr - 1 - t : t];
             }
-        filter_in(k, k->wt, nin, ipad, opad, i * LANES, k->u);
+        filter_in(k, k->wt, nin, opad, i * LANES, k->u);
         break;
     }
     case BWD_WEIGHTS: { /* input channel i of every k: GT dU G into wt[i][t][kp], then out */
         float *f = k->wt + (size_t)i * rr * kp;
-        filter_out(k, k->du + (size_t)i * kp, (size_t)cp * kp, kp, f);
+        filter_out(k, k->du + (size_t)i * kp, k->ue, kp, f);
         for (int co = 0; co < K; co++)
             for (int t = 0; t < rr; t++)
                 A->diff_weights[((size_t)co * C + i) * rr + t] = f[(size_t)t * kp + co];
@@ -618,21 +696,21 @@ static void step_item(const wg_call *call, int i)
         const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
         const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
         tiles_bt(k, k->x + (size_t)n * k->xh * k->xw * cp, k->xw, cp, k->fg.tx, ty, tile0,
-                 (size_t)k->fg.t * cp, k->v);
+                 k->ve, k->v);
         break;
     }
     case BWD_Z: {
         const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
         const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
         tiles_a(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, k->qh, k->qw, kp, k->fg.tx,
-                ty, tile0, (size_t)k->fg.t * kp, k->z);
+                ty, tile0, k->ze, k->z);
         break;
     }
     case BWD_TILES: { /* tiles numbered within the chunk */
         const int nc = i / k->bg.ty, ty = i % k->bg.ty, n = call->n0 + nc;
         const size_t tile0 = ((size_t)nc * k->bg.ty + ty) * k->bg.tx;
         tiles_bt(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, kp, k->bg.tx, ty, tile0,
-                 (size_t)call->nb * k->bg.ty * k->bg.tx * kp, k->cin);
+                 k->ine, k->cin);
         break;
     }
     case FWD_OUT:
@@ -644,7 +722,7 @@ static void step_item(const wg_call *call, int i)
         const int h = fwd ? d->dst.h : d->src.h, w = fwd ? d->dst.w : d->src.w;
         const size_t plane = (size_t)h * w, tile0 = ((size_t)nc * g->ty + ty) * g->tx;
         float *grid = k->y + (size_t)i * WG_M * g->tx * WG_M * cpad; /* this tile row's */
-        tiles_out(k, k->cout, (size_t)call->nb * g->ty * g->tx * cpad, tile0, cpad, g->tx, grid);
+        tiles_out(k, k->cout, k->oute, tile0, cpad, g->tx, grid);
         float *out = (fwd ? A->dst : A->diff_src) + (size_t)n * ch * plane;
         for (int y = ty * WG_M; y < (ty + 1) * WG_M && y < h; y++)
             nchw(k, grid + (size_t)(y - ty * WG_M) * g->tx * WG_M * cpad, cpad,
@@ -748,6 +826,18 @@ static wg_grid grid_over(int h, int w, int batch)
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
+/* The stride of the a * a elements of a transformed tensor of n floats each: n rounded up
+ * to 4 KiB, plus one cache line. A transform writes (or reads) the 64 elements of a tile
+ * at once, 64 streams a stride apart; at a multiple of 4 KiB (AlexNet's conv2: V's 1,568
+ * tiles x 96 channels) all of them fall in one set of the L1 cache, whose 8 ways then
+ * evict each other on every line. One line more puts each stream in a set of its own,
+ * in the L1 and, the line count being odd, in the L2. */
+static size_t skew(size_t n)
+{
+    const size_t page = 4096 / sizeof(float), line = 64 / sizeof(float);
+    return (n + page - 1) / page * page + line;
+}
+
 /* A zeroed buffer of n floats, counted in k->bytes. */
 static float *zalloc(wg_kernel *k, size_t n)
 {
@@ -810,13 +900,17 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     const size_t ftiles = (size_t)k->fg.ty * k->fg.tx, btiles = (size_t)k->bg.ty * k->bg.tx;
     k->x = zalloc(k, N * k->xh * k->xw * k->cp);
     k->dy = zalloc(k, N * k->dh * k->dw * k->kp);
-    k->v = zalloc(k, e * k->fg.t * k->cp);
-    k->z = zalloc(k, e * k->fg.t * k->kp);
-    k->cin = zalloc(k, e * k->nb * btiles * k->kp);
-    k->cout = zalloc(k, e * k->nb * zmax(ftiles * k->kp, btiles * k->cp));
+    k->ve = skew((size_t)k->fg.t * k->cp), k->ze = skew((size_t)k->fg.t * k->kp);
+    k->ine = skew(k->nb * btiles * k->kp);
+    k->oute = skew(k->nb * zmax(ftiles * k->kp, btiles * k->cp));
+    k->ue = skew((size_t)k->cp * k->kp);
+    k->v = zalloc(k, e * k->ve);
+    k->z = zalloc(k, e * k->ze);
+    k->cin = zalloc(k, e * k->ine);
+    k->cout = zalloc(k, e * k->oute);
     k->y = zalloc(k, k->nb * WG_M * WG_M * zmax(ftiles * k->kp, btiles * k->cp));
-    k->u = zalloc(k, e * k->cp * k->kp);
-    k->du = zalloc(k, e * k->cp * k->kp);
+    k->u = zalloc(k, e * k->ue);
+    k->du = zalloc(k, e * k->ue);
     k->wt = zalloc(k, (size_t)r * r * k->cp * k->kp);
     k->db = st->host->alloc(N * d->dst.h * k->kp * sizeof(double));
     k->bytes += N * d->dst.h * k->kp * sizeof(double);
@@ -825,12 +919,12 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
         wg_destroy(&k->base);
         return CNB_ENOMEM;
     }
-    int rc = matmul_make(k, &k->fwd, k->nb * ftiles, k->cp, k->kp, k->fg.t * k->cp, 0);
+    int rc = matmul_make(k, &k->fwd, k->nb * ftiles, k->cp, k->kp, k->ve, k->ue, k->oute, 0);
     if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, k->fg.t * k->cp, 1);
+        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, k->ve, k->ze, k->ue, 1);
     if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_data, k->nb * btiles, k->kp, k->cp,
-                         k->nb * btiles * k->kp, 0);
+        rc = matmul_make(k, &k->bwd_data, k->nb * btiles, k->kp, k->cp, k->ine, k->ue,
+                         k->oute, 0);
     if (rc != CNB_OK) {
         wg_destroy(&k->base);
         return rc;
