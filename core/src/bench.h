@@ -14,8 +14,8 @@
  *                 scaling.h; any time experiment under mpirun is timed that way)
  *   [bench.NAME]  one per model: model (file), vars ("act=relu pool=max": over the model's
  *                 [vars]; the report and the peer get every variable as timed), batch,
- *                 and per-backend overrides BACKEND.batch, BACKEND.min_reps,
- *                 BACKEND.min_time, BACKEND.threads
+ *                 sample_time (its own, over [bench]'s), and per-backend overrides
+ *                 BACKEND.batch, BACKEND.min_reps, BACKEND.min_time, BACKEND.threads
  *
  * Method. For each model and thread count, every backend gets its own network with the
  * same weights (same seed) and the same synthetic batch; kernel creation is timed apart.

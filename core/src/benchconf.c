@@ -162,8 +162,11 @@ static int model_key(bconf *bc, const cnb_section *s, const cnb_kv *kv, bmodel *
     }
     if (strcmp(key, "vars") == 0)
         return model_vars(c, s, kv, m);
+    if (strcmp(key, "sample_time") == 0)
+        return cnb_conf_double(c, s, "sample_time", 0.0, 60.0, &m->sample_time);
     return cnb_error("%s:%d: unknown key '%s' in [%s]; known keys: model, vars, batch, "
-                     "BACKEND.batch, BACKEND.min_reps, BACKEND.min_time, BACKEND.threads",
+                     "sample_time, BACKEND.batch, BACKEND.min_reps, BACKEND.min_time, "
+                     "BACKEND.threads",
                      c->path, kv->line, kv->key, s->name);
 }
 
@@ -172,7 +175,7 @@ static int parse_model(bconf *bc, const cnb_section *s, const cnb_registry *reg)
     const cnb_conf *c = bc->conf;
     bmodel *m = &bc->models[bc->nm++];
     snprintf(m->name, sizeof m->name, "%s", s->name + 6);
-    m->batch = 32;
+    m->batch = 32, m->sample_time = -1.0;
     for (int b = 0; b < MAX_BACKENDS; b++)
         m->ov[b].min_time = -1.0;
     for (int k = 0; k < s->n; k++)
@@ -332,6 +335,11 @@ void bench_model_label(const bmodel *m, char *buf, size_t len)
                                  m->resolved.names[i], m->resolved.values[i]);
     if (m->resolved.n && used < len)
         snprintf(buf + used, len - used, ")");
+}
+
+double bench_sample_time(const bconf *bc, const bmodel *m)
+{
+    return m->sample_time >= 0 ? m->sample_time : bc->sample_time;
 }
 
 const char *bench_not_run(const bconf *bc, int b, int threads, char *buf, size_t len)

@@ -53,6 +53,7 @@ typedef struct bmodel {
     cnb_vars resolved;            /* every variable of the model as timed: its [vars]
                                      under those                                        */
     int batch;
+    double sample_time;           /* < 0: not set, [bench]'s                             */
     override ov[MAX_BACKENDS];
 } bmodel;
 
@@ -86,6 +87,10 @@ void bench_conf_free(bconf *bc);
 /* The model's name and the variables it is timed with, "lenet5 (act=relu pool=max)", as
  * the report and stdout head its results with. */
 void bench_model_label(const bmodel *m, char *buf, size_t len);
+
+/* The seconds of a whole-network sample of model m: its [bench.NAME] sample_time, else
+ * [bench]'s. */
+double bench_sample_time(const bconf *bc, const bmodel *m);
 
 /* Why backend b is not timed at `threads` when it uses fewer ("is single-threaded"), into
  * buf; NULL when it uses them. */

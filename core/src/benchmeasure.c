@@ -80,7 +80,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
     e->batch = o->batch ? o->batch : m->batch;
     e->min_reps = o->min_reps ? o->min_reps : bc->min_reps;
     e->min_time = o->min_time >= 0 ? o->min_time : bc->min_time;
-    e->sample_time = bc->sample_time;
+    e->sample_time = bench_sample_time(bc, m);
     int rc = cnb_net_load(&e->net, &e->model, reg, m->path, &m->vars);
     if (rc == 0)
         rc = cnb_net_init_params(&e->net, bc->seed);
@@ -611,7 +611,7 @@ static int peer_entries(results *r, const bconf *bc, const bmodel *m, int thread
             entry *e = &es[ne + n];
             e->b = -1, e->r = r;
             e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
-            e->sample_time = bc->sample_time;
+            e->sample_time = bench_sample_time(bc, m);
             n += bench_peer_start(&e->peer, bc, m, threads, peer, &ways[w], r) == 0;
         }
     }

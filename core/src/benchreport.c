@@ -119,16 +119,21 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                 n_bad == 1 ? "is" : "are");
     else
         fprintf(f, "No share in this report is above 100%%.\n\n");
+    char own[MAX_MODELS * 96] = "";
+    for (int mi = 0, used = 0; mi < bc->nm; mi++)
+        if (bc->models[mi].sample_time >= 0)
+            used += snprintf(own + used, sizeof own - (size_t)used, "; %s: %.0f ms",
+                             bc->models[mi].name, bc->models[mi].sample_time * 1e3);
     fprintf(f, "Medians over samples interleaved across backends in a shuffled order, a "
                "sample of each per round. A whole-network sample runs forward passes back to "
-               "back for %.0f ms, then training steps for as long (sample_time; the steps "
+               "back for %.0f ms%s, then training steps for as long (sample_time; the steps "
                "column, one count for each pass, calibrated on the fastest of 3 untimed "
                "steps), and each pass's time is their mean, so that a moment's preemption on "
                "a shared machine is spread over the sample rather than making one step an "
                "outlier; per-layer samples are "
                "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
                "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
-               "dropped. %s", bc->sample_time * 1e3,
+               "dropped. %s", bc->sample_time * 1e3, own,
             bc->pin ? "A group at fewer threads than the machine's CPUs runs pinned to the "
                       "first of them, the peers' processes too (`pin = no` leaves them "
                       "free). "
