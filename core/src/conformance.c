@@ -262,6 +262,15 @@ const cnb_conform_case cnb_conform_cases[] = {
     /* ... and one whose samples are large enough (4.2 MB of products each in backward)
      * that it runs its batch a sample at a time on 1 and 2 threads */
     CONV("winograd.conv.5x5.64x64.chunks", 3, 16, 64, 64, 48, WIN(5, 5, 1, 1, 2, 2)),
+
+    /* 3x3 convolutions for its F(5x5, 3x3) (AlexNet's conv3 to conv5 above): channels
+     * that are not a multiple of 16, outputs that end inside a tile, unequal and extreme
+     * paddings, no bias, and samples of 400 tiles (3.8 MB of products each) that it runs
+     * one at a time on 1 and 2 threads. */
+    CONV("winograd.conv.3x3.17x9x11.p0x1", 3, 17, 9, 11, 20, WIN(3, 3, 1, 1, 0, 1)),
+    CONV("winograd.conv.3x3.p2.nobias", 2, 16, 7, 6, 33, WIN(3, 3, 1, 1, 2, 2),
+         .flags = CNB_CASE_NO_BIAS),
+    CONV("winograd.conv.3x3.96x96.chunks", 3, 16, 96, 96, 32, WIN(3, 3, 1, 1, 1, 1)),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 

@@ -1,21 +1,25 @@
 /*
- * winograd.c - the "winograd" backend: stride-1 5x5 convolutions by Winograd's minimal
- * filtering, F(4x4, 5x5), with the products in the transformed domain as oneDNN batched
- * matrix multiplications. It implements CNB_OP_CONV only, and answers CNB_ENOTSUP for any
- * other geometry (another window, a stride, fewer than WG_MIN_CHANNELS channels on either
- * side, a padding past r - 1), so that it goes first in a chain: "winograd+onednn" runs
- * AlexNet's conv2 here and everything else on oneDNN, which has Winograd kernels for 3x3
- * windows only (F(4x4, 3x3), faster on conv3 to conv5 than this file's products were).
+ * winograd.c - the "winograd" backend: stride-1 5x5 and 3x3 convolutions by Winograd's
+ * minimal filtering, F(4x4, 5x5) and F(5x5, 3x3), with the products in the transformed
+ * domain as oneDNN batched matrix multiplications. It implements CNB_OP_CONV only, and
+ * answers CNB_ENOTSUP for any other geometry (another window, a stride, fewer than
+ * WG_MIN_CHANNELS channels on either side, a padding past r - 1), so that it goes first
+ * in a chain: "winograd+onednn" runs AlexNet's conv2 to conv5 here and everything else on
+ * oneDNN, which has Winograd kernels for 3x3 windows only, F(4x4, 3x3). On a 13x13 output
+ * (conv3 to conv5) its tiles of 4 cover 16x16 and F(5x5, 3x3)'s of 5 cover 15x15: 1.96
+ * multiplies per output on the smaller grid against 2.25 (1 thread, batch 32: conv3 to
+ * conv5 took 233 ms forward and backward here, 258 on oneDNN's).
  *
  * The algorithm (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
- * 2016). An output tile of m x m (m = 4) is
+ * 2016). An output tile of m x m is
  *     Y = AT [ (G g GT) . (BT d B) ] A
- * for the a x a input patch d under it (a = m + r - 1 = 8) and the r x r filter g; each
- * element e of the a x a product is, over all tiles and channels, one matrix product:
+ * for the a x a input patch d under it (a = m + r - 1: 8 for 5x5 filters, 7 for 3x3) and
+ * the r x r filter g; each element e of the a x a product is, over all tiles and
+ * channels, one matrix product:
  *     M[e] (tiles x K) = V[e] (tiles x C) * U[e] (C x K),   e < a * a.
  * So a 5x5 filter costs a^2 / m^2 = 4 multiplies per output and input channel instead of
  * 25, plus the transforms, which are linear in the tensors. The matrices are not tabulated
- * but derived from the interpolation points (0, +-1, +-2, +-1/2 and infinity):
+ * but derived from a - 1 of the interpolation points 0, +-1, +-2, 1/2, -1/2, and infinity:
  * AT[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), row j of BT the
  * coefficients of prod_{l != j} (x - p_l), and the point at infinity takes the last
  * column of AT, the last filter tap in G and prod_l (x - p_l) in BT; in double, kept in
@@ -28,26 +32,26 @@
  *   backward  weights: Z = A dY AT of every output tile, dU[e] = V[e]^T Z[e],
  *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
  *             flipped filter, C and K swapped, by the forward's three steps, per chunk.
- * A chunk is as many samples as keep its products within WG_CHUNK_BYTES a thread (one
- * AlexNet conv2 sample: 3.2 MB forward, 4.4 backward), so that oneDNN writes them and
- * the output transform reads them in the cache (AlexNet's conv2 on 1 thread, the same
- * hour: the output transform took 0.52 ms a sample a sample at a time, 0.83 eight at a
- * time). Every transform is out = L in LT for one small matrix L
- * (BT, AT, G, its transpose, or A) on 16 channels at once: AVX-512F intrinsics for each
- * of the five shapes where the CPU has it, else one plain C function (target_clones);
- * the layout changes gather 16 values at a time with AVX-512F (CNB_WINOGRAD_ISA=scalar:
- * plain C for both). The a * a elements of a transformed tensor are a skewed stride
- * apart (skew(), below), never a multiple of 4 KiB.
+ * A chunk is a few hundred tiles (chunk_samples), so that oneDNN's products have rows
+ * enough, and no more samples than keep its products within WG_CHUNK_BYTES a thread, so
+ * that the output transform reads them from the cache. Every transform is out = L in LT
+ * for one small matrix L (BT, AT, G, its transpose, or A) on 16 channels at once:
+ * AVX-512F intrinsics for each of the ten shapes where the CPU has it, else one plain C
+ * function (target_clones); the layout changes gather 16 values at a time with AVX-512F
+ * (CNB_WINOGRAD_ISA=scalar: plain C for both). The a * a elements of a transformed
+ * tensor are a skewed stride apart (skew(), below), never a multiple of 4 KiB.
  *
- * Accuracy: the transforms scale values up and back (BT by up to 21/4, AT by 8), so
- * results differ from the definition's by more rounding than a direct kernel's; its
- * algorithm() says "winograd", and the conformance checker (cnnbench check) holds such
- * kernels to 4 times the others' tolerance (core/src/conformance.c, FAST_EPS_FACTOR).
+ * Accuracy: the transforms scale values up and back (F(4x4, 5x5)'s BT by up to 21/4, its
+ * AT by 8), so results differ from the definition's by more rounding than a direct
+ * kernel's; its algorithm() says "winograd", and the conformance checker (cnnbench check)
+ * holds such kernels to 4 times the others' tolerance (core/src/conformance.c,
+ * FAST_EPS_FACTOR).
+ *
  *
  * Heap: forward and backward allocate nothing of their own, but oneDNN 2.6's batched
  * product allocates a 72 KiB packing buffer per matrix at every call, inside its parallel
- * loop, whatever the scratchpad mode: 4.7 MB in 64 allocations per chunk for AlexNet's
- * conv2 (the bench's alloc columns). For a chunk's shapes (49 to 392 rows) it picks
+ * loop, whatever the scratchpad mode: 72 KiB a matrix, 64 or 49 of them per chunk (the
+ * bench's alloc columns). For a chunk's shapes (a few hundred rows) it picks
  * gemm:jit, which packs its operands itself at every call and takes the weights in the
  * plain layout even when offered any other (format_tag_any), so there is no packed copy
  * to make once per pass instead; from 1,568 rows on it picks brg:avx512_core.
@@ -68,12 +72,11 @@
 #include "pool.h"
 
 #define WHO "winograd"
-#define WG_M 4                         /* output tile: m x m                        */
-#define WG_R 5                         /* filter: r x r                             */
-#define WG_A (WG_M + WG_R - 1)         /* transformed tile: a x a                   */
+#define WG_A 8                         /* transformed tiles: at most WG_A x WG_A    */
 #define WG_MIN_CHANNELS 16             /* fewer on either side: left to the chain   */
 #define LANES 16                       /* channels per vector                       */
 #define WG_CHUNK_BYTES ((size_t)5 << 20) /* a chunk's products a thread, at most */
+#define WG_MIN_ROWS 256                /* a chunk's tiles, at least (chunk_samples)  */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -90,16 +93,23 @@
 #define WG_CLONES
 #endif
 
+/* Winograd F(m x m, r x r): output tiles of m x m, filters of r x r, transformed tiles of
+ * a x a (a = m + r - 1). Every matrix in rows of WG_A floats. */
+typedef struct wg_scheme {
+    int m, r, a;
+    float at[WG_A][WG_A]; /* AT: a -> m */
+    float am[WG_A][WG_A]; /* A = AT^T: m -> a */
+    float g[WG_A][WG_A];  /* G: r -> a */
+    float gt[WG_A][WG_A]; /* GT: a -> r */
+    float bt[WG_A][WG_A]; /* BT: a -> a */
+} wg_scheme;
+
 typedef struct wg_state {
     const cnb_host *host;
     int threads;
     int avx512; /* the layout changes in AVX-512F (the CPU has it; CNB_WINOGRAD_ISA) */
     thread_pool *pool;
-    float at[WG_M][WG_A];  /* AT: a -> m      the transforms, the same for every kernel */
-    float am[WG_A][WG_M];  /* A = AT^T: m -> a                                          */
-    float g[WG_A][WG_R];   /* G: r -> a                                                 */
-    float gt[WG_R][WG_A];  /* GT: a -> r                                                */
-    float bt[WG_A][WG_A];  /* BT: a -> a                                                */
+    wg_scheme f4x5, f5x3;  /* the transforms, the same for every kernel               */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     char info[160];
@@ -121,6 +131,7 @@ typedef struct wg_grid {
 typedef struct wg_kernel {
     cnb_kernel base;
     wg_state *st;
+    const wg_scheme *s;           /* st's, for the filter's r                           */
     cnb_op_desc d;
     int cp, kp;                   /* C and K padded to 16                               */
     wg_grid fg, bg;               /* the forward output's tiles, the input's            */
@@ -162,40 +173,40 @@ static void poly_roots(const double *p, int n, int skip, double *coef)
     }
 }
 
-/* The transforms of F(4x4, 5x5), once per backend state (above, and the file's comment). */
-static void derive(wg_state *st)
+/* The transforms of F(m x m, r x r) on the first a - 1 of the points (0, +-1, +-2, 1/2,
+ * -1/2) and infinity, once per backend state (above, and the file's comment). */
+static void derive(wg_scheme *sc, int m, int r)
 {
     static const double pts[WG_A - 1] = {0, 1, -1, 2, -2, 0.5, -0.5};
-    const int a = WG_A, r = WG_R, n = a - 1; /* n finite points and infinity */
-    memset(st->at, 0, sizeof st->at);
-    memset(st->g, 0, sizeof st->g);
-    memset(st->bt, 0, sizeof st->bt);
+    const int a = m + r - 1, n = a - 1; /* n finite points and infinity */
+    memset(sc, 0, sizeof *sc);
+    sc->m = m, sc->r = r, sc->a = a;
     for (int j = 0; j < n; j++) {
         double f = 1, coef[WG_A];
         for (int l = 0; l < n; l++)
             f *= l == j ? 1 : pts[j] - pts[l];
         double pw = 1;
-        for (int i = 0; i < WG_M || i < r; i++, pw *= pts[j]) {
-            if (i < WG_M)
-                st->at[i][j] = (float)pw;
+        for (int i = 0; i < m || i < r; i++, pw *= pts[j]) {
+            if (i < m)
+                sc->at[i][j] = (float)pw;
             if (i < r)
-                st->g[j][i] = (float)(pw / f);
+                sc->g[j][i] = (float)(pw / f);
         }
         poly_roots(pts, n, j, coef);
         for (int t = 0; t < n; t++)
-            st->bt[j][t] = (float)coef[t];
+            sc->bt[j][t] = (float)coef[t];
     }
     double coef[WG_A + 1];
     poly_roots(pts, n, -1, coef);
     for (int t = 0; t < a; t++)
-        st->bt[n][t] = (float)coef[t];
-    st->at[WG_M - 1][n] = 1;
-    st->g[n][r - 1] = 1;
+        sc->bt[n][t] = (float)coef[t];
+    sc->at[m - 1][n] = 1;
+    sc->g[n][r - 1] = 1;
     for (int i = 0; i < a; i++) {
-        for (int j = 0; j < WG_M; j++)
-            st->am[i][j] = st->at[j][i];
+        for (int j = 0; j < m; j++)
+            sc->am[i][j] = sc->at[j][i];
         for (int j = 0; j < r; j++)
-            st->gt[j][i] = st->g[i][j];
+            sc->gt[j][i] = sc->g[i][j];
     }
 }
 
@@ -283,11 +294,18 @@ sandwich_zmm(const float *L, int ld, const int no, const int ni, const float *in
     {                                                                                      \
         sandwich_zmm(L, ld, NO, NI, in, irow, icol, out, orow, ocol);                      \
     }
-WG_SANDWICH(8, 8) /* BT: the input tiles     */
-WG_SANDWICH(4, 8) /* AT: the output tiles    */
-WG_SANDWICH(8, 4) /* A: the gradient's tiles */
-WG_SANDWICH(8, 5) /* G: the filters          */
-WG_SANDWICH(5, 8) /* GT: their gradient      */
+/* F(4x4, 5x5)'s BT (the input tiles), AT (the output tiles), A (the gradient's), G (the
+ * filters) and GT (their gradient); then F(5x5, 3x3)'s */
+WG_SANDWICH(8, 8) WG_SANDWICH(4, 8) WG_SANDWICH(8, 4) WG_SANDWICH(8, 5) WG_SANDWICH(5, 8)
+WG_SANDWICH(7, 7) WG_SANDWICH(5, 7) WG_SANDWICH(7, 5) WG_SANDWICH(7, 3) WG_SANDWICH(3, 7)
+
+static const struct {
+    int no, ni;
+    void (*f)(WG_SANDWICH_ARGS);
+} sandwiches[] = {{8, 8, sandwich_8x8}, {4, 8, sandwich_4x8}, {8, 4, sandwich_8x4},
+                  {8, 5, sandwich_8x5}, {5, 8, sandwich_5x8}, {7, 7, sandwich_7x7},
+                  {5, 7, sandwich_5x7}, {7, 5, sandwich_7x5}, {7, 3, sandwich_7x3},
+                  {3, 7, sandwich_3x7}};
 #endif
 
 /* out = L in LT (sandwich's arguments) in this state's ISA. */
@@ -296,18 +314,11 @@ static void transform(const wg_kernel *k, const float *L, int ld, int no, int ni
                       size_t ocol)
 {
 #if WG_HAVE_AVX512
-    void (*f)(WG_SANDWICH_ARGS) = NULL;
-    if (k->st->avx512)
-        f = no == 8 && ni == 8   ? sandwich_8x8
-            : no == 4 && ni == 8 ? sandwich_4x8
-            : no == 8 && ni == 4 ? sandwich_8x4
-            : no == 8 && ni == 5 ? sandwich_8x5
-            : no == 5 && ni == 8 ? sandwich_5x8
-                                 : NULL;
-    if (f) {
-        f(L, ld, in, irow, icol, out, orow, ocol);
-        return;
-    }
+    for (size_t i = 0; k->st->avx512 && i < sizeof sandwiches / sizeof *sandwiches; i++)
+        if (sandwiches[i].no == no && sandwiches[i].ni == ni) {
+            sandwiches[i].f(L, ld, in, irow, icol, out, orow, ocol);
+            return;
+        }
 #endif
     sandwich(L, ld, no, ni, in, irow, icol, out, orow, ocol);
 }
@@ -432,16 +443,17 @@ static void nchw(const wg_kernel *k, const float *src, int cpad, float *dst, int
  * (rows of ww pixels of cpad channels), tile (ty, j) taking the ni x ni block d at
  * (top + ty m, left + j m) and being tile number tile0 + j of dst, whose elements e are
  * e_stride floats apart. L is a x ni with rows of ld floats. */
-static void tiles_in(const wg_kernel *k, const float *L, int ld, int ni, const float *src,
-                     int ww, int top, int left, int cpad, int tx, int ty, size_t tile0,
+static void tiles_in(const wg_kernel *k, const float *L, int ni, const float *src, int ww,
+                     int top, int left, int cpad, int tx, int ty, size_t tile0,
                      size_t e_stride, float *dst)
 {
     const size_t row = (size_t)ww * cpad;
+    const int m = k->s->m, a = k->s->a;
     for (int j = 0; j < tx; j++) {
-        const float *s = src + (size_t)(top + ty * WG_M) * row + (size_t)(left + j * WG_M) * cpad;
+        const float *s = src + (size_t)(top + ty * m) * row + (size_t)(left + j * m) * cpad;
         for (int c = 0; c < cpad; c += LANES)
-            transform(k, L, ld, WG_A, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
-                      WG_A * e_stride, e_stride);
+            transform(k, L, WG_A, a, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
+                      a * e_stride, e_stride);
     }
 }
 
@@ -449,15 +461,14 @@ static void tiles_in(const wg_kernel *k, const float *L, int ld, int ni, const f
 static void tiles_bt(const wg_kernel *k, const float *src, int ww, int cpad, int tx, int ty,
                      size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(k, &k->st->bt[0][0], WG_A, WG_A, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride,
-             dst);
+    tiles_in(k, &k->s->bt[0][0], k->s->a, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
 }
 
 /* A's m x m blocks at (top, left) (the output gradient's Z, for the weight gradient) */
 static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int left, int cpad,
                     int tx, int ty, size_t tile0, size_t e_stride, float *dst)
 {
-    tiles_in(k, &k->st->am[0][0], WG_M, WG_M, src, ww, top, left, cpad, tx, ty, tile0, e_stride,
+    tiles_in(k, &k->s->am[0][0], k->s->m, src, ww, top, left, cpad, tx, ty, tile0, e_stride,
              dst);
 }
 
@@ -467,11 +478,12 @@ static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int l
 static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, size_t tile0,
                       int cpad, int tx, float *dst)
 {
-    const size_t row = (size_t)tx * WG_M * cpad;
+    const int m = k->s->m, a = k->s->a;
+    const size_t row = (size_t)tx * m * cpad;
     for (int j = 0; j < tx; j++)
         for (int c = 0; c < cpad; c += LANES)
-            transform(k, &k->st->at[0][0], WG_A, WG_M, WG_A, src + (tile0 + j) * cpad + c,
-                      WG_A * e_stride, e_stride, dst + (size_t)j * WG_M * cpad + c, row, cpad);
+            transform(k, &k->s->at[0][0], WG_A, m, a, src + (tile0 + j) * cpad + c,
+                      a * e_stride, e_stride, dst + (size_t)j * m * cpad + c, row, cpad);
 }
 
 /* U[e][ci][co..co+15] = G g GT for the filters of inputs ci < ci_n, held channels last
@@ -480,9 +492,9 @@ static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, siz
 static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cop, int co, float *u)
 {
     for (int ci = 0; ci < ci_n; ci++)
-        transform(k, &k->st->g[0][0], WG_R, WG_A, WG_R,
-                  f + (size_t)ci * WG_R * WG_R * cop + co, (size_t)WG_R * cop, cop,
-                  u + (size_t)ci * cop + co, WG_A * k->ue, k->ue);
+        transform(k, &k->s->g[0][0], WG_A, k->s->a, k->s->r,
+                  f + (size_t)ci * k->s->r * k->s->r * cop + co, (size_t)k->s->r * cop, cop,
+                  u + (size_t)ci * cop + co, k->s->a * k->ue, k->ue);
 }
 
 /* dW = GT dU G for input channel ci and every output channel: dU[e][ci][kp] (elements
@@ -490,8 +502,8 @@ static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cop, int
 static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int kp, float *f)
 {
     for (int co = 0; co < kp; co += LANES)
-        transform(k, &k->st->gt[0][0], WG_A, WG_R, WG_A, du + co, WG_A * e_stride, e_stride,
-                  f + co, (size_t)WG_R * kp, kp);
+        transform(k, &k->s->gt[0][0], WG_A, k->s->r, k->s->a, du + co, k->s->a * e_stride,
+                  e_stride, f + co, (size_t)k->s->r * kp, kp);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -504,7 +516,7 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
                        dnnl_dim_t cols, size_t src_e, size_t wei_e, size_t dst_e,
                        int src_transposed)
 {
-    const dnnl_dim_t e = (dnnl_dim_t)WG_A * WG_A;
+    const dnnl_dim_t e = (dnnl_dim_t)k->s->a * k->s->a;
     dnnl_memory_desc_t s, w, d;
     dnnl_dims_t sd = {e, rows, inner}, wd = {e, inner, cols}, dd = {e, rows, cols};
     dnnl_dims_t ss = {(dnnl_dim_t)src_e, inner, 1}, ws = {(dnnl_dim_t)wei_e, cols, 1},
@@ -652,7 +664,7 @@ static void step_item(const wg_call *call, int i)
     const wg_kernel *k = call->k;
     const cnb_args *A = call->job.a;
     const cnb_op_desc *d = &k->d;
-    const int C = d->src.c, K = d->dst.c, r = WG_R, rr = r * r, cp = k->cp, kp = k->kp;
+    const int C = d->src.c, K = d->dst.c, r = k->s->r, rr = r * r, cp = k->cp, kp = k->kp;
     const size_t src_plane = (size_t)d->src.h * d->src.w, dst_plane = (size_t)d->dst.h * d->dst.w;
     switch (call->step) {
     case FWD_FILTER:
@@ -721,11 +733,12 @@ static void step_item(const wg_call *call, int i)
         const int cpad = fwd ? kp : cp, ch = fwd ? K : C;
         const int h = fwd ? d->dst.h : d->src.h, w = fwd ? d->dst.w : d->src.w;
         const size_t plane = (size_t)h * w, tile0 = ((size_t)nc * g->ty + ty) * g->tx;
-        float *grid = k->y + (size_t)i * WG_M * g->tx * WG_M * cpad; /* this tile row's */
+        const int m = k->s->m;
+        float *grid = k->y + (size_t)i * m * g->tx * m * cpad; /* this tile row's */
         tiles_out(k, k->cout, k->oute, tile0, cpad, g->tx, grid);
         float *out = (fwd ? A->dst : A->diff_src) + (size_t)n * ch * plane;
-        for (int y = ty * WG_M; y < (ty + 1) * WG_M && y < h; y++)
-            nchw(k, grid + (size_t)(y - ty * WG_M) * g->tx * WG_M * cpad, cpad,
+        for (int y = ty * m; y < (ty + 1) * m && y < h; y++)
+            nchw(k, grid + (size_t)(y - ty * m) * g->tx * m * cpad, cpad,
                  out + (size_t)y * w, ch, plane, w, fwd ? A->bias : NULL);
         break;
     }
@@ -817,9 +830,9 @@ static void wg_destroy(cnb_kernel *self)
     h->free(k);
 }
 
-static wg_grid grid_over(int h, int w, int batch)
+static wg_grid grid_over(int h, int w, int m, int batch)
 {
-    wg_grid g = {(h + WG_M - 1) / WG_M, (w + WG_M - 1) / WG_M, 0};
+    wg_grid g = {(h + m - 1) / m, (w + m - 1) / m, 0};
     g.t = batch * g.ty * g.tx;
     return g;
 }
@@ -849,18 +862,21 @@ static float *zalloc(wg_kernel *k, size_t n)
     return p;
 }
 
-/* Samples a chunk: the most that divides the batch and keeps a chunk's products within
- * WG_CHUNK_BYTES a thread, at least one (AlexNet's conv2: 4.4 MB a sample in backward, so
- * 1 a chunk on 1 thread and 2 on 2, where each thread then has a sample's rows to
- * transform and oneDNN's products have twice the rows). */
+/* Samples a chunk: the fewest that divide the batch and give oneDNN's products
+ * WG_MIN_ROWS tiles or more, then the most that keep its products within WG_CHUNK_BYTES
+ * a thread. A 3x3 AlexNet convolution has 9 tiles a sample: at 36 rows (4 samples, the
+ * cache's choice) conv3 to conv5 took 258 ms forward and backward on 1 thread, at 288
+ * (the batch) 233. AlexNet's conv2, 49 tiles and 4.4 MB a sample in backward: the
+ * products' rows take 8 samples (392 rows), the cache no more. */
 static int chunk_samples(const wg_kernel *k)
 {
-    const size_t e = (size_t)WG_A * WG_A;
+    const size_t e = (size_t)k->s->a * k->s->a, tiles = (size_t)k->fg.ty * k->fg.tx;
     const size_t per = sizeof(float) * e *
-                       zmax((size_t)k->fg.ty * k->fg.tx * k->kp,
-                            (size_t)k->bg.ty * k->bg.tx * (k->cp + k->kp));
+                       zmax(tiles * k->kp, (size_t)k->bg.ty * k->bg.tx * (k->cp + k->kp));
     int nb = 1;
-    for (int b = 2; b <= k->d.batch; b++)
+    while (nb < k->d.batch && (k->d.batch % nb || nb * tiles < WG_MIN_ROWS))
+        nb++;
+    for (int b = nb + 1; b <= k->d.batch; b++)
         if (k->d.batch % b == 0 && b * per <= WG_CHUNK_BYTES * k->st->threads)
             nb = b;
     return nb;
@@ -871,11 +887,12 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     wg_state *st = state;
     *out = NULL;
     const int r = d->u.conv.kh;
-    if (d->op != CNB_OP_CONV || d->src_layout != CNB_LAYOUT_NCHW || r != 5 ||
+    const wg_scheme *sc = r == 5 ? &st->f4x5 : r == 3 ? &st->f5x3 : NULL;
+    if (d->op != CNB_OP_CONV || d->src_layout != CNB_LAYOUT_NCHW || !sc ||
         d->u.conv.kw != r || d->u.conv.sh != 1 || d->u.conv.sw != 1 || d->u.conv.ph < 0 ||
         d->u.conv.pw < 0 || d->u.conv.ph > r - 1 || d->u.conv.pw > r - 1 ||
-        d->src.c < WG_MIN_CHANNELS || d->dst.c < WG_MIN_CHANNELS || d->dst.h < WG_M ||
-        d->dst.w < WG_M)
+        d->src.c < WG_MIN_CHANNELS || d->dst.c < WG_MIN_CHANNELS || d->dst.h < sc->m ||
+        d->dst.w < sc->m)
         return CNB_ENOTSUP;
     wg_kernel *k = st->host->alloc(sizeof *k);
     if (!k)
@@ -883,20 +900,21 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     memset(k, 0, sizeof *k);
     k->base = CNB_KERNEL_INIT(.forward = wg_forward, .backward = wg_backward,
                               .destroy = wg_destroy);
-    k->st = st;
+    k->st = st, k->s = sc;
     k->d = *d;
     k->d.dst_layout = CNB_LAYOUT_NCHW;
     k->cp = (d->src.c + LANES - 1) / LANES * LANES;
     k->kp = (d->dst.c + LANES - 1) / LANES * LANES;
     k->bytes = sizeof *k;
-    const size_t e = (size_t)WG_A * WG_A, N = d->batch;
-    k->fg = grid_over(d->dst.h, d->dst.w, d->batch);
-    k->bg = grid_over(d->src.h, d->src.w, d->batch);
+    const int m = sc->m;
+    const size_t e = (size_t)sc->a * sc->a, N = d->batch;
+    k->fg = grid_over(d->dst.h, d->dst.w, m, d->batch);
+    k->bg = grid_over(d->src.h, d->src.w, m, d->batch);
     k->nb = chunk_samples(k);
-    k->xh = k->fg.ty * WG_M + r - 1, k->xw = k->fg.tx * WG_M + r - 1;
+    k->xh = k->fg.ty * m + r - 1, k->xw = k->fg.tx * m + r - 1;
     k->qh = r - 1 - d->u.conv.ph, k->qw = r - 1 - d->u.conv.pw;
-    k->dh = (int)zmax(k->bg.ty * WG_M + r - 1, k->qh + k->fg.ty * WG_M);
-    k->dw = (int)zmax(k->bg.tx * WG_M + r - 1, k->qw + k->fg.tx * WG_M);
+    k->dh = (int)zmax(k->bg.ty * m + r - 1, k->qh + k->fg.ty * m);
+    k->dw = (int)zmax(k->bg.tx * m + r - 1, k->qw + k->fg.tx * m);
     const size_t ftiles = (size_t)k->fg.ty * k->fg.tx, btiles = (size_t)k->bg.ty * k->bg.tx;
     k->x = zalloc(k, N * k->xh * k->xw * k->cp);
     k->dy = zalloc(k, N * k->dh * k->dw * k->kp);
@@ -908,7 +926,7 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     k->z = zalloc(k, e * k->ze);
     k->cin = zalloc(k, e * k->ine);
     k->cout = zalloc(k, e * k->oute);
-    k->y = zalloc(k, k->nb * WG_M * WG_M * zmax(ftiles * k->kp, btiles * k->cp));
+    k->y = zalloc(k, k->nb * m * m * zmax(ftiles * k->kp, btiles * k->cp));
     k->u = zalloc(k, e * k->ue);
     k->du = zalloc(k, e * k->ue);
     k->wt = zalloc(k, (size_t)r * r * k->cp * k->kp);
@@ -950,7 +968,8 @@ static int wg_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
     const char *isa = getenv("CNB_WINOGRAD_ISA");
     st->avx512 = __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "scalar") == 0);
 #endif
-    derive(st);
+    derive(&st->f4x5, 4, 5);
+    derive(&st->f5x3, 5, 3);
     omp_set_num_threads(st->threads);
     if (dnnl_engine_create(&st->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags) !=
@@ -966,7 +985,8 @@ static int wg_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
     }
     const dnnl_version_t *v = dnnl_version();
     snprintf(st->info, sizeof st->info,
-             "Winograd F(4x4, 5x5), products on oneDNN %d.%d.%d, layout changes in %s; "
+             "Winograd F(4x4, 5x5) and F(5x5, 3x3), products on oneDNN %d.%d.%d, "
+             "transforms and layout changes in %s; "
              "%d thread%s", v->major, v->minor, v->patch, st->avx512 ? "AVX-512F" : "plain C",
              st->threads, st->threads == 1 ? "" : "s");
     *state = st;
