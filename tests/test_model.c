@@ -106,6 +106,33 @@ static void test_alexnet_seed_numbers(void)
     cnb_conf_free(&conf);
 }
 
+/* A slot switched off (lrn = none) is left out of the network the host runs, and the
+ * layers after it keep their places' random streams. */
+static void test_identity_left_out(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/models/alexnet.ini", CNB_SOURCE_ROOT);
+    cnb_net with, without;
+    cnb_conf c1, c2;
+    cnb_vars none = {0};
+    cnb_vars_set(&none, "lrn", "none");
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&with, &c1, test_registry(), path, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_net_load(&without, &c2, test_registry(), path, &none), 0);
+    CU_ASSERT_EQUAL(without.n, with.n - 2);
+    for (int i = 0; i < without.n; i++) {
+        const cnb_net_layer *L = &without.layers[i], *M = layer(&with, L->name);
+        CU_ASSERT_STRING_NOT_EQUAL(L->desc->hdr.name, "none");
+        CU_ASSERT_EQUAL(L->ctx.index, i);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(M);
+        CU_ASSERT_EQUAL(L->slot, M->slot);
+        CU_ASSERT_EQUAL(memcmp(&L->in, &M->in, sizeof L->in), 0);
+    }
+    CU_ASSERT_EQUAL(cnb_net_param_count(&without), cnb_net_param_count(&with));
+    cnb_vars_free(&none);
+    cnb_net_free(&with), cnb_net_free(&without);
+    cnb_conf_free(&c1), cnb_conf_free(&c2);
+}
+
 /* Build a model from text; returns the status and leaves the message in cnb_last_error. */
 static int build_text(const char *text)
 {
@@ -482,6 +509,8 @@ void suite_model(void)
     static const test_case cases[] = {
         {"LeNet-5 shapes, parameters, FLOPs", test_lenet5_seed_numbers},
         {"AlexNet shapes and parameters", test_alexnet_seed_numbers},
+        {"a switched-off slot is left out, the others keep their streams",
+         test_identity_left_out},
         {"malformed line", test_malformed_line},
         {"unknown key", test_unknown_key},
         {"an indented line continues the value above", test_continuation_line},

@@ -348,15 +348,26 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
     if (!net->layers)
         return CNB_ENOMEM;
     cnb_shape shape = net->input;
-    for (int i = 0; i < model->n; i++) {
+    for (int i = 0, slot = 0; i < model->n; i++) {
         if (!is_layer_section(&model->sec[i]))
             continue;
         cnb_net_layer *L = &net->layers[net->n];
         L->ctx.net = net;
         L->ctx.index = net->n;
+        L->slot = slot++;
         net->n++; /* counted before create so that free() sees a partial layer */
         if (cnb_net_layer_create(net, L, &model->sec[i], shape))
             return CNB_EINVAL;
+        if (L->desc->flags & CNB_LAYER_IDENTITY) { /* left out: its output is its input */
+            if (L->layer->n_params || memcmp(&L->out, &shape, sizeof shape))
+                return layer_error(&L->ctx, NULL, "layer plugin '%s' says it is the identity "
+                                   "(CNB_LAYER_IDENTITY) but changes the shape or learns",
+                                   L->desc->hdr.name);
+            L->layer->destroy(L->layer);
+            memset(L, 0, sizeof *L);
+            net->n--;
+            continue;
+        }
         shape = L->out;
     }
     cnb_net_layer *last = &net->layers[net->n - 1];
@@ -543,7 +554,7 @@ int cnb_net_init_params(cnb_net *net, uint64_t seed)
         return CNB_ENOMEM;
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
-        cnb_rng_seed(&L->ctx.rng, seed, CNB_STREAM_LAYER + (uint64_t)i);
+        cnb_rng_seed(&L->ctx.rng, seed, CNB_STREAM_LAYER + (uint64_t)L->slot);
         for (int p = 0; p < L->layer->n_params; p++) {
             const cnb_param_spec *ps = &L->layer->params[p];
             if (!L->w[p]) {

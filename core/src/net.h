@@ -46,6 +46,9 @@ typedef struct cnb_net_layer {
     const cnb_layer_desc *desc;  /* its plugin                            */
     cnb_layer *layer;
     cnb_layer_ctx ctx;
+    int slot;                    /* its place among the model's layers, those
+                                    left out counted (CNB_LAYER_IDENTITY):
+                                    its random stream's number            */
     cnb_shape in, out;
     const char *init;            /* "xavier" or "he" for learnable layers */
     float *w[CNB_MAX_PARAMS], *dw[CNB_MAX_PARAMS], *vel[CNB_MAX_PARAMS];

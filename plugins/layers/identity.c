@@ -3,8 +3,9 @@
  * flatten reshapes (C, H, W) to (C*H*W, 1, 1) between convolutions and fully connected
  * layers; none keeps the shape and stands in a model slot that an ablation switches
  * off ("without LRN", "without dropout"), whose keys it ignores (CNB_LAYER_STANDS_IN: an
- * `alpha = ${lrn_alpha}` beside `type = ${lrn}` serves both arms). flatten has no keys.
- * Plain C, no backend kernel.
+ * `alpha = ${lrn_alpha}` beside `type = ${lrn}` serves both arms), and which the host
+ * leaves out of the network it runs (CNB_LAYER_IDENTITY: its copies run only under a
+ * host that does not know that flag). flatten has no keys. Plain C, no backend kernel.
  */
 #include <string.h>
 
@@ -73,4 +74,4 @@ CNB_LAYER_DEFINE(
                    .keys = no_keys,
                    .create = flatten_create),
     CNB_LAYER_DESC("none", "1.0.0", "identity: a switched-off slot (no LRN, no dropout)",
-                   .flags = CNB_LAYER_STANDS_IN, .create = none_create));
+                   .flags = CNB_LAYER_STANDS_IN | CNB_LAYER_IDENTITY, .create = none_create));

@@ -21,9 +21,9 @@ extern "C" {
 
 /* 2.0: cnb_layer starts with its struct_size (CNB_LAYER_INIT fills it), and its entries
  * come before params[CNB_MAX_PARAMS], so that the array can grow without moving them. */
-/* 2.1: CNB_LAYER_STANDS_IN. */
+/* 2.1: CNB_LAYER_STANDS_IN. 2.2: CNB_LAYER_IDENTITY. */
 #define CNB_LAYER_ABI_MAJOR 2
-#define CNB_LAYER_ABI_MINOR 1
+#define CNB_LAYER_ABI_MINOR 2
 
 /* The length of cnb_layer's params[], and so part of its size: changing it is a new ABI. */
 #define CNB_MAX_PARAMS 4
@@ -98,6 +98,12 @@ enum {
                                        (none): the host accepts that layer's keys in
                                        its section, whatever they are, and ignores
                                        them, so one model file serves both arms (2.1) */
+    CNB_LAYER_IDENTITY = 1u << 5,   /* its output is its input, of the same shape, and
+                                       it learns nothing (none): the host leaves it
+                                       out of the network it runs, so that a slot an
+                                       ablation switched off costs no pass over the
+                                       batch; the layers after it keep their random
+                                       streams (2.2) */
 };
 
 typedef struct cnb_layer_desc {
