@@ -267,6 +267,9 @@ static void test_structure_errors(void)
                      "type = softmax\n", w3);
     const char *w4[] = {"model.ini:8", "already set on line 7", NULL};
     expect_error(NET "[c]\ntype = conv\ntype = fc\n", w4);
+    /* every layer left out (CNB_LAYER_IDENTITY): nothing to run, said before anything */
+    const char *w5[] = {"model.ini", "switched-off slot", "no layer to run", NULL};
+    expect_error(NET "[l]\ntype = none\nzen = 5\n", w5);
 }
 
 /* (I - K + 2P) not divisible by S: a warning naming the line, floor() as the formula says. */

@@ -370,6 +370,9 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
         }
         shape = L->out;
     }
+    if (net->n == 0)
+        return cnb_error("%s: every layer section is a switched-off slot (type = none): no "
+                         "layer to run", model->path);
     cnb_net_layer *last = &net->layers[net->n - 1];
     if (!(last->desc->flags & CNB_LAYER_LOSS))
         return cnb_error("%s:%d: [%s] the last layer must be a loss layer (type = softmax)",
