@@ -93,6 +93,26 @@
 #define WG_CLONES
 #endif
 
+/* The five transforms of a scheme, each out = L in LT for one of its matrices L. */
+typedef enum wg_which {
+    WG_BT, /* the input tiles, a x a -> a x a       */
+    WG_AT, /* the output tiles, a x a -> m x m      */
+    WG_AM, /* the output gradient's, m x m -> a x a */
+    WG_G,  /* the filters, r x r -> a x a           */
+    WG_GT, /* their gradient, a x a -> r x r        */
+    WG_TRANSFORMS
+} wg_which;
+
+/* out = L in LT, L no x ni in rows of ld floats, on 16 channels at once (sandwich) */
+typedef void (*wg_sandwich_fn)(const float *L, int ld, const float *in, size_t irow,
+                               size_t icol, float *out, size_t orow, size_t ocol);
+
+typedef struct wg_transform {
+    const float *L;
+    int no, ni;
+    wg_sandwich_fn fast; /* its AVX-512F function; NULL: the plain one */
+} wg_transform;
+
 /* Winograd F(m x m, r x r): output tiles of m x m, filters of r x r, transformed tiles of
  * a x a (a = m + r - 1). Every matrix in rows of WG_A floats. */
 typedef struct wg_scheme {
@@ -102,6 +122,7 @@ typedef struct wg_scheme {
     float g[WG_A][WG_A];  /* G: r -> a */
     float gt[WG_A][WG_A]; /* GT: a -> r */
     float bt[WG_A][WG_A]; /* BT: a -> a */
+    wg_transform t[WG_TRANSFORMS]; /* chosen once, at init (scheme_init) */
 } wg_scheme;
 
 typedef struct wg_state {
@@ -254,9 +275,6 @@ static void sandwich(const float *L, int ld, int no, int ni, const float *in, si
  * inputs of a column and the no sums in registers, where the plain version's loops test
  * sizes and zeros at run time. AlexNet's conv2 on 1 thread, the same hour: forward 50.1
  * against 49.6 ms, backward 94.6 against 85.5. */
-#define WG_SANDWICH_ARGS                                                                   \
-    const float *L, int ld, const float *in, size_t irow, size_t icol, float *out,           \
-        size_t orow, size_t ocol
 static inline __attribute__((always_inline)) WG_AVX512 void
 sandwich_zmm(const float *L, int ld, const int no, const int ni, const float *in, size_t irow,
              size_t icol, float *out, size_t orow, size_t ocol)
@@ -290,7 +308,9 @@ sandwich_zmm(const float *L, int ld, const int no, const int ni, const float *in
 }
 
 #define WG_SANDWICH(NO, NI)                                                                \
-    WG_AVX512 static void sandwich_##NO##x##NI(WG_SANDWICH_ARGS)                             \
+    WG_AVX512 static void sandwich_##NO##x##NI(const float *L, int ld, const float *in,      \
+                                               size_t irow, size_t icol, float *out,        \
+                                               size_t orow, size_t ocol)                    \
     {                                                                                      \
         sandwich_zmm(L, ld, NO, NI, in, irow, icol, out, orow, ocol);                      \
     }
@@ -301,26 +321,46 @@ WG_SANDWICH(7, 7) WG_SANDWICH(5, 7) WG_SANDWICH(7, 5) WG_SANDWICH(7, 3) WG_SANDW
 
 static const struct {
     int no, ni;
-    void (*f)(WG_SANDWICH_ARGS);
+    wg_sandwich_fn f;
 } sandwiches[] = {{8, 8, sandwich_8x8}, {4, 8, sandwich_4x8}, {8, 4, sandwich_8x4},
                   {8, 5, sandwich_8x5}, {5, 8, sandwich_5x8}, {7, 7, sandwich_7x7},
                   {5, 7, sandwich_5x7}, {7, 5, sandwich_7x5}, {7, 3, sandwich_7x3},
                   {3, 7, sandwich_3x7}};
 #endif
 
-/* out = L in LT (sandwich's arguments) in this state's ISA. */
-static void transform(const wg_kernel *k, const float *L, int ld, int no, int ni,
-                      const float *in, size_t irow, size_t icol, float *out, size_t orow,
-                      size_t ocol)
+/* F(m x m, r x r)'s matrices and its transforms: each with its AVX-512F function when
+ * avx512 (every shape of the two schemes has one), looked up here once. */
+static void scheme_init(wg_scheme *sc, int m, int r, int avx512)
 {
+    derive(sc, m, r);
+    const int a = sc->a;
+    const struct {
+        const float *L;
+        int no, ni;
+    } mats[WG_TRANSFORMS] = {[WG_BT] = {&sc->bt[0][0], a, a}, [WG_AT] = {&sc->at[0][0], m, a},
+                             [WG_AM] = {&sc->am[0][0], a, m}, [WG_G] = {&sc->g[0][0], a, r},
+                             [WG_GT] = {&sc->gt[0][0], r, a}};
+    for (int w = 0; w < WG_TRANSFORMS; w++) {
+        sc->t[w] = (wg_transform){mats[w].L, mats[w].no, mats[w].ni, NULL};
 #if WG_HAVE_AVX512
-    for (size_t i = 0; k->st->avx512 && i < sizeof sandwiches / sizeof *sandwiches; i++)
-        if (sandwiches[i].no == no && sandwiches[i].ni == ni) {
-            sandwiches[i].f(L, ld, in, irow, icol, out, orow, ocol);
-            return;
-        }
+        for (size_t i = 0; avx512 && i < sizeof sandwiches / sizeof *sandwiches; i++)
+            if (sandwiches[i].no == mats[w].no && sandwiches[i].ni == mats[w].ni)
+                sc->t[w].fast = sandwiches[i].f;
+#else
+        (void)avx512;
 #endif
-    sandwich(L, ld, no, ni, in, irow, icol, out, orow, ocol);
+    }
+}
+
+/* out = L in LT for the kernel's scheme's transform `which` (sandwich's arguments). */
+static void transform(const wg_kernel *k, wg_which which, const float *in, size_t irow,
+                      size_t icol, float *out, size_t orow, size_t ocol)
+{
+    const wg_transform *t = &k->s->t[which];
+    if (t->fast)
+        t->fast(t->L, WG_A, in, irow, icol, out, orow, ocol);
+    else
+        sandwich(t->L, WG_A, t->no, t->ni, in, irow, icol, out, orow, ocol);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -439,37 +479,22 @@ static void nchw(const wg_kernel *k, const float *src, int cpad, float *dst, int
 /* ------------------------------------------------------------------------------------ */
 /* The transforms of one row of tiles. */
 
-/* dst[e][tile][cpad] = L d LT for the tx tiles of tile row ty of a channels-last sample
- * (rows of ww pixels of cpad channels), tile (ty, j) taking the ni x ni block d at
- * (top + ty m, left + j m) and being tile number tile0 + j of dst, whose elements e are
- * e_stride floats apart. L is a x ni with rows of ld floats. */
-static void tiles_in(const wg_kernel *k, const float *L, int ni, const float *src, int ww,
-                     int top, int left, int cpad, int tx, int ty, size_t tile0,
-                     size_t e_stride, float *dst)
+/* dst[e][tile][cpad] = L d LT (transform `which`: BT or A) for the tx tiles of tile row
+ * ty of a channels-last sample (rows of ww pixels of cpad channels), tile (ty, j) taking
+ * the ni x ni block d at (top + ty m, left + j m) and being tile number tile0 + j of dst,
+ * whose elements e are e_stride floats apart. */
+static void tiles_in(const wg_kernel *k, wg_which which, const float *src, int ww, int top,
+                     int left, int cpad, int tx, int ty, size_t tile0, size_t e_stride,
+                     float *dst)
 {
     const size_t row = (size_t)ww * cpad;
     const int m = k->s->m, a = k->s->a;
     for (int j = 0; j < tx; j++) {
         const float *s = src + (size_t)(top + ty * m) * row + (size_t)(left + j * m) * cpad;
         for (int c = 0; c < cpad; c += LANES)
-            transform(k, L, WG_A, a, ni, s + c, row, cpad, dst + (tile0 + j) * cpad + c,
-                      a * e_stride, e_stride);
+            transform(k, which, s + c, row, cpad, dst + (tile0 + j) * cpad + c, a * e_stride,
+                      e_stride);
     }
-}
-
-/* BT's a x a patches (the forward's V, and the data gradient's) */
-static void tiles_bt(const wg_kernel *k, const float *src, int ww, int cpad, int tx, int ty,
-                     size_t tile0, size_t e_stride, float *dst)
-{
-    tiles_in(k, &k->s->bt[0][0], k->s->a, src, ww, 0, 0, cpad, tx, ty, tile0, e_stride, dst);
-}
-
-/* A's m x m blocks at (top, left) (the output gradient's Z, for the weight gradient) */
-static void tiles_a(const wg_kernel *k, const float *src, int ww, int top, int left, int cpad,
-                    int tx, int ty, size_t tile0, size_t e_stride, float *dst)
-{
-    tiles_in(k, &k->s->am[0][0], k->s->m, src, ww, top, left, cpad, tx, ty, tile0, e_stride,
-             dst);
 }
 
 /* The output transform AT M A of tiles tile0 .. tile0 + tx - 1 of src (elements e_stride
@@ -482,8 +507,8 @@ static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, siz
     const size_t row = (size_t)tx * m * cpad;
     for (int j = 0; j < tx; j++)
         for (int c = 0; c < cpad; c += LANES)
-            transform(k, &k->s->at[0][0], WG_A, m, a, src + (tile0 + j) * cpad + c,
-                      a * e_stride, e_stride, dst + (size_t)j * m * cpad + c, row, cpad);
+            transform(k, WG_AT, src + (tile0 + j) * cpad + c, a * e_stride, e_stride,
+                      dst + (size_t)j * m * cpad + c, row, cpad);
 }
 
 /* U[e][ci][co..co+15] = G g GT for the filters of inputs ci < ci_n, held channels last
@@ -492,9 +517,9 @@ static void tiles_out(const wg_kernel *k, const float *src, size_t e_stride, siz
 static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cop, int co, float *u)
 {
     for (int ci = 0; ci < ci_n; ci++)
-        transform(k, &k->s->g[0][0], WG_A, k->s->a, k->s->r,
-                  f + (size_t)ci * k->s->r * k->s->r * cop + co, (size_t)k->s->r * cop, cop,
-                  u + (size_t)ci * cop + co, k->s->a * k->ue, k->ue);
+        transform(k, WG_G, f + (size_t)ci * k->s->r * k->s->r * cop + co,
+                  (size_t)k->s->r * cop, cop, u + (size_t)ci * cop + co, k->s->a * k->ue,
+                  k->ue);
 }
 
 /* dW = GT dU G for input channel ci and every output channel: dU[e][ci][kp] (elements
@@ -502,8 +527,8 @@ static void filter_in(const wg_kernel *k, const float *f, int ci_n, int cop, int
 static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int kp, float *f)
 {
     for (int co = 0; co < kp; co += LANES)
-        transform(k, &k->s->gt[0][0], WG_A, k->s->r, k->s->a, du + co, k->s->a * e_stride,
-                  e_stride, f + co, (size_t)k->s->r * kp, kp);
+        transform(k, WG_GT, du + co, k->s->a * e_stride, e_stride, f + co,
+                  (size_t)k->s->r * kp, kp);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -707,22 +732,22 @@ static void step_item(const wg_call *call, int i)
     case FWD_TILES: {
         const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
         const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
-        tiles_bt(k, k->x + (size_t)n * k->xh * k->xw * cp, k->xw, cp, k->fg.tx, ty, tile0,
-                 k->ve, k->v);
+        tiles_in(k, WG_BT, k->x + (size_t)n * k->xh * k->xw * cp, k->xw, 0, 0, cp, k->fg.tx,
+                 ty, tile0, k->ve, k->v);
         break;
     }
     case BWD_Z: {
         const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
         const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
-        tiles_a(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, k->qh, k->qw, kp, k->fg.tx,
-                ty, tile0, k->ze, k->z);
+        tiles_in(k, WG_AM, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, k->qh, k->qw, kp,
+                 k->fg.tx, ty, tile0, k->ze, k->z);
         break;
     }
     case BWD_TILES: { /* tiles numbered within the chunk */
         const int nc = i / k->bg.ty, ty = i % k->bg.ty, n = call->n0 + nc;
         const size_t tile0 = ((size_t)nc * k->bg.ty + ty) * k->bg.tx;
-        tiles_bt(k, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, kp, k->bg.tx, ty, tile0,
-                 k->ine, k->cin);
+        tiles_in(k, WG_BT, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, 0, 0, kp, k->bg.tx,
+                 ty, tile0, k->ine, k->cin);
         break;
     }
     case FWD_OUT:
@@ -968,8 +993,8 @@ static int wg_init(const cnb_host *host, const cnb_backend_config *cfg, void **s
     const char *isa = getenv("CNB_WINOGRAD_ISA");
     st->avx512 = __builtin_cpu_supports("avx512f") && !(isa && strcmp(isa, "scalar") == 0);
 #endif
-    derive(&st->f4x5, 4, 5);
-    derive(&st->f5x3, 5, 3);
+    scheme_init(&st->f4x5, 4, 5, st->avx512);
+    scheme_init(&st->f5x3, 5, 3, st->avx512);
     omp_set_num_threads(st->threads);
     if (dnnl_engine_create(&st->engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags) !=
