@@ -123,7 +123,12 @@ def ways(threads):
     not to give it back, or jemalloc with the guide's MALLOC_CONF). Measured on AlexNet, 2
     threads, training step: as shipped 3,920 ms, glibc keeping its memory 1,169 ms,
     jemalloc without MALLOC_CONF 7,339 ms; which allocator is faster is measured again in
-    every group, both running in the rounds. glibc's mmap threshold sits above AlexNet's
+    every group, both running in the rounds. The guide keeps jemalloc's pages with decay
+    times of 9000000000 ms; Debian's jemalloc 5.3 takes the value and still gives pages
+    back and faults them in afresh at every step (LeNet-5, 1 thread, training step: 101 ms,
+    against 18.7 ms with glibc keeping its memory), so the way says "never" in jemalloc's
+    own spelling, -1 (18.7 ms; AlexNet without LRN, 1 thread: 1.34 to 1.42 s, glibc's
+    way 1.32 to 1.44 s). glibc's mmap threshold sits above AlexNet's
     largest tensors (conv1's output and its gradient, 37 MB at batch 32): at 32 MiB they
     were mapped and faulted in afresh at every step, and AlexNet without LRN took 2.15 s a
     training step on 1 thread in a fresh process, 1.37 s at 256 MiB. A line each,
@@ -133,7 +138,7 @@ def ways(threads):
     glibc = ("MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=17179869184 "
              "MALLOC_TOP_PAD_=1073741824")
     jemalloc = ("LD_PRELOAD=%s MALLOC_CONF=oversize_threshold:1,background_thread:true,"
-                "metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000"
+                "metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1"
                 % JEMALLOC)
     lines = [
         ("way", "", "shipped", "", "",
