@@ -384,6 +384,39 @@ static void test_whole_run(void)
                     "alloc_bytes,allocs,alloc_bytes_max,how,fused_runs,algorithms,"
                     "peak_mistrusted\n"));
 
+    /* samples.csv: every whole-network sample behind bench.csv's rows, in the order
+     * taken: one per round from round 0 on, in its place in the round (the probe's among
+     * the 4 entries' 5 places), each with the probe of its round; the stand-in peer's the
+     * times it answered */
+    snprintf(path, sizeof path, "%s/results/speed/samples.csv", dir);
+    static const char *const snames[] = {"backend", "pass", "sample", "round", "position",
+                                         "ms", "probe_gflops", NULL};
+    enum { S_BACKEND, S_PASS, S_SAMPLE, S_ROUND, S_POSITION, S_MS, S_PROBE };
+    int scol[8], samples = 0, expected = 0;
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, snames, scol), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const char *backend = cnb_csv_get(&c, scol[S_BACKEND]);
+        const int train = !strcmp(cnb_csv_get(&c, scol[S_PASS]), "train");
+        const int k = atoi(cnb_csv_get(&c, scol[S_SAMPLE]));
+        const int position = atoi(cnb_csv_get(&c, scol[S_POSITION]));
+        CU_ASSERT_EQUAL(atoi(cnb_csv_get(&c, scol[S_ROUND])), k);
+        CU_ASSERT(position >= 0 && position <= 4);
+        CU_ASSERT(atof(cnb_csv_get(&c, scol[S_MS])) > 0);
+        CU_ASSERT(atof(cnb_csv_get(&c, scol[S_PROBE])) > 0);
+        if (!strcmp(backend, "pytorch-test-tuned-glibc"))
+            CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, scol[S_MS])), train ? 10.0 : 5.0, 1e-9);
+        samples++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, (snprintf(path, sizeof path,
+                                                     "%s/results/speed/bench.csv", dir), path)), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1)
+        expected += atoi(cnb_csv_get(&c, col[REPS]));
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(samples, expected);
+
     /* peak.csv: one probe in every round of both passes (at least 3 rounds each) */
     snprintf(path, sizeof path, "%s/results/speed/peak.csv", dir);
     const char *peak = read_file(path);

@@ -143,7 +143,7 @@ static void print_summary(const bconf *bc, const results *r)
         if (n_bad > LIST_MISTRUSTED)
             printf("  and %d more\n", n_bad - LIST_MISTRUSTED);
     }
-    printf("report: %s/report.md (bench.csv, layers.csv, peak.csv, plots)\n", bc->dir);
+    printf("report: %s/report.md (bench.csv, samples.csv, layers.csv, peak.csv, plots)\n", bc->dir);
 }
 
 /* After a run with --force: the plots an earlier run left in the folder that this one did
@@ -189,6 +189,8 @@ static int run_timed(const bconf *bc, const cnb_registry *reg)
         print_summary(bc, &r);
     for (int i = 0; i < r.n_peaks; i++)
         cnb_peak_free(&r.peaks[i]);
+    for (int i = 0; i < r.n_rows; i++)
+        free(r.rows[i].samples);
     free(r.rows);
     free(r.layers);
     free(r.pairs);

@@ -103,6 +103,15 @@ int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 /* ---- results ---------------------------------------------------------------------- */
 
 /* A row of bench.csv: a backend's, or one way of running the peer. */
+/* One whole-network sample of a row, as taken (samples.csv). */
+typedef struct bench_sample {
+    int round;                    /* the group's whole-network round, from 0              */
+    int position;                 /* its place in the round's shuffled order, the FMA
+                                     probe's place counted, from 0                        */
+    double ms;                    /* one pass: the sample's time over its steps           */
+    double probe;                 /* GFLOP/s of the round's FMA probe                     */
+} bench_sample;
+
 typedef struct row {
     char model[64], backend[80];
     char how[1024];               /* how it was run (a peer: its way, environment, mode) */
@@ -125,6 +134,7 @@ typedef struct row {
                                      their op's definition, "conv3 conv4 conv5: winograd"
                                      (cnb_net_layer_algorithm); "" none: its GFLOP/s are
                                      then direct-equivalent                             */
+    bench_sample *samples;        /* [s.n], in the order taken                          */
 } row;
 
 /* One pass of the fastest backend and of a peer's fastest tuned way in a group, in pairs

@@ -34,6 +34,8 @@ typedef struct entry {
                                      training; 0: not yet calibrated                    */
     double *fwd, *train;          /* whole network, [reps], seconds per step (train: NAN
                                      for a peer that only infers)                       */
+    bench_sample *taken;          /* and where each was taken [reps] (ms: not yet)      */
+    int round, position;          /* where interleave() is: the turn rep_whole() takes  */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
     int reps;
@@ -97,6 +99,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
+    free(e->taken);
     for (int k = 0; k < 4; k++)
         free(e->heap[k]);
     if (e->b < 0)
@@ -183,8 +186,9 @@ typedef int (*rep_fn)(entry *e, int *enough);
  * order each round, until every one has enough: drift and neighbours' noise then fall on
  * all of them alike. The FMA probe takes a place of its own in every round's order (slot
  * ne), so it sees the machine as the kernels around it do; every backend before it has
- * been parked. */
-static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak)
+ * been parked. Each round's probe goes to (*probes)[round] when probes is not NULL. */
+static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak,
+                      double **probes)
 {
     int order[MAX_BACKENDS + MAX_WAYS + 1], enough[MAX_BACKENDS + MAX_WAYS] = {0};
     int left = ne, rc = 0;
@@ -192,12 +196,16 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
         order[k] = k;
     for (int round = 0; round < MAX_REPS && left > 0 && rc == 0; round++) {
         shuffle(order, ne + 1, rng);
+        if (probes)
+            rc = grow(probes, round + 1);
         for (int i = 0; i <= ne && rc == 0; i++) {
             int k = order[i];
             if (k == ne) {
-                rc = cnb_peak_probe(peak);
+                if ((rc = cnb_peak_probe(peak)) == 0 && probes)
+                    (*probes)[round] = peak->probes[peak->n - 1];
                 continue;
             }
+            es[k].round = round, es[k].position = i;
             if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
                 left -= enough[k];
             if (es[k].b >= 0)
@@ -261,8 +269,10 @@ static int rep_whole(entry *e, int *enough)
     int rc = 0;
     for (int g = 0; g < (e->b >= 0 ? 6 : 2) && rc == 0; g++)
         rc = grow(grown[g], e->reps + 1);
-    if (rc)
-        return rc;
+    bench_sample *taken = rc ? NULL : realloc(e->taken, (size_t)(e->reps + 1) * sizeof *taken);
+    if (!taken)
+        return rc ? rc : CNB_ENOMEM;
+    e->taken = taken;
     double fwd, train, heap[4];
     if (e->steps[0] == 0) { /* the fastest of 3: the first after a park is slow */
         double least[2] = {INFINITY, INFINITY};
@@ -279,6 +289,7 @@ static int rep_whole(entry *e, int *enough)
         return *enough = e->broken, rc;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
+    e->taken[e->reps] = (bench_sample){.round = e->round, .position = e->position};
     for (int k = 0; k < 4 && e->b >= 0; k++)
         e->heap[k][e->reps] = heap[k];
     e->sum_fwd += fwd * e->steps[0];
@@ -412,7 +423,7 @@ static void net_algorithms(const cnb_net *net, char *buf, size_t len)
 /* The whole network's rows of entry e: forward, then the training step (none for a peer
  * that only infers); GFLOP/s from flops (per sample, net_flops). */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
-                        const entry *e, const double flops[2])
+                        const entry *e, const double flops[2], const double *probes)
 {
     row *grown = realloc(r->rows, (size_t)(r->n_rows + 2) * sizeof *grown);
     if (!grown)
@@ -428,6 +439,13 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
         w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps[pass];
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
+        if (!(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples)))
+            return CNB_ENOMEM;
+        for (int k = 0; k < e->reps; k++) {
+            w->samples[k] = e->taken[k];
+            w->samples[k].ms = (pass ? e->train : e->fwd)[k] * 1e3;
+            w->samples[k].probe = probes[e->taken[k].round];
+        }
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
@@ -570,18 +588,18 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     cnb_peak *peak = peak_for(r, threads);
     struct cnb_rng rng;
     cnb_rng_seed(&rng, bc->seed, STREAM_BENCH);
-    double t0 = cnb_now();
-    int rc = interleave(es, ne, &rng, rep_whole, peak);
+    double t0 = cnb_now(), *probes = NULL;
+    int rc = interleave(es, ne, &rng, rep_whole, peak, &probes);
     double t1 = cnb_now();
     if (rc == 0 && bc->layers)
-        rc = interleave(es, nb, &rng, rep_layers, peak);
+        rc = interleave(es, nb, &rng, rep_layers, peak, NULL);
     double flops[2] = {NAN, NAN};
     if (nb)
         net_flops(&es[0].net, flops);
     int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
         if (!es[k].broken)
-            rc = add_net_rows(r, bc, m, threads, &es[k], flops);
+            rc = add_net_rows(r, bc, m, threads, &es[k], flops, probes);
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }
@@ -590,6 +608,7 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
             rc = add_pair(r, bc, m, threads, es, nb, ne, train, peer);
     if (rc == 0)
         print_group(r, first, threads, t1 - t0, cnb_now() - t1, peak);
+    free(probes);
     return rc;
 }
 
