@@ -102,7 +102,6 @@ int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* A row of bench.csv: a backend's, or one way of running the peer. */
 /* One whole-network sample of a row, as taken (samples.csv). */
 typedef struct bench_sample {
     int round;                    /* the group's whole-network round, from 0              */
@@ -112,6 +111,7 @@ typedef struct bench_sample {
     double probe;                 /* GFLOP/s of the round's FMA probe                     */
 } bench_sample;
 
+/* A row of bench.csv: a backend's, or one way of running the peer. */
 typedef struct row {
     char model[64], backend[80];
     char how[1024];               /* how it was run (a peer: its way, environment, mode) */

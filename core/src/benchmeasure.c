@@ -269,9 +269,11 @@ static int rep_whole(entry *e, int *enough)
     int rc = 0;
     for (int g = 0; g < (e->b >= 0 ? 6 : 2) && rc == 0; g++)
         rc = grow(grown[g], e->reps + 1);
-    bench_sample *taken = rc ? NULL : realloc(e->taken, (size_t)(e->reps + 1) * sizeof *taken);
-    if (!taken)
-        return rc ? rc : CNB_ENOMEM;
+    bench_sample *taken = NULL;
+    if (rc == 0 && !(taken = realloc(e->taken, (size_t)(e->reps + 1) * sizeof *taken)))
+        rc = CNB_ENOMEM;
+    if (rc)
+        return rc;
     e->taken = taken;
     double fwd, train, heap[4];
     if (e->steps[0] == 0) { /* the fastest of 3: the first after a park is slow */
