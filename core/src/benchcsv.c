@@ -9,7 +9,7 @@
  * ("winograd"), algorithms (bench.csv) a network's such layers: their GFLOP/s and
  * peak_share are direct-equivalent, and may pass 1.
  * samples.csv has every whole-network sample behind bench.csv's statistics, in the order
- * taken: the group's round, its place in the round's shuffled order (the FMA probe's place
+ * taken: the group's round (a row's k-th sample is from round k), its place in the round's shuffled order (the FMA probe's place
  * counted), one pass's milliseconds, and the GFLOP/s of the probe of the same round, so
  * that a slow sample can be told from a slow machine.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
@@ -125,14 +125,14 @@ static int write_samples_csv(const bconf *bc, const results *r)
     cnb_atomic a;
     if (cnb_atomic_open_in(&a, bc->dir, "samples.csv"))
         return CNB_EIO;
-    fprintf(a.f, "model,backend,threads,pass,sample,round,position,steps,ms,probe_gflops\n");
+    fprintf(a.f, "model,backend,threads,pass,round,position,steps,ms,probe_gflops\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         for (int k = 0; k < w->s.n; k++) {
             const bench_sample *t = &w->samples[k];
-            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%d,%d,%.4f,%.1f\n", w->model, w->backend,
-                    w->threads, w->train ? "train" : "forward", k, t->round, t->position,
-                    w->steps, t->ms, t->probe);
+            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%d,%.4f,%.1f\n", w->model, w->backend,
+                    w->threads, w->train ? "train" : "forward", k, t->position, w->steps,
+                    t->ms, t->probe);
         }
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

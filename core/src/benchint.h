@@ -102,9 +102,9 @@ int bench_runs_at(const bconf *bc, const bmodel *m, int b, int threads);
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* One whole-network sample of a row, as taken (samples.csv). */
+/* One whole-network sample of a row (samples.csv); the row's k-th is from the group's
+ * k-th round of whole-network samples. */
 typedef struct bench_sample {
-    int round;                    /* the group's whole-network round, from 0              */
     int position;                 /* its place in the round's shuffled order, the FMA
                                      probe's place counted, from 0                        */
     double ms;                    /* one pass: the sample's time over its steps           */
@@ -134,7 +134,7 @@ typedef struct row {
                                      their op's definition, "conv3 conv4 conv5: winograd"
                                      (cnb_net_layer_algorithm); "" none: its GFLOP/s are
                                      then direct-equivalent                             */
-    bench_sample *samples;        /* [s.n], in the order taken                          */
+    bench_sample *samples;        /* [s.n], in the order taken: round by round          */
 } row;
 
 /* One pass of the fastest backend and of a peer's fastest tuned way in a group, in pairs

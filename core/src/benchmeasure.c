@@ -34,8 +34,8 @@ typedef struct entry {
                                      training; 0: not yet calibrated                    */
     double *fwd, *train;          /* whole network, [reps], seconds per step (train: NAN
                                      for a peer that only infers)                       */
-    bench_sample *taken;          /* and where each was taken [reps] (ms: not yet)      */
-    int round, position;          /* where interleave() is: the turn rep_whole() takes  */
+    int *position;                /* and each one's place in its round's order [reps]   */
+    int turn;                     /* the place interleave() gives the sample taken now  */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
     int reps;
@@ -99,7 +99,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
-    free(e->taken);
+    free(e->position);
     for (int k = 0; k < 4; k++)
         free(e->heap[k]);
     if (e->b < 0)
@@ -186,9 +186,8 @@ typedef int (*rep_fn)(entry *e, int *enough);
  * order each round, until every one has enough: drift and neighbours' noise then fall on
  * all of them alike. The FMA probe takes a place of its own in every round's order (slot
  * ne), so it sees the machine as the kernels around it do; every backend before it has
- * been parked. Each round's probe goes to (*probes)[round] when probes is not NULL. */
-static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak,
-                      double **probes)
+ * been parked. */
+static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_peak *peak)
 {
     int order[MAX_BACKENDS + MAX_WAYS + 1], enough[MAX_BACKENDS + MAX_WAYS] = {0};
     int left = ne, rc = 0;
@@ -196,16 +195,13 @@ static int interleave(entry *es, int ne, struct cnb_rng *rng, rep_fn rep, cnb_pe
         order[k] = k;
     for (int round = 0; round < MAX_REPS && left > 0 && rc == 0; round++) {
         shuffle(order, ne + 1, rng);
-        if (probes)
-            rc = grow(probes, round + 1);
         for (int i = 0; i <= ne && rc == 0; i++) {
             int k = order[i];
             if (k == ne) {
-                if ((rc = cnb_peak_probe(peak)) == 0 && probes)
-                    (*probes)[round] = peak->probes[peak->n - 1];
+                rc = cnb_peak_probe(peak);
                 continue;
             }
-            es[k].round = round, es[k].position = i;
+            es[k].turn = i;
             if (!enough[k] && (rc = rep(&es[k], &enough[k])) == 0)
                 left -= enough[k];
             if (es[k].b >= 0)
@@ -269,12 +265,12 @@ static int rep_whole(entry *e, int *enough)
     int rc = 0;
     for (int g = 0; g < (e->b >= 0 ? 6 : 2) && rc == 0; g++)
         rc = grow(grown[g], e->reps + 1);
-    bench_sample *taken = NULL;
-    if (rc == 0 && !(taken = realloc(e->taken, (size_t)(e->reps + 1) * sizeof *taken)))
+    int *position = NULL;
+    if (rc == 0 && !(position = realloc(e->position, (size_t)(e->reps + 1) * sizeof *position)))
         rc = CNB_ENOMEM;
     if (rc)
         return rc;
-    e->taken = taken;
+    e->position = position;
     double fwd, train, heap[4];
     if (e->steps[0] == 0) { /* the fastest of 3: the first after a park is slow */
         double least[2] = {INFINITY, INFINITY};
@@ -291,7 +287,7 @@ static int rep_whole(entry *e, int *enough)
         return *enough = e->broken, rc;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
-    e->taken[e->reps] = (bench_sample){.round = e->round, .position = e->position};
+    e->position[e->reps] = e->turn;
     for (int k = 0; k < 4 && e->b >= 0; k++)
         e->heap[k][e->reps] = heap[k];
     e->sum_fwd += fwd * e->steps[0];
@@ -423,7 +419,8 @@ static void net_algorithms(const cnb_net *net, char *buf, size_t len)
 }
 
 /* The whole network's rows of entry e: forward, then the training step (none for a peer
- * that only infers); GFLOP/s from flops (per sample, net_flops). */
+ * that only infers); GFLOP/s from flops (per sample, net_flops); with its samples, sample
+ * k from round k (as in add_pair), whose FMA probe is probes[k]. */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
                         const entry *e, const double flops[2], const double *probes)
 {
@@ -444,9 +441,9 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         if (!(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples)))
             return CNB_ENOMEM;
         for (int k = 0; k < e->reps; k++) {
-            w->samples[k] = e->taken[k];
-            w->samples[k].ms = (pass ? e->train : e->fwd)[k] * 1e3;
-            w->samples[k].probe = probes[e->taken[k].round];
+            w->samples[k] = (bench_sample){.position = e->position[k],
+                                           .ms = (pass ? e->train : e->fwd)[k] * 1e3,
+                                           .probe = probes[k]};
         }
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
@@ -590,18 +587,19 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     cnb_peak *peak = peak_for(r, threads);
     struct cnb_rng rng;
     cnb_rng_seed(&rng, bc->seed, STREAM_BENCH);
-    double t0 = cnb_now(), *probes = NULL;
-    int rc = interleave(es, ne, &rng, rep_whole, peak, &probes);
+    const int first_probe = peak->n; /* round k's probe: peak->probes[first_probe + k] */
+    double t0 = cnb_now();
+    int rc = interleave(es, ne, &rng, rep_whole, peak);
     double t1 = cnb_now();
     if (rc == 0 && bc->layers)
-        rc = interleave(es, nb, &rng, rep_layers, peak, NULL);
+        rc = interleave(es, nb, &rng, rep_layers, peak);
     double flops[2] = {NAN, NAN};
     if (nb)
         net_flops(&es[0].net, flops);
     int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
         if (!es[k].broken)
-            rc = add_net_rows(r, bc, m, threads, &es[k], flops, probes);
+            rc = add_net_rows(r, bc, m, threads, &es[k], flops, peak->probes + first_probe);
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }
@@ -610,7 +608,6 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
             rc = add_pair(r, bc, m, threads, es, nb, ne, train, peer);
     if (rc == 0)
         print_group(r, first, threads, t1 - t0, cnb_now() - t1, peak);
-    free(probes);
     return rc;
 }
 
