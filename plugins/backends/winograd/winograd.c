@@ -334,22 +334,19 @@ static void scheme_init(wg_scheme *sc, int m, int r, int avx512)
 {
     derive(sc, m, r);
     const int a = sc->a;
-    const struct {
-        const float *L;
-        int no, ni;
-    } mats[WG_TRANSFORMS] = {[WG_BT] = {&sc->bt[0][0], a, a}, [WG_AT] = {&sc->at[0][0], m, a},
-                             [WG_AM] = {&sc->am[0][0], a, m}, [WG_G] = {&sc->g[0][0], a, r},
-                             [WG_GT] = {&sc->gt[0][0], r, a}};
-    for (int w = 0; w < WG_TRANSFORMS; w++) {
-        sc->t[w] = (wg_transform){mats[w].L, mats[w].no, mats[w].ni, NULL};
+    sc->t[WG_BT] = (wg_transform){&sc->bt[0][0], a, a, NULL};
+    sc->t[WG_AT] = (wg_transform){&sc->at[0][0], m, a, NULL};
+    sc->t[WG_AM] = (wg_transform){&sc->am[0][0], a, m, NULL};
+    sc->t[WG_G] = (wg_transform){&sc->g[0][0], a, r, NULL};
+    sc->t[WG_GT] = (wg_transform){&sc->gt[0][0], r, a, NULL};
 #if WG_HAVE_AVX512
-        for (size_t i = 0; avx512 && i < sizeof sandwiches / sizeof *sandwiches; i++)
-            if (sandwiches[i].no == mats[w].no && sandwiches[i].ni == mats[w].ni)
-                sc->t[w].fast = sandwiches[i].f;
+    for (wg_transform *t = sc->t; avx512 && t < sc->t + WG_TRANSFORMS; t++)
+        for (size_t i = 0; i < sizeof sandwiches / sizeof *sandwiches; i++)
+            if (sandwiches[i].no == t->no && sandwiches[i].ni == t->ni)
+                t->fast = sandwiches[i].f;
 #else
-        (void)avx512;
+    (void)avx512;
 #endif
-    }
 }
 
 /* out = L in LT for the kernel's scheme's transform `which` (sandwich's arguments). */
@@ -866,9 +863,9 @@ static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
 /* The stride of the a * a elements of a transformed tensor of n floats each: n rounded up
  * to 4 KiB, plus one cache line. A transform writes (or reads) the a * a elements of a
- * tile at once, 64 or 49 streams a stride apart; at a multiple of 4 KiB (AlexNet's conv2: V's 1,568
- * tiles x 96 channels) all of them fall in one set of the L1 cache, whose 8 ways then
- * evict each other on every line. One line more puts each stream in a set of its own,
+ * tile at once, 64 or 49 streams a stride apart; at a multiple of 4 KiB (AlexNet's conv2:
+ * V's 1,568 tiles x 96 channels) all of them fall in one set of the L1 cache, whose 8
+ * ways then evict each other on every line. One line more puts each stream in a set of its own,
  * in the L1 and, the line count being odd, in the L2. */
 static size_t skew(size_t n)
 {
