@@ -41,7 +41,7 @@ int test_direct_avx512(void)
 #endif
 }
 
-static char made[64][256]; /* folders test_tmpdir() made, removed at exit */
+static char **made; /* folders test_tmpdir() made, removed at exit */
 static int n_made;
 
 void test_add_suite(const char *suite, const test_case *cases)
@@ -88,16 +88,17 @@ int test_backend_wanted(const char *name)
 
 const char *test_tmpdir(void)
 {
-    static char path[256];
     const char *base = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/cnnbench-test-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(path)) {
-        perror("mkdtemp");
+    char template[256];
+    snprintf(template, sizeof template, "%s/cnnbench-test-XXXXXX", base && *base ? base : "/tmp");
+    char **grown = realloc(made, (size_t)(n_made + 1) * sizeof *made);
+    char *path = mkdtemp(template) ? strdup(template) : NULL;
+    if (!grown || !path) {
+        perror("test_tmpdir");
         exit(2);
     }
-    if (n_made < 64)
-        snprintf(made[n_made++], sizeof made[0], "%s", path);
-    return path;
+    made = grown;
+    return made[n_made++] = path;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -108,9 +109,12 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 
 void test_remove_tmpdirs(void)
 {
-    for (int i = 0; i < n_made; i++)
+    for (int i = 0; i < n_made; i++) {
         nftw(made[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    n_made = 0;
+        free(made[i]);
+    }
+    free(made);
+    made = NULL, n_made = 0;
 }
 
 void test_write_file(const char *path, const char *text)
