@@ -654,6 +654,72 @@ static void test_model_sample_time(void)
     CU_ASSERT_EQUAL(bench_file_force(exp, 1), CNB_EINVAL);
 }
 
+/* A stand-in peer of three ways whose samples are all half as slow again in odd rounds,
+ * as a machine running slow for a round would make every row's: 5 and 10 ms, 7.5 and 15
+ * (the 3 calls before round 0 calibrate). */
+static const char drift_script[] =
+    "#!/bin/sh\n"
+    "if [ \"$1\" = --ways ]; then\n"
+    "  printf 'way\\t\\tshipped\\t\\t\\tas shipped\\n'\n"
+    "  printf 'way\\t-b\\tshipped\\t--b\\t\\ta second\\n'\n"
+    "  printf 'way\\t-c\\tshipped\\t--c\\t\\ta third\\n'; exit 0\n"
+    "fi\n"
+    "echo ready backend=drift\nn=0\n"
+    "while read cmd nf nt; do [ \"$cmd\" = step ] || exit 0; n=$((n + 1))\n"
+    "  if [ $n -gt 3 ] && [ $(((n - 4) % 2)) -eq 1 ]; then echo step 0.0075 0.015 1024\n"
+    "  else echo step 0.005 0.010 1024; fi; done\n";
+
+/* Each sample's machine factor is the median of the group's other rows' samples of the
+ * round over their medians: a slow round shared by every row is taken out of their own
+ * CV, which decides "unstable", and a row that did not follow it (naive's, beside three
+ * ways slow in odd rounds) is left with that spread as its own. */
+static void test_machine_factor(void)
+{
+    const char *dir = test_tmpdir();
+    char path[600];
+    write_peer(dir, "drift.sh", drift_script);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = drift.sh\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
+    static const char *const names[] = {"backend", "pass", "cv", "cv_own", "unstable", NULL};
+    int col[5], rows = 0;
+    cnb_csv c;
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const int naive = !strcmp(cnb_csv_get(&c, col[0]), "naive");
+        const double cv = atof(cnb_csv_get(&c, col[2])), own = atof(cnb_csv_get(&c, col[3]));
+        if (naive) { /* 3 rounds: factors 1, 1.5, 1 */
+            CU_ASSERT(own >= 0.10);
+        } else { /* 5, 7.5, 5 ms: a CV of 25%, none of it their own */
+            CU_ASSERT(cv >= 0.10);
+            CU_ASSERT_DOUBLE_EQUAL(own, 0.0, 1e-9);
+        }
+        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[4]), naive ? "1" : "0");
+        rows++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(rows, 8);
+    /* samples.csv: every row's factor of round 1 is the ways' 1.5, of round 0 and 2 their
+     * 1 (naive's: the three ways'; a way's: the other two's and naive's) */
+    static const char *const snames[] = {"backend", "round", "machine_factor", NULL};
+    int scol[3], samples = 0;
+    snprintf(path, sizeof path, "%s/results/speed/samples.csv", dir);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, snames, scol), 0);
+    while (cnb_csv_next(&c) == 1) {
+        const int round = atoi(cnb_csv_get(&c, scol[1]));
+        if (round < 3)
+            CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, scol[2])), round == 1 ? 1.5 : 1.0, 1e-9);
+        samples++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT(samples >= 24);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    CHECK_MSG(read_file(path), "| drift-b | 1 | 4 |");
+    CHECK_MSG(read_file(path), "% (0.0%) | 3 × ");
+}
+
 static void test_two_peers(void)
 {
     const char *dir = test_tmpdir();
@@ -1098,6 +1164,8 @@ void suite_bench(void)
         {"fused runs: named in bench.csv, timed on their first layer", test_fused_runs},
         {"memory: a kernel's heap in forward, a 2.2 backend's unknown", test_memory_columns},
         {"two peers, one only inferring: its forward rows, pairs per pass", test_two_peers},
+        {"a round's machine factor: a slow round shared by all is not a row's own CV",
+         test_machine_factor},
         {"a group at fewer threads than the CPUs runs pinned, its peers too", test_pinned_group},
         {"a model's sample_time is its samples' length, peers' too", test_model_sample_time},
         {"a peer without its framework or interpreter: skipped, saying why", test_missing_peer},

@@ -9,9 +9,12 @@
  * ("winograd"), algorithms (bench.csv) a network's such layers: their GFLOP/s and
  * peak_share are direct-equivalent, and may pass 1.
  * samples.csv has every whole-network sample behind bench.csv's statistics, in the order
- * taken: the group's round (a row's k-th sample is from round k), its place in the round's shuffled order (the FMA probe's place
- * counted), one pass's milliseconds, and the GFLOP/s of the probe of the same round, so
- * that a slow sample can be told from a slow machine.
+ * taken: the group's round (a row's k-th sample is from round k), its place in the round's
+ * shuffled order (the FMA probe's place counted), one pass's milliseconds, the GFLOP/s of
+ * the probe of the same round and the round's machine factor for the row (the median of
+ * the other rows' samples of the pass in the round over their medians), so that a slow
+ * sample can be told from a slow machine. bench.csv's cv_own is the CV of the row's
+ * samples each over its machine factor, the row's own spread; unstable: cv_own >= 0.10.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
  * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
  * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
@@ -62,15 +65,16 @@ static int write_bench_csv(const bconf *bc, const results *r)
     if (cnb_atomic_open_in(&a, bc->dir, "bench.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,batch,threads,pass,reps,steps_per_rep,median_ms,min_ms,q1_ms,"
-                 "q3_ms,cv,outliers,images_per_second,unstable,create_ms,gflops,peak_share,"
+                 "q3_ms,cv,cv_own,outliers,images_per_second,unstable,create_ms,gflops,peak_share,"
                  "peak_rss_mb,activation_bytes,param_bytes,kernel_bytes,alloc_bytes,allocs,"
                  "alloc_bytes_max,how,fused_runs,algorithms,peak_mistrusted\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
-        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
+        fprintf(a.f, "%s,%s,%d,%d,%s,%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.2f,%d,%.1f,%.2f,",
                 w->model, w->backend, w->batch, w->threads, w->train ? "train" : "forward",
-                w->s.n, w->steps, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv, w->s.outliers, w->ips,
-                w->s.cv >= CNB_UNSTABLE_CV, w->create_ms, w->gflops);
+                w->s.n, w->steps, w->s.median, w->s.min, w->s.q1, w->s.q3, w->s.cv,
+                w->cv_own, w->s.outliers, w->ips, w->cv_own >= CNB_UNSTABLE_CV,
+                w->create_ms, w->gflops);
         csv_share(a.f, w->share, w->algorithms);
         if (!isnan(w->peak_mb))
             fprintf(a.f, "%.1f", w->peak_mb);
@@ -125,14 +129,15 @@ static int write_samples_csv(const bconf *bc, const results *r)
     cnb_atomic a;
     if (cnb_atomic_open_in(&a, bc->dir, "samples.csv"))
         return CNB_EIO;
-    fprintf(a.f, "model,backend,threads,pass,round,position,steps,ms,probe_gflops\n");
+    fprintf(a.f, "model,backend,threads,pass,round,position,steps,ms,probe_gflops,"
+                 "machine_factor\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         for (int k = 0; k < w->s.n; k++) {
             const bench_sample *t = &w->samples[k];
-            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%d,%.4f,%.1f\n", w->model, w->backend,
+            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%d,%.4f,%.1f,%.4f\n", w->model, w->backend,
                     w->threads, w->train ? "train" : "forward", k, t->position, w->steps,
-                    t->ms, t->probe);
+                    t->ms, t->probe, t->machine);
         }
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

@@ -418,12 +418,45 @@ static void net_algorithms(const cnb_net *net, char *buf, size_t len)
     }
 }
 
-/* The whole network's rows of entry e: forward, then the training step (none for a peer
- * that only infers); GFLOP/s from flops (per sample, net_flops); with its samples, sample
- * k from round k (as in add_pair), whose FMA probe is probes[k]. */
-static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
-                        const entry *e, const double flops[2], const double *probes)
+/* Entry e's samples of pass `train` (seconds a step, sample k from round k), or NULL
+ * where it has none: broken off, or a peer that only infers asked for training steps. */
+static const double *pass_samples(const entry *e, int train)
 {
+    return e->broken || !e->reps || (train && !trains(e)) ? NULL : train ? e->train : e->fwd;
+}
+
+/* The machine's factor in round i for entry k's pass `train`: the median, over the
+ * group's other entries with a sample of that pass in round i, of that sample over its
+ * entry's median (mid[]); 1 where fewer than MIN_OTHERS have one (with one or two, their
+ * own noise would be the factor's). A spell of the machine running slow shows in every
+ * entry of the round, so each row's samples over their rounds' factors keep the row's own
+ * spread: rounds are the blocks of a randomized block design, as they are the pairs of
+ * add_pair. */
+#define MIN_OTHERS 3
+static double machine_factor(const entry *es, int ne, const double *mid, int k, int i,
+                             int train)
+{
+    double rel[MAX_BACKENDS + MAX_WAYS];
+    int n = 0;
+    for (int o = 0; o < ne; o++) {
+        const double *x = pass_samples(&es[o], train);
+        if (o != k && x && i < es[o].reps && mid[o] > 0)
+            rel[n++] = x[i] / mid[o];
+    }
+    cnb_sample_stats s;
+    cnb_sample_summarize(rel, n, &s);
+    return n >= MIN_OTHERS ? s.median : 1.0;
+}
+
+/* The whole network's rows of entry es[k]: forward, then the training step (none for a
+ * peer that only infers); GFLOP/s from flops (per sample, net_flops); with its samples,
+ * sample i from round i (as in add_pair), whose FMA probe is probes[i] and machine factor
+ * machine_factor()'s over the group's ne entries, their medians mid[pass][]. */
+static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
+                        const entry *es, int ne, int k, const double *const mid[2],
+                        const double flops[2], const double *probes)
+{
+    const entry *e = &es[k];
     row *grown = realloc(r->rows, (size_t)(r->n_rows + 2) * sizeof *grown);
     if (!grown)
         return CNB_ENOMEM;
@@ -438,13 +471,22 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
         w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps[pass];
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
-        if (!(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples)))
+        double *own = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *own);
+        if (!own || !(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples))) {
+            free(own);
             return CNB_ENOMEM;
-        for (int k = 0; k < e->reps; k++) {
-            w->samples[k] = (bench_sample){.position = e->position[k],
-                                           .ms = (pass ? e->train : e->fwd)[k] * 1e3,
-                                           .probe = probes[k]};
         }
+        for (int i = 0; i < e->reps; i++) {
+            const double ms = (pass ? e->train : e->fwd)[i] * 1e3;
+            const double machine = machine_factor(es, ne, mid[pass], k, i, pass);
+            w->samples[i] = (bench_sample){.position = e->position[i], .ms = ms,
+                                           .probe = probes[i], .machine = machine};
+            own[i] = ms / machine;
+        }
+        cnb_sample_stats s;
+        cnb_sample_summarize(own, e->reps, &s);
+        w->cv_own = s.cv;
+        free(own);
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
@@ -512,10 +554,10 @@ static void print_group(const results *r, int first, int threads, double whole,
         const row *w = &r->rows[k];
         if (!w->train && k + 1 < r->n_rows && r->rows[k + 1].train)
             continue; /* its training step follows */
-        printf("  %-24s %s %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, %d "
-               "reps)%s\n", w->backend, w->train ? "train" : "infer", w->ips, w->s.median,
-               w->s.q1, w->s.q3, 100 * w->s.cv, w->s.n,
-               w->s.cv >= CNB_UNSTABLE_CV ? "  unstable" : "");
+        printf("  %-24s %s %9.1f img/s (median %8.2f ms, IQR %.2f-%.2f, CV %4.1f%%, own "
+               "%4.1f%%, %d reps)%s\n", w->backend, w->train ? "train" : "infer", w->ips,
+               w->s.median, w->s.q1, w->s.q3, 100 * w->s.cv, 100 * w->cv_own, w->s.n,
+               w->cv_own >= CNB_UNSTABLE_CV ? "  unstable" : "");
     }
     printf("  (%.1f s whole-network, %.1f s per-layer pass; FMA probes so far at %d "
            "thread%s: %d, max %.1f GFLOP/s)\n", whole, layers, threads,
@@ -596,10 +638,20 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     double flops[2] = {NAN, NAN};
     if (nb)
         net_flops(&es[0].net, flops);
+    double medians[2][MAX_BACKENDS + MAX_WAYS];
+    for (int train = 0; train < 2; train++)
+        for (int k = 0; k < ne; k++) {
+            const double *x = pass_samples(&es[k], train);
+            cnb_sample_stats s;
+            cnb_sample_summarize(x, x ? es[k].reps : 0, &s);
+            medians[train][k] = x ? s.median : NAN;
+        }
+    const double *const mid[2] = {medians[0], medians[1]};
     int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
         if (!es[k].broken)
-            rc = add_net_rows(r, bc, m, threads, &es[k], flops, peak->probes + first_probe);
+            rc = add_net_rows(r, bc, m, threads, es, ne, k, mid, flops,
+                              peak->probes + first_probe);
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }

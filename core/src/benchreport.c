@@ -131,9 +131,12 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "steps), and each pass's time is their mean, so that a moment's preemption on "
                "a shared machine is spread over the sample rather than making one step an "
                "outlier; per-layer samples are "
-               "one pass each. IQR = interquartile range; CV = coefficient of variation (≥ "
-               "10%% marked unstable); outliers beyond the Tukey fences are counted, never "
-               "dropped. %s", bc->sample_time * 1e3, own,
+               "one pass each. IQR = interquartile range; CV = coefficient of variation; own "
+               "CV = that of the samples each over its round's machine factor, the median of "
+               "the other rows' samples of the round over their medians (samples.csv), so that "
+               "a spell of the machine running slow for every row of a round is taken out and "
+               "the row's own spread is left (≥ 10%% marked unstable); outliers beyond the "
+               "Tukey fences are counted, never dropped. %s", bc->sample_time * 1e3, own,
             bc->pin ? "A group at fewer threads than the machine's CPUs runs pinned to the "
                       "first of them, the peers' processes too (`pin = no` leaves them "
                       "free). "
@@ -179,11 +182,12 @@ static void model_row(FILE *f, const results *r, const row *t)
     char share[160];
     cnb_bench_share_format(share, sizeof share, t->gflops, bench_peak_at(r, t->threads),
                            t->algorithms[0]);
-    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%%%s | %d × %d (%d) | "
-               "%.1f | %.1f | %s |\n",
+    fprintf(f, "| %s | %d | %d | %.1f | %.1f | %.2f [%.2f–%.2f] | %.1f%% (%.1f%%)%s | "
+               "%d × %d (%d) | %.1f | %.1f | %s |\n",
             t->backend, t->threads, t->batch, w ? w->ips : NAN, t->ips, t->s.median,
-            t->s.q1, t->s.q3, 100 * t->s.cv, t->s.cv >= CNB_UNSTABLE_CV ? " unstable" : "",
-            t->s.n, t->steps, t->s.outliers, t->create_ms, t->gflops, share);
+            t->s.q1, t->s.q3, 100 * t->s.cv, 100 * t->cv_own,
+            t->cv_own >= CNB_UNSTABLE_CV ? " unstable" : "", t->s.n, t->steps,
+            t->s.outliers, t->create_ms, t->gflops, share);
 }
 
 /* The row of a peer that only infers: its forward pass's images/s and create time; the
@@ -230,7 +234,7 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
     char label[600];
     bench_model_label(m, label, sizeof label);
     fprintf(f, "## %s\n\n| backend | threads | batch | forward img/s | training img/s | "
-               "training ms (median, IQR) | CV | samples × steps (outliers) | create ms | "
+               "training ms (median, IQR) | CV (own) | samples × steps (outliers) | create ms | "
                "training GFLOP/s | of peak |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
                "---:|\n",
             label);
