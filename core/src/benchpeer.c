@@ -148,18 +148,23 @@ static void broke(const bconf *bc, int peer, const char *what, const char *line,
     r->peer_off[peer] = 1;
 }
 
-/* Child side of parent: stdin, stdout and stderr on in, out and err (in < 0: stdin as it
- * is; err < 0: stderr as it is), the environment words, then the script with argv. */
+/* Child side of parent: stdin, stdout and stderr on in, out and err (in < 0: /dev/null;
+ * err < 0: stderr as it is), the environment words, then the script with argv, in a
+ * process group of its own. */
 static _Noreturn void exec_peer(pid_t parent, const char *script, char *const *argv, char *env,
                                 int in, int out, int err)
 {
     for (char *save = NULL, *w = strtok_r(env, " ", &save); w; w = strtok_r(NULL, " ", &save))
         putenv(w);
     /* killed with the bench: a peer stopped between its steps outlives an interrupted
-     * bench otherwise, holding its memory (a GiB and more for AlexNet) */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+     * bench otherwise, holding its memory (a GiB and more for AlexNet); and in a group of
+     * its own: when the bench's group is orphaned (its shell exited; nohup), the kernel
+     * hangs up every process of the group if one is stopped, as a parked peer is */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || setpgid(0, 0) != 0)
         cnb_child_exit(127);
-    if ((in >= 0 && dup2(in, 0) < 0) || dup2(out, 1) < 0 || (err >= 0 && dup2(err, 2) < 0))
+    if (in < 0)
+        in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || (err >= 0 && dup2(err, 2) < 0))
         cnb_child_exit(127);
     execv(script, argv);
     cnb_child_exit(127);
