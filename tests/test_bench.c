@@ -655,8 +655,8 @@ static void test_model_sample_time(void)
 }
 
 /* A stand-in peer of three ways whose samples are all half as slow again in odd rounds,
- * as a machine running slow for a round would make every row's: 5 and 10 ms, 7.5 and 15
- * (the 3 calls before round 0 calibrate). */
+ * as a machine running slow would make them: 5 and 10 ms, 7.5 and 15 (the 3 calls before
+ * round 0 calibrate). */
 static const char drift_script[] =
     "#!/bin/sh\n"
     "if [ \"$1\" = --ways ]; then\n"
@@ -669,10 +669,38 @@ static const char drift_script[] =
     "  if [ $n -gt 3 ] && [ $(((n - 4) % 2)) -eq 1 ]; then echo step 0.0075 0.015 1024\n"
     "  else echo step 0.005 0.010 1024; fi; done\n";
 
-/* Each sample's machine factor is the median of the group's other rows' samples of the
- * round over their medians: a slow round shared by every row is taken out of their own
- * CV, which decides "unstable", and a row that did not follow it (naive's, beside three
- * ways slow in odd rounds) is left with that spread as its own. */
+/* A machine factor is the median of the `near` samples of other entries taken nearest in
+ * time: 4 entries taking turns at t = 0..11, all of them half as slow again from t = 4 to
+ * 7. Inside the spell a sample's nearest are slow (t = 5: 4, 6, 3 and 7, the one at 3 fast:
+ * 1.5); at its edge half are (t = 4: 3 and 5, then 2 and 6: 1.25); with 3 entries, none
+ * has 3 others: 1. */
+static void test_machine_factors(void)
+{
+    int ent[12];
+    double t[12], rel[12], factor[12];
+    for (int j = 0; j < 12; j++)
+        ent[j] = j % 4, t[j] = j, rel[j] = j >= 4 && j <= 7 ? 1.5 : 1.0;
+    CU_ASSERT_EQUAL_FATAL(cnb_machine_factors(ent, t, rel, 12, 4, factor), 0);
+    CU_ASSERT_DOUBLE_EQUAL(factor[5], 1.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(factor[6], 1.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(factor[4], 1.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(factor[0], 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(factor[11], 1.0, 1e-12);
+    /* the nearest 1 of t = 5 is t = 4 or 6, both slow; of t = 8, t = 7 before t = 9 */
+    CU_ASSERT_EQUAL_FATAL(cnb_machine_factors(ent, t, rel, 12, 1, factor), 0);
+    CU_ASSERT_DOUBLE_EQUAL(factor[5], 1.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(factor[8], 1.5, 1e-12);
+    for (int j = 0; j < 12; j++)
+        ent[j] = j % 3;
+    CU_ASSERT_EQUAL_FATAL(cnb_machine_factors(ent, t, rel, 12, 4, factor), 0);
+    for (int j = 0; j < 12; j++)
+        CU_ASSERT_DOUBLE_EQUAL(factor[j], 1.0, 1e-12);
+}
+
+/* In a run, every sample's machine factor and the time its turn began are in samples.csv,
+ * and each row's own CV in bench.csv is the CV of its samples over their factors, which
+ * alone decides "unstable"; the report shows both CVs. Beside naive, three ways of a peer
+ * all half as slow again in odd rounds. */
 static void test_machine_factor(void)
 {
     const char *dir = test_tmpdir();
@@ -680,44 +708,61 @@ static void test_machine_factor(void)
     write_peer(dir, "drift.sh", drift_script);
     const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = drift.sh\n");
     CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
-    static const char *const names[] = {"backend", "pass", "cv", "cv_own", "unstable", NULL};
-    int col[5], rows = 0;
+    /* samples.csv: per row (8: naive and three ways, 2 passes), its own CV worked out */
+    static const char *const snames[] = {"backend", "pass", "at_s", "ms", "machine_factor", NULL};
+    int scol[5], n_rows = 0;
+    struct { char key[96]; double own[64]; int n; double last_at; } rows[8];
     cnb_csv c;
-    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
-    while (cnb_csv_next(&c) == 1) {
-        const int naive = !strcmp(cnb_csv_get(&c, col[0]), "naive");
-        const double cv = atof(cnb_csv_get(&c, col[2])), own = atof(cnb_csv_get(&c, col[3]));
-        if (naive) { /* 3 rounds: factors 1, 1.5, 1 */
-            CU_ASSERT(own >= 0.10);
-        } else { /* 5, 7.5, 5 ms: a CV of 25%, none of it their own */
-            CU_ASSERT(cv >= 0.10);
-            CU_ASSERT_DOUBLE_EQUAL(own, 0.0, 1e-9);
-        }
-        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[4]), naive ? "1" : "0");
-        rows++;
-    }
-    cnb_csv_close(&c);
-    CU_ASSERT_EQUAL(rows, 8);
-    /* samples.csv: every row's factor of round 1 is the ways' 1.5, of round 0 and 2 their
-     * 1 (naive's: the three ways'; a way's: the other two's and naive's) */
-    static const char *const snames[] = {"backend", "round", "machine_factor", NULL};
-    int scol[3], samples = 0;
     snprintf(path, sizeof path, "%s/results/speed/samples.csv", dir);
     CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
     CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, snames, scol), 0);
     while (cnb_csv_next(&c) == 1) {
-        const int round = atoi(cnb_csv_get(&c, scol[1]));
-        if (round < 3)
-            CU_ASSERT_DOUBLE_EQUAL(atof(cnb_csv_get(&c, scol[2])), round == 1 ? 1.5 : 1.0, 1e-9);
-        samples++;
+        char key[96];
+        snprintf(key, sizeof key, "%s,%s", cnb_csv_get(&c, scol[0]), cnb_csv_get(&c, scol[1]));
+        int k = 0;
+        while (k < n_rows && strcmp(rows[k].key, key))
+            k++;
+        CU_ASSERT_FATAL(k < 8);
+        if (k == n_rows) {
+            snprintf(rows[n_rows].key, sizeof rows[0].key, "%s", key);
+            rows[n_rows].n = 0, rows[n_rows++].last_at = -1;
+        }
+        const double at = atof(cnb_csv_get(&c, scol[2])), factor = atof(cnb_csv_get(&c, scol[4]));
+        CU_ASSERT(at > rows[k].last_at); /* in the order taken */
+        CU_ASSERT(factor > 0);
+        CU_ASSERT_FATAL(rows[k].n < 64);
+        rows[k].own[rows[k].n++] = atof(cnb_csv_get(&c, scol[3])) / factor;
+        rows[k].last_at = at;
     }
     cnb_csv_close(&c);
-    CU_ASSERT(samples >= 24);
+    CU_ASSERT_EQUAL(n_rows, 8);
+    /* bench.csv: cv_own as worked out, to its 4 decimals; unstable from it alone */
+    static const char *const names[] = {"backend", "pass", "cv", "cv_own", "unstable", NULL};
+    int col[5], seen = 0;
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    while (cnb_csv_next(&c) == 1) {
+        char key[96];
+        snprintf(key, sizeof key, "%s,%s", cnb_csv_get(&c, col[0]), cnb_csv_get(&c, col[1]));
+        for (int k = 0; k < n_rows; k++) {
+            if (strcmp(rows[k].key, key))
+                continue;
+            cnb_sample_stats st;
+            cnb_sample_summarize(rows[k].own, rows[k].n, &st);
+            const double own = atof(cnb_csv_get(&c, col[3]));
+            CU_ASSERT_DOUBLE_EQUAL(own, st.cv, 1e-4);
+            CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[4]), own >= 0.10 ? "1" : "0");
+            if (strncmp(key, "naive", 5)) /* 5, 7.5, 5 ms: a CV of 25% */
+                CU_ASSERT(atof(cnb_csv_get(&c, col[2])) >= 0.10);
+            seen++;
+        }
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(seen, 8);
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     CHECK_MSG(read_file(path), "| drift-b | 1 | 4 |");
-    CHECK_MSG(read_file(path), "% (0.0%) | 3 × ");
+    CHECK_MSG(read_file(path), "| CV (own) |");
 }
 
 static void test_two_peers(void)
@@ -924,6 +969,87 @@ static void test_peer_dies_with_bench(void)
     CU_ASSERT(gone);
     if (!gone)
         kill((pid_t)peer, SIGKILL);
+}
+
+/* /proc/PID/stat's state letter of a process ('T': stopped), or 0. */
+static char process_state(long pid)
+{
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f && fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+        state = 0;
+    if (f)
+        fclose(f);
+    return state;
+}
+
+/* A bench run as a shell's job that outlives the shell (`cnnbench run ... &`, then exit;
+ * nohup): its process group is then orphaned, and the kernel hangs up (SIGHUP) every
+ * process of an orphaned group that has a stopped one, as a peer parked between its
+ * steps is. Each peer runs in a process group of its own, so the run ends with the
+ * peer's rows. Here a process starts the bench as a job (a group of its own) and exits
+ * while the peer is stopped: naive's samples of 0.3 s hold it stopped most of the run. */
+static void test_bench_outlives_its_shell(void)
+{
+    const char *dir = test_tmpdir();
+    char pidfile[600], log[600], cmd[700], path[700];
+    snprintf(pidfile, sizeof pidfile, "%s/peer.pid", dir);
+    snprintf(log, sizeof log, "%s/bench.log", dir);
+    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY "echo $$ > \"$(dirname \"$0\")/peer.tmp\"\n"
+               "mv \"$(dirname \"$0\")/peer.tmp\" \"$(dirname \"$0\")/peer.pid\"\n"
+               "echo ready backend=pytorch-test\n"
+               "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 0.01 1024; done\n");
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n"
+                                           "sample_time = 0.3\n");
+    snprintf(cmd, sizeof cmd, "%s/core/cnnbench", CNB_BUILD_ROOT);
+    int fd[2];
+    CU_ASSERT_FATAL(pipe(fd) == 0);
+    pid_t shell = fork();
+    CU_ASSERT_FATAL(shell >= 0);
+    if (shell == 0) { /* the shell: the bench as a job, then exit with the peer stopped */
+        pid_t bench = fork();
+        if (bench == 0) {
+            setpgid(0, 0);
+            if (!freopen(log, "w", stdout) || dup2(fileno(stdout), 2) < 0)
+                cnb_child_exit(126);
+            execl(cmd, cmd, "run", exp, (char *)NULL);
+            cnb_child_exit(127);
+        }
+        setpgid(bench, bench);
+        long peer = 0;
+        for (int i = 0; i < 60000 && peer == 0; i++) { /* up to a minute */
+            FILE *f = fopen(pidfile, "r");
+            if (!f || fscanf(f, "%ld", &peer) != 1)
+                peer = 0, usleep(1000);
+            if (f)
+                fclose(f);
+        }
+        for (int i = 0; i < 10000 && peer && process_state(peer) != 'T'; i++)
+            usleep(1000);
+        if (write(fd[1], &bench, sizeof bench) != (ssize_t)sizeof bench)
+            cnb_child_exit(1);
+        cnb_child_exit(peer && process_state(peer) == 'T' ? 0 : 1);
+    }
+    close(fd[1]);
+    pid_t bench = 0;
+    CU_ASSERT_FATAL(read(fd[0], &bench, sizeof bench) == (ssize_t)sizeof bench && bench > 0);
+    close(fd[0]);
+    int status = -1;
+    waitpid(shell, &status, 0);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* it left the peer stopped */
+    int gone = 0; /* the bench, now init's child, runs on to its end */
+    for (int i = 0; i < 120000 && !gone; i++) { /* up to 2 minutes */
+        gone = kill(bench, 0) != 0;
+        usleep(1000);
+    }
+    if (!gone)
+        kill(bench, SIGKILL);
+    CU_ASSERT_FATAL(gone);
+    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
+    const char *csv = read_file(path);
+    CU_ASSERT_EQUAL(count_lines(csv, "lenet5,pytorch-test,4,1,train,"), 1);
+    CU_ASSERT_PTR_NULL(strstr(read_file(log), "broke off"));
 }
 
 /* The real scripts/pytorch-peer.py on LeNet-5 at batch 4 where PyTorch is installed: it
@@ -1164,7 +1290,9 @@ void suite_bench(void)
         {"fused runs: named in bench.csv, timed on their first layer", test_fused_runs},
         {"memory: a kernel's heap in forward, a 2.2 backend's unknown", test_memory_columns},
         {"two peers, one only inferring: its forward rows, pairs per pass", test_two_peers},
-        {"a round's machine factor: a slow round shared by all is not a row's own CV",
+        {"machine factors: the median of the other entries' samples nearest in time",
+         test_machine_factors},
+        {"a run's machine factors: in samples.csv, behind cv_own and unstable",
          test_machine_factor},
         {"a group at fewer threads than the CPUs runs pinned, its peers too", test_pinned_group},
         {"a model's sample_time is its samples' length, peers' too", test_model_sample_time},
@@ -1173,6 +1301,7 @@ void suite_bench(void)
          test_onnxruntime_absent},
         {"a peer breaking the protocol: quoted, rows left out", test_peer_contract},
         {"a bench killed in the middle takes its peers with it", test_peer_dies_with_bench},
+        {"a bench outliving its shell keeps its stopped peers", test_bench_outlives_its_shell},
         {"scripts/pytorch-peer.py speaks the protocol (where torch is)", test_pytorch_peer},
         {"scripts/onnxruntime-peer.mjs speaks the protocol (where installed)",
          test_onnxruntime_peer},

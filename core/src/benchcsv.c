@@ -10,11 +10,12 @@
  * peak_share are direct-equivalent, and may pass 1.
  * samples.csv has every whole-network sample behind bench.csv's statistics, in the order
  * taken: the group's round (a row's k-th sample is from round k), its place in the round's
- * shuffled order (the FMA probe's place counted), one pass's milliseconds, the GFLOP/s of
- * the probe of the same round and the round's machine factor for the row (the median of
- * the other rows' samples of the pass in the round over their medians), so that a slow
- * sample can be told from a slow machine. bench.csv's cv_own is the CV of the row's
- * samples each over its machine factor, the row's own spread; unstable: cv_own >= 0.10.
+ * shuffled order (the FMA probe's place counted), when its turn began (seconds from the
+ * group's timed passes' start), one pass's milliseconds, the GFLOP/s of the probe of the
+ * same round and its machine factor (the median of the 4 samples of the group's other
+ * rows nearest in time, each over its row's median), so that a slow sample can be told
+ * from a slow machine. bench.csv's cv_own is the CV of the row's samples each over its
+ * machine factor, the row's own spread; unstable: cv_own >= 0.10.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
  * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
  * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
@@ -129,15 +130,15 @@ static int write_samples_csv(const bconf *bc, const results *r)
     cnb_atomic a;
     if (cnb_atomic_open_in(&a, bc->dir, "samples.csv"))
         return CNB_EIO;
-    fprintf(a.f, "model,backend,threads,pass,round,position,steps,ms,probe_gflops,"
+    fprintf(a.f, "model,backend,threads,pass,round,position,at_s,steps,ms,probe_gflops,"
                  "machine_factor\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         for (int k = 0; k < w->s.n; k++) {
             const bench_sample *t = &w->samples[k];
-            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%d,%.4f,%.1f,%.4f\n", w->model, w->backend,
-                    w->threads, w->train ? "train" : "forward", k, t->position, w->steps,
-                    t->ms, t->probe, t->machine);
+            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%.3f,%d,%.4f,%.1f,%.4f\n", w->model, w->backend,
+                    w->threads, w->train ? "train" : "forward", k, t->position, t->at,
+                    w->steps, t->ms, t->probe, t->machine);
         }
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

@@ -108,10 +108,9 @@ typedef struct bench_sample {
     int position;                 /* its place in the round's shuffled order, the FMA
                                      probe's place counted, from 0                        */
     double ms;                    /* one pass: the sample's time over its steps           */
+    double at;                    /* when its turn began, s from the group's first        */
     double probe;                 /* GFLOP/s of the round's FMA probe                     */
-    double machine;               /* the round's machine factor (benchmeasure.c): the
-                                     group's other entries' samples of the pass in the
-                                     round over their medians, their median; 1: none     */
+    double machine;               /* its machine factor (benchmeasure.c, set_factors)     */
 } bench_sample;
 
 /* A row of bench.csv: a backend's, or one way of running the peer. */
@@ -122,8 +121,8 @@ typedef struct row {
     int steps;                    /* back to back in each sample (sample_time)           */
     int peer;                     /* 0: a backend; else 1 + its script's index in peers  */
     cnb_sample_stats s;           /* milliseconds */
-    double cv_own;                /* CV of the samples over their rounds' machine factors:
-                                     the row's own spread, what decides "unstable"      */
+    double cv_own;                /* CV of the samples over their machine factors: the
+                                     row's own spread, what decides "unstable"          */
     double ips, create_ms, gflops, share;
     double peak_mb;               /* growth of peak resident memory, MiB (NAN: unknown);
                                      a peer's: of its own process                       */

@@ -35,6 +35,9 @@ typedef struct entry {
     double *fwd, *train;          /* whole network, [reps], seconds per step (train: NAN
                                      for a peer that only infers)                       */
     int *position;                /* and each one's place in its round's order [reps]   */
+    double *at;                   /* and when its turn began (cnb_now) [reps]           */
+    double *factor[2];            /* and its machine factor, forward and training
+                                     (set_factors) [reps]                               */
     int turn;                     /* the place interleave() gives the sample taken now  */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
@@ -99,7 +102,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
-    free(e->position);
+    free(e->position), free(e->at), free(e->factor[0]), free(e->factor[1]);
     for (int k = 0; k < 4; k++)
         free(e->heap[k]);
     if (e->b < 0)
@@ -261,9 +264,10 @@ static int time_entry(entry *e, const int steps[2], double *fwd, double *train,
  * that breaks off is left out of the rounds from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
-    double **grown[] = {&e->fwd, &e->train, &e->heap[0], &e->heap[1], &e->heap[2], &e->heap[3]};
+    double **grown[] = {&e->fwd, &e->train, &e->at,
+                        &e->heap[0], &e->heap[1], &e->heap[2], &e->heap[3]};
     int rc = 0;
-    for (int g = 0; g < (e->b >= 0 ? 6 : 2) && rc == 0; g++)
+    for (int g = 0; g < (e->b >= 0 ? 7 : 3) && rc == 0; g++)
         rc = grow(grown[g], e->reps + 1);
     int *position = NULL;
     if (rc == 0 && !(position = realloc(e->position, (size_t)(e->reps + 1) * sizeof *position)))
@@ -281,10 +285,12 @@ static int rep_whole(entry *e, int *enough)
             e->steps[pass] =
                 (int)fmax(1.0, fmin(ceil(e->sample_time / least[pass]), MAX_STEPS));
     }
+    const double at = cnb_now();
     if (rc == 0 && !e->broken)
         rc = time_entry(e, e->steps, &fwd, &train, heap);
     if (rc || e->broken)
         return *enough = e->broken, rc;
+    e->at[e->reps] = at;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
     e->position[e->reps] = e->turn;
@@ -425,38 +431,55 @@ static const double *pass_samples(const entry *e, int train)
     return e->broken || !e->reps || (train && !trains(e)) ? NULL : train ? e->train : e->fwd;
 }
 
-/* The machine's factor in round i for entry k's pass `train`: the median, over the
- * group's other entries with a sample of that pass in round i, of that sample over its
- * entry's median (mid[]); 1 where fewer than MIN_OTHERS have one (with one or two, their
- * own noise would be the factor's). A spell of the machine running slow shows in every
- * entry of the round, so each row's samples over their rounds' factors keep the row's own
- * spread: rounds are the blocks of a randomized block design, as they are the pairs of
- * add_pair. */
-#define MIN_OTHERS 3
-static double machine_factor(const entry *es, int ne, const double *mid, int k, int i,
-                             int train)
+/* The machine factor of every sample of pass `train` in the group's ne entries, into
+ * their factor[train]: the median, over the NEAR_SAMPLES samples of the group's other
+ * entries whose turns began nearest, of their time over their entry's median
+ * (cnb_machine_factors). A spell of the machine running slow, seconds to minutes here,
+ * slows every sample taken in it: a sample over its factor keeps its entry's own
+ * deviation. */
+#define NEAR_SAMPLES 4
+static int set_factors(entry *es, int ne, int train)
 {
-    double rel[MAX_BACKENDS + MAX_WAYS];
-    int n = 0;
-    for (int o = 0; o < ne; o++) {
-        const double *x = pass_samples(&es[o], train);
-        if (o != k && x && i < es[o].reps && mid[o] > 0)
-            rel[n++] = x[i] / mid[o];
+    int n = 0, rc = 0;
+    for (int k = 0; k < ne; k++)
+        n += pass_samples(&es[k], train) ? es[k].reps : 0;
+    int *ent = malloc((size_t)(n ? n : 1) * sizeof *ent);
+    double *t = malloc((size_t)(n ? n : 1) * sizeof *t);
+    double *rel = malloc((size_t)(n ? n : 1) * sizeof *rel);
+    double *factor = malloc((size_t)(n ? n : 1) * sizeof *factor);
+    if (!ent || !t || !rel || !factor)
+        rc = CNB_ENOMEM;
+    for (int k = 0, j = 0; k < ne && rc == 0; k++) {
+        const double *x = pass_samples(&es[k], train);
+        cnb_sample_stats s;
+        cnb_sample_summarize(x, x ? es[k].reps : 0, &s);
+        for (int i = 0; x && i < es[k].reps; i++, j++)
+            ent[j] = k, t[j] = es[k].at[i], rel[j] = x[i] / s.median;
     }
-    cnb_sample_stats s;
-    cnb_sample_summarize(rel, n, &s);
-    return n >= MIN_OTHERS ? s.median : 1.0;
+    if (rc == 0 && cnb_machine_factors(ent, t, rel, n, NEAR_SAMPLES, factor))
+        rc = CNB_ENOMEM;
+    for (int k = 0, j = 0; k < ne && rc == 0; k++) {
+        if (!pass_samples(&es[k], train))
+            continue;
+        if (!(es[k].factor[train] = malloc((size_t)es[k].reps * sizeof *factor))) {
+            rc = CNB_ENOMEM;
+            break;
+        }
+        memcpy(es[k].factor[train], factor + j, (size_t)es[k].reps * sizeof *factor);
+        j += es[k].reps;
+    }
+    free(ent), free(t), free(rel), free(factor);
+    return rc;
 }
 
-/* The whole network's rows of entry es[k]: forward, then the training step (none for a
- * peer that only infers); GFLOP/s from flops (per sample, net_flops); with its samples,
- * sample i from round i (as in add_pair), whose FMA probe is probes[i] and machine factor
- * machine_factor()'s over the group's ne entries, their medians mid[pass][]. */
+/* The whole network's rows of entry e: forward, then the training step (none for a peer
+ * that only infers); GFLOP/s from flops (per sample, net_flops); with its samples, sample
+ * i from round i (as in add_pair), whose FMA probe is probes[i]; the group's timed
+ * passes began at t0. */
 static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int threads,
-                        const entry *es, int ne, int k, const double *const mid[2],
-                        const double flops[2], const double *probes)
+                        const entry *e, const double flops[2], const double *probes,
+                        double t0)
 {
-    const entry *e = &es[k];
     row *grown = realloc(r->rows, (size_t)(r->n_rows + 2) * sizeof *grown);
     if (!grown)
         return CNB_ENOMEM;
@@ -478,9 +501,9 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         }
         for (int i = 0; i < e->reps; i++) {
             const double ms = (pass ? e->train : e->fwd)[i] * 1e3;
-            const double machine = machine_factor(es, ne, mid[pass], k, i, pass);
-            w->samples[i] = (bench_sample){.position = e->position[i], .ms = ms,
-                                           .probe = probes[i], .machine = machine};
+            const double machine = e->factor[pass][i];
+            w->samples[i] = (bench_sample){.position = e->position[i], .at = e->at[i] - t0,
+                                           .ms = ms, .probe = probes[i], .machine = machine};
             own[i] = ms / machine;
         }
         cnb_sample_stats s;
@@ -638,20 +661,13 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     double flops[2] = {NAN, NAN};
     if (nb)
         net_flops(&es[0].net, flops);
-    double medians[2][MAX_BACKENDS + MAX_WAYS];
-    for (int train = 0; train < 2; train++)
-        for (int k = 0; k < ne; k++) {
-            const double *x = pass_samples(&es[k], train);
-            cnb_sample_stats s;
-            cnb_sample_summarize(x, x ? es[k].reps : 0, &s);
-            medians[train][k] = x ? s.median : NAN;
-        }
-    const double *const mid[2] = {medians[0], medians[1]};
+    for (int train = 0; train < 2 && rc == 0; train++)
+        rc = set_factors(es, ne, train);
     int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
         if (!es[k].broken)
-            rc = add_net_rows(r, bc, m, threads, es, ne, k, mid, flops,
-                              peak->probes + first_probe);
+            rc = add_net_rows(r, bc, m, threads, &es[k], flops, peak->probes + first_probe,
+                              t0);
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }

@@ -132,11 +132,12 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "a shared machine is spread over the sample rather than making one step an "
                "outlier; per-layer samples are "
                "one pass each. IQR = interquartile range; CV = coefficient of variation; own "
-               "CV = that of the samples each over its round's machine factor, the median of "
-               "the other rows' samples of the round over their medians (samples.csv), so that "
-               "a spell of the machine running slow for every row of a round is taken out and "
-               "the row's own spread is left (≥ 10%% marked unstable); outliers beyond the "
-               "Tukey fences are counted, never dropped. %s", bc->sample_time * 1e3, own,
+               "CV = that of the samples each over its machine factor, the median of the 4 "
+               "samples of the group's other rows taken nearest in time, each over its row's "
+               "median (samples.csv), so that a spell of the machine running slow for "
+               "whatever ran in it is taken out and the row's own spread is left (≥ 10%% "
+               "marked unstable); outliers beyond the Tukey fences are counted, never "
+               "dropped. %s", bc->sample_time * 1e3, own,
             bc->pin ? "A group at fewer threads than the machine's CPUs runs pinned to the "
                       "first of them, the peers' processes too (`pin = no` leaves them "
                       "free). "

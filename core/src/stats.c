@@ -281,3 +281,48 @@ void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s)
         s->outliers += sorted[i] < s->q1 - 1.5 * iqr || sorted[i] > s->q3 + 1.5 * iqr;
     free(sorted);
 }
+
+typedef struct nearby {
+    double dt, t, rel;
+} nearby;
+
+static int by_nearness(const void *a, const void *b)
+{
+    const nearby *x = a, *y = b;
+    return x->dt != y->dt ? (x->dt > y->dt) - (x->dt < y->dt) : (x->t > y->t) - (x->t < y->t);
+}
+
+int cnb_machine_factors(const int *ent, const double *t, const double *rel, int n, int near,
+                        double *factor)
+{
+    nearby *o = malloc((size_t)(n ? n : 1) * sizeof *o);
+    double *pick = malloc((size_t)(near > 0 ? near : 1) * sizeof *pick);
+    if (!o || !pick) {
+        free(o), free(pick);
+        return -1;
+    }
+    int entries = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++)
+            seen = ent[k] == ent[i];
+        entries += !seen;
+    }
+    for (int j = 0; j < n; j++) {
+        factor[j] = 1.0;
+        if (entries - 1 < 3 || near < 1)
+            continue;
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (ent[i] != ent[j])
+                o[m++] = (nearby){fabs(t[i] - t[j]), t[i], rel[i]};
+        qsort(o, (size_t)m, sizeof *o, by_nearness);
+        const int k = m < near ? m : near;
+        for (int i = 0; i < k; i++)
+            pick[i] = o[i].rel;
+        gsl_sort(pick, 1, (size_t)k);
+        factor[j] = gsl_stats_median_from_sorted_data(pick, 1, (size_t)k);
+    }
+    free(o), free(pick);
+    return 0;
+}

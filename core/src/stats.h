@@ -116,6 +116,16 @@ typedef struct cnb_sample_stats {
 
 void cnb_sample_summarize(const double *x, int n, cnb_sample_stats *s);
 
+/* The machine's factor of each of n timing samples taken by turns on a shared machine:
+ * sample j is entry ent[j]'s, taken at t[j] (seconds), rel[j] its time over its entry's
+ * median. factor[j] is the median of rel over the `near` samples of other entries taken
+ * nearest to t[j] (the earlier first where two are as near), 1 where fewer than 3 other
+ * entries have samples. A spell of the machine running slow slows every sample taken in
+ * it, so a sample over its factor keeps its entry's own deviation. 0, or -1 when out of
+ * memory. */
+int cnb_machine_factors(const int *ent, const double *t, const double *rel, int n, int near,
+                        double *factor);
+
 /* A timing whose coefficient of variation reaches this is reported as unstable. */
 #define CNB_UNSTABLE_CV 0.10
 
