@@ -8,7 +8,7 @@ training step measured on this machine, and what follows for the batch and the n
 
 The compute times per image come from --csv (the 1-rank rows of experiments/scaling.ini at
 the largest thread count: one node's step) when given, else from the defaults below, taken
-from results/examples/backend-speed. Assumptions are in ASSUMPTIONS and
+from an earlier run of experiments/backend-speed.ini. Assumptions are in ASSUMPTIONS and
 printed with the tables.
 """
 import argparse
@@ -17,10 +17,12 @@ import math
 
 # name: parameters (as `cnnbench summary` counts them), the forward pass's share of a
 # training step, the global batch of the strong-scaling table.
-# Compute per image on one node: results/examples/backend-speed (bench.csv), direct+onednn
-# at 2 threads on this 2-core machine (one node = this machine): LeNet-5 6.060 ms per
-# step of 256 (forward 2.387), AlexNet 1024.0 ms per step of 32 (forward 340.1). The
-# backward pass, what the sums can hide behind, is the rest of the step.
+# Compute per image on one node: an earlier run of experiments/backend-speed.ini
+# (bench.csv), direct+onednn at 2 threads on this 2-core machine (one node = this
+# machine): LeNet-5 6.060 ms per step of 256 (forward 2.387), AlexNet 1024.0 ms per step
+# of 32 (forward 340.1); the fastest backends of a later run are 2.5 to 2.9 times as fast
+# (--node-speedup). The backward pass, what the sums can hide behind, is the rest of the
+# step.
 MODELS = {
     "lenet5": dict(params=61706, fwd_share=2.387 / 6.060, batch=256),
     "alexnet": dict(params=62378344, fwd_share=340.1 / 1024.0, batch=256),
@@ -90,8 +92,8 @@ def main():
                     help="a node K times faster than the measured one (a 64-core node: ~32)")
     args = ap.parse_args()
     per_image = dict(DEFAULT_MS_PER_IMAGE)
-    source = ("results/examples/backend-speed (direct+onednn, 2 threads: one node = this "
-              "2-core machine)")
+    source = ("an earlier run of experiments/backend-speed.ini (direct+onednn, 2 threads: "
+              "one node = this 2-core machine)")
     if args.csv:
         per_image.update(read_csv(args.csv))
         source = args.csv
