@@ -885,6 +885,24 @@ static void test_onnxruntime_absent(void)
 
 /* The ways a stand-in says, then something breaking the protocol. */
 #define ONE_WAY "[ \"$1\" = --ways ] && { printf 'way\\t\\tshipped\\t\\t\\tone\\n'; exit 0; }\n"
+/* A stand-in's lines that leave its pid in peer.pid beside it, whole when there. */
+#define WRITES_PID \
+    "echo $$ > \"$(dirname \"$0\")/peer.tmp\"\n" \
+    "mv \"$(dirname \"$0\")/peer.tmp\" \"$(dirname \"$0\")/peer.pid\"\n"
+
+/* The pid a WRITES_PID stand-in left in pidfile, waiting up to a minute for it; 0: none. */
+static long peer_pid(const char *pidfile)
+{
+    long pid = 0;
+    for (int i = 0; i < 60000 && pid <= 0; i++) {
+        FILE *f = fopen(pidfile, "r");
+        if (!f || fscanf(f, "%ld", &pid) != 1)
+            pid = 0, usleep(1000);
+        if (f)
+            fclose(f);
+    }
+    return pid;
+}
 
 /* A peer that fails or breaks the protocol, in its ways, before it is ready or at a step:
  * its rows are left out, the report says when, its command and the end of its standard
@@ -940,8 +958,7 @@ static void test_peer_dies_with_bench(void)
     const char *dir = test_tmpdir();
     char pidfile[600], cmd[700];
     snprintf(pidfile, sizeof pidfile, "%s/peer.pid", dir);
-    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY "echo $$ > \"$(dirname \"$0\")/peer.tmp\"\n"
-               "mv \"$(dirname \"$0\")/peer.tmp\" \"$(dirname \"$0\")/peer.pid\"\n"
+    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY WRITES_PID
                "echo ready backend=pytorch-test\nread cmd k\nexec sleep 600\n");
     const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
     snprintf(cmd, sizeof cmd, "%s/core/cnnbench", CNB_BUILD_ROOT);
@@ -953,12 +970,8 @@ static void test_peer_dies_with_bench(void)
         execl(cmd, cmd, "run", exp, "-q", (char *)NULL);
         cnb_child_exit(127);
     }
-    FILE *f = NULL;
-    for (int i = 0; i < 60000 && !(f = fopen(pidfile, "r")); i++) /* up to a minute */
-        usleep(1000);
-    long peer = 0;
-    CU_ASSERT_FATAL(f && fscanf(f, "%ld", &peer) == 1 && peer > 0);
-    fclose(f);
+    const long peer = peer_pid(pidfile);
+    CU_ASSERT_FATAL(peer > 0);
     kill(bench, SIGKILL);
     waitpid(bench, NULL, 0);
     int gone = 0;
@@ -996,10 +1009,10 @@ static void test_bench_outlives_its_shell(void)
     char pidfile[600], log[600], cmd[700], path[700];
     snprintf(pidfile, sizeof pidfile, "%s/peer.pid", dir);
     snprintf(log, sizeof log, "%s/bench.log", dir);
-    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY "echo $$ > \"$(dirname \"$0\")/peer.tmp\"\n"
-               "mv \"$(dirname \"$0\")/peer.tmp\" \"$(dirname \"$0\")/peer.pid\"\n"
+    write_peer(dir, "peer.sh", "#!/bin/sh\n" ONE_WAY WRITES_PID
                "echo ready backend=pytorch-test\n"
-               "while read cmd k; do [ \"$cmd\" = step ] || exit 0; echo step 0.005 0.01 1024; done\n");
+               "while read cmd k; do [ \"$cmd\" = step ] || exit 0\n"
+               "  echo step 0.005 0.01 1024; done\n");
     const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n"
                                            "sample_time = 0.3\n");
     snprintf(cmd, sizeof cmd, "%s/core/cnnbench", CNB_BUILD_ROOT);
@@ -1017,14 +1030,7 @@ static void test_bench_outlives_its_shell(void)
             cnb_child_exit(127);
         }
         setpgid(bench, bench);
-        long peer = 0;
-        for (int i = 0; i < 60000 && peer == 0; i++) { /* up to a minute */
-            FILE *f = fopen(pidfile, "r");
-            if (!f || fscanf(f, "%ld", &peer) != 1)
-                peer = 0, usleep(1000);
-            if (f)
-                fclose(f);
-        }
+        const long peer = peer_pid(pidfile);
         for (int i = 0; i < 10000 && peer && process_state(peer) != 'T'; i++)
             usleep(1000);
         if (write(fd[1], &bench, sizeof bench) != (ssize_t)sizeof bench)
