@@ -697,6 +697,22 @@ static void test_machine_factors(void)
         CU_ASSERT_DOUBLE_EQUAL(factor[j], 1.0, 1e-12);
 }
 
+/* results/speed/FILE of the run in dir, open with the columns names at col. */
+static void open_results_csv(cnb_csv *c, const char *dir, const char *file,
+                             const char *const *names, int *col)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/results/speed/%s", dir, file);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(c, names, col), 0);
+}
+
+/* "BACKEND,PASS" of the current line, col[0] and col[1] its backend and pass columns. */
+static void row_key(const cnb_csv *c, const int *col, char *key, size_t len)
+{
+    snprintf(key, len, "%s,%s", cnb_csv_get(c, col[0]), cnb_csv_get(c, col[1]));
+}
+
 /* In a run, every sample's machine factor and the time its turn began are in samples.csv,
  * and each row's own CV in bench.csv is the CV of its samples over their factors, which
  * alone decides "unstable"; the report shows both CVs. Beside naive, three ways of a peer
@@ -713,12 +729,10 @@ static void test_machine_factor(void)
     int scol[5], n_rows = 0;
     struct { char key[96]; double own[64]; int n; double last_at; } rows[8];
     cnb_csv c;
-    snprintf(path, sizeof path, "%s/results/speed/samples.csv", dir);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, snames, scol), 0);
+    open_results_csv(&c, dir, "samples.csv", snames, scol);
     while (cnb_csv_next(&c) == 1) {
         char key[96];
-        snprintf(key, sizeof key, "%s,%s", cnb_csv_get(&c, scol[0]), cnb_csv_get(&c, scol[1]));
+        row_key(&c, scol, key, sizeof key);
         int k = 0;
         while (k < n_rows && strcmp(rows[k].key, key))
             k++;
@@ -739,12 +753,10 @@ static void test_machine_factor(void)
     /* bench.csv: cv_own as worked out, to its 4 decimals; unstable from it alone */
     static const char *const names[] = {"backend", "pass", "cv", "cv_own", "unstable", NULL};
     int col[5], seen = 0;
-    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    open_results_csv(&c, dir, "bench.csv", names, col);
     while (cnb_csv_next(&c) == 1) {
         char key[96];
-        snprintf(key, sizeof key, "%s,%s", cnb_csv_get(&c, col[0]), cnb_csv_get(&c, col[1]));
+        row_key(&c, col, key, sizeof key);
         for (int k = 0; k < n_rows; k++) {
             if (strcmp(rows[k].key, key))
                 continue;
