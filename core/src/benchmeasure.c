@@ -36,8 +36,6 @@ typedef struct entry {
                                      for a peer that only infers)                       */
     int *position;                /* and each one's place in its round's order [reps]   */
     double *at;                   /* and when its turn began (cnb_now) [reps]           */
-    double *factor[2];            /* and its machine factor, forward and training
-                                     (set_factors) [reps]                               */
     int turn;                     /* the place interleave() gives the sample taken now  */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
@@ -102,7 +100,7 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
-    free(e->position), free(e->at), free(e->factor[0]), free(e->factor[1]);
+    free(e->position), free(e->at);
     for (int k = 0; k < 4; k++)
         free(e->heap[k]);
     if (e->b < 0)
@@ -424,54 +422,6 @@ static void net_algorithms(const cnb_net *net, char *buf, size_t len)
     }
 }
 
-/* Entry e's samples of pass `train` (seconds a step, sample k from round k), or NULL
- * where it has none: broken off, or a peer that only infers asked for training steps. */
-static const double *pass_samples(const entry *e, int train)
-{
-    return e->broken || !e->reps || (train && !trains(e)) ? NULL : train ? e->train : e->fwd;
-}
-
-/* The machine factor of every sample of pass `train` in the group's ne entries, into
- * their factor[train]: the median, over the NEAR_SAMPLES samples of the group's other
- * entries whose turns began nearest, of their time over their entry's median
- * (cnb_machine_factors). A spell of the machine running slow, seconds to minutes here,
- * slows every sample taken in it: a sample over its factor keeps its entry's own
- * deviation. */
-#define NEAR_SAMPLES 4
-static int set_factors(entry *es, int ne, int train)
-{
-    int n = 0, rc = 0;
-    for (int k = 0; k < ne; k++)
-        n += pass_samples(&es[k], train) ? es[k].reps : 0;
-    int *ent = malloc((size_t)(n ? n : 1) * sizeof *ent);
-    double *t = malloc((size_t)(n ? n : 1) * sizeof *t);
-    double *rel = malloc((size_t)(n ? n : 1) * sizeof *rel);
-    double *factor = malloc((size_t)(n ? n : 1) * sizeof *factor);
-    if (!ent || !t || !rel || !factor)
-        rc = CNB_ENOMEM;
-    for (int k = 0, j = 0; k < ne && rc == 0; k++) {
-        const double *x = pass_samples(&es[k], train);
-        cnb_sample_stats s;
-        cnb_sample_summarize(x, x ? es[k].reps : 0, &s);
-        for (int i = 0; x && i < es[k].reps; i++, j++)
-            ent[j] = k, t[j] = es[k].at[i], rel[j] = x[i] / s.median;
-    }
-    if (rc == 0 && cnb_machine_factors(ent, t, rel, n, NEAR_SAMPLES, factor))
-        rc = CNB_ENOMEM;
-    for (int k = 0, j = 0; k < ne && rc == 0; k++) {
-        if (!pass_samples(&es[k], train))
-            continue;
-        if (!(es[k].factor[train] = malloc((size_t)es[k].reps * sizeof *factor))) {
-            rc = CNB_ENOMEM;
-            break;
-        }
-        memcpy(es[k].factor[train], factor + j, (size_t)es[k].reps * sizeof *factor);
-        j += es[k].reps;
-    }
-    free(ent), free(t), free(rel), free(factor);
-    return rc;
-}
-
 /* The whole network's rows of entry e: forward, then the training step (none for a peer
  * that only infers); GFLOP/s from flops (per sample, net_flops); with its samples, sample
  * i from round i (as in add_pair), whose FMA probe is probes[i]; the group's timed
@@ -494,22 +444,12 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         w->peer = e->b >= 0 ? 0 : 1 + e->peer.peer;
         w->batch = e->batch, w->threads = threads, w->train = pass, w->steps = e->steps[pass];
         to_ms(pass ? e->train : e->fwd, e->reps, 1, &w->s);
-        double *own = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *own);
-        if (!own || !(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples))) {
-            free(own);
+        if (!(w->samples = malloc((size_t)(e->reps ? e->reps : 1) * sizeof *w->samples)))
             return CNB_ENOMEM;
-        }
-        for (int i = 0; i < e->reps; i++) {
-            const double ms = (pass ? e->train : e->fwd)[i] * 1e3;
-            const double machine = e->factor[pass][i];
+        for (int i = 0; i < e->reps; i++)
             w->samples[i] = (bench_sample){.position = e->position[i], .at = e->at[i] - t0,
-                                           .ms = ms, .probe = probes[i], .machine = machine};
-            own[i] = ms / machine;
-        }
-        cnb_sample_stats s;
-        cnb_sample_summarize(own, e->reps, &s);
-        w->cv_own = s.cv;
-        free(own);
+                                           .ms = (pass ? e->train : e->fwd)[i] * 1e3,
+                                           .probe = probes[i]};
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;
@@ -521,6 +461,54 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         }
     }
     return 0;
+}
+
+/* Every sample's machine factor in the group's rows from rows[first] on, and each row's
+ * own CV, pass by pass: the factor is the median, over the NEAR_SAMPLES samples of the
+ * group's other rows of the pass whose turns began nearest, of their time over their
+ * row's median (cnb_machine_factors). A spell of the machine running slow, seconds to
+ * minutes here, slows every sample taken in it: a sample over its factor keeps its row's
+ * own deviation. */
+#define NEAR_SAMPLES 4
+static int set_own_spread(results *r, int first)
+{
+    int n = 0, rc = 0;
+    for (int k = first; k < r->n_rows; k++)
+        n += r->rows[k].s.n;
+    int *ent = malloc((size_t)(n ? n : 1) * sizeof *ent);
+    double *t = malloc((size_t)(n ? n : 1) * sizeof *t);
+    double *rel = malloc((size_t)(n ? n : 1) * sizeof *rel);
+    double *factor = malloc((size_t)(n ? n : 1) * sizeof *factor);
+    if (!ent || !t || !rel || !factor)
+        rc = CNB_ENOMEM;
+    for (int train = 0; train < 2 && rc == 0; train++) {
+        int m = 0;
+        for (int k = first; k < r->n_rows; k++)
+            for (int i = 0; r->rows[k].train == train && i < r->rows[k].s.n; i++, m++) {
+                const bench_sample *x = &r->rows[k].samples[i];
+                ent[m] = k, t[m] = x->at, rel[m] = x->ms / r->rows[k].s.median;
+            }
+        if (cnb_machine_factors(ent, t, rel, m, NEAR_SAMPLES, factor)) {
+            rc = CNB_ENOMEM;
+            break;
+        }
+        m = 0; /* the rows again, in the same order: each its factors and own CV */
+        for (int k = first; k < r->n_rows; k++) {
+            row *w = &r->rows[k];
+            if (w->train != train)
+                continue;
+            for (int i = 0; i < w->s.n; i++) { /* rel[] is spent: the samples over them */
+                w->samples[i].machine = factor[m + i];
+                rel[m + i] = w->samples[i].ms / factor[m + i];
+            }
+            cnb_sample_stats own;
+            cnb_sample_summarize(rel + m, w->s.n, &own);
+            w->cv_own = own.cv;
+            m += w->s.n;
+        }
+    }
+    free(ent), free(t), free(rel), free(factor);
+    return rc;
 }
 
 /* The per-layer pass's rows of entry e: each layer forward, then backward. A fused run's
@@ -661,8 +649,6 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
     double flops[2] = {NAN, NAN};
     if (nb)
         net_flops(&es[0].net, flops);
-    for (int train = 0; train < 2 && rc == 0; train++)
-        rc = set_factors(es, ne, train);
     int first = r->n_rows;
     for (int k = 0; k < ne && rc == 0; k++) {
         if (!es[k].broken)
@@ -671,6 +657,8 @@ static int measure(results *r, const bconf *bc, const bmodel *m, int threads, en
         if (rc == 0 && es[k].layer_reps)
             rc = add_layer_rows(r, bc, m, threads, &es[k]);
     }
+    if (rc == 0)
+        rc = set_own_spread(r, first);
     for (int train = 0; train < 2; train++)
         for (int peer = 0; peer < bc->np && rc == 0; peer++)
             rc = add_pair(r, bc, m, threads, es, nb, ne, train, peer);
