@@ -163,7 +163,7 @@ static _Noreturn void exec_peer(pid_t parent, const char *script, char *const *a
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || setpgid(0, 0) != 0)
         cnb_child_exit(127);
     if (in < 0)
-        in = open("/dev/null", O_RDONLY);
+        in = open("/dev/null", O_RDONLY | O_CLOEXEC); /* fd 0 alone stays open */
     if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || (err >= 0 && dup2(err, 2) < 0))
         cnb_child_exit(127);
     execv(script, argv);
