@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
+#include "config.h"
 #include "testutil.h"
 
 static const struct {
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
         return check_suite_list(argc - 2, argv + 2);
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
+    cnb_bench_set_program(CNB_BUILD_ROOT "/core/cnnbench"); /* as main() sets itself */
     for (size_t i = 0; i < N_SUITES; i++) {
         int wanted = argc < 2;
         for (int a = 1; a < argc; a++)

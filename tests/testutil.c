@@ -1,6 +1,7 @@
 /* testutil.c - see testutil.h. */
 #include "testutil.h"
 
+#include <dlfcn.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,18 @@ int test_direct_avx512(void)
 #else
     return 0;
 #endif
+}
+
+int test_openblas_allocates(void)
+{
+    void *lib = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
+    char *(*corename)(void) = lib ? (char *(*)(void))dlsym(lib, "openblas_get_corename") : NULL;
+    const char *core = corename ? corename() : "";
+    int avx512 = strcasestr(core, "skylakex") || strcasestr(core, "cooperlake") ||
+                 strcasestr(core, "sapphirerapids");
+    if (lib)
+        dlclose(lib);
+    return avx512;
 }
 
 static char **made; /* folders test_tmpdir() made, removed at exit */

@@ -60,6 +60,14 @@ const char *test_data_dir(void);
  * (LeNet-5's) and fuse them with their ReLUs. */
 int test_direct_avx512(void);
 
+/* Whether OpenBLAS, once loaded (by the openblas backend), runs its AVX-512 kernel set
+ * (SkylakeX and its successors, as openblas_get_corename() says), whose small-matrix SGEMM
+ * kernels (0.3.21) malloc a buffer at every call: 2,400 bytes for LeNet-5's conv1 at
+ * batch 4. The openblas backend then allocates in forward and backward through its
+ * library, as oneDNN's does; on the other kernel sets (OPENBLAS_CORETYPE=Haswell) it
+ * allocates nothing. */
+int test_openblas_allocates(void);
+
 /* Whether the backend suites (conformance, agreement) check backend `name`: all when
  * CNB_TEST_BACKENDS is unset or empty, else those it lists ("direct" or "openblas,onednn"). */
 int test_backend_wanted(const char *name);

@@ -64,6 +64,25 @@ int cnb_bench_step(cnb_net *net);
  * stream (seed, CNB_STREAM_DATA). */
 void cnb_bench_synthetic_batch(cnb_net *net, uint64_t seed);
 
+/* Model `path` with `vars` (the model's own [vars] beneath) built on `backend` at threads
+ * and batch (its parameters and a synthetic batch from seed; *create_ms: binding it), as
+ * every backend's network of a bench is. 0, or an error already said. */
+int cnb_bench_build(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
+                    const cnb_vars *vars, const char *backend, int threads, int batch,
+                    uint64_t seed, double *create_ms);
+
+/* cnb_bench_build, then a forward pass and a training step, with how far this process's
+ * peak resident memory rose meanwhile over its resident memory before (*peak_mib, MiB;
+ * NAN where Linux cannot say): `cnnbench summary --backend`, which the bench runs for
+ * each of its networks in a process of its own (cnb_bench_set_program), so that what one
+ * network left in a process is never counted for or against the next. */
+int cnb_bench_memory(cnb_net *net, cnb_conf *model, const cnb_registry *reg,
+                     const char *path, const cnb_vars *vars, const char *backend, int threads,
+                     int batch, uint64_t seed, double *peak_mib);
+/* The cnnbench program that does so: main sets itself, the test program the build's.
+ * Unset, every backend's peak resident memory is unknown. */
+void cnb_bench_set_program(const char *path);
+
 /* How a run treats its results folder. A folder that already holds a bench's results
  * (bench.csv or report.md) is refused before anything is timed (CNB_EINVAL, said with the
  * folder, when its results were written, --force and `elsewhere`), unless `force`. The

@@ -21,7 +21,8 @@
  * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
  * backend cannot say) and what one repetition of the row's pass allocated on the heap
  * (alloc_bytes and allocs: medians over the timed repetitions; alloc_bytes_max: the
- * most of one), all empty for a peer, whose peak_rss_mb is its own process's.
+ * most of one), all empty for a peer; peak_rss_mb, in MiB, is every row's own process's
+ * (a backend's: `cnnbench summary --backend`, run by the bench for each network).
  */
 #include <math.h>
 #include <string.h>

@@ -6,13 +6,17 @@
  * pairs from the same rounds, per pass, their ratios. A backend's rows also say what its
  * network holds and what each of its timed passes allocated on the heap (heapcount.h).
  */
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "benchint.h"
+#include "child.h"
 #include "clock.h"
 #include "heapcount.h"
 #include "log.h"
@@ -45,7 +49,7 @@ typedef struct entry {
     double *llf, *llb;            /* its library calls alone, or NAN        */
     int layer_reps;
     double layer_seconds;         /* spent in the per-layer pass            */
-    double peak_mb;               /* its growth of the peak resident memory */
+    double peak_mb;               /* its peak resident memory's growth, MiB */
     cnb_net_memory mem;           /* what its network holds, after warm-up  */
 } entry;
 
@@ -84,17 +88,24 @@ static int setup_entry(const bconf *bc, const bmodel *m, int b, int threads, ent
     e->min_reps = o->min_reps ? o->min_reps : bc->min_reps;
     e->min_time = o->min_time >= 0 ? o->min_time : bc->min_time;
     e->sample_time = bench_sample_time(bc, m);
-    int rc = cnb_net_load(&e->net, &e->model, reg, m->path, &m->vars);
+    return cnb_bench_build(&e->net, &e->model, reg, m->path, &m->vars, bc->backends[b],
+                           threads, e->batch, bc->seed, &e->create_ms);
+}
+
+int cnb_bench_build(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const char *path,
+                    const cnb_vars *vars, const char *backend, int threads, int batch,
+                    uint64_t seed, double *create_ms)
+{
+    int rc = cnb_net_load(net, model, reg, path, vars);
     if (rc == 0)
-        rc = cnb_net_init_params(&e->net, bc->seed);
+        rc = cnb_net_init_params(net, seed);
     double t0 = cnb_now();
     if (rc == 0)
-        rc = cnb_net_bind(&e->net, bc->backends[b], threads, e->batch);
-    e->create_ms = (cnb_now() - t0) * 1e3;
-    if (rc)
-        return rc;
-    cnb_bench_synthetic_batch(&e->net, bc->seed);
-    return 0;
+        rc = cnb_net_bind(net, backend, threads, batch);
+    *create_ms = (cnb_now() - t0) * 1e3;
+    if (rc == 0)
+        cnb_bench_synthetic_batch(net, seed);
+    return rc;
 }
 
 static void free_entry(entry *e)
@@ -146,18 +157,91 @@ static int warm_up(entry *e, int warmup)
     return rc;
 }
 
-/* Backend b's entry, built and warmed up, with the growth of the process's peak resident
- * memory meanwhile: its network, buffers, library pools and workspaces at their largest
- * (what earlier entries hold is in the baseline; NAN where the peak cannot be reset). */
+int cnb_bench_memory(cnb_net *net, cnb_conf *model, const cnb_registry *reg,
+                     const char *path, const cnb_vars *vars, const char *backend, int threads,
+                     int batch, uint64_t seed, double *peak_mib)
+{
+    double create_ms;
+    float loss;
+    long base = reset_peak() == 0 ? status_kb("VmRSS") : -1;
+    int rc = cnb_bench_build(net, model, reg, path, vars, backend, threads, batch, seed,
+                             &create_ms);
+    if (rc == 0)
+        rc = cnb_net_forward(net, 0, &loss);
+    if (rc == 0)
+        rc = cnb_bench_step(net);
+    long hwm = base >= 0 ? status_kb("VmHWM") : -1;
+    *peak_mib = rc == 0 && hwm >= 0 ? (hwm - base) / 1024.0 : NAN;
+    return rc;
+}
+
+static const char *program; /* cnb_bench_set_program's */
+
+void cnb_bench_set_program(const char *path) { program = path; }
+
+/* Backend b's network at (m, threads) in a process of its own: `program summary MODEL
+ * --backend B ...` (cnb_bench_memory), which reads its peak resident memory out; in MiB,
+ * or NAN when there is no program or it could not say. A fork that only execs, so that
+ * no OpenMP runtime of this process is used in the child (GNU libgomp hangs in a child
+ * forked after a parallel region). */
+static double memory_of(const bconf *bc, const bmodel *m, int b, int threads,
+                        const cnb_registry *reg)
+{
+    enum { MAX_ARGS = 16 + 2 * CNB_MAX_VARS + 2 * 64 };
+    char nums[2][16], sets[CNB_MAX_VARS][512];
+    const char *argv[MAX_ARGS];
+    int n = 0, fd[2];
+    if (!program || pipe(fd) != 0)
+        return NAN;
+    const override *o = &m->ov[b];
+    snprintf(nums[0], sizeof nums[0], "%d", threads);
+    snprintf(nums[1], sizeof nums[1], "%d", o->batch ? o->batch : m->batch);
+    argv[n++] = program, argv[n++] = "summary", argv[n++] = m->path, argv[n++] = "-q";
+    argv[n++] = "--backend", argv[n++] = bc->backends[b];
+    argv[n++] = "--threads", argv[n++] = nums[0], argv[n++] = "--batch", argv[n++] = nums[1];
+    for (int v = 0; v < m->vars.n; v++) {
+        snprintf(sets[v], sizeof sets[v], "%s=%s", m->vars.names[v], m->vars.values[v]);
+        argv[n++] = "--set", argv[n++] = sets[v];
+    }
+    for (int i = 0; i < reg->n && n + 3 < MAX_ARGS; i++) /* every plugin file, once */
+        if (i == 0 || strcmp(reg->items[i].path, reg->items[i - 1].path))
+            argv[n++] = "--plugin", argv[n++] = reg->items[i].path;
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(fd[1], 1), dup2(null, 0), dup2(null, 2);
+        execv(program, (char *const *)argv);
+        cnb_child_exit(127);
+    }
+    close(fd[1]);
+    double mib = NAN;
+    FILE *out = pid > 0 ? fdopen(fd[0], "r") : NULL;
+    char line[512];
+    while (out && fgets(line, sizeof line, out))
+        sscanf(line, " peak resident memory: %lf MiB", &mib);
+    if (out)
+        fclose(out);
+    else
+        close(fd[0]);
+    int status = 0;
+    if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0))
+        mib = NAN;
+    return mib;
+}
+
+/* Backend b's entry, built and warmed up, what its network holds, and its peak resident
+ * memory measured apart in a process of its own (memory_of): in this process it would
+ * depend on what the entries before it left (freed heap kept resident, OpenBLAS's
+ * buffers, oneDNN's caches). */
 static int backend_entry(const bconf *bc, const bmodel *m, int b, int threads, entry *e,
                          const cnb_registry *reg)
 {
-    long base = reset_peak() == 0 ? status_kb("VmRSS") : -1;
+    e->peak_mb = memory_of(bc, m, b, threads, reg);
     int rc = setup_entry(bc, m, b, threads, e, reg);
     if (rc == 0)
         rc = warm_up(e, bc->warmup);
-    long hwm = base >= 0 ? status_kb("VmHWM") : -1;
-    e->peak_mb = hwm >= 0 ? (hwm - base) / 1024.0 : NAN;
     if (rc == 0)
         e->mem = cnb_net_memory_of(&e->net);
     return rc;

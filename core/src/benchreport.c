@@ -163,12 +163,12 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "the samples with its calls, and the most of a sample where more; the backend "
                "ABI says forward and backward allocate nothing; not counted in a sanitizer build, "
                "whose runtime replaces malloc. Peak RSS growth: how far the peak resident "
-               "memory grew over the resident memory before; for a backend, the bench's "
-               "process while it built and warmed up the backend's network (VmHWM, reset "
-               "through /proc/self/clear_refs; what the backends before it hold is not "
-               "counted); for a peer, the resident memory growth of its own process from "
-               "building the network to its last step (the interpreter and libraries not "
-               "counted). A layer plugin's own buffers (dropout's mask) are in none of these "
+               "memory of a process of its own rose over its resident memory before the "
+               "network was built; for a backend, `cnnbench summary --backend` building the "
+               "network and running a forward pass and a training step (VmHWM, reset "
+               "through /proc/self/clear_refs), so that no backend's figure depends on what "
+               "the others left; for a peer, its own process from building the network to "
+               "its last step (the interpreter and libraries not counted). A layer plugin's own buffers (dropout's mask) are in none of these "
                "but the peak RSS. A peer that only infers (ONNX Runtime) has a forward pass "
                "and no training step.\n\n");
     for (int p = 0; p < MAX_PEERS; p++)
@@ -296,7 +296,7 @@ static void memory_row(FILE *f, const results *r, const row *t)
 {
     char rss[48] = "–", train[128], fwd[128], kernels[48] = "unknown";
     if (!isnan(t->peak_mb))
-        snprintf(rss, sizeof rss, "%.1f%s", t->peak_mb, t->peer ? ", its own process" : "");
+        snprintf(rss, sizeof rss, "%.1f", t->peak_mb);
     if (t->peer) {
         fprintf(f, "| %s | %d | %d | – | – | – | – | – | %s |\n", t->backend, t->threads,
                 t->batch, rss);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ typedef struct options {
     int no_speed;       /* check */
     const char *input;  /* check: a layer's input, HxWxC */
     const char *cases;  /* check: a glob over the case names */
+    const char *backend; /* summary: --backend NAME */
+    int batch;           /* summary: --batch N (0: 32) */
 } options;
 
 /* Every option, its getopt_long entry and its help line; a verb lists the ones it takes.
@@ -64,7 +67,7 @@ typedef struct options {
 enum {
     OPT_SET = 256, OPT_PLUGIN, OPT_PROFILE, OPT_DRY_RUN, OPT_FORCE, OPT_JOBS, OPT_CELL,
     OPT_SHARD, OPT_LIST_CELLS, OPT_THREADS, OPT_TIMEOUT, OPT_NO_SPEED, OPT_INPUT, OPT_CASES,
-    OPT_LAUNCHER, OPT_NO_WAIT, OPT_OUT, OPT_VERSION
+    OPT_LAUNCHER, OPT_NO_WAIT, OPT_OUT, OPT_VERSION, OPT_BACKEND, OPT_BATCH
 };
 
 static const struct option long_options[] = {
@@ -85,6 +88,8 @@ static const struct option long_options[] = {
     {"launcher", required_argument, NULL, OPT_LAUNCHER},
     {"no-wait", no_argument, NULL, OPT_NO_WAIT},
     {"out", required_argument, NULL, OPT_OUT},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"batch", required_argument, NULL, OPT_BATCH},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -115,6 +120,9 @@ static const option_help option_helps[] = {
                                        "([launcher] in the experiment; docs/cluster.md),\n"
                                        "follow it, then write the report"},
     {OPT_NO_WAIT, "--no-wait", "with --launcher slurm: submit, then return"},
+    {OPT_BACKEND, "--backend NAME", "also build the model on this backend, run a forward\n"
+                                    "pass and a training step, and say its memory"},
+    {OPT_BATCH, "--batch N", "with --backend: the batch (default 32)"},
     {OPT_THREADS, "--threads N", "threads for every backend (default: the cores)"},
     {OPT_TIMEOUT, "--timeout SECONDS", "kill a child making no progress (default 60)"},
     {OPT_NO_SPEED, "--no-speed", "correctness only"},
@@ -154,8 +162,13 @@ static const verb verbs[] = {
      NULL, 0, cmd_plugins, 1},
     {"summary", "MODEL.ini", "per layer: plugin, output shape, parameters, FLOPs",
      "Builds the model and prints, per layer, its plugin, output shape (H x W x C),\n"
-     "parameters and forward FLOPs, then the totals.",
-     "set a model variable: --set act=relu", BIT(OPT_SET), cmd_summary, 1},
+     "parameters and forward FLOPs, then the totals. With --backend, the network is\n"
+     "built on that backend (--threads, --batch) and runs a forward pass and a\n"
+     "training step on a synthetic batch; then what it holds (activations, parameters,\n"
+     "its kernels' own) and how far the process's peak resident memory rose: the\n"
+     "figures of the bench's memory table, for one network in a process of its own.",
+     "set a model variable: --set act=relu",
+     BIT(OPT_SET) | BIT(OPT_BACKEND) | BIT(OPT_THREADS) | BIT(OPT_BATCH), cmd_summary, 1},
     {"run", "EXPERIMENT.ini", "run an experiment: every cell of its grid, then its report",
      "Runs every cell of the experiment's grid (each in a child process, resumable:\n"
      "finished cells are kept and skipped), then writes its report and plots under\n"
@@ -304,6 +317,9 @@ static int set_option(options *o, int id, char *v)
     case OPT_OUT:
         o->out = v;
         return 0;
+    case OPT_BACKEND:
+        o->backend = v;
+        return 0;
     case OPT_SET:
         if (o->n_sets == MAX_SETS)
             return cnb_error("more than %d --set options", MAX_SETS);
@@ -320,6 +336,12 @@ static int set_option(options *o, int id, char *v)
         if (*end || n < 1 || n > 256)
             return cnb_error("%s %s: expected a number from 1 to 256", option_name(id), v);
         *(id == OPT_JOBS ? &o->jobs : &o->threads) = (int)n;
+        return 0;
+    case OPT_BATCH:
+        n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 65536)
+            return cnb_error("--batch %s: expected a number from 1 to 65536", v);
+        o->batch = (int)n;
         return 0;
     case OPT_TIMEOUT:
         o->timeout = strtod(v, &end);
@@ -499,10 +521,40 @@ static int cmd_plugins(cnb_registry *reg, const options *o)
     return 0;
 }
 
+static void print_mib(const char *what, double bytes, const char *note)
+{
+    printf("  %-22s %10.1f MiB  %s\n", what, bytes / 1048576.0, note);
+}
+
+/* After a forward pass and a training step on `backend`: what the network holds and the
+ * peak resident memory's rise (a line the bench reads: "peak resident memory: X MiB"). */
+static void print_memory(const cnb_net *net, const char *backend, int threads, int batch,
+                         double peak)
+{
+    cnb_net_memory m = cnb_net_memory_of(net);
+    printf("\nmemory on %s, %d thread%s, batch %d, after a forward pass and a training step:\n",
+           backend, threads, threads == 1 ? "" : "s", batch);
+    print_mib("activations:", (double)m.activations,
+              "the batch, every layer's output and its gradient");
+    print_mib("parameters:", (double)m.params, "weights, their gradients and momentum");
+    if (m.kernels_known)
+        print_mib("kernels:", (double)m.kernels, "what the kernels hold of their own");
+    else
+        printf("  %-22s %14s  a backend of ABI 2.2 or before cannot say\n", "kernels:", "unknown");
+    if (isnan(peak))
+        printf("  peak resident memory: unknown (no /proc/self/clear_refs)\n");
+    else
+        printf("  peak resident memory: %.1f MiB over the process's before it was built\n",
+               peak);
+}
+
 static int cmd_summary(cnb_registry *reg, const options *o)
 {
     if (!o->file)
         return cnb_error("summary needs a model file: cnnbench summary experiments/models/lenet5.ini");
+    if (!o->backend && (o->threads || o->batch))
+        return cnb_error("summary: %s goes with --backend NAME, the backend to build the model "
+                         "on", o->threads ? "--threads" : "--batch");
     cnb_vars vars = {0};
     int rc = 0;
     for (int i = 0; i < o->n_sets && rc == 0; i++) {
@@ -520,12 +572,20 @@ static int cmd_summary(cnb_registry *reg, const options *o)
     }
     cnb_conf model;
     cnb_net net;
+    double peak = NAN;
+    const int threads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const int batch = o->batch ? o->batch : 32;
     memset(&model, 0, sizeof model);
     memset(&net, 0, sizeof net);
-    if (rc == 0)
+    if (rc == 0 && o->backend)
+        rc = cnb_bench_memory(&net, &model, reg, o->file, &vars, o->backend, threads, batch,
+                              1, &peak);
+    else if (rc == 0)
         rc = cnb_net_load(&net, &model, reg, o->file, &vars);
     if (rc == 0)
         cnb_net_print_summary(&net, stdout);
+    if (rc == 0 && o->backend)
+        print_memory(&net, o->backend, threads, batch, peak);
     cnb_net_free(&net);
     cnb_conf_free(&model);
     cnb_vars_free(&vars);
@@ -766,6 +826,12 @@ int main(int argc, char **argv)
 {
     if (cnb_dist_init(&argc, &argv) != 0)
         return 1;
+    static char self[PATH_MAX]; /* the bench runs it for each network's memory */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        cnb_bench_set_program(self);
+    }
     int status = cli(argc, argv);
     cnb_dist_finalize();
     return status;
