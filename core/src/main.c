@@ -35,7 +35,7 @@
 #include "train.h"
 
 #define MAX_SETS 64
-#define MAX_PLUGINS 16
+#define MAX_PLUGINS 64 /* the bench passes each network's memory probe every plugin file */
 #define MAX_CELLS 256
 
 typedef struct options {
