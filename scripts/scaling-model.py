@@ -20,8 +20,8 @@ import math
 # Compute per image on one node: an earlier run of experiments/backend-speed.ini
 # (bench.csv), direct+onednn at 2 threads on this 2-core machine (one node = this
 # machine): LeNet-5 6.060 ms per step of 256 (forward 2.387), AlexNet 1024.0 ms per step
-# of 32 (forward 340.1); the fastest backends of a later run are 2.8 times as fast
-# (--node-speedup). The backward pass, what the sums can hide behind, is the rest of the
+# of 32 (forward 340.1); the fastest backends of later runs are 2.1 to 2.8 times as
+# fast (--node-speedup). The backward pass, what the sums can hide behind, is the rest of the
 # step.
 MODELS = {
     "lenet5": dict(params=61706, fwd_share=2.387 / 6.060, batch=256),
