@@ -18,11 +18,12 @@
  * steps. The host hands a kernel its neighbours' layouts (cnnbench/backend.h, "Native
  * layouts"): where it lets a kernel choose (dst_layout ANY), a convolution keeps
  * oneDNN's pick, or nChw8c when it has at most 8 output channels (16 would pad LeNet's 6
- * and slow the ReLU and pooling after it 2-3x), and pooling, eltwise and LRN keep their
- * input's layout; the next kernel takes it as its src. On NCHW (the network's edges, the
- * inner product, softmax, ":nchw") each kernel reorders in and out itself. The blocked
- * src made by forward is reused by the backward-weights pass (the ABI lets backward use
- * what the latest forward on the same src saved). Backward weights takes nhwc where
+ * and slow the ReLU and pooling after it 2-3x) but on an Intel CPU (conv_create), and
+ * pooling, eltwise and LRN keep their input's layout; the next kernel takes it as its
+ * src. On NCHW (the network's edges, the inner product, softmax, ":nchw") each kernel
+ * reorders in and out itself. The blocked src made by forward is reused by the
+ * backward-weights pass (the ABI lets backward use what the latest forward on the same
+ * src saved). Backward weights takes nhwc where
  * oneDNN 2.6 would otherwise drop to an AVX2 kernel (4 <= C < 16). Between layouts that
  * keep a pixel's channels together in one row (nhwc; nChw8c and nChw16c up to 8 and 16
  * channels) nothing is reordered where the bytes are the same (nChw16c and nhwc at 16
@@ -69,6 +70,9 @@
  * product's 12.4, backward data 23.4 against 15.0 (2 threads: 10.4 and 12.6 against 6.9
  * and 7.8).
  */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -279,6 +283,18 @@ static dnnl_status_t prim_make(dn_kernel *k, prim *p, const_dnnl_primitive_desc_
 static int is_avx512(dnnl_cpu_isa_t isa)
 {
     return (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
+/* Is the CPU an Intel one (CPUID vendor "GenuineIntel")? */
+static int intel_cpu(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 && d == 0x49656e69 &&
+           c == 0x6c65746e;
+#else
+    return 0;
+#endif
 }
 
 /* Does the name of the implementation oneDNN picked for pd contain what: "avx512" for
@@ -666,9 +682,15 @@ static int conv_create(dn_kernel *k)
     /* A dst the next kernel reads natively with K <= 8 channels: oneDNN's pick, nChw16c,
      * pads it to 16 and the activation and pooling after it stream 16/K times the bytes
      * (LeNet conv1, K = 6: ReLU forward and backward 0.69 and 1.07 ms instead of 0.22 and
-     * 0.33 on nChw8c, batch 256, 2 threads). Take nChw8c when oneDNN has a kernel for it;
-     * the backward passes keep oneDNN's pick as their hint, and reorder diff_dst. */
-    if (d->dst_layout == CNB_LAYOUT_ANY && K <= 8) {
+     * 0.33 on nChw8c, batch 256, 2 threads, an AMD EPYC). Take nChw8c when oneDNN has a
+     * kernel for it; the backward passes keep oneDNN's pick as their hint, and reorder
+     * diff_dst. Not on an Intel CPU: oneDNN 2.6 pools nChw8c with its AVX2 kernel, which
+     * runs there 4 times as slow as its AVX-512 one on nChw16c (LeNet pool1 forward and
+     * backward 11.9 and 10.3 ms against 3.0 and 3.8, and the step 37.0 against 19.1, batch
+     * 256, 1 thread, a Xeon with AMX), likely its mix of SSE and AVX instructions, which an
+     * Intel core pays an assist for at each switch (fixed after 2.6: oneDNN pull request
+     * 1457). */
+    if (d->dst_layout == CNB_LAYOUT_ANY && K <= 8 && !intel_cpu()) {
         dnnl_memory_desc_t dst_8c;
         TRY(plain_md(&dst_8c, 4, dst_dims, dnnl_nChw8c));
         TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
