@@ -79,8 +79,8 @@ int cnb_bench_build(cnb_net *net, cnb_conf *model, const cnb_registry *reg, cons
 int cnb_bench_memory(cnb_net *net, cnb_conf *model, const cnb_registry *reg,
                      const char *path, const cnb_vars *vars, const char *backend, int threads,
                      int batch, uint64_t seed, double *peak_mib);
-/* The cnnbench program that does so: main sets itself, the test program the build's.
- * Unset, every backend's peak resident memory is unknown. */
+/* The cnnbench program that does so: this one (/proc/self/exe) unless set; the test
+ * program sets the build's. */
 void cnb_bench_set_program(const char *path);
 
 /* How a run treats its results folder. A folder that already holds a bench's results

@@ -219,6 +219,11 @@ typedef struct bench_peer {
  * r->peer_off when the peer is absent or broke the contract). */
 int bench_peer_ways(const bconf *bc, int peer, int threads, bench_peer_way *ways, int max,
                     results *r);
+/* Run argv[0] with argv, as a peer runs (killed with the bench, in a process group of its
+ * own, stdin /dev/null): its standard output into out (NUL-terminated, cut at len), its
+ * standard error into err (NULL: the bench's); its wait status, -1 when it could not be
+ * run. */
+int bench_capture(char *const *argv, char *out, size_t len, FILE *err);
 /* Start `way` of peer script `peer` for (m, threads) and wait until it is ready: 0; 1
  * when it could not be (r->peer_note says why; r->peer_off when no way will start). */
 int bench_peer_start(bench_peer *p, const bconf *bc, const bmodel *m, int threads, int peer,

@@ -6,17 +6,13 @@
  * pairs from the same rounds, per pass, their ratios. A backend's rows also say what its
  * network holds and what each of its timed passes allocated on the heap (heapcount.h).
  */
-#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "benchint.h"
-#include "child.h"
 #include "clock.h"
 #include "heapcount.h"
 #include "log.h"
@@ -175,27 +171,24 @@ int cnb_bench_memory(cnb_net *net, cnb_conf *model, const cnb_registry *reg,
     return rc;
 }
 
-static const char *program; /* cnb_bench_set_program's */
+static const char *program = "/proc/self/exe"; /* cnb_bench_set_program's */
 
 void cnb_bench_set_program(const char *path) { program = path; }
 
 /* Backend b's network at (m, threads) in a process of its own: `program summary MODEL
- * --backend B ...` (cnb_bench_memory), which reads its peak resident memory out; in MiB,
- * or NAN when there is no program or it could not say. A fork that only execs, so that
- * no OpenMP runtime of this process is used in the child (GNU libgomp hangs in a child
- * forked after a parallel region). */
+ * --backend B ...` (cnb_bench_memory), whose peak resident memory line it reads; in MiB,
+ * or NAN when the program could not say. A fork that only execs, so that no OpenMP
+ * runtime of this process is used in the child (GNU libgomp hangs in a child forked
+ * after a parallel region). */
 static double memory_of(const bconf *bc, const bmodel *m, int b, int threads,
                         const cnb_registry *reg)
 {
     enum { MAX_ARGS = 16 + 2 * CNB_MAX_VARS + 2 * 64 };
-    char nums[2][16], sets[CNB_MAX_VARS][512];
+    char nums[2][16], sets[CNB_MAX_VARS][512], out[8192];
     const char *argv[MAX_ARGS];
-    int n = 0, fd[2];
-    if (!program || pipe(fd) != 0)
-        return NAN;
-    const override *o = &m->ov[b];
+    int n = 0;
     snprintf(nums[0], sizeof nums[0], "%d", threads);
-    snprintf(nums[1], sizeof nums[1], "%d", o->batch ? o->batch : m->batch);
+    snprintf(nums[1], sizeof nums[1], "%d", m->ov[b].batch ? m->ov[b].batch : m->batch);
     argv[n++] = program, argv[n++] = "summary", argv[n++] = m->path, argv[n++] = "-q";
     argv[n++] = "--backend", argv[n++] = bc->backends[b];
     argv[n++] = "--threads", argv[n++] = nums[0], argv[n++] = "--batch", argv[n++] = nums[1];
@@ -207,27 +200,14 @@ static double memory_of(const bconf *bc, const bmodel *m, int b, int threads,
         if (i == 0 || strcmp(reg->items[i].path, reg->items[i - 1].path))
             argv[n++] = "--plugin", argv[n++] = reg->items[i].path;
     argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(fd[1], 1), dup2(null, 0), dup2(null, 2);
-        execv(program, (char *const *)argv);
-        cnb_child_exit(127);
-    }
-    close(fd[1]);
+    FILE *quiet = fopen("/dev/null", "w"); /* the bench says its own errors for it */
+    const int status = bench_capture((char *const *)argv, out, sizeof out, quiet);
+    if (quiet)
+        fclose(quiet);
+    const char *line = strstr(out, "peak resident memory: ");
     double mib = NAN;
-    FILE *out = pid > 0 ? fdopen(fd[0], "r") : NULL;
-    char line[512];
-    while (out && fgets(line, sizeof line, out))
-        sscanf(line, " peak resident memory: %lf MiB", &mib);
-    if (out)
-        fclose(out);
-    else
-        close(fd[0]);
-    int status = 0;
-    if (pid > 0 && (waitpid(pid, &status, 0) != pid || status != 0))
-        mib = NAN;
+    if (status != 0 || !line || sscanf(line, "peak resident memory: %lf MiB", &mib) != 1)
+        return NAN;
     return mib;
 }
 

@@ -170,29 +170,40 @@ static _Noreturn void exec_peer(pid_t parent, const char *script, char *const *a
     cnb_child_exit(127);
 }
 
-/* `PEER --ways --threads N`: its output into out (NUL-terminated, cut at len), its
- * standard error into err (may be NULL); its wait status, -1 when it could not be run. */
-static int run_ways(const char *script, int threads, char *out, size_t len, FILE *err)
+int bench_capture(char *const *argv, char *out, size_t len, FILE *err)
 {
-    char th[16], env[1] = "";
+    char env[1] = "";
     int fd[2], status = -1;
-    snprintf(th, sizeof th, "%d", threads);
-    char *const argv[] = {(char *)script, "--ways", "--threads", th, NULL};
     if (pipe2(fd, O_CLOEXEC))
         return -1;
     fflush(stdout);
     pid_t parent = getpid(), pid = fork();
     if (pid == 0)
-        exec_peer(parent, script, argv, env, -1, fd[1], err ? fileno(err) : -1);
+        exec_peer(parent, argv[0], argv, env, -1, fd[1], err ? fileno(err) : -1);
     close(fd[1]);
     size_t n = 0;
-    for (ssize_t got = 1; pid > 0 && got > 0 && n + 1 < len; n += got > 0 ? (size_t)got : 0)
-        got = read(fd[0], out + n, len - 1 - n);
+    char rest[4096]; /* what does not fit: read and dropped, so that it never blocks */
+    while (pid > 0) {
+        const int room = n + 1 < len;
+        ssize_t got = room ? read(fd[0], out + n, len - 1 - n) : read(fd[0], rest, sizeof rest);
+        if (got <= 0)
+            break;
+        n += room ? (size_t)got : 0;
+    }
     out[n] = 0;
     close(fd[0]);
     if (pid > 0)
         waitpid(pid, &status, 0);
     return status;
+}
+
+/* `PEER --ways --threads N`: bench_capture's. */
+static int run_ways(const char *script, int threads, char *out, size_t len, FILE *err)
+{
+    char th[16];
+    snprintf(th, sizeof th, "%d", threads);
+    char *const argv[] = {(char *)script, "--ways", "--threads", th, NULL};
+    return bench_capture(argv, out, len, err);
 }
 
 /* Tab-separated fields of line (modified) into f; their number, up to max. */

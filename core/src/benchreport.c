@@ -168,7 +168,8 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                "network and running a forward pass and a training step (VmHWM, reset "
                "through /proc/self/clear_refs), so that no backend's figure depends on what "
                "the others left; for a peer, its own process from building the network to "
-               "its last step (the interpreter and libraries not counted). A layer plugin's own buffers (dropout's mask) are in none of these "
+               "its last step (the interpreter and libraries not counted). A layer plugin's "
+               "own buffers (dropout's mask) are in none of these "
                "but the peak RSS. A peer that only infers (ONNX Runtime) has a forward pass "
                "and no training step.\n\n");
     for (int p = 0; p < MAX_PEERS; p++)

@@ -826,12 +826,6 @@ int main(int argc, char **argv)
 {
     if (cnb_dist_init(&argc, &argv) != 0)
         return 1;
-    static char self[PATH_MAX]; /* the bench runs it for each network's memory */
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        cnb_bench_set_program(self);
-    }
     int status = cli(argc, argv);
     cnb_dist_finalize();
     return status;
