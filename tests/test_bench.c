@@ -603,6 +603,16 @@ static void test_memory_columns(void)
         CHECK_MSG(md, " | 14.6 KiB in 3 calls | 14.6 KiB in 3 calls | ");
 }
 
+/* results/speed/FILE of the run in dir, open with the columns names at col. */
+static void open_results_csv(cnb_csv *c, const char *dir, const char *file,
+                             const char *const *names, int *col)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/results/speed/%s", dir, file);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(c, path), 0);
+    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(c, names, col), 0);
+}
+
 /* Each backend network's peak resident memory is measured in a process of its own
  * (`cnnbench summary --backend`, whose output the bench reads): after a forward pass and a
  * training step it holds at least the network's tensors, and a network timed after
@@ -622,14 +632,12 @@ static void test_peak_memory(void)
              "lenet5.ini\nbatch = 128\n", dir, CNB_SOURCE_ROOT, CNB_SOURCE_ROOT);
     test_write_file(path, text);
     CU_ASSERT_EQUAL_FATAL(bench_file(path), 0);
-    snprintf(path, sizeof path, "%s/results/speed/bench.csv", dir);
     static const char *const names[] = {"model", "backend", "peak_rss_mb", "activation_bytes",
                                         "param_bytes", NULL};
     int col[5], rows = 0;
     double first[2] = {0, 0};
     cnb_csv c;
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(&c, path), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(&c, names, col), 0);
+    open_results_csv(&c, dir, "bench.csv", names, col);
     while (cnb_csv_next(&c) == 1) {
         const int again = !strcmp(cnb_csv_get(&c, col[0]), "again");
         const int b = !strcmp(cnb_csv_get(&c, col[1]), "openblas");
@@ -766,16 +774,6 @@ static void test_machine_factors(void)
     CU_ASSERT_EQUAL_FATAL(cnb_machine_factors(ent, t, rel, 12, 4, factor), 0);
     for (int j = 0; j < 12; j++)
         CU_ASSERT_DOUBLE_EQUAL(factor[j], 1.0, 1e-12);
-}
-
-/* results/speed/FILE of the run in dir, open with the columns names at col. */
-static void open_results_csv(cnb_csv *c, const char *dir, const char *file,
-                             const char *const *names, int *col)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/results/speed/%s", dir, file);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_open(c, path), 0);
-    CU_ASSERT_EQUAL_FATAL(cnb_csv_columns(c, names, col), 0);
 }
 
 /* "BACKEND,PASS" of the current line, col[0] and col[1] its backend and pass columns. */
