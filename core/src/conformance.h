@@ -42,6 +42,8 @@ enum {
     CNB_CASE_PAD_LABEL = 2, /* softmax_xent: the middle sample's label is -1 (padding)     */
     CNB_CASE_BATCH = 4,     /* another row's shape at another batch: checked, not timed    */
     CNB_CASE_FUSED = 8,     /* a fused run: the conv, a ReLU, then max pooling if pkh > 0  */
+    CNB_CASE_OFF_GRID = 16, /* a fused run's bias half a step off its grid (EPS, in
+                               conformance.c): no convolution output is 0                 */
 };
 
 typedef struct cnb_conform_case {

@@ -1,8 +1,9 @@
 /*
  * winograd.c - the "winograd" backend: stride-1 5x5 and 3x3 convolutions by Winograd's
  * minimal filtering, F(4x4, 5x5) and F(5x5, 3x3), with the products in the transformed
- * domain as oneDNN batched matrix multiplications. It implements CNB_OP_CONV only, and
- * answers CNB_ENOTSUP for any other geometry (another window, a stride, fewer than
+ * domain as oneDNN batched matrix multiplications. It implements CNB_OP_CONV only (and
+ * fuses such a convolution with the ReLU after it: wg_fuse_create), and answers
+ * CNB_ENOTSUP for any other geometry (another window, a stride, fewer than
  * WG_MIN_CHANNELS channels on either side, a padding past r - 1), so that it goes first
  * in a chain: "winograd+onednn" runs AlexNet's conv2 to conv5 here and everything else on
  * oneDNN, which has Winograd kernels for 3x3 windows only, F(4x4, 3x3). On a 13x13 output
@@ -159,6 +160,8 @@ typedef struct wg_kernel {
     int xh, xw;                   /* src padded, channels last: xh x xw x cp a sample  */
     int qh, qw, dh, dw;           /* diff_dst padded by (qh, qw): dh x dw x kp          */
     int nb;                       /* samples a chunk (below)                            */
+    int relu;                     /* a fused run, the convolution and a ReLU: dst holds
+                                     max(0, conv), diff_dst passes where dst > 0         */
     float *x;                     /* src, padded, channels last                         */
     float *dy;                    /* diff_dst, padded, channels last                    */
     size_t ve, ze, ine, oute, ue; /* the element strides of v, z, cin, cout, u and du   */
@@ -365,16 +368,19 @@ static void transform(const wg_kernel *k, wg_which which, const float *in, size_
 
 /* Row y of an NCHW sample (ch planes of `plane` floats, rows of w) into a channels-last
  * row of w pixels of cpad channels; what it does not write stays as it was (zeros from
- * create). With sums, each channel's sum over the row into sums[0 .. ch). */
-static void row_to_channels_last(const float *src, int ch, size_t plane, int w, float *dst,
-                                 int cpad, double *sums)
+ * create). With pass (the same row of a tensor of src's shape), only the values where
+ * pass is above zero, zeros elsewhere (a ReLU's backward, from its output). With sums,
+ * each channel's sum over the row (of what was written) into sums[0 .. ch). */
+static void row_to_channels_last(const float *src, const float *pass, int ch, size_t plane,
+                                 int w, float *dst, int cpad, double *sums)
 {
     for (int c = 0; c < ch; c++) {
-        const float *s = src + (size_t)c * plane;
+        const float *s = src + (size_t)c * plane, *p = pass ? pass + (size_t)c * plane : NULL;
         double sum = 0;
         for (int x = 0; x < w; x++) {
-            dst[(size_t)x * cpad + c] = s[x];
-            sum += s[x];
+            const float v = !p || p[x] > 0 ? s[x] : 0;
+            dst[(size_t)x * cpad + c] = v;
+            sum += v;
         }
         if (sums)
             sums[c] = sum;
@@ -382,15 +388,17 @@ static void row_to_channels_last(const float *src, int ch, size_t plane, int w, 
 }
 
 /* A channels-last row of w pixels of cpad channels back to row y of an NCHW sample (ch
- * planes of `plane` floats), plus bias[c] (NULL: none). */
+ * planes of `plane` floats), plus bias[c] (NULL: none); with relu, max(0, that). */
 static void row_to_nchw(const float *src, int cpad, float *dst, int ch, size_t plane, int w,
-                        const float *bias)
+                        const float *bias, int relu)
 {
     for (int c = 0; c < ch; c++) {
         const float b = bias ? bias[c] : 0;
         float *o = dst + (size_t)c * plane;
-        for (int x = 0; x < w; x++)
-            o[x] = src[(size_t)x * cpad + c] + b;
+        for (int x = 0; x < w; x++) {
+            const float v = src[(size_t)x * cpad + c] + b;
+            o[x] = relu && !(v > 0) ? 0 : v;
+        }
     }
 }
 
@@ -406,8 +414,9 @@ WG_AVX512 static __m512i lane_steps(int step)
                                                 14, 15));
 }
 
-WG_AVX512 static void row_to_channels_last_avx512(const float *src, int ch, size_t plane,
-                                                  int w, float *dst, int cpad, double *sums)
+WG_AVX512 static void row_to_channels_last_avx512(const float *src, const float *pass, int ch,
+                                                  size_t plane, int w, float *dst, int cpad,
+                                                  double *sums)
 {
     const __m512i planes = lane_steps((int)plane);
     for (int c0 = 0; c0 < ch; c0 += LANES) {
@@ -415,7 +424,14 @@ WG_AVX512 static void row_to_channels_last_avx512(const float *src, int ch, size
         const float *s = src + (size_t)c0 * plane;
         __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
         for (int x = 0; x < w; x++) {
-            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, planes, s + x, 4);
+            __mmask16 take = m;
+            if (pass) /* the lanes whose ReLU output is above zero */
+                take = _mm512_mask_cmp_ps_mask(
+                    m, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, planes,
+                                                pass + (size_t)c0 * plane + x, 4),
+                    _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), take, planes, s + x,
+                                                      4);
             _mm512_mask_storeu_ps(dst + (size_t)x * cpad + c0, m, v);
             lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
             hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(
@@ -432,7 +448,7 @@ WG_AVX512 static void row_to_channels_last_avx512(const float *src, int ch, size
 }
 
 WG_AVX512 static void row_to_nchw_avx512(const float *src, int cpad, float *dst, int ch,
-                                         size_t plane, int w, const float *bias)
+                                         size_t plane, int w, const float *bias, int relu)
 {
     const __m512i pixels = lane_steps(cpad);
     for (int c = 0; c < ch; c++) {
@@ -440,37 +456,41 @@ WG_AVX512 static void row_to_nchw_avx512(const float *src, int cpad, float *dst,
         float *o = dst + (size_t)c * plane;
         for (int x = 0; x < w; x += LANES) {
             const __mmask16 m = first_lanes(w - x);
-            const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pixels,
-                                                      src + (size_t)x * cpad + c, 4);
-            _mm512_mask_storeu_ps(o + x, m, _mm512_add_ps(v, b));
+            __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, pixels,
+                                                              src + (size_t)x * cpad + c, 4),
+                                     b);
+            if (relu) /* max(0, v) as row_to_nchw's: a NaN gives 0 */
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                        v);
+            _mm512_mask_storeu_ps(o + x, m, v);
         }
     }
 }
 #endif
 
 /* The layout changes of this state's ISA. */
-static void channels_last(const wg_kernel *k, const float *src, int ch, size_t plane, int w,
-                          float *dst, int cpad, double *sums)
+static void channels_last(const wg_kernel *k, const float *src, const float *pass, int ch,
+                          size_t plane, int w, float *dst, int cpad, double *sums)
 {
 #if WG_HAVE_AVX512
     if (k->st->avx512) {
-        row_to_channels_last_avx512(src, ch, plane, w, dst, cpad, sums);
+        row_to_channels_last_avx512(src, pass, ch, plane, w, dst, cpad, sums);
         return;
     }
 #endif
-    row_to_channels_last(src, ch, plane, w, dst, cpad, sums);
+    row_to_channels_last(src, pass, ch, plane, w, dst, cpad, sums);
 }
 
 static void nchw(const wg_kernel *k, const float *src, int cpad, float *dst, int ch,
-                 size_t plane, int w, const float *bias)
+                 size_t plane, int w, const float *bias, int relu)
 {
 #if WG_HAVE_AVX512
     if (k->st->avx512) {
-        row_to_nchw_avx512(src, cpad, dst, ch, plane, w, bias);
+        row_to_nchw_avx512(src, cpad, dst, ch, plane, w, bias, relu);
         return;
     }
 #endif
-    row_to_nchw(src, cpad, dst, ch, plane, w, bias);
+    row_to_nchw(src, cpad, dst, ch, plane, w, bias, relu);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -643,8 +663,10 @@ typedef enum wg_step {
     FWD_FILTER,  /* wt <- weights (K, C, r, r) as [c][r*r][kp]; U. Items: 16 k each    */
     FWD_LAYOUT,  /* x <- src. Items: the chunk's samples x src rows                   */
     FWD_TILES,   /* V. Items: the chunk's samples x tile rows                          */
-    FWD_OUT,     /* dst <- AT M A + bias. Items: the chunk's samples x tile rows       */
-    BWD_LAYOUT,  /* dy <- diff_dst, its row sums for diff_bias. Items: samples x rows  */
+    FWD_OUT,     /* dst <- AT M A + bias (relu: max(0, that)). Items: the chunk's
+                    samples x tile rows                                               */
+    BWD_LAYOUT,  /* dy <- diff_dst (relu: where dst > 0), its row sums for diff_bias.
+                    Items: samples x rows                                             */
     BWD_Z,       /* Z <- A dY AT over the forward's tiles. Items: samples x tile rows  */
     BWD_WEIGHTS, /* diff_weights <- GT dU G. Items: input channels                     */
     BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U. Items: 16 c each      */
@@ -714,14 +736,15 @@ static void step_item(const wg_call *call, int i)
     case FWD_LAYOUT: {
         const int n = call->n0 + i / d->src.h, y = i % d->src.h;
         float *row = k->x + (((size_t)n * k->xh + d->u.conv.ph + y) * k->xw + d->u.conv.pw) * cp;
-        channels_last(k, A->src + n * C * src_plane + (size_t)y * d->src.w, C, src_plane,
+        channels_last(k, A->src + n * C * src_plane + (size_t)y * d->src.w, NULL, C, src_plane,
                       d->src.w, row, cp, NULL);
         break;
     }
-    case BWD_LAYOUT: {
+    case BWD_LAYOUT: { /* through the ReLU first in a fused run: where dst > 0 */
         const int n = call->n0 + i / d->dst.h, y = i % d->dst.h;
+        const size_t at = n * K * dst_plane + (size_t)y * d->dst.w;
         float *row = k->dy + (((size_t)n * k->dh + k->qh + y) * k->dw + k->qw) * kp;
-        channels_last(k, A->diff_dst + n * K * dst_plane + (size_t)y * d->dst.w, K, dst_plane,
+        channels_last(k, A->diff_dst + at, k->relu ? A->dst + at : NULL, K, dst_plane,
                       d->dst.w, row, kp,
                       A->diff_bias ? k->db + ((size_t)n * d->dst.h + y) * kp : NULL);
         break;
@@ -761,7 +784,7 @@ static void step_item(const wg_call *call, int i)
         float *out = (fwd ? A->dst : A->diff_src) + (size_t)n * ch * plane;
         for (int y = ty * m; y < (ty + 1) * m && y < h; y++)
             nchw(k, grid + (size_t)(y - ty * m) * g->tx * m * cpad, cpad,
-                 out + (size_t)y * w, ch, plane, w, fwd ? A->bias : NULL);
+                 out + (size_t)y * w, ch, plane, w, fwd ? A->bias : NULL, fwd && k->relu);
         break;
     }
     }
@@ -973,6 +996,26 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     return CNB_OK;
 }
 
+/* A fused run (cnnbench/backend.h): a convolution this backend takes and the ReLU after
+ * it, the ReLU done in the output transform's pass over dst and in the pass that reads
+ * diff_dst in backward. A ReLU is a pass over the convolution's output forward and two
+ * backward (AlexNet's conv2 at batch 32: 24 MB each). */
+static int wg_fuse_create(void *state, const cnb_fuse_desc *f, cnb_kernel **out)
+{
+    wg_state *st = state;
+    *out = NULL;
+    if (f->n != 2 || f->op[1].op != CNB_OP_RELU)
+        return CNB_ENOTSUP;
+    if (f->op[1].batch != f->op[0].batch || f->op[1].src.c != f->op[0].dst.c ||
+        f->op[1].src.h != f->op[0].dst.h || f->op[1].src.w != f->op[0].dst.w)
+        return CNB_FAIL(st->host, WHO, CNB_EINVAL, "fused run: the ReLU does not take what "
+                        "the convolution gives");
+    const int rc = wg_kernel_create(state, &f->op[0], out);
+    if (rc == CNB_OK)
+        ((wg_kernel *)*out)->relu = 1;
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The backend. */
 
@@ -1049,6 +1092,7 @@ CNB_BACKEND_DEFINE(
                      .init = wg_init,
                      .fini = wg_fini,
                      .kernel_create = wg_kernel_create,
+                     .fuse_create = wg_fuse_create,
                      .info = wg_info,
                      .kernel_bytes = wg_kernel_bytes,
                      .algorithm = wg_algorithm));
