@@ -357,7 +357,7 @@ static void test_whole_run(void)
         reps += (int)v[REPS];
         CU_ASSERT(v[Q1] <= v[MEDIAN] && v[MEDIAN] <= v[Q3]);
         CU_ASSERT(*cnb_csv_get(&c, col[MB])); /* /proc/self/clear_refs: Linux */
-        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[ACT]), peer ? "" : "492944");
+        CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[ACT]), peer ? "" : "480144");
         CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, col[PARAM]), peer ? "" : "740688");
         CU_ASSERT(peer ? !*cnb_csv_get(&c, col[KERNEL]) : atof(cnb_csv_get(&c, col[KERNEL])) > 0);
         const int library_allocates = /* OpenBLAS's own: testutil.h */
@@ -463,7 +463,7 @@ static void test_whole_run(void)
                     count_lines(md, "- 1 thread: naive against pytorch-test-tuned-glibc: "), 2);
     CHECK_MSG(md, "Peak RSS growth: how far the peak resident memory of a process of its own rose");
     CHECK_MSG(md, "| pytorch-test-tuned-glibc | 1 | 4 | – | – | – | – | – | 2.0 |");
-    CHECK_MSG(md, cnb_heap_counting() ? "| naive | 1 | 4 | 0.47 | 0.71 | " : "| naive | 1 | 4 |");
+    CHECK_MSG(md, cnb_heap_counting() ? "| naive | 1 | 4 | 0.46 | 0.71 | " : "| naive | 1 | 4 |");
     CHECK_MSG(md, cnb_heap_counting() ? " | 0 | 0 | " : " | not counted | not counted | ");
     CHECK_MSG(md, "Kernels against their library calls alone");
     CHECK_MSG(md, "| openblas | every layer | both |");
@@ -530,7 +530,12 @@ static void test_fused_runs(void)
             r++;
         if (strcmp(cnb_csv_get(&c, lcol[BACKEND]), "direct") || r == n_runs) {
             CU_ASSERT_STRING_EQUAL(run, "");
-            CU_ASSERT(atof(cnb_csv_get(&c, lcol[MEDIAN])) > 0.0);
+            const double ms = atof(cnb_csv_get(&c, lcol[MEDIAN]));
+            if (!strcmp(layer, "flatten")) { /* a view: no pass, no time */
+                CU_ASSERT_STRING_EQUAL(cnb_csv_get(&c, lcol[MEDIAN]), "");
+            } else {
+                CU_ASSERT(ms > 0.0);
+            }
             continue;
         }
         CU_ASSERT_STRING_EQUAL(run, in_run[r][1]);

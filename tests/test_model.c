@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "errors.h"
+#include "alloc.h"
 #include "experiment.h"
 #include "log.h"
 #include "net.h"
@@ -166,6 +167,74 @@ static void expect_error(const char *text, const char *const *words)
 
 #define NET "[net]\nchannels = 1\nheight = 8\nwidth = 8\nclasses = 4\n"
 #define TAIL "[flat]\ntype = flatten\n[fc]\ntype = fc\noutputs = 4\n[prob]\ntype = softmax\n"
+
+/* Model text, built and bound to naive at batch 3, its parameters from seed 7, its input
+ * and labels set; 0 when all went well. */
+static int bind_text(cnb_net *net, cnb_conf *conf, const char *text)
+{
+    cnb_vars vars = {0};
+    memset(net, 0, sizeof *net);
+    int rc = cnb_conf_load_string(conf, "model.ini", text);
+    if (rc == 0)
+        rc = cnb_conf_substitute(conf, &vars);
+    if (rc == 0)
+        rc = cnb_net_build(net, test_registry(), conf);
+    if (rc == 0)
+        rc = cnb_net_bind(net, "naive", 1, 3);
+    if (rc == 0)
+        rc = cnb_net_init_params(net, 7);
+    const size_t n = 3 * cnb_shape_size(net->input);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        net->x[i] = (float)((i * 37 + 11) % 23) / 23.0f - 0.5f;
+    for (int i = 0; rc == 0 && i < 3; i++)
+        net->labels[i] = i;
+    return rc;
+}
+
+/* flatten is a view (CNB_LAYER_VIEW): after a layer its y and dy are that layer's, and a
+ * training step gives the same loss and gradients, bit for bit, as one that runs its
+ * copies; as the first layer, whose input has no gradient, it copies. */
+static void test_flatten_view(void)
+{
+    const char *text = NET "[c]\ntype = conv\nfilters = 2\nkernel = 3\n" TAIL;
+    cnb_net v, c, first;
+    cnb_conf vc, cc, fc;
+    CU_ASSERT_EQUAL_FATAL(bind_text(&v, &vc, text), 0);
+    CU_ASSERT_EQUAL_FATAL(bind_text(&c, &cc, text), 0);
+    CU_ASSERT_EQUAL_FATAL(bind_text(&first, &fc, NET TAIL), 0);
+    cnb_net_layer *F = &v.layers[1];
+    CU_ASSERT_STRING_EQUAL(F->desc->hdr.name, "flatten");
+    CU_ASSERT(F->view);
+    CU_ASSERT_PTR_EQUAL(F->y, v.layers[0].y);
+    CU_ASSERT_PTR_EQUAL(F->dy, v.layers[0].dy);
+    CU_ASSERT(!first.layers[0].view);
+    CU_ASSERT(first.layers[0].y && first.layers[0].y != first.x);
+    /* what the view saves: flatten's y and dy (2 x 3 x 2 x 6 x 6 floats) */
+    const size_t flat = 2 * 3 * cnb_shape_size(F->out) * sizeof(float);
+    const size_t with_view = cnb_net_memory_of(&v).activations;
+
+    /* c: the same network with flatten's copies run, on buffers of its own */
+    cnb_net_layer *G = &c.layers[1];
+    G->view = 0;
+    G->y = cnb_alloc(flat / 2), G->dy = cnb_alloc(flat / 2);
+    CU_ASSERT_FATAL(G->y && G->dy);
+    CU_ASSERT_EQUAL(cnb_net_memory_of(&c).activations, with_view + flat);
+    float lv, lc;
+    CU_ASSERT_EQUAL(cnb_net_forward(&v, 1, &lv), 0);
+    CU_ASSERT_EQUAL(cnb_net_forward(&c, 1, &lc), 0);
+    CU_ASSERT_EQUAL(cnb_net_backward(&v), 0);
+    CU_ASSERT_EQUAL(cnb_net_backward(&c), 0);
+    CU_ASSERT(lv == lc && lv > 0);
+    CU_ASSERT_EQUAL_FATAL(v.grad_floats, c.grad_floats);
+    CU_ASSERT_EQUAL(memcmp(v.grad, c.grad, v.grad_floats * sizeof(float)), 0);
+    float lf;
+    CU_ASSERT_EQUAL(cnb_net_forward(&first, 1, &lf), 0);
+    CU_ASSERT_EQUAL(memcmp(first.layers[0].y, first.x,
+                           3 * cnb_shape_size(first.input) * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(cnb_net_backward(&first), 0);
+    cnb_net_free(&v), cnb_net_free(&c), cnb_net_free(&first);
+    cnb_conf_free(&vc), cnb_conf_free(&cc), cnb_conf_free(&fc);
+}
 
 static void test_malformed_line(void)
 {
@@ -514,6 +583,8 @@ void suite_model(void)
         {"AlexNet shapes and parameters", test_alexnet_seed_numbers},
         {"a switched-off slot is left out, the others keep their streams",
          test_identity_left_out},
+        {"flatten is a view of its input, a step the same as with its copies",
+         test_flatten_view},
         {"malformed line", test_malformed_line},
         {"unknown key", test_unknown_key},
         {"an indented line continues the value above", test_continuation_line},

@@ -34,7 +34,7 @@
 /* peak_share as the CSVs carry it: empty above 100%, where the last column,
  * peak_mistrusted, carries the impossible share instead (empty otherwise), unless it is
  * direct-equivalent (a layer with fewer multiply-adds than counted: the algorithm
- * column). NAN (a layer fused into another): empty too. */
+ * column). NAN (a layer fused into another, a view): empty too. */
 static void csv_share(FILE *f, double share, const char *algorithm)
 {
     if (bench_share_mistrusted(share, algorithm[0]) || isnan(share))
@@ -108,7 +108,7 @@ static int write_layers_csv(const bconf *bc, const results *r)
         const layer_row *w = &r->layers[i];
         fprintf(a.f, "%s,%s,%s,%d,%d,%s,%s,%s,", w->model, w->backend, w->ran_on, w->batch,
                 w->threads, w->layer, w->plugin, w->backward ? "backward" : "forward");
-        if (w->fused_into[0]) { /* timed in its run's first layer's rows */
+        if (!w->s.n) { /* timed in its run's first layer's rows, or a view: no pass */
             fprintf(a.f, ",,,,,,,,,,%s,,\n", w->run);
             continue;
         }

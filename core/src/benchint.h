@@ -152,7 +152,7 @@ typedef struct pair {
 typedef struct layer_row {
     char model[64], backend[64], ran_on[80], layer[64], plugin[32], layout[16];
     int batch, threads, backward;
-    cnb_sample_stats s;           /* milliseconds (n = 0: fused into another layer) */
+    cnb_sample_stats s;           /* milliseconds (n = 0: fused into another layer, or a view) */
     cnb_sample_stats lib;         /* its library calls alone (n = 0: none) */
     double gflops, share;
     char run[256];                /* the fused run it is in, "conv1+act1+pool1"; "" none */

@@ -577,7 +577,7 @@ static int set_own_spread(results *r, int first)
 
 /* The per-layer pass's rows of entry e: each layer forward, then backward. A fused run's
  * time is its first layer's, with the FLOPs of the whole run; its other layers have no
- * samples but the layer they are fused into. */
+ * samples but the layer they are fused into. A view (CNB_LAYER_VIEW) has none either. */
 static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int threads,
                           const entry *e)
 {
@@ -597,7 +597,8 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
                 snprintf(w->ran_on, sizeof w->ran_on, "%s", L->fused_on);
             else
                 snprintf(w->ran_on, sizeof w->ran_on, "%s%s",
-                         L->ctx.ran_on ? L->ctx.ran_on : "host", L->ctx.mixed ? "+mixed" : "");
+                         L->view ? "view" : L->ctx.ran_on ? L->ctx.ran_on : "host",
+                         L->ctx.mixed ? "+mixed" : "");
             snprintf(w->layer, sizeof w->layer, "%s", L->name);
             snprintf(w->plugin, sizeof w->plugin, "%s", L->desc->hdr.name);
             snprintf(w->layout, sizeof w->layout, "%s", /* a run gives NCHW */
@@ -609,6 +610,10 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
             if (L->fused_on && L->fuse_first != i) { /* timed with the run's first layer */
                 snprintf(w->fused_into, sizeof w->fused_into, "%s",
                          e->net.layers[L->fuse_first].name);
+                w->gflops = NAN;
+                continue;
+            }
+            if (L->view) { /* the layer before's output under its own shape: no pass */
                 w->gflops = NAN;
                 continue;
             }

@@ -71,7 +71,7 @@ int bench_plot_layers(const bconf *bc, const results *r, const bmodel *m, int th
         fprintf(a.f, "\"%s\"", w->layer);
         for (int b = 0; b < nb; b++) {
             const layer_row *v = bench_find_layer(r, m->name, bk[b], threads, w->layer);
-            const int timed = v && !v->fused_into[0]; /* else in its run's first layer */
+            const int timed = v && v->s.n; /* else in its run's first layer, or a view */
             fprintf(a.f, " %.6f", timed ? (v[0].s.median + v[1].s.median) / v->batch : NAN);
         }
         fprintf(a.f, "\n");

@@ -419,11 +419,15 @@ static void library_table(FILE *f, const results *r, const char *model, int thre
  * "[layout]" where the output stayed in the backend's own layout, "(fused: run)" where
  * the time is a fused run's and the algorithm where it has fewer multiply-adds; backward
  * ms; the forward GFLOP/s and share of peak. A layer of a run but its first says which
- * layer has its time. */
+ * layer has its time, a view that it has none. */
 static void layer_cells(FILE *f, const results *r, const layer_row *v, int threads)
 {
     if (v->fused_into[0]) {
         fprintf(f, " fused into %s | fused | – |", v->fused_into);
+        return;
+    }
+    if (!v->s.n) { /* CNB_LAYER_VIEW */
+        fprintf(f, " none (a view) | none | – |");
         return;
     }
     char share[160], cell[200];

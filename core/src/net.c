@@ -368,6 +368,11 @@ int cnb_net_build(cnb_net *net, const cnb_registry *reg, const cnb_conf *model)
             net->n--;
             continue;
         }
+        if ((L->desc->flags & CNB_LAYER_VIEW) &&
+            (L->layer->n_params || cnb_shape_size(L->out) != cnb_shape_size(shape)))
+            return layer_error(&L->ctx, NULL, "layer plugin '%s' says it is a view "
+                               "(CNB_LAYER_VIEW) but changes the number of values or learns",
+                               L->desc->hdr.name);
         shape = L->out;
     }
     if (net->n == 0)
@@ -423,8 +428,11 @@ int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const c
 static void unbind(cnb_net *net)
 {
     for (int i = 0; i < net->n; i++) {
-        cnb_free(net->layers[i].y), cnb_free(net->layers[i].dy);
-        net->layers[i].y = net->layers[i].dy = NULL;
+        cnb_net_layer *L = &net->layers[i];
+        if (!L->view)
+            cnb_free(L->y), cnb_free(L->dy);
+        L->y = L->dy = NULL;
+        L->view = 0;
     }
     cnb_free(net->x), cnb_free(net->labels);
     net->x = NULL, net->labels = NULL;
@@ -805,11 +813,12 @@ static int offer_run(cnb_net *net, int i, int n)
 }
 
 /* The bytes of layer i's y, and of its dy: one batch of its output, in the layout of the
- * edge it feeds; 0 inside a fused run, whose kernel keeps what it needs. */
+ * edge it feeds; 0 inside a fused run, whose kernel keeps what it needs, and for a view,
+ * whose buffers are the layer before's. */
 static size_t output_bytes(const cnb_net *net, int i)
 {
     const cnb_net_layer *L = &net->layers[i];
-    if (L->fused_on && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1)
+    if (L->view || (L->fused_on && i < L->fuse_first + net->layers[L->fuse_first].fuse_n - 1))
         return 0;
     size_t bytes = (size_t)net->batch * cnb_shape_size(L->out) * sizeof(float);
     return L->ctx.out.bytes > bytes ? L->ctx.out.bytes : bytes;
@@ -902,6 +911,13 @@ int cnb_net_bind(cnb_net *net, const char *backend, int threads, int batch)
     }
     for (int i = 0; i < net->n; i++) {
         cnb_net_layer *L = &net->layers[i];
+        /* a view of an NCHW output takes it as it is; the network's input has no dy */
+        L->view = i > 0 && (L->desc->flags & CNB_LAYER_VIEW) &&
+                  net->layers[i - 1].ctx.out.id == CNB_LAYOUT_NCHW;
+        if (L->view) {
+            L->y = net->layers[i - 1].y, L->dy = net->layers[i - 1].dy;
+            continue;
+        }
         const size_t bytes = output_bytes(net, i);
         if (!bytes)
             continue;
@@ -1009,6 +1025,10 @@ static int forward_at(cnb_net *net, int i, int train, const float *x, float *los
         *rc = L->fuse_kernel->forward(L->fuse_kernel, &a);
         return L->fuse_n;
     }
+    if (L->view) {
+        *rc = 0;
+        return 1;
+    }
     cnb_io io = {.train = train, .x = x, .y = L->y, .w = L->w, .dw = L->dw,
                  .labels = net->labels, .loss = loss};
     *rc = L->layer->forward(L->layer, &io);
@@ -1095,7 +1115,7 @@ static int backward_at(cnb_net *net, int i, int *rc)
         return L->fuse_first;
     }
     cnb_io io = layer_io(net, i);
-    *rc = L->layer->backward(L->layer, &io);
+    *rc = L->view ? 0 : L->layer->backward(L->layer, &io);
     return i;
 }
 

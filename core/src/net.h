@@ -53,6 +53,8 @@ typedef struct cnb_net_layer {
     const char *init;            /* "xavier" or "he" for learnable layers */
     float *w[CNB_MAX_PARAMS], *dw[CNB_MAX_PARAMS], *vel[CNB_MAX_PARAMS];
     float *y, *dy;               /* (batch, out); NULL inside a fused run */
+    int view;                    /* y and dy are the layer before's, and
+                                    it runs no pass (CNB_LAYER_VIEW)      */
     size_t grad_begin, grad_end; /* its dw's floats in net->grad          */
     /* A fused run (cnnbench/backend.h): layers fuse_first .. fuse_first + fuse_n - 1 run
      * as one kernel, which the first holds; no layer of the run has a kernel of its own

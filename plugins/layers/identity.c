@@ -1,11 +1,13 @@
 /*
- * identity.c - layer plugins "flatten" and "none". Both copy values through unchanged:
- * flatten reshapes (C, H, W) to (C*H*W, 1, 1) between convolutions and fully connected
- * layers; none keeps the shape and stands in a model slot that an ablation switches
- * off ("without LRN", "without dropout"), whose keys it ignores (CNB_LAYER_STANDS_IN: an
- * `alpha = ${lrn_alpha}` beside `type = ${lrn}` serves both arms), and which the host
- * leaves out of the network it runs (CNB_LAYER_IDENTITY: its copies run only under a
- * host that does not know that flag). flatten has no keys. Plain C, no backend kernel.
+ * identity.c - layer plugins "flatten" and "none". Both copy values through unchanged,
+ * and the host runs neither's copies where it can do without. flatten reshapes (C, H, W)
+ * to (C*H*W, 1, 1) between convolutions and fully connected layers; the host takes its
+ * output as a view of its input (CNB_LAYER_VIEW: its copies run only as a network's
+ * first layer). none keeps the shape and stands in a model slot that an ablation
+ * switches off ("without LRN", "without dropout"), whose keys it ignores
+ * (CNB_LAYER_STANDS_IN: an `alpha = ${lrn_alpha}` beside `type = ${lrn}` serves both
+ * arms); the host leaves it out of the network it runs (CNB_LAYER_IDENTITY). flatten
+ * has no keys. Plain C, no backend kernel.
  */
 #include <string.h>
 
@@ -71,7 +73,6 @@ static int none_create(const cnb_host *host, cnb_layer_ctx *ctx, cnb_shape in, c
 
 CNB_LAYER_DEFINE(
     CNB_LAYER_DESC("flatten", "1.0.0", "reshape (C,H,W) to (C*H*W,1,1)",
-                   .keys = no_keys,
-                   .create = flatten_create),
+                   .flags = CNB_LAYER_VIEW, .keys = no_keys, .create = flatten_create),
     CNB_LAYER_DESC("none", "1.0.0", "identity: a switched-off slot (no LRN, no dropout)",
                    .flags = CNB_LAYER_STANDS_IN | CNB_LAYER_IDENTITY, .create = none_create));

@@ -21,9 +21,9 @@ extern "C" {
 
 /* 2.0: cnb_layer starts with its struct_size (CNB_LAYER_INIT fills it), and its entries
  * come before params[CNB_MAX_PARAMS], so that the array can grow without moving them. */
-/* 2.1: CNB_LAYER_STANDS_IN. 2.2: CNB_LAYER_IDENTITY. */
+/* 2.1: CNB_LAYER_STANDS_IN. 2.2: CNB_LAYER_IDENTITY. 2.3: CNB_LAYER_VIEW. */
 #define CNB_LAYER_ABI_MAJOR 2
-#define CNB_LAYER_ABI_MINOR 2
+#define CNB_LAYER_ABI_MINOR 3
 
 /* The length of cnb_layer's params[], and so part of its size: changing it is a new ABI. */
 #define CNB_MAX_PARAMS 4
@@ -104,6 +104,12 @@ enum {
                                        ablation switched off costs no pass over the
                                        batch; the layers after it keep their random
                                        streams (2.2) */
+    CNB_LAYER_VIEW = 1u << 6,       /* its output is its input, value for value in the
+                                       same order, under another shape, and it learns
+                                       nothing (flatten): where the layer before it
+                                       gives NCHW, the host hands it that layer's y and
+                                       dy as its own and runs neither of its passes, so
+                                       that a reshape copies nothing (2.3) */
 };
 
 typedef struct cnb_layer_desc {
