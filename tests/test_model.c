@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "errors.h"
 #include "alloc.h"
+#include "errors.h"
 #include "experiment.h"
 #include "log.h"
 #include "net.h"
