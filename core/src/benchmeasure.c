@@ -607,13 +607,10 @@ static int add_layer_rows(results *r, const bconf *bc, const bmodel *m, int thre
             cnb_net_run_name(&e->net, i, w->run, sizeof w->run);
             const char *alg = cnb_net_layer_algorithm(&e->net, i);
             snprintf(w->algorithm, sizeof w->algorithm, "%s", alg ? alg : "");
-            if (L->fused_on && L->fuse_first != i) { /* timed with the run's first layer */
+            if (L->fused_on && L->fuse_first != i) /* timed with the run's first layer */
                 snprintf(w->fused_into, sizeof w->fused_into, "%s",
                          e->net.layers[L->fuse_first].name);
-                w->gflops = NAN;
-                continue;
-            }
-            if (L->view) { /* the layer before's output under its own shape: no pass */
+            if (w->fused_into[0] || L->view) { /* no samples of its own */
                 w->gflops = NAN;
                 continue;
             }

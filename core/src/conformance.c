@@ -400,8 +400,9 @@ static void fill_grid(cnb_conform_ref *r)
     cnb_fill_grid(r->w, r->n_w, 4, 0.125f);
     if (r->b)
         cnb_fill_grid(r->b, r->n_b, 4, 0.125f);
-    for (size_t i = 0; r->b && (r->cs->flags & CNB_CASE_OFF_GRID) && i < r->n_b; i++)
-        r->b[i] += 1.0f / 64; /* the sums are whole 1/32s: none is 0 or near it */
+    if (r->b && (r->cs->flags & CNB_CASE_OFF_GRID))
+        for (size_t i = 0; i < r->n_b; i++)
+            r->b[i] += 1.0f / 64; /* the sums are whole 1/32s: none is 0 or near it */
     cnb_fill_grid(r->dd, r->n_dst, 4, 0.25f);
 }
 

@@ -427,13 +427,9 @@ int cnb_net_load(cnb_net *net, cnb_conf *model, const cnb_registry *reg, const c
 
 static void unbind(cnb_net *net)
 {
-    for (int i = 0; i < net->n; i++) {
-        cnb_net_layer *L = &net->layers[i];
-        if (!L->view)
-            cnb_free(L->y), cnb_free(L->dy);
-        L->y = L->dy = NULL;
-        L->view = 0;
-    }
+    for (int i = 0; i < net->n; i++)
+        if (!net->layers[i].view) /* a view's are the layer before's */
+            cnb_free(net->layers[i].y), cnb_free(net->layers[i].dy);
     cnb_free(net->x), cnb_free(net->labels);
     net->x = NULL, net->labels = NULL;
     net->batch = 0;
