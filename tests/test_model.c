@@ -134,19 +134,24 @@ static void test_identity_left_out(void)
     cnb_conf_free(&c1), cnb_conf_free(&c2);
 }
 
+/* A network built from model text into net and conf, both to be freed whatever the
+ * status; the status, the message in cnb_last_error. */
+static int load_text(cnb_net *net, cnb_conf *conf, const char *text)
+{
+    cnb_vars vars = {0};
+    memset(net, 0, sizeof *net);
+    int rc = cnb_conf_load_string(conf, "model.ini", text);
+    if (rc == 0)
+        rc = cnb_conf_substitute(conf, &vars);
+    return rc ? rc : cnb_net_build(net, test_registry(), conf);
+}
+
 /* Build a model from text; returns the status and leaves the message in cnb_last_error. */
 static int build_text(const char *text)
 {
     cnb_conf conf;
     cnb_net net;
-    memset(&net, 0, sizeof net);
-    int rc = cnb_conf_load_string(&conf, "model.ini", text);
-    if (rc == 0) {
-        cnb_vars vars = {0};
-        rc = cnb_conf_substitute(&conf, &vars);
-    }
-    if (rc == 0)
-        rc = cnb_net_build(&net, test_registry(), &conf);
+    int rc = load_text(&net, &conf, text);
     cnb_net_free(&net);
     cnb_conf_free(&conf);
     return rc;
@@ -172,13 +177,7 @@ static void expect_error(const char *text, const char *const *words)
  * and labels set; 0 when all went well. */
 static int bind_text(cnb_net *net, cnb_conf *conf, const char *text)
 {
-    cnb_vars vars = {0};
-    memset(net, 0, sizeof *net);
-    int rc = cnb_conf_load_string(conf, "model.ini", text);
-    if (rc == 0)
-        rc = cnb_conf_substitute(conf, &vars);
-    if (rc == 0)
-        rc = cnb_net_build(net, test_registry(), conf);
+    int rc = load_text(net, conf, text);
     if (rc == 0)
         rc = cnb_net_bind(net, "naive", 1, 3);
     if (rc == 0)
