@@ -279,6 +279,10 @@ const cnb_conform_case cnb_conform_cases[] = {
      * the grid (CNB_CASE_OFF_GRID). */
     RUN("winograd.run.5x5+relu", 2, 17, 9, 11, 20, CNB_CASE_OFF_GRID, WIN(5, 5, 1, 1, 2, 2)),
     RUN("winograd.run.3x3+relu", 2, 16, 7, 11, 18, CNB_CASE_OFF_GRID, WIN(3, 3, 1, 1, 1, 1)),
+    /* ... and one a sample at a time, as winograd.conv.5x5.64x64.chunks: the ReLU's mask
+     * taken from the right sample of dst in every chunk */
+    RUN("winograd.run.5x5+relu.chunks", 3, 16, 64, 64, 48, CNB_CASE_OFF_GRID,
+        WIN(5, 5, 1, 1, 2, 2)),
 };
 const int cnb_conform_n_cases = (int)(sizeof cnb_conform_cases / sizeof cnb_conform_cases[0]);
 

@@ -30,9 +30,10 @@
  * padded to multiples of 16 with zeros):
  *   forward   U = G g GT; then per chunk of samples: V = BT d B of its tiles (V is kept
  *             for backward), M = V U, Y = AT M A plus the bias.
- *   backward  weights: Z = A dY AT of every output tile, dU[e] = V[e]^T Z[e],
- *             dW = GT dU G; data: the correlation of dY padded by r - 1 - p with the
- *             flipped filter, C and K swapped, by the forward's three steps, per chunk.
+ *   backward  per chunk of samples: weights: Z = A dY AT of its output tiles, dU[e] +=
+ *             V[e]^T Z[e] over its tiles; data: the correlation of dY padded by r - 1 - p
+ *             with the flipped filter, C and K swapped, by the forward's three steps;
+ *             then dW = GT dU G.
  * A chunk is a few hundred tiles (chunk_samples), so that oneDNN's products have rows
  * enough, and no more samples than keep its products within WG_CHUNK_BYTES a thread, so
  * that the output transform reads them from the cache. Every transform is out = L in LT
@@ -59,8 +60,9 @@
  *
  * Threads: cfg->threads, OpenMP's, for the transforms (../common/pool.h, pool_omp.c,
  * whose handout makes no result depend on which thread ran an item; items are rows of a
- * sample) and for oneDNN's products. Memory: V and Z for the whole batch and the padded
- * channels-last copies (AlexNet's conv2 at batch 32: about 200 MB).
+ * sample) and for oneDNN's products. Memory: V for the whole batch (the forward's, kept
+ * for the weights' gradient), everything else a chunk's: the padded channels-last copies
+ * of src and diff_dst, Z or the V of diff_dst, the products and the output tiles.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -162,12 +164,12 @@ typedef struct wg_kernel {
     int nb;                       /* samples a chunk (below)                            */
     int relu;                     /* a fused run, the convolution and a ReLU: dst holds
                                      max(0, conv), diff_dst passes where dst > 0         */
-    float *x;                     /* src, padded, channels last                         */
-    float *dy;                    /* diff_dst, padded, channels last                    */
-    size_t ve, ze, ine, oute, ue; /* the element strides of v, z, cin, cout, u and du   */
+    float *x;                     /* a chunk's src, padded, channels last               */
+    float *dy;                    /* a chunk's diff_dst, padded, channels last          */
+    size_t ve, ine, oute, ue;     /* the element strides of v, cin, cout, u and du      */
     float *v;                     /* V[e][fg.t][cp], kept for backward                  */
-    float *z;                     /* Z[e][fg.t][kp]                                     */
-    float *cin;                   /* a chunk's V of diff_dst: [e][nb tiles][kp]         */
+    float *cin;                   /* a chunk's Z, then its V of diff_dst: [e][nb tiles][kp]
+                                     (the forward's tiles, then the input's)            */
     float *cout;                  /* a chunk's products: [e][nb tiles][kp or cp]        */
     float *y;                     /* a chunk's output tile grids, channels last         */
     float *u;                     /* U[e][cp][kp], or the flipped [e][kp][cp]           */
@@ -175,7 +177,7 @@ typedef struct wg_kernel {
     float *wt;                    /* the filter, channels last: [c][r*r][kp] etc.       */
     double *db;                   /* diff_bias partial sums: [batch * oh][kp]           */
     size_t bytes;                 /* all of the above, and oneDNN's scratchpads         */
-    wg_matmul fwd, bwd_data, bwd_weights;
+    wg_matmul fwd, bwd_data, bwd_weights, bwd_weights_add; /* _add: dU += V^T Z */
 } wg_kernel;
 
 /* ------------------------------------------------------------------------------------ */
@@ -553,10 +555,11 @@ static void filter_out(const wg_kernel *k, const float *du, size_t e_stride, int
 
 /* dst[e] (rows x cols) = src[e] (rows x inner) * wei[e] (inner x cols), e < a * a, the
  * src[e], wei[e] and dst[e] src_e, wei_e and dst_e floats apart (a chunk of V's tiles is
- * a block of V[e]'s rows); with src_transposed, src[e] is stored as inner x rows (V^T). */
+ * a block of V[e]'s rows); with src_transposed, src[e] is stored as inner x rows (V^T);
+ * with add, dst[e] += the product (oneDNN's sum post-op). */
 static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t inner,
                        dnnl_dim_t cols, size_t src_e, size_t wei_e, size_t dst_e,
-                       int src_transposed)
+                       int src_transposed, int add)
 {
     const dnnl_dim_t e = (dnnl_dim_t)k->s->a * k->s->a;
     dnnl_memory_desc_t s, w, d;
@@ -568,10 +571,16 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t sum = NULL;
     omp_set_num_threads(k->st->threads);
     dnnl_status_t rc = dnnl_primitive_attr_create(&attr);
     if (rc == dnnl_success) /* its scratchpad ours, allocated here and not per call */
         rc = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (rc == dnnl_success && add && (rc = dnnl_post_ops_create(&sum)) == dnnl_success &&
+        (rc = dnnl_post_ops_append_sum(sum, 1.0f)) == dnnl_success)
+        rc = dnnl_primitive_attr_set_post_ops(attr, sum);
+    if (sum)
+        dnnl_post_ops_destroy(sum);
     if (rc == dnnl_success)
         rc = dnnl_memory_desc_init_by_strides(&s, 3, sd, dnnl_f32, ss);
     if (rc == dnnl_success)
@@ -654,10 +663,10 @@ static void matmul_free(const cnb_host *h, wg_matmul *mm)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* The passes. Each parallel step is a task over items; the forward's and the data
- * gradient's run a chunk of nb samples at a time, so that a chunk's products, written by
- * oneDNN, are still in the cache when the output transform reads them (AlexNet's conv2:
- * 3.2 MB a sample, against 103 MB for the batch). */
+/* The passes. Each parallel step is a task over items; both passes run a chunk of nb
+ * samples at a time, so that a chunk's products, written by oneDNN, are still in the
+ * cache when the output transform reads them (AlexNet's conv2: 3.2 MB a sample, against
+ * 103 MB for the batch), and the buffers between the steps hold a chunk, not the batch. */
 
 typedef enum wg_step {
     FWD_FILTER,  /* wt <- weights (K, C, r, r) as [c][r*r][kp]; U. Items: 16 k each    */
@@ -666,8 +675,9 @@ typedef enum wg_step {
     FWD_OUT,     /* dst <- AT M A + bias (relu: max(0, that)). Items: the chunk's
                     samples x tile rows                                               */
     BWD_LAYOUT,  /* dy <- diff_dst (relu: where dst > 0), its row sums for diff_bias.
-                    Items: samples x rows                                             */
-    BWD_Z,       /* Z <- A dY AT over the forward's tiles. Items: samples x tile rows  */
+                    Items: the chunk's samples x rows                                 */
+    BWD_Z,       /* Z <- A dY AT over the forward's tiles. Items: the chunk's samples x
+                    tile rows                                                         */
     BWD_WEIGHTS, /* diff_weights <- GT dU G. Items: input channels                     */
     BWD_FILTER,  /* wt <- the flipped filter as [k][r*r][cp]; U. Items: 16 c each      */
     BWD_TILES,   /* V of dy over the input's tiles. Items: the chunk's samples x rows  */
@@ -733,41 +743,37 @@ static void step_item(const wg_call *call, int i)
                 A->diff_weights[((size_t)co * C + i) * rr + t] = f[(size_t)t * kp + co];
         break;
     }
-    case FWD_LAYOUT: {
-        const int n = call->n0 + i / d->src.h, y = i % d->src.h;
-        float *row = k->x + (((size_t)n * k->xh + d->u.conv.ph + y) * k->xw + d->u.conv.pw) * cp;
+    case FWD_LAYOUT: { /* x holds the chunk: sample nc of it */
+        const int nc = i / d->src.h, y = i % d->src.h, n = call->n0 + nc;
+        float *row = k->x + (((size_t)nc * k->xh + d->u.conv.ph + y) * k->xw + d->u.conv.pw) * cp;
         channels_last(k, A->src + n * C * src_plane + (size_t)y * d->src.w, NULL, C, src_plane,
                       d->src.w, row, cp, NULL);
         break;
     }
     case BWD_LAYOUT: { /* through the ReLU first in a fused run: where dst > 0 */
-        const int n = call->n0 + i / d->dst.h, y = i % d->dst.h;
+        const int nc = i / d->dst.h, y = i % d->dst.h, n = call->n0 + nc;
         const size_t at = n * K * dst_plane + (size_t)y * d->dst.w;
-        float *row = k->dy + (((size_t)n * k->dh + k->qh + y) * k->dw + k->qw) * kp;
+        float *row = k->dy + (((size_t)nc * k->dh + k->qh + y) * k->dw + k->qw) * kp;
         channels_last(k, A->diff_dst + at, k->relu ? A->dst + at : NULL, K, dst_plane,
                       d->dst.w, row, kp,
                       A->diff_bias ? k->db + ((size_t)n * d->dst.h + y) * kp : NULL);
         break;
     }
-    case FWD_TILES: {
-        const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
-        const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
-        tiles_in(k, WG_BT, k->x + (size_t)n * k->xh * k->xw * cp, k->xw, 0, 0, cp, k->fg.tx,
+    case FWD_TILES: { /* V's tiles numbered within the batch */
+        const int nc = i / k->fg.ty, ty = i % k->fg.ty;
+        const size_t tile0 = (((size_t)call->n0 + nc) * k->fg.ty + ty) * k->fg.tx;
+        tiles_in(k, WG_BT, k->x + (size_t)nc * k->xh * k->xw * cp, k->xw, 0, 0, cp, k->fg.tx,
                  ty, tile0, k->ve, k->v);
         break;
     }
-    case BWD_Z: {
-        const int n = call->n0 + i / k->fg.ty, ty = i % k->fg.ty;
-        const size_t tile0 = ((size_t)n * k->fg.ty + ty) * k->fg.tx;
-        tiles_in(k, WG_AM, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, k->qh, k->qw, kp,
-                 k->fg.tx, ty, tile0, k->ze, k->z);
-        break;
-    }
-    case BWD_TILES: { /* tiles numbered within the chunk */
-        const int nc = i / k->bg.ty, ty = i % k->bg.ty, n = call->n0 + nc;
-        const size_t tile0 = ((size_t)nc * k->bg.ty + ty) * k->bg.tx;
-        tiles_in(k, WG_BT, k->dy + (size_t)n * k->dh * k->dw * kp, k->dw, 0, 0, kp, k->bg.tx,
-                 ty, tile0, k->ine, k->cin);
+    case BWD_Z:       /* cin's tiles numbered within the chunk: the forward's */
+    case BWD_TILES: { /* or the input's */
+        const int z = call->step == BWD_Z;
+        const wg_grid *g = z ? &k->fg : &k->bg;
+        const int nc = i / g->ty, ty = i % g->ty;
+        const size_t tile0 = ((size_t)nc * g->ty + ty) * g->tx;
+        tiles_in(k, z ? WG_AM : WG_BT, k->dy + (size_t)nc * k->dh * k->dw * kp, k->dw,
+                 z ? k->qh : 0, z ? k->qw : 0, kp, g->tx, ty, tile0, k->ine, k->cin);
         break;
     }
     case FWD_OUT:
@@ -831,30 +837,33 @@ static int wg_backward(cnb_kernel *self, const cnb_args *a)
 {
     wg_kernel *k = (wg_kernel *)self;
     const int N = k->d.batch, K = k->d.dst.c, rows = N * k->d.dst.h;
+    const size_t per = (size_t)k->fg.ty * k->fg.tx * k->cp; /* V's floats a sample */
     int rc = CNB_OK;
-    run_step(k, a, BWD_LAYOUT, 0, N);
-    if (a->diff_bias)
-        for (int co = 0; co < K; co++) {
-            double sum = 0;
-            for (int i = 0; i < rows; i++)
-                sum += k->db[(size_t)i * k->kp + co];
-            a->diff_bias[co] = (float)sum;
-        }
-    if (a->diff_weights) {
-        run_step(k, a, BWD_Z, 0, N);
-        rc = matmul_run(k, &k->bwd_weights, k->v, k->z, k->du);
-        if (rc == CNB_OK)
-            run_step(k, a, BWD_WEIGHTS, 0, N);
-    }
-    if (a->diff_src && rc == CNB_OK) {
+    if (a->diff_src) /* U of the flipped filter, for every chunk */
         run_step(k, a, BWD_FILTER, 0, N);
-        for (int n0 = 0; n0 < N && rc == CNB_OK; n0 += k->nb) {
+    for (int n0 = 0; n0 < N && rc == CNB_OK; n0 += k->nb) {
+        run_step(k, a, BWD_LAYOUT, n0, k->nb);
+        if (a->diff_weights) {
+            run_step(k, a, BWD_Z, n0, k->nb);
+            rc = matmul_run(k, n0 ? &k->bwd_weights_add : &k->bwd_weights, k->v + n0 * per,
+                            k->cin, k->du);
+        }
+        if (a->diff_src && rc == CNB_OK) {
             run_step(k, a, BWD_TILES, n0, k->nb);
             rc = matmul_run(k, &k->bwd_data, k->cin, k->u, k->cout);
             if (rc == CNB_OK)
                 run_step(k, a, BWD_OUT, n0, k->nb);
         }
     }
+    if (a->diff_bias && rc == CNB_OK)
+        for (int co = 0; co < K; co++) {
+            double sum = 0;
+            for (int i = 0; i < rows; i++)
+                sum += k->db[(size_t)i * k->kp + co];
+            a->diff_bias[co] = (float)sum;
+        }
+    if (a->diff_weights && rc == CNB_OK)
+        run_step(k, a, BWD_WEIGHTS, 0, N);
     return rc;
 }
 
@@ -868,7 +877,8 @@ static void wg_destroy(cnb_kernel *self)
     matmul_free(h, &k->fwd);
     matmul_free(h, &k->bwd_data);
     matmul_free(h, &k->bwd_weights);
-    float *bufs[] = {k->x, k->dy, k->v, k->z, k->cin, k->cout, k->y, k->u, k->du, k->wt};
+    matmul_free(h, &k->bwd_weights_add);
+    float *bufs[] = {k->x, k->dy, k->v, k->cin, k->cout, k->y, k->u, k->du, k->wt};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         h->free(bufs[i]);
     h->free(k->db);
@@ -961,33 +971,34 @@ static int wg_kernel_create(void *state, const cnb_op_desc *d, cnb_kernel **out)
     k->dh = (int)zmax(k->bg.ty * m + r - 1, k->qh + k->fg.ty * m);
     k->dw = (int)zmax(k->bg.tx * m + r - 1, k->qw + k->fg.tx * m);
     const size_t ftiles = (size_t)k->fg.ty * k->fg.tx, btiles = (size_t)k->bg.ty * k->bg.tx;
-    k->x = zalloc(k, N * k->xh * k->xw * k->cp);
-    k->dy = zalloc(k, N * k->dh * k->dw * k->kp);
-    k->ve = skew((size_t)k->fg.t * k->cp), k->ze = skew((size_t)k->fg.t * k->kp);
-    k->ine = skew(k->nb * btiles * k->kp);
-    k->oute = skew(k->nb * zmax(ftiles * k->kp, btiles * k->cp));
+    const size_t nb = (size_t)k->nb;
+    k->x = zalloc(k, nb * k->xh * k->xw * k->cp);
+    k->dy = zalloc(k, nb * k->dh * k->dw * k->kp);
+    k->ve = skew((size_t)k->fg.t * k->cp);
+    k->ine = skew(nb * zmax(ftiles, btiles) * k->kp);
+    k->oute = skew(nb * zmax(ftiles * k->kp, btiles * k->cp));
     k->ue = skew((size_t)k->cp * k->kp);
     k->v = zalloc(k, e * k->ve);
-    k->z = zalloc(k, e * k->ze);
     k->cin = zalloc(k, e * k->ine);
     k->cout = zalloc(k, e * k->oute);
-    k->y = zalloc(k, k->nb * m * m * zmax(ftiles * k->kp, btiles * k->cp));
+    k->y = zalloc(k, nb * m * m * zmax(ftiles * k->kp, btiles * k->cp));
     k->u = zalloc(k, e * k->ue);
     k->du = zalloc(k, e * k->ue);
     k->wt = zalloc(k, (size_t)r * r * k->cp * k->kp);
     k->db = st->host->alloc(N * d->dst.h * k->kp * sizeof(double));
     k->bytes += N * d->dst.h * k->kp * sizeof(double);
-    if (!k->x || !k->dy || !k->v || !k->z || !k->cin || !k->cout || !k->y || !k->u || !k->du ||
+    if (!k->x || !k->dy || !k->v || !k->cin || !k->cout || !k->y || !k->u || !k->du ||
         !k->wt || !k->db) {
         wg_destroy(&k->base);
         return CNB_ENOMEM;
     }
-    int rc = matmul_make(k, &k->fwd, k->nb * ftiles, k->cp, k->kp, k->ve, k->ue, k->oute, 0);
+    int rc = matmul_make(k, &k->fwd, nb * ftiles, k->cp, k->kp, k->ve, k->ue, k->oute, 0, 0);
+    for (int add = 0; add < (k->nb < d->batch ? 2 : 1) && rc == CNB_OK; add++)
+        rc = matmul_make(k, add ? &k->bwd_weights_add : &k->bwd_weights, k->cp, nb * ftiles,
+                         k->kp, k->ve, k->ine, k->ue, 1, add);
     if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_weights, k->cp, k->fg.t, k->kp, k->ve, k->ze, k->ue, 1);
-    if (rc == CNB_OK)
-        rc = matmul_make(k, &k->bwd_data, k->nb * btiles, k->kp, k->cp, k->ine, k->ue,
-                         k->oute, 0);
+        rc = matmul_make(k, &k->bwd_data, nb * btiles, k->kp, k->cp, k->ine, k->ue,
+                         k->oute, 0, 0);
     if (rc != CNB_OK) {
         wg_destroy(&k->base);
         return rc;
