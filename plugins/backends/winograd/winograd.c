@@ -576,8 +576,11 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
     dnnl_status_t rc = dnnl_primitive_attr_create(&attr);
     if (rc == dnnl_success) /* its scratchpad ours, allocated here and not per call */
         rc = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (rc == dnnl_success && add && (rc = dnnl_post_ops_create(&sum)) == dnnl_success &&
-        (rc = dnnl_post_ops_append_sum(sum, 1.0f)) == dnnl_success)
+    if (rc == dnnl_success && add)
+        rc = dnnl_post_ops_create(&sum);
+    if (rc == dnnl_success && add)
+        rc = dnnl_post_ops_append_sum(sum, 1.0f);
+    if (rc == dnnl_success && add)
         rc = dnnl_primitive_attr_set_post_ops(attr, sum);
     if (sum)
         dnnl_post_ops_destroy(sum);
@@ -816,17 +819,22 @@ static void run_step(const wg_kernel *k, const cnb_args *a, wg_step s, int n0, i
         step_task(&call, 0);
 }
 
+/* V's tiles of the samples from n0 on: a block of V[e]'s rows, for every e. */
+static const float *v_from(const wg_kernel *k, int n0)
+{
+    return k->v + (size_t)n0 * k->fg.ty * k->fg.tx * k->cp;
+}
+
 static int wg_forward(cnb_kernel *self, const cnb_args *a)
 {
     wg_kernel *k = (wg_kernel *)self;
     const int N = k->d.batch;
-    const size_t per = (size_t)k->fg.ty * k->fg.tx * k->cp; /* V's floats a sample */
     int rc = CNB_OK;
     run_step(k, a, FWD_FILTER, 0, N);
     for (int n0 = 0; n0 < N && rc == CNB_OK; n0 += k->nb) {
         run_step(k, a, FWD_LAYOUT, n0, k->nb);
         run_step(k, a, FWD_TILES, n0, k->nb);
-        rc = matmul_run(k, &k->fwd, k->v + n0 * per, k->u, k->cout);
+        rc = matmul_run(k, &k->fwd, v_from(k, n0), k->u, k->cout);
         if (rc == CNB_OK)
             run_step(k, a, FWD_OUT, n0, k->nb);
     }
@@ -837,7 +845,6 @@ static int wg_backward(cnb_kernel *self, const cnb_args *a)
 {
     wg_kernel *k = (wg_kernel *)self;
     const int N = k->d.batch, K = k->d.dst.c, rows = N * k->d.dst.h;
-    const size_t per = (size_t)k->fg.ty * k->fg.tx * k->cp; /* V's floats a sample */
     int rc = CNB_OK;
     if (a->diff_src) /* U of the flipped filter, for every chunk */
         run_step(k, a, BWD_FILTER, 0, N);
@@ -845,7 +852,7 @@ static int wg_backward(cnb_kernel *self, const cnb_args *a)
         run_step(k, a, BWD_LAYOUT, n0, k->nb);
         if (a->diff_weights) {
             run_step(k, a, BWD_Z, n0, k->nb);
-            rc = matmul_run(k, n0 ? &k->bwd_weights_add : &k->bwd_weights, k->v + n0 * per,
+            rc = matmul_run(k, n0 ? &k->bwd_weights_add : &k->bwd_weights, v_from(k, n0),
                             k->cin, k->du);
         }
         if (a->diff_src && rc == CNB_OK) {
