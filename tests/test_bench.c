@@ -713,22 +713,27 @@ static void test_pinned_group(void)
     CHECK_MSG(read_file(path), "No group was pinned to CPUs (`pin = no`).");
 }
 
-/* A model's own sample_time overrides [bench]'s for it, backends and peers alike, and the
- * report says so. */
+/* A model's own sample_time overrides [bench]'s for it, backends and tuned peers alike;
+ * shipped_sample_time is that of the peers' ways as shipped; the report says both. */
 static void test_model_sample_time(void)
 {
     const char *dir = test_tmpdir();
     char path[600];
     write_peer(dir, "peer.sh", peer_script);
     const char *exp = time_experiment_with(dir, "1", "backends = naive\nlayers = no\n"
-                                           "peer = peer.sh\nsample_time = 0.03\n",
+                                           "peer = peer.sh\nsample_time = 0.03\n"
+                                           "shipped_sample_time = 0.12\n",
                                            "sample_time = 0.06\n");
     CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     /* the glibc way's 5 ms forward passes and 10 ms steps: 12 and 6 to last 0.06 s */
     const char *steps = read_file((snprintf(path, sizeof path, "%s/steps-glibc", dir), path));
     CU_ASSERT_EQUAL(strncmp(steps, "1 1\n1 1\n1 1\n12 6\n12 6\n", 22), 0);
+    /* the shipped way's 5 and 20 ms: 24 and 6 to last 0.12 s */
+    steps = read_file((snprintf(path, sizeof path, "%s/steps-shipped", dir), path));
+    CU_ASSERT_EQUAL(strncmp(steps, "1 1\n1 1\n1 1\n24 6\n24 6\n", 22), 0);
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
-    CHECK_MSG(read_file(path), "back to back for 30 ms; lenet5: 60 ms, then training steps");
+    CHECK_MSG(read_file(path), "back to back for 30 ms; lenet5: 60 ms; a peer's way as "
+              "shipped: 120 ms (shipped_sample_time), then training steps");
     /* and it is checked like [bench]'s */
     exp = time_experiment_with(dir, "1", "backends = naive\n", "sample_time = -1\n");
     CU_ASSERT_EQUAL(bench_file_force(exp, 1), CNB_EINVAL);
@@ -1384,7 +1389,8 @@ void suite_bench(void)
         {"a run's machine factors: in samples.csv, behind cv_own and unstable",
          test_machine_factor},
         {"a group at fewer threads than the CPUs runs pinned, its peers too", test_pinned_group},
-        {"a model's sample_time is its samples' length, peers' too", test_model_sample_time},
+        {"a model's sample_time is its samples' length, peers' too; shipped_sample_time "
+         "the shipped ways'", test_model_sample_time},
         {"a peer without its framework or interpreter: skipped, saying why", test_missing_peer},
         {"onnxruntime-peer.mjs without onnxruntime-node: skipped, how to install",
          test_onnxruntime_absent},

@@ -233,11 +233,13 @@ static int parse_experiment(bconf *bc, const cnb_conf *c, const cnb_section *ex)
 static int parse_bench(bconf *bc, const cnb_conf *c, const cnb_section *b)
 {
     long warmup = 3, reps = 10;
-    bc->min_time = 1.0, bc->sample_time = 0.03, bc->layers = 1, bc->pin = 1;
+    bc->min_time = 1.0, bc->sample_time = 0.03, bc->shipped_sample_time = -1.0;
+    bc->layers = 1, bc->pin = 1;
     if (cnb_conf_int(c, b, "warmup", 0, 1000, &warmup) ||
         cnb_conf_int(c, b, "min_reps", 1, MAX_REPS, &reps) ||
         cnb_conf_double(c, b, "min_time", 0.0, 3600.0, &bc->min_time) ||
         cnb_conf_double(c, b, "sample_time", 0.0, 60.0, &bc->sample_time) ||
+        cnb_conf_double(c, b, "shipped_sample_time", 0.0, 60.0, &bc->shipped_sample_time) ||
         yes_no(c, b, "layers", "", &bc->layers) ||
         yes_no(c, b, "pin", " (run a group at fewer threads than the CPUs on the first of "
                "them)", &bc->pin) ||
@@ -304,8 +306,8 @@ int bench_conf_parse(bconf *bc, const cnb_conf *c, const cnb_registry *reg)
 {
     static const char *const ex_keys[] = {"name", "mode", "seed", "results", NULL};
     static const char *const bench_keys[] = {"backends", "threads", "warmup", "min_reps",
-                                             "min_time", "sample_time", "layers", "peer",
-                                             "scaling", "pin", NULL};
+                                             "min_time", "sample_time", "shipped_sample_time",
+                                             "layers", "peer", "scaling", "pin", NULL};
     memset(bc, 0, sizeof *bc);
     bc->conf = c;
     const cnb_section *ex = cnb_conf_section(c, "experiment"), *b = cnb_conf_section(c, "bench");
@@ -340,6 +342,12 @@ void bench_model_label(const bmodel *m, char *buf, size_t len)
 double bench_sample_time(const bconf *bc, const bmodel *m)
 {
     return m->sample_time >= 0 ? m->sample_time : bc->sample_time;
+}
+
+double bench_way_sample_time(const bconf *bc, const bmodel *m, const bench_peer_way *way)
+{
+    return !way->tuned && bc->shipped_sample_time >= 0 ? bc->shipped_sample_time
+                                                       : bench_sample_time(bc, m);
 }
 
 const char *bench_not_run(const bconf *bc, int b, int threads, char *buf, size_t len)

@@ -75,6 +75,8 @@ typedef struct bconf {
     double sample_time;           /* a whole-network sample: forward passes back to back
                                      lasting at least this (s), then training steps as
                                      long; each pass's time is their mean               */
+    double shipped_sample_time;   /* a peer's way as shipped: its samples (s); < 0: as
+                                     the others'                                        */
     bmodel models[MAX_MODELS];
     int nm;
 } bconf;
@@ -200,6 +202,10 @@ typedef struct bench_peer_way {
     char env[512];                /* the environment it adds, NAME=VALUE words          */
     char what[256];               /* what it is, for the report                         */
 } bench_peer_way;
+
+/* benchconf.c: the seconds of a sample of `way` of a peer for model m: [bench]
+ * shipped_sample_time for a way as shipped when set, else bench_sample_time. */
+double bench_way_sample_time(const bconf *bc, const bmodel *m, const bench_peer_way *way);
 
 /* One process of a peer script, built and warmed up, waiting on its pipe. */
 typedef struct bench_peer {

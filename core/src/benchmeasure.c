@@ -751,7 +751,7 @@ static int peer_entries(results *r, const bconf *bc, const bmodel *m, int thread
             entry *e = &es[ne + n];
             e->b = -1, e->r = r;
             e->batch = m->batch, e->min_reps = bc->min_reps, e->min_time = bc->min_time;
-            e->sample_time = bench_sample_time(bc, m);
+            e->sample_time = bench_way_sample_time(bc, m, &ways[w]);
             n += bench_peer_start(&e->peer, bc, m, threads, peer, &ways[w], r) == 0;
         }
     }

@@ -119,11 +119,14 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
                 n_bad == 1 ? "is" : "are");
     else
         fprintf(f, "No share in this report is above 100%%.\n\n");
-    char own[MAX_MODELS * 96] = "";
+    char own[(MAX_MODELS + 1) * 96] = "";
     for (int mi = 0, used = 0; mi < bc->nm; mi++)
         if (bc->models[mi].sample_time >= 0)
             used += snprintf(own + used, sizeof own - (size_t)used, "; %s: %.0f ms",
                              bc->models[mi].name, bc->models[mi].sample_time * 1e3);
+    if (bc->shipped_sample_time >= 0 && bc->np)
+        snprintf(own + strlen(own), sizeof own - strlen(own), "; a peer's way as shipped: "
+                 "%.0f ms (shipped_sample_time)", bc->shipped_sample_time * 1e3);
     fprintf(f, "Medians over samples interleaved across backends in a shuffled order, a "
                "sample of each per round. A whole-network sample runs forward passes back to "
                "back for %.0f ms%s, then training steps for as long (sample_time; the steps "
