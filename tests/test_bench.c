@@ -10,6 +10,7 @@
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "errors.h"
 #include "heapcount.h"
 #include "peak.h"
+#include "proccount.h"
 #include "stats.h"
 #include "testutil.h"
 
@@ -852,6 +854,107 @@ static void test_machine_factor(void)
     CHECK_MSG(read_file(path), "| CV (own) |");
 }
 
+/* A child of this process spinning on the given CPU until it is killed: its pid. */
+static pid_t spinner(int cpu)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        sched_setaffinity(0, sizeof one, &one);
+        for (volatile unsigned long n = 0;; n++)
+            ;
+    }
+    return pid;
+}
+
+/* A process's counts: its page faults grow by a page's each for memory it touches first,
+ * its threads' involuntary switches when another process shares its only CPU; a process
+ * that is gone has none. */
+static void test_proc_counts(void)
+{
+    cnb_proc_counts c0, c1;
+    CU_ASSERT_EQUAL_FATAL(cnb_proc_counts_read(getpid(), &c0), 0);
+    const size_t len = 8u << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(mem != MAP_FAILED);
+    madvise(mem, len, MADV_NOHUGEPAGE); /* a fault a page, whatever the machine's THP */
+    for (size_t k = 0; k < len; k += page)
+        mem[k] = 1;
+    CU_ASSERT_EQUAL(cnb_proc_counts_read(getpid(), &c1), 0);
+    munmap(mem, len);
+    CU_ASSERT(c1.faults - c0.faults >= (double)(len / page));
+    CU_ASSERT(c1.switches >= c0.switches);
+
+    cpu_set_t mine;
+    CU_ASSERT_EQUAL_FATAL(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &mine))
+        cpu++;
+    const pid_t a = spinner(cpu), b = spinner(cpu);
+    CU_ASSERT_FATAL(a > 0 && b > 0);
+    usleep(300000);
+    CU_ASSERT_EQUAL(cnb_proc_counts_read(a, &c0), 0);
+    CU_ASSERT(c0.switches > 0); /* a and b took the one CPU from each other */
+    kill(a, SIGKILL), kill(b, SIGKILL);
+    waitpid(a, NULL, 0), waitpid(b, NULL, 0);
+    CU_ASSERT_EQUAL(cnb_proc_counts_read(a, &c1), -1);
+    CU_ASSERT(isnan(c1.switches) && isnan(c1.faults));
+}
+
+/* A stand-in peer of three ways, two steady and one twice as slow in round 1 (its 5th
+ * call: 3 calibrate), where it also grows a string of 16 MiB in its own process. */
+static const char flaky_script[] =
+    "#!/bin/sh\n"
+    "if [ \"$1\" = --ways ]; then\n"
+    "  printf 'way\\t\\tshipped\\t\\t\\tsteady\\n'\n"
+    "  printf 'way\\t-b\\tshipped\\t--b\\t\\tsteady too\\n'\n"
+    "  printf 'way\\t-c\\tshipped\\t--c\\t\\tslow once\\n'; exit 0\n"
+    "fi\n"
+    "case \"$*\" in *--c*) c=1;; *) c=0;; esac\n"
+    "echo ready backend=flaky\nn=0\n"
+    "while read cmd nf nt; do [ \"$cmd\" = step ] || exit 0; n=$((n + 1))\n"
+    "  if [ $c = 1 ] && [ $n = 5 ]; then x=0123456789abcdef; i=0\n"
+    "    while [ $i -lt 20 ]; do x=$x$x; i=$((i + 1)); done; x=\n"
+    "    echo step 0.010 0.020 1024\n"
+    "  else echo step 0.005 0.010 1024; fi; done\n";
+
+/* Every turn's involuntary switches and page faults are in samples.csv, the ones of the
+ * process that ran it; the report names each unstable row's slowest sample with them. */
+static void test_turn_counts(void)
+{
+    const char *dir = test_tmpdir();
+    char path[600];
+    write_peer(dir, "flaky.sh", flaky_script);
+    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = flaky.sh\n");
+    CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
+    static const char *const snames[] = {"backend", "pass", "round", "turn_switches",
+                                         "turn_faults", NULL};
+    int scol[5], n = 0;
+    double faults[3] = {0};
+    cnb_csv c;
+    open_results_csv(&c, dir, "samples.csv", snames, scol);
+    while (cnb_csv_next(&c) == 1) {
+        for (int k = 3; k < 5; k++) /* every turn's known: a count, never empty */
+            CU_ASSERT(cnb_csv_get(&c, scol[k])[0] && atof(cnb_csv_get(&c, scol[k])) >= 0);
+        const int round = atoi(cnb_csv_get(&c, scol[2]));
+        if (!strcmp(cnb_csv_get(&c, scol[0]), "flaky-c") &&
+            !strcmp(cnb_csv_get(&c, scol[1]), "train") && round < 3)
+            faults[round] = atof(cnb_csv_get(&c, scol[4])), n++;
+    }
+    cnb_csv_close(&c);
+    CU_ASSERT_EQUAL(n, 3);
+    /* 16 MiB: 4,096 pages, or 8 huge pages where the machine maps them */
+    CU_ASSERT(faults[1] >= fmax(faults[0], faults[2]) + 8);
+    snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
+    const char *report = read_file(path);
+    CHECK_MSG(report, "Unstable rows, each its slowest sample (samples.csv):");
+    CHECK_MSG(report, "- flaky-c, 1 thread, training: round 1, 2.00× the row's median");
+    CHECK_MSG(report, "page faults, the row's median turn");
+    CU_ASSERT_PTR_NULL(strstr(report, "- flaky, 1 thread, ")); /* steady: not named */
+}
+
 static void test_two_peers(void)
 {
     const char *dir = test_tmpdir();
@@ -1388,6 +1491,10 @@ void suite_bench(void)
          test_machine_factors},
         {"a run's machine factors: in samples.csv, behind cv_own and unstable",
          test_machine_factor},
+        {"a process's counts: page faults, involuntary switches, none when gone",
+         test_proc_counts},
+        {"each turn's switches and faults: in samples.csv, and the report's unstable rows",
+         test_turn_counts},
         {"a group at fewer threads than the CPUs runs pinned, its peers too", test_pinned_group},
         {"a model's sample_time is its samples' length, peers' too; shipped_sample_time "
          "the shipped ways'", test_model_sample_time},

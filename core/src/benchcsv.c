@@ -14,7 +14,9 @@
  * group's timed passes' start), one pass's milliseconds, the GFLOP/s of the probe of the
  * same round and its machine factor (the median of the 4 samples of the group's other
  * rows nearest in time, each over its row's median), so that a slow sample can be told
- * from a slow machine. bench.csv's cv_own is the CV of the row's samples each over its
+ * from a slow machine, and what the process that ran its turn (both passes) went through:
+ * turn_switches, its threads' involuntary context switches, and turn_faults, its page
+ * faults (proccount.h; empty: unknown). bench.csv's cv_own is the CV of the row's samples each over its
  * machine factor, the row's own spread; unstable: cv_own >= 0.10.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
  * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
@@ -132,14 +134,22 @@ static int write_samples_csv(const bconf *bc, const results *r)
     if (cnb_atomic_open_in(&a, bc->dir, "samples.csv"))
         return CNB_EIO;
     fprintf(a.f, "model,backend,threads,pass,round,position,at_s,steps,ms,probe_gflops,"
-                 "machine_factor\n");
+                 "machine_factor,turn_switches,turn_faults\n");
     for (int i = 0; i < r->n_rows; i++) {
         const row *w = &r->rows[i];
         for (int k = 0; k < w->s.n; k++) {
             const bench_sample *t = &w->samples[k];
-            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%.3f,%d,%.4f,%.1f,%.4f\n", w->model, w->backend,
+            fprintf(a.f, "%s,%s,%d,%s,%d,%d,%.3f,%d,%.4f,%.1f,%.4f", w->model, w->backend,
                     w->threads, w->train ? "train" : "forward", k, t->position, t->at,
                     w->steps, t->ms, t->probe, t->machine);
+            for (int c = 0; c < 2; c++) {
+                const double count = c ? t->faults : t->switches;
+                if (isnan(count))
+                    fputc(',', a.f);
+                else
+                    fprintf(a.f, ",%.0f", count);
+            }
+            fputc('\n', a.f);
         }
     }
     return cnb_atomic_commit(&a) ? CNB_EIO : 0;

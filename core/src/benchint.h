@@ -113,6 +113,9 @@ typedef struct bench_sample {
     double at;                    /* when its turn began, s from the group's first        */
     double probe;                 /* GFLOP/s of the round's FMA probe                     */
     double machine;               /* its machine factor (benchmeasure.c, set_factors)     */
+    double switches, faults;      /* its turn's, both passes: involuntary context switches
+                                     and page faults of the process that ran it
+                                     (proccount.h; NAN: unknown)                          */
 } bench_sample;
 
 /* A row of bench.csv: a backend's, or one way of running the peer. */

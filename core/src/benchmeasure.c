@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "benchint.h"
 #include "clock.h"
 #include "heapcount.h"
 #include "log.h"
 #include "net.h"
+#include "proccount.h"
 #include "rng.h"
 
 /* One backend's network, or one way of running a peer, inside a (model, threads) group,
@@ -36,6 +38,8 @@ typedef struct entry {
                                      for a peer that only infers)                       */
     int *position;                /* and each one's place in its round's order [reps]   */
     double *at;                   /* and when its turn began (cnb_now) [reps]           */
+    double *switches, *faults;    /* and what its process went through in the turn, both
+                                     passes (proccount.h; NAN: unknown) [reps]          */
     int turn;                     /* the place interleave() gives the sample taken now  */
     double *heap[4];              /* and what a step allocated on the heap: forward bytes,
                                      calls, training step bytes, calls [reps] (backends) */
@@ -107,7 +111,7 @@ int cnb_bench_build(cnb_net *net, cnb_conf *model, const cnb_registry *reg, cons
 static void free_entry(entry *e)
 {
     free(e->fwd), free(e->train), free(e->lf), free(e->lb), free(e->llf), free(e->llb);
-    free(e->position), free(e->at);
+    free(e->position), free(e->at), free(e->switches), free(e->faults);
     for (int k = 0; k < 4; k++)
         free(e->heap[k]);
     if (e->b < 0)
@@ -326,10 +330,10 @@ static int time_entry(entry *e, const int steps[2], double *fwd, double *train,
  * that breaks off is left out of the rounds from then on, the bench going on without it. */
 static int rep_whole(entry *e, int *enough)
 {
-    double **grown[] = {&e->fwd, &e->train, &e->at,
+    double **grown[] = {&e->fwd,     &e->train,   &e->at,      &e->switches, &e->faults,
                         &e->heap[0], &e->heap[1], &e->heap[2], &e->heap[3]};
     int rc = 0;
-    for (int g = 0; g < (e->b >= 0 ? 7 : 3) && rc == 0; g++)
+    for (int g = 0; g < (e->b >= 0 ? 9 : 5) && rc == 0; g++)
         rc = grow(grown[g], e->reps + 1);
     int *position = NULL;
     if (rc == 0 && !(position = realloc(e->position, (size_t)(e->reps + 1) * sizeof *position)))
@@ -347,12 +351,18 @@ static int rep_whole(entry *e, int *enough)
             e->steps[pass] =
                 (int)fmax(1.0, fmin(ceil(e->sample_time / least[pass]), MAX_STEPS));
     }
+    const int pid = e->b >= 0 ? (int)getpid() : e->peer.pid;
+    cnb_proc_counts c0, c1;
+    cnb_proc_counts_read(pid, &c0);
     const double at = cnb_now();
     if (rc == 0 && !e->broken)
         rc = time_entry(e, e->steps, &fwd, &train, heap);
     if (rc || e->broken)
         return *enough = e->broken, rc;
+    cnb_proc_counts_read(pid, &c1);
     e->at[e->reps] = at;
+    e->switches[e->reps] = c1.switches - c0.switches;
+    e->faults[e->reps] = c1.faults - c0.faults;
     e->fwd[e->reps] = fwd;
     e->train[e->reps] = train;
     e->position[e->reps] = e->turn;
@@ -513,7 +523,8 @@ static int add_net_rows(results *r, const bconf *bc, const bmodel *m, int thread
         for (int i = 0; i < e->reps; i++)
             w->samples[i] = (bench_sample){.position = e->position[i], .at = e->at[i] - t0,
                                            .ms = (pass ? e->train : e->fwd)[i] * 1e3,
-                                           .probe = probes[i]};
+                                           .probe = probes[i], .switches = e->switches[i],
+                                           .faults = e->faults[i]};
         w->ips = e->batch / (w->s.median * 1e-3);
         w->create_ms = e->b >= 0 ? e->create_ms : e->peer.create_ms;
         w->gflops = flops[pass] * e->batch / (w->s.median * 1e-3) * 1e-9;

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -233,6 +234,62 @@ static void backend_notes(FILE *f, const results *r, const bmodel *m, size_t fie
     }
 }
 
+/* The median over the row's turns of their involuntary context switches (faults: 0) or
+ * page faults (1); NAN when a turn's are unknown. */
+static double median_count(const row *w, int faults)
+{
+    double *x = malloc((size_t)(w->s.n ? w->s.n : 1) * sizeof *x), median = NAN;
+    int n = 0;
+    for (; x && n < w->s.n; n++) {
+        x[n] = faults ? w->samples[n].faults : w->samples[n].switches;
+        if (isnan(x[n]))
+            break;
+    }
+    if (x && n && n == w->s.n) {
+        cnb_sample_stats s;
+        cnb_sample_summarize(x, n, &s);
+        median = s.median;
+    }
+    free(x);
+    return median;
+}
+
+/* Under a model's table, each unstable row's slowest sample over its machine factor, and
+ * what the process that ran its turn went through against the row's median turn. */
+static void unstable_notes(FILE *f, const results *r, const bmodel *m)
+{
+    int said = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const row *w = &r->rows[i];
+        if (strcmp(w->model, m->name) || !(w->cv_own >= CNB_UNSTABLE_CV))
+            continue;
+        int slow = 0;
+        for (int k = 1; k < w->s.n; k++)
+            if (w->samples[k].ms / w->samples[k].machine >
+                w->samples[slow].ms / w->samples[slow].machine)
+                slow = k;
+        const bench_sample *t = &w->samples[slow];
+        const double sw = median_count(w, 0), pf = median_count(w, 1);
+        fprintf(f, "%s- %s, %d thread%s, %s: round %d, %.2f× the row's median, %.2f× "
+                   "divided by its machine factor (%.2f)",
+                said++ ? "" : "\nUnstable rows, each its slowest sample (samples.csv):\n\n",
+                w->backend, w->threads, plural(w->threads), w->train ? "training" : "forward",
+                slow, t->ms / w->s.median, t->ms / t->machine / w->s.median, t->machine);
+        if (isnan(sw) || isnan(pf))
+            fprintf(f, "\n");
+        else
+            fprintf(f, "; its turn %.0f involuntary context switches and %.0f page faults, "
+                       "the row's median turn %.0f and %.0f\n",
+                    t->switches, t->faults, sw, pf);
+    }
+    if (said)
+        fprintf(f, "\nSwitches far above the median turn's: the scheduler took CPUs from the "
+                   "row's threads, for another process of this machine or more threads of its "
+                   "own than CPUs. Faults far above: the row mapped memory. Neither: a "
+                   "slowdown nothing in this machine counts, such as a virtual machine's "
+                   "host running other guests on its cores.\n");
+}
+
 /* The whole-network table of model m, headed by the variables it was timed with. */
 static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel *m)
 {
@@ -261,7 +318,7 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
                   "with :nofuse runs them layer by layer):\n\n");
     backend_notes(f, r, m, offsetof(row, algorithms), "\nLayers with fewer multiply-adds "
                   "than the FLOPs counted (their backend's GFLOP/s and share are "
-                  "direct-equivalent):\n\n");
+                  "direct-equivalent):\n\n");    unstable_notes(f, r, m);
 }
 
 /* bytes as "512 B", "3.8 KiB", "12.4 MiB" into buf; returns buf. */
