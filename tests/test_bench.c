@@ -736,8 +736,10 @@ static void test_model_sample_time(void)
     snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
     CHECK_MSG(read_file(path), "back to back for 30 ms; lenet5: 60 ms; a peer's way as "
               "shipped: 120 ms (shipped_sample_time), then training steps");
-    /* and it is checked like [bench]'s */
+    /* and each is checked like [bench]'s sample_time */
     exp = time_experiment_with(dir, "1", "backends = naive\n", "sample_time = -1\n");
+    CU_ASSERT_EQUAL(bench_file_force(exp, 1), CNB_EINVAL);
+    exp = time_experiment(dir, "backends = naive\nshipped_sample_time = 61\n");
     CU_ASSERT_EQUAL(bench_file_force(exp, 1), CNB_EINVAL);
 }
 
