@@ -16,8 +16,8 @@
  * rows nearest in time, each over its row's median), so that a slow sample can be told
  * from a slow machine, and what the process that ran its turn (both passes) went through:
  * turn_switches, its threads' involuntary context switches, and turn_faults, its page
- * faults (proccount.h; empty: unknown). bench.csv's cv_own is the CV of the row's samples each over its
- * machine factor, the row's own spread; unstable: cv_own >= 0.10.
+ * faults (proccount.h; empty: unknown). bench.csv's cv_own is the CV of the row's samples
+ * each over its machine factor, the row's own spread; unstable: cv_own >= 0.10.
  * bench.csv's memory columns, in bytes, empty where unknown: what the backend's network
  * holds (activation_bytes: the batch, its labels, every layer's output and gradient;
  * param_bytes: weights, gradients, momentum; kernel_bytes: its kernels' own, empty when a
