@@ -265,6 +265,16 @@ static const char *time_experiment(const char *dir, const char *bench)
     return time_experiment_with(dir, "1", bench, "");
 }
 
+/* An experiment file timing naive and the stand-in peer `text`, written into dir as
+ * `name`, at 1 thread, whole network only: its path (static, time_experiment's). */
+static const char *naive_and_peer(const char *dir, const char *name, const char *text)
+{
+    char bench[256];
+    write_peer(dir, name, text);
+    snprintf(bench, sizeof bench, "backends = naive\nlayers = no\npeer = %s\n", name);
+    return time_experiment(dir, bench);
+}
+
 /* Run a time experiment file as `cnnbench run` would, with or without --force, with the
  * plugins of `reg`. */
 static int bench_file_with(const char *path, int force, cnb_registry *reg)
@@ -698,10 +708,9 @@ static void test_pinned_group(void)
         first++;
     const char *dir = test_tmpdir();
     char path[600], want[32];
-    write_peer(dir, "peer.sh", peer_script);
+    const char *exp = naive_and_peer(dir, "peer.sh", peer_script);
     snprintf(path, sizeof path, "%s/cpus-shipped", dir);
     snprintf(want, sizeof want, "%d\n", first);
-    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
     CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     CU_ASSERT_STRING_EQUAL(read_file(path), want);
     cpu_set_t after;
@@ -800,8 +809,7 @@ static void test_machine_factor(void)
 {
     const char *dir = test_tmpdir();
     char path[600];
-    write_peer(dir, "drift.sh", drift_script);
-    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = drift.sh\n");
+    const char *exp = naive_and_peer(dir, "drift.sh", drift_script);
     CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     /* samples.csv: per row (8: naive and three ways, 2 passes), its own CV worked out */
     static const char *const snames[] = {"backend", "pass", "at_s", "ms", "machine_factor", NULL};
@@ -928,8 +936,7 @@ static void test_turn_counts(void)
 {
     const char *dir = test_tmpdir();
     char path[600];
-    write_peer(dir, "flaky.sh", flaky_script);
-    const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = flaky.sh\n");
+    const char *exp = naive_and_peer(dir, "flaky.sh", flaky_script);
     CU_ASSERT_EQUAL_FATAL(bench_file_aside(exp), 0);
     static const char *const snames[] = {"backend", "pass", "round", "turn_switches",
                                          "turn_faults", NULL};
@@ -1040,8 +1047,7 @@ static void test_missing_peer(void)
     for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
         const char *dir = test_tmpdir();
         char path[600];
-        write_peer(dir, "peer.sh", scripts[i][0]);
-        const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+        const char *exp = naive_and_peer(dir, "peer.sh", scripts[i][0]);
         CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
         snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
         const char *md = read_file(path);
@@ -1130,8 +1136,7 @@ static void test_peer_contract(void)
     for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
         const char *dir = test_tmpdir();
         char path[600];
-        write_peer(dir, "peer.sh", scripts[i][0]);
-        const char *exp = time_experiment(dir, "backends = naive\nlayers = no\npeer = peer.sh\n");
+        const char *exp = naive_and_peer(dir, "peer.sh", scripts[i][0]);
         CU_ASSERT_EQUAL_FATAL(bench_file(exp), 0);
         snprintf(path, sizeof path, "%s/results/speed/report.md", dir);
         CHECK_MSG(read_file(path), scripts[i][1]);

@@ -121,13 +121,14 @@ static void write_method(FILE *f, const bconf *bc, const results *r)
     else
         fprintf(f, "No share in this report is above 100%%.\n\n");
     char own[(MAX_MODELS + 1) * 96] = "";
-    for (int mi = 0, used = 0; mi < bc->nm; mi++)
+    int used = 0;
+    for (int mi = 0; mi < bc->nm; mi++)
         if (bc->models[mi].sample_time >= 0)
             used += snprintf(own + used, sizeof own - (size_t)used, "; %s: %.0f ms",
                              bc->models[mi].name, bc->models[mi].sample_time * 1e3);
     if (bc->shipped_sample_time >= 0 && bc->np)
-        snprintf(own + strlen(own), sizeof own - strlen(own), "; a peer's way as shipped: "
-                 "%.0f ms (shipped_sample_time)", bc->shipped_sample_time * 1e3);
+        snprintf(own + used, sizeof own - (size_t)used, "; a peer's way as shipped: %.0f ms "
+                 "(shipped_sample_time)", bc->shipped_sample_time * 1e3);
     fprintf(f, "Medians over samples interleaved across backends in a shuffled order, a "
                "sample of each per round. A whole-network sample runs forward passes back to "
                "back for %.0f ms%s, then training steps for as long (sample_time; the steps "
@@ -318,7 +319,8 @@ static void model_table(FILE *f, const bconf *bc, const results *r, const bmodel
                   "with :nofuse runs them layer by layer):\n\n");
     backend_notes(f, r, m, offsetof(row, algorithms), "\nLayers with fewer multiply-adds "
                   "than the FLOPs counted (their backend's GFLOP/s and share are "
-                  "direct-equivalent):\n\n");    unstable_notes(f, r, m);
+                  "direct-equivalent):\n\n");
+    unstable_notes(f, r, m);
 }
 
 /* bytes as "512 B", "3.8 KiB", "12.4 MiB" into buf; returns buf. */

@@ -576,12 +576,13 @@ static int matmul_make(wg_kernel *k, wg_matmul *mm, dnnl_dim_t rows, dnnl_dim_t 
     dnnl_status_t rc = dnnl_primitive_attr_create(&attr);
     if (rc == dnnl_success) /* its scratchpad ours, allocated here and not per call */
         rc = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (rc == dnnl_success && add)
+    if (rc == dnnl_success && add) { /* dst += the product */
         rc = dnnl_post_ops_create(&sum);
-    if (rc == dnnl_success && add)
-        rc = dnnl_post_ops_append_sum(sum, 1.0f);
-    if (rc == dnnl_success && add)
-        rc = dnnl_primitive_attr_set_post_ops(attr, sum);
+        if (rc == dnnl_success)
+            rc = dnnl_post_ops_append_sum(sum, 1.0f);
+        if (rc == dnnl_success)
+            rc = dnnl_primitive_attr_set_post_ops(attr, sum);
+    }
     if (sum)
         dnnl_post_ops_destroy(sum);
     if (rc == dnnl_success)
